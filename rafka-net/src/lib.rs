@@ -1,0 +1,1 @@
+//! rafka-net: listeners, connections and one handler per Kafka API.

@@ -1,0 +1,1 @@
+//! rafka-shard: one glommio executor per core.
