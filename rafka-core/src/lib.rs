@@ -3,5 +3,17 @@
 //! # Layout
 //! - `io`: the [`io::Storage`] / [`io::StorageFile`] traits the log writes
 //!   through, and the [`io::Clock`].
+//! - `log`: one partition's segmented log — segments, offset and time
+//!   indexes, recovery, roll, retention, checkpoints.
+//! - `sim`: a fault-injecting in-memory [`io::Storage`] for tests.
+//! - `metadata`: the controller's deterministic state machine (topics,
+//!   partitions, placement, configs) and its records.
+//! - `config`: broker settings (Kafka's `server.properties` names) and topic
+//!   configs with Kafka's names and defaults.
 
+pub mod config;
 pub mod io;
+pub mod log;
+pub mod metadata;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;

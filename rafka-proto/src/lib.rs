@@ -1,6 +1,10 @@
 //! rafka-proto: the Kafka wire protocol as rafka speaks it.
 //!
 //! # Layout
+//! - `frame`: 4-byte size-prefixed frames with a size limit.
+//! - `header`: request headers v0-v2, response headers v0-v1.
+//! - `api`: the one API table (versions, flexible versions, header
+//!   versions) that drives dispatch and the ApiVersions response.
 //! - `record`: RecordBatch v2 — zero-copy header view and validation
 //!   (`record/batch.rs`), records, compression codecs, control records,
 //!   batch builder.
@@ -10,4 +14,7 @@
 //! broker needs: framing with limits, headers without panics, the API table,
 //! and record batches over shared bytes.
 
+pub mod api;
+pub mod frame;
+pub mod header;
 pub mod record;
