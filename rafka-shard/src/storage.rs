@@ -1,0 +1,233 @@
+//! The broker's [`Storage`]: files and directories on glommio's io_uring
+//! reactor, buffered through the page cache (DESIGN.md, "Storage").
+//!
+//! Every data-path operation (read, write, fdatasync, truncate, size, open,
+//! rename, unlink, directory sync) is an io_uring request on the calling
+//! shard's reactor. The few metadata operations io_uring has no opcode for
+//! (recursive mkdir, readdir, recursive delete, existence check) run on
+//! glommio's blocking thread pool so that a slow directory never stalls the
+//! shard; they happen at partition create/delete and at startup, never per
+//! request.
+//!
+//! Lives on: every shard; a [`GlommioFile`] must be used only on the shard
+//! that opened it (its operations go to that shard's ring).
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use glommio::io::{BufferedFile, Directory, OpenOptions};
+use glommio::GlommioError;
+use rafka_core::io::{IoError, Storage, StorageFile};
+
+/// Reads are issued in pieces of at most this size: one buffered read holds
+/// its whole destination in memory, and Linux caps a single read at
+/// ~2 GiB anyway.
+const READ_CHUNK_BYTES_MAX: usize = 1 << 30;
+
+/// The glommio-backed [`Storage`]. Stateless: paths are absolute or relative
+/// to the process's working directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GlommioStorage;
+
+impl GlommioStorage {
+    pub fn new() -> Self {
+        GlommioStorage
+    }
+}
+
+/// One open file. The log shares it as `Rc<GlommioFile>` so that a reader
+/// keeps a segment alive after it is deleted or rolled; the descriptor is
+/// closed by [`StorageFile::close`] or, if other owners remain, when the
+/// last `Rc` drops (glommio queues an asynchronous close on drop).
+#[derive(Debug)]
+pub struct GlommioFile {
+    file: BufferedFile,
+    path: PathBuf,
+}
+
+impl GlommioFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, op: &'static str, source: GlommioError<()>) -> IoError {
+        IoError::new(op, self.path.clone(), to_io_error(source))
+    }
+}
+
+/// Keeps the kernel's errno when glommio has one, so callers can match on
+/// `raw_os_error()` / `kind()` exactly as with std.
+fn to_io_error(err: GlommioError<()>) -> std::io::Error {
+    match err {
+        GlommioError::IoError(source) | GlommioError::EnhancedIoError { source, .. } => source,
+        other => std::io::Error::from(other),
+    }
+}
+
+fn glommio_err(op: &'static str, path: &Path, err: GlommioError<()>) -> IoError {
+    IoError::new(op, path, to_io_error(err))
+}
+
+/// Runs a blocking std::fs call on glommio's blocking pool (see module doc).
+async fn offload<T, F>(op: &'static str, path: &Path, call: F) -> Result<T, IoError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Path) -> std::io::Result<T> + Send + 'static,
+{
+    let owned = path.to_path_buf();
+    let result = glommio::executor()
+        .spawn_blocking(move || call(&owned))
+        .await;
+    result.map_err(|source| IoError::new(op, path, source))
+}
+
+impl StorageFile for GlommioFile {
+    async fn write_at(&self, pos: u64, data: &[u8]) -> Result<(), IoError> {
+        // io_uring owns the buffer until completion, hence the copy into a
+        // Vec; a short write (disk full, signal) retries the remainder so the
+        // caller sees all-or-error like std's write_all_at.
+        let mut written = 0usize;
+        while written < data.len() {
+            let chunk = data[written..].to_vec();
+            let at = pos + written as u64;
+            let n = self
+                .file
+                .write_at(chunk, at)
+                .await
+                .map_err(|e| self.err("write", e))?;
+            if n == 0 {
+                let zero = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                return Err(IoError::new("write", self.path.clone(), zero));
+            }
+            written += n;
+        }
+        Ok(())
+    }
+
+    async fn read_at(&self, pos: u64, len: usize) -> Result<Bytes, IoError> {
+        let mut out = Vec::with_capacity(len.min(READ_CHUNK_BYTES_MAX));
+        while out.len() < len {
+            let want = (len - out.len()).min(READ_CHUNK_BYTES_MAX);
+            let at = pos + out.len() as u64;
+            let got = self
+                .file
+                .read_at(at, want)
+                .await
+                .map_err(|e| self.err("read", e))?;
+            if got.is_empty() {
+                break; // end of file
+            }
+            out.extend_from_slice(&got);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    async fn sync_data(&self) -> Result<(), IoError> {
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|e| self.err("fdatasync", e))
+    }
+
+    async fn truncate(&self, len: u64) -> Result<(), IoError> {
+        self.file
+            .truncate(len)
+            .await
+            .map_err(|e| self.err("truncate", e))
+    }
+
+    async fn size(&self) -> Result<u64, IoError> {
+        self.file.file_size().await.map_err(|e| self.err("stat", e))
+    }
+
+    async fn close(self) -> Result<(), IoError> {
+        let GlommioFile { file, path } = self;
+        file.close()
+            .await
+            .map_err(|e| glommio_err("close", &path, e))
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+impl Storage for GlommioStorage {
+    type File = GlommioFile;
+
+    async fn open(&self, path: &Path) -> Result<GlommioFile, IoError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .buffered_open(path)
+            .await
+            .map_err(|e| glommio_err("open", path, e))?;
+        Ok(GlommioFile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn create_dir_all(&self, path: &Path) -> Result<(), IoError> {
+        offload("create_dir_all", path, |p| std::fs::create_dir_all(p)).await
+    }
+
+    async fn list_dir(&self, path: &Path) -> Result<Vec<String>, IoError> {
+        offload("list_dir", path, list_names).await
+    }
+
+    async fn exists(&self, path: &Path) -> Result<bool, IoError> {
+        offload("exists", path, |p| p.try_exists()).await
+    }
+
+    async fn remove_file(&self, path: &Path) -> Result<(), IoError> {
+        glommio::io::remove(path)
+            .await
+            .map_err(|e| glommio_err("remove_file", path, e))
+    }
+
+    async fn remove_dir_all(&self, path: &Path) -> Result<(), IoError> {
+        offload("remove_dir_all", path, |p| std::fs::remove_dir_all(p)).await
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
+        glommio::io::rename(from, to)
+            .await
+            .map_err(|e| glommio_err("rename", from, e))
+    }
+
+    async fn sync_dir(&self, path: &Path) -> Result<(), IoError> {
+        let dir = Directory::open(path)
+            .await
+            .map_err(|e| glommio_err("open_dir", path, e))?;
+        let synced = dir
+            .sync()
+            .await
+            .map_err(|e| glommio_err("sync_dir", path, e));
+        let closed = dir
+            .close()
+            .await
+            .map_err(|e| glommio_err("close_dir", path, e));
+        synced.and(closed)
+    }
+}
+
+/// Names that are not valid UTF-8 cannot be rafka's (every name it writes is
+/// ASCII), so they are reported as an error rather than silently skipped:
+/// a stray file in a partition dir is something an operator must see.
+fn list_names(path: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let name = entry?.file_name().into_string().map_err(|raw| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("non-UTF-8 file name {raw:?}"),
+            )
+        })?;
+        names.push(name);
+    }
+    names.sort_unstable();
+    Ok(names)
+}
