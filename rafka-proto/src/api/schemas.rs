@@ -1,0 +1,457 @@
+//! Wire shapes of the requests rafka serves, for the pre-decode check in
+//! `shape.rs`: each field's kind and the versions it is present in, in wire
+//! order, as in Kafka's `clients/src/main/resources/common/message/*Request.json`
+//! (and the kafka-protocol code generated from them). Compact encodings and
+//! tagged-field sections follow from the API's first flexible version, which
+//! the API table derives from kafka-protocol, so they are not repeated here.
+//!
+//! A unit test in `api.rs` generates random valid bodies from these shapes
+//! for every served version and checks kafka-protocol decodes exactly those
+//! bytes and re-encodes them identically, so a transcription slip fails it.
+
+use super::shape::Elem;
+use super::shape::Kind::{self, Array, Bytes, Fixed, Str, Struct, StructArray};
+use super::shape::{Field, Shape, Tagged, LATEST};
+
+const I8: Kind = Fixed(1);
+const BOOL: Kind = Fixed(1);
+const I16: Kind = Fixed(2);
+const I32: Kind = Fixed(4);
+const I64: Kind = Fixed(8);
+const UUID: Kind = Fixed(16);
+const I32S: Kind = Array(Elem::Fixed(4));
+const STRS: Kind = Array(Elem::Str);
+
+/// Present in every version.
+const fn all(kind: Kind) -> Field {
+    Field {
+        min: 0,
+        max: LATEST,
+        kind,
+    }
+}
+
+/// Added in version `min`.
+const fn from(min: i16, kind: Kind) -> Field {
+    Field {
+        min,
+        max: LATEST,
+        kind,
+    }
+}
+
+/// Removed after version `max`.
+const fn until(max: i16, kind: Kind) -> Field {
+    Field { min: 0, max, kind }
+}
+
+const fn between(min: i16, max: i16, kind: Kind) -> Field {
+    Field { min, max, kind }
+}
+
+const fn shape(name: &'static str, fields: &'static [Field]) -> Shape {
+    Shape {
+        name,
+        fields,
+        tagged: &[],
+    }
+}
+
+pub(crate) static PRODUCE: Shape = shape(
+    "ProduceRequest",
+    &[
+        all(Str),                       // transactional_id
+        all(I16),                       // acks
+        all(I32),                       // timeout_ms
+        all(StructArray(&PRODUCE_TOPIC)), // topic_data
+    ],
+);
+static PRODUCE_TOPIC: Shape = shape(
+    "TopicProduceData",
+    &[
+        until(12, Str),                       // name
+        from(13, UUID),                       // topic_id
+        all(StructArray(&PRODUCE_PARTITION)), // partition_data
+    ],
+);
+static PRODUCE_PARTITION: Shape = shape(
+    "PartitionProduceData",
+    &[
+        all(I32),   // index
+        all(Bytes), // records
+    ],
+);
+
+pub(crate) static FETCH: Shape = Shape {
+    name: "FetchRequest",
+    fields: &[
+        until(14, I32),                      // replica_id
+        all(I32),                            // max_wait_ms
+        all(I32),                            // min_bytes
+        all(I32),                            // max_bytes
+        all(I8),                             // isolation_level
+        from(7, I32),                        // session_id
+        from(7, I32),                        // session_epoch
+        all(StructArray(&FETCH_TOPIC)),      // topics
+        from(7, StructArray(&FETCH_FORGOTTEN)), // forgotten_topics_data
+        from(11, Str),                       // rack_id
+    ],
+    tagged: &[
+        Tagged {
+            tag: 0, // cluster_id
+            min: 0,
+            kind: Str,
+        },
+        Tagged {
+            tag: 1, // replica_state
+            min: 15,
+            kind: Struct(&FETCH_REPLICA_STATE),
+        },
+    ],
+};
+static FETCH_TOPIC: Shape = shape(
+    "FetchTopic",
+    &[
+        until(12, Str),                     // topic
+        from(13, UUID),                     // topic_id
+        all(StructArray(&FETCH_PARTITION)), // partitions
+    ],
+);
+static FETCH_PARTITION: Shape = Shape {
+    name: "FetchPartition",
+    fields: &[
+        all(I32),      // partition
+        from(9, I32),  // current_leader_epoch
+        all(I64),      // fetch_offset
+        from(12, I32), // last_fetched_epoch
+        from(5, I64),  // log_start_offset
+        all(I32),      // partition_max_bytes
+    ],
+    tagged: &[
+        Tagged {
+            tag: 0, // replica_directory_id
+            min: 17,
+            kind: UUID,
+        },
+        Tagged {
+            tag: 1, // high_watermark
+            min: 18,
+            kind: I64,
+        },
+    ],
+};
+static FETCH_FORGOTTEN: Shape = shape(
+    "ForgottenTopic",
+    &[
+        between(7, 12, Str), // topic
+        from(13, UUID),      // topic_id
+        from(7, I32S),       // partitions
+    ],
+);
+static FETCH_REPLICA_STATE: Shape = shape(
+    "ReplicaState",
+    &[
+        from(15, I32), // replica_id
+        from(15, I64), // replica_epoch
+    ],
+);
+
+pub(crate) static LIST_OFFSETS: Shape = shape(
+    "ListOffsetsRequest",
+    &[
+        all(I32),                              // replica_id
+        from(2, I8),                           // isolation_level
+        all(StructArray(&LIST_OFFSETS_TOPIC)), // topics
+        from(10, I32),                         // timeout_ms
+    ],
+);
+static LIST_OFFSETS_TOPIC: Shape = shape(
+    "ListOffsetsTopic",
+    &[
+        all(Str),                                  // name
+        all(StructArray(&LIST_OFFSETS_PARTITION)), // partitions
+    ],
+);
+static LIST_OFFSETS_PARTITION: Shape = shape(
+    "ListOffsetsPartition",
+    &[
+        all(I32),     // partition_index
+        from(4, I32), // current_leader_epoch
+        all(I64),     // timestamp
+    ],
+);
+
+pub(crate) static METADATA: Shape = shape(
+    "MetadataRequest",
+    &[
+        all(StructArray(&METADATA_TOPIC)), // topics
+        from(4, BOOL),                     // allow_auto_topic_creation
+        between(8, 10, BOOL),              // include_cluster_authorized_operations
+        from(8, BOOL),                     // include_topic_authorized_operations
+    ],
+);
+static METADATA_TOPIC: Shape = shape(
+    "MetadataRequestTopic",
+    &[
+        from(10, UUID), // topic_id
+        all(Str),       // name
+    ],
+);
+
+pub(crate) static OFFSET_COMMIT: Shape = shape(
+    "OffsetCommitRequest",
+    &[
+        all(Str),                               // group_id
+        all(I32),                               // generation_id_or_member_epoch
+        all(Str),                               // member_id
+        from(7, Str),                           // group_instance_id
+        until(4, I64),                          // retention_time_ms
+        all(StructArray(&OFFSET_COMMIT_TOPIC)), // topics
+    ],
+);
+static OFFSET_COMMIT_TOPIC: Shape = shape(
+    "OffsetCommitRequestTopic",
+    &[
+        all(Str),                                   // name
+        all(StructArray(&OFFSET_COMMIT_PARTITION)), // partitions
+    ],
+);
+static OFFSET_COMMIT_PARTITION: Shape = shape(
+    "OffsetCommitRequestPartition",
+    &[
+        all(I32),     // partition_index
+        all(I64),     // committed_offset
+        from(6, I32), // committed_leader_epoch
+        all(Str),     // committed_metadata
+    ],
+);
+
+pub(crate) static OFFSET_FETCH: Shape = shape(
+    "OffsetFetchRequest",
+    &[
+        until(7, Str),                             // group_id
+        until(7, StructArray(&OFFSET_FETCH_TOPIC)), // topics
+        from(8, StructArray(&OFFSET_FETCH_GROUP)), // groups
+        from(7, BOOL),                             // require_stable
+    ],
+);
+static OFFSET_FETCH_TOPIC: Shape = shape(
+    "OffsetFetchRequestTopic",
+    &[
+        until(7, Str),  // name
+        until(7, I32S), // partition_indexes
+    ],
+);
+static OFFSET_FETCH_GROUP: Shape = shape(
+    "OffsetFetchRequestGroup",
+    &[
+        from(8, Str),                                // group_id
+        from(9, Str),                                // member_id
+        from(9, I32),                                // member_epoch
+        from(8, StructArray(&OFFSET_FETCH_TOPICS)), // topics
+    ],
+);
+static OFFSET_FETCH_TOPICS: Shape = shape(
+    "OffsetFetchRequestTopics",
+    &[
+        from(8, Str),  // name
+        from(8, I32S), // partition_indexes
+    ],
+);
+
+pub(crate) static FIND_COORDINATOR: Shape = shape(
+    "FindCoordinatorRequest",
+    &[
+        until(3, Str), // key
+        from(1, I8),   // key_type
+        from(4, STRS), // coordinator_keys
+    ],
+);
+
+pub(crate) static JOIN_GROUP: Shape = shape(
+    "JoinGroupRequest",
+    &[
+        all(Str),                              // group_id
+        all(I32),                              // session_timeout_ms
+        from(1, I32),                          // rebalance_timeout_ms
+        all(Str),                              // member_id
+        from(5, Str),                          // group_instance_id
+        all(Str),                              // protocol_type
+        all(StructArray(&JOIN_GROUP_PROTOCOL)), // protocols
+        from(8, Str),                          // reason
+    ],
+);
+static JOIN_GROUP_PROTOCOL: Shape = shape(
+    "JoinGroupRequestProtocol",
+    &[
+        all(Str),   // name
+        all(Bytes), // metadata
+    ],
+);
+
+pub(crate) static HEARTBEAT: Shape = shape(
+    "HeartbeatRequest",
+    &[
+        all(Str),     // group_id
+        all(I32),     // generation_id
+        all(Str),     // member_id
+        from(3, Str), // group_instance_id
+    ],
+);
+
+pub(crate) static LEAVE_GROUP: Shape = shape(
+    "LeaveGroupRequest",
+    &[
+        all(Str),                              // group_id
+        until(2, Str),                         // member_id
+        from(3, StructArray(&LEAVE_GROUP_MEMBER)), // members
+    ],
+);
+static LEAVE_GROUP_MEMBER: Shape = shape(
+    "MemberIdentity",
+    &[
+        from(3, Str), // member_id
+        from(3, Str), // group_instance_id
+        from(5, Str), // reason
+    ],
+);
+
+pub(crate) static SYNC_GROUP: Shape = shape(
+    "SyncGroupRequest",
+    &[
+        all(Str),                                // group_id
+        all(I32),                                // generation_id
+        all(Str),                                // member_id
+        from(3, Str),                            // group_instance_id
+        from(5, Str),                            // protocol_type
+        from(5, Str),                            // protocol_name
+        all(StructArray(&SYNC_GROUP_ASSIGNMENT)), // assignments
+    ],
+);
+static SYNC_GROUP_ASSIGNMENT: Shape = shape(
+    "SyncGroupRequestAssignment",
+    &[
+        all(Str),   // member_id
+        all(Bytes), // assignment
+    ],
+);
+
+pub(crate) static DESCRIBE_GROUPS: Shape = shape(
+    "DescribeGroupsRequest",
+    &[
+        all(STRS),     // groups
+        from(3, BOOL), // include_authorized_operations
+    ],
+);
+
+pub(crate) static LIST_GROUPS: Shape = shape(
+    "ListGroupsRequest",
+    &[
+        from(4, STRS), // states_filter
+        from(5, STRS), // types_filter
+    ],
+);
+
+pub(crate) static API_VERSIONS: Shape = shape(
+    "ApiVersionsRequest",
+    &[
+        from(3, Str), // client_software_name
+        from(3, Str), // client_software_version
+    ],
+);
+
+pub(crate) static CREATE_TOPICS: Shape = shape(
+    "CreateTopicsRequest",
+    &[
+        all(StructArray(&CREATE_TOPICS_TOPIC)), // topics
+        all(I32),                               // timeout_ms
+        all(BOOL),                              // validate_only
+    ],
+);
+static CREATE_TOPICS_TOPIC: Shape = shape(
+    "CreatableTopic",
+    &[
+        all(Str),                                     // name
+        all(I32),                                     // num_partitions
+        all(I16),                                     // replication_factor
+        all(StructArray(&CREATE_TOPICS_ASSIGNMENT)), // assignments
+        all(StructArray(&CREATE_TOPICS_CONFIG)),     // configs
+    ],
+);
+static CREATE_TOPICS_ASSIGNMENT: Shape = shape(
+    "CreatableReplicaAssignment",
+    &[
+        all(I32),  // partition_index
+        all(I32S), // broker_ids
+    ],
+);
+static CREATE_TOPICS_CONFIG: Shape = shape(
+    "CreatableTopicConfig",
+    &[
+        all(Str), // name
+        all(Str), // value
+    ],
+);
+
+pub(crate) static DELETE_TOPICS: Shape = shape(
+    "DeleteTopicsRequest",
+    &[
+        from(6, StructArray(&DELETE_TOPICS_STATE)), // topics
+        until(5, STRS),                             // topic_names
+        all(I32),                                   // timeout_ms
+    ],
+);
+static DELETE_TOPICS_STATE: Shape = shape(
+    "DeleteTopicState",
+    &[
+        from(6, Str),  // name
+        from(6, UUID), // topic_id
+    ],
+);
+
+pub(crate) static INIT_PRODUCER_ID: Shape = shape(
+    "InitProducerIdRequest",
+    &[
+        all(Str),     // transactional_id
+        all(I32),     // transaction_timeout_ms
+        from(3, I64), // producer_id
+        from(3, I16), // producer_epoch
+    ],
+);
+
+pub(crate) static DESCRIBE_CLUSTER: Shape = shape(
+    "DescribeClusterRequest",
+    &[
+        all(BOOL),     // include_cluster_authorized_operations
+        from(1, I8),   // endpoint_type
+        from(2, BOOL), // include_fenced_brokers
+    ],
+);
+
+pub(crate) static OFFSET_DELETE: Shape = shape(
+    "OffsetDeleteRequest",
+    &[
+        all(Str),                               // group_id
+        all(StructArray(&OFFSET_DELETE_TOPIC)), // topics
+    ],
+);
+static OFFSET_DELETE_TOPIC: Shape = shape(
+    "OffsetDeleteRequestTopic",
+    &[
+        all(Str),                                   // name
+        all(StructArray(&OFFSET_DELETE_PARTITION)), // partitions
+    ],
+);
+static OFFSET_DELETE_PARTITION: Shape = shape(
+    "OffsetDeleteRequestPartition",
+    &[
+        all(I32), // partition_index
+    ],
+);
+
+pub(crate) static DELETE_GROUPS: Shape = shape(
+    "DeleteGroupsRequest",
+    &[
+        all(STRS), // groups_names
+    ],
+);
