@@ -1,0 +1,505 @@
+//! The broker's settings under Kafka's `server.properties` names and
+//! defaults, plus rafka's own durability knobs. Built from properties text
+//! (later entries win, so CLI flags are appended as extra entries); keys
+//! rafka does not know are warnings, never errors, because operators reuse
+//! their Kafka files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use super::listener::{
+    default_protocol_map, parse_listeners, parse_protocol_map, Listener, SecurityProtocol,
+};
+use super::properties::{parse_properties, PropertiesError, Property};
+use super::topic::{TopicConfigError, TopicDefaults, BROKER_SYNONYMS};
+use super::value::{parse_bool, parse_i32, parse_i64, split_list, Expected, InvalidValue};
+
+/// Why a broker config cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Properties(#[from] PropertiesError),
+    #[error(transparent)]
+    InvalidValue(#[from] InvalidValue),
+    /// A topic default that breaks a cross-key rule.
+    #[error(transparent)]
+    Topic(#[from] TopicConfigError),
+    #[error("{key}={value} conflicts with {other_key}={other_value}")]
+    Conflict {
+        key: &'static str,
+        value: String,
+        other_key: &'static str,
+        other_value: String,
+    },
+}
+
+/// Something in the file the operator should know about but that does not
+/// stop the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigWarning {
+    /// Not a key rafka or Kafka's broker knows (a typo, or a plugin's).
+    UnknownKey { key: String, line: u32 },
+    /// A Kafka key with no meaning for a single rafka node (threads,
+    /// replication of internal topics, KRaft quorum settings, ...).
+    NotApplicable { key: String, line: u32 },
+    /// A listener named in `controller.listener.names`: rafka's controller
+    /// is in-process, so it is not opened.
+    ControllerListenerSkipped { name: String },
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::UnknownKey { key, line } => {
+                write!(f, "line {line}: unknown config {key} ignored")
+            }
+            ConfigWarning::NotApplicable { key, line } => {
+                write!(f, "line {line}: {key} does not apply to rafka, ignored")
+            }
+            ConfigWarning::ControllerListenerSkipped { name } => {
+                write!(f, "listener {name} is a controller listener, not opened")
+            }
+        }
+    }
+}
+
+/// Kafka broker keys accepted silently-but-reported: they configure parts
+/// rafka replaces (thread pools, quorum, internal-topic replication).
+const NOT_APPLICABLE_KEYS: &[&str] = &[
+    "controller.listener.names",
+    "controller.quorum.bootstrap.servers",
+    "controller.quorum.voters",
+    "inter.broker.listener.name",
+    "log.cleaner.threads",
+    "num.io.threads",
+    "num.network.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "offsets.topic.replication.factor",
+    "process.roles",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "socket.receive.buffer.bytes",
+    "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+];
+
+/// Every broker setting, typed. Topic-level defaults (`log.segment.bytes`,
+/// `log.retention.*`, `message.max.bytes`, ...) live in `topic_defaults`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// `node.id` (or its older name `broker.id`).
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    /// Defaults to `listeners`.
+    pub advertised_listeners: Vec<Listener>,
+    pub listener_protocols: BTreeMap<String, SecurityProtocol>,
+    /// `log.dirs`, else `log.dir`.
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub log_retention_check_interval_ms: i64,
+    pub socket_request_max_bytes: i32,
+    pub fetch_max_bytes: i32,
+    pub connections_max_idle_ms: i64,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_minutes: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: i32,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_max_timeout_ms: i32,
+    /// Principals (`User:alice`) that bypass ACLs.
+    pub super_users: Vec<String>,
+    /// `write.caching`: when true an acks=all produce is answered once
+    /// written to the page cache, before fdatasync (Redpanda's relaxation).
+    /// Default false: durable before acknowledged.
+    pub write_caching: bool,
+    /// `rafka.flush.interval.ms`: how long a shard may hold a group commit
+    /// open to gather more writes before its fdatasync. 0 (default) syncs
+    /// as soon as the shard's queue drains, which already groups every
+    /// request that arrived during the previous sync; 1-2 ms trades latency
+    /// for fewer syncs on slow disks.
+    pub flush_interval_ms: i32,
+    pub topic_defaults: TopicDefaults,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listener = Listener {
+            name: "PLAINTEXT".to_string(),
+            protocol: SecurityProtocol::Plaintext,
+            host: "127.0.0.1".to_string(),
+            port: 9092,
+        };
+        BrokerConfig {
+            node_id: 0,
+            listeners: vec![listener.clone()],
+            advertised_listeners: vec![listener],
+            listener_protocols: default_protocol_map(),
+            log_dirs: vec![PathBuf::from("./rafka-data")],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            delete_topic_enable: true,
+            log_retention_check_interval_ms: 300_000,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            connections_max_idle_ms: 600_000,
+            offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 7 * 24 * 60,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
+            transaction_state_log_num_partitions: 50,
+            transaction_max_timeout_ms: 900_000,
+            super_users: Vec::new(),
+            write_caching: false,
+            flush_interval_ms: 0,
+            topic_defaults: TopicDefaults::default(),
+        }
+    }
+}
+
+/// The entries of a file, last one winning, with what was read from them.
+struct Entries<'a> {
+    map: BTreeMap<&'a str, (&'a str, u32)>,
+    used: BTreeSet<&'a str>,
+}
+
+impl<'a> Entries<'a> {
+    fn new(props: &'a [Property]) -> Self {
+        let map = props
+            .iter()
+            .map(|p| (p.key.as_str(), (p.value.as_str(), p.line)))
+            .collect();
+        Entries {
+            map,
+            used: BTreeSet::new(),
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a str> {
+        let (value, _) = *self.map.get(key)?;
+        self.used.insert(key);
+        Some(value)
+    }
+
+    fn i32(
+        &mut self,
+        key: &'static str,
+        min: i32,
+        max: i32,
+        default: i32,
+    ) -> Result<i32, InvalidValue> {
+        self.get(key)
+            .map_or(Ok(default), |v| parse_i32(key, v, min, max))
+    }
+
+    fn i64(
+        &mut self,
+        key: &'static str,
+        min: i64,
+        max: i64,
+        default: i64,
+    ) -> Result<i64, InvalidValue> {
+        self.get(key)
+            .map_or(Ok(default), |v| parse_i64(key, v, min, max))
+    }
+
+    fn bool(&mut self, key: &'static str, default: bool) -> Result<bool, InvalidValue> {
+        self.get(key).map_or(Ok(default), |v| parse_bool(key, v))
+    }
+
+    fn warnings(&self) -> Vec<ConfigWarning> {
+        let unused = self.map.iter().filter(|(k, _)| !self.used.contains(*k));
+        unused
+            .map(|(key, (_, line))| {
+                let (key, line) = (key.to_string(), *line);
+                if NOT_APPLICABLE_KEYS.contains(&key.as_str()) {
+                    ConfigWarning::NotApplicable { key, line }
+                } else {
+                    ConfigWarning::UnknownKey { key, line }
+                }
+            })
+            .collect()
+    }
+}
+
+impl BrokerConfig {
+    /// Parses `server.properties` text.
+    pub fn from_properties_text(
+        text: &str,
+    ) -> Result<(BrokerConfig, Vec<ConfigWarning>), ConfigError> {
+        let props = parse_properties(text)?;
+        BrokerConfig::from_properties(&props)
+    }
+
+    /// Builds the config from entries in order (file, then CLI overrides).
+    pub fn from_properties(
+        props: &[Property],
+    ) -> Result<(BrokerConfig, Vec<ConfigWarning>), ConfigError> {
+        let mut e = Entries::new(props);
+        let mut config = BrokerConfig::default();
+        let mut warnings = Vec::new();
+        config.node_id = node_id(&mut e)?;
+        read_listeners(&mut e, &mut config, &mut warnings)?;
+        config.log_dirs = log_dirs(&mut e)?;
+        read_limits(&mut e, &mut config)?;
+        read_groups(&mut e, &mut config)?;
+        config.topic_defaults = topic_defaults(&mut e)?;
+        warnings.extend(e.warnings());
+        Ok((config, warnings))
+    }
+
+    /// The directory holding the controller's metadata log: the first of
+    /// `log.dirs`, as Kafka's `metadata.log.dir` defaults to.
+    pub fn metadata_log_dir(&self) -> PathBuf {
+        self.log_dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("./rafka-data"))
+    }
+}
+
+fn node_id(e: &mut Entries<'_>) -> Result<i32, ConfigError> {
+    let node = e.get("node.id");
+    let broker = e.get("broker.id");
+    let node_id = node
+        .map(|v| parse_i32("node.id", v, 0, i32::MAX))
+        .transpose()?;
+    let broker_id = broker
+        .map(|v| parse_i32("broker.id", v, 0, i32::MAX))
+        .transpose()?;
+    match (node_id, broker_id) {
+        (Some(n), Some(b)) if n != b => Err(ConfigError::Conflict {
+            key: "node.id",
+            value: n.to_string(),
+            other_key: "broker.id",
+            other_value: b.to_string(),
+        }),
+        (n, b) => Ok(n.or(b).unwrap_or(0)),
+    }
+}
+
+fn read_listeners(
+    e: &mut Entries<'_>,
+    config: &mut BrokerConfig,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(), ConfigError> {
+    const MAP_KEY: &str = "listener.security.protocol.map";
+    if let Some(v) = e.get(MAP_KEY) {
+        config.listener_protocols = parse_protocol_map(MAP_KEY, v)?;
+    }
+    let controller_names: Vec<String> = e
+        .get("controller.listener.names")
+        .map(|v| split_list(v).map(str::to_ascii_uppercase).collect())
+        .unwrap_or_default();
+    let protocols = &config.listener_protocols;
+    let mut listeners = match e.get("listeners") {
+        Some(v) => parse_listeners("listeners", v, protocols)?,
+        None => config.listeners.clone(),
+    };
+    listeners.retain(|l| {
+        let skip = controller_names.contains(&l.name);
+        if skip {
+            warnings.push(ConfigWarning::ControllerListenerSkipped {
+                name: l.name.clone(),
+            });
+        }
+        !skip
+    });
+    if listeners.is_empty() {
+        let value = e.get("listeners").unwrap_or_default();
+        return Err(InvalidValue::new("listeners", value, Expected::Listeners).into());
+    }
+    config.advertised_listeners = match e.get("advertised.listeners") {
+        Some(v) => parse_listeners("advertised.listeners", v, protocols)?,
+        None => listeners.clone(),
+    };
+    config.listeners = listeners;
+    Ok(())
+}
+
+fn log_dirs(e: &mut Entries<'_>) -> Result<Vec<PathBuf>, ConfigError> {
+    let dirs = e.get("log.dirs");
+    let dir = e.get("log.dir");
+    let Some((key, value)) = dirs
+        .map(|v| ("log.dirs", v))
+        .or(dir.map(|v| ("log.dir", v)))
+    else {
+        return Ok(vec![PathBuf::from("./rafka-data")]);
+    };
+    let list: Vec<PathBuf> = split_list(value).map(PathBuf::from).collect();
+    let unique: BTreeSet<&PathBuf> = list.iter().collect();
+    if list.is_empty() || unique.len() != list.len() {
+        return Err(InvalidValue::new(key, value, Expected::NonEmptyList).into());
+    }
+    Ok(list)
+}
+
+fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigError> {
+    const MAX32: i32 = i32::MAX;
+    c.num_partitions = e.i32("num.partitions", 1, MAX32, c.num_partitions)?;
+    let rf = e.i32("default.replication.factor", 1, i16::MAX.into(), 1)?;
+    c.default_replication_factor = i16::try_from(rf).unwrap_or(i16::MAX);
+    c.auto_create_topics_enable = e.bool("auto.create.topics.enable", true)?;
+    c.delete_topic_enable = e.bool("delete.topic.enable", true)?;
+    let check_ms = c.log_retention_check_interval_ms;
+    c.log_retention_check_interval_ms =
+        e.i64("log.retention.check.interval.ms", 1, i64::MAX, check_ms)?;
+    c.socket_request_max_bytes = e.i32(
+        "socket.request.max.bytes",
+        1,
+        MAX32,
+        c.socket_request_max_bytes,
+    )?;
+    c.fetch_max_bytes = e.i32("fetch.max.bytes", 1024, MAX32, c.fetch_max_bytes)?;
+    let idle_ms = c.connections_max_idle_ms;
+    c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;
+    c.write_caching = e.bool("write.caching", false)?;
+    c.flush_interval_ms = e.i32("rafka.flush.interval.ms", 0, 1000, 0)?;
+    c.super_users = super_users(e)?;
+    Ok(())
+}
+
+fn super_users(e: &mut Entries<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = e.get("super.users") else {
+        return Ok(Vec::new());
+    };
+    let mut users = Vec::new();
+    for item in value.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                users.push(item.to_string());
+            }
+            _ => return Err(InvalidValue::new("super.users", value, Expected::Principals).into()),
+        }
+    }
+    Ok(users)
+}
+
+fn read_groups(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigError> {
+    const MAX32: i32 = i32::MAX;
+    c.offsets_topic_num_partitions = e.i32("offsets.topic.num.partitions", 1, MAX32, 50)?;
+    c.offsets_retention_minutes = e.i32("offsets.retention.minutes", 1, MAX32, 7 * 24 * 60)?;
+    c.group_initial_rebalance_delay_ms =
+        e.i32("group.initial.rebalance.delay.ms", 0, MAX32, 3000)?;
+    c.group_min_session_timeout_ms = e.i32("group.min.session.timeout.ms", 0, MAX32, 6000)?;
+    c.group_max_session_timeout_ms = e.i32("group.max.session.timeout.ms", 0, MAX32, 1_800_000)?;
+    c.group_max_size = e.i32("group.max.size", 1, MAX32, MAX32)?;
+    c.transaction_state_log_num_partitions =
+        e.i32("transaction.state.log.num.partitions", 1, MAX32, 50)?;
+    c.transaction_max_timeout_ms = e.i32("transaction.max.timeout.ms", 1, MAX32, 900_000)?;
+    if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms {
+        return Err(ConfigError::Conflict {
+            key: "group.min.session.timeout.ms",
+            value: c.group_min_session_timeout_ms.to_string(),
+            other_key: "group.max.session.timeout.ms",
+            other_value: c.group_max_session_timeout_ms.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads every `log.*`-style key that sets a topic default, through the
+/// topic key's own validator so both levels accept the same values.
+fn topic_defaults(e: &mut Entries<'_>) -> Result<TopicDefaults, ConfigError> {
+    let mut defaults = TopicDefaults::default();
+    for (topic_key, broker_keys) in BROKER_SYNONYMS {
+        let found = match *topic_key {
+            "retention.ms" => retention_ms(e)?,
+            "segment.ms" => scaled_ms(e, "log.roll.ms", "log.roll.hours", 1)?,
+            "segment.jitter.ms" => scaled_ms(e, "log.roll.jitter.ms", "log.roll.jitter.hours", 0)?,
+            _ => first_set(e, broker_keys),
+        };
+        let Some((broker_key, value)) = found else {
+            continue;
+        };
+        defaults
+            .config
+            .set(topic_key, &value)
+            .map_err(|err| rename_key(err, broker_key))?;
+        defaults.from_broker.insert(topic_key, broker_key);
+    }
+    defaults
+        .config
+        .with_overrides(&BTreeMap::new())
+        .map_err(ConfigError::Topic)?;
+    Ok(defaults)
+}
+
+fn first_set(e: &mut Entries<'_>, keys: &[&'static str]) -> Option<(&'static str, String)> {
+    let mut found = None;
+    for key in keys {
+        if let Some(v) = e.get(key) {
+            found = found.or(Some((*key, v.to_string())));
+        }
+    }
+    found
+}
+
+/// The error reported with the broker key the operator actually wrote.
+fn rename_key(err: TopicConfigError, broker_key: &str) -> ConfigError {
+    match err {
+        TopicConfigError::InvalidValue(mut v) => {
+            v.key = broker_key.to_string();
+            ConfigError::InvalidValue(v)
+        }
+        other => ConfigError::Topic(other),
+    }
+}
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+
+/// Kafka's precedence ms > minutes > hours; any negative result means
+/// "no limit" and becomes -1.
+fn retention_ms(e: &mut Entries<'_>) -> Result<Option<(&'static str, String)>, ConfigError> {
+    let ms = e.get("log.retention.ms");
+    let minutes = e.get("log.retention.minutes");
+    let hours = e.get("log.retention.hours");
+    let millis = if let Some(v) = ms {
+        (
+            "log.retention.ms",
+            parse_i64("log.retention.ms", v, i64::MIN, i64::MAX)?,
+        )
+    } else if let Some(v) = minutes {
+        let m = parse_i32("log.retention.minutes", v, i32::MIN, i32::MAX)?;
+        ("log.retention.minutes", i64::from(m) * MINUTE_MS)
+    } else if let Some(v) = hours {
+        let h = parse_i32("log.retention.hours", v, i32::MIN, i32::MAX)?;
+        ("log.retention.hours", i64::from(h) * HOUR_MS)
+    } else {
+        return Ok(None);
+    };
+    let (key, value) = millis;
+    Ok(Some((key, value.max(-1).to_string())))
+}
+
+/// `<ms key>` if set, else `<hours key>` (at least `hours_min`) in ms.
+fn scaled_ms(
+    e: &mut Entries<'_>,
+    ms_key: &'static str,
+    hours_key: &'static str,
+    hours_min: i32,
+) -> Result<Option<(&'static str, String)>, ConfigError> {
+    let ms = e.get(ms_key);
+    let hours = e.get(hours_key);
+    if let Some(v) = ms {
+        return Ok(Some((ms_key, v.to_string())));
+    }
+    let Some(v) = hours else {
+        return Ok(None);
+    };
+    let h = parse_i32(hours_key, v, hours_min, i32::MAX)?;
+    Ok(Some((hours_key, (i64::from(h) * HOUR_MS).to_string())))
+}

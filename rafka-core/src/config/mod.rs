@@ -1,0 +1,32 @@
+//! Configuration: the broker's `server.properties` settings and topic
+//! configs, both under Kafka's names, defaults and validators.
+//!
+//! - `properties`: the Java `.properties` text format.
+//! - `value`: typed parsing of one value and the error naming key, value and
+//!   what was expected.
+//! - `broker`: [`BrokerConfig`], built from properties entries.
+//! - `listener`: `listeners` entries and their security protocols.
+//! - `topic`: [`TopicConfig`], override validation and the described view.
+//! - `topic_name`: Kafka's topic name rules.
+
+pub mod broker;
+pub mod listener;
+pub mod properties;
+pub mod topic;
+pub mod topic_name;
+pub mod value;
+
+pub use broker::{BrokerConfig, ConfigError, ConfigWarning};
+pub use listener::{Listener, SecurityProtocol};
+pub use properties::{parse_properties, PropertiesError, Property};
+pub use topic::{
+    CleanupPolicy, CompressionType, ConfigEntry, ConfigSource, ResolvedTopicConfig, TopicConfig,
+    TopicConfigError, TopicDefaults,
+};
+pub use topic_name::{validate_topic_name, TopicNameError, TOPIC_NAME_LENGTH_MAX};
+pub use value::{Expected, InvalidValue};
+
+/// Kafka's INVALID_TOPIC_EXCEPTION error code.
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+/// Kafka's INVALID_CONFIG error code.
+pub const INVALID_CONFIG: i16 = 40;
