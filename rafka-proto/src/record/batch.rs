@@ -42,10 +42,10 @@ const OFFSET_RECORD_COUNT: usize = 57;
 const _: () = assert!(OFFSET_RECORD_COUNT + 4 == BATCH_HEADER_BYTES);
 const _: () = assert!(OFFSET_CRC + 4 == OFFSET_ATTRIBUTES);
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
-const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub(crate) const ATTR_CONTROL: i16 = 0x20;
 const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// Everything that can be wrong with the bytes of a batch.
@@ -177,6 +177,33 @@ impl BatchHeader {
     pub fn has_producer_id(&self) -> bool {
         self.producer_id != NO_PRODUCER_ID
     }
+
+    /// Writes every field into the first [`BATCH_HEADER_BYTES`] of `buf`,
+    /// the stored `crc` included (see [`write_crc`] to compute it).
+    pub fn encode(&self, buf: &mut [u8; BATCH_HEADER_BYTES]) {
+        buf[OFFSET_BASE_OFFSET..OFFSET_LENGTH].copy_from_slice(&self.base_offset.to_be_bytes());
+        buf[OFFSET_LENGTH..OFFSET_LEADER_EPOCH].copy_from_slice(&self.batch_length.to_be_bytes());
+        buf[OFFSET_LEADER_EPOCH..OFFSET_MAGIC]
+            .copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        buf[OFFSET_MAGIC] = self.magic as u8;
+        buf[OFFSET_CRC..OFFSET_ATTRIBUTES].copy_from_slice(&self.crc.to_be_bytes());
+        buf[OFFSET_ATTRIBUTES..OFFSET_LAST_OFFSET_DELTA]
+            .copy_from_slice(&self.attributes.to_be_bytes());
+        buf[OFFSET_LAST_OFFSET_DELTA..OFFSET_BASE_TIMESTAMP]
+            .copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        buf[OFFSET_BASE_TIMESTAMP..OFFSET_MAX_TIMESTAMP]
+            .copy_from_slice(&self.base_timestamp.to_be_bytes());
+        buf[OFFSET_MAX_TIMESTAMP..OFFSET_PRODUCER_ID]
+            .copy_from_slice(&self.max_timestamp.to_be_bytes());
+        buf[OFFSET_PRODUCER_ID..OFFSET_PRODUCER_EPOCH]
+            .copy_from_slice(&self.producer_id.to_be_bytes());
+        buf[OFFSET_PRODUCER_EPOCH..OFFSET_BASE_SEQUENCE]
+            .copy_from_slice(&self.producer_epoch.to_be_bytes());
+        buf[OFFSET_BASE_SEQUENCE..OFFSET_RECORD_COUNT]
+            .copy_from_slice(&self.base_sequence.to_be_bytes());
+        buf[OFFSET_RECORD_COUNT..BATCH_HEADER_BYTES]
+            .copy_from_slice(&self.record_count.to_be_bytes());
+    }
 }
 
 /// Reads the total size of the batch starting at `buf[0]` from its first
@@ -198,6 +225,27 @@ pub fn batch_size_bytes(buf: &[u8]) -> Result<usize, BatchError> {
 /// CRC32C over the bytes the v2 CRC covers (attributes to the end).
 pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..])
+}
+
+/// Computes the CRC of a whole batch and stores it in its header.
+pub fn write_crc(batch: &mut [u8]) -> u32 {
+    let crc = compute_crc(batch);
+    batch[OFFSET_CRC..OFFSET_ATTRIBUTES].copy_from_slice(&crc.to_be_bytes());
+    crc
+}
+
+/// Sets the timestamp type bit and maxTimestamp, as Kafka's validator does
+/// for a LogAppendTime topic or when a producer's maxTimestamp is stale,
+/// and recomputes the CRC (both fields are covered by it).
+pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, max_timestamp_ms: i64) {
+    let mut attributes = read_i16(batch, OFFSET_ATTRIBUTES) & !ATTR_TIMESTAMP_TYPE;
+    if timestamp_type == TimestampType::LogAppendTime {
+        attributes |= ATTR_TIMESTAMP_TYPE;
+    }
+    batch[OFFSET_ATTRIBUTES..OFFSET_LAST_OFFSET_DELTA].copy_from_slice(&attributes.to_be_bytes());
+    batch[OFFSET_MAX_TIMESTAMP..OFFSET_PRODUCER_ID]
+        .copy_from_slice(&max_timestamp_ms.to_be_bytes());
+    write_crc(batch);
 }
 
 /// One whole, structurally valid v2 batch over shared bytes.
@@ -269,16 +317,18 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     if header.magic != MAGIC_V2 {
         return Err(BatchError::BadMagic(header.magic));
     }
-    header.compression()?;
-    if header.record_count < 0 {
-        return Err(BatchError::NegativeRecordCount(header.record_count));
-    }
+    // The CRC comes before any check of the fields it covers, so damaged
+    // bytes are reported as damage rather than as a bad field value.
     let computed = compute_crc(batch);
     if computed != header.crc {
         return Err(BatchError::CrcMismatch {
             stored: header.crc,
             computed,
         });
+    }
+    header.compression()?;
+    if header.record_count < 0 {
+        return Err(BatchError::NegativeRecordCount(header.record_count));
     }
     Ok(header)
 }
