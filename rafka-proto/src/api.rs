@@ -157,7 +157,10 @@ pub struct ApiEntry {
 impl ApiEntry {
     fn new(api_key: ApiKey, cap: Option<i16>) -> Result<ApiEntry, ApiTableError> {
         let spec = api_spec(api_key).ok_or(ApiTableError::NoSpec { api_key })?;
-        assert_eq!(spec.request_key, api_key as i16, "api_spec maps {api_key:?}");
+        assert_eq!(
+            spec.request_key, api_key as i16,
+            "api_spec maps {api_key:?}"
+        );
         let range = api_key
             .valid_versions()
             .intersect(&spec.request_versions)
@@ -232,7 +235,11 @@ impl ApiEntry {
     }
 
     fn header_versions_of(&self, version: i16) -> (RequestHeaderVersion, ResponseHeaderVersion) {
-        assert!(self.supports(version), "{:?} v{version} is not served", self.api_key);
+        assert!(
+            self.supports(version),
+            "{:?} v{version} is not served",
+            self.api_key
+        );
         self.header_versions[(version - self.min_version) as usize]
     }
 }

@@ -181,7 +181,9 @@ impl RequestPrefix {
         let short = |field| HeaderError::ShortPrefix { field, frame_bytes };
         let api_key = reader.i16().map_err(|_| short(HeaderField::ApiKey))?;
         let api_version = reader.i16().map_err(|_| short(HeaderField::ApiVersion))?;
-        let correlation_id = reader.i32().map_err(|_| short(HeaderField::CorrelationId))?;
+        let correlation_id = reader
+            .i32()
+            .map_err(|_| short(HeaderField::CorrelationId))?;
         Ok(RequestPrefix {
             api_key,
             api_version,

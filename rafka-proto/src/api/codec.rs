@@ -14,8 +14,8 @@ use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::protocol::{Encodable, Request};
 use thiserror::Error;
 
-use super::shape::{self, ShapeError};
 use super::api_spec;
+use super::shape::{self, ShapeError};
 use crate::header::{ResponseHeader, ResponseHeaderVersion};
 
 /// Why a request body could not be decoded.
@@ -53,7 +53,8 @@ pub struct EncodeError {
 
 /// Decodes a `T` request of `version` from the front of `body`.
 pub fn decode_request<T: Request>(body: &mut Bytes, version: i16) -> Result<T, DecodeError> {
-    let api_key = ApiKey::try_from(T::KEY).map_err(|()| DecodeError::NoShape { api_key: T::KEY })?;
+    let api_key =
+        ApiKey::try_from(T::KEY).map_err(|()| DecodeError::NoShape { api_key: T::KEY })?;
     guard(api_key, body, version)?;
     T::decode(body, version).map_err(|source| DecodeError::Malformed {
         api_key,

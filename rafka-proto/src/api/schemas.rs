@@ -60,9 +60,9 @@ const fn shape(name: &'static str, fields: &'static [Field]) -> Shape {
 pub(crate) static PRODUCE: Shape = shape(
     "ProduceRequest",
     &[
-        all(Str),                       // transactional_id
-        all(I16),                       // acks
-        all(I32),                       // timeout_ms
+        all(Str),                         // transactional_id
+        all(I16),                         // acks
+        all(I32),                         // timeout_ms
         all(StructArray(&PRODUCE_TOPIC)), // topic_data
     ],
 );
@@ -85,16 +85,16 @@ static PRODUCE_PARTITION: Shape = shape(
 pub(crate) static FETCH: Shape = Shape {
     name: "FetchRequest",
     fields: &[
-        until(14, I32),                      // replica_id
-        all(I32),                            // max_wait_ms
-        all(I32),                            // min_bytes
-        all(I32),                            // max_bytes
-        all(I8),                             // isolation_level
-        from(7, I32),                        // session_id
-        from(7, I32),                        // session_epoch
-        all(StructArray(&FETCH_TOPIC)),      // topics
+        until(14, I32),                         // replica_id
+        all(I32),                               // max_wait_ms
+        all(I32),                               // min_bytes
+        all(I32),                               // max_bytes
+        all(I8),                                // isolation_level
+        from(7, I32),                           // session_id
+        from(7, I32),                           // session_epoch
+        all(StructArray(&FETCH_TOPIC)),         // topics
         from(7, StructArray(&FETCH_FORGOTTEN)), // forgotten_topics_data
-        from(11, Str),                       // rack_id
+        from(11, Str),                          // rack_id
     ],
     tagged: &[
         Tagged {
@@ -229,10 +229,10 @@ static OFFSET_COMMIT_PARTITION: Shape = shape(
 pub(crate) static OFFSET_FETCH: Shape = shape(
     "OffsetFetchRequest",
     &[
-        until(7, Str),                             // group_id
+        until(7, Str),                              // group_id
         until(7, StructArray(&OFFSET_FETCH_TOPIC)), // topics
-        from(8, StructArray(&OFFSET_FETCH_GROUP)), // groups
-        from(7, BOOL),                             // require_stable
+        from(8, StructArray(&OFFSET_FETCH_GROUP)),  // groups
+        from(7, BOOL),                              // require_stable
     ],
 );
 static OFFSET_FETCH_TOPIC: Shape = shape(
@@ -245,9 +245,9 @@ static OFFSET_FETCH_TOPIC: Shape = shape(
 static OFFSET_FETCH_GROUP: Shape = shape(
     "OffsetFetchRequestGroup",
     &[
-        from(8, Str),                                // group_id
-        from(9, Str),                                // member_id
-        from(9, I32),                                // member_epoch
+        from(8, Str),                               // group_id
+        from(9, Str),                               // member_id
+        from(9, I32),                               // member_epoch
         from(8, StructArray(&OFFSET_FETCH_TOPICS)), // topics
     ],
 );
@@ -271,14 +271,14 @@ pub(crate) static FIND_COORDINATOR: Shape = shape(
 pub(crate) static JOIN_GROUP: Shape = shape(
     "JoinGroupRequest",
     &[
-        all(Str),                              // group_id
-        all(I32),                              // session_timeout_ms
-        from(1, I32),                          // rebalance_timeout_ms
-        all(Str),                              // member_id
-        from(5, Str),                          // group_instance_id
-        all(Str),                              // protocol_type
+        all(Str),                               // group_id
+        all(I32),                               // session_timeout_ms
+        from(1, I32),                           // rebalance_timeout_ms
+        all(Str),                               // member_id
+        from(5, Str),                           // group_instance_id
+        all(Str),                               // protocol_type
         all(StructArray(&JOIN_GROUP_PROTOCOL)), // protocols
-        from(8, Str),                          // reason
+        from(8, Str),                           // reason
     ],
 );
 static JOIN_GROUP_PROTOCOL: Shape = shape(
@@ -302,8 +302,8 @@ pub(crate) static HEARTBEAT: Shape = shape(
 pub(crate) static LEAVE_GROUP: Shape = shape(
     "LeaveGroupRequest",
     &[
-        all(Str),                              // group_id
-        until(2, Str),                         // member_id
+        all(Str),                                  // group_id
+        until(2, Str),                             // member_id
         from(3, StructArray(&LEAVE_GROUP_MEMBER)), // members
     ],
 );
@@ -319,12 +319,12 @@ static LEAVE_GROUP_MEMBER: Shape = shape(
 pub(crate) static SYNC_GROUP: Shape = shape(
     "SyncGroupRequest",
     &[
-        all(Str),                                // group_id
-        all(I32),                                // generation_id
-        all(Str),                                // member_id
-        from(3, Str),                            // group_instance_id
-        from(5, Str),                            // protocol_type
-        from(5, Str),                            // protocol_name
+        all(Str),                                 // group_id
+        all(I32),                                 // generation_id
+        all(Str),                                 // member_id
+        from(3, Str),                             // group_instance_id
+        from(5, Str),                             // protocol_type
+        from(5, Str),                             // protocol_name
         all(StructArray(&SYNC_GROUP_ASSIGNMENT)), // assignments
     ],
 );
@@ -371,9 +371,9 @@ pub(crate) static CREATE_TOPICS: Shape = shape(
 static CREATE_TOPICS_TOPIC: Shape = shape(
     "CreatableTopic",
     &[
-        all(Str),                                     // name
-        all(I32),                                     // num_partitions
-        all(I16),                                     // replication_factor
+        all(Str),                                    // name
+        all(I32),                                    // num_partitions
+        all(I16),                                    // replication_factor
         all(StructArray(&CREATE_TOPICS_ASSIGNMENT)), // assignments
         all(StructArray(&CREATE_TOPICS_CONFIG)),     // configs
     ],

@@ -126,7 +126,10 @@ fn table_refuses_bad_configurations() {
     );
     let capped = ApiTable::new(&[(ApiKey::Fetch, Some(11))]).unwrap();
     let fetch = capped.entry(ApiKey::Fetch).unwrap();
-    assert_eq!((fetch.max_version(), fetch.flexible_version_min()), (11, None));
+    assert_eq!(
+        (fetch.max_version(), fetch.flexible_version_min()),
+        (11, None)
+    );
 }
 
 #[test]
@@ -235,7 +238,10 @@ fn known_tagged_field_must_fill_its_declared_size() {
     );
     let size_index = body.len() - 3;
     body[size_index] = 2; // declare the true size
-    assert_eq!(shape::check(&schemas::FETCH, &body, 12, true), Ok(body.len()));
+    assert_eq!(
+        shape::check(&schemas::FETCH, &body, 12, true),
+        Ok(body.len())
+    );
 }
 
 #[test]
