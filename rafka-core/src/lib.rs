@@ -8,6 +8,8 @@
 //! - `sim`: a fault-injecting in-memory [`io::Storage`] for tests.
 //! - `metadata`: the controller's deterministic state machine (topics,
 //!   partitions, placement, configs) and its records.
+//! - `producer`: idempotent producer state per partition (sequence checks,
+//!   epoch fencing, snapshots, recovery) and the producer id allocator.
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
 
@@ -15,5 +17,6 @@ pub mod config;
 pub mod io;
 pub mod log;
 pub mod metadata;
+pub mod producer;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
