@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use crate::io::{Storage, StorageFile};
 
 use super::{FormatError, ProducerError};
@@ -35,15 +33,27 @@ pub(super) async fn write_atomic<S: Storage>(
     Ok(path)
 }
 
-/// Reads all of `path`.
-pub(super) async fn read_all<S: Storage>(storage: &S, path: &Path) -> Result<Bytes, ProducerError> {
+/// Reads all of `path`. Loops rather than trusting one `read_at` to return
+/// everything: a short read taken for the whole file would make a good
+/// snapshot look corrupt, and corrupt snapshots get deleted.
+pub(super) async fn read_all<S: Storage>(
+    storage: &S,
+    path: &Path,
+) -> Result<Vec<u8>, ProducerError> {
     let file = storage.open(path).await?;
     let size_bytes = file.size().await?;
     let len = usize::try_from(size_bytes).map_err(|_| ProducerError::Corrupt {
         path: path.to_path_buf(),
         source: FormatError::TooLarge(size_bytes),
     })?;
-    let data = file.read_at(0, len).await?;
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        let chunk = file.read_at(data.len() as u64, len - data.len()).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        data.extend_from_slice(&chunk);
+    }
     file.close().await?;
     Ok(data)
 }
