@@ -1,0 +1,76 @@
+//! The log's typed errors. The broker maps them to Kafka error codes in one
+//! place (OffsetOutOfRange -> OFFSET_OUT_OF_RANGE, BatchTooLarge ->
+//! MESSAGE_TOO_LARGE, Io/Failed/Corrupt -> KAFKA_STORAGE_ERROR, ...).
+
+use std::path::PathBuf;
+
+use rafka_proto::record::BatchError;
+
+use super::checkpoint::CheckpointError;
+use super::config::LogConfigError;
+use crate::io::IoError;
+
+/// Everything a [`super::Log`] operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    /// Bytes on disk that were valid when written no longer are.
+    #[error("corrupt segment {} at position {position}: {kind}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        kind: CorruptKind,
+    },
+    /// A batch handed to `append` is not a well-formed v2 batch.
+    #[error("invalid batch at byte {position} of the append: {source}")]
+    InvalidBatch {
+        position: usize,
+        #[source]
+        source: BatchError,
+    },
+    #[error("batch of {size_bytes} bytes exceeds max.message.bytes {limit_bytes}")]
+    BatchTooLarge { size_bytes: usize, limit_bytes: u32 },
+    #[error("append holds no batch")]
+    EmptyAppend,
+    /// One append spans more offsets than a segment can address.
+    #[error("append spans {span} offsets, more than a segment can index")]
+    OffsetSpanTooLarge { span: i64 },
+    /// An earlier IO failure left the page cache in an unknown state, so
+    /// the log serves nothing more until it is reopened (recovered).
+    #[error("log is offline after a failed {op}")]
+    Failed { op: &'static str },
+    /// A file region shrank between planning a read and reading it
+    /// (a concurrent truncation).
+    #[error("region at {position} of {expected_bytes} bytes returned only {read_bytes}")]
+    RegionShrunk {
+        position: u64,
+        expected_bytes: u64,
+        read_bytes: u64,
+    },
+    #[error(transparent)]
+    Config(#[from] LogConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// What exactly is wrong with bytes read back from a segment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CorruptKind {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("batch of {size_bytes} bytes runs past the segment end {segment_bytes}")]
+    PastEnd { size_bytes: u64, segment_bytes: u64 },
+    #[error("base offset {base_offset} is below the expected {expected_min}")]
+    OffsetNotIncreasing { base_offset: i64, expected_min: i64 },
+    #[error("last offset {last_offset} does not fit below {limit}")]
+    OffsetBeyondSegment { last_offset: i64, limit: i64 },
+    #[error("negative lastOffsetDelta {0}")]
+    NegativeOffsetDelta(i32),
+}

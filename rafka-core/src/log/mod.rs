@@ -1,0 +1,182 @@
+//! One partition's durable log, in Kafka's on-disk layout (DESIGN.md,
+//! "Storage"): `<dir>/<20-digit base offset>.log|.index|.timeindex`.
+//!
+//! # Layout
+//! - `config`: [`LogConfig`], Kafka's topic config names and defaults.
+//! - `error`: [`LogError`] and [`CorruptKind`].
+//! - `segment`: one segment file with its in-memory indexes.
+//! - `offset_index`, `time_index`: the sparse index formats.
+//! - `scan`: reading batch headers back from a segment.
+//! - `recovery`: [`Log::open`]: load segments, check indexes, validate the
+//!   tail, truncate what is torn.
+//! - `append`: [`Log::append`]: assign offsets, write, index, roll.
+//! - `flush`: group commit ([`Log::flush_begin`] / [`FlushTicket::sync`] /
+//!   [`Log::flush_complete`]) and the failed state after an fsync error.
+//! - `read`: [`Log::read`] into file [`Region`]s, timestamp lookups.
+//! - `retention`: retention, log start offset, truncation, close, delete.
+//! - `checkpoint`: Kafka's per-data-dir checkpoint files and the clean
+//!   shutdown marker.
+//!
+//! # Durability model
+//! Appends go to the page cache. A flush fdatasyncs every file written
+//! since the last completed flush, then moves the recovery point
+//! ([`Log::flushed_offset`]) to the log end offset seen when it began.
+//! Index files of the active segment are not kept on disk while it is
+//! active: they are written whole when the segment closes (roll, clean
+//! close), and recovery rebuilds the index of every segment from the one
+//! holding the recovery point onwards from its batches, so a stale or
+//! missing active index never matters.
+
+mod append;
+pub mod checkpoint;
+pub mod config;
+mod error;
+mod flush;
+pub mod offset_index;
+mod read;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+pub mod time_index;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+pub use append::AppendInfo;
+pub use config::{LogConfig, LogConfigError};
+pub use error::{CorruptKind, LogError};
+pub use flush::{FlushDone, FlushTicket};
+pub use read::{read_regions, ReadResult, Region, TimestampOffset};
+pub use recovery::RecoveryHints;
+pub use retention::{ClosedLog, RetentionOutcome};
+pub use segment::{SegmentInfo, NO_TIMESTAMP};
+
+use crate::io::{Clock, Storage};
+use flush::DirtyFiles;
+use segment::{BatchSummary, Segment};
+
+/// One partition's log. Single owner: it lives on the shard that owns the
+/// partition and is never shared across cores (its files' IO goes to that
+/// shard's ring). Not `Sync`, not `Send`.
+pub struct Log<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    config: LogConfig,
+    clock: Rc<dyn Clock>,
+    /// Ordered by base offset, never empty; the last one is active.
+    segments: Vec<Segment<S::File>>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    health: Rc<Health>,
+    dirty: DirtyFiles<S::File>,
+    /// Bumped by every truncation, so that a flush that began before one
+    /// cannot vouch for offsets rewritten after it.
+    truncations: u64,
+    /// Reused by every append: the copy with offsets assigned.
+    write_buf: Vec<u8>,
+    /// Reused by every append: (position in `write_buf`, batch) pairs.
+    staged: Vec<(u64, BatchSummary)>,
+}
+
+/// Whether the log can still be trusted; shared with in-flight flushes so
+/// that an fsync error fails the log even if nobody completes the flush.
+#[derive(Debug, Default)]
+struct Health {
+    failed_op: Cell<Option<&'static str>>,
+}
+
+impl Health {
+    fn fail(&self, op: &'static str) {
+        if self.failed_op.get().is_none() {
+            self.failed_op.set(Some(op));
+        }
+    }
+
+    fn check(&self) -> Result<(), LogError> {
+        match self.failed_op.get() {
+            Some(op) => Err(LogError::Failed { op }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<S: Storage + Clone> Log<S> {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Applies changed topic configs; they take effect from the next append
+    /// (roll) or retention pass.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The first offset a reader may fetch.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// Every offset below this is durable (the recovery point).
+    pub fn flushed_offset(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Bytes of all segments' batches.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|segment| segment.size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments.iter().map(Segment::info).collect()
+    }
+
+    /// The operation whose failure took the log offline, if any.
+    pub fn failed_op(&self) -> Option<&'static str> {
+        self.health.failed_op.get()
+    }
+
+    fn active(&self) -> &Segment<S::File> {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment<S::File> {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// Index of the segment holding `offset`: the last one whose base is at
+    /// or below it (the first one for offsets below every base).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|segment| segment.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    fn out_of_range(&self, offset: i64) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+}

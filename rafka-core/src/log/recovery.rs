@@ -1,0 +1,510 @@
+//! Opening a log: find its segments, trust what the recovery point vouches
+//! for (after a sanity check of its indexes), revalidate the rest batch by
+//! batch, truncate a torn or corrupt tail.
+//!
+//! Segments wholly below the segment holding the recovery point were synced
+//! and validated before: their indexes are checked (entry order and bounds,
+//! and the batches their last entries point at) and rebuilt from the log if
+//! anything is off. Every segment from the one holding the recovery point
+//! on is read back whole: length, magic, CRC32C, offsets increasing and
+//! within the segment. The first bad batch ends the log: the segment is
+//! truncated there and later segments are deleted, so a corrupt batch is
+//! never served and no valid batch below the recovery point is lost. With
+//! the clean shutdown marker nothing is rescanned except the active
+//! segment's tail past its last index entry.
+//!
+//! Whatever recovery rewrote (truncated logs, rebuilt indexes, deletions)
+//! is synced before `open` returns, and the recovery point then starts at
+//! the log end offset.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use rafka_proto::record::{batch_size_bytes, validate, LOG_OVERHEAD_BYTES};
+
+use super::config::{LogConfig, SEGMENT_BYTES_MAX};
+use super::error::{CorruptKind, LogError};
+use super::flush::DirtyFiles;
+use super::offset_index::OffsetIndex;
+use super::scan::{check_header, read_full, HeaderScanner};
+use super::segment::{
+    parse_segment_file_name, segment_file_name, Segment, SegmentFileKind, NO_TIMESTAMP,
+};
+use super::time_index::TimeIndex;
+use super::{Health, Log};
+use crate::io::{Clock, Storage, StorageFile};
+
+/// Bytes read at once while revalidating a segment.
+const RECOVERY_CHUNK_BYTES: u64 = 1 << 20;
+
+/// What the data dir's checkpoints and marker say about this partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryHints {
+    /// From `recovery-point-offset-checkpoint`: offsets below it were synced
+    /// and validated. None: revalidate every segment.
+    pub recovery_point: Option<i64>,
+    /// From `log-start-offset-checkpoint`.
+    pub log_start_offset: Option<i64>,
+    /// The data dir held the clean shutdown marker.
+    pub clean_shutdown: bool,
+}
+
+/// How a segment was loaded.
+struct Loaded {
+    /// Its indexes were rebuilt from its batches.
+    rebuilt: bool,
+    /// Where its first invalid batch starts (it was truncated there).
+    corrupt: Option<(u64, CorruptKind)>,
+}
+
+/// The state of opening: what was found and what must be synced.
+struct Loader<'a, S: Storage> {
+    storage: &'a S,
+    dir: &'a Path,
+    config: &'a LogConfig,
+    dirty: DirtyFiles<S::File>,
+}
+
+impl<S: Storage + Clone> Log<S> {
+    /// Opens (creating if needed) the log in `dir` and recovers it.
+    pub async fn open(
+        storage: S,
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        clock: Rc<dyn Clock>,
+        hints: RecoveryHints,
+    ) -> Result<Self, LogError> {
+        config.validate()?;
+        let dir = dir.into();
+        let mut loader = Loader {
+            storage: &storage,
+            dir: &dir,
+            config: &config,
+            dirty: DirtyFiles::default(),
+        };
+        let bases = loader.discover().await?;
+        let mut segments = loader.load_segments(&bases, &hints).await?;
+        if segments.is_empty() {
+            let base_offset = hints.log_start_offset.unwrap_or(0).max(0);
+            segments.push(loader.create_segment(base_offset).await?);
+        }
+        let now_ms = clock.now_ms();
+        let active = segments
+            .last_mut()
+            .expect("at least one segment was just ensured");
+        active.roll_start_ms = Some(loader.roll_start_ms(active, now_ms).await?);
+        let dirty = loader.dirty;
+        let first_base = segments[0].base_offset;
+        let mut log = Log {
+            storage,
+            dir,
+            config,
+            clock,
+            segments,
+            log_start_offset: first_base,
+            recovery_point: first_base,
+            health: Rc::new(Health::default()),
+            dirty,
+            truncations: 0,
+            write_buf: Vec::new(),
+            staged: Vec::new(),
+        };
+        let log_start_offset = hints.log_start_offset.unwrap_or(first_base).max(first_base);
+        log.apply_log_start_offset(log_start_offset).await?;
+        log.flush().await?;
+        Ok(log)
+    }
+}
+
+impl<S: Storage> Loader<'_, S> {
+    /// Base offsets of the `.log` files, ascending; removes index files
+    /// whose log is gone (a crash in the middle of a deletion).
+    async fn discover(&mut self) -> Result<Vec<i64>, LogError> {
+        if !self.storage.exists(self.dir).await? {
+            self.storage.create_dir_all(self.dir).await?;
+            if let Some(parent) = self.dir.parent() {
+                self.storage.sync_dir(parent).await?;
+            }
+        }
+        let mut bases = BTreeSet::new();
+        let mut index_files = Vec::new();
+        for name in self.storage.list_dir(self.dir).await? {
+            match parse_segment_file_name(&name) {
+                Some((base_offset, SegmentFileKind::Log)) => {
+                    bases.insert(base_offset);
+                }
+                Some((base_offset, _)) => index_files.push((base_offset, name)),
+                None => {}
+            }
+        }
+        for (base_offset, name) in index_files {
+            if !bases.contains(&base_offset) {
+                self.storage.remove_file(&self.dir.join(name)).await?;
+                self.dirty.mark_dir();
+            }
+        }
+        Ok(bases.into_iter().collect())
+    }
+
+    async fn load_segments(
+        &mut self,
+        bases: &[i64],
+        hints: &RecoveryHints,
+    ) -> Result<Vec<Segment<S::File>>, LogError> {
+        let recover_from = match (hints.clean_shutdown, hints.recovery_point) {
+            (true, _) => bases.len(),
+            (false, None) => 0,
+            (false, Some(recovery_point)) => bases
+                .partition_point(|&base| base <= recovery_point)
+                .saturating_sub(1),
+        };
+        let mut segments = Vec::with_capacity(bases.len());
+        for (index, &base_offset) in bases.iter().enumerate() {
+            let next_base = bases.get(index + 1).copied();
+            let (mut segment, file_bytes) = self.open_segment(base_offset).await?;
+            let loaded = if index < recover_from {
+                self.load_trusted(&mut segment, file_bytes, next_base)
+                    .await?
+            } else {
+                let corrupt =
+                    recover_batches(&mut segment, 0, file_bytes, next_base, self.config).await?;
+                Loaded {
+                    rebuilt: true,
+                    corrupt,
+                }
+            };
+            // Below the recovery point a corrupt segment loses only its own
+            // tail; from it on, offsets after a corrupt batch are not trusted.
+            let ends_log =
+                next_base.is_none() || (loaded.corrupt.is_some() && index >= recover_from);
+            self.persist_recovered(&mut segment, file_bytes, loaded.rebuilt, ends_log)
+                .await?;
+            segments.push(segment);
+            if ends_log {
+                self.delete_segments(&bases[index + 1..]).await?;
+                break;
+            }
+        }
+        Ok(segments)
+    }
+
+    /// Cuts the invalid tail off, writes rebuilt indexes of a closed
+    /// segment, and queues all of it for the sync that ends `open`.
+    async fn persist_recovered(
+        &mut self,
+        segment: &mut Segment<S::File>,
+        file_bytes: u64,
+        rebuilt: bool,
+        ends_log: bool,
+    ) -> Result<(), LogError> {
+        if segment.size_bytes < file_bytes {
+            segment.log_file.truncate(segment.size_bytes).await?;
+        }
+        if rebuilt && !ends_log {
+            segment.seal_time_index();
+            for file in segment.write_indexes(self.storage).await? {
+                self.dirty.mark_file(&file);
+            }
+        }
+        if rebuilt || segment.size_bytes < file_bytes {
+            self.dirty.mark_file(&segment.log_file);
+        }
+        Ok(())
+    }
+
+    async fn open_segment(
+        &mut self,
+        base_offset: i64,
+    ) -> Result<(Segment<S::File>, u64), LogError> {
+        let log_path = self
+            .dir
+            .join(segment_file_name(base_offset, SegmentFileKind::Log));
+        let log_file = self.storage.open(&log_path).await?;
+        let file_bytes = log_file.size().await?;
+        Ok((
+            Segment::new(base_offset, log_path, Rc::new(log_file)),
+            file_bytes,
+        ))
+    }
+
+    async fn create_segment(&mut self, base_offset: i64) -> Result<Segment<S::File>, LogError> {
+        let (segment, _) = self.open_segment(base_offset).await?;
+        self.dirty.mark_file(&segment.log_file);
+        self.dirty.mark_dir();
+        Ok(segment)
+    }
+
+    /// Loads a segment below the recovery point. Its indexes are used if
+    /// they pass the checks, else rebuilt by rescanning it (which may find a
+    /// corrupt tail). The last segment's tail past its last index entry is
+    /// always rescanned to find the log end; if that finds damage, the
+    /// whole segment is rescanned.
+    async fn load_trusted(
+        &mut self,
+        segment: &mut Segment<S::File>,
+        file_bytes: u64,
+        next_base: Option<i64>,
+    ) -> Result<Loaded, LogError> {
+        if !self.load_indexes(segment, file_bytes, next_base).await? {
+            return self.rebuild(segment, file_bytes, next_base).await;
+        }
+        if let Some(last) = segment.time_index.last() {
+            segment.max_timestamp = last.timestamp;
+            segment.offset_of_max_timestamp = segment.base_offset + i64::from(last.relative_offset);
+        }
+        if let Some(next_base) = next_base {
+            segment.next_offset = next_base;
+            return Ok(Loaded {
+                rebuilt: false,
+                corrupt: None,
+            });
+        }
+        let from = segment
+            .offset_index
+            .last()
+            .map_or(0, |entry| u64::from(entry.position));
+        segment.size_bytes = from;
+        match recover_batches(segment, from, file_bytes, None, self.config).await? {
+            None => Ok(Loaded {
+                rebuilt: false,
+                corrupt: None,
+            }),
+            Some(_) => self.rebuild(segment, file_bytes, next_base).await,
+        }
+    }
+
+    async fn rebuild(
+        &mut self,
+        segment: &mut Segment<S::File>,
+        file_bytes: u64,
+        next_base: Option<i64>,
+    ) -> Result<Loaded, LogError> {
+        *segment = Segment::new(
+            segment.base_offset,
+            segment.log_path.clone(),
+            Rc::clone(&segment.log_file),
+        );
+        let corrupt = recover_batches(segment, 0, file_bytes, next_base, self.config).await?;
+        Ok(Loaded {
+            rebuilt: true,
+            corrupt,
+        })
+    }
+
+    /// Reads and checks both index files; false if either must be rebuilt.
+    async fn load_indexes(
+        &mut self,
+        segment: &mut Segment<S::File>,
+        file_bytes: u64,
+        next_base: Option<i64>,
+    ) -> Result<bool, LogError> {
+        let offset_limit = next_base.unwrap_or(i64::MAX);
+        let relative_limit = (offset_limit.saturating_sub(segment.base_offset))
+            .clamp(0, i64::from(i32::MAX) + 1) as u64;
+        let Some(offset_bytes) = self
+            .read_index_file(segment, SegmentFileKind::OffsetIndex)
+            .await?
+        else {
+            return Ok(file_bytes == 0);
+        };
+        let Some(time_bytes) = self
+            .read_index_file(segment, SegmentFileKind::TimeIndex)
+            .await?
+        else {
+            return Ok(file_bytes == 0);
+        };
+        let (Ok(offset_index), Ok(time_index)) = (
+            OffsetIndex::decode(&offset_bytes, file_bytes, relative_limit),
+            TimeIndex::decode(&time_bytes, relative_limit),
+        ) else {
+            return Ok(false);
+        };
+        segment.offset_index = offset_index;
+        segment.time_index = time_index;
+        segment.size_bytes = file_bytes;
+        Ok(last_entries_match(segment).await)
+    }
+
+    /// An index file's bytes; None if missing or larger than any index we
+    /// write.
+    async fn read_index_file(
+        &self,
+        segment: &Segment<S::File>,
+        kind: SegmentFileKind,
+    ) -> Result<Option<Bytes>, LogError> {
+        let path = segment.file_path(kind);
+        if !self.storage.exists(&path).await? {
+            return Ok(None);
+        }
+        let file = self.storage.open(&path).await?;
+        let file_bytes = file.size().await?;
+        if file_bytes > u64::from(self.config.segment_index_bytes).max(1 << 20) * 2 {
+            return Ok(None);
+        }
+        Ok(Some(read_full(&file, 0, file_bytes as usize).await?))
+    }
+
+    async fn delete_segments(&mut self, bases: &[i64]) -> Result<(), LogError> {
+        for &base_offset in bases {
+            for kind in [
+                SegmentFileKind::OffsetIndex,
+                SegmentFileKind::TimeIndex,
+                SegmentFileKind::Log,
+            ] {
+                let path = self.dir.join(segment_file_name(base_offset, kind));
+                if self.storage.exists(&path).await? {
+                    self.storage.remove_file(&path).await?;
+                }
+            }
+            self.dirty.mark_dir();
+        }
+        Ok(())
+    }
+
+    /// When the active segment's segment.ms clock started: its first batch's
+    /// timestamp (as Kafka does), not after now; now for an empty segment.
+    async fn roll_start_ms(
+        &self,
+        segment: &Segment<S::File>,
+        now_ms: i64,
+    ) -> Result<i64, LogError> {
+        if segment.is_empty() {
+            return Ok(now_ms);
+        }
+        let mut scanner =
+            HeaderScanner::new(&*segment.log_file, &segment.log_path, segment.size_bytes);
+        let first = scanner.header_at(0).await?;
+        Ok(match first.max_timestamp {
+            NO_TIMESTAMP => now_ms,
+            timestamp => timestamp.min(now_ms),
+        })
+    }
+}
+
+/// Whether the last entry of each index points at the batch it claims: the
+/// offset entry at a batch ending at its offset, the time entry at the
+/// batch that first reached its timestamp.
+async fn last_entries_match<F: StorageFile>(segment: &Segment<F>) -> bool {
+    if let Some(entry) = segment.offset_index.last() {
+        let mut scanner =
+            HeaderScanner::new(&*segment.log_file, &segment.log_path, segment.size_bytes);
+        match scanner.header_at(u64::from(entry.position)).await {
+            Ok(header)
+                if header.last_offset()
+                    == segment.base_offset + i64::from(entry.relative_offset) => {}
+            _ => return false,
+        }
+    }
+    if let Some(entry) = segment.time_index.last() {
+        let offset = segment.base_offset + i64::from(entry.relative_offset);
+        match segment.find_batch(offset).await {
+            Ok(Some((_, header)))
+                if header.last_offset() == offset && header.max_timestamp == entry.timestamp => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Validates the batches of `segment` from `position` (a batch start; the
+/// segment already accounts for everything before it) to `file_bytes`,
+/// indexing each valid one. Returns where the first invalid batch starts.
+async fn recover_batches<F: StorageFile>(
+    segment: &mut Segment<F>,
+    mut position: u64,
+    file_bytes: u64,
+    next_base: Option<i64>,
+    config: &LogConfig,
+) -> Result<Option<(u64, CorruptKind)>, LogError> {
+    let offset_limit = next_base
+        .unwrap_or(i64::MAX)
+        .min(segment.base_offset.saturating_add(i64::from(i32::MAX) + 1));
+    let mut chunk = Chunk::default();
+    while position < file_bytes {
+        let rest_bytes = file_bytes - position;
+        if position > u64::from(SEGMENT_BYTES_MAX) {
+            return Ok(Some((position, past_end(rest_bytes, file_bytes))));
+        }
+        let head = chunk
+            .get(
+                &*segment.log_file,
+                position,
+                LOG_OVERHEAD_BYTES as u64,
+                rest_bytes,
+            )
+            .await?;
+        let size_bytes = match batch_size_bytes(&head) {
+            Ok(size_bytes) => size_bytes as u64,
+            Err(error) => return Ok(Some((position, error.into()))),
+        };
+        if size_bytes > rest_bytes {
+            return Ok(Some((position, past_end(size_bytes, file_bytes))));
+        }
+        let batch = chunk
+            .get(&*segment.log_file, position, size_bytes, rest_bytes)
+            .await?;
+        let header = match validate(&batch) {
+            Ok(header) => header,
+            Err(error) => return Ok(Some((position, error.into()))),
+        };
+        if let Err(kind) = check_header(&header) {
+            return Ok(Some((position, kind)));
+        }
+        if header.base_offset < segment.next_offset {
+            let kind = CorruptKind::OffsetNotIncreasing {
+                base_offset: header.base_offset,
+                expected_min: segment.next_offset,
+            };
+            return Ok(Some((position, kind)));
+        }
+        if header.last_offset() >= offset_limit {
+            let kind = CorruptKind::OffsetBeyondSegment {
+                last_offset: header.last_offset(),
+                limit: offset_limit,
+            };
+            return Ok(Some((position, kind)));
+        }
+        segment.on_batch(position, (&header).into(), config);
+        position += size_bytes;
+    }
+    Ok(None)
+}
+
+fn past_end(size_bytes: u64, segment_bytes: u64) -> CorruptKind {
+    CorruptKind::PastEnd {
+        size_bytes,
+        segment_bytes,
+    }
+}
+
+/// A window of a segment file read in large chunks.
+#[derive(Default)]
+struct Chunk {
+    bytes: Bytes,
+    start: u64,
+}
+
+impl Chunk {
+    /// `len` bytes at `position` (at most `rest_bytes` remain in the file),
+    /// from the current window or a fresh read; shorter only if the file
+    /// shrank meanwhile.
+    async fn get<F: StorageFile>(
+        &mut self,
+        file: &F,
+        position: u64,
+        len: u64,
+        rest_bytes: u64,
+    ) -> Result<Bytes, LogError> {
+        let end = self.start + self.bytes.len() as u64;
+        if position < self.start || position + len > end {
+            let read_len = len.max(RECOVERY_CHUNK_BYTES).min(rest_bytes);
+            self.bytes = read_full(file, position, read_len as usize).await?;
+            self.start = position;
+        }
+        let at = (position - self.start) as usize;
+        let until = (at + len as usize).min(self.bytes.len());
+        Ok(self.bytes.slice(at..until))
+    }
+}

@@ -1,0 +1,254 @@
+//! Shrinking the log: retention by time and size, raising the log start
+//! offset (DeleteRecords), truncation (replication), and the end of a
+//! log's life (close, delete).
+//!
+//! Retention and the log start offset only ever delete whole closed
+//! segments; the active one is kept even if everything in it is expired.
+//! Segments without any timestamp (max timestamp -1) are never expired by
+//! time (Kafka falls back to the file's mtime there, which the storage
+//! trait does not expose).
+
+use std::io::ErrorKind;
+use std::rc::Rc;
+
+use super::error::LogError;
+use super::scan::HeaderScanner;
+use super::segment::{segment_file_name, BatchSummary, Segment, SegmentFileKind, NO_TIMESTAMP};
+use super::Log;
+use crate::io::{Storage, StorageFile};
+
+/// What a retention pass or log start offset change removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: u32,
+    pub bytes_deleted: u64,
+    pub log_start_offset: i64,
+}
+
+/// The offsets a cleanly closed log leaves for the checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosedLog {
+    pub log_start_offset: i64,
+    pub recovery_point: i64,
+}
+
+impl<S: Storage + Clone> Log<S> {
+    /// Deletes the oldest closed segments breaching `retention.ms` (their max
+    /// timestamp older than `now_ms - retention.ms`), then those the log
+    /// can lose while staying above `retention.bytes`.
+    pub async fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        self.health.check()?;
+        let closed = self.segments.len() - 1;
+        let mut count = 0;
+        if self.config.retention_ms >= 0 {
+            while count < closed {
+                let max_timestamp = self.segments[count].max_timestamp;
+                let expired = max_timestamp != NO_TIMESTAMP
+                    && now_ms.saturating_sub(max_timestamp) > self.config.retention_ms;
+                if !expired {
+                    break;
+                }
+                count += 1;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let kept_bytes: u64 = self.segments[count..].iter().map(|s| s.size_bytes).sum();
+            let mut excess_bytes = kept_bytes.saturating_sub(self.config.retention_bytes as u64);
+            while count < closed && self.segments[count].size_bytes <= excess_bytes {
+                excess_bytes -= self.segments[count].size_bytes;
+                count += 1;
+            }
+        }
+        self.delete_oldest(count).await
+    }
+
+    /// Raises the log start offset (DeleteRecords) and deletes the closed
+    /// segments wholly below it. Offsets past the log end are refused.
+    pub async fn raise_log_start_offset(
+        &mut self,
+        offset: i64,
+    ) -> Result<RetentionOutcome, LogError> {
+        self.health.check()?;
+        if offset > self.log_end_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        self.apply_log_start_offset(offset).await
+    }
+
+    /// Sets the log start offset to at least `offset`; past the log end
+    /// (a checkpoint ahead of a lost tail) the log restarts empty there.
+    pub(super) async fn apply_log_start_offset(
+        &mut self,
+        offset: i64,
+    ) -> Result<RetentionOutcome, LogError> {
+        if offset > self.log_end_offset() {
+            let deleted = self.segments.len() as u32;
+            let bytes_deleted = self.size_bytes();
+            self.truncate_fully_and_start_at(offset).await?;
+            return Ok(RetentionOutcome {
+                segments_deleted: deleted,
+                bytes_deleted,
+                log_start_offset: offset,
+            });
+        }
+        self.log_start_offset = self.log_start_offset.max(offset);
+        let closed = self.segments.len() - 1;
+        let count =
+            self.segments[..closed].partition_point(|s| s.next_offset <= self.log_start_offset);
+        self.delete_oldest(count).await
+    }
+
+    /// Removes the first `count` segments (never the active one).
+    async fn delete_oldest(&mut self, count: usize) -> Result<RetentionOutcome, LogError> {
+        assert!(
+            count < self.segments.len(),
+            "the active segment is never deleted"
+        );
+        let removed: Vec<_> = self.segments.drain(..count).collect();
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
+        let bytes_deleted = removed.iter().map(|s| s.size_bytes).sum();
+        for segment in &removed {
+            self.delete_segment_files(segment.base_offset).await?;
+        }
+        Ok(RetentionOutcome {
+            segments_deleted: removed.len() as u32,
+            bytes_deleted,
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Unlinks a segment's files; readers holding its `Rc` keep reading.
+    async fn delete_segment_files(&mut self, base_offset: i64) -> Result<(), LogError> {
+        for kind in [
+            SegmentFileKind::OffsetIndex,
+            SegmentFileKind::TimeIndex,
+            SegmentFileKind::Log,
+        ] {
+            let path = self.dir.join(segment_file_name(base_offset, kind));
+            match self.storage.remove_file(&path).await {
+                Ok(()) => {}
+                // The active segment's indexes exist only once it closed.
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.dirty.mark_dir();
+        Ok(())
+    }
+
+    /// Removes every batch holding an offset at or above `offset` (a batch
+    /// straddling it goes whole, so the log end may land below `offset`).
+    /// The truncation is synced before returning.
+    pub async fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.health.check()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.segments[0].base_offset {
+            return self.truncate_fully_and_start_at(offset).await;
+        }
+        let index = self.segment_index_for(offset);
+        let position = match self.segments[index].find_batch(offset).await? {
+            Some((position, _)) => position,
+            None => self.segments[index].size_bytes,
+        };
+        let removed: Vec<_> = self.segments.drain(index + 1..).collect();
+        for segment in &removed {
+            self.delete_segment_files(segment.base_offset).await?;
+        }
+        let rebuilt = reindex_prefix(&self.segments[index], position, &self.config).await?;
+        let segment = &mut self.segments[index];
+        *segment = rebuilt;
+        if let Err(error) = segment.log_file.truncate(position).await {
+            self.health.fail("truncate");
+            return Err(error.into());
+        }
+        self.dirty.mark_file(&segment.log_file);
+        self.after_truncation().await
+    }
+
+    /// Deletes every segment and starts an empty one at `offset`, which
+    /// becomes the log start offset.
+    async fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        let removed: Vec<_> = self.segments.drain(..).collect();
+        for segment in &removed {
+            self.delete_segment_files(segment.base_offset).await?;
+        }
+        let log_path = self
+            .dir
+            .join(segment_file_name(offset, SegmentFileKind::Log));
+        let log_file = Rc::new(self.storage.open(&log_path).await?);
+        if let Err(error) = log_file.truncate(0).await {
+            self.health.fail("truncate");
+            return Err(error.into());
+        }
+        let mut segment = Segment::new(offset, log_path, log_file);
+        segment.roll_start_ms = Some(self.clock.now_ms());
+        self.dirty.mark_file(&segment.log_file);
+        self.segments.push(segment);
+        self.log_start_offset = offset;
+        self.after_truncation().await
+    }
+
+    async fn after_truncation(&mut self) -> Result<(), LogError> {
+        self.truncations += 1;
+        self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        self.flush().await?;
+        Ok(())
+    }
+
+    /// Closes cleanly: writes the active segment's indexes and syncs
+    /// everything. The shard then writes the checkpoints and, once all its
+    /// logs are closed, the clean shutdown marker.
+    pub async fn close(mut self) -> Result<ClosedLog, LogError> {
+        self.health.check()?;
+        let storage = self.storage.clone();
+        let active = self.active_mut();
+        active.seal_time_index();
+        let index_files = active.write_indexes(&storage).await?;
+        for file in &index_files {
+            self.dirty.mark_file(file);
+        }
+        let recovery_point = self.flush().await?;
+        Ok(ClosedLog {
+            log_start_offset: self.log_start_offset,
+            recovery_point,
+        })
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub async fn delete(self) -> Result<(), LogError> {
+        self.storage.remove_dir_all(&self.dir).await?;
+        if let Some(parent) = self.dir.parent() {
+            self.storage.sync_dir(parent).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A copy of `segment` holding only its batches before `end` (a batch
+/// start), with indexes rebuilt by walking their headers. Truncation is
+/// rare (replica divergence), so a full walk beats bookkeeping to undo
+/// index entries incrementally.
+async fn reindex_prefix<F: StorageFile>(
+    segment: &Segment<F>,
+    end: u64,
+    config: &super::LogConfig,
+) -> Result<Segment<F>, LogError> {
+    let mut rebuilt = Segment::new(
+        segment.base_offset,
+        segment.log_path.clone(),
+        Rc::clone(&segment.log_file),
+    );
+    rebuilt.roll_start_ms = segment.roll_start_ms;
+    let mut scanner = HeaderScanner::new(&*segment.log_file, &segment.log_path, end);
+    let mut position = 0;
+    while position < end {
+        let header = scanner.header_at(position).await?;
+        let batch = BatchSummary::from(&header);
+        rebuilt.on_batch(position, batch, config);
+        position += batch.size_bytes;
+    }
+    Ok(rebuilt)
+}
