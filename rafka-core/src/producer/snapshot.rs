@@ -259,7 +259,9 @@ impl ProducerStateTable {
     /// above `log_end_offset`. Deletes snapshots above the log end (they
     /// describe batches the log no longer has), corrupt ones (as Kafka
     /// does, falling back to an older one) and temp files of interrupted
-    /// writes. Older snapshots stay for [`remove_snapshots_below`].
+    /// writes. Older snapshots stay for [`remove_snapshots_below`]. On an
+    /// IO error the table is left empty and the files as they were found,
+    /// minus what was already deleted.
     pub async fn load_latest<S: Storage>(
         &mut self,
         storage: &S,
