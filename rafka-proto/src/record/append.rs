@@ -174,16 +174,15 @@ pub fn check_header(header: &BatchHeader, origin: AppendOrigin) -> Result<(), In
         }
         .into());
     }
-    check_producer_fields(header, origin)?;
     if header.is_control() {
-        if !header.is_transactional() {
-            return Err(BatchError::ControlNotTransactional.into());
-        }
         if origin == AppendOrigin::Client {
             return Err(InvalidBatch::ControlFromClient);
         }
+        if !header.is_transactional() {
+            return Err(BatchError::ControlNotTransactional.into());
+        }
     }
-    Ok(())
+    check_producer_fields(header, origin)
 }
 
 /// An idempotent batch needs an epoch and, from a client, a sequence (the

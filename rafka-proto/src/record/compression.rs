@@ -79,12 +79,11 @@ pub fn decompress(
             limit,
         )?,
         Compression::Snappy => decompress_snappy(input, limit)?,
-        Compression::Lz4 => read_bounded(
-            codec,
-            lz4_flex::frame::FrameDecoder::new(&input[..]),
-            input.len(),
-            limit,
-        )?,
+        Compression::Lz4 => {
+            check_lz4_frames(input)?;
+            let decoder = lz4_flex::frame::FrameDecoder::new(&input[..]);
+            read_bounded(codec, decoder, input.len(), limit)?
+        }
         Compression::Zstd => decompress_zstd(input, limit)?,
     };
     Ok(Bytes::from(output))
@@ -155,6 +154,76 @@ fn read_bounded(
         });
     }
     Ok(output)
+}
+
+const LZ4_MAGIC: u32 = 0x184d_2204;
+const LZ4_SKIPPABLE_MAGIC: u32 = 0x184d_2a50;
+const LZ4_FLG_BLOCK_CHECKSUM: u8 = 0x10;
+const LZ4_FLG_CONTENT_SIZE: u8 = 0x08;
+const LZ4_FLG_CONTENT_CHECKSUM: u8 = 0x04;
+const LZ4_FLG_DICT_ID: u8 = 0x01;
+const LZ4_BLOCK_SIZE_MASK: u32 = 0x7fff_ffff;
+
+/// Walks the lz4 frames block by block (lengths only, no decoding) and
+/// checks every frame reaches its end mark. lz4_flex takes a stream cut at
+/// a block boundary for a complete one; Kafka's Java reader does not, and
+/// neither should a broker.
+fn check_lz4_frames(input: &[u8]) -> Result<(), CompressionError> {
+    let truncated = || CompressionError::Corrupt {
+        codec: Compression::Lz4,
+        source: io::Error::from(io::ErrorKind::UnexpectedEof),
+    };
+    let mut rest = input;
+    while !rest.is_empty() {
+        let (magic, tail) = split_u32_le(rest).ok_or_else(truncated)?;
+        rest = if magic & 0xffff_fff0 == LZ4_SKIPPABLE_MAGIC {
+            let (size, tail) = split_u32_le(tail).ok_or_else(truncated)?;
+            tail.get(size as usize..).ok_or_else(truncated)?
+        } else if magic == LZ4_MAGIC {
+            skip_lz4_frame_body(tail).ok_or_else(truncated)?
+        } else {
+            // Not a frame: let the decoder report it as such.
+            return Ok(());
+        };
+    }
+    Ok(())
+}
+
+/// Skips a frame's descriptor, blocks and end mark; `None` if the input
+/// ends first.
+fn skip_lz4_frame_body(input: &[u8]) -> Option<&[u8]> {
+    let flags = *input.first()?;
+    let mut descriptor_bytes = 3; // FLG, BD, header checksum
+    if flags & LZ4_FLG_CONTENT_SIZE != 0 {
+        descriptor_bytes += 8;
+    }
+    if flags & LZ4_FLG_DICT_ID != 0 {
+        descriptor_bytes += 4;
+    }
+    let block_checksum_bytes = if flags & LZ4_FLG_BLOCK_CHECKSUM != 0 {
+        4
+    } else {
+        0
+    };
+    let mut rest = input.get(descriptor_bytes..)?;
+    loop {
+        let (block, tail) = split_u32_le(rest)?;
+        if block == 0 {
+            let checksum_bytes = if flags & LZ4_FLG_CONTENT_CHECKSUM != 0 {
+                4
+            } else {
+                0
+            };
+            return tail.get(checksum_bytes..);
+        }
+        let size = (block & LZ4_BLOCK_SIZE_MASK) as usize;
+        rest = tail.get(size.checked_add(block_checksum_bytes)?..)?;
+    }
+}
+
+fn split_u32_le(input: &[u8]) -> Option<(u32, &[u8])> {
+    let (head, tail) = input.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*head), tail))
 }
 
 fn decompress_zstd(input: &[u8], limit: usize) -> Result<Vec<u8>, CompressionError> {
