@@ -5,23 +5,15 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use rafka_proto::record::batch::MAGIC_V2;
 use rafka_proto::record::{
-    batch_size_bytes, set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader,
-    TimestampType,
+    batch_size_bytes, set_base_offset, set_max_timestamp, set_partition_leader_epoch, BatchError,
+    BatchHeader, TimestampType, MAGIC_V2,
 };
 
 use super::error::LogError;
 use super::segment::{segment_file_name, BatchSummary, Segment, SegmentFileKind, NO_TIMESTAMP};
 use super::Log;
 use crate::io::{Storage, StorageFile};
-
-/// Byte offsets inside a v2 batch header that LogAppendTime rewrites (see
-/// rafka_proto::record::batch for the layout).
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const MAX_TIMESTAMP_AT: usize = 35;
-const ATTRIBUTE_LOG_APPEND_TIME: u8 = 0x08;
 
 /// The result of one append, what a Produce response needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +128,8 @@ impl<S: Storage + Clone> Log<S> {
             set_partition_leader_epoch(batch, leader_epoch);
             let max_timestamp = match append_time_ms {
                 Some(now_ms) => {
-                    stamp_log_append_time(batch, now_ms);
+                    // Kafka's validator does this too; the CRC is refreshed.
+                    set_max_timestamp(batch, TimestampType::LogAppendTime, now_ms);
                     now_ms
                 }
                 None => header.max_timestamp,
@@ -261,13 +254,4 @@ fn check_appended_batch(rest: &[u8], limit_bytes: u32) -> Result<BatchHeader, Ap
         });
     }
     Ok(header)
-}
-
-/// Marks the batch LogAppendTime with `now_ms` as its max timestamp, as
-/// Kafka's validator does, and refreshes the CRC (which covers both).
-fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
-    batch[ATTRIBUTES_AT + 1] |= ATTRIBUTE_LOG_APPEND_TIME;
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }

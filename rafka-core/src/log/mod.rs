@@ -49,7 +49,7 @@ pub use config::{LogConfig, LogConfigError};
 pub use error::{CorruptKind, LogError};
 pub use flush::{FlushDone, FlushTicket};
 pub use read::{read_regions, ReadResult, Region, TimestampOffset};
-pub use recovery::RecoveryHints;
+pub use recovery::{Corruption, RecoveryHints, RecoveryReport};
 pub use retention::{ClosedLog, RetentionOutcome};
 pub use segment::{SegmentInfo, NO_TIMESTAMP};
 
@@ -78,6 +78,7 @@ pub struct Log<S: Storage> {
     write_buf: Vec<u8>,
     /// Reused by every append: (position in `write_buf`, batch) pairs.
     staged: Vec<(u64, BatchSummary)>,
+    recovery_report: RecoveryReport,
 }
 
 /// Whether the log can still be trusted; shared with in-flight flushes so
@@ -145,6 +146,11 @@ impl<S: Storage + Clone> Log<S> {
 
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.segments.iter().map(Segment::info).collect()
+    }
+
+    /// What `open` found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery_report
     }
 
     /// The operation whose failure took the log offline, if any.

@@ -4,15 +4,17 @@
 //! A region holds an `Rc` of its segment file, so a segment deleted by
 //! retention after the read was planned is still readable through it.
 //!
-//! Timestamp lookups answer at batch level: the offset returned is the base
-//! offset of the first batch whose max timestamp reaches the target (so a
-//! consumer starting there sees every record at or after it, plus possibly
-//! a few earlier records of the same batch), and the timestamp is that
-//! batch's max timestamp.
+//! Timestamp lookups find the batch through the time index and batch
+//! headers, then read that one batch and answer at record level (Kafka's
+//! ListOffsets: the first record with a timestamp at or above the target,
+//! and that record's timestamp). A batch whose records cannot be decoded
+//! (the log stores what the produce validator accepted) is answered at
+//! batch level: its base offset and max timestamp.
 
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
+use rafka_proto::record::{BatchHeader, RecordBatch, RecordLimits, TimestampType};
 
 use super::error::LogError;
 use super::scan::read_full;
@@ -215,18 +217,22 @@ impl<S: Storage + Clone> Log<S> {
                     header.max_timestamp >= timestamp && header.last_offset() >= log_start_offset
                 })
                 .await?;
-            if let Some((_, header)) = found {
-                return Ok(Some(TimestampOffset {
-                    timestamp: header.max_timestamp,
-                    offset: header.base_offset.max(log_start_offset),
-                }));
+            if let Some((position, header)) = found {
+                let found = first_record_at_or_after(
+                    segment,
+                    position,
+                    &header,
+                    timestamp,
+                    log_start_offset,
+                );
+                return Ok(Some(found.await?));
             }
         }
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the base offset of the first
-    /// batch carrying it (ListOffsets MAX_TIMESTAMP, at batch level).
+    /// The largest timestamp in the log and the offset of the first record
+    /// carrying it (ListOffsets MAX_TIMESTAMP).
     pub async fn max_timestamp(&self) -> Result<Option<TimestampOffset>, LogError> {
         self.health.check()?;
         let best = self
@@ -240,12 +246,67 @@ impl<S: Storage + Clone> Log<S> {
         let Some(segment) = best.filter(|segment| segment.max_timestamp >= 0) else {
             return Ok(None);
         };
-        let found = segment.find_batch(segment.offset_of_max_timestamp).await?;
-        Ok(found.map(|(_, header)| TimestampOffset {
-            timestamp: segment.max_timestamp,
-            offset: header.base_offset.max(self.log_start_offset),
-        }))
+        let Some((position, header)) = segment.find_batch(segment.offset_of_max_timestamp).await?
+        else {
+            return Ok(None);
+        };
+        let found = first_record_at_or_after(
+            segment,
+            position,
+            &header,
+            segment.max_timestamp,
+            self.log_start_offset,
+        );
+        Ok(Some(found.await?))
     }
+}
+
+/// The first record of the batch at `position` whose timestamp reaches
+/// `timestamp` and whose offset is at or above `offset_min`.
+async fn first_record_at_or_after<F: StorageFile>(
+    segment: &Segment<F>,
+    position: u64,
+    header: &BatchHeader,
+    timestamp: i64,
+    offset_min: i64,
+) -> Result<TimestampOffset, LogError> {
+    let batch_level = TimestampOffset {
+        timestamp: header.max_timestamp,
+        offset: header.base_offset.max(offset_min),
+    };
+    if header.timestamp_type() == TimestampType::LogAppendTime {
+        // Every record carries the batch's append time.
+        return Ok(batch_level);
+    }
+    let size_bytes = header.size_bytes();
+    let bytes = read_full(&*segment.log_file, position, size_bytes).await?;
+    let batch = match RecordBatch::parse(&bytes) {
+        Ok((batch, _)) => batch,
+        Err(error) => {
+            return Err(LogError::Corrupt {
+                path: segment.log_path.clone(),
+                position,
+                kind: error.into(),
+            })
+        }
+    };
+    let Ok(records) = batch.records(RecordLimits::default()) else {
+        return Ok(batch_level);
+    };
+    for record in records {
+        let Ok(record) = record else {
+            return Ok(batch_level);
+        };
+        let offset = record.offset(header.base_offset);
+        let record_timestamp = record.timestamp_ms(header.base_timestamp);
+        if record_timestamp >= timestamp && offset >= offset_min {
+            return Ok(TimestampOffset {
+                timestamp: record_timestamp,
+                offset,
+            });
+        }
+    }
+    Ok(batch_level)
 }
 
 /// Where reads bounded by `end_offset` must stop in `segment`: the start of

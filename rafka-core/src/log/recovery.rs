@@ -51,6 +51,30 @@ pub struct RecoveryHints {
     pub clean_shutdown: bool,
 }
 
+/// What `open` found and did, for the broker's log and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments_loaded: u32,
+    /// Segments revalidated batch by batch (at or past the recovery point).
+    pub segments_rescanned: u32,
+    /// Segments below the recovery point whose index files were missing or
+    /// failed the checks, rebuilt from their batches.
+    pub indexes_rebuilt: u32,
+    pub truncated_bytes: u64,
+    /// Segments deleted because they followed a corrupt batch.
+    pub segments_deleted: u32,
+    /// The first invalid batch found.
+    pub corruption: Option<Corruption>,
+}
+
+/// Where recovery found an invalid batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub path: PathBuf,
+    pub position: u64,
+    pub kind: CorruptKind,
+}
+
 /// How a segment was loaded.
 struct Loaded {
     /// Its indexes were rebuilt from its batches.
@@ -65,6 +89,7 @@ struct Loader<'a, S: Storage> {
     dir: &'a Path,
     config: &'a LogConfig,
     dirty: DirtyFiles<S::File>,
+    report: RecoveryReport,
 }
 
 impl<S: Storage + Clone> Log<S> {
@@ -83,6 +108,7 @@ impl<S: Storage + Clone> Log<S> {
             dir: &dir,
             config: &config,
             dirty: DirtyFiles::default(),
+            report: RecoveryReport::default(),
         };
         let bases = loader.discover().await?;
         let mut segments = loader.load_segments(&bases, &hints).await?;
@@ -94,8 +120,9 @@ impl<S: Storage + Clone> Log<S> {
         let active = segments
             .last_mut()
             .expect("at least one segment was just ensured");
-        active.roll_start_ms = Some(loader.roll_start_ms(active, now_ms).await?);
+        active.roll_start_ms = loader.roll_start_ms(active, now_ms).await?;
         let dirty = loader.dirty;
+        let recovery_report = loader.report;
         let first_base = segments[0].base_offset;
         let mut log = Log {
             storage,
@@ -110,6 +137,7 @@ impl<S: Storage + Clone> Log<S> {
             truncations: 0,
             write_buf: Vec::new(),
             staged: Vec::new(),
+            recovery_report,
         };
         let log_start_offset = hints.log_start_offset.unwrap_or(first_base).max(first_base);
         log.apply_log_start_offset(log_start_offset).await?;
@@ -175,6 +203,7 @@ impl<S: Storage> Loader<'_, S> {
                     corrupt,
                 }
             };
+            self.report_segment(&segment, &loaded, index >= recover_from, file_bytes);
             // Below the recovery point a corrupt segment loses only its own
             // tail; from it on, offsets after a corrupt batch are not trusted.
             let ends_log =
@@ -188,6 +217,30 @@ impl<S: Storage> Loader<'_, S> {
             }
         }
         Ok(segments)
+    }
+
+    fn report_segment(
+        &mut self,
+        segment: &Segment<S::File>,
+        loaded: &Loaded,
+        rescanned: bool,
+        file_bytes: u64,
+    ) {
+        let report = &mut self.report;
+        report.segments_loaded += 1;
+        if rescanned {
+            report.segments_rescanned += 1;
+        } else if loaded.rebuilt {
+            report.indexes_rebuilt += 1;
+        }
+        report.truncated_bytes += file_bytes - segment.size_bytes;
+        if let (None, Some((position, kind))) = (&report.corruption, &loaded.corrupt) {
+            report.corruption = Some(Corruption {
+                path: segment.log_path.clone(),
+                position: *position,
+                kind: kind.clone(),
+            });
+        }
     }
 
     /// Cuts the invalid tail off, writes rebuilt indexes of a closed
@@ -359,27 +412,29 @@ impl<S: Storage> Loader<'_, S> {
                 }
             }
             self.dirty.mark_dir();
+            self.report.segments_deleted += 1;
         }
         Ok(())
     }
 
     /// When the active segment's segment.ms clock started: its first batch's
-    /// timestamp (as Kafka does), not after now; now for an empty segment.
+    /// timestamp (as Kafka does), not after now; an empty segment's clock
+    /// starts at its first append.
     async fn roll_start_ms(
         &self,
         segment: &Segment<S::File>,
         now_ms: i64,
-    ) -> Result<i64, LogError> {
+    ) -> Result<Option<i64>, LogError> {
         if segment.is_empty() {
-            return Ok(now_ms);
+            return Ok(None);
         }
         let mut scanner =
             HeaderScanner::new(&*segment.log_file, &segment.log_path, segment.size_bytes);
         let first = scanner.header_at(0).await?;
-        Ok(match first.max_timestamp {
+        Ok(Some(match first.max_timestamp {
             NO_TIMESTAMP => now_ms,
             timestamp => timestamp.min(now_ms),
-        })
+        }))
     }
 }
 

@@ -182,8 +182,7 @@ impl<S: Storage + Clone> Log<S> {
             self.health.fail("truncate");
             return Err(error.into());
         }
-        let mut segment = Segment::new(offset, log_path, log_file);
-        segment.roll_start_ms = Some(self.clock.now_ms());
+        let segment = Segment::new(offset, log_path, log_file);
         self.dirty.mark_file(&segment.log_file);
         self.segments.push(segment);
         self.log_start_offset = offset;
@@ -241,7 +240,9 @@ async fn reindex_prefix<F: StorageFile>(
         segment.log_path.clone(),
         Rc::clone(&segment.log_file),
     );
-    rebuilt.roll_start_ms = segment.roll_start_ms;
+    if end > 0 {
+        rebuilt.roll_start_ms = segment.roll_start_ms;
+    }
     let mut scanner = HeaderScanner::new(&*segment.log_file, &segment.log_path, end);
     let mut position = 0;
     while position < end {
