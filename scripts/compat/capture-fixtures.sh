@@ -9,6 +9,9 @@
 #   CLIENT: librdkafka kcat java kafka-python kafkajs (default: all)
 set -euo pipefail
 
+# Keep the client programs' directory free of __pycache__.
+export PYTHONDONTWRITEBYTECODE=1
+
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 fixtures="$repo/rafka-proto/tests/fixtures"

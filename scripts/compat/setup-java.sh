@@ -10,6 +10,12 @@ cache="$here/.cache"
 java_dir="$cache/java"
 jars=(kafka-clients slf4j-api lz4-java snappy-java zstd-jni)
 
+if ! command -v javac >/dev/null 2>&1; then
+    echo "setup-java: javac missing; apt-get install openjdk-17-jdk-headless"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless
+fi
+
 have_all_jars() {
     local jar
     for jar in "${jars[@]}"; do
@@ -37,7 +43,14 @@ with zipfile.ZipFile(wheel) as archive:
 PY
 fi
 
-version="$(unzip -p "$java_dir/kafka-clients.jar" kafka/kafka-version.properties | sed -n 's/^version=//p')"
+version="$(python3 - "$java_dir/kafka-clients.jar" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as jar:
+    for line in jar.read("kafka/kafka-version.properties").decode().splitlines():
+        if line.startswith("version="):
+            print(line[len("version="):])
+PY
+)"
 echo "setup-java: kafka-clients $version"
 if [[ "$version" != "3.9.1" ]]; then
     echo "setup-java: expected kafka-clients 3.9.1" >&2
