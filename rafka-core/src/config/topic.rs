@@ -17,6 +17,10 @@ use super::value::{
 /// smaller segments only multiply files and open descriptors.
 pub const SEGMENT_BYTES_MIN: i32 = 1024 * 1024;
 
+/// Longest override value accepted: far above any legal value, and it keeps
+/// a client from storing megabytes in the metadata log through a list key.
+pub const TOPIC_CONFIG_VALUE_BYTES_MAX: usize = 16 * 1024;
+
 /// Which of delete (retention) and compact apply to the topic's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CleanupPolicy {
@@ -446,6 +450,8 @@ pub enum TopicConfigError {
     UnknownKey { key: String },
     #[error(transparent)]
     InvalidValue(#[from] InvalidValue),
+    #[error("value of {key} is {length} bytes, more than {TOPIC_CONFIG_VALUE_BYTES_MAX}")]
+    ValueTooLong { key: String, length: usize },
     #[error("{key} ({value}) must not be greater than {other_key} ({other_value})")]
     Conflict {
         key: &'static str,
@@ -468,6 +474,12 @@ impl TopicConfig {
         let def = key_def(key).ok_or_else(|| TopicConfigError::UnknownKey {
             key: key.to_string(),
         })?;
+        if value.len() > TOPIC_CONFIG_VALUE_BYTES_MAX {
+            return Err(TopicConfigError::ValueTooLong {
+                key: key.to_string(),
+                length: value.len(),
+            });
+        }
         (def.parse)(self, key, value)?;
         Ok(())
     }

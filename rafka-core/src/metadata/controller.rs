@@ -1,0 +1,402 @@
+//! The controller's decisions (lives on shard 0): validates an admin
+//! operation against the current image and turns it into the records that
+//! carry it out. Pure: it reads the image and writes nothing; the caller
+//! commits the records (metadata log, then image) and must not interleave
+//! two operations between validation and commit.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::image::MetadataImage;
+use super::placement::{place_partitions, rebalance};
+use super::record::{
+    ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, RemoveTopicRecord, ShardId,
+    TopicRecord,
+};
+use crate::config::topic_name::{validate_topic_name, TopicNameError};
+use crate::config::value::split_list;
+use crate::config::{BrokerConfig, TopicConfigError, TopicDefaults};
+
+/// Kafka refuses operations that would write more records than this at
+/// once (its controller's batch limit), so one request cannot stall the
+/// controller or blow up the log; rafka keeps the same bound.
+pub const RECORDS_PER_OPERATION_MAX: usize = 10_000;
+
+/// Why an admin operation was refused; `error_code` gives Kafka's code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    InvalidTopic(#[from] TopicNameError),
+    #[error("topic {0:?} already exists")]
+    TopicAlreadyExists(String),
+    #[error("number of partitions must be at least 1, got {0}")]
+    PartitionsBelowOne(i32),
+    #[error("topic {topic:?} already has {current} partitions, cannot set {requested}")]
+    PartitionsNotIncreased {
+        topic: String,
+        current: i32,
+        requested: i32,
+    },
+    #[error("replication factor {0} is not possible on a single broker (use 1 or -1)")]
+    InvalidReplicationFactor(i16),
+    #[error(transparent)]
+    InvalidConfig(#[from] TopicConfigError),
+    #[error("config {0} appears more than once in the request")]
+    DuplicateConfigKey(String),
+    #[error("{0} is not a list config; APPEND and SUBTRACT do not apply")]
+    NotAListConfig(String),
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    #[error("unknown topic id {0}")]
+    UnknownTopicId(Uuid),
+    #[error("topic deletion is disabled (delete.topic.enable=false)")]
+    TopicDeletionDisabled,
+    #[error("operation would write {0} records, more than {RECORDS_PER_OPERATION_MAX}")]
+    TooManyRecords(usize),
+}
+
+impl ControllerError {
+    pub fn error_code(&self) -> i16 {
+        use super::*;
+        match self {
+            ControllerError::InvalidTopic(e) => e.error_code(),
+            ControllerError::TopicAlreadyExists(_) => TOPIC_ALREADY_EXISTS,
+            ControllerError::PartitionsBelowOne(_)
+            | ControllerError::PartitionsNotIncreased { .. } => INVALID_PARTITIONS,
+            ControllerError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+            ControllerError::InvalidConfig(e) => e.error_code(),
+            ControllerError::NotAListConfig(_) => crate::config::INVALID_CONFIG,
+            ControllerError::DuplicateConfigKey(_) => INVALID_REQUEST,
+            ControllerError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
+            ControllerError::UnknownTopicId(_) => UNKNOWN_TOPIC_ID,
+            ControllerError::TopicDeletionDisabled => TOPIC_DELETION_DISABLED,
+            ControllerError::TooManyRecords(_) => POLICY_VIOLATION,
+        }
+    }
+}
+
+/// A CreateTopics entry. `-1` asks for the broker default, as in Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One IncrementalAlterConfigs operation (Kafka's op codes 0-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+    /// Adds items to a list config (`cleanup.policy`).
+    Append(String, String),
+    /// Removes items from a list config.
+    Subtract(String, String),
+}
+
+impl ConfigOp {
+    fn key(&self) -> &str {
+        match self {
+            ConfigOp::Set(k, _) | ConfigOp::Delete(k) => k,
+            ConfigOp::Append(k, _) | ConfigOp::Subtract(k, _) => k,
+        }
+    }
+}
+
+/// Topic configs whose value is a comma-separated list.
+const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
+
+/// Settings the controller decides with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Controller {
+    pub shard_count: u32,
+    pub delete_topic_enable: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub topic_defaults: TopicDefaults,
+}
+
+/// A fresh random topic id, drawn before any record is written so that
+/// applying records stays deterministic. Like Kafka it never returns the
+/// nil id, nor one whose base64 form starts with '-' (tools would read it
+/// as a command-line flag).
+pub fn new_topic_id() -> Uuid {
+    loop {
+        let id = Uuid::new_v4();
+        // '-' is base64url index 62: the top six bits of the first byte.
+        if !id.is_nil() && id.as_bytes()[0] >> 2 != 62 {
+            return id;
+        }
+    }
+}
+
+fn config_record(topic: &str, key: &str, value: Option<&str>) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::Topic(topic.to_string()),
+        name: key.to_string(),
+        value: value.map(str::to_string),
+    })
+}
+
+impl Controller {
+    pub fn new(broker: &BrokerConfig, shard_count: u32) -> Controller {
+        assert!(shard_count > 0, "a broker has at least one shard");
+        Controller {
+            shard_count,
+            delete_topic_enable: broker.delete_topic_enable,
+            num_partitions: broker.num_partitions,
+            default_replication_factor: broker.default_replication_factor,
+            topic_defaults: broker.topic_defaults.clone(),
+        }
+    }
+
+    /// Records creating `topic` with id `topic_id` (see [`new_topic_id`]).
+    pub fn create_topic(
+        &self,
+        image: &MetadataImage,
+        topic: &NewTopic,
+        topic_id: Uuid,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        validate_topic_name(&topic.name)?;
+        if image.topic(&topic.name).is_some() {
+            return Err(ControllerError::TopicAlreadyExists(topic.name.clone()));
+        }
+        if let Some(existing) = image.colliding_topic(&topic.name) {
+            return Err(TopicNameError::Collides {
+                name: topic.name.clone(),
+                existing: existing.to_string(),
+            }
+            .into());
+        }
+        let partitions = match topic.partitions {
+            -1 => self.num_partitions,
+            n if n < 1 => return Err(ControllerError::PartitionsBelowOne(n)),
+            n => n,
+        };
+        self.check_replication_factor(topic.replication_factor)?;
+        self.topic_defaults.validate(&topic.configs)?;
+        let count = partitions as usize;
+        let total = 1 + count + topic.configs.len();
+        if total > RECORDS_PER_OPERATION_MAX {
+            return Err(ControllerError::TooManyRecords(total));
+        }
+        let mut records = vec![MetadataRecord::Topic(TopicRecord {
+            name: topic.name.clone(),
+            topic_id,
+        })];
+        let shards = place_partitions(&mut image.shard_loads(self.shard_count), count);
+        records.extend(partition_records(topic_id, 0, &shards));
+        for (key, value) in &topic.configs {
+            records.push(config_record(&topic.name, key, Some(value)));
+        }
+        Ok(records)
+    }
+
+    fn check_replication_factor(&self, factor: i16) -> Result<(), ControllerError> {
+        let effective = if factor == -1 {
+            self.default_replication_factor
+        } else {
+            factor
+        };
+        if effective != 1 {
+            return Err(ControllerError::InvalidReplicationFactor(factor));
+        }
+        Ok(())
+    }
+
+    pub fn delete_topic(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = image
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        self.delete_topic_by_id(image, topic.id)
+    }
+
+    pub fn delete_topic_by_id(
+        &self,
+        image: &MetadataImage,
+        topic_id: Uuid,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        if image.topic_by_id(&topic_id).is_none() {
+            return Err(ControllerError::UnknownTopicId(topic_id));
+        }
+        if !self.delete_topic_enable {
+            return Err(ControllerError::TopicDeletionDisabled);
+        }
+        Ok(vec![MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id,
+        })])
+    }
+
+    /// Grows `name` to `total` partitions (CreatePartitions).
+    pub fn create_partitions(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        total: i32,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = image
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(ControllerError::PartitionsNotIncreased {
+                topic: name.to_string(),
+                current,
+                requested: total,
+            });
+        }
+        let added = (total - current) as usize;
+        if added > RECORDS_PER_OPERATION_MAX {
+            return Err(ControllerError::TooManyRecords(added));
+        }
+        let shards = place_partitions(&mut image.shard_loads(self.shard_count), added);
+        Ok(partition_records(topic.id, current, &shards).collect())
+    }
+
+    /// IncrementalAlterConfigs on one topic.
+    pub fn alter_topic_config(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        ops: &[ConfigOp],
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = image
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut next = topic.configs.clone();
+        for op in ops {
+            if !seen.insert(op.key()) {
+                return Err(ControllerError::DuplicateConfigKey(op.key().to_string()));
+            }
+            self.apply_op(&mut next, op)?;
+        }
+        self.config_changes(image, name, next)
+    }
+
+    /// Legacy AlterConfigs: `configs` replaces every override of the topic.
+    pub fn replace_topic_config(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        if image.topic(name).is_none() {
+            return Err(ControllerError::UnknownTopic(name.to_string()));
+        }
+        self.config_changes(image, name, configs.clone())
+    }
+
+    fn apply_op(
+        &self,
+        overrides: &mut BTreeMap<String, String>,
+        op: &ConfigOp,
+    ) -> Result<(), ControllerError> {
+        let (key, value, append) = match op {
+            ConfigOp::Set(k, v) => {
+                overrides.insert(k.clone(), v.clone());
+                return Ok(());
+            }
+            ConfigOp::Delete(k) => {
+                self.known_key(k)?;
+                overrides.remove(k);
+                return Ok(());
+            }
+            ConfigOp::Append(k, v) => (k, v, true),
+            ConfigOp::Subtract(k, v) => (k, v, false),
+        };
+        let default = self.known_key(key)?;
+        if !LIST_CONFIGS.contains(&key.as_str()) {
+            return Err(ControllerError::NotAListConfig(key.clone()));
+        }
+        let current = overrides.get(key).cloned().unwrap_or(default);
+        let mut items: Vec<String> = split_list(&current).map(str::to_string).collect();
+        for item in split_list(value) {
+            if append && !items.iter().any(|i| i == item) {
+                items.push(item.to_string());
+            } else if !append {
+                items.retain(|i| i != item);
+            }
+        }
+        overrides.insert(key.clone(), items.join(","));
+        Ok(())
+    }
+
+    /// The default value of `key`, or the error for a key Kafka does not
+    /// define for topics.
+    fn known_key(&self, key: &str) -> Result<String, ControllerError> {
+        let value = self.topic_defaults.config.value_string(key);
+        value.ok_or_else(|| {
+            TopicConfigError::UnknownKey {
+                key: key.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// Validates the topic's complete new override set and emits one record
+    /// per key that changes, in key order.
+    fn config_changes(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        next: BTreeMap<String, String>,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        self.topic_defaults.validate(&next)?;
+        let current = image
+            .topic(name)
+            .map(|t| t.configs.clone())
+            .unwrap_or_default();
+        let mut records = Vec::new();
+        for (key, value) in &next {
+            if current.get(key) != Some(value) {
+                records.push(config_record(name, key, Some(value)));
+            }
+        }
+        for key in current.keys().filter(|k| !next.contains_key(*k)) {
+            records.push(config_record(name, key, None));
+        }
+        if records.len() > RECORDS_PER_OPERATION_MAX {
+            return Err(ControllerError::TooManyRecords(records.len()));
+        }
+        records.sort_by(|a, b| record_key(a).cmp(record_key(b)));
+        Ok(records)
+    }
+
+    /// Placement records after a restart with `self.shard_count` shards:
+    /// partitions on missing shards move, then the load evens out.
+    pub fn replace_for_shard_count(&self, image: &MetadataImage) -> Vec<MetadataRecord> {
+        rebalance(image, self.shard_count)
+            .into_iter()
+            .map(MetadataRecord::PartitionPlacement)
+            .collect()
+    }
+}
+
+fn partition_records(
+    topic_id: Uuid,
+    first: i32,
+    shards: &[ShardId],
+) -> impl Iterator<Item = MetadataRecord> + '_ {
+    let records = shards.iter().zip(first..);
+    records.map(move |(shard, partition)| {
+        MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition,
+            shard: *shard,
+        })
+    })
+}
+
+fn record_key(record: &MetadataRecord) -> &str {
+    match record {
+        MetadataRecord::Config(c) => &c.name,
+        _ => "",
+    }
+}

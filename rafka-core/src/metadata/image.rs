@@ -1,0 +1,353 @@
+//! The metadata image: every topic, its partitions' owning shards and its
+//! config overrides, as of some point in the metadata log.
+//!
+//! Lives on every shard: shard 0 (the controller) applies records to its
+//! copy and shares the result as `Arc<MetadataImage>` with the others,
+//! together with the [`MetadataDelta`]s that say what changed. `apply` is
+//! deterministic (no clock, no randomness, ordered maps only): the same
+//! records in the same order always give the same image, which is what lets
+//! a replicated log drive it later.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::record::{
+    ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
+    RemoveTopicRecord, ShardId, TopicRecord,
+};
+use crate::config::topic_name::{collision_key, has_collision_chars};
+
+/// One topic as of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    /// Owning shard of partition `i` at index `i`.
+    pub partitions: Vec<ShardId>,
+    /// Config overrides exactly as the client sent them.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicImage {
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
+    }
+
+    pub fn shard_of(&self, partition: i32) -> Option<ShardId> {
+        let index = usize::try_from(partition).ok()?;
+        self.partitions.get(index).copied()
+    }
+}
+
+/// What one applied record changed, for the shards that mirror the image
+/// (open a partition's log, drop a deleted topic's data, reload configs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataDelta {
+    TopicCreated {
+        topic_id: Uuid,
+        name: String,
+    },
+    PartitionCreated {
+        topic_id: Uuid,
+        name: String,
+        partition: i32,
+        shard: ShardId,
+    },
+    /// `partitions[i]` is the shard that owned partition `i`.
+    TopicRemoved {
+        topic_id: Uuid,
+        name: String,
+        partitions: Vec<ShardId>,
+    },
+    ConfigChanged {
+        topic_id: Uuid,
+        name: String,
+        key: String,
+        old: Option<String>,
+        new: Option<String>,
+    },
+    PartitionMoved {
+        topic_id: Uuid,
+        name: String,
+        partition: i32,
+        from: ShardId,
+        to: ShardId,
+    },
+}
+
+/// A record that does not fit the image it is applied to. The controller
+/// validates before writing, so on replay this means a corrupt or foreign
+/// log; on commit, a race between two operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("topic name {0:?} already exists")]
+    NameTaken(String),
+    #[error("topic id {0} already exists")]
+    IdTaken(Uuid),
+    #[error("unknown topic id {0}")]
+    UnknownTopicId(Uuid),
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    #[error("topic {topic_id} partition {got} out of order (next is {expected})")]
+    PartitionOutOfOrder {
+        topic_id: Uuid,
+        expected: i32,
+        got: i32,
+    },
+    #[error("topic {topic_id} has no partition {partition}")]
+    UnknownPartition { topic_id: Uuid, partition: i32 },
+}
+
+impl ApplyError {
+    /// The Kafka error a client sees when a commit loses a race.
+    pub fn error_code(&self) -> i16 {
+        match self {
+            ApplyError::NameTaken(_) => super::TOPIC_ALREADY_EXISTS,
+            ApplyError::UnknownTopicId(_) => super::UNKNOWN_TOPIC_ID,
+            ApplyError::UnknownTopic(_) | ApplyError::UnknownPartition { .. } => {
+                super::UNKNOWN_TOPIC_OR_PARTITION
+            }
+            _ => super::UNKNOWN_SERVER_ERROR,
+        }
+    }
+}
+
+/// All topics. Cloning copies the maps but shares each topic (`Arc`), and
+/// `apply` copies only the topic it changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    topics: BTreeMap<Uuid, Arc<TopicImage>>,
+    ids_by_name: BTreeMap<String, Uuid>,
+    /// Names containing `.` or `_`, by their collision key.
+    collisions: BTreeMap<String, BTreeSet<String>>,
+    partition_count: u64,
+}
+
+impl MetadataImage {
+    pub fn new() -> Self {
+        MetadataImage::default()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_by_id(self.ids_by_name.get(name)?)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topics.get(id).map(|t| t.as_ref())
+    }
+
+    /// Topics in name order.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicImage> {
+        self.ids_by_name
+            .values()
+            .filter_map(|id| self.topics.get(id).map(|t| t.as_ref()))
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    pub fn partition_count(&self) -> u64 {
+        self.partition_count
+    }
+
+    pub fn partition_shard(&self, topic: &str, partition: i32) -> Option<ShardId> {
+        self.topic(topic)?.shard_of(partition)
+    }
+
+    /// An existing topic that `name` would collide with (`.` vs `_`).
+    pub fn colliding_topic(&self, name: &str) -> Option<&str> {
+        if !has_collision_chars(name) {
+            return None;
+        }
+        let names = self.collisions.get(&collision_key(name))?;
+        names
+            .iter()
+            .find(|n| n.as_str() != name)
+            .map(String::as_str)
+    }
+
+    /// Partitions owned by `shard`, as (topic, partition), in name order.
+    pub fn partitions_on_shard(&self, shard: ShardId) -> impl Iterator<Item = (&TopicImage, i32)> {
+        self.topics().flat_map(move |t| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| **s == shard)
+                .map(move |(i, _)| (t, i32::try_from(i).unwrap_or(i32::MAX)))
+        })
+    }
+
+    /// Partition count per shard for shards `0..shard_count`; partitions on
+    /// shards outside that range are not counted.
+    pub fn shard_loads(&self, shard_count: u32) -> Vec<u64> {
+        let mut loads = vec![0u64; shard_count as usize];
+        for t in self.topics.values() {
+            for s in &t.partitions {
+                if let Some(load) = loads.get_mut(*s as usize) {
+                    *load += 1;
+                }
+            }
+        }
+        loads
+    }
+
+    /// The image as records that rebuild it from empty (a snapshot):
+    /// per topic in name order, its TopicRecord, PartitionRecords and
+    /// ConfigRecords.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        for t in self.topics() {
+            out.push(MetadataRecord::Topic(TopicRecord {
+                name: t.name.clone(),
+                topic_id: t.id,
+            }));
+            for (i, shard) in t.partitions.iter().enumerate() {
+                out.push(MetadataRecord::Partition(PartitionRecord {
+                    topic_id: t.id,
+                    partition: i32::try_from(i).unwrap_or(i32::MAX),
+                    shard: *shard,
+                }));
+            }
+            for (key, value) in &t.configs {
+                out.push(MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::Topic(t.name.clone()),
+                    name: key.clone(),
+                    value: Some(value.clone()),
+                }));
+            }
+        }
+        out
+    }
+
+    /// Applies one record; on error the image is unchanged.
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<MetadataDelta, ApplyError> {
+        match record {
+            MetadataRecord::Topic(r) => self.apply_topic(r),
+            MetadataRecord::Partition(r) => self.apply_partition(r),
+            MetadataRecord::RemoveTopic(r) => self.apply_remove(r),
+            MetadataRecord::Config(r) => self.apply_config(r),
+            MetadataRecord::PartitionPlacement(r) => self.apply_placement(r),
+        }
+    }
+
+    fn apply_topic(&mut self, r: &TopicRecord) -> Result<MetadataDelta, ApplyError> {
+        if self.ids_by_name.contains_key(&r.name) {
+            return Err(ApplyError::NameTaken(r.name.clone()));
+        }
+        if self.topics.contains_key(&r.topic_id) {
+            return Err(ApplyError::IdTaken(r.topic_id));
+        }
+        let topic = TopicImage {
+            name: r.name.clone(),
+            id: r.topic_id,
+            partitions: Vec::new(),
+            configs: BTreeMap::new(),
+        };
+        self.topics.insert(r.topic_id, Arc::new(topic));
+        self.ids_by_name.insert(r.name.clone(), r.topic_id);
+        if has_collision_chars(&r.name) {
+            let names = self.collisions.entry(collision_key(&r.name)).or_default();
+            names.insert(r.name.clone());
+        }
+        Ok(MetadataDelta::TopicCreated {
+            topic_id: r.topic_id,
+            name: r.name.clone(),
+        })
+    }
+
+    fn topic_mut(&mut self, id: &Uuid) -> Result<&mut TopicImage, ApplyError> {
+        let topic = self
+            .topics
+            .get_mut(id)
+            .ok_or(ApplyError::UnknownTopicId(*id))?;
+        Ok(Arc::make_mut(topic))
+    }
+
+    fn apply_partition(&mut self, r: &PartitionRecord) -> Result<MetadataDelta, ApplyError> {
+        let topic = self.topic_mut(&r.topic_id)?;
+        let expected = topic.partition_count();
+        if r.partition != expected || expected == i32::MAX {
+            return Err(ApplyError::PartitionOutOfOrder {
+                topic_id: r.topic_id,
+                expected,
+                got: r.partition,
+            });
+        }
+        topic.partitions.push(r.shard);
+        let name = topic.name.clone();
+        self.partition_count += 1;
+        Ok(MetadataDelta::PartitionCreated {
+            topic_id: r.topic_id,
+            name,
+            partition: r.partition,
+            shard: r.shard,
+        })
+    }
+
+    fn apply_remove(&mut self, r: &RemoveTopicRecord) -> Result<MetadataDelta, ApplyError> {
+        let topic = self
+            .topics
+            .remove(&r.topic_id)
+            .ok_or(ApplyError::UnknownTopicId(r.topic_id))?;
+        self.ids_by_name.remove(&topic.name);
+        let key = collision_key(&topic.name);
+        if let Some(names) = self.collisions.get_mut(&key) {
+            names.remove(&topic.name);
+            if names.is_empty() {
+                self.collisions.remove(&key);
+            }
+        }
+        self.partition_count -= topic.partitions.len() as u64;
+        let topic = Arc::unwrap_or_clone(topic);
+        Ok(MetadataDelta::TopicRemoved {
+            topic_id: r.topic_id,
+            name: topic.name,
+            partitions: topic.partitions,
+        })
+    }
+
+    fn apply_config(&mut self, r: &ConfigRecord) -> Result<MetadataDelta, ApplyError> {
+        let ConfigResource::Topic(name) = &r.resource;
+        let id = *self
+            .ids_by_name
+            .get(name)
+            .ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
+        let topic = self.topic_mut(&id)?;
+        let old = match &r.value {
+            Some(v) => topic.configs.insert(r.name.clone(), v.clone()),
+            None => topic.configs.remove(&r.name),
+        };
+        Ok(MetadataDelta::ConfigChanged {
+            topic_id: id,
+            name: name.clone(),
+            key: r.name.clone(),
+            old,
+            new: r.value.clone(),
+        })
+    }
+
+    fn apply_placement(
+        &mut self,
+        r: &PartitionPlacementRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        let topic = self.topic_mut(&r.topic_id)?;
+        let slot = usize::try_from(r.partition)
+            .ok()
+            .and_then(|i| topic.partitions.get_mut(i))
+            .ok_or(ApplyError::UnknownPartition {
+                topic_id: r.topic_id,
+                partition: r.partition,
+            })?;
+        let from = std::mem::replace(slot, r.shard);
+        Ok(MetadataDelta::PartitionMoved {
+            topic_id: r.topic_id,
+            name: topic.name.clone(),
+            partition: r.partition,
+            from,
+            to: r.shard,
+        })
+    }
+}

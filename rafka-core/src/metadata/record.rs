@@ -1,0 +1,371 @@
+//! Metadata records: the controller's state changes, named after Kafka's
+//! KRaft records, and their binary encoding.
+//!
+//! Encoding (big-endian, like Kafka's wire format): `type u8`, `version u8`,
+//! then the fields in declaration order. Strings are `u32` length + UTF-8;
+//! an optional string is a `u8` flag (0 absent, 1 present) then the string;
+//! a topic id is its 16 raw bytes. Decoding is strict: an unknown type or
+//! version, a short field, bad UTF-8 or trailing bytes are errors, so two
+//! nodes can never read one record differently.
+
+use uuid::Uuid;
+
+/// Index of a shard (one executor core). A `u32` on disk.
+pub type ShardId = u32;
+
+/// Kafka's `ConfigResource.Type` code for a topic.
+pub const RESOURCE_TYPE_TOPIC: i8 = 2;
+
+/// Longest string a record may hold: bounds what one decode can allocate.
+pub const RECORD_STRING_BYTES_MAX: u32 = 1024 * 1024;
+
+/// The thing a [`ConfigRecord`] configures.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigResource {
+    /// A topic, by name (as Kafka's ConfigRecord does).
+    Topic(String),
+}
+
+/// A new topic; its partitions follow as [`PartitionRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub topic_id: Uuid,
+}
+
+/// Partition `partition` of a topic, owned by `shard`. Partitions of a
+/// topic are created in order 0, 1, 2, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRecord {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub shard: ShardId,
+}
+
+/// Deletes a topic, its partitions and its config overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveTopicRecord {
+    pub topic_id: Uuid,
+}
+
+/// Sets (`Some`) or removes (`None`) one config override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRecord {
+    pub resource: ConfigResource,
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// Moves an existing partition to another shard (core count changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPlacementRecord {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub shard: ShardId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataRecord {
+    Topic(TopicRecord),
+    Partition(PartitionRecord),
+    RemoveTopic(RemoveTopicRecord),
+    Config(ConfigRecord),
+    PartitionPlacement(PartitionPlacementRecord),
+}
+
+/// Record type codes; never reuse a retired one.
+mod code {
+    pub const TOPIC: u8 = 1;
+    pub const PARTITION: u8 = 2;
+    pub const REMOVE_TOPIC: u8 = 3;
+    pub const CONFIG: u8 = 4;
+    pub const PARTITION_PLACEMENT: u8 = 5;
+}
+
+/// The only version of each record type written so far.
+const VERSION: u8 = 0;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record ends early: {needed} more bytes needed at byte {at}")]
+    Truncated { at: usize, needed: usize },
+    #[error("unknown metadata record type {0}")]
+    UnknownType(u8),
+    #[error("metadata record type {record_type} version {version} is newer than this broker")]
+    UnsupportedVersion { record_type: u8, version: u8 },
+    #[error("string at byte {at} is not UTF-8")]
+    BadUtf8 { at: usize },
+    #[error("string of {length} bytes at byte {at} exceeds the limit")]
+    StringTooLong { at: usize, length: u32 },
+    #[error("optional flag {flag} at byte {at} is neither 0 nor 1")]
+    BadFlag { at: usize, flag: u8 },
+    #[error("unknown config resource type {0}")]
+    UnknownResourceType(i8),
+    #[error("{0} bytes left after the record")]
+    TrailingBytes(usize),
+}
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn uuid(&mut self, v: &Uuid) {
+        self.0.extend_from_slice(v.as_bytes());
+    }
+    fn string(&mut self, s: &str) {
+        // Callers bound names and values far below 4 GiB; the assert keeps a
+        // bug from writing a length that does not match the bytes.
+        let length = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        assert!(
+            length <= RECORD_STRING_BYTES_MAX,
+            "metadata string too long"
+        );
+        self.u32(length);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_string(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.string(s);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        let rest = &self.buf[self.at..];
+        if rest.len() < n {
+            return Err(RecordError::Truncated {
+                at: self.at,
+                needed: n - rest.len(),
+            });
+        }
+        self.at += n;
+        Ok(&rest[..n])
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, RecordError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn i32(&mut self) -> Result<i32, RecordError> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+    fn uuid(&mut self) -> Result<Uuid, RecordError> {
+        Ok(Uuid::from_bytes(self.array()?))
+    }
+    fn string(&mut self) -> Result<String, RecordError> {
+        let at = self.at;
+        let length = self.u32()?;
+        if length > RECORD_STRING_BYTES_MAX {
+            return Err(RecordError::StringTooLong { at, length });
+        }
+        let bytes = self.take(length as usize)?;
+        let s = std::str::from_utf8(bytes).map_err(|_| RecordError::BadUtf8 { at })?;
+        Ok(s.to_string())
+    }
+    fn opt_string(&mut self) -> Result<Option<String>, RecordError> {
+        let at = self.at;
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.string()?)),
+            flag => Err(RecordError::BadFlag { at, flag }),
+        }
+    }
+}
+
+impl MetadataRecord {
+    fn type_code(&self) -> u8 {
+        match self {
+            MetadataRecord::Topic(_) => code::TOPIC,
+            MetadataRecord::Partition(_) => code::PARTITION,
+            MetadataRecord::RemoveTopic(_) => code::REMOVE_TOPIC,
+            MetadataRecord::Config(_) => code::CONFIG,
+            MetadataRecord::PartitionPlacement(_) => code::PARTITION_PLACEMENT,
+        }
+    }
+
+    /// Appends the record's encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.u8(self.type_code());
+        w.u8(VERSION);
+        match self {
+            MetadataRecord::Topic(r) => {
+                w.string(&r.name);
+                w.uuid(&r.topic_id);
+            }
+            MetadataRecord::Partition(r) => {
+                w.uuid(&r.topic_id);
+                w.i32(r.partition);
+                w.u32(r.shard);
+            }
+            MetadataRecord::RemoveTopic(r) => w.uuid(&r.topic_id),
+            MetadataRecord::Config(r) => {
+                let ConfigResource::Topic(topic) = &r.resource;
+                w.u8(RESOURCE_TYPE_TOPIC as u8);
+                w.string(topic);
+                w.string(&r.name);
+                w.opt_string(r.value.as_deref());
+            }
+            MetadataRecord::PartitionPlacement(r) => {
+                w.uuid(&r.topic_id);
+                w.i32(r.partition);
+                w.u32(r.shard);
+            }
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Decodes exactly one record spanning all of `buf`.
+    pub fn decode(buf: &[u8]) -> Result<MetadataRecord, RecordError> {
+        let mut r = Reader { buf, at: 0 };
+        let record_type = r.u8()?;
+        let version = r.u8()?;
+        if !(code::TOPIC..=code::PARTITION_PLACEMENT).contains(&record_type) {
+            return Err(RecordError::UnknownType(record_type));
+        }
+        if version != VERSION {
+            return Err(RecordError::UnsupportedVersion {
+                record_type,
+                version,
+            });
+        }
+        let record = decode_body(record_type, &mut r)?;
+        match buf.len() - r.at {
+            0 => Ok(record),
+            left => Err(RecordError::TrailingBytes(left)),
+        }
+    }
+}
+
+fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, RecordError> {
+    Ok(match record_type {
+        code::TOPIC => MetadataRecord::Topic(TopicRecord {
+            name: r.string()?,
+            topic_id: r.uuid()?,
+        }),
+        code::PARTITION => MetadataRecord::Partition(PartitionRecord {
+            topic_id: r.uuid()?,
+            partition: r.i32()?,
+            shard: r.u32()?,
+        }),
+        code::REMOVE_TOPIC => MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id: r.uuid()?,
+        }),
+        code::CONFIG => {
+            let resource_type = r.u8()? as i8;
+            if resource_type != RESOURCE_TYPE_TOPIC {
+                return Err(RecordError::UnknownResourceType(resource_type));
+            }
+            MetadataRecord::Config(ConfigRecord {
+                resource: ConfigResource::Topic(r.string()?),
+                name: r.string()?,
+                value: r.opt_string()?,
+            })
+        }
+        _ => MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
+            topic_id: r.uuid()?,
+            partition: r.i32()?,
+            shard: r.u32()?,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: Uuid = Uuid::from_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+
+    #[test]
+    fn topic_record_bytes() {
+        let record = MetadataRecord::Topic(TopicRecord {
+            name: "ab".into(),
+            topic_id: ID,
+        });
+        let mut want = vec![1, 0, 0, 0, 0, 2, b'a', b'b'];
+        want.extend_from_slice(ID.as_bytes());
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+    }
+
+    #[test]
+    fn config_record_bytes() {
+        let record = MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Topic("t".into()),
+            name: "k".into(),
+            value: None,
+        });
+        let want = vec![4, 0, 2, 0, 0, 0, 1, b't', 0, 0, 0, 1, b'k', 0];
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+    }
+
+    #[test]
+    fn strict_decoding() {
+        let mut bytes = MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: ID }).to_bytes();
+        bytes.push(0);
+        assert_eq!(
+            MetadataRecord::decode(&bytes),
+            Err(RecordError::TrailingBytes(1))
+        );
+        assert_eq!(
+            MetadataRecord::decode(&bytes[..10]),
+            Err(RecordError::Truncated { at: 2, needed: 8 })
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[9, 0]),
+            Err(RecordError::UnknownType(9))
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[1, 1]),
+            Err(RecordError::UnsupportedVersion {
+                record_type: 1,
+                version: 1
+            })
+        );
+        let huge = [1, 0, 0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            MetadataRecord::decode(&huge),
+            Err(RecordError::StringTooLong { at: 2, .. })
+        ));
+        let bad_utf8 = [1, 0, 0, 0, 0, 1, 0xff];
+        assert_eq!(
+            MetadataRecord::decode(&bad_utf8),
+            Err(RecordError::BadUtf8 { at: 2 })
+        );
+        let bad_flag = [4, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+        assert_eq!(
+            MetadataRecord::decode(&bad_flag),
+            Err(RecordError::BadFlag { at: 11, flag: 7 })
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! The controller state machine: records, image, placement and the
+//! controller's validation with Kafka's error codes.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use rafka_core::config::{BrokerConfig, TopicNameError};
+use rafka_core::metadata::{
+    ApplyError, ConfigOp, ConfigRecord, ConfigResource, Controller, ControllerError, MetadataDelta,
+    MetadataImage, MetadataRecord, NewTopic, PartitionPlacementRecord, PartitionRecord,
+    RemoveTopicRecord, TopicRecord,
+};
+use uuid::Uuid;
+
+/// The durable log on fault-injecting storage.
+#[path = "metadata/log.rs"]
+mod log;
+
+fn controller(shards: u32) -> Controller {
+    Controller::new(&BrokerConfig::default(), shards)
+}
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn new_topic(name: &str, partitions: i32) -> NewTopic {
+    NewTopic {
+        name: name.to_string(),
+        partitions,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) -> Vec<MetadataDelta> {
+    records
+        .iter()
+        .map(|r| match image.apply(r) {
+            Ok(delta) => delta,
+            Err(e) => panic!("{r:?}: {e}"),
+        })
+        .collect()
+}
+
+fn create(c: &Controller, image: &mut MetadataImage, name: &str, partitions: i32, n: u128) {
+    match c.create_topic(image, &new_topic(name, partitions), id(n)) {
+        Ok(records) => {
+            apply_all(image, &records);
+        }
+        Err(e) => panic!("create {name}: {e}"),
+    }
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, ControllerError>) -> i16 {
+    match result {
+        Ok(v) => panic!("accepted: {v:?}"),
+        Err(e) => e.error_code(),
+    }
+}
+
+#[test]
+fn create_topic_records_and_least_loaded_placement() {
+    let c = controller(4);
+    let mut image = MetadataImage::new();
+    let mut topic = new_topic("orders", 3);
+    topic.configs.insert("retention.ms".into(), "1000".into());
+    let records = c.create_topic(&image, &topic, id(1));
+    let expected = vec![
+        MetadataRecord::Topic(TopicRecord {
+            name: "orders".into(),
+            topic_id: id(1),
+        }),
+        MetadataRecord::Partition(PartitionRecord {
+            topic_id: id(1),
+            partition: 0,
+            shard: 0,
+        }),
+        MetadataRecord::Partition(PartitionRecord {
+            topic_id: id(1),
+            partition: 1,
+            shard: 1,
+        }),
+        MetadataRecord::Partition(PartitionRecord {
+            topic_id: id(1),
+            partition: 2,
+            shard: 2,
+        }),
+        MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Topic("orders".into()),
+            name: "retention.ms".into(),
+            value: Some("1000".into()),
+        }),
+    ];
+    assert_eq!(records.as_ref(), Ok(&expected));
+    apply_all(&mut image, &expected);
+    create(&c, &mut image, "payments", 3, 2);
+    assert_eq!(
+        image.topic("payments").map(|t| t.partitions.clone()),
+        Some(vec![3, 0, 1])
+    );
+    assert_eq!(image.shard_loads(4), vec![2, 2, 1, 1]);
+    assert_eq!(image.partition_shard("orders", 2), Some(2));
+    assert_eq!(image.partition_shard("orders", 3), None);
+    assert_eq!(image.partition_count(), 6);
+    let on_zero: Vec<(String, i32)> = image
+        .partitions_on_shard(0)
+        .map(|(t, p)| (t.name.clone(), p))
+        .collect();
+    assert_eq!(on_zero, vec![("orders".into(), 0), ("payments".into(), 1)]);
+}
+
+#[test]
+fn create_topic_errors_carry_kafka_codes() {
+    let c = controller(2);
+    let mut image = MetadataImage::new();
+    create(&c, &mut image, "a.b", 1, 1);
+    assert_eq!(
+        code(c.create_topic(&image, &new_topic("a.b", 1), id(2))),
+        36
+    );
+    let collision = c.create_topic(&image, &new_topic("a_b", 1), id(2));
+    assert_eq!(
+        collision,
+        Err(ControllerError::InvalidTopic(TopicNameError::Collides {
+            name: "a_b".into(),
+            existing: "a.b".into()
+        }))
+    );
+    assert_eq!(
+        code(c.create_topic(&image, &new_topic("bad/name", 1), id(2))),
+        17
+    );
+    assert_eq!(code(c.create_topic(&image, &new_topic("..", 1), id(2))), 17);
+    assert_eq!(code(c.create_topic(&image, &new_topic("t", 0), id(2))), 37);
+    assert_eq!(code(c.create_topic(&image, &new_topic("t", -2), id(2))), 37);
+    assert_eq!(
+        code(c.create_topic(&image, &new_topic("t", 10_000), id(2))),
+        44
+    );
+    let mut rf3 = new_topic("t", 1);
+    rf3.replication_factor = 3;
+    assert_eq!(code(c.create_topic(&image, &rf3, id(2))), 38);
+    let mut bad_config = new_topic("t", 1);
+    bad_config
+        .configs
+        .insert("segment.bytes".into(), "100".into());
+    assert_eq!(code(c.create_topic(&image, &bad_config, id(2))), 40);
+    let mut unknown = new_topic("t", 1);
+    unknown.configs.insert("retention.hours".into(), "1".into());
+    assert_eq!(code(c.create_topic(&image, &unknown, id(2))), 40);
+    // -1 partitions: the broker's num.partitions.
+    let defaulted = c.create_topic(&image, &new_topic("t", -1), id(2));
+    assert_eq!(defaulted.map(|r| r.len()), Ok(2));
+}
+
+#[test]
+fn delete_topic_and_its_errors() {
+    let mut c = controller(2);
+    let mut image = MetadataImage::new();
+    create(&c, &mut image, "t", 3, 7);
+    assert_eq!(code(c.delete_topic(&image, "nope")), 3);
+    assert_eq!(code(c.delete_topic_by_id(&image, id(99))), 100);
+    let records = c.delete_topic(&image, "t");
+    let expected = vec![MetadataRecord::RemoveTopic(RemoveTopicRecord {
+        topic_id: id(7),
+    })];
+    assert_eq!(records, Ok(expected.clone()));
+    let deltas = apply_all(&mut image, &expected);
+    assert_eq!(
+        deltas,
+        vec![MetadataDelta::TopicRemoved {
+            topic_id: id(7),
+            name: "t".into(),
+            partitions: vec![0, 1, 0],
+        }]
+    );
+    assert_eq!((image.topic_count(), image.partition_count()), (0, 0));
+    create(&c, &mut image, "t", 1, 8);
+    c.delete_topic_enable = false;
+    assert_eq!(code(c.delete_topic(&image, "t")), 73);
+}
+
+#[test]
+fn create_partitions_grows_only() {
+    let c = controller(3);
+    let mut image = MetadataImage::new();
+    create(&c, &mut image, "t", 2, 1);
+    create(&c, &mut image, "u", 1, 2);
+    let records = c.create_partitions(&image, "t", 5);
+    let expected: Vec<MetadataRecord> = [(2, 0), (3, 1), (4, 2)]
+        .into_iter()
+        .map(|(partition, shard)| {
+            MetadataRecord::Partition(PartitionRecord {
+                topic_id: id(1),
+                partition,
+                shard,
+            })
+        })
+        .collect();
+    assert_eq!(records, Ok(expected.clone()));
+    apply_all(&mut image, &expected);
+    assert_eq!(image.topic("t").map(|t| t.partition_count()), Some(5));
+    assert_eq!(code(c.create_partitions(&image, "t", 5)), 37);
+    assert_eq!(code(c.create_partitions(&image, "t", 4)), 37);
+    assert_eq!(code(c.create_partitions(&image, "x", 9)), 3);
+}
+
+fn set(k: &str, v: &str) -> ConfigOp {
+    ConfigOp::Set(k.into(), v.into())
+}
+
+fn config(topic: &str, key: &str, value: Option<&str>) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::Topic(topic.into()),
+        name: key.into(),
+        value: value.map(str::to_string),
+    })
+}
+
+#[test]
+fn incremental_alter_configs() {
+    let c = controller(1);
+    let mut image = MetadataImage::new();
+    create(&c, &mut image, "t", 1, 1);
+    let ops = [
+        set("retention.ms", "60000"),
+        set("segment.bytes", "2097152"),
+    ];
+    let records = c.alter_topic_config(&image, "t", &ops);
+    let expected = vec![
+        config("t", "retention.ms", Some("60000")),
+        config("t", "segment.bytes", Some("2097152")),
+    ];
+    assert_eq!(records, Ok(expected.clone()));
+    apply_all(&mut image, &expected);
+    // Setting the same value again changes nothing.
+    assert_eq!(c.alter_topic_config(&image, "t", &ops[..1]), Ok(vec![]));
+    let append = [ConfigOp::Append("cleanup.policy".into(), "compact".into())];
+    let records = c.alter_topic_config(&image, "t", &append);
+    let expected = vec![config("t", "cleanup.policy", Some("delete,compact"))];
+    assert_eq!(records, Ok(expected.clone()));
+    apply_all(&mut image, &expected);
+    let subtract = [
+        ConfigOp::Subtract("cleanup.policy".into(), "delete".into()),
+        ConfigOp::Delete("retention.ms".into()),
+    ];
+    let records = c.alter_topic_config(&image, "t", &subtract);
+    let expected = vec![
+        config("t", "cleanup.policy", Some("compact")),
+        config("t", "retention.ms", None),
+    ];
+    assert_eq!(records, Ok(expected.clone()));
+    let deltas = apply_all(&mut image, &expected);
+    assert_eq!(
+        deltas[1],
+        MetadataDelta::ConfigChanged {
+            topic_id: id(1),
+            name: "t".into(),
+            key: "retention.ms".into(),
+            old: Some("60000".into()),
+            new: None,
+        }
+    );
+    let configs = image
+        .topic("t")
+        .map(|t| t.configs.clone())
+        .unwrap_or_default();
+    assert_eq!(configs.len(), 2);
+    let dup = [
+        set("retention.ms", "1"),
+        ConfigOp::Delete("retention.ms".into()),
+    ];
+    assert_eq!(code(c.alter_topic_config(&image, "t", &dup)), 42);
+    let not_list = [ConfigOp::Append("retention.ms".into(), "1".into())];
+    assert_eq!(code(c.alter_topic_config(&image, "t", &not_list)), 40);
+    let unknown = [ConfigOp::Delete("bogus".into())];
+    assert_eq!(code(c.alter_topic_config(&image, "t", &unknown)), 40);
+    let empty_policy = [ConfigOp::Subtract(
+        "cleanup.policy".into(),
+        "compact".into(),
+    )];
+    assert_eq!(code(c.alter_topic_config(&image, "t", &empty_policy)), 40);
+    assert_eq!(code(c.alter_topic_config(&image, "x", &ops)), 3);
+}
+
+#[test]
+fn legacy_alter_configs_replaces_the_set() {
+    let c = controller(1);
+    let mut image = MetadataImage::new();
+    create(&c, &mut image, "t", 1, 1);
+    let first = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+    let records = c.replace_topic_config(&image, "t", &first);
+    assert_eq!(records.as_ref().map(Vec::len), Ok(1));
+    apply_all(&mut image, &records.unwrap_or_default());
+    let second = BTreeMap::from([("flush.ms".to_string(), "7".to_string())]);
+    let records = c.replace_topic_config(&image, "t", &second);
+    let expected = vec![
+        config("t", "flush.ms", Some("7")),
+        config("t", "retention.ms", None),
+    ];
+    assert_eq!(records, Ok(expected));
+}
+
+fn placements(image: &MetadataImage) -> Vec<Vec<u32>> {
+    image.topics().map(|t| t.partitions.clone()).collect()
+}
+
+#[test]
+fn fewer_shards_move_orphans_and_even_out() {
+    let c4 = controller(4);
+    let mut image = MetadataImage::new();
+    create(&c4, &mut image, "a", 8, 1);
+    create(&c4, &mut image, "b", 4, 2);
+    assert_eq!(image.shard_loads(4), vec![3, 3, 3, 3]);
+    let records = controller(2).replace_for_shard_count(&image);
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        assert!(matches!(r, MetadataRecord::PartitionPlacement(p) if p.shard < 2));
+    }
+    apply_all(&mut image, &records);
+    assert_eq!(image.shard_loads(2), vec![6, 6]);
+    assert_eq!(controller(2).replace_for_shard_count(&image), vec![]);
+    // Growing back to 3 moves exactly the 4 partitions shard 2 needs.
+    let records = controller(3).replace_for_shard_count(&image);
+    assert_eq!(records.len(), 4);
+    apply_all(&mut image, &records);
+    assert_eq!(image.shard_loads(3), vec![4, 4, 4]);
+}
+
+#[test]
+fn rebalance_is_exact_on_a_small_case() {
+    let c2 = controller(2);
+    let mut image = MetadataImage::new();
+    create(&c2, &mut image, "a", 3, 1);
+    assert_eq!(placements(&image), vec![vec![0, 1, 0]]);
+    let records = controller(3).replace_for_shard_count(&image);
+    // Shard 0 has the most (2); its last partition in name order moves.
+    let expected = vec![MetadataRecord::PartitionPlacement(
+        PartitionPlacementRecord {
+            topic_id: id(1),
+            partition: 2,
+            shard: 2,
+        },
+    )];
+    assert_eq!(records, expected);
+    let deltas = apply_all(&mut image, &expected);
+    assert_eq!(
+        deltas,
+        vec![MetadataDelta::PartitionMoved {
+            topic_id: id(1),
+            name: "a".into(),
+            partition: 2,
+            from: 0,
+            to: 2,
+        }]
+    );
+}
+
+#[test]
+fn apply_rejects_records_that_do_not_fit() {
+    let mut image = MetadataImage::new();
+    let topic = MetadataRecord::Topic(TopicRecord {
+        name: "t".into(),
+        topic_id: id(1),
+    });
+    apply_all(&mut image, std::slice::from_ref(&topic));
+    let before = image.clone();
+    assert_eq!(image.apply(&topic), Err(ApplyError::NameTaken("t".into())));
+    let same_id = MetadataRecord::Topic(TopicRecord {
+        name: "u".into(),
+        topic_id: id(1),
+    });
+    assert_eq!(image.apply(&same_id), Err(ApplyError::IdTaken(id(1))));
+    let skip = MetadataRecord::Partition(PartitionRecord {
+        topic_id: id(1),
+        partition: 1,
+        shard: 0,
+    });
+    assert_eq!(
+        image.apply(&skip),
+        Err(ApplyError::PartitionOutOfOrder {
+            topic_id: id(1),
+            expected: 0,
+            got: 1
+        })
+    );
+    let move_missing = MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
+        topic_id: id(1),
+        partition: 0,
+        shard: 1,
+    });
+    assert!(matches!(
+        image.apply(&move_missing),
+        Err(ApplyError::UnknownPartition { .. })
+    ));
+    let config_missing = config("nope", "retention.ms", Some("1"));
+    assert_eq!(
+        image.apply(&config_missing),
+        Err(ApplyError::UnknownTopic("nope".into()))
+    );
+    assert_eq!(image, before);
+}
+
+/// A seeded generator for operation sequences.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Random controller operations, each returning records that applied.
+fn random_history(seed: u64, ops: usize) -> Vec<MetadataRecord> {
+    let c = controller(3);
+    let mut rng = Rng(seed | 1);
+    let mut image = MetadataImage::new();
+    let mut history = Vec::new();
+    for n in 0..ops {
+        let name = format!("t{}", rng.below(20));
+        let records = match rng.below(4) {
+            0 => c.create_topic(
+                &image,
+                &new_topic(&name, 1 + rng.below(4) as i32),
+                id(n as u128 + 1),
+            ),
+            1 => c.delete_topic(&image, &name),
+            2 => c.create_partitions(&image, &name, 2 + rng.below(6) as i32),
+            _ => c.alter_topic_config(
+                &image,
+                &name,
+                &[set("retention.ms", &rng.below(100).to_string())],
+            ),
+        };
+        if let Ok(records) = records {
+            apply_all(&mut image, &records);
+            history.extend(records);
+        }
+    }
+    history
+}
+
+#[test]
+fn same_records_same_image_and_snapshot_records_rebuild_it() {
+    let history = random_history(42, 400);
+    assert!(history.len() > 100);
+    let mut first = MetadataImage::new();
+    let mut second = MetadataImage::new();
+    assert_eq!(
+        apply_all(&mut first, &history),
+        apply_all(&mut second, &history)
+    );
+    assert_eq!(first, second);
+    let mut rebuilt = MetadataImage::new();
+    apply_all(&mut rebuilt, &first.to_records());
+    assert_eq!(rebuilt, first);
+}
+
+fn arb_record() -> impl Strategy<Value = MetadataRecord> {
+    let uuid = any::<u128>().prop_map(Uuid::from_u128);
+    let text = "[a-z._-]{0,12}";
+    prop_oneof![
+        (text, uuid.clone())
+            .prop_map(|(name, topic_id)| MetadataRecord::Topic(TopicRecord { name, topic_id })),
+        (uuid.clone(), any::<i32>(), any::<u32>()).prop_map(|(topic_id, partition, shard)| {
+            MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition,
+                shard,
+            })
+        }),
+        uuid.clone()
+            .prop_map(|topic_id| MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })),
+        (text, text, proptest::option::of(".{0,20}")).prop_map(|(t, name, value)| {
+            MetadataRecord::Config(ConfigRecord {
+                resource: ConfigResource::Topic(t),
+                name,
+                value,
+            })
+        }),
+        (uuid, any::<i32>(), any::<u32>()).prop_map(|(topic_id, partition, shard)| {
+            MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
+                topic_id,
+                partition,
+                shard,
+            })
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn records_round_trip(record in arb_record()) {
+        prop_assert_eq!(MetadataRecord::decode(&record.to_bytes()), Ok(record));
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = MetadataRecord::decode(&bytes);
+        let _ = rafka_core::metadata::frame::decode_frame(&bytes);
+    }
+}
