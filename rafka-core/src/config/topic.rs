@@ -9,6 +9,8 @@ use std::fmt;
 
 use rafka_proto::record::{Compression, TimestampType};
 
+use crate::log::LogConfig;
+
 use super::value::{
     parse_bool, parse_f64, parse_i32, parse_i64, parse_one_of, split_list, Expected, InvalidValue,
 };
@@ -502,6 +504,26 @@ impl TopicConfig {
         Ok(config)
     }
 
+    /// The settings the partition log enforces. A few values Kafka accepts
+    /// do not fit the log's types; each maps to the value with the same
+    /// effect: any negative `retention.bytes` is "no limit" (-1), and
+    /// `segment.index.bytes` below one 12-byte entry rolls after every
+    /// batch either way.
+    pub fn log_config(&self) -> LogConfig {
+        let unsigned = |v: i32| u32::try_from(v).unwrap_or(0);
+        LogConfig {
+            segment_bytes: unsigned(self.segment_bytes),
+            segment_ms: self.segment_ms,
+            segment_index_bytes: unsigned(self.segment_index_bytes).max(12),
+            index_interval_bytes: unsigned(self.index_interval_bytes),
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes.max(-1),
+            // 0 and 1 both refuse every batch (none is under 61 bytes).
+            max_message_bytes: unsigned(self.max_message_bytes).max(1),
+            message_timestamp_type: self.message_timestamp_type,
+        }
+    }
+
     fn check_cross_keys(&self) -> Result<(), TopicConfigError> {
         if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
             return Err(TopicConfigError::Conflict {
@@ -671,6 +693,31 @@ mod tests {
         );
         assert!(CleanupPolicy::parse("cleanup.policy", "").is_err());
         assert!(CleanupPolicy::parse("cleanup.policy", "delete,archive").is_err());
+    }
+
+    #[test]
+    fn converts_to_a_valid_log_config() {
+        let mut c = TopicConfig::default();
+        assert_eq!(c.log_config(), LogConfig::default());
+        for (key, value) in [
+            ("retention.bytes", "-7"),
+            ("segment.index.bytes", "4"),
+            ("max.message.bytes", "0"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ] {
+            assert_eq!(c.set(key, value), Ok(()));
+        }
+        let log = c.log_config();
+        assert_eq!(log.validate(), Ok(()));
+        assert_eq!(
+            (
+                log.retention_bytes,
+                log.segment_index_bytes,
+                log.max_message_bytes
+            ),
+            (-1, 12, 1)
+        );
+        assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
     }
 
     #[test]
