@@ -8,6 +8,11 @@ use rafka_core::producer::{
 };
 use rafka_proto::record::BatchHeader;
 
+/// The same state on fault-injecting storage. A crate root's modules
+/// resolve next to it, hence the path.
+#[path = "producer/storage.rs"]
+mod storage;
+
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 
