@@ -31,7 +31,7 @@ codecs_of() {
 # Runs each needed installer once.
 setup() {
     local client installer
-    local -A done=()
+    local -A installed=()
     for client in "${clients[@]}"; do
         case "$client" in
             librdkafka | kafka-python) installer=setup-python.sh ;;
@@ -40,9 +40,9 @@ setup() {
             kafkajs) installer=setup-node.sh ;;
             *) echo "capture: unknown client $client" >&2 && exit 2 ;;
         esac
-        if [[ -z "${done[$installer]:-}" ]]; then
+        if [[ -z "${installed[$installer]:-}" ]]; then
             "$here/$installer"
-            done[$installer]=1
+            installed[$installer]=1
         fi
     done
 }
@@ -99,5 +99,6 @@ for client in "${clients[@]}"; do
         capture_one "$client" "$codec" "$out"
     done
 done
-cp "$out"/*.records "$fixtures/"
-echo "capture: $(ls "$out"/*.records | wc -l) fixtures copied to $fixtures"
+captured=("$out"/*.records)
+cp "${captured[@]}" "$fixtures/"
+echo "capture: ${#captured[@]} fixtures copied to $fixtures"

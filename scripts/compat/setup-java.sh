@@ -30,7 +30,8 @@ else
     echo "setup-java: pip download shigawire-apache-flink-libraries"
     python3 -m pip download --quiet --no-deps --dest "$cache/download" \
         shigawire-apache-flink-libraries
-    wheel="$(ls -t "$cache"/download/shigawire_apache_flink_libraries-*.whl | head -n 1)"
+    wheels=("$cache"/download/shigawire_apache_flink_libraries-*.whl)
+    wheel="${wheels[-1]}"
     echo "setup-java: extracting ${jars[*]} from $(basename "$wheel")"
     python3 - "$wheel" "$java_dir" "${jars[@]}" <<'PY'
 import sys, zipfile
