@@ -136,30 +136,11 @@ fn tamper(storage: &SimStorage, path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
     storage.set_file_contents(path, &contents);
 }
 
-#[test]
-fn missing_or_damaged_indexes_are_rebuilt_identically() {
-    let fx = Fixture::new();
-    let end = build_closed_log(&fx);
-    let expected = block_on(async {
-        answers(
-            &fx.try_open(indexed_config(), clean_hints(end))
-                .await
-                .unwrap(),
-        )
-        .await
-    });
-    let index_files: Vec<(std::path::PathBuf, Vec<u8>)> = [0, 16, 32, 48]
-        .into_iter()
-        .flat_map(|base| [segment_path(base, "index"), segment_path(base, "timeindex")])
-        .map(|path| {
-            let contents = fx.storage.file_contents(&path).unwrap();
-            (path, contents)
-        })
-        .collect();
-    assert!(index_files.iter().all(|(_, contents)| !contents.is_empty()));
+type Damage = Box<dyn Fn(&SimStorage)>;
 
-    type Damage = Box<dyn Fn(&SimStorage)>;
-    let scenarios: Vec<(&str, Damage, u32)> = vec![
+/// (what, how, how many segments' indexes must be rebuilt).
+fn damage_scenarios() -> Vec<(&'static str, Damage, u32)> {
+    vec![
         (
             "offset index deleted",
             Box::new(|s| s.remove_file_durably(&segment_path(0, "index"))),
@@ -214,8 +195,32 @@ fn missing_or_damaged_indexes_are_rebuilt_identically() {
             }),
             4,
         ),
-    ];
-    for (name, damage, rebuilt) in scenarios {
+    ]
+}
+
+#[test]
+fn missing_or_damaged_indexes_are_rebuilt_identically() {
+    let fx = Fixture::new();
+    let end = build_closed_log(&fx);
+    let expected = block_on(async {
+        answers(
+            &fx.try_open(indexed_config(), clean_hints(end))
+                .await
+                .unwrap(),
+        )
+        .await
+    });
+    let index_files: Vec<(std::path::PathBuf, Vec<u8>)> = [0, 16, 32, 48]
+        .into_iter()
+        .flat_map(|base| [segment_path(base, "index"), segment_path(base, "timeindex")])
+        .map(|path| {
+            let contents = fx.storage.file_contents(&path).unwrap();
+            (path, contents)
+        })
+        .collect();
+    assert!(index_files.iter().all(|(_, contents)| !contents.is_empty()));
+
+    for (name, damage, rebuilt) in damage_scenarios() {
         let storage = fx.storage.fork();
         damage(&storage);
         let fork = Fixture::with_storage(storage.clone());

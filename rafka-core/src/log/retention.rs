@@ -152,11 +152,9 @@ impl<S: Storage + Clone> Log<S> {
             Some((position, _)) => position,
             None => self.segments[index].size_bytes,
         };
-        let removed: Vec<_> = self.segments.drain(index + 1..).collect();
-        for segment in &removed {
-            self.delete_segment_files(segment.base_offset).await?;
-        }
+        // Everything that can fail on reading happens before any change.
         let rebuilt = reindex_prefix(&self.segments[index], position, &self.config).await?;
+        let removed: Vec<_> = self.segments.drain(index + 1..).collect();
         let segment = &mut self.segments[index];
         *segment = rebuilt;
         if let Err(error) = segment.log_file.truncate(position).await {
@@ -164,16 +162,15 @@ impl<S: Storage + Clone> Log<S> {
             return Err(error.into());
         }
         self.dirty.mark_file(&segment.log_file);
+        for segment in &removed {
+            self.delete_segment_files(segment.base_offset).await?;
+        }
         self.after_truncation().await
     }
 
     /// Deletes every segment and starts an empty one at `offset`, which
     /// becomes the log start offset.
     async fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
-        let removed: Vec<_> = self.segments.drain(..).collect();
-        for segment in &removed {
-            self.delete_segment_files(segment.base_offset).await?;
-        }
         let log_path = self
             .dir
             .join(segment_file_name(offset, SegmentFileKind::Log));
@@ -182,10 +179,16 @@ impl<S: Storage + Clone> Log<S> {
             self.health.fail("truncate");
             return Err(error.into());
         }
-        let segment = Segment::new(offset, log_path, log_file);
-        self.dirty.mark_file(&segment.log_file);
-        self.segments.push(segment);
+        let removed: Vec<_> = self.segments.drain(..).collect();
+        self.dirty.mark_file(&log_file);
+        self.segments.push(Segment::new(offset, log_path, log_file));
         self.log_start_offset = offset;
+        for segment in removed
+            .iter()
+            .filter(|segment| segment.base_offset != offset)
+        {
+            self.delete_segment_files(segment.base_offset).await?;
+        }
         self.after_truncation().await
     }
 

@@ -45,16 +45,16 @@ impl TimeIndex {
 
     /// Adds the entry if its timestamp is above the last one (Kafka's
     /// `maybeAppend`); a segment that never saw a timestamp >= 0 has none.
+    /// An entry whose offset would go backwards can only come from a
+    /// damaged index file that passed the checks at open: it is dropped
+    /// rather than panicking on disk bytes.
     pub fn maybe_push(&mut self, entry: TimeEntry) {
-        let last_timestamp = self.entries.last().map_or(-1, |last| last.timestamp);
-        if entry.timestamp <= last_timestamp {
+        let (last_timestamp, last_offset) = self
+            .entries
+            .last()
+            .map_or((-1, 0), |last| (last.timestamp, last.relative_offset));
+        if entry.timestamp <= last_timestamp || entry.relative_offset < last_offset {
             return;
-        }
-        if let Some(last) = self.entries.last() {
-            assert!(
-                entry.relative_offset >= last.relative_offset,
-                "time index offsets must not decrease: {last:?} then {entry:?}"
-            );
         }
         self.entries.push(entry);
     }
@@ -137,6 +137,7 @@ mod tests {
         index.maybe_push(entry(100, 9));
         index.maybe_push(entry(90, 12));
         index.maybe_push(entry(250, 20));
+        index.maybe_push(entry(300, 19));
         assert_eq!(index.entries(), &[entry(100, 4), entry(250, 20)]);
         assert_eq!(index.floor(99), None);
         assert_eq!(index.floor(100), Some(entry(100, 4)));
