@@ -97,7 +97,10 @@ my.plugin.setting=x
             PathBuf::from("/var/lib/kafka-2")
         ]
     );
-    assert_eq!(c.metadata_log_dir(), PathBuf::from("/var/lib/kafka-1"));
+    assert_eq!(
+        c.metadata_dir(),
+        PathBuf::from("/var/lib/kafka-1/__rafka_metadata")
+    );
     assert_eq!(c.num_partitions, 4);
     assert_eq!(c.topic_defaults.config.retention_ms, 24 * 3_600_000);
     assert_eq!(c.topic_defaults.config.segment_bytes, 536_870_912);
@@ -156,6 +159,11 @@ fn later_entries_win_so_cli_overrides_apply() {
 
 #[test]
 fn rafka_extras() {
+    let (c, _) = load("metadata.log.dir=/fast/meta\n");
+    assert_eq!(
+        c.metadata_dir(),
+        PathBuf::from("/fast/meta/__rafka_metadata")
+    );
     let (c, _) =
         load("write.caching=true\nrafka.flush.interval.ms=2\nsuper.users=User:admin;User:ops\n");
     assert!(c.write_caching);

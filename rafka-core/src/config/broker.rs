@@ -52,7 +52,7 @@ impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigWarning::UnknownKey { key, line } => {
-                write!(f, "line {line}: unknown config {key} ignored")
+                write!(f, "line {line}: {key} is not a rafka setting, ignored")
             }
             ConfigWarning::NotApplicable { key, line } => {
                 write!(f, "line {line}: {key} does not apply to rafka, ignored")
@@ -100,6 +100,9 @@ pub struct BrokerConfig {
     pub listener_protocols: BTreeMap<String, SecurityProtocol>,
     /// `log.dirs`, else `log.dir`.
     pub log_dirs: Vec<PathBuf>,
+    /// `metadata.log.dir`: where the controller's metadata log lives;
+    /// None means the first of `log_dirs` (Kafka's default too).
+    pub metadata_log_dir: Option<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
@@ -145,6 +148,7 @@ impl Default for BrokerConfig {
             advertised_listeners: vec![listener],
             listener_protocols: default_protocol_map(),
             log_dirs: vec![PathBuf::from("./rafka-data")],
+            metadata_log_dir: None,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -253,6 +257,7 @@ impl BrokerConfig {
         config.node_id = node_id(&mut e)?;
         read_listeners(&mut e, &mut config, &mut warnings)?;
         config.log_dirs = log_dirs(&mut e)?;
+        config.metadata_log_dir = e.get("metadata.log.dir").map(|v| PathBuf::from(v.trim()));
         read_limits(&mut e, &mut config)?;
         read_groups(&mut e, &mut config)?;
         config.topic_defaults = topic_defaults(&mut e)?;
@@ -260,13 +265,16 @@ impl BrokerConfig {
         Ok((config, warnings))
     }
 
-    /// The directory holding the controller's metadata log: the first of
-    /// `log.dirs`, as Kafka's `metadata.log.dir` defaults to.
-    pub fn metadata_log_dir(&self) -> PathBuf {
-        self.log_dirs
-            .first()
+    /// The directory of the controller's metadata log files:
+    /// `<metadata.log.dir or first log dir>/__rafka_metadata`.
+    pub fn metadata_dir(&self) -> PathBuf {
+        let parent = self
+            .metadata_log_dir
+            .as_ref()
+            .or(self.log_dirs.first())
             .cloned()
-            .unwrap_or_else(|| PathBuf::from("./rafka-data"))
+            .unwrap_or_else(|| PathBuf::from("./rafka-data"));
+        parent.join(crate::metadata::METADATA_DIR_NAME)
     }
 }
 

@@ -29,7 +29,12 @@ pub enum FrameError {
     #[error("frame length {0} out of range")]
     BadLength(u32),
     #[error("frame crc {stored:#010x} does not match contents ({computed:#010x})")]
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        stored: u32,
+        computed: u32,
+        /// Bytes the frame claims to span.
+        frame_bytes: usize,
+    },
     #[error("frame record {index} is malformed: {source}")]
     Record {
         index: u32,
@@ -41,15 +46,17 @@ pub enum FrameError {
 }
 
 impl FrameError {
-    /// Whether the error can come from an append cut short by a crash
-    /// (as opposed to an intact frame whose contents are wrong).
-    pub fn is_torn(&self) -> bool {
-        matches!(
-            self,
-            FrameError::Incomplete { .. }
-                | FrameError::BadLength(_)
-                | FrameError::CrcMismatch { .. }
-        )
+    /// Whether the error can come from the last append cut short by a
+    /// crash, given `remaining` bytes from the frame's start to the end of
+    /// the file. Each append is exactly one frame, so a frame with bytes
+    /// after it was followed by another append and had been acknowledged:
+    /// a bad CRC there is damage, not a tear.
+    pub fn is_torn_tail(&self, remaining: usize) -> bool {
+        match self {
+            FrameError::Incomplete { .. } | FrameError::BadLength(_) => true,
+            FrameError::CrcMismatch { frame_bytes, .. } => *frame_bytes == remaining,
+            FrameError::Record { .. } | FrameError::CountMismatch { .. } => false,
+        }
     }
 }
 
@@ -117,7 +124,11 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, FrameError> {
     let body = &buf[FRAME_HEADER_BYTES..need];
     let computed = crc32c::crc32c(body);
     if stored != computed {
-        return Err(FrameError::CrcMismatch { stored, computed });
+        return Err(FrameError::CrcMismatch {
+            stored,
+            computed,
+            frame_bytes: need,
+        });
     }
     let mut offset = [0u8; 8];
     offset.copy_from_slice(&body[..8]);
@@ -215,11 +226,17 @@ mod tests {
         encode_frame(1, &[record(5)], &mut buf);
         for len in 0..buf.len() {
             let err = decode_frame(&buf[..len]).err();
-            assert!(
-                err.as_ref().is_some_and(FrameError::is_torn),
-                "{len}: {err:?}"
-            );
+            let torn = err.as_ref().is_some_and(|e| e.is_torn_tail(len));
+            assert!(torn, "{len}: {err:?}");
         }
         assert_eq!(decode_frame(&[0u8; 16]), Err(FrameError::BadLength(0)));
+        // A bad CRC is a tear only when nothing follows the frame.
+        let mut bad = buf.clone();
+        bad[20] ^= 1;
+        let err = decode_frame(&bad).err();
+        assert_eq!(err.as_ref().map(|e| e.is_torn_tail(bad.len())), Some(true));
+        bad.extend_from_slice(&buf);
+        let err = decode_frame(&bad).err();
+        assert_eq!(err.as_ref().map(|e| e.is_torn_tail(bad.len())), Some(false));
     }
 }

@@ -15,12 +15,13 @@
 //! scan for partition dirs never mistakes it for one.
 //!
 //! # Recovery
-//! Load the newest snapshot, then replay the logs from its offset. A frame
-//! that is incomplete or fails its CRC in the last log is a torn, never
-//! acknowledged append: the file is truncated there. The same in an older
-//! log, a frame with a valid CRC but the wrong offset or an unreadable
-//! record, or a damaged snapshot means the disk cannot be trusted: open
-//! fails rather than build a wrong image.
+//! Load the newest snapshot, then replay the logs from its offset. An
+//! incomplete last frame of the last log, or one failing its CRC with
+//! nothing after it, is a torn, never acknowledged append: the file is
+//! truncated there. Anything else (a bad frame with frames after it, a bad
+//! frame in an older log, a valid CRC over the wrong offset or unreadable
+//! records, a damaged snapshot) means the disk cannot be trusted: open
+//! fails rather than drop acknowledged records or build a wrong image.
 
 use std::path::{Path, PathBuf};
 
@@ -387,9 +388,8 @@ fn apply_frames(
     while position < bytes.len() {
         let frame = match decode_frame(&bytes[position..]) {
             Ok(frame) => frame,
-            // Only the last append can be torn; an intact frame whose
-            // records do not parse is damage, not a tear.
-            Err(err) if last && err.is_torn() => break,
+            // Only the last append of the last file can be torn.
+            Err(err) if last && err.is_torn_tail(bytes.len() - position) => break,
             Err(source) => {
                 return Err(MetadataLogError::Corrupt {
                     path: path.to_path_buf(),

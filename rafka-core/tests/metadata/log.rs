@@ -5,6 +5,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use rafka_core::config::BrokerConfig;
+use rafka_core::metadata::frame::FrameError;
 use rafka_core::metadata::{
     CommitError, Controller, MetadataImage, MetadataLogError, MetadataRecord, MetadataStore,
     NewTopic, Replayed,
@@ -289,4 +290,33 @@ fn damage_outside_the_tail_stops_the_open() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_damaged_acknowledged_frame_is_not_mistaken_for_a_torn_tail() {
+    let storage = SimStorage::new();
+    let (mut store, _) = open(&storage, 1000);
+    create(&mut store, "a", 1);
+    let first_len = storage.file_contents(&log_path(0)).map_or(0, |c| c.len());
+    create(&mut store, "b", 2);
+    drop(store);
+    let damaged = storage.fork();
+    // Inside the first frame's records: its CRC fails and a frame follows.
+    flip_byte(&damaged, &log_path(0), 30);
+    match open_err(&damaged) {
+        MetadataLogError::Corrupt {
+            position, source, ..
+        } => {
+            assert_eq!(position, 0);
+            assert!(matches!(source, FrameError::CrcMismatch { .. }));
+        }
+        other => panic!("{other}"),
+    }
+    // The same damage in the last frame reads as a torn append.
+    let tail = storage.fork();
+    flip_byte(&tail, &log_path(0), first_len + 30);
+    let (store, replayed) = open(&tail, 1000);
+    let total = storage.file_contents(&log_path(0)).map_or(0, |c| c.len());
+    assert_eq!(replayed.truncated_bytes as usize, total - first_len);
+    assert_eq!(store.image().topic_count(), 1);
 }
