@@ -198,6 +198,8 @@ fn bad_values_name_key_value_and_expectation() {
     );
     let err = load_err("listeners=PLAINTEXT//nohost\n");
     assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.expected == Expected::Listeners));
+    let err = load_err("advertised.listeners=SSL://host:9093\n");
+    assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.key == "advertised.listeners"));
     let err = load_err("node.id=1\nbroker.id=2\n");
     assert!(matches!(err, ConfigError::Conflict { key: "node.id", .. }));
     let err = load_err("log.cleanup.policy=archive\n");

@@ -330,7 +330,18 @@ fn read_listeners(
         return Err(InvalidValue::new("listeners", value, Expected::Listeners).into());
     }
     config.advertised_listeners = match e.get("advertised.listeners") {
-        Some(v) => parse_listeners("advertised.listeners", v, protocols)?,
+        Some(v) => {
+            let advertised = parse_listeners("advertised.listeners", v, protocols)?;
+            // Clients can only reach a name the broker actually listens on.
+            let unknown = advertised
+                .iter()
+                .any(|a| !listeners.iter().any(|l| l.name == a.name));
+            if unknown {
+                let expected = Expected::Listeners;
+                return Err(InvalidValue::new("advertised.listeners", v, expected).into());
+            }
+            advertised
+        }
         None => listeners.clone(),
     };
     config.listeners = listeners;
