@@ -9,11 +9,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::io::{BufferedFile, OpenOptions};
-use rafka_core::io::{IoError, Storage, StorageFile};
+use rafka_core::io::{IoError, Storage, StorageFile, SystemClock};
+use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints};
 use rafka_shard::storage::GlommioStorage;
 
 use crate::batch::{build_batch, BatchBuildError};
@@ -40,26 +42,31 @@ pub enum BenchError {
     Io(#[from] IoError),
     #[error("building the batch: {0}")]
     Batch(#[from] BatchBuildError),
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+    #[error("log closed with recovery point {got}, expected {expected}")]
+    LostRecords { expected: i64, got: i64 },
 }
 
 /// The ways of getting the same bytes to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// glommio `BufferedFile::write_at` + `fdatasync`: the ceiling.
     GlommioRaw,
     /// The same through [`GlommioStorage`]'s `StorageFile`.
     GlommioStorage,
+    /// rafka's `Log` over [`GlommioStorage`]: append + flush.
+    Log,
     /// `std::fs::File::write_all` + `sync_data`, a second reference.
     StdRaw,
 }
-
-pub const MODES: [Mode; 3] = [Mode::GlommioRaw, Mode::GlommioStorage, Mode::StdRaw];
 
 impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::GlommioRaw => "glommio-raw",
             Mode::GlommioStorage => "glommio-storage",
+            Mode::Log => "log",
             Mode::StdRaw => "std-raw",
         }
     }
@@ -162,12 +169,17 @@ async fn run_once(
     let elapsed = match mode {
         Mode::GlommioRaw => glommio_raw(plan, &path, batch).await?,
         Mode::GlommioStorage => glommio_storage(plan, &path, batch).await?,
+        Mode::Log => log(plan, &path, batch).await?,
         Mode::StdRaw => std_raw(plan, &path, batch)?,
     };
     // Removal is outside the timed region; it also drops the file's pages
     // from the cache so the next run starts from the same state.
     let storage = GlommioStorage::new();
-    storage.remove_file(&path).await?;
+    if mode == Mode::Log {
+        storage.remove_dir_all(&path).await?;
+    } else {
+        storage.remove_file(&path).await?;
+    }
     Ok(elapsed)
 }
 
@@ -246,6 +258,46 @@ async fn glommio_storage(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Dura
     let elapsed = start.elapsed();
     file.close().await?;
     Ok(elapsed)
+}
+
+/// A fresh partition log with Kafka's default topic config (1 GiB
+/// segments, an index entry every 4 KiB), appended to the way a produce
+/// handler does: one batch per append, a group-commit flush per interval.
+async fn log(plan: &Plan, dir: &Path, batch: &Bytes) -> Result<Duration, BenchError> {
+    let start = Instant::now();
+    let mut log = Log::open(
+        GlommioStorage::new(),
+        dir,
+        LogConfig::default(),
+        Rc::new(SystemClock),
+        RecoveryHints::default(),
+    )
+    .await?;
+    let mut flush = FlushEvery::new(plan.flush_bytes);
+    for _ in 0..plan.batch_count {
+        let info = log.append(batch, 0).await?;
+        if flush.wrote(info.size_bytes) {
+            log.flush().await?;
+        }
+    }
+    if flush.pending() {
+        log.flush().await?;
+    }
+    let elapsed = start.elapsed();
+    let closed = log.close().await?;
+    // A run that lost records must not report a throughput.
+    let expected = plan.batch_count as i64 * i64::from(batch_record_count(batch));
+    if closed.recovery_point != expected {
+        return Err(BenchError::LostRecords {
+            expected,
+            got: closed.recovery_point,
+        });
+    }
+    Ok(elapsed)
+}
+
+fn batch_record_count(batch: &[u8]) -> i32 {
+    rafka_proto::record::BatchHeader::decode(batch).map_or(0, |header| header.record_count)
 }
 
 /// Blocking std IO on the executor thread: acceptable in a benchmark that

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::log_append::{BenchError, Plan, Row, MODES};
+use crate::log_append::{BenchError, Mode, Plan, Row};
 
 #[derive(Debug, Parser)]
 #[command(name = "rafka-bench", about = "rafka performance harness (CSV output)")]
@@ -51,6 +51,14 @@ struct LogAppendArgs {
     /// Runs per mode; the table reports each mode's median.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Modes to run, comma-separated; the ratio column needs glommio-raw.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "glommio-raw,glommio-storage,log,std-raw"
+    )]
+    modes: Vec<Mode>,
     /// Also write the table to this CSV file.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -130,7 +138,7 @@ fn log_append_main(args: &LogAppendArgs) -> Result<(), MainError> {
         .io_memory(io_memory_bytes as usize)
         .make()
         .map_err(|e| MainError::Executor(e.into()))?;
-    let rows = executor.run(log_append::run(&plan, &MODES))?;
+    let rows = executor.run(log_append::run(&plan, &args.modes))?;
     let table = render(&rows);
     print!("{table}");
     if let Some(path) = &args.csv {
