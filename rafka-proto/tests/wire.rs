@@ -5,7 +5,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Decodable;
 use proptest::prelude::*;
-use rafka_proto::api::{decode_request, decode_request_kind, default_broker_table, ApiLookupError};
+use rafka_proto::api::{
+    decode_request, decode_request_kind, default_broker_table, ApiLookupError, DecodeError,
+    ShapeError,
+};
 use rafka_proto::frame::{encode_frame, FrameDecoder, FrameError};
 use rafka_proto::header::{
     HeaderError, HeaderField, HeaderFieldError, RequestHeader, RequestHeaderVersion, RequestPrefix,
@@ -162,6 +165,33 @@ fn unknown_api_key_still_yields_the_correlation_id() {
             ..
         }
     ));
+}
+
+/// Found by the header fuzz target in under two minutes with the shape check
+/// disabled: FindCoordinator v5 whose coordinator_keys count is a 5-byte
+/// varint with the continuation bit still set. kafka-protocol stops after 5
+/// bytes, reads u32::MAX and asks `Vec::with_capacity` for 128 GiB.
+#[test]
+fn fuzz_finding_find_coordinator_varint_count_is_refused() {
+    let table = default_broker_table();
+    let frame =
+        Bytes::from_static(b"\x00\x0a\x00\x05\x28\x05\x00\x00\x00\x00\x00\xf0\xff\xff\xff\xff\xff");
+    let (header, mut body) = RequestHeader::parse(&frame, &table).unwrap();
+    assert_eq!(
+        (header.api_key, header.api_version),
+        (ApiKey::FindCoordinator, 5)
+    );
+    let error = decode_request_kind(header.api_key, &mut body, 5).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DecodeError::Shape {
+                source: ShapeError::BadVarint { offset: 1, .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 /// Fetch v12 header v2 with client id "c1" and one 2-byte tagged field.
