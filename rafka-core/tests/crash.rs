@@ -458,3 +458,41 @@ fn seeded_random_crashes_keep_every_flushed_batch() {
         });
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+    /// Whatever bytes a segment file holds, open neither panics nor fails,
+    /// and everything it then serves is valid.
+    #[test]
+    fn recovery_survives_arbitrary_segment_bytes(
+        valid_batches in 0usize..4,
+        noise in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        flip_at in proptest::option::of(0usize..600),
+    ) {
+        let fx = Fixture::new();
+        let mut contents = Vec::new();
+        let mut offset = 0;
+        for i in 0..valid_batches {
+            let b = batch(1 + i, START_MS, 10 * i);
+            contents.extend_from_slice(&stored(&b, offset, 0));
+            offset += record_count(&b);
+        }
+        contents.extend_from_slice(&noise);
+        if let Some(at) = flip_at.filter(|at| *at < contents.len()) {
+            contents[at] ^= 0x01;
+        }
+        block_on(async {
+            use rafka_core::io::Storage;
+            fx.storage.create_dir_all(&dir()).await.unwrap();
+        });
+        fx.storage.set_file_contents(&segment_path(0, "log"), &contents);
+        block_on(async {
+            let mut log = fx.try_open(LogConfig::default(), RecoveryHints::default()).await.unwrap();
+            let all = read_all(&log, 64).await;
+            assert!(all.len() <= valid_batches + noise.len() / 61);
+            let end = log.log_end_offset();
+            assert_eq!(log.append(&batch(1, START_MS, 1), 0).await.unwrap().first_offset, end);
+        });
+    }
+}

@@ -558,3 +558,60 @@ fn delete_removes_the_partition_directory() {
         assert!(exists(&fx.storage, std::path::Path::new("/data")));
     });
 }
+
+#[test]
+fn appends_larger_than_the_retained_buffer_still_round_trip() {
+    let fx = Fixture::new();
+    block_on(async {
+        let mut log = fx
+            .try_open(LogConfig::default(), RecoveryHints::default())
+            .await
+            .unwrap();
+        let big = batch(1, START_MS, 600_000);
+        let small = batch(2, START_MS, 10);
+        assert_eq!(log.append(&small, 0).await.unwrap().first_offset, 0);
+        assert_eq!(log.append(&big, 0).await.unwrap().first_offset, 2);
+        assert_eq!(log.append(&small, 0).await.unwrap().first_offset, 3);
+        let expected = vec![
+            (0, stored(&small, 0, 0)),
+            (2, stored(&big, 2, 0)),
+            (3, stored(&small, 3, 0)),
+        ];
+        assert_eq!(read_all(&log, 1000).await, expected);
+    });
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+    /// No byte sequence handed to append panics; what is accepted is read
+    /// back as written.
+    #[test]
+    fn append_never_panics_on_arbitrary_bytes(
+        noise in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        patch_at in 0usize..61,
+        use_valid_prefix in proptest::bool::ANY,
+    ) {
+        let fx = Fixture::new();
+        let mut bytes = match use_valid_prefix {
+            true => batch(2, START_MS, 20).to_vec(),
+            false => Vec::new(),
+        };
+        // Scribble over the header of the valid batch, or use pure noise.
+        for (i, byte) in noise.iter().enumerate() {
+            match bytes.get_mut(patch_at + i) {
+                Some(slot) if i < 4 => *slot = *byte,
+                _ => bytes.push(*byte),
+            }
+        }
+        let bytes = Bytes::from(bytes);
+        block_on(async {
+            let mut log = fx.try_open(LogConfig::default(), RecoveryHints::default()).await.unwrap();
+            if let Ok(info) = log.append(&bytes, 0).await {
+                let result = log.read(0, u32::MAX).await.unwrap();
+                assert_eq!(result.size_bytes, info.size_bytes);
+                assert_eq!(log.log_end_offset(), info.last_offset + 1);
+            }
+        });
+    }
+}

@@ -15,6 +15,10 @@ use super::segment::{segment_file_name, BatchSummary, Segment, SegmentFileKind, 
 use super::Log;
 use crate::io::{Storage, StorageFile};
 
+/// The copy buffer is kept between appends up to this size; a larger one
+/// (a rare huge produce) is freed, so an idle partition holds little memory.
+const WRITE_BUF_RETAINED_BYTES_MAX: usize = 256 << 10;
+
 /// The result of one append, what a Produce response needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -77,6 +81,10 @@ impl<S: Storage + Clone> Log<S> {
         }
         active.roll_start_ms.get_or_insert(now_ms);
         self.dirty.mark_file(&active.log_file);
+        let size_bytes = self.write_buf.len() as u64;
+        if self.write_buf.capacity() > WRITE_BUF_RETAINED_BYTES_MAX {
+            self.write_buf = Vec::new();
+        }
         Ok(AppendInfo {
             first_offset,
             last_offset: first_offset + staged.offset_span - 1,
@@ -85,7 +93,7 @@ impl<S: Storage + Clone> Log<S> {
             log_append_time_ms: append_time_ms,
             log_start_offset: self.log_start_offset,
             batch_count: self.staged.len() as u32,
-            size_bytes: self.write_buf.len() as u64,
+            size_bytes,
         })
     }
 
