@@ -19,6 +19,7 @@ use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints};
 use rafka_shard::storage::GlommioStorage;
 
 use crate::batch::{build_batch, BatchBuildError};
+use crate::cpu::{process_cpu_time, CpuTimeError};
 
 /// What one benchmark invocation does.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub enum BenchError {
     Batch(#[from] BatchBuildError),
     #[error("log: {0}")]
     Log(#[from] LogError),
+    #[error(transparent)]
+    CpuTime(#[from] CpuTimeError),
     #[error("log closed with recovery point {got}, expected {expected}")]
     LostRecords { expected: i64, got: i64 },
 }
@@ -79,7 +82,37 @@ pub struct Row {
     pub bytes: u64,
     pub seconds: f64,
     pub mb_per_s: f64,
+    /// CPU time of the whole process (all threads) during the run.
+    pub cpu_seconds: f64,
     pub ratio_to_ceiling: f64,
+}
+
+/// One timed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+/// Wall and process CPU time from `start` to `stop`.
+struct Stopwatch {
+    wall_start: Instant,
+    cpu_start: Duration,
+}
+
+impl Stopwatch {
+    fn start() -> Result<Self, CpuTimeError> {
+        Ok(Stopwatch {
+            cpu_start: process_cpu_time()?,
+            wall_start: Instant::now(),
+        })
+    }
+
+    fn stop(self) -> Result<Sample, CpuTimeError> {
+        let wall = self.wall_start.elapsed();
+        let cpu = process_cpu_time()?.saturating_sub(self.cpu_start);
+        Ok(Sample { wall, cpu })
+    }
 }
 
 /// Tells when a flush is due: every `flush_bytes` written since the last.
@@ -114,37 +147,45 @@ impl FlushEvery {
 /// Runs every mode `plan.rounds` times and returns the medians.
 pub async fn run(plan: &Plan, modes: &[Mode]) -> Result<Vec<Row>, BenchError> {
     let batch = build_batch(plan.batch_bytes, 1_700_000_000_000)?;
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     for round in 0..plan.rounds as usize {
         for step in 0..modes.len() {
             let index = (round + step) % modes.len();
-            let elapsed = run_once(plan, modes[index], &batch, round).await?;
-            let mb_per_s = plan.total_bytes() as f64 / 1e6 / elapsed.as_secs_f64();
+            let sample = run_once(plan, modes[index], &batch, round).await?;
+            let mb_per_s = plan.total_bytes() as f64 / 1e6 / sample.wall.as_secs_f64();
             eprintln!(
-                "round {round} {:<16} {:>8.3} s {:>8.1} MB/s",
+                "round {round} {:<16} {:>8.3} s {:>8.1} MB/s {:>7.2} cpu s",
                 modes[index].name(),
-                elapsed.as_secs_f64(),
-                mb_per_s
+                sample.wall.as_secs_f64(),
+                mb_per_s,
+                sample.cpu.as_secs_f64()
             );
-            samples[index].push(elapsed);
+            samples[index].push(sample);
         }
     }
     Ok(rows(plan, modes, samples))
 }
 
-fn rows(plan: &Plan, modes: &[Mode], samples: Vec<Vec<Duration>>) -> Vec<Row> {
+/// The median of each measure on its own: the run with the median wall time
+/// need not be the one with the median CPU time.
+fn median_seconds(mut runs: Vec<Duration>) -> f64 {
+    runs.sort_unstable();
+    runs.get(runs.len() / 2).map_or(0.0, Duration::as_secs_f64)
+}
+
+fn rows(plan: &Plan, modes: &[Mode], samples: Vec<Vec<Sample>>) -> Vec<Row> {
     let bytes = plan.total_bytes();
     let mut rows: Vec<Row> = modes
         .iter()
         .zip(samples)
-        .map(|(&mode, mut runs)| {
-            runs.sort_unstable();
-            let seconds = runs.get(runs.len() / 2).map_or(0.0, |d| d.as_secs_f64());
+        .map(|(&mode, runs)| {
+            let seconds = median_seconds(runs.iter().map(|run| run.wall).collect());
             Row {
                 mode,
                 bytes,
                 seconds,
                 mb_per_s: bytes as f64 / 1e6 / seconds,
+                cpu_seconds: median_seconds(runs.iter().map(|run| run.cpu).collect()),
                 ratio_to_ceiling: 0.0,
             }
         })
@@ -164,9 +205,9 @@ async fn run_once(
     mode: Mode,
     batch: &Bytes,
     round: usize,
-) -> Result<Duration, BenchError> {
+) -> Result<Sample, BenchError> {
     let path = plan.dir.join(format!("{}-{round}", mode.name()));
-    let elapsed = match mode {
+    let sample = match mode {
         Mode::GlommioRaw => glommio_raw(plan, &path, batch).await?,
         Mode::GlommioStorage => glommio_storage(plan, &path, batch).await?,
         Mode::Log => log(plan, &path, batch).await?,
@@ -180,15 +221,15 @@ async fn run_once(
     } else {
         storage.remove_file(&path).await?;
     }
-    Ok(elapsed)
+    Ok(sample)
 }
 
 fn glommio_err(op: &'static str, path: &Path, err: glommio::GlommioError<()>) -> IoError {
     IoError::new(op, path, std::io::Error::from(err))
 }
 
-async fn glommio_raw(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Duration, IoError> {
-    let start = Instant::now();
+async fn glommio_raw(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Sample, BenchError> {
+    let watch = Stopwatch::start()?;
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -212,11 +253,11 @@ async fn glommio_raw(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Duration
             .await
             .map_err(|e| glommio_err("fdatasync", path, e))?;
     }
-    let elapsed = start.elapsed();
+    let sample = watch.stop()?;
     file.close()
         .await
         .map_err(|e| glommio_err("close", path, e))?;
-    Ok(elapsed)
+    Ok(sample)
 }
 
 async fn write_all_buffered(
@@ -240,8 +281,8 @@ async fn write_all_buffered(
     Ok(())
 }
 
-async fn glommio_storage(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Duration, IoError> {
-    let start = Instant::now();
+async fn glommio_storage(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Sample, BenchError> {
+    let watch = Stopwatch::start()?;
     let file = GlommioStorage::new().open(path).await?;
     let mut flush = FlushEvery::new(plan.flush_bytes);
     let mut pos = 0u64;
@@ -255,16 +296,16 @@ async fn glommio_storage(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Dura
     if flush.pending() {
         file.sync_data().await?;
     }
-    let elapsed = start.elapsed();
+    let sample = watch.stop()?;
     file.close().await?;
-    Ok(elapsed)
+    Ok(sample)
 }
 
 /// A fresh partition log with Kafka's default topic config (1 GiB
 /// segments, an index entry every 4 KiB), appended to the way a produce
 /// handler does: one batch per append, a group-commit flush per interval.
-async fn log(plan: &Plan, dir: &Path, batch: &Bytes) -> Result<Duration, BenchError> {
-    let start = Instant::now();
+async fn log(plan: &Plan, dir: &Path, batch: &Bytes) -> Result<Sample, BenchError> {
+    let watch = Stopwatch::start()?;
     let mut log = Log::open(
         GlommioStorage::new(),
         dir,
@@ -283,7 +324,7 @@ async fn log(plan: &Plan, dir: &Path, batch: &Bytes) -> Result<Duration, BenchEr
     if flush.pending() {
         log.flush().await?;
     }
-    let elapsed = start.elapsed();
+    let sample = watch.stop()?;
     let closed = log.close().await?;
     // A run that lost records must not report a throughput.
     let expected = plan.batch_count as i64 * i64::from(batch_record_count(batch));
@@ -293,7 +334,7 @@ async fn log(plan: &Plan, dir: &Path, batch: &Bytes) -> Result<Duration, BenchEr
             got: closed.recovery_point,
         });
     }
-    Ok(elapsed)
+    Ok(sample)
 }
 
 fn batch_record_count(batch: &[u8]) -> i32 {
@@ -302,8 +343,8 @@ fn batch_record_count(batch: &[u8]) -> i32 {
 
 /// Blocking std IO on the executor thread: acceptable in a benchmark that
 /// runs nothing else concurrently.
-fn std_raw(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Duration, IoError> {
-    let start = Instant::now();
+fn std_raw(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Sample, BenchError> {
+    let watch = Stopwatch::start()?;
     let mut file = std::fs::File::create(path).map_err(|e| IoError::new("open", path, e))?;
     let mut flush = FlushEvery::new(plan.flush_bytes);
     for _ in 0..plan.batch_count {
@@ -318,7 +359,7 @@ fn std_raw(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Duration, IoError>
         file.sync_data()
             .map_err(|e| IoError::new("fdatasync", path, e))?;
     }
-    Ok(start.elapsed())
+    Ok(watch.stop()?)
 }
 
 #[cfg(test)]
@@ -342,12 +383,20 @@ mod tests {
             flush_bytes: 1 << 20,
             rounds: 3,
         };
-        let s = Duration::from_secs;
-        let samples = vec![vec![s(1), s(3), s(2)], vec![s(4), s(5), s(4)]];
+        let s = |wall_s, cpu_ms| Sample {
+            wall: Duration::from_secs(wall_s),
+            cpu: Duration::from_millis(cpu_ms),
+        };
+        let samples = vec![
+            vec![s(1, 900), s(3, 100), s(2, 500)],
+            vec![s(4, 10), s(5, 30), s(4, 20)],
+        ];
         let rows = rows(&plan, &[Mode::GlommioRaw, Mode::StdRaw], samples);
         assert_eq!(rows[0].seconds, 2.0);
         assert_eq!(rows[0].mb_per_s, 50.0);
+        assert_eq!(rows[0].cpu_seconds, 0.5);
         assert_eq!(rows[1].seconds, 4.0);
+        assert_eq!(rows[1].cpu_seconds, 0.02);
         assert_eq!(rows[1].ratio_to_ceiling, 0.5);
     }
 }

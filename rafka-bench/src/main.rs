@@ -5,9 +5,11 @@
 //! - `log_append`: `log-append`, the log's append + flush throughput next
 //!   to raw buffered writes of the same bytes.
 //! - `batch`: builds valid v2 record batches of an exact size.
+//! - `cpu`: the process's CPU time, all threads included.
 //! - `size`: `512MiB`-style sizes on the command line.
 
 mod batch;
+mod cpu;
 mod log_append;
 mod size;
 
@@ -148,14 +150,15 @@ fn log_append_main(args: &LogAppendArgs) -> Result<(), MainError> {
 }
 
 fn render(rows: &[Row]) -> String {
-    let mut out = String::from("mode,bytes,seconds,mb_per_s,ratio_to_glommio_raw\n");
+    let mut out = String::from("mode,bytes,seconds,mb_per_s,cpu_seconds,ratio_to_glommio_raw\n");
     for row in rows {
         out.push_str(&format!(
-            "{},{},{:.3},{:.1},{:.3}\n",
+            "{},{},{:.3},{:.1},{:.2},{:.3}\n",
             row.mode.name(),
             row.bytes,
             row.seconds,
             row.mb_per_s,
+            row.cpu_seconds,
             row.ratio_to_ceiling
         ));
     }
