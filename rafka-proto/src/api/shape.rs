@@ -156,11 +156,21 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn walk_struct(&mut self, shape: &'static Shape) -> Result<(), ShapeError> {
+        // Runs of fixed-width fields are skipped with one bounds check.
+        let mut fixed_bytes = 0;
         for field in shape.fields {
-            if field.in_version(self.version) {
-                self.walk_kind(shape, field.kind)?;
+            if !field.in_version(self.version) {
+                continue;
             }
+            if let Kind::Fixed(width) = field.kind {
+                fixed_bytes += usize::from(width);
+                continue;
+            }
+            self.skip(shape, fixed_bytes)?;
+            fixed_bytes = 0;
+            self.walk_kind(shape, field.kind)?;
         }
+        self.skip(shape, fixed_bytes)?;
         if self.flexible {
             self.walk_tagged_fields(shape)?;
         }
