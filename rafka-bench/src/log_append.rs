@@ -20,6 +20,7 @@ use rafka_shard::storage::GlommioStorage;
 
 use crate::batch::{build_batch, BatchBuildError};
 use crate::cpu::{process_cpu_time, CpuTimeError};
+use crate::std_storage::StdStorage;
 
 /// What one benchmark invocation does.
 #[derive(Debug, Clone)]
@@ -60,6 +61,9 @@ pub enum Mode {
     GlommioStorage,
     /// rafka's `Log` over [`GlommioStorage`]: append + flush.
     Log,
+    /// The same `Log` over blocking std IO: the log's own cost, without
+    /// io_uring's.
+    LogStd,
     /// `std::fs::File::write_all` + `sync_data`, a second reference.
     StdRaw,
 }
@@ -70,6 +74,7 @@ impl Mode {
             Mode::GlommioRaw => "glommio-raw",
             Mode::GlommioStorage => "glommio-storage",
             Mode::Log => "log",
+            Mode::LogStd => "log-std",
             Mode::StdRaw => "std-raw",
         }
     }
@@ -210,13 +215,14 @@ async fn run_once(
     let sample = match mode {
         Mode::GlommioRaw => glommio_raw(plan, &path, batch).await?,
         Mode::GlommioStorage => glommio_storage(plan, &path, batch).await?,
-        Mode::Log => log(plan, &path, batch).await?,
+        Mode::Log => log(GlommioStorage::new(), plan, &path, batch).await?,
+        Mode::LogStd => log(StdStorage, plan, &path, batch).await?,
         Mode::StdRaw => std_raw(plan, &path, batch)?,
     };
     // Removal is outside the timed region; it also drops the file's pages
     // from the cache so the next run starts from the same state.
     let storage = GlommioStorage::new();
-    if mode == Mode::Log {
+    if matches!(mode, Mode::Log | Mode::LogStd) {
         storage.remove_dir_all(&path).await?;
     } else {
         storage.remove_file(&path).await?;
@@ -304,10 +310,15 @@ async fn glommio_storage(plan: &Plan, path: &Path, batch: &Bytes) -> Result<Samp
 /// A fresh partition log with Kafka's default topic config (1 GiB
 /// segments, an index entry every 4 KiB), appended to the way a produce
 /// handler does: one batch per append, a group-commit flush per interval.
-async fn log(plan: &Plan, dir: &Path, batch: &Bytes) -> Result<Sample, BenchError> {
+async fn log<S: Storage + Clone>(
+    storage: S,
+    plan: &Plan,
+    dir: &Path,
+    batch: &Bytes,
+) -> Result<Sample, BenchError> {
     let watch = Stopwatch::start()?;
     let mut log = Log::open(
-        GlommioStorage::new(),
+        storage,
         dir,
         LogConfig::default(),
         Rc::new(SystemClock),
