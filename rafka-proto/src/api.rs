@@ -9,7 +9,7 @@
 //! OffsetFetch v10 in `valid_versions()` while their request types decode
 //! only up to v9), optionally capped by the broker.
 //!
-//! Adding an API: one line in [`api_spec`] (its request type and wire shape,
+//! Adding an API: one line in `api_spec` (its request type and wire shape,
 //! in `api/schemas.rs`), one line in [`BROKER_APIS`], and its handler.
 //!
 //! # Layout
