@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let prefix = RequestPrefix::parse(&frame).ok();
     match RequestHeader::parse(&frame, table()) {
         Ok((header, mut body)) => {
-            assert_eq!(prefix.map(|p| p.correlation_id), Some(header.correlation_id));
+            assert_eq!(
+                prefix.map(|p| p.correlation_id),
+                Some(header.correlation_id)
+            );
             assert!(body.len() <= frame.len());
             let _ = decode_request_kind(header.api_key, &mut body, header.api_version);
         }
