@@ -359,6 +359,7 @@ fn validate_for_append_reports_what_the_log_needs() {
             validate_for_append(&batch, AppendOrigin::Client, RecordLimits::default()).unwrap();
         assert_eq!(info.record_count, 9);
         assert_eq!(info.max_timestamp_ms, BASE_TS_MS + 10);
+        assert_eq!(info.min_timestamp_ms, BASE_TS_MS + 5);
         assert_eq!(info.offset_delta_of_max_timestamp, 5);
         assert_eq!(info.null_key_count, 3);
         assert_eq!(info.compression, codec);

@@ -106,6 +106,9 @@ pub struct AppendInfo {
     /// Largest record timestamp (ms); the batch's base timestamp when the
     /// batch has LogAppendTime, whose record timestamps are meaningless.
     pub max_timestamp_ms: i64,
+    /// Smallest record timestamp (ms), for `message.timestamp.before.max.ms`
+    /// (the base timestamp with LogAppendTime).
+    pub min_timestamp_ms: i64,
     /// Offset delta of the first record carrying `max_timestamp_ms` (0 with
     /// LogAppendTime: every record has the same time).
     pub offset_delta_of_max_timestamp: i32,
@@ -130,6 +133,7 @@ pub fn validate_for_append(
     let mut info = AppendInfo {
         record_count: header.record_count,
         max_timestamp_ms: i64::MIN,
+        min_timestamp_ms: i64::MAX,
         offset_delta_of_max_timestamp: 0,
         null_key_count: 0,
         compression: header.compression()?,
@@ -150,6 +154,7 @@ pub fn validate_for_append(
             info.max_timestamp_ms = timestamp_ms;
             info.offset_delta_of_max_timestamp = index;
         }
+        info.min_timestamp_ms = info.min_timestamp_ms.min(timestamp_ms);
         if span.key.is_none() {
             info.null_key_count += 1;
         }
@@ -157,6 +162,7 @@ pub fn validate_for_append(
     }
     if header.timestamp_type() == crate::record::TimestampType::LogAppendTime {
         info.max_timestamp_ms = header.base_timestamp;
+        info.min_timestamp_ms = header.base_timestamp;
         info.offset_delta_of_max_timestamp = 0;
     }
     Ok(info)
