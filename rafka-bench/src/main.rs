@@ -55,14 +55,14 @@ struct LogAppendArgs {
     /// Runs per mode; the table reports each mode's median.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// Modes to run, comma-separated; the ratio column needs glommio-raw.
+    /// Modes to run, comma-separated; the ratio column needs std-raw.
     /// glommio-storage (GlommioStorage without the log) is left out by
     /// default to keep a run under a minute.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "glommio-raw,log,log-std,std-raw"
+        default_value = "std-raw,log,glommio-raw,log-uring"
     )]
     modes: Vec<Mode>,
     /// Also write the table to this CSV file.
@@ -154,7 +154,7 @@ fn log_append_main(args: &LogAppendArgs) -> Result<(), MainError> {
 }
 
 fn render(rows: &[Row]) -> String {
-    let mut out = String::from("mode,bytes,seconds,mb_per_s,cpu_seconds,ratio_to_glommio_raw\n");
+    let mut out = String::from("mode,bytes,seconds,mb_per_s,cpu_seconds,ratio_to_std_raw\n");
     for row in rows {
         out.push_str(&format!(
             "{},{},{:.3},{:.1},{:.2},{:.3}\n",

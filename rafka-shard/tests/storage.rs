@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use glommio::{LocalExecutorBuilder, Placement};
 use rafka_core::io::{Storage, StorageFile};
-use rafka_shard::storage::GlommioStorage;
+use rafka_shard::storage::{GlommioStorage, WriteMode};
 
 /// Small enough for an unprivileged RLIMIT_MEMLOCK (often 8 MiB or less).
 const IO_MEMORY_BYTES: usize = 512 << 10;
@@ -50,6 +50,26 @@ fn write_read_size_roundtrip() {
         f.sync_data().await.unwrap();
         f.close().await.unwrap();
         assert_eq!(std::fs::read(dir.join("a.log")).unwrap().len(), 100_004);
+    });
+}
+
+#[test]
+fn both_write_modes_store_the_same_bytes() {
+    run(|dir| async move {
+        let data = pattern(300_000, 3);
+        for (mode, name) in [(WriteMode::Pwrite, "p"), (WriteMode::Uring, "u")] {
+            let s = GlommioStorage::with_write_mode(mode);
+            let f = s.open(&dir.join(name)).await.unwrap();
+            f.write_at(0, &data[..200_000]).await.unwrap();
+            f.write_at(200_000, &data[200_000..]).await.unwrap();
+            f.write_at(10, b"overwritten").await.unwrap();
+            f.sync_data().await.unwrap();
+            f.close().await.unwrap();
+        }
+        let mut expected = data.clone();
+        expected[10..21].copy_from_slice(b"overwritten");
+        assert_eq!(std::fs::read(dir.join("p")).unwrap(), expected);
+        assert_eq!(std::fs::read(dir.join("u")).unwrap(), expected);
     });
 }
 
