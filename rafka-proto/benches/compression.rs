@@ -15,7 +15,7 @@ const WORDS: [&str; 12] = [
 
 /// A JSON event of about 1 KiB whose fields vary like real telemetry.
 fn json_record(index: usize) -> String {
-    let mut state = index as u64 * 0x9e37_79b9_7f4a_7c15 + 1;
+    let mut state = (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut next = || {
         state ^= state << 13;
         state ^= state >> 7;
