@@ -3,8 +3,17 @@
 //! # Layout
 //! - `storage`: [`storage::GlommioStorage`], the io_uring-backed
 //!   implementation of rafka-core's storage traits.
+//! - `shard`: [`shard::Shard`], the per-core context (metadata image,
+//!   owned partitions, flusher) and broker startup ([`shard::start`]).
+//! - `partition`: one partition's log + producer state + high watermark.
+//! - `flusher`: the per-shard group-commit loop.
+//! - `controller`: shard 0's metadata log writer and producer-id allocator.
 //! - `runtime`: starts one executor per shard and joins them in a channel
 //!   mesh; [`runtime::Router`] runs work on the shard that owns it.
 
+pub mod controller;
+pub mod flusher;
+pub mod partition;
 pub mod runtime;
+pub mod shard;
 pub mod storage;

@@ -1,0 +1,514 @@
+//! One partition on its owning shard: the log, the producer state, and the
+//! high watermark that consumers may read up to.
+//!
+//! Lives on: exactly one shard (the owner in the metadata image). Other
+//! shards reach it only through `Router::invoke_on`.
+//!
+//! The log and producer state sit behind a shard-local async `RwLock`:
+//! producer check -> append -> record must not interleave with another
+//! append on the same partition across an await (a roll opens files), and
+//! reads must not see a half-updated log. The lock never crosses threads.
+//!
+//! Durability: the high watermark is the flushed offset (the recovery
+//! point), so a consumer never sees a record that a crash could take back
+//! and an offset is never handed out twice. With `write.caching` it is the
+//! log end offset instead. Waiters (acks=all produces, long-poll fetches)
+//! listen on `watermark_moved`.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use event_listener::Event;
+use glommio::sync::RwLock;
+use rafka_core::io::Clock;
+use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
+use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
+use rafka_proto::record::{BatchHeader, Batches};
+
+use crate::storage::GlommioStorage;
+
+/// Kafka error codes a partition operation can answer with.
+pub mod codes {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const INVALID_RECORD: i16 = 87;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+}
+
+/// Reads while rebuilding producer state are this large.
+const REBUILD_READ_BYTES: u32 = 1 << 20;
+
+/// Why a partition operation failed; `error_code` is what the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    #[error("records are not a valid v2 batch sequence: {0}")]
+    Corrupt(#[from] rafka_proto::record::BatchError),
+    #[error("timed out waiting for the flush covering offset {offset}")]
+    FlushTimeout { offset: i64 },
+    #[error("partition is closed")]
+    Closed,
+}
+
+impl PartitionError {
+    pub fn error_code(&self) -> i16 {
+        match self {
+            PartitionError::Log(LogError::OffsetOutOfRange { .. }) => codes::OFFSET_OUT_OF_RANGE,
+            PartitionError::Log(LogError::BatchTooLarge { .. }) => codes::MESSAGE_TOO_LARGE,
+            PartitionError::Log(LogError::InvalidBatch { .. }) => codes::CORRUPT_MESSAGE,
+            PartitionError::Log(_) => codes::KAFKA_STORAGE_ERROR,
+            PartitionError::Producer(error) => error.error_code(),
+            PartitionError::Corrupt(_) => codes::CORRUPT_MESSAGE,
+            PartitionError::FlushTimeout { .. } => codes::REQUEST_TIMED_OUT,
+            PartitionError::Closed => codes::UNKNOWN_TOPIC_OR_PARTITION,
+        }
+    }
+}
+
+/// What a produce to this partition returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// -1 unless the topic uses LogAppendTime.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    /// A retried idempotent batch: nothing was written.
+    pub duplicate: bool,
+}
+
+/// What a fetch from this partition returns.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Whole batches from the fetch offset, below the high watermark.
+    pub records: Bytes,
+}
+
+struct State {
+    log: Log<GlommioStorage>,
+    producers: ProducerStateTable,
+}
+
+pub struct Partition {
+    pub topic: Rc<str>,
+    pub index: i32,
+    dir: PathBuf,
+    state: RwLock<State>,
+    high_watermark: Cell<i64>,
+    log_end_offset: Cell<i64>,
+    log_start_offset: Cell<i64>,
+    /// Queued for the shard's next flush cycle.
+    dirty: Cell<bool>,
+    /// The log failed (fsync error): every operation answers
+    /// KAFKA_STORAGE_ERROR until the broker restarts.
+    failed: Cell<bool>,
+    write_caching: bool,
+    watermark_moved: Event,
+}
+
+impl Partition {
+    /// Opens the partition's log in `dir` and rebuilds its producer state.
+    pub async fn open(
+        topic: Rc<str>,
+        index: i32,
+        dir: PathBuf,
+        config: LogConfig,
+        hints: RecoveryHints,
+        clock: Rc<dyn Clock>,
+        write_caching: bool,
+    ) -> Result<Rc<Partition>, PartitionError> {
+        let storage = GlommioStorage::new();
+        let log = Log::open(storage, dir.clone(), config, clock, hints).await?;
+        let mut producers = ProducerStateTable::default();
+        let log_end = log.log_end_offset();
+        let loaded = producers.load_latest(&storage, &dir, log_end).await?;
+        let from = loaded.snapshot_offset.unwrap_or(log.log_start_offset());
+        producers.rebuild_from(batch_headers(&log, from).await?);
+        let partition = Partition {
+            topic,
+            index,
+            dir,
+            high_watermark: Cell::new(log.flushed_offset()),
+            log_end_offset: Cell::new(log_end),
+            log_start_offset: Cell::new(log.log_start_offset()),
+            state: RwLock::new(State { log, producers }),
+            dirty: Cell::new(false),
+            failed: Cell::new(false),
+            write_caching,
+            watermark_moved: Event::new(),
+        };
+        Ok(Rc::new(partition))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.get()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.get()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.get()
+    }
+
+    fn check_usable(&self) -> Result<(), PartitionError> {
+        if self.failed.get() {
+            return Err(LogError::Failed {
+                op: "earlier fsync",
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Appends the batches of one produce request (validated by the caller:
+    /// CRC, structure, append rules). Returns once the data is in the page
+    /// cache; durability is [`Partition::wait_durable`].
+    pub async fn append(&self, records: &Bytes) -> Result<Appended, PartitionError> {
+        self.check_usable()?;
+        let mut state = self
+            .state
+            .write()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let headers = headers_of(records)?;
+        if let Some(duplicate) = duplicate_of(&state.producers, &headers)? {
+            return Ok(Appended {
+                log_start_offset: state.log.log_start_offset(),
+                ..duplicate
+            });
+        }
+        let info = state.log.append(records, 0).await?;
+        let mut first_offset = info.first_offset;
+        let timestamp = info.log_append_time_ms;
+        for header in &headers {
+            let batch_timestamp = timestamp.unwrap_or(header.max_timestamp);
+            state
+                .producers
+                .record(header, first_offset, batch_timestamp);
+            first_offset += i64::from(header.last_offset_delta) + 1;
+        }
+        self.log_end_offset.set(state.log.log_end_offset());
+        self.log_start_offset.set(state.log.log_start_offset());
+        if self.write_caching {
+            self.advance_watermark(state.log.log_end_offset());
+        }
+        Ok(Appended {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
+            log_start_offset: info.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Waits until every offset below `end_offset` is durable (the flush
+    /// that covers it completed), or `timeout` passes.
+    pub async fn wait_durable(
+        &self,
+        end_offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), PartitionError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.check_usable()?;
+            if self.high_watermark.get() >= end_offset {
+                return Ok(());
+            }
+            let listener = self.watermark_moved.listen();
+            if self.high_watermark.get() >= end_offset || self.failed.get() {
+                continue;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(PartitionError::FlushTimeout { offset: end_offset });
+            }
+            wait_until(listener, deadline - now).await;
+        }
+    }
+
+    /// Waits until the high watermark passes `offset` or `timeout` ends;
+    /// returns whether it did. Used by long-poll fetches.
+    pub async fn wait_for_data(&self, offset: i64, timeout: std::time::Duration) -> bool {
+        if self.high_watermark.get() > offset || self.failed.get() {
+            return true;
+        }
+        let listener = self.watermark_moved.listen();
+        if self.high_watermark.get() > offset {
+            return true;
+        }
+        wait_until(listener, timeout).await;
+        self.high_watermark.get() > offset
+    }
+
+    /// Reads whole batches from `offset`, up to `max_bytes` (at least one
+    /// batch), below the high watermark.
+    pub async fn fetch(&self, offset: i64, max_bytes: u32) -> Result<Fetched, PartitionError> {
+        self.check_usable()?;
+        let state = self
+            .state
+            .read()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let high_watermark = self.high_watermark.get();
+        let records = if offset >= high_watermark && offset <= state.log.log_end_offset() {
+            Bytes::new()
+        } else {
+            let read = state
+                .log
+                .read_bounded(offset, max_bytes, high_watermark)
+                .await?;
+            read.read_bytes().await?
+        };
+        Ok(Fetched {
+            high_watermark,
+            log_start_offset: state.log.log_start_offset(),
+            records,
+        })
+    }
+
+    /// ListOffsets: the first offset whose record timestamp is at least
+    /// `timestamp`, within the readable (below high watermark) log.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampOffset>, PartitionError> {
+        self.check_usable()?;
+        let state = self
+            .state
+            .read()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let found = state.log.offset_for_timestamp(timestamp).await?;
+        Ok(found.filter(|t| t.offset < self.high_watermark.get()))
+    }
+
+    /// ListOffsets with MAX_TIMESTAMP (-3).
+    pub async fn max_timestamp(&self) -> Result<Option<TimestampOffset>, PartitionError> {
+        self.check_usable()?;
+        let state = self
+            .state
+            .read()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        Ok(state.log.max_timestamp().await?)
+    }
+
+    /// Marks the partition for the next flush cycle; returns whether it was
+    /// clean before (the caller then queues it).
+    pub fn mark_dirty(&self) -> bool {
+        !self.dirty.replace(true)
+    }
+
+    /// One group-commit flush of this partition: collect the dirty files
+    /// (briefly holding the lock), fdatasync them without the lock so
+    /// appends go on, then publish the new high watermark.
+    pub async fn flush(&self) -> Result<i64, PartitionError> {
+        self.dirty.set(false);
+        let ticket = {
+            let mut state = self
+                .state
+                .write()
+                .await
+                .map_err(|_| PartitionError::Closed)?;
+            state.log.flush_begin()
+        };
+        let outcome = match ticket {
+            Ok(ticket) => ticket.sync().await,
+            Err(error) => Err(error),
+        };
+        let flushed = match outcome {
+            Ok(done) => {
+                let mut state = self
+                    .state
+                    .write()
+                    .await
+                    .map_err(|_| PartitionError::Closed)?;
+                state.log.flush_complete(done)
+            }
+            Err(error) => Err(error),
+        };
+        match flushed {
+            Ok(offset) => {
+                if !self.write_caching {
+                    self.advance_watermark(offset);
+                }
+                Ok(offset)
+            }
+            Err(error) => {
+                self.fail();
+                Err(error.into())
+            }
+        }
+    }
+
+    fn advance_watermark(&self, offset: i64) {
+        if offset > self.high_watermark.get() {
+            self.high_watermark.set(offset);
+            self.watermark_moved.notify(usize::MAX);
+        }
+    }
+
+    /// After a failed fsync nothing about the page cache can be trusted.
+    fn fail(&self) {
+        tracing::error!(
+            topic = %self.topic,
+            partition = self.index,
+            "log flush failed: partition refuses further requests until restart"
+        );
+        self.failed.set(true);
+        self.watermark_moved.notify(usize::MAX);
+    }
+
+    /// Applies retention at `now_ms`; returns segments deleted.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<u32, PartitionError> {
+        self.check_usable()?;
+        let mut state = self
+            .state
+            .write()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let outcome = state.log.apply_retention(now_ms).await?;
+        self.log_start_offset.set(state.log.log_start_offset());
+        Ok(outcome.segments_deleted)
+    }
+
+    /// Applies changed topic configs (retention, segment size, ...).
+    pub async fn set_config(&self, config: LogConfig) -> Result<(), PartitionError> {
+        let mut state = self
+            .state
+            .write()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        state.log.set_config(config)?;
+        Ok(())
+    }
+
+    /// Flushes, snapshots producer state and closes the log; returns the
+    /// (recovery point, log start offset) for the checkpoint files.
+    pub async fn close(self: Rc<Self>) -> Result<(i64, i64), PartitionError> {
+        self.flush().await?;
+        let state = self
+            .state
+            .write()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let storage = GlommioStorage::new();
+        let end = state.log.log_end_offset();
+        state.producers.snapshot(&storage, &self.dir, end).await?;
+        let flushed = state.log.flushed_offset();
+        let log_start = state.log.log_start_offset();
+        drop(state);
+        let state = Rc::try_unwrap(self)
+            .ok()
+            .map(|partition| partition.state.into_inner());
+        match state {
+            Some(Ok(state)) => {
+                let closed = state.log.close().await?;
+                Ok((closed.recovery_point, closed.log_start_offset))
+            }
+            // Someone still holds the partition (a fetch in flight): the
+            // flush above made everything durable, which is what the
+            // checkpoint records.
+            _ => Ok((flushed, log_start)),
+        }
+    }
+
+    /// Deletes the partition's data (DeleteTopics).
+    pub async fn delete(self: Rc<Self>) -> Result<(), PartitionError> {
+        self.failed.set(true);
+        self.watermark_moved.notify(usize::MAX);
+        let storage = GlommioStorage::new();
+        let dir = self.dir.clone();
+        match Rc::try_unwrap(self).ok().map(|p| p.state.into_inner()) {
+            Some(Ok(state)) => state.log.delete().await?,
+            _ => {
+                use rafka_core::io::Storage;
+                storage
+                    .remove_dir_all(&dir)
+                    .await
+                    .map_err(|e| PartitionError::Log(LogError::Io(e)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The headers of the batches in a produce request's records.
+fn headers_of(records: &Bytes) -> Result<Vec<BatchHeader>, PartitionError> {
+    Batches::new(records.clone())
+        .map(|batch| batch.map(|b| *b.header()).map_err(PartitionError::from))
+        .collect()
+}
+
+/// Kafka checks producer state batch by batch; a retried request carries
+/// the same single batch, so a duplicate first batch answers the request.
+fn duplicate_of(
+    producers: &ProducerStateTable,
+    headers: &[BatchHeader],
+) -> Result<Option<Appended>, PartitionError> {
+    for header in headers {
+        if let Check::Duplicate {
+            first_offset,
+            last_offset,
+            ..
+        } = producers.check(header)?
+        {
+            return Ok(Some(Appended {
+                base_offset: first_offset,
+                last_offset,
+                log_append_time_ms: -1,
+                log_start_offset: 0,
+                duplicate: true,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Batch headers from `from` to the log end, for rebuilding producer state.
+async fn batch_headers(
+    log: &Log<GlommioStorage>,
+    from: i64,
+) -> Result<Vec<BatchHeader>, PartitionError> {
+    let mut headers = Vec::new();
+    let mut offset = from.max(log.log_start_offset());
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, REBUILD_READ_BYTES).await?;
+        if read.is_empty() {
+            break;
+        }
+        let bytes = read.read_bytes().await?;
+        for batch in Batches::new(bytes) {
+            headers.push(*batch?.header());
+        }
+        offset = read.next_offset;
+    }
+    Ok(headers)
+}
+
+/// Waits for `listener` or until `timeout`, whichever comes first.
+async fn wait_until(listener: event_listener::EventListener, timeout: std::time::Duration) {
+    let sleep = glommio::timer::sleep(timeout);
+    futures_util::pin_mut!(sleep);
+    futures_util::future::select(listener, sleep).await;
+}
