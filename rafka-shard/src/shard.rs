@@ -93,6 +93,8 @@ pub struct Shard {
     partitions: RefCell<HashMap<String, BTreeMap<i32, Rc<Partition>>>>,
     ready: Cell<bool>,
     ready_event: Event,
+    stopping: Cell<bool>,
+    stop_event: Event,
 }
 
 impl Shard {
@@ -355,6 +357,27 @@ impl Shard {
         self.ready_event.notify(usize::MAX);
     }
 
+    /// Tells this shard's tasks (listeners, the shard's main) to stop.
+    pub fn request_stop(&self) {
+        self.stopping.set(true);
+        self.stop_event.notify(usize::MAX);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Waits until [`Shard::request_stop`].
+    pub async fn wait_stop(&self) {
+        while !self.stopping.get() {
+            let listener = self.stop_event.listen();
+            if self.stopping.get() {
+                break;
+            }
+            listener.await;
+        }
+    }
+
     /// Waits until shard 0 has loaded every shard.
     pub async fn wait_ready(&self) {
         while !self.ready.get() {
@@ -408,6 +431,8 @@ pub async fn start(
         partitions: RefCell::new(HashMap::new()),
         ready: Cell::new(false),
         ready_event: Event::new(),
+        stopping: Cell::new(false),
+        stop_event: Event::new(),
     });
     shard.router.serve(&shard);
     glommio::spawn_local(Rc::clone(&shard.flusher).run()).detach();
