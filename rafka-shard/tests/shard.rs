@@ -17,9 +17,10 @@ use rafka_shard::shard::{start, Shard};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn config(dir: &Path) -> Arc<BrokerConfig> {
-    let mut config = BrokerConfig::default();
-    config.log_dirs = vec![dir.to_path_buf()];
-    Arc::new(config)
+    Arc::new(BrokerConfig {
+        log_dirs: vec![dir.to_path_buf()],
+        ..Default::default()
+    })
 }
 
 fn batch(partition: i32, i: i32, producer: Option<(i64, i32)>) -> Bytes {
