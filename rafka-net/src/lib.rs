@@ -1,1 +1,29 @@
 //! rafka-net: listeners, connections and one handler per Kafka API.
+//!
+//! # Layout
+//! - `listener`: [`listener::bind`] / [`listener::bind_first`] (SO_REUSEPORT
+//!   on every shard), [`listener::ShardNet`] — one shard's accept loops,
+//!   connection bound, shared byte budget and graceful shutdown.
+//! - `connection`: one connection's task — frames in, requests served
+//!   concurrently, responses out in request order, in-flight bounds, idle
+//!   timeout, protocol errors.
+//! - `service`: the contract between the two sides: [`service::Request`],
+//!   [`service::Response`], the [`service::Service`] trait.
+//! - `handlers`: the broker's `Service` — one `match` on the api key and one
+//!   file per API (`handlers/api_versions.rs`, ...).
+//! - `metrics`: per-shard counters and their snapshot.
+//!
+//! Per shard, at start: build the table and the handlers, then
+//! `ShardNet::new(service, table, config)` and `serve(listener)`; on SIGTERM
+//! `shutdown().await`.
+
+pub mod connection;
+pub mod handlers;
+pub mod listener;
+pub mod metrics;
+pub mod service;
+
+pub use connection::ConnectionConfig;
+pub use listener::{bind, bind_first, BindError, NetConfig, ServeError, ShardNet};
+pub use metrics::{NetMetrics, NetMetricsSnapshot};
+pub use service::{Request, Response, Service};

@@ -1,0 +1,648 @@
+//! One client connection: read frames, serve requests concurrently, write
+//! responses in request order.
+//!
+//! A connection is one task running two halves over the same socket:
+//! - the reader cuts size-prefixed frames, parses each header against the
+//!   API table and spawns a task per request into the shard's service;
+//! - the writer awaits those tasks in the order their requests arrived and
+//!   writes each response as soon as it and every earlier one are done,
+//!   coalescing responses that are already done into one write.
+//!
+//! Bounds. As soon as a frame's size prefix has arrived, and before its body
+//! is read, the reader takes the frame's budget: one of the connection's
+//! `inflight_requests_max` slots and `frame_bytes` of both the connection's
+//! `inflight_bytes_max` and the shard's `shard_inflight_bytes_max`. The
+//! budget is returned once the response is on the socket. While a frame
+//! waits for budget nothing more is read, so TCP pushes back on the client.
+//!
+//! Errors. A refused size prefix or request header closes the connection
+//! (Kafka does the same), after the responses to earlier requests are
+//! written; an ApiVersions request of an unsupported version is answered
+//! instead. A [`Response::Close`] from the service closes it the same way.
+//! Every close for a protocol error is logged at warn with the peer and the
+//! request's api key, version and correlation id, and counted.
+//!
+//! Lives on: the shard that accepted the socket; nothing here is `Send`.
+
+use std::cell::{Cell, RefCell};
+use std::future::{pending, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::future::{or, poll_once};
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_util::future::{select, Either};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use glommio::sync::{Semaphore, StaticPermit};
+use glommio::task::JoinHandle;
+use glommio::timer::Timer;
+use kafka_protocol::messages::ApiKey;
+use rafka_proto::api::ApiLookupError;
+use rafka_proto::frame::{
+    frame_prefix, FrameDecoder, FrameEncodeError, FrameError, FRAME_BYTES_MAX_DEFAULT,
+    FRAME_PREFIX_BYTES,
+};
+use rafka_proto::header::{HeaderError, RequestHeader, RequestPrefix};
+use tracing::{debug, warn};
+
+use crate::handlers::{api_versions, HandlerError};
+use crate::listener::ShardNet;
+use crate::service::{Request, Response, Service};
+
+/// Smallest read issued: enough for many small requests at once.
+const READ_WINDOW_BYTES_MIN: usize = 16 << 10;
+/// Largest read issued; the window is zero-filled before each read, so it
+/// stays near what one read can return.
+const READ_WINDOW_BYTES_MAX: usize = 256 << 10;
+/// Responses are copied into one buffer and written together up to this
+/// size; a larger response body is written from its own buffer.
+const WRITE_COALESCE_BYTES_MAX: usize = 64 << 10;
+
+/// Limits of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// Largest request frame, prefix not counted (`socket.request.max.bytes`).
+    pub frame_bytes_max: usize,
+    /// Requests read but not yet answered. At least 1.
+    pub inflight_requests_max: usize,
+    /// Frame bytes of requests read but not yet answered; a frame larger
+    /// than this waits until the connection has nothing else in flight.
+    pub inflight_bytes_max: usize,
+    /// `connections.max.idle.ms`: a connection with nothing read, nothing
+    /// written and no request in flight for this long is closed. 0 disables.
+    pub connections_max_idle_ms: u64,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            // Clients send up to 5 per connection; a consumer's fetches to
+            // one broker can share a connection with its commits.
+            inflight_requests_max: 64,
+            inflight_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            connections_max_idle_ms: 600_000,
+        }
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve<S: Service>(net: &Rc<ShardNet<S>>, stream: TcpStream, peer: SocketAddr) {
+    let conn = Connection::new(net, stream, peer);
+    let (slots_in, slots_out) = local_channel::new_unbounded();
+    let reader = pin!(conn.read_loop(slots_in));
+    let writer = pin!(conn.write_loop(slots_out));
+    let (read_end, write_end) = match select(reader, writer).await {
+        // The reader stopped; the writer still owes the requests read so far.
+        Either::Left((read_end, writer)) => (Some(read_end), writer.await),
+        // The writer closed the connection: reading on is pointless.
+        Either::Right((write_end, _reader)) => (None, write_end),
+    };
+    conn.record_end(read_end, write_end);
+}
+
+/// The budget a request holds from the moment its size is known until its
+/// response has been written.
+#[derive(Debug)]
+struct Admission {
+    _request: StaticPermit,
+    _connection_bytes: StaticPermit,
+    _shard_bytes: StaticPermit,
+}
+
+/// What a request task hands back to the writer.
+struct Completed {
+    response: Response,
+    admission: Admission,
+}
+
+/// One request in the order it arrived.
+struct Slot {
+    prefix: RequestPrefix,
+    state: SlotState,
+}
+
+enum SlotState {
+    Running(JoinHandle<Completed>),
+    /// `None`: the task ended without completing (the executor is stopping).
+    Done(Option<Completed>),
+}
+
+impl Slot {
+    /// Whether the response is ready, without waiting for it.
+    async fn try_finish(&mut self) -> bool {
+        if let SlotState::Running(handle) = &mut self.state {
+            if let Some(completed) = poll_once(handle).await {
+                self.state = SlotState::Done(completed);
+            }
+        }
+        matches!(self.state, SlotState::Done(_))
+    }
+
+    async fn finish(self) -> Option<Completed> {
+        match self.state {
+            SlotState::Running(handle) => handle.await,
+            SlotState::Done(completed) => completed,
+        }
+    }
+}
+
+/// Why the reader stopped.
+#[derive(Debug)]
+enum ReadEnd {
+    /// The peer closed its side; `buffered_bytes` of a frame were pending.
+    Eof {
+        buffered_bytes: usize,
+    },
+    Idle,
+    Shutdown,
+    Io(io::Error),
+    Frame(FrameError),
+    Header(HeaderError),
+    /// The writer is gone, so nothing read could be answered.
+    WriterGone,
+}
+
+/// Why the writer stopped.
+#[derive(Debug)]
+enum WriteEnd {
+    /// Every response owed was written and the reader stopped.
+    Drained,
+    Closed {
+        prefix: RequestPrefix,
+        reason: HandlerError,
+    },
+    TaskLost {
+        prefix: RequestPrefix,
+    },
+    Oversized {
+        prefix: RequestPrefix,
+        error: FrameEncodeError,
+    },
+    Io(io::Error),
+}
+
+struct Connection<'n, S: Service> {
+    net: &'n Rc<ShardNet<S>>,
+    /// Shared by the two halves; each borrow lasts one poll, never across
+    /// an await, so the halves never see each other's borrow.
+    stream: RefCell<TcpStream>,
+    peer: SocketAddr,
+    inflight_requests: Rc<Semaphore>,
+    inflight_bytes: Rc<Semaphore>,
+    /// Requests handed to the writer and not yet written.
+    responses_pending: Cell<usize>,
+    last_activity: Cell<Instant>,
+}
+
+impl<'n, S: Service> Connection<'n, S> {
+    fn new(net: &'n Rc<ShardNet<S>>, stream: TcpStream, peer: SocketAddr) -> Self {
+        let config = &net.config.connection;
+        Connection {
+            net,
+            stream: RefCell::new(stream),
+            peer,
+            inflight_requests: Rc::new(Semaphore::new(config.inflight_requests_max.max(1) as u64)),
+            inflight_bytes: Rc::new(Semaphore::new(config.inflight_bytes_max.max(1) as u64)),
+            responses_pending: Cell::new(0),
+            last_activity: Cell::new(Instant::now()),
+        }
+    }
+
+    fn config(&self) -> &ConnectionConfig {
+        &self.net.config.connection
+    }
+
+    // ---- reader ----------------------------------------------------------
+
+    async fn read_loop(&self, slots: LocalSender<Slot>) -> ReadEnd {
+        let mut buf = BytesMut::new();
+        let mut decoder = FrameDecoder::new(self.config().frame_bytes_max);
+        loop {
+            if let Err(end) = self.read_frame(&mut buf, &mut decoder, &slots).await {
+                return end;
+            }
+        }
+    }
+
+    /// Reads one frame (prefix, budget, body) and dispatches it.
+    async fn read_frame(
+        &self,
+        buf: &mut BytesMut,
+        decoder: &mut FrameDecoder,
+        slots: &LocalSender<Slot>,
+    ) -> Result<(), ReadEnd> {
+        self.read_until(buf, FRAME_PREFIX_BYTES).await?;
+        // On the prefix alone, bytes_needed is the announced body size.
+        let frame_bytes = decoder
+            .bytes_needed(&buf[..FRAME_PREFIX_BYTES])
+            .map_err(ReadEnd::Frame)?;
+        let admission = self.admit(frame_bytes).await?;
+        self.read_until(buf, FRAME_PREFIX_BYTES + frame_bytes)
+            .await?;
+        match decoder.decode(buf).map_err(ReadEnd::Frame)? {
+            Some(frame) => self.dispatch(frame, admission, slots),
+            // Cannot happen with the whole frame buffered; reading the frame
+            // again is still correct.
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the budget of a frame of `frame_bytes`; waits until it is free.
+    async fn admit(&self, frame_bytes: usize) -> Result<Admission, ReadEnd> {
+        let config = self.config();
+        let connection_units = units(frame_bytes, config.inflight_bytes_max);
+        let shard_units = units(frame_bytes, self.net.config.shard_inflight_bytes_max);
+        let acquire = async {
+            Some(Admission {
+                _request: self.inflight_requests.acquire_static_permit(1).await.ok()?,
+                _connection_bytes: self
+                    .inflight_bytes
+                    .acquire_static_permit(connection_units)
+                    .await
+                    .ok()?,
+                _shard_bytes: self
+                    .net
+                    .inflight_bytes
+                    .acquire_static_permit(shard_units)
+                    .await
+                    .ok()?,
+            })
+        };
+        let stop = async {
+            self.net.shutdown.wait().await;
+            None
+        };
+        or(stop, acquire).await.ok_or(ReadEnd::Shutdown)
+    }
+
+    async fn read_until(&self, buf: &mut BytesMut, len: usize) -> Result<(), ReadEnd> {
+        while buf.len() < len {
+            self.read_more(buf, len - buf.len()).await?;
+        }
+        Ok(())
+    }
+
+    /// One read of at least one byte appended to `buf`.
+    async fn read_more(&self, buf: &mut BytesMut, needed: usize) -> Result<(), ReadEnd> {
+        let start = buf.len();
+        let window = needed.clamp(READ_WINDOW_BYTES_MIN, READ_WINDOW_BYTES_MAX);
+        buf.resize(start + window, 0);
+        let read = self.read_or_stop(&mut buf[start..]).await;
+        buf.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read? {
+            0 => Err(ReadEnd::Eof {
+                buffered_bytes: start,
+            }),
+            read_bytes => {
+                self.net.metrics.bytes_in(read_bytes);
+                self.touch();
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads into `into`, unless the shard shuts down or the connection has
+    /// been idle for `connections.max.idle.ms` first.
+    async fn read_or_stop(&self, into: &mut [u8]) -> Result<usize, ReadEnd> {
+        enum Wake {
+            Read(io::Result<usize>),
+            Idle,
+            Shutdown,
+        }
+        loop {
+            let read = async {
+                let read =
+                    poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, into));
+                Wake::Read(read.await)
+            };
+            let stop = async {
+                self.net.shutdown.wait().await;
+                Wake::Shutdown
+            };
+            let idle = async {
+                self.idle_timer().await;
+                Wake::Idle
+            };
+            match or(read, or(stop, idle)).await {
+                Wake::Read(result) => return result.map_err(ReadEnd::Io),
+                Wake::Shutdown => return Err(ReadEnd::Shutdown),
+                Wake::Idle if self.is_idle() => return Err(ReadEnd::Idle),
+                // Served requests count as activity: restart the clock.
+                Wake::Idle if self.responses_pending.get() > 0 => self.touch(),
+                Wake::Idle => {}
+            }
+        }
+    }
+
+    /// Completes when the connection may have become idle.
+    async fn idle_timer(&self) {
+        match self.config().connections_max_idle_ms {
+            0 => pending::<()>().await,
+            idle_ms => {
+                let deadline = self.last_activity.get() + Duration::from_millis(idle_ms);
+                Timer::new(deadline.saturating_duration_since(Instant::now())).await;
+            }
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        let idle = Duration::from_millis(self.config().connections_max_idle_ms);
+        self.responses_pending.get() == 0 && self.last_activity.get().elapsed() >= idle
+    }
+
+    fn touch(&self) {
+        self.last_activity.set(Instant::now());
+    }
+
+    /// Parses the header and starts serving the request, or answers or
+    /// refuses it when the header does not parse.
+    fn dispatch(
+        &self,
+        frame: Bytes,
+        admission: Admission,
+        slots: &LocalSender<Slot>,
+    ) -> Result<(), ReadEnd> {
+        let frame_bytes = frame.len();
+        let slot = match RequestHeader::parse(&frame, &self.net.table) {
+            Ok((header, body)) => self.start_request(header, body, frame_bytes, admission),
+            Err(error) => self.refused_header(error, admission)?,
+        };
+        self.responses_pending.set(self.responses_pending.get() + 1);
+        slots.try_send(slot).map_err(|_| ReadEnd::WriterGone)
+    }
+
+    fn start_request(
+        &self,
+        header: RequestHeader,
+        body: Bytes,
+        frame_bytes: usize,
+        admission: Admission,
+    ) -> Slot {
+        let prefix = RequestPrefix {
+            api_key: header.api_key as i16,
+            api_version: header.api_version,
+            correlation_id: header.correlation_id,
+        };
+        self.net.metrics.request(prefix.api_key);
+        let entry = self.net.table.lookup(prefix.api_key, prefix.api_version);
+        let Ok(entry) = entry else {
+            // The header parsed against this very table, so the entry exists.
+            let lost = SlotState::Done(None);
+            return Slot {
+                prefix,
+                state: lost,
+            };
+        };
+        let request = Request {
+            response_header_version: entry.response_header_version(header.api_version),
+            header,
+            body,
+            frame_bytes,
+            peer: self.peer,
+        };
+        let service = Rc::clone(&self.net.service);
+        let task = self.net.requests.spawn(async move {
+            let response = service.call(request).await;
+            Completed {
+                response,
+                admission,
+            }
+        });
+        let state = match task {
+            Ok(task) => SlotState::Running(task.detach()),
+            Err(_) => SlotState::Done(None),
+        };
+        Slot { prefix, state }
+    }
+
+    /// An ApiVersions request of a version not served gets its answer (the
+    /// client retries with a version both sides know); every other refused
+    /// header ends the connection.
+    fn refused_header(&self, error: HeaderError, admission: Admission) -> Result<Slot, ReadEnd> {
+        let (prefix, version) = match &error {
+            HeaderError::Unsupported {
+                prefix,
+                source:
+                    ApiLookupError::UnsupportedVersion {
+                        api_key: ApiKey::ApiVersions,
+                        version,
+                        ..
+                    },
+            } => (*prefix, *version),
+            _ => return Err(ReadEnd::Header(error)),
+        };
+        self.net.metrics.request(prefix.api_key);
+        let response = match api_versions::encode_unsupported_version(
+            &self.net.table,
+            prefix.correlation_id,
+            version,
+        ) {
+            Ok(reply) => Response::Reply(reply),
+            Err(error) => Response::Close(HandlerError::Encode(error)),
+        };
+        let completed = Completed {
+            response,
+            admission,
+        };
+        Ok(Slot {
+            prefix,
+            state: SlotState::Done(Some(completed)),
+        })
+    }
+
+    // ---- writer ----------------------------------------------------------
+
+    async fn write_loop(&self, slots: LocalReceiver<Slot>) -> WriteEnd {
+        let mut out = BytesMut::new();
+        match self.write_slots(&slots, &mut out).await {
+            Ok(()) => WriteEnd::Drained,
+            Err(end) => end,
+        }
+    }
+
+    /// Writes responses in slot order until the reader has stopped and
+    /// every slot is written (`Ok`) or the connection must close (`Err`).
+    async fn write_slots(
+        &self,
+        slots: &LocalReceiver<Slot>,
+        out: &mut BytesMut,
+    ) -> Result<(), WriteEnd> {
+        // Budgets of responses staged in `out`, returned once it is written.
+        let mut staged: Vec<Admission> = Vec::new();
+        let mut next: Option<Slot> = None;
+        loop {
+            let slot = match next.take() {
+                Some(slot) => slot,
+                None => match slots.recv().await {
+                    Some(slot) => slot,
+                    None => return Ok(()),
+                },
+            };
+            let prefix = slot.prefix;
+            let completed = slot.finish().await;
+            self.responses_pending.set(self.responses_pending.get() - 1);
+            let Some(Completed {
+                response,
+                admission,
+            }) = completed
+            else {
+                self.flush(out).await?;
+                return Err(WriteEnd::TaskLost { prefix });
+            };
+            staged.push(admission);
+            match response {
+                Response::Reply(reply) => self.stage_reply(out, prefix, &reply).await?,
+                Response::NoReply => {}
+                Response::Close(reason) => {
+                    self.flush(out).await?;
+                    return Err(WriteEnd::Closed { prefix, reason });
+                }
+            }
+            if out.len() < WRITE_COALESCE_BYTES_MAX {
+                match poll_once(slots.recv()).await {
+                    Some(Some(mut ready)) => {
+                        let is_ready = ready.try_finish().await;
+                        next = Some(ready);
+                        if is_ready {
+                            continue;
+                        }
+                    }
+                    Some(None) => {
+                        self.flush(out).await?;
+                        return Ok(());
+                    }
+                    None => {}
+                }
+            }
+            self.flush(out).await?;
+            staged.clear();
+        }
+    }
+
+    /// Appends a response behind its size prefix, writing out large bodies
+    /// directly instead of copying them.
+    async fn stage_reply(
+        &self,
+        out: &mut BytesMut,
+        prefix: RequestPrefix,
+        reply: &Bytes,
+    ) -> Result<(), WriteEnd> {
+        let size =
+            frame_prefix(reply.len()).map_err(|error| WriteEnd::Oversized { prefix, error })?;
+        out.extend_from_slice(&size);
+        if reply.len() <= WRITE_COALESCE_BYTES_MAX {
+            out.extend_from_slice(reply);
+            return Ok(());
+        }
+        self.flush(out).await?;
+        self.write_all(reply).await
+    }
+
+    async fn flush(&self, out: &mut BytesMut) -> Result<(), WriteEnd> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.write_all(out).await?;
+        out.clear();
+        Ok(())
+    }
+
+    async fn write_all(&self, mut bytes: &[u8]) -> Result<(), WriteEnd> {
+        while !bytes.is_empty() {
+            let written =
+                poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, bytes))
+                    .await
+                    .map_err(WriteEnd::Io)?;
+            if written == 0 {
+                return Err(WriteEnd::Io(io::ErrorKind::WriteZero.into()));
+            }
+            bytes = &bytes[written..];
+            self.net.metrics.bytes_out(written);
+            self.touch();
+        }
+        Ok(())
+    }
+
+    // ---- end -------------------------------------------------------------
+
+    /// Logs and counts why the connection ended.
+    fn record_end(&self, read_end: Option<ReadEnd>, write_end: WriteEnd) {
+        if let Some(read_end) = read_end {
+            self.record_read_end(read_end);
+        }
+        self.record_write_end(write_end);
+    }
+
+    fn record_read_end(&self, end: ReadEnd) {
+        let peer = self.peer;
+        let metrics = &self.net.metrics;
+        match end {
+            ReadEnd::Eof { buffered_bytes: 0 } => debug!(%peer, "peer closed the connection"),
+            ReadEnd::Eof { buffered_bytes } => {
+                debug!(%peer, buffered_bytes, "peer closed the connection inside a frame");
+            }
+            ReadEnd::Idle => {
+                metrics.connection_idle_closed();
+                debug!(%peer, "closing idle connection");
+            }
+            ReadEnd::Shutdown => debug!(%peer, "closing connection for shutdown"),
+            ReadEnd::Io(error) => debug!(%peer, %error, "read failed"),
+            ReadEnd::WriterGone => {}
+            ReadEnd::Frame(error) => {
+                metrics.frame_error();
+                warn!(%peer, %error, "closing connection: bad frame size");
+            }
+            ReadEnd::Header(error) => {
+                metrics.header_error();
+                match error.prefix() {
+                    Some(prefix) => warn!(
+                        %peer,
+                        api_key = prefix.api_key,
+                        api_version = prefix.api_version,
+                        correlation_id = prefix.correlation_id,
+                        %error,
+                        "closing connection: refused request header"
+                    ),
+                    None => warn!(%peer, %error, "closing connection: truncated request header"),
+                }
+            }
+        }
+    }
+
+    fn record_write_end(&self, end: WriteEnd) {
+        let peer = self.peer;
+        let (prefix, error): (RequestPrefix, &dyn std::fmt::Display) = match &end {
+            WriteEnd::Drained => return,
+            WriteEnd::Io(error) => {
+                debug!(%peer, %error, "write failed");
+                return;
+            }
+            WriteEnd::Closed { prefix, reason } => {
+                self.net.metrics.handler_error();
+                (*prefix, reason)
+            }
+            WriteEnd::TaskLost { prefix } => (*prefix, &"request task ended without a response"),
+            WriteEnd::Oversized { prefix, error } => (*prefix, error),
+        };
+        warn!(
+            %peer,
+            api_key = prefix.api_key,
+            api_version = prefix.api_version,
+            correlation_id = prefix.correlation_id,
+            %error,
+            "closing connection"
+        );
+    }
+}
+
+/// Semaphore units for a frame, capped at the semaphore's capacity so that a
+/// frame larger than the budget waits for all of it instead of forever.
+fn units(frame_bytes: usize, capacity_bytes: usize) -> u64 {
+    frame_bytes.min(capacity_bytes.max(1)) as u64
+}

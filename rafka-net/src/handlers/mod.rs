@@ -1,0 +1,126 @@
+//! The broker's [`Service`]: one handler per Kafka API, routed by a single
+//! `match` on the api key.
+//!
+//! Every handler is a plain async fn with the same signature,
+//! `handle(&HandlerContext, Request) -> Result<Response, HandlerError>`, and
+//! reads top-down: decode -> authorize -> split by owning shard -> apply on
+//! the owner -> gather -> encode. An `Err` closes the connection (Kafka
+//! closes on a body it cannot parse); errors the protocol can express go
+//! back as error codes inside `Ok(Response::Reply(..))`.
+//!
+//! Adding an API: write `handlers/<api>.rs`, then replace its
+//! `not_implemented` arm in [`dispatch`] with a call to its `handle`.
+//!
+//! Lives on: one `Handlers` per shard.
+
+pub mod api_versions;
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::ApiKey;
+use rafka_proto::api::{ApiTable, DecodeError, EncodeError};
+use rafka_shard::shard::Shard;
+use thiserror::Error;
+
+use crate::service::{Request, Response, Service};
+
+/// Why a request closes its connection.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A response the broker built but cannot encode: a broker bug, but one
+    /// that only this connection pays for.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error("{api_key:?} is in the API table but has no handler yet")]
+    NotImplemented { api_key: ApiKey },
+}
+
+/// What every handler may use: the shard's view of the broker.
+#[derive(Clone)]
+pub struct HandlerContext {
+    /// The table the connection parsed the request header against.
+    pub table: Rc<ApiTable>,
+    /// This core's shard: metadata image, owned partitions, router.
+    pub shard: Rc<Shard>,
+    /// How clients reach this broker (Metadata, FindCoordinator, ...).
+    pub node: NodeInfo,
+}
+
+impl std::fmt::Debug for HandlerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerContext")
+            .field("shard", &self.shard.id())
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// This broker as clients see it: the advertised endpoint and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's cluster id (22-char base64 of a UUID), from meta.properties.
+    pub cluster_id: String,
+}
+
+/// The broker's [`Service`]: routes each request to its API's handler.
+#[derive(Debug)]
+pub struct Handlers {
+    ctx: HandlerContext,
+}
+
+impl Handlers {
+    pub fn new(ctx: HandlerContext) -> Self {
+        Handlers { ctx }
+    }
+}
+
+impl Service for Handlers {
+    async fn call(&self, request: Request) -> Response {
+        match dispatch(&self.ctx, request).await {
+            Ok(response) => response,
+            Err(error) => Response::Close(error),
+        }
+    }
+}
+
+/// The one place a request meets its handler.
+pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    match request.header.api_key {
+        ApiKey::ApiVersions => api_versions::handle(ctx, request).await,
+        ApiKey::Produce => not_implemented(request),
+        ApiKey::Fetch => not_implemented(request),
+        ApiKey::ListOffsets => not_implemented(request),
+        ApiKey::Metadata => not_implemented(request),
+        ApiKey::OffsetCommit => not_implemented(request),
+        ApiKey::OffsetFetch => not_implemented(request),
+        ApiKey::FindCoordinator => not_implemented(request),
+        ApiKey::JoinGroup => not_implemented(request),
+        ApiKey::Heartbeat => not_implemented(request),
+        ApiKey::LeaveGroup => not_implemented(request),
+        ApiKey::SyncGroup => not_implemented(request),
+        ApiKey::DescribeGroups => not_implemented(request),
+        ApiKey::ListGroups => not_implemented(request),
+        ApiKey::CreateTopics => not_implemented(request),
+        ApiKey::DeleteTopics => not_implemented(request),
+        ApiKey::InitProducerId => not_implemented(request),
+        ApiKey::DescribeCluster => not_implemented(request),
+        ApiKey::OffsetDelete => not_implemented(request),
+        ApiKey::DeleteGroups => not_implemented(request),
+        // Only reachable with a table serving more than BROKER_APIS.
+        _ => not_implemented(request),
+    }
+}
+
+/// An API the table serves but no handler answers yet: closing is what a
+/// client can recover from (it reconnects and the request fails), where a
+/// made-up answer could be taken for real.
+fn not_implemented(request: Request) -> Result<Response, HandlerError> {
+    Err(HandlerError::NotImplemented {
+        api_key: request.header.api_key,
+    })
+}

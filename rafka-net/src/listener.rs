@@ -1,0 +1,259 @@
+//! Listening sockets and the per-shard network state: binding with
+//! SO_REUSEPORT, the accept loop, the connection bound and graceful
+//! shutdown.
+//!
+//! Every shard binds the same address: glommio's `TcpListener::bind` sets
+//! SO_REUSEPORT before binding, so the kernel spreads incoming connections
+//! over the shards' listeners and a connection stays on the shard that
+//! accepted it. With port 0, shard 0 calls [`bind_first`] to learn the port
+//! the kernel chose, and the other shards [`bind`] that exact address.
+//!
+//! Shutdown (SIGTERM): [`ShardNet::shutdown`] stops the accept loops, makes
+//! every connection stop reading new requests, and waits until the requests
+//! already read have been answered and their connections closed.
+//!
+//! Lives on: one [`ShardNet`] per shard; listeners and connections of that
+//! shard share it.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future::or;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::{Gate, Semaphore};
+use glommio::GlommioError;
+use rafka_proto::api::ApiTable;
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::connection::{self, ConnectionConfig};
+use crate::metrics::{NetMetrics, NetMetricsSnapshot};
+use crate::service::Service;
+
+/// How long the accept loop pauses after a failed accept. Failures such as
+/// EMFILE last until some connection closes; retrying at once would spin
+/// the shard and starve the connections that could free a descriptor.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// Limits of one shard's network layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Open connections per shard; new ones beyond it are closed at once.
+    pub connections_max: usize,
+    /// Frame bytes of requests read but not yet answered, summed over every
+    /// connection of the shard. A frame waits until this much is free (a
+    /// frame larger than the whole budget waits for all of it).
+    pub shard_inflight_bytes_max: usize,
+    pub connection: ConnectionConfig,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            connections_max: 10_000,
+            // Room for a few maximum-size requests at once; decoded requests
+            // can take many times their wire size.
+            shard_inflight_bytes_max: 256 << 20,
+            connection: ConnectionConfig::default(),
+        }
+    }
+}
+
+/// Why a listener could not be opened.
+#[derive(Debug, Error)]
+pub enum BindError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: GlommioError<()>,
+    },
+    #[error("reading the bound address of {addr}: {source}")]
+    LocalAddr {
+        addr: SocketAddr,
+        #[source]
+        source: GlommioError<()>,
+    },
+}
+
+/// Why [`ShardNet::serve`] could not start an accept loop.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("the shard's network layer is shutting down")]
+    ShuttingDown,
+}
+
+/// Binds `addr` with SO_REUSEPORT on the calling shard's executor (it must
+/// run inside one).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr).map_err(|source| BindError::Bind { addr, source })
+}
+
+/// Binds `addr` and returns the address actually bound, so that with port 0
+/// the other shards can bind the port the kernel chose.
+pub fn bind_first(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BindError> {
+    let listener = bind(addr)?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| BindError::LocalAddr { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// A one-way stop signal that any number of tasks can await. A closed
+/// glommio semaphore wakes every waiter and stays closed, which is exactly
+/// a broadcast latch; no unit is ever signalled, so `acquire` only returns
+/// once it is closed.
+#[derive(Debug, Clone)]
+pub(crate) struct Shutdown {
+    latch: Rc<Semaphore>,
+}
+
+impl Shutdown {
+    fn new() -> Self {
+        Shutdown {
+            latch: Rc::new(Semaphore::new(0)),
+        }
+    }
+
+    fn trigger(&self) {
+        self.latch.close();
+    }
+
+    pub(crate) fn is_triggered(&self) -> bool {
+        self.latch.try_acquire(0).is_err()
+    }
+
+    /// Completes once [`Shutdown::trigger`] has been called.
+    pub(crate) async fn wait(&self) {
+        // Err is the only way out: the latch was closed.
+        let _closed = self.latch.acquire(1).await;
+    }
+}
+
+/// One shard's network layer: the service, the API table, limits, metrics
+/// and the tasks to wait for on shutdown.
+pub struct ShardNet<S: Service> {
+    pub(crate) service: Rc<S>,
+    pub(crate) table: Rc<ApiTable>,
+    pub(crate) config: NetConfig,
+    pub(crate) metrics: NetMetrics,
+    /// `shard_inflight_bytes_max`, shared by every connection of the shard.
+    pub(crate) inflight_bytes: Rc<Semaphore>,
+    pub(crate) shutdown: Shutdown,
+    /// Accept loops and connection tasks.
+    connections: Gate,
+    /// Request tasks. Separate from `connections`: a connection closed by a
+    /// protocol error leaves its running requests behind, and they are only
+    /// waited for once no connection can start new ones.
+    pub(crate) requests: Gate,
+    connections_open: Cell<usize>,
+}
+
+impl<S: Service> ShardNet<S> {
+    /// Must be called on the shard's executor.
+    pub fn new(service: Rc<S>, table: Rc<ApiTable>, config: NetConfig) -> Rc<Self> {
+        let shard_bytes = config.shard_inflight_bytes_max.max(1) as u64;
+        Rc::new(ShardNet {
+            service,
+            table,
+            config,
+            metrics: NetMetrics::new(),
+            inflight_bytes: Rc::new(Semaphore::new(shard_bytes)),
+            shutdown: Shutdown::new(),
+            connections: Gate::new(),
+            requests: Gate::new(),
+            connections_open: Cell::new(0),
+        })
+    }
+
+    pub fn metrics(&self) -> NetMetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    pub fn connections_open(&self) -> usize {
+        self.connections_open.get()
+    }
+
+    /// Starts accepting connections from `listener` on this shard.
+    pub fn serve(self: &Rc<Self>, listener: TcpListener) -> Result<(), ServeError> {
+        if self.shutdown.is_triggered() {
+            return Err(ServeError::ShuttingDown);
+        }
+        let net = Rc::clone(self);
+        let task = self
+            .connections
+            .spawn(async move { net.accept_loop(listener).await })
+            .map_err(|_| ServeError::ShuttingDown)?;
+        task.detach();
+        Ok(())
+    }
+
+    /// Stops accepting, lets every connection answer the requests it has
+    /// read, and returns once all of them are closed and every request task
+    /// has finished. Only the first call waits.
+    pub async fn shutdown(&self) {
+        self.shutdown.trigger();
+        // Err means another call already closed the gate.
+        let _ = self.connections.close().await;
+        let _ = self.requests.close().await;
+    }
+
+    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+        let addr = listener.local_addr().ok();
+        loop {
+            let accept = async { Some(listener.accept().await) };
+            let stop = async {
+                self.shutdown.wait().await;
+                None
+            };
+            match or(stop, accept).await {
+                None => break,
+                Some(Ok(stream)) => self.start_connection(stream),
+                Some(Err(error)) => {
+                    warn!(listener = ?addr, %error, "accept failed");
+                    glommio::timer::Timer::new(ACCEPT_ERROR_PAUSE).await;
+                }
+            }
+        }
+        info!(listener = ?addr, "stopped accepting connections");
+    }
+
+    fn start_connection(self: &Rc<Self>, stream: TcpStream) {
+        let peer = stream.peer_addr().ok();
+        if self.connections_open.get() >= self.config.connections_max {
+            warn!(
+                ?peer,
+                connections_max = self.config.connections_max,
+                "refusing connection: shard is at connections_max"
+            );
+            self.metrics.connection_rejected();
+            return;
+        }
+        let Some(peer) = peer else {
+            debug!("peer left before its connection was set up");
+            return;
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            debug!(%peer, %error, "could not set TCP_NODELAY");
+        }
+        let net = Rc::clone(self);
+        let spawned = self.connections.spawn(async move {
+            connection::serve(&net, stream, peer).await;
+            net.connections_open.set(net.connections_open.get() - 1);
+            net.metrics.connection_closed();
+        });
+        match spawned {
+            Ok(task) => {
+                self.connections_open.set(self.connections_open.get() + 1);
+                self.metrics.connection_accepted();
+                task.detach();
+            }
+            Err(_) => {
+                debug!(%peer, "refusing connection: shutting down");
+                self.metrics.connection_rejected();
+            }
+        }
+    }
+}
