@@ -1,0 +1,145 @@
+//! Topic lifecycle against the real broker with librdkafka: auto-creation on
+//! produce (on by default, `num.partitions`), no creation when it is off,
+//! DeleteTopics removing metadata and data, re-creation starting empty.
+
+mod support;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use support::client;
+use support::{Broker, BrokerOptions};
+
+/// Produces one keyed record to a topic that does not exist and returns the
+/// partition count the broker then lists for it.
+fn produce_to_missing_topic(broker: &Broker, topic: &str) -> usize {
+    let bootstrap = broker.bootstrap();
+    assert!(!client::list_topics(&bootstrap).contains_key(topic));
+    let producer = client::producer(&bootstrap, &[]);
+    let record = client::record(0, 1, client::now_ms());
+    let (partition, offset) = client::produce_unassigned(&producer, topic, &record)
+        .unwrap_or_else(|error| panic!("produce to auto-created {topic}: {error}"));
+    assert_eq!(offset, 0, "first record of a new topic");
+    let topics = client::list_topics(&bootstrap);
+    let partitions = *topics
+        .get(topic)
+        .unwrap_or_else(|| panic!("{topic} not listed after auto-creation: {topics:?}"));
+    assert!(usize::try_from(partition).is_ok_and(|p| p < partitions));
+    partitions
+}
+
+#[test]
+fn auto_create_uses_one_partition_by_default() {
+    let broker = Broker::start(2);
+    assert_eq!(produce_to_missing_topic(&broker, "auto-default"), 1);
+    assert!(broker.partition_dir("auto-default", 0).is_dir());
+}
+
+#[test]
+fn auto_create_uses_num_partitions() {
+    let options = BrokerOptions::cores(2)
+        .property("auto.create.topics.enable", "true")
+        .property("num.partitions", "3");
+    let broker = Broker::start_with(options);
+    assert_eq!(produce_to_missing_topic(&broker, "auto-three"), 3);
+    for partition in 0..3 {
+        assert!(broker.partition_dir("auto-three", partition).is_dir());
+    }
+}
+
+#[test]
+fn no_auto_create_when_disabled() {
+    let options = BrokerOptions::cores(1).property("auto.create.topics.enable", "false");
+    let broker = Broker::start_with(options);
+    let bootstrap = broker.bootstrap();
+    // librdkafka gives up on a topic the broker keeps reporting unknown
+    // after topic.metadata.propagation.max.ms.
+    let producer = client::producer(
+        &bootstrap,
+        &[
+            ("topic.metadata.propagation.max.ms", "2000"),
+            ("message.timeout.ms", "10000"),
+        ],
+    );
+    let record = client::record(0, 1, client::now_ms());
+    let result = client::produce_unassigned(&producer, "never-created", &record);
+    assert!(
+        matches!(
+            result,
+            Err(KafkaError::MessageProduction(
+                RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition
+            ))
+        ),
+        "produce to a missing topic with auto-create off: {result:?}"
+    );
+    assert!(!client::list_topics(&bootstrap).contains_key("never-created"));
+    assert!(!broker.partition_dir("never-created", 0).exists());
+}
+
+/// Names in the data dir that belong to `topic` (`<topic>-<n>` and any
+/// Kafka-style `<topic>-<n>.<id>-delete` leftovers).
+fn topic_dirs(broker: &Broker, topic: &str) -> Vec<String> {
+    let prefix = format!("{topic}-");
+    let entries = std::fs::read_dir(broker.data_dir()).expect("read data dir");
+    let mut names: Vec<String> = entries
+        .map(|entry| {
+            entry
+                .expect("data dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| {
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.split('.').next())
+                .is_some_and(|number| number.parse::<u32>().is_ok())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn delete_removes_metadata_and_data_then_recreate_is_empty() {
+    let options = BrokerOptions::cores(2).property("auto.create.topics.enable", "false");
+    let mut broker = Broker::start_with(options);
+    let bootstrap = broker.bootstrap();
+    let topic = "doomed";
+    client::create_topic(&bootstrap, topic, 2);
+    let producer = client::producer(&bootstrap, &[]);
+    let expected = client::records(2, 50, client::now_ms());
+    client::produce(&producer, topic, &expected);
+    drop(producer);
+    assert_eq!(topic_dirs(&broker, topic), ["doomed-0", "doomed-1"]);
+
+    assert_eq!(
+        client::delete_topic(&bootstrap, topic),
+        Ok(topic.to_owned())
+    );
+    let topics = client::list_topics(&bootstrap);
+    assert!(
+        !topics.contains_key(topic),
+        "deleted topic still listed: {topics:?}"
+    );
+    assert!(!broker.partition_dir(topic, 0).exists());
+    assert!(!broker.partition_dir(topic, 1).exists());
+    assert_eq!(
+        client::delete_topic(&bootstrap, topic),
+        Err((topic.to_owned(), RDKafkaErrorCode::UnknownTopicOrPartition)),
+        "deleting it again"
+    );
+
+    // The deletion is durable and leaves no data behind once shut down.
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    assert!(!client::list_topics(&bootstrap).contains_key(topic));
+    assert_eq!(topic_dirs(&broker, topic), Vec::<String>::new());
+
+    client::create_topic(&bootstrap, topic, 2);
+    for partition in 0..2 {
+        assert_eq!(client::watermarks(&bootstrap, topic, partition), (0, 0));
+    }
+    let producer = client::producer(&bootstrap, &[]);
+    let fresh = client::records(2, 3, client::now_ms());
+    let offsets = client::produce(&producer, topic, &fresh);
+    assert_eq!(offsets, vec![vec![0, 1, 2], vec![0, 1, 2]]);
+    client::assert_topic(&bootstrap, topic, &fresh);
+}
