@@ -338,10 +338,26 @@ impl ApiTable {
     }
 }
 
+/// The oldest Produce version advertised, below what is served.
+///
+/// librdkafka before 2.10 (Debian's kcat links 2.0.2) enables gzip and
+/// snappy only when the broker lists Produce v0, and otherwise silently
+/// sends uncompressed batches (captured in rafka-proto/tests/fixtures).
+/// Advertising v0 keeps those clients compressing; every client that can
+/// write v2 batches picks v3 or newer, and a v0-2 request is still refused
+/// by [`ApiTable::lookup`] (the connection is closed, as for any version
+/// outside the table).
+const PRODUCE_ADVERTISED_MIN_VERSION: i16 = 0;
+
 fn api_version_of(entry: &ApiEntry) -> ApiVersion {
+    let min_version = if entry.api_key == ApiKey::Produce {
+        PRODUCE_ADVERTISED_MIN_VERSION
+    } else {
+        entry.min_version
+    };
     ApiVersion::default()
         .with_api_key(entry.api_key as i16)
-        .with_min_version(entry.min_version)
+        .with_min_version(min_version)
         .with_max_version(entry.max_version)
 }
 

@@ -252,10 +252,13 @@ fn api_versions_response_lists_the_table() {
     assert_eq!(response.throttle_time_ms, 0);
     assert_eq!(response.api_keys.len(), BROKER_APIS.len());
     let produce = &response.api_keys[0];
+    // Produce v0 is advertised for old librdkafka, but only v3+ is served.
     assert_eq!(
         (produce.api_key, produce.min_version, produce.max_version),
-        (0, 3, 13)
+        (0, 0, 13)
     );
+    assert!(table.lookup(0, 2).is_err());
+    assert!(table.lookup(0, 3).is_ok());
     assert!(response.supported_features.is_empty());
     assert!(response.finalized_features.is_empty());
 }
