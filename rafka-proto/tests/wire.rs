@@ -105,7 +105,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
     assert_eq!(ranges.len(), 20);
-    assert_eq!(ranges[0], (0, 3, 13)); // Produce
+    assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
     assert!(ranges.contains(&(8, 2, 9))); // OffsetCommit
@@ -118,7 +118,7 @@ fn api_versions_v0_response_has_the_v0_layout() {
     let response = table.encode_api_versions_response(5, 0).unwrap();
     // correlation id, error 0, 20 entries of (key, min, max), no throttle.
     assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 20]);
-    assert_eq!(&response[10..16], &[0, 0, 0, 3, 0, 13]);
+    assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
     assert_eq!(response.len(), 4 + 2 + 4 + 20 * 6);
 }
 
