@@ -1,6 +1,66 @@
-//! The `rafka` broker binary.
+//! The `rafka` broker binary: flags and `server.properties` in, a running
+//! broker out, a clean stop on SIGTERM/SIGINT.
+//!
+//! # Layout
+//! - `main.rs`: CLI, logging, signals.
+//! - `settings.rs`: from flags + properties file to [`ServerOptions`]
+//!   (listen/advertised addresses, data dir, cores, cluster id).
 
-fn main() {
-    eprintln!("rafka: the broker is not assembled yet (see ARCHITECTURE.md)");
-    std::process::exit(2);
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::settings::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let options = match settings::server_options(&cli) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("rafka: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (stop, stop_rx) = futures_channel::oneshot::channel();
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("rafka: installing signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!(signal, "stop requested");
+            let _ = stop.send(());
+        }
+    });
+    let result = rafka_net::server::run(options, stop_rx);
+    handle.close();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rafka: {error}");
+            tracing::error!(%error, "broker failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
 }

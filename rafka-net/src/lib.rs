@@ -12,6 +12,8 @@
 //! - `handlers`: the broker's `Service` — one `match` on the api key and one
 //!   file per API (`handlers/api_versions.rs`, ...).
 //! - `metrics`: per-shard counters and their snapshot.
+//! - `server`: the whole broker — shards, listeners on every shard, the
+//!   ready line, the clean stop ([`server::run`]).
 //!
 //! Per shard, at start: build the table and the handlers, then
 //! `ShardNet::new(service, table, config)` and `serve(listener)`; on SIGTERM
@@ -21,6 +23,7 @@ pub mod connection;
 pub mod handlers;
 pub mod listener;
 pub mod metrics;
+pub mod server;
 pub mod service;
 
 pub use connection::ConnectionConfig;

@@ -1,0 +1,209 @@
+//! The whole broker: shards, then listeners, then a clean stop.
+//!
+//! Every shard runs [`shard_main`]. Shard 0 loads the broker (the shard
+//! core's startup), binds the listen address first (so port 0 resolves to
+//! one port), tells every other shard to bind the same port with
+//! SO_REUSEPORT and serve, prints the ready line, and then waits for the
+//! stop signal. On stop it drains every shard's connections (answers in
+//! flight are written), has the controller flush and close every partition
+//! and write the checkpoints, and releases all shards.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use rafka_core::config::BrokerConfig;
+use rafka_proto::api::{default_broker_table, ApiTable};
+use rafka_shard::runtime::{run as run_shards, RuntimeConfig, ShardEnv};
+use rafka_shard::shard::{start as start_shard, Shard, ShardError, Started};
+
+use crate::handlers::{HandlerContext, Handlers, NodeInfo};
+use crate::listener::{bind, bind_first, BindError, NetConfig, ShardNet};
+
+/// Everything the binary decides before the shards start.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub config: Arc<BrokerConfig>,
+    pub runtime: RuntimeConfig,
+    pub listen: SocketAddr,
+    /// Advertised host; the port is the listen port unless set.
+    pub advertised_host: String,
+    pub advertised_port: Option<u16>,
+    pub cluster_id: String,
+    pub net: NetConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Runtime(#[from] rafka_shard::runtime::RuntimeError),
+    #[error("shard {shard}: {message}")]
+    Shard { shard: usize, message: String },
+}
+
+/// A stop request from outside the shards (the binary's signal thread).
+pub type StopReceiver = futures_channel::oneshot::Receiver<()>;
+
+thread_local! {
+    /// This shard's network layer, kept per executor thread so that the
+    /// stop sequence (run from shard 0 through the router) can drain it.
+    static NET: RefCell<Option<Rc<ShardNet<Handlers>>>> = const { RefCell::new(None) };
+}
+
+/// Runs the broker until `stop` fires (or its sender is dropped), then stops
+/// it cleanly. Blocks the calling thread.
+pub fn run(options: ServerOptions, stop: StopReceiver) -> Result<(), ServerError> {
+    let stop = Arc::new(Mutex::new(Some(stop)));
+    let runtime = options.runtime.clone();
+    let options = Arc::new(options);
+    let results = run_shards(&runtime, move |env| {
+        shard_main(env, Arc::clone(&options), Arc::clone(&stop))
+    })?;
+    for (shard, result) in results.into_iter().enumerate() {
+        result.map_err(|message| ServerError::Shard { shard, message })?;
+    }
+    Ok(())
+}
+
+async fn shard_main(
+    env: ShardEnv<Shard>,
+    options: Arc<ServerOptions>,
+    stop: Arc<Mutex<Option<StopReceiver>>>,
+) -> Result<(), String> {
+    let (shard, started) = start_shard(env, Arc::clone(&options.config))
+        .await
+        .map_err(|e| e.to_string())?;
+    if shard.id() == 0 {
+        let stop = stop.lock().ok().and_then(|mut s| s.take());
+        if let Err(error) = lead(&shard, &options, started, stop).await {
+            tracing::error!(%error, "broker stopped with an error");
+            release_all(&shard).await;
+            return Err(error.to_string());
+        }
+    }
+    shard.wait_stop().await;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LeadError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error("shard {shard} could not listen: {message}")]
+    Listen { shard: usize, message: String },
+}
+
+/// Shard 0's part: listeners on every shard, the ready line, then the stop.
+async fn lead(
+    shard: &Rc<Shard>,
+    options: &Arc<ServerOptions>,
+    started: Started,
+    stop: Option<StopReceiver>,
+) -> Result<(), LeadError> {
+    let (listener, bound) = bind_first(options.listen)?;
+    let node = NodeInfo {
+        node_id: options.config.node_id,
+        host: options.advertised_host.clone(),
+        port: options.advertised_port.unwrap_or(bound.port()),
+        cluster_id: options.cluster_id.clone(),
+    };
+    start_net(shard, listener, node.clone(), options.net.clone());
+    let others = shard
+        .router
+        .invoke_on_all(move |other: Rc<Shard>| {
+            let node = node.clone();
+            let net = net_config_of(&other);
+            async move {
+                if other.id() == 0 {
+                    return Ok(());
+                }
+                let listener = bind(bound).map_err(|e| e.to_string())?;
+                start_net(&other, listener, node, net);
+                Ok::<(), String>(())
+            }
+        })
+        .await;
+    for (index, result) in others.into_iter().enumerate() {
+        let message = match result {
+            Ok(Ok(())) => continue,
+            Ok(Err(message)) => message,
+            Err(route) => route.to_string(),
+        };
+        return Err(LeadError::Listen {
+            shard: index,
+            message,
+        });
+    }
+    announce(shard, bound, started);
+    if let Some(stop) = stop {
+        // A dropped sender (the signal thread ended) also means stop.
+        let _ = stop.await;
+    } else {
+        futures_util::future::pending::<()>().await;
+    }
+    tracing::info!("stopping: draining connections");
+    shard
+        .router
+        .invoke_on_all(|_shard: Rc<Shard>| async move {
+            if let Some(net) = NET.with(|n| n.borrow().clone()) {
+                net.shutdown().await;
+            }
+        })
+        .await;
+    if let Some(controller) = shard.controller.as_ref() {
+        controller.shutdown(shard).await?;
+    }
+    tracing::info!("stopped cleanly");
+    release_all(shard).await;
+    Ok(())
+}
+
+/// The network settings for a shard: the broker config's limits.
+fn net_config_of(shard: &Shard) -> NetConfig {
+    let mut net = NetConfig::default();
+    net.connection.frame_bytes_max = shard.config.socket_request_max_bytes.max(1) as usize;
+    net.connection.connections_max_idle_ms = shard.config.connections_max_idle_ms.max(0) as u64;
+    net
+}
+
+fn start_net(
+    shard: &Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    node: NodeInfo,
+    net_config: NetConfig,
+) {
+    let table: Rc<ApiTable> = Rc::new(default_broker_table());
+    let ctx = HandlerContext {
+        table: Rc::clone(&table),
+        shard: Rc::clone(shard),
+        node,
+    };
+    let net = ShardNet::new(Rc::new(Handlers::new(ctx)), table, net_config);
+    if let Err(error) = net.serve(listener) {
+        tracing::error!(%error, shard = shard.id(), "serving");
+    }
+    NET.with(|n| *n.borrow_mut() = Some(net));
+}
+
+fn announce(shard: &Shard, bound: SocketAddr, started: Started) {
+    let data_dir = rafka_shard::shard::data_dir(&shard.config);
+    let line = format!(
+        "rafka listening on {bound} shards={} data_dir={} recovered_partitions={}",
+        shard.count(),
+        data_dir.display(),
+        started.partitions_recovered
+    );
+    tracing::info!("{line}");
+    println!("{line}");
+}
+
+/// Lets every shard's main return.
+async fn release_all(shard: &Rc<Shard>) {
+    shard
+        .router
+        .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
+        .await;
+}

@@ -1,0 +1,201 @@
+//! From the command line and an optional Kafka-style `server.properties` to
+//! the broker's [`ServerOptions`]. Flags win over the file: they are
+//! appended to its entries as the same Kafka keys (`listeners`, `log.dirs`,
+//! `advertised.listeners`), so one parser validates both.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use clap::{ArgAction, Parser};
+use rafka_core::config::{parse_properties, BrokerConfig, Property};
+use rafka_net::listener::NetConfig;
+use rafka_net::server::ServerOptions;
+use rafka_shard::runtime::RuntimeConfig;
+
+/// A Kafka-compatible streaming broker, thread-per-core on io_uring.
+#[derive(Debug, Parser)]
+#[command(name = "rafka", version)]
+pub struct Cli {
+    /// A Kafka `server.properties` file (listeners, log.dirs,
+    /// num.partitions, auto.create.topics.enable, log.segment.bytes, ...).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9092]; port 0 picks one.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Address clients are told to connect to [default: the listen address].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertised_listen: Option<String>,
+    /// Data directory (log.dirs) [default: ./rafka-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Shards, one executor each [default: all online CPUs].
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// Pin shard i to CPU i (only when there are no more shards than CPUs).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub pin: bool,
+    /// Memory each executor locks for io_uring buffers.
+    #[arg(long, value_name = "BYTES", default_value_t = 2 << 20)]
+    pub io_memory_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Properties(#[from] rafka_core::config::PropertiesError),
+    #[error(transparent)]
+    Config(#[from] rafka_core::config::ConfigError),
+    #[error("no listener configured")]
+    NoListener,
+    #[error("cannot resolve listen address {0}")]
+    Resolve(String),
+    #[error("--cores must be at least 1")]
+    NoCores,
+    #[error("meta.properties in {}: {message}", dir.display())]
+    Meta { dir: PathBuf, message: String },
+}
+
+/// Builds everything the server needs, creating the data dir and its
+/// `meta.properties` (cluster id) on first start.
+pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
+    let config = broker_config(cli)?;
+    let listener = config.listeners.first().ok_or(SettingsError::NoListener)?;
+    let listen = resolve(&listener.host, listener.port)?;
+    let advertised = config.advertised_listeners.first().unwrap_or(listener);
+    let advertised_host = advertised_host(&advertised.host, listen);
+    // Without an explicit advertised port, clients get the port actually
+    // bound (which differs from the configured one only for port 0).
+    let advertised_port = config
+        .advertised_listeners
+        .first()
+        .map(|a| a.port)
+        .filter(|&port| port != 0);
+    let data_dir = rafka_shard::shard::data_dir(&config);
+    let cluster_id = ensure_meta(&data_dir, config.node_id)?;
+    let shard_count = cli
+        .cores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if shard_count == 0 {
+        return Err(SettingsError::NoCores);
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = RuntimeConfig {
+        shard_count,
+        pin_to_cores: cli.pin && shard_count <= cpus,
+        io_memory_bytes: cli.io_memory_bytes,
+        mesh_queue_len: 1024,
+        name: "rafka".to_string(),
+    };
+    Ok(ServerOptions {
+        config: Arc::new(config),
+        runtime,
+        listen,
+        advertised_host,
+        advertised_port,
+        cluster_id,
+        net: NetConfig::default(),
+    })
+}
+
+fn broker_config(cli: &Cli) -> Result<BrokerConfig, SettingsError> {
+    let mut properties: Vec<Property> = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            parse_properties(&text)?
+        }
+        None => Vec::new(),
+    };
+    let mut set = |key: &str, value: String| {
+        properties.push(Property {
+            key: key.to_string(),
+            value,
+            line: 0,
+        });
+    };
+    if let Some(listen) = &cli.listen {
+        set("listeners", format!("PLAINTEXT://{listen}"));
+    }
+    if let Some(advertised) = &cli.advertised_listen {
+        set("advertised.listeners", format!("PLAINTEXT://{advertised}"));
+    }
+    if let Some(dir) = &cli.data_dir {
+        set("log.dirs", dir.display().to_string());
+    }
+    let (config, warnings) = BrokerConfig::from_properties(&properties)?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, SettingsError> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| SettingsError::Resolve(format!("{host}:{port}")))
+}
+
+/// A wildcard listen address is no address to give clients: advertise the
+/// machine's name instead, as Kafka does.
+fn advertised_host(host: &str, listen: SocketAddr) -> String {
+    if !host.is_empty() && !listen.ip().is_unspecified() {
+        return host.to_string();
+    }
+    if !host.is_empty() && host != "0.0.0.0" && host != "::" {
+        return host.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// Reads or creates `<data dir>/meta.properties` (Kafka's format) and
+/// returns the cluster id.
+fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
+    let meta_error = |message: String| SettingsError::Meta {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| meta_error(e.to_string()))?;
+    let path = dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let properties = parse_properties(&text)?;
+        let get = |key: &str| properties.iter().rev().find(|p| p.key == key);
+        if let Some(found) = get("node.id") {
+            if found.value.trim() != node_id.to_string() {
+                return Err(meta_error(format!(
+                    "node.id {} does not match the configured {node_id}",
+                    found.value
+                )));
+            }
+        }
+        return get("cluster.id")
+            .map(|p| p.value.trim().to_string())
+            .ok_or_else(|| meta_error("no cluster.id".to_string()));
+    }
+    let cluster_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(rafka_core::metadata::new_topic_id().as_bytes());
+    let text = format!("#rafka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let temp = dir.join("meta.properties.tmp");
+    std::fs::write(&temp, text).map_err(|e| meta_error(e.to_string()))?;
+    std::fs::File::open(&temp)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .map_err(|e| meta_error(e.to_string()))?;
+    Ok(cluster_id)
+}
