@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Every client roundtrip against one real broker: builds the release
+# binary, starts it on a temp data dir and an ephemeral port (learned from
+# its "rafka listening on" line), runs each <client>-roundtrip.sh (each
+# installs its client), stops the broker with SIGTERM (it must exit 0), and
+# prints one line per client and a final "N passed, N failed" line.
+#
+# usage: scripts/compat/run-all.sh [CLIENT...]
+#   CLIENT: confluent-kafka kafka-python kafkajs java kcat (default: all)
+#   env: COUNT, CODECS (passed to the roundtrips), CORES (broker shards, 2)
+set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+clients=("$@")
+if [[ ${#clients[@]} -eq 0 ]]; then
+    clients=(confluent-kafka kafka-python kafkajs java kcat)
+fi
+startup_timeout_s=60
+shutdown_timeout_s=30
+
+work="$(mktemp -d)"
+broker_pid=""
+cleanup() {
+    if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
+        kill -KILL "$broker_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/data" "$work/logs"
+
+echo "run-all: building the release binary"
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin rafka
+target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+rafka_bin="$target_dir/release/rafka"
+
+# Starts the broker and sets broker_pid and bootstrap from its listening line:
+# "rafka listening on 127.0.0.1:PORT shards=N data_dir=DIR recovered_partitions=K".
+start_broker() {
+    local line="" addr
+    coproc BROKER {
+        RUST_LOG="${RUST_LOG:-info}" exec "$rafka_bin" --listen 127.0.0.1:0 \
+            --data-dir "$work/data" --cores "${CORES:-2}" 2>"$work/logs/broker.log"
+    }
+    # shellcheck disable=SC2153 # BROKER_PID is set by coproc
+    broker_pid="$BROKER_PID"
+    while [[ "$line" != "rafka listening on "* ]]; do
+        if ! read -r -t "$startup_timeout_s" line <&"${BROKER[0]}"; then
+            echo "run-all: the broker printed no listening line within ${startup_timeout_s} s; log:" >&2
+            tail -n 30 "$work/logs/broker.log" >&2
+            exit 1
+        fi
+    done
+    # Keep draining stdout so that the broker never blocks on a full pipe.
+    cat <&"${BROKER[0]}" >/dev/null &
+    addr="${line#rafka listening on }"
+    bootstrap="${addr%% *}"
+    echo "run-all: $line"
+}
+
+# SIGTERM, then waits (bounded) for exit status 0.
+stop_broker() {
+    local status=0
+    kill -TERM "$broker_pid"
+    timeout "$shutdown_timeout_s" tail --pid="$broker_pid" -f /dev/null || {
+        echo "run-all: broker still running ${shutdown_timeout_s} s after SIGTERM; killing it" >&2
+        kill -KILL "$broker_pid" 2>/dev/null || true
+    }
+    wait "$broker_pid" || status=$?
+    broker_pid=""
+    return "$status"
+}
+
+start_broker
+passed=0
+failed=0
+summary=()
+for client in "${clients[@]}"; do
+    script="$here/$client-roundtrip.sh"
+    log="$work/logs/$client.log"
+    if [[ ! -x "$script" ]]; then
+        summary+=("$client: FAIL (no $client-roundtrip.sh)")
+        failed=$((failed + 1))
+        continue
+    fi
+    echo "run-all: $client"
+    status=0
+    BOOTSTRAP="$bootstrap" "$script" >"$log" 2>&1 || status=$?
+    verdict="$(grep -E '^roundtrip ' "$log" | tail -n 1 || true)"
+    if [[ $status -eq 0 ]]; then
+        passed=$((passed + 1))
+        summary+=("$client: ${verdict:-PASS}")
+    else
+        failed=$((failed + 1))
+        summary+=("$client: ${verdict:-FAIL (exit $status)}")
+        echo "run-all: $client failed (exit $status); its log:"
+        tail -n 40 "$log" | sed 's/^/    /'
+    fi
+done
+
+broker_status=0
+stop_broker || broker_status=$?
+if [[ $broker_status -eq 0 ]]; then
+    passed=$((passed + 1))
+    summary+=("broker: exit 0 on SIGTERM")
+else
+    failed=$((failed + 1))
+    summary+=("broker: FAIL (exit $broker_status on SIGTERM)")
+fi
+if [[ $failed -gt 0 ]]; then
+    echo "run-all: broker log (tail):"
+    tail -n 40 "$work/logs/broker.log" | sed 's/^/    /'
+fi
+
+echo "---- compat summary ----"
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
