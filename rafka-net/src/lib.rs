@@ -9,6 +9,7 @@
 //!   timeout, protocol errors.
 //! - `service`: the contract between the two sides: [`service::Request`],
 //!   [`service::Response`], the [`service::Service`] trait.
+//! - `fetch_session`: per-shard fetch sessions (KIP-227) for Fetch.
 //! - `handlers`: the broker's `Service` — one `match` on the api key and one
 //!   file per API (`handlers/api_versions.rs`, ...).
 //! - `metrics`: per-shard counters and their snapshot.
@@ -20,6 +21,7 @@
 //! `shutdown().await`.
 
 pub mod connection;
+pub mod fetch_session;
 pub mod handlers;
 pub mod listener;
 pub mod metrics;
