@@ -14,6 +14,8 @@
 //! Lives on: one `Handlers` per shard.
 
 pub mod api_versions;
+pub mod list_offsets;
+pub mod produce;
 
 use std::rc::Rc;
 
@@ -35,6 +37,13 @@ pub enum HandlerError {
     Encode(#[from] EncodeError),
     #[error("{api_key:?} is in the API table but has no handler yet")]
     NotImplemented { api_key: ApiKey },
+    /// Produce with acks=0 failed on some partition: Kafka closes the
+    /// connection, the only sign such a producer gets to refresh metadata.
+    #[error("produce with acks=0 failed on {failed_partitions} partition(s), first error code {error_code}")]
+    UnacknowledgedProduceFailed {
+        failed_partitions: usize,
+        error_code: i16,
+    },
 }
 
 /// What every handler may use: the shard's view of the broker.
@@ -92,9 +101,9 @@ impl Service for Handlers {
 pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
     match request.header.api_key {
         ApiKey::ApiVersions => api_versions::handle(ctx, request).await,
-        ApiKey::Produce => not_implemented(request),
+        ApiKey::Produce => produce::handle(ctx, request).await,
         ApiKey::Fetch => not_implemented(request),
-        ApiKey::ListOffsets => not_implemented(request),
+        ApiKey::ListOffsets => list_offsets::handle(ctx, request).await,
         ApiKey::Metadata => not_implemented(request),
         ApiKey::OffsetCommit => not_implemented(request),
         ApiKey::OffsetFetch => not_implemented(request),

@@ -1,0 +1,581 @@
+//! Produce (key 0), v3-v13: appends a producer's record batches to the
+//! partitions it names and answers with the offsets they got.
+//!
+//! Top-down: decode -> resolve each partition (by topic name, or by topic
+//! id from v13) -> validate its records on the shard that read the request
+//! -> split by owning shard -> append on every owner at once (its partitions
+//! concurrently) -> gather -> encode.
+//!
+//! Validation runs before routing so CRC and decompression work spreads over
+//! the cores that read requests instead of piling up on partition owners;
+//! an owner only appends bytes already known good. Checks and codes follow
+//! Kafka (KafkaApis, then UnifiedLog and LogValidator), in this order:
+//! - no records, more than one batch, magic other than 2 -> INVALID_RECORD
+//! - the batch above the topic's `max.message.bytes` -> MESSAGE_TOO_LARGE
+//! - damaged bytes (length, CRC) -> CORRUPT_MESSAGE
+//! - baseOffset not 0, counts, offset deltas, producer fields, record
+//!   structure -> INVALID_RECORD ([`InvalidBatch::error_code`])
+//! - record timestamps outside `message.timestamp.{before,after}.max.ms` of
+//!   a CreateTime topic -> INVALID_TIMESTAMP, keyless records on a compacted
+//!   topic -> INVALID_RECORD, both naming each record (v8+).
+//!
+//! acks=0 gets no answer; if any partition failed, the connection is closed
+//! instead, as Kafka does: it is the only sign such a producer gets that it
+//! should refresh its metadata.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use kafka_protocol::messages::produce_request::TopicProduceData;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use rafka_core::config::{BrokerConfig, TopicConfig};
+use rafka_core::metadata::{MetadataImage, TopicImage};
+use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::record::{
+    batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, InvalidBatch, RecordBatch,
+    RecordLimits, TimestampType, MAGIC_V2,
+};
+use rafka_shard::partition::{codes, Appended, PartitionError};
+use rafka_shard::shard::Shard;
+
+use super::{HandlerContext, HandlerError};
+use crate::service::{Request, Response};
+
+const ACKS_NONE: i16 = 0;
+const ACKS_LEADER: i16 = 1;
+const ACKS_ALL: i16 = -1;
+
+/// Versions that name topics by id instead of by name.
+const TOPIC_ID_VERSION_MIN: i16 = 13;
+/// Versions whose partition responses carry the log start offset.
+const LOG_START_OFFSET_VERSION_MIN: i16 = 5;
+/// Versions whose partition responses carry record errors and a message.
+const RECORD_ERRORS_VERSION_MIN: i16 = 8;
+
+/// Where the magic byte sits in every record format (v0/v1 message sets
+/// too), so an old-format batch is recognised before it is parsed as v2.
+const MAGIC_OFFSET_BYTES: usize = 16;
+/// A record timestamp meaning "none given"; never range-checked.
+const NO_TIMESTAMP: i64 = -1;
+
+/// Clients may not write these; Kafka lets only its admin tools in.
+const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+const ADMIN_CLIENT_ID: &[u8] = b"__admin_client";
+
+pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    let version = request.header.api_version;
+    let correlation_id = request.header.correlation_id;
+    let internal_allowed = request.header.client_id.as_deref() == Some(ADMIN_CLIENT_ID);
+    let mut body = request.body;
+    let produce: ProduceRequest = decode_request(&mut body, version)?;
+    let acks = produce.acks;
+    let mut outcomes = Outcomes::shaped_like(&produce);
+    if matches!(acks, ACKS_NONE | ACKS_LEADER | ACKS_ALL) {
+        let plan = Plan {
+            version,
+            internal_allowed,
+            now_ms: ctx.shard.clock().now_ms(),
+        };
+        let by_owner = plan.split(ctx, &produce, &mut outcomes);
+        let timeout = Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
+        for (slot, outcome) in apply(ctx, by_owner, acks, timeout).await {
+            outcomes.set(slot, outcome);
+        }
+    } else {
+        outcomes.reject_all(&Rejection::code(ResponseError::InvalidRequiredAcks.code()));
+    }
+    if acks == ACKS_NONE {
+        return unacknowledged(&outcomes);
+    }
+    let response = outcomes.into_response(&produce, version);
+    let reply = encode_response(
+        correlation_id,
+        request.response_header_version,
+        &response,
+        version,
+    )?;
+    Ok(Response::Reply(reply))
+}
+
+/// acks=0: nothing to send, unless something failed.
+fn unacknowledged(outcomes: &Outcomes) -> Result<Response, HandlerError> {
+    let failed: Vec<i16> = outcomes.error_codes().filter(|&code| code != 0).collect();
+    match failed.first() {
+        None => Ok(Response::NoReply),
+        Some(&error_code) => Err(HandlerError::UnacknowledgedProduceFailed {
+            failed_partitions: failed.len(),
+            error_code,
+        }),
+    }
+}
+
+/// A partition's place in the request: (topic position, partition position).
+type Slot = (usize, usize);
+
+/// One partition's checked records, bound for its owner. Crosses shards:
+/// owned, `Send` data only.
+struct Append {
+    slot: Slot,
+    topic: String,
+    partition: i32,
+    records: Bytes,
+}
+
+/// What became of one partition of the request.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Appended(Appended),
+    Rejected(Rejection),
+}
+
+/// Why a partition's records were not (all) acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rejection {
+    error_code: i16,
+    /// Kafka sets it for record validation failures only.
+    message: Option<String>,
+    /// (index of the record in its batch, why), for the v8+ response.
+    record_errors: Vec<(i32, String)>,
+}
+
+impl Rejection {
+    fn code(error_code: i16) -> Self {
+        Rejection {
+            error_code,
+            message: None,
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn invalid_record(message: &str) -> Self {
+        Rejection {
+            error_code: codes::INVALID_RECORD,
+            message: Some(message.to_string()),
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn from_batch(error: &InvalidBatch) -> Self {
+        let error_code = error.error_code();
+        let record_errors = match error {
+            InvalidBatch::OffsetDeltaOutOfOrder { index, .. } => vec![(*index, error.to_string())],
+            _ => Vec::new(),
+        };
+        Rejection {
+            error_code,
+            message: (error_code == codes::INVALID_RECORD).then(|| error.to_string()),
+            record_errors,
+        }
+    }
+}
+
+/// The answer for every partition, in request order. A slot stays empty
+/// only until [`apply`] reports on it.
+struct Outcomes {
+    topics: Vec<Vec<Option<Outcome>>>,
+}
+
+impl Outcomes {
+    fn shaped_like(produce: &ProduceRequest) -> Self {
+        let topics = produce
+            .topic_data
+            .iter()
+            .map(|topic| vec![None; topic.partition_data.len()])
+            .collect();
+        Outcomes { topics }
+    }
+
+    fn set(&mut self, (topic, partition): Slot, outcome: Outcome) {
+        if let Some(slot) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|partitions| partitions.get_mut(partition))
+        {
+            *slot = Some(outcome);
+        }
+    }
+
+    fn reject_topic(&mut self, topic: usize, rejection: &Rejection) {
+        for slot in self.topics.get_mut(topic).into_iter().flatten() {
+            *slot = Some(Outcome::Rejected(rejection.clone()));
+        }
+    }
+
+    fn reject_all(&mut self, rejection: &Rejection) {
+        for topic in 0..self.topics.len() {
+            self.reject_topic(topic, rejection);
+        }
+    }
+
+    fn error_codes(&self) -> impl Iterator<Item = i16> + '_ {
+        self.topics.iter().flatten().map(|outcome| match outcome {
+            Some(Outcome::Appended(_)) => 0,
+            Some(Outcome::Rejected(rejection)) => rejection.error_code,
+            None => codes::UNKNOWN_SERVER_ERROR,
+        })
+    }
+
+    fn into_response(self, produce: &ProduceRequest, version: i16) -> ProduceResponse {
+        let responses = produce
+            .topic_data
+            .iter()
+            .zip(self.topics)
+            .map(|(topic, outcomes)| {
+                let partitions = topic
+                    .partition_data
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(partition, outcome)| {
+                        partition_response(partition.index, outcome, version)
+                    })
+                    .collect();
+                let response = TopicProduceResponse::default().with_partition_responses(partitions);
+                if version >= TOPIC_ID_VERSION_MIN {
+                    response.with_topic_id(topic.topic_id)
+                } else {
+                    response.with_name(topic.name.clone())
+                }
+            })
+            .collect();
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(0)
+    }
+}
+
+fn partition_response(
+    index: i32,
+    outcome: Option<Outcome>,
+    version: i16,
+) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index);
+    let rejection = match outcome {
+        Some(Outcome::Appended(appended)) => {
+            let log_start_offset = if version >= LOG_START_OFFSET_VERSION_MIN {
+                appended.log_start_offset
+            } else {
+                -1
+            };
+            return response
+                .with_base_offset(appended.base_offset)
+                .with_log_append_time_ms(appended.log_append_time_ms)
+                .with_log_start_offset(log_start_offset);
+        }
+        Some(Outcome::Rejected(rejection)) => rejection,
+        None => {
+            tracing::error!(index, "produce partition left without an outcome");
+            Rejection::code(codes::UNKNOWN_SERVER_ERROR)
+        }
+    };
+    let response = response
+        .with_error_code(rejection.error_code)
+        .with_base_offset(-1);
+    if version < RECORD_ERRORS_VERSION_MIN {
+        return response;
+    }
+    let record_errors = rejection
+        .record_errors
+        .into_iter()
+        .map(|(batch_index, message)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(batch_index)
+                .with_batch_index_error_message(Some(message.into()))
+        })
+        .collect();
+    response
+        .with_record_errors(record_errors)
+        .with_error_message(rejection.message.map(Into::into))
+}
+
+/// What resolving and validating needs besides the request.
+struct Plan {
+    version: i16,
+    internal_allowed: bool,
+    now_ms: i64,
+}
+
+impl Plan {
+    /// Resolves and validates every partition on this shard. Rejections go
+    /// into `outcomes`; the rest come back grouped by owning shard.
+    fn split(
+        &self,
+        ctx: &HandlerContext,
+        produce: &ProduceRequest,
+        outcomes: &mut Outcomes,
+    ) -> BTreeMap<usize, Vec<Append>> {
+        let image = ctx.shard.image();
+        let mut by_owner: BTreeMap<usize, Vec<Append>> = BTreeMap::new();
+        for (t, data) in produce.topic_data.iter().enumerate() {
+            let topic = match self.resolve(&image, data) {
+                Ok(topic) => topic,
+                Err(rejection) => {
+                    outcomes.reject_topic(t, &rejection);
+                    continue;
+                }
+            };
+            let config = topic_config(&ctx.shard.config, topic);
+            for (p, partition) in data.partition_data.iter().enumerate() {
+                let owner = topic
+                    .shard_of(partition.index)
+                    .ok_or_else(|| Rejection::code(ResponseError::UnknownTopicOrPartition.code()));
+                let checked = owner.and_then(|owner| {
+                    let records = check_records(partition.records.as_ref(), &config, self.now_ms)?;
+                    Ok((owner, records))
+                });
+                match checked {
+                    Ok((owner, records)) => {
+                        by_owner.entry(owner as usize).or_default().push(Append {
+                            slot: (t, p),
+                            topic: topic.name.clone(),
+                            partition: partition.index,
+                            records,
+                        })
+                    }
+                    Err(rejection) => outcomes.set((t, p), Outcome::Rejected(rejection)),
+                }
+            }
+        }
+        by_owner
+    }
+
+    fn resolve<'a>(
+        &self,
+        image: &'a MetadataImage,
+        data: &TopicProduceData,
+    ) -> Result<&'a TopicImage, Rejection> {
+        if self.version >= TOPIC_ID_VERSION_MIN {
+            return image
+                .topic_by_id(&data.topic_id)
+                .ok_or_else(|| Rejection::code(ResponseError::UnknownTopicId.code()));
+        }
+        let topic = image
+            .topic(data.name.as_str())
+            .ok_or_else(|| Rejection::code(ResponseError::UnknownTopicOrPartition.code()))?;
+        if INTERNAL_TOPICS.contains(&topic.name.as_str()) && !self.internal_allowed {
+            return Err(Rejection::code(ResponseError::InvalidTopicException.code()));
+        }
+        Ok(topic)
+    }
+}
+
+/// The topic's effective settings, as its partitions' logs use them.
+fn topic_config(config: &BrokerConfig, topic: &TopicImage) -> TopicConfig {
+    let defaults = &config.topic_defaults;
+    if topic.configs.is_empty() {
+        return defaults.config.clone();
+    }
+    // Overrides were validated when set; a failure here means the broker
+    // defaults changed under them, and the log falls back the same way.
+    defaults
+        .validate(&topic.configs)
+        .unwrap_or_else(|_| defaults.config.clone())
+}
+
+/// Kafka's produce-path checks of one partition's records; see the module
+/// doc for the order. Returns the records to append.
+fn check_records(
+    records: Option<&Bytes>,
+    config: &TopicConfig,
+    now_ms: i64,
+) -> Result<Bytes, Rejection> {
+    let Some(records) = records.filter(|records| !records.is_empty()) else {
+        return Err(Rejection::invalid_record(
+            "produce requests must carry one record batch per partition",
+        ));
+    };
+    if records
+        .get(MAGIC_OFFSET_BYTES)
+        .is_some_and(|&magic| magic as i8 != MAGIC_V2)
+    {
+        return Err(Rejection::invalid_record(
+            "produce requests may only carry record batches with magic 2",
+        ));
+    }
+    let size_bytes =
+        batch_size_bytes(records).map_err(|error| Rejection::from_batch(&error.into()))?;
+    if size_bytes < records.len() {
+        return Err(Rejection::invalid_record(
+            "produce requests may carry exactly one record batch per partition",
+        ));
+    }
+    let limit_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
+    if size_bytes > limit_bytes {
+        return Err(Rejection::code(codes::MESSAGE_TOO_LARGE));
+    }
+    let (batch, _) =
+        RecordBatch::parse(records).map_err(|error| Rejection::from_batch(&error.into()))?;
+    if batch.header().base_offset != 0 {
+        return Err(Rejection::invalid_record(
+            "a produced record batch must have baseOffset 0",
+        ));
+    }
+    let info = validate_for_append(&batch, AppendOrigin::Client, RecordLimits::default())
+        .map_err(|error| Rejection::from_batch(&error))?;
+    check_record_fields(&batch, &info, config, now_ms)?;
+    Ok(records.clone())
+}
+
+/// Timestamp range (CreateTime topics) and keys (compacted topics). The
+/// batch summary answers the common case; only a batch that may break a
+/// rule is walked again to name the records that do.
+fn check_record_fields(
+    batch: &RecordBatch,
+    info: &AppendInfo,
+    config: &TopicConfig,
+    now_ms: i64,
+) -> Result<(), Rejection> {
+    let bounds = timestamp_bounds(config, now_ms);
+    let timestamps_ok = bounds
+        .is_none_or(|(min, max)| info.min_timestamp_ms >= min && info.max_timestamp_ms <= max);
+    let compacted = config.cleanup_policy.compact;
+    let keys_ok = !compacted || info.null_key_count == 0;
+    if timestamps_ok && keys_ok {
+        return Ok(());
+    }
+    name_bad_records(batch, bounds, compacted)
+}
+
+/// The accepted record timestamps of a CreateTime topic at `now_ms`.
+fn timestamp_bounds(config: &TopicConfig, now_ms: i64) -> Option<(i64, i64)> {
+    (config.message_timestamp_type == TimestampType::CreateTime).then(|| {
+        (
+            now_ms.saturating_sub(config.message_timestamp_before_max_ms),
+            now_ms.saturating_add(config.message_timestamp_after_max_ms),
+        )
+    })
+}
+
+/// Kafka's per-record errors: a keyless record on a compacted topic, else a
+/// timestamp out of range. Any timestamp error makes the partition's error
+/// INVALID_TIMESTAMP.
+fn name_bad_records(
+    batch: &RecordBatch,
+    bounds: Option<(i64, i64)>,
+    compacted: bool,
+) -> Result<(), Rejection> {
+    let records = batch
+        .records(RecordLimits::default())
+        .map_err(|error| Rejection::from_batch(&InvalidBatch::Records(error)))?;
+    let base_timestamp_ms = batch.header().base_timestamp;
+    let mut record_errors = Vec::new();
+    let mut bad_timestamp = false;
+    for (index, record) in (0i32..).zip(records) {
+        let record =
+            record.map_err(|error| Rejection::from_batch(&InvalidBatch::Records(error)))?;
+        let timestamp_ms = record.timestamp_ms(base_timestamp_ms);
+        if compacted && record.key.is_none() {
+            record_errors.push((
+                index,
+                "compacted topic cannot accept a record without key".to_string(),
+            ));
+        } else if let Some((min, max)) = bounds.filter(|&(min, max)| {
+            timestamp_ms != NO_TIMESTAMP && (timestamp_ms < min || timestamp_ms > max)
+        }) {
+            bad_timestamp = true;
+            record_errors.push((
+                index,
+                format!("timestamp {timestamp_ms} is out of range [{min}, {max}]"),
+            ));
+        }
+    }
+    if record_errors.is_empty() {
+        return Ok(());
+    }
+    let (error_code, message) = if bad_timestamp {
+        (
+            ResponseError::InvalidTimestamp.code(),
+            "one or more records have been rejected due to invalid timestamp",
+        )
+    } else {
+        (
+            codes::INVALID_RECORD,
+            "one or more records have been rejected",
+        )
+    };
+    Err(Rejection {
+        error_code,
+        message: Some(message.to_string()),
+        record_errors,
+    })
+}
+
+/// Appends on every owner at once; one outcome per append.
+async fn apply(
+    ctx: &HandlerContext,
+    by_owner: BTreeMap<usize, Vec<Append>>,
+    acks: i16,
+    timeout: Duration,
+) -> Vec<(Slot, Outcome)> {
+    let calls = by_owner.into_iter().map(|(owner, appends)| async move {
+        let slots: Vec<Slot> = appends.iter().map(|append| append.slot).collect();
+        let results = ctx
+            .shard
+            .router
+            .invoke_on(owner, move |shard: Rc<Shard>| async move {
+                append_on_owner(&shard, appends, acks, timeout).await
+            })
+            .await
+            .unwrap_or_else(|error| {
+                // The owner is shutting down: the client retries elsewhere
+                // once its metadata says where.
+                tracing::warn!(%error, owner, "produce could not reach the partition owner");
+                vec![Err(ResponseError::NotLeaderOrFollower.code()); slots.len()]
+            });
+        slots.into_iter().zip(results).collect::<Vec<_>>()
+    });
+    join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .map(|(slot, result)| {
+            let outcome = match result {
+                Ok(appended) => Outcome::Appended(appended),
+                Err(error_code) => Outcome::Rejected(Rejection::code(error_code)),
+            };
+            (slot, outcome)
+        })
+        .collect()
+}
+
+/// On the owner: every partition of the request that lives here,
+/// concurrently. Errors leave as their Kafka codes (`PartitionError` does
+/// not cross shards).
+async fn append_on_owner(
+    shard: &Shard,
+    appends: Vec<Append>,
+    acks: i16,
+    timeout: Duration,
+) -> Vec<Result<Appended, i16>> {
+    let produced = appends.iter().map(|append| {
+        shard.produce(
+            &append.topic,
+            append.partition,
+            &append.records,
+            acks,
+            timeout,
+        )
+    });
+    join_all(produced)
+        .await
+        .into_iter()
+        .zip(&appends)
+        .map(|(result, append)| result.map_err(|error| error_code_logged(&error, append)))
+        .collect()
+}
+
+fn error_code_logged(error: &PartitionError, append: &Append) -> i16 {
+    let error_code = error.error_code();
+    if error_code == codes::KAFKA_STORAGE_ERROR {
+        tracing::warn!(topic = %append.topic, partition = append.partition, %error, "produce");
+    } else {
+        tracing::debug!(topic = %append.topic, partition = append.partition, %error, "produce");
+    }
+    error_code
+}
