@@ -14,7 +14,14 @@
 //! Lives on: one `Handlers` per shard.
 
 pub mod api_versions;
+pub mod controller_call;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod find_coordinator;
+pub mod init_producer_id;
 pub mod list_offsets;
+pub mod metadata;
 pub mod produce;
 
 use std::rc::Rc;
@@ -104,20 +111,20 @@ pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response
         ApiKey::Produce => produce::handle(ctx, request).await,
         ApiKey::Fetch => not_implemented(request),
         ApiKey::ListOffsets => list_offsets::handle(ctx, request).await,
-        ApiKey::Metadata => not_implemented(request),
+        ApiKey::Metadata => metadata::handle(ctx, request).await,
         ApiKey::OffsetCommit => not_implemented(request),
         ApiKey::OffsetFetch => not_implemented(request),
-        ApiKey::FindCoordinator => not_implemented(request),
+        ApiKey::FindCoordinator => find_coordinator::handle(ctx, request).await,
         ApiKey::JoinGroup => not_implemented(request),
         ApiKey::Heartbeat => not_implemented(request),
         ApiKey::LeaveGroup => not_implemented(request),
         ApiKey::SyncGroup => not_implemented(request),
         ApiKey::DescribeGroups => not_implemented(request),
         ApiKey::ListGroups => not_implemented(request),
-        ApiKey::CreateTopics => not_implemented(request),
-        ApiKey::DeleteTopics => not_implemented(request),
-        ApiKey::InitProducerId => not_implemented(request),
-        ApiKey::DescribeCluster => not_implemented(request),
+        ApiKey::CreateTopics => create_topics::handle(ctx, request).await,
+        ApiKey::DeleteTopics => delete_topics::handle(ctx, request).await,
+        ApiKey::InitProducerId => init_producer_id::handle(ctx, request).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(ctx, request).await,
         ApiKey::OffsetDelete => not_implemented(request),
         ApiKey::DeleteGroups => not_implemented(request),
         // Only reachable with a table serving more than BROKER_APIS.

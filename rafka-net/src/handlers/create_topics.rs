@@ -1,0 +1,274 @@
+//! CreateTopics (key 19), v2-v7: checks what only the request can show
+//! (repeated names, manual assignments, null config values), has the
+//! controller on shard 0 create or validate the rest, and answers with the
+//! resolved configs (v5+) and topic ids (v7).
+//!
+//! Decisions a client can notice, following Kafka's KRaft controller:
+//! - A name given twice is answered once, after the others, with
+//!   INVALID_REQUEST, and not created.
+//! - A manual assignment must name partitions 0..n once each, each on
+//!   exactly this node (INVALID_REPLICA_ASSIGNMENT otherwise), and comes
+//!   without num_partitions/replication_factor (INVALID_REQUEST).
+//! - `validate_only` answers as a creation would, with a nil topic id: the
+//!   id the controller drew is never stored, and a client keeping it would
+//!   hold an id that names nothing.
+//! - `timeout_ms` bounds the wait (REQUEST_TIMED_OUT after it; the creation
+//!   still completes). Zero or less waits for the outcome, see
+//!   [`request_timeout`].
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use rafka_core::config::{TopicDefaults, INVALID_CONFIG};
+use rafka_core::metadata::{ControllerError, NewTopic};
+use rafka_proto::api::{decode_request, encode_response};
+use rafka_shard::controller::{CreatedTopic, TopicFailure};
+use uuid::Uuid;
+
+use super::controller_call::{call_controller, request_timeout, unanswered, ControllerCallError};
+use super::{HandlerContext, HandlerError};
+use crate::service::{Request, Response};
+
+/// First version whose results carry partitions, replication and configs.
+const RESOLVED_CONFIGS_VERSION_MIN: i16 = 5;
+
+type Outcome = Result<CreatedTopic, TopicFailure>;
+
+/// A topic named once in the request: what to create, or why not.
+type Planned = (String, Result<NewTopic, TopicFailure>);
+
+pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    let version = request.header.api_version;
+    let mut body = request.body;
+    let decoded: CreateTopicsRequest = decode_request(&mut body, version)?;
+    let (entries, duplicates) = plan(&decoded.topics, ctx.node.node_id);
+    let topics: Vec<NewTopic> = entries
+        .iter()
+        .filter_map(|(_, planned)| planned.as_ref().ok().cloned())
+        .collect();
+    let created = create(ctx, topics, decoded.validate_only, decoded.timeout_ms).await;
+    let mut created = created.into_iter();
+    let defaults = &ctx.shard.config.topic_defaults;
+    let mut results = Vec::with_capacity(entries.len() + duplicates.len());
+    for (name, planned) in entries {
+        let result = match planned {
+            Err(refused) => failure_result(name, &refused),
+            Ok(topic) => match created.next() {
+                Some(Ok(done)) => {
+                    success_result(&topic, &done, decoded.validate_only, defaults, version)
+                }
+                Some(Err(failure)) => failure_result(name, &failure),
+                None => failure_result(name, &unanswered(ControllerCallError::Unavailable)),
+            },
+        };
+        results.push(result);
+    }
+    for name in duplicates {
+        let duplicate = TopicFailure {
+            code: ResponseError::InvalidRequest.code(),
+            message: "Duplicate topic name.".to_string(),
+        };
+        results.push(failure_result(name, &duplicate));
+    }
+    let response = CreateTopicsResponse::default().with_topics(results);
+    let reply = encode_response(
+        request.header.correlation_id,
+        request.response_header_version,
+        &response,
+        version,
+    )?;
+    Ok(Response::Reply(reply))
+}
+
+/// Each name given once, in request order, with the topic to create or
+/// why it is refused already; and the names given more than once.
+fn plan(topics: &[CreatableTopic], node_id: i32) -> (Vec<Planned>, Vec<String>) {
+    let mut seen = HashSet::new();
+    let mut duplicates = Vec::new();
+    for topic in topics {
+        let name = topic.name.as_str();
+        if !seen.insert(name) && !duplicates.iter().any(|d| d == name) {
+            duplicates.push(name.to_string());
+        }
+    }
+    let entries = topics
+        .iter()
+        .filter(|t| !duplicates.iter().any(|d| d == t.name.as_str()))
+        .map(|t| (t.name.as_str().to_string(), new_topic(t, node_id)))
+        .collect();
+    (entries, duplicates)
+}
+
+fn new_topic(topic: &CreatableTopic, node_id: i32) -> Result<NewTopic, TopicFailure> {
+    let configs = configs(topic)?;
+    let (partitions, replication_factor) = if topic.assignments.is_empty() {
+        (topic.num_partitions, topic.replication_factor)
+    } else if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err(TopicFailure {
+            code: ResponseError::InvalidRequest.code(),
+            message: "Both numPartitions or replicationFactor and replicasAssignments were set. \
+                      Both cannot be used at the same time."
+                .to_string(),
+        });
+    } else {
+        (assigned_partitions(topic, node_id)?, 1)
+    };
+    Ok(NewTopic {
+        name: topic.name.as_str().to_string(),
+        partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+/// The partition count of a manual assignment that a single node can
+/// honour: partitions 0..n, each with the replica list `[node_id]`.
+fn assigned_partitions(topic: &CreatableTopic, node_id: i32) -> Result<i32, TopicFailure> {
+    let refuse = |message: String| TopicFailure {
+        code: ResponseError::InvalidReplicaAssignment.code(),
+        message,
+    };
+    let mut indexes: Vec<i32> = topic
+        .assignments
+        .iter()
+        .map(|a| a.partition_index)
+        .collect();
+    indexes.sort_unstable();
+    let consecutive = indexes
+        .iter()
+        .zip(0..)
+        .all(|(index, expected): (&i32, i32)| *index == expected);
+    if !consecutive {
+        return Err(refuse(
+            "partitions should be a consecutive 0-based integer sequence".to_string(),
+        ));
+    }
+    for assignment in &topic.assignments {
+        let brokers: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
+        match brokers.as_slice() {
+            [only] if *only == node_id => {}
+            [] => {
+                return Err(refuse(format!(
+                    "partition {} has an empty replica list",
+                    assignment.partition_index
+                )))
+            }
+            _ => {
+                return Err(refuse(format!(
+                    "partition {} is assigned to brokers {brokers:?}; this cluster is the single \
+                     broker {node_id}",
+                    assignment.partition_index
+                )))
+            }
+        }
+    }
+    i32::try_from(indexes.len()).map_err(|_| refuse("too many partitions".to_string()))
+}
+
+/// The topic's config overrides; a null value or a key given twice is
+/// refused, as Kafka does.
+fn configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, TopicFailure> {
+    let mut configs = BTreeMap::new();
+    for config in &topic.configs {
+        let key = config.name.as_str().to_string();
+        let Some(value) = &config.value else {
+            return Err(TopicFailure {
+                code: INVALID_CONFIG,
+                message: format!("Null value not supported for topic configs: {key}"),
+            });
+        };
+        if configs.contains_key(&key) {
+            let error = ControllerError::DuplicateConfigKey(key);
+            return Err(TopicFailure {
+                code: error.error_code(),
+                message: error.to_string(),
+            });
+        }
+        configs.insert(key, value.as_str().to_string());
+    }
+    Ok(configs)
+}
+
+/// The controller's outcome for each topic, in order.
+async fn create(
+    ctx: &HandlerContext,
+    topics: Vec<NewTopic>,
+    validate_only: bool,
+    timeout_ms: i32,
+) -> Vec<Outcome> {
+    if topics.is_empty() {
+        return Vec::new();
+    }
+    let count = topics.len();
+    let timeout = request_timeout(timeout_ms);
+    let outcomes = call_controller(&ctx.shard, timeout, move |shard| async move {
+        let controller = shard.controller.as_ref()?;
+        Some(
+            controller
+                .create_topics(&shard, topics, validate_only)
+                .await,
+        )
+    })
+    .await;
+    match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(error) => vec![Err(unanswered(error)); count],
+    }
+}
+
+fn success_result(
+    topic: &NewTopic,
+    created: &CreatedTopic,
+    validate_only: bool,
+    defaults: &TopicDefaults,
+    version: i16,
+) -> CreatableTopicResult {
+    let topic_id = if validate_only {
+        Uuid::nil()
+    } else {
+        created.topic_id
+    };
+    let mut result = CreatableTopicResult::default()
+        .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
+        .with_topic_id(topic_id)
+        .with_error_code(0)
+        .with_error_message(None);
+    if version >= RESOLVED_CONFIGS_VERSION_MIN {
+        result.num_partitions = created.partitions;
+        result.replication_factor = 1;
+        match defaults.resolve(&topic.configs) {
+            Ok(resolved) => {
+                let configs = resolved.entries.iter().map(|entry| {
+                    CreatableTopicConfigs::default()
+                        .with_name(StrBytes::from_static_str(entry.name))
+                        .with_value(Some(StrBytes::from_string(entry.value.clone())))
+                        .with_read_only(false)
+                        .with_config_source(entry.source as i8)
+                        .with_is_sensitive(false)
+                });
+                result.configs = Some(configs.collect());
+            }
+            // The controller validated these configs; should they no longer
+            // resolve, the topic still exists and only its configs are
+            // missing from the answer.
+            Err(error) => {
+                result.topic_config_error_code = error.error_code();
+                result.configs = None;
+            }
+        }
+    }
+    result
+}
+
+fn failure_result(name: String, failure: &TopicFailure) -> CreatableTopicResult {
+    CreatableTopicResult::default()
+        .with_name(TopicName(StrBytes::from_string(name)))
+        .with_error_code(failure.code)
+        .with_error_message(Some(StrBytes::from_string(failure.message.clone())))
+}

@@ -1,0 +1,172 @@
+//! DeleteTopics (key 20), v1-v6: topics by name (all versions) or by id
+//! (v6), deleted by the controller on shard 0. The controller answers once
+//! every shard has dropped the topic and removed its data.
+//!
+//! Checks only the request can show come first, as in Kafka's controller:
+//! a name or id given twice, an entry with both or neither, each answered
+//! once with INVALID_REQUEST after the others. Unknown names get
+//! UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID, and with
+//! `delete.topic.enable=false` existing topics get TOPIC_DELETION_DISABLED.
+//! `timeout_ms` works as in CreateTopics ([`request_timeout`]).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use rafka_proto::api::{decode_request, encode_response};
+use rafka_shard::controller::{TopicFailure, TopicRef};
+use uuid::Uuid;
+
+use super::controller_call::{call_controller, request_timeout, unanswered, ControllerCallError};
+use super::{HandlerContext, HandlerError};
+use crate::service::{Request, Response};
+
+type Outcome = Result<(String, Uuid), TopicFailure>;
+
+/// One entry of the request as given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Entry {
+    Name(String),
+    Id(Uuid),
+    Both(String, Uuid),
+    Neither,
+}
+
+pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    let version = request.header.api_version;
+    let mut body = request.body;
+    let decoded: DeleteTopicsRequest = decode_request(&mut body, version)?;
+    let (unique, duplicates) = split_duplicates(entries(&decoded));
+    let refs: Vec<TopicRef> = unique.iter().filter_map(topic_ref).collect();
+    let mut deleted = delete(ctx, refs, decoded.timeout_ms).await.into_iter();
+    let mut results = Vec::with_capacity(unique.len() + duplicates.len());
+    for entry in unique {
+        let outcome = match &entry {
+            Entry::Both(..) => Err(invalid("You may not specify both topic name and topic id.")),
+            Entry::Neither => Err(invalid("Neither topic name nor id were specified.")),
+            Entry::Name(_) | Entry::Id(_) => deleted
+                .next()
+                .unwrap_or(Err(unanswered(ControllerCallError::Unavailable))),
+        };
+        results.push(result(&entry, outcome));
+    }
+    for entry in duplicates {
+        let message = match entry {
+            Entry::Id(_) => "Duplicate topic id.",
+            _ => "Duplicate topic name.",
+        };
+        results.push(result(&entry, Err(invalid(message))));
+    }
+    let response = DeleteTopicsResponse::default().with_responses(results);
+    let reply = encode_response(
+        request.header.correlation_id,
+        request.response_header_version,
+        &response,
+        version,
+    )?;
+    Ok(Response::Reply(reply))
+}
+
+/// The request's entries in order: v1-v5 list names, v6 lists states.
+fn entries(request: &DeleteTopicsRequest) -> Vec<Entry> {
+    let names = request
+        .topic_names
+        .iter()
+        .map(|name| Entry::Name(name.as_str().to_string()));
+    let states = request
+        .topics
+        .iter()
+        .map(|state| match (&state.name, state.topic_id.is_nil()) {
+            (Some(name), true) => Entry::Name(name.as_str().to_string()),
+            (Some(name), false) => Entry::Both(name.as_str().to_string(), state.topic_id),
+            (None, false) => Entry::Id(state.topic_id),
+            (None, true) => Entry::Neither,
+        });
+    names.chain(states).collect()
+}
+
+/// Entries given once (in order), and each name or id given more than once.
+/// Every `Neither` and `Both` entry stays: each is its own error.
+fn split_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
+    let mut counts: HashMap<&Entry, usize> = HashMap::new();
+    for entry in &entries {
+        *counts.entry(entry).or_default() += 1;
+    }
+    let repeated = |entry: &Entry| {
+        matches!(entry, Entry::Name(_) | Entry::Id(_)) && counts.get(entry).copied() > Some(1)
+    };
+    let mut duplicates: Vec<Entry> = Vec::new();
+    let mut unique = Vec::new();
+    for entry in &entries {
+        if !repeated(entry) {
+            unique.push(entry.clone());
+        } else if !duplicates.contains(entry) {
+            duplicates.push(entry.clone());
+        }
+    }
+    (unique, duplicates)
+}
+
+fn topic_ref(entry: &Entry) -> Option<TopicRef> {
+    match entry {
+        Entry::Name(name) => Some(TopicRef::Name(name.clone())),
+        Entry::Id(id) => Some(TopicRef::Id(*id)),
+        Entry::Both(..) | Entry::Neither => None,
+    }
+}
+
+/// The controller's outcome for each reference, in order.
+async fn delete(ctx: &HandlerContext, refs: Vec<TopicRef>, timeout_ms: i32) -> Vec<Outcome> {
+    if refs.is_empty() {
+        return Vec::new();
+    }
+    let count = refs.len();
+    let timeout = request_timeout(timeout_ms);
+    let outcomes = call_controller(&ctx.shard, timeout, move |shard| async move {
+        let controller = shard.controller.as_ref()?;
+        Some(controller.delete_topics(&shard, refs).await)
+    })
+    .await;
+    match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(error) => vec![Err(unanswered(error)); count],
+    }
+}
+
+fn invalid(message: &str) -> TopicFailure {
+    TopicFailure {
+        code: ResponseError::InvalidRequest.code(),
+        message: message.to_string(),
+    }
+}
+
+/// A result names the topic as the request did; a deletion by name also
+/// gives the id and one by id the name.
+fn result(entry: &Entry, outcome: Outcome) -> DeletableTopicResult {
+    let (name, id) = match entry {
+        Entry::Name(name) => (Some(name.clone()), Uuid::nil()),
+        Entry::Id(id) => (None, *id),
+        Entry::Both(name, id) => (Some(name.clone()), *id),
+        Entry::Neither => (None, Uuid::nil()),
+    };
+    let result = DeletableTopicResult::default();
+    match outcome {
+        Ok((deleted_name, deleted_id)) => result
+            .with_name(Some(topic_name(deleted_name)))
+            .with_topic_id(deleted_id)
+            .with_error_code(0)
+            .with_error_message(None),
+        Err(failure) => result
+            .with_name(name.map(topic_name))
+            .with_topic_id(id)
+            .with_error_code(failure.code)
+            .with_error_message(Some(StrBytes::from_string(failure.message))),
+    }
+}
+
+fn topic_name(name: String) -> TopicName {
+    TopicName(StrBytes::from_string(name))
+}
