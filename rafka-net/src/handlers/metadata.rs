@@ -2,8 +2,10 @@
 //! requested topic with its partitions, all led by this node.
 //!
 //! Decisions a client can notice:
-//! - Topics are named (all versions) or, from v10, given by id; a by-id
-//!   entry that names no topic answers UNKNOWN_TOPIC_ID with a null name.
+//! - Topics are named (all versions) or, from v10, given by id; an entry
+//!   with a non-nil id is looked up by id whatever its name says (Kafka
+//!   too resolves names from ids when ids are given), and one naming no
+//!   topic (or with neither) answers UNKNOWN_TOPIC_ID with a null name.
 //!   Repeated entries are answered once, in first-seen order.
 //! - A missing topic is auto-created when the request allows it (always
 //!   before v4) and `auto.create.topics.enable` is on, then answered with
@@ -159,8 +161,8 @@ fn wanted_topics(request: &MetadataRequest, version: i16) -> Option<Vec<Wanted>>
     let wanted = topics
         .iter()
         .map(|t| match &t.name {
-            Some(name) => Wanted::Name(name.as_str().to_string()),
-            None => Wanted::Id(t.topic_id),
+            Some(name) if t.topic_id.is_nil() => Wanted::Name(name.as_str().to_string()),
+            _ => Wanted::Id(t.topic_id),
         })
         .filter(|w| seen.insert(w.clone()))
         .collect();
