@@ -18,6 +18,7 @@ pub mod controller_call;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod fetch;
 pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -109,7 +110,7 @@ pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response
     match request.header.api_key {
         ApiKey::ApiVersions => api_versions::handle(ctx, request).await,
         ApiKey::Produce => produce::handle(ctx, request).await,
-        ApiKey::Fetch => not_implemented(request),
+        ApiKey::Fetch => fetch::handle(ctx, request).await,
         ApiKey::ListOffsets => list_offsets::handle(ctx, request).await,
         ApiKey::Metadata => metadata::handle(ctx, request).await,
         ApiKey::OffsetCommit => not_implemented(request),

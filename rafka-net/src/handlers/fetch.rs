@@ -1,0 +1,667 @@
+//! Fetch (key 1), v4-v18: whole record batches from the partitions a
+//! consumer names, within its byte limits, waiting up to `max_wait_ms` for
+//! `min_bytes`.
+//!
+//! Path: decode -> session context ([`crate::fetch_session`]) -> resolve
+//! each partition's topic and owning shard from the image -> read on the
+//! owners (one `invoke_on` per owner) -> apply `max_bytes` in response
+//! order -> below `min_bytes`, wait on the owners for a high watermark to
+//! move and read again -> filter through the session -> encode.
+//!
+//! Decisions a client can notice:
+//! - Byte limits as Kafka applies them (KIP-74): each partition gets whole
+//!   batches up to `partition_max_bytes` and what is left of `max_bytes`
+//!   (capped by the broker's `fetch.max.bytes`); the first non-empty
+//!   partition gets its first batch even when larger; once the budget is
+//!   spent, later partitions answer with their watermarks and no records.
+//!   Each owner applies the same budget to its own partitions first, so no
+//!   shard reads more than `max_bytes`; in the rare case where a large
+//!   first batch on one owner makes it drop a later partition that the
+//!   response order would have fitted, the client simply gets that
+//!   partition on its next fetch.
+//! - An offset in [high watermark, log end] answers empty, no error; one
+//!   outside [log start, log end] answers OFFSET_OUT_OF_RANGE with the high
+//!   watermark and log start filled (Kafka sends -1; the real bounds cost
+//!   nothing and tell the client where the log is).
+//! - read_committed reads up to the last stable offset, which without
+//!   transactions is the high watermark. `aborted_transactions` is an empty
+//!   array for read_committed and null for read_uncommitted, as Kafka sends.
+//! - Long polling without polling: each owner waits on its partitions'
+//!   watermark events, the first owner to answer wakes the request, which
+//!   reads everything again. The deadline is computed once. Dropping the
+//!   request (connection closed) drops the cancel senders, which ends the
+//!   waits on other shards at once. A read error answers at once (as
+//!   Kafka's delayed fetch does); unknown topics do not stop the wait on
+//!   the others.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use futures_util::future::{join_all, select, select_all};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use rafka_core::metadata::MetadataImage;
+use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::record::batch_size_bytes;
+use rafka_shard::partition::{codes, Partition};
+use rafka_shard::shard::Shard;
+
+use super::{HandlerContext, HandlerError};
+use crate::fetch_session::{
+    with_shard_sessions, FetchParams, Observed, PartitionKey, SessionContext, SessionRequest,
+    TopicKey,
+};
+use crate::service::{Request, Response};
+
+/// First version with fetch sessions and a top-level error code.
+const SESSION_VERSION_MIN: i16 = 7;
+/// First version naming topics by id.
+const TOPIC_ID_VERSION_MIN: i16 = 13;
+/// Kafka's `IsolationLevel.READ_COMMITTED`.
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    let version = request.header.api_version;
+    let correlation_id = request.header.correlation_id;
+    let header_version = request.response_header_version;
+    let mut body = request.body;
+    let fetch: FetchRequest = decode_request(&mut body, version)?;
+    let requested = requested_partitions(&fetch, version);
+    let (listed, end) = match begin_session(ctx, &fetch, version, &requested) {
+        SessionContext::Error(code) => {
+            let response = session_error(code);
+            let reply = encode_response(correlation_id, header_version, &response, version)?;
+            return Ok(Response::Reply(reply));
+        }
+        SessionContext::Sessionless => (requested, SessionEnd::Sessionless),
+        SessionContext::Full => (requested, SessionEnd::Create),
+        SessionContext::Incremental {
+            session_id,
+            partitions,
+        } => (partitions, SessionEnd::Incremental(session_id)),
+    };
+    let targets = resolve(&ctx.shard.image(), listed);
+    let limits = Limits::of(&fetch, ctx.shard.config.fetch_max_bytes);
+    let reads = read_until_ready(ctx, &targets, &limits).await;
+    let uses_topic_ids = version >= TOPIC_ID_VERSION_MIN;
+    let (session_id, shown) = finish_session(ctx, end, uses_topic_ids, &targets, &reads);
+    let response = build_response(version, &limits, session_id, targets, reads, &shown);
+    let reply = encode_response(correlation_id, header_version, &response, version)?;
+    Ok(Response::Reply(reply))
+}
+
+/// What to do with the session once the response is known.
+#[derive(Debug, Clone, Copy)]
+enum SessionEnd {
+    Sessionless,
+    Create,
+    Incremental(i32),
+}
+
+/// The request's limits, in the units the read path uses.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_wait: Duration,
+    min_bytes: u64,
+    max_bytes: u32,
+    isolation_level: i8,
+}
+
+impl Limits {
+    fn of(fetch: &FetchRequest, broker_fetch_bytes_max: i32) -> Limits {
+        let max_bytes = fetch.max_bytes.min(broker_fetch_bytes_max);
+        Limits {
+            max_wait: Duration::from_millis(u64::try_from(fetch.max_wait_ms).unwrap_or(0)),
+            min_bytes: u64::try_from(fetch.min_bytes).unwrap_or(0),
+            max_bytes: u32::try_from(max_bytes).unwrap_or(0),
+            isolation_level: fetch.isolation_level,
+        }
+    }
+
+    /// Kafka's rule for answering without (further) waiting.
+    fn answers_now(&self, targets: &[Target], reads: &[PartitionRead]) -> bool {
+        if self.max_wait.is_zero() {
+            return true;
+        }
+        let mut readable = false;
+        let mut total_bytes = 0u64;
+        for (target, read) in targets.iter().zip(reads) {
+            if target.owner.is_err() {
+                continue;
+            }
+            if read.error_code != codes::NONE {
+                return true;
+            }
+            readable = true;
+            total_bytes += read.records.len() as u64;
+        }
+        !readable || total_bytes >= self.min_bytes
+    }
+}
+
+/// One partition to answer: the request's (or the session's) view plus
+/// what the image says about it.
+#[derive(Debug, Clone)]
+struct Target {
+    key: PartitionKey,
+    params: FetchParams,
+    /// The topic's name on the shards; empty when the topic is unknown.
+    topic: String,
+    /// The owning shard, or the error this partition answers with.
+    owner: Result<usize, i16>,
+}
+
+/// One partition's answer, as read on its owner.
+#[derive(Debug, Clone)]
+struct PartitionRead {
+    error_code: i16,
+    high_watermark: i64,
+    log_start_offset: i64,
+    /// Whole batches; kept per partition so that a later zero-copy path
+    /// can send file regions in their place.
+    records: Bytes,
+}
+
+impl PartitionRead {
+    fn failed(error_code: i16) -> Self {
+        PartitionRead {
+            error_code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Bytes::new(),
+        }
+    }
+
+    fn empty(partition: &Partition) -> Self {
+        PartitionRead {
+            error_code: codes::NONE,
+            high_watermark: partition.high_watermark(),
+            log_start_offset: partition.log_start_offset(),
+            records: Bytes::new(),
+        }
+    }
+
+    fn out_of_range(partition: &Partition) -> Self {
+        PartitionRead {
+            error_code: codes::OFFSET_OUT_OF_RANGE,
+            ..PartitionRead::empty(partition)
+        }
+    }
+
+    fn observed(&self) -> Observed {
+        Observed {
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            records_bytes: self.records.len(),
+            error_code: self.error_code,
+        }
+    }
+}
+
+/// The request's partitions in request order, keyed the way its version
+/// names topics.
+fn requested_partitions(fetch: &FetchRequest, version: i16) -> Vec<(PartitionKey, FetchParams)> {
+    let mut requested = Vec::new();
+    for topic in &fetch.topics {
+        let topic_key = topic_key(&topic.topic, topic.topic_id, version);
+        for partition in &topic.partitions {
+            let key = PartitionKey {
+                topic: topic_key.clone(),
+                partition: partition.partition,
+            };
+            let params = FetchParams {
+                fetch_offset: partition.fetch_offset,
+                partition_max_bytes: partition.partition_max_bytes,
+            };
+            requested.push((key, params));
+        }
+    }
+    requested
+}
+
+fn topic_key(name: &TopicName, id: uuid::Uuid, version: i16) -> TopicKey {
+    if version >= TOPIC_ID_VERSION_MIN {
+        TopicKey::Id(id)
+    } else {
+        TopicKey::Name(name.0.to_string())
+    }
+}
+
+/// Picks the session context; before v7 every fetch is sessionless.
+fn begin_session(
+    ctx: &HandlerContext,
+    fetch: &FetchRequest,
+    version: i16,
+    requested: &[(PartitionKey, FetchParams)],
+) -> SessionContext {
+    if version < SESSION_VERSION_MIN {
+        return SessionContext::Sessionless;
+    }
+    let forgotten: Vec<PartitionKey> = fetch
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|topic| {
+            let topic_key = topic_key(&topic.topic, topic.topic_id, version);
+            topic.partitions.iter().map(move |&partition| PartitionKey {
+                topic: topic_key.clone(),
+                partition,
+            })
+        })
+        .collect();
+    let request = SessionRequest {
+        session_id: fetch.session_id,
+        epoch: fetch.session_epoch,
+        uses_topic_ids: version >= TOPIC_ID_VERSION_MIN,
+        partitions: requested,
+        forgotten: &forgotten,
+    };
+    with_shard_sessions(ctx.shard.id(), ctx.shard.count(), |cache| {
+        cache.begin(&request)
+    })
+}
+
+/// Looks each partition's topic and owner up in the image.
+fn resolve(image: &MetadataImage, listed: Vec<(PartitionKey, FetchParams)>) -> Vec<Target> {
+    listed
+        .into_iter()
+        .map(|(key, params)| {
+            let topic = match &key.topic {
+                TopicKey::Name(name) => image.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                TopicKey::Id(id) => image
+                    .topic_by_id(id)
+                    .ok_or(ResponseError::UnknownTopicId.code()),
+            };
+            let (topic, owner) = match topic {
+                Ok(topic) => {
+                    let owner = topic
+                        .shard_of(key.partition)
+                        .and_then(|shard| usize::try_from(shard).ok())
+                        .ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    (topic.name.clone(), owner)
+                }
+                Err(code) => (String::new(), Err(code)),
+            };
+            Target {
+                key,
+                params,
+                topic,
+                owner,
+            }
+        })
+        .collect()
+}
+
+/// Reads, and while the answer is below `min_bytes`, waits for new data
+/// and reads again, until `max_wait` has passed.
+async fn read_until_ready(
+    ctx: &HandlerContext,
+    targets: &[Target],
+    limits: &Limits,
+) -> Vec<PartitionRead> {
+    let deadline = Instant::now() + limits.max_wait;
+    loop {
+        let reads = read_all(ctx, targets, limits.max_bytes).await;
+        if limits.answers_now(targets, &reads) {
+            return reads;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() || !wait_for_any(ctx, targets, &reads, remaining).await {
+            return reads;
+        }
+    }
+}
+
+/// Target indexes grouped by owning shard, request order within each.
+fn by_owner(targets: &[Target]) -> BTreeMap<usize, Vec<usize>> {
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (index, target) in targets.iter().enumerate() {
+        if let Ok(owner) = target.owner {
+            groups.entry(owner).or_default().push(index);
+        }
+    }
+    groups
+}
+
+/// What an owner needs to read one partition.
+#[derive(Debug)]
+struct ReadSpec {
+    topic: String,
+    partition: i32,
+    params: FetchParams,
+}
+
+/// One read of every target (in parallel across owners), then the
+/// response's byte budget applied in target order.
+async fn read_all(ctx: &HandlerContext, targets: &[Target], max_bytes: u32) -> Vec<PartitionRead> {
+    let mut reads: Vec<PartitionRead> = targets
+        .iter()
+        .map(|target| PartitionRead::failed(target.owner.err().unwrap_or(codes::NONE)))
+        .collect();
+    let router = &ctx.shard.router;
+    let calls = by_owner(targets).into_iter().map(|(owner, indexes)| {
+        let specs: Vec<ReadSpec> = indexes
+            .iter()
+            .map(|&index| ReadSpec {
+                topic: targets[index].topic.clone(),
+                partition: targets[index].key.partition,
+                params: targets[index].params,
+            })
+            .collect();
+        async move {
+            let work = move |shard: Rc<Shard>| read_on_owner(shard, specs, max_bytes);
+            (indexes, router.invoke_on(owner, work).await)
+        }
+    });
+    for (indexes, answer) in join_all(calls).await {
+        match answer {
+            Ok(owner_reads) => {
+                for (index, read) in indexes.into_iter().zip(owner_reads) {
+                    reads[index] = read;
+                }
+            }
+            Err(error) => {
+                // The owner is stopping: a retriable error sends the client
+                // back to Metadata.
+                tracing::debug!(%error, "fetch: owner shard unavailable");
+                for index in indexes {
+                    reads[index] = PartitionRead::failed(ResponseError::NotLeaderOrFollower.code());
+                }
+            }
+        }
+    }
+    let mut budget = Budget::new(max_bytes);
+    for (target, read) in targets.iter().zip(&mut reads) {
+        let records = std::mem::take(&mut read.records);
+        read.records = budget.take(records, target.params.partition_max_bytes);
+    }
+    reads
+}
+
+/// Runs on the owner: reads its partitions in request order under one
+/// budget of `max_bytes`.
+async fn read_on_owner(
+    shard: Rc<Shard>,
+    specs: Vec<ReadSpec>,
+    max_bytes: u32,
+) -> Vec<PartitionRead> {
+    let mut budget = Budget::new(max_bytes);
+    let mut reads = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        reads.push(read_partition(&shard, spec, &mut budget).await);
+    }
+    reads
+}
+
+async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> PartitionRead {
+    let Some(partition) = shard.partition(&spec.topic, spec.partition) else {
+        return PartitionRead::failed(codes::UNKNOWN_TOPIC_OR_PARTITION);
+    };
+    let offset = spec.params.fetch_offset;
+    if offset < partition.log_start_offset() || offset > partition.log_end_offset() {
+        return PartitionRead::out_of_range(&partition);
+    }
+    let Some(read_bytes) = budget.read_bytes(spec.params.partition_max_bytes) else {
+        return PartitionRead::empty(&partition);
+    };
+    match partition.fetch(offset, read_bytes).await {
+        Ok(fetched) => PartitionRead {
+            error_code: codes::NONE,
+            high_watermark: fetched.high_watermark,
+            log_start_offset: fetched.log_start_offset,
+            records: budget.take(fetched.records, spec.params.partition_max_bytes),
+        },
+        // Retention moved the log start between the check and the read.
+        Err(error) if error.error_code() == codes::OFFSET_OUT_OF_RANGE => {
+            PartitionRead::out_of_range(&partition)
+        }
+        Err(error) => {
+            tracing::warn!(topic = %spec.topic, partition = spec.partition, %error, "fetch read");
+            PartitionRead::failed(error.error_code())
+        }
+    }
+}
+
+/// A response's byte budget as it is spent in order (KIP-74): whole
+/// batches within `partition_max_bytes` and what is left, except that the
+/// first non-empty partition gets at least its first batch.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    remaining_bytes: u64,
+    /// Nothing taken yet: the next non-empty partition gets a batch even
+    /// beyond the limits.
+    first: bool,
+}
+
+impl Budget {
+    fn new(max_bytes: u32) -> Self {
+        Budget {
+            remaining_bytes: u64::from(max_bytes),
+            first: true,
+        }
+    }
+
+    fn limit_bytes(&self, partition_max_bytes: i32) -> u64 {
+        let partition_max_bytes = u64::try_from(partition_max_bytes).unwrap_or(0);
+        partition_max_bytes.min(self.remaining_bytes)
+    }
+
+    /// How much to read for a partition, or `None` when nothing it could
+    /// return would be kept.
+    fn read_bytes(&self, partition_max_bytes: i32) -> Option<u32> {
+        let limit_bytes = self.limit_bytes(partition_max_bytes);
+        if limit_bytes == 0 && !self.first {
+            return None;
+        }
+        Some(u32::try_from(limit_bytes).unwrap_or(u32::MAX))
+    }
+
+    /// Keeps the leading whole batches of `records` that fit, or the first
+    /// batch alone when nothing was taken yet, and spends their size.
+    fn take(&mut self, records: Bytes, partition_max_bytes: i32) -> Bytes {
+        let limit_bytes = self.limit_bytes(partition_max_bytes);
+        let mut kept_bytes = batches_within(&records, limit_bytes);
+        if kept_bytes == 0 && self.first && !records.is_empty() {
+            // An unreadable length (never written by the log) is passed on
+            // whole: the client's CRC check reports it.
+            kept_bytes = batch_size_bytes(&records)
+                .ok()
+                .filter(|&size| size <= records.len())
+                .unwrap_or(records.len());
+        }
+        if kept_bytes > 0 {
+            self.first = false;
+        }
+        self.remaining_bytes = self.remaining_bytes.saturating_sub(kept_bytes as u64);
+        records.slice(..kept_bytes)
+    }
+}
+
+/// Size of the longest run of whole batches at the front of `records` that
+/// fits in `limit_bytes`.
+fn batches_within(records: &Bytes, limit_bytes: u64) -> usize {
+    let mut end = 0usize;
+    while end < records.len() {
+        let Ok(size) = batch_size_bytes(&records[end..]) else {
+            break;
+        };
+        let next = end.saturating_add(size);
+        if next > records.len() || next as u64 > limit_bytes {
+            break;
+        }
+        end = next;
+    }
+    end
+}
+
+/// What an owner waits on for one partition.
+#[derive(Debug)]
+struct WaitSpec {
+    topic: String,
+    partition: i32,
+    /// Wakes once the high watermark passes this offset.
+    offset: i64,
+}
+
+/// Waits until a high watermark moves past what `reads` saw, or `timeout`.
+/// Returns false when there is nothing to wait on.
+async fn wait_for_any(
+    ctx: &HandlerContext,
+    targets: &[Target],
+    reads: &[PartitionRead],
+    timeout: Duration,
+) -> bool {
+    let mut groups: BTreeMap<usize, Vec<WaitSpec>> = BTreeMap::new();
+    for (target, read) in targets.iter().zip(reads) {
+        if let Ok(owner) = target.owner {
+            groups.entry(owner).or_default().push(WaitSpec {
+                topic: target.topic.clone(),
+                partition: target.key.partition,
+                offset: target.params.fetch_offset.max(read.high_watermark),
+            });
+        }
+    }
+    if groups.is_empty() {
+        return false;
+    }
+    let mut cancels = Vec::with_capacity(groups.len());
+    let mut waits = Vec::with_capacity(groups.len());
+    for (owner, specs) in groups {
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        cancels.push(cancel);
+        let work = move |shard: Rc<Shard>| wait_on_owner(shard, specs, timeout, cancelled);
+        waits.push(Box::pin(ctx.shard.router.invoke_on(owner, work)));
+    }
+    // The first owner to answer wins; dropping `cancels` ends the other
+    // owners' waits now rather than at their timeout.
+    let _first = select_all(waits).await;
+    drop(cancels);
+    true
+}
+
+/// Runs on the owner: returns when one of its partitions gets data, the
+/// timeout passes, or the request is cancelled.
+async fn wait_on_owner(
+    shard: Rc<Shard>,
+    specs: Vec<WaitSpec>,
+    timeout: Duration,
+    cancelled: oneshot::Receiver<()>,
+) {
+    let mut waits = Vec::with_capacity(specs.len());
+    for spec in specs {
+        // A partition gone since the read: the next read reports it.
+        let Some(partition) = shard.partition(&spec.topic, spec.partition) else {
+            return;
+        };
+        waits.push(Box::pin(async move {
+            partition.wait_for_data(spec.offset, timeout).await
+        }));
+    }
+    if waits.is_empty() {
+        return;
+    }
+    select(select_all(waits), cancelled).await;
+}
+
+/// The session's id for the response and which targets it carries.
+fn finish_session(
+    ctx: &HandlerContext,
+    end: SessionEnd,
+    uses_topic_ids: bool,
+    targets: &[Target],
+    reads: &[PartitionRead],
+) -> (i32, Vec<bool>) {
+    let answered = targets.iter().zip(reads);
+    let (shard_id, shard_count) = (ctx.shard.id(), ctx.shard.count());
+    match end {
+        SessionEnd::Sessionless => (0, vec![true; targets.len()]),
+        SessionEnd::Create => {
+            let cached = answered.map(|(t, r)| (t.key.clone(), t.params, r.observed()));
+            let session_id = with_shard_sessions(shard_id, shard_count, |cache| {
+                cache.create(uses_topic_ids, cached)
+            });
+            (session_id, vec![true; targets.len()])
+        }
+        SessionEnd::Incremental(session_id) => {
+            let shown = with_shard_sessions(shard_id, shard_count, |cache| {
+                answered
+                    .map(|(t, r)| cache.must_respond(session_id, &t.key, &r.observed()))
+                    .collect()
+            });
+            (session_id, shown)
+        }
+    }
+}
+
+fn build_response(
+    version: i16,
+    limits: &Limits,
+    session_id: i32,
+    targets: Vec<Target>,
+    reads: Vec<PartitionRead>,
+    shown: &[bool],
+) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for ((target, read), &show) in targets.into_iter().zip(reads).zip(shown) {
+        if !show {
+            continue;
+        }
+        let data = partition_data(target.key.partition, read, limits.isolation_level);
+        // Kafka groups consecutive partitions of one topic under one entry.
+        match topics.last_mut() {
+            Some(last) if names_topic(last, &target.key.topic) => last.partitions.push(data),
+            _ => topics.push(topic_response(&target.key.topic).with_partitions(vec![data])),
+        }
+    }
+    let response = FetchResponse::default()
+        .with_throttle_time_ms(0)
+        .with_responses(topics);
+    if version >= SESSION_VERSION_MIN {
+        response
+            .with_error_code(codes::NONE)
+            .with_session_id(session_id)
+    } else {
+        response
+    }
+}
+
+fn topic_response(topic: &TopicKey) -> FetchableTopicResponse {
+    match topic {
+        TopicKey::Name(name) => FetchableTopicResponse::default()
+            .with_topic(TopicName(StrBytes::from_string(name.clone()))),
+        TopicKey::Id(id) => FetchableTopicResponse::default().with_topic_id(*id),
+    }
+}
+
+fn names_topic(response: &FetchableTopicResponse, topic: &TopicKey) -> bool {
+    match topic {
+        TopicKey::Name(name) => response.topic.0.as_str() == name,
+        TopicKey::Id(id) => response.topic_id == *id,
+    }
+}
+
+fn partition_data(partition: i32, read: PartitionRead, isolation_level: i8) -> PartitionData {
+    let aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(read.error_code)
+        .with_high_watermark(read.high_watermark)
+        // No transactions yet: the last stable offset is the watermark.
+        .with_last_stable_offset(read.high_watermark)
+        .with_log_start_offset(read.log_start_offset)
+        .with_aborted_transactions(aborted_transactions)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_records(Some(read.records))
+}
+
+/// A session that cannot serve the request: only the error, session id 0.
+fn session_error(error_code: i16) -> FetchResponse {
+    FetchResponse::default()
+        .with_throttle_time_ms(0)
+        .with_error_code(error_code)
+        .with_session_id(0)
+}
