@@ -33,7 +33,7 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 /// The prefix of the one stdout line the broker prints once it serves.
 const LISTENING_PREFIX: &str = "rafka listening on ";
 /// How much of the broker's stderr log a failing test prints.
-const LOG_TAIL_BYTES: u64 = 16 * 1024;
+const LOG_TAIL_BYTES: u64 = 6 * 1024;
 
 /// How to start a broker: core count and `server.properties` entries.
 #[derive(Clone, Debug)]
@@ -222,6 +222,9 @@ fn launch(dir: &Path, options: &BrokerOptions, start: u32) -> (Child, Startup) {
         .arg(dir.join("data"))
         .arg("--cores")
         .arg(options.cores.to_string())
+        // Tests share the machine's cores with each other: no pinning.
+        .arg("--pin")
+        .arg("false")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
