@@ -49,6 +49,9 @@ pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 const LEADER_EPOCH: i32 = 0;
 /// "The client knows no epoch": the epoch check is skipped.
 const NO_LEADER_EPOCH: i32 = -1;
+/// Versions whose partition responses carry the leader epoch (encoding one
+/// into an older version is refused).
+const LEADER_EPOCH_VERSION_MIN: i16 = 4;
 
 pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
     let version = request.header.api_version;
@@ -60,7 +63,7 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     for (slot, answer) in apply(ctx, by_owner).await {
         answers.set(slot, answer);
     }
-    let response = answers.into_response(&list);
+    let response = answers.into_response(&list, version);
     let reply = encode_response(
         correlation_id,
         request.response_header_version,
@@ -142,7 +145,7 @@ impl Answers {
         }
     }
 
-    fn into_response(self, list: &ListOffsetsRequest) -> ListOffsetsResponse {
+    fn into_response(self, list: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
         let topics = list
             .topics
             .iter()
@@ -153,12 +156,16 @@ impl Answers {
                     .iter()
                     .zip(answers)
                     .map(|(partition, answer)| {
-                        ListOffsetsPartitionResponse::default()
+                        let response = ListOffsetsPartitionResponse::default()
                             .with_partition_index(partition.partition_index)
                             .with_error_code(answer.error_code)
                             .with_timestamp(answer.timestamp)
-                            .with_offset(answer.offset)
-                            .with_leader_epoch(answer.leader_epoch)
+                            .with_offset(answer.offset);
+                        if version >= LEADER_EPOCH_VERSION_MIN {
+                            response.with_leader_epoch(answer.leader_epoch)
+                        } else {
+                            response
+                        }
                     })
                     .collect();
                 ListOffsetsTopicResponse::default()
