@@ -10,7 +10,12 @@
 //!
 //! Shutdown (SIGTERM): [`ShardNet::shutdown`] stops the accept loops, makes
 //! every connection stop reading new requests, and waits until the requests
-//! already read have been answered and their connections closed.
+//! already read have been answered and their connections closed. The
+//! listening socket closes when its accept loop ends; glommio accepts
+//! through io_uring, so the socket only stops listening once the queued
+//! accept's cancellation has gone through the ring (the next time the
+//! executor submits). A connection that lands in that window sits in the
+//! backlog and is reset when the socket closes.
 //!
 //! Lives on: one [`ShardNet`] per shard; listeners and connections of that
 //! shard share it.

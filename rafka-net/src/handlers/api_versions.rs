@@ -21,6 +21,12 @@ use crate::service::{Request, Response};
 const CLIENT_SOFTWARE_VERSION_MIN: i16 = 3;
 
 pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    answer(&ctx.table, request)
+}
+
+/// The whole handler; it needs nothing but the table, so services other
+/// than the broker's (tests, tools) can answer ApiVersions the same way.
+pub fn answer(table: &ApiTable, request: Request) -> Result<Response, HandlerError> {
     let version = request.header.api_version;
     let correlation_id = request.header.correlation_id;
     let mut body = request.body;
@@ -37,9 +43,7 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
         )?;
         return Ok(Response::Reply(reply));
     }
-    let reply = ctx
-        .table
-        .encode_api_versions_response(correlation_id, version)?;
+    let reply = table.encode_api_versions_response(correlation_id, version)?;
     Ok(Response::Reply(reply))
 }
 
