@@ -90,3 +90,29 @@ pub fn unanswered(error: ControllerCallError) -> TopicFailure {
         message: error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeouts() {
+        assert_eq!(request_timeout(30_000), Some(Duration::from_secs(30)));
+        assert_eq!(request_timeout(1), Some(Duration::from_millis(1)));
+        assert_eq!(request_timeout(0), None);
+        assert_eq!(request_timeout(-1), None);
+        assert_eq!(request_timeout(i32::MIN), None);
+    }
+
+    #[test]
+    fn unanswered_operations_are_retriable() {
+        let unavailable = unanswered(ControllerCallError::Unavailable);
+        assert_eq!(unavailable.code, ResponseError::NotController.code());
+        let timed_out = unanswered(ControllerCallError::TimedOut { timeout_ms: 5 });
+        assert_eq!(timed_out.code, ResponseError::RequestTimedOut.code());
+        assert_eq!(
+            timed_out.message,
+            "the controller did not answer within 5 ms"
+        );
+    }
+}
