@@ -9,6 +9,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use rafka_core::config::BrokerConfig;
+use rafka_net::handlers::HandlerError;
+use rafka_net::Response;
 use uuid::Uuid;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -254,5 +256,20 @@ fn authorized_operations_when_asked() {
         let v11: MetadataResponse = broker.call(11, &v11_request).await;
         assert_eq!(v11.cluster_authorized_operations, NOT_REQUESTED);
         assert_eq!(v11.topics[0].topic_authorized_operations, 3576);
+    });
+}
+
+#[test]
+fn undecodable_body_closes_the_connection() {
+    with_broker(1, defaults, |broker| async move {
+        let whole = admin_support::request(12, &MetadataRequest::default().with_topics(None));
+        let mut truncated = whole.clone();
+        truncated.body = whole.body.slice(..whole.body.len() - 2);
+        match broker.serve(truncated).await {
+            Response::Close(HandlerError::Decode(_)) => {}
+            other => panic!("expected a close on a decode error, got {other:?}"),
+        }
+        // The broker still answers the intact request.
+        assert!(matches!(broker.serve(whole).await, Response::Reply(_)));
     });
 }
