@@ -243,14 +243,23 @@ impl<'n, S: Service> Connection<'n, S> {
             .bytes_needed(&buf[..FRAME_PREFIX_BYTES])
             .map_err(ReadEnd::Frame)?;
         let admission = self.admit(frame_bytes).await?;
-        self.read_until(buf, FRAME_PREFIX_BYTES + frame_bytes)
-            .await?;
-        match decoder.decode(buf).map_err(ReadEnd::Frame)? {
+        let frame_end = FRAME_PREFIX_BYTES + frame_bytes;
+        // One allocation for the frame instead of regrowing per read.
+        buf.reserve(frame_end.saturating_sub(buf.len()));
+        self.read_until(buf, frame_end).await?;
+        let dispatched = match decoder.decode(buf).map_err(ReadEnd::Frame)? {
             Some(frame) => self.dispatch(frame, admission, slots),
             // Cannot happen with the whole frame buffered; reading the frame
             // again is still correct.
             None => Ok(()),
+        };
+        if buf.is_empty() {
+            // Let go of the read allocation between batches: the frames cut
+            // from it keep it alive only while they are served, and an idle
+            // connection holds no buffer at all.
+            *buf = BytesMut::new();
         }
+        dispatched
     }
 
     /// Takes the budget of a frame of `frame_bytes`; waits until it is free.

@@ -407,6 +407,43 @@ fn shard_byte_budget_holds_back_another_connections_frame() {
     });
 }
 
+/// Answers with the correlation id followed by the request body.
+struct Echo;
+
+impl Service for Echo {
+    async fn call(&self, request: Request) -> Response {
+        let mut reply = BytesMut::new();
+        reply.put_i32(request.header.correlation_id);
+        reply.put_slice(&request.body);
+        Response::Reply(reply.freeze())
+    }
+}
+
+#[test]
+fn large_frames_span_reads_and_large_replies_keep_their_order() {
+    run(|| async {
+        let (net, addr) = start(Echo, config());
+        let mut stream = connect(addr).await;
+        // Larger than the read window and the write coalescing buffer.
+        let large_body: Vec<u8> = (0..600_000_u32).map(|i| (i % 251) as u8).collect();
+        let mut large = BytesMut::new();
+        header(ApiKey::Fetch, 11, 1).encode(&mut large).unwrap();
+        large.put_slice(&large_body);
+        let mut batch = framed(&large);
+        batch.extend(empty_request(ApiKey::Fetch, 11, 2));
+        stream.write_all(&batch).await.unwrap();
+        let (first, body) = read_response(&mut stream).await;
+        assert_eq!(first, 1);
+        assert_eq!(&body[..], &large_body[..]);
+        let (second, body) = read_response(&mut stream).await;
+        assert_eq!(second, 2);
+        assert!(body.is_empty());
+        let metrics = net.metrics();
+        assert_eq!(metrics.bytes_in, batch.len() as u64);
+        assert_eq!(metrics.bytes_out, (4 + 4 + 600_000) + (4 + 4));
+    });
+}
+
 // ---- bad input -------------------------------------------------------------
 
 /// A request whose header names api key 9999 (no such API).
