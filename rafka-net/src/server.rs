@@ -42,6 +42,9 @@ pub enum ServerError {
     Shard { shard: usize, message: String },
 }
 
+/// How long a stop waits for connections to drain before closing the logs.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A stop request from outside the shards (the binary's signal thread).
 pub type StopReceiver = futures_channel::oneshot::Receiver<()>;
 
@@ -147,9 +150,22 @@ async fn lead(
     tracing::info!("stopping: draining connections");
     shard
         .router
-        .invoke_on_all(|_shard: Rc<Shard>| async move {
-            if let Some(net) = NET.with(|n| n.borrow().clone()) {
-                net.shutdown().await;
+        .invoke_on_all(|shard: Rc<Shard>| async move {
+            let Some(net) = NET.with(|n| n.borrow().clone()) else {
+                return;
+            };
+            // A client that never reads its responses must not hold the
+            // stop forever; the partitions are flushed either way.
+            let drain = net.shutdown();
+            let deadline = glommio::timer::sleep(DRAIN_TIMEOUT);
+            futures_util::pin_mut!(drain, deadline);
+            if let futures_util::future::Either::Right(_) =
+                futures_util::future::select(drain, deadline).await
+            {
+                tracing::warn!(
+                    shard = shard.id(),
+                    "connections still open after the drain timeout"
+                );
             }
         })
         .await;
