@@ -40,22 +40,24 @@ rafka_bin="$target_dir/release/rafka"
 # Starts the broker and sets broker_pid and bootstrap from its listening line:
 # "rafka listening on 127.0.0.1:PORT shards=N data_dir=DIR recovered_partitions=K".
 start_broker() {
-    local line="" addr
-    coproc BROKER {
-        RUST_LOG="${RUST_LOG:-info}" exec "$rafka_bin" --listen 127.0.0.1:0 \
-            --data-dir "$work/data" --cores "${CORES:-2}" 2>"$work/logs/broker.log"
-    }
-    # shellcheck disable=SC2153 # BROKER_PID is set by coproc
-    broker_pid="$BROKER_PID"
+    local line="" addr broker_out
+    # stdout goes through a FIFO so that this shell can read it with a
+    # deadline and a background cat can keep draining it afterwards.
+    mkfifo "$work/broker.out"
+    RUST_LOG="${RUST_LOG:-info}" "$rafka_bin" --listen 127.0.0.1:0 --data-dir "$work/data" \
+        --cores "${CORES:-2}" >"$work/broker.out" 2>"$work/logs/broker.log" &
+    broker_pid=$!
+    exec {broker_out}<"$work/broker.out"
     while [[ "$line" != "rafka listening on "* ]]; do
-        if ! read -r -t "$startup_timeout_s" line <&"${BROKER[0]}"; then
+        if ! read -r -t "$startup_timeout_s" line <&"$broker_out"; then
             echo "run-all: the broker printed no listening line within ${startup_timeout_s} s; log:" >&2
             tail -n 30 "$work/logs/broker.log" >&2
             exit 1
         fi
     done
     # Keep draining stdout so that the broker never blocks on a full pipe.
-    cat <&"${BROKER[0]}" >/dev/null &
+    cat <&"$broker_out" >/dev/null &
+    exec {broker_out}<&-
     addr="${line#rafka listening on }"
     bootstrap="${addr%% *}"
     echo "run-all: $line"
