@@ -67,6 +67,26 @@ fn hundred_thousand_records_four_shards() {
     roundtrip_six_partitions(4, 16_667);
 }
 
+/// librdkafka's idempotent producer (InitProducerId, sequence numbers,
+/// up to 5 requests in flight per partition) keeps order and exactness.
+#[test]
+fn idempotent_producer_six_partitions_two_shards() {
+    let broker = Broker::start(2);
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, TOPIC, PARTITIONS);
+    let expected = client::records(PARTITIONS, 1_000, client::now_ms());
+    let producer = client::producer(
+        &bootstrap,
+        &[
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "5"),
+        ],
+    );
+    let offsets = client::produce(&producer, TOPIC, &expected);
+    client::assert_offsets_in_send_order(TOPIC, &offsets);
+    client::assert_topic(&bootstrap, TOPIC, &expected);
+}
+
 /// Kafka's codec ids in the low three bits of a batch's attributes.
 fn codec_id(codec: &str) -> u8 {
     match codec {
