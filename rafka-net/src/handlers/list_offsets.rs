@@ -304,3 +304,18 @@ async fn find(shard: &Shard, lookup: &Lookup) -> Result<Answer, PartitionError> 
     };
     Ok(Answer::found(found))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epochs_are_checked_against_epoch_zero() {
+        let fenced = ResponseError::FencedLeaderEpoch.code();
+        let unknown = ResponseError::UnknownLeaderEpoch.code();
+        let cases = [(-1, 0), (0, 0), (1, unknown), (7, unknown), (-2, fenced)];
+        for (epoch, code) in cases {
+            assert_eq!(epoch_error_code(epoch), code, "epoch {epoch}");
+        }
+    }
+}
