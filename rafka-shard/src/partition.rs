@@ -25,7 +25,7 @@ use glommio::sync::RwLock;
 use rafka_core::io::Clock;
 use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
-use rafka_proto::record::{BatchHeader, Batches};
+use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
 
 use crate::storage::GlommioStorage;
 
@@ -453,11 +453,26 @@ impl Partition {
     }
 }
 
-/// The headers of the batches in a produce request's records.
+/// The headers of the batches in a produce request's records. The produce
+/// handler validated every batch (CRC included) on the shard that received
+/// the request, so the owner reads the headers only: no second CRC pass on
+/// the hot path.
 fn headers_of(records: &Bytes) -> Result<Vec<BatchHeader>, PartitionError> {
-    Batches::new(records.clone())
-        .map(|batch| batch.map(|b| *b.header()).map_err(PartitionError::from))
-        .collect()
+    let mut headers = Vec::with_capacity(1);
+    let mut rest: &[u8] = records;
+    while !rest.is_empty() {
+        let size_bytes = batch_size_bytes(rest)?;
+        if size_bytes > rest.len() {
+            return Err(BatchError::Truncated {
+                needed_bytes: size_bytes,
+                available_bytes: rest.len(),
+            }
+            .into());
+        }
+        headers.push(BatchHeader::decode(rest)?);
+        rest = &rest[size_bytes..];
+    }
+    Ok(headers)
 }
 
 /// Kafka checks producer state batch by batch; a retried request carries
