@@ -27,7 +27,7 @@ const ROUND_DEADLINE: Duration = Duration::from_secs(120);
 /// acknowledged it, its (partition, offset).
 struct Report {
     index: u32,
-    acked: Option<(i32, i64)>,
+    acked: Result<(i32, i64), String>,
 }
 
 /// Forwards delivery reports from librdkafka's polling thread.
@@ -40,10 +40,10 @@ impl ProducerContext for ReportSink {
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: Box<u32>) {
         use rdkafka::message::Message;
-        let acked = result
-            .as_ref()
-            .ok()
-            .map(|message| (message.partition(), message.offset()));
+        let acked = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((error, _)) => Err(error.to_string()),
+        };
         // The receiver outlives the producer; a send error cannot happen
         // while the test still counts.
         let _ = self.0.send(Report {
@@ -53,11 +53,13 @@ impl ProducerContext for ReportSink {
     }
 }
 
-/// Record `index` of round `round`: the usual generator over a key space
-/// that never repeats across rounds.
+/// Record `index` of round `round`: the usual generator, with the round in
+/// the key so that no key repeats across rounds (timestamps stay near now:
+/// the broker refuses CreateTime more than an hour ahead).
 fn round_record(round: u32, index: u32, base_ms: i64) -> (i32, Record) {
     let partition = i32::try_from(index % PARTITIONS.unsigned_abs()).expect("partition fits i32");
-    let record = client::record(partition, round * 10_000_000 + index, base_ms);
+    let mut record = client::record(partition, index, base_ms);
+    record.key = [format!("round-{round}-").into_bytes(), record.key].concat();
     (partition, record)
 }
 
@@ -85,6 +87,28 @@ fn send(producer: &ThreadedProducer<ReportSink>, round: u32, index: u32, base_ms
     }
 }
 
+/// The delivery reports of one round so far.
+#[derive(Default)]
+struct Tally {
+    /// (index, partition, offset) of every acknowledged record.
+    acks: Vec<(u32, i32, i64)>,
+    reported: u32,
+    /// Before the kill every delivery must succeed.
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn take(&mut self, report: Report) {
+        self.reported += 1;
+        match report.acked {
+            Ok((partition, offset)) => self.acks.push((report.index, partition, offset)),
+            Err(error) => {
+                self.first_error.get_or_insert(error);
+            }
+        }
+    }
+}
+
 /// Streams records until `kill_after_acks` are acknowledged, SIGKILLs the
 /// broker right after a send (so requests are in flight), then returns
 /// every acknowledgement, including those that arrived before the kill
@@ -102,19 +126,20 @@ fn produce_until_kill(
         .set("message.timeout.ms", "30000")
         .create_with_context(ReportSink(sender))
         .expect("create producer");
-    let mut acks = Vec::new();
+    let mut tally = Tally::default();
     let mut sent = 0_u32;
-    let mut reported = 0_u32;
     let deadline = Instant::now() + ROUND_DEADLINE;
     loop {
         while let Ok(report) = reports.try_recv() {
-            reported += 1;
-            acks.extend(report.acked.map(|(p, o)| (report.index, p, o)));
+            tally.take(report);
         }
-        if sent - reported < WINDOW {
+        if let Some(error) = &tally.first_error {
+            panic!("round {round}: delivery failed before the kill: {error}");
+        }
+        if sent - tally.reported < WINDOW {
             send(&producer, round, sent, base_ms);
             sent += 1;
-            if acks.len() >= kill_after_acks {
+            if tally.acks.len() >= kill_after_acks {
                 broker.kill9();
                 break;
             }
@@ -122,25 +147,20 @@ fn produce_until_kill(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match reports.recv_timeout(left) {
-            Ok(report) => {
-                reported += 1;
-                acks.extend(report.acked.map(|(p, o)| (report.index, p, o)));
-            }
+            Ok(report) => tally.take(report),
             Err(error) => panic!(
-                "round {round}: {} acks, then no report: {error}",
-                acks.len()
+                "round {round}: {} acks of {sent} sent, then no report: {error}",
+                tally.acks.len()
             ),
         }
     }
     // Dropping the producer purges what is queued or in flight and delivers
     // the last reports; then the channel closes.
     drop(producer);
-    acks.extend(
-        reports
-            .iter()
-            .filter_map(|report| report.acked.map(|(p, o)| (report.index, p, o))),
-    );
-    acks
+    for report in reports.iter() {
+        tally.take(report);
+    }
+    tally.acks
 }
 
 /// Restarts and checks every acknowledged record of every round so far.

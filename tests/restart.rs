@@ -12,12 +12,12 @@ use support::{Broker, BrokerOptions};
 
 const TOPIC: &str = "durable";
 const PARTITIONS: i32 = 6;
-const PER_PARTITION: u32 = 1_500;
+const PER_PARTITION: u32 = 7_000;
 
 /// Small segments so that each partition spans several of them and the
 /// restart has to recover more than one active segment.
 fn options(cores: u32) -> BrokerOptions {
-    BrokerOptions::cores(cores).property("log.segment.bytes", "65536")
+    BrokerOptions::cores(cores).property("log.segment.bytes", "1048576")
 }
 
 fn produce_expected(broker: &Broker, base_ms: i64) -> Vec<Vec<Record>> {
@@ -84,7 +84,7 @@ fn graceful_restart_keeps_everything() {
     let expected = produce_expected(&broker, base_ms);
     assert!(
         segment_count(&broker, 0) > 1,
-        "log.segment.bytes=65536 should roll partition 0 at least once"
+        "log.segment.bytes=1048576 (the least Kafka allows) should roll partition 0 at least once"
     );
 
     broker.restart();
