@@ -92,6 +92,7 @@ for client in "${clients[@]}"; do
     status=0
     BOOTSTRAP="$bootstrap" "$script" >"$log" 2>&1 || status=$?
     verdict="$(grep -E '^roundtrip ' "$log" | tail -n 1 || true)"
+    verdict="${verdict#"roundtrip $client: "}"
     if [[ $status -eq 0 ]]; then
         passed=$((passed + 1))
         summary+=("$client: ${verdict:-PASS}")
