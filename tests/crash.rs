@@ -218,8 +218,8 @@ fn sigkill_mid_stream_loses_no_acknowledged_record() {
     crash_rounds(2, 3_000);
 }
 
+/// About 20 s in a debug build.
 #[test]
-#[ignore = "long: cargo test --release --test crash -- --ignored"]
 fn ten_sigkills_lose_no_acknowledged_record() {
     crash_rounds(10, 20_000);
 }
