@@ -8,3 +8,7 @@ cd "$(dirname "$0")/.."
 cargo test --workspace --all-targets
 # Doc tests are not covered by --all-targets.
 cargo test --workspace --doc
+# Real clients beyond librdkafka: confluent-kafka, kafka-python, kafkajs,
+# the Java client (kafka-clients 3.9.1, idempotent by default) and kcat,
+# each installed by its own script under scripts/compat/.cache.
+bash scripts/compat/run-all.sh
