@@ -126,3 +126,30 @@ fn restart_with_another_core_count_keeps_everything() {
     let end = i64::from(PER_PARTITION);
     assert_eq!(offsets, vec![vec![end]; 6]);
 }
+
+/// One idempotent producer lives across a graceful restart on the same port:
+/// its records before and after land exactly once, in order (the broker
+/// keeps the producer's id, epoch and sequences across the restart).
+#[test]
+fn idempotent_producer_continues_across_restart() {
+    let mut broker = Broker::start(2);
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, TOPIC, 2);
+    let expected = client::records(2, 600, client::now_ms());
+    let (before, after): (Vec<Vec<Record>>, Vec<Vec<Record>>) = expected
+        .iter()
+        .map(|list| (list[..300].to_vec(), list[300..].to_vec()))
+        .unzip();
+    let producer = client::producer(&bootstrap, &[("enable.idempotence", "true")]);
+    assert_eq!(
+        client::produce(&producer, TOPIC, &before),
+        vec![(0..300).collect::<Vec<i64>>(); 2]
+    );
+
+    broker.restart_on_same_port();
+    assert_eq!(
+        client::produce(&producer, TOPIC, &after),
+        vec![(300..600).collect::<Vec<i64>>(); 2]
+    );
+    client::assert_topic(&bootstrap, TOPIC, &expected);
+}

@@ -90,7 +90,7 @@ impl Broker {
             .tempdir()
             .expect("create temp dir");
         fs::create_dir_all(dir.path().join("data")).expect("create data dir");
-        let (child, startup) = launch(dir.path(), &options, 0);
+        let (child, startup) = launch(dir.path(), &options, 0, ephemeral());
         Broker {
             addr: startup.addr,
             startup,
@@ -156,9 +156,22 @@ impl Broker {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, startup) = launch(self.dir.path(), &self.options, self.starts);
+        let (child, startup) = launch(self.dir.path(), &self.options, self.starts, ephemeral());
         self.starts += 1;
         self.addr = startup.addr;
+        self.startup = startup;
+        self.child = Some(child);
+    }
+
+    /// Like [`Broker::restart`] but on the same port, so that clients that
+    /// outlive the restart reconnect to it.
+    pub fn restart_on_same_port(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let (child, startup) = launch(self.dir.path(), &self.options, self.starts, self.addr);
+        self.starts += 1;
+        assert_eq!(startup.addr, self.addr, "restarted on the same address");
         self.startup = startup;
         self.child = Some(child);
     }
@@ -211,13 +224,18 @@ fn write_properties(dir: &Path, options: &BrokerOptions) -> Option<PathBuf> {
     Some(path)
 }
 
-/// Spawns the binary and waits (bounded) for its listening line.
-fn launch(dir: &Path, options: &BrokerOptions, start: u32) -> (Child, Startup) {
+/// 127.0.0.1 port 0: the kernel picks a free port.
+fn ephemeral() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Spawns the binary on `listen` and waits (bounded) for its listening line.
+fn launch(dir: &Path, options: &BrokerOptions, start: u32, listen: SocketAddr) -> (Child, Startup) {
     let log = File::create(log_path(dir, start)).expect("create broker log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_rafka"));
     command
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(listen.to_string())
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--cores")
