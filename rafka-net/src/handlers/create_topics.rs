@@ -27,12 +27,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rafka_core::config::{TopicDefaults, INVALID_CONFIG};
 use rafka_core::metadata::{ControllerError, NewTopic};
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::api::decode_request;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
 use super::controller_call::{call_controller, request_timeout, unanswered, ControllerCallError};
-use super::{HandlerContext, HandlerError};
+use super::{reply, HandlerContext, HandlerError};
 use crate::service::{Request, Response};
 
 /// First version whose results carry partitions, replication and configs.
@@ -77,13 +77,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
         results.push(failure_result(name, &duplicate));
     }
     let response = CreateTopicsResponse::default().with_topics(results);
-    let reply = encode_response(
-        request.header.correlation_id,
+    reply(
+        &request.header,
         request.response_header_version,
         &response,
         version,
-    )?;
-    Ok(Response::Reply(reply))
+    )
 }
 
 /// Each name given once, in request order, with the topic to create or

@@ -16,12 +16,12 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::api::decode_request;
 use rafka_shard::controller::{TopicFailure, TopicRef};
 use uuid::Uuid;
 
 use super::controller_call::{call_controller, request_timeout, unanswered, ControllerCallError};
-use super::{HandlerContext, HandlerError};
+use super::{reply, HandlerContext, HandlerError};
 use crate::service::{Request, Response};
 
 type Outcome = Result<(String, Uuid), TopicFailure>;
@@ -61,13 +61,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
         results.push(result(&entry, Err(invalid(message))));
     }
     let response = DeleteTopicsResponse::default().with_responses(results);
-    let reply = encode_response(
-        request.header.correlation_id,
+    reply(
+        &request.header,
         request.response_header_version,
         &response,
         version,
-    )?;
-    Ok(Response::Reply(reply))
+    )
 }
 
 /// The request's entries in order: v1-v5 list names, v6 lists states.

@@ -10,10 +10,10 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::api::decode_request;
 
 use super::metadata::{CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED};
-use super::{HandlerContext, HandlerError, NodeInfo};
+use super::{reply, HandlerContext, HandlerError, NodeInfo};
 use crate::service::{Request, Response};
 
 /// Kafka's `EndpointType` codes.
@@ -28,13 +28,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
         Some(error) => error,
         None => describe(&ctx.node, decoded.include_cluster_authorized_operations),
     };
-    let reply = encode_response(
-        request.header.correlation_id,
+    reply(
+        &request.header,
         request.response_header_version,
         &response,
         version,
-    )?;
-    Ok(Response::Reply(reply))
+    )
 }
 
 fn describe(node: &NodeInfo, include_operations: bool) -> DescribeClusterResponse {

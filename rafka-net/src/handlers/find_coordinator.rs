@@ -12,9 +12,9 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::api::decode_request;
 
-use super::{HandlerContext, HandlerError, NodeInfo};
+use super::{reply, HandlerContext, HandlerError, NodeInfo};
 use crate::service::{Request, Response};
 
 /// First version batching keys in `coordinator_keys`.
@@ -63,13 +63,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
             .with_host(answer.host)
             .with_port(answer.port)
     };
-    let reply = encode_response(
-        request.header.correlation_id,
+    reply(
+        &request.header,
         request.response_header_version,
         &response,
         version,
-    )?;
-    Ok(Response::Reply(reply))
+    )
 }
 
 fn coordinator(node: &NodeInfo, key_type: i8) -> Answer {

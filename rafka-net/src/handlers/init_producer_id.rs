@@ -18,10 +18,10 @@
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::api::decode_request;
 
 use super::controller_call::call_controller;
-use super::{HandlerContext, HandlerError};
+use super::{reply, HandlerContext, HandlerError};
 use crate::service::{Request, Response};
 
 /// Kafka's `RecordBatch.NO_PRODUCER_ID` / `NO_PRODUCER_EPOCH`, sent with
@@ -48,13 +48,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
             .with_producer_id(ProducerId(NO_PRODUCER_ID))
             .with_producer_epoch(NO_PRODUCER_EPOCH),
     };
-    let reply = encode_response(
-        request.header.correlation_id,
+    reply(
+        &request.header,
         request.response_header_version,
         &response,
         version,
-    )?;
-    Ok(Response::Reply(reply))
+    )
 }
 
 /// A fresh producer id from the controller, or the error code to answer.

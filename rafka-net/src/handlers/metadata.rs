@@ -30,12 +30,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rafka_core::config::topic_name::validate_topic_name;
 use rafka_core::metadata::{MetadataImage, NewTopic, TopicImage, TOPIC_ALREADY_EXISTS};
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::api::decode_request;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
 use super::controller_call::call_controller;
-use super::{HandlerContext, HandlerError, NodeInfo};
+use super::{reply, HandlerContext, HandlerError, NodeInfo};
 use crate::service::{Request, Response};
 
 /// How long a Metadata request waits for the topics it auto-creates.
@@ -141,13 +141,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     {
         response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
     }
-    let reply = encode_response(
-        request.header.correlation_id,
+    reply(
+        &request.header,
         request.response_header_version,
         &response,
         version,
-    )?;
-    Ok(Response::Reply(reply))
+    )
 }
 
 /// The requested topics, deduplicated in first-seen order; `None` for

@@ -133,6 +133,19 @@ pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response
     }
 }
 
+/// Encodes `body` as the reply to the request with `header`: the one way
+/// every handler answers.
+pub(crate) fn reply<T: kafka_protocol::protocol::Encodable>(
+    header: &rafka_proto::header::RequestHeader,
+    header_version: rafka_proto::header::ResponseHeaderVersion,
+    body: &T,
+    version: i16,
+) -> Result<Response, HandlerError> {
+    let bytes =
+        rafka_proto::api::encode_response(header.correlation_id, header_version, body, version)?;
+    Ok(Response::Reply(bytes))
+}
+
 /// An API the table serves but no handler answers yet: closing is what a
 /// client can recover from (it reconnects and the request fails), where a
 /// made-up answer could be taken for real.
