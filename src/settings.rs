@@ -133,9 +133,25 @@ fn broker_config(cli: &Cli) -> Result<BrokerConfig, SettingsError> {
     if let Some(dir) = &cli.data_dir {
         set("log.dirs", dir.display().to_string());
     }
-    let (config, warnings) = BrokerConfig::from_properties(&properties)?;
+    let (mut config, warnings) = BrokerConfig::from_properties(&properties)?;
     for warning in warnings {
         tracing::warn!("{warning}");
+    }
+    // Absolute from here on: io_uring's directory opens fail on relative
+    // paths (EBADF), and the ready line should name the real place.
+    let absolute = |dir: &PathBuf| {
+        std::path::absolute(dir).map_err(|source| SettingsError::Read {
+            path: dir.clone(),
+            source,
+        })
+    };
+    config.log_dirs = config
+        .log_dirs
+        .iter()
+        .map(absolute)
+        .collect::<Result<_, _>>()?;
+    if let Some(dir) = &config.metadata_log_dir {
+        config.metadata_log_dir = Some(absolute(dir)?);
     }
     Ok(config)
 }

@@ -59,6 +59,8 @@ pub enum ShardError {
     },
     #[error("producer ids: {0}")]
     Producer(#[from] rafka_core::producer::ProducerError),
+    #[error("shard 0 failed to start the broker")]
+    StartupAborted,
 }
 
 /// What the data dir told a shard at startup.
@@ -378,14 +380,15 @@ impl Shard {
         }
     }
 
-    /// Waits until shard 0 has loaded every shard.
+    /// Waits until shard 0 has loaded every shard, or gave up (stop).
     pub async fn wait_ready(&self) {
-        while !self.ready.get() {
-            let listener = self.ready_event.listen();
-            if self.ready.get() {
+        while !self.ready.get() && !self.stopping.get() {
+            let ready = self.ready_event.listen();
+            let stop = self.stop_event.listen();
+            if self.ready.get() || self.stopping.get() {
                 break;
             }
-            listener.await;
+            futures_util::future::select(ready, stop).await;
         }
     }
 }
@@ -415,7 +418,13 @@ pub async fn start(
     let is_controller = router.shard_id() == 0;
     let shard_count = router.shard_count();
     let controller = if is_controller {
-        Some(ControllerShard::open(&config, shard_count as u32).await?)
+        match ControllerShard::open(&config, shard_count as u32).await {
+            Ok(controller) => Some(controller),
+            Err(error) => {
+                abort_startup(&router).await;
+                return Err(error);
+            }
+        }
     } else {
         None
     };
@@ -440,11 +449,29 @@ pub async fn start(
         partitions_recovered: 0,
     };
     if is_controller {
-        started.partitions_recovered = load_broker(&shard).await?;
+        match load_broker(&shard).await {
+            Ok(count) => started.partitions_recovered = count,
+            Err(error) => {
+                abort_startup(&shard.router).await;
+                return Err(error);
+            }
+        }
     } else {
         shard.wait_ready().await;
+        if !shard.is_ready() {
+            return Err(ShardError::StartupAborted);
+        }
     }
     Ok((shard, started))
+}
+
+/// Shard 0 failed to load the broker: the other shards, which wait for it
+/// to declare the broker ready, are told to stop instead, so the process
+/// exits with shard 0's error rather than hanging.
+async fn abort_startup(router: &Router<Shard>) {
+    let calls = (1..router.shard_count())
+        .map(|other| router.invoke_on(other, |s: Rc<Shard>| async move { s.request_stop() }));
+    futures_util::future::join_all(calls).await;
 }
 
 /// Shard 0: has every shard open its partitions, then removes the clean
