@@ -7,12 +7,15 @@
 //! - `mod.rs`: [`Broker`] and [`BrokerOptions`] (process lifecycle).
 //! - `client.rs`: librdkafka helpers (admin, producer, consumer) and the
 //!   deterministic [`client::Record`] generator the tests check against.
+//! - `wire.rs`: a raw blocking Kafka client (kafka-protocol structs) with
+//!   consumer-group helpers, for tests that assert exact protocol answers.
 
 // Each integration test crate compiles this module and uses a different
 // subset of it; what one crate leaves unused is not dead.
 #![allow(dead_code)]
 
 pub mod client;
+pub mod wire;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
