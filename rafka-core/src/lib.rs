@@ -10,10 +10,13 @@
 //!   partitions, placement, configs) and its records.
 //! - `producer`: idempotent producer state per partition (sequence checks,
 //!   epoch fencing, snapshots, recovery) and the producer id allocator.
+//! - `group`: the classic group coordinator (Kafka's group state machine,
+//!   committed offsets, `__consumer_offsets` record formats), sans IO.
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
 
 pub mod config;
+pub mod group;
 pub mod io;
 pub mod log;
 pub mod metadata;

@@ -1,0 +1,96 @@
+//! The classic group coordinator, sans IO: Kafka's consumer-group state
+//! machine, committed offsets, and the `__consumer_offsets` record formats.
+//!
+//! # Layout
+//! - `schema`: the key and value formats of `__consumer_offsets` records.
+//! - `types`: requests, replies and [`Effects`] of the machine.
+//! - `state`: one group's data ([`Group`], [`Member`], [`GroupState`]).
+//! - `coordinator`: [`Coordinator`], the groups of one shard, rebalance
+//!   core and timers.
+//! - `membership`: JoinGroup / SyncGroup / Heartbeat / LeaveGroup.
+//! - `offsets`: OffsetCommit / OffsetFetch / OffsetDelete / DeleteGroups,
+//!   describe/list, offset expiry and the rebuild from records.
+//!
+//! # Design
+//! Nothing here does IO or reads a clock: every call takes `now_ms`. A
+//! request that may have to wait (JoinGroup, SyncGroup) carries a
+//! [`ReplyToken`]; the machine answers it now or in a later call's
+//! [`Effects`]. Effects list the records to persist and the replies to
+//! deliver *after* those records are durable (as Kafka answers a SyncGroup
+//! only once the group's assignment is written). Timers are deadlines the
+//! machine keeps itself: the caller sleeps until [`Coordinator::next_deadline_ms`]
+//! and calls [`Coordinator::tick`], which fires what expired (session
+//! timeouts, the end of a join phase, the initial rebalance delay, members
+//! that never sent SyncGroup). Offset commits are validated first and
+//! applied with [`Coordinator::complete_commit`] once durable, so a fetch
+//! never returns an offset a crash could take back.
+
+pub mod coordinator;
+mod membership;
+mod offsets;
+pub mod schema;
+pub mod state;
+pub mod types;
+
+pub use coordinator::{Coordinator, GroupConfig};
+pub use state::{Group, GroupState, Member};
+pub use types::*;
+
+/// The internal topic holding offsets and group metadata.
+pub const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
+/// Kafka's `offset.metadata.max.bytes` default.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// The protocol type of Kafka consumers, whose subscriptions rafka reads.
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// Kafka's error codes for what this module reports.
+pub mod codes {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+}
+
+/// Kafka's partition of `__consumer_offsets` for a group:
+/// `(String.hashCode(group_id) & 0x7fffffff) % partitions`, with Java's
+/// hash over UTF-16 code units, so a group lands where Kafka puts it.
+pub fn partition_for_group(group_id: &str, partitions: i32) -> i32 {
+    assert!(
+        partitions > 0,
+        "offsets.topic.num.partitions is validated >= 1"
+    );
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    (hash & 0x7fff_ffff) % partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_java_string_hash() {
+        // "a".hashCode() = 97; "group".hashCode() = 98629247.
+        assert_eq!(partition_for_group("a", 50), 97 % 50);
+        assert_eq!(partition_for_group("group", 50), 98_629_247 % 50);
+        // "polygenelubricants".hashCode() = Integer.MIN_VALUE: masked to 0.
+        assert_eq!(partition_for_group("polygenelubricants", 50), 0);
+        assert_eq!(partition_for_group("", 50), 0);
+    }
+}
