@@ -22,12 +22,20 @@
 //! Every close for a protocol error is logged at warn with the peer and the
 //! request's api key, version and correlation id, and counted.
 //!
+//! Zero copy. A [`Response::Chunks`] (Fetch) is written as its size prefix,
+//! then its chunks in order; the file regions among them go from the page
+//! cache to the socket with `sendfile(2)` ([`crate::zero_copy`], which also
+//! says why the socket is made non-blocking and how a full socket buffer is
+//! waited for without stalling the shard). With
+//! [`ConnectionConfig::zero_copy`] off (TLS) regions are read into memory.
+//!
 //! Lives on: the shard that accepted the socket; nothing here is `Send`.
 
 use std::cell::{Cell, RefCell};
 use std::future::{pending, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -48,11 +56,13 @@ use rafka_proto::frame::{
     FRAME_PREFIX_BYTES,
 };
 use rafka_proto::header::{HeaderError, RequestHeader, RequestPrefix};
+use rafka_shard::storage::FileRegion;
 use tracing::{debug, warn};
 
 use crate::handlers::{api_versions, HandlerError};
 use crate::listener::ShardNet;
 use crate::service::{Request, Response, Service};
+use crate::zero_copy::{self, Chunk, ChunkedReply, SendStep};
 
 /// Smallest read issued: enough for many small requests at once.
 const READ_WINDOW_BYTES_MIN: usize = 16 << 10;
@@ -62,6 +72,9 @@ const READ_WINDOW_BYTES_MAX: usize = 256 << 10;
 /// Responses are copied into one buffer and written together up to this
 /// size; a larger response body is written from its own buffer.
 const WRITE_COALESCE_BYTES_MAX: usize = 64 << 10;
+/// When `sendfile` finds the socket full, this much of the region is read
+/// and written through glommio, which waits for the socket to drain.
+const WRITABLE_WAIT_BYTES: usize = 16 << 10;
 
 /// Limits of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +89,9 @@ pub struct ConnectionConfig {
     /// `connections.max.idle.ms`: a connection with nothing read, nothing
     /// written and no request in flight for this long is closed. 0 disables.
     pub connections_max_idle_ms: u64,
+    /// Send Fetch records from the segment files with `sendfile`; off, they
+    /// are read into memory first (TLS must encrypt them in user space).
+    pub zero_copy: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -87,6 +103,7 @@ impl Default for ConnectionConfig {
             inflight_requests_max: 64,
             inflight_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             connections_max_idle_ms: 600_000,
+            zero_copy: true,
         }
     }
 }
@@ -198,11 +215,21 @@ struct Connection<'n, S: Service> {
     /// Requests handed to the writer and not yet written.
     responses_pending: Cell<usize>,
     last_activity: Cell<Instant>,
+    /// File regions go out with `sendfile` (the socket is non-blocking).
+    zero_copy: bool,
 }
 
 impl<'n, S: Service> Connection<'n, S> {
     fn new(net: &'n Rc<ShardNet<S>>, stream: TcpStream, peer: SocketAddr) -> Self {
         let config = &net.config.connection;
+        let zero_copy = config.zero_copy
+            && match zero_copy::set_nonblocking(stream.as_raw_fd()) {
+                Ok(()) => true,
+                Err(error) => {
+                    debug!(%peer, %error, "no zero copy: socket stays blocking");
+                    false
+                }
+            };
         Connection {
             net,
             stream: RefCell::new(stream),
@@ -211,6 +238,7 @@ impl<'n, S: Service> Connection<'n, S> {
             inflight_bytes: Rc::new(Semaphore::new(config.inflight_bytes_max.max(1) as u64)),
             responses_pending: Cell::new(0),
             last_activity: Cell::new(Instant::now()),
+            zero_copy,
         }
     }
 
@@ -507,6 +535,7 @@ impl<'n, S: Service> Connection<'n, S> {
             staged.push(admission);
             match response {
                 Response::Reply(reply) => self.stage_reply(out, prefix, &reply).await?,
+                Response::Chunks(reply) => self.stage_chunks(out, prefix, &reply).await?,
                 Response::NoReply => {}
                 Response::Close(reason) => {
                     self.flush(out).await?;
@@ -551,6 +580,95 @@ impl<'n, S: Service> Connection<'n, S> {
         }
         self.flush(out).await?;
         self.write_all(reply).await
+    }
+
+    /// Appends a chunked response behind its size prefix: small bytes are
+    /// staged, file regions (after what is staged) go out with `sendfile`.
+    async fn stage_chunks(
+        &self,
+        out: &mut BytesMut,
+        prefix: RequestPrefix,
+        reply: &ChunkedReply,
+    ) -> Result<(), WriteEnd> {
+        let size = usize::try_from(reply.size_bytes()).unwrap_or(usize::MAX);
+        let size = frame_prefix(size).map_err(|error| WriteEnd::Oversized { prefix, error })?;
+        out.extend_from_slice(&size);
+        for chunk in reply.chunks() {
+            match chunk {
+                Chunk::Bytes(bytes) if bytes.len() <= WRITE_COALESCE_BYTES_MAX => {
+                    out.extend_from_slice(bytes);
+                }
+                Chunk::Bytes(bytes) => {
+                    self.flush(out).await?;
+                    self.write_all(bytes).await?;
+                }
+                Chunk::File(region) if self.zero_copy => {
+                    self.flush(out).await?;
+                    self.send_region(region).await?;
+                }
+                Chunk::File(region) => {
+                    let bytes = region.read_all().map_err(WriteEnd::Io)?;
+                    self.flush(out).await?;
+                    self.write_all(&bytes).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `region` with `sendfile`, waiting for room without blocking
+    /// the shard (see [`crate::zero_copy`]).
+    async fn send_region(&self, region: &FileRegion) -> Result<(), WriteEnd> {
+        let socket = self.stream.borrow().as_raw_fd();
+        let mut sent_bytes = 0u64;
+        while sent_bytes < region.len {
+            match zero_copy::sendfile_once(socket, region, sent_bytes) {
+                SendStep::Sent(0) => {
+                    return Err(WriteEnd::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+                SendStep::Sent(sent) => {
+                    sent_bytes += sent;
+                    self.net.metrics.bytes_out(sent as usize);
+                    self.touch();
+                    glommio::yield_if_needed().await;
+                }
+                SendStep::WouldBlock => {
+                    sent_bytes += self.write_when_writable(region, sent_bytes).await?
+                }
+                SendStep::Unsupported => {
+                    let rest = region.slice(sent_bytes, region.len);
+                    let bytes = rest.read_all().map_err(WriteEnd::Io)?;
+                    return self.write_all(&bytes).await;
+                }
+                SendStep::Failed(error) => return Err(WriteEnd::Io(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the next bytes of `region` through glommio, whose write
+    /// waits for the socket to become writable; returns how many it sent.
+    async fn write_when_writable(
+        &self,
+        region: &FileRegion,
+        skip_bytes: u64,
+    ) -> Result<u64, WriteEnd> {
+        let rest_bytes = region.len - skip_bytes;
+        let len = usize::try_from(rest_bytes)
+            .map_or(WRITABLE_WAIT_BYTES, |rest| rest.min(WRITABLE_WAIT_BYTES));
+        let mut piece = vec![0u8; len];
+        region
+            .read_exact_at(skip_bytes, &mut piece)
+            .map_err(WriteEnd::Io)?;
+        let written = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, &piece))
+            .await
+            .map_err(WriteEnd::Io)?;
+        if written == 0 {
+            return Err(WriteEnd::Io(io::ErrorKind::WriteZero.into()));
+        }
+        self.net.metrics.bytes_out(written);
+        self.touch();
+        Ok(written as u64)
     }
 
     async fn flush(&self, out: &mut BytesMut) -> Result<(), WriteEnd> {

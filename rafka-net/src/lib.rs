@@ -10,6 +10,9 @@
 //! - `service`: the contract between the two sides: [`service::Request`],
 //!   [`service::Response`], the [`service::Service`] trait.
 //! - `fetch_session`: per-shard fetch sessions (KIP-227) for Fetch.
+//! - `fetch_encode`: the Fetch response written as chunks whose records are
+//!   file regions; `zero_copy`: those chunks and the `sendfile` path that
+//!   sends the regions from the page cache.
 //! - `handlers`: the broker's `Service` — one `match` on the api key and one
 //!   file per API (`handlers/api_versions.rs`, ...).
 //! - `metrics`: per-shard counters and their snapshot.
@@ -21,12 +24,15 @@
 //! `shutdown().await`.
 
 pub mod connection;
+pub mod fetch_budget;
+pub mod fetch_encode;
 pub mod fetch_session;
 pub mod handlers;
 pub mod listener;
 pub mod metrics;
 pub mod server;
 pub mod service;
+pub mod zero_copy;
 
 pub use connection::ConnectionConfig;
 pub use listener::{bind, bind_first, BindError, NetConfig, ServeError, ShardNet};

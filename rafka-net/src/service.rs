@@ -13,6 +13,7 @@ use bytes::Bytes;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 
 use crate::handlers::HandlerError;
+use crate::zero_copy::ChunkedReply;
 
 /// One request as the connection hands it over: header parsed and checked
 /// against the API table, body still encoded.
@@ -36,9 +37,11 @@ pub struct Request {
 #[derive(Debug)]
 pub enum Response {
     /// A complete response: response header + body, *without* the 4-byte
-    /// size prefix, which the connection writes (so a later chunked variant
-    /// for zero-copy fetch only has to report its total length).
+    /// size prefix, which the connection writes.
     Reply(Bytes),
+    /// The same as chunks whose file regions are sent with `sendfile`
+    /// (Fetch); the prefix is their total length.
+    Chunks(ChunkedReply),
     /// Nothing is sent back (Produce with acks=0).
     NoReply,
     /// The request broke the protocol: responses to earlier requests are

@@ -196,8 +196,10 @@ async fn call(ctx: &HandlerContext, version: i16, body: &FetchRequest) -> FetchR
         body: encoded.freeze(),
         peer: "127.0.0.1:1".parse().expect("addr"),
     };
-    let Response::Reply(mut reply) = fetch::handle(ctx, request).await.expect("handled") else {
-        panic!("Fetch always replies");
+    let mut reply = match fetch::handle(ctx, request).await.expect("handled") {
+        Response::Chunks(chunks) => chunks.materialize().expect("regions readable"),
+        Response::Reply(reply) => reply,
+        other => panic!("Fetch always replies, got {other:?}"),
     };
     let header_version = ApiKey::Fetch.response_header_version(version);
     let header = WireResponseHeader::decode(&mut reply, header_version).expect("header");

@@ -27,7 +27,7 @@ use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
 
-use crate::storage::GlommioStorage;
+use crate::storage::{FileRegion, GlommioStorage};
 
 /// Kafka error codes a partition operation can answer with.
 pub mod codes {
@@ -96,6 +96,23 @@ pub struct Fetched {
     pub log_start_offset: i64,
     /// Whole batches from the fetch offset, below the high watermark.
     pub records: Bytes,
+}
+
+/// What a zero-copy fetch from this partition returns: the batches as file
+/// regions, to be sent from any shard.
+#[derive(Debug, Clone)]
+pub struct FetchedRegions {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Whole batches from the fetch offset, below the high watermark, in
+    /// log order (one region per segment touched).
+    pub regions: Vec<FileRegion>,
+}
+
+impl FetchedRegions {
+    pub fn size_bytes(&self) -> u64 {
+        self.regions.iter().map(|region| region.len).sum()
+    }
 }
 
 struct State {
@@ -283,6 +300,38 @@ impl Partition {
             high_watermark,
             log_start_offset: state.log.log_start_offset(),
             records,
+        })
+    }
+
+    /// [`Partition::fetch`] without reading: the batches' file regions, for
+    /// `sendfile` from the shard that holds the socket. Same bounds.
+    pub async fn fetch_regions(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+    ) -> Result<FetchedRegions, PartitionError> {
+        self.check_usable()?;
+        let state = self
+            .state
+            .read()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let high_watermark = self.high_watermark.get();
+        let mut regions = Vec::new();
+        if offset < high_watermark || offset > state.log.log_end_offset() {
+            let read = state
+                .log
+                .read_bounded(offset, max_bytes, high_watermark)
+                .await?;
+            for region in &read.regions {
+                let shared = region.file.region(region.position, region.len);
+                regions.push(shared.map_err(LogError::Io)?);
+            }
+        }
+        Ok(FetchedRegions {
+            high_watermark,
+            log_start_offset: state.log.log_start_offset(),
+            regions,
         })
     }
 

@@ -16,11 +16,21 @@
 //! shard; they happen at partition create/delete and at startup, never per
 //! request.
 //!
+//! Zero-copy fetch needs the bytes of a segment on another shard (the one
+//! holding the client's socket): [`GlommioFile::region`] hands out a
+//! [`FileRegion`], a byte range over a `dup` of the file's descriptor that
+//! any thread may `sendfile` or `pread` from.
+//!
 //! Lives on: every shard; a [`GlommioFile`] must be used only on the shard
-//! that opened it (its operations go to that shard's ring).
+//! that opened it (its operations go to that shard's ring). A
+//! [`FileRegion`] is `Send` and may be used anywhere.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::cell::OnceCell;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use glommio::io::{BufferedFile, Directory, OpenOptions};
@@ -68,11 +78,36 @@ pub struct GlommioFile {
     file: BufferedFile,
     path: PathBuf,
     write_mode: WriteMode,
+    /// A `dup` of `file`'s descriptor, made on the first zero-copy read and
+    /// shared by every [`FileRegion`] of this file. Regions keep it open
+    /// after the segment is deleted or replaced.
+    shared: OnceCell<Arc<File>>,
 }
 
 impl GlommioFile {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `len` bytes at `position` of this file, readable from any shard.
+    pub fn region(&self, position: u64, len: u64) -> Result<FileRegion, IoError> {
+        let file = match self.shared.get() {
+            Some(file) => Arc::clone(file),
+            None => {
+                // SAFETY: the descriptor belongs to `self.file`, open for as
+                // long as `self`; it is only borrowed to be duplicated.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
+                let owned = borrowed
+                    .try_clone_to_owned()
+                    .map_err(|e| IoError::new("dup", self.path.clone(), e))?;
+                Arc::clone(self.shared.get_or_init(|| Arc::new(File::from(owned))))
+            }
+        };
+        Ok(FileRegion {
+            file,
+            position,
+            len,
+        })
     }
 
     /// Writes all of `data` at `pos` with `pwrite(2)`, retrying short writes.
@@ -89,6 +124,66 @@ impl GlommioFile {
 
     fn err(&self, op: &'static str, source: GlommioError<()>) -> IoError {
         IoError::new(op, self.path.clone(), to_io_error(source))
+    }
+}
+
+/// `len` bytes at `position` of a segment file, through a descriptor of its
+/// own (see the module doc): the bytes a fetch sends with `sendfile(2)`.
+///
+/// The log hands out regions of whole batches below the high watermark,
+/// which are never rewritten in place, so the bytes do not change while a
+/// region is alive; a file truncated under it (recovery never runs while
+/// serving) shows up as a short read.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
+impl FileRegion {
+    /// `len` bytes at `position` of `file` (tests, tools; the broker gets
+    /// its regions from [`GlommioFile::region`]).
+    pub fn new(file: Arc<File>, position: u64, len: u64) -> Self {
+        FileRegion {
+            file,
+            position,
+            len,
+        }
+    }
+
+    /// The descriptor to `sendfile` from.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// The part of this region from `skip_bytes` on, at most `len` bytes.
+    pub fn slice(&self, skip_bytes: u64, len: u64) -> FileRegion {
+        let skip_bytes = skip_bytes.min(self.len);
+        FileRegion {
+            file: Arc::clone(&self.file),
+            position: self.position + skip_bytes,
+            len: len.min(self.len - skip_bytes),
+        }
+    }
+
+    /// Reads `into.len()` bytes from `offset` within the region with
+    /// `pread(2)` on the calling thread (page-cache hits in practice: the
+    /// bytes were just written or just read). Fails on a short file.
+    pub fn read_exact_at(&self, offset: u64, into: &mut [u8]) -> std::io::Result<()> {
+        let end = offset.saturating_add(into.len() as u64);
+        if end > self.len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.file.read_exact_at(into, self.position + offset)
+    }
+
+    /// The whole region in memory (TLS connections, fallbacks, tests).
+    pub fn read_all(&self) -> std::io::Result<Bytes> {
+        let len = usize::try_from(self.len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        let mut bytes = vec![0u8; len];
+        self.read_exact_at(0, &mut bytes)?;
+        Ok(Bytes::from(bytes))
     }
 }
 
@@ -207,6 +302,7 @@ impl Storage for GlommioStorage {
             file,
             path: path.to_path_buf(),
             write_mode: self.write_mode,
+            shared: OnceCell::new(),
         })
     }
 

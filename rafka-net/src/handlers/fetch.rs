@@ -38,7 +38,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::future::{join_all, select, select_all};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -47,16 +46,19 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::api::{decode_request, encode_response};
-use rafka_proto::record::batch_size_bytes;
 use rafka_shard::partition::{codes, Partition};
 use rafka_shard::shard::Shard;
+use rafka_shard::storage::FileRegion;
 
 use super::{HandlerContext, HandlerError};
+use crate::fetch_budget::Budget;
+use crate::fetch_encode::{encode_fetch_response, PartitionRecords};
 use crate::fetch_session::{
     with_shard_sessions, FetchParams, Observed, PartitionKey, SessionContext, SessionRequest,
     TopicKey,
 };
 use crate::service::{Request, Response};
+use crate::zero_copy::Chunk;
 
 /// First version with fetch sessions and a top-level error code.
 const SESSION_VERSION_MIN: i16 = 7;
@@ -90,9 +92,9 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     let reads = read_until_ready(ctx, &targets, &limits).await;
     let uses_topic_ids = version >= TOPIC_ID_VERSION_MIN;
     let (session_id, shown) = finish_session(ctx, end, uses_topic_ids, &targets, &reads);
-    let response = build_response(version, &limits, session_id, targets, reads, &shown);
-    let reply = encode_response(correlation_id, header_version, &response, version)?;
-    Ok(Response::Reply(reply))
+    let (response, records) = build_response(version, &limits, session_id, targets, reads, &shown);
+    let reply = encode_fetch_response(correlation_id, header_version, &response, records, version)?;
+    Ok(Response::Chunks(reply))
 }
 
 /// What to do with the session once the response is known.
@@ -138,7 +140,7 @@ impl Limits {
                 return true;
             }
             readable = true;
-            total_bytes += read.records.len() as u64;
+            total_bytes += read.records_bytes();
         }
         !readable || total_bytes >= self.min_bytes
     }
@@ -162,9 +164,9 @@ struct PartitionRead {
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
-    /// Whole batches; kept per partition so that a later zero-copy path
-    /// can send file regions in their place.
-    records: Bytes,
+    /// Whole batches as regions of the segment files, sent with
+    /// `sendfile` by the connection.
+    records: Vec<FileRegion>,
 }
 
 impl PartitionRead {
@@ -173,7 +175,7 @@ impl PartitionRead {
             error_code,
             high_watermark: -1,
             log_start_offset: -1,
-            records: Bytes::new(),
+            records: Vec::new(),
         }
     }
 
@@ -182,7 +184,7 @@ impl PartitionRead {
             error_code: codes::NONE,
             high_watermark: partition.high_watermark(),
             log_start_offset: partition.log_start_offset(),
-            records: Bytes::new(),
+            records: Vec::new(),
         }
     }
 
@@ -193,11 +195,15 @@ impl PartitionRead {
         }
     }
 
+    fn records_bytes(&self) -> u64 {
+        self.records.iter().map(|region| region.len).sum()
+    }
+
     fn observed(&self) -> Observed {
         Observed {
             high_watermark: self.high_watermark,
             log_start_offset: self.log_start_offset,
-            records_bytes: self.records.len(),
+            records_bytes: usize::try_from(self.records_bytes()).unwrap_or(usize::MAX),
             error_code: self.error_code,
         }
     }
@@ -408,12 +414,12 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
     let Some(read_bytes) = budget.read_bytes(spec.params.partition_max_bytes) else {
         return PartitionRead::empty(&partition);
     };
-    match partition.fetch(offset, read_bytes).await {
+    match partition.fetch_regions(offset, read_bytes).await {
         Ok(fetched) => PartitionRead {
             error_code: codes::NONE,
             high_watermark: fetched.high_watermark,
             log_start_offset: fetched.log_start_offset,
-            records: budget.take(fetched.records, spec.params.partition_max_bytes),
+            records: budget.take(fetched.regions, spec.params.partition_max_bytes),
         },
         // Retention moved the log start between the check and the read.
         Err(error) if error.error_code() == codes::OFFSET_OUT_OF_RANGE => {
@@ -424,78 +430,6 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
             PartitionRead::failed(error.error_code())
         }
     }
-}
-
-/// A response's byte budget as it is spent in order (KIP-74): whole
-/// batches within `partition_max_bytes` and what is left, except that the
-/// first non-empty partition gets at least its first batch.
-#[derive(Debug, Clone, Copy)]
-struct Budget {
-    remaining_bytes: u64,
-    /// Nothing taken yet: the next non-empty partition gets a batch even
-    /// beyond the limits.
-    first: bool,
-}
-
-impl Budget {
-    fn new(max_bytes: u32) -> Self {
-        Budget {
-            remaining_bytes: u64::from(max_bytes),
-            first: true,
-        }
-    }
-
-    fn limit_bytes(&self, partition_max_bytes: i32) -> u64 {
-        let partition_max_bytes = u64::try_from(partition_max_bytes).unwrap_or(0);
-        partition_max_bytes.min(self.remaining_bytes)
-    }
-
-    /// How much to read for a partition, or `None` when nothing it could
-    /// return would be kept.
-    fn read_bytes(&self, partition_max_bytes: i32) -> Option<u32> {
-        let limit_bytes = self.limit_bytes(partition_max_bytes);
-        if limit_bytes == 0 && !self.first {
-            return None;
-        }
-        Some(u32::try_from(limit_bytes).unwrap_or(u32::MAX))
-    }
-
-    /// Keeps the leading whole batches of `records` that fit, or the first
-    /// batch alone when nothing was taken yet, and spends their size.
-    fn take(&mut self, records: Bytes, partition_max_bytes: i32) -> Bytes {
-        let limit_bytes = self.limit_bytes(partition_max_bytes);
-        let mut kept_bytes = batches_within(&records, limit_bytes);
-        if kept_bytes == 0 && self.first && !records.is_empty() {
-            // An unreadable length (never written by the log) is passed on
-            // whole: the client's CRC check reports it.
-            kept_bytes = batch_size_bytes(&records)
-                .ok()
-                .filter(|&size| size <= records.len())
-                .unwrap_or(records.len());
-        }
-        if kept_bytes > 0 {
-            self.first = false;
-        }
-        self.remaining_bytes = self.remaining_bytes.saturating_sub(kept_bytes as u64);
-        records.slice(..kept_bytes)
-    }
-}
-
-/// Size of the longest run of whole batches at the front of `records` that
-/// fits in `limit_bytes`.
-fn batches_within(records: &Bytes, limit_bytes: u64) -> usize {
-    let mut end = 0usize;
-    while end < records.len() {
-        let Ok(size) = batch_size_bytes(&records[end..]) else {
-            break;
-        };
-        let next = end.saturating_add(size);
-        if next > records.len() || next as u64 > limit_bytes {
-            break;
-        }
-        end = next;
-    }
-    end
 }
 
 /// What an owner waits on for one partition.
@@ -597,6 +531,8 @@ fn finish_session(
     }
 }
 
+/// The response without records, and each shown partition's records in
+/// response order (for [`encode_fetch_response`]).
 fn build_response(
     version: i16,
     limits: &Limits,
@@ -604,13 +540,15 @@ fn build_response(
     targets: Vec<Target>,
     reads: Vec<PartitionRead>,
     shown: &[bool],
-) -> FetchResponse {
+) -> (FetchResponse, Vec<PartitionRecords>) {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut records: Vec<PartitionRecords> = Vec::new();
     for ((target, read), &show) in targets.into_iter().zip(reads).zip(shown) {
         if !show {
             continue;
         }
-        let data = partition_data(target.key.partition, read, limits.isolation_level);
+        let data = partition_data(target.key.partition, &read, limits.isolation_level);
+        records.push(Some(read.records.into_iter().map(Chunk::File).collect()));
         // Kafka groups consecutive partitions of one topic under one entry.
         match topics.last_mut() {
             Some(last) if names_topic(last, &target.key.topic) => last.partitions.push(data),
@@ -620,13 +558,14 @@ fn build_response(
     let response = FetchResponse::default()
         .with_throttle_time_ms(0)
         .with_responses(topics);
-    if version >= SESSION_VERSION_MIN {
+    let response = if version >= SESSION_VERSION_MIN {
         response
             .with_error_code(codes::NONE)
             .with_session_id(session_id)
     } else {
         response
-    }
+    };
+    (response, records)
 }
 
 fn topic_response(topic: &TopicKey) -> FetchableTopicResponse {
@@ -644,7 +583,8 @@ fn names_topic(response: &FetchableTopicResponse, topic: &TopicKey) -> bool {
     }
 }
 
-fn partition_data(partition: i32, read: PartitionRead, isolation_level: i8) -> PartitionData {
+/// A partition's answer but its records, which go out as file regions.
+fn partition_data(partition: i32, read: &PartitionRead, isolation_level: i8) -> PartitionData {
     let aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
     PartitionData::default()
         .with_partition_index(partition)
@@ -655,7 +595,6 @@ fn partition_data(partition: i32, read: PartitionRead, isolation_level: i8) -> P
         .with_log_start_offset(read.log_start_offset)
         .with_aborted_transactions(aborted_transactions)
         .with_preferred_read_replica(BrokerId(-1))
-        .with_records(Some(read.records))
 }
 
 /// A session that cannot serve the request: only the error, session id 0.
