@@ -521,6 +521,11 @@ impl TopicConfig {
             // 0 and 1 both refuse every batch (none is under 61 bytes).
             max_message_bytes: unsigned(self.max_message_bytes).max(1),
             message_timestamp_type: self.message_timestamp_type,
+            cleanup_delete: self.cleanup_policy.delete,
+            cleanup_compact: self.cleanup_policy.compact,
+            delete_retention_ms: self.delete_retention_ms,
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
         }
     }
 
@@ -718,6 +723,25 @@ mod tests {
             (-1, 12, 1)
         );
         assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
+    }
+
+    #[test]
+    fn cleaner_settings_reach_the_log_config() {
+        let mut c = TopicConfig::default();
+        for (key, value) in [
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "250"),
+        ] {
+            assert_eq!(c.set(key, value), Ok(()));
+        }
+        let log = c.log_config();
+        assert!(log.cleanup_compact && !log.cleanup_delete);
+        assert_eq!(log.delete_retention_ms, 1000);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(log.min_compaction_lag_ms, 250);
+        assert_eq!(log.validate(), Ok(()));
     }
 
     #[test]

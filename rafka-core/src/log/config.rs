@@ -19,8 +19,13 @@ pub const SEGMENT_BYTES_MIN: u32 = 14;
 /// Index positions are u32 and Kafka keeps `segment.bytes` within an i32.
 pub const SEGMENT_BYTES_MAX: u32 = i32::MAX as u32;
 
+/// Kafka's default for `delete.retention.ms`: 1 day.
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
+/// Kafka's default for `min.cleanable.dirty.ratio`.
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+
 /// Settings of one partition's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u32,
@@ -44,6 +49,21 @@ pub struct LogConfig {
     /// `message.timestamp.type`: with `LogAppendTime` the log stamps every
     /// batch with the append time.
     pub message_timestamp_type: TimestampType,
+    /// `cleanup.policy` holds `delete`: retention.ms / retention.bytes
+    /// delete old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` holds `compact`: closed segments are compacted by
+    /// key (see `compact.rs`).
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives the segment
+    /// time it was written in before compaction removes it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact once the never-cleaned bytes
+    /// are at least this share of the cleanable bytes.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment is cleanable only once its newest
+    /// timestamp is at least this old.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -57,6 +77,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
             message_timestamp_type: TimestampType::CreateTime,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -76,6 +101,12 @@ pub enum LogConfigError {
     RetentionBytes(i64),
     #[error("max.message.bytes {0} must be positive")]
     MaxMessageBytes(u32),
+    #[error("delete.retention.ms {0} must be non-negative")]
+    DeleteRetentionMs(i64),
+    #[error("min.cleanable.dirty.ratio {0} is outside 0..=1")]
+    MinCleanableDirtyRatio(String),
+    #[error("min.compaction.lag.ms {0} must be non-negative")]
+    MinCompactionLagMs(i64),
 }
 
 impl LogConfig {
@@ -97,6 +128,23 @@ impl LogConfig {
         }
         if self.max_message_bytes == 0 {
             return Err(LogConfigError::MaxMessageBytes(self.max_message_bytes));
+        }
+        self.validate_cleaner()
+    }
+
+    fn validate_cleaner(&self) -> Result<(), LogConfigError> {
+        if self.delete_retention_ms < 0 {
+            return Err(LogConfigError::DeleteRetentionMs(self.delete_retention_ms));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            // The value is kept as text so that the error stays `Eq`.
+            let ratio = self.min_cleanable_dirty_ratio.to_string();
+            return Err(LogConfigError::MinCleanableDirtyRatio(ratio));
+        }
+        if self.min_compaction_lag_ms < 0 {
+            return Err(LogConfigError::MinCompactionLagMs(
+                self.min_compaction_lag_ms,
+            ));
         }
         Ok(())
     }
@@ -126,6 +174,10 @@ mod tests {
         assert_eq!(config.retention_ms, 604_800_000);
         assert_eq!(config.retention_bytes, -1);
         assert_eq!(config.max_message_bytes, 1_048_588);
+        assert!(config.cleanup_delete && !config.cleanup_compact);
+        assert_eq!(config.delete_retention_ms, 86_400_000);
+        assert_eq!(config.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(config.min_compaction_lag_ms, 0);
         assert_eq!(config.offset_index_entries_max(), 1_310_720);
         assert_eq!(config.time_index_entries_max(), 873_813);
         assert_eq!(config.validate(), Ok(()));
@@ -156,6 +208,22 @@ mod tests {
         assert_eq!(
             bad_index.validate(),
             Err(LogConfigError::SegmentIndexBytes(11))
+        );
+        let bad_ratio = LogConfig {
+            min_cleanable_dirty_ratio: 1.5,
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            bad_ratio.validate(),
+            Err(LogConfigError::MinCleanableDirtyRatio("1.5".to_string()))
+        );
+        let bad_lag = LogConfig {
+            min_compaction_lag_ms: -1,
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            bad_lag.validate(),
+            Err(LogConfigError::MinCompactionLagMs(-1))
         );
     }
 }

@@ -16,6 +16,9 @@
 //! - `retention`: retention, log start offset, truncation, close, delete.
 //! - `checkpoint`: Kafka's per-data-dir checkpoint files and the clean
 //!   shutdown marker.
+//! - `compact`: [`Log::compact`] (cleanup.policy=compact) in three phases;
+//!   `compact_filter`: the key map and batch filtering; `compact_swap`:
+//!   the `.cleaned`/`.swap` files and their completion on open.
 //!
 //! # Durability model
 //! Appends go to the page cache. A flush fdatasyncs every file written
@@ -29,6 +32,9 @@
 
 mod append;
 pub mod checkpoint;
+mod compact;
+mod compact_filter;
+mod compact_swap;
 pub mod config;
 mod error;
 mod flush;
@@ -45,6 +51,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 pub use append::AppendInfo;
+pub use compact::{Cleaned, CompactOutcome, CompactionPlan};
+pub use compact_filter::KEY_MAP_BYTES_MAX;
 pub use config::{LogConfig, LogConfigError};
 pub use error::{CorruptKind, LogError};
 pub use flush::{FlushDone, FlushTicket};
@@ -79,6 +87,9 @@ pub struct Log<S: Storage> {
     /// Reused by every append: (position in `write_buf`, batch) pairs.
     staged: Vec<(u64, BatchSummary)>,
     recovery_report: RecoveryReport,
+    /// Compaction's clean point: offsets below it were compacted since
+    /// the log opened (kept in memory only, see `compact.rs`).
+    clean_offset: i64,
 }
 
 /// Whether the log can still be trusted; shared with in-flight flushes so

@@ -138,6 +138,7 @@ impl<S: Storage + Clone> Log<S> {
             write_buf: Vec::new(),
             staged: Vec::new(),
             recovery_report,
+            clean_offset: first_base,
         };
         let log_start_offset = hints.log_start_offset.unwrap_or(first_base).max(first_base);
         log.apply_log_start_offset(log_start_offset).await?;
@@ -155,6 +156,11 @@ impl<S: Storage> Loader<'_, S> {
             if let Some(parent) = self.dir.parent() {
                 self.storage.sync_dir(parent).await?;
             }
+        }
+        // A compaction cut short: drop its unfinished files, complete the
+        // durable ones, before the segments are listed.
+        if super::compact_swap::finish_leftovers(self.storage, self.dir).await? {
+            self.dirty.mark_dir();
         }
         let mut bases = BTreeSet::new();
         let mut index_files = Vec::new();

@@ -35,11 +35,16 @@ pub struct ClosedLog {
 impl<S: Storage + Clone> Log<S> {
     /// Deletes the oldest closed segments breaching `retention.ms` (their max
     /// timestamp older than `now_ms - retention.ms`), then those the log
-    /// can lose while staying above `retention.bytes`.
+    /// can lose while staying above `retention.bytes`. Only with `delete`
+    /// in `cleanup.policy`: a compact-only log keeps every key's latest
+    /// value however old (Kafka's semantics).
     pub async fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         self.health.check()?;
         let closed = self.segments.len() - 1;
         let mut count = 0;
+        if !self.config.cleanup_delete {
+            return self.delete_oldest(0).await;
+        }
         if self.config.retention_ms >= 0 {
             while count < closed {
                 let max_timestamp = self.segments[count].max_timestamp;
