@@ -2,6 +2,10 @@
 //! (and optionally to a file) and its per-run samples on stderr.
 //!
 //! # Layout
+//! - `run`: `produce`, `consume`, `e2e` against a running broker (open-loop
+//!   rates, CSV rows); `workload` (due times, batches), `produce` (the
+//!   pipelined producer), `fetch` (fetch round trips), `report` (histograms,
+//!   CSV), `admin` (topic setup), `client` (the lean Kafka client).
 //! - `log_append`: `log-append`, the log's append + flush throughput next
 //!   to raw buffered writes of the same bytes.
 //! - `batch`: builds valid v2 record batches of an exact size.
@@ -9,11 +13,18 @@
 //! - `size`: `512MiB`-style sizes on the command line.
 //! - `std_storage`: a blocking std::fs `Storage`, a reference for the log.
 
+mod admin;
 mod batch;
+mod client;
 mod cpu;
+mod fetch;
 mod log_append;
+mod produce;
+mod report;
+mod run;
 mod size;
 mod std_storage;
+mod workload;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +34,8 @@ use clap::{Args, Parser, Subcommand};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::log_append::{BenchError, Mode, Plan, Row};
+use crate::run::{RunError, RunPlan};
+use rafka_proto::record::Compression;
 
 #[derive(Debug, Parser)]
 #[command(name = "rafka-bench", about = "rafka performance harness (CSV output)")]
@@ -36,6 +49,88 @@ enum Command {
     /// Log append + fdatasync every --flush-bytes, against raw writes of the
     /// same batches on the same disk.
     LogAppend(LogAppendArgs),
+    /// Open-loop produce at each --rate; latency = due time to ack.
+    Produce(RunArgs),
+    /// Preload records, then fetch them all as fast as possible.
+    Consume(RunArgs),
+    /// Produce at each --rate while a consumer reads; latency = due time to
+    /// consumed.
+    E2e(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Broker address, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long, default_value = "rafka-bench")]
+    topic: String,
+    /// Partitions to create the topic with (an existing topic keeps its own).
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Value bytes per record.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Most records per batch (one batch per request).
+    #[arg(long, default_value_t = 16)]
+    batch_records: u64,
+    /// Target rates in records/s, comma-separated; one row each.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000,100000,1000000"
+    )]
+    rate: Vec<f64>,
+    /// Length of each rate's run (consume: the time limit for reading).
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    acks: i16,
+    #[arg(long, value_enum, default_value = "none")]
+    compression: Codec,
+    /// Most unanswered produce requests on the connection.
+    #[arg(long, default_value_t = 32)]
+    inflight_max: usize,
+    /// consume: records produced before reading.
+    #[arg(long, default_value_t = 200_000)]
+    preload_records: u64,
+    /// Fetch budget per partition.
+    #[arg(long, default_value = "4MiB", value_parser = size::parse_bytes)]
+    fetch_partition_bytes: u64,
+    /// Also write the table to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Codec {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Codec {
+    fn compression(self) -> Compression {
+        match self {
+            Codec::None => Compression::None,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+fn parse_acks(text: &str) -> Result<i16, String> {
+    match text {
+        "0" => Ok(0),
+        "1" => Ok(1),
+        "all" | "-1" => Ok(-1),
+        _ => Err(format!("acks must be 0, 1 or all, got {text:?}")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +179,8 @@ enum MainError {
         max: u64,
         got: u64,
     },
+    #[error("--rate needs positive record rates")]
+    Rates,
     #[error("creating {}: {source}", path.display())]
     Setup {
         path: PathBuf,
@@ -92,12 +189,17 @@ enum MainError {
     },
     #[error(transparent)]
     Bench(#[from] BenchError),
+    #[error(transparent)]
+    Run(#[from] RunError),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::LogAppend(args) => log_append_main(&args),
+        Command::Produce(args) => run_main(&args, run::produce_rows),
+        Command::Consume(args) => run_main(&args, run::consume_rows),
+        Command::E2e(args) => run_main(&args, run::e2e_rows),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,6 +248,45 @@ fn log_append_main(args: &LogAppendArgs) -> Result<(), MainError> {
         .map_err(|e| MainError::Executor(e.into()))?;
     let rows = executor.run(log_append::run(&plan, &args.modes))?;
     let table = render(&rows);
+    print!("{table}");
+    if let Some(path) = &args.csv {
+        write_csv(path, &table)?;
+    }
+    Ok(())
+}
+
+fn run_main(
+    args: &RunArgs,
+    mode: fn(&RunPlan) -> Result<Vec<report::Row>, RunError>,
+) -> Result<(), MainError> {
+    let record_bytes = check_range("--record-bytes", args.record_bytes as u64, 8, 1 << 20)?;
+    let batch_records = check_range("--batch-records", args.batch_records, 1, 1 << 20)?;
+    check_range("--partitions", args.partitions.max(0) as u64, 1, 1 << 16)?;
+    let fetch_bytes = check_range(
+        "--fetch-partition-bytes",
+        args.fetch_partition_bytes,
+        1024,
+        1 << 30,
+    )?;
+    let rates_ok = !args.rate.is_empty() && args.rate.iter().all(|r| r.is_finite() && *r > 0.0);
+    if !rates_ok {
+        return Err(MainError::Rates);
+    }
+    let plan = RunPlan {
+        bootstrap: args.bootstrap.clone(),
+        topic: args.topic.clone(),
+        partitions: args.partitions,
+        record_bytes: record_bytes as usize,
+        batch_records,
+        rates: args.rate.clone(),
+        duration: std::time::Duration::from_secs(args.duration_secs.max(1)),
+        acks: args.acks,
+        compression: args.compression.compression(),
+        inflight_max: args.inflight_max.max(1),
+        preload_records: args.preload_records,
+        fetch_partition_bytes_max: fetch_bytes as i32,
+    };
+    let table = report::render(&mode(&plan)?);
     print!("{table}");
     if let Some(path) = &args.csv {
         write_csv(path, &table)?;
