@@ -6,6 +6,8 @@
 //!   rates, CSV rows); `workload` (due times, batches), `produce` (the
 //!   pipelined producer), `fetch` (fetch round trips), `report` (histograms,
 //!   CSV), `admin` (topic setup), `client` (the lean Kafka client).
+//! - `ceiling`: `ceiling-write` and `ceiling-sendfile`, the machine's own
+//!   limits for the ratios; `plot`: an SVG of run and ceiling CSVs.
 //! - `log_append`: `log-append`, the log's append + flush throughput next
 //!   to raw buffered writes of the same bytes.
 //! - `batch`: builds valid v2 record batches of an exact size.
@@ -15,10 +17,12 @@
 
 mod admin;
 mod batch;
+mod ceiling;
 mod client;
 mod cpu;
 mod fetch;
 mod log_append;
+mod plot;
 mod produce;
 mod report;
 mod run;
@@ -56,6 +60,55 @@ enum Command {
     /// Produce at each --rate while a consumer reads; latency = due time to
     /// consumed.
     E2e(RunArgs),
+    /// Sequential buffered writes of each size, fdatasync every
+    /// --flush-bytes.
+    CeilingWrite(CeilingWriteArgs),
+    /// sendfile of a page-cached file over loopback TCP.
+    CeilingSendfile(CeilingSendfileArgs),
+    /// An SVG of throughput and latency per rate class.
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Args)]
+struct CeilingWriteArgs {
+    /// Directory on the disk under test (the broker's data disk).
+    #[arg(long, default_value = "rafka-bench-data")]
+    dir: PathBuf,
+    #[arg(long, default_value = "256MiB", value_parser = size::parse_bytes)]
+    total_bytes: u64,
+    /// Write sizes, comma-separated; one row each.
+    #[arg(long, value_delimiter = ',', default_value = "1KiB,16KiB,1MiB", value_parser = size::parse_bytes)]
+    write_sizes: Vec<u64>,
+    #[arg(long, default_value = "1MiB", value_parser = size::parse_bytes)]
+    flush_bytes: u64,
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CeilingSendfileArgs {
+    /// Where the temporary file goes.
+    #[arg(long, default_value = "rafka-bench-data")]
+    dir: PathBuf,
+    #[arg(long, default_value = "256MiB", value_parser = size::parse_bytes)]
+    file_bytes: u64,
+    /// Times the whole file is sent.
+    #[arg(long, default_value_t = 4)]
+    passes: u32,
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// CSVs written by produce/consume/e2e, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    runs: Vec<PathBuf>,
+    /// CSVs written by the ceiling modes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ceilings: Vec<PathBuf>,
+    #[arg(long, default_value = "perf.svg")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +244,10 @@ enum MainError {
     Bench(#[from] BenchError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Ceiling(#[from] ceiling::CeilingError),
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
 }
 
 fn main() -> ExitCode {
@@ -200,6 +257,9 @@ fn main() -> ExitCode {
         Command::Produce(args) => run_main(&args, run::produce_rows),
         Command::Consume(args) => run_main(&args, run::consume_rows),
         Command::E2e(args) => run_main(&args, run::e2e_rows),
+        Command::CeilingWrite(args) => ceiling_write_main(&args),
+        Command::CeilingSendfile(args) => ceiling_sendfile_main(&args),
+        Command::Plot(args) => plot_main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -287,11 +347,58 @@ fn run_main(
         fetch_partition_bytes_max: fetch_bytes as i32,
     };
     let table = report::render(&mode(&plan)?);
-    print!("{table}");
-    if let Some(path) = &args.csv {
-        write_csv(path, &table)?;
+    emit(&table, args.csv.as_deref())
+}
+
+fn ceiling_write_main(args: &CeilingWriteArgs) -> Result<(), MainError> {
+    check_range("--flush-bytes", args.flush_bytes, 1, u64::MAX)?;
+    create_dir(&args.dir)?;
+    let mut table = format!("{}\n", ceiling::CSV_HEADER);
+    for &size in &args.write_sizes {
+        let size = check_range("--write-sizes", size, 1, 1 << 30)?;
+        let row =
+            ceiling::write_ceiling(&args.dir, size as usize, args.total_bytes, args.flush_bytes)?;
+        table.push_str(&row.csv_line());
+        table.push('\n');
     }
+    emit(&table, args.csv.as_deref())
+}
+
+fn ceiling_sendfile_main(args: &CeilingSendfileArgs) -> Result<(), MainError> {
+    check_range("--file-bytes", args.file_bytes, 1, 1 << 40)?;
+    create_dir(&args.dir)?;
+    let row = ceiling::sendfile_ceiling(&args.dir, args.file_bytes, args.passes)?;
+    let table = format!("{}\n{}\n", ceiling::CSV_HEADER, row.csv_line());
+    emit(&table, args.csv.as_deref())
+}
+
+fn plot_main(args: &PlotArgs) -> Result<(), MainError> {
+    let mut rows = Vec::new();
+    for path in &args.runs {
+        rows.extend(plot::read_runs(path)?);
+    }
+    let mut ceilings = Vec::new();
+    for path in &args.ceilings {
+        ceilings.extend(plot::read_ceilings(path)?);
+    }
+    plot::write_svg(&args.out, &rows, &ceilings)?;
     Ok(())
+}
+
+fn create_dir(dir: &Path) -> Result<(), MainError> {
+    std::fs::create_dir_all(dir).map_err(|source| MainError::Setup {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Prints the table and writes it to `csv` if given.
+fn emit(table: &str, csv: Option<&Path>) -> Result<(), MainError> {
+    print!("{table}");
+    match csv {
+        Some(path) => write_csv(path, table),
+        None => Ok(()),
+    }
 }
 
 fn render(rows: &[Row]) -> String {
