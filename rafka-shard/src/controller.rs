@@ -28,8 +28,13 @@ use rafka_core::metadata::{
 use rafka_core::producer::{ProducerIdAllocator, PRODUCER_ID_BLOCK_IDS_DEFAULT};
 use uuid::Uuid;
 
+use crate::group::GROUP_METADATA_TOPIC;
 use crate::shard::{data_dir, Shard, ShardError};
 use crate::storage::GlommioStorage;
+
+/// `segment.bytes` of `__consumer_offsets`: Kafka's
+/// `offsets.topic.segment.bytes` default.
+const OFFSETS_SEGMENT_BYTES: i32 = 104_857_600;
 
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +197,38 @@ impl ControllerShard {
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// At startup, before the broker is ready: creates `__consumer_offsets`
+    /// (offsets.topic.num.partitions partitions, compacted, 100 MiB
+    /// segments as Kafka) unless it exists.
+    pub async fn ensure_offsets_topic(&self, shard: &Rc<Shard>) -> Result<(), ShardError> {
+        if shard.image().topic(GROUP_METADATA_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                OFFSETS_SEGMENT_BYTES.to_string(),
+            ),
+        ]);
+        let topic = NewTopic {
+            name: GROUP_METADATA_TOPIC.to_string(),
+            partitions: shard.config.offsets_topic_num_partitions,
+            replication_factor: -1,
+            configs,
+        };
+        let created = self.create_topics(shard, vec![topic], false).await;
+        match created.into_iter().next() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(failure)) => Err(ShardError::OffsetsTopic {
+                message: failure.message,
+            }),
+            None => Err(ShardError::OffsetsTopic {
+                message: "no outcome".to_string(),
+            }),
+        }
     }
 
     /// InitProducerId for an idempotent (non-transactional) producer.

@@ -7,12 +7,16 @@
 //!   owned partitions, flusher) and broker startup ([`shard::start`]).
 //! - `partition`: one partition's log + producer state + high watermark.
 //! - `flusher`: the per-shard group-commit loop.
+//! - `group`: [`group::GroupService`], the shard's group coordinator
+//!   (rafka-core's machine + timers + `__consumer_offsets` persistence).
 //! - `controller`: shard 0's metadata log writer and producer-id allocator.
 //! - `runtime`: starts one executor per shard and joins them in a channel
 //!   mesh; [`runtime::Router`] runs work on the shard that owns it.
 
 pub mod controller;
 pub mod flusher;
+pub mod group;
+mod group_convert;
 pub mod partition;
 pub mod runtime;
 pub mod shard;

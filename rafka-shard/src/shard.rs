@@ -31,6 +31,7 @@ use rafka_core::metadata::{MetadataDelta, MetadataImage};
 
 use crate::controller::ControllerShard;
 use crate::flusher::Flusher;
+use crate::group::{GroupService, GROUP_METADATA_TOPIC};
 use crate::partition::{Appended, Fetched, Partition, PartitionError};
 use crate::runtime::{RouteError, Router, ShardEnv};
 use crate::storage::GlommioStorage;
@@ -61,6 +62,8 @@ pub enum ShardError {
     Producer(#[from] rafka_core::producer::ProducerError),
     #[error("shard 0 failed to start the broker")]
     StartupAborted,
+    #[error("creating {GROUP_METADATA_TOPIC}: {message}")]
+    OffsetsTopic { message: String },
 }
 
 /// What the data dir told a shard at startup.
@@ -87,6 +90,9 @@ pub struct Shard {
     pub flusher: Rc<Flusher>,
     /// Shard 0 only.
     pub controller: Option<ControllerShard>,
+    /// The group coordinator for this shard's `__consumer_offsets`
+    /// partitions.
+    groups: GroupService,
     clock: Rc<dyn Clock>,
     image: RefCell<Arc<MetadataImage>>,
     image_changed: Event,
@@ -111,6 +117,22 @@ impl Shard {
     /// The data directory (first of `log.dirs`).
     pub fn data_dir(&self) -> PathBuf {
         data_dir(&self.config)
+    }
+
+    /// This shard's coordinator (groups of the __consumer_offsets
+    /// partitions it owns).
+    pub fn groups(&self) -> &GroupService {
+        &self.groups
+    }
+
+    /// The shard whose coordinator owns `group_id` (owner of its
+    /// __consumer_offsets partition), or Err(kafka error code): 15
+    /// COORDINATOR_NOT_AVAILABLE when the topic/partition does not exist yet.
+    pub fn group_coordinator_shard(&self, group_id: &str) -> Result<usize, i16> {
+        let partitions = self.config.offsets_topic_num_partitions.max(1);
+        let partition = crate::group::partition_for_group(group_id, partitions);
+        self.owner_of(GROUP_METADATA_TOPIC, partition)
+            .ok_or(rafka_core::group::codes::COORDINATOR_NOT_AVAILABLE)
     }
 
     pub fn clock(&self) -> &Rc<dyn Clock> {
@@ -362,6 +384,7 @@ impl Shard {
     /// Tells this shard's tasks (listeners, the shard's main) to stop.
     pub fn request_stop(&self) {
         self.stopping.set(true);
+        self.groups.stop();
         self.stop_event.notify(usize::MAX);
     }
 
@@ -429,8 +452,9 @@ pub async fn start(
         None
     };
     let flush_delay = Duration::from_millis(config.flush_interval_ms.max(0) as u64);
-    let shard = Rc::new(Shard {
+    let shard = Rc::new_cyclic(|weak| Shard {
         router,
+        groups: GroupService::new(weak.clone(), &config),
         config,
         flusher: Flusher::new(flush_delay),
         controller,
@@ -445,6 +469,8 @@ pub async fn start(
     });
     shard.router.serve(&shard);
     glommio::spawn_local(Rc::clone(&shard.flusher).run()).detach();
+    glommio::spawn_local(crate::group::run_timers(Rc::clone(&shard))).detach();
+    glommio::spawn_local(crate::group::run_expiry(Rc::clone(&shard))).detach();
     let mut started = Started {
         partitions_recovered: 0,
     };
@@ -520,6 +546,7 @@ async fn load_broker(shard: &Rc<Shard>) -> Result<usize, ShardError> {
             }
         }
     }
+    load_groups(shard).await?;
     rafka_core::log::checkpoint::remove_clean_shutdown_marker(&storage, &dir).await?;
     for result in shard
         .router
@@ -529,4 +556,30 @@ async fn load_broker(shard: &Rc<Shard>) -> Result<usize, ShardError> {
         result?;
     }
     Ok(total)
+}
+
+/// Shard 0, before the broker is ready: creates `__consumer_offsets` if
+/// missing, then has every shard rebuild the groups of its partitions.
+async fn load_groups(shard: &Rc<Shard>) -> Result<(), ShardError> {
+    let controller = shard
+        .controller
+        .as_ref()
+        .expect("shard 0 has the controller");
+    controller.ensure_offsets_topic(shard).await?;
+    let loads = shard
+        .router
+        .invoke_on_all(|shard: Rc<Shard>| async move {
+            shard
+                .groups()
+                .load_partitions()
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    for load in loads {
+        if let Err(message) = load? {
+            return Err(ShardError::OffsetsTopic { message });
+        }
+    }
+    Ok(())
 }

@@ -113,6 +113,8 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: i64,
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_minutes: i32,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets go.
+    pub offsets_retention_check_interval_ms: i64,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -159,6 +161,7 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -410,6 +413,8 @@ fn read_groups(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     const MAX32: i32 = i32::MAX;
     c.offsets_topic_num_partitions = e.i32("offsets.topic.num.partitions", 1, MAX32, 50)?;
     c.offsets_retention_minutes = e.i32("offsets.retention.minutes", 1, MAX32, 7 * 24 * 60)?;
+    c.offsets_retention_check_interval_ms =
+        e.i64("offsets.retention.check.interval.ms", 1, i64::MAX, 600_000)?;
     c.group_initial_rebalance_delay_ms =
         e.i32("group.initial.rebalance.delay.ms", 0, MAX32, 3000)?;
     c.group_min_session_timeout_ms = e.i32("group.min.session.timeout.ms", 0, MAX32, 6000)?;
