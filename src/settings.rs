@@ -40,7 +40,17 @@ pub struct Cli {
     /// Memory each executor locks for io_uring buffers.
     #[arg(long, value_name = "BYTES", default_value_t = 2 << 20)]
     pub io_memory_bytes: usize,
+    /// Where to serve Prometheus metrics at /metrics (`rafka.metrics.listen`)
+    /// [default: 127.0.0.1:9644]; port 0 picks one, `none` serves none.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
 }
+
+/// The `server.properties` key of `--metrics-listen`.
+pub const METRICS_LISTEN_KEY: &str = "rafka.metrics.listen";
+const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
+/// The `--metrics-listen` value that turns the endpoint off.
+const METRICS_LISTEN_NONE: &str = "none";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -67,7 +77,9 @@ pub enum SettingsError {
 /// Builds everything the server needs, creating the data dir and its
 /// `meta.properties` (cluster id) on first start.
 pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
-    let config = broker_config(cli)?;
+    let mut properties = read_properties(cli)?;
+    let metrics_listen = metrics_listen(cli, &mut properties)?;
+    let config = broker_config(&properties)?;
     let listener = config.listeners.first().ok_or(SettingsError::NoListener)?;
     let listen = resolve(&listener.host, listener.port)?;
     let advertised = config.advertised_listeners.first().unwrap_or(listener);
@@ -103,10 +115,40 @@ pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
         advertised_port,
         cluster_id,
         net: NetConfig::default(),
+        metrics_listen,
     })
 }
 
-fn broker_config(cli: &Cli) -> Result<BrokerConfig, SettingsError> {
+/// The metrics address: the flag, else the last `rafka.metrics.listen`
+/// entry, else the default. Takes the entries out, so the broker config
+/// does not warn about a key it does not know.
+fn metrics_listen(
+    cli: &Cli,
+    properties: &mut Vec<Property>,
+) -> Result<Option<SocketAddr>, SettingsError> {
+    let from_file = properties
+        .iter()
+        .rev()
+        .find(|p| p.key == METRICS_LISTEN_KEY)
+        .map(|p| p.value.trim().to_string());
+    properties.retain(|p| p.key != METRICS_LISTEN_KEY);
+    let value = cli
+        .metrics_listen
+        .clone()
+        .or(from_file)
+        .unwrap_or_else(|| METRICS_LISTEN_DEFAULT.to_string());
+    if value.eq_ignore_ascii_case(METRICS_LISTEN_NONE) {
+        return Ok(None);
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(Some)
+        .ok_or(SettingsError::Resolve(value))
+}
+
+fn read_properties(cli: &Cli) -> Result<Vec<Property>, SettingsError> {
     let mut properties: Vec<Property> = match &cli.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
@@ -133,7 +175,11 @@ fn broker_config(cli: &Cli) -> Result<BrokerConfig, SettingsError> {
     if let Some(dir) = &cli.data_dir {
         set("log.dirs", dir.display().to_string());
     }
-    let (mut config, warnings) = BrokerConfig::from_properties(&properties)?;
+    Ok(properties)
+}
+
+fn broker_config(properties: &[Property]) -> Result<BrokerConfig, SettingsError> {
+    let (mut config, warnings) = BrokerConfig::from_properties(properties)?;
     for warning in warnings {
         tracing::warn!("{warning}");
     }

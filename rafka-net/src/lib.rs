@@ -15,7 +15,10 @@
 //!   sends the regions from the page cache.
 //! - `handlers`: the broker's `Service` — one `match` on the api key and one
 //!   file per API (`handlers/api_versions.rs`, ...).
-//! - `metrics`: per-shard counters and their snapshot.
+//! - `metrics`: the connection layer's per-shard counters;
+//!   `metrics_shard`: per-shard request/topic recording (thread local);
+//!   `metrics_snapshot`: a scrape's merged, `Send` view and its Prometheus
+//!   encoding; `metrics_http`: the `/metrics` HTTP endpoint.
 //! - `server`: the whole broker — shards, listeners on every shard, the
 //!   ready line, the clean stop ([`server::run`]).
 //!
@@ -30,6 +33,9 @@ pub mod fetch_session;
 pub mod handlers;
 pub mod listener;
 pub mod metrics;
+pub mod metrics_http;
+pub mod metrics_shard;
+pub mod metrics_snapshot;
 pub mod server;
 pub mod service;
 pub mod zero_copy;

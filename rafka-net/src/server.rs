@@ -3,10 +3,12 @@
 //! Every shard runs [`shard_main`]. Shard 0 loads the broker (the shard
 //! core's startup), binds the listen address first (so port 0 resolves to
 //! one port), tells every other shard to bind the same port with
-//! SO_REUSEPORT and serve, prints the ready line, and then waits for the
-//! stop signal. On stop it drains every shard's connections (answers in
-//! flight are written), has the controller flush and close every partition
-//! and write the checkpoints, and releases all shards.
+//! SO_REUSEPORT and serve, starts the `/metrics` endpoint (when
+//! configured), prints the ready line (then `rafka metrics on
+//! http://ADDR/metrics`), and waits for the stop signal. On stop it stops
+//! `/metrics`, drains every shard's connections (answers in flight are
+//! written), has the controller flush and close every partition and write
+//! the checkpoints, and releases all shards.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -20,6 +22,9 @@ use rafka_shard::shard::{start as start_shard, Shard, ShardError, Started};
 
 use crate::handlers::{HandlerContext, Handlers, NodeInfo};
 use crate::listener::{bind, bind_first, BindError, NetConfig, ShardNet};
+use crate::metrics_http::{MetricsHttpError, MetricsServer};
+use crate::metrics_shard::{executor_totals, traffic_snapshot};
+use crate::metrics_snapshot::{BrokerSnapshot, PartitionOffsets, ShardSnapshot};
 
 /// Everything the binary decides before the shards start.
 #[derive(Debug, Clone)]
@@ -32,6 +37,8 @@ pub struct ServerOptions {
     pub advertised_port: Option<u16>,
     pub cluster_id: String,
     pub net: NetConfig,
+    /// Where to serve Prometheus' `/metrics` (shard 0); None serves none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +104,8 @@ enum LeadError {
     Shard(#[from] ShardError),
     #[error("shard {shard} could not listen: {message}")]
     Listen { shard: usize, message: String },
+    #[error(transparent)]
+    Metrics(#[from] MetricsHttpError),
 }
 
 /// Shard 0's part: listeners on every shard, the ready line, then the stop.
@@ -140,12 +149,25 @@ async fn lead(
             message,
         });
     }
+    let metrics = match options.metrics_listen {
+        Some(addr) => Some(start_metrics(shard, addr)?),
+        None => None,
+    };
     announce(shard, bound, started);
+    if let Some(metrics) = &metrics {
+        // After the ready line, which tools read as the first line.
+        let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
+        tracing::info!("{line}");
+        println!("{line}");
+    }
     if let Some(stop) = stop {
         // A dropped sender (the signal thread ended) also means stop.
         let _ = stop.await;
     } else {
         futures_util::future::pending::<()>().await;
+    }
+    if let Some(metrics) = &metrics {
+        metrics.shutdown().await;
     }
     tracing::info!("stopping: draining connections");
     shard
@@ -214,6 +236,65 @@ fn announce(shard: &Shard, bound: SocketAddr, started: Started) {
     );
     tracing::info!("{line}");
     println!("{line}");
+}
+
+/// Serves `/metrics` from this shard (0); every scrape gathers a snapshot
+/// from each shard through the router. Bound before the ready line, so a
+/// taken port stops the start.
+fn start_metrics(shard: &Rc<Shard>, addr: SocketAddr) -> Result<MetricsServer, LeadError> {
+    let scraper = Rc::clone(shard);
+    let server = MetricsServer::start(addr, move || {
+        let shard = Rc::clone(&scraper);
+        async move { scrape(&shard).await }
+    })?;
+    Ok(server)
+}
+
+async fn scrape(shard: &Shard) -> Result<String, std::fmt::Error> {
+    let scraper = shard.id();
+    let answers = shard
+        .router
+        .invoke_on_all(move |shard: Rc<Shard>| async move {
+            // On the other shards the scrape is itself a mesh job.
+            let own_jobs = u64::from(shard.id() != scraper);
+            shard_snapshot(&shard, own_jobs)
+        })
+        .await;
+    // A shard that is stopping has nothing left to report.
+    let snapshots = answers.into_iter().filter_map(Result::ok).collect();
+    BrokerSnapshot::merge(snapshots).encode()
+}
+
+/// This shard's metrics, on its own thread.
+fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
+    let (apis, topics, requests_running) = traffic_snapshot();
+    let (busy, tasks_executed) = executor_totals();
+    let net = NET.with(|n| n.borrow().clone());
+    let partitions = shard
+        .local_partitions()
+        .iter()
+        .map(|partition| PartitionOffsets {
+            topic: partition.topic.to_string(),
+            partition: partition.index,
+            log_start_offset: partition.log_start_offset(),
+            log_end_offset: partition.log_end_offset(),
+            high_watermark: partition.high_watermark(),
+        })
+        .collect();
+    ShardSnapshot {
+        shard: u32::try_from(shard.id()).unwrap_or(u32::MAX),
+        apis,
+        topics,
+        net: net.as_ref().map(|net| net.metrics()).unwrap_or_default(),
+        connections_open: net.as_ref().map_or(0, |net| net.connections_open() as u64),
+        requests_running,
+        mesh_jobs_running: shard.router.jobs_running().saturating_sub(own_jobs),
+        busy,
+        tasks_executed,
+        flush_cycles: shard.flusher.cycles(),
+        fsync_latency: shard.flusher.fsync_latency(),
+        partitions,
+    }
 }
 
 /// Lets every shard's main return.

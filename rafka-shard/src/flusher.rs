@@ -12,12 +12,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use futures_util::future::join_all;
 
-use crate::partition::Partition;
+use crate::histogram::{HistogramSnapshot, LatencyHistogram};
+use crate::partition::{Partition, PartitionError};
 
 pub struct Flusher {
     queue: RefCell<Vec<Rc<Partition>>>,
@@ -27,6 +28,8 @@ pub struct Flusher {
     delay: Duration,
     stopped: Cell<bool>,
     cycles: Cell<u64>,
+    /// Per partition flush: its fdatasyncs plus the log lock around them.
+    fsync_latency: LatencyHistogram,
 }
 
 impl Flusher {
@@ -37,6 +40,7 @@ impl Flusher {
             delay,
             stopped: Cell::new(false),
             cycles: Cell::new(0),
+            fsync_latency: LatencyHistogram::new(),
         })
     }
 
@@ -51,6 +55,11 @@ impl Flusher {
     /// Flush cycles completed, for metrics and tests.
     pub fn cycles(&self) -> u64 {
         self.cycles.get()
+    }
+
+    /// How long each partition's flush took, for metrics.
+    pub fn fsync_latency(&self) -> HistogramSnapshot {
+        self.fsync_latency.snapshot()
     }
 
     /// Ends [`Flusher::run`] after its current cycle.
@@ -76,7 +85,7 @@ impl Flusher {
                 glommio::timer::sleep(self.delay).await;
             }
             let cycle = std::mem::take(&mut *self.queue.borrow_mut());
-            let results = join_all(cycle.iter().map(|p| p.flush())).await;
+            let results = join_all(cycle.iter().map(|p| self.timed_flush(p))).await;
             for (partition, result) in cycle.iter().zip(results) {
                 if let Err(error) = result {
                     tracing::error!(
@@ -89,5 +98,12 @@ impl Flusher {
             }
             self.cycles.set(self.cycles.get() + 1);
         }
+    }
+
+    async fn timed_flush(&self, partition: &Partition) -> Result<i64, PartitionError> {
+        let started = Instant::now();
+        let result = partition.flush().await;
+        self.fsync_latency.record(started.elapsed());
+        result
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Lives on: one `Router` per shard, never shared across threads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -95,6 +95,7 @@ impl<Ctx: 'static> ShardEnv<Ctx> {
             senders,
             receivers: RefCell::new(Some(receivers)),
             local: RefCell::new(Weak::new()),
+            jobs_running: Rc::new(Cell::new(0)),
         })
     }
 }
@@ -147,6 +148,9 @@ pub struct Router<Ctx> {
     /// This shard's context, for calls that target the shard itself. Weak
     /// because the context usually holds the router.
     local: RefCell<Weak<Ctx>>,
+    /// Jobs from other shards taken off the mesh and not yet finished here:
+    /// this shard's cross-core backlog, for metrics.
+    jobs_running: Rc<Cell<u64>>,
 }
 
 impl<Ctx: 'static> Router<Ctx> {
@@ -158,6 +162,11 @@ impl<Ctx: 'static> Router<Ctx> {
         self.shard_count
     }
 
+    /// Jobs from other shards running (or ready to run) on this shard now.
+    pub fn jobs_running(&self) -> u64 {
+        self.jobs_running.get()
+    }
+
     /// Starts this shard's message pumps: from now on jobs from other shards
     /// run here against `ctx`. Call once, after building the context.
     pub fn serve(&self, ctx: &Rc<Ctx>) {
@@ -167,10 +176,18 @@ impl<Ctx: 'static> Router<Ctx> {
         };
         for (_peer, receiver) in receivers.streams() {
             let ctx = Rc::downgrade(ctx);
+            let running = Rc::clone(&self.jobs_running);
             glommio::spawn_local(async move {
                 while let Some(job) = receiver.recv().await {
                     let Some(ctx) = ctx.upgrade() else { break };
-                    glommio::spawn_local(job(ctx)).detach();
+                    let job = job(ctx);
+                    let running = Rc::clone(&running);
+                    running.set(running.get() + 1);
+                    glommio::spawn_local(async move {
+                        job.await;
+                        running.set(running.get().saturating_sub(1));
+                    })
+                    .detach();
                 }
             })
             .detach();

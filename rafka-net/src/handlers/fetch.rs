@@ -90,6 +90,10 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     let targets = resolve(&ctx.shard.image(), listed);
     let limits = Limits::of(&fetch, ctx.shard.config.fetch_max_bytes);
     let reads = read_until_ready(ctx, &targets, &limits).await;
+    crate::metrics_shard::fetched(targets.iter().zip(&reads).map(|(target, read)| {
+        let batch_bytes = read.records.iter().map(|region| region.len).sum();
+        (target.topic.as_str(), batch_bytes)
+    }));
     let uses_topic_ids = version >= TOPIC_ID_VERSION_MIN;
     let (session_id, shown) = finish_session(ctx, end, uses_topic_ids, &targets, &reads);
     let (response, records) = build_response(version, &limits, session_id, targets, reads, &shown);

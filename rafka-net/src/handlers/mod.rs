@@ -98,10 +98,13 @@ impl Handlers {
 
 impl Service for Handlers {
     async fn call(&self, request: Request) -> Response {
-        match dispatch(&self.ctx, request).await {
+        let timer = crate::metrics_shard::RequestTimer::start(request.header.api_key as i16);
+        let response = match dispatch(&self.ctx, request).await {
             Ok(response) => response,
             Err(error) => Response::Close(error),
-        }
+        };
+        timer.finish(matches!(response, Response::Close(_)));
+        response
     }
 }
 

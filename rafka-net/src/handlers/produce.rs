@@ -33,7 +33,7 @@ use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use rafka_core::config::{BrokerConfig, TopicConfig};
 use rafka_core::metadata::{MetadataImage, TopicImage};
@@ -90,6 +90,9 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
         }
     } else {
         outcomes.reject_all(&Rejection::code(ResponseError::InvalidRequiredAcks.code()));
+    }
+    if outcomes.error_codes().any(|code| code != codes::NONE) {
+        crate::metrics_shard::request_error(ApiKey::Produce as i16);
     }
     if acks == ACKS_NONE {
         return unacknowledged(&outcomes);
@@ -566,7 +569,14 @@ async fn append_on_owner(
         .await
         .into_iter()
         .zip(&appends)
-        .map(|(result, append)| result.map_err(|error| error_code_logged(&error, append)))
+        .map(|(result, append)| {
+            if let Some(appended) = result.as_ref().ok().filter(|appended| !appended.duplicate) {
+                let records = appended.last_offset - appended.base_offset + 1;
+                let records = u64::try_from(records).unwrap_or(0);
+                crate::metrics_shard::appended(&append.topic, append.records.len(), records);
+            }
+            result.map_err(|error| error_code_logged(&error, append))
+        })
         .collect()
 }
 

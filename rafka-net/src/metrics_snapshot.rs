@@ -1,0 +1,441 @@
+//! One scrape: a `Send` copy of every shard's metrics, merged into the
+//! broker's view and encoded in the Prometheus/OpenMetrics text format with
+//! prometheus-client.
+//!
+//! Each shard fills a [`ShardSnapshot`] on its own thread; the shard that
+//! serves the scrape gathers them, [`BrokerSnapshot::merge`]s them (per-API
+//! and per-topic counters summed over shards, per-shard values kept apart
+//! under a `shard` label) and encodes the result through a
+//! prometheus-client collector. Nothing here is touched on the request
+//! path.
+//!
+//! Lives on: the shard that serves `/metrics`, for one scrape.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
+
+use crate::metrics::NetMetricsSnapshot;
+
+/// Every metric name starts with this and an underscore.
+pub const METRIC_PREFIX: &str = "rafka";
+
+/// One Kafka API's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiTraffic {
+    pub api_key: i16,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: HistogramSnapshot,
+}
+
+/// Record batches moved for one topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicTraffic {
+    /// Batch bytes appended by produce requests (as stored on disk).
+    pub bytes_in: u64,
+    pub records_in: u64,
+    /// Batch bytes put in fetch responses.
+    pub bytes_out: u64,
+}
+
+impl TopicTraffic {
+    fn merge(&mut self, other: &TopicTraffic) {
+        self.bytes_in = self.bytes_in.wrapping_add(other.bytes_in);
+        self.records_in = self.records_in.wrapping_add(other.records_in);
+        self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
+    }
+}
+
+/// One partition's offsets at scrape time, read on its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub topic: String,
+    pub partition: i32,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+}
+
+/// Everything one shard reports to a scrape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShardSnapshot {
+    pub shard: u32,
+    /// APIs with at least one request, in key order.
+    pub apis: Vec<ApiTraffic>,
+    pub topics: BTreeMap<String, TopicTraffic>,
+    pub net: NetMetricsSnapshot,
+    pub connections_open: u64,
+    /// Requests between dispatch and response on this shard now.
+    pub requests_running: u64,
+    /// Jobs from other shards running on this one now (the mesh backlog).
+    pub mesh_jobs_running: u64,
+    /// Time the executor spent running tasks since start.
+    pub busy: Duration,
+    pub tasks_executed: u64,
+    pub flush_cycles: u64,
+    pub fsync_latency: HistogramSnapshot,
+    /// The partitions this shard owns.
+    pub partitions: Vec<PartitionOffsets>,
+}
+
+/// Every shard's snapshot, with the broker-wide sums a scrape shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerSnapshot {
+    /// Per API key, summed over shards.
+    pub apis: BTreeMap<i16, ApiTraffic>,
+    /// Per topic, summed over shards.
+    pub topics: BTreeMap<String, TopicTraffic>,
+    /// In shard order, for the per-shard metrics.
+    pub shards: Vec<ShardSnapshot>,
+}
+
+impl BrokerSnapshot {
+    pub fn merge(mut shards: Vec<ShardSnapshot>) -> Self {
+        shards.sort_by_key(|shard| shard.shard);
+        let mut apis: BTreeMap<i16, ApiTraffic> = BTreeMap::new();
+        let mut topics: BTreeMap<String, TopicTraffic> = BTreeMap::new();
+        for shard in &shards {
+            for api in &shard.apis {
+                let merged = apis.entry(api.api_key).or_insert(ApiTraffic {
+                    api_key: api.api_key,
+                    requests: 0,
+                    errors: 0,
+                    latency: HistogramSnapshot::default(),
+                });
+                merged.requests = merged.requests.wrapping_add(api.requests);
+                merged.errors = merged.errors.wrapping_add(api.errors);
+                merged.latency.merge(&api.latency);
+            }
+            for (topic, traffic) in &shard.topics {
+                topics.entry(topic.clone()).or_default().merge(traffic);
+            }
+        }
+        BrokerSnapshot {
+            apis,
+            topics,
+            shards,
+        }
+    }
+
+    /// The text exposition (OpenMetrics 1.0, which Prometheus reads), ending
+    /// with `# EOF`.
+    pub fn encode(self) -> Result<String, std::fmt::Error> {
+        let mut registry = Registry::with_prefix(METRIC_PREFIX);
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
+    }
+}
+
+/// The Kafka name of an API key (`Produce`, `Fetch`, ...), or the number.
+pub fn api_name(api_key: i16) -> String {
+    match ApiKey::try_from(api_key) {
+        Ok(api) => format!("{api:?}"),
+        Err(()) => api_key.to_string(),
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A metric's name, help and how to read its value from `T`.
+type Described<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
+/// One metric family: a descriptor, then one sample per label set.
+struct Family<'e> {
+    encoder: MetricEncoder<'e>,
+}
+
+impl Family<'_> {
+    fn counter(&mut self, labels: &Labels, value: u64) -> Result<(), std::fmt::Error> {
+        ConstCounter::new(value).encode(self.encoder.encode_family(labels)?)
+    }
+
+    fn counter_f64(&mut self, labels: &Labels, value: f64) -> Result<(), std::fmt::Error> {
+        ConstCounter::new(value).encode(self.encoder.encode_family(labels)?)
+    }
+
+    fn gauge(&mut self, labels: &Labels, value: i64) -> Result<(), std::fmt::Error> {
+        ConstGauge::new(value).encode(self.encoder.encode_family(labels)?)
+    }
+
+    fn histogram(
+        &mut self,
+        labels: &Labels,
+        histogram: &HistogramSnapshot,
+    ) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_US
+            .iter()
+            .map(|&bound_us| bound_us as f64 / 1e6)
+            .chain([f64::INFINITY])
+            .zip(histogram.buckets)
+            .collect();
+        let sum_seconds = histogram.sum_us as f64 / 1e6;
+        self.encoder
+            .encode_family(labels)?
+            .encode_histogram::<Labels>(sum_seconds, histogram.count(), &buckets, None)
+    }
+}
+
+fn family<'e>(
+    encoder: &'e mut DescriptorEncoder,
+    name: &'e str,
+    help: &str,
+    unit: Option<&'e Unit>,
+    metric_type: MetricType,
+) -> Result<Family<'e>, std::fmt::Error> {
+    Ok(Family {
+        encoder: encoder.encode_descriptor(name, help, unit, metric_type)?,
+    })
+}
+
+fn shard_label(shard: &ShardSnapshot) -> Labels {
+    vec![("shard", shard.shard.to_string())]
+}
+
+impl Collector for BrokerSnapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_apis(&mut encoder)?;
+        self.encode_topics(&mut encoder)?;
+        self.encode_connections(&mut encoder)?;
+        self.encode_shards(&mut encoder)?;
+        self.encode_partitions(&mut encoder)
+    }
+}
+
+impl BrokerSnapshot {
+    fn encode_apis(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let labels = |api: &ApiTraffic| vec![("api", api_name(api.api_key))];
+        let mut requests = family(
+            encoder,
+            "requests",
+            "Requests served, by Kafka API.",
+            None,
+            MetricType::Counter,
+        )?;
+        for api in self.apis.values() {
+            requests.counter(&labels(api), api.requests)?;
+        }
+        let mut errors = family(
+            encoder,
+            "request_errors",
+            "Requests that closed their connection or were answered with an error code, by Kafka API.",
+            None,
+            MetricType::Counter,
+        )?;
+        for api in self.apis.values() {
+            errors.counter(&labels(api), api.errors)?;
+        }
+        let mut latency = family(
+            encoder,
+            "request_duration",
+            "Time from a request's dispatch to its response, by Kafka API.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for api in self.apis.values() {
+            latency.histogram(&labels(api), &api.latency)?;
+        }
+        Ok(())
+    }
+
+    fn encode_topics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let families: [Described<TopicTraffic, u64>; 3] = [
+            (
+                "topic_bytes_in",
+                "Record batch bytes appended by produce requests, by topic.",
+                |t| t.bytes_in,
+            ),
+            (
+                "topic_records_in",
+                "Records appended by produce requests, by topic.",
+                |t| t.records_in,
+            ),
+            (
+                "topic_bytes_out",
+                "Record batch bytes sent in fetch responses, by topic.",
+                |t| t.bytes_out,
+            ),
+        ];
+        for (name, help, value) in families {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for (topic, traffic) in &self.topics {
+                metric.counter(&vec![("topic", topic.clone())], value(traffic))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_connections(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters: [Described<ShardSnapshot, u64>; 5] = [
+            (
+                "connections_accepted",
+                "Client connections accepted, by shard.",
+                |s| s.net.connections_accepted,
+            ),
+            (
+                "connections_closed",
+                "Client connections closed for any reason, by shard.",
+                |s| s.net.connections_closed,
+            ),
+            (
+                "connections_rejected",
+                "Client connections refused at connections_max or during shutdown, by shard.",
+                |s| s.net.connections_rejected,
+            ),
+            (
+                "network_bytes_in",
+                "Request frame bytes read from clients, by shard.",
+                |s| s.net.bytes_in,
+            ),
+            (
+                "network_bytes_out",
+                "Response frame bytes written to clients, by shard.",
+                |s| s.net.bytes_out,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                metric.counter(&shard_label(shard), value(shard))?;
+            }
+        }
+        let mut errors = family(
+            encoder,
+            "connection_errors",
+            "Connections closed for a protocol error, by shard and kind (frame: bad size prefix, header: bad request header, handler: undecodable body).",
+            None,
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            let kinds = [
+                ("frame", shard.net.frame_errors),
+                ("header", shard.net.header_errors),
+                ("handler", shard.net.handler_errors),
+            ];
+            for (kind, count) in kinds {
+                let mut labels = shard_label(shard);
+                labels.push(("kind", kind.to_string()));
+                errors.counter(&labels, count)?;
+            }
+        }
+        let mut open = family(
+            encoder,
+            "connections_open",
+            "Client connections open now, by shard.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for shard in &self.shards {
+            open.gauge(&shard_label(shard), gauge_value(shard.connections_open))?;
+        }
+        Ok(())
+    }
+
+    fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges: [Described<ShardSnapshot, u64>; 2] = [
+            (
+                "shard_requests_running",
+                "Requests between dispatch and response on the shard now.",
+                |s| s.requests_running,
+            ),
+            (
+                "shard_mesh_jobs_running",
+                "Jobs sent by other shards that run on the shard now (its cross-core backlog).",
+                |s| s.mesh_jobs_running,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut metric = family(encoder, name, help, None, MetricType::Gauge)?;
+            for shard in &self.shards {
+                metric.gauge(&shard_label(shard), gauge_value(value(shard)))?;
+            }
+        }
+        let mut busy = family(
+            encoder,
+            "shard_busy",
+            "Time the shard's executor spent running tasks.",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            busy.counter_f64(&shard_label(shard), shard.busy.as_secs_f64())?;
+        }
+        let counters: [Described<ShardSnapshot, u64>; 2] = [
+            (
+                "shard_tasks_executed",
+                "Tasks the shard's executor has run.",
+                |s| s.tasks_executed,
+            ),
+            (
+                "flush_cycles",
+                "Group-commit flush cycles completed, by shard.",
+                |s| s.flush_cycles,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                metric.counter(&shard_label(shard), value(shard))?;
+            }
+        }
+        let mut fsync = family(
+            encoder,
+            "fsync_duration",
+            "Time to flush one partition in a group-commit cycle (fdatasync of its dirty segment files), by shard.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for shard in &self.shards {
+            fsync.histogram(&shard_label(shard), &shard.fsync_latency)?;
+        }
+        Ok(())
+    }
+
+    fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges: [Described<PartitionOffsets, i64>; 3] = [
+            (
+                "partition_log_start_offset",
+                "First offset still in the partition's log.",
+                |p| p.log_start_offset,
+            ),
+            (
+                "partition_log_end_offset",
+                "Offset the partition's next appended record gets.",
+                |p| p.log_end_offset,
+            ),
+            (
+                "partition_high_watermark",
+                "Offset below which the partition's records are durable and readable.",
+                |p| p.high_watermark,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut metric = family(encoder, name, help, None, MetricType::Gauge)?;
+            for shard in &self.shards {
+                for partition in &shard.partitions {
+                    let labels = vec![
+                        ("topic", partition.topic.clone()),
+                        ("partition", partition.partition.to_string()),
+                        ("shard", shard.shard.to_string()),
+                    ];
+                    metric.gauge(&labels, value(partition))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
