@@ -25,6 +25,8 @@ const RECORDS_PER_BATCH: usize = 10;
 
 /// One surviving record: (offset, key, value).
 type Seen = (i64, Vec<u8>, Option<Vec<u8>>);
+/// A key's surviving records: (offset, value).
+type Versions = Vec<(i64, Option<Vec<u8>>)>;
 
 fn compacted(segment_bytes: u32) -> LogConfig {
     LogConfig {
@@ -127,8 +129,8 @@ async fn records_of(log: &Log<SimStorage>) -> Vec<Seen> {
 }
 
 /// The data records (fillers left out) by key.
-fn by_key(seen: &[Seen]) -> BTreeMap<Vec<u8>, Vec<(i64, Option<Vec<u8>>)>> {
-    let mut keys: BTreeMap<Vec<u8>, Vec<(i64, Option<Vec<u8>>)>> = BTreeMap::new();
+fn by_key(seen: &[Seen]) -> BTreeMap<Vec<u8>, Versions> {
+    let mut keys: BTreeMap<Vec<u8>, Versions> = BTreeMap::new();
     for (offset, key, value) in seen {
         if !key.starts_with(b"filler") {
             keys.entry(key.clone())
@@ -271,8 +273,8 @@ fn tombstones_live_for_delete_retention_ms() {
         close_below(&mut log, 3, START_MS).await;
         log.compact(START_MS + 1000).await.unwrap().expect("due");
         let keys = by_key(&records_of(&log).await);
-        assert_eq!(keys[a.as_ref()], vec![(2, None)], "tombstone kept");
-        assert_eq!(keys[b.as_ref()], vec![(1, Some(b"1".to_vec()))]);
+        assert_eq!(keys[a], vec![(2, None)], "tombstone kept");
+        assert_eq!(keys[b], vec![(1, Some(b"1".to_vec()))]);
         // Nothing dirty: no pass, whatever the clock says.
         assert_eq!(log.compact(START_MS + 5000).await.unwrap(), None);
         let end = log.log_end_offset();
@@ -280,8 +282,8 @@ fn tombstones_live_for_delete_retention_ms() {
         let outcome = log.compact(START_MS + 1001).await.unwrap().expect("due");
         assert_eq!(outcome.records_removed, 1);
         let keys = by_key(&records_of(&log).await);
-        assert!(!keys.contains_key(a.as_ref()), "tombstone gone: {keys:?}");
-        assert_eq!(keys[b.as_ref()], vec![(1, Some(b"1".to_vec()))]);
+        assert!(!keys.contains_key(a), "tombstone gone: {keys:?}");
+        assert_eq!(keys[b], vec![(1, Some(b"1".to_vec()))]);
     });
 }
 
@@ -533,9 +535,15 @@ fn a_crash_at_any_step_of_a_pass_keeps_every_latest_value() {
         let segments_before = block_on(async {
             let clock = Rc::new(fx.clock.clone());
             let hints = RecoveryHints::default();
-            let mut log = Log::open(dying.clone(), dir(), compacted(CRASH_SEGMENT_BYTES), clock, hints)
-                .await
-                .unwrap();
+            let mut log = Log::open(
+                dying.clone(),
+                dir(),
+                compacted(CRASH_SEGMENT_BYTES),
+                clock,
+                hints,
+            )
+            .await
+            .unwrap();
             append_rounds(&mut log, Compression::Lz4).await;
             dying.ops_left.set(steps);
             finished = log.compact(START_MS).await.is_ok();
@@ -553,7 +561,10 @@ fn a_crash_at_any_step_of_a_pass_keeps_every_latest_value() {
             },
         };
         block_on(async {
-            let mut log = fx.try_open(compacted(CRASH_SEGMENT_BYTES), hints).await.unwrap();
+            let mut log = fx
+                .try_open(compacted(CRASH_SEGMENT_BYTES), hints)
+                .await
+                .unwrap();
             let names = fx.storage.list_dir(&dir()).await.unwrap();
             assert!(
                 names
