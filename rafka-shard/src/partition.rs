@@ -441,6 +441,33 @@ impl Partition {
         Ok(outcome.segments_deleted)
     }
 
+    /// One compaction pass at `now_ms` if the topic is compacted and dirty
+    /// enough. The cleaned files are built without the lock, so produce and
+    /// fetch go on meanwhile; only the swap takes it. Returns the records
+    /// removed.
+    pub async fn compact(&self, now_ms: i64) -> Result<u64, PartitionError> {
+        self.check_usable()?;
+        let plan = {
+            let state = self
+                .state
+                .read()
+                .await
+                .map_err(|_| PartitionError::Closed)?;
+            state.log.compaction_plan(now_ms)
+        };
+        let Some(plan) = plan else {
+            return Ok(0);
+        };
+        let cleaned = plan.build().await?;
+        let mut state = self
+            .state
+            .write()
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        let outcome = state.log.install_compacted(cleaned).await?;
+        Ok(outcome.records_removed)
+    }
+
     /// Applies changed topic configs (retention, segment size, ...).
     pub async fn set_config(&self, config: LogConfig) -> Result<(), PartitionError> {
         let mut state = self

@@ -362,12 +362,47 @@ impl Shard {
         closed
     }
 
-    /// Applies retention to every partition of this shard.
+    /// Applies retention, then compaction, to every partition of this
+    /// shard (one partition at a time: a pass holds at most one segment
+    /// group and one key map in memory per shard).
     pub async fn apply_retention(&self) {
         let now_ms = self.clock.now_ms();
         for partition in self.local_partitions() {
             if let Err(error) = partition.apply_retention(now_ms).await {
                 tracing::warn!(topic = %partition.topic, %error, "retention");
+            }
+            match partition.compact(now_ms).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    removed,
+                    "compacted"
+                ),
+                Err(error) => tracing::warn!(topic = %partition.topic, %error, "compaction"),
+            }
+        }
+    }
+
+    /// Runs [`Shard::apply_retention`] every
+    /// `log.retention.check.interval.ms` until the shard stops.
+    pub async fn run_log_cleaner(self: Rc<Self>) {
+        let interval_ms = self.config.log_retention_check_interval_ms.max(1) as u64;
+        let interval = Duration::from_millis(interval_ms);
+        while !self.is_stopping() {
+            let stop = self.stop_event.listen();
+            if self.is_stopping() {
+                break;
+            }
+            let tick = glommio::timer::sleep(interval);
+            futures_util::pin_mut!(tick);
+            if let futures_util::future::Either::Left(_) =
+                futures_util::future::select(stop, tick).await
+            {
+                break;
+            }
+            if self.is_ready() {
+                self.apply_retention().await;
             }
         }
     }
@@ -469,6 +504,7 @@ pub async fn start(
     });
     shard.router.serve(&shard);
     glommio::spawn_local(Rc::clone(&shard.flusher).run()).detach();
+    glommio::spawn_local(Rc::clone(&shard).run_log_cleaner()).detach();
     glommio::spawn_local(crate::group::run_timers(Rc::clone(&shard))).detach();
     glommio::spawn_local(crate::group::run_expiry(Rc::clone(&shard))).detach();
     let mut started = Started {
