@@ -6,7 +6,9 @@
 //! connection (`Connection: close`); there is no keep-alive, no body and no
 //! chunking to get wrong. Anything else gets its status: 404 for another
 //! path, 405 for another method, 431 for a head that does not fit, 400 for
-//! bytes that are not an HTTP/1.x request. At most [`CONNECTIONS_MAX`]
+//! bytes that are not an HTTP/1.x request. After answering, the server
+//! half-closes and reads until the client closes (bounded), so an early
+//! answer is not lost to a reset. At most [`CONNECTIONS_MAX`]
 //! scrapers are served at once; more are closed on accept. None of this
 //! touches the Kafka listeners, so one bad client costs one small task.
 //!
@@ -36,6 +38,8 @@ pub const HEAD_BYTES_MAX: usize = 8 << 10;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// A scraper that does not read the answer within this is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Input read and dropped after an answer, waiting for the peer to close.
+pub const DRAIN_BYTES_MAX: usize = 64 << 10;
 /// Scrapes served at once; Prometheus uses one connection per target.
 pub const CONNECTIONS_MAX: usize = 16;
 
@@ -280,11 +284,30 @@ where
     let written = async {
         stream.write_all(&reply).await?;
         stream.flush().await?;
+        stream.shutdown(std::net::Shutdown::Write).await?;
+        drain(&mut stream).await?;
         stream.close().await
     };
     if let Err(error) = written.await {
         tracing::debug!(?peer, %error, "metrics: writing response");
     }
+}
+
+/// Reads what the peer still sends (up to [`DRAIN_BYTES_MAX`]) until it
+/// closes: closing a socket with unread input resets the connection, and
+/// the reset can destroy the answer before the peer has read it (a 431 to a
+/// client still sending its oversized head).
+async fn drain(stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut chunk = [0_u8; 1024];
+    let mut drained_bytes = 0;
+    while drained_bytes < DRAIN_BYTES_MAX {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            break;
+        }
+        drained_bytes += read;
+    }
+    Ok(())
 }
 
 /// The head up to (not including) the blank line; `None` when it does not

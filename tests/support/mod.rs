@@ -35,6 +35,8 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 /// The prefix of the one stdout line the broker prints once it serves.
 const LISTENING_PREFIX: &str = "rafka listening on ";
+/// The prefix of the line after it: `rafka metrics on http://ADDR/metrics`.
+const METRICS_PREFIX: &str = "rafka metrics on http://";
 /// How much of the broker's stderr log a failing test prints.
 const LOG_TAIL_BYTES: u64 = 6 * 1024;
 
@@ -73,6 +75,8 @@ pub struct Startup {
 /// file and one stderr log per start). Dropping it kills the process.
 pub struct Broker {
     pub addr: SocketAddr,
+    /// Where the latest start serves `/metrics` (an ephemeral port).
+    pub metrics_addr: SocketAddr,
     /// The startup line of the latest start.
     pub startup: Startup,
     pub dir: TempDir,
@@ -93,9 +97,10 @@ impl Broker {
             .tempdir()
             .expect("create temp dir");
         fs::create_dir_all(dir.path().join("data")).expect("create data dir");
-        let (child, startup) = launch(dir.path(), &options, 0, ephemeral());
+        let (child, startup, metrics_addr) = launch(dir.path(), &options, 0, ephemeral());
         Broker {
             addr: startup.addr,
+            metrics_addr,
             startup,
             dir,
             child: Some(child),
@@ -159,9 +164,11 @@ impl Broker {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, startup) = launch(self.dir.path(), &self.options, self.starts, ephemeral());
+        let (child, startup, metrics_addr) =
+            launch(self.dir.path(), &self.options, self.starts, ephemeral());
         self.starts += 1;
         self.addr = startup.addr;
+        self.metrics_addr = metrics_addr;
         self.startup = startup;
         self.child = Some(child);
     }
@@ -172,9 +179,11 @@ impl Broker {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, startup) = launch(self.dir.path(), &self.options, self.starts, self.addr);
+        let (child, startup, metrics_addr) =
+            launch(self.dir.path(), &self.options, self.starts, self.addr);
         self.starts += 1;
         assert_eq!(startup.addr, self.addr, "restarted on the same address");
+        self.metrics_addr = metrics_addr;
         self.startup = startup;
         self.child = Some(child);
     }
@@ -232,8 +241,14 @@ fn ephemeral() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Spawns the binary on `listen` and waits (bounded) for its listening line.
-fn launch(dir: &Path, options: &BrokerOptions, start: u32, listen: SocketAddr) -> (Child, Startup) {
+/// Spawns the binary on `listen` and waits (bounded) for its listening line
+/// and then its metrics line.
+fn launch(
+    dir: &Path,
+    options: &BrokerOptions,
+    start: u32,
+    listen: SocketAddr,
+) -> (Child, Startup, SocketAddr) {
     let log = File::create(log_path(dir, start)).expect("create broker log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_rafka"));
     command
@@ -246,6 +261,9 @@ fn launch(dir: &Path, options: &BrokerOptions, start: u32, listen: SocketAddr) -
         // Tests share the machine's cores with each other: no pinning.
         .arg("--pin")
         .arg("false")
+        // Tests run side by side: never the fixed default metrics port.
+        .arg("--metrics-listen")
+        .arg("127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
@@ -258,10 +276,12 @@ fn launch(dir: &Path, options: &BrokerOptions, start: u32, listen: SocketAddr) -
     let mut child = command.spawn().expect("spawn the rafka binary");
     let stdout = child.stdout.take().expect("child stdout is piped");
     let lines = forward_lines(stdout);
-    match wait_for_listening(&lines) {
-        Ok(startup) => {
+    let started =
+        wait_for_listening(&lines).and_then(|startup| Ok((startup, wait_for_metrics(&lines)?)));
+    match started {
+        Ok((startup, metrics_addr)) => {
             assert_eq!(startup.shards, options.cores, "shards on the startup line");
-            (child, startup)
+            (child, startup, metrics_addr)
         }
         Err(reason) => {
             let _ = child.kill();
@@ -307,6 +327,17 @@ fn wait_for_listening(lines: &mpsc::Receiver<String>) -> Result<Startup, String>
             return parse_listening(&line);
         }
     }
+}
+
+/// The address of the metrics line, which follows the listening line.
+fn wait_for_metrics(lines: &mpsc::Receiver<String>) -> Result<SocketAddr, String> {
+    let line = lines
+        .recv_timeout(STARTUP_DEADLINE)
+        .map_err(|_| format!("no metrics line within {STARTUP_DEADLINE:?}"))?;
+    line.strip_prefix(METRICS_PREFIX)
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .and_then(|addr| addr.parse().ok())
+        .ok_or_else(|| format!("not a metrics line: {line:?}"))
 }
 
 /// Parses `rafka listening on ADDR shards=N data_dir=DIR recovered_partitions=K`.

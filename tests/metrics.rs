@@ -1,0 +1,182 @@
+//! `/metrics` of the real broker: scraped before and after librdkafka
+//! traffic, the counters move by exactly what the traffic was; bad HTTP
+//! gets its status and the endpoint and the broker keep serving.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use support::client;
+use support::Broker;
+
+const TOPIC: &str = "metered";
+const RECORDS: u32 = 300;
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends `request` as is and returns (status code, body).
+fn http(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to /metrics");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    stream.write_all(request).expect("send request");
+    let mut response = Vec::new();
+    // The server closes after one answer.
+    stream.read_to_end(&mut response).expect("read response");
+    let response = String::from_utf8(response).expect("utf-8 response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("status line in {head:?}"));
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .and_then(|n| n.parse().ok())
+        .expect("Content-Length");
+    assert_eq!(length, body.len(), "Content-Length matches the body");
+    (status, body.to_owned())
+}
+
+/// Every sample of a scrape: `name{labels}` -> value.
+fn scrape(broker: &Broker) -> BTreeMap<String, f64> {
+    let (status, body) = http(
+        broker.metrics_addr,
+        b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("# EOF\n"), "complete exposition");
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let value = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+    samples.get(series).copied().unwrap_or(0.0)
+}
+
+/// Total size of the partition's segment files: the batches as appended.
+fn log_bytes(broker: &Broker, topic: &str, partition: i32) -> u64 {
+    std::fs::read_dir(broker.partition_dir(topic, partition))
+        .expect("partition dir")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .map(|path| std::fs::metadata(path).expect("segment metadata").len())
+        .sum()
+}
+
+#[test]
+fn counters_move_by_exactly_the_traffic() {
+    let broker = Broker::start(2);
+    let bootstrap = broker.bootstrap();
+    let before = scrape(&broker);
+    client::create_topic(&bootstrap, TOPIC, 1);
+    let records = client::records(1, RECORDS, client::now_ms());
+    let producer = client::producer(&bootstrap, &[("enable.idempotence", "false")]);
+    client::produce(&producer, TOPIC, &records);
+    assert_eq!(
+        client::watermarks(&bootstrap, TOPIC, 0),
+        (0, i64::from(RECORDS))
+    );
+    let consumed = client::consume(&bootstrap, TOPIC, &[RECORDS as usize]);
+    assert_eq!(consumed[0].len(), RECORDS as usize);
+    let after = scrape(&broker);
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+
+    let topic = format!("{{topic=\"{TOPIC}\"}}");
+    let stored_bytes = log_bytes(&broker, TOPIC, 0) as f64;
+    assert!(stored_bytes > 0.0);
+    assert_eq!(
+        delta(&format!("rafka_topic_records_in_total{topic}")),
+        f64::from(RECORDS)
+    );
+    // Batches are stored as they were appended: the log is the bytes in.
+    assert_eq!(
+        delta(&format!("rafka_topic_bytes_in_total{topic}")),
+        stored_bytes
+    );
+    // Every stored batch went out at least once to the consumer.
+    assert!(delta(&format!("rafka_topic_bytes_out_total{topic}")) >= stored_bytes);
+
+    let produce_requests = delta("rafka_requests_total{api=\"Produce\"}");
+    assert!(
+        (1.0..=f64::from(RECORDS)).contains(&produce_requests),
+        "{produce_requests} produce requests for {RECORDS} records"
+    );
+    assert_eq!(
+        delta("rafka_request_duration_seconds_count{api=\"Produce\"}"),
+        produce_requests,
+        "one latency observation per request"
+    );
+    assert_eq!(delta("rafka_request_errors_total{api=\"Produce\"}"), 0.0);
+    assert!(delta("rafka_requests_total{api=\"Fetch\"}") >= 1.0);
+
+    let partition_labels = |name: &str| {
+        let series = after
+            .keys()
+            .find(|key| key.starts_with(&format!("{name}{{topic=\"{TOPIC}\",partition=\"0\"")))
+            .unwrap_or_else(|| panic!("{name} for {TOPIC}/0"));
+        after[series]
+    };
+    assert_eq!(
+        partition_labels("rafka_partition_log_end_offset"),
+        f64::from(RECORDS)
+    );
+    assert_eq!(
+        partition_labels("rafka_partition_high_watermark"),
+        f64::from(RECORDS)
+    );
+    // acks=all is answered after fdatasync: at least one timed flush.
+    let fsyncs: f64 = (0..2)
+        .map(|shard| {
+            delta(&format!(
+                "rafka_fsync_duration_seconds_count{{shard=\"{shard}\"}}"
+            ))
+        })
+        .sum();
+    assert!(fsyncs >= 1.0, "{fsyncs} fsyncs");
+    let accepted: f64 = (0..2)
+        .map(|shard| {
+            delta(&format!(
+                "rafka_connections_accepted_total{{shard=\"{shard}\"}}"
+            ))
+        })
+        .sum();
+    assert!(accepted >= 3.0, "admin, producer and consumer connected");
+}
+
+#[test]
+fn bad_http_gets_its_status_and_the_broker_keeps_serving() {
+    let broker = Broker::start(1);
+    let addr = broker.metrics_addr;
+    assert_eq!(http(addr, b"HELLO\r\n\r\n").0, 400);
+    assert_eq!(http(addr, b"GET /metrics HTTP/9.9\r\n\r\n").0, 400);
+    assert_eq!(http(addr, b"GET /other HTTP/1.1\r\n\r\n").0, 404);
+    assert_eq!(http(addr, b"DELETE /metrics HTTP/1.1\r\n\r\n").0, 405);
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
+    huge.resize(16 << 10, b'a');
+    huge.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(http(addr, &huge).0, 431);
+    // A client that connects, sends half a line and goes away.
+    let mut quitter = TcpStream::connect(addr).expect("connect");
+    quitter.write_all(b"GET /met").expect("half a request");
+    drop(quitter);
+
+    let samples = scrape(&broker);
+    assert_eq!(sample(&samples, "rafka_connections_open{shard=\"0\"}"), 0.0);
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, TOPIC, 1);
+    assert_eq!(client::watermarks(&bootstrap, TOPIC, 0), (0, 0));
+    let samples = scrape(&broker);
+    assert_eq!(
+        sample(&samples, "rafka_requests_total{api=\"CreateTopics\"}"),
+        1.0
+    );
+}
