@@ -1,12 +1,16 @@
-//! FindCoordinator (key 10), v0-v6: the group (0) and transaction (1)
-//! coordinator of every key is this node, the only broker. v0-v3 ask for
-//! one key; v4+ batch them in `coordinator_keys`, one answer each.
+//! FindCoordinator (key 10), v0-v6: where the coordinator of each key is.
+//! v0-v3 ask for one key; v4+ batch them in `coordinator_keys`, one answer
+//! each.
 //!
-//! Coordinator state will live on the shard owning the key's partition of
-//! `__consumer_offsets` / `__transaction_state`, but clients only see the
-//! node, so the answer does not depend on which shard serves the request.
-//! Any other key type (share groups, v6) gets INVALID_REQUEST with no
-//! node, as Kafka answers a type it does not know.
+//! - Groups (key type 0): this node, the only broker, once some shard owns
+//!   the key's `__consumer_offsets` partition; until then the error
+//!   `group_coordinator_shard` gives (COORDINATOR_NOT_AVAILABLE while the
+//!   topic does not exist), which clients retry. Which shard owns the
+//!   group does not show: every shard routes group requests to the owner.
+//! - Transactions (key type 1): this node. InitProducerId answers
+//!   transactional ids until the transaction coordinator exists.
+//! - Any other key type (share groups, v6) gets INVALID_REQUEST with no
+//!   node, as Kafka answers a type it does not know.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -37,12 +41,12 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     let version = request.header.api_version;
     let mut body = request.body;
     let decoded: FindCoordinatorRequest = decode_request(&mut body, version)?;
-    let answer = coordinator(&ctx.node, decoded.key_type);
     let response = if version >= BATCHED_VERSION_MIN {
         let coordinators = decoded
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let answer = coordinator(ctx, decoded.key_type, &key);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(answer.node_id))
@@ -56,6 +60,7 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
             .with_error_message(None)
             .with_coordinators(coordinators)
     } else {
+        let answer = coordinator(ctx, decoded.key_type, &decoded.key);
         FindCoordinatorResponse::default()
             .with_error_code(answer.error_code)
             .with_error_message(answer.error_message)
@@ -71,24 +76,45 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     )
 }
 
-fn coordinator(node: &NodeInfo, key_type: i8) -> Answer {
+fn coordinator(ctx: &HandlerContext, key_type: i8, key: &str) -> Answer {
     match key_type {
-        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => Answer {
-            error_code: 0,
-            error_message: None,
-            node_id: node.node_id,
-            host: StrBytes::from_string(node.host.clone()),
-            port: i32::from(node.port),
+        KEY_TYPE_GROUP => match ctx.shard.group_coordinator_shard(key) {
+            Ok(_) => this_node(&ctx.node),
+            Err(code) => no_node(code, error_message(code)),
         },
-        // Kafka's `Node.noNode()`.
-        other => Answer {
-            error_code: ResponseError::InvalidRequest.code(),
-            error_message: Some(StrBytes::from_string(format!(
-                "Unknown coordinator type {other}"
-            ))),
-            node_id: -1,
-            host: StrBytes::new(),
-            port: -1,
-        },
+        KEY_TYPE_TRANSACTION => this_node(&ctx.node),
+        other => no_node(
+            ResponseError::InvalidRequest.code(),
+            format!("Unknown coordinator type {other}"),
+        ),
+    }
+}
+
+fn this_node(node: &NodeInfo) -> Answer {
+    Answer {
+        error_code: 0,
+        error_message: None,
+        node_id: node.node_id,
+        host: StrBytes::from_string(node.host.clone()),
+        port: i32::from(node.port),
+    }
+}
+
+/// Kafka's `Node.noNode()` with the reason.
+fn no_node(error_code: i16, message: String) -> Answer {
+    Answer {
+        error_code,
+        error_message: Some(StrBytes::from_string(message)),
+        node_id: -1,
+        host: StrBytes::new(),
+        port: -1,
+    }
+}
+
+/// Kafka's text for an error code (`Errors.message()`), which clients log.
+fn error_message(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(error) => error.to_string(),
+        None => format!("error code {code}"),
     }
 }

@@ -16,14 +16,25 @@
 pub mod api_versions;
 pub mod controller_call;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+mod group_call;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::rc::Rc;
 
@@ -116,21 +127,21 @@ pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response
         ApiKey::Fetch => fetch::handle(ctx, request).await,
         ApiKey::ListOffsets => list_offsets::handle(ctx, request).await,
         ApiKey::Metadata => metadata::handle(ctx, request).await,
-        ApiKey::OffsetCommit => not_implemented(request),
-        ApiKey::OffsetFetch => not_implemented(request),
+        ApiKey::OffsetCommit => offset_commit::handle(ctx, request).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(ctx, request).await,
         ApiKey::FindCoordinator => find_coordinator::handle(ctx, request).await,
-        ApiKey::JoinGroup => not_implemented(request),
-        ApiKey::Heartbeat => not_implemented(request),
-        ApiKey::LeaveGroup => not_implemented(request),
-        ApiKey::SyncGroup => not_implemented(request),
-        ApiKey::DescribeGroups => not_implemented(request),
-        ApiKey::ListGroups => not_implemented(request),
+        ApiKey::JoinGroup => join_group::handle(ctx, request).await,
+        ApiKey::Heartbeat => heartbeat::handle(ctx, request).await,
+        ApiKey::LeaveGroup => leave_group::handle(ctx, request).await,
+        ApiKey::SyncGroup => sync_group::handle(ctx, request).await,
+        ApiKey::DescribeGroups => describe_groups::handle(ctx, request).await,
+        ApiKey::ListGroups => list_groups::handle(ctx, request).await,
         ApiKey::CreateTopics => create_topics::handle(ctx, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(ctx, request).await,
         ApiKey::InitProducerId => init_producer_id::handle(ctx, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(ctx, request).await,
-        ApiKey::OffsetDelete => not_implemented(request),
-        ApiKey::DeleteGroups => not_implemented(request),
+        ApiKey::OffsetDelete => offset_delete::handle(ctx, request).await,
+        ApiKey::DeleteGroups => delete_groups::handle(ctx, request).await,
         // Only reachable with a table serving more than BROKER_APIS.
         _ => not_implemented(request),
     }

@@ -1,0 +1,115 @@
+//! LeaveGroup (key 13), v0-v5: members leave their group (a consumer
+//! closing), which starts a rebalance for the others.
+//!
+//! v0-v2 name one member by `member_id`; v3+ batch members, each by member
+//! id or `group.instance.id` (KIP-345). The coordinator speaks only the
+//! batched form: an old request becomes a batch of one, and its answer
+//! folds back into the single error code (the top-level error if any,
+//! else the member's), as Kafka's `LeaveGroupResponse` does.
+//!
+//! An empty group id is INVALID_GROUP_ID without asking a coordinator.
+
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use rafka_proto::api::decode_request;
+
+use super::group_call::{caller, on_coordinator, INVALID_GROUP_ID};
+use super::{reply, HandlerContext, HandlerError};
+use crate::service::{Request, Response};
+
+/// First version batching members.
+const BATCHED_VERSION_MIN: i16 = 3;
+
+pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
+    let version = request.header.api_version;
+    let caller = caller(&request);
+    let mut body = request.body;
+    let decoded: LeaveGroupRequest = decode_request(&mut body, version)?;
+    let batched = batched(decoded, version);
+    let response = if batched.group_id.is_empty() {
+        LeaveGroupResponse::default().with_error_code(INVALID_GROUP_ID)
+    } else {
+        let group_id = batched.group_id.to_string();
+        let left = on_coordinator(ctx, &group_id, move |shard| async move {
+            shard.groups().leave_group(caller, batched).await
+        })
+        .await;
+        left.unwrap_or_else(|code| LeaveGroupResponse::default().with_error_code(code))
+    };
+    reply(
+        &request.header,
+        request.response_header_version,
+        &encodable(response, version),
+        version,
+    )
+}
+
+/// The request in the v3+ form: an old single member becomes a batch of
+/// one, without instance id or reason (v0-v2 have neither).
+pub(crate) fn batched(mut request: LeaveGroupRequest, version: i16) -> LeaveGroupRequest {
+    if version < BATCHED_VERSION_MIN {
+        let member_id = std::mem::take(&mut request.member_id);
+        request.members = vec![MemberIdentity::default()
+            .with_member_id(member_id)
+            .with_group_instance_id(None)
+            .with_reason(None)];
+    }
+    request
+}
+
+/// The answer in `version`'s form: below v3 the members fold into the one
+/// error code.
+pub(crate) fn encodable(mut response: LeaveGroupResponse, version: i16) -> LeaveGroupResponse {
+    response.throttle_time_ms = 0;
+    if version < BATCHED_VERSION_MIN {
+        let members = std::mem::take(&mut response.members);
+        if response.error_code == 0 {
+            response.error_code = members
+                .iter()
+                .map(|m| m.error_code)
+                .find(|code| *code != 0)
+                .unwrap_or(0);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::leave_group_response::MemberResponse;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+
+    #[test]
+    fn a_single_member_becomes_a_batch_of_one() {
+        let request = LeaveGroupRequest::default().with_member_id(StrBytes::from_static_str("m-1"));
+        let batched = batched(request, 2);
+        assert!(batched.member_id.is_empty());
+        assert_eq!(batched.members.len(), 1);
+        assert_eq!(batched.members[0].member_id.as_str(), "m-1");
+        assert_eq!(batched.members[0].group_instance_id, None);
+    }
+
+    #[test]
+    fn a_batch_is_kept_from_v3() {
+        let member = MemberIdentity::default().with_member_id(StrBytes::from_static_str("m-2"));
+        let request = LeaveGroupRequest::default().with_members(vec![member.clone()]);
+        assert_eq!(batched(request, 3).members, vec![member]);
+    }
+
+    #[test]
+    fn old_versions_fold_the_member_error_into_the_top_level() {
+        let response = LeaveGroupResponse::default().with_members(vec![MemberResponse::default()
+            .with_member_id(StrBytes::from_static_str("m-1"))
+            .with_error_code(UNKNOWN_MEMBER_ID)]);
+        let old = encodable(response.clone(), 0);
+        assert_eq!(old.error_code, UNKNOWN_MEMBER_ID);
+        assert!(old.members.is_empty());
+        let new = encodable(response, 3);
+        assert_eq!(new.error_code, 0);
+        assert_eq!(new.members[0].error_code, UNKNOWN_MEMBER_ID);
+    }
+}
