@@ -4,7 +4,8 @@
 //! # Layout
 //! - `main.rs`: CLI, logging, signals.
 //! - `settings.rs`: from flags + properties file to [`ServerOptions`]
-//!   (listen/advertised addresses, data dir, cores, cluster id).
+//!   (listen/advertised addresses, data dir, cores, cluster id, the
+//!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`).
 
 mod settings;
 

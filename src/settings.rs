@@ -261,3 +261,46 @@ fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
         .map_err(|e| meta_error(e.to_string()))?;
     Ok(cluster_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> Property {
+        Property {
+            key: key.to_string(),
+            value: value.to_string(),
+            line: 1,
+        }
+    }
+
+    fn metrics_of(args: &[&str], file: &[(&str, &str)]) -> (Option<SocketAddr>, usize) {
+        let cli = Cli::parse_from(std::iter::once("rafka").chain(args.iter().copied()));
+        let mut properties: Vec<Property> = file.iter().map(|(k, v)| entry(k, v)).collect();
+        let addr = metrics_listen(&cli, &mut properties).expect("metrics address");
+        (addr, properties.len())
+    }
+
+    #[test]
+    fn metrics_listen_flag_beats_the_file_which_beats_the_default() {
+        let file = [
+            (METRICS_LISTEN_KEY, "127.0.0.1:9700"),
+            ("num.partitions", "3"),
+        ];
+        let flag = metrics_of(&["--metrics-listen", "127.0.0.1:0"], &file);
+        assert_eq!(flag, (Some(SocketAddr::from(([127, 0, 0, 1], 0))), 1));
+        let from_file = metrics_of(&[], &file);
+        assert_eq!(from_file.0, Some(SocketAddr::from(([127, 0, 0, 1], 9700))));
+        assert_eq!(from_file.1, 1, "the key is taken out of the broker config");
+        let default = metrics_of(&[], &[]);
+        assert_eq!(default.0, Some(SocketAddr::from(([127, 0, 0, 1], 9644))));
+        assert_eq!(metrics_of(&["--metrics-listen", "none"], &file).0, None);
+    }
+
+    #[test]
+    fn an_unresolvable_metrics_address_is_an_error() {
+        let cli = Cli::parse_from(["rafka", "--metrics-listen", "not an address"]);
+        let result = metrics_listen(&cli, &mut Vec::new());
+        assert!(matches!(result, Err(SettingsError::Resolve(value)) if value == "not an address"));
+    }
+}

@@ -439,3 +439,94 @@ impl BrokerSnapshot {
 fn gauge_value(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use rafka_shard::histogram::LatencyHistogram;
+
+    use super::*;
+
+    fn shard(id: u32, produce_requests: u64, topic_bytes_in: u64) -> ShardSnapshot {
+        let latency = LatencyHistogram::new();
+        latency.record_us(80);
+        ShardSnapshot {
+            shard: id,
+            apis: vec![ApiTraffic {
+                api_key: 0,
+                requests: produce_requests,
+                errors: 1,
+                latency: latency.snapshot(),
+            }],
+            topics: BTreeMap::from([(
+                "t".to_string(),
+                TopicTraffic {
+                    bytes_in: topic_bytes_in,
+                    records_in: 2,
+                    bytes_out: 7,
+                },
+            )]),
+            connections_open: 3,
+            partitions: vec![PartitionOffsets {
+                topic: "t".to_string(),
+                partition: i32::try_from(id).unwrap_or(0),
+                log_start_offset: 0,
+                log_end_offset: 10,
+                high_watermark: 9,
+            }],
+            ..ShardSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn merge_sums_apis_and_topics_and_keeps_shards_in_order() {
+        let merged = BrokerSnapshot::merge(vec![shard(1, 5, 100), shard(0, 2, 30)]);
+        let produce = merged.apis[&0];
+        assert_eq!((produce.requests, produce.errors), (7, 2));
+        assert_eq!(produce.latency.count(), 2);
+        assert_eq!(
+            produce.latency.buckets[1], 2,
+            "80 µs is in the 100 µs bucket"
+        );
+        let t = merged.topics["t"];
+        assert_eq!((t.bytes_in, t.records_in, t.bytes_out), (130, 4, 14));
+        let ids: Vec<u32> = merged.shards.iter().map(|s| s.shard).collect();
+        assert_eq!(ids, vec![0, 1]);
+    }
+
+    #[test]
+    fn encodes_the_openmetrics_text_with_labels_and_cumulative_buckets() {
+        let text = BrokerSnapshot::merge(vec![shard(0, 2, 30), shard(1, 5, 100)])
+            .encode()
+            .expect("encode");
+        let expected_lines = [
+            "# HELP rafka_requests Requests served, by Kafka API.",
+            "# TYPE rafka_requests counter",
+            "rafka_requests_total{api=\"Produce\"} 7",
+            "rafka_request_errors_total{api=\"Produce\"} 2",
+            "rafka_request_duration_seconds_count{api=\"Produce\"} 2",
+            "rafka_request_duration_seconds_bucket{le=\"0.00005\",api=\"Produce\"} 0",
+            "rafka_request_duration_seconds_bucket{le=\"0.0001\",api=\"Produce\"} 2",
+            "rafka_request_duration_seconds_bucket{le=\"+Inf\",api=\"Produce\"} 2",
+            "rafka_topic_bytes_in_total{topic=\"t\"} 130",
+            "rafka_topic_records_in_total{topic=\"t\"} 4",
+            "rafka_topic_bytes_out_total{topic=\"t\"} 14",
+            "rafka_connections_open{shard=\"0\"} 3",
+            "rafka_connections_open{shard=\"1\"} 3",
+            "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",
+            "rafka_partition_high_watermark{topic=\"t\",partition=\"0\",shard=\"0\"} 9",
+            "# EOF",
+        ];
+        let lines: Vec<&str> = text.lines().collect();
+        for expected in expected_lines {
+            assert!(lines.contains(&expected), "{expected} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn unknown_api_keys_are_named_by_number() {
+        assert_eq!(api_name(0), "Produce");
+        assert_eq!(api_name(18), "ApiVersions");
+        assert_eq!(api_name(-7), "-7");
+    }
+}
