@@ -50,10 +50,10 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(answer.node_id))
-                    .with_host(answer.host.clone())
+                    .with_host(answer.host)
                     .with_port(answer.port)
                     .with_error_code(answer.error_code)
-                    .with_error_message(answer.error_message.clone())
+                    .with_error_message(answer.error_message)
             })
             .collect();
         FindCoordinatorResponse::default()
