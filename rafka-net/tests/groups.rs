@@ -37,6 +37,7 @@ const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const INVALID_REQUEST: i16 = 42;
 const NON_EMPTY_GROUP: i16 = 68;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const MEMBER_ID_REQUIRED: i16 = 79;
 /// Read | Delete | Describe, Kafka's ACL operations on a group.
@@ -49,6 +50,26 @@ type GroupOffsets<'a> = (&'a str, i16, Vec<(i32, i64)>);
 
 fn fast_groups(config: &mut BrokerConfig) {
     config.group_initial_rebalance_delay_ms = 0;
+}
+
+/// A broker whose `__consumer_offsets` exists: clients ask FindCoordinator
+/// before any group call, and the first one creates the topic.
+fn with_group_broker<F, Fut>(shards: usize, scenario: F)
+where
+    F: Fn(Broker) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    with_broker(shards, fast_groups, move |broker: Broker| {
+        let scenario = scenario.clone();
+        async move {
+            let lookup = FindCoordinatorRequest::default()
+                .with_key(str_bytes("any-group"))
+                .with_key_type(0);
+            let found: FindCoordinatorResponse = broker.call(3, &lookup).await;
+            assert_eq!(found.error_code, 0);
+            scenario(broker).await;
+        }
+    })
 }
 
 fn group_id(name: &str) -> GroupId {
@@ -151,12 +172,12 @@ async fn single_member_v0_scenario(broker: Broker) {
 
 #[test]
 fn single_member_v0_one_shard() {
-    with_broker(1, fast_groups, single_member_v0_scenario);
+    with_group_broker(1, single_member_v0_scenario);
 }
 
 #[test]
 fn single_member_v0_two_shards() {
-    with_broker(2, fast_groups, single_member_v0_scenario);
+    with_group_broker(2, single_member_v0_scenario);
 }
 
 /// Two members at v5: the second join starts a rebalance that the first
@@ -267,12 +288,12 @@ async fn leave_v0_and_v3_scenario(broker: &Broker, v0_member: &str, v3_member: &
 
 #[test]
 fn two_members_one_shard() {
-    with_broker(1, fast_groups, two_members_scenario);
+    with_group_broker(1, two_members_scenario);
 }
 
 #[test]
 fn two_members_two_shards() {
-    with_broker(2, fast_groups, two_members_scenario);
+    with_group_broker(2, two_members_scenario);
 }
 
 /// Join, sync, heartbeat and leave refuse an empty group id before any
@@ -300,7 +321,7 @@ async fn empty_group_id_scenario(broker: Broker) {
 
 #[test]
 fn empty_group_id_two_shards() {
-    with_broker(2, fast_groups, empty_group_id_scenario);
+    with_group_broker(2, empty_group_id_scenario);
 }
 
 fn commit_request(group: &str, offsets: &[(i32, i64)]) -> OffsetCommitRequest {
@@ -480,12 +501,12 @@ async fn list_and_delete_scenario(broker: &Broker) {
 
 #[test]
 fn offsets_one_shard() {
-    with_broker(1, fast_groups, offsets_scenario);
+    with_group_broker(1, offsets_scenario);
 }
 
 #[test]
 fn offsets_two_shards() {
-    with_broker(2, fast_groups, offsets_scenario);
+    with_group_broker(2, offsets_scenario);
 }
 
 /// A member in a group makes DeleteGroups answer NON_EMPTY_GROUP.
@@ -503,12 +524,17 @@ async fn delete_non_empty_scenario(broker: Broker) {
 
 #[test]
 fn delete_non_empty_two_shards() {
-    with_broker(2, fast_groups, delete_non_empty_scenario);
+    with_group_broker(2, delete_non_empty_scenario);
 }
 
 /// FindCoordinator v3 (one key) vs v4 (batched keys): every group key is
 /// coordinated by this node; an unknown key type is INVALID_REQUEST.
 async fn find_coordinator_scenario(broker: Broker) {
+    // No group was ever looked up: no `__consumer_offsets` yet, and a group
+    // call has no coordinator to go to.
+    assert!(broker.shard.image().topic("__consumer_offsets").is_none());
+    let early: JoinGroupResponse = broker.call(5, &join_request("g-1", "", b"m")).await;
+    assert_eq!(early.error_code, COORDINATOR_NOT_AVAILABLE);
     let single = FindCoordinatorRequest::default()
         .with_key(str_bytes("g-1"))
         .with_key_type(0);
@@ -525,6 +551,16 @@ async fn find_coordinator_scenario(broker: Broker) {
         .iter()
         .map(|c| (c.key.as_str(), c.error_code, c.node_id.0))
         .collect();
+    let created = broker
+        .shard
+        .image()
+        .topic("__consumer_offsets")
+        .map(|t| t.partitions.len());
+    assert_eq!(
+        created,
+        Some(50),
+        "the first lookup created it with the default count"
+    );
     assert_eq!(
         answers,
         vec![

@@ -36,6 +36,9 @@ use crate::storage::GlommioStorage;
 /// `offsets.topic.segment.bytes` default.
 const OFFSETS_SEGMENT_BYTES: i32 = 104_857_600;
 
+/// Kafka's TOPIC_ALREADY_EXISTS error code.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFailure {
@@ -199,7 +202,7 @@ impl ControllerShard {
         outcomes
     }
 
-    /// At startup, before the broker is ready: creates `__consumer_offsets`
+    /// On the first FindCoordinator for a group: creates `__consumer_offsets`
     /// (offsets.topic.num.partitions partitions, compacted, 100 MiB
     /// segments as Kafka) unless it exists.
     pub async fn ensure_offsets_topic(&self, shard: &Rc<Shard>) -> Result<(), ShardError> {
@@ -222,6 +225,8 @@ impl ControllerShard {
         let created = self.create_topics(shard, vec![topic], false).await;
         match created.into_iter().next() {
             Some(Ok(_)) => Ok(()),
+            // Two shards' first lookups raced: the other one created it.
+            Some(Err(failure)) if failure.code == TOPIC_ALREADY_EXISTS => Ok(()),
             Some(Err(failure)) => Err(ShardError::OffsetsTopic {
                 message: failure.message,
             }),

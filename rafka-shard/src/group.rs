@@ -15,10 +15,12 @@
 //! have moved it) and calls `tick`; another expires offsets every
 //! `offsets.retention.check.interval.ms`.
 //!
-//! Startup: shard 0's controller creates `__consumer_offsets`, then every
-//! shard replays its partitions of it ([`GroupService::load_partitions`])
-//! before the broker is ready. Until a partition is loaded its groups
-//! answer COORDINATOR_LOAD_IN_PROGRESS.
+//! `__consumer_offsets` is created by the controller on the first
+//! FindCoordinator for a group (as Kafka does); shards mark its new, empty
+//! partitions loaded when they open them. At startup every shard replays
+//! its partitions of it ([`GroupService::load_partitions`]) before the
+//! broker is ready. Until a partition is loaded its groups answer
+//! COORDINATOR_LOAD_IN_PROGRESS.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

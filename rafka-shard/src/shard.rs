@@ -312,6 +312,17 @@ impl Shard {
                 _ => {}
             }
         }
+        let offsets_partition_opened = deltas.iter().any(|delta| {
+            matches!(delta, MetadataDelta::PartitionCreated { name, shard, .. }
+                if *shard == me && name == GROUP_METADATA_TOPIC)
+        });
+        if offsets_partition_opened {
+            // New partitions are empty: this only marks them loaded, before
+            // the controller's broadcast returns and groups get routed here.
+            if let Err(error) = self.groups().load_partitions().await {
+                tracing::error!(%error, "loading new {GROUP_METADATA_TOPIC} partitions");
+            }
+        }
         self.image_changed.notify(usize::MAX);
         Ok(())
     }
@@ -594,14 +605,14 @@ async fn load_broker(shard: &Rc<Shard>) -> Result<usize, ShardError> {
     Ok(total)
 }
 
-/// Shard 0, before the broker is ready: creates `__consumer_offsets` if
-/// missing, then has every shard rebuild the groups of its partitions.
+/// Shard 0, before the broker is ready: has every shard rebuild the groups
+/// of its `__consumer_offsets` partitions. The topic itself is created on
+/// the first FindCoordinator for a group, as Kafka does, so a broker that
+/// never sees a group carries no 50 empty partitions.
 async fn load_groups(shard: &Rc<Shard>) -> Result<(), ShardError> {
-    let controller = shard
-        .controller
-        .as_ref()
-        .expect("shard 0 has the controller");
-    controller.ensure_offsets_topic(shard).await?;
+    if shard.image().topic(GROUP_METADATA_TOPIC).is_none() {
+        return Ok(());
+    }
     let loads = shard
         .router
         .invoke_on_all(|shard: Rc<Shard>| async move {

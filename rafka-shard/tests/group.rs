@@ -45,8 +45,13 @@ where
         async move {
             let (shard, _started) = start(env, config).await.expect("start");
             if shard.id() == 0 {
-                scenario(Rc::clone(&shard)).await;
                 let controller = shard.controller.as_ref().expect("controller");
+                // What the first FindCoordinator does (a no-op on restart).
+                controller
+                    .ensure_offsets_topic(&shard)
+                    .await
+                    .expect("__consumer_offsets");
+                scenario(Rc::clone(&shard)).await;
                 controller.shutdown(&shard).await.expect("shutdown");
                 for stopped in shard
                     .router

@@ -2,7 +2,9 @@
 //! v0-v3 ask for one key; v4+ batch them in `coordinator_keys`, one answer
 //! each.
 //!
-//! - Groups (key type 0): this node, the only broker, once some shard owns
+//! - Groups (key type 0): the first lookup creates `__consumer_offsets`
+//!   (offsets.topic.num.partitions partitions, compacted) as Kafka does.
+//!   Then this node, the only broker, once some shard owns
 //!   the key's `__consumer_offsets` partition; until then the error
 //!   `group_coordinator_shard` gives (COORDINATOR_NOT_AVAILABLE while the
 //!   topic does not exist), which clients retry. Which shard owns the
@@ -18,6 +20,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rafka_proto::api::decode_request;
 
+use rafka_shard::group::GROUP_METADATA_TOPIC;
+
+use super::controller_call::call_controller;
+use super::metadata::AUTO_CREATE_WAIT;
 use super::{reply, HandlerContext, HandlerError, NodeInfo};
 use crate::service::{Request, Response};
 
@@ -41,6 +47,9 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     let version = request.header.api_version;
     let mut body = request.body;
     let decoded: FindCoordinatorRequest = decode_request(&mut body, version)?;
+    if decoded.key_type == KEY_TYPE_GROUP {
+        ensure_offsets_topic(ctx).await;
+    }
     let response = if version >= BATCHED_VERSION_MIN {
         let coordinators = decoded
             .coordinator_keys
@@ -87,6 +96,30 @@ fn coordinator(ctx: &HandlerContext, key_type: i8, key: &str) -> Answer {
             ResponseError::InvalidRequest.code(),
             format!("Unknown coordinator type {other}"),
         ),
+    }
+}
+
+/// Creates `__consumer_offsets` on the first group lookup, as Kafka does.
+/// A failure or timeout only logs: the keys then answer
+/// COORDINATOR_NOT_AVAILABLE and the client asks again.
+async fn ensure_offsets_topic(ctx: &HandlerContext) {
+    if ctx.shard.image().topic(GROUP_METADATA_TOPIC).is_some() {
+        return;
+    }
+    let created = call_controller(&ctx.shard, Some(AUTO_CREATE_WAIT), |shard| async move {
+        let controller = shard.controller.as_ref()?;
+        Some(
+            controller
+                .ensure_offsets_topic(&shard)
+                .await
+                .map_err(|e| e.to_string()),
+        )
+    })
+    .await;
+    match created {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "creating {GROUP_METADATA_TOPIC}"),
+        Err(error) => tracing::warn!(%error, "creating {GROUP_METADATA_TOPIC}"),
     }
 }
 
