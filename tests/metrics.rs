@@ -104,6 +104,11 @@ fn counters_move_by_exactly_the_traffic() {
     );
     // Every stored batch went out at least once to the consumer.
     assert!(delta(&format!("rafka_topic_bytes_out_total{topic}")) >= stored_bytes);
+    // One consumer read the partition once from offset 0.
+    assert_eq!(
+        delta(&format!("rafka_topic_records_out_total{topic}")),
+        f64::from(RECORDS)
+    );
 
     let produce_requests = delta("rafka_requests_total{api=\"Produce\"}");
     assert!(

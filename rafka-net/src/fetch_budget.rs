@@ -98,6 +98,21 @@ fn first_batch_bytes(regions: &[FileRegion]) -> u64 {
         .unwrap_or(first.len)
 }
 
+/// The base offset of the batch starting `position` bytes into `regions`
+/// (the first batch a cut left out), if readable.
+pub fn base_offset_at(regions: &[FileRegion], position: u64) -> Option<i64> {
+    let mut skip_bytes = position;
+    for region in regions {
+        if skip_bytes < region.len {
+            let mut base_offset = [0u8; 8];
+            region.read_exact_at(skip_bytes, &mut base_offset).ok()?;
+            return Some(i64::from_be_bytes(base_offset));
+        }
+        skip_bytes -= region.len;
+    }
+    None
+}
+
 /// The size of the batch at `position` of `region`.
 fn batch_at(region: &FileRegion, position: u64) -> Option<u64> {
     let mut header = [0u8; LOG_OVERHEAD_BYTES];

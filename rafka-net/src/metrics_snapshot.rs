@@ -45,6 +45,8 @@ pub struct TopicTraffic {
     pub records_in: u64,
     /// Batch bytes put in fetch responses.
     pub bytes_out: u64,
+    /// Records (offsets) delivered by fetch responses.
+    pub records_out: u64,
 }
 
 impl TopicTraffic {
@@ -52,6 +54,7 @@ impl TopicTraffic {
         self.bytes_in = self.bytes_in.wrapping_add(other.bytes_in);
         self.records_in = self.records_in.wrapping_add(other.records_in);
         self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
+        self.records_out = self.records_out.wrapping_add(other.records_out);
     }
 }
 
@@ -249,7 +252,7 @@ impl BrokerSnapshot {
     }
 
     fn encode_topics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let families: [Described<TopicTraffic, u64>; 3] = [
+        let families: [Described<TopicTraffic, u64>; 4] = [
             (
                 "topic_bytes_in",
                 "Record batch bytes appended by produce requests, by topic.",
@@ -264,6 +267,11 @@ impl BrokerSnapshot {
                 "topic_bytes_out",
                 "Record batch bytes sent in fetch responses, by topic.",
                 |t| t.bytes_out,
+            ),
+            (
+                "topic_records_out",
+                "Records (offsets) delivered by fetch responses, by topic.",
+                |t| t.records_out,
             ),
         ];
         for (name, help, value) in families {
@@ -463,6 +471,7 @@ mod tests {
                     bytes_in: topic_bytes_in,
                     records_in: 2,
                     bytes_out: 7,
+                    records_out: 3,
                 },
             )]),
             connections_open: 3,
@@ -488,7 +497,8 @@ mod tests {
             "80 µs is in the 100 µs bucket"
         );
         let t = merged.topics["t"];
-        assert_eq!((t.bytes_in, t.records_in, t.bytes_out), (130, 4, 14));
+        assert_eq!((t.bytes_in, t.records_in), (130, 4));
+        assert_eq!((t.bytes_out, t.records_out), (14, 6));
         let ids: Vec<u32> = merged.shards.iter().map(|s| s.shard).collect();
         assert_eq!(ids, vec![0, 1]);
     }
@@ -510,6 +520,7 @@ mod tests {
             "rafka_topic_bytes_in_total{topic=\"t\"} 130",
             "rafka_topic_records_in_total{topic=\"t\"} 4",
             "rafka_topic_bytes_out_total{topic=\"t\"} 14",
+            "rafka_topic_records_out_total{topic=\"t\"} 6",
             "rafka_connections_open{shard=\"0\"} 3",
             "rafka_connections_open{shard=\"1\"} 3",
             "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",

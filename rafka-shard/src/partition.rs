@@ -107,6 +107,9 @@ pub struct FetchedRegions {
     /// Whole batches from the fetch offset, below the high watermark, in
     /// log order (one region per segment touched).
     pub regions: Vec<FileRegion>,
+    /// The offset after the last batch in `regions` (the fetch offset when
+    /// there are none): where the consumer's next fetch starts.
+    pub next_offset: i64,
 }
 
 impl FetchedRegions {
@@ -318,11 +321,13 @@ impl Partition {
             .map_err(|_| PartitionError::Closed)?;
         let high_watermark = self.high_watermark.get();
         let mut regions = Vec::new();
+        let mut next_offset = offset;
         if offset < high_watermark || offset > state.log.log_end_offset() {
             let read = state
                 .log
                 .read_bounded(offset, max_bytes, high_watermark)
                 .await?;
+            next_offset = read.next_offset;
             for region in &read.regions {
                 let shared = region.file.region(region.position, region.len);
                 regions.push(shared.map_err(LogError::Io)?);
@@ -332,6 +337,7 @@ impl Partition {
             high_watermark,
             log_start_offset: state.log.log_start_offset(),
             regions,
+            next_offset,
         })
     }
 

@@ -51,7 +51,7 @@ use rafka_shard::shard::Shard;
 use rafka_shard::storage::FileRegion;
 
 use super::{HandlerContext, HandlerError};
-use crate::fetch_budget::Budget;
+use crate::fetch_budget::{base_offset_at, Budget};
 use crate::fetch_encode::{encode_fetch_response, PartitionRecords};
 use crate::fetch_session::{
     with_shard_sessions, FetchParams, Observed, PartitionKey, SessionContext, SessionRequest,
@@ -92,7 +92,7 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     let reads = read_until_ready(ctx, &targets, &limits).await;
     crate::metrics_shard::fetched(targets.iter().zip(&reads).map(|(target, read)| {
         let batch_bytes = read.records.iter().map(|region| region.len).sum();
-        (target.topic.as_str(), batch_bytes)
+        (target.topic.as_str(), batch_bytes, read.offsets_out)
     }));
     let uses_topic_ids = version >= TOPIC_ID_VERSION_MIN;
     let (session_id, shown) = finish_session(ctx, end, uses_topic_ids, &targets, &reads);
@@ -171,6 +171,9 @@ struct PartitionRead {
     /// Whole batches as regions of the segment files, sent with
     /// `sendfile` by the connection.
     records: Vec<FileRegion>,
+    /// Offsets these records move the consumer forward by: the records
+    /// out (exact for logs without gaps, as compaction leaves).
+    offsets_out: u64,
 }
 
 impl PartitionRead {
@@ -180,6 +183,7 @@ impl PartitionRead {
             high_watermark: -1,
             log_start_offset: -1,
             records: Vec::new(),
+            offsets_out: 0,
         }
     }
 
@@ -189,6 +193,7 @@ impl PartitionRead {
             high_watermark: partition.high_watermark(),
             log_start_offset: partition.log_start_offset(),
             records: Vec::new(),
+            offsets_out: 0,
         }
     }
 
@@ -419,12 +424,24 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
         return PartitionRead::empty(&partition);
     };
     match partition.fetch_regions(offset, read_bytes).await {
-        Ok(fetched) => PartitionRead {
-            error_code: codes::NONE,
-            high_watermark: fetched.high_watermark,
-            log_start_offset: fetched.log_start_offset,
-            records: budget.take(fetched.regions, spec.params.partition_max_bytes),
-        },
+        Ok(fetched) => {
+            let fetched_bytes = fetched.size_bytes();
+            let records = budget.take(fetched.regions.clone(), spec.params.partition_max_bytes);
+            let kept_bytes: u64 = records.iter().map(|region| region.len).sum();
+            let next_offset = if kept_bytes == fetched_bytes {
+                Some(fetched.next_offset)
+            } else {
+                base_offset_at(&fetched.regions, kept_bytes)
+            };
+            let offsets_out = next_offset.map_or(0, |next| next.saturating_sub(offset).max(0));
+            PartitionRead {
+                error_code: codes::NONE,
+                high_watermark: fetched.high_watermark,
+                log_start_offset: fetched.log_start_offset,
+                records,
+                offsets_out: u64::try_from(offsets_out).unwrap_or(0),
+            }
+        }
         // Retention moved the log start between the check and the read.
         Err(error) if error.error_code() == codes::OFFSET_OUT_OF_RANGE => {
             PartitionRead::out_of_range(&partition)
