@@ -292,9 +292,17 @@ fn leave_and_join_four_shards() {
     leave_and_join(4);
 }
 
+/// How the broker goes down between the two consumers.
+#[derive(Clone, Copy)]
+enum Stop {
+    Graceful,
+    /// SIGKILL: acknowledged commits were fsynced, so they must survive.
+    Kill9,
+}
+
 /// A consumer commits part of the topic; after a broker restart a new
 /// consumer of the group sees those offsets and consumes the rest.
-fn resume_after_restart(cores: u32) {
+fn resume_after_restart(cores: u32, stop: Stop) {
     let mut broker = start_broker(cores);
     let bootstrap = broker.bootstrap();
     client::create_topic(&bootstrap, TOPIC, PARTITIONS);
@@ -311,6 +319,9 @@ fn resume_after_restart(cores: u32) {
         })
         .collect();
     drop(first);
+    if let Stop::Kill9 = stop {
+        broker.kill9();
+    }
     broker.restart();
     let bootstrap = broker.bootstrap();
     let second = member(&bootstrap, "resume", &[]);
@@ -324,12 +335,22 @@ fn resume_after_restart(cores: u32) {
 
 #[test]
 fn resume_after_restart_two_shards() {
-    resume_after_restart(2);
+    resume_after_restart(2, Stop::Graceful);
 }
 
 #[test]
 fn resume_after_restart_four_shards() {
-    resume_after_restart(4);
+    resume_after_restart(4, Stop::Graceful);
+}
+
+#[test]
+fn resume_after_kill9_two_shards() {
+    resume_after_restart(2, Stop::Kill9);
+}
+
+#[test]
+fn resume_after_kill9_four_shards() {
+    resume_after_restart(4, Stop::Kill9);
 }
 
 /// A static member (`group.instance.id`) that closes and comes back within
