@@ -10,7 +10,16 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn rafka() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rafka"));
-    command.args(["--listen", "127.0.0.1:0", "--cores", "2", "--pin", "false"]);
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--cores",
+        "2",
+        "--pin",
+        "false",
+    ]);
     command
 }
 
