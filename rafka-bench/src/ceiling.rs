@@ -106,6 +106,41 @@ pub fn write_ceiling(
     })
 }
 
+/// The latency floor of a durable produce: `count` appends of
+/// `write_bytes`, each followed by its own fdatasync. The row's detail
+/// carries the median and p99 of one write + fdatasync in µs.
+pub fn sync_latency(
+    dir: &Path,
+    write_bytes: usize,
+    count: u32,
+) -> Result<CeilingRow, CeilingError> {
+    let path = dir.join("ceiling-sync-latency");
+    let buf = vec![0x5au8; write_bytes];
+    let mut file = File::create(&path).map_err(file_err("create", &path))?;
+    let mut latencies_us = Vec::with_capacity(count as usize);
+    let start = Instant::now();
+    for _ in 0..count.max(1) {
+        let op = Instant::now();
+        file.write_all(&buf).map_err(file_err("write", &path))?;
+        file.sync_data().map_err(file_err("fdatasync", &path))?;
+        latencies_us.push(op.elapsed().as_micros() as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).map_err(file_err("remove", &path))?;
+    latencies_us.sort_unstable();
+    let at = |q: f64| latencies_us[((latencies_us.len() - 1) as f64 * q) as usize];
+    Ok(CeilingRow {
+        ceiling: "sync-each",
+        detail: format!(
+            "{write_bytes}B-write+fdatasync-p50-{}us-p99-{}us",
+            at(0.5),
+            at(0.99)
+        ),
+        bytes: latencies_us.len() as u64 * write_bytes as u64,
+        seconds,
+    })
+}
+
 /// Sends a page-cached file of `file_bytes` `passes` times with sendfile
 /// over loopback TCP; timed until the reader has received every byte.
 pub fn sendfile_ceiling(
@@ -228,6 +263,17 @@ mod tests {
         assert!(row
             .csv_line()
             .starts_with("write,4096B-writes-fdatasync-every-262144B,1048576,"));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn sync_latency_reports_percentiles() {
+        let dir = temp_dir("sync");
+        let row = sync_latency(&dir, 1024, 20).unwrap();
+        assert_eq!(row.bytes, 20 * 1024);
+        assert!(row.detail.starts_with("1024B-write+fdatasync-p50-"));
+        assert!(row.detail.ends_with("us"));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir(&dir).unwrap();
     }

@@ -81,6 +81,10 @@ struct CeilingWriteArgs {
     write_sizes: Vec<u64>,
     #[arg(long, default_value = "1MiB", value_parser = size::parse_bytes)]
     flush_bytes: u64,
+    /// Also time this many 1 KiB writes each followed by fdatasync (the
+    /// latency floor of acks=all); 0 skips it.
+    #[arg(long, default_value_t = 500)]
+    sync_latency_writes: u32,
     #[arg(long)]
     csv: Option<PathBuf>,
 }
@@ -358,6 +362,11 @@ fn ceiling_write_main(args: &CeilingWriteArgs) -> Result<(), MainError> {
         let size = check_range("--write-sizes", size, 1, 1 << 30)?;
         let row =
             ceiling::write_ceiling(&args.dir, size as usize, args.total_bytes, args.flush_bytes)?;
+        table.push_str(&row.csv_line());
+        table.push('\n');
+    }
+    if args.sync_latency_writes > 0 {
+        let row = ceiling::sync_latency(&args.dir, 1024, args.sync_latency_writes)?;
         table.push_str(&row.csv_line());
         table.push('\n');
     }
