@@ -158,7 +158,7 @@ async fn lead(
         // After the ready line, which tools read as the first line.
         let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
         tracing::info!("{line}");
-        println!("{line}");
+        print_line(&line);
     }
     if let Some(stop) = stop {
         // A dropped sender (the signal thread ended) also means stop.
@@ -235,7 +235,19 @@ fn announce(shard: &Shard, bound: SocketAddr, started: Started) {
         started.partitions_recovered
     );
     tracing::info!("{line}");
-    println!("{line}");
+    print_line(&line);
+}
+
+/// Writes one line to stdout for whoever started the broker. A closed
+/// stdout (the reader took the ready line and went away) must not stop a
+/// running broker, as `println!`'s panic would.
+fn print_line(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    if let Err(error) = written {
+        tracing::warn!(%error, "stdout closed; the line is in the log only");
+    }
 }
 
 /// Serves `/metrics` from this shard (0); every scrape gathers a snapshot
