@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Every client roundtrip against one real broker: builds the release
-# binary, starts it on a temp data dir and an ephemeral port (learned from
-# its "rafka listening on" line), runs each <client>-roundtrip.sh (each
-# installs its client), stops the broker with SIGTERM (it must exit 0), and
-# prints one line per client and a final "N passed, N failed" line.
+# Every client roundtrip and consumer-group run against one real broker:
+# builds the release binary, starts it on a temp data dir and an ephemeral
+# port (learned from its "rafka listening on" line), runs each
+# <client>-roundtrip.sh and <client>-group.sh (each installs its client),
+# stops the broker with SIGTERM (it must exit 0), and prints one line per
+# run and a final "N passed, N failed" line.
 #
-# usage: scripts/compat/run-all.sh [CLIENT...]
-#   CLIENT: confluent-kafka kafka-python kafkajs java kcat (default: all)
-#   env: COUNT, CODECS (passed to the roundtrips), CORES (broker shards, 2)
+# usage: scripts/compat/run-all.sh [RUN...]
+#   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips) and
+#        kafka-python-group kafkajs-group java-group (default: all)
+#   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
+#        runs), CORES (broker shards, 2)
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 
@@ -15,7 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
-    clients=(confluent-kafka kafka-python kafkajs java kcat)
+    clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -81,18 +84,22 @@ passed=0
 failed=0
 summary=()
 for client in "${clients[@]}"; do
-    script="$here/$client-roundtrip.sh"
+    # A group run is its own script and verdict line: "group CLIENT: ...".
+    case "$client" in
+        *-group) script="$here/$client.sh" verdict_prefix="group ${client%-group}: " ;;
+        *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;
+    esac
     log="$work/logs/$client.log"
     if [[ ! -x "$script" ]]; then
-        summary+=("$client: FAIL (no $client-roundtrip.sh)")
+        summary+=("$client: FAIL (no $(basename "$script"))")
         failed=$((failed + 1))
         continue
     fi
     echo "run-all: $client"
     status=0
     BOOTSTRAP="$bootstrap" "$script" >"$log" 2>&1 || status=$?
-    verdict="$(grep -E '^roundtrip ' "$log" | tail -n 1 || true)"
-    verdict="${verdict#"roundtrip $client: "}"
+    verdict="$(grep -F "$verdict_prefix" "$log" | tail -n 1 || true)"
+    verdict="${verdict#"$verdict_prefix"}"
     if [[ $status -eq 0 ]]; then
         passed=$((passed + 1))
         summary+=("$client: ${verdict:-PASS}")
