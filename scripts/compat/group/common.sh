@@ -7,7 +7,7 @@
 # Environment: BOOTSTRAP (host:port), GROUP_COUNT (records the two members
 # share, default 400).
 
-# shellcheck source=../roundtrip/common.sh
+# shellcheck source=roundtrip/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../roundtrip/common.sh"
 
 # group_run CLIENT PROGRAM...: runs PROGRAM BOOTSTRAP TOPIC GROUP COUNT and
@@ -16,9 +16,11 @@ group_run() {
     local client="$1"
     shift
     local count="${GROUP_COUNT:-400}" verdict_timeout_s=150 status=0
+    # Set by roundtrip_bootstrap, which the caller ran first.
+    local broker="${bootstrap:?}"
     local suffix
     suffix="$(date +%s)-$$-$RANDOM"
-    timeout "$verdict_timeout_s" "$@" "$bootstrap" "grp-$client-$suffix" "grp-$client-$suffix" "$count" ||
+    timeout "$verdict_timeout_s" "$@" "$broker" "grp-$client-$suffix" "grp-$client-$suffix" "$count" ||
         status=$?
     if [[ $status -eq 124 ]]; then
         echo "group $client: FAIL (no verdict within ${verdict_timeout_s} s)"
