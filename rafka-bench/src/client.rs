@@ -106,6 +106,11 @@ impl Wire {
             .receive::<R::Response>(api_key, correlation_id, version)
     }
 
+    /// Both halves, for pipelining on one thread.
+    pub fn halves_mut(&mut self) -> (&mut WireWriter, &mut WireReader) {
+        (&mut self.writer, &mut self.reader)
+    }
+
     pub fn split(self) -> (WireWriter, WireReader) {
         (self.writer, self.reader)
     }

@@ -6,13 +6,13 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use rafka_proto::record::{
     batch_size_bytes, Record, RecordBatch, RecordLimits, LOG_OVERHEAD_BYTES,
 };
 
 use crate::admin::topic_name;
-use crate::client::Wire;
+use crate::client::{Wire, WireReader, WireWriter};
 use crate::run::RunError;
 
 /// v12: the newest version that still names topics (v13 uses ids).
@@ -54,10 +54,33 @@ pub fn fetch_once(
     topic: &str,
     cursors: &mut [Cursor],
     limits: FetchLimits,
+    visit: Visit<'_, '_>,
+) -> Result<FetchTally, RunError> {
+    let (writer, reader) = wire.halves_mut();
+    let correlation_id = send_fetch(writer, topic, cursors, limits)?;
+    receive_fetch(reader, correlation_id, cursors, visit)
+}
+
+/// Sends a fetch for `cursors` without waiting (pipelining).
+pub fn send_fetch(
+    writer: &mut WireWriter,
+    topic: &str,
+    cursors: &[Cursor],
+    limits: FetchLimits,
+) -> Result<i32, RunError> {
+    let request = fetch_request(topic, cursors, limits);
+    Ok(writer.send(&request, FETCH_VERSION)?)
+}
+
+/// Takes the answer to fetch `correlation_id` and advances the cursors it
+/// names (others in `cursors` are left alone).
+pub fn receive_fetch(
+    reader: &mut WireReader,
+    correlation_id: i32,
+    cursors: &mut [Cursor],
     mut visit: Visit<'_, '_>,
 ) -> Result<FetchTally, RunError> {
-    let request = fetch_request(topic, cursors, limits);
-    let response: FetchResponse = wire.call(&request, FETCH_VERSION)?;
+    let response: FetchResponse = reader.receive(ApiKey::Fetch, correlation_id, FETCH_VERSION)?;
     let mut tally = FetchTally::default();
     let answers = response.responses.iter().flat_map(|t| &t.partitions);
     for answer in answers {

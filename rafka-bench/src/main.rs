@@ -155,6 +155,9 @@ struct RunArgs {
     /// Fetch budget per partition.
     #[arg(long, default_value = "4MiB", value_parser = size::parse_bytes)]
     fetch_partition_bytes: u64,
+    /// consume: fetches in flight (partitions split into this many groups).
+    #[arg(long, default_value_t = 3)]
+    fetch_inflight: usize,
     /// Also write the table to this CSV file.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -349,6 +352,7 @@ fn run_main(
         inflight_max: args.inflight_max.max(1),
         preload_records: args.preload_records,
         fetch_partition_bytes_max: fetch_bytes as i32,
+        fetch_inflight_max: args.fetch_inflight.max(1),
     };
     let table = report::render(&mode(&plan)?);
     emit(&table, args.csv.as_deref())

@@ -4,7 +4,9 @@
 //! - produce: one open-loop phase per target rate; latency = due time to ack.
 //! - consume: preloads `preload_records` as fast as the pipeline allows,
 //!   then fetches every partition from offset 0 to its end as fast as
-//!   possible, one fetch in flight (the next offsets depend on the answer).
+//!   possible. The partitions are split into `fetch_inflight_max` groups,
+//!   each with one fetch in flight (its next offsets depend on the answer),
+//!   so that many fetches are pipelined on the connection.
 //!   Its row's target is `max` and its attainment is the share of the
 //!   records available (the log end offsets when reading starts) that was
 //!   read within the duration; latency = fetch round trip.
@@ -12,6 +14,7 @@
 //!   long-polling from the log end; latency = time the record's fetch came
 //!   back minus the due time stamped in its value.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -19,7 +22,7 @@ use rafka_proto::record::{BatchError, BuildError, Compression, RecordError};
 
 use crate::admin;
 use crate::client::{ClientError, Wire};
-use crate::fetch::{fetch_once, Cursor, FetchLimits};
+use crate::fetch::{fetch_once, receive_fetch, send_fetch, Cursor, FetchLimits};
 use crate::produce::{self, ProduceConfig, Progress};
 use crate::report::{latency_histogram, Row, RunLabel};
 use crate::workload::{Pace, RecordFactory, Schedule};
@@ -53,6 +56,8 @@ pub struct RunPlan {
     pub inflight_max: usize,
     pub preload_records: u64,
     pub fetch_partition_bytes_max: i32,
+    /// consume: fetches in flight on the connection (partition groups).
+    pub fetch_inflight_max: usize,
 }
 
 impl RunPlan {
@@ -142,52 +147,109 @@ pub fn consume_rows(plan: &RunPlan) -> Result<Vec<Row>, RunError> {
     );
     let ends = admin::end_offsets(&mut wire, &plan.topic, &partitions)?;
     let available: i64 = ends.iter().sum();
-    let mut cursors: Vec<Cursor> = partitions
-        .iter()
-        .zip(&ends)
-        .map(|(&partition, &end)| Cursor {
-            partition,
-            offset: 0,
-            high_watermark: end,
-        })
-        .collect();
-    let mut latency_us = latency_histogram();
-    let (mut records, mut batches, mut errors) = (0u64, 0u64, 0u64);
-    let start = Instant::now();
-    let limits = plan.fetch_limits(0);
-    while start.elapsed() < plan.duration {
-        let mut pending: Vec<Cursor> = cursors
-            .iter()
-            .copied()
-            .filter(|c| c.offset < ends_of(&ends, &partitions, c.partition))
-            .collect();
-        if pending.is_empty() {
-            break;
-        }
-        let sent = Instant::now();
-        let tally = fetch_once(&mut wire, &plan.topic, &mut pending, limits, None)?;
-        latency_us.saturating_record(sent.elapsed().as_micros() as u64);
-        (records, batches, errors) = (records + tally.records, batches + 1, errors + tally.errors);
-        for done in pending {
-            if let Some(cursor) = cursors.iter_mut().find(|c| c.partition == done.partition) {
-                *cursor = done;
-            }
-        }
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let mut row = Row::new(plan.label("consume", None), records, seconds, &latency_us);
-    row.attainment_pct = 100.0 * records as f64 / (available.max(1)) as f64;
-    row.batches = batches;
-    row.errors = errors;
+    let mut groups = FetchGroup::split(&partitions, &ends, plan.fetch_inflight_max);
+    let read = read_all(plan, &mut wire, &mut groups)?;
+    let mut row = Row::new(
+        plan.label("consume", None),
+        read.records,
+        read.seconds,
+        &read.latency_us,
+    );
+    row.attainment_pct = 100.0 * read.records as f64 / (available.max(1)) as f64;
+    row.batches = read.fetches;
+    row.errors = read.errors;
     eprintln!("{}", row.csv_line());
     Ok(vec![row])
 }
 
-fn ends_of(ends: &[i64], partitions: &[i32], partition: i32) -> i64 {
-    partitions
-        .iter()
-        .position(|&p| p == partition)
-        .map_or(0, |at| ends[at])
+/// Partitions fetched together, with at most one fetch in flight; several
+/// groups keep several fetches in flight on one connection.
+#[derive(Debug)]
+struct FetchGroup {
+    cursors: Vec<Cursor>,
+    /// Per cursor: the log end to read up to.
+    ends: Vec<i64>,
+}
+
+impl FetchGroup {
+    fn split(partitions: &[i32], ends: &[i64], count: usize) -> Vec<FetchGroup> {
+        let count = count.clamp(1, partitions.len().max(1));
+        let mut groups: Vec<FetchGroup> = (0..count)
+            .map(|_| FetchGroup {
+                cursors: Vec::new(),
+                ends: Vec::new(),
+            })
+            .collect();
+        for (at, (&partition, &end)) in partitions.iter().zip(ends).enumerate() {
+            let group = &mut groups[at % count];
+            group.cursors.push(Cursor {
+                partition,
+                offset: 0,
+                high_watermark: end,
+            });
+            group.ends.push(end);
+        }
+        groups
+    }
+
+    fn pending(&self) -> Vec<Cursor> {
+        let ends = self.cursors.iter().zip(&self.ends);
+        ends.filter(|(c, &end)| c.offset < end)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+}
+
+struct ReadAll {
+    records: u64,
+    fetches: u64,
+    errors: u64,
+    seconds: f64,
+    latency_us: Histogram<u64>,
+}
+
+/// Reads every group to its ends (or until the duration passes), one
+/// fetch in flight per group; latency is each fetch's round trip.
+fn read_all(
+    plan: &RunPlan,
+    wire: &mut Wire,
+    groups: &mut [FetchGroup],
+) -> Result<ReadAll, RunError> {
+    let limits = plan.fetch_limits(0);
+    let mut read = ReadAll {
+        records: 0,
+        fetches: 0,
+        errors: 0,
+        seconds: 0.0,
+        latency_us: latency_histogram(),
+    };
+    let start = Instant::now();
+    let (writer, reader) = wire.halves_mut();
+    let mut in_flight = VecDeque::new();
+    for (at, group) in groups.iter().enumerate() {
+        let pending = group.pending();
+        if !pending.is_empty() {
+            let correlation_id = send_fetch(writer, &plan.topic, &pending, limits)?;
+            in_flight.push_back((at, correlation_id, Instant::now()));
+        }
+    }
+    // Answers come in request order, so the queue's front is the next one.
+    while let Some((at, correlation_id, sent)) = in_flight.pop_front() {
+        let group = &mut groups[at];
+        let tally = receive_fetch(reader, correlation_id, &mut group.cursors, None)?;
+        read.latency_us
+            .saturating_record(sent.elapsed().as_micros() as u64);
+        read.records += tally.records;
+        read.errors += tally.errors;
+        read.fetches += 1;
+        let pending = group.pending();
+        if !pending.is_empty() && start.elapsed() < plan.duration {
+            let correlation_id = send_fetch(writer, &plan.topic, &pending, limits)?;
+            in_flight.push_back((at, correlation_id, Instant::now()));
+        }
+    }
+    read.seconds = start.elapsed().as_secs_f64();
+    Ok(read)
 }
 
 pub fn e2e_rows(plan: &RunPlan) -> Result<Vec<Row>, RunError> {
@@ -300,5 +362,25 @@ fn consume_live(
             tally.records += fetched.records;
             tally.last_at = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_groups_deal_partitions_round_robin_and_track_their_ends() {
+        let mut groups = FetchGroup::split(&[0, 1, 2, 3, 4], &[10, 0, 30, 40, 50], 2);
+        assert_eq!(groups.len(), 2);
+        let ids = |g: &FetchGroup| g.cursors.iter().map(|c| c.partition).collect::<Vec<_>>();
+        assert_eq!(ids(&groups[0]), [0, 2, 4]);
+        assert_eq!(ids(&groups[1]), [1, 3]);
+        // Partition 1 is empty: nothing to fetch there.
+        assert_eq!(groups[1].pending().len(), 1);
+        groups[0].cursors[1].offset = 30;
+        let pending: Vec<i32> = groups[0].pending().iter().map(|c| c.partition).collect();
+        assert_eq!(pending, [0, 4]);
+        assert_eq!(FetchGroup::split(&[7], &[1], 4).len(), 1);
     }
 }
