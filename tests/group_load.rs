@@ -294,6 +294,15 @@ impl Member {
 /// each committed last.
 fn run_members(addr: SocketAddr, shape: LoadShape) -> (Vec<MemberTimes>, Vec<Offsets>) {
     let mut handles = Vec::with_capacity(shape.groups * shape.members_per_group);
+    let mut lookup = WireClient::connect(addr, "load-lookup").expect("connect");
+    for group in 0..shape.groups {
+        let found = lookup.find_coordinator(&group_id(group));
+        assert_eq!(
+            found.expect("FindCoordinator"),
+            0,
+            "coordinator of group {group}"
+        );
+    }
     for group in 0..shape.groups {
         let gate = Arc::new(GroupGate::new(shape.members_per_group));
         for index in 0..shape.members_per_group {

@@ -28,7 +28,9 @@ fn config(dir: &Path) -> Arc<BrokerConfig> {
     Arc::new(BrokerConfig {
         log_dirs: vec![dir.to_path_buf()],
         offsets_topic_num_partitions: PARTITIONS,
-        group_initial_rebalance_delay_ms: 0,
+        // Long enough for both members of a test to join the first
+        // generation, whatever order their calls are served in.
+        group_initial_rebalance_delay_ms: 1000,
         ..Default::default()
     })
 }

@@ -28,10 +28,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::messages::{
     ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, DescribeGroupsRequest,
-    DescribeGroupsResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ResponseHeader,
-    SyncGroupRequest, SyncGroupResponse, TopicName,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use rafka_proto::frame::{self, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT};
@@ -630,6 +630,17 @@ impl WireClient {
             }
         }
         Ok(out)
+    }
+
+    /// FindCoordinator v3 for one group, as every client asks before its
+    /// first group call (the first one creates `__consumer_offsets`).
+    /// Returns the answer's error code.
+    pub fn find_coordinator(&mut self, group_id: &str) -> Result<i16, WireError> {
+        let request = FindCoordinatorRequest::default()
+            .with_key(str_bytes(group_id))
+            .with_key_type(0);
+        let response: FindCoordinatorResponse = self.send(&request, 3)?;
+        Ok(response.error_code)
     }
 
     pub fn describe_groups(
