@@ -40,6 +40,10 @@ pub struct Cli {
     /// Memory each executor locks for io_uring buffers.
     #[arg(long, value_name = "BYTES", default_value_t = 2 << 20)]
     pub io_memory_bytes: usize,
+    /// How long an idle shard spins before parking: lower wake-up latency
+    /// for more CPU (0 parks at once).
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
+    pub spin_before_park_us: u64,
     /// Where to serve Prometheus metrics at /metrics (`rafka.metrics.listen`)
     /// [default: 127.0.0.1:9644]; port 0 picks one, `none` serves none.
     #[arg(long, value_name = "HOST:PORT")]
@@ -106,6 +110,7 @@ pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
         io_memory_bytes: cli.io_memory_bytes,
         mesh_queue_len: 1024,
         name: "rafka".to_string(),
+        spin_before_park: std::time::Duration::from_micros(cli.spin_before_park_us),
     };
     Ok(ServerOptions {
         config: Arc::new(config),
