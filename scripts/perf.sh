@@ -7,8 +7,8 @@
 #        PERF_DURATION_SECS=30 scripts/perf.sh   (longer points)
 # Env:   PERF_OUT (default target/perf), PERF_RATES (records/s, comma list),
 #        PERF_DURATION_SECS (per point, default 3), PERF_PARTITIONS (6),
-#        PERF_RECORD_BYTES (1024), PERF_BATCH_RECORDS (64: the most records
-#        per produce request; a 64 KiB batch is still far below librdkafka's
+#        PERF_RECORD_BYTES (1024), PERF_BATCH_RECORDS (256: the most records
+#        per produce request; a 256 KiB batch is still below librdkafka's
 #        1 MB batch.size, and at low rates batches hold only what is due),
 #        PERF_PRELOAD_RECORDS (consume, default 300000), PERF_CORES (broker
 #        shards, default all CPUs), PERF_NO_BUILD=1 (use the binaries in
@@ -21,7 +21,7 @@ RATES=${PERF_RATES:-1000,10000,100000,1000000}
 DURATION=${PERF_DURATION_SECS:-3}
 PARTITIONS=${PERF_PARTITIONS:-6}
 RECORD_BYTES=${PERF_RECORD_BYTES:-1024}
-BATCH_RECORDS=${PERF_BATCH_RECORDS:-64}
+BATCH_RECORDS=${PERF_BATCH_RECORDS:-256}
 PRELOAD=${PERF_PRELOAD_RECORDS:-300000}
 STARTUP_DEADLINE_SECS=60
 
