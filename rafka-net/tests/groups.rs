@@ -23,12 +23,12 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
-    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use rafka_core::config::BrokerConfig;
 
@@ -507,6 +507,46 @@ fn offsets_one_shard() {
 #[test]
 fn offsets_two_shards() {
     with_group_broker(2, offsets_scenario);
+}
+
+/// Deleting `__consumer_offsets` (Kafka allows it) forgets every group and
+/// offset it held: the next FindCoordinator re-creates it empty.
+async fn offsets_topic_deleted_scenario(broker: Broker) {
+    let result = broker.create_topic(TOPIC, 3, &[]).await;
+    assert_eq!(result.error_code, 0);
+    let commit: OffsetCommitResponse = broker.call(8, &commit_request("readers", &[(0, 10)])).await;
+    assert_eq!(commit.topics[0].partitions[0].error_code, 0);
+    let all = OffsetFetchRequest::default()
+        .with_group_id(group_id("readers"))
+        .with_topics(None);
+    let before: OffsetFetchResponse = broker.call(7, &all).await;
+    assert_eq!(committed(&before), vec![(0, 10, 0)]);
+
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name("__consumer_offsets")])
+        .with_timeout_ms(30_000);
+    let deleted: DeleteTopicsResponse = broker.call(4, &delete).await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    assert!(broker.shard.image().topic("__consumer_offsets").is_none());
+
+    let lookup = FindCoordinatorRequest::default()
+        .with_key(str_bytes("readers"))
+        .with_key_type(0);
+    let found: FindCoordinatorResponse = broker.call(3, &lookup).await;
+    assert_eq!(found.error_code, 0);
+    let after: OffsetFetchResponse = broker.call(7, &all).await;
+    assert_eq!(after.error_code, 0);
+    assert_eq!(committed(&after), vec![], "no offsets survive the topic");
+}
+
+#[test]
+fn offsets_topic_deleted_one_shard() {
+    with_group_broker(1, offsets_topic_deleted_scenario);
+}
+
+#[test]
+fn offsets_topic_deleted_two_shards() {
+    with_group_broker(2, offsets_topic_deleted_scenario);
 }
 
 /// A member in a group makes DeleteGroups answer NON_EMPTY_GROUP.

@@ -402,6 +402,15 @@ impl GroupService {
         }
     }
 
+    /// Forgets the groups of `partition` when its `__consumer_offsets`
+    /// partition is deleted (DeleteTopics): a re-created topic starts
+    /// empty, and so must its groups.
+    pub fn unload_partition(&self, partition: i32) {
+        self.machine.borrow_mut().unload_partition(partition);
+        self.loaded.borrow_mut().remove(&partition);
+        self.timers_changed.notify(usize::MAX);
+    }
+
     /// Replays every `__consumer_offsets` partition this shard owns and
     /// has not loaded yet. Returns how many records it applied.
     pub async fn load_partitions(&self) -> Result<usize, GroupLoadError> {

@@ -330,6 +330,9 @@ impl Shard {
     async fn remove_topic(&self, name: &str) {
         let removed = self.partitions.borrow_mut().remove(name);
         for (index, partition) in removed.into_iter().flatten() {
+            if name == GROUP_METADATA_TOPIC {
+                self.groups().unload_partition(index);
+            }
             if let Err(error) = partition.delete().await {
                 tracing::error!(topic = name, partition = index, %error, "deleting partition data");
             }
