@@ -32,6 +32,7 @@ use kafka_protocol::messages::{
 };
 use rafka_core::config::BrokerConfig;
 
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_GROUP_ID: i16 = 24;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
@@ -497,6 +498,45 @@ async fn list_and_delete_scenario(broker: &Broker) {
             ("readers", "Dead", GROUP_OPERATIONS)
         ]
     );
+}
+
+/// Partitions of topics the broker lacks are answered
+/// UNKNOWN_TOPIC_OR_PARTITION and not stored; the rest of the request is.
+async fn unknown_topic_commit_scenario(broker: Broker) {
+    let result = broker.create_topic(TOPIC, 3, &[]).await;
+    assert_eq!(result.error_code, 0);
+    let mut request = commit_request("mixed", &[(0, 5), (99, 6)]);
+    let mut missing = request.topics[0].clone().with_name(topic_name("missing"));
+    missing.partitions.truncate(1);
+    request.topics.push(missing);
+    let answer: OffsetCommitResponse = broker.call(8, &request).await;
+    let codes: Vec<(&str, i32, i16)> = answer
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.as_str(), p.partition_index, p.error_code))
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (TOPIC, 0, 0),
+            (TOPIC, 99, UNKNOWN_TOPIC_OR_PARTITION),
+            ("missing", 0, UNKNOWN_TOPIC_OR_PARTITION)
+        ]
+    );
+    let all = OffsetFetchRequest::default()
+        .with_group_id(group_id("mixed"))
+        .with_topics(None);
+    let fetched: OffsetFetchResponse = broker.call(7, &all).await;
+    assert_eq!(committed(&fetched), vec![(0, 5, 0)]);
+}
+
+#[test]
+fn unknown_topic_commit_two_shards() {
+    with_group_broker(2, unknown_topic_commit_scenario);
 }
 
 #[test]
