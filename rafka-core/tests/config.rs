@@ -287,7 +287,7 @@ fn override_validation_maps_to_invalid_config() {
         err.as_ref().map(|e| e.to_string()),
         Some("unknown topic config name: retention.hours".to_string())
     );
-    assert_eq!(err.map(|e| e.error_code()), Some(40));
+    assert_eq!(err.map(|e| e.error_code().code()), Some(40));
     let err = defaults
         .validate(&map(&[
             ("min.compaction.lag.ms", "10"),

@@ -2,11 +2,24 @@
 //! timers fire only through `tick`, so no test sleeps.
 
 use bytes::Bytes;
-use rafka_core::group::codes::*;
 use rafka_core::group::{
     CommitPartition, CommitRequest, Coordinator, Effects, GroupConfig, GroupState, JoinRequest,
     JoinResult, LeavingMember, Reply, SyncRequest, SyncResult,
 };
+use rafka_proto::error::ErrorCode;
+
+const FENCED_INSTANCE_ID: ErrorCode = ErrorCode::FENCED_INSTANCE_ID;
+const GROUP_ID_NOT_FOUND: ErrorCode = ErrorCode::GROUP_ID_NOT_FOUND;
+const GROUP_MAX_SIZE_REACHED: ErrorCode = ErrorCode::GROUP_MAX_SIZE_REACHED;
+const GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode = ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC;
+const ILLEGAL_GENERATION: ErrorCode = ErrorCode::ILLEGAL_GENERATION;
+const INCONSISTENT_GROUP_PROTOCOL: ErrorCode = ErrorCode::INCONSISTENT_GROUP_PROTOCOL;
+const INVALID_SESSION_TIMEOUT: ErrorCode = ErrorCode::INVALID_SESSION_TIMEOUT;
+const MEMBER_ID_REQUIRED: ErrorCode = ErrorCode::MEMBER_ID_REQUIRED;
+const NONE: ErrorCode = ErrorCode::NONE;
+const NON_EMPTY_GROUP: ErrorCode = ErrorCode::NON_EMPTY_GROUP;
+const REBALANCE_IN_PROGRESS: ErrorCode = ErrorCode::REBALANCE_IN_PROGRESS;
+const UNKNOWN_MEMBER_ID: ErrorCode = ErrorCode::UNKNOWN_MEMBER_ID;
 
 /// A consumer-protocol v0 subscription to `topics`.
 fn subscription(topics: &[&str]) -> Bytes {
@@ -205,7 +218,7 @@ fn leave_batch_and_empty_group() {
             },
         ],
     );
-    let codes: Vec<i16> = result.members.iter().map(|(_, c)| *c).collect();
+    let codes: Vec<ErrorCode> = result.members.iter().map(|(_, c)| *c).collect();
     assert_eq!(codes, vec![NONE, NONE, UNKNOWN_MEMBER_ID]);
     let group = m.group("g").unwrap();
     assert_eq!(group.state, GroupState::Empty);

@@ -55,7 +55,7 @@ fn create(c: &Controller, image: &mut MetadataImage, name: &str, partitions: i32
 fn code<T: std::fmt::Debug>(result: Result<T, ControllerError>) -> i16 {
     match result {
         Ok(v) => panic!("accepted: {v:?}"),
-        Err(e) => e.error_code(),
+        Err(e) => e.error_code().code(),
     }
 }
 

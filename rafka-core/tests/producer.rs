@@ -74,7 +74,7 @@ impl Log {
 fn error_code(result: Result<Check, ProducerError>) -> i16 {
     match result {
         Ok(check) => panic!("expected an error, got {check:?}"),
-        Err(error) => error.error_code(),
+        Err(error) => error.error_code().code(),
     }
 }
 
@@ -456,7 +456,11 @@ fn answers(table: &ProducerStateTable, log: &Log) -> Vec<Result<Check, i16>> {
     }
     probes
         .iter()
-        .map(|probe| table.check(probe).map_err(|error| error.error_code()))
+        .map(|probe| {
+            table
+                .check(probe)
+                .map_err(|error| error.error_code().code())
+        })
         .collect()
 }
 

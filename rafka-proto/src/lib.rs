@@ -1,6 +1,9 @@
 //! rafka-proto: the Kafka wire protocol as rafka speaks it.
 //!
 //! # Layout
+//! - `error`: [`error::ErrorCode`], Kafka's error codes as one typed
+//!   vocabulary for every crate.
+//! - `acks`: [`acks::Acks`], Produce's `acks` as a type.
 //! - `frame`: 4-byte size-prefixed frames with a size limit.
 //! - `header`: request headers v0-v2, response headers v0-v1.
 //! - `api`: the one API table (versions, flexible versions, header
@@ -14,7 +17,9 @@
 //! broker needs: framing with limits, headers without panics, the API table,
 //! and record batches over shared bytes.
 
+pub mod acks;
 pub mod api;
+pub mod error;
 pub mod frame;
 pub mod header;
 pub mod record;

@@ -390,7 +390,7 @@ fn count_and_last_offset_delta_must_agree() {
             last_offset_delta: 5
         })
     ));
-    assert_eq!(error.error_code(), 87);
+    assert_eq!(error.error_code().code(), 87);
     let empty = header_rewritten(&client_batch(Compression::None, 1), 57, &0i32.to_be_bytes());
     let error = append_error(&empty, AppendOrigin::Client);
     assert!(matches!(error, InvalidBatch::NoRecords));
@@ -490,7 +490,7 @@ fn crc_errors_map_to_corrupt_message() {
     damaged[70] ^= 1;
     let error = InvalidBatch::from(RecordBatch::parse(&Bytes::from(damaged)).unwrap_err());
     assert_eq!(error.kind(), RejectKind::CorruptMessage);
-    assert_eq!(error.error_code(), 2);
+    assert_eq!(error.error_code().code(), 2);
 }
 
 #[test]
@@ -503,7 +503,7 @@ fn decompression_over_the_limit_is_message_too_large() {
     };
     let error = validate_for_append(&batch, AppendOrigin::Client, limits).unwrap_err();
     assert_eq!(error.kind(), RejectKind::MessageTooLarge);
-    assert_eq!(error.error_code(), 10);
+    assert_eq!(error.error_code().code(), 10);
 }
 
 #[test]

@@ -139,7 +139,7 @@ impl ControllerShard {
                 Ok(records) => records,
                 Err(error) => {
                     outcomes.push(Err(TopicFailure {
-                        code: error.error_code(),
+                        code: error.error_code().code(),
                         message: error.to_string(),
                     }));
                     continue;
@@ -189,11 +189,11 @@ impl ControllerShard {
                     .await
                     .map(|()| named),
                 (Err(error), _) => Err(TopicFailure {
-                    code: error.error_code(),
+                    code: error.error_code().code(),
                     message: error.to_string(),
                 }),
                 (Ok(_), None) => Err(TopicFailure {
-                    code: rafka_core::metadata::UNKNOWN_TOPIC_OR_PARTITION,
+                    code: rafka_proto::error::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
                     message: "unknown topic".to_string(),
                 }),
             };
@@ -293,7 +293,7 @@ async fn commit_and_broadcast(
     let committed: Committed = inner.store.commit(records).await.map_err(|error| {
         tracing::error!(%error, "metadata commit");
         TopicFailure {
-            code: error.error_code(),
+            code: error.error_code().code(),
             message: error.to_string(),
         }
     })?;

@@ -41,9 +41,8 @@ use kafka_protocol::messages::{
     SyncGroupResponse,
 };
 use rafka_core::config::BrokerConfig;
-use rafka_core::group::{
-    codes, Coordinator, Effects, GroupConfig, OffsetsRecord, Reply, ReplyToken,
-};
+use rafka_core::group::{Coordinator, Effects, GroupConfig, OffsetsRecord, Reply, ReplyToken};
+use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{BatchBuilder, Batches, Compression, RecordLimits};
 
 use crate::group_convert as convert;
@@ -130,14 +129,14 @@ impl GroupService {
 
     /// NOT_COORDINATOR unless this shard owns the group's partition,
     /// COORDINATOR_LOAD_IN_PROGRESS until that partition is replayed.
-    fn check_owner(&self, group_id: &str) -> Result<(), i16> {
-        let shard = self.shard().ok_or(codes::COORDINATOR_NOT_AVAILABLE)?;
+    fn check_owner(&self, group_id: &str) -> Result<(), ErrorCode> {
+        let shard = self.shard().ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
         let partition = self.machine.borrow().partition_of(group_id);
         match shard.owner_of(GROUP_METADATA_TOPIC, partition) {
-            None => Err(codes::COORDINATOR_NOT_AVAILABLE),
-            Some(owner) if owner != shard.id() => Err(codes::NOT_COORDINATOR),
+            None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            Some(owner) if owner != shard.id() => Err(ErrorCode::NOT_COORDINATOR),
             Some(_) if !self.loaded.borrow().contains(&partition) => {
-                Err(codes::COORDINATOR_LOAD_IN_PROGRESS)
+                Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
             }
             Some(_) => Ok(()),
         }
@@ -160,8 +159,8 @@ impl GroupService {
         for (token, mut reply) in fx.replies {
             if !written {
                 match &mut reply {
-                    Reply::Join(r) => r.error_code = codes::COORDINATOR_NOT_AVAILABLE,
-                    Reply::Sync(r) => r.error_code = codes::COORDINATOR_NOT_AVAILABLE,
+                    Reply::Join(r) => r.error_code = ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    Reply::Sync(r) => r.error_code = ErrorCode::COORDINATOR_NOT_AVAILABLE,
                 }
             }
             if let Some(tx) = self.waiting.borrow_mut().remove(&token) {
@@ -232,7 +231,7 @@ impl GroupService {
         self.apply(fx).await;
         match Self::wait_reply(rx).await {
             Some(Reply::Join(result)) => convert::join_response(result),
-            _ => convert::join_error(codes::COORDINATOR_NOT_AVAILABLE, &member_id),
+            _ => convert::join_error(ErrorCode::COORDINATOR_NOT_AVAILABLE, &member_id),
         }
     }
 
@@ -253,7 +252,7 @@ impl GroupService {
         self.apply(fx).await;
         match Self::wait_reply(rx).await {
             Some(Reply::Sync(result)) => convert::sync_response(result),
-            _ => convert::sync_error(codes::COORDINATOR_NOT_AVAILABLE),
+            _ => convert::sync_error(ErrorCode::COORDINATOR_NOT_AVAILABLE),
         }
     }
 
@@ -274,7 +273,7 @@ impl GroupService {
         };
         self.timers_changed.notify(usize::MAX);
         let mut response = HeartbeatResponse::default();
-        response.error_code = code;
+        response.error_code = code.code();
         response
     }
 
@@ -285,7 +284,7 @@ impl GroupService {
     ) -> LeaveGroupResponse {
         if let Err(code) = self.check_owner(&req.group_id) {
             let mut response = LeaveGroupResponse::default();
-            response.error_code = code;
+            response.error_code = code.code();
             return response;
         }
         let group_id = req.group_id.to_string();
@@ -371,12 +370,12 @@ impl GroupService {
         };
         let code = match outcome {
             Err(code) => code,
-            Ok(records) if self.persist(&records).await => codes::NONE,
-            Ok(_) => codes::COORDINATOR_NOT_AVAILABLE,
+            Ok(records) if self.persist(&records).await => ErrorCode::NONE,
+            Ok(_) => ErrorCode::COORDINATOR_NOT_AVAILABLE,
         };
         let mut result = DeletableGroupResult::default();
         result.group_id = group_id;
-        result.error_code = code;
+        result.error_code = code.code();
         result
     }
 

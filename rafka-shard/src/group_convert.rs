@@ -26,15 +26,16 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::group::{
-    codes, CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing,
-    JoinRequest, JoinResult, LeaveResult, LeavingMember, SyncRequest, SyncResult,
+    CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, JoinRequest,
+    JoinResult, LeaveResult, LeavingMember, SyncRequest, SyncResult,
 };
+use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 use crate::group::GroupCaller;
 
 /// Per topic, per partition error code.
-type PartitionCodes = Vec<(String, Vec<(i32, i16)>)>;
+type PartitionCodes = Vec<(String, Vec<(i32, ErrorCode)>)>;
 /// Per topic, the partitions asked for.
 type TopicPartitions = Vec<(String, Vec<i32>)>;
 
@@ -61,13 +62,13 @@ pub(crate) fn join_request(caller: &GroupCaller, req: JoinGroupRequest) -> JoinR
     }
 }
 
-pub(crate) fn join_error(code: i16, member_id: &str) -> JoinGroupResponse {
+pub(crate) fn join_error(code: ErrorCode, member_id: &str) -> JoinGroupResponse {
     join_response(JoinResult::error(code, member_id))
 }
 
 pub(crate) fn join_response(r: JoinResult) -> JoinGroupResponse {
     let mut response = JoinGroupResponse::default();
-    response.error_code = r.error_code;
+    response.error_code = r.error_code.code();
     response.generation_id = r.generation_id;
     response.protocol_type = r.protocol_type.map(text);
     response.protocol_name = r.protocol_name.map(text);
@@ -104,13 +105,13 @@ pub(crate) fn sync_request(req: SyncGroupRequest) -> SyncRequest {
     }
 }
 
-pub(crate) fn sync_error(code: i16) -> SyncGroupResponse {
+pub(crate) fn sync_error(code: ErrorCode) -> SyncGroupResponse {
     sync_response(SyncResult::error(code))
 }
 
 pub(crate) fn sync_response(r: SyncResult) -> SyncGroupResponse {
     let mut response = SyncGroupResponse::default();
-    response.error_code = r.error_code;
+    response.error_code = r.error_code.code();
     response.protocol_type = r.protocol_type.map(text);
     response.protocol_name = r.protocol_name.map(text);
     response.assignment = r.assignment;
@@ -136,7 +137,7 @@ pub(crate) fn leaving_members(req: LeaveGroupRequest) -> Vec<LeavingMember> {
 
 pub(crate) fn leave_response(r: LeaveResult) -> LeaveGroupResponse {
     let mut response = LeaveGroupResponse::default();
-    response.error_code = r.error_code;
+    response.error_code = r.error_code.code();
     response.members = r
         .members
         .into_iter()
@@ -144,7 +145,7 @@ pub(crate) fn leave_response(r: LeaveResult) -> LeaveGroupResponse {
             let mut member = MemberResponse::default();
             member.member_id = text(m.member_id);
             member.group_instance_id = m.group_instance_id.map(text);
-            member.error_code = code;
+            member.error_code = code.code();
             member
         })
         .collect();
@@ -181,7 +182,7 @@ pub(crate) fn commit_request(req: OffsetCommitRequest) -> CommitRequest {
     }
 }
 
-pub(crate) fn commit_error(req: &OffsetCommitRequest, code: i16) -> OffsetCommitResponse {
+pub(crate) fn commit_error(req: &OffsetCommitRequest, code: ErrorCode) -> OffsetCommitResponse {
     let results = req
         .topics
         .iter()
@@ -217,10 +218,10 @@ pub(crate) fn commit_response(
                 .map(|(index, code)| {
                     let mut p = OffsetCommitResponsePartition::default();
                     p.partition_index = index;
-                    p.error_code = if code == codes::NONE && !written {
-                        codes::COORDINATOR_NOT_AVAILABLE
+                    p.error_code = if code == ErrorCode::NONE && !written {
+                        ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
                     } else {
-                        code
+                        code.code()
                     };
                     p
                 })
@@ -250,10 +251,10 @@ pub(crate) fn fetch_topics(
     (Some(wanted), ids)
 }
 
-pub(crate) fn fetch_error(group_id: GroupId, code: i16) -> OffsetFetchResponseGroup {
+pub(crate) fn fetch_error(group_id: GroupId, code: ErrorCode) -> OffsetFetchResponseGroup {
     let mut response = OffsetFetchResponseGroup::default();
     response.group_id = group_id;
-    response.error_code = code;
+    response.error_code = code.code();
     response
 }
 
@@ -282,7 +283,7 @@ pub(crate) fn fetch_response(
                     p.committed_offset = f.offset;
                     p.committed_leader_epoch = f.leader_epoch;
                     p.metadata = Some(text(f.metadata));
-                    p.error_code = f.error_code;
+                    p.error_code = f.error_code.code();
                     p
                 })
                 .collect();
@@ -292,10 +293,10 @@ pub(crate) fn fetch_response(
     response
 }
 
-pub(crate) fn describe_error(group_id: GroupId, code: i16) -> DescribedGroup {
+pub(crate) fn describe_error(group_id: GroupId, code: ErrorCode) -> DescribedGroup {
     let mut group = DescribedGroup::default();
     group.group_id = group_id;
-    group.error_code = code;
+    group.error_code = code.code();
     group
 }
 
@@ -308,9 +309,9 @@ pub(crate) fn describe_response(
 ) -> DescribedGroup {
     let mut group = DescribedGroup::default();
     group.group_id = group_id;
-    group.error_code = d.error_code;
+    group.error_code = d.error_code.code();
     if d.state == "Dead" && d.members.is_empty() && caller.api_version >= 6 {
-        group.error_code = codes::GROUP_ID_NOT_FOUND;
+        group.error_code = ErrorCode::GROUP_ID_NOT_FOUND.code();
     }
     group.group_state = StrBytes::from_static_str(d.state);
     group.protocol_type = text(d.protocol_type);
@@ -375,9 +376,9 @@ pub(crate) fn offset_delete_topics(req: &OffsetDeleteRequest) -> Vec<(String, Ve
         .collect()
 }
 
-pub(crate) fn offset_delete_error(code: i16) -> OffsetDeleteResponse {
+pub(crate) fn offset_delete_error(code: ErrorCode) -> OffsetDeleteResponse {
     let mut response = OffsetDeleteResponse::default();
-    response.error_code = code;
+    response.error_code = code.code();
     response
 }
 
@@ -387,7 +388,7 @@ pub(crate) fn offset_delete_response(
 ) -> OffsetDeleteResponse {
     let mut response = OffsetDeleteResponse::default();
     if !written {
-        response.error_code = codes::COORDINATOR_NOT_AVAILABLE;
+        response.error_code = ErrorCode::COORDINATOR_NOT_AVAILABLE.code();
         return response;
     }
     response.topics = results
@@ -400,7 +401,7 @@ pub(crate) fn offset_delete_response(
                 .map(|(index, code)| {
                     let mut p = OffsetDeleteResponsePartition::default();
                     p.partition_index = index;
-                    p.error_code = code;
+                    p.error_code = code.code();
                     p
                 })
                 .collect();

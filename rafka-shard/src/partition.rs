@@ -25,24 +25,10 @@ use glommio::sync::RwLock;
 use rafka_core::io::Clock;
 use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
+use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
 
 use crate::storage::{FileRegion, GlommioStorage};
-
-/// Kafka error codes a partition operation can answer with.
-pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-    pub const INVALID_REQUIRED_ACKS: i16 = 21;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const INVALID_RECORD: i16 = 87;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-}
 
 /// Reads while rebuilding producer state are this large.
 const REBUILD_READ_BYTES: u32 = 1 << 20;
@@ -63,16 +49,18 @@ pub enum PartitionError {
 }
 
 impl PartitionError {
-    pub fn error_code(&self) -> i16 {
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            PartitionError::Log(LogError::OffsetOutOfRange { .. }) => codes::OFFSET_OUT_OF_RANGE,
-            PartitionError::Log(LogError::BatchTooLarge { .. }) => codes::MESSAGE_TOO_LARGE,
-            PartitionError::Log(LogError::InvalidBatch { .. }) => codes::CORRUPT_MESSAGE,
-            PartitionError::Log(_) => codes::KAFKA_STORAGE_ERROR,
+            PartitionError::Log(LogError::OffsetOutOfRange { .. }) => {
+                ErrorCode::OFFSET_OUT_OF_RANGE
+            }
+            PartitionError::Log(LogError::BatchTooLarge { .. }) => ErrorCode::MESSAGE_TOO_LARGE,
+            PartitionError::Log(LogError::InvalidBatch { .. }) => ErrorCode::CORRUPT_MESSAGE,
+            PartitionError::Log(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             PartitionError::Producer(error) => error.error_code(),
-            PartitionError::Corrupt(_) => codes::CORRUPT_MESSAGE,
-            PartitionError::FlushTimeout { .. } => codes::REQUEST_TIMED_OUT,
-            PartitionError::Closed => codes::UNKNOWN_TOPIC_OR_PARTITION,
+            PartitionError::Corrupt(_) => ErrorCode::CORRUPT_MESSAGE,
+            PartitionError::FlushTimeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
+            PartitionError::Closed => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
         }
     }
 }

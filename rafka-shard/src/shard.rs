@@ -132,7 +132,7 @@ impl Shard {
         let partitions = self.config.offsets_topic_num_partitions.max(1);
         let partition = crate::group::partition_for_group(group_id, partitions);
         self.owner_of(GROUP_METADATA_TOPIC, partition)
-            .ok_or(rafka_core::group::codes::COORDINATOR_NOT_AVAILABLE)
+            .ok_or(rafka_proto::error::ErrorCode::COORDINATOR_NOT_AVAILABLE.code())
     }
 
     pub fn clock(&self) -> &Rc<dyn Clock> {

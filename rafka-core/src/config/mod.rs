@@ -25,8 +25,3 @@ pub use topic::{
 };
 pub use topic_name::{validate_topic_name, TopicNameError, TOPIC_NAME_LENGTH_MAX};
 pub use value::{Expected, InvalidValue};
-
-/// Kafka's INVALID_TOPIC_EXCEPTION error code.
-pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-/// Kafka's INVALID_CONFIG error code.
-pub const INVALID_CONFIG: i16 = 40;

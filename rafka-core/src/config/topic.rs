@@ -4,6 +4,7 @@
 //! client sent, so DescribeConfigs returns them unchanged, and parsed into a
 //! typed [`TopicConfig`] for the log.
 
+use rafka_proto::error::ErrorCode;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -465,8 +466,8 @@ pub enum TopicConfigError {
 
 impl TopicConfigError {
     /// INVALID_CONFIG.
-    pub fn error_code(&self) -> i16 {
-        super::INVALID_CONFIG
+    pub fn error_code(&self) -> ErrorCode {
+        ErrorCode::INVALID_CONFIG
     }
 }
 

@@ -3,6 +3,8 @@
 //! mapping `.` to `_` collide in metric names, so the controller rejects a
 //! new name that collides with an existing one, as Kafka does.
 
+use rafka_proto::error::ErrorCode;
+
 /// 255 (a file name on most filesystems) minus room for `-<partition>` and
 /// the `.deleted`-style suffixes Kafka appends to partition dirs.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
@@ -28,8 +30,8 @@ pub enum TopicNameError {
 
 impl TopicNameError {
     /// INVALID_TOPIC_EXCEPTION.
-    pub fn error_code(&self) -> i16 {
-        super::INVALID_TOPIC_EXCEPTION
+    pub fn error_code(&self) -> ErrorCode {
+        ErrorCode::INVALID_TOPIC_EXCEPTION
     }
 }
 

@@ -4,12 +4,13 @@
 //!
 //! Lives on: one shard; the shard layer wraps it in a `RefCell`.
 
+use rafka_proto::error::ErrorCode;
 use std::collections::HashMap;
 
 use super::schema::{encode_group_metadata_key, GroupMetadataValue, MemberMetadata};
 use super::state::{Group, GroupState, InitialDelay};
 use super::types::{Effects, JoinResult, JoinedMember, OffsetsRecord, SyncResult};
-use super::{codes, partition_for_group, OFFSET_METADATA_BYTES_MAX};
+use super::{partition_for_group, OFFSET_METADATA_BYTES_MAX};
 use crate::config::BrokerConfig;
 
 /// The broker settings the coordinator follows.
@@ -158,7 +159,7 @@ pub(super) fn prepare_rebalance(
         for member in group.members.values_mut() {
             member.assignment = bytes::Bytes::new();
             if let Some(token) = member.awaiting_sync.take() {
-                fx.sync(token, SyncResult::error(codes::REBALANCE_IN_PROGRESS));
+                fx.sync(token, SyncResult::error(ErrorCode::REBALANCE_IN_PROGRESS));
             }
         }
     }
@@ -268,7 +269,7 @@ fn complete_join(config: &GroupConfig, group: &mut Group, now_ms: i64, fx: &mut 
                 Vec::new()
             };
             let result = JoinResult {
-                error_code: codes::NONE,
+                error_code: ErrorCode::NONE,
                 generation_id: group.generation,
                 protocol_type: group.protocol_type.clone(),
                 protocol_name: group.protocol.clone(),
@@ -351,11 +352,11 @@ pub(super) fn remove_member(
     if let Some(token) = member.awaiting_join {
         fx.join(
             token,
-            JoinResult::error(codes::UNKNOWN_MEMBER_ID, member_id),
+            JoinResult::error(ErrorCode::UNKNOWN_MEMBER_ID, member_id),
         );
     }
     if let Some(token) = member.awaiting_sync {
-        fx.sync(token, SyncResult::error(codes::UNKNOWN_MEMBER_ID));
+        fx.sync(token, SyncResult::error(ErrorCode::UNKNOWN_MEMBER_ID));
     }
     match group.state {
         GroupState::Stable | GroupState::CompletingRebalance => {

@@ -2,8 +2,8 @@
 //! with Kafka's checks in Kafka's order (GroupCoordinator.scala).
 
 use bytes::Bytes;
+use rafka_proto::error::ErrorCode;
 
-use super::codes;
 use super::coordinator::{
     forget_member, group_metadata_record, maybe_prepare_rebalance, remove_member,
     try_complete_join, Coordinator, GroupConfig,
@@ -31,29 +31,29 @@ impl Coordinator {
         token: ReplyToken,
         req: &JoinRequest,
         fx: &mut Effects,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         if req.group_id.is_empty() {
-            return Err(codes::INVALID_GROUP_ID);
+            return Err(ErrorCode::INVALID_GROUP_ID);
         }
         let config = &self.config;
         if req.session_timeout_ms < config.min_session_timeout_ms
             || req.session_timeout_ms > config.max_session_timeout_ms
         {
-            return Err(codes::INVALID_SESSION_TIMEOUT);
+            return Err(ErrorCode::INVALID_SESSION_TIMEOUT);
         }
         let known = !req.member_id.is_empty();
         if known && !self.groups.contains_key(&req.group_id) {
-            return Err(codes::UNKNOWN_MEMBER_ID);
+            return Err(ErrorCode::UNKNOWN_MEMBER_ID);
         }
         let group = self
             .groups
             .entry(req.group_id.clone())
             .or_insert_with(|| Group::new(&req.group_id, now_ms));
         if group.state == GroupState::Dead {
-            return Err(codes::COORDINATOR_NOT_AVAILABLE);
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
         }
         if !group.supports(&req.protocol_type, &req.protocols) {
-            return Err(codes::INCONSISTENT_GROUP_PROTOCOL);
+            return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
         }
         let pending = group.pending_members.contains_key(&req.member_id);
         if known && !pending {
@@ -63,7 +63,7 @@ impl Coordinator {
             && group.members.len() + group.pending_members.len() - usize::from(pending)
                 >= config.group_size_max
         {
-            return Err(codes::GROUP_MAX_SIZE_REACHED);
+            return Err(ErrorCode::GROUP_MAX_SIZE_REACHED);
         }
         join_new_member(config, group, now_ms, token, req, fx)
     }
@@ -74,7 +74,7 @@ impl Coordinator {
         let mut fx = Effects::default();
         let config = &self.config;
         let result = match self.groups.get_mut(&req.group_id) {
-            None => Err(codes::UNKNOWN_MEMBER_ID),
+            None => Err(ErrorCode::UNKNOWN_MEMBER_ID),
             Some(group) => sync_checked(config, group, now_ms, token, &req, &mut fx),
         };
         if let Err(code) = result {
@@ -91,33 +91,33 @@ impl Coordinator {
         member_id: &str,
         group_instance_id: Option<&str>,
         generation_id: i32,
-    ) -> i16 {
+    ) -> ErrorCode {
         let Some(group) = self.groups.get_mut(group_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return ErrorCode::UNKNOWN_MEMBER_ID;
         };
         if group.state == GroupState::Dead {
-            return codes::COORDINATOR_NOT_AVAILABLE;
+            return ErrorCode::COORDINATOR_NOT_AVAILABLE;
         }
         if group.is_fenced(group_instance_id, member_id) {
-            return codes::FENCED_INSTANCE_ID;
+            return ErrorCode::FENCED_INSTANCE_ID;
         }
         let state = group.state;
         let generation = group.generation;
         let Some(member) = group.members.get_mut(member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return ErrorCode::UNKNOWN_MEMBER_ID;
         };
         if generation_id != generation {
-            return codes::ILLEGAL_GENERATION;
+            return ErrorCode::ILLEGAL_GENERATION;
         }
         match state {
-            GroupState::Empty | GroupState::Dead => codes::UNKNOWN_MEMBER_ID,
+            GroupState::Empty | GroupState::Dead => ErrorCode::UNKNOWN_MEMBER_ID,
             GroupState::PreparingRebalance => {
                 member.refresh_session(now_ms);
-                codes::REBALANCE_IN_PROGRESS
+                ErrorCode::REBALANCE_IN_PROGRESS
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 member.refresh_session(now_ms);
-                codes::NONE
+                ErrorCode::NONE
             }
         }
     }
@@ -134,11 +134,11 @@ impl Coordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             let members = members
                 .into_iter()
-                .map(|m| (m, codes::UNKNOWN_MEMBER_ID))
+                .map(|m| (m, ErrorCode::UNKNOWN_MEMBER_ID))
                 .collect();
             return (
                 LeaveResult {
-                    error_code: codes::NONE,
+                    error_code: ErrorCode::NONE,
                     members,
                 },
                 fx,
@@ -146,7 +146,7 @@ impl Coordinator {
         };
         if group.state == GroupState::Dead {
             let result = LeaveResult {
-                error_code: codes::COORDINATOR_NOT_AVAILABLE,
+                error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
                 members: Vec::new(),
             };
             return (result, fx);
@@ -157,7 +157,7 @@ impl Coordinator {
             results.push((leaving, code));
         }
         let result = LeaveResult {
-            error_code: codes::NONE,
+            error_code: ErrorCode::NONE,
             members: results,
         };
         (result, fx)
@@ -170,12 +170,12 @@ fn leave_one(
     now_ms: i64,
     leaving: &LeavingMember,
     fx: &mut Effects,
-) -> i16 {
+) -> ErrorCode {
     let member_id = match &leaving.group_instance_id {
         Some(instance) => match group.static_members.get(instance) {
-            None => return codes::UNKNOWN_MEMBER_ID,
+            None => return ErrorCode::UNKNOWN_MEMBER_ID,
             Some(owner) if !leaving.member_id.is_empty() && *owner != leaving.member_id => {
-                return codes::FENCED_INSTANCE_ID
+                return ErrorCode::FENCED_INSTANCE_ID
             }
             Some(owner) => owner.clone(),
         },
@@ -183,13 +183,13 @@ fn leave_one(
     };
     if group.pending_members.remove(&member_id).is_some() {
         try_complete_join(config, group, now_ms, fx);
-        return codes::NONE;
+        return ErrorCode::NONE;
     }
     if !group.members.contains_key(&member_id) {
-        return codes::UNKNOWN_MEMBER_ID;
+        return ErrorCode::UNKNOWN_MEMBER_ID;
     }
     remove_member(config, group, &member_id, now_ms, fx);
-    codes::NONE
+    ErrorCode::NONE
 }
 
 fn new_member(req: &JoinRequest, member_id: String, token: ReplyToken) -> Member {
@@ -221,7 +221,7 @@ fn join_new_member(
     token: ReplyToken,
     req: &JoinRequest,
     fx: &mut Effects,
-) -> Result<(), i16> {
+) -> Result<(), ErrorCode> {
     let member_id = if req.member_id.is_empty() {
         format!("{}-{}", req.client_id, uuid::Uuid::new_v4())
     } else {
@@ -239,7 +239,7 @@ fn join_new_member(
             group.pending_members.insert(member_id.clone(), deadline_ms);
             fx.join(
                 token,
-                JoinResult::error(codes::MEMBER_ID_REQUIRED, &member_id),
+                JoinResult::error(ErrorCode::MEMBER_ID_REQUIRED, &member_id),
             );
             return Ok(());
         }
@@ -287,17 +287,17 @@ fn join_current_member(
     token: ReplyToken,
     req: &JoinRequest,
     fx: &mut Effects,
-) -> Result<(), i16> {
+) -> Result<(), ErrorCode> {
     if group.is_fenced(req.group_instance_id.as_deref(), &req.member_id) {
-        return Err(codes::FENCED_INSTANCE_ID);
+        return Err(ErrorCode::FENCED_INSTANCE_ID);
     }
     let Some(member) = group.members.get(&req.member_id) else {
-        return Err(codes::UNKNOWN_MEMBER_ID);
+        return Err(ErrorCode::UNKNOWN_MEMBER_ID);
     };
     let unchanged = member.protocols == req.protocols;
     let is_leader = group.is_leader(&req.member_id);
     match group.state {
-        GroupState::Empty | GroupState::Dead => return Err(codes::UNKNOWN_MEMBER_ID),
+        GroupState::Empty | GroupState::Dead => return Err(ErrorCode::UNKNOWN_MEMBER_ID),
         GroupState::CompletingRebalance if unchanged => {
             fx.join(token, current_generation(group, &req.member_id, is_leader));
         }
@@ -331,7 +331,7 @@ fn update_member_and_rebalance(
         if let Some(old) = member.awaiting_join.replace(token) {
             fx.join(
                 old,
-                JoinResult::error(codes::REBALANCE_IN_PROGRESS, member_id),
+                JoinResult::error(ErrorCode::REBALANCE_IN_PROGRESS, member_id),
             );
         }
     }
@@ -356,7 +356,7 @@ fn current_generation(group: &Group, member_id: &str, with_members: bool) -> Joi
         Vec::new()
     };
     JoinResult {
-        error_code: codes::NONE,
+        error_code: ErrorCode::NONE,
         generation_id: group.generation,
         protocol_type: group.protocol_type.clone(),
         protocol_name: group.protocol.clone(),
@@ -381,16 +381,19 @@ fn join_static_replacing(
     old_id: String,
     new_id: String,
     fx: &mut Effects,
-) -> Result<(), i16> {
+) -> Result<(), ErrorCode> {
     let was_leader = group.is_leader(&old_id);
     let Some(mut member) = forget_member(group, &old_id) else {
-        return Err(codes::UNKNOWN_MEMBER_ID);
+        return Err(ErrorCode::UNKNOWN_MEMBER_ID);
     };
     if let Some(old) = member.awaiting_join.take() {
-        fx.join(old, JoinResult::error(codes::FENCED_INSTANCE_ID, &old_id));
+        fx.join(
+            old,
+            JoinResult::error(ErrorCode::FENCED_INSTANCE_ID, &old_id),
+        );
     }
     if let Some(old) = member.awaiting_sync.take() {
-        fx.sync(old, SyncResult::error(codes::FENCED_INSTANCE_ID));
+        fx.sync(old, SyncResult::error(ErrorCode::FENCED_INSTANCE_ID));
     }
     let old_protocols = std::mem::replace(&mut member.protocols, req.protocols.clone());
     member.member_id = new_id.clone();
@@ -433,33 +436,33 @@ fn sync_checked(
     token: ReplyToken,
     req: &SyncRequest,
     fx: &mut Effects,
-) -> Result<(), i16> {
+) -> Result<(), ErrorCode> {
     if group.state == GroupState::Dead {
-        return Err(codes::COORDINATOR_NOT_AVAILABLE);
+        return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
     }
     if group.is_fenced(req.group_instance_id.as_deref(), &req.member_id) {
-        return Err(codes::FENCED_INSTANCE_ID);
+        return Err(ErrorCode::FENCED_INSTANCE_ID);
     }
     if !group.members.contains_key(&req.member_id) {
-        return Err(codes::UNKNOWN_MEMBER_ID);
+        return Err(ErrorCode::UNKNOWN_MEMBER_ID);
     }
     if req.generation_id != group.generation {
-        return Err(codes::ILLEGAL_GENERATION);
+        return Err(ErrorCode::ILLEGAL_GENERATION);
     }
     let type_differs = req.protocol_type.is_some() && req.protocol_type != group.protocol_type;
     let name_differs = req.protocol_name.is_some() && req.protocol_name != group.protocol;
     if type_differs || name_differs {
-        return Err(codes::INCONSISTENT_GROUP_PROTOCOL);
+        return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
     }
     match group.state {
-        GroupState::Empty | GroupState::Dead => Err(codes::UNKNOWN_MEMBER_ID),
-        GroupState::PreparingRebalance => Err(codes::REBALANCE_IN_PROGRESS),
+        GroupState::Empty | GroupState::Dead => Err(ErrorCode::UNKNOWN_MEMBER_ID),
+        GroupState::PreparingRebalance => Err(ErrorCode::REBALANCE_IN_PROGRESS),
         GroupState::CompletingRebalance => {
             if let Some(member) = group.members.get_mut(&req.member_id) {
                 member.synced = true;
                 member.refresh_session(now_ms);
                 if let Some(old) = member.awaiting_sync.replace(token) {
-                    fx.sync(old, SyncResult::error(codes::REBALANCE_IN_PROGRESS));
+                    fx.sync(old, SyncResult::error(ErrorCode::REBALANCE_IN_PROGRESS));
                 }
             }
             if group.is_leader(&req.member_id) {
@@ -474,7 +477,7 @@ fn sync_checked(
                 member.synced = true;
                 member.refresh_session(now_ms);
                 let result = SyncResult {
-                    error_code: codes::NONE,
+                    error_code: ErrorCode::NONE,
                     protocol_type,
                     protocol_name,
                     assignment: member.assignment.clone(),
@@ -509,7 +512,7 @@ fn complete_sync(
     for member in group.members.values_mut() {
         if let Some(token) = member.awaiting_sync.take() {
             let result = SyncResult {
-                error_code: codes::NONE,
+                error_code: ErrorCode::NONE,
                 protocol_type: group.protocol_type.clone(),
                 protocol_name: group.protocol.clone(),
                 assignment: member.assignment.clone(),

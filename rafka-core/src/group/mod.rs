@@ -43,29 +43,6 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// The protocol type of Kafka consumers, whose subscriptions rafka reads.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
-/// Kafka's error codes for what this module reports.
-pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-}
-
 /// Kafka's partition of `__consumer_offsets` for a group:
 /// `(String.hashCode(group_id) & 0x7fffffff) % partitions`, with Java's
 /// hash over UTF-16 code units, so a group lands where Kafka puts it.

@@ -3,11 +3,13 @@
 //! list, offset expiry (KIP-211), and the rebuild from the records of
 //! `__consumer_offsets`.
 
+use rafka_proto::error::ErrorCode;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use super::coordinator::{Coordinator, GroupConfig};
+use super::partition_for_group;
 use super::schema::{
     encode_group_metadata_key, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue, RecordKey,
     SchemaError,
@@ -17,10 +19,9 @@ use super::types::{
     CommitPlan, CommitRequest, CommittedOffset, DescribedMember, FetchedOffset, GroupDescription,
     GroupListing, OffsetsRecord,
 };
-use super::{codes, partition_for_group};
 
 /// Per topic, per partition: what OffsetDelete answers.
-pub type PartitionCodes = Vec<(String, Vec<(i32, i16)>)>;
+pub type PartitionCodes = Vec<(String, Vec<(i32, ErrorCode)>)>;
 
 impl Coordinator {
     /// Validates an OffsetCommit. Persist `plan.records`, then call
@@ -35,10 +36,10 @@ impl Coordinator {
             let mut codes_out = Vec::with_capacity(partitions.len());
             for p in partitions {
                 let metadata = p.metadata.clone().unwrap_or_default();
-                let code = if code != codes::NONE {
+                let code = if code != ErrorCode::NONE {
                     code
                 } else if metadata.len() > self.config.offset_metadata_bytes_max {
-                    codes::OFFSET_METADATA_TOO_LARGE
+                    ErrorCode::OFFSET_METADATA_TOO_LARGE
                 } else {
                     let offset = CommittedOffset {
                         offset: p.offset,
@@ -51,9 +52,9 @@ impl Coordinator {
                         Some(record) => {
                             plan.records.push(record);
                             plan.accepted.push((topic.clone(), p.partition, offset));
-                            codes::NONE
+                            ErrorCode::NONE
                         }
-                        None => codes::OFFSET_METADATA_TOO_LARGE,
+                        None => ErrorCode::OFFSET_METADATA_TOO_LARGE,
                     }
                 };
                 codes_out.push((p.partition, code));
@@ -64,9 +65,9 @@ impl Coordinator {
     }
 
     /// Kafka's group-level checks of a commit (`doCommitOffsets`).
-    fn commit_check(&mut self, now_ms: i64, req: &CommitRequest) -> i16 {
+    fn commit_check(&mut self, now_ms: i64, req: &CommitRequest) -> ErrorCode {
         if req.group_id.is_empty() {
-            return codes::INVALID_GROUP_ID;
+            return ErrorCode::INVALID_GROUP_ID;
         }
         let group = match self.groups.get_mut(&req.group_id) {
             Some(group) => group,
@@ -75,29 +76,29 @@ impl Coordinator {
                 .groups
                 .entry(req.group_id.clone())
                 .or_insert_with(|| Group::new(&req.group_id, now_ms)),
-            None => return codes::ILLEGAL_GENERATION,
+            None => return ErrorCode::ILLEGAL_GENERATION,
         };
         if group.state == GroupState::Dead {
-            return codes::COORDINATOR_NOT_AVAILABLE;
+            return ErrorCode::COORDINATOR_NOT_AVAILABLE;
         }
         if group.is_fenced(req.group_instance_id.as_deref(), &req.member_id) {
-            return codes::FENCED_INSTANCE_ID;
+            return ErrorCode::FENCED_INSTANCE_ID;
         }
         if req.generation_id < 0 && group.state == GroupState::Empty {
-            return codes::NONE;
+            return ErrorCode::NONE;
         }
         if group.state == GroupState::CompletingRebalance {
-            return codes::REBALANCE_IN_PROGRESS;
+            return ErrorCode::REBALANCE_IN_PROGRESS;
         }
         let generation = group.generation;
         let Some(member) = group.members.get_mut(&req.member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return ErrorCode::UNKNOWN_MEMBER_ID;
         };
         if req.generation_id != generation {
-            return codes::ILLEGAL_GENERATION;
+            return ErrorCode::ILLEGAL_GENERATION;
         }
         member.refresh_session(now_ms);
-        codes::NONE
+        ErrorCode::NONE
     }
 
     /// The records of `plan` are durable: its offsets become visible.
@@ -150,7 +151,7 @@ impl Coordinator {
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let Some(group) = self.groups.get(group_id) else {
             return GroupDescription {
-                error_code: codes::NONE,
+                error_code: ErrorCode::NONE,
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol: String::new(),
@@ -181,7 +182,7 @@ impl Coordinator {
             })
             .collect();
         GroupDescription {
-            error_code: codes::NONE,
+            error_code: ErrorCode::NONE,
             state: group.state.name(),
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol: if stable { protocol } else { String::new() },
@@ -206,15 +207,18 @@ impl Coordinator {
 
     /// DeleteGroups for one group: only an Empty group goes; its offsets
     /// and metadata become tombstones.
-    pub fn delete_group(&mut self, group_id: &str) -> Result<Vec<OffsetsRecord>, i16> {
-        let group = self.groups.get(group_id).ok_or(codes::GROUP_ID_NOT_FOUND)?;
+    pub fn delete_group(&mut self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
+        let group = self
+            .groups
+            .get(group_id)
+            .ok_or(ErrorCode::GROUP_ID_NOT_FOUND)?;
         match group.state {
-            GroupState::Dead => return Err(codes::GROUP_ID_NOT_FOUND),
+            GroupState::Dead => return Err(ErrorCode::GROUP_ID_NOT_FOUND),
             GroupState::Empty => {}
-            _ => return Err(codes::NON_EMPTY_GROUP),
+            _ => return Err(ErrorCode::NON_EMPTY_GROUP),
         }
         let Some(group) = self.groups.remove(group_id) else {
-            return Err(codes::GROUP_ID_NOT_FOUND);
+            return Err(ErrorCode::GROUP_ID_NOT_FOUND);
         };
         let mut records: Vec<OffsetsRecord> = group
             .offsets
@@ -232,17 +236,17 @@ impl Coordinator {
         &mut self,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
-    ) -> Result<(PartitionCodes, Vec<OffsetsRecord>), i16> {
+    ) -> Result<(PartitionCodes, Vec<OffsetsRecord>), ErrorCode> {
         let config = &self.config;
         let group = self
             .groups
             .get_mut(group_id)
-            .ok_or(codes::GROUP_ID_NOT_FOUND)?;
+            .ok_or(ErrorCode::GROUP_ID_NOT_FOUND)?;
         match group.state {
-            GroupState::Dead => return Err(codes::GROUP_ID_NOT_FOUND),
+            GroupState::Dead => return Err(ErrorCode::GROUP_ID_NOT_FOUND),
             GroupState::Empty => {}
             _ if group.protocol_type.as_deref() == Some(super::CONSUMER_PROTOCOL_TYPE) => {}
-            _ => return Err(codes::NON_EMPTY_GROUP),
+            _ => return Err(ErrorCode::NON_EMPTY_GROUP),
         }
         let mut results = Vec::with_capacity(topics.len());
         let mut records = Vec::new();
@@ -251,13 +255,13 @@ impl Coordinator {
             let mut out = Vec::with_capacity(partitions.len());
             for partition in partitions {
                 if subscribed {
-                    out.push((*partition, codes::GROUP_SUBSCRIBED_TO_TOPIC));
+                    out.push((*partition, ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC));
                     continue;
                 }
                 if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
                     records.extend(offset_tombstone(config, group_id, topic, *partition));
                 }
-                out.push((*partition, codes::NONE));
+                out.push((*partition, ErrorCode::NONE));
             }
             results.push((topic.clone(), out));
         }
@@ -456,14 +460,14 @@ fn fetched(partition: i32, offset: Option<&CommittedOffset>) -> FetchedOffset {
             offset: o.offset,
             leader_epoch: o.leader_epoch,
             metadata: o.metadata.clone(),
-            error_code: codes::NONE,
+            error_code: ErrorCode::NONE,
         },
         None => FetchedOffset {
             partition,
             offset: -1,
             leader_epoch: -1,
             metadata: String::new(),
-            error_code: codes::NONE,
+            error_code: ErrorCode::NONE,
         },
     }
 }

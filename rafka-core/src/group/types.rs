@@ -3,6 +3,7 @@
 //! structs), replies, and the [`Effects`] of a call.
 
 use bytes::Bytes;
+use rafka_proto::error::ErrorCode;
 
 /// Identifies a waiting JoinGroup or SyncGroup request; the caller picks
 /// it and gets it back with the reply.
@@ -35,7 +36,7 @@ pub struct JoinedMember {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JoinResult {
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     pub generation_id: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -48,7 +49,7 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    pub fn error(error_code: i16, member_id: &str) -> JoinResult {
+    pub fn error(error_code: ErrorCode, member_id: &str) -> JoinResult {
         JoinResult {
             error_code,
             generation_id: -1,
@@ -73,14 +74,14 @@ pub struct SyncRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncResult {
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncResult {
-    pub fn error(error_code: i16) -> SyncResult {
+    pub fn error(error_code: ErrorCode) -> SyncResult {
         SyncResult {
             error_code,
             ..SyncResult::default()
@@ -142,8 +143,8 @@ pub struct LeavingMember {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LeaveResult {
-    pub error_code: i16,
-    pub members: Vec<(LeavingMember, i16)>,
+    pub error_code: ErrorCode,
+    pub members: Vec<(LeavingMember, ErrorCode)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +181,7 @@ pub struct CommittedOffset {
 pub struct CommitPlan {
     pub group_id: String,
     /// Per topic, per partition error code, in request order.
-    pub results: Vec<(String, Vec<(i32, i16)>)>,
+    pub results: Vec<(String, Vec<(i32, ErrorCode)>)>,
     pub records: Vec<OffsetsRecord>,
     pub(crate) accepted: Vec<(String, i32, CommittedOffset)>,
 }
@@ -192,7 +193,7 @@ pub struct FetchedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
-    pub error_code: i16,
+    pub error_code: ErrorCode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +208,7 @@ pub struct DescribedMember {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     pub state: &'static str,
     pub protocol_type: String,
     pub protocol: String,

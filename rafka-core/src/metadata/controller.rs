@@ -4,6 +4,7 @@
 //! commits the records (metadata log, then image) and must not interleave
 //! two operations between validation and commit.
 
+use rafka_proto::error::ErrorCode;
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
@@ -57,21 +58,20 @@ pub enum ControllerError {
 }
 
 impl ControllerError {
-    pub fn error_code(&self) -> i16 {
-        use super::*;
+    pub fn error_code(&self) -> ErrorCode {
         match self {
             ControllerError::InvalidTopic(e) => e.error_code(),
-            ControllerError::TopicAlreadyExists(_) => TOPIC_ALREADY_EXISTS,
+            ControllerError::TopicAlreadyExists(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
             ControllerError::PartitionsBelowOne(_)
-            | ControllerError::PartitionsNotIncreased { .. } => INVALID_PARTITIONS,
-            ControllerError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+            | ControllerError::PartitionsNotIncreased { .. } => ErrorCode::INVALID_PARTITIONS,
+            ControllerError::InvalidReplicationFactor(_) => ErrorCode::INVALID_REPLICATION_FACTOR,
             ControllerError::InvalidConfig(e) => e.error_code(),
-            ControllerError::NotAListConfig(_) => crate::config::INVALID_CONFIG,
-            ControllerError::DuplicateConfigKey(_) => INVALID_REQUEST,
-            ControllerError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
-            ControllerError::UnknownTopicId(_) => UNKNOWN_TOPIC_ID,
-            ControllerError::TopicDeletionDisabled => TOPIC_DELETION_DISABLED,
-            ControllerError::TooManyRecords(_) => POLICY_VIOLATION,
+            ControllerError::NotAListConfig(_) => ErrorCode::INVALID_CONFIG,
+            ControllerError::DuplicateConfigKey(_) => ErrorCode::INVALID_REQUEST,
+            ControllerError::UnknownTopic(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            ControllerError::UnknownTopicId(_) => ErrorCode::UNKNOWN_TOPIC_ID,
+            ControllerError::TopicDeletionDisabled => ErrorCode::TOPIC_DELETION_DISABLED,
+            ControllerError::TooManyRecords(_) => ErrorCode::POLICY_VIOLATION,
         }
     }
 }

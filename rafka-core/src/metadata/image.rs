@@ -8,6 +8,7 @@
 //! records in the same order always give the same image, which is what lets
 //! a replicated log drive it later.
 
+use rafka_proto::error::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -102,14 +103,14 @@ pub enum ApplyError {
 
 impl ApplyError {
     /// The Kafka error a client sees when a commit loses a race.
-    pub fn error_code(&self) -> i16 {
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApplyError::NameTaken(_) => super::TOPIC_ALREADY_EXISTS,
-            ApplyError::UnknownTopicId(_) => super::UNKNOWN_TOPIC_ID,
+            ApplyError::NameTaken(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
+            ApplyError::UnknownTopicId(_) => ErrorCode::UNKNOWN_TOPIC_ID,
             ApplyError::UnknownTopic(_) | ApplyError::UnknownPartition { .. } => {
-                super::UNKNOWN_TOPIC_OR_PARTITION
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             }
-            _ => super::UNKNOWN_SERVER_ERROR,
+            _ => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
 }

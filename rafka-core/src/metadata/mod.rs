@@ -33,15 +33,3 @@ pub use record::{
     RemoveTopicRecord, ShardId, TopicRecord,
 };
 pub use store::{CommitError, Committed, MetadataStore};
-
-// Kafka's error codes for the errors this module reports.
-pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-pub const INVALID_PARTITIONS: i16 = 37;
-pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-pub const INVALID_REQUEST: i16 = 42;
-pub const POLICY_VIOLATION: i16 = 44;
-pub const KAFKA_STORAGE_ERROR: i16 = 56;
-pub const TOPIC_DELETION_DISABLED: i16 = 73;
-pub const UNKNOWN_TOPIC_ID: i16 = 100;

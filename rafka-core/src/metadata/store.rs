@@ -3,6 +3,7 @@
 //! image, makes them durable, then publishes the new image, so the image
 //! other shards see never runs ahead of the disk.
 
+use rafka_proto::error::ErrorCode;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,10 +37,10 @@ pub enum CommitError {
 impl CommitError {
     /// Kafka's code for the client: a lost race maps to what the
     /// controller would have said; a log failure is a storage error.
-    pub fn error_code(&self) -> i16 {
+    pub fn error_code(&self) -> ErrorCode {
         match self {
             CommitError::Rejected { source, .. } => source.error_code(),
-            CommitError::Log(_) => super::KAFKA_STORAGE_ERROR,
+            CommitError::Log(_) => ErrorCode::KAFKA_STORAGE_ERROR,
         }
     }
 }

@@ -3,14 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::io::IoError;
+use rafka_proto::error::ErrorCode;
 
-/// Kafka error codes used here (`org.apache.kafka.common.protocol.Errors`).
-const UNKNOWN_SERVER_ERROR: i16 = -1;
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_TXN_STATE: i16 = 48;
-const KAFKA_STORAGE_ERROR: i16 = 56;
+use crate::io::IoError;
 
 /// Why a produce batch or a producer state file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +42,13 @@ pub enum ProducerError {
 
 impl ProducerError {
     /// The Kafka error code to answer the client with.
-    pub fn error_code(&self) -> i16 {
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ProducerError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
-            ProducerError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
-            ProducerError::InvalidTxnState { .. } => INVALID_TXN_STATE,
-            ProducerError::ProducerIdsExhausted { .. } => UNKNOWN_SERVER_ERROR,
-            ProducerError::Corrupt { .. } | ProducerError::Io(_) => KAFKA_STORAGE_ERROR,
+            ProducerError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+            ProducerError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            ProducerError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+            ProducerError::ProducerIdsExhausted { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
+            ProducerError::Corrupt { .. } | ProducerError::Io(_) => ErrorCode::KAFKA_STORAGE_ERROR,
         }
     }
 }

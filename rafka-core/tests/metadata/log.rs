@@ -251,7 +251,7 @@ fn rejected_records_write_nothing() {
         result,
         Err(CommitError::Rejected { index: 0, .. })
     ));
-    assert_eq!(result.err().map(|e| e.error_code()), Some(36));
+    assert_eq!(result.err().map(|e| e.error_code().code()), Some(36));
     assert_eq!(store.next_offset(), 3);
     assert_eq!(storage.unsynced_bytes(&log_path(0)), 0);
 }

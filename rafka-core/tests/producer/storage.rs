@@ -71,7 +71,7 @@ fn an_interrupted_snapshot_write_leaves_the_previous_one() {
 
     storage.fail_next_syncs(1);
     let failed = block_on(log.table.snapshot(&storage, dir, log.next_offset));
-    assert_eq!(failed.map_err(|error| error.error_code()), Err(56));
+    assert_eq!(failed.map_err(|error| error.error_code().code()), Err(56));
     assert_eq!(
         file_names(&storage, PARTITION_DIR),
         vec![
@@ -254,7 +254,7 @@ fn producer_ids_skip_but_never_repeat_across_crashes() {
     }
     storage.fail_next_syncs(1);
     let failed = block_on(allocator.allocate(&storage, dir));
-    assert_eq!(failed.map_err(|error| error.error_code()), Err(56));
+    assert_eq!(failed.map_err(|error| error.error_code().code()), Err(56));
     assert_eq!((allocator.next_id(), allocator.reserved_end_id()), (30, 30));
     // ...and after the crash the durable end is still above every id given.
     storage.crash();
@@ -308,5 +308,5 @@ fn a_corrupt_block_file_stops_the_allocator() {
             ..
         }
     ));
-    assert_eq!(error.error_code(), 56);
+    assert_eq!(error.error_code().code(), 56);
 }

@@ -25,9 +25,10 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use rafka_core::config::{TopicDefaults, INVALID_CONFIG};
+use rafka_core::config::TopicDefaults;
 use rafka_core::metadata::{ControllerError, NewTopic};
 use rafka_proto::api::decode_request;
+use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
@@ -178,14 +179,14 @@ fn configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, TopicFail
         let key = config.name.as_str().to_string();
         let Some(value) = &config.value else {
             return Err(TopicFailure {
-                code: INVALID_CONFIG,
+                code: ErrorCode::INVALID_CONFIG.code(),
                 message: format!("Null value not supported for topic configs: {key}"),
             });
         };
         if configs.contains_key(&key) {
             let error = ControllerError::DuplicateConfigKey(key);
             return Err(TopicFailure {
-                code: error.error_code(),
+                code: error.error_code().code(),
                 message: error.to_string(),
             });
         }
@@ -257,7 +258,7 @@ fn success_result(
             // resolve, the topic still exists and only its configs are
             // missing from the answer.
             Err(error) => {
-                result.topic_config_error_code = error.error_code();
+                result.topic_config_error_code = error.error_code().code();
                 result.configs = None;
             }
         }

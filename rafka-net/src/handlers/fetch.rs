@@ -46,7 +46,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::api::{decode_request, encode_response};
-use rafka_shard::partition::{codes, Partition};
+use rafka_proto::error::ErrorCode;
+use rafka_shard::partition::Partition;
 use rafka_shard::shard::Shard;
 use rafka_shard::storage::FileRegion;
 
@@ -140,7 +141,7 @@ impl Limits {
             if target.owner.is_err() {
                 continue;
             }
-            if read.error_code != codes::NONE {
+            if read.error_code != ErrorCode::NONE.code() {
                 return true;
             }
             readable = true;
@@ -189,7 +190,7 @@ impl PartitionRead {
 
     fn empty(partition: &Partition) -> Self {
         PartitionRead {
-            error_code: codes::NONE,
+            error_code: ErrorCode::NONE.code(),
             high_watermark: partition.high_watermark(),
             log_start_offset: partition.log_start_offset(),
             records: Vec::new(),
@@ -199,7 +200,7 @@ impl PartitionRead {
 
     fn out_of_range(partition: &Partition) -> Self {
         PartitionRead {
-            error_code: codes::OFFSET_OUT_OF_RANGE,
+            error_code: ErrorCode::OFFSET_OUT_OF_RANGE.code(),
             ..PartitionRead::empty(partition)
         }
     }
@@ -286,7 +287,9 @@ fn resolve(image: &MetadataImage, listed: Vec<(PartitionKey, FetchParams)>) -> V
         .into_iter()
         .map(|(key, params)| {
             let topic = match &key.topic {
-                TopicKey::Name(name) => image.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                TopicKey::Name(name) => image
+                    .topic(name)
+                    .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
                 TopicKey::Id(id) => image
                     .topic_by_id(id)
                     .ok_or(ResponseError::UnknownTopicId.code()),
@@ -296,7 +299,7 @@ fn resolve(image: &MetadataImage, listed: Vec<(PartitionKey, FetchParams)>) -> V
                     let owner = topic
                         .shard_of(key.partition)
                         .and_then(|shard| usize::try_from(shard).ok())
-                        .ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
                     (topic.name.clone(), owner)
                 }
                 Err(code) => (String::new(), Err(code)),
@@ -355,7 +358,7 @@ struct ReadSpec {
 async fn read_all(ctx: &HandlerContext, targets: &[Target], max_bytes: u32) -> Vec<PartitionRead> {
     let mut reads: Vec<PartitionRead> = targets
         .iter()
-        .map(|target| PartitionRead::failed(target.owner.err().unwrap_or(codes::NONE)))
+        .map(|target| PartitionRead::failed(target.owner.err().unwrap_or(ErrorCode::NONE.code())))
         .collect();
     let router = &ctx.shard.router;
     let calls = by_owner(targets).into_iter().map(|(owner, indexes)| {
@@ -414,7 +417,7 @@ async fn read_on_owner(
 
 async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> PartitionRead {
     let Some(partition) = shard.partition(&spec.topic, spec.partition) else {
-        return PartitionRead::failed(codes::UNKNOWN_TOPIC_OR_PARTITION);
+        return PartitionRead::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
     };
     let offset = spec.params.fetch_offset;
     if offset < partition.log_start_offset() || offset > partition.log_end_offset() {
@@ -435,7 +438,7 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
             };
             let offsets_out = next_offset.map_or(0, |next| next.saturating_sub(offset).max(0));
             PartitionRead {
-                error_code: codes::NONE,
+                error_code: ErrorCode::NONE.code(),
                 high_watermark: fetched.high_watermark,
                 log_start_offset: fetched.log_start_offset,
                 records,
@@ -443,12 +446,12 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
             }
         }
         // Retention moved the log start between the check and the read.
-        Err(error) if error.error_code() == codes::OFFSET_OUT_OF_RANGE => {
+        Err(error) if error.error_code() == ErrorCode::OFFSET_OUT_OF_RANGE => {
             PartitionRead::out_of_range(&partition)
         }
         Err(error) => {
             tracing::warn!(topic = %spec.topic, partition = spec.partition, %error, "fetch read");
-            PartitionRead::failed(error.error_code())
+            PartitionRead::failed(error.error_code().code())
         }
     }
 }
@@ -581,7 +584,7 @@ fn build_response(
         .with_responses(topics);
     let response = if version >= SESSION_VERSION_MIN {
         response
-            .with_error_code(codes::NONE)
+            .with_error_code(ErrorCode::NONE.code())
             .with_session_id(session_id)
     } else {
         response

@@ -62,7 +62,7 @@ async fn allocate(ctx: &HandlerContext) -> Result<i64, i16> {
         let controller = shard.controller.as_ref()?;
         Some(controller.allocate_producer_id().await.map_err(|error| {
             tracing::error!(%error, "allocating a producer id");
-            error.error_code()
+            error.error_code().code()
         }))
     })
     .await;

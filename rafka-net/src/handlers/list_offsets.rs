@@ -276,7 +276,7 @@ async fn look_up(shard: &Shard, lookup: &Lookup) -> Answer {
         Ok(answer) => answer,
         Err(error) => {
             tracing::debug!(topic = %lookup.topic, partition = lookup.partition, %error, "list offsets");
-            Answer::error(error.error_code())
+            Answer::error(error.error_code().code())
         }
     }
 }

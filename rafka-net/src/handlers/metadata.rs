@@ -29,8 +29,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rafka_core::config::topic_name::validate_topic_name;
-use rafka_core::metadata::{MetadataImage, NewTopic, TopicImage, TOPIC_ALREADY_EXISTS};
+use rafka_core::metadata::{MetadataImage, NewTopic, TopicImage};
 use rafka_proto::api::decode_request;
+use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
@@ -269,7 +270,7 @@ async fn auto_create(ctx: &HandlerContext, names: Vec<String>) -> BTreeMap<Strin
 fn creation_code(outcome: &Result<CreatedTopic, TopicFailure>) -> i16 {
     match outcome {
         Ok(_) => 0,
-        Err(failure) if failure.code == TOPIC_ALREADY_EXISTS => 0,
+        Err(failure) if failure.code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => 0,
         Err(failure) => failure.code,
     }
 }

@@ -38,11 +38,12 @@ use kafka_protocol::ResponseError;
 use rafka_core::config::{BrokerConfig, TopicConfig};
 use rafka_core::metadata::{MetadataImage, TopicImage};
 use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
     batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, InvalidBatch, RecordBatch,
     RecordLimits, TimestampType, MAGIC_V2,
 };
-use rafka_shard::partition::{codes, Appended, PartitionError};
+use rafka_shard::partition::{Appended, PartitionError};
 use rafka_shard::shard::Shard;
 
 use super::{HandlerContext, HandlerError};
@@ -91,7 +92,10 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     } else {
         outcomes.reject_all(&Rejection::code(ResponseError::InvalidRequiredAcks.code()));
     }
-    if outcomes.error_codes().any(|code| code != codes::NONE) {
+    if outcomes
+        .error_codes()
+        .any(|code| code != ErrorCode::NONE.code())
+    {
         crate::metrics_shard::request_error(ApiKey::Produce as i16);
     }
     if acks == ACKS_NONE {
@@ -159,21 +163,21 @@ impl Rejection {
 
     fn invalid_record(message: &str) -> Self {
         Rejection {
-            error_code: codes::INVALID_RECORD,
+            error_code: ErrorCode::INVALID_RECORD.code(),
             message: Some(message.to_string()),
             record_errors: Vec::new(),
         }
     }
 
     fn from_batch(error: &InvalidBatch) -> Self {
-        let error_code = error.error_code();
+        let error_code = error.error_code().code();
         let record_errors = match error {
             InvalidBatch::OffsetDeltaOutOfOrder { index, .. } => vec![(*index, error.to_string())],
             _ => Vec::new(),
         };
         Rejection {
             error_code,
-            message: (error_code == codes::INVALID_RECORD).then(|| error.to_string()),
+            message: (error_code == ErrorCode::INVALID_RECORD.code()).then(|| error.to_string()),
             record_errors,
         }
     }
@@ -221,7 +225,7 @@ impl Outcomes {
         self.topics.iter().flatten().map(|outcome| match outcome {
             Some(Outcome::Appended(_)) => 0,
             Some(Outcome::Rejected(rejection)) => rejection.error_code,
-            None => codes::UNKNOWN_SERVER_ERROR,
+            None => ErrorCode::UNKNOWN_SERVER_ERROR.code(),
         })
     }
 
@@ -274,7 +278,7 @@ fn partition_response(
         Some(Outcome::Rejected(rejection)) => rejection,
         None => {
             tracing::error!(index, "produce partition left without an outcome");
-            Rejection::code(codes::UNKNOWN_SERVER_ERROR)
+            Rejection::code(ErrorCode::UNKNOWN_SERVER_ERROR.code())
         }
     };
     let response = response
@@ -410,7 +414,7 @@ fn check_records(
     }
     let limit_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
     if size_bytes > limit_bytes {
-        return Err(Rejection::code(codes::MESSAGE_TOO_LARGE));
+        return Err(Rejection::code(ErrorCode::MESSAGE_TOO_LARGE.code()));
     }
     let (batch, _) =
         RecordBatch::parse(records).map_err(|error| Rejection::from_batch(&error.into()))?;
@@ -498,7 +502,7 @@ fn name_bad_records(
         )
     } else {
         (
-            codes::INVALID_RECORD,
+            ErrorCode::INVALID_RECORD.code(),
             "one or more records have been rejected",
         )
     };
@@ -581,8 +585,8 @@ async fn append_on_owner(
 }
 
 fn error_code_logged(error: &PartitionError, append: &Append) -> i16 {
-    let error_code = error.error_code();
-    if error_code == codes::KAFKA_STORAGE_ERROR {
+    let error_code = error.error_code().code();
+    if error_code == ErrorCode::KAFKA_STORAGE_ERROR.code() {
         tracing::warn!(topic = %append.topic, partition = append.partition, %error, "produce");
     } else {
         tracing::debug!(topic = %append.topic, partition = append.partition, %error, "produce");
@@ -615,12 +619,12 @@ mod tests {
     fn every_prefix_of_a_batch_is_refused() {
         let good = two_records();
         assert_eq!(code_of(&good), 0);
-        assert_eq!(code_of(&Bytes::new()), codes::INVALID_RECORD);
+        assert_eq!(code_of(&Bytes::new()), ErrorCode::INVALID_RECORD.code());
         for length_bytes in 1..good.len() {
             let code = code_of(&good.slice(..length_bytes));
             assert_eq!(
                 code,
-                codes::CORRUPT_MESSAGE,
+                ErrorCode::CORRUPT_MESSAGE.code(),
                 "prefix of {length_bytes} bytes"
             );
         }

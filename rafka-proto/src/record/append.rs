@@ -16,15 +16,11 @@
 //!   and undecodable compressed data. Retrying the same bytes cannot help,
 //!   and clients do not retry it.
 
+use crate::error::ErrorCode;
 use crate::record::batch::{BatchError, BatchHeader, RecordBatch, NO_PRODUCER_ID};
 use crate::record::compression::CompressionError;
 use crate::record::records::{RecordError, RecordLimits, SpanWalk};
 use crate::record::Compression;
-
-/// Kafka error codes a rejected batch maps to.
-pub const CORRUPT_MESSAGE: i16 = 2;
-pub const MESSAGE_TOO_LARGE: i16 = 10;
-pub const INVALID_RECORD: i16 = 87;
 
 /// Who is appending: clients may not write control batches; the
 /// transaction coordinator writes nothing else.
@@ -75,11 +71,11 @@ impl InvalidBatch {
     }
 
     /// The Kafka error code for the produce response.
-    pub fn error_code(&self) -> i16 {
+    pub fn error_code(&self) -> ErrorCode {
         match self.kind() {
-            RejectKind::CorruptMessage => CORRUPT_MESSAGE,
-            RejectKind::MessageTooLarge => MESSAGE_TOO_LARGE,
-            RejectKind::InvalidRecord => INVALID_RECORD,
+            RejectKind::CorruptMessage => ErrorCode::CORRUPT_MESSAGE,
+            RejectKind::MessageTooLarge => ErrorCode::MESSAGE_TOO_LARGE,
+            RejectKind::InvalidRecord => ErrorCode::INVALID_RECORD,
         }
     }
 }
