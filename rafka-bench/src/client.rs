@@ -265,7 +265,7 @@ fn read_uvarint(buf: &mut Bytes) -> Result<u32, ClientError> {
 mod tests {
     use super::*;
     use kafka_protocol::messages::MetadataRequest;
-    use rafka_proto::api::{decode_request, default_broker_table};
+    use rafka_proto::api::{decode_request, ApiTable};
 
     #[test]
     fn encoded_request_parses_as_the_broker_would() {
@@ -275,7 +275,7 @@ mod tests {
         let size = i32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         assert_eq!(size + 4, out.len());
         let frame = out.split_off(4).freeze();
-        let (header, mut body) = RequestHeader::parse(&frame, &default_broker_table()).unwrap();
+        let (header, mut body) = RequestHeader::parse(&frame, &ApiTable::decodable()).unwrap();
         assert_eq!(header.api_key, ApiKey::Metadata);
         assert_eq!((header.api_version, header.correlation_id), (12, 7));
         assert_eq!(header.client_id.as_deref(), Some(&b"rafka-bench"[..]));

@@ -1,6 +1,8 @@
 //! rafka-core: broker logic that does no IO of its own.
 //!
 //! # Layout
+//! - `acl`: Kafka's authorization vocabulary (principal, operations,
+//!   resources) that the request context's `authorize` speaks.
 //! - `io`: the [`io::Storage`] / [`io::StorageFile`] traits the log writes
 //!   through, and the [`io::Clock`].
 //! - `log`: one partition's segmented log — segments, offset and time
@@ -10,12 +12,16 @@
 //!   partitions, placement, configs) and its records.
 //! - `producer`: idempotent producer state per partition (sequence checks,
 //!   epoch fencing, snapshots, recovery) and the producer id allocator.
+//! - `coordinator`: what coordinators kept in internal topics share
+//!   ([`coordinator::InternalRecord`], Kafka's key -> partition hash).
 //! - `group`: the classic group coordinator (Kafka's group state machine,
 //!   committed offsets, `__consumer_offsets` record formats), sans IO.
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
 
+pub mod acl;
 pub mod config;
+pub mod coordinator;
 pub mod group;
 pub mod io;
 pub mod log;

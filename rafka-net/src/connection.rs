@@ -62,6 +62,7 @@ use tracing::{debug, warn};
 use crate::handlers::{api_versions, HandlerError};
 use crate::listener::ShardNet;
 use crate::service::{Request, Response, Service};
+use crate::session::Session;
 use crate::zero_copy::{self, Chunk, ChunkedReply, SendStep};
 
 /// Smallest read issued: enough for many small requests at once.
@@ -210,6 +211,8 @@ struct Connection<'n, S: Service> {
     /// an await, so the halves never see each other's borrow.
     stream: RefCell<TcpStream>,
     peer: SocketAddr,
+    /// Who is on the other end, shared by every request of the connection.
+    session: Rc<Session>,
     inflight_requests: Rc<Semaphore>,
     inflight_bytes: Rc<Semaphore>,
     /// Requests handed to the writer and not yet written.
@@ -234,6 +237,7 @@ impl<'n, S: Service> Connection<'n, S> {
             net,
             stream: RefCell::new(stream),
             peer,
+            session: Rc::new(Session::new(peer, net.config.listener.clone())),
             inflight_requests: Rc::new(Semaphore::new(config.inflight_requests_max.max(1) as u64)),
             inflight_bytes: Rc::new(Semaphore::new(config.inflight_bytes_max.max(1) as u64)),
             responses_pending: Cell::new(0),
@@ -441,7 +445,7 @@ impl<'n, S: Service> Connection<'n, S> {
             header,
             body,
             frame_bytes,
-            peer: self.peer,
+            session: Rc::clone(&self.session),
         };
         let service = Rc::clone(&self.net.service);
         let task = self.net.requests.spawn(async move {

@@ -24,18 +24,12 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
+use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 /// Sessions one shard keeps before evicting the least recently used
 /// (Kafka's `max.incremental.fetch.session.cache.slots` default).
 pub const SESSION_SLOTS_MAX: usize = 1000;
-
-/// The Kafka error codes a session can answer with (top-level error).
-pub mod codes {
-    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
-    pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
-}
 
 /// The session id of a sessionless fetch.
 pub const INVALID_SESSION_ID: i32 = 0;
@@ -71,7 +65,7 @@ pub struct Observed {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records_bytes: usize,
-    pub error_code: i16,
+    pub error_code: ErrorCode,
 }
 
 /// The session fields of one request.
@@ -102,7 +96,7 @@ pub enum SessionContext {
         partitions: Vec<(PartitionKey, FetchParams)>,
     },
     /// Answer only this top-level error code.
-    Error(i16),
+    Error(ErrorCode),
 }
 
 /// A session's view of one partition.
@@ -210,7 +204,7 @@ impl FetchSession {
             cached.log_start_offset = observed.log_start_offset;
             respond = true;
         }
-        if observed.error_code != 0 {
+        if observed.error_code.is_err() {
             // Once the error clears, the changed watermark brings the
             // partition back into the response.
             cached.high_watermark = -1;
@@ -293,13 +287,13 @@ impl FetchSessionCache {
         }
         let tick = self.tick();
         let Some(session) = self.sessions.get_mut(&request.session_id) else {
-            return SessionContext::Error(codes::FETCH_SESSION_ID_NOT_FOUND);
+            return SessionContext::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND);
         };
         if session.next_epoch != request.epoch {
-            return SessionContext::Error(codes::INVALID_FETCH_SESSION_EPOCH);
+            return SessionContext::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
         }
         if session.uses_topic_ids != request.uses_topic_ids {
-            return SessionContext::Error(codes::FETCH_SESSION_TOPIC_ID_ERROR);
+            return SessionContext::Error(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR);
         }
         for (key, params) in request.partitions {
             session.upsert(key, *params);
@@ -440,7 +434,7 @@ mod tests {
             high_watermark,
             log_start_offset: 0,
             records_bytes,
-            error_code: 0,
+            error_code: ErrorCode::NONE,
         }
     }
 
@@ -525,7 +519,7 @@ mod tests {
         listing_of(cache.begin(&incremental(id, 1, &added, &[])));
         assert!(cache.must_respond(id, &key("u", 0), &seen(0, 0)));
         let failed = Observed {
-            error_code: 1,
+            error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
             ..seen(5, 0)
         };
         assert!(cache.must_respond(id, &key("t", 0), &failed));
@@ -540,11 +534,11 @@ mod tests {
         let (mut cache, id) = cache_with_session();
         assert_eq!(
             cache.begin(&incremental(id + 1, 1, &[], &[])),
-            SessionContext::Error(codes::FETCH_SESSION_ID_NOT_FOUND)
+            SessionContext::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
         );
         assert_eq!(
             cache.begin(&incremental(id, 2, &[], &[])),
-            SessionContext::Error(codes::INVALID_FETCH_SESSION_EPOCH)
+            SessionContext::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
         );
         let by_id = SessionRequest {
             uses_topic_ids: true,
@@ -552,7 +546,7 @@ mod tests {
         };
         assert_eq!(
             cache.begin(&by_id),
-            SessionContext::Error(codes::FETCH_SESSION_TOPIC_ID_ERROR)
+            SessionContext::Error(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
         );
         // Errors leave the epoch where it was.
         assert_eq!(cache.next_epoch_of(id), Some(1));

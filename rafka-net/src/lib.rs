@@ -9,11 +9,15 @@
 //!   timeout, protocol errors.
 //! - `service`: the contract between the two sides: [`service::Request`],
 //!   [`service::Response`], the [`service::Service`] trait.
+//! - `session`: [`session::Session`], a connection's identity (listener,
+//!   principal, client software, peer) that every request carries.
 //! - `fetch_session`: per-shard fetch sessions (KIP-227) for Fetch.
 //! - `fetch_encode`: the Fetch response written as chunks whose records are
 //!   file regions; `zero_copy`: those chunks and the `sendfile` path that
 //!   sends the regions from the page cache.
-//! - `handlers`: the broker's `Service` — one `match` on the api key and one
+//! - `handlers`: the broker's `Service` — the handler table that drives
+//!   dispatch and ApiVersions, the request driver and
+//!   [`handlers::RequestContext`], the fan-out to partition owners, and one
 //!   file per API (`handlers/api_versions.rs`, ...).
 //! - `metrics`: the connection layer's per-shard counters;
 //!   `metrics_shard`: per-shard request/topic recording (thread local);
@@ -22,9 +26,9 @@
 //! - `server`: the whole broker — shards, listeners on every shard, the
 //!   ready line, the clean stop ([`server::run`]).
 //!
-//! Per shard, at start: build the table and the handlers, then
-//! `ShardNet::new(service, table, config)` and `serve(listener)`; on SIGTERM
-//! `shutdown().await`.
+//! Per shard, at start: build the table ([`handlers::broker_table`]) and the
+//! handlers, then `ShardNet::new(service, table, config)` and
+//! `serve(listener)`; on SIGTERM `shutdown().await`.
 
 pub mod connection;
 pub mod fetch_budget;
@@ -38,6 +42,7 @@ pub mod metrics_shard;
 pub mod metrics_snapshot;
 pub mod server;
 pub mod service;
+pub mod session;
 pub mod zero_copy;
 
 pub use connection::ConnectionConfig;

@@ -36,6 +36,7 @@ use tracing::{debug, info, warn};
 use crate::connection::{self, ConnectionConfig};
 use crate::metrics::{NetMetrics, NetMetricsSnapshot};
 use crate::service::Service;
+use crate::session::ListenerInfo;
 
 /// How long the accept loop pauses after a failed accept. Failures such as
 /// EMFILE last until some connection closes; retrying at once would spin
@@ -52,6 +53,8 @@ pub struct NetConfig {
     /// frame larger than the whole budget waits for all of it).
     pub shard_inflight_bytes_max: usize,
     pub connection: ConnectionConfig,
+    /// The listener its connections' sessions name.
+    pub listener: ListenerInfo,
 }
 
 impl Default for NetConfig {
@@ -62,6 +65,7 @@ impl Default for NetConfig {
             // can take many times their wire size.
             shard_inflight_bytes_max: 256 << 20,
             connection: ConnectionConfig::default(),
+            listener: ListenerInfo::default(),
         }
     }
 }

@@ -16,15 +16,16 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use rafka_core::config::BrokerConfig;
-use rafka_proto::api::{default_broker_table, ApiTable};
-use rafka_shard::runtime::{run as run_shards, RuntimeConfig, ShardEnv};
+use rafka_proto::api::ApiTable;
+use rafka_shard::runtime::{run as run_shards, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::{start as start_shard, Shard, ShardError, Started};
 
-use crate::handlers::{HandlerContext, Handlers, NodeInfo};
+use crate::handlers::{broker_table, BrokerContext, Handlers, NodeInfo};
 use crate::listener::{bind, bind_first, BindError, NetConfig, ShardNet};
 use crate::metrics_http::{MetricsHttpError, MetricsServer};
 use crate::metrics_shard::{executor_totals, traffic_snapshot};
 use crate::metrics_snapshot::{BrokerSnapshot, PartitionOffsets, ShardSnapshot};
+use crate::session::ListenerInfo;
 
 /// Everything the binary decides before the shards start.
 #[derive(Debug, Clone)]
@@ -88,7 +89,7 @@ async fn shard_main(
         let stop = stop.lock().ok().and_then(|mut s| s.take());
         if let Err(error) = lead(&shard, &options, started, stop).await {
             tracing::error!(%error, "broker stopped with an error");
-            release_all(&shard).await;
+            shard.stop_all().await;
             return Err(error.to_string());
         }
     }
@@ -178,12 +179,7 @@ async fn lead(
             };
             // A client that never reads its responses must not hold the
             // stop forever; the partitions are flushed either way.
-            let drain = net.shutdown();
-            let deadline = glommio::timer::sleep(DRAIN_TIMEOUT);
-            futures_util::pin_mut!(drain, deadline);
-            if let futures_util::future::Either::Right(_) =
-                futures_util::future::select(drain, deadline).await
-            {
+            if within(DRAIN_TIMEOUT, net.shutdown()).await.is_none() {
                 tracing::warn!(
                     shard = shard.id(),
                     "connections still open after the drain timeout"
@@ -191,17 +187,21 @@ async fn lead(
             }
         })
         .await;
-    if let Some(controller) = shard.controller.as_ref() {
-        controller.shutdown(shard).await?;
-    }
+    shard.shutdown().await?;
     tracing::info!("stopped cleanly");
-    release_all(shard).await;
+    shard.stop_all().await;
     Ok(())
 }
 
 /// The network settings for a shard: the broker config's limits.
 fn net_config_of(shard: &Shard) -> NetConfig {
     let mut net = NetConfig::default();
+    if let Some(listener) = shard.config.listeners.first() {
+        net.listener = ListenerInfo {
+            name: listener.name.clone(),
+            security_protocol: listener.protocol,
+        };
+    }
     net.connection.frame_bytes_max = shard.config.socket_request_max_bytes.max(1) as usize;
     net.connection.connections_max_idle_ms = shard.config.connections_max_idle_ms.max(0) as u64;
     net
@@ -213,13 +213,13 @@ fn start_net(
     node: NodeInfo,
     net_config: NetConfig,
 ) {
-    let table: Rc<ApiTable> = Rc::new(default_broker_table());
-    let ctx = HandlerContext {
+    let table: Rc<ApiTable> = Rc::new(broker_table());
+    let ctx = BrokerContext {
         table: Rc::clone(&table),
         shard: Rc::clone(shard),
         node,
     };
-    let net = ShardNet::new(Rc::new(Handlers::new(ctx)), table, net_config);
+    let net = ShardNet::new(Rc::new(Handlers::new(Rc::new(ctx))), table, net_config);
     if let Err(error) = net.serve(listener) {
         tracing::error!(%error, shard = shard.id(), "serving");
     }
@@ -303,16 +303,8 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         mesh_jobs_running: shard.router.jobs_running().saturating_sub(own_jobs),
         busy,
         tasks_executed,
-        flush_cycles: shard.flusher.cycles(),
-        fsync_latency: shard.flusher.fsync_latency(),
+        flush_cycles: shard.flusher().cycles(),
+        fsync_latency: shard.flusher().fsync_latency(),
         partitions,
     }
-}
-
-/// Lets every shard's main return.
-async fn release_all(shard: &Rc<Shard>) {
-    shard
-        .router
-        .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-        .await;
 }

@@ -7,12 +7,13 @@
 //! through the router's messages.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 
 use crate::handlers::HandlerError;
+use crate::session::Session;
 use crate::zero_copy::ChunkedReply;
 
 /// One request as the connection hands it over: header parsed and checked
@@ -29,7 +30,8 @@ pub struct Request {
     /// this much of the connection's and the shard's in-flight byte budgets
     /// until its response is written.
     pub frame_bytes: usize,
-    pub peer: SocketAddr,
+    /// The connection's identity, shared by its requests.
+    pub session: Rc<Session>,
 }
 
 /// What the connection does once a request is served. Responses are written

@@ -128,12 +128,15 @@ pub(crate) fn sendfile_once(socket: RawFd, region: &FileRegion, skip_bytes: u64)
     let Ok(mut offset) = libc::off_t::try_from(region.position + skip_bytes) else {
         return SendStep::Unsupported;
     };
+    // A region held in memory (a storage without descriptors) is written.
+    let Some(file) = region.fd() else {
+        return SendStep::Unsupported;
+    };
     loop {
         // SAFETY: both descriptors are open for the call (the region holds
         // its file, the caller its socket) and `offset` is a valid off_t
         // the kernel may update.
-        let sent =
-            unsafe { libc::sendfile(socket, region.fd().as_raw_fd(), &mut offset, count as usize) };
+        let sent = unsafe { libc::sendfile(socket, file.as_raw_fd(), &mut offset, count as usize) };
         if let Ok(sent) = u64::try_from(sent) {
             return SendStep::Sent(sent);
         }

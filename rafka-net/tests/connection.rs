@@ -18,11 +18,12 @@ use glommio::net::TcpStream;
 use glommio::{LocalExecutorBuilder, Placement};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rafka_net::handlers::broker_table;
 use rafka_net::handlers::{api_versions, HandlerError};
 use rafka_net::{
     bind, bind_first, ConnectionConfig, NetConfig, Request, Response, Service, ShardNet,
 };
-use rafka_proto::api::{default_broker_table, ApiTable};
+use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, RequestHeaderVersion};
 
 /// Small enough for an unprivileged RLIMIT_MEMLOCK.
@@ -63,7 +64,7 @@ fn config() -> NetConfig {
 }
 
 fn table() -> Rc<ApiTable> {
-    Rc::new(default_broker_table())
+    Rc::new(broker_table())
 }
 
 fn start<S: Service>(service: S, config: NetConfig) -> (Rc<ShardNet<S>>, SocketAddr) {
@@ -220,7 +221,7 @@ fn api_versions_v0_and_v3_list_the_table() {
     run(|| async {
         let (net, addr) = start(broker(), config());
         let mut stream = connect(addr).await;
-        let table = default_broker_table();
+        let table = broker_table();
         for (version, correlation_id) in [(0_i16, 7_i32), (3, 0x0102_0304)] {
             stream
                 .write_all(&api_versions_request(version, correlation_id))
@@ -545,7 +546,7 @@ impl Service for RefusesMetadata {
     async fn call(&self, request: Request) -> Response {
         let api_key = request.header.api_key;
         if api_key == ApiKey::Metadata {
-            return Response::Close(HandlerError::NotImplemented { api_key });
+            return Response::Close(HandlerError::NotServed { api_key });
         }
         Response::Reply(Bytes::copy_from_slice(
             &request.header.correlation_id.to_be_bytes(),

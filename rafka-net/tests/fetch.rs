@@ -18,9 +18,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::NewTopic;
-use rafka_net::handlers::{fetch, HandlerContext, NodeInfo};
+use rafka_net::handlers::{broker_table, serve, BrokerContext, ControllerHandle, NodeInfo};
+use rafka_net::session::{ListenerInfo, Session};
 use rafka_net::{Request, Response};
-use rafka_proto::api::default_broker_table;
+use rafka_proto::acks::Acks;
 use rafka_proto::header::RequestHeader;
 use rafka_proto::record::{set_base_offset, set_partition_leader_epoch, BatchBuilder, Compression};
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
@@ -44,7 +45,7 @@ const UNKNOWN_TOPIC_ID: i16 = 100;
 /// the broker cleanly.
 fn with_broker<F, Fut>(shards: usize, scenario: F)
 where
-    F: Fn(HandlerContext) -> Fut + Send + Clone + 'static,
+    F: Fn(Rc<BrokerContext>) -> Fut + Send + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -55,8 +56,8 @@ where
         async move {
             let (shard, _started) = start(env, config).await.expect("start");
             if shard.id() == 0 {
-                let ctx = HandlerContext {
-                    table: Rc::new(default_broker_table()),
+                let ctx = Rc::new(BrokerContext {
+                    table: Rc::new(broker_table()),
                     shard: Rc::clone(&shard),
                     node: NodeInfo {
                         node_id: 1,
@@ -64,7 +65,7 @@ where
                         port: 9092,
                         cluster_id: "rafka-test-cluster-id0".to_string(),
                     },
-                };
+                });
                 glommio::timer::timeout(TEST_TIMEOUT, async {
                     scenario(ctx).await;
                     Ok(())
@@ -87,19 +88,12 @@ fn config(dir: &Path) -> Arc<BrokerConfig> {
 }
 
 async fn stop_broker(shard: &Rc<Shard>) {
-    let controller = shard.controller.as_ref().expect("controller");
-    controller.shutdown(shard).await.expect("shutdown");
-    for stopped in shard
-        .router
-        .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-        .await
-    {
-        stopped.expect("stop");
-    }
+    shard.shutdown().await.expect("shutdown");
+    shard.stop_all().await;
 }
 
-async fn create_topic(ctx: &HandlerContext, name: &str, partitions: i32) -> Uuid {
-    let controller = ctx.shard.controller.as_ref().expect("controller");
+async fn create_topic(ctx: &BrokerContext, name: &str, partitions: i32) -> Uuid {
+    let controller = ControllerHandle::new(Rc::clone(&ctx.shard));
     let topic = NewTopic {
         name: name.to_string(),
         partitions,
@@ -107,8 +101,9 @@ async fn create_topic(ctx: &HandlerContext, name: &str, partitions: i32) -> Uuid
         configs: Default::default(),
     };
     let created = controller
-        .create_topics(&ctx.shard, vec![topic], false)
-        .await;
+        .create_topics(vec![topic], false, None)
+        .await
+        .expect("controller");
     created[0].as_ref().expect("created");
     ctx.shard.image().topic(name).expect("in the image").id
 }
@@ -130,7 +125,7 @@ fn stored(batch: &Bytes, offset: i64) -> Bytes {
 
 /// Produces `records` (acks=all) and returns what the log now holds for
 /// them.
-async fn produce(ctx: &HandlerContext, topic: &str, partition: i32, records: Bytes) -> Bytes {
+async fn produce(ctx: &BrokerContext, topic: &str, partition: i32, records: Bytes) -> Bytes {
     let owner = ctx.shard.owner_of(topic, partition).expect("owner");
     let name = topic.to_string();
     let sent = records.clone();
@@ -138,7 +133,8 @@ async fn produce(ctx: &HandlerContext, topic: &str, partition: i32, records: Byt
         .shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.produce(&name, partition, &sent, -1, PRODUCE_TIMEOUT)
+            s.registry()
+                .produce(&name, partition, &sent, Acks::All, PRODUCE_TIMEOUT)
                 .await
                 .map(|a| a.base_offset)
                 .map_err(|e| e.error_code())
@@ -179,7 +175,7 @@ fn request(topics: Vec<FetchTopic>) -> FetchRequest {
 
 /// Encodes `body` as a Fetch request of `version`, has the handler answer
 /// it and decodes the response.
-async fn call(ctx: &HandlerContext, version: i16, body: &FetchRequest) -> FetchResponse {
+async fn call(ctx: &Rc<BrokerContext>, version: i16, body: &FetchRequest) -> FetchResponse {
     let entry = ctx.table.entry(ApiKey::Fetch).expect("Fetch is served");
     let mut encoded = BytesMut::new();
     body.encode(&mut encoded, version).expect("encode request");
@@ -194,9 +190,12 @@ async fn call(ctx: &HandlerContext, version: i16, body: &FetchRequest) -> FetchR
         response_header_version: entry.response_header_version(version),
         frame_bytes: encoded.len(),
         body: encoded.freeze(),
-        peer: "127.0.0.1:1".parse().expect("addr"),
+        session: Rc::new(Session::new(
+            "127.0.0.1:1".parse().expect("addr"),
+            ListenerInfo::default(),
+        )),
     };
-    let mut reply = match fetch::handle(ctx, request).await.expect("handled") {
+    let mut reply = match serve(ctx, request).await {
         Response::Chunks(chunks) => chunks.materialize().expect("regions readable"),
         Response::Reply(reply) => reply,
         other => panic!("Fetch always replies, got {other:?}"),

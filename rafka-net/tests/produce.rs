@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ProduceRequest;
-use rafka_net::handlers::HandlerError;
+use rafka_net::handlers::{ControllerHandle, HandlerError};
 use rafka_net::Response;
 use rafka_proto::record::write_crc;
 use rafka_shard::shard::Shard;
@@ -121,7 +121,7 @@ fn acks_zero_failure_closes_the_connection() {
                 failed_partitions,
                 error_code,
             }) => assert_eq!(
-                (failed_partitions, error_code),
+                (failed_partitions, error_code.code()),
                 (1, UNKNOWN_TOPIC_OR_PARTITION)
             ),
             other => panic!("expected the connection to close, got {other:?}"),
@@ -230,8 +230,12 @@ fn last_offset_delta_mismatch_is_an_invalid_record() {
 fn an_idempotent_retry_gets_the_original_offset() {
     with_broker(2, no_tweak, |shard| async move {
         create_topic(&shard, "idem", 2, &[]).await;
-        let controller = shard.controller.as_ref().expect("controller");
-        let pid = controller.allocate_producer_id().await.expect("pid");
+        let controller = ControllerHandle::new(Rc::clone(&shard));
+        let pid = controller
+            .allocate_producer_id()
+            .await
+            .expect("controller")
+            .expect("pid");
         let first = idempotent_batch(pid, 0, &["a", "b"]);
         assert_eq!(produce_one(&shard, "idem", 1, first.clone()).await, 0);
         assert_eq!(

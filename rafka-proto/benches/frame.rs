@@ -11,7 +11,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{FetchRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
-use rafka_proto::api::{decode_request, default_broker_table};
+use rafka_proto::api::{decode_request, ApiTable};
 use rafka_proto::frame::{encode_frame, FrameDecoder};
 use rafka_proto::header::{RequestHeader, RequestHeaderVersion};
 
@@ -99,7 +99,7 @@ fn frames(c: &mut Criterion) {
 }
 
 fn headers(c: &mut Criterion) {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let header = RequestHeader {
         api_key: kafka_protocol::messages::ApiKey::Produce,
         api_version: PRODUCE_VERSION,

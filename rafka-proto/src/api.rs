@@ -1,16 +1,20 @@
-//! The one API table: which Kafka APIs the broker serves, at which versions,
-//! with which header versions. It drives dispatch (header parsing looks each
-//! request up here) and the ApiVersions response, so the two cannot drift.
+//! The API table: which Kafka APIs are served, at which versions, with which
+//! header versions. Header parsing looks each request up here, and the
+//! ApiVersions response lists it, so the two cannot drift.
 //!
-//! Version ranges, first flexible versions and header versions are derived
-//! from the `kafka-protocol` crate, never retyped: a served range is the
+//! This crate knows which APIs rafka can *decode* (`api_spec`: the request
+//! type and its wire shape in `api/schemas.rs`) and at which versions: the
 //! intersection of `ApiKey::valid_versions()` with the request's and the
 //! response's `Message::VERSIONS` (0.18 advertises OffsetCommit and
 //! OffsetFetch v10 in `valid_versions()` while their request types decode
-//! only up to v9), optionally capped by the broker.
+//! only up to v9). The broker decides what it *serves*: rafka-net's handler
+//! table hands [`ApiTable::new`] one [`ServedApi`] per handler, and the
+//! table refuses any version outside what rafka decodes. First flexible
+//! versions and header versions are derived from kafka-protocol, never
+//! retyped.
 //!
-//! Adding an API: one line in `api_spec` (its request type and wire shape,
-//! in `api/schemas.rs`), one line in [`BROKER_APIS`], and its handler.
+//! Adding an API: one line in `api_spec` (its request type and wire shape)
+//! here, then one line in rafka-net's handler table and its handler.
 //!
 //! # Layout
 //! - `api.rs`: the table, the ApiVersions response.
@@ -38,30 +42,39 @@ pub use codec::{
 };
 pub use shape::{ShapeError, TAGGED_FIELDS_PER_STRUCT_MAX};
 
-/// The APIs the broker serves, each capped at the newest version its
-/// handler implements; the cap also keeps a kafka-protocol upgrade from
-/// advertising versions no handler was written for.
-pub const BROKER_APIS: &[(ApiKey, Option<i16>)] = &[
-    (ApiKey::Produce, Some(13)),
-    (ApiKey::Fetch, Some(18)),
-    (ApiKey::ListOffsets, Some(10)),
-    (ApiKey::Metadata, Some(13)),
-    (ApiKey::OffsetCommit, Some(9)),
-    (ApiKey::OffsetFetch, Some(9)),
-    (ApiKey::FindCoordinator, Some(6)),
-    (ApiKey::JoinGroup, Some(9)),
-    (ApiKey::Heartbeat, Some(4)),
-    (ApiKey::LeaveGroup, Some(5)),
-    (ApiKey::SyncGroup, Some(5)),
-    (ApiKey::DescribeGroups, Some(6)),
-    (ApiKey::ListGroups, Some(5)),
-    (ApiKey::ApiVersions, Some(4)),
-    (ApiKey::CreateTopics, Some(7)),
-    (ApiKey::DeleteTopics, Some(6)),
-    (ApiKey::InitProducerId, Some(5)),
-    (ApiKey::DescribeCluster, Some(2)),
-    (ApiKey::OffsetDelete, Some(0)),
-    (ApiKey::DeleteGroups, Some(2)),
+/// One API as a broker serves it: the versions its handler implements,
+/// and the oldest version ApiVersions advertises (below `min_version` only
+/// for a documented client quirk, see rafka-net's handler table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedApi {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    pub advertised_min_version: i16,
+}
+
+/// Every API `api_spec` knows, in api key order.
+pub const DECODABLE_APIS: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::SyncGroup,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::InitProducerId,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+    ApiKey::DescribeCluster,
 ];
 
 /// What rafka knows about an API independently of the broker's choices.
@@ -130,12 +143,21 @@ pub enum ApiTableError {
     NoSpec { api_key: ApiKey },
     #[error("{api_key:?} is listed twice")]
     Duplicate { api_key: ApiKey },
-    #[error("{api_key:?} cap v{cap} is outside the decodable versions {min}..={max}")]
-    CapOutOfRange {
+    #[error("{api_key:?} v{served_min}..=v{served_max} is not within the decodable versions {min}..={max}")]
+    VersionsOutOfRange {
         api_key: ApiKey,
-        cap: i16,
+        served_min: i16,
+        served_max: i16,
         min: i16,
         max: i16,
+    },
+    #[error(
+        "{api_key:?} advertises v{advertised_min} above its first served version v{served_min}"
+    )]
+    AdvertisedAboveServed {
+        api_key: ApiKey,
+        advertised_min: i16,
+        served_min: i16,
     },
     #[error("{api_key:?} has no version that both the request and the response support")]
     NoCommonVersion { api_key: ApiKey },
@@ -149,49 +171,45 @@ pub struct ApiEntry {
     api_key: ApiKey,
     min_version: i16,
     max_version: i16,
+    advertised_min_version: i16,
     flexible_version_min: Option<i16>,
     /// Header versions of `min_version..=max_version`, in order.
     header_versions: Vec<(RequestHeaderVersion, ResponseHeaderVersion)>,
 }
 
 impl ApiEntry {
-    fn new(api_key: ApiKey, cap: Option<i16>) -> Result<ApiEntry, ApiTableError> {
-        let spec = api_spec(api_key).ok_or(ApiTableError::NoSpec { api_key })?;
-        assert_eq!(
-            spec.request_key, api_key as i16,
-            "api_spec maps {api_key:?}"
-        );
-        let range = api_key
-            .valid_versions()
-            .intersect(&spec.request_versions)
-            .intersect(&spec.response_versions);
-        if range.is_empty() {
-            return Err(ApiTableError::NoCommonVersion { api_key });
+    fn new(served: ServedApi) -> Result<ApiEntry, ApiTableError> {
+        let api_key = served.api_key;
+        let range = decodable_versions(api_key)?;
+        let (min_version, max_version) = (served.min_version, served.max_version);
+        if min_version > max_version || min_version < range.min || max_version > range.max {
+            return Err(ApiTableError::VersionsOutOfRange {
+                api_key,
+                served_min: min_version,
+                served_max: max_version,
+                min: range.min,
+                max: range.max,
+            });
         }
-        let max_version = match cap {
-            Some(cap) if cap < range.min || cap > range.max => {
-                let (min, max) = (range.min, range.max);
-                return Err(ApiTableError::CapOutOfRange {
-                    api_key,
-                    cap,
-                    min,
-                    max,
-                });
-            }
-            Some(cap) => cap,
-            None => range.max,
-        };
-        let header_versions = (range.min..=max_version)
+        if served.advertised_min_version > min_version {
+            return Err(ApiTableError::AdvertisedAboveServed {
+                api_key,
+                advertised_min: served.advertised_min_version,
+                served_min: min_version,
+            });
+        }
+        let header_versions = (min_version..=max_version)
             .map(|version| derive_header_versions(api_key, version))
             .collect::<Result<Vec<_>, _>>()?;
-        let flexible_version_min = (range.min..=max_version)
+        let flexible_version_min = (min_version..=max_version)
             .zip(&header_versions)
             .find(|(_, (request, _))| *request == RequestHeaderVersion::V2)
             .map(|(version, _)| version);
         Ok(ApiEntry {
             api_key,
-            min_version: range.min,
+            min_version,
             max_version,
+            advertised_min_version: served.advertised_min_version,
             flexible_version_min,
             header_versions,
         })
@@ -207,6 +225,11 @@ impl ApiEntry {
 
     pub fn max_version(&self) -> i16 {
         self.max_version
+    }
+
+    /// The oldest version ApiVersions lists (at most `min_version`).
+    pub fn advertised_min_version(&self) -> i16 {
+        self.advertised_min_version
     }
 
     /// The first version using compact encodings and tagged fields (request
@@ -244,6 +267,23 @@ impl ApiEntry {
     }
 }
 
+/// The versions rafka can decode `api_key` at (see the module doc).
+pub fn decodable_versions(api_key: ApiKey) -> Result<VersionRange, ApiTableError> {
+    let spec = api_spec(api_key).ok_or(ApiTableError::NoSpec { api_key })?;
+    assert_eq!(
+        spec.request_key, api_key as i16,
+        "api_spec maps {api_key:?}"
+    );
+    let range = api_key
+        .valid_versions()
+        .intersect(&spec.request_versions)
+        .intersect(&spec.response_versions);
+    if range.is_empty() {
+        return Err(ApiTableError::NoCommonVersion { api_key });
+    }
+    Ok(range)
+}
+
 fn derive_header_versions(
     api_key: ApiKey,
     version: i16,
@@ -261,11 +301,11 @@ pub struct ApiTable {
 }
 
 impl ApiTable {
-    /// A table serving `apis`, each with an optional cap on its newest
-    /// version.
-    pub fn new(apis: &[(ApiKey, Option<i16>)]) -> Result<ApiTable, ApiTableError> {
+    /// A table serving `apis`.
+    pub fn new(apis: &[ServedApi]) -> Result<ApiTable, ApiTableError> {
         let mut by_key: Vec<Option<ApiEntry>> = Vec::new();
-        for &(api_key, cap) in apis {
+        for &served in apis {
+            let api_key = served.api_key;
             let index = api_key as i16 as usize;
             if by_key.len() <= index {
                 by_key.resize(index + 1, None);
@@ -273,9 +313,28 @@ impl ApiTable {
             if by_key[index].is_some() {
                 return Err(ApiTableError::Duplicate { api_key });
             }
-            by_key[index] = Some(ApiEntry::new(api_key, cap)?);
+            by_key[index] = Some(ApiEntry::new(served)?);
         }
         Ok(ApiTable { by_key })
+    }
+
+    /// Every API rafka decodes at every version it decodes: what header
+    /// parsing, fuzzing and tools use when no broker decides.
+    pub fn decodable() -> ApiTable {
+        let apis: Vec<ServedApi> = DECODABLE_APIS
+            .iter()
+            .map(|&api_key| {
+                // DECODABLE_APIS lists the keys api_spec maps (tests check).
+                let range = decodable_versions(api_key).expect("DECODABLE_APIS have a spec");
+                ServedApi {
+                    api_key,
+                    min_version: range.min,
+                    max_version: range.max,
+                    advertised_min_version: range.min,
+                }
+            })
+            .collect();
+        ApiTable::new(&apis).expect("the decodable table is valid")
     }
 
     /// The entry serving `api_key` at `api_version`.
@@ -338,33 +397,11 @@ impl ApiTable {
     }
 }
 
-/// The oldest Produce version advertised, below what is served.
-///
-/// librdkafka before 2.10 (Debian's kcat links 2.0.2) enables gzip and
-/// snappy only when the broker lists Produce v0, and otherwise silently
-/// sends uncompressed batches (captured in rafka-proto/tests/fixtures).
-/// Advertising v0 keeps those clients compressing; every client that can
-/// write v2 batches picks v3 or newer, and a v0-2 request is still refused
-/// by [`ApiTable::lookup`] (the connection is closed, as for any version
-/// outside the table).
-const PRODUCE_ADVERTISED_MIN_VERSION: i16 = 0;
-
 fn api_version_of(entry: &ApiEntry) -> ApiVersion {
-    let min_version = if entry.api_key == ApiKey::Produce {
-        PRODUCE_ADVERTISED_MIN_VERSION
-    } else {
-        entry.min_version
-    };
     ApiVersion::default()
         .with_api_key(entry.api_key as i16)
-        .with_min_version(min_version)
+        .with_min_version(entry.advertised_min_version)
         .with_max_version(entry.max_version)
-}
-
-/// The table of [`BROKER_APIS`].
-pub fn default_broker_table() -> ApiTable {
-    // BROKER_APIS is a constant checked by this crate's tests.
-    ApiTable::new(BROKER_APIS).expect("BROKER_APIS is a valid table")
 }
 
 #[cfg(test)]

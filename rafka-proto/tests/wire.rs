@@ -2,12 +2,10 @@
 //! headers and the ApiVersions exchange, checked against exact bytes.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use proptest::prelude::*;
 use rafka_proto::api::{
-    decode_request, decode_request_kind, default_broker_table, ApiLookupError, DecodeError,
-    ShapeError,
+    decode_request, decode_request_kind, ApiLookupError, ApiTable, DecodeError, ShapeError,
 };
 use rafka_proto::frame::{encode_frame, FrameDecoder, FrameError};
 use rafka_proto::header::{
@@ -27,7 +25,7 @@ const API_VERSIONS_V3: &[u8] =
 
 #[test]
 fn api_versions_v0_request_parses_to_its_fields() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let frame = Bytes::from_static(API_VERSIONS_V0);
     let (header, body) = RequestHeader::parse(&frame, &table).unwrap();
     assert_eq!(header.api_key, ApiKey::ApiVersions);
@@ -40,7 +38,7 @@ fn api_versions_v0_request_parses_to_its_fields() {
 
 #[test]
 fn api_versions_v3_request_parses_header_and_body() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let frame = Bytes::from_static(API_VERSIONS_V3);
     let (header, mut body) = RequestHeader::parse(&frame, &table).unwrap();
     assert_eq!(
@@ -58,7 +56,7 @@ fn api_versions_v3_request_parses_header_and_body() {
 
 #[test]
 fn request_header_encode_reproduces_the_raw_bytes() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let frame = Bytes::from_static(API_VERSIONS_V3);
     let (header, body) = RequestHeader::parse(&frame, &table).unwrap();
     let mut encoded = Vec::new();
@@ -69,7 +67,7 @@ fn request_header_encode_reproduces_the_raw_bytes() {
 
 #[test]
 fn null_client_id_and_header_v0_have_no_client_id() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     // Metadata v1 with a null client id and a null topic list (all topics).
     let frame = Bytes::from_static(b"\x00\x03\x00\x01\x00\x00\x00\x09\xff\xff\xff\xff\xff\xff");
     let (header, body) = RequestHeader::parse(&frame, &table).unwrap();
@@ -89,42 +87,8 @@ fn response_headers_are_exact() {
 }
 
 #[test]
-fn api_versions_v3_response_decodes_back_to_the_table() {
-    let table = default_broker_table();
-    let mut response = table.encode_api_versions_response(1, 3).unwrap();
-    // ApiVersions answers with response header v0 at every version.
-    assert_eq!(&response[..4], &[0, 0, 0, 1]);
-    let mut body = response.split_off(4);
-    let decoded = ApiVersionsResponse::decode(&mut body, 3).unwrap();
-    assert!(body.is_empty());
-    assert_eq!(decoded.error_code, 0);
-    assert_eq!(decoded.throttle_time_ms, 0);
-    let ranges: Vec<(i16, i16, i16)> = decoded
-        .api_keys
-        .iter()
-        .map(|k| (k.api_key, k.min_version, k.max_version))
-        .collect();
-    assert_eq!(ranges.len(), 20);
-    assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
-    assert_eq!(ranges[1], (1, 4, 18)); // Fetch
-    assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
-    assert!(ranges.contains(&(8, 2, 9))); // OffsetCommit
-    assert!(ranges.contains(&(60, 0, 2))); // DescribeCluster
-}
-
-#[test]
-fn api_versions_v0_response_has_the_v0_layout() {
-    let table = default_broker_table();
-    let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 20 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 20]);
-    assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 20 * 6);
-}
-
-#[test]
 fn unsupported_api_versions_version_gets_error_35_in_v0_layout() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let frame = Bytes::from_static(b"\x00\x12\x00\x63\x00\x00\x00\x2a\x00\x00\xff\xff\x00");
     let error = RequestHeader::parse(&frame, &table).unwrap_err();
     let prefix = *error.prefix().unwrap();
@@ -154,7 +118,7 @@ fn unsupported_api_versions_version_gets_error_35_in_v0_layout() {
 
 #[test]
 fn unknown_api_key_still_yields_the_correlation_id() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let frame = Bytes::from_static(b"\x03\xe7\x00\x00\x00\x00\x01\x00");
     let error = RequestHeader::parse(&frame, &table).unwrap_err();
     assert_eq!(error.prefix().map(|p| p.correlation_id), Some(256));
@@ -173,7 +137,7 @@ fn unknown_api_key_still_yields_the_correlation_id() {
 /// bytes, reads u32::MAX and asks `Vec::with_capacity` for 128 GiB.
 #[test]
 fn fuzz_finding_find_coordinator_varint_count_is_refused() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let frame =
         Bytes::from_static(b"\x00\x0a\x00\x05\x28\x05\x00\x00\x00\x00\x00\xf0\xff\xff\xff\xff\xff");
     let (header, mut body) = RequestHeader::parse(&frame, &table).unwrap();
@@ -199,7 +163,7 @@ const FETCH_V12_HEADER: &[u8] = b"\x00\x01\x00\x0c\x00\x00\x00\x05\x00\x02c1\x01
 
 #[test]
 fn header_v2_tagged_fields_are_skipped() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let mut frame = FETCH_V12_HEADER.to_vec();
     frame.extend_from_slice(b"BODY");
     let (header, body) = RequestHeader::parse(&Bytes::from(frame), &table).unwrap();
@@ -209,7 +173,7 @@ fn header_v2_tagged_fields_are_skipped() {
 
 #[test]
 fn truncation_at_every_byte_of_a_v2_header_is_an_error() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     for length in 0..FETCH_V12_HEADER.len() {
         let frame = Bytes::copy_from_slice(&FETCH_V12_HEADER[..length]);
         let error = RequestHeader::parse(&frame, &table).unwrap_err();
@@ -242,7 +206,7 @@ fn truncation_at_every_byte_of_a_v2_header_is_an_error() {
 
 #[test]
 fn malformed_client_ids_and_tagged_fields_are_typed_errors() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let parse = |bytes: &'static [u8]| RequestHeader::parse(&Bytes::from_static(bytes), &table);
     let field_error = |result: Result<_, HeaderError>| match result {
         Err(HeaderError::Malformed { source, .. }) => source,
@@ -328,7 +292,7 @@ fn size_prefixes_negative_zero_and_huge_are_refused() {
 
 #[test]
 fn framed_request_round_trip_through_decoder_and_parser() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let mut wire = BytesMut::new();
     encode_frame(API_VERSIONS_V0, &mut wire).unwrap();
     encode_frame(API_VERSIONS_V3, &mut wire).unwrap();
@@ -345,7 +309,7 @@ fn framed_request_round_trip_through_decoder_and_parser() {
 /// Frame decode, header parse and body decode of arbitrary bytes: errors
 /// are fine, panics and aborts are not.
 fn run_pipeline(input: &[u8]) {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let mut decoder = FrameDecoder::new(1 << 20);
     let mut buf = BytesMut::from(input);
     while let Ok(Some(frame)) = decoder.decode(&mut buf) {
@@ -370,7 +334,7 @@ proptest! {
         version in 0i16..20,
         rest in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let api_key = rafka_proto::api::BROKER_APIS[api].0 as i16;
+        let api_key = rafka_proto::api::DECODABLE_APIS[api] as i16;
         let mut frame = Vec::new();
         frame.extend_from_slice(&api_key.to_be_bytes());
         frame.extend_from_slice(&version.to_be_bytes());

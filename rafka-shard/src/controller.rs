@@ -1,49 +1,76 @@
 //! The controller on shard 0: the only writer of the metadata log, and the
 //! allocator of producer ids.
 //!
-//! Lives on: shard 0 only. Other shards reach it with
-//! `router.invoke_on(0, ...)`.
+//! Lives on: shard 0 only. Every shard (shard 0 too) reaches it through a
+//! [`crate::controller_handle::ControllerHandle`], so that it can later
+//! move behind a Raft quorum without touching its callers.
 //!
 //! Operations run one at a time (a shard-local async lock): each validates
-//! against the current image, commits its records durably, then broadcasts
-//! the new image and deltas to every shard and waits until all applied
-//! them. So when CreateTopics answers, every shard already serves the
-//! topic, and when DeleteTopics answers its data is gone.
+//! against the current image, commits its records durably, then has the
+//! [`Publisher`] broadcast the new image and deltas to every shard and
+//! waits until all applied them. So when CreateTopics answers, every shard
+//! already serves the topic, and when DeleteTopics answers its data is
+//! gone. The controller knows nothing of shards: the publisher is the
+//! shard layer's ([`crate::apply`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use glommio::sync::RwLock;
 use rafka_core::config::BrokerConfig;
-use rafka_core::log::checkpoint::{
-    write_clean_shutdown_marker, write_offset_checkpoint, TopicPartition,
-    LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
-};
 use rafka_core::metadata::log::SNAPSHOT_INTERVAL_RECORDS_DEFAULT;
 use rafka_core::metadata::{
     new_topic_id, Committed, Controller, MetadataImage, MetadataRecord, MetadataStore, NewTopic,
 };
 use rafka_core::producer::{ProducerIdAllocator, PRODUCER_ID_BLOCK_IDS_DEFAULT};
+use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
-use crate::group::GROUP_METADATA_TOPIC;
-use crate::shard::{data_dir, Shard, ShardError};
-use crate::storage::GlommioStorage;
+use crate::coordinator::InternalTopic;
+use crate::storage::{GlommioStorage, ShardStorage};
 
-/// `segment.bytes` of `__consumer_offsets`: Kafka's
+/// `segment.bytes` of an internal topic: Kafka's
 /// `offsets.topic.segment.bytes` default.
-const OFFSETS_SEGMENT_BYTES: i32 = 104_857_600;
-
-/// Kafka's TOPIC_ALREADY_EXISTS error code.
-const TOPIC_ALREADY_EXISTS: i16 = 36;
+const INTERNAL_SEGMENT_BYTES: i32 = 104_857_600;
 
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFailure {
-    pub code: i16,
+    pub code: ErrorCode,
     pub message: String,
+}
+
+impl TopicFailure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        TopicFailure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why the controller could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerShardError {
+    #[error("metadata log: {0}")]
+    Metadata(#[from] rafka_core::metadata::MetadataLogError),
+    #[error("metadata commit: {0}")]
+    Commit(#[from] rafka_core::metadata::CommitError),
+    #[error("producer ids: {0}")]
+    Producer(#[from] rafka_core::producer::ProducerError),
+    #[error("creating {topic}: {message}")]
+    InternalTopic {
+        topic: &'static str,
+        message: String,
+    },
+}
+
+/// How a committed change reaches every shard: the shard layer broadcasts
+/// it and returns once every shard applied it.
+#[allow(async_fn_in_trait)]
+pub trait Publisher {
+    async fn publish(&self, committed: Committed);
 }
 
 /// A created (or, with validate_only, validated) topic.
@@ -60,24 +87,29 @@ pub enum TopicRef {
     Id(Uuid),
 }
 
-struct Inner {
-    store: MetadataStore<GlommioStorage>,
+struct Inner<S: ShardStorage> {
+    store: MetadataStore<S>,
     controller: Controller,
     producer_ids: ProducerIdAllocator,
     metadata_dir: PathBuf,
 }
 
-pub struct ControllerShard {
-    inner: RwLock<Inner>,
+/// The controller, over the storage it was given.
+pub struct ControllerShard<S: ShardStorage = GlommioStorage> {
+    storage: S,
+    inner: RwLock<Inner<S>>,
 }
 
-impl ControllerShard {
+impl<S: ShardStorage> ControllerShard<S> {
     /// Opens (replays) the metadata log and the producer-id block.
-    pub async fn open(config: &BrokerConfig, shard_count: u32) -> Result<Self, ShardError> {
-        let storage = GlommioStorage::new();
+    pub async fn open(
+        storage: S,
+        config: &BrokerConfig,
+        shard_count: u32,
+    ) -> Result<Self, ControllerShardError> {
         let metadata_dir = config.metadata_dir();
         let (store, _replayed) = MetadataStore::open(
-            storage,
+            storage.clone(),
             metadata_dir.clone(),
             SNAPSHOT_INTERVAL_RECORDS_DEFAULT,
         )
@@ -92,6 +124,7 @@ impl ControllerShard {
             metadata_dir,
         };
         Ok(ControllerShard {
+            storage,
             inner: RwLock::new(inner),
         })
     }
@@ -100,8 +133,7 @@ impl ControllerShard {
     /// evens the load; returns the image to load.
     pub async fn replace_for_shard_count(
         &self,
-        _shard: &Rc<Shard>,
-    ) -> Result<Arc<MetadataImage>, ShardError> {
+    ) -> Result<Arc<MetadataImage>, ControllerShardError> {
         let mut inner = self.lock().await;
         let records = inner
             .controller
@@ -116,7 +148,7 @@ impl ControllerShard {
         Ok(Arc::clone(inner.store.image()))
     }
 
-    async fn lock(&self) -> glommio::sync::RwLockWriteGuard<'_, Inner> {
+    async fn lock(&self) -> glommio::sync::RwLockWriteGuard<'_, Inner<S>> {
         self.inner
             .write()
             .await
@@ -126,7 +158,7 @@ impl ControllerShard {
     /// CreateTopics: one outcome per entry, in order.
     pub async fn create_topics(
         &self,
-        shard: &Rc<Shard>,
+        publisher: &impl Publisher,
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Vec<Result<CreatedTopic, TopicFailure>> {
@@ -138,10 +170,10 @@ impl ControllerShard {
             let records = match inner.controller.create_topic(&image, topic, topic_id) {
                 Ok(records) => records,
                 Err(error) => {
-                    outcomes.push(Err(TopicFailure {
-                        code: error.error_code().code(),
-                        message: error.to_string(),
-                    }));
+                    outcomes.push(Err(TopicFailure::new(
+                        error.error_code(),
+                        error.to_string(),
+                    )));
                     continue;
                 }
             };
@@ -156,7 +188,7 @@ impl ControllerShard {
                 }));
                 continue;
             }
-            let outcome = commit_and_broadcast(&mut inner, shard, &records).await;
+            let outcome = commit_and_publish(&mut inner, publisher, &records).await;
             outcomes.push(outcome.map(|()| CreatedTopic {
                 topic_id,
                 partitions,
@@ -168,7 +200,7 @@ impl ControllerShard {
     /// DeleteTopics: one outcome per entry, in order (the name deleted).
     pub async fn delete_topics(
         &self,
-        shard: &Rc<Shard>,
+        publisher: &impl Publisher,
         topics: Vec<TopicRef>,
     ) -> Vec<Result<(String, Uuid), TopicFailure>> {
         let mut inner = self.lock().await;
@@ -185,52 +217,55 @@ impl ControllerShard {
                 TopicRef::Id(id) => inner.controller.delete_topic_by_id(&image, *id),
             };
             let outcome = match (records, named) {
-                (Ok(records), Some(named)) => commit_and_broadcast(&mut inner, shard, &records)
+                (Ok(records), Some(named)) => commit_and_publish(&mut inner, publisher, &records)
                     .await
                     .map(|()| named),
-                (Err(error), _) => Err(TopicFailure {
-                    code: error.error_code().code(),
-                    message: error.to_string(),
-                }),
-                (Ok(_), None) => Err(TopicFailure {
-                    code: rafka_proto::error::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
-                    message: "unknown topic".to_string(),
-                }),
+                (Err(error), _) => Err(TopicFailure::new(error.error_code(), error.to_string())),
+                (Ok(_), None) => Err(TopicFailure::new(
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    "unknown topic",
+                )),
             };
             outcomes.push(outcome);
         }
         outcomes
     }
 
-    /// On the first FindCoordinator for a group: creates `__consumer_offsets`
-    /// (offsets.topic.num.partitions partitions, compacted, 100 MiB
-    /// segments as Kafka) unless it exists.
-    pub async fn ensure_offsets_topic(&self, shard: &Rc<Shard>) -> Result<(), ShardError> {
-        if shard.image().topic(GROUP_METADATA_TOPIC).is_some() {
+    /// Creates an internal topic (compacted, 100 MiB segments, as Kafka)
+    /// unless it exists: `__consumer_offsets` on the first FindCoordinator
+    /// for a group.
+    pub async fn ensure_internal_topic(
+        &self,
+        publisher: &impl Publisher,
+        topic: InternalTopic,
+    ) -> Result<(), ControllerShardError> {
+        if self.lock().await.store.image().topic(topic.name).is_some() {
             return Ok(());
         }
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
-                OFFSETS_SEGMENT_BYTES.to_string(),
+                INTERNAL_SEGMENT_BYTES.to_string(),
             ),
         ]);
-        let topic = NewTopic {
-            name: GROUP_METADATA_TOPIC.to_string(),
-            partitions: shard.config.offsets_topic_num_partitions,
+        let new_topic = NewTopic {
+            name: topic.name.to_string(),
+            partitions: topic.partitions,
             replication_factor: -1,
             configs,
         };
-        let created = self.create_topics(shard, vec![topic], false).await;
+        let created = self.create_topics(publisher, vec![new_topic], false).await;
         match created.into_iter().next() {
             Some(Ok(_)) => Ok(()),
-            // Two shards' first lookups raced: the other one created it.
-            Some(Err(failure)) if failure.code == TOPIC_ALREADY_EXISTS => Ok(()),
-            Some(Err(failure)) => Err(ShardError::OffsetsTopic {
+            // Two first lookups raced: the other one created it.
+            Some(Err(failure)) if failure.code == ErrorCode::TOPIC_ALREADY_EXISTS => Ok(()),
+            Some(Err(failure)) => Err(ControllerShardError::InternalTopic {
+                topic: topic.name,
                 message: failure.message,
             }),
-            None => Err(ShardError::OffsetsTopic {
+            None => Err(ControllerShardError::InternalTopic {
+                topic: topic.name,
                 message: "no outcome".to_string(),
             }),
         }
@@ -239,29 +274,17 @@ impl ControllerShard {
     /// InitProducerId for an idempotent (non-transactional) producer.
     pub async fn allocate_producer_id(&self) -> Result<i64, rafka_core::producer::ProducerError> {
         let mut inner = self.lock().await;
-        let storage = GlommioStorage::new();
         let dir = inner.metadata_dir.clone();
-        inner.producer_ids.allocate(&storage, &dir).await
+        inner.producer_ids.allocate(&self.storage, &dir).await
     }
 
-    /// Clean shutdown, after the listeners stopped: every shard flushes and
-    /// closes its partitions, then the checkpoints and the clean-shutdown
-    /// marker are written so the next start skips the rescan.
-    pub async fn shutdown(&self, shard: &Rc<Shard>) -> Result<(), ShardError> {
+    /// Clean shutdown, after the listeners stopped: with no operation in
+    /// flight (the lock is held throughout), runs `close` (the shard layer
+    /// closes every partition and writes its checkpoints), then snapshots
+    /// the metadata log so the next start replays nothing.
+    pub async fn shutdown<E>(&self, close: impl AsyncFnOnce() -> Result<(), E>) -> Result<(), E> {
         let mut inner = self.lock().await;
-        let closed = shard
-            .router
-            .invoke_on_all(|shard: Rc<Shard>| async move { shard.close_partitions().await })
-            .await;
-        let mut recovery_points = BTreeMap::new();
-        let mut log_starts = BTreeMap::new();
-        for result in closed {
-            for (tp, recovery_point, log_start) in result? {
-                recovery_points.insert(tp.clone(), recovery_point);
-                log_starts.insert(tp, log_start);
-            }
-        }
-        write_checkpoints(&shard.config, &recovery_points, &log_starts).await?;
+        close().await?;
         if let Err(error) = inner.store.snapshot().await {
             tracing::warn!(%error, "metadata snapshot at shutdown");
         }
@@ -269,61 +292,19 @@ impl ControllerShard {
     }
 }
 
-async fn write_checkpoints(
-    config: &BrokerConfig,
-    recovery_points: &BTreeMap<TopicPartition, i64>,
-    log_starts: &BTreeMap<TopicPartition, i64>,
-) -> Result<(), ShardError> {
-    let storage = GlommioStorage::new();
-    let dir = data_dir(config);
-    let recovery = dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
-    write_offset_checkpoint(&storage, &recovery, recovery_points).await?;
-    let starts = dir.join(LOG_START_OFFSET_CHECKPOINT_FILE);
-    write_offset_checkpoint(&storage, &starts, log_starts).await?;
-    write_clean_shutdown_marker(&storage, &dir).await?;
-    Ok(())
-}
-
 /// Commits `records`, then has every shard apply the new image.
-async fn commit_and_broadcast(
-    inner: &mut Inner,
-    shard: &Rc<Shard>,
+async fn commit_and_publish<S: ShardStorage>(
+    inner: &mut Inner<S>,
+    publisher: &impl Publisher,
     records: &[MetadataRecord],
 ) -> Result<(), TopicFailure> {
     let committed: Committed = inner.store.commit(records).await.map_err(|error| {
         tracing::error!(%error, "metadata commit");
-        TopicFailure {
-            code: error.error_code().code(),
-            message: error.to_string(),
-        }
+        TopicFailure::new(error.error_code(), error.to_string())
     })?;
     if let Err(error) = inner.store.snapshot_if_due().await {
         tracing::warn!(%error, "metadata snapshot");
     }
-    let image = committed.image;
-    let deltas = Arc::new(committed.deltas);
-    let applied = shard
-        .router
-        .invoke_on_all(move |shard: Rc<Shard>| {
-            let image = Arc::clone(&image);
-            let deltas = Arc::clone(&deltas);
-            async move {
-                shard
-                    .apply_metadata(image, deltas)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-    for result in applied {
-        let failure = match result {
-            Ok(Ok(())) => continue,
-            Ok(Err(message)) => message,
-            Err(route) => route.to_string(),
-        };
-        // The record is durable; a shard that failed to open a log answers
-        // for its partitions with errors until restart.
-        tracing::error!(%failure, "a shard failed to apply metadata");
-    }
+    publisher.publish(committed).await;
     Ok(())
 }

@@ -19,9 +19,10 @@ use futures_util::future::join_all;
 
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::partition::{Partition, PartitionError};
+use crate::storage::{GlommioStorage, ShardStorage};
 
-pub struct Flusher {
-    queue: RefCell<Vec<Rc<Partition>>>,
+pub struct Flusher<S: ShardStorage = GlommioStorage> {
+    queue: RefCell<Vec<Rc<Partition<S>>>>,
     queued: Event,
     /// Extra wait before a cycle, to gather more appends
     /// (`rafka.flush.interval.ms`); zero flushes as soon as work is queued.
@@ -32,8 +33,8 @@ pub struct Flusher {
     fsync_latency: LatencyHistogram,
 }
 
-impl Flusher {
-    pub fn new(delay: Duration) -> Rc<Flusher> {
+impl<S: ShardStorage> Flusher<S> {
+    pub fn new(delay: Duration) -> Rc<Flusher<S>> {
         Rc::new(Flusher {
             queue: RefCell::new(Vec::new()),
             queued: Event::new(),
@@ -45,7 +46,7 @@ impl Flusher {
     }
 
     /// Queues `partition` for the next cycle (once, however many appends).
-    pub fn enqueue(&self, partition: &Rc<Partition>) {
+    pub fn enqueue(&self, partition: &Rc<Partition<S>>) {
         if partition.mark_dirty() {
             self.queue.borrow_mut().push(Rc::clone(partition));
             self.queued.notify(1);
@@ -100,7 +101,7 @@ impl Flusher {
         }
     }
 
-    async fn timed_flush(&self, partition: &Partition) -> Result<i64, PartitionError> {
+    async fn timed_flush(&self, partition: &Partition<S>) -> Result<i64, PartitionError> {
         let started = Instant::now();
         let result = partition.flush().await;
         self.fsync_latency.record(started.elapsed());

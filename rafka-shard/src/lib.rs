@@ -1,26 +1,51 @@
-//! rafka-shard: one glommio executor per core.
+//! rafka-shard: one glommio executor per core, and everything a core owns.
 //!
 //! # Layout
+//! - `runtime`: starts one executor per shard and joins them in a channel
+//!   mesh; [`runtime::Router`] runs work on the shard that owns it;
+//!   [`runtime::within`] bounds a wait with the executor's timer.
 //! - `storage`: [`storage::GlommioStorage`], the io_uring-backed
-//!   implementation of rafka-core's storage traits.
-//! - `shard`: [`shard::Shard`], the per-core context (metadata image,
-//!   owned partitions, flusher) and broker startup ([`shard::start`]).
+//!   implementation of rafka-core's storage traits; [`storage::FileRegion`]
+//!   (what zero-copy fetch sends) and [`storage::ShardStorage`], what the
+//!   shard layer needs of any storage (glommio, or the simulated one under
+//!   feature `sim`).
 //! - `partition`: one partition's log + producer state + high watermark.
 //! - `flusher`: the per-shard group-commit loop.
-//! - `group`: [`group::GroupService`], the shard's group coordinator
-//!   (rafka-core's machine + timers + `__consumer_offsets` persistence).
-//! - `histogram`: fixed-bucket latency histograms (fsync, request
-//!   latency) and their mergeable snapshots, for metrics.
-//! - `controller`: shard 0's metadata log writer and producer-id allocator.
-//! - `runtime`: starts one executor per shard and joins them in a channel
-//!   mesh; [`runtime::Router`] runs work on the shard that owns it.
+//! - `registry`: [`registry::PartitionRegistry`], the partitions a shard
+//!   owns (open, produce, fetch, close, delete).
+//! - `image`: [`image::ImageView`], a shard's copy of the metadata image.
+//! - `apply`: a committed metadata change applied on every shard (the
+//!   controller's publisher).
+//! - `coordinator`: [`coordinator::CoordinatorHost`], what any coordinator
+//!   living in an internal topic needs (ownership, replay, persist, timers).
+//! - `group`: [`group::GroupCoordinator`], the group coordinator on the
+//!   host, speaking rafka-core's request and result types.
+//! - `controller`: shard 0's metadata log writer and producer-id
+//!   allocator; `controller_handle`: [`controller_handle::ControllerHandle`],
+//!   the only way to reach it.
+//! - `lifecycle`: ready / stopping flags; `startup`: start and clean stop;
+//!   `cleaner`: retention and compaction.
+//! - `shard`: [`shard::Shard`], the per-core context tying the parts
+//!   together.
+//! - `histogram`: fixed-bucket latency histograms for metrics.
+//!
+//! Modules depend downwards only: `shard` holds the parts; `apply`,
+//! `startup`, `cleaner` and `controller_handle` act on a shard; the parts
+//! know nothing of `Shard`.
 
+pub mod apply;
+pub mod cleaner;
 pub mod controller;
+pub mod controller_handle;
+pub mod coordinator;
 pub mod flusher;
 pub mod group;
-mod group_convert;
 pub mod histogram;
+pub mod image;
+pub mod lifecycle;
 pub mod partition;
+pub mod registry;
 pub mod runtime;
 pub mod shard;
+pub mod startup;
 pub mod storage;

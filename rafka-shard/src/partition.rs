@@ -28,7 +28,8 @@ use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
 
-use crate::storage::{FileRegion, GlommioStorage};
+use crate::runtime::within;
+use crate::storage::{FileRegion, GlommioStorage, ShardStorage, ShareRegion};
 
 /// Reads while rebuilding producer state are this large.
 const REBUILD_READ_BYTES: u32 = 1 << 20;
@@ -106,16 +107,33 @@ impl FetchedRegions {
     }
 }
 
-struct State {
-    log: Log<GlommioStorage>,
+struct State<S: ShardStorage> {
+    log: Log<S>,
     producers: ProducerStateTable,
 }
 
-pub struct Partition {
+/// Where a partition lives and how its log behaves.
+#[derive(Debug, Clone)]
+pub struct PartitionSpec {
+    pub topic: Rc<str>,
+    pub index: i32,
+    /// `<log.dirs>/<topic>-<partition>`.
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    pub hints: RecoveryHints,
+    /// `write.caching`: the high watermark is the log end, not the flushed
+    /// offset, and acks=all does not wait for fsync.
+    pub write_caching: bool,
+}
+
+/// One partition on its owning shard, over the storage `S` it was given
+/// (glommio in the broker, the simulated storage in tests).
+pub struct Partition<S: ShardStorage = GlommioStorage> {
     pub topic: Rc<str>,
     pub index: i32,
     dir: PathBuf,
-    state: RwLock<State>,
+    storage: S,
+    state: RwLock<State<S>>,
     high_watermark: Cell<i64>,
     log_end_offset: Cell<i64>,
     log_start_offset: Cell<i64>,
@@ -128,19 +146,22 @@ pub struct Partition {
     watermark_moved: Event,
 }
 
-impl Partition {
-    /// Opens the partition's log in `dir` and rebuilds its producer state.
+impl<S: ShardStorage> Partition<S> {
+    /// Opens the partition's log and rebuilds its producer state.
     pub async fn open(
-        topic: Rc<str>,
-        index: i32,
-        dir: PathBuf,
-        config: LogConfig,
-        hints: RecoveryHints,
+        storage: S,
         clock: Rc<dyn Clock>,
-        write_caching: bool,
-    ) -> Result<Rc<Partition>, PartitionError> {
-        let storage = GlommioStorage::new();
-        let log = Log::open(storage, dir.clone(), config, clock, hints).await?;
+        spec: PartitionSpec,
+    ) -> Result<Rc<Partition<S>>, PartitionError> {
+        let PartitionSpec {
+            topic,
+            index,
+            dir,
+            config,
+            hints,
+            write_caching,
+        } = spec;
+        let log = Log::open(storage.clone(), dir.clone(), config, clock, hints).await?;
         let mut producers = ProducerStateTable::default();
         let log_end = log.log_end_offset();
         let loaded = producers.load_latest(&storage, &dir, log_end).await?;
@@ -150,6 +171,7 @@ impl Partition {
             topic,
             index,
             dir,
+            storage,
             high_watermark: Cell::new(log.flushed_offset()),
             log_end_offset: Cell::new(log_end),
             log_start_offset: Cell::new(log.log_start_offset()),
@@ -236,22 +258,22 @@ impl Partition {
         end_offset: i64,
         timeout: std::time::Duration,
     ) -> Result<(), PartitionError> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            self.check_usable()?;
-            if self.high_watermark.get() >= end_offset {
-                return Ok(());
+        let durable = async {
+            loop {
+                self.check_usable()?;
+                if self.high_watermark.get() >= end_offset {
+                    return Ok(());
+                }
+                let listener = self.watermark_moved.listen();
+                if self.high_watermark.get() >= end_offset || self.failed.get() {
+                    continue;
+                }
+                listener.await;
             }
-            let listener = self.watermark_moved.listen();
-            if self.high_watermark.get() >= end_offset || self.failed.get() {
-                continue;
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Err(PartitionError::FlushTimeout { offset: end_offset });
-            }
-            wait_until(listener, deadline - now).await;
-        }
+        };
+        within(timeout, durable)
+            .await
+            .unwrap_or(Err(PartitionError::FlushTimeout { offset: end_offset }))
     }
 
     /// Waits until the high watermark passes `offset` or `timeout` ends;
@@ -264,7 +286,7 @@ impl Partition {
         if self.high_watermark.get() > offset {
             return true;
         }
-        wait_until(listener, timeout).await;
+        within(timeout, listener).await;
         self.high_watermark.get() > offset
     }
 
@@ -317,8 +339,8 @@ impl Partition {
                 .await?;
             next_offset = read.next_offset;
             for region in &read.regions {
-                let shared = region.file.region(region.position, region.len);
-                regions.push(shared.map_err(LogError::Io)?);
+                let shared = region.file.share_region(region.position, region.len);
+                regions.push(shared.await.map_err(LogError::Io)?);
             }
         }
         Ok(FetchedRegions {
@@ -482,9 +504,11 @@ impl Partition {
             .write()
             .await
             .map_err(|_| PartitionError::Closed)?;
-        let storage = GlommioStorage::new();
         let end = state.log.log_end_offset();
-        state.producers.snapshot(&storage, &self.dir, end).await?;
+        state
+            .producers
+            .snapshot(&self.storage, &self.dir, end)
+            .await?;
         let flushed = state.log.flushed_offset();
         let log_start = state.log.log_start_offset();
         drop(state);
@@ -507,12 +531,11 @@ impl Partition {
     pub async fn delete(self: Rc<Self>) -> Result<(), PartitionError> {
         self.failed.set(true);
         self.watermark_moved.notify(usize::MAX);
-        let storage = GlommioStorage::new();
+        let storage = self.storage.clone();
         let dir = self.dir.clone();
         match Rc::try_unwrap(self).ok().map(|p| p.state.into_inner()) {
             Some(Ok(state)) => state.log.delete().await?,
             _ => {
-                use rafka_core::io::Storage;
                 storage
                     .remove_dir_all(&dir)
                     .await
@@ -571,8 +594,8 @@ fn duplicate_of(
 }
 
 /// Batch headers from `from` to the log end, for rebuilding producer state.
-async fn batch_headers(
-    log: &Log<GlommioStorage>,
+async fn batch_headers<S: ShardStorage>(
+    log: &Log<S>,
     from: i64,
 ) -> Result<Vec<BatchHeader>, PartitionError> {
     let mut headers = Vec::new();
@@ -589,11 +612,4 @@ async fn batch_headers(
         offset = read.next_offset;
     }
     Ok(headers)
-}
-
-/// Waits for `listener` or until `timeout`, whichever comes first.
-async fn wait_until(listener: event_listener::EventListener, timeout: std::time::Duration) {
-    let sleep = glommio::timer::sleep(timeout);
-    futures_util::pin_mut!(sleep);
-    futures_util::future::select(listener, sleep).await;
 }

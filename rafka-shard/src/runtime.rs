@@ -20,6 +20,18 @@ use futures_util::future::join_all;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::{LocalExecutorBuilder, Placement};
 
+/// Runs `work` for at most `timeout` on the shard's timer; `None` when the
+/// time ran out first (`work` is dropped then). Deadlines come from the
+/// executor's timers, never from reading a clock on a decision path.
+pub async fn within<F: Future>(timeout: std::time::Duration, work: F) -> Option<F::Output> {
+    let work = std::pin::pin!(work);
+    let sleep = std::pin::pin!(glommio::timer::sleep(timeout));
+    match futures_util::future::select(work, sleep).await {
+        futures_util::future::Either::Left((output, _)) => Some(output),
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
 /// Work shipped to a shard: built from a `Send` closure on the caller, run
 /// as a local (non-`Send`) future on the target against its context.
 type Job<Ctx> = Box<dyn FnOnce(Rc<Ctx>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;

@@ -103,11 +103,7 @@ impl GlommioFile {
                 Arc::clone(self.shared.get_or_init(|| Arc::new(File::from(owned))))
             }
         };
-        Ok(FileRegion {
-            file,
-            position,
-            len,
-        })
+        Ok(FileRegion::new(file, position, len))
     }
 
     /// Writes all of `data` at `pos` with `pwrite(2)`, retrying short writes.
@@ -127,8 +123,10 @@ impl GlommioFile {
     }
 }
 
-/// `len` bytes at `position` of a segment file, through a descriptor of its
-/// own (see the module doc): the bytes a fetch sends with `sendfile(2)`.
+/// `len` bytes of whole batches at `position` of a segment file, sendable
+/// from any shard: through a descriptor of their own (see the module doc),
+/// the bytes a fetch sends with `sendfile(2)`; or, from a storage with no
+/// descriptors (the `sim` storage of tests), the bytes themselves.
 ///
 /// The log hands out regions of whole batches below the high watermark,
 /// which are never rewritten in place, so the bytes do not change while a
@@ -136,9 +134,16 @@ impl GlommioFile {
 /// serving) shows up as a short read.
 #[derive(Debug, Clone)]
 pub struct FileRegion {
-    file: Arc<File>,
+    source: RegionSource,
     pub position: u64,
     pub len: u64,
+}
+
+#[derive(Debug, Clone)]
+enum RegionSource {
+    File(Arc<File>),
+    /// Exactly the region's bytes (`len` of them).
+    Memory(Bytes),
 }
 
 impl FileRegion {
@@ -146,24 +151,45 @@ impl FileRegion {
     /// its regions from [`GlommioFile::region`]).
     pub fn new(file: Arc<File>, position: u64, len: u64) -> Self {
         FileRegion {
-            file,
+            source: RegionSource::File(file),
             position,
             len,
         }
     }
 
-    /// The descriptor to `sendfile` from.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    /// A region already in memory, read from `position` of its file.
+    pub fn in_memory(position: u64, bytes: Bytes) -> Self {
+        FileRegion {
+            len: bytes.len() as u64,
+            source: RegionSource::Memory(bytes),
+            position,
+        }
+    }
+
+    /// The descriptor to `sendfile` from; `None` when the bytes are in
+    /// memory (the sender writes them instead).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.source {
+            RegionSource::File(file) => Some(file.as_fd()),
+            RegionSource::Memory(_) => None,
+        }
     }
 
     /// The part of this region from `skip_bytes` on, at most `len` bytes.
     pub fn slice(&self, skip_bytes: u64, len: u64) -> FileRegion {
         let skip_bytes = skip_bytes.min(self.len);
+        let len = len.min(self.len - skip_bytes);
+        let source = match &self.source {
+            RegionSource::File(file) => RegionSource::File(Arc::clone(file)),
+            // In range: skip_bytes + len <= self.len == bytes.len().
+            RegionSource::Memory(bytes) => {
+                RegionSource::Memory(bytes.slice(skip_bytes as usize..(skip_bytes + len) as usize))
+            }
+        };
         FileRegion {
-            file: Arc::clone(&self.file),
+            source,
             position: self.position + skip_bytes,
-            len: len.min(self.len - skip_bytes),
+            len,
         }
     }
 
@@ -175,15 +201,58 @@ impl FileRegion {
         if end > self.len {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        self.file.read_exact_at(into, self.position + offset)
+        match &self.source {
+            RegionSource::File(file) => file.read_exact_at(into, self.position + offset),
+            RegionSource::Memory(bytes) => {
+                into.copy_from_slice(&bytes[offset as usize..end as usize]);
+                Ok(())
+            }
+        }
     }
 
     /// The whole region in memory (TLS connections, fallbacks, tests).
     pub fn read_all(&self) -> std::io::Result<Bytes> {
+        if let RegionSource::Memory(bytes) = &self.source {
+            return Ok(bytes.clone());
+        }
         let len = usize::try_from(self.len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
         let mut bytes = vec![0u8; len];
         self.read_exact_at(0, &mut bytes)?;
         Ok(Bytes::from(bytes))
+    }
+}
+
+/// A storage file whose byte ranges can leave the shard as [`FileRegion`]s
+/// (zero-copy fetch sends them from the shard holding the socket).
+#[allow(async_fn_in_trait)]
+pub trait ShareRegion {
+    async fn share_region(&self, position: u64, len: u64) -> Result<FileRegion, IoError>;
+}
+
+/// What the shard layer needs of a storage: rafka-core's [`Storage`], files
+/// that can share regions, and cheap clones (every partition keeps one).
+/// [`GlommioStorage`] in the broker; rafka-core's `SimStorage` in tests
+/// (feature `sim`), which makes the shard layer runnable over
+/// fault-injecting storage.
+pub trait ShardStorage: Storage<File: ShareRegion> + Clone + 'static {}
+
+impl<S> ShardStorage for S where S: Storage<File: ShareRegion> + Clone + 'static {}
+
+impl ShareRegion for GlommioFile {
+    async fn share_region(&self, position: u64, len: u64) -> Result<FileRegion, IoError> {
+        self.region(position, len)
+    }
+}
+
+/// The simulated storage has no descriptors: its regions are read into
+/// memory when shared.
+#[cfg(feature = "sim")]
+impl ShareRegion for rafka_core::sim::SimFile {
+    async fn share_region(&self, position: u64, len: u64) -> Result<FileRegion, IoError> {
+        use rafka_core::io::StorageFile;
+        let len_bytes = usize::try_from(len).unwrap_or(usize::MAX);
+        let bytes = self.read_at(position, len_bytes).await?;
+        Ok(FileRegion::in_memory(position, bytes))
     }
 }
 

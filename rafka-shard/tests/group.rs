@@ -7,18 +7,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
-use kafka_protocol::messages::{
-    GroupId, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, SyncGroupRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
 use rafka_core::config::BrokerConfig;
-use rafka_shard::group::{partition_for_group, GroupCaller, GROUP_METADATA_TOPIC};
+use rafka_core::group::partition_for_group;
+use rafka_core::group::{CommitPartition, CommitRequest, JoinRequest, JoinedMember, SyncRequest};
+use rafka_shard::controller_handle::ControllerHandle;
+use rafka_shard::group::GROUP_METADATA_TOPIC;
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::{start, Shard};
 
@@ -47,21 +40,15 @@ where
         async move {
             let (shard, _started) = start(env, config).await.expect("start");
             if shard.id() == 0 {
-                let controller = shard.controller.as_ref().expect("controller");
                 // What the first FindCoordinator does (a no-op on restart).
-                controller
-                    .ensure_offsets_topic(&shard)
+                ControllerHandle::new(Rc::clone(&shard))
+                    .ensure_internal_topic(shard.offsets_topic(), None)
                     .await
+                    .expect("controller")
                     .expect("__consumer_offsets");
                 scenario(Rc::clone(&shard)).await;
-                controller.shutdown(&shard).await.expect("shutdown");
-                for stopped in shard
-                    .router
-                    .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-                    .await
-                {
-                    stopped.expect("stop");
-                }
+                shard.shutdown().await.expect("shutdown");
+                shard.stop_all().await;
             }
             shard.wait_stop().await;
         }
@@ -69,38 +56,70 @@ where
     run(&RuntimeConfig::for_tests(shards), main).expect("runtime");
 }
 
-fn caller(version: i16) -> GroupCaller {
-    GroupCaller {
-        api_version: version,
+fn join_req(group: &str, member_id: &str) -> JoinRequest {
+    JoinRequest {
+        group_id: group.to_string(),
+        member_id: member_id.to_string(),
+        group_instance_id: None,
+        protocol_type: "consumer".to_string(),
+        protocols: vec![(
+            "range".to_string(),
+            Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 0]),
+        )],
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
         client_id: "c".to_string(),
         client_host: "/127.0.0.1".to_string(),
+        // JoinGroup v5, as the handler converts it.
+        require_known_member_id: true,
     }
 }
 
-fn join_req(group: &str, member_id: &str) -> JoinGroupRequest {
-    let mut protocol = JoinGroupRequestProtocol::default();
-    protocol.name = StrBytes::from_static_str("range");
-    protocol.metadata = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 0]);
-    let mut req = JoinGroupRequest::default();
-    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    req.member_id = StrBytes::from_string(member_id.to_string());
-    req.protocol_type = StrBytes::from_static_str("consumer");
-    req.session_timeout_ms = 10_000;
-    req.rebalance_timeout_ms = 10_000;
-    req.protocols = vec![protocol];
-    req
+/// A join's answer, its code as on the wire.
+struct Joined {
+    error_code: i16,
+    generation_id: i32,
+    leader: String,
+    member_id: String,
+    members: Vec<JoinedMember>,
+    protocol_name: Option<String>,
 }
 
-async fn join(shard: &Rc<Shard>, group: &str, member_id: &str) -> JoinGroupResponse {
+async fn join(shard: &Rc<Shard>, group: &str, member_id: &str) -> Joined {
     let owner = shard.group_coordinator_shard(group).expect("coordinator");
     let req = join_req(group, member_id);
-    shard
+    let r = shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.groups().join_group(caller(5), req).await
+            s.groups().join(req).await
         })
         .await
-        .expect("route")
+        .expect("route");
+    Joined {
+        error_code: r.error_code.code(),
+        generation_id: r.generation_id,
+        leader: r.leader,
+        member_id: r.member_id,
+        members: r.members,
+        protocol_name: r.protocol_name,
+    }
+}
+
+fn sync_req(
+    group: &str,
+    member: &str,
+    generation: i32,
+    assignments: Vec<(String, Bytes)>,
+) -> SyncRequest {
+    SyncRequest {
+        group_id: group.to_string(),
+        generation_id: generation,
+        member_id: member.to_string(),
+        group_instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments,
+    }
 }
 
 async fn sync(
@@ -111,26 +130,20 @@ async fn sync(
     assign: bool,
 ) -> (i16, Bytes) {
     let owner = shard.group_coordinator_shard(group).expect("coordinator");
-    let mut req = SyncGroupRequest::default();
-    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    req.member_id = StrBytes::from_string(member.to_string());
-    req.generation_id = generation;
-    if assign {
-        req.assignments = ["a", "b"]
+    let assignments = if assign {
+        ["a", "b"]
             .iter()
-            .map(|tag| {
-                let mut a = SyncGroupRequestAssignment::default();
-                a.member_id = StrBytes::from_string(member.to_string());
-                a.assignment = Bytes::from(tag.as_bytes().to_vec());
-                a
-            })
-            .collect();
-    }
+            .map(|tag| (member.to_string(), Bytes::from(tag.as_bytes().to_vec())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let req = sync_req(group, member, generation, assignments);
     shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            let r = s.groups().sync_group(caller(3), req).await;
-            (r.error_code, r.assignment)
+            let r = s.groups().sync(req).await;
+            (r.error_code.code(), r.assignment)
         })
         .await
         .expect("route")
@@ -138,21 +151,26 @@ async fn sync(
 
 async fn commit(shard: &Rc<Shard>, group: &str, offset: i64) -> i16 {
     let owner = shard.group_coordinator_shard(group).expect("coordinator");
-    let mut p = OffsetCommitRequestPartition::default();
-    p.partition_index = 0;
-    p.committed_offset = offset;
-    let mut t = OffsetCommitRequestTopic::default();
-    t.name = TopicName(StrBytes::from_static_str("t"));
-    t.partitions = vec![p];
-    let mut req = OffsetCommitRequest::default();
-    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    req.generation_id_or_member_epoch = -1;
-    req.topics = vec![t];
+    let req = CommitRequest {
+        group_id: group.to_string(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![(
+            "t".to_string(),
+            vec![CommitPartition {
+                partition: 0,
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+        )],
+    };
     shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            let r = s.groups().offset_commit(caller(8), req).await;
-            r.topics[0].partitions[0].error_code
+            let r = s.groups().commit_offsets(req).await;
+            r[0].1[0].1.code()
         })
         .await
         .expect("route")
@@ -160,16 +178,12 @@ async fn commit(shard: &Rc<Shard>, group: &str, offset: i64) -> i16 {
 
 async fn fetch_offset(shard: &Rc<Shard>, group: &str) -> i64 {
     let owner = shard.group_coordinator_shard(group).expect("coordinator");
-    let mut req = OffsetFetchRequestGroup::default();
-    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    req.topics = None;
+    let group = group.to_string();
     shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            let r = s.groups().offset_fetch(caller(8), req, false).await;
-            r.topics
-                .first()
-                .map_or(-1, |t| t.partitions[0].committed_offset)
+            let r = s.groups().fetch_offsets(&group, None).expect("owner");
+            r.first().map_or(-1, |(_, partitions)| partitions[0].offset)
         })
         .await
         .expect("route")
@@ -211,24 +225,16 @@ fn two_members_join_sync_commit_and_restart() {
             async {
                 // The leader assigns "a" to itself and "b" to the follower.
                 let owner = shard.group_coordinator_shard("g").expect("coordinator");
-                let mut req = SyncGroupRequest::default();
-                req.group_id = GroupId(StrBytes::from_static_str("g"));
-                req.member_id = StrBytes::from_string(lid.clone());
-                req.generation_id = 1;
-                req.assignments = [(lid.clone(), "a"), (fid.clone(), "b")]
+                let assignments = [(lid.clone(), "a"), (fid.clone(), "b")]
                     .into_iter()
-                    .map(|(id, tag)| {
-                        let mut x = SyncGroupRequestAssignment::default();
-                        x.member_id = StrBytes::from_string(id);
-                        x.assignment = Bytes::from(tag.as_bytes().to_vec());
-                        x
-                    })
+                    .map(|(id, tag)| (id, Bytes::from(tag.as_bytes().to_vec())))
                     .collect();
+                let req = sync_req("g", &lid, 1, assignments);
                 shard
                     .router
                     .invoke_on(owner, move |s: Rc<Shard>| async move {
-                        let r = s.groups().sync_group(caller(3), req).await;
-                        (r.error_code, r.assignment)
+                        let r = s.groups().sync(req).await;
+                        (r.error_code.code(), r.assignment)
                     })
                     .await
                     .expect("route")
@@ -273,7 +279,7 @@ fn a_group_is_served_by_the_shard_owning_its_partition() {
         let wrong = shard
             .router
             .invoke_on(other, move |s: Rc<Shard>| async move {
-                s.groups().join_group(caller(5), req).await.error_code
+                s.groups().join(req).await.error_code.code()
             })
             .await
             .expect("route");

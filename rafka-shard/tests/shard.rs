@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::NewTopic;
+use rafka_proto::acks::Acks;
 use rafka_proto::record::{BatchBuilder, Batches, Compression};
+use rafka_shard::controller_handle::ControllerHandle;
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::{start, Shard};
 
@@ -49,15 +51,8 @@ where
             let (shard, _started) = start(env, config).await.expect("start");
             if shard.id() == 0 {
                 scenario(Rc::clone(&shard)).await;
-                let controller = shard.controller.as_ref().expect("controller");
-                controller.shutdown(&shard).await.expect("shutdown");
-                for stopped in shard
-                    .router
-                    .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-                    .await
-                {
-                    stopped.expect("stop");
-                }
+                shard.shutdown().await.expect("shutdown");
+                shard.stop_all().await;
             }
             shard.wait_stop().await;
         }
@@ -71,7 +66,8 @@ async fn produce(shard: &Rc<Shard>, topic: &str, partition: i32, records: Bytes)
     shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.produce(&topic, partition, &records, -1, TIMEOUT)
+            s.registry()
+                .produce(&topic, partition, &records, Acks::All, TIMEOUT)
                 .await
                 .map(|a| (a.base_offset, a.duplicate))
                 .map_err(|e| e.error_code())
@@ -88,7 +84,8 @@ async fn fetch_all(shard: &Rc<Shard>, topic: &str, partition: i32) -> (i64, Vec<
     let fetched = shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.fetch(&topic, partition, 0, 1 << 20)
+            s.registry()
+                .fetch(&topic, partition, 0, 1 << 20)
                 .await
                 .map_err(|e| e.error_code())
         })
@@ -108,14 +105,15 @@ async fn fetch_all(shard: &Rc<Shard>, topic: &str, partition: i32) -> (i64, Vec<
 fn produce_fetch_across_shards_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     with_broker(dir.path(), 2, |shard| async move {
-        let controller = shard.controller.as_ref().expect("controller");
+        let controller = ControllerHandle::new(Rc::clone(&shard));
         let topic = NewTopic {
             name: "orders".to_string(),
             partitions: 4,
             replication_factor: -1,
             configs: Default::default(),
         };
-        let created = controller.create_topics(&shard, vec![topic], false).await;
+        let created = controller.create_topics(vec![topic], false, None).await;
+        let created = created.expect("controller");
         assert_eq!(created[0].as_ref().expect("created").partitions, 4);
         let owners: Vec<usize> = (0..4)
             .map(|p| shard.owner_of("orders", p).unwrap())
@@ -155,17 +153,20 @@ fn produce_fetch_across_shards_and_restart() {
 fn idempotent_retry_answers_the_original_offset_even_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     with_broker(dir.path(), 2, |shard| async move {
-        let controller = shard.controller.as_ref().expect("controller");
+        let controller = ControllerHandle::new(Rc::clone(&shard));
         let topic = NewTopic {
             name: "idem".to_string(),
             partitions: 1,
             replication_factor: 1,
             configs: Default::default(),
         };
-        controller.create_topics(&shard, vec![topic], false).await[0]
-            .as_ref()
-            .expect("created");
-        let pid = controller.allocate_producer_id().await.expect("pid");
+        let created = controller.create_topics(vec![topic], false, None).await;
+        created.expect("controller")[0].as_ref().expect("created");
+        let pid = controller
+            .allocate_producer_id()
+            .await
+            .expect("controller")
+            .expect("pid");
         assert_eq!(
             produce(&shard, "idem", 0, batch(0, 0, Some((pid, 0)))).await,
             0
@@ -192,7 +193,8 @@ fn idempotent_retry_answers_the_original_offset_even_after_restart() {
         let (high_watermark, _) = fetch_all(&shard, "idem", 0).await;
         assert_eq!(high_watermark, 2);
         // A new producer id does not repeat the old one.
-        let controller = shard.controller.as_ref().expect("controller");
-        assert!(controller.allocate_producer_id().await.expect("pid") > pid);
+        let controller = ControllerHandle::new(Rc::clone(&shard));
+        let next = controller.allocate_producer_id().await.expect("controller");
+        assert!(next.expect("pid") > pid);
     });
 }

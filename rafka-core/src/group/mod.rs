@@ -36,38 +36,11 @@ pub use coordinator::{Coordinator, GroupConfig};
 pub use state::{Group, GroupState, Member};
 pub use types::*;
 
+pub use crate::coordinator::partition_for_key as partition_for_group;
+
 /// The internal topic holding offsets and group metadata.
 pub const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
 /// Kafka's `offset.metadata.max.bytes` default.
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// The protocol type of Kafka consumers, whose subscriptions rafka reads.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
-
-/// Kafka's partition of `__consumer_offsets` for a group:
-/// `(String.hashCode(group_id) & 0x7fffffff) % partitions`, with Java's
-/// hash over UTF-16 code units, so a group lands where Kafka puts it.
-pub fn partition_for_group(group_id: &str, partitions: i32) -> i32 {
-    assert!(
-        partitions > 0,
-        "offsets.topic.num.partitions is validated >= 1"
-    );
-    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    });
-    (hash & 0x7fff_ffff) % partitions
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_matches_java_string_hash() {
-        // "a".hashCode() = 97; "group".hashCode() = 98629247.
-        assert_eq!(partition_for_group("a", 50), 97 % 50);
-        assert_eq!(partition_for_group("group", 50), 98_629_247 % 50);
-        // "polygenelubricants".hashCode() = Integer.MIN_VALUE: masked to 0.
-        assert_eq!(partition_for_group("polygenelubricants", 50), 0);
-        assert_eq!(partition_for_group("", 50), 0);
-    }
-}

@@ -96,13 +96,8 @@ pub enum Reply {
     Sync(SyncResult),
 }
 
-/// One record for `__consumer_offsets`; `value: None` is a tombstone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetsRecord {
-    pub partition: i32,
-    pub key: Bytes,
-    pub value: Option<Bytes>,
-}
+/// One record for `__consumer_offsets`.
+pub type OffsetsRecord = crate::coordinator::InternalRecord;
 
 /// What a call asks of its caller: persist `records` (in order, durably),
 /// then deliver `replies`.

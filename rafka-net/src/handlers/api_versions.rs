@@ -7,43 +7,57 @@
 //!   [`encode_unsupported_version`] (UNSUPPORTED_VERSION in the v0 layout,
 //!   listing the ApiVersions range so the client retries with one it shares).
 //! - From v3 the client names its software; a name or version Kafka would
-//!   refuse gets INVALID_REQUEST with no API list (KIP-511).
+//!   refuse gets INVALID_REQUEST with no API list (KIP-511). An accepted
+//!   one is kept in the connection's session.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::ResponseError;
 use rafka_proto::api::{decode_request, encode_response, ApiTable, EncodeError};
+use rafka_proto::error::ErrorCode;
 
-use super::{HandlerContext, HandlerError};
+use super::{HandlerError, RequestContext};
 use crate::service::{Request, Response};
+use crate::session::ClientSoftware;
 
 /// First version carrying the client software name and version.
 const CLIENT_SOFTWARE_VERSION_MIN: i16 = 3;
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    answer(&ctx.table, request)
+pub async fn handle(
+    ctx: &RequestContext,
+    request: ApiVersionsRequest,
+) -> Result<ApiVersionsResponse, HandlerError> {
+    let response = response(ctx.table(), &request, ctx.version());
+    if response.error_code == 0 && ctx.version() >= CLIENT_SOFTWARE_VERSION_MIN {
+        ctx.session().set_client_software(ClientSoftware {
+            name: request.client_software_name.to_string(),
+            version: request.client_software_version.to_string(),
+        });
+    }
+    Ok(response)
 }
 
-/// The whole handler; it needs nothing but the table, so services other
-/// than the broker's (tests, tools) can answer ApiVersions the same way.
+/// The answer to `request`: the table's listing, or INVALID_REQUEST with
+/// no API list for client software Kafka would refuse (KIP-511).
+fn response(table: &ApiTable, request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    if version >= CLIENT_SOFTWARE_VERSION_MIN && !names_client_software(request) {
+        return ApiVersionsResponse::default().with_error_code(ErrorCode::INVALID_REQUEST.code());
+    }
+    table.api_versions_response(version)
+}
+
+/// ApiVersions alone, from nothing but the table, for services other than
+/// the broker's (tests, tools): decode -> answer -> encode.
 pub fn answer(table: &ApiTable, request: Request) -> Result<Response, HandlerError> {
     let version = request.header.api_version;
-    let correlation_id = request.header.correlation_id;
     let mut body = request.body;
     let decoded: ApiVersionsRequest = decode_request(&mut body, version)?;
-    if version >= CLIENT_SOFTWARE_VERSION_MIN && !names_client_software(&decoded) {
-        let error = ApiVersionsResponse::default()
-            .with_error_code(ResponseError::InvalidRequest.code())
-            .with_throttle_time_ms(0);
-        let reply = encode_response(
-            correlation_id,
-            request.response_header_version,
-            &error,
-            version,
-        )?;
-        return Ok(Response::Reply(reply));
-    }
-    let reply = table.encode_api_versions_response(correlation_id, version)?;
+    let body = response(table, &decoded, version);
+    let reply = encode_response(
+        request.header.correlation_id,
+        request.response_header_version,
+        &body,
+        version,
+    )?;
     Ok(Response::Reply(reply))
 }
 

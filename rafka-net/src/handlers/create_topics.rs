@@ -24,17 +24,15 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::TopicDefaults;
 use rafka_core::metadata::{ControllerError, NewTopic};
-use rafka_proto::api::decode_request;
 use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
+use rafka_shard::controller_handle::{request_timeout, ControllerCallError};
 use uuid::Uuid;
 
-use super::controller_call::{call_controller, request_timeout, unanswered, ControllerCallError};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::{HandlerError, RequestContext};
 
 /// First version whose results carry partitions, replication and configs.
 const RESOLVED_CONFIGS_VERSION_MIN: i16 = 5;
@@ -44,18 +42,19 @@ type Outcome = Result<CreatedTopic, TopicFailure>;
 /// A topic named once in the request: what to create, or why not.
 type Planned = (String, Result<NewTopic, TopicFailure>);
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let mut body = request.body;
-    let decoded: CreateTopicsRequest = decode_request(&mut body, version)?;
-    let (entries, duplicates) = plan(&decoded.topics, ctx.node.node_id);
+pub async fn handle(
+    ctx: &RequestContext,
+    decoded: CreateTopicsRequest,
+) -> Result<CreateTopicsResponse, HandlerError> {
+    let version = ctx.version();
+    let (entries, duplicates) = plan(ctx, &decoded.topics);
     let topics: Vec<NewTopic> = entries
         .iter()
         .filter_map(|(_, planned)| planned.as_ref().ok().cloned())
         .collect();
     let created = create(ctx, topics, decoded.validate_only, decoded.timeout_ms).await;
     let mut created = created.into_iter();
-    let defaults = &ctx.shard.config.topic_defaults;
+    let defaults = &ctx.config().topic_defaults;
     let mut results = Vec::with_capacity(entries.len() + duplicates.len());
     for (name, planned) in entries {
         let result = match planned {
@@ -65,30 +64,24 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
                     success_result(&topic, &done, decoded.validate_only, defaults, version)
                 }
                 Some(Err(failure)) => failure_result(name, &failure),
-                None => failure_result(name, &unanswered(ControllerCallError::Unavailable)),
+                None => failure_result(name, &ControllerCallError::Unavailable.topic_failure()),
             },
         };
         results.push(result);
     }
     for name in duplicates {
-        let duplicate = TopicFailure {
-            code: ResponseError::InvalidRequest.code(),
-            message: "Duplicate topic name.".to_string(),
-        };
+        let duplicate = TopicFailure::new(ErrorCode::INVALID_REQUEST, "Duplicate topic name.");
         results.push(failure_result(name, &duplicate));
     }
-    let response = CreateTopicsResponse::default().with_topics(results);
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(CreateTopicsResponse::default().with_topics(results))
 }
 
 /// Each name given once, in request order, with the topic to create or
 /// why it is refused already; and the names given more than once.
-fn plan(topics: &[CreatableTopic], node_id: i32) -> (Vec<Planned>, Vec<String>) {
+fn plan(ctx: &RequestContext, topics: &[CreatableTopic]) -> (Vec<Planned>, Vec<String>) {
+    let node_id = ctx.node().node_id;
+    // Kafka: CREATE on the cluster, or else on each topic.
+    let cluster_create = ctx.authorize(AclOperation::Create, Resource::Cluster);
     let mut seen = HashSet::new();
     let mut duplicates = Vec::new();
     for topic in topics {
@@ -100,7 +93,19 @@ fn plan(topics: &[CreatableTopic], node_id: i32) -> (Vec<Planned>, Vec<String>) 
     let entries = topics
         .iter()
         .filter(|t| !duplicates.iter().any(|d| d == t.name.as_str()))
-        .map(|t| (t.name.as_str().to_string(), new_topic(t, node_id)))
+        .map(|t| {
+            let name = t.name.as_str();
+            let planned =
+                if cluster_create || ctx.authorize(AclOperation::Create, Resource::Topic(name)) {
+                    new_topic(t, node_id)
+                } else {
+                    Err(TopicFailure::new(
+                        ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                        "Authorization failed.",
+                    ))
+                };
+            (name.to_string(), planned)
+        })
         .collect();
     (entries, duplicates)
 }
@@ -110,12 +115,11 @@ fn new_topic(topic: &CreatableTopic, node_id: i32) -> Result<NewTopic, TopicFail
     let (partitions, replication_factor) = if topic.assignments.is_empty() {
         (topic.num_partitions, topic.replication_factor)
     } else if topic.num_partitions != -1 || topic.replication_factor != -1 {
-        return Err(TopicFailure {
-            code: ResponseError::InvalidRequest.code(),
-            message: "Both numPartitions or replicationFactor and replicasAssignments were set. \
-                      Both cannot be used at the same time."
-                .to_string(),
-        });
+        return Err(TopicFailure::new(
+            ErrorCode::INVALID_REQUEST,
+            "Both numPartitions or replicationFactor and replicasAssignments were set. \
+             Both cannot be used at the same time.",
+        ));
     } else {
         (assigned_partitions(topic, node_id)?, 1)
     };
@@ -130,10 +134,8 @@ fn new_topic(topic: &CreatableTopic, node_id: i32) -> Result<NewTopic, TopicFail
 /// The partition count of a manual assignment that a single node can
 /// honour: partitions 0..n, each with the replica list `[node_id]`.
 fn assigned_partitions(topic: &CreatableTopic, node_id: i32) -> Result<i32, TopicFailure> {
-    let refuse = |message: String| TopicFailure {
-        code: ResponseError::InvalidReplicaAssignment.code(),
-        message,
-    };
+    let refuse =
+        |message: String| TopicFailure::new(ErrorCode::INVALID_REPLICA_ASSIGNMENT, message);
     let mut indexes: Vec<i32> = topic
         .assignments
         .iter()
@@ -178,17 +180,14 @@ fn configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, TopicFail
     for config in &topic.configs {
         let key = config.name.as_str().to_string();
         let Some(value) = &config.value else {
-            return Err(TopicFailure {
-                code: ErrorCode::INVALID_CONFIG.code(),
-                message: format!("Null value not supported for topic configs: {key}"),
-            });
+            return Err(TopicFailure::new(
+                ErrorCode::INVALID_CONFIG,
+                format!("Null value not supported for topic configs: {key}"),
+            ));
         };
         if configs.contains_key(&key) {
             let error = ControllerError::DuplicateConfigKey(key);
-            return Err(TopicFailure {
-                code: error.error_code().code(),
-                message: error.to_string(),
-            });
+            return Err(TopicFailure::new(error.error_code(), error.to_string()));
         }
         configs.insert(key, value.as_str().to_string());
     }
@@ -197,7 +196,7 @@ fn configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, TopicFail
 
 /// The controller's outcome for each topic, in order.
 async fn create(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     topics: Vec<NewTopic>,
     validate_only: bool,
     timeout_ms: i32,
@@ -207,18 +206,13 @@ async fn create(
     }
     let count = topics.len();
     let timeout = request_timeout(timeout_ms);
-    let outcomes = call_controller(&ctx.shard, timeout, move |shard| async move {
-        let controller = shard.controller.as_ref()?;
-        Some(
-            controller
-                .create_topics(&shard, topics, validate_only)
-                .await,
-        )
-    })
-    .await;
-    match outcomes {
+    match ctx
+        .controller()
+        .create_topics(topics, validate_only, timeout)
+        .await
+    {
         Ok(outcomes) => outcomes,
-        Err(error) => vec![Err(unanswered(error)); count],
+        Err(error) => vec![Err(error.topic_failure()); count],
     }
 }
 
@@ -237,7 +231,7 @@ fn success_result(
     let mut result = CreatableTopicResult::default()
         .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
         .with_topic_id(topic_id)
-        .with_error_code(0)
+        .with_error_code(ErrorCode::NONE.code())
         .with_error_message(None);
     if version >= RESOLVED_CONFIGS_VERSION_MIN {
         result.num_partitions = created.partitions;
@@ -269,6 +263,6 @@ fn success_result(
 fn failure_result(name: String, failure: &TopicFailure) -> CreatableTopicResult {
     CreatableTopicResult::default()
         .with_name(TopicName(StrBytes::from_string(name)))
-        .with_error_code(failure.code)
+        .with_error_code(failure.code.code())
         .with_error_message(Some(StrBytes::from_string(failure.message.clone())))
 }

@@ -15,14 +15,13 @@ use std::hash::Hash;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
-use rafka_proto::api::decode_request;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{TopicFailure, TopicRef};
+use rafka_shard::controller_handle::{request_timeout, ControllerCallError};
 use uuid::Uuid;
 
-use super::controller_call::{call_controller, request_timeout, unanswered, ControllerCallError};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::{HandlerError, RequestContext};
 
 type Outcome = Result<(String, Uuid), TopicFailure>;
 
@@ -35,21 +34,31 @@ enum Entry {
     Neither,
 }
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let mut body = request.body;
-    let decoded: DeleteTopicsRequest = decode_request(&mut body, version)?;
-    let (unique, duplicates) = split_duplicates(entries(&decoded));
-    let refs: Vec<TopicRef> = unique.iter().filter_map(topic_ref).collect();
-    let mut deleted = delete(ctx, refs, decoded.timeout_ms).await.into_iter();
+pub async fn handle(
+    ctx: &RequestContext,
+    request: DeleteTopicsRequest,
+) -> Result<DeleteTopicsResponse, HandlerError> {
+    let (unique, duplicates) = split_duplicates(entries(&request));
+    let allowed: Vec<bool> = unique.iter().map(|entry| may_delete(ctx, entry)).collect();
+    let refs: Vec<TopicRef> = unique
+        .iter()
+        .zip(&allowed)
+        .filter(|(_, allowed)| **allowed)
+        .filter_map(|(entry, _)| topic_ref(entry))
+        .collect();
+    let mut deleted = delete(ctx, refs, request.timeout_ms).await.into_iter();
     let mut results = Vec::with_capacity(unique.len() + duplicates.len());
-    for entry in unique {
+    for (entry, allowed) in unique.into_iter().zip(allowed) {
         let outcome = match &entry {
             Entry::Both(..) => Err(invalid("You may not specify both topic name and topic id.")),
             Entry::Neither => Err(invalid("Neither topic name nor id were specified.")),
+            _ if !allowed => Err(TopicFailure::new(
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.",
+            )),
             Entry::Name(_) | Entry::Id(_) => deleted
                 .next()
-                .unwrap_or(Err(unanswered(ControllerCallError::Unavailable))),
+                .unwrap_or(Err(ControllerCallError::Unavailable.topic_failure())),
         };
         results.push(result(&entry, outcome));
     }
@@ -60,13 +69,18 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
         };
         results.push(result(&entry, Err(invalid(message))));
     }
-    let response = DeleteTopicsResponse::default().with_responses(results);
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(DeleteTopicsResponse::default().with_responses(results))
+}
+
+/// DELETE on the topic, as Kafka checks it; an id names the topic it has
+/// in the image (an unknown id is the controller's to answer).
+fn may_delete(ctx: &RequestContext, entry: &Entry) -> bool {
+    let name = match entry {
+        Entry::Name(name) => Some(name.clone()),
+        Entry::Id(id) => ctx.image().topic_by_id(id).map(|topic| topic.name.clone()),
+        Entry::Both(..) | Entry::Neither => None,
+    };
+    name.is_none_or(|name| ctx.authorize(AclOperation::Delete, Resource::Topic(&name)))
 }
 
 /// The request's entries in order: v1-v5 list names, v6 lists states.
@@ -118,28 +132,20 @@ fn topic_ref(entry: &Entry) -> Option<TopicRef> {
 }
 
 /// The controller's outcome for each reference, in order.
-async fn delete(ctx: &HandlerContext, refs: Vec<TopicRef>, timeout_ms: i32) -> Vec<Outcome> {
+async fn delete(ctx: &RequestContext, refs: Vec<TopicRef>, timeout_ms: i32) -> Vec<Outcome> {
     if refs.is_empty() {
         return Vec::new();
     }
     let count = refs.len();
     let timeout = request_timeout(timeout_ms);
-    let outcomes = call_controller(&ctx.shard, timeout, move |shard| async move {
-        let controller = shard.controller.as_ref()?;
-        Some(controller.delete_topics(&shard, refs).await)
-    })
-    .await;
-    match outcomes {
+    match ctx.controller().delete_topics(refs, timeout).await {
         Ok(outcomes) => outcomes,
-        Err(error) => vec![Err(unanswered(error)); count],
+        Err(error) => vec![Err(error.topic_failure()); count],
     }
 }
 
 fn invalid(message: &str) -> TopicFailure {
-    TopicFailure {
-        code: ResponseError::InvalidRequest.code(),
-        message: message.to_string(),
-    }
+    TopicFailure::new(ErrorCode::INVALID_REQUEST, message)
 }
 
 /// A result names the topic as the request did; a deletion by name also
@@ -156,12 +162,12 @@ fn result(entry: &Entry, outcome: Outcome) -> DeletableTopicResult {
         Ok((deleted_name, deleted_id)) => result
             .with_name(Some(topic_name(deleted_name)))
             .with_topic_id(deleted_id)
-            .with_error_code(0)
+            .with_error_code(ErrorCode::NONE.code())
             .with_error_message(None),
         Err(failure) => result
             .with_name(name.map(topic_name))
             .with_topic_id(id)
-            .with_error_code(failure.code)
+            .with_error_code(failure.code.code())
             .with_error_message(Some(StrBytes::from_string(failure.message))),
     }
 }

@@ -9,47 +9,40 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
-use rafka_proto::api::decode_request;
+use rafka_core::acl::Resource;
+use rafka_proto::error::ErrorCode;
 
-use super::metadata::{CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED};
-use super::{reply, HandlerContext, HandlerError, NodeInfo};
-use crate::service::{Request, Response};
+use super::context::AUTHORIZED_OPERATIONS_OMITTED;
+use super::{HandlerError, NodeInfo, RequestContext};
 
 /// Kafka's `EndpointType` codes.
 const ENDPOINT_TYPE_BROKER: i8 = 1;
 const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let mut body = request.body;
-    let decoded: DescribeClusterRequest = decode_request(&mut body, version)?;
-    let response = match endpoint_error(decoded.endpoint_type, version) {
-        Some(error) => error,
-        None => describe(&ctx.node, decoded.include_cluster_authorized_operations),
+pub async fn handle(
+    ctx: &RequestContext,
+    request: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, HandlerError> {
+    if let Some(error) = endpoint_error(request.endpoint_type, ctx.version()) {
+        return Ok(error);
+    }
+    let operations = if request.include_cluster_authorized_operations {
+        ctx.authorized_operations(Resource::Cluster)
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
     };
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(describe(ctx.node(), operations))
 }
 
-fn describe(node: &NodeInfo, include_operations: bool) -> DescribeClusterResponse {
+fn describe(node: &NodeInfo, operations: i32) -> DescribeClusterResponse {
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(node.node_id))
         .with_host(StrBytes::from_string(node.host.clone()))
         .with_port(i32::from(node.port))
         .with_rack(None)
         .with_is_fenced(false);
-    let operations = if include_operations {
-        CLUSTER_AUTHORIZED_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
-    };
     DescribeClusterResponse::default()
-        .with_error_code(0)
+        .with_error_code(ErrorCode::NONE.code())
         .with_error_message(None)
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
         .with_cluster_id(StrBytes::from_string(node.cluster_id.clone()))
@@ -63,9 +56,9 @@ fn describe(node: &NodeInfo, include_operations: bool) -> DescribeClusterRespons
 fn endpoint_error(endpoint_type: i8, version: i16) -> Option<DescribeClusterResponse> {
     let code = match endpoint_type {
         ENDPOINT_TYPE_BROKER => return None,
-        _ if version == 0 => ResponseError::InvalidRequest.code(),
-        ENDPOINT_TYPE_CONTROLLER => ResponseError::MismatchedEndpointType.code(),
-        _ => ResponseError::UnsupportedEndpointType.code(),
+        _ if version == 0 => ErrorCode::INVALID_REQUEST,
+        ENDPOINT_TYPE_CONTROLLER => ErrorCode::MISMATCHED_ENDPOINT_TYPE,
+        _ => ErrorCode::UNSUPPORTED_ENDPOINT_TYPE,
     };
     let message = match endpoint_type {
         ENDPOINT_TYPE_CONTROLLER => {
@@ -77,7 +70,7 @@ fn endpoint_error(endpoint_type: i8, version: i16) -> Option<DescribeClusterResp
     };
     Some(
         DescribeClusterResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_error_message(Some(StrBytes::from_string(message))),
     )
 }

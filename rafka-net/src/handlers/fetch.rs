@@ -36,29 +36,30 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_channel::oneshot;
-use futures_util::future::{join_all, select, select_all};
+use futures_util::future::{select, select_all};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::metadata::MetadataImage;
-use rafka_proto::api::{decode_request, encode_response};
 use rafka_proto::error::ErrorCode;
 use rafka_shard::partition::Partition;
+use rafka_shard::runtime::within;
 use rafka_shard::shard::Shard;
 use rafka_shard::storage::FileRegion;
 
-use super::{HandlerContext, HandlerError};
+use super::fanout::{scatter, Split};
+use super::reply::FetchReply;
+use super::{HandlerError, RequestContext};
 use crate::fetch_budget::{base_offset_at, Budget};
-use crate::fetch_encode::{encode_fetch_response, PartitionRecords};
+use crate::fetch_encode::PartitionRecords;
 use crate::fetch_session::{
     with_shard_sessions, FetchParams, Observed, PartitionKey, SessionContext, SessionRequest,
     TopicKey,
 };
-use crate::service::{Request, Response};
 use crate::zero_copy::Chunk;
 
 /// First version with fetch sessions and a top-level error code.
@@ -67,19 +68,19 @@ const SESSION_VERSION_MIN: i16 = 7;
 const TOPIC_ID_VERSION_MIN: i16 = 13;
 /// Kafka's `IsolationLevel.READ_COMMITTED`.
 const READ_COMMITTED: i8 = 1;
+/// An owner's wait for data ends by cancellation (the request's own
+/// deadline, or its connection closing), not by its own timer.
+const WAIT_UNBOUNDED: Duration = Duration::from_secs(u32::MAX as u64);
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let correlation_id = request.header.correlation_id;
-    let header_version = request.response_header_version;
-    let mut body = request.body;
-    let fetch: FetchRequest = decode_request(&mut body, version)?;
+pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchReply, HandlerError> {
+    let version = ctx.version();
     let requested = requested_partitions(&fetch, version);
     let (listed, end) = match begin_session(ctx, &fetch, version, &requested) {
         SessionContext::Error(code) => {
-            let response = session_error(code);
-            let reply = encode_response(correlation_id, header_version, &response, version)?;
-            return Ok(Response::Reply(reply));
+            return Ok(FetchReply {
+                response: session_error(code),
+                records: Vec::new(),
+            });
         }
         SessionContext::Sessionless => (requested, SessionEnd::Sessionless),
         SessionContext::Full => (requested, SessionEnd::Create),
@@ -88,8 +89,8 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
             partitions,
         } => (partitions, SessionEnd::Incremental(session_id)),
     };
-    let targets = resolve(&ctx.shard.image(), listed);
-    let limits = Limits::of(&fetch, ctx.shard.config.fetch_max_bytes);
+    let targets = resolve(ctx, &ctx.image(), listed);
+    let limits = Limits::of(&fetch, ctx.config().fetch_max_bytes);
     let reads = read_until_ready(ctx, &targets, &limits).await;
     crate::metrics_shard::fetched(targets.iter().zip(&reads).map(|(target, read)| {
         let batch_bytes = read.records.iter().map(|region| region.len).sum();
@@ -98,8 +99,7 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
     let uses_topic_ids = version >= TOPIC_ID_VERSION_MIN;
     let (session_id, shown) = finish_session(ctx, end, uses_topic_ids, &targets, &reads);
     let (response, records) = build_response(version, &limits, session_id, targets, reads, &shown);
-    let reply = encode_fetch_response(correlation_id, header_version, &response, records, version)?;
-    Ok(Response::Chunks(reply))
+    Ok(FetchReply { response, records })
 }
 
 /// What to do with the session once the response is known.
@@ -141,7 +141,7 @@ impl Limits {
             if target.owner.is_err() {
                 continue;
             }
-            if read.error_code != ErrorCode::NONE.code() {
+            if read.error_code.is_err() {
                 return true;
             }
             readable = true;
@@ -160,13 +160,13 @@ struct Target {
     /// The topic's name on the shards; empty when the topic is unknown.
     topic: String,
     /// The owning shard, or the error this partition answers with.
-    owner: Result<usize, i16>,
+    owner: Result<usize, ErrorCode>,
 }
 
 /// One partition's answer, as read on its owner.
 #[derive(Debug, Clone)]
 struct PartitionRead {
-    error_code: i16,
+    error_code: ErrorCode,
     high_watermark: i64,
     log_start_offset: i64,
     /// Whole batches as regions of the segment files, sent with
@@ -178,7 +178,7 @@ struct PartitionRead {
 }
 
 impl PartitionRead {
-    fn failed(error_code: i16) -> Self {
+    fn failed(error_code: ErrorCode) -> Self {
         PartitionRead {
             error_code,
             high_watermark: -1,
@@ -190,7 +190,7 @@ impl PartitionRead {
 
     fn empty(partition: &Partition) -> Self {
         PartitionRead {
-            error_code: ErrorCode::NONE.code(),
+            error_code: ErrorCode::NONE,
             high_watermark: partition.high_watermark(),
             log_start_offset: partition.log_start_offset(),
             records: Vec::new(),
@@ -200,7 +200,7 @@ impl PartitionRead {
 
     fn out_of_range(partition: &Partition) -> Self {
         PartitionRead {
-            error_code: ErrorCode::OFFSET_OUT_OF_RANGE.code(),
+            error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
             ..PartitionRead::empty(partition)
         }
     }
@@ -250,7 +250,7 @@ fn topic_key(name: &TopicName, id: uuid::Uuid, version: i16) -> TopicKey {
 
 /// Picks the session context; before v7 every fetch is sessionless.
 fn begin_session(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     fetch: &FetchRequest,
     version: i16,
     requested: &[(PartitionKey, FetchParams)],
@@ -276,30 +276,40 @@ fn begin_session(
         partitions: requested,
         forgotten: &forgotten,
     };
-    with_shard_sessions(ctx.shard.id(), ctx.shard.count(), |cache| {
+    with_shard_sessions(ctx.shard().id(), ctx.shard().count(), |cache| {
         cache.begin(&request)
     })
 }
 
-/// Looks each partition's topic and owner up in the image.
-fn resolve(image: &MetadataImage, listed: Vec<(PartitionKey, FetchParams)>) -> Vec<Target> {
+/// Looks each partition's topic and owner up in the image; a topic the
+/// principal may not READ answers TOPIC_AUTHORIZATION_FAILED.
+fn resolve(
+    ctx: &RequestContext,
+    image: &MetadataImage,
+    listed: Vec<(PartitionKey, FetchParams)>,
+) -> Vec<Target> {
     listed
         .into_iter()
         .map(|(key, params)| {
             let topic = match &key.topic {
                 TopicKey::Name(name) => image
                     .topic(name)
-                    .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
-                TopicKey::Id(id) => image
-                    .topic_by_id(id)
-                    .ok_or(ResponseError::UnknownTopicId.code()),
+                    .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                TopicKey::Id(id) => image.topic_by_id(id).ok_or(ErrorCode::UNKNOWN_TOPIC_ID),
             };
+            let topic = topic.and_then(|topic| {
+                if ctx.authorize(AclOperation::Read, Resource::Topic(&topic.name)) {
+                    Ok(topic)
+                } else {
+                    Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+                }
+            });
             let (topic, owner) = match topic {
                 Ok(topic) => {
                     let owner = topic
                         .shard_of(key.partition)
                         .and_then(|shard| usize::try_from(shard).ok())
-                        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
+                        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
                     (topic.name.clone(), owner)
                 }
                 Err(code) => (String::new(), Err(code)),
@@ -315,34 +325,33 @@ fn resolve(image: &MetadataImage, listed: Vec<(PartitionKey, FetchParams)>) -> V
 }
 
 /// Reads, and while the answer is below `min_bytes`, waits for new data
-/// and reads again, until `max_wait` has passed.
+/// and reads again, until `max_wait` has passed (on the shard's timer).
 async fn read_until_ready(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     targets: &[Target],
     limits: &Limits,
 ) -> Vec<PartitionRead> {
-    let deadline = Instant::now() + limits.max_wait;
-    loop {
-        let reads = read_all(ctx, targets, limits.max_bytes).await;
-        if limits.answers_now(targets, &reads) {
-            return reads;
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() || !wait_for_any(ctx, targets, &reads, remaining).await {
-            return reads;
-        }
+    let mut reads = read_all(ctx, targets, limits.max_bytes).await;
+    if limits.answers_now(targets, &reads) {
+        return reads;
     }
-}
-
-/// Target indexes grouped by owning shard, request order within each.
-fn by_owner(targets: &[Target]) -> BTreeMap<usize, Vec<usize>> {
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (index, target) in targets.iter().enumerate() {
-        if let Ok(owner) = target.owner {
-            groups.entry(owner).or_default().push(index);
+    // Each round waits for a watermark to move, then reads again; the whole
+    // loop is bounded by max_wait, after which the last read is the answer.
+    let rounds = async {
+        loop {
+            if !wait_for_any(ctx, targets, &reads).await {
+                return;
+            }
+            let again = read_all(ctx, targets, limits.max_bytes).await;
+            let done = limits.answers_now(targets, &again);
+            reads = again;
+            if done {
+                return;
+            }
         }
-    }
-    groups
+    };
+    within(limits.max_wait, rounds).await;
+    reads
 }
 
 /// What an owner needs to read one partition.
@@ -355,42 +364,28 @@ struct ReadSpec {
 
 /// One read of every target (in parallel across owners), then the
 /// response's byte budget applied in target order.
-async fn read_all(ctx: &HandlerContext, targets: &[Target], max_bytes: u32) -> Vec<PartitionRead> {
+async fn read_all(ctx: &RequestContext, targets: &[Target], max_bytes: u32) -> Vec<PartitionRead> {
     let mut reads: Vec<PartitionRead> = targets
         .iter()
-        .map(|target| PartitionRead::failed(target.owner.err().unwrap_or(ErrorCode::NONE.code())))
+        .map(|target| PartitionRead::failed(target.owner.err().unwrap_or(ErrorCode::NONE)))
         .collect();
-    let router = &ctx.shard.router;
-    let calls = by_owner(targets).into_iter().map(|(owner, indexes)| {
-        let specs: Vec<ReadSpec> = indexes
-            .iter()
-            .map(|&index| ReadSpec {
-                topic: targets[index].topic.clone(),
-                partition: targets[index].key.partition,
-                params: targets[index].params,
-            })
-            .collect();
-        async move {
-            let work = move |shard: Rc<Shard>| read_on_owner(shard, specs, max_bytes);
-            (indexes, router.invoke_on(owner, work).await)
+    let mut split = Split::new();
+    for (index, target) in targets.iter().enumerate() {
+        if let Ok(owner) = target.owner {
+            let spec = ReadSpec {
+                topic: target.topic.clone(),
+                partition: target.key.partition,
+                params: target.params,
+            };
+            split.push(owner, index, spec);
         }
-    });
-    for (indexes, answer) in join_all(calls).await {
-        match answer {
-            Ok(owner_reads) => {
-                for (index, read) in indexes.into_iter().zip(owner_reads) {
-                    reads[index] = read;
-                }
-            }
-            Err(error) => {
-                // The owner is stopping: a retriable error sends the client
-                // back to Metadata.
-                tracing::debug!(%error, "fetch: owner shard unavailable");
-                for index in indexes {
-                    reads[index] = PartitionRead::failed(ResponseError::NotLeaderOrFollower.code());
-                }
-            }
-        }
+    }
+    let on_owner = move |shard: Rc<Shard>, specs| read_on_owner(shard, specs, max_bytes);
+    // An owner that is stopping: a retriable error sends the client back
+    // to Metadata.
+    let unreachable = || PartitionRead::failed(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    for (index, read) in scatter(ctx.shard(), split, on_owner, unreachable).await {
+        reads[index] = read;
     }
     let mut budget = Budget::new(max_bytes);
     for (target, read) in targets.iter().zip(&mut reads) {
@@ -417,7 +412,7 @@ async fn read_on_owner(
 
 async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> PartitionRead {
     let Some(partition) = shard.partition(&spec.topic, spec.partition) else {
-        return PartitionRead::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
+        return PartitionRead::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     };
     let offset = spec.params.fetch_offset;
     if offset < partition.log_start_offset() || offset > partition.log_end_offset() {
@@ -438,7 +433,7 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
             };
             let offsets_out = next_offset.map_or(0, |next| next.saturating_sub(offset).max(0));
             PartitionRead {
-                error_code: ErrorCode::NONE.code(),
+                error_code: ErrorCode::NONE,
                 high_watermark: fetched.high_watermark,
                 log_start_offset: fetched.log_start_offset,
                 records,
@@ -451,7 +446,7 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
         }
         Err(error) => {
             tracing::warn!(topic = %spec.topic, partition = spec.partition, %error, "fetch read");
-            PartitionRead::failed(error.error_code().code())
+            PartitionRead::failed(error.error_code())
         }
     }
 }
@@ -465,14 +460,11 @@ struct WaitSpec {
     offset: i64,
 }
 
-/// Waits until a high watermark moves past what `reads` saw, or `timeout`.
-/// Returns false when there is nothing to wait on.
-async fn wait_for_any(
-    ctx: &HandlerContext,
-    targets: &[Target],
-    reads: &[PartitionRead],
-    timeout: Duration,
-) -> bool {
+/// Waits until a high watermark moves past what `reads` saw. Returns false
+/// when there is nothing to wait on. The caller bounds the wait: dropping
+/// this future drops the cancel senders, which ends the owners' waits at
+/// once.
+async fn wait_for_any(ctx: &RequestContext, targets: &[Target], reads: &[PartitionRead]) -> bool {
     let mut groups: BTreeMap<usize, Vec<WaitSpec>> = BTreeMap::new();
     for (target, read) in targets.iter().zip(reads) {
         if let Ok(owner) = target.owner {
@@ -491,24 +483,19 @@ async fn wait_for_any(
     for (owner, specs) in groups {
         let (cancel, cancelled) = oneshot::channel::<()>();
         cancels.push(cancel);
-        let work = move |shard: Rc<Shard>| wait_on_owner(shard, specs, timeout, cancelled);
-        waits.push(Box::pin(ctx.shard.router.invoke_on(owner, work)));
+        let work = move |shard: Rc<Shard>| wait_on_owner(shard, specs, cancelled);
+        waits.push(Box::pin(ctx.shard().router.invoke_on(owner, work)));
     }
     // The first owner to answer wins; dropping `cancels` ends the other
-    // owners' waits now rather than at their timeout.
+    // owners' waits now.
     let _first = select_all(waits).await;
     drop(cancels);
     true
 }
 
-/// Runs on the owner: returns when one of its partitions gets data, the
-/// timeout passes, or the request is cancelled.
-async fn wait_on_owner(
-    shard: Rc<Shard>,
-    specs: Vec<WaitSpec>,
-    timeout: Duration,
-    cancelled: oneshot::Receiver<()>,
-) {
+/// Runs on the owner: returns when one of its partitions gets data, or the
+/// request is cancelled (answered, timed out, or its connection closed).
+async fn wait_on_owner(shard: Rc<Shard>, specs: Vec<WaitSpec>, cancelled: oneshot::Receiver<()>) {
     let mut waits = Vec::with_capacity(specs.len());
     for spec in specs {
         // A partition gone since the read: the next read reports it.
@@ -516,7 +503,7 @@ async fn wait_on_owner(
             return;
         };
         waits.push(Box::pin(async move {
-            partition.wait_for_data(spec.offset, timeout).await
+            partition.wait_for_data(spec.offset, WAIT_UNBOUNDED).await
         }));
     }
     if waits.is_empty() {
@@ -527,14 +514,14 @@ async fn wait_on_owner(
 
 /// The session's id for the response and which targets it carries.
 fn finish_session(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     end: SessionEnd,
     uses_topic_ids: bool,
     targets: &[Target],
     reads: &[PartitionRead],
 ) -> (i32, Vec<bool>) {
     let answered = targets.iter().zip(reads);
-    let (shard_id, shard_count) = (ctx.shard.id(), ctx.shard.count());
+    let (shard_id, shard_count) = (ctx.shard().id(), ctx.shard().count());
     match end {
         SessionEnd::Sessionless => (0, vec![true; targets.len()]),
         SessionEnd::Create => {
@@ -579,9 +566,7 @@ fn build_response(
             _ => topics.push(topic_response(&target.key.topic).with_partitions(vec![data])),
         }
     }
-    let response = FetchResponse::default()
-        .with_throttle_time_ms(0)
-        .with_responses(topics);
+    let response = FetchResponse::default().with_responses(topics);
     let response = if version >= SESSION_VERSION_MIN {
         response
             .with_error_code(ErrorCode::NONE.code())
@@ -612,7 +597,7 @@ fn partition_data(partition: i32, read: &PartitionRead, isolation_level: i8) -> 
     let aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
     PartitionData::default()
         .with_partition_index(partition)
-        .with_error_code(read.error_code)
+        .with_error_code(read.error_code.code())
         .with_high_watermark(read.high_watermark)
         // No transactions yet: the last stable offset is the watermark.
         .with_last_stable_offset(read.high_watermark)
@@ -622,9 +607,8 @@ fn partition_data(partition: i32, read: &PartitionRead, isolation_level: i8) -> 
 }
 
 /// A session that cannot serve the request: only the error, session id 0.
-fn session_error(error_code: i16) -> FetchResponse {
+fn session_error(error_code: ErrorCode) -> FetchResponse {
     FetchResponse::default()
-        .with_throttle_time_ms(0)
-        .with_error_code(error_code)
+        .with_error_code(error_code.code())
         .with_session_id(0)
 }

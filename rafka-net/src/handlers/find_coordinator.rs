@@ -5,9 +5,8 @@
 //! - Groups (key type 0): the first lookup creates `__consumer_offsets`
 //!   (offsets.topic.num.partitions partitions, compacted) as Kafka does.
 //!   Then this node, the only broker, once some shard owns
-//!   the key's `__consumer_offsets` partition; until then the error
-//!   `group_coordinator_shard` gives (COORDINATOR_NOT_AVAILABLE while the
-//!   topic does not exist), which clients retry. Which shard owns the
+//!   the key's `__consumer_offsets` partition; until then
+//!   COORDINATOR_NOT_AVAILABLE, which clients retry. Which shard owns the
 //!   group does not show: every shard routes group requests to the owner.
 //! - Transactions (key type 1): this node. InitProducerId answers
 //!   transactional ids until the transaction coordinator exists.
@@ -17,15 +16,11 @@
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
-use rafka_proto::api::decode_request;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_proto::error::ErrorCode;
 
-use rafka_shard::group::GROUP_METADATA_TOPIC;
-
-use super::controller_call::call_controller;
 use super::metadata::AUTO_CREATE_WAIT;
-use super::{reply, HandlerContext, HandlerError, NodeInfo};
-use crate::service::{Request, Response};
+use super::{HandlerError, NodeInfo, RequestContext};
 
 /// First version batching keys in `coordinator_keys`.
 const BATCHED_VERSION_MIN: i16 = 4;
@@ -36,32 +31,32 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Where a key's coordinator is, or why there is none.
 struct Answer {
-    error_code: i16,
+    error_code: ErrorCode,
     error_message: Option<StrBytes>,
     node_id: i32,
     host: StrBytes,
     port: i32,
 }
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let mut body = request.body;
-    let decoded: FindCoordinatorRequest = decode_request(&mut body, version)?;
-    if decoded.key_type == KEY_TYPE_GROUP {
+pub async fn handle(
+    ctx: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> Result<FindCoordinatorResponse, HandlerError> {
+    if request.key_type == KEY_TYPE_GROUP {
         ensure_offsets_topic(ctx).await;
     }
-    let response = if version >= BATCHED_VERSION_MIN {
-        let coordinators = decoded
+    Ok(if ctx.version() >= BATCHED_VERSION_MIN {
+        let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let answer = coordinator(ctx, decoded.key_type, &key);
+                let answer = coordinator(ctx, request.key_type, &key);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(answer.node_id))
                     .with_host(answer.host)
                     .with_port(answer.port)
-                    .with_error_code(answer.error_code)
+                    .with_error_code(answer.error_code.code())
                     .with_error_message(answer.error_message)
             })
             .collect();
@@ -69,32 +64,37 @@ pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, 
             .with_error_message(None)
             .with_coordinators(coordinators)
     } else {
-        let answer = coordinator(ctx, decoded.key_type, &decoded.key);
+        let answer = coordinator(ctx, request.key_type, &request.key);
         FindCoordinatorResponse::default()
-            .with_error_code(answer.error_code)
+            .with_error_code(answer.error_code.code())
             .with_error_message(answer.error_message)
             .with_node_id(BrokerId(answer.node_id))
             .with_host(answer.host)
             .with_port(answer.port)
-    };
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    })
 }
 
-fn coordinator(ctx: &HandlerContext, key_type: i8, key: &str) -> Answer {
+fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
     match key_type {
-        KEY_TYPE_GROUP => match ctx.shard.group_coordinator_shard(key) {
-            Ok(_) => this_node(&ctx.node),
-            Err(code) => no_node(code, error_message(code)),
+        KEY_TYPE_GROUP if !ctx.authorize(AclOperation::Describe, Resource::Group(key)) => {
+            no_node(ErrorCode::GROUP_AUTHORIZATION_FAILED, None)
+        }
+        KEY_TYPE_GROUP => match ctx
+            .shard()
+            .coordinator_shard(ctx.shard().offsets_topic(), key)
+        {
+            Ok(_) => this_node(ctx.node()),
+            Err(code) => no_node(code, Some(code.message())),
         },
-        KEY_TYPE_TRANSACTION => this_node(&ctx.node),
+        KEY_TYPE_TRANSACTION
+            if !ctx.authorize(AclOperation::Describe, Resource::TransactionalId(key)) =>
+        {
+            no_node(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None)
+        }
+        KEY_TYPE_TRANSACTION => this_node(ctx.node()),
         other => no_node(
-            ResponseError::InvalidRequest.code(),
-            format!("Unknown coordinator type {other}"),
+            ErrorCode::INVALID_REQUEST,
+            Some(format!("Unknown coordinator type {other}")),
         ),
     }
 }
@@ -102,30 +102,22 @@ fn coordinator(ctx: &HandlerContext, key_type: i8, key: &str) -> Answer {
 /// Creates `__consumer_offsets` on the first group lookup, as Kafka does.
 /// A failure or timeout only logs: the keys then answer
 /// COORDINATOR_NOT_AVAILABLE and the client asks again.
-async fn ensure_offsets_topic(ctx: &HandlerContext) {
-    if ctx.shard.image().topic(GROUP_METADATA_TOPIC).is_some() {
-        return;
-    }
-    let created = call_controller(&ctx.shard, Some(AUTO_CREATE_WAIT), |shard| async move {
-        let controller = shard.controller.as_ref()?;
-        Some(
-            controller
-                .ensure_offsets_topic(&shard)
-                .await
-                .map_err(|e| e.to_string()),
-        )
-    })
-    .await;
+async fn ensure_offsets_topic(ctx: &RequestContext) {
+    let topic = ctx.shard().offsets_topic();
+    let created = ctx
+        .controller()
+        .ensure_internal_topic(topic, Some(AUTO_CREATE_WAIT))
+        .await;
     match created {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "creating {GROUP_METADATA_TOPIC}"),
-        Err(error) => tracing::warn!(%error, "creating {GROUP_METADATA_TOPIC}"),
+        Ok(Err(error)) => tracing::warn!(%error, "creating {}", topic.name),
+        Err(error) => tracing::warn!(%error, "creating {}", topic.name),
     }
 }
 
 fn this_node(node: &NodeInfo) -> Answer {
     Answer {
-        error_code: 0,
+        error_code: ErrorCode::NONE,
         error_message: None,
         node_id: node.node_id,
         host: StrBytes::from_string(node.host.clone()),
@@ -134,20 +126,14 @@ fn this_node(node: &NodeInfo) -> Answer {
 }
 
 /// Kafka's `Node.noNode()` with the reason.
-fn no_node(error_code: i16, message: String) -> Answer {
+fn no_node(error_code: ErrorCode, message: Option<String>) -> Answer {
     Answer {
         error_code,
-        error_message: Some(StrBytes::from_string(message)),
+        error_message: Some(StrBytes::from_string(
+            message.unwrap_or_else(|| error_code.message()),
+        )),
         node_id: -1,
         host: StrBytes::new(),
         port: -1,
-    }
-}
-
-/// Kafka's text for an error code (`Errors.message()`), which clients log.
-fn error_message(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        Some(error) => error.to_string(),
-        None => format!("error code {code}"),
     }
 }

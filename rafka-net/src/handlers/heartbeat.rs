@@ -2,39 +2,37 @@
 //! the answer says whether a rebalance needs it to rejoin
 //! (REBALANCE_IN_PROGRESS) or whether it is no longer a member.
 //!
-//! An empty group id is INVALID_GROUP_ID without asking a coordinator, as
-//! in Kafka.
+//! Top-down: authorize READ on the group -> run on the group's
+//! coordinator. An empty group id is INVALID_GROUP_ID without asking a
+//! coordinator, as in Kafka.
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
-use rafka_proto::api::decode_request;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_proto::error::ErrorCode;
 
-use super::group_call::{caller, on_coordinator, INVALID_GROUP_ID};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::coordinator_call::on_group_coordinator;
+use super::{HandlerError, RequestContext};
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let caller = caller(&request);
-    let mut body = request.body;
-    let decoded: HeartbeatRequest = decode_request(&mut body, version)?;
-    let error_code = if decoded.group_id.is_empty() {
-        INVALID_GROUP_ID
+pub async fn handle(
+    ctx: &RequestContext,
+    request: HeartbeatRequest,
+) -> Result<HeartbeatResponse, HandlerError> {
+    let error_code = if !ctx.authorize(AclOperation::Read, Resource::Group(&request.group_id)) {
+        ErrorCode::GROUP_AUTHORIZATION_FAILED
+    } else if request.group_id.is_empty() {
+        ErrorCode::INVALID_GROUP_ID
     } else {
-        let group_id = decoded.group_id.to_string();
-        let beat = on_coordinator(ctx, &group_id, move |shard| async move {
-            shard.groups().heartbeat(caller, decoded).await
+        let group_id = request.group_id.to_string();
+        on_group_coordinator(ctx, &group_id, move |shard| async move {
+            shard.groups().heartbeat(
+                &request.group_id,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                request.generation_id,
+            )
         })
-        .await;
-        match beat {
-            Ok(response) => response.error_code,
-            Err(code) => code,
-        }
+        .await
+        .unwrap_or_else(|code| code)
     };
-    let response = HeartbeatResponse::default().with_error_code(error_code);
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(HeartbeatResponse::default().with_error_code(error_code.code()))
 }

@@ -17,57 +17,55 @@
 //!   for an id block; it sends neither client to look up a coordinator.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
-use rafka_proto::api::decode_request;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_proto::error::ErrorCode;
 
-use super::controller_call::call_controller;
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::{HandlerError, RequestContext};
 
 /// Kafka's `RecordBatch.NO_PRODUCER_ID` / `NO_PRODUCER_EPOCH`, sent with
 /// every error.
 const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let mut body = request.body;
-    let decoded: InitProducerIdRequest = decode_request(&mut body, version)?;
-    let outcome = match &decoded.transactional_id {
+pub async fn handle(
+    ctx: &RequestContext,
+    request: InitProducerIdRequest,
+) -> Result<InitProducerIdResponse, HandlerError> {
+    let outcome = match &request.transactional_id {
+        None if !may_write_idempotently(ctx) => Err(ErrorCode::CLUSTER_AUTHORIZATION_FAILED),
         None => allocate(ctx).await,
-        Some(id) if id.is_empty() => Err(ResponseError::InvalidRequest.code()),
-        Some(_) => Err(ResponseError::CoordinatorNotAvailable.code()),
+        Some(id) if !ctx.authorize(AclOperation::Write, Resource::TransactionalId(id)) => {
+            Err(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        }
+        Some(id) if id.is_empty() => Err(ErrorCode::INVALID_REQUEST),
+        Some(_) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
     };
-    let response = match outcome {
+    Ok(match outcome {
         Ok(producer_id) => InitProducerIdResponse::default()
-            .with_error_code(0)
+            .with_error_code(ErrorCode::NONE.code())
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(0),
         Err(code) => InitProducerIdResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_producer_id(ProducerId(NO_PRODUCER_ID))
             .with_producer_epoch(NO_PRODUCER_EPOCH),
-    };
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    })
+}
+
+/// Kafka 3.x (KIP-679): IDEMPOTENT_WRITE on the cluster, or WRITE on any
+/// topic.
+fn may_write_idempotently(ctx: &RequestContext) -> bool {
+    ctx.authorize(AclOperation::IdempotentWrite, Resource::Cluster)
+        || ctx
+            .image()
+            .topics()
+            .any(|topic| ctx.authorize(AclOperation::Write, Resource::Topic(&topic.name)))
 }
 
 /// A fresh producer id from the controller, or the error code to answer.
-async fn allocate(ctx: &HandlerContext) -> Result<i64, i16> {
-    let allocated = call_controller(&ctx.shard, None, |shard| async move {
-        let controller = shard.controller.as_ref()?;
-        Some(controller.allocate_producer_id().await.map_err(|error| {
-            tracing::error!(%error, "allocating a producer id");
-            error.error_code().code()
-        }))
-    })
-    .await;
-    match allocated {
+async fn allocate(ctx: &RequestContext) -> Result<i64, ErrorCode> {
+    match ctx.controller().allocate_producer_id().await {
         Ok(outcome) => outcome,
-        Err(_) => Err(ResponseError::CoordinatorLoadInProgress.code()),
+        Err(_) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
     }
 }

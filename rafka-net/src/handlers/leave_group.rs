@@ -7,41 +7,76 @@
 //! folds back into the single error code (the top-level error if any,
 //! else the member's), as Kafka's `LeaveGroupResponse` does.
 //!
-//! An empty group id is INVALID_GROUP_ID without asking a coordinator.
+//! Top-down: authorize READ on the group -> the batched form -> run on
+//! the group's coordinator -> fold back at the request's version. An empty
+//! group id is INVALID_GROUP_ID without asking a coordinator.
 
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
-use rafka_proto::api::decode_request;
+use kafka_protocol::protocol::StrBytes;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::group::{LeaveResult, LeavingMember};
+use rafka_proto::error::ErrorCode;
 
-use super::group_call::{caller, on_coordinator, INVALID_GROUP_ID};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::coordinator_call::on_group_coordinator;
+use super::{HandlerError, RequestContext};
 
 /// First version batching members.
 const BATCHED_VERSION_MIN: i16 = 3;
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let caller = caller(&request);
-    let mut body = request.body;
-    let decoded: LeaveGroupRequest = decode_request(&mut body, version)?;
-    let batched = batched(decoded, version);
-    let response = if batched.group_id.is_empty() {
-        LeaveGroupResponse::default().with_error_code(INVALID_GROUP_ID)
+pub async fn handle(
+    ctx: &RequestContext,
+    request: LeaveGroupRequest,
+) -> Result<LeaveGroupResponse, HandlerError> {
+    let version = ctx.version();
+    let batched = batched(request, version);
+    let failed = |error_code| LeaveResult {
+        error_code,
+        members: Vec::new(),
+    };
+    let result = if !ctx.authorize(AclOperation::Read, Resource::Group(&batched.group_id)) {
+        failed(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+    } else if batched.group_id.is_empty() {
+        failed(ErrorCode::INVALID_GROUP_ID)
     } else {
         let group_id = batched.group_id.to_string();
-        let left = on_coordinator(ctx, &group_id, move |shard| async move {
-            shard.groups().leave_group(caller, batched).await
+        let members = leaving_members(batched);
+        let key = group_id.clone();
+        on_group_coordinator(ctx, &key, move |shard| async move {
+            shard.groups().leave(&group_id, members).await
         })
-        .await;
-        left.unwrap_or_else(|code| LeaveGroupResponse::default().with_error_code(code))
+        .await
+        .unwrap_or_else(failed)
     };
-    reply(
-        &request.header,
-        request.response_header_version,
-        &encodable(response, version),
-        version,
-    )
+    Ok(encodable(response(result), version))
+}
+
+fn leaving_members(request: LeaveGroupRequest) -> Vec<LeavingMember> {
+    request
+        .members
+        .into_iter()
+        .map(|m| LeavingMember {
+            member_id: m.member_id.to_string(),
+            group_instance_id: m.group_instance_id.map(|s| s.to_string()),
+        })
+        .collect()
+}
+
+fn response(result: LeaveResult) -> LeaveGroupResponse {
+    let members = result
+        .members
+        .into_iter()
+        .map(|(m, code)| {
+            MemberResponse::default()
+                .with_member_id(StrBytes::from_string(m.member_id))
+                .with_group_instance_id(m.group_instance_id.map(StrBytes::from_string))
+                .with_error_code(code.code())
+        })
+        .collect();
+    LeaveGroupResponse::default()
+        .with_error_code(result.error_code.code())
+        .with_members(members)
 }
 
 /// The request in the v3+ form: an old single member becomes a batch of
@@ -60,7 +95,6 @@ pub(crate) fn batched(mut request: LeaveGroupRequest, version: i16) -> LeaveGrou
 /// The answer in `version`'s form: below v3 the members fold into the one
 /// error code.
 pub(crate) fn encodable(mut response: LeaveGroupResponse, version: i16) -> LeaveGroupResponse {
-    response.throttle_time_ms = 0;
     if version < BATCHED_VERSION_MIN {
         let members = std::mem::take(&mut response.members);
         if response.error_code == 0 {
@@ -76,9 +110,6 @@ pub(crate) fn encodable(mut response: LeaveGroupResponse, version: i16) -> Leave
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::leave_group_response::MemberResponse;
-    use kafka_protocol::protocol::StrBytes;
-
     use super::*;
 
     const UNKNOWN_MEMBER_ID: i16 = 25;

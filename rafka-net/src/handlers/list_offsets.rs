@@ -20,23 +20,21 @@
 //! timestamp -1. The request's `timeout_ms` (v10) bounds remote-storage
 //! lookups, which rafka does not make.
 
-use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::collections::HashMap;
 
 use futures_util::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::ResponseError;
+use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::log::TimestampOffset;
-use rafka_core::metadata::MetadataImage;
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::error::ErrorCode;
 use rafka_shard::partition::PartitionError;
 use rafka_shard::shard::Shard;
 
-use super::{HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::fanout::{scatter, Grid, Slot, Split};
+use super::{HandlerError, RequestContext};
 
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -53,32 +51,24 @@ const NO_LEADER_EPOCH: i32 = -1;
 /// into an older version is refused).
 const LEADER_EPOCH_VERSION_MIN: i16 = 4;
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let correlation_id = request.header.correlation_id;
-    let mut body = request.body;
-    let list: ListOffsetsRequest = decode_request(&mut body, version)?;
-    let mut answers = Answers::shaped_like(&list);
-    let by_owner = split(&ctx.shard.image(), &list, &mut answers);
-    for (slot, answer) in apply(ctx, by_owner).await {
+pub async fn handle(
+    ctx: &RequestContext,
+    list: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, HandlerError> {
+    let mut answers: Grid<Answer> = Grid::new(list.topics.iter().map(|t| t.partitions.len()));
+    let split = split(ctx, &list, &mut answers);
+    let looked_up = scatter(ctx.shard(), split, look_up_on_owner, || {
+        Answer::error(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+    })
+    .await;
+    for (slot, answer) in looked_up {
         answers.set(slot, answer);
     }
-    let response = answers.into_response(&list, version);
-    let reply = encode_response(
-        correlation_id,
-        request.response_header_version,
-        &response,
-        version,
-    )?;
-    Ok(Response::Reply(reply))
+    Ok(response(&list, answers, ctx.version()))
 }
-
-/// A partition's place in the request: (topic position, partition position).
-type Slot = (usize, usize);
 
 /// One partition to look up on its owner. Crosses shards: `Send` data only.
 struct Lookup {
-    slot: Slot,
     topic: String,
     partition: i32,
     timestamp: i64,
@@ -87,7 +77,7 @@ struct Lookup {
 /// One partition's answer: an error code, or what was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Answer {
-    error_code: i16,
+    error_code: ErrorCode,
     timestamp: i64,
     offset: i64,
     leader_epoch: i32,
@@ -95,13 +85,13 @@ struct Answer {
 
 impl Answer {
     const NOT_FOUND: Answer = Answer {
-        error_code: 0,
+        error_code: ErrorCode::NONE,
         timestamp: -1,
         offset: -1,
         leader_epoch: -1,
     };
 
-    fn error(error_code: i16) -> Self {
+    fn error(error_code: ErrorCode) -> Self {
         Answer {
             error_code,
             ..Answer::NOT_FOUND
@@ -110,7 +100,7 @@ impl Answer {
 
     fn found(found: Option<TimestampOffset>) -> Self {
         found.map_or(Answer::NOT_FOUND, |found| Answer {
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             timestamp: found.timestamp,
             offset: found.offset,
             leader_epoch: LEADER_EPOCH,
@@ -118,103 +108,78 @@ impl Answer {
     }
 }
 
-/// Every partition's answer, in request order. Slots sent to an owner hold
-/// a placeholder until [`apply`] reports on them.
-struct Answers {
-    topics: Vec<Vec<Answer>>,
+fn response(list: &ListOffsetsRequest, answers: Grid<Answer>, version: i16) -> ListOffsetsResponse {
+    let topics = list
+        .topics
+        .iter()
+        .zip(answers.into_rows())
+        .map(|(topic, answers)| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .zip(answers)
+                .map(|(partition, answer)| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(partition.partition_index)
+                        .with_error_code(answer.error_code.code())
+                        .with_timestamp(answer.timestamp)
+                        .with_offset(answer.offset);
+                    if version >= LEADER_EPOCH_VERSION_MIN {
+                        response.with_leader_epoch(answer.leader_epoch)
+                    } else {
+                        response
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
 }
 
-impl Answers {
-    fn shaped_like(list: &ListOffsetsRequest) -> Self {
-        let unanswered = Answer::error(ResponseError::UnknownServerError.code());
-        let topics = list
-            .topics
-            .iter()
-            .map(|topic| vec![unanswered; topic.partitions.len()])
-            .collect();
-        Answers { topics }
-    }
-
-    fn set(&mut self, (topic, partition): Slot, answer: Answer) {
-        if let Some(slot) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|partitions| partitions.get_mut(partition))
-        {
-            *slot = answer;
-        }
-    }
-
-    fn into_response(self, list: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-        let topics = list
-            .topics
-            .iter()
-            .zip(self.topics)
-            .map(|(topic, answers)| {
-                let partitions = topic
-                    .partitions
-                    .iter()
-                    .zip(answers)
-                    .map(|(partition, answer)| {
-                        let response = ListOffsetsPartitionResponse::default()
-                            .with_partition_index(partition.partition_index)
-                            .with_error_code(answer.error_code)
-                            .with_timestamp(answer.timestamp)
-                            .with_offset(answer.offset);
-                        if version >= LEADER_EPOCH_VERSION_MIN {
-                            response.with_leader_epoch(answer.leader_epoch)
-                        } else {
-                            response
-                        }
-                    })
-                    .collect();
-                ListOffsetsTopicResponse::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(partitions)
-            })
-            .collect();
-        ListOffsetsResponse::default()
-            .with_throttle_time_ms(0)
-            .with_topics(topics)
-    }
-}
-
-/// Answers what this shard can (unknown partitions, duplicates, stale
-/// epochs) and groups the rest by owning shard.
+/// Answers what this shard can (unauthorized topics, unknown partitions,
+/// duplicates, stale epochs) and groups the rest by owning shard.
 fn split(
-    image: &MetadataImage,
+    ctx: &RequestContext,
     list: &ListOffsetsRequest,
-    answers: &mut Answers,
-) -> BTreeMap<usize, Vec<Lookup>> {
+    answers: &mut Grid<Answer>,
+) -> Split<Slot, Lookup> {
+    let image = ctx.image();
     let duplicates = duplicate_partitions(list);
-    let mut by_owner: BTreeMap<usize, Vec<Lookup>> = BTreeMap::new();
+    let mut split = Split::new();
     for (t, topic) in list.topics.iter().enumerate() {
         let name = topic.name.as_str();
+        if !ctx.authorize(AclOperation::Describe, Resource::Topic(name)) {
+            answers.fill_row(t, &Answer::error(ErrorCode::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         let found = image.topic(name);
         for (p, partition) in topic.partitions.iter().enumerate() {
             let index = partition.partition_index;
             let owner = found.and_then(|topic| topic.shard_of(index));
             let error_code = if duplicates.contains_key(&(name, index)) {
-                ResponseError::InvalidRequest.code()
+                ErrorCode::INVALID_REQUEST
             } else if owner.is_none() {
-                ResponseError::UnknownTopicOrPartition.code()
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             } else {
                 epoch_error_code(partition.current_leader_epoch)
             };
             match owner {
-                Some(owner) if error_code == 0 => {
-                    by_owner.entry(owner as usize).or_default().push(Lookup {
-                        slot: (t, p),
+                Some(owner) if error_code.is_none() => {
+                    let lookup = Lookup {
                         topic: name.to_string(),
                         partition: index,
                         timestamp: partition.timestamp,
-                    });
+                    };
+                    split.push(owner as usize, (t, p), lookup);
                 }
                 _ => answers.set((t, p), Answer::error(error_code)),
             }
         }
     }
-    by_owner
+    split
 }
 
 /// Partitions named more than once: Kafka answers each mention with
@@ -235,39 +200,19 @@ fn duplicate_partitions(list: &ListOffsetsRequest) -> HashMap<(&str, i32), u32> 
 /// Kafka's leader epoch check against this broker's epoch 0: an older epoch
 /// is fenced, a newer one is unknown here (the client saw metadata this
 /// broker has not).
-fn epoch_error_code(current_leader_epoch: i32) -> i16 {
+fn epoch_error_code(current_leader_epoch: i32) -> ErrorCode {
     if current_leader_epoch == NO_LEADER_EPOCH || current_leader_epoch == LEADER_EPOCH {
-        0
+        ErrorCode::NONE
     } else if current_leader_epoch < LEADER_EPOCH {
-        ResponseError::FencedLeaderEpoch.code()
+        ErrorCode::FENCED_LEADER_EPOCH
     } else {
-        ResponseError::UnknownLeaderEpoch.code()
+        ErrorCode::UNKNOWN_LEADER_EPOCH
     }
 }
 
-/// Looks up on every owner at once; one answer per lookup.
-async fn apply(
-    ctx: &HandlerContext,
-    by_owner: BTreeMap<usize, Vec<Lookup>>,
-) -> Vec<(Slot, Answer)> {
-    let calls = by_owner.into_iter().map(|(owner, lookups)| async move {
-        let slots: Vec<Slot> = lookups.iter().map(|lookup| lookup.slot).collect();
-        let answers = ctx
-            .shard
-            .router
-            .invoke_on(owner, move |shard: Rc<Shard>| async move {
-                let answers = lookups.iter().map(|lookup| look_up(&shard, lookup));
-                join_all(answers).await
-            })
-            .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, owner, "list offsets could not reach the partition owner");
-                let moved = Answer::error(ResponseError::NotLeaderOrFollower.code());
-                vec![moved; slots.len()]
-            });
-        slots.into_iter().zip(answers).collect::<Vec<_>>()
-    });
-    join_all(calls).await.into_iter().flatten().collect()
+/// On the owner: its partitions' answers, looked up concurrently.
+async fn look_up_on_owner(shard: std::rc::Rc<Shard>, lookups: Vec<Lookup>) -> Vec<Answer> {
+    join_all(lookups.iter().map(|lookup| look_up(&shard, lookup))).await
 }
 
 /// On the owner: one partition's answer.
@@ -276,7 +221,7 @@ async fn look_up(shard: &Shard, lookup: &Lookup) -> Answer {
         Ok(answer) => answer,
         Err(error) => {
             tracing::debug!(topic = %lookup.topic, partition = lookup.partition, %error, "list offsets");
-            Answer::error(error.error_code().code())
+            Answer::error(error.error_code())
         }
     }
 }
@@ -311,11 +256,11 @@ mod tests {
 
     #[test]
     fn leader_epochs_are_checked_against_epoch_zero() {
-        let fenced = ResponseError::FencedLeaderEpoch.code();
-        let unknown = ResponseError::UnknownLeaderEpoch.code();
+        let fenced = ErrorCode::FENCED_LEADER_EPOCH.code();
+        let unknown = ErrorCode::UNKNOWN_LEADER_EPOCH.code();
         let cases = [(-1, 0), (0, 0), (1, unknown), (7, unknown), (-2, fenced)];
         for (epoch, code) in cases {
-            assert_eq!(epoch_error_code(epoch), code, "epoch {epoch}");
+            assert_eq!(epoch_error_code(epoch).code(), code, "epoch {epoch}");
         }
     }
 }

@@ -16,8 +16,10 @@
 //!   retriable LEADER_NOT_AVAILABLE.
 //! - There is no replication: every partition has leader, replicas and ISR
 //!   `[node_id]`, leader epoch 0.
-//! - Without an authorizer every operation is allowed, so requested
-//!   authorized-operation sets list all that Kafka's ACLs know.
+//! - Topics the principal may not DESCRIBE are answered
+//!   TOPIC_AUTHORIZATION_FAILED (named) or left out (all topics), and
+//!   requested authorized-operation sets come from the request context's
+//!   authorizer (every operation while there are no ACLs).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -27,17 +29,15 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::topic_name::validate_topic_name;
-use rafka_core::metadata::{MetadataImage, NewTopic, TopicImage};
-use rafka_proto::api::decode_request;
+use rafka_core::metadata::{NewTopic, TopicImage};
 use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
-use super::controller_call::call_controller;
-use super::{reply, HandlerContext, HandlerError, NodeInfo};
-use crate::service::{Request, Response};
+use super::context::AUTHORIZED_OPERATIONS_OMITTED;
+use super::{HandlerError, NodeInfo, RequestContext};
 
 /// How long a Metadata request waits for the topics it auto-creates.
 /// Shorter than any client's request timeout, so a slow metadata log
@@ -51,54 +51,6 @@ const ALLOW_AUTO_CREATE_VERSION_MIN: i16 = 4;
 const CLUSTER_ID_VERSION_MIN: i16 = 2;
 /// Versions carrying `cluster_authorized_operations`.
 const CLUSTER_OPERATIONS_VERSIONS: std::ops::RangeInclusive<i16> = 8..=10;
-
-/// Kafka's `AclOperation` codes.
-const READ: u32 = 3;
-const WRITE: u32 = 4;
-const CREATE: u32 = 5;
-const DELETE: u32 = 6;
-const ALTER: u32 = 7;
-const DESCRIBE: u32 = 8;
-const CLUSTER_ACTION: u32 = 9;
-const DESCRIBE_CONFIGS: u32 = 10;
-const ALTER_CONFIGS: u32 = 11;
-const IDEMPOTENT_WRITE: u32 = 12;
-
-const fn operation_bits(operations: &[u32]) -> i32 {
-    let mut bits = 0;
-    let mut i = 0;
-    while i < operations.len() {
-        bits |= 1 << operations[i];
-        i += 1;
-    }
-    bits
-}
-
-/// Every operation Kafka's ACLs define on a topic.
-pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
-    READ,
-    WRITE,
-    CREATE,
-    DELETE,
-    ALTER,
-    DESCRIBE,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-]);
-
-/// Every operation Kafka's ACLs define on the cluster.
-pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
-    CREATE,
-    ALTER,
-    DESCRIBE,
-    CLUSTER_ACTION,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-    IDEMPOTENT_WRITE,
-]);
-
-/// "Not requested" for an authorized-operations field (Kafka's default).
-pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Kafka's internal topic names (`Topic.isInternal`).
 const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
@@ -116,38 +68,35 @@ enum Slot {
     Create(String),
 }
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let mut body = request.body;
-    let decoded: MetadataRequest = decode_request(&mut body, version)?;
+pub async fn handle(
+    ctx: &RequestContext,
+    decoded: MetadataRequest,
+) -> Result<MetadataResponse, HandlerError> {
+    let version = ctx.version();
     let topic_operations = decoded.include_topic_authorized_operations;
     let topics = match wanted_topics(&decoded, version) {
-        None => all_topics(&ctx.shard.image(), ctx.node.node_id, topic_operations),
+        None => all_topics(ctx, topic_operations),
         Some(wanted) => {
-            let auto_create = ctx.shard.config.auto_create_topics_enable
+            let auto_create = ctx.config().auto_create_topics_enable
                 && (version < ALLOW_AUTO_CREATE_VERSION_MIN || decoded.allow_auto_topic_creation);
             let slots = resolve(ctx, wanted, auto_create, topic_operations);
             create_missing(ctx, slots, topic_operations).await
         }
     };
+    let node = ctx.node();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![broker(&ctx.node)])
-        .with_controller_id(BrokerId(ctx.node.node_id))
+        .with_brokers(vec![broker(node)])
+        .with_controller_id(BrokerId(node.node_id))
         .with_topics(topics);
     if version >= CLUSTER_ID_VERSION_MIN {
-        response.cluster_id = Some(StrBytes::from_string(ctx.node.cluster_id.clone()));
+        response.cluster_id = Some(StrBytes::from_string(node.cluster_id.clone()));
     }
     if CLUSTER_OPERATIONS_VERSIONS.contains(&version)
         && decoded.include_cluster_authorized_operations
     {
-        response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
+        response.cluster_authorized_operations = ctx.authorized_operations(Resource::Cluster);
     }
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(response)
 }
 
 /// The requested topics, deduplicated in first-seen order; `None` for
@@ -172,40 +121,51 @@ fn wanted_topics(request: &MetadataRequest, version: i16) -> Option<Vec<Wanted>>
 /// Answers each wanted topic from the image, marking the missing ones that
 /// may be auto-created.
 fn resolve(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     wanted: Vec<Wanted>,
     auto_create: bool,
     operations: bool,
 ) -> Vec<Slot> {
-    let image = ctx.shard.image();
-    let node_id = ctx.node.node_id;
+    let image = ctx.image();
+    let describable = |name: &str| ctx.authorize(AclOperation::Describe, Resource::Topic(name));
     wanted
         .into_iter()
         .map(|w| match w {
             Wanted::Id(id) => match image.topic_by_id(&id) {
-                Some(topic) => Slot::Done(topic_entry(topic, node_id, operations)),
-                None => Slot::Done(unknown_id_entry(id)),
+                Some(topic) if describable(&topic.name) => {
+                    Slot::Done(topic_entry(ctx, topic, operations))
+                }
+                // Kafka does not tell an unauthorized client the id exists.
+                _ => Slot::Done(unknown_id_entry(id)),
             },
+            Wanted::Name(name) if !describable(&name) => {
+                Slot::Done(error_entry(name, ErrorCode::TOPIC_AUTHORIZATION_FAILED))
+            }
             Wanted::Name(name) => match image.topic(&name) {
-                Some(topic) => Slot::Done(topic_entry(topic, node_id, operations)),
-                None if validate_topic_name(&name).is_err() => Slot::Done(error_entry(
-                    name,
-                    ResponseError::InvalidTopicException.code(),
-                )),
+                Some(topic) => Slot::Done(topic_entry(ctx, topic, operations)),
+                None if validate_topic_name(&name).is_err() => {
+                    Slot::Done(error_entry(name, ErrorCode::INVALID_TOPIC_EXCEPTION))
+                }
+                None if auto_create && !may_create(ctx, &name) => {
+                    Slot::Done(error_entry(name, ErrorCode::TOPIC_AUTHORIZATION_FAILED))
+                }
                 None if auto_create => Slot::Create(name),
-                None => Slot::Done(error_entry(
-                    name,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                )),
+                None => Slot::Done(error_entry(name, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)),
             },
         })
         .collect()
 }
 
+/// Auto-creation needs CREATE on the cluster or on the topic, as in Kafka.
+fn may_create(ctx: &RequestContext, name: &str) -> bool {
+    ctx.authorize(AclOperation::Create, Resource::Cluster)
+        || ctx.authorize(AclOperation::Create, Resource::Topic(name))
+}
+
 /// Creates the topics the slots ask for (one controller call for all) and
 /// fills their entries.
 async fn create_missing(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     slots: Vec<Slot>,
     operations: bool,
 ) -> Vec<MetadataResponseTopic> {
@@ -224,7 +184,7 @@ async fn create_missing(
             Slot::Create(name) => {
                 let code = outcomes
                     .remove(&name)
-                    .unwrap_or(ResponseError::LeaderNotAvailable.code());
+                    .unwrap_or(ErrorCode::LEADER_NOT_AVAILABLE);
                 created_entry(ctx, name, code, operations).await
             }
         };
@@ -235,7 +195,7 @@ async fn create_missing(
 
 /// Asks the controller to create `names` with the broker's defaults;
 /// returns the error code per name (0: the topic exists now).
-async fn auto_create(ctx: &HandlerContext, names: Vec<String>) -> BTreeMap<String, i16> {
+async fn auto_create(ctx: &RequestContext, names: Vec<String>) -> BTreeMap<String, ErrorCode> {
     if names.is_empty() {
         return BTreeMap::new();
     }
@@ -248,15 +208,10 @@ async fn auto_create(ctx: &HandlerContext, names: Vec<String>) -> BTreeMap<Strin
             configs: BTreeMap::new(),
         })
         .collect();
-    let outcomes = call_controller(
-        &ctx.shard,
-        Some(AUTO_CREATE_WAIT),
-        move |shard| async move {
-            let controller = shard.controller.as_ref()?;
-            Some(controller.create_topics(&shard, topics, false).await)
-        },
-    )
-    .await;
+    let outcomes = ctx
+        .controller()
+        .create_topics(topics, false, Some(AUTO_CREATE_WAIT))
+        .await;
     // An unanswered call leaves the names out: LEADER_NOT_AVAILABLE.
     let outcomes = outcomes.unwrap_or_default();
     names
@@ -267,10 +222,10 @@ async fn auto_create(ctx: &HandlerContext, names: Vec<String>) -> BTreeMap<Strin
 }
 
 /// A topic another request created meanwhile counts as created.
-fn creation_code(outcome: &Result<CreatedTopic, TopicFailure>) -> i16 {
+fn creation_code(outcome: &Result<CreatedTopic, TopicFailure>) -> ErrorCode {
     match outcome {
-        Ok(_) => 0,
-        Err(failure) if failure.code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => 0,
+        Ok(_) => ErrorCode::NONE,
+        Err(failure) if failure.code == ErrorCode::TOPIC_ALREADY_EXISTS => ErrorCode::NONE,
         Err(failure) => failure.code,
     }
 }
@@ -279,28 +234,30 @@ fn creation_code(outcome: &Result<CreatedTopic, TopicFailure>) -> i16 {
 /// the local image has it unless a shard failed to apply; then wait a
 /// bounded time before calling it LEADER_NOT_AVAILABLE.
 async fn created_entry(
-    ctx: &HandlerContext,
+    ctx: &RequestContext,
     name: String,
-    code: i16,
+    code: ErrorCode,
     operations: bool,
 ) -> MetadataResponseTopic {
-    if code != 0 {
+    if code.is_err() {
         return error_entry(name, code);
     }
-    if !ctx.shard.wait_for_topic(&name, AUTO_CREATE_WAIT).await {
-        return error_entry(name, ResponseError::LeaderNotAvailable.code());
+    if !ctx.shard().wait_for_topic(&name, AUTO_CREATE_WAIT).await {
+        return error_entry(name, ErrorCode::LEADER_NOT_AVAILABLE);
     }
-    match ctx.shard.image().topic(&name) {
-        Some(topic) => topic_entry(topic, ctx.node.node_id, operations),
+    match ctx.image().topic(&name) {
+        Some(topic) => topic_entry(ctx, topic, operations),
         // Deleted again between the wait and now.
-        None => error_entry(name, ResponseError::UnknownTopicOrPartition.code()),
+        None => error_entry(name, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
     }
 }
 
-fn all_topics(image: &MetadataImage, node_id: i32, operations: bool) -> Vec<MetadataResponseTopic> {
-    image
+/// Every topic the principal may describe (Kafka leaves the others out).
+fn all_topics(ctx: &RequestContext, operations: bool) -> Vec<MetadataResponseTopic> {
+    ctx.image()
         .topics()
-        .map(|topic| topic_entry(topic, node_id, operations))
+        .filter(|topic| ctx.authorize(AclOperation::Describe, Resource::Topic(&topic.name)))
+        .map(|topic| topic_entry(ctx, topic, operations))
         .collect()
 }
 
@@ -313,12 +270,16 @@ fn broker(node: &NodeInfo) -> MetadataResponseBroker {
         .with_rack(None)
 }
 
-fn topic_entry(topic: &TopicImage, node_id: i32, operations: bool) -> MetadataResponseTopic {
-    let leader = BrokerId(node_id);
+fn topic_entry(
+    ctx: &RequestContext,
+    topic: &TopicImage,
+    operations: bool,
+) -> MetadataResponseTopic {
+    let leader = BrokerId(ctx.node().node_id);
     let partitions = (0..topic.partition_count())
         .map(|index| {
             MetadataResponsePartition::default()
-                .with_error_code(0)
+                .with_error_code(ErrorCode::NONE.code())
                 .with_partition_index(index)
                 .with_leader_id(leader)
                 .with_leader_epoch(0)
@@ -328,12 +289,12 @@ fn topic_entry(topic: &TopicImage, node_id: i32, operations: bool) -> MetadataRe
         })
         .collect();
     let authorized = if operations {
-        TOPIC_AUTHORIZED_OPERATIONS
+        ctx.authorized_operations(Resource::Topic(&topic.name))
     } else {
-        OPERATIONS_NOT_REQUESTED
+        AUTHORIZED_OPERATIONS_OMITTED
     };
     MetadataResponseTopic::default()
-        .with_error_code(0)
+        .with_error_code(ErrorCode::NONE.code())
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.id)
         .with_is_internal(INTERNAL_TOPICS.contains(&topic.name.as_str()))
@@ -341,31 +302,19 @@ fn topic_entry(topic: &TopicImage, node_id: i32, operations: bool) -> MetadataRe
         .with_topic_authorized_operations(authorized)
 }
 
-fn error_entry(name: String, code: i16) -> MetadataResponseTopic {
+fn error_entry(name: String, code: ErrorCode) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_error_code(code)
+        .with_error_code(code.code())
         .with_name(Some(TopicName(StrBytes::from_string(name))))
 }
 
 fn unknown_id_entry(id: Uuid) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_error_code(ResponseError::UnknownTopicId.code())
+        .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code())
         .with_name(None)
         .with_topic_id(id)
 }
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operation_sets_match_kafkas() {
-        // Values a Kafka 3.x broker without an authorizer reports.
-        assert_eq!(TOPIC_AUTHORIZED_OPERATIONS, 3576);
-        assert_eq!(CLUSTER_AUTHORIZED_OPERATIONS, 8096);
-    }
 }

@@ -1,28 +1,42 @@
-//! The broker's [`Service`]: one handler per Kafka API, routed by a single
-//! `match` on the api key.
+//! The broker's [`Service`]: one table of handlers drives both dispatch and
+//! the ApiVersions answer, and one driver runs every request the same way.
 //!
-//! Every handler is a plain async fn with the same signature,
-//! `handle(&HandlerContext, Request) -> Result<Response, HandlerError>`, and
-//! reads top-down: decode -> authorize -> split by owning shard -> apply on
-//! the owner -> gather -> encode. An `Err` closes the connection (Kafka
-//! closes on a body it cannot parse); errors the protocol can express go
-//! back as error codes inside `Ok(Response::Reply(..))`.
+//! # The path of a request
+//! 1. The connection parses the header against [`broker_table`] (built
+//!    from [`SERVED_APIS`]), so only served APIs and versions get here.
+//! 2. [`Handlers::call`] builds the [`RequestContext`] (session, header,
+//!    the shard, throttle time) and [`dispatch`]es on the api key.
+//! 3. [`drive`] runs the steps written once: session gate -> decode ->
+//!    the API's handler -> stamp the throttle time -> encode.
+//! 4. The handler, `handlers/<api>.rs`, reads top-down: authorize (at the
+//!    places Kafka checks) -> split by owning shard ([`fanout`],
+//!    [`coordinator_call`], the [`ControllerHandle`]) -> apply on the owner
+//!    -> gather -> build the response.
 //!
-//! Adding an API: write `handlers/<api>.rs`, then replace its
-//! `not_implemented` arm in [`dispatch`] with a call to its `handle`.
+//! A handler is `async fn handle(ctx: &RequestContext, request: XRequest)
+//! -> Result<XResponse, HandlerError>`. An `Err` closes the connection
+//! (Kafka closes on a body it cannot parse); errors the protocol can
+//! express go back as error codes inside the response.
+//!
+//! # Adding an API
+//! One line in `api_spec` of rafka-proto (its request shape, if new), one
+//! line in the [`served_apis!`] table below, and `handlers/<api>.rs` with
+//! its `handle`. The table line is both the ApiVersions entry and the
+//! dispatch arm, so a served API without a handler does not compile.
 //!
 //! Lives on: one `Handlers` per shard.
 
 pub mod api_versions;
-pub mod controller_call;
+pub mod context;
+pub mod coordinator_call;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
-mod group_call;
 pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
@@ -34,16 +48,93 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod reply;
 pub mod sync_group;
 
 use std::rc::Rc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
-use rafka_proto::api::{ApiTable, DecodeError, EncodeError};
-use rafka_shard::shard::Shard;
+use kafka_protocol::protocol::Request as ProtocolRequest;
+use rafka_proto::api::{decode_request, ApiTable, DecodeError, EncodeError, ServedApi};
+use rafka_proto::error::ErrorCode;
 use thiserror::Error;
 
+pub use context::{BrokerContext, NodeInfo, RequestContext};
+pub use rafka_shard::controller_handle::ControllerHandle;
+pub use reply::Reply;
+
 use crate::service::{Request, Response, Service};
+
+/// Declares the served APIs: each line is (API key, handler, served
+/// versions[, oldest version advertised]). It expands to [`SERVED_APIS`]
+/// (the ApiVersions listing) and to [`dispatch`]'s match, from the same
+/// line, so the two cannot disagree.
+macro_rules! served_apis {
+    ($($api:ident => $handler:path, $min:literal..=$max:literal $(, advertised from $adv:literal)?;)*) => {
+        /// Every API this broker serves, at the versions its handler
+        /// implements: the input of [`broker_table`].
+        pub const SERVED_APIS: &[ServedApi] = &[$(
+            ServedApi {
+                api_key: ApiKey::$api,
+                min_version: $min,
+                max_version: $max,
+                advertised_min_version: served_apis!(@advertised $min $(, $adv)?),
+            },
+        )*];
+
+        /// The one place a request meets its handler.
+        pub async fn dispatch(ctx: &RequestContext, body: Bytes) -> Result<Response, HandlerError> {
+            match ctx.api_key() {
+                $(ApiKey::$api => drive(ctx, body, $handler).await,)*
+                api_key => Err(HandlerError::NotServed { api_key }),
+            }
+        }
+    };
+    (@advertised $min:literal) => { $min };
+    (@advertised $min:literal, $adv:literal) => { $adv };
+}
+
+// The versions are those each handler was written for: upgrading
+// kafka-protocol never advertises a version no handler speaks.
+//
+// Produce is advertised from v0, below the v3 it serves: librdkafka before
+// 2.10 (Debian's kcat links 2.0.2) enables gzip and snappy only when the
+// broker lists Produce v0, and otherwise silently sends uncompressed
+// batches (captured in rafka-proto/tests/fixtures). Every client that can
+// write v2 batches picks v3 or newer; a v0-2 request is still refused by
+// the header parser (the connection closes, as for any version outside the
+// table).
+served_apis! {
+    Produce => produce::handle, 3..=13, advertised from 0;
+    Fetch => fetch::handle, 4..=18;
+    ListOffsets => list_offsets::handle, 1..=10;
+    Metadata => metadata::handle, 0..=13;
+    OffsetCommit => offset_commit::handle, 2..=9;
+    OffsetFetch => offset_fetch::handle, 1..=9;
+    FindCoordinator => find_coordinator::handle, 0..=6;
+    JoinGroup => join_group::handle, 0..=9;
+    Heartbeat => heartbeat::handle, 0..=4;
+    LeaveGroup => leave_group::handle, 0..=5;
+    SyncGroup => sync_group::handle, 0..=5;
+    DescribeGroups => describe_groups::handle, 0..=6;
+    ListGroups => list_groups::handle, 0..=5;
+    ApiVersions => api_versions::handle, 0..=4;
+    CreateTopics => create_topics::handle, 2..=7;
+    DeleteTopics => delete_topics::handle, 1..=6;
+    InitProducerId => init_producer_id::handle, 0..=5;
+    DeleteGroups => delete_groups::handle, 0..=2;
+    OffsetDelete => offset_delete::handle, 0..=0;
+    DescribeCluster => describe_cluster::handle, 0..=2;
+}
+
+/// The API table of [`SERVED_APIS`]: what the connection parses headers
+/// against and ApiVersions lists.
+pub fn broker_table() -> ApiTable {
+    // SERVED_APIS is a constant; a version outside what rafka decodes
+    // fails every test that starts a broker.
+    ApiTable::new(SERVED_APIS).expect("SERVED_APIS is a valid table")
+}
 
 /// Why a request closes its connection.
 #[derive(Debug, Error)]
@@ -54,117 +145,76 @@ pub enum HandlerError {
     /// that only this connection pays for.
     #[error(transparent)]
     Encode(#[from] EncodeError),
-    #[error("{api_key:?} is in the API table but has no handler yet")]
-    NotImplemented { api_key: ApiKey },
+    /// Only reachable with a table serving more than [`SERVED_APIS`].
+    #[error("{api_key:?} has no handler")]
+    NotServed { api_key: ApiKey },
+    /// The connection's session does not admit the API yet (SASL).
+    #[error("{api_key:?} is not allowed before the connection authenticates")]
+    NotAdmitted { api_key: ApiKey },
     /// Produce with acks=0 failed on some partition: Kafka closes the
     /// connection, the only sign such a producer gets to refresh metadata.
-    #[error("produce with acks=0 failed on {failed_partitions} partition(s), first error code {error_code}")]
+    #[error(
+        "produce with acks=0 failed on {failed_partitions} partition(s), first error {error_code}"
+    )]
     UnacknowledgedProduceFailed {
         failed_partitions: usize,
-        error_code: i16,
+        error_code: ErrorCode,
     },
 }
 
-/// What every handler may use: the shard's view of the broker.
-#[derive(Clone)]
-pub struct HandlerContext {
-    /// The table the connection parsed the request header against.
-    pub table: Rc<ApiTable>,
-    /// This core's shard: metadata image, owned partitions, router.
-    pub shard: Rc<Shard>,
-    /// How clients reach this broker (Metadata, FindCoordinator, ...).
-    pub node: NodeInfo,
-}
-
-impl std::fmt::Debug for HandlerContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandlerContext")
-            .field("shard", &self.shard.id())
-            .field("node", &self.node)
-            .finish_non_exhaustive()
+/// The steps every request takes, written once: session gate -> decode ->
+/// handle -> throttle time -> encode. The gate comes first so that a
+/// connection that may not send an API yet has none of its bodies parsed.
+async fn drive<Req, Resp>(
+    ctx: &RequestContext,
+    mut body: Bytes,
+    handler: impl AsyncFnOnce(&RequestContext, Req) -> Result<Resp, HandlerError>,
+) -> Result<Response, HandlerError>
+where
+    Req: ProtocolRequest,
+    Resp: Reply,
+{
+    let api_key = ctx.api_key();
+    if !ctx.session().admits(api_key) {
+        return Err(HandlerError::NotAdmitted { api_key });
     }
-}
-
-/// This broker as clients see it: the advertised endpoint and identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub node_id: i32,
-    pub host: String,
-    pub port: u16,
-    /// Kafka's cluster id (22-char base64 of a UUID), from meta.properties.
-    pub cluster_id: String,
+    let request: Req = decode_request(&mut body, ctx.version())?;
+    let mut reply = handler(ctx, request).await?;
+    reply.set_throttle_time_ms(ctx.throttle_time_ms());
+    reply.into_response(ctx)
 }
 
 /// The broker's [`Service`]: routes each request to its API's handler.
 #[derive(Debug)]
 pub struct Handlers {
-    ctx: HandlerContext,
+    broker: Rc<BrokerContext>,
 }
 
 impl Handlers {
-    pub fn new(ctx: HandlerContext) -> Self {
-        Handlers { ctx }
+    pub fn new(broker: Rc<BrokerContext>) -> Self {
+        Handlers { broker }
+    }
+
+    pub fn broker(&self) -> &Rc<BrokerContext> {
+        &self.broker
     }
 }
 
 impl Service for Handlers {
     async fn call(&self, request: Request) -> Response {
-        let timer = crate::metrics_shard::RequestTimer::start(request.header.api_key as i16);
-        let response = match dispatch(&self.ctx, request).await {
-            Ok(response) => response,
-            Err(error) => Response::Close(error),
-        };
-        timer.finish(matches!(response, Response::Close(_)));
-        response
+        serve(&self.broker, request).await
     }
 }
 
-/// The one place a request meets its handler.
-pub async fn dispatch(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    match request.header.api_key {
-        ApiKey::ApiVersions => api_versions::handle(ctx, request).await,
-        ApiKey::Produce => produce::handle(ctx, request).await,
-        ApiKey::Fetch => fetch::handle(ctx, request).await,
-        ApiKey::ListOffsets => list_offsets::handle(ctx, request).await,
-        ApiKey::Metadata => metadata::handle(ctx, request).await,
-        ApiKey::OffsetCommit => offset_commit::handle(ctx, request).await,
-        ApiKey::OffsetFetch => offset_fetch::handle(ctx, request).await,
-        ApiKey::FindCoordinator => find_coordinator::handle(ctx, request).await,
-        ApiKey::JoinGroup => join_group::handle(ctx, request).await,
-        ApiKey::Heartbeat => heartbeat::handle(ctx, request).await,
-        ApiKey::LeaveGroup => leave_group::handle(ctx, request).await,
-        ApiKey::SyncGroup => sync_group::handle(ctx, request).await,
-        ApiKey::DescribeGroups => describe_groups::handle(ctx, request).await,
-        ApiKey::ListGroups => list_groups::handle(ctx, request).await,
-        ApiKey::CreateTopics => create_topics::handle(ctx, request).await,
-        ApiKey::DeleteTopics => delete_topics::handle(ctx, request).await,
-        ApiKey::InitProducerId => init_producer_id::handle(ctx, request).await,
-        ApiKey::DescribeCluster => describe_cluster::handle(ctx, request).await,
-        ApiKey::OffsetDelete => offset_delete::handle(ctx, request).await,
-        ApiKey::DeleteGroups => delete_groups::handle(ctx, request).await,
-        // Only reachable with a table serving more than BROKER_APIS.
-        _ => not_implemented(request),
-    }
-}
-
-/// Encodes `body` as the reply to the request with `header`: the one way
-/// every handler answers.
-pub(crate) fn reply<T: kafka_protocol::protocol::Encodable>(
-    header: &rafka_proto::header::RequestHeader,
-    header_version: rafka_proto::header::ResponseHeaderVersion,
-    body: &T,
-    version: i16,
-) -> Result<Response, HandlerError> {
-    let bytes =
-        rafka_proto::api::encode_response(header.correlation_id, header_version, body, version)?;
-    Ok(Response::Reply(bytes))
-}
-
-/// An API the table serves but no handler answers yet: closing is what a
-/// client can recover from (it reconnects and the request fails), where a
-/// made-up answer could be taken for real.
-fn not_implemented(request: Request) -> Result<Response, HandlerError> {
-    Err(HandlerError::NotImplemented {
-        api_key: request.header.api_key,
-    })
+/// Serves one request of the shard `broker` describes: what the
+/// connection does, and what in-process tests do without a socket.
+pub async fn serve(broker: &Rc<BrokerContext>, request: Request) -> Response {
+    let timer = crate::metrics_shard::RequestTimer::start(request.header.api_key as i16);
+    let (ctx, body) = RequestContext::new(Rc::clone(broker), request);
+    let response = match dispatch(&ctx, body).await {
+        Ok(response) => response,
+        Err(error) => Response::Close(error),
+    };
+    timer.finish(matches!(response, Response::Close(_)));
+    response
 }

@@ -2,79 +2,139 @@
 //! partition; the coordinator answers once the offsets are durable in
 //! `__consumer_offsets` (as an acks=all produce).
 //!
+//! Top-down: authorize READ on the group, then READ on each topic ->
+//! answer what only this shard can (unknown partitions) -> the rest as one
+//! `CommitRequest` to the group's coordinator -> every partition's code in
+//! request order.
+//!
 //! Decisions a client can notice:
 //! - An empty group id is accepted, as Kafka does for backward
 //!   compatibility: it names a group like any other.
 //! - v2-v4 carry a retention time; it is ignored, as in Kafka since 2.1
 //!   (offsets expire per `offsets.retention.minutes`).
-//! - When the coordinator cannot be reached, every partition of the
-//!   request carries the error, as in Kafka.
+//! - When the coordinator cannot be reached, every partition it would have
+//!   committed carries the error, as in Kafka.
 //! - A partition of a topic that does not exist is answered
 //!   UNKNOWN_TOPIC_OR_PARTITION and not committed, as in Kafka; the rest
 //!   of the request is.
-
-use std::collections::BTreeSet;
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
-use rafka_core::metadata::MetadataImage;
-use rafka_proto::api::decode_request;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::group::{CommitPartition, CommitRequest};
+use rafka_proto::error::ErrorCode;
 
-use super::group_call::{caller, on_coordinator};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::coordinator_call::on_group_coordinator;
+use super::fanout::{Grid, Slot};
+use super::{HandlerError, RequestContext};
 
-/// Kafka's `OffsetCommitRequest.DEFAULT_RETENTION_TIME`.
-const DEFAULT_RETENTION_TIME_MS: i64 = -1;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const UNKNOWN_SERVER_ERROR: i16 = -1;
-
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let caller = caller(&request);
-    let mut body = request.body;
-    let mut decoded: OffsetCommitRequest = decode_request(&mut body, version)?;
-    decoded.retention_time_ms = DEFAULT_RETENTION_TIME_MS;
-    let group_id = decoded.group_id.to_string();
-    let unanswered = every_partition(&decoded);
-    let unknown = drop_unknown_partitions(&mut decoded, &ctx.shard.image());
-    let mut response = if decoded.topics.is_empty() {
-        unanswered.clone()
-    } else {
-        let committed = on_coordinator(ctx, &group_id, move |shard| async move {
-            shard.groups().offset_commit(caller, decoded).await
-        })
-        .await;
-        match committed {
-            Ok(committed) => committed,
-            Err(code) => with_error(unanswered.clone(), code),
+pub async fn handle(
+    ctx: &RequestContext,
+    request: OffsetCommitRequest,
+) -> Result<OffsetCommitResponse, HandlerError> {
+    let mut codes: Grid<ErrorCode> = Grid::new(request.topics.iter().map(|t| t.partitions.len()));
+    if ctx.authorize(AclOperation::Read, Resource::Group(&request.group_id)) {
+        let (commit, slots) = split(ctx, &request, &mut codes);
+        if !commit.topics.is_empty() {
+            commit_on_coordinator(ctx, commit, slots, &mut codes).await;
         }
-    };
-    if !unknown.is_empty() {
-        response = in_request_order(unanswered, &response, &unknown);
+    } else {
+        codes.fill_all(&ErrorCode::GROUP_AUTHORIZATION_FAILED);
     }
-    response.throttle_time_ms = 0;
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(response(&request, codes))
 }
 
-/// An answer naming every partition of `request`, each without error.
-fn every_partition(request: &OffsetCommitRequest) -> OffsetCommitResponse {
+/// Answers the partitions the coordinator must not see (unauthorized
+/// topics, unknown partitions); returns the commit of the rest and where
+/// each of its partitions sits in the request.
+fn split(
+    ctx: &RequestContext,
+    request: &OffsetCommitRequest,
+    codes: &mut Grid<ErrorCode>,
+) -> (CommitRequest, Vec<Slot>) {
+    let image = ctx.image();
+    let mut commit = CommitRequest {
+        group_id: request.group_id.to_string(),
+        generation_id: request.generation_id_or_member_epoch,
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        topics: Vec::new(),
+    };
+    let mut slots = Vec::new();
+    for (t, topic) in request.topics.iter().enumerate() {
+        if !ctx.authorize(AclOperation::Read, Resource::Topic(&topic.name)) {
+            codes.fill_row(t, &ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+            continue;
+        }
+        let count = image.topic(&topic.name).map_or(0, |t| t.partitions.len());
+        let mut partitions = Vec::new();
+        for (p, partition) in topic.partitions.iter().enumerate() {
+            let index = partition.partition_index;
+            if usize::try_from(index).is_ok_and(|index| index < count) {
+                partitions.push(CommitPartition {
+                    partition: index,
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata: partition.committed_metadata.as_ref().map(|s| s.to_string()),
+                });
+                slots.push((t, p));
+            } else {
+                codes.set((t, p), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+            }
+        }
+        if !partitions.is_empty() {
+            commit.topics.push((topic.name.to_string(), partitions));
+        }
+    }
+    (commit, slots)
+}
+
+/// The coordinator's code for each committed partition (it answers every
+/// partition of the commit, in order).
+async fn commit_on_coordinator(
+    ctx: &RequestContext,
+    commit: CommitRequest,
+    slots: Vec<Slot>,
+    codes: &mut Grid<ErrorCode>,
+) {
+    let group_id = commit.group_id.clone();
+    let committed = on_group_coordinator(ctx, &group_id, move |shard| async move {
+        shard.groups().commit_offsets(commit).await
+    })
+    .await;
+    let answers: Vec<ErrorCode> = match committed {
+        Ok(topics) => topics
+            .into_iter()
+            .flat_map(|(_, partitions)| partitions.into_iter().map(|(_, code)| code))
+            .collect(),
+        Err(code) => vec![code; slots.len()],
+    };
+    assert_eq!(
+        answers.len(),
+        slots.len(),
+        "one code per committed partition"
+    );
+    for (slot, code) in slots.into_iter().zip(answers) {
+        codes.set(slot, code);
+    }
+}
+
+fn response(request: &OffsetCommitRequest, codes: Grid<ErrorCode>) -> OffsetCommitResponse {
     let topics = request
         .topics
         .iter()
-        .map(|topic| {
+        .zip(codes.into_rows())
+        .map(|(topic, codes)| {
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| {
-                    OffsetCommitResponsePartition::default().with_partition_index(p.partition_index)
+                .zip(codes)
+                .map(|(p, code)| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code.code())
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -84,62 +144,4 @@ fn every_partition(request: &OffsetCommitRequest) -> OffsetCommitResponse {
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
-}
-
-/// Takes the partitions of topics the broker does not have out of
-/// `request`; returns them as (topic, partition).
-fn drop_unknown_partitions(
-    request: &mut OffsetCommitRequest,
-    image: &MetadataImage,
-) -> BTreeSet<(String, i32)> {
-    let mut unknown = BTreeSet::new();
-    for topic in &mut request.topics {
-        let name = topic.name.to_string();
-        let count = image.topic(&name).map_or(0, |t| t.partitions.len());
-        topic.partitions.retain(|p| {
-            let known = usize::try_from(p.partition_index).is_ok_and(|index| index < count);
-            if !known {
-                unknown.insert((name.clone(), p.partition_index));
-            }
-            known
-        });
-    }
-    request.topics.retain(|topic| !topic.partitions.is_empty());
-    unknown
-}
-
-/// Every partition of the request (`all`) in its order, with the
-/// coordinator's code for the committed ones and UNKNOWN_TOPIC_OR_PARTITION
-/// for `unknown`.
-fn in_request_order(
-    mut all: OffsetCommitResponse,
-    committed: &OffsetCommitResponse,
-    unknown: &BTreeSet<(String, i32)>,
-) -> OffsetCommitResponse {
-    for topic in &mut all.topics {
-        let name = topic.name.to_string();
-        let answered = committed.topics.iter().find(|t| t.name == topic.name);
-        for partition in &mut topic.partitions {
-            let index = partition.partition_index;
-            partition.error_code = if unknown.contains(&(name.clone(), index)) {
-                UNKNOWN_TOPIC_OR_PARTITION
-            } else {
-                answered
-                    .and_then(|t| t.partitions.iter().find(|p| p.partition_index == index))
-                    .map_or(UNKNOWN_SERVER_ERROR, |p| p.error_code)
-            };
-        }
-    }
-    all
-}
-
-fn with_error(mut response: OffsetCommitResponse, error_code: i16) -> OffsetCommitResponse {
-    for partition in response
-        .topics
-        .iter_mut()
-        .flat_map(|t| t.partitions.iter_mut())
-    {
-        partition.error_code = error_code;
-    }
-    response
 }

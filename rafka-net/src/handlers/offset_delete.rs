@@ -2,36 +2,70 @@
 //! partitions; refused per partition (GROUP_SUBSCRIBED_TO_TOPIC) while
 //! members of the group consume the topic.
 //!
-//! An empty group id is INVALID_GROUP_ID without asking a coordinator, as
-//! in Kafka; a coordinator that cannot answer makes the top-level error.
+//! Top-down: authorize DELETE on the group -> run on the group's
+//! coordinator. An empty group id is INVALID_GROUP_ID without asking a
+//! coordinator, as in Kafka; a coordinator that cannot answer makes the
+//! top-level error.
 
-use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
-use rafka_proto::api::decode_request;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_proto::error::ErrorCode;
+use rafka_shard::group::PartitionCodes;
 
-use super::group_call::{caller, on_coordinator, INVALID_GROUP_ID};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::coordinator_call::on_group_coordinator;
+use super::{HandlerError, RequestContext};
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let caller = caller(&request);
-    let mut body = request.body;
-    let decoded: OffsetDeleteRequest = decode_request(&mut body, version)?;
-    let mut response = if decoded.group_id.is_empty() {
-        OffsetDeleteResponse::default().with_error_code(INVALID_GROUP_ID)
+pub async fn handle(
+    ctx: &RequestContext,
+    request: OffsetDeleteRequest,
+) -> Result<OffsetDeleteResponse, HandlerError> {
+    let deleted = if !ctx.authorize(AclOperation::Delete, Resource::Group(&request.group_id)) {
+        Err(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+    } else if request.group_id.is_empty() {
+        Err(ErrorCode::INVALID_GROUP_ID)
     } else {
-        let group_id = decoded.group_id.to_string();
-        let deleted = on_coordinator(ctx, &group_id, move |shard| async move {
-            shard.groups().offset_delete(caller, decoded).await
+        let group_id = request.group_id.to_string();
+        let topics: Vec<(String, Vec<i32>)> = request
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+                (t.name.to_string(), partitions)
+            })
+            .collect();
+        let key = group_id.clone();
+        on_group_coordinator(ctx, &key, move |shard| async move {
+            shard.groups().delete_offsets(&group_id, &topics).await
         })
-        .await;
-        deleted.unwrap_or_else(|code| OffsetDeleteResponse::default().with_error_code(code))
+        .await
+        .unwrap_or_else(Err)
     };
-    response.throttle_time_ms = 0;
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    Ok(match deleted {
+        Ok(codes) => response(codes),
+        Err(code) => OffsetDeleteResponse::default().with_error_code(code.code()),
+    })
+}
+
+fn response(codes: PartitionCodes) -> OffsetDeleteResponse {
+    let topics = codes
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, code)| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_error_code(code.code())
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
 }

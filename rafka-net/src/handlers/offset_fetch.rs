@@ -20,15 +20,15 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use rafka_proto::api::decode_request;
-use rafka_shard::group::GroupCaller;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::group::FetchedOffset;
+use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
-use super::group_call::{caller, on_coordinator};
-use super::{reply, HandlerContext, HandlerError};
-use crate::service::{Request, Response};
+use super::coordinator_call::on_group_coordinator;
+use super::{HandlerError, RequestContext};
 
 /// First version with a top-level error code.
 const TOP_LEVEL_ERROR_VERSION_MIN: i16 = 2;
@@ -39,52 +39,134 @@ const INVALID_OFFSET: i64 = -1;
 /// Kafka's `RecordBatch.NO_PARTITION_LEADER_EPOCH`.
 const NO_LEADER_EPOCH: i32 = -1;
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let caller = caller(&request);
-    let mut body = request.body;
-    let decoded: OffsetFetchRequest = decode_request(&mut body, version)?;
-    let require_stable = decoded.require_stable;
-    let response = if version >= BATCHED_VERSION_MIN {
-        let fetches = decoded
+pub async fn handle(
+    ctx: &RequestContext,
+    request: OffsetFetchRequest,
+) -> Result<OffsetFetchResponse, HandlerError> {
+    let version = ctx.version();
+    Ok(if version >= BATCHED_VERSION_MIN {
+        let fetches = request
             .groups
             .into_iter()
-            .map(|group| fetch_group(ctx, caller.clone(), group, require_stable));
+            .map(|group| fetch_group(ctx, group));
         OffsetFetchResponse::default().with_groups(join_all(fetches).await)
     } else {
-        let (group, requested) = single_group(decoded);
-        let answer = fetch_group(ctx, caller, group, require_stable).await;
+        let (group, requested) = single_group(request);
+        let answer = fetch_group(ctx, group).await;
         unbatched(answer, requested.as_deref(), version)
-    };
-    reply(
-        &request.header,
-        request.response_header_version,
-        &response,
-        version,
-    )
+    })
 }
 
 /// One group's committed offsets from its coordinator, or the group-level
-/// error that kept it from answering.
+/// error that kept it from answering. `require_stable` needs no wait:
+/// without transactions no commit is ever pending.
 async fn fetch_group(
-    ctx: &HandlerContext,
-    caller: GroupCaller,
+    ctx: &RequestContext,
     group: OffsetFetchRequestGroup,
-    require_stable: bool,
 ) -> OffsetFetchResponseGroup {
     let group_id = group.group_id.clone();
-    let fetched = on_coordinator(ctx, group_id.as_str(), move |shard| async move {
-        shard
-            .groups()
-            .offset_fetch(caller, group, require_stable)
-            .await
+    if !ctx.authorize(AclOperation::Describe, Resource::Group(&group_id)) {
+        return group_error(group_id, ErrorCode::GROUP_AUTHORIZATION_FAILED);
+    }
+    let requested: Option<Vec<(String, Vec<i32>)>> = group.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let ids: Vec<(String, Uuid)> = group
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| (t.name.to_string(), t.topic_id))
+        .collect();
+    let id = group_id.to_string();
+    let fetched = on_group_coordinator(ctx, &group_id, move |shard| async move {
+        shard.groups().fetch_offsets(&id, requested.as_deref())
     })
-    .await;
-    fetched.unwrap_or_else(|code| {
-        OffsetFetchResponseGroup::default()
-            .with_group_id(group_id)
-            .with_error_code(code)
-    })
+    .await
+    .unwrap_or_else(Err);
+    match fetched {
+        Ok(topics) => {
+            let topics = authorized_topics(ctx, topics, group.topics.is_some());
+            group_response(group_id, topics, &ids)
+        }
+        Err(code) => group_error(group_id, code),
+    }
+}
+
+/// Offsets of topics the principal may not DESCRIBE are withheld: named
+/// ones answer TOPIC_AUTHORIZATION_FAILED, and a listing of all the
+/// group's offsets leaves them out, as Kafka does.
+fn authorized_topics(
+    ctx: &RequestContext,
+    topics: Vec<(String, Vec<FetchedOffset>)>,
+    named: bool,
+) -> Vec<(String, Vec<FetchedOffset>)> {
+    topics
+        .into_iter()
+        .filter_map(|(topic, partitions)| {
+            if ctx.authorize(AclOperation::Describe, Resource::Topic(&topic)) {
+                return Some((topic, partitions));
+            }
+            let denied = partitions
+                .into_iter()
+                .map(|p| FetchedOffset {
+                    offset: INVALID_OFFSET,
+                    leader_epoch: NO_LEADER_EPOCH,
+                    metadata: String::new(),
+                    error_code: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                    ..p
+                })
+                .collect();
+            named.then_some((topic, denied))
+        })
+        .collect()
+}
+
+fn group_error(
+    group_id: kafka_protocol::messages::GroupId,
+    code: ErrorCode,
+) -> OffsetFetchResponseGroup {
+    OffsetFetchResponseGroup::default()
+        .with_group_id(group_id)
+        .with_error_code(code.code())
+}
+
+/// The v8+ answer of one group; topic ids are echoed back by name.
+fn group_response(
+    group_id: kafka_protocol::messages::GroupId,
+    topics: Vec<(String, Vec<FetchedOffset>)>,
+    ids: &[(String, Uuid)],
+) -> OffsetFetchResponseGroup {
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let topic_id = ids
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, id)| *id)
+                .unwrap_or_default();
+            let partitions = partitions
+                .into_iter()
+                .map(|f| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(f.partition)
+                        .with_committed_offset(f.offset)
+                        .with_committed_leader_epoch(f.leader_epoch)
+                        .with_metadata(Some(StrBytes::from_string(f.metadata)))
+                        .with_error_code(f.error_code.code())
+                })
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponseGroup::default()
+        .with_group_id(group_id)
+        .with_topics(topics)
 }
 
 /// A v1-v7 request as a group of one, and the topics it named (`None`:
@@ -177,8 +259,6 @@ fn partition_errors(
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::TopicName;
-
     use super::*;
 
     const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;

@@ -23,7 +23,6 @@
 //! instead, as Kafka does: it is the only sign such a producer gets that it
 //! should refresh its metadata.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -34,10 +33,10 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use kafka_protocol::ResponseError;
+use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::{BrokerConfig, TopicConfig};
 use rafka_core::metadata::{MetadataImage, TopicImage};
-use rafka_proto::api::{decode_request, encode_response};
+use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
     batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, InvalidBatch, RecordBatch,
@@ -46,12 +45,8 @@ use rafka_proto::record::{
 use rafka_shard::partition::{Appended, PartitionError};
 use rafka_shard::shard::Shard;
 
-use super::{HandlerContext, HandlerError};
-use crate::service::{Request, Response};
-
-const ACKS_NONE: i16 = 0;
-const ACKS_LEADER: i16 = 1;
-const ACKS_ALL: i16 = -1;
+use super::fanout::{scatter, Grid, Slot, Split};
+use super::{HandlerError, RequestContext};
 
 /// Versions that name topics by id instead of by name.
 const TOPIC_ID_VERSION_MIN: i16 = 13;
@@ -70,52 +65,46 @@ const NO_TIMESTAMP: i64 = -1;
 const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 const ADMIN_CLIENT_ID: &[u8] = b"__admin_client";
 
-pub async fn handle(ctx: &HandlerContext, request: Request) -> Result<Response, HandlerError> {
-    let version = request.header.api_version;
-    let correlation_id = request.header.correlation_id;
-    let internal_allowed = request.header.client_id.as_deref() == Some(ADMIN_CLIENT_ID);
-    let mut body = request.body;
-    let produce: ProduceRequest = decode_request(&mut body, version)?;
-    let acks = produce.acks;
-    let mut outcomes = Outcomes::shaped_like(&produce);
-    if matches!(acks, ACKS_NONE | ACKS_LEADER | ACKS_ALL) {
-        let plan = Plan {
-            version,
-            internal_allowed,
-            now_ms: ctx.shard.clock().now_ms(),
-        };
-        let by_owner = plan.split(ctx, &produce, &mut outcomes);
-        let timeout = Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
-        for (slot, outcome) in apply(ctx, by_owner, acks, timeout).await {
-            outcomes.set(slot, outcome);
+/// `None` is acks=0: no response.
+pub async fn handle(
+    ctx: &RequestContext,
+    produce: ProduceRequest,
+) -> Result<Option<ProduceResponse>, HandlerError> {
+    let mut outcomes: Grid<Outcome> =
+        Grid::new(produce.topic_data.iter().map(|t| t.partition_data.len()));
+    let acks = Acks::from_wire(produce.acks);
+    match acks {
+        Some(acks) => {
+            let plan = Plan {
+                version: ctx.version(),
+                internal_allowed: ctx.client_id_bytes() == Some(ADMIN_CLIENT_ID),
+                now_ms: ctx.now_ms(),
+            };
+            let split = plan.split(ctx, &produce, &mut outcomes);
+            let timeout = Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
+            for (slot, outcome) in apply(ctx, split, acks, timeout).await {
+                outcomes.set(slot, outcome);
+            }
         }
-    } else {
-        outcomes.reject_all(&Rejection::code(ResponseError::InvalidRequiredAcks.code()));
+        None => outcomes.fill_all(&Outcome::Rejected(Rejection::code(
+            ErrorCode::INVALID_REQUIRED_ACKS,
+        ))),
     }
-    if outcomes
-        .error_codes()
-        .any(|code| code != ErrorCode::NONE.code())
-    {
+    let rows = outcomes.into_rows();
+    if error_codes(&rows).any(ErrorCode::is_err) {
         crate::metrics_shard::request_error(ApiKey::Produce as i16);
     }
-    if acks == ACKS_NONE {
-        return unacknowledged(&outcomes);
+    if acks == Some(Acks::None) {
+        return unacknowledged(&rows);
     }
-    let response = outcomes.into_response(&produce, version);
-    let reply = encode_response(
-        correlation_id,
-        request.response_header_version,
-        &response,
-        version,
-    )?;
-    Ok(Response::Reply(reply))
+    Ok(Some(response(&produce, rows, ctx.version())))
 }
 
 /// acks=0: nothing to send, unless something failed.
-fn unacknowledged(outcomes: &Outcomes) -> Result<Response, HandlerError> {
-    let failed: Vec<i16> = outcomes.error_codes().filter(|&code| code != 0).collect();
+fn unacknowledged(outcomes: &[Vec<Outcome>]) -> Result<Option<ProduceResponse>, HandlerError> {
+    let failed: Vec<ErrorCode> = error_codes(outcomes).filter(|code| code.is_err()).collect();
     match failed.first() {
-        None => Ok(Response::NoReply),
+        None => Ok(None),
         Some(&error_code) => Err(HandlerError::UnacknowledgedProduceFailed {
             failed_partitions: failed.len(),
             error_code,
@@ -123,13 +112,9 @@ fn unacknowledged(outcomes: &Outcomes) -> Result<Response, HandlerError> {
     }
 }
 
-/// A partition's place in the request: (topic position, partition position).
-type Slot = (usize, usize);
-
 /// One partition's checked records, bound for its owner. Crosses shards:
 /// owned, `Send` data only.
 struct Append {
-    slot: Slot,
     topic: String,
     partition: i32,
     records: Bytes,
@@ -145,7 +130,7 @@ enum Outcome {
 /// Why a partition's records were not (all) acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rejection {
-    error_code: i16,
+    error_code: ErrorCode,
     /// Kafka sets it for record validation failures only.
     message: Option<String>,
     /// (index of the record in its batch, why), for the v8+ response.
@@ -153,7 +138,7 @@ struct Rejection {
 }
 
 impl Rejection {
-    fn code(error_code: i16) -> Self {
+    fn code(error_code: ErrorCode) -> Self {
         Rejection {
             error_code,
             message: None,
@@ -163,108 +148,65 @@ impl Rejection {
 
     fn invalid_record(message: &str) -> Self {
         Rejection {
-            error_code: ErrorCode::INVALID_RECORD.code(),
+            error_code: ErrorCode::INVALID_RECORD,
             message: Some(message.to_string()),
             record_errors: Vec::new(),
         }
     }
 
     fn from_batch(error: &InvalidBatch) -> Self {
-        let error_code = error.error_code().code();
+        let error_code = error.error_code();
         let record_errors = match error {
             InvalidBatch::OffsetDeltaOutOfOrder { index, .. } => vec![(*index, error.to_string())],
             _ => Vec::new(),
         };
         Rejection {
             error_code,
-            message: (error_code == ErrorCode::INVALID_RECORD.code()).then(|| error.to_string()),
+            message: (error_code == ErrorCode::INVALID_RECORD).then(|| error.to_string()),
             record_errors,
         }
     }
 }
 
-/// The answer for every partition, in request order. A slot stays empty
-/// only until [`apply`] reports on it.
-struct Outcomes {
-    topics: Vec<Vec<Option<Outcome>>>,
+/// Every partition's error code, in request order.
+fn error_codes(outcomes: &[Vec<Outcome>]) -> impl Iterator<Item = ErrorCode> + '_ {
+    outcomes.iter().flatten().map(|outcome| match outcome {
+        Outcome::Appended(_) => ErrorCode::NONE,
+        Outcome::Rejected(rejection) => rejection.error_code,
+    })
 }
 
-impl Outcomes {
-    fn shaped_like(produce: &ProduceRequest) -> Self {
-        let topics = produce
-            .topic_data
-            .iter()
-            .map(|topic| vec![None; topic.partition_data.len()])
-            .collect();
-        Outcomes { topics }
-    }
-
-    fn set(&mut self, (topic, partition): Slot, outcome: Outcome) {
-        if let Some(slot) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|partitions| partitions.get_mut(partition))
-        {
-            *slot = Some(outcome);
-        }
-    }
-
-    fn reject_topic(&mut self, topic: usize, rejection: &Rejection) {
-        for slot in self.topics.get_mut(topic).into_iter().flatten() {
-            *slot = Some(Outcome::Rejected(rejection.clone()));
-        }
-    }
-
-    fn reject_all(&mut self, rejection: &Rejection) {
-        for topic in 0..self.topics.len() {
-            self.reject_topic(topic, rejection);
-        }
-    }
-
-    fn error_codes(&self) -> impl Iterator<Item = i16> + '_ {
-        self.topics.iter().flatten().map(|outcome| match outcome {
-            Some(Outcome::Appended(_)) => 0,
-            Some(Outcome::Rejected(rejection)) => rejection.error_code,
-            None => ErrorCode::UNKNOWN_SERVER_ERROR.code(),
-        })
-    }
-
-    fn into_response(self, produce: &ProduceRequest, version: i16) -> ProduceResponse {
-        let responses = produce
-            .topic_data
-            .iter()
-            .zip(self.topics)
-            .map(|(topic, outcomes)| {
-                let partitions = topic
-                    .partition_data
-                    .iter()
-                    .zip(outcomes)
-                    .map(|(partition, outcome)| {
-                        partition_response(partition.index, outcome, version)
-                    })
-                    .collect();
-                let response = TopicProduceResponse::default().with_partition_responses(partitions);
-                if version >= TOPIC_ID_VERSION_MIN {
-                    response.with_topic_id(topic.topic_id)
-                } else {
-                    response.with_name(topic.name.clone())
-                }
-            })
-            .collect();
-        ProduceResponse::default()
-            .with_responses(responses)
-            .with_throttle_time_ms(0)
-    }
-}
-
-fn partition_response(
-    index: i32,
-    outcome: Option<Outcome>,
+fn response(
+    produce: &ProduceRequest,
+    outcomes: Vec<Vec<Outcome>>,
     version: i16,
-) -> PartitionProduceResponse {
+) -> ProduceResponse {
+    let responses = produce
+        .topic_data
+        .iter()
+        .zip(outcomes)
+        .map(|(topic, outcomes)| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .zip(outcomes)
+                .map(|(partition, outcome)| partition_response(partition.index, outcome, version))
+                .collect();
+            let response = TopicProduceResponse::default().with_partition_responses(partitions);
+            if version >= TOPIC_ID_VERSION_MIN {
+                response.with_topic_id(topic.topic_id)
+            } else {
+                response.with_name(topic.name.clone())
+            }
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn partition_response(index: i32, outcome: Outcome, version: i16) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
     let rejection = match outcome {
-        Some(Outcome::Appended(appended)) => {
+        Outcome::Appended(appended) => {
             let log_start_offset = if version >= LOG_START_OFFSET_VERSION_MIN {
                 appended.log_start_offset
             } else {
@@ -275,14 +217,10 @@ fn partition_response(
                 .with_log_append_time_ms(appended.log_append_time_ms)
                 .with_log_start_offset(log_start_offset);
         }
-        Some(Outcome::Rejected(rejection)) => rejection,
-        None => {
-            tracing::error!(index, "produce partition left without an outcome");
-            Rejection::code(ErrorCode::UNKNOWN_SERVER_ERROR.code())
-        }
+        Outcome::Rejected(rejection) => rejection,
     };
     let response = response
-        .with_error_code(rejection.error_code)
+        .with_error_code(rejection.error_code.code())
         .with_base_offset(-1);
     if version < RECORD_ERRORS_VERSION_MIN {
         return response;
@@ -309,64 +247,78 @@ struct Plan {
 }
 
 impl Plan {
-    /// Resolves and validates every partition on this shard. Rejections go
-    /// into `outcomes`; the rest come back grouped by owning shard.
+    /// Resolves, authorizes and validates every partition on this shard.
+    /// Rejections go into `outcomes`; the rest come back split by owner.
     fn split(
         &self,
-        ctx: &HandlerContext,
+        ctx: &RequestContext,
         produce: &ProduceRequest,
-        outcomes: &mut Outcomes,
-    ) -> BTreeMap<usize, Vec<Append>> {
-        let image = ctx.shard.image();
-        let mut by_owner: BTreeMap<usize, Vec<Append>> = BTreeMap::new();
+        outcomes: &mut Grid<Outcome>,
+    ) -> Split<Slot, Append> {
+        let image = ctx.image();
+        let mut split = Split::new();
         for (t, data) in produce.topic_data.iter().enumerate() {
-            let topic = match self.resolve(&image, data) {
+            let topic = match self.resolve(ctx, &image, data) {
                 Ok(topic) => topic,
                 Err(rejection) => {
-                    outcomes.reject_topic(t, &rejection);
+                    outcomes.fill_row(t, &Outcome::Rejected(rejection));
                     continue;
                 }
             };
-            let config = topic_config(&ctx.shard.config, topic);
+            let config = topic_config(ctx.config(), topic);
             for (p, partition) in data.partition_data.iter().enumerate() {
                 let owner = topic
                     .shard_of(partition.index)
-                    .ok_or_else(|| Rejection::code(ResponseError::UnknownTopicOrPartition.code()));
+                    .ok_or_else(|| Rejection::code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
                 let checked = owner.and_then(|owner| {
                     let records = check_records(partition.records.as_ref(), &config, self.now_ms)?;
                     Ok((owner, records))
                 });
                 match checked {
                     Ok((owner, records)) => {
-                        by_owner.entry(owner as usize).or_default().push(Append {
-                            slot: (t, p),
+                        let append = Append {
                             topic: topic.name.clone(),
                             partition: partition.index,
                             records,
-                        })
+                        };
+                        split.push(owner as usize, (t, p), append);
                     }
                     Err(rejection) => outcomes.set((t, p), Outcome::Rejected(rejection)),
                 }
             }
         }
-        by_owner
+        split
     }
 
+    /// The topic a request entry names, if the principal may WRITE to it
+    /// (checked before existence for names, as Kafka does, so a client
+    /// learns nothing of topics it may not write).
     fn resolve<'a>(
         &self,
+        ctx: &RequestContext,
         image: &'a MetadataImage,
         data: &TopicProduceData,
     ) -> Result<&'a TopicImage, Rejection> {
+        let may_write = |name: &str| ctx.authorize(AclOperation::Write, Resource::Topic(name));
+        let denied = || Rejection::code(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
         if self.version >= TOPIC_ID_VERSION_MIN {
-            return image
+            let topic = image
                 .topic_by_id(&data.topic_id)
-                .ok_or_else(|| Rejection::code(ResponseError::UnknownTopicId.code()));
+                .ok_or_else(|| Rejection::code(ErrorCode::UNKNOWN_TOPIC_ID))?;
+            return if may_write(&topic.name) {
+                Ok(topic)
+            } else {
+                Err(denied())
+            };
+        }
+        if !may_write(data.name.as_str()) {
+            return Err(denied());
         }
         let topic = image
             .topic(data.name.as_str())
-            .ok_or_else(|| Rejection::code(ResponseError::UnknownTopicOrPartition.code()))?;
+            .ok_or_else(|| Rejection::code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION))?;
         if INTERNAL_TOPICS.contains(&topic.name.as_str()) && !self.internal_allowed {
-            return Err(Rejection::code(ResponseError::InvalidTopicException.code()));
+            return Err(Rejection::code(ErrorCode::INVALID_TOPIC_EXCEPTION));
         }
         Ok(topic)
     }
@@ -414,7 +366,7 @@ fn check_records(
     }
     let limit_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
     if size_bytes > limit_bytes {
-        return Err(Rejection::code(ErrorCode::MESSAGE_TOO_LARGE.code()));
+        return Err(Rejection::code(ErrorCode::MESSAGE_TOO_LARGE));
     }
     let (batch, _) =
         RecordBatch::parse(records).map_err(|error| Rejection::from_batch(&error.into()))?;
@@ -497,12 +449,12 @@ fn name_bad_records(
     }
     let (error_code, message) = if bad_timestamp {
         (
-            ResponseError::InvalidTimestamp.code(),
+            ErrorCode::INVALID_TIMESTAMP,
             "one or more records have been rejected due to invalid timestamp",
         )
     } else {
         (
-            ErrorCode::INVALID_RECORD.code(),
+            ErrorCode::INVALID_RECORD,
             "one or more records have been rejected",
         )
     };
@@ -515,32 +467,20 @@ fn name_bad_records(
 
 /// Appends on every owner at once; one outcome per append.
 async fn apply(
-    ctx: &HandlerContext,
-    by_owner: BTreeMap<usize, Vec<Append>>,
-    acks: i16,
+    ctx: &RequestContext,
+    split: Split<Slot, Append>,
+    acks: Acks,
     timeout: Duration,
 ) -> Vec<(Slot, Outcome)> {
-    let calls = by_owner.into_iter().map(|(owner, appends)| async move {
-        let slots: Vec<Slot> = appends.iter().map(|append| append.slot).collect();
-        let results = ctx
-            .shard
-            .router
-            .invoke_on(owner, move |shard: Rc<Shard>| async move {
-                append_on_owner(&shard, appends, acks, timeout).await
-            })
-            .await
-            .unwrap_or_else(|error| {
-                // The owner is shutting down: the client retries elsewhere
-                // once its metadata says where.
-                tracing::warn!(%error, owner, "produce could not reach the partition owner");
-                vec![Err(ResponseError::NotLeaderOrFollower.code()); slots.len()]
-            });
-        slots.into_iter().zip(results).collect::<Vec<_>>()
-    });
-    join_all(calls)
+    let on_owner = move |shard: Rc<Shard>, appends: Vec<Append>| async move {
+        append_on_owner(&shard, appends, acks, timeout).await
+    };
+    // An unreachable owner is shutting down: the client retries elsewhere
+    // once its metadata says where.
+    let unreachable = || Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    scatter(ctx.shard(), split, on_owner, unreachable)
         .await
         .into_iter()
-        .flatten()
         .map(|(slot, result)| {
             let outcome = match result {
                 Ok(appended) => Outcome::Appended(appended),
@@ -557,11 +497,11 @@ async fn apply(
 async fn append_on_owner(
     shard: &Shard,
     appends: Vec<Append>,
-    acks: i16,
+    acks: Acks,
     timeout: Duration,
-) -> Vec<Result<Appended, i16>> {
+) -> Vec<Result<Appended, ErrorCode>> {
     let produced = appends.iter().map(|append| {
-        shard.produce(
+        shard.registry().produce(
             &append.topic,
             append.partition,
             &append.records,
@@ -584,9 +524,9 @@ async fn append_on_owner(
         .collect()
 }
 
-fn error_code_logged(error: &PartitionError, append: &Append) -> i16 {
-    let error_code = error.error_code().code();
-    if error_code == ErrorCode::KAFKA_STORAGE_ERROR.code() {
+fn error_code_logged(error: &PartitionError, append: &Append) -> ErrorCode {
+    let error_code = error.error_code();
+    if error_code == ErrorCode::KAFKA_STORAGE_ERROR {
         tracing::warn!(topic = %append.topic, partition = append.partition, %error, "produce");
     } else {
         tracing::debug!(topic = %append.topic, partition = append.partition, %error, "produce");
@@ -611,7 +551,7 @@ mod tests {
     fn code_of(records: &Bytes) -> i16 {
         match check_records(Some(records), &TopicConfig::default(), 0) {
             Ok(_) => 0,
-            Err(rejection) => rejection.error_code,
+            Err(rejection) => rejection.error_code.code(),
         }
     }
 

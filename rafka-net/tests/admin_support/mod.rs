@@ -21,9 +21,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Request as ProtocolRequest, StrBytes};
 use rafka_core::config::BrokerConfig;
-use rafka_net::handlers::{dispatch, HandlerContext, NodeInfo};
+use rafka_net::handlers::{broker_table, serve, BrokerContext, NodeInfo};
+use rafka_net::session::{ListenerInfo, Session};
 use rafka_net::{Request, Response};
-use rafka_proto::api::default_broker_table;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::{start, Shard};
@@ -82,21 +82,14 @@ where
 }
 
 async fn stop(shard: &Rc<Shard>) {
-    let controller = shard.controller.as_ref().expect("controller");
-    controller.shutdown(shard).await.expect("shutdown");
-    for stopped in shard
-        .router
-        .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-        .await
-    {
-        stopped.expect("stop");
-    }
+    shard.shutdown().await.expect("shutdown");
+    shard.stop_all().await;
 }
 
 /// What the listener of shard `shard` would hand its handlers.
-pub fn context(shard: Rc<Shard>) -> HandlerContext {
-    HandlerContext {
-        table: Rc::new(default_broker_table()),
+pub fn context(shard: Rc<Shard>) -> Rc<BrokerContext> {
+    Rc::new(BrokerContext {
+        table: Rc::new(broker_table()),
         shard,
         node: NodeInfo {
             node_id: NODE_ID,
@@ -104,7 +97,7 @@ pub fn context(shard: Rc<Shard>) -> HandlerContext {
             port: PORT,
             cluster_id: CLUSTER_ID.to_string(),
         },
-    }
+    })
 }
 
 impl Broker {
@@ -127,13 +120,11 @@ impl Broker {
 
     /// Serves one request on the serving shard through `dispatch`.
     pub async fn serve(&self, request: Request) -> Response {
+        let request = sendable(request);
         self.shard
             .router
             .invoke_on(self.serving_shard(), move |shard: Rc<Shard>| async move {
-                match dispatch(&context(shard), request).await {
-                    Ok(response) => response,
-                    Err(error) => Response::Close(error),
-                }
+                serve(&context(shard), request()).await
             })
             .await
             .expect("route")
@@ -222,7 +213,7 @@ pub fn request<R: ProtocolRequest>(version: i16, body: &R) -> Request {
     let mut encoded = BytesMut::new();
     body.encode(&mut encoded, version).expect("encode request");
     let api_key = ApiKey::try_from(R::KEY).expect("api key");
-    let table = default_broker_table();
+    let table = broker_table();
     let entry = table.entry(api_key).expect("served");
     Request {
         header: RequestHeader {
@@ -235,7 +226,30 @@ pub fn request<R: ProtocolRequest>(version: i16, body: &R) -> Request {
         response_header_version: entry.response_header_version(version),
         frame_bytes: encoded.len() + 32,
         body: encoded.freeze(),
-        peer: "127.0.0.1:40001".parse().expect("addr"),
+        session: Rc::new(Session::new(
+            "127.0.0.1:40001".parse().expect("addr"),
+            ListenerInfo::default(),
+        )),
+    }
+}
+
+/// `request` apart from its session (an `Rc`, which stays on its shard),
+/// rebuilt on the shard that serves it.
+pub fn sendable(request: Request) -> impl FnOnce() -> Request + Send {
+    let Request {
+        header,
+        response_header_version,
+        body,
+        frame_bytes,
+        session,
+    } = request;
+    let peer = session.peer();
+    move || Request {
+        header,
+        response_header_version,
+        body,
+        frame_bytes,
+        session: Rc::new(Session::new(peer, ListenerInfo::default())),
     }
 }
 

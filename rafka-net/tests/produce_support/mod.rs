@@ -19,9 +19,11 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::{Decodable, Request as ProtocolRequest, StrBytes};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::NewTopic;
-use rafka_net::handlers::{dispatch, HandlerContext, HandlerError, NodeInfo};
+use rafka_net::handlers::{
+    broker_table, serve, BrokerContext, ControllerHandle, HandlerError, NodeInfo,
+};
+use rafka_net::session::{ListenerInfo, Session};
 use rafka_net::{Request, Response};
-use rafka_proto::api::default_broker_table;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_proto::record::{BatchBuilder, Batches, Compression};
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
@@ -68,21 +70,14 @@ where
 }
 
 async fn stop_broker(shard: &Rc<Shard>) {
-    let controller = shard.controller.as_ref().expect("controller");
-    controller.shutdown(shard).await.expect("shutdown");
-    for stopped in shard
-        .router
-        .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-        .await
-    {
-        stopped.expect("stop");
-    }
+    shard.shutdown().await.expect("shutdown");
+    shard.stop_all().await;
 }
 
 /// The context a shard's connections hand to handlers.
-pub fn context(shard: &Rc<Shard>) -> HandlerContext {
-    HandlerContext {
-        table: Rc::new(default_broker_table()),
+pub fn context(shard: &Rc<Shard>) -> Rc<BrokerContext> {
+    Rc::new(BrokerContext {
+        table: Rc::new(broker_table()),
         shard: Rc::clone(shard),
         node: NodeInfo {
             node_id: 0,
@@ -90,7 +85,7 @@ pub fn context(shard: &Rc<Shard>) -> HandlerContext {
             port: 9092,
             cluster_id: "rafka-test-cluster-id0".to_string(),
         },
-    }
+    })
 }
 
 /// Creates `name` through the controller; returns its topic id.
@@ -100,7 +95,7 @@ pub async fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Uuid {
-    let controller = shard.controller.as_ref().expect("controller");
+    let controller = ControllerHandle::new(Rc::clone(shard));
     let topic = NewTopic {
         name: name.to_string(),
         partitions,
@@ -110,7 +105,10 @@ pub async fn create_topic(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
     };
-    let created = controller.create_topics(shard, vec![topic], false).await;
+    let created = controller
+        .create_topics(vec![topic], false, None)
+        .await
+        .expect("controller");
     created[0].as_ref().expect("created").topic_id
 }
 
@@ -124,7 +122,7 @@ pub fn request<R: ProtocolRequest>(version: i16, body: &R, client_id: Option<&st
 /// A request whose body is given as bytes (for malformed bodies).
 pub fn raw_request(api_key: i16, version: i16, body: Bytes, client_id: Option<&str>) -> Request {
     let api_key = ApiKey::try_from(api_key).expect("api key");
-    let table = default_broker_table();
+    let table = broker_table();
     let entry = table.entry(api_key).expect("served");
     Request {
         header: RequestHeader {
@@ -137,7 +135,30 @@ pub fn raw_request(api_key: i16, version: i16, body: Bytes, client_id: Option<&s
         response_header_version: entry.response_header_version(version),
         frame_bytes: body.len() + 64,
         body,
-        peer: "127.0.0.1:40000".parse().expect("addr"),
+        session: Rc::new(Session::new(
+            "127.0.0.1:40000".parse().expect("addr"),
+            ListenerInfo::default(),
+        )),
+    }
+}
+
+/// `request` apart from its session (an `Rc`, which stays on its shard),
+/// rebuilt on the shard that serves it.
+pub fn sendable(request: Request) -> impl FnOnce() -> Request + Send {
+    let Request {
+        header,
+        response_header_version,
+        body,
+        frame_bytes,
+        session,
+    } = request;
+    let peer = session.peer();
+    move || Request {
+        header,
+        response_header_version,
+        body,
+        frame_bytes,
+        session: Rc::new(Session::new(peer, ListenerInfo::default())),
     }
 }
 
@@ -147,10 +168,14 @@ pub async fn serve_on(
     on: usize,
     request: Request,
 ) -> Result<Response, HandlerError> {
+    let request = sendable(request);
     shard
         .router
         .invoke_on(on, move |shard: Rc<Shard>| async move {
-            dispatch(&context(&shard), request).await
+            match serve(&context(&shard), request()).await {
+                Response::Close(error) => Err(error),
+                response => Ok(response),
+            }
         })
         .await
         .expect("route")
@@ -288,7 +313,8 @@ pub async fn fetch_all(shard: &Rc<Shard>, topic: &str, partition: i32) -> (i64, 
     let fetched = shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.fetch(&topic, partition, 0, 1 << 20)
+            s.registry()
+                .fetch(&topic, partition, 0, 1 << 20)
                 .await
                 .map_err(|e| e.error_code())
         })

@@ -21,9 +21,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::NewTopic;
-use rafka_net::handlers::{HandlerContext, Handlers, NodeInfo};
+use rafka_net::handlers::{broker_table, BrokerContext, ControllerHandle, Handlers, NodeInfo};
 use rafka_net::{bind_first, ConnectionConfig, NetConfig, ShardNet};
-use rafka_proto::api::default_broker_table;
+use rafka_proto::acks::Acks;
 use rafka_proto::record::{batch_size_bytes, BatchBuilder, BatchHeader, Compression};
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::{start, Shard};
@@ -39,7 +39,7 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(60);
 /// port (zero copy on or off), then stops it cleanly.
 pub fn with_net_broker<F, Fut>(zero_copy: bool, scenario: F)
 where
-    F: Fn(HandlerContext, SocketAddr) -> Fut + Send + Clone + 'static,
+    F: Fn(Rc<BrokerContext>, SocketAddr) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,12 +64,12 @@ where
 
 async fn serve_and_run<F, Fut>(shard: &Rc<Shard>, zero_copy: bool, scenario: F)
 where
-    F: Fn(HandlerContext, SocketAddr) -> Fut,
+    F: Fn(Rc<BrokerContext>, SocketAddr) -> Fut,
     Fut: Future<Output = ()>,
 {
     let (listener, addr) = bind_first("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let table = Rc::new(default_broker_table());
-    let ctx = HandlerContext {
+    let table = Rc::new(broker_table());
+    let ctx = Rc::new(BrokerContext {
         table: Rc::clone(&table),
         shard: Rc::clone(shard),
         node: NodeInfo {
@@ -78,7 +78,7 @@ where
             port: addr.port(),
             cluster_id: "rafka-test-cluster-id0".to_string(),
         },
-    };
+    });
     let config = NetConfig {
         connection: ConnectionConfig {
             zero_copy,
@@ -86,7 +86,7 @@ where
         },
         ..NetConfig::default()
     };
-    let net = ShardNet::new(Rc::new(Handlers::new(ctx.clone())), table, config);
+    let net = ShardNet::new(Rc::new(Handlers::new(Rc::clone(&ctx))), table, config);
     net.serve(listener).expect("serve");
     glommio::timer::timeout(TEST_TIMEOUT, async {
         scenario(ctx, addr).await;
@@ -98,15 +98,8 @@ where
 }
 
 async fn stop_broker(shard: &Rc<Shard>) {
-    let controller = shard.controller.as_ref().expect("controller");
-    controller.shutdown(shard).await.expect("shutdown");
-    for stopped in shard
-        .router
-        .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-        .await
-    {
-        stopped.expect("stop");
-    }
+    shard.shutdown().await.expect("shutdown");
+    shard.stop_all().await;
 }
 
 /// Runs blocking client code off the shard (which keeps serving) and
@@ -121,12 +114,12 @@ pub async fn blocking<F: FnOnce() + Send + 'static>(client: F) {
 }
 
 pub async fn create_topic(
-    ctx: &HandlerContext,
+    ctx: &Rc<BrokerContext>,
     name: &str,
     partitions: i32,
     configs: &[(&str, &str)],
 ) {
-    let controller = ctx.shard.controller.as_ref().expect("controller");
+    let controller = ControllerHandle::new(Rc::clone(&ctx.shard));
     let topic = NewTopic {
         name: name.to_string(),
         partitions,
@@ -137,14 +130,20 @@ pub async fn create_topic(
             .collect(),
     };
     let created = controller
-        .create_topics(&ctx.shard, vec![topic], false)
-        .await;
+        .create_topics(vec![topic], false, None)
+        .await
+        .expect("controller");
     created[0].as_ref().expect("created");
 }
 
 /// Produces (acks=all) batches of varied sizes and codecs until the
 /// partition holds at least `total_bytes`.
-pub async fn produce_varied(ctx: &HandlerContext, topic: &str, partition: i32, total_bytes: usize) {
+pub async fn produce_varied(
+    ctx: &Rc<BrokerContext>,
+    topic: &str,
+    partition: i32,
+    total_bytes: usize,
+) {
     let codecs = [
         Compression::None,
         Compression::Lz4,
@@ -184,13 +183,14 @@ fn next(seed: &mut u64) -> u64 {
     *seed >> 33
 }
 
-async fn produce(ctx: &HandlerContext, topic: &str, partition: i32, records: Bytes) {
+async fn produce(ctx: &Rc<BrokerContext>, topic: &str, partition: i32, records: Bytes) {
     let owner = ctx.shard.owner_of(topic, partition).expect("owner");
     let name = topic.to_string();
     ctx.shard
         .router
         .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.produce(&name, partition, &records, -1, PRODUCE_TIMEOUT)
+            s.registry()
+                .produce(&name, partition, &records, Acks::All, PRODUCE_TIMEOUT)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.error_code())

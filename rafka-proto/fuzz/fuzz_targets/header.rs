@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use rafka_proto::api::{decode_request_kind, default_broker_table, ApiLookupError, ApiTable};
+use rafka_proto::api::{decode_request_kind, ApiLookupError, ApiTable};
 use rafka_proto::header::{HeaderError, RequestHeader, RequestPrefix};
 
 /// ApiVersions' api key, whose unsupported versions still get an answer.
@@ -17,7 +17,7 @@ const API_VERSIONS_KEY: i16 = 18;
 
 fn table() -> &'static ApiTable {
     static TABLE: OnceLock<ApiTable> = OnceLock::new();
-    TABLE.get_or_init(default_broker_table)
+    TABLE.get_or_init(ApiTable::decodable)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -8,45 +8,27 @@ use super::shape::{self, Elem, Kind, Shape, ShapeError};
 use super::*;
 
 #[test]
-fn default_table_serves_the_brief_ranges() {
-    let table = default_broker_table();
-    let ranges: Vec<(ApiKey, i16, i16, Option<i16>)> = table
-        .entries()
-        .map(|e| {
-            let flexible = e.flexible_version_min();
-            (e.api_key(), e.min_version(), e.max_version(), flexible)
-        })
-        .collect();
-    assert_eq!(
-        ranges,
-        vec![
-            (ApiKey::Produce, 3, 13, Some(9)),
-            (ApiKey::Fetch, 4, 18, Some(12)),
-            (ApiKey::ListOffsets, 1, 10, Some(6)),
-            (ApiKey::Metadata, 0, 13, Some(9)),
-            (ApiKey::OffsetCommit, 2, 9, Some(8)),
-            (ApiKey::OffsetFetch, 1, 9, Some(6)),
-            (ApiKey::FindCoordinator, 0, 6, Some(3)),
-            (ApiKey::JoinGroup, 0, 9, Some(6)),
-            (ApiKey::Heartbeat, 0, 4, Some(4)),
-            (ApiKey::LeaveGroup, 0, 5, Some(4)),
-            (ApiKey::SyncGroup, 0, 5, Some(4)),
-            (ApiKey::DescribeGroups, 0, 6, Some(5)),
-            (ApiKey::ListGroups, 0, 5, Some(3)),
-            (ApiKey::ApiVersions, 0, 4, Some(3)),
-            (ApiKey::CreateTopics, 2, 7, Some(5)),
-            (ApiKey::DeleteTopics, 1, 6, Some(4)),
-            (ApiKey::InitProducerId, 0, 5, Some(2)),
-            (ApiKey::DeleteGroups, 0, 2, Some(2)),
-            (ApiKey::OffsetDelete, 0, 0, None),
-            (ApiKey::DescribeCluster, 0, 2, Some(0)),
-        ]
-    );
+fn decodable_table_lists_every_spec() {
+    let table = ApiTable::decodable();
+    let keys: Vec<ApiKey> = table.entries().map(ApiEntry::api_key).collect();
+    let mut expected = DECODABLE_APIS.to_vec();
+    expected.sort_by_key(|key| *key as i16);
+    assert_eq!(keys, expected);
+    // Nothing outside the list has a spec (so nothing decodable is missed).
+    for key in 0..=i16::MAX {
+        if let Ok(api_key) = ApiKey::try_from(key) {
+            assert_eq!(
+                api_spec(api_key).is_some(),
+                DECODABLE_APIS.contains(&api_key),
+                "{api_key:?}"
+            );
+        }
+    }
 }
 
 #[test]
 fn header_versions_follow_flexibility() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     for entry in table.entries() {
         for version in entry.min_version()..=entry.max_version() {
             let request = entry.request_header_version(version);
@@ -72,7 +54,7 @@ fn header_versions_follow_flexibility() {
 
 #[test]
 fn lookup_reports_unknown_keys_and_versions() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     assert_eq!(
         table.lookup(1, 18).map(ApiEntry::api_key),
         Ok(ApiKey::Fetch)
@@ -101,30 +83,62 @@ fn lookup_reports_unknown_keys_and_versions() {
     );
 }
 
+fn served(api_key: ApiKey, min_version: i16, max_version: i16) -> ServedApi {
+    ServedApi {
+        api_key,
+        min_version,
+        max_version,
+        advertised_min_version: min_version,
+    }
+}
+
 #[test]
 fn table_refuses_bad_configurations() {
     assert_eq!(
-        ApiTable::new(&[(ApiKey::EndTxn, None)]).unwrap_err(),
+        ApiTable::new(&[served(ApiKey::EndTxn, 0, 4)]).unwrap_err(),
         ApiTableError::NoSpec {
             api_key: ApiKey::EndTxn
         }
     );
     assert_eq!(
-        ApiTable::new(&[(ApiKey::Fetch, None), (ApiKey::Fetch, Some(12))]).unwrap_err(),
+        ApiTable::new(&[served(ApiKey::Fetch, 4, 18), served(ApiKey::Fetch, 4, 12)]).unwrap_err(),
         ApiTableError::Duplicate {
             api_key: ApiKey::Fetch
         }
     );
     assert_eq!(
-        ApiTable::new(&[(ApiKey::Produce, Some(2))]).unwrap_err(),
-        ApiTableError::CapOutOfRange {
+        ApiTable::new(&[served(ApiKey::Produce, 2, 13)]).unwrap_err(),
+        ApiTableError::VersionsOutOfRange {
             api_key: ApiKey::Produce,
-            cap: 2,
+            served_min: 2,
+            served_max: 13,
             min: 3,
             max: 13
         }
     );
-    let capped = ApiTable::new(&[(ApiKey::Fetch, Some(11))]).unwrap();
+    assert_eq!(
+        ApiTable::new(&[served(ApiKey::Fetch, 5, 4)]).unwrap_err(),
+        ApiTableError::VersionsOutOfRange {
+            api_key: ApiKey::Fetch,
+            served_min: 5,
+            served_max: 4,
+            min: 4,
+            max: 18
+        }
+    );
+    let above = ServedApi {
+        advertised_min_version: 5,
+        ..served(ApiKey::Fetch, 4, 18)
+    };
+    assert_eq!(
+        ApiTable::new(&[above]).unwrap_err(),
+        ApiTableError::AdvertisedAboveServed {
+            api_key: ApiKey::Fetch,
+            advertised_min: 5,
+            served_min: 4
+        }
+    );
+    let capped = ApiTable::new(&[served(ApiKey::Fetch, 4, 11)]).unwrap();
     let fetch = capped.entry(ApiKey::Fetch).unwrap();
     assert_eq!(
         (fetch.max_version(), fetch.flexible_version_min()),
@@ -242,25 +256,6 @@ fn known_tagged_field_must_fill_its_declared_size() {
         shape::check(&schemas::FETCH, &body, 12, true),
         Ok(body.len())
     );
-}
-
-#[test]
-fn api_versions_response_lists_the_table() {
-    let table = default_broker_table();
-    let response = table.api_versions_response(3);
-    assert_eq!(response.error_code, 0);
-    assert_eq!(response.throttle_time_ms, 0);
-    assert_eq!(response.api_keys.len(), BROKER_APIS.len());
-    let produce = &response.api_keys[0];
-    // Produce v0 is advertised for old librdkafka, but only v3+ is served.
-    assert_eq!(
-        (produce.api_key, produce.min_version, produce.max_version),
-        (0, 0, 13)
-    );
-    assert!(table.lookup(0, 2).is_err());
-    assert!(table.lookup(0, 3).is_ok());
-    assert!(response.supported_features.is_empty());
-    assert!(response.finalized_features.is_empty());
 }
 
 /// SplitMix64: deterministic, so a failing seed replays.
@@ -390,7 +385,7 @@ fn put_uvarint(out: &mut Vec<u8>, mut value: u32) {
 /// `schemas.rs` fails here.
 #[test]
 fn shapes_match_kafka_protocol_for_every_served_version() {
-    let table = default_broker_table();
+    let table = ApiTable::decodable();
     let mut rng = Rng(0x5eed_0001);
     for entry in table.entries() {
         let spec = api_spec(entry.api_key()).unwrap();

@@ -1,0 +1,181 @@
+//! What a handler knows about its request and the broker: the
+//! [`RequestContext`] (Redpanda's `request_context`). Handlers never reach
+//! around it.
+//!
+//! - Who asks: the connection's [`Session`] (principal, listener, security
+//!   protocol, client software, peer) and the header's client id.
+//! - May they: [`RequestContext::authorize`], called at the places Kafka's
+//!   `KafkaApis` checks; every request is allowed until the ACL store
+//!   exists, but the denial answers (TOPIC_AUTHORIZATION_FAILED, ...) are
+//!   already wired. [`RequestContext::authorized_operations`] builds the
+//!   bit sets Metadata / DescribeGroups / DescribeCluster report from it.
+//! - Whom to ask: the shard (image, config, router), the
+//!   [`ControllerHandle`], the coordinators ([`super::coordinator_call`]).
+//! - How long to wait: the throttle time every response carries (0 until
+//!   quotas exist), stamped on the response by the driver.
+//!
+//! Lives on: the shard serving the request; one per request.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::config::BrokerConfig;
+use rafka_core::metadata::MetadataImage;
+use rafka_proto::api::ApiTable;
+use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
+use rafka_shard::controller_handle::ControllerHandle;
+use rafka_shard::shard::Shard;
+
+use crate::service::Request;
+use crate::session::Session;
+
+/// Kafka's `MetadataResponse.AUTHORIZED_OPERATIONS_OMITTED`: the
+/// authorized-operations field of a client that did not ask for it.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// This broker as clients see it: the advertised endpoint and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's cluster id (22-char base64 of a UUID), from meta.properties.
+    pub cluster_id: String,
+}
+
+/// What every request of one shard shares: the served table, the shard,
+/// and how clients reach this broker.
+pub struct BrokerContext {
+    pub table: Rc<ApiTable>,
+    pub shard: Rc<Shard>,
+    pub node: NodeInfo,
+}
+
+impl std::fmt::Debug for BrokerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerContext")
+            .field("shard", &self.shard.id())
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request in flight: see the module doc.
+pub struct RequestContext {
+    broker: Rc<BrokerContext>,
+    session: Rc<Session>,
+    header: RequestHeader,
+    response_header_version: ResponseHeaderVersion,
+    throttle_time_ms: Cell<i32>,
+}
+
+impl RequestContext {
+    /// The context of `request` and its body, still encoded.
+    pub fn new(broker: Rc<BrokerContext>, request: Request) -> (RequestContext, Bytes) {
+        let ctx = RequestContext {
+            broker,
+            session: request.session,
+            header: request.header,
+            response_header_version: request.response_header_version,
+            throttle_time_ms: Cell::new(0),
+        };
+        (ctx, request.body)
+    }
+
+    pub fn api_key(&self) -> ApiKey {
+        self.header.api_key
+    }
+
+    pub fn version(&self) -> i16 {
+        self.header.api_version
+    }
+
+    pub fn correlation_id(&self) -> i32 {
+        self.header.correlation_id
+    }
+
+    pub fn response_header_version(&self) -> ResponseHeaderVersion {
+        self.response_header_version
+    }
+
+    /// The header's client id, as sent (`None`: null).
+    pub fn client_id_bytes(&self) -> Option<&[u8]> {
+        self.header.client_id.as_deref()
+    }
+
+    /// The header's client id as text (lossy; empty when null).
+    pub fn client_id(&self) -> String {
+        self.client_id_bytes()
+            .map(|raw| String::from_utf8_lossy(raw).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The peer in Java's `InetAddress.toString()` form (`/127.0.0.1`),
+    /// as Kafka records a group member's host and its tools print it.
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.session.peer().ip())
+    }
+
+    pub fn table(&self) -> &ApiTable {
+        &self.broker.table
+    }
+
+    pub fn node(&self) -> &NodeInfo {
+        &self.broker.node
+    }
+
+    /// The shard serving the request (image, partitions, router).
+    pub fn shard(&self) -> &Rc<Shard> {
+        &self.broker.shard
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.broker.shard.image()
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.broker.shard.config
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.broker.shard.clock().now_ms()
+    }
+
+    /// How this request reaches the controller.
+    pub fn controller(&self) -> ControllerHandle {
+        ControllerHandle::new(Rc::clone(&self.broker.shard))
+    }
+
+    /// Whether the session's principal may do `operation` on `resource`.
+    /// No ACLs exist yet, so everything is allowed (Kafka without an
+    /// authorizer); handlers call this where Kafka's `KafkaApis` does and
+    /// answer a denial with Kafka's error for it.
+    pub fn authorize(&self, operation: AclOperation, resource: Resource<'_>) -> bool {
+        let _ = (operation, resource, self.session.principal());
+        true
+    }
+
+    /// The operations ACLs define on `resource` that the principal may do,
+    /// as the bit set Kafka reports (`1 << AclOperation.code`).
+    pub fn authorized_operations(&self, resource: Resource<'_>) -> i32 {
+        resource
+            .resource_type()
+            .operations()
+            .iter()
+            .filter(|&&operation| self.authorize(operation, resource))
+            .fold(0, |bits, operation| bits | operation.bit())
+    }
+
+    /// The throttle time every response of this request carries.
+    pub fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms.get()
+    }
+}

@@ -1,0 +1,217 @@
+//! [`ControllerHandle`]: the one way any shard reaches the controller.
+//!
+//! Today the controller is a state machine on shard 0; later it moves
+//! behind a Raft quorum. Callers (CreateTopics, DeleteTopics, Metadata's
+//! auto-creation, FindCoordinator's internal topics, InitProducerId) see
+//! only this handle, so that move does not touch them.
+//!
+//! A call runs as a detached task of the calling shard rather than inside
+//! the caller's future. On shard 0 the router runs the work in place, so a
+//! caller dropped mid-call (its connection closed, its timeout fired) would
+//! otherwise cancel a controller operation between its metadata commit and
+//! its publish, leaving shards with a stale image. Detached, the operation
+//! always finishes; only the answer is dropped.
+//!
+//! Lives on: every shard (a handle per call); the work runs on shard 0.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use rafka_core::metadata::NewTopic;
+use rafka_proto::error::ErrorCode;
+use uuid::Uuid;
+
+use crate::controller::{ControllerShard, CreatedTopic, TopicFailure, TopicRef};
+use crate::coordinator::InternalTopic;
+use crate::runtime::{within, Router};
+use crate::shard::Shard;
+use crate::storage::{GlommioStorage, ShardStorage};
+
+/// The shard that holds the controller.
+pub const CONTROLLER_SHARD: usize = 0;
+
+/// Why a controller call gave no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerCallError {
+    /// Shard 0 is stopping (or, a bug, has no controller).
+    #[error("the controller is not available")]
+    Unavailable,
+    /// The deadline passed; the operation still runs to its end.
+    #[error("the controller did not answer within {timeout_ms} ms")]
+    TimedOut { timeout_ms: u64 },
+}
+
+impl ControllerCallError {
+    /// What a client is told: NOT_CONTROLLER makes admin clients refresh
+    /// metadata and retry; a timeout is REQUEST_TIMED_OUT.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            ControllerCallError::Unavailable => ErrorCode::NOT_CONTROLLER,
+            ControllerCallError::TimedOut { .. } => ErrorCode::REQUEST_TIMED_OUT,
+        }
+    }
+
+    /// The failure of a topic operation the controller did not answer.
+    pub fn topic_failure(&self) -> TopicFailure {
+        TopicFailure::new(self.error_code(), self.to_string())
+    }
+}
+
+/// A request's `timeout_ms` as the deadline of a controller call.
+///
+/// Zero or negative means "do not wait" in Kafka's old ZooKeeper mode,
+/// which answered before the topic existed. Here the controller answers
+/// only once every shard serves the change, and timing out at once would
+/// tell the client "failed" about an operation that still commits, so such
+/// requests wait for the outcome instead.
+pub fn request_timeout(timeout_ms: i32) -> Option<Duration> {
+    u64::try_from(timeout_ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+/// One outcome per topic of a CreateTopics, in request order.
+pub type CreateOutcomes = Vec<Result<CreatedTopic, TopicFailure>>;
+/// One outcome per topic of a DeleteTopics (the name and id deleted).
+pub type DeleteOutcomes = Vec<Result<(String, Uuid), TopicFailure>>;
+
+/// How a shard reaches the controller.
+pub struct ControllerHandle<S: ShardStorage = GlommioStorage> {
+    shard: Rc<Shard<S>>,
+}
+
+impl<S: ShardStorage> ControllerHandle<S> {
+    /// The handle of the shard `shard` (any shard).
+    pub fn new(shard: Rc<Shard<S>>) -> Self {
+        ControllerHandle { shard }
+    }
+
+    /// CreateTopics (or, with `validate_only`, only its checks).
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        timeout: Option<Duration>,
+    ) -> Result<CreateOutcomes, ControllerCallError> {
+        self.call(timeout, async move |controller, publisher| {
+            controller
+                .create_topics(publisher, topics, validate_only)
+                .await
+        })
+        .await
+    }
+
+    /// DeleteTopics; answers once every shard removed the data.
+    pub async fn delete_topics(
+        &self,
+        topics: Vec<TopicRef>,
+        timeout: Option<Duration>,
+    ) -> Result<DeleteOutcomes, ControllerCallError> {
+        self.call(timeout, async move |controller, publisher| {
+            controller.delete_topics(publisher, topics).await
+        })
+        .await
+    }
+
+    /// Creates `topic` unless it exists (the first FindCoordinator of its
+    /// kind); the error says why it could not.
+    pub async fn ensure_internal_topic(
+        &self,
+        topic: InternalTopic,
+        timeout: Option<Duration>,
+    ) -> Result<Result<(), String>, ControllerCallError> {
+        if self.shard.image().topic(topic.name).is_some() {
+            return Ok(Ok(()));
+        }
+        self.call(timeout, async move |controller, publisher| {
+            controller
+                .ensure_internal_topic(publisher, topic)
+                .await
+                .map_err(|error| error.to_string())
+        })
+        .await
+    }
+
+    /// A fresh producer id (idempotent producers), from a durable block.
+    pub async fn allocate_producer_id(
+        &self,
+    ) -> Result<Result<i64, ErrorCode>, ControllerCallError> {
+        self.call(None, async |controller, _publisher| {
+            controller.allocate_producer_id().await.map_err(|error| {
+                tracing::error!(%error, "allocating a producer id");
+                error.error_code()
+            })
+        })
+        .await
+    }
+
+    /// Runs `work` against the controller on shard 0 in a detached task
+    /// (see the module doc) and waits for its answer, at most `timeout` if
+    /// given.
+    async fn call<W, R>(&self, timeout: Option<Duration>, work: W) -> Result<R, ControllerCallError>
+    where
+        W: AsyncFnOnce(&ControllerShard<S>, &Router<Shard<S>>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let caller = Rc::clone(&self.shard);
+        let task = glommio::spawn_local(async move {
+            caller
+                .router
+                .invoke_on(CONTROLLER_SHARD, move |shard: Rc<Shard<S>>| {
+                    run_on_controller(shard, work)
+                })
+                .await
+        })
+        .detach();
+        let joined = match timeout {
+            None => task.await,
+            Some(timeout) => within(timeout, task)
+                .await
+                .ok_or(ControllerCallError::TimedOut {
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })?,
+        };
+        match joined {
+            Some(Ok(Some(answer))) => Ok(answer),
+            // The task was dropped (executor stopping), the route failed,
+            // or shard 0 has no controller.
+            Some(Ok(None)) | Some(Err(_)) | None => Err(ControllerCallError::Unavailable),
+        }
+    }
+}
+
+async fn run_on_controller<S, W, R>(shard: Rc<Shard<S>>, work: W) -> Option<R>
+where
+    S: ShardStorage,
+    W: AsyncFnOnce(&ControllerShard<S>, &Router<Shard<S>>) -> R,
+{
+    let controller = shard.controller()?;
+    Some(work(controller, &shard.router).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeouts() {
+        assert_eq!(request_timeout(30_000), Some(Duration::from_secs(30)));
+        assert_eq!(request_timeout(1), Some(Duration::from_millis(1)));
+        assert_eq!(request_timeout(0), None);
+        assert_eq!(request_timeout(-1), None);
+        assert_eq!(request_timeout(i32::MIN), None);
+    }
+
+    #[test]
+    fn unanswered_operations_are_retriable() {
+        let unavailable = ControllerCallError::Unavailable.topic_failure();
+        assert_eq!(unavailable.code.code(), ErrorCode::NOT_CONTROLLER.code());
+        let timed_out = ControllerCallError::TimedOut { timeout_ms: 5 }.topic_failure();
+        assert_eq!(timed_out.code.code(), ErrorCode::REQUEST_TIMED_OUT.code());
+        assert_eq!(
+            timed_out.message,
+            "the controller did not answer within 5 ms"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! [`PartitionRegistry`]: the partitions one shard owns, and the only way
+//! to reach them (open, find, produce, fetch, close, delete).
+//!
+//! Lives on: every shard, one registry each, shared as `Rc` by the shard's
+//! parts (metadata apply, coordinators, cleaner). Other shards reach a
+//! partition only through the router, which runs their work here.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rafka_core::config::BrokerConfig;
+use rafka_core::io::Clock;
+use rafka_core::log::checkpoint::{partition_dir_name, TopicPartition};
+use rafka_core::log::{LogConfig, RecoveryHints};
+use rafka_core::metadata::MetadataImage;
+use rafka_proto::acks::Acks;
+
+use crate::flusher::Flusher;
+use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
+use crate::storage::{GlommioStorage, ShardStorage};
+
+/// A partition could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("opening {topic}-{partition}: {source}")]
+pub struct OpenError {
+    pub topic: String,
+    pub partition: i32,
+    #[source]
+    pub source: PartitionError,
+}
+
+/// What a clean close of a partition leaves for the checkpoint files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedPartition {
+    pub partition: TopicPartition,
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+}
+
+/// topic name -> partition index -> partition.
+type ByTopic<S> = HashMap<String, BTreeMap<i32, Rc<Partition<S>>>>;
+
+/// The partitions of one shard, over the storage and clock it was given.
+pub struct PartitionRegistry<S: ShardStorage = GlommioStorage> {
+    storage: S,
+    clock: Rc<dyn Clock>,
+    config: Arc<BrokerConfig>,
+    flusher: Rc<Flusher<S>>,
+    partitions: RefCell<ByTopic<S>>,
+}
+
+impl<S: ShardStorage> PartitionRegistry<S> {
+    pub fn new(
+        storage: S,
+        clock: Rc<dyn Clock>,
+        config: Arc<BrokerConfig>,
+        flusher: Rc<Flusher<S>>,
+    ) -> Self {
+        PartitionRegistry {
+            storage,
+            clock,
+            config,
+            flusher,
+            partitions: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    pub fn flusher(&self) -> &Rc<Flusher<S>> {
+        &self.flusher
+    }
+
+    /// The data directory (first of `log.dirs`).
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir(&self.config)
+    }
+
+    /// A partition of this shard.
+    pub fn get(&self, topic: &str, index: i32) -> Option<Rc<Partition<S>>> {
+        self.partitions.borrow().get(topic)?.get(&index).cloned()
+    }
+
+    /// Every partition of this shard.
+    pub fn all(&self) -> Vec<Rc<Partition<S>>> {
+        let partitions = self.partitions.borrow();
+        partitions
+            .values()
+            .flat_map(|p| p.values().cloned())
+            .collect()
+    }
+
+    /// The partitions of `topic` on this shard, by index.
+    pub fn of_topic(&self, topic: &str) -> Vec<Rc<Partition<S>>> {
+        let partitions = self.partitions.borrow();
+        partitions
+            .get(topic)
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Opens `topic`/`index` with the settings `image` gives the topic.
+    pub async fn open(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+        hints: RecoveryHints,
+    ) -> Result<(), OpenError> {
+        let spec = PartitionSpec {
+            topic: Rc::from(topic),
+            index,
+            dir: self.data_dir().join(partition_dir_name(topic, index)),
+            config: self.log_config(image, topic),
+            hints,
+            write_caching: self.config.write_caching,
+        };
+        let partition = Partition::open(self.storage.clone(), Rc::clone(&self.clock), spec)
+            .await
+            .map_err(|source| OpenError {
+                topic: topic.to_string(),
+                partition: index,
+                source,
+            })?;
+        self.partitions
+            .borrow_mut()
+            .entry(topic.to_string())
+            .or_default()
+            .insert(index, partition);
+        Ok(())
+    }
+
+    /// The log settings of `topic`: broker defaults plus its overrides.
+    pub fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
+        let defaults = &self.config.topic_defaults;
+        let overrides = image.topic(topic).map(|t| t.configs.clone());
+        let config = overrides
+            .and_then(|o| defaults.validate(&o).ok())
+            .unwrap_or_else(|| defaults.config.clone());
+        config.log_config()
+    }
+
+    /// Forgets every partition of `name` and deletes their data; returns
+    /// the indexes it removed.
+    pub async fn remove_topic(&self, name: &str) -> Vec<i32> {
+        let removed = self.partitions.borrow_mut().remove(name);
+        let mut indexes = Vec::new();
+        for (index, partition) in removed.into_iter().flatten() {
+            indexes.push(index);
+            if let Err(error) = partition.delete().await {
+                tracing::error!(topic = name, partition = index, %error, "deleting partition data");
+            }
+        }
+        indexes
+    }
+
+    /// Applies `topic`'s settings in `image` to its open partitions.
+    pub async fn reload_config(&self, image: &MetadataImage, topic: &str) {
+        let config = self.log_config(image, topic);
+        for partition in self.of_topic(topic) {
+            if let Err(error) = partition.set_config(config.clone()).await {
+                tracing::error!(topic, %error, "applying topic config");
+            }
+        }
+    }
+
+    /// Appends `records` (validated by the caller) to a partition of this
+    /// shard. With [`Acks::All`] returns once the records are durable
+    /// (unless `write.caching`).
+    pub async fn produce(
+        &self,
+        topic: &str,
+        index: i32,
+        records: &Bytes,
+        acks: Acks,
+        timeout: Duration,
+    ) -> Result<Appended, PartitionError> {
+        let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
+        let appended = partition.append(records).await?;
+        self.flusher.enqueue(&partition);
+        if acks == Acks::All {
+            partition
+                .wait_durable(appended.last_offset + 1, timeout)
+                .await?;
+        }
+        Ok(appended)
+    }
+
+    /// Reads whole batches from a partition of this shard.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        index: i32,
+        offset: i64,
+        max_bytes: u32,
+    ) -> Result<Fetched, PartitionError> {
+        let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
+        partition.fetch(offset, max_bytes).await
+    }
+
+    /// Flushes and closes every partition (shutdown); returns what the
+    /// checkpoint files record for each.
+    pub async fn close_all(&self) -> Vec<ClosedPartition> {
+        self.flusher.stop();
+        let all: Vec<_> = std::mem::take(&mut *self.partitions.borrow_mut())
+            .into_values()
+            .flat_map(|p| p.into_values())
+            .collect();
+        let mut closed = Vec::with_capacity(all.len());
+        for partition in all {
+            let tp = TopicPartition {
+                topic: partition.topic.to_string(),
+                partition: partition.index,
+            };
+            match partition.close().await {
+                Ok((recovery_point, log_start_offset)) => closed.push(ClosedPartition {
+                    partition: tp,
+                    recovery_point,
+                    log_start_offset,
+                }),
+                Err(error) => tracing::error!(%error, topic = %tp.topic, "closing partition"),
+            }
+        }
+        closed
+    }
+}
+
+/// The data directory of `config` (the first of `log.dirs`).
+pub fn data_dir(config: &BrokerConfig) -> PathBuf {
+    config
+        .log_dirs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("rafka-data"))
+}

@@ -1,0 +1,323 @@
+//! Startup and clean stop of the shard layer.
+//!
+//! Startup: every shard joins the mesh, builds its parts over the storage
+//! and clock it is given and serves the mesh; shard 0 opens the controller
+//! (replays the metadata log), re-places partitions if the core count
+//! changed, has every shard open the partitions it owns and replay its
+//! coordinators' internal partitions, and only then removes the
+//! clean-shutdown marker and declares the broker ready. The other shards
+//! wait for that ([`start`] returns on every shard once the broker is
+//! ready).
+//!
+//! Clean stop ([`Shard::shutdown`], shard 0, after the listeners drained):
+//! with the controller paused, every shard flushes and closes its
+//! partitions, then Kafka's checkpoint files and the clean-shutdown marker
+//! are written so the next start skips recovery; [`Shard::stop_all`] then
+//! releases every shard's tasks.
+//!
+//! Lives on: every shard; the orchestration runs on shard 0.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rafka_core::config::BrokerConfig;
+use rafka_core::io::{Clock, SystemClock};
+use rafka_core::log::checkpoint::{
+    clean_shutdown_marker_exists, read_offset_checkpoint, remove_clean_shutdown_marker,
+    write_clean_shutdown_marker, write_offset_checkpoint, TopicPartition,
+    LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+};
+use rafka_core::log::RecoveryHints;
+use rafka_core::metadata::MetadataImage;
+
+use crate::controller::{ControllerShard, ControllerShardError};
+use crate::coordinator::{CoordinatorHost, LoadError};
+use crate::flusher::Flusher;
+use crate::group::{offsets_topic, GroupCoordinator};
+use crate::image::ImageView;
+use crate::registry::{ClosedPartition, OpenError, PartitionRegistry};
+use crate::runtime::{RouteError, ShardEnv};
+use crate::shard::{Shard, ShardParts};
+use crate::storage::{GlommioStorage, ShardStorage};
+
+/// What a shard's startup or stop can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Controller(#[from] ControllerShardError),
+    #[error("checkpoint files: {0}")]
+    Checkpoint(#[from] rafka_core::log::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Io(#[from] rafka_core::io::IoError),
+    #[error(transparent)]
+    OpenPartition(#[from] OpenError),
+    #[error("loading coordinators: {0}")]
+    Coordinator(#[from] LoadError),
+    #[error("shard {shard} failed to load: {message}")]
+    Load { shard: usize, message: String },
+    #[error("shard 0 failed to start the broker")]
+    StartupAborted,
+}
+
+/// What the data dir told a shard at startup.
+#[derive(Debug, Clone, Default)]
+pub struct LoadHints {
+    pub recovery_points: BTreeMap<TopicPartition, i64>,
+    pub log_start_offsets: BTreeMap<TopicPartition, i64>,
+    pub clean_shutdown: bool,
+}
+
+impl LoadHints {
+    fn for_partition(&self, tp: &TopicPartition) -> RecoveryHints {
+        RecoveryHints {
+            recovery_point: self.recovery_points.get(tp).copied(),
+            log_start_offset: self.log_start_offsets.get(tp).copied(),
+            clean_shutdown: self.clean_shutdown,
+        }
+    }
+}
+
+/// How startup went, for the broker's first log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    pub partitions_recovered: usize,
+}
+
+/// [`start_with`] over glommio's storage and the system clock: the broker.
+pub async fn start(
+    env: ShardEnv<Shard>,
+    config: Arc<BrokerConfig>,
+) -> Result<(Rc<Shard>, Started), ShardError> {
+    start_with(env, config, GlommioStorage::new(), Rc::new(SystemClock)).await
+}
+
+/// Joins the mesh, builds this shard over `storage` and `clock` and, on
+/// shard 0, loads the whole broker. Every shard returns once the broker is
+/// ready.
+pub async fn start_with<S: ShardStorage>(
+    env: ShardEnv<Shard<S>>,
+    config: Arc<BrokerConfig>,
+    storage: S,
+    clock: Rc<dyn Clock>,
+) -> Result<(Rc<Shard<S>>, Started), ShardError> {
+    let router = env.join().await?;
+    let is_controller = router.shard_id() == 0;
+    let controller = if is_controller {
+        let shard_count = u32::try_from(router.shard_count()).unwrap_or(u32::MAX);
+        match ControllerShard::open(storage.clone(), &config, shard_count).await {
+            Ok(controller) => Some(controller),
+            Err(error) => {
+                abort_startup(&router).await;
+                return Err(error.into());
+            }
+        }
+    } else {
+        None
+    };
+    let flush_delay = Duration::from_millis(config.flush_interval_ms.max(0) as u64);
+    let registry = Rc::new(PartitionRegistry::new(
+        storage,
+        Rc::clone(&clock),
+        Arc::clone(&config),
+        Flusher::new(flush_delay),
+    ));
+    let image = Rc::new(ImageView::new());
+    let host = CoordinatorHost::new(
+        offsets_topic(&config),
+        router.shard_id(),
+        Rc::clone(&registry),
+        Rc::clone(&image),
+        Rc::clone(&clock),
+    );
+    let groups = Rc::new(GroupCoordinator::new(host, &config));
+    let shard = Rc::new(Shard::from_parts(ShardParts {
+        router,
+        config,
+        clock,
+        registry,
+        image,
+        groups,
+        controller,
+    }));
+    shard.router.serve(&shard);
+    glommio::spawn_local(Rc::clone(shard.flusher()).run()).detach();
+    glommio::spawn_local(Rc::clone(&shard).run_log_cleaner()).detach();
+    glommio::spawn_local(Rc::clone(shard.groups()).run_timers()).detach();
+    glommio::spawn_local(Rc::clone(shard.groups()).run_expiry()).detach();
+    let mut started = Started {
+        partitions_recovered: 0,
+    };
+    if is_controller {
+        match load_broker(&shard).await {
+            Ok(count) => started.partitions_recovered = count,
+            Err(error) => {
+                abort_startup(&shard.router).await;
+                return Err(error);
+            }
+        }
+    } else {
+        shard.lifecycle().wait_ready().await;
+        if !shard.is_ready() {
+            return Err(ShardError::StartupAborted);
+        }
+    }
+    Ok((shard, started))
+}
+
+/// Shard 0 failed to load the broker: the other shards, which wait for it
+/// to declare the broker ready, are told to stop instead, so the process
+/// exits with shard 0's error rather than hanging.
+async fn abort_startup<S: ShardStorage>(router: &crate::runtime::Router<Shard<S>>) {
+    let calls = (1..router.shard_count())
+        .map(|other| router.invoke_on(other, |s: Rc<Shard<S>>| async move { s.request_stop() }));
+    futures_util::future::join_all(calls).await;
+}
+
+/// Shard 0: has every shard open its partitions and load its coordinators,
+/// then removes the clean shutdown marker (from now on a crash needs
+/// recovery) and releases all.
+async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, ShardError> {
+    let controller = shard.controller().ok_or(ShardError::StartupAborted)?;
+    let image = controller.replace_for_shard_count().await?;
+    let storage = shard.registry().storage().clone();
+    let dir = shard.registry().data_dir();
+    storage.create_dir_all(&dir).await?;
+    let hints = Arc::new(LoadHints {
+        recovery_points: read_offset_checkpoint(
+            &storage,
+            &dir.join(RECOVERY_POINT_CHECKPOINT_FILE),
+        )
+        .await?,
+        log_start_offsets: read_offset_checkpoint(
+            &storage,
+            &dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
+        )
+        .await?,
+        clean_shutdown: clean_shutdown_marker_exists(&storage, &dir).await?,
+    });
+    let loads = shard
+        .router
+        .invoke_on_all(move |shard: Rc<Shard<S>>| {
+            let image = Arc::clone(&image);
+            let hints = Arc::clone(&hints);
+            async move { shard.load(image, &hints).await.map_err(|e| e.to_string()) }
+        })
+        .await;
+    let mut total = 0;
+    for (index, load) in loads.into_iter().enumerate() {
+        match load? {
+            Ok(count) => total += count,
+            Err(message) => {
+                tracing::error!(shard = index, %message, "loading partitions");
+                return Err(ShardError::Load {
+                    shard: index,
+                    message,
+                });
+            }
+        }
+    }
+    remove_clean_shutdown_marker(&storage, &dir).await?;
+    for result in shard
+        .router
+        .invoke_on_all(|shard: Rc<Shard<S>>| async move { shard.lifecycle().set_ready() })
+        .await
+    {
+        result?;
+    }
+    Ok(total)
+}
+
+impl<S: ShardStorage> Shard<S> {
+    /// Opens every partition the image places on this shard, then replays
+    /// its coordinators' internal partitions. Returns how many partitions
+    /// it opened.
+    async fn load(
+        &self,
+        image: Arc<MetadataImage>,
+        hints: &LoadHints,
+    ) -> Result<usize, ShardError> {
+        let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
+        let mine: Vec<(String, i32)> = image
+            .partitions_on_shard(me)
+            .map(|(topic, index)| (topic.name.clone(), index))
+            .collect();
+        self.image_view().set(Arc::clone(&image));
+        for (topic, index) in &mine {
+            let tp = TopicPartition {
+                topic: topic.clone(),
+                partition: *index,
+            };
+            let partition_hints = hints.for_partition(&tp);
+            self.registry()
+                .open(&image, topic, *index, partition_hints)
+                .await?;
+        }
+        // `__consumer_offsets` is created by the first FindCoordinator for
+        // a group, as Kafka does: a broker that never saw a group has none.
+        self.groups().load_partitions().await?;
+        self.image_view().notify();
+        Ok(mine.len())
+    }
+
+    /// Clean stop, on shard 0 once no connection serves requests any more:
+    /// every shard flushes and closes its partitions, then the checkpoint
+    /// files and the clean-shutdown marker are written, with no controller
+    /// operation in flight.
+    pub async fn shutdown(self: &Rc<Self>) -> Result<(), ShardError> {
+        let controller = self.controller().ok_or(ShardError::StartupAborted)?;
+        controller
+            .shutdown(async || {
+                let closed = self
+                    .router
+                    .invoke_on_all(|shard: Rc<Shard<S>>| async move {
+                        shard.registry().close_all().await
+                    })
+                    .await;
+                let mut all = Vec::new();
+                for shard_closed in closed {
+                    all.extend(shard_closed?);
+                }
+                self.write_checkpoints(&all).await
+            })
+            .await
+    }
+
+    async fn write_checkpoints(&self, closed: &[ClosedPartition]) -> Result<(), ShardError> {
+        let recovery_points: BTreeMap<TopicPartition, i64> = closed
+            .iter()
+            .map(|c| (c.partition.clone(), c.recovery_point))
+            .collect();
+        let log_starts: BTreeMap<TopicPartition, i64> = closed
+            .iter()
+            .map(|c| (c.partition.clone(), c.log_start_offset))
+            .collect();
+        let storage = self.registry().storage();
+        let dir = self.registry().data_dir();
+        let recovery = dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
+        write_offset_checkpoint(storage, &recovery, &recovery_points).await?;
+        let starts = dir.join(LOG_START_OFFSET_CHECKPOINT_FILE);
+        write_offset_checkpoint(storage, &starts, &log_starts).await?;
+        write_clean_shutdown_marker(storage, &dir).await?;
+        Ok(())
+    }
+
+    /// Releases every shard's tasks (after [`Shard::shutdown`], or when the
+    /// broker gives up).
+    pub async fn stop_all(&self) {
+        for stopped in self
+            .router
+            .invoke_on_all(|shard: Rc<Shard<S>>| async move { shard.request_stop() })
+            .await
+        {
+            if let Err(error) = stopped {
+                tracing::debug!(%error, "stopping a shard");
+            }
+        }
+    }
+}
