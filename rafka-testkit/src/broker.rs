@@ -129,6 +129,18 @@ impl TestBroker {
         self
     }
 
+    /// [`TestBroker::run`] once per shard count in `shard_counts`
+    /// (typically [`SHARD_MATRIX`]), each on a fresh broker.
+    pub fn run_matrix<F, Fut>(self, shard_counts: &[usize], scenario: F)
+    where
+        F: FnOnce(Broker) -> Fut + Send + Clone + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        for &shards in shard_counts {
+            self.clone().shards(shards).run(scenario.clone());
+        }
+    }
+
     /// Starts the broker, runs `scenario` on shard 0, stops the broker
     /// cleanly, then fails the test if the scenario panicked or timed out.
     pub fn run<F, Fut>(self, scenario: F)
