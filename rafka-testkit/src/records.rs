@@ -52,10 +52,10 @@ pub fn stored(batch: &Bytes, offset: i64) -> Bytes {
 }
 
 /// The parts one after the other.
-pub fn concat(parts: &[&Bytes]) -> Bytes {
+pub fn concat<B: AsRef<[u8]>>(parts: &[B]) -> Bytes {
     let mut out = BytesMut::new();
     for part in parts {
-        out.extend_from_slice(part);
+        out.extend_from_slice(part.as_ref());
     }
     out.freeze()
 }
