@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -19,54 +18,31 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::config::BrokerConfig;
 use rafka_shard::group::{partition_for_group, GroupCaller, GROUP_METADATA_TOPIC};
-use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
-use rafka_shard::shard::{start, Shard};
+use rafka_shard::shard::Shard;
+use rafka_testkit::TestBroker;
 
 const PARTITIONS: i32 = 4;
 
-fn config(dir: &Path) -> Arc<BrokerConfig> {
-    Arc::new(BrokerConfig {
-        log_dirs: vec![dir.to_path_buf()],
-        offsets_topic_num_partitions: PARTITIONS,
-        // Long enough for both members of a test to join the first
-        // generation, whatever order their calls are served in.
-        group_initial_rebalance_delay_ms: 1000,
-        ..Default::default()
-    })
+fn config(config: &mut BrokerConfig) {
+    config.offsets_topic_num_partitions = PARTITIONS;
+    // Long enough for both members of a test to join the first
+    // generation, whatever order their calls are served in.
+    config.group_initial_rebalance_delay_ms = 1000;
 }
 
+/// Runs `scenario` with shard 0's context on a broker over `dir` whose
+/// `__consumer_offsets` exists, then stops the broker cleanly.
 fn with_broker<F, Fut>(dir: &Path, shards: usize, scenario: F)
 where
-    F: Fn(Rc<Shard>) -> Fut + Send + Clone + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let config = config(dir);
-    let main = move |env: ShardEnv<Shard>| {
-        let config = Arc::clone(&config);
-        let scenario = scenario.clone();
-        async move {
-            let (shard, _started) = start(env, config).await.expect("start");
-            if shard.id() == 0 {
-                let controller = shard.controller.as_ref().expect("controller");
-                // What the first FindCoordinator does (a no-op on restart).
-                controller
-                    .ensure_offsets_topic(&shard)
-                    .await
-                    .expect("__consumer_offsets");
-                scenario(Rc::clone(&shard)).await;
-                controller.shutdown(&shard).await.expect("shutdown");
-                for stopped in shard
-                    .router
-                    .invoke_on_all(|s: Rc<Shard>| async move { s.request_stop() })
-                    .await
-                {
-                    stopped.expect("stop");
-                }
-            }
-            shard.wait_stop().await;
-        }
-    };
-    run(&RuntimeConfig::for_tests(shards), main).expect("runtime");
+    let broker = TestBroker::builder().shards(shards).config(config);
+    broker.data_dir(dir).run(|broker| async move {
+        // What the first FindCoordinator does (a no-op on restart).
+        broker.ensure_offsets_topic().await;
+        scenario(Rc::clone(&broker.shard)).await;
+    });
 }
 
 fn caller(version: i16) -> GroupCaller {
