@@ -119,7 +119,7 @@ impl BrokerProcess {
     pub fn stop(&mut self) {
         let child = self.child.take().expect("stop: broker is not running");
         signal(child.id(), libc::SIGTERM);
-        let status = wait_with_deadline(child, SHUTDOWN_DEADLINE);
+        let status = wait_exit(child, SHUTDOWN_DEADLINE);
         match status {
             Some(status) => assert!(
                 status.success(),
@@ -327,6 +327,13 @@ fn wait_for_metrics(lines: &mpsc::Receiver<String>) -> Result<SocketAddr, String
         .ok_or_else(|| format!("not a metrics line: {line:?}"))
 }
 
+/// SIGTERM to a child process by its pid, then its exit status within
+/// `deadline` (`None`: it had to be killed).
+pub fn stop_child(child: Child, deadline: Duration) -> Option<ExitStatus> {
+    signal(child.id(), libc::SIGTERM);
+    wait_exit(child, deadline)
+}
+
 /// Parses `rafka listening on ADDR shards=N data_dir=DIR recovered_partitions=K`.
 pub fn parse_listening(line: &str) -> Result<Startup, String> {
     let rest = line
@@ -355,7 +362,9 @@ pub fn parse_listening(line: &str) -> Result<Startup, String> {
     })
 }
 
-fn signal(pid: u32, signal: libc::c_int) {
+/// Sends `signal` to `pid`, which must be the caller's own unreaped child
+/// (so the pid cannot have been recycled).
+pub fn signal(pid: u32, signal: libc::c_int) {
     let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
     // SAFETY: kill(2) has no memory effects; the pid is our own unreaped
     // child, so it cannot have been recycled for another process.
@@ -363,9 +372,9 @@ fn signal(pid: u32, signal: libc::c_int) {
     assert_eq!(result, 0, "kill({pid}, {signal}) failed");
 }
 
-/// Waits for the child on a thread so that the wait has a deadline; on
-/// timeout the child is killed and `None` returned.
-fn wait_with_deadline(mut child: Child, deadline: Duration) -> Option<ExitStatus> {
+/// Waits for the child on a thread so that the wait has a deadline (no
+/// polling); on timeout the child is killed and `None` returned.
+pub fn wait_exit(mut child: Child, deadline: Duration) -> Option<ExitStatus> {
     let pid = child.id();
     let (sender, receiver) = mpsc::channel();
     let waiter = thread::spawn(move || {
