@@ -54,32 +54,29 @@ pub type PartitionRecords = Vec<(i32, Option<Bytes>)>;
 pub fn produce_request(acks: i16, topics: Vec<(&str, PartitionRecords)>) -> ProduceRequest {
     let topic_data = topics
         .into_iter()
-        .map(|(name, partitions)| {
-            TopicProduceData::default()
-                .with_name(topic_name(name))
-                .with_partition_data(partition_data(partitions))
-        })
+        .map(|(name, partitions)| topic_data(partitions).with_name(topic_name(name)))
         .collect();
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(PRODUCE_TIMEOUT_MS)
-        .with_topic_data(topic_data)
+    produce_of(acks, topic_data)
 }
 
 /// A Produce request for topics named by id (v13).
 pub fn produce_request_by_id(acks: i16, topics: Vec<(Uuid, PartitionRecords)>) -> ProduceRequest {
     let topic_data = topics
         .into_iter()
-        .map(|(id, partitions)| {
-            TopicProduceData::default()
-                .with_topic_id(id)
-                .with_partition_data(partition_data(partitions))
-        })
+        .map(|(id, partitions)| topic_data(partitions).with_topic_id(id))
         .collect();
+    produce_of(acks, topic_data)
+}
+
+fn produce_of(acks: i16, topic_data: Vec<TopicProduceData>) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(PRODUCE_TIMEOUT_MS)
         .with_topic_data(topic_data)
+}
+
+fn topic_data(partitions: PartitionRecords) -> TopicProduceData {
+    TopicProduceData::default().with_partition_data(partition_data(partitions))
 }
 
 fn partition_data(partitions: PartitionRecords) -> Vec<PartitionProduceData> {
