@@ -179,19 +179,27 @@ impl TestBroker {
             }
         };
         let outcomes = run(&RuntimeConfig::for_tests(self.shards), main).expect("runtime");
-        let failure = match outcomes.into_iter().next().flatten() {
-            Some(Outcome::Passed) => return,
-            Some(failure) => failure,
-            None => panic!("shard 0 did not run the scenario"),
+        let failed = |what: &str| {
+            let dir = data_dir.display();
+            format!(
+                "{what} on a broker with {} shard(s) over {dir}",
+                self.shards
+            )
         };
-        eprintln!(
-            "the scenario failed on a broker with {} shard(s) over {}",
-            self.shards,
-            data_dir.display()
-        );
-        match failure {
-            Outcome::Panicked(panic) => std::panic::resume_unwind(panic),
-            _ => panic!("scenario timed out after {:?}", self.timeout),
+        match outcomes.into_iter().next().flatten() {
+            Some(Outcome::Passed) => {}
+            Some(Outcome::Panicked(panic)) => {
+                // The panic message was printed where it happened.
+                eprintln!("{}", failed("the scenario panicked"));
+                std::panic::resume_unwind(panic)
+            }
+            Some(Outcome::TimedOut) => {
+                panic!(
+                    "{}",
+                    failed(&format!("scenario timed out after {:?}", self.timeout))
+                )
+            }
+            None => panic!("shard 0 did not run the scenario"),
         }
     }
 }
