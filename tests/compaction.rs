@@ -9,12 +9,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rafka_testkit::BrokerProcess;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use support::client::{self, Record};
-use support::{Broker, BrokerOptions};
+use support::rafka;
 
 const TOPIC: &str = "compacted";
 const KEYS: usize = 20;
@@ -85,7 +86,7 @@ fn compacted_view(seen: &BTreeMap<String, Vec<Vec<u8>>>) -> bool {
     (0..KEYS).all(|key| seen.get(&format!("key-{key}")) == Some(&vec![value(ROUNDS - 1, key)]))
 }
 
-fn log_bytes(broker: &Broker) -> (u64, Vec<String>) {
+fn log_bytes(broker: &BrokerProcess) -> (u64, Vec<String>) {
     let mut total = 0;
     let mut names = Vec::new();
     for entry in std::fs::read_dir(broker.partition_dir(TOPIC, 0)).expect("partition dir") {
@@ -101,7 +102,7 @@ fn log_bytes(broker: &Broker) -> (u64, Vec<String>) {
 
 /// Produces a fresh unique key (so time passes, the active segment rolls
 /// and the cleaner gets closed segments) until the compacted view shows.
-fn wait_for_compaction(broker: &Broker, producer: &rdkafka::producer::FutureProducer) {
+fn wait_for_compaction(broker: &BrokerProcess, producer: &rdkafka::producer::FutureProducer) {
     let bootstrap = broker.bootstrap();
     let deadline = Instant::now() + COMPACTION_DEADLINE;
     for tick in 0.. {
@@ -122,8 +123,8 @@ fn wait_for_compaction(broker: &Broker, producer: &rdkafka::producer::FutureProd
 
 #[test]
 fn a_compacted_topic_keeps_each_keys_latest_value_across_a_restart() {
-    let options = BrokerOptions::cores(1).property("log.retention.check.interval.ms", "50");
-    let mut broker = Broker::start_with(options);
+    let options = rafka(1).property("log.retention.check.interval.ms", "50");
+    let mut broker = BrokerProcess::start(options);
     let bootstrap = broker.bootstrap();
     create_compacted_topic(&bootstrap);
     let producer = client::producer(&bootstrap, &[]);

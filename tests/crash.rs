@@ -9,11 +9,12 @@ mod support;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rafka_testkit::BrokerProcess;
 use rdkafka::client::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use support::client::{self, Record};
-use support::Broker;
+use support::rafka;
 
 const TOPIC: &str = "crashy";
 const PARTITIONS: i32 = 3;
@@ -114,7 +115,7 @@ impl Tally {
 /// every acknowledgement, including those that arrived before the kill
 /// but were reported after it.
 fn produce_until_kill(
-    broker: &mut Broker,
+    broker: &mut BrokerProcess,
     round: u32,
     kill_after_acks: usize,
     base_ms: i64,
@@ -164,7 +165,7 @@ fn produce_until_kill(
 }
 
 /// Restarts and checks every acknowledged record of every round so far.
-fn assert_acked_present(broker: &Broker, acked: &[(u32, u32, i32, i64)], base_ms: i64) {
+fn assert_acked_present(broker: &BrokerProcess, acked: &[(u32, u32, i32, i64)], base_ms: i64) {
     let mut counts = vec![0_usize; PARTITIONS as usize];
     for &(_, _, partition, offset) in acked {
         let partition = usize::try_from(partition).expect("partition >= 0");
@@ -192,7 +193,7 @@ fn assert_acked_present(broker: &Broker, acked: &[(u32, u32, i32, i64)], base_ms
 }
 
 fn crash_rounds(rounds: u32, kill_after_acks: usize) {
-    let mut broker = Broker::start(2);
+    let mut broker = BrokerProcess::start(rafka(2));
     client::create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
     let base_ms = client::now_ms();
     let mut acked: Vec<(u32, u32, i32, i64)> = Vec::new();

@@ -21,12 +21,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
-use support::client;
-use support::wire::{
-    check, decode_assignment, range_assignment, JoinSpec, Joined, Offsets, WireClient, WireError,
-    MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS,
+use rafka_testkit::wire_group::{
+    check, decode_assignment, range_assignment, JoinSpec, Joined, Offsets, MEMBER_ID_REQUIRED,
+    REBALANCE_IN_PROGRESS,
 };
-use support::{Broker, BrokerOptions};
+use rafka_testkit::BrokerProcess;
+use rafka_testkit::{WireClient, WireError};
+use support::client;
+use support::rafka;
 
 const TOPIC: &str = "group-load";
 const PARTITIONS: i32 = 10;
@@ -388,9 +390,9 @@ fn assert_final_state(addr: SocketAddr, shape: LoadShape, committed: &[Offsets])
     }
 }
 
-fn start_broker() -> Broker {
-    let options = BrokerOptions::cores(2).property("group.initial.rebalance.delay.ms", "0");
-    let broker = Broker::start_with(options);
+fn start_broker() -> BrokerProcess {
+    let options = rafka(2).property("group.initial.rebalance.delay.ms", "0");
+    let broker = BrokerProcess::start(options);
     client::create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
     broker
 }
@@ -460,14 +462,14 @@ fn ten_thousand_members_figures() {
 fn wire_client_speaks_flexible_and_classic_headers() {
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
     use kafka_protocol::protocol::StrBytes;
-    let broker = Broker::start(1);
+    let broker = BrokerProcess::start(rafka(1));
     let mut client = WireClient::connect(broker.addr, "wire-check").expect("connect");
     let versions = client
-        .send(
+        .call(
+            3,
             &ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("rafka-wire"))
                 .with_client_software_version(StrBytes::from_static_str("0.1")),
-            3,
         )
         .expect("ApiVersions v3");
     assert_eq!(versions.error_code, 0);
@@ -478,9 +480,9 @@ fn wire_client_speaks_flexible_and_classic_headers() {
         .expect("JoinGroup advertised");
     assert_eq!((join.min_version, join.max_version), (0, 9));
     let metadata = client
-        .send(
-            &MetadataRequest::default().with_topics(Some(Vec::new())),
+        .call(
             12,
+            &MetadataRequest::default().with_topics(Some(Vec::new())),
         )
         .expect("Metadata v12");
     assert_eq!(metadata.brokers.len(), 1);

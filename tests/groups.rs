@@ -16,12 +16,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rafka_testkit::wire_group::{range_assignment, JoinSpec};
+use rafka_testkit::BrokerProcess;
+use rafka_testkit::WireClient;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use support::client;
-use support::wire::{range_assignment, JoinSpec, WireClient};
-use support::{Broker, BrokerOptions};
+use support::rafka;
 
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 6;
@@ -55,11 +57,11 @@ type Member = BaseConsumer<Counting>;
 
 /// A broker with `cores` shards whose groups start without Kafka's 3 s
 /// initial rebalance delay, and short session timeouts allowed.
-fn start_broker(cores: u32) -> Broker {
-    let options = BrokerOptions::cores(cores)
+fn start_broker(cores: u32) -> BrokerProcess {
+    let options = rafka(cores)
         .property("group.initial.rebalance.delay.ms", "0")
         .property("group.min.session.timeout.ms", "1000");
-    Broker::start_with(options)
+    BrokerProcess::start(options)
 }
 
 /// A member of `group` subscribed to [`TOPIC`], committing by hand.

@@ -3,7 +3,9 @@
 
 mod support;
 
-use support::{parse_listening, Broker, Startup};
+use rafka_testkit::process::{parse_listening, Startup};
+use rafka_testkit::BrokerProcess;
+use support::rafka;
 
 #[test]
 fn parses_the_listening_line() {
@@ -30,7 +32,7 @@ fn rejects_malformed_listening_lines() {
 
 #[test]
 fn starts_on_an_ephemeral_port_and_stops_on_sigterm() {
-    let mut broker = Broker::start(2);
+    let mut broker = BrokerProcess::start(rafka(2));
     assert!(broker.addr.ip().is_loopback());
     assert_ne!(broker.addr.port(), 0);
     assert_eq!(broker.startup.shards, 2);
@@ -43,7 +45,7 @@ fn starts_on_an_ephemeral_port_and_stops_on_sigterm() {
 
 #[test]
 fn restarts_after_sigkill_on_the_same_data_dir() {
-    let mut broker = Broker::start(1);
+    let mut broker = BrokerProcess::start(rafka(1));
     let data_dir = broker.data_dir();
     broker.kill9();
     broker.restart();
@@ -54,8 +56,8 @@ fn restarts_after_sigkill_on_the_same_data_dir() {
 
 #[test]
 fn two_brokers_get_their_own_ports_and_dirs() {
-    let first = Broker::start(1);
-    let second = Broker::start(1);
+    let first = BrokerProcess::start(rafka(1));
+    let second = BrokerProcess::start(rafka(1));
     assert_ne!(first.addr, second.addr);
     assert_ne!(first.data_dir(), second.data_dir());
 }

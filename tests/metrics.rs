@@ -9,8 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use rafka_testkit::BrokerProcess;
 use support::client;
-use support::Broker;
+use support::rafka;
 
 const TOPIC: &str = "metered";
 const RECORDS: u32 = 300;
@@ -41,7 +42,7 @@ fn http(addr: SocketAddr, request: &[u8]) -> (u16, String) {
 }
 
 /// Every sample of a scrape: `name{labels}` -> value.
-fn scrape(broker: &Broker) -> BTreeMap<String, f64> {
+fn scrape(broker: &BrokerProcess) -> BTreeMap<String, f64> {
     let (status, body) = http(
         broker.metrics_addr,
         b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n",
@@ -63,7 +64,7 @@ fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 }
 
 /// Total size of the partition's segment files: the batches as appended.
-fn log_bytes(broker: &Broker, topic: &str, partition: i32) -> u64 {
+fn log_bytes(broker: &BrokerProcess, topic: &str, partition: i32) -> u64 {
     std::fs::read_dir(broker.partition_dir(topic, partition))
         .expect("partition dir")
         .map(|entry| entry.expect("dir entry").path())
@@ -74,7 +75,7 @@ fn log_bytes(broker: &Broker, topic: &str, partition: i32) -> u64 {
 
 #[test]
 fn counters_move_by_exactly_the_traffic() {
-    let broker = Broker::start(2);
+    let broker = BrokerProcess::start(rafka(2));
     let bootstrap = broker.bootstrap();
     let before = scrape(&broker);
     client::create_topic(&bootstrap, TOPIC, 1);
@@ -159,7 +160,7 @@ fn counters_move_by_exactly_the_traffic() {
 
 #[test]
 fn bad_http_gets_its_status_and_the_broker_keeps_serving() {
-    let broker = Broker::start(1);
+    let broker = BrokerProcess::start(rafka(1));
     let addr = broker.metrics_addr;
     assert_eq!(http(addr, b"HELLO\r\n\r\n").0, 400);
     assert_eq!(http(addr, b"GET /metrics HTTP/9.9\r\n\r\n").0, 400);

@@ -4,8 +4,9 @@
 
 mod support;
 
+use rafka_testkit::BrokerProcess;
 use support::client::{self, Record};
-use support::Broker;
+use support::rafka;
 
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 6;
@@ -14,7 +15,7 @@ const PARTITIONS: i32 = 6;
 /// on a broker with `cores` shards, then checks offsets, watermarks and the
 /// bytes read back.
 fn roundtrip_six_partitions(cores: u32, per_partition: u32) {
-    let broker = Broker::start(cores);
+    let broker = BrokerProcess::start(rafka(cores));
     let bootstrap = broker.bootstrap();
     client::create_topic(&bootstrap, TOPIC, PARTITIONS);
     let expected = client::records(PARTITIONS, per_partition, client::now_ms());
@@ -54,7 +55,7 @@ fn hundred_thousand_records_four_shards() {
 /// up to 5 requests in flight per partition) keeps order and exactness.
 #[test]
 fn idempotent_producer_six_partitions_two_shards() {
-    let broker = Broker::start(2);
+    let broker = BrokerProcess::start(rafka(2));
     let bootstrap = broker.bootstrap();
     client::create_topic(&bootstrap, TOPIC, PARTITIONS);
     let expected = client::records(PARTITIONS, 1_000, client::now_ms());
@@ -85,7 +86,7 @@ fn codec_id(codec: &str) -> u8 {
 /// The attributes of the first batch of a partition's first segment: the
 /// log holds batches as they came off the wire, so the producer's codec
 /// shows there.
-fn first_batch_codec(broker: &Broker, topic: &str, partition: i32) -> u8 {
+fn first_batch_codec(broker: &BrokerProcess, topic: &str, partition: i32) -> u8 {
     let segment = broker
         .partition_dir(topic, partition)
         .join(format!("{:020}.log", 0));
@@ -103,7 +104,7 @@ fn first_batch_codec(broker: &Broker, topic: &str, partition: i32) -> u8 {
 }
 
 fn roundtrip_codec(codec: &str) {
-    let broker = Broker::start(2);
+    let broker = BrokerProcess::start(rafka(2));
     let bootstrap = broker.bootstrap();
     let topic = format!("codec-{codec}");
     client::create_topic(&bootstrap, &topic, 2);

@@ -5,10 +5,11 @@
 
 mod support;
 
+use rafka_testkit::{BrokerOptions, BrokerProcess};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use support::client::{self, Record};
-use support::{Broker, BrokerOptions};
+use support::rafka;
 
 const TOPIC: &str = "durable";
 const PARTITIONS: i32 = 6;
@@ -17,10 +18,10 @@ const PER_PARTITION: u32 = 7_000;
 /// Small segments so that each partition spans several of them and the
 /// restart has to recover more than one active segment.
 fn options(cores: u32) -> BrokerOptions {
-    BrokerOptions::cores(cores).property("log.segment.bytes", "1048576")
+    rafka(cores).property("log.segment.bytes", "1048576")
 }
 
-fn produce_expected(broker: &Broker, base_ms: i64) -> Vec<Vec<Record>> {
+fn produce_expected(broker: &BrokerProcess, base_ms: i64) -> Vec<Vec<Record>> {
     let bootstrap = broker.bootstrap();
     client::create_topic(&bootstrap, TOPIC, PARTITIONS);
     let expected = client::records(PARTITIONS, PER_PARTITION, base_ms);
@@ -31,7 +32,7 @@ fn produce_expected(broker: &Broker, base_ms: i64) -> Vec<Vec<Record>> {
 }
 
 /// Segment files (`*.log`) of one partition.
-fn segment_count(broker: &Broker, partition: i32) -> usize {
+fn segment_count(broker: &BrokerProcess, partition: i32) -> usize {
     let dir = broker.partition_dir(TOPIC, partition);
     std::fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("read {}: {error}", dir.display()))
@@ -45,7 +46,7 @@ fn segment_count(broker: &Broker, partition: i32) -> usize {
 
 /// ListOffsets earliest/latest and by timestamp: record i of every
 /// partition has timestamp base + i, so timestamp base + i finds offset i.
-fn assert_list_offsets(broker: &Broker, base_ms: i64) {
+fn assert_list_offsets(broker: &BrokerProcess, base_ms: i64) {
     let bootstrap = broker.bootstrap();
     for partition in 0..PARTITIONS {
         assert_eq!(
@@ -79,7 +80,7 @@ fn assert_list_offsets(broker: &Broker, base_ms: i64) {
 
 #[test]
 fn graceful_restart_keeps_everything() {
-    let mut broker = Broker::start_with(options(2));
+    let mut broker = BrokerProcess::start(options(2));
     let base_ms = client::now_ms();
     let expected = produce_expected(&broker, base_ms);
     assert!(
@@ -106,7 +107,7 @@ fn graceful_restart_keeps_everything() {
 
 #[test]
 fn restart_with_another_core_count_keeps_everything() {
-    let mut broker = Broker::start_with(options(1));
+    let mut broker = BrokerProcess::start(options(1));
     let base_ms = client::now_ms();
     let expected = produce_expected(&broker, base_ms);
 
@@ -132,7 +133,7 @@ fn restart_with_another_core_count_keeps_everything() {
 /// keeps the producer's id, epoch and sequences across the restart).
 #[test]
 fn idempotent_producer_continues_across_restart() {
-    let mut broker = Broker::start(2);
+    let mut broker = BrokerProcess::start(rafka(2));
     let bootstrap = broker.bootstrap();
     client::create_topic(&bootstrap, TOPIC, 2);
     let expected = client::records(2, 600, client::now_ms());

@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use rafka_testkit::process::{stop_child, wait_exit};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -21,20 +23,6 @@ fn rafka() -> Command {
         "false",
     ]);
     command
-}
-
-/// Waits for the child's exit with a deadline (polling `try_wait`, since a
-/// hang is exactly the failure under test); kills it on expiry.
-fn wait_exit(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    None
 }
 
 #[test]
@@ -61,10 +49,7 @@ fn default_relative_data_dir_starts_and_stops_cleanly() {
         "absolute data dir in {line}"
     );
     assert!(canonical.join("meta.properties").is_file());
-    // SAFETY: signals our own child, whose pid we hold.
-    let pid = i32::try_from(child.id()).expect("pid");
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = wait_exit(&mut child).expect("exits after SIGTERM");
+    let status = stop_child(child, DEADLINE).expect("exits after SIGTERM");
     assert!(status.success(), "exit 0, got {status}");
     assert!(canonical.join(".kafka_cleanshutdown").is_file());
 }
@@ -82,11 +67,11 @@ fn a_broker_that_cannot_start_exits_with_its_error() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rafka");
-    let status = wait_exit(&mut child).expect("exits instead of hanging");
+    let mut stderr_pipe = child.stderr.take().expect("stderr");
+    let status = wait_exit(child, DEADLINE).expect("exits instead of hanging");
     assert_eq!(status.code(), Some(1));
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
-        .expect("read stderr");
+    std::io::Read::read_to_string(&mut stderr_pipe, &mut stderr).expect("read stderr");
     assert!(
         stderr.contains("__rafka_metadata"),
         "names the path: {stderr}"

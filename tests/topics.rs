@@ -4,13 +4,14 @@
 
 mod support;
 
+use rafka_testkit::BrokerProcess;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use support::client;
-use support::{Broker, BrokerOptions};
+use support::rafka;
 
 /// Produces one keyed record to a topic that does not exist and returns the
 /// partition count the broker then lists for it.
-fn produce_to_missing_topic(broker: &Broker, topic: &str) -> usize {
+fn produce_to_missing_topic(broker: &BrokerProcess, topic: &str) -> usize {
     let bootstrap = broker.bootstrap();
     assert!(!client::list_topics(&bootstrap).contains_key(topic));
     let producer = client::producer(&bootstrap, &[]);
@@ -28,17 +29,17 @@ fn produce_to_missing_topic(broker: &Broker, topic: &str) -> usize {
 
 #[test]
 fn auto_create_uses_one_partition_by_default() {
-    let broker = Broker::start(2);
+    let broker = BrokerProcess::start(rafka(2));
     assert_eq!(produce_to_missing_topic(&broker, "auto-default"), 1);
     assert!(broker.partition_dir("auto-default", 0).is_dir());
 }
 
 #[test]
 fn auto_create_uses_num_partitions() {
-    let options = BrokerOptions::cores(2)
+    let options = rafka(2)
         .property("auto.create.topics.enable", "true")
         .property("num.partitions", "3");
-    let broker = Broker::start_with(options);
+    let broker = BrokerProcess::start(options);
     assert_eq!(produce_to_missing_topic(&broker, "auto-three"), 3);
     for partition in 0..3 {
         assert!(broker.partition_dir("auto-three", partition).is_dir());
@@ -47,8 +48,8 @@ fn auto_create_uses_num_partitions() {
 
 #[test]
 fn no_auto_create_when_disabled() {
-    let options = BrokerOptions::cores(1).property("auto.create.topics.enable", "false");
-    let broker = Broker::start_with(options);
+    let options = rafka(1).property("auto.create.topics.enable", "false");
+    let broker = BrokerProcess::start(options);
     let bootstrap = broker.bootstrap();
     // librdkafka gives up on a topic the broker keeps reporting unknown
     // after topic.metadata.propagation.max.ms.
@@ -76,7 +77,7 @@ fn no_auto_create_when_disabled() {
 
 /// Names in the data dir that belong to `topic` (`<topic>-<n>` and any
 /// Kafka-style `<topic>-<n>.<id>-delete` leftovers).
-fn topic_dirs(broker: &Broker, topic: &str) -> Vec<String> {
+fn topic_dirs(broker: &BrokerProcess, topic: &str) -> Vec<String> {
     let prefix = format!("{topic}-");
     let entries = std::fs::read_dir(broker.data_dir()).expect("read data dir");
     let mut names: Vec<String> = entries
@@ -99,8 +100,8 @@ fn topic_dirs(broker: &Broker, topic: &str) -> Vec<String> {
 
 #[test]
 fn delete_removes_metadata_and_data_then_recreate_is_empty() {
-    let options = BrokerOptions::cores(2).property("auto.create.topics.enable", "false");
-    let mut broker = Broker::start_with(options);
+    let options = rafka(2).property("auto.create.topics.enable", "false");
+    let mut broker = BrokerProcess::start(options);
     let bootstrap = broker.bootstrap();
     let topic = "doomed";
     client::create_topic(&bootstrap, topic, 2);

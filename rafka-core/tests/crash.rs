@@ -12,6 +12,7 @@ use log_support::*;
 use rafka_core::log::{CorruptKind, LogConfig, LogError, RecoveryHints};
 use rafka_core::sim::SimStorage;
 use rafka_proto::record::{BatchError, BatchHeader};
+use rafka_testkit::rng::{seeds, Rng};
 
 fn record_count(batch: &Bytes) -> i64 {
     i64::from(BatchHeader::decode(batch).unwrap().record_count)
@@ -365,18 +366,6 @@ fn corruption_found_by_an_index_rebuild_costs_only_that_segments_tail() {
     });
 }
 
-/// xorshift64 for the workload, separate from the storage's own seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 /// Random appends (1-3 batches of 1-4 records) and flushes; returns what
 /// was appended by base offset and the flushed offset at the end.
 fn random_workload(fx: &Fixture, config: &LogConfig, rng: &mut Rng) -> (BTreeMap<i64, Bytes>, i64) {
@@ -416,9 +405,10 @@ fn random_workload(fx: &Fixture, config: &LogConfig, rng: &mut Rng) -> (BTreeMap
 /// of every file's unsynced bytes. A failing seed replays exactly.
 #[test]
 fn seeded_random_crashes_keep_every_flushed_batch() {
-    for seed in 1..=40u64 {
+    for seed in seeds(1..=40) {
         let fx = Fixture::with_storage(SimStorage::with_seed(seed));
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        // The workload's own generator, apart from the storage's.
+        let mut rng = Rng::new(seed);
         let config = LogConfig {
             segment_bytes: 300 + rng.below(1500) as u32,
             index_interval_bytes: 64,

@@ -10,6 +10,7 @@ use rafka_core::metadata::{
     MetadataImage, MetadataRecord, NewTopic, PartitionPlacementRecord, PartitionRecord,
     RemoveTopicRecord, TopicRecord,
 };
+use rafka_testkit::Rng;
 use uuid::Uuid;
 
 /// The durable log on fault-injecting storage.
@@ -402,22 +403,9 @@ fn apply_rejects_records_that_do_not_fit() {
     assert_eq!(image, before);
 }
 
-/// A seeded generator for operation sequences.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Random controller operations, each returning records that applied.
-fn random_history(seed: u64, ops: usize) -> Vec<MetadataRecord> {
+fn random_history(rng: &mut Rng, ops: usize) -> Vec<MetadataRecord> {
     let c = controller(3);
-    let mut rng = Rng(seed | 1);
     let mut image = MetadataImage::new();
     let mut history = Vec::new();
     for n in 0..ops {
@@ -446,18 +434,21 @@ fn random_history(seed: u64, ops: usize) -> Vec<MetadataRecord> {
 
 #[test]
 fn same_records_same_image_and_snapshot_records_rebuild_it() {
-    let history = random_history(42, 400);
-    assert!(history.len() > 100);
+    let mut rng = Rng::from_env(42);
+    let seed = rng.seed();
+    let history = random_history(&mut rng, 400);
+    assert!(history.len() > 100, "seed {seed}");
     let mut first = MetadataImage::new();
     let mut second = MetadataImage::new();
     assert_eq!(
         apply_all(&mut first, &history),
-        apply_all(&mut second, &history)
+        apply_all(&mut second, &history),
+        "seed {seed}"
     );
-    assert_eq!(first, second);
+    assert_eq!(first, second, "seed {seed}");
     let mut rebuilt = MetadataImage::new();
     apply_all(&mut rebuilt, &first.to_records());
-    assert_eq!(rebuilt, first);
+    assert_eq!(rebuilt, first, "seed {seed}");
 }
 
 fn arb_record() -> impl Strategy<Value = MetadataRecord> {

@@ -1,12 +1,7 @@
 //! CreateTopics, DeleteTopics, FindCoordinator, DescribeCluster and
-//! InitProducerId end to end on a real broker core (1 and 2 shards),
+//! InitProducerId end to end on a real broker core (1, 2 and 4 shards),
 //! decoded with kafka-protocol.
 
-mod admin_support;
-
-use admin_support::{
-    creatable, str_bytes, topic_name, with_broker, Broker, CLUSTER_ID, HOST, NODE_ID, PORT,
-};
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{
@@ -15,6 +10,9 @@ use kafka_protocol::messages::{
     FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 use rafka_core::config::BrokerConfig;
+use rafka_testkit::broker::{CLUSTER_ID, HOST, NODE_ID, PORT};
+use rafka_testkit::proto::{creatable, str_bytes, topic_name};
+use rafka_testkit::{Broker, TestBroker, SHARD_MATRIX};
 use uuid::Uuid;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -31,8 +29,6 @@ const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 /// Kafka's DescribeConfigs sources.
 const TOPIC_CONFIG: i8 = 1;
 const DEFAULT_CONFIG: i8 = 5;
-
-fn defaults(_: &mut BrokerConfig) {}
 
 fn no_deletion(config: &mut BrokerConfig) {
     config.delete_topic_enable = false;
@@ -100,12 +96,23 @@ async fn create_then_metadata_scenario(broker: Broker) {
 
 #[test]
 fn create_then_metadata_one_shard() {
-    with_broker(1, defaults, create_then_metadata_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .run(create_then_metadata_scenario);
 }
 
 #[test]
 fn create_then_metadata_two_shards() {
-    with_broker(2, defaults, create_then_metadata_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .run(create_then_metadata_scenario);
+}
+
+#[test]
+fn create_then_metadata_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .run(create_then_metadata_scenario);
 }
 
 async fn create_refusals_scenario(broker: Broker) {
@@ -189,12 +196,23 @@ async fn create_refusals_scenario(broker: Broker) {
 
 #[test]
 fn create_refusals_one_shard() {
-    with_broker(1, defaults, create_refusals_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .run(create_refusals_scenario);
 }
 
 #[test]
 fn create_refusals_two_shards() {
-    with_broker(2, defaults, create_refusals_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .run(create_refusals_scenario);
+}
+
+#[test]
+fn create_refusals_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .run(create_refusals_scenario);
 }
 
 fn assignment(partition: i32, brokers: &[i32]) -> CreatableReplicaAssignment {
@@ -209,7 +227,7 @@ fn assigned(name: &str, assignments: Vec<CreatableReplicaAssignment>) -> Creatab
 
 #[test]
 fn manual_assignments() {
-    with_broker(1, defaults, |broker| async move {
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
         let request = CreateTopicsRequest::default().with_topics(vec![
             assigned(
                 "manual",
@@ -275,12 +293,17 @@ async fn validate_only_scenario(broker: Broker) {
 
 #[test]
 fn validate_only_one_shard() {
-    with_broker(1, defaults, validate_only_scenario);
+    TestBroker::builder().shards(1).run(validate_only_scenario);
 }
 
 #[test]
 fn validate_only_two_shards() {
-    with_broker(2, defaults, validate_only_scenario);
+    TestBroker::builder().shards(2).run(validate_only_scenario);
+}
+
+#[test]
+fn validate_only_four_shards() {
+    TestBroker::builder().shards(4).run(validate_only_scenario);
 }
 
 fn delete_by_names(names: &[&str]) -> DeleteTopicsRequest {
@@ -353,17 +376,22 @@ async fn delete_scenario(broker: Broker) {
 
 #[test]
 fn delete_one_shard() {
-    with_broker(1, defaults, delete_scenario);
+    TestBroker::builder().shards(1).run(delete_scenario);
 }
 
 #[test]
 fn delete_two_shards() {
-    with_broker(2, defaults, delete_scenario);
+    TestBroker::builder().shards(2).run(delete_scenario);
+}
+
+#[test]
+fn delete_four_shards() {
+    TestBroker::builder().shards(4).run(delete_scenario);
 }
 
 #[test]
 fn delete_refusals() {
-    with_broker(2, defaults, |broker| async move {
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
         let id = broker.create_topic("kept", 1, &[]).await.topic_id;
         let request = delete_by_states(vec![
             (Some("kept"), Uuid::nil()),
@@ -402,13 +430,15 @@ fn delete_refusals() {
 
 #[test]
 fn delete_disabled() {
-    with_broker(1, no_deletion, |broker| async move {
-        broker.create_topic("kept", 1, &[]).await;
-        let response: DeleteTopicsResponse = broker.call(4, &delete_by_names(&["kept"])).await;
-        assert_eq!(response.responses[0].error_code, TOPIC_DELETION_DISABLED);
-        assert!(broker.has_partition_dir("kept", 0));
-        assert!(broker.shard.image().topic("kept").is_some());
-    });
+    TestBroker::builder()
+        .config(no_deletion)
+        .run_matrix(&SHARD_MATRIX, |broker| async move {
+            broker.create_topic("kept", 1, &[]).await;
+            let response: DeleteTopicsResponse = broker.call(4, &delete_by_names(&["kept"])).await;
+            assert_eq!(response.responses[0].error_code, TOPIC_DELETION_DISABLED);
+            assert!(broker.has_partition_dir("kept", 0));
+            assert!(broker.shard.image().topic("kept").is_some());
+        });
 }
 
 async fn find_coordinator_scenario(broker: Broker) {
@@ -464,17 +494,28 @@ async fn find_coordinator_scenario(broker: Broker) {
 
 #[test]
 fn find_coordinator_one_shard() {
-    with_broker(1, defaults, find_coordinator_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .run(find_coordinator_scenario);
 }
 
 #[test]
 fn find_coordinator_two_shards() {
-    with_broker(2, defaults, find_coordinator_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .run(find_coordinator_scenario);
+}
+
+#[test]
+fn find_coordinator_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .run(find_coordinator_scenario);
 }
 
 #[test]
 fn describe_cluster() {
-    with_broker(2, defaults, |broker| async move {
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
         for version in [0, 1, 2] {
             let request = DescribeClusterRequest::default();
             let response: DescribeClusterResponse = broker.call(version, &request).await;
@@ -539,10 +580,21 @@ async fn init_producer_id_scenario(broker: Broker) {
 
 #[test]
 fn init_producer_id_one_shard() {
-    with_broker(1, defaults, init_producer_id_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .run(init_producer_id_scenario);
 }
 
 #[test]
 fn init_producer_id_two_shards() {
-    with_broker(2, defaults, init_producer_id_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .run(init_producer_id_scenario);
+}
+
+#[test]
+fn init_producer_id_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .run(init_producer_id_scenario);
 }

@@ -17,14 +17,14 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::{LocalExecutorBuilder, Placement};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use rafka_net::handlers::broker_table;
-use rafka_net::handlers::{api_versions, HandlerError};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use rafka_net::handlers::HandlerError;
 use rafka_net::{
     bind, bind_first, ConnectionConfig, NetConfig, Request, Response, Service, ShardNet,
 };
-use rafka_proto::api::ApiTable;
-use rafka_proto::header::{RequestHeader, RequestHeaderVersion};
+use rafka_proto::header::RequestHeader;
+use rafka_testkit::broker::{api_table, ApiVersionsOnly};
+use rafka_testkit::wire::{frame, header_frame, raw_header_v1, request_frame, request_header};
 
 /// Small enough for an unprivileged RLIMIT_MEMLOCK.
 const IO_MEMORY_BYTES: usize = 512 << 10;
@@ -63,31 +63,17 @@ fn config() -> NetConfig {
     }
 }
 
-fn table() -> Rc<ApiTable> {
-    Rc::new(broker_table())
-}
-
 fn start<S: Service>(service: S, config: NetConfig) -> (Rc<ShardNet<S>>, SocketAddr) {
     let (listener, addr) = bind_first("127.0.0.1:0".parse().unwrap()).unwrap();
-    let net = ShardNet::new(Rc::new(service), table(), config);
+    let net = ShardNet::new(Rc::new(service), api_table(), config);
     net.serve(listener).unwrap();
     (net, addr)
 }
 
 /// The broker's ApiVersions handler alone: `Handlers` needs a running shard
 /// core, and every request these tests send past the header is ApiVersions.
-struct ApiVersionsOnly {
-    table: Rc<ApiTable>,
-}
-
-impl Service for ApiVersionsOnly {
-    async fn call(&self, request: Request) -> Response {
-        api_versions::answer(&self.table, request).unwrap_or_else(Response::Close)
-    }
-}
-
 fn broker() -> ApiVersionsOnly {
-    ApiVersionsOnly { table: table() }
+    ApiVersionsOnly::new()
 }
 
 /// Yields to the server until `done` holds.
@@ -102,47 +88,24 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 // ---- client side -----------------------------------------------------------
 
 fn header(api_key: ApiKey, version: i16, correlation_id: i32) -> RequestHeader {
-    let header_version = match api_key.request_header_version(version) {
-        0 => RequestHeaderVersion::V0,
-        1 => RequestHeaderVersion::V1,
-        _ => RequestHeaderVersion::V2,
-    };
-    RequestHeader {
-        api_key,
-        api_version: version,
-        correlation_id,
-        header_version,
-        client_id: Some(Bytes::from_static(b"net-test")),
-    }
-}
-
-fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
+    request_header(api_key, version, correlation_id, Some(b"net-test")).unwrap()
 }
 
 fn api_versions_request(version: i16, correlation_id: i32) -> Vec<u8> {
-    let mut payload = BytesMut::new();
-    header(ApiKey::ApiVersions, version, correlation_id)
-        .encode(&mut payload)
-        .unwrap();
-    ApiVersionsRequest::default()
+    let body = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("rafka-test"))
-        .with_client_software_version(StrBytes::from_static_str("0.1.0"))
-        // A version past the newest known is laid out as the newest.
-        .encode(&mut payload, version.min(API_VERSIONS_VERSION_MAX))
-        .unwrap();
-    framed(&payload)
+        .with_client_software_version(StrBytes::from_static_str("0.1.0"));
+    let header = header(ApiKey::ApiVersions, version, correlation_id);
+    // A version past the newest known is laid out as the newest.
+    let body_version = version.min(API_VERSIONS_VERSION_MAX);
+    request_frame(&header, &body, body_version)
+        .unwrap()
+        .to_vec()
 }
 
 /// A request with its header only, for the fake services.
 fn empty_request(api_key: ApiKey, version: i16, correlation_id: i32) -> Vec<u8> {
-    let mut payload = BytesMut::new();
-    header(api_key, version, correlation_id)
-        .encode(&mut payload)
-        .unwrap();
-    framed(&payload)
+    header_frame(&header(api_key, version, correlation_id))
 }
 
 async fn connect(addr: SocketAddr) -> TcpStream {
@@ -221,7 +184,7 @@ fn api_versions_v0_and_v3_list_the_table() {
     run(|| async {
         let (net, addr) = start(broker(), config());
         let mut stream = connect(addr).await;
-        let table = broker_table();
+        let table = api_table();
         for (version, correlation_id) in [(0_i16, 7_i32), (3, 0x0102_0304)] {
             stream
                 .write_all(&api_versions_request(version, correlation_id))
@@ -285,16 +248,11 @@ fn api_versions_v3_with_invalid_software_name_gets_invalid_request() {
     run(|| async {
         let (_net, addr) = start(broker(), config());
         let mut stream = connect(addr).await;
-        let mut payload = BytesMut::new();
-        header(ApiKey::ApiVersions, 3, 5)
-            .encode(&mut payload)
-            .unwrap();
-        ApiVersionsRequest::default()
+        let body = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("bad name"))
-            .with_client_software_version(StrBytes::from_static_str("1.0"))
-            .encode(&mut payload, 3)
-            .unwrap();
-        stream.write_all(&framed(&payload)).await.unwrap();
+            .with_client_software_version(StrBytes::from_static_str("1.0"));
+        let request = request_frame(&header(ApiKey::ApiVersions, 3, 5), &body, 3).unwrap();
+        stream.write_all(&request).await.unwrap();
         let (correlation_id, mut body) = read_response(&mut stream).await;
         assert_eq!(correlation_id, 5);
         let response = ApiVersionsResponse::decode(&mut body, 3).unwrap();
@@ -430,7 +388,7 @@ fn large_frames_span_reads_and_large_replies_keep_their_order() {
         let mut large = BytesMut::new();
         header(ApiKey::Fetch, 11, 1).encode(&mut large).unwrap();
         large.put_slice(&large_body);
-        let mut batch = framed(&large);
+        let mut batch = frame(&large);
         batch.extend(empty_request(ApiKey::Fetch, 11, 2));
         stream.write_all(&batch).await.unwrap();
         let (first, body) = read_response(&mut stream).await;
@@ -449,22 +407,12 @@ fn large_frames_span_reads_and_large_replies_keep_their_order() {
 
 /// A request whose header names api key 9999 (no such API).
 fn unknown_api_key_request() -> Vec<u8> {
-    let mut payload = BytesMut::new();
-    payload.put_i16(9999);
-    payload.put_i16(0);
-    payload.put_i32(77);
-    payload.put_i16(-1);
-    framed(&payload)
+    frame(&raw_header_v1(9999, 0, 77, None))
 }
 
 /// Produce at a version nobody serves.
 fn unsupported_produce_request() -> Vec<u8> {
-    let mut payload = BytesMut::new();
-    payload.put_i16(ApiKey::Produce as i16);
-    payload.put_i16(99);
-    payload.put_i32(78);
-    payload.put_i16(-1);
-    framed(&payload)
+    frame(&raw_header_v1(ApiKey::Produce as i16, 99, 78, None))
 }
 
 /// ApiVersions v1 whose client id claims more bytes than the frame holds.
@@ -475,7 +423,7 @@ fn overlong_client_id_request() -> Vec<u8> {
     payload.put_i32(79);
     payload.put_i16(100);
     payload.put_slice(b"short");
-    framed(&payload)
+    frame(&payload)
 }
 
 /// ApiVersions v3 whose body ends inside the client software name.
@@ -486,7 +434,7 @@ fn truncated_body_request() -> Vec<u8> {
         .unwrap();
     payload.put_u8(11); // compact string of 10 bytes...
     payload.put_slice(b"abc"); // ...of which 3 arrive
-    framed(&payload)
+    frame(&payload)
 }
 
 #[test]
@@ -501,7 +449,7 @@ fn bad_input_closes_only_that_connection_and_is_counted() {
         ),
     ];
     let header_errors: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated header", framed(&[0, 18, 0])),
+        ("truncated header", frame(&[0, 18, 0])),
         ("unknown api key", unknown_api_key_request()),
         ("unsupported version", unsupported_produce_request()),
         ("client id beyond the frame", overlong_client_id_request()),
@@ -675,7 +623,7 @@ fn every_shard_can_bind_the_port_the_first_one_got() {
         assert_ne!(addr.port(), 0);
         let second = bind(addr).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
-        let net = ShardNet::new(Rc::new(broker()), table(), config());
+        let net = ShardNet::new(Rc::new(broker()), api_table(), config());
         net.serve(first).unwrap();
         net.serve(second).unwrap();
         let mut clients = Vec::new();

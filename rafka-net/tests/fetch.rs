@@ -1,34 +1,20 @@
-//! Fetch end to end without sockets: a real broker core (1 or 2 shards on
-//! a temp dir), records produced through the shard API, Fetch requests
-//! encoded with kafka-protocol and answered by the handler, responses
-//! decoded and checked value by value.
+//! Fetch end to end without sockets: a real broker core (1, 2 and 4
+//! shards on a temp dir), records produced through the shard API, Fetch
+//! requests encoded with kafka-protocol and answered by the handler on
+//! shard 0, responses decoded and checked value by value.
 
-use std::path::Path;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_lite::future::poll_once;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ResponseHeader as WireResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use rafka_core::config::BrokerConfig;
-use rafka_core::metadata::NewTopic;
-use rafka_net::handlers::{broker_table, serve, BrokerContext, ControllerHandle, NodeInfo};
-use rafka_net::session::{ListenerInfo, Session};
-use rafka_net::{Request, Response};
-use rafka_proto::acks::Acks;
-use rafka_proto::header::RequestHeader;
-use rafka_proto::record::{set_base_offset, set_partition_leader_epoch, BatchBuilder, Compression};
-use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
-use rafka_shard::shard::{start, Shard};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rafka_testkit::records::{concat, stored, value_batch as batch};
+use rafka_testkit::{Broker, TestBroker, SHARD_MATRIX};
 use uuid::Uuid;
 
-const PRODUCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on a scenario; reached only when the code under test hangs.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A long poll this long outlives [`TEST_TIMEOUT`]: only a wakeup by the
@@ -41,107 +27,20 @@ const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
-/// Runs `scenario` on shard 0 of a broker with `shards` shards, then stops
-/// the broker cleanly.
-fn with_broker<F, Fut>(shards: usize, scenario: F)
+/// Runs `scenario` over each of `shard_counts`, bounded by [`TEST_TIMEOUT`].
+fn with_brokers<F, Fut>(shard_counts: &[usize], scenario: F)
 where
-    F: Fn(Rc<BrokerContext>) -> Fut + Send + Clone + 'static,
+    F: FnOnce(Broker) -> Fut + Send + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = config(dir.path());
-    let main = move |env: ShardEnv<Shard>| {
-        let config = Arc::clone(&config);
-        let scenario = scenario.clone();
-        async move {
-            let (shard, _started) = start(env, config).await.expect("start");
-            if shard.id() == 0 {
-                let ctx = Rc::new(BrokerContext {
-                    table: Rc::new(broker_table()),
-                    shard: Rc::clone(&shard),
-                    node: NodeInfo {
-                        node_id: 1,
-                        host: "127.0.0.1".to_string(),
-                        port: 9092,
-                        cluster_id: "rafka-test-cluster-id0".to_string(),
-                    },
-                });
-                glommio::timer::timeout(TEST_TIMEOUT, async {
-                    scenario(ctx).await;
-                    Ok(())
-                })
-                .await
-                .expect("scenario timed out");
-                stop_broker(&shard).await;
-            }
-            shard.wait_stop().await;
-        }
-    };
-    run(&RuntimeConfig::for_tests(shards), main).expect("runtime");
-}
-
-fn config(dir: &Path) -> Arc<BrokerConfig> {
-    Arc::new(BrokerConfig {
-        log_dirs: vec![dir.to_path_buf()],
-        ..Default::default()
-    })
-}
-
-async fn stop_broker(shard: &Rc<Shard>) {
-    shard.shutdown().await.expect("shutdown");
-    shard.stop_all().await;
-}
-
-async fn create_topic(ctx: &BrokerContext, name: &str, partitions: i32) -> Uuid {
-    let controller = ControllerHandle::new(Rc::clone(&ctx.shard));
-    let topic = NewTopic {
-        name: name.to_string(),
-        partitions,
-        replication_factor: -1,
-        configs: Default::default(),
-    };
-    let created = controller
-        .create_topics(vec![topic], false, None)
-        .await
-        .expect("controller");
-    created[0].as_ref().expect("created");
-    ctx.shard.image().topic(name).expect("in the image").id
-}
-
-/// A one-record batch whose value is `value`.
-fn batch(value: &str) -> Bytes {
-    let mut builder = BatchBuilder::new(Compression::None);
-    builder.push(Some(b"key".as_slice()), Some(value.as_bytes()));
-    builder.build().expect("batch")
-}
-
-/// `batch` as the log stores it at `offset`.
-fn stored(batch: &Bytes, offset: i64) -> Bytes {
-    let mut bytes = BytesMut::from(&batch[..]);
-    set_base_offset(&mut bytes, offset);
-    set_partition_leader_epoch(&mut bytes, 0);
-    bytes.freeze()
+    let broker = TestBroker::builder().timeout(TEST_TIMEOUT);
+    broker.run_matrix(shard_counts, scenario);
 }
 
 /// Produces `records` (acks=all) and returns what the log now holds for
 /// them.
-async fn produce(ctx: &BrokerContext, topic: &str, partition: i32, records: Bytes) -> Bytes {
-    let owner = ctx.shard.owner_of(topic, partition).expect("owner");
-    let name = topic.to_string();
-    let sent = records.clone();
-    let base_offset = ctx
-        .shard
-        .router
-        .invoke_on(owner, move |s: Rc<Shard>| async move {
-            s.registry()
-                .produce(&name, partition, &sent, Acks::All, PRODUCE_TIMEOUT)
-                .await
-                .map(|a| a.base_offset)
-                .map_err(|e| e.error_code())
-        })
-        .await
-        .expect("route")
-        .expect("produce");
+async fn produce(broker: &Broker, topic: &str, partition: i32, records: Bytes) -> Bytes {
+    let base_offset = broker.produce(topic, partition, records.clone()).await;
     stored(&records, base_offset)
 }
 
@@ -173,39 +72,9 @@ fn request(topics: Vec<FetchTopic>) -> FetchRequest {
         .with_topics(topics)
 }
 
-/// Encodes `body` as a Fetch request of `version`, has the handler answer
-/// it and decodes the response.
-async fn call(ctx: &Rc<BrokerContext>, version: i16, body: &FetchRequest) -> FetchResponse {
-    let entry = ctx.table.entry(ApiKey::Fetch).expect("Fetch is served");
-    let mut encoded = BytesMut::new();
-    body.encode(&mut encoded, version).expect("encode request");
-    let request = Request {
-        header: RequestHeader {
-            api_key: ApiKey::Fetch,
-            api_version: version,
-            correlation_id: 7,
-            header_version: entry.request_header_version(version),
-            client_id: Some(Bytes::from_static(b"fetch-test")),
-        },
-        response_header_version: entry.response_header_version(version),
-        frame_bytes: encoded.len(),
-        body: encoded.freeze(),
-        session: Rc::new(Session::new(
-            "127.0.0.1:1".parse().expect("addr"),
-            ListenerInfo::default(),
-        )),
-    };
-    let mut reply = match serve(ctx, request).await {
-        Response::Chunks(chunks) => chunks.materialize().expect("regions readable"),
-        Response::Reply(reply) => reply,
-        other => panic!("Fetch always replies, got {other:?}"),
-    };
-    let header_version = ApiKey::Fetch.response_header_version(version);
-    let header = WireResponseHeader::decode(&mut reply, header_version).expect("header");
-    assert_eq!(header.correlation_id, 7);
-    let response = FetchResponse::decode(&mut reply, version).expect("response");
-    assert!(reply.is_empty(), "trailing bytes after the response");
-    response
+/// Has the Fetch handler of shard 0 answer `body` as a `version` request.
+async fn call(broker: &Broker, version: i16, body: &FetchRequest) -> FetchResponse {
+    broker.call_on(0, version, body).await
 }
 
 /// The response's partitions in order, with their topic's name or id.
@@ -228,27 +97,19 @@ fn records(data: &PartitionData) -> Bytes {
     data.records.clone().unwrap_or_default()
 }
 
-fn concat(parts: &[&Bytes]) -> Bytes {
-    let mut out = BytesMut::new();
-    for part in parts {
-        out.extend_from_slice(part);
-    }
-    out.freeze()
-}
-
 #[test]
 fn records_come_back_byte_for_byte_in_every_version() {
-    with_broker(2, |ctx| async move {
-        let id = create_topic(&ctx, "orders", 2).await;
-        let first = produce(&ctx, "orders", 1, batch("first")).await;
-        let second = produce(&ctx, "orders", 1, batch("second")).await;
+    with_brokers(&SHARD_MATRIX, |broker| async move {
+        let id = broker.create_topic_id("orders", 2, &[]).await;
+        let first = produce(&broker, "orders", 1, batch("first")).await;
+        let second = produce(&broker, "orders", 1, batch("second")).await;
         for version in [4, 5, 7, 11, 12, 13, 15, 17, 18] {
             let topic = if version >= 13 {
                 by_id(id, vec![part(1, 0, 1 << 20)])
             } else {
                 named("orders", vec![part(1, 0, 1 << 20)])
             };
-            let response = call(&ctx, version, &request(vec![topic])).await;
+            let response = call(&broker, version, &request(vec![topic])).await;
             assert_eq!(response.error_code, 0, "v{version}");
             assert_eq!(response.session_id, 0, "v{version}");
             let answered = partitions(&response);
@@ -275,7 +136,7 @@ fn records_come_back_byte_for_byte_in_every_version() {
         // last stable offset, with an empty aborted list.
         let committed =
             request(vec![named("orders", vec![part(1, 1, 1 << 20)])]).with_isolation_level(1);
-        let response = call(&ctx, 12, &committed).await;
+        let response = call(&broker, 12, &committed).await;
         let answered = partitions(&response);
         assert_eq!(records(answered[0].1), second);
         assert_eq!(answered[0].1.last_stable_offset, 2);
@@ -285,18 +146,18 @@ fn records_come_back_byte_for_byte_in_every_version() {
 
 #[test]
 fn partition_max_bytes_below_a_batch_returns_exactly_one_batch() {
-    with_broker(1, |ctx| async move {
-        create_topic(&ctx, "big", 1).await;
-        let b0 = produce(&ctx, "big", 0, batch("zero")).await;
-        let b1 = produce(&ctx, "big", 0, batch("one")).await;
-        let b2 = produce(&ctx, "big", 0, batch("two")).await;
+    with_brokers(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("big", 1, &[]).await;
+        let b0 = produce(&broker, "big", 0, batch("zero")).await;
+        let b1 = produce(&broker, "big", 0, batch("one")).await;
+        let b2 = produce(&broker, "big", 0, batch("two")).await;
         let tiny = request(vec![named("big", vec![part(0, 0, 10)])]);
-        let response = call(&ctx, 12, &tiny).await;
+        let response = call(&broker, 12, &tiny).await;
         assert_eq!(records(partitions(&response)[0].1), b0);
         // Two batches' worth, one byte short of the third.
         let two = i32::try_from(b0.len() + b1.len() + b2.len() - 1).expect("small");
         let response = call(
-            &ctx,
+            &broker,
             12,
             &request(vec![named("big", vec![part(0, 0, two)])]),
         )
@@ -304,23 +165,23 @@ fn partition_max_bytes_below_a_batch_returns_exactly_one_batch() {
         assert_eq!(records(partitions(&response)[0].1), concat(&[&b0, &b1]));
         // max_bytes is the same kind of limit over the whole response.
         let limited = request(vec![named("big", vec![part(0, 0, 1 << 20)])]).with_max_bytes(two);
-        let response = call(&ctx, 12, &limited).await;
+        let response = call(&broker, 12, &limited).await;
         assert_eq!(records(partitions(&response)[0].1), concat(&[&b0, &b1]));
     });
 }
 
 #[test]
 fn max_bytes_spans_partitions_on_both_shards_in_request_order() {
-    with_broker(2, |ctx| async move {
-        create_topic(&ctx, "spread", 3).await;
+    with_brokers(&[2, 4], |broker| async move {
+        broker.create_topic_id("spread", 3, &[]).await;
         let owners: Vec<usize> = (0..3)
-            .map(|p| ctx.shard.owner_of("spread", p).expect("owner"))
+            .map(|p| broker.shard.owner_of("spread", p).expect("owner"))
             .collect();
         assert!(owners.contains(&0) && owners.contains(&1), "{owners:?}");
         let mut stored_batches = Vec::new();
         for p in 0..3 {
-            let a = produce(&ctx, "spread", p, batch(&format!("p{p}-a"))).await;
-            let b = produce(&ctx, "spread", p, batch(&format!("p{p}-b"))).await;
+            let a = produce(&broker, "spread", p, batch(&format!("p{p}-a"))).await;
+            let b = produce(&broker, "spread", p, batch(&format!("p{p}-b"))).await;
             stored_batches.push((a, b));
         }
         let (p2a, p2b) = stored_batches[2].clone();
@@ -333,7 +194,7 @@ fn max_bytes_spans_partitions_on_both_shards_in_request_order() {
             part(1, 0, 1 << 20),
         ];
         let body = request(vec![named("spread", all.clone())]).with_max_bytes(max_bytes);
-        let response = call(&ctx, 12, &body).await;
+        let response = call(&broker, 12, &body).await;
         let answered = partitions(&response);
         let order: Vec<i32> = answered.iter().map(|(_, d)| d.partition_index).collect();
         assert_eq!(order, vec![2, 0, 1]);
@@ -344,7 +205,7 @@ fn max_bytes_spans_partitions_on_both_shards_in_request_order() {
         assert_eq!(answered[2].1.high_watermark, 2, "watermarks still reported");
         // max_bytes of 1: the first batch of the first partition only.
         let body = request(vec![named("spread", all)]).with_max_bytes(1);
-        let response = call(&ctx, 12, &body).await;
+        let response = call(&broker, 12, &body).await;
         let sizes: Vec<usize> = partitions(&response)
             .iter()
             .map(|(_, d)| records(d).len())
@@ -355,10 +216,10 @@ fn max_bytes_spans_partitions_on_both_shards_in_request_order() {
 
 #[test]
 fn out_of_range_offsets_and_unknown_topics() {
-    with_broker(2, |ctx| async move {
-        let id = create_topic(&ctx, "bounds", 1).await;
-        produce(&ctx, "bounds", 0, batch("a")).await;
-        produce(&ctx, "bounds", 0, batch("b")).await;
+    with_brokers(&SHARD_MATRIX, |broker| async move {
+        let id = broker.create_topic_id("bounds", 1, &[]).await;
+        produce(&broker, "bounds", 0, batch("a")).await;
+        produce(&broker, "bounds", 0, batch("b")).await;
         let body = request(vec![
             named(
                 "bounds",
@@ -367,7 +228,7 @@ fn out_of_range_offsets_and_unknown_topics() {
             named("bounds", vec![part(9, 0, 1024)]),
             named("missing", vec![part(0, 0, 1024)]),
         ]);
-        let response = call(&ctx, 12, &body).await;
+        let response = call(&broker, 12, &body).await;
         let answered: Vec<(String, i32, i16, i64, i64, usize)> = partitions(&response)
             .into_iter()
             .map(|(name, d)| {
@@ -410,7 +271,7 @@ fn out_of_range_offsets_and_unknown_topics() {
             by_id(unknown, vec![part(0, 0, 1024)]),
             by_id(id, vec![part(0, 0, 1024)]),
         ]);
-        let response = call(&ctx, 13, &body).await;
+        let response = call(&broker, 13, &body).await;
         let answered = partitions(&response);
         assert_eq!(answered[0].0, unknown.to_string());
         assert_eq!(answered[0].1.error_code, UNKNOWN_TOPIC_ID);
@@ -422,10 +283,10 @@ fn out_of_range_offsets_and_unknown_topics() {
 
 #[test]
 fn long_poll_wakes_on_produce_on_either_shard() {
-    with_broker(2, |ctx| async move {
-        create_topic(&ctx, "wait", 2).await;
+    with_brokers(&[2, 4], |broker| async move {
+        broker.create_topic_id("wait", 2, &[]).await;
         let owners: Vec<usize> = (0..2)
-            .map(|p| ctx.shard.owner_of("wait", p).expect("owner"))
+            .map(|p| broker.shard.owner_of("wait", p).expect("owner"))
             .collect();
         assert_eq!(owners.iter().sum::<usize>(), 1, "one partition per shard");
         for partition in [0, 1] {
@@ -435,14 +296,14 @@ fn long_poll_wakes_on_produce_on_either_shard() {
             let body = request(vec![named("wait", both)])
                 .with_min_bytes(1)
                 .with_max_wait_ms(LONG_POLL_MS);
-            let mut pending = Box::pin(call(&ctx, 12, &body));
+            let mut pending = Box::pin(call(&broker, 12, &body));
             // The fetch reads first (its job reaches the owner before the
             // produce's), finds nothing and waits.
             assert!(
                 poll_once(&mut pending).await.is_none(),
                 "answered before data"
             );
-            let written = produce(&ctx, "wait", partition, batch("wake")).await;
+            let written = produce(&broker, "wait", partition, batch("wake")).await;
             let response = pending.await;
             let answered = partitions(&response);
             let shard = owners[partition as usize];
@@ -457,15 +318,15 @@ fn long_poll_wakes_on_produce_on_either_shard() {
 
 #[test]
 fn long_poll_without_data_answers_empty_after_max_wait() {
-    with_broker(2, |ctx| async move {
-        create_topic(&ctx, "quiet", 2).await;
+    with_brokers(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("quiet", 2, &[]).await;
         let body = request(vec![named(
             "quiet",
             vec![part(0, 0, 1024), part(1, 0, 1024)],
         )])
         .with_min_bytes(1)
         .with_max_wait_ms(100);
-        let response = call(&ctx, 12, &body).await;
+        let response = call(&broker, 12, &body).await;
         let answered = partitions(&response);
         assert_eq!(answered.len(), 2);
         for (_, data) in answered {
@@ -484,16 +345,16 @@ fn session(id: i32, epoch: i32, topics: Vec<FetchTopic>) -> FetchRequest {
 
 #[test]
 fn fetch_sessions_answer_only_what_changed() {
-    with_broker(2, |ctx| async move {
-        let id = create_topic(&ctx, "sess", 2).await;
-        let b0 = produce(&ctx, "sess", 0, batch("p0")).await;
+    with_brokers(&[2, 4], |broker| async move {
+        let id = broker.create_topic_id("sess", 2, &[]).await;
+        let b0 = produce(&broker, "sess", 0, batch("p0")).await;
         // Full fetch creating a session: both partitions answered.
         let full = session(
             0,
             0,
             vec![by_id(id, vec![part(0, 0, 1024), part(1, 0, 1024)])],
         );
-        let response = call(&ctx, 13, &full).await;
+        let response = call(&broker, 13, &full).await;
         let session_id = response.session_id;
         assert!(session_id > 0);
         assert_eq!(session_id % 2, 0, "shard 0 of 2 owns the even ids");
@@ -502,39 +363,39 @@ fn fetch_sessions_answer_only_what_changed() {
         assert_eq!(records(answered[0].1), b0);
         // Epoch 1: p0 moves to offset 1; nothing new anywhere.
         let moved = session(session_id, 1, vec![by_id(id, vec![part(0, 1, 1024)])]);
-        let response = call(&ctx, 13, &moved).await;
+        let response = call(&broker, 13, &moved).await;
         assert_eq!((response.error_code, response.session_id), (0, session_id));
         assert!(response.responses.is_empty(), "{:?}", response.responses);
         // Epoch 2: p1 gets data; only p1 is answered.
-        let b1 = produce(&ctx, "sess", 1, batch("p1")).await;
-        let response = call(&ctx, 13, &session(session_id, 2, vec![])).await;
+        let b1 = produce(&broker, "sess", 1, batch("p1")).await;
+        let response = call(&broker, 13, &session(session_id, 2, vec![])).await;
         let answered = partitions(&response);
         assert_eq!(answered.len(), 1);
         assert_eq!(answered[0].1.partition_index, 1);
         assert_eq!(records(answered[0].1), b1);
         // Wrong epoch (3 expected) and unknown id.
-        let response = call(&ctx, 13, &session(session_id, 5, vec![])).await;
+        let response = call(&broker, 13, &session(session_id, 5, vec![])).await;
         assert_eq!(
             (response.error_code, response.session_id),
             (INVALID_FETCH_SESSION_EPOCH, 0)
         );
         assert!(response.responses.is_empty());
-        let response = call(&ctx, 13, &session(session_id + 2, 1, vec![])).await;
+        let response = call(&broker, 13, &session(session_id + 2, 1, vec![])).await;
         assert_eq!(response.error_code, FETCH_SESSION_ID_NOT_FOUND);
         // Epoch 3: forget p1, then new data on p1 stays unanswered.
         let forget = session(session_id, 3, vec![by_id(id, vec![part(1, 1, 1024)])])
             .with_forgotten_topics_data(vec![ForgottenTopic::default()
                 .with_topic_id(id)
                 .with_partitions(vec![1])]);
-        let response = call(&ctx, 13, &forget).await;
+        let response = call(&broker, 13, &forget).await;
         assert!(response.responses.is_empty());
-        produce(&ctx, "sess", 1, batch("p1-again")).await;
-        let response = call(&ctx, 13, &session(session_id, 4, vec![])).await;
+        produce(&broker, "sess", 1, batch("p1-again")).await;
+        let response = call(&broker, 13, &session(session_id, 4, vec![])).await;
         assert!(response.responses.is_empty());
         // Epoch -1 closes the session (answered sessionless).
-        let response = call(&ctx, 13, &session(session_id, -1, vec![])).await;
+        let response = call(&broker, 13, &session(session_id, -1, vec![])).await;
         assert_eq!((response.error_code, response.session_id), (0, 0));
-        let response = call(&ctx, 13, &session(session_id, 5, vec![])).await;
+        let response = call(&broker, 13, &session(session_id, 5, vec![])).await;
         assert_eq!(response.error_code, FETCH_SESSION_ID_NOT_FOUND);
     });
 }

@@ -1,13 +1,10 @@
-//! The group APIs end to end on a real broker core (1 and 2 shards):
+//! The group APIs end to end on a real broker core (1, 2 and 4 shards):
 //! requests encoded with kafka-protocol at several versions, served
 //! through `dispatch` on the last shard (so a group owned elsewhere is
 //! routed over the mesh), responses decoded and checked field by field,
 //! including each version conversion (LeaveGroup v0 vs v3, OffsetFetch v1
 //! vs v8 multi-group, FindCoordinator v3 vs v4 batched).
 
-mod admin_support;
-
-use admin_support::{str_bytes, topic_name, with_broker, Broker, HOST, NODE_ID, PORT};
 use bytes::Bytes;
 use futures_util::future::join;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -25,12 +22,15 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use rafka_core::config::BrokerConfig;
+use rafka_testkit::broker::{HOST, NODE_ID, PORT};
+use rafka_testkit::proto::{group_id, str_bytes, topic_name};
+use rafka_testkit::{Broker, TestBroker};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_GROUP_ID: i16 = 24;
@@ -57,24 +57,18 @@ fn fast_groups(config: &mut BrokerConfig) {
 /// before any group call, and the first one creates the topic.
 fn with_group_broker<F, Fut>(shards: usize, scenario: F)
 where
-    F: Fn(Broker) -> Fut + Send + Clone + 'static,
+    F: FnOnce(Broker) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    with_broker(shards, fast_groups, move |broker: Broker| {
-        let scenario = scenario.clone();
-        async move {
-            let lookup = FindCoordinatorRequest::default()
-                .with_key(str_bytes("any-group"))
-                .with_key_type(0);
-            let found: FindCoordinatorResponse = broker.call(3, &lookup).await;
-            assert_eq!(found.error_code, 0);
-            scenario(broker).await;
-        }
+    let broker = TestBroker::builder().shards(shards).config(fast_groups);
+    broker.run(move |broker: Broker| async move {
+        let lookup = FindCoordinatorRequest::default()
+            .with_key(str_bytes("any-group"))
+            .with_key_type(0);
+        let found: FindCoordinatorResponse = broker.call(3, &lookup).await;
+        assert_eq!(found.error_code, 0);
+        scenario(broker).await;
     })
-}
-
-fn group_id(name: &str) -> GroupId {
-    GroupId(str_bytes(name))
 }
 
 fn join_request(group: &str, member_id: &str, metadata: &'static [u8]) -> JoinGroupRequest {
@@ -181,6 +175,11 @@ fn single_member_v0_two_shards() {
     with_group_broker(2, single_member_v0_scenario);
 }
 
+#[test]
+fn single_member_v0_four_shards() {
+    with_group_broker(4, single_member_v0_scenario);
+}
+
 /// Two members at v5: the second join starts a rebalance that the first
 /// learns of by heartbeat; both end in one generation with one leader and
 /// each gets the assignment the leader sent for it.
@@ -193,9 +192,7 @@ async fn two_members_scenario(broker: Broker) {
     let second_join = join_v5(&broker, "pair", b"b");
     let rejoin = async {
         await_rebalance(&broker, &first).await;
-        broker
-            .call::<_, JoinGroupResponse>(5, &join_request("pair", &a, b"a"))
-            .await
+        broker.call(5, &join_request("pair", &a, b"a")).await
     };
     let (second, first) = join(second_join, rejoin).await;
     assert_eq!((first.error_code, second.error_code), (0, 0));
@@ -297,6 +294,11 @@ fn two_members_two_shards() {
     with_group_broker(2, two_members_scenario);
 }
 
+#[test]
+fn two_members_four_shards() {
+    with_group_broker(4, two_members_scenario);
+}
+
 /// Join, sync, heartbeat and leave refuse an empty group id before any
 /// coordinator is asked.
 async fn empty_group_id_scenario(broker: Broker) {
@@ -321,8 +323,18 @@ async fn empty_group_id_scenario(broker: Broker) {
 }
 
 #[test]
+fn empty_group_id_one_shard() {
+    with_group_broker(1, empty_group_id_scenario);
+}
+
+#[test]
 fn empty_group_id_two_shards() {
     with_group_broker(2, empty_group_id_scenario);
+}
+
+#[test]
+fn empty_group_id_four_shards() {
+    with_group_broker(4, empty_group_id_scenario);
 }
 
 fn commit_request(group: &str, offsets: &[(i32, i64)]) -> OffsetCommitRequest {
@@ -535,8 +547,18 @@ async fn unknown_topic_commit_scenario(broker: Broker) {
 }
 
 #[test]
+fn unknown_topic_commit_one_shard() {
+    with_group_broker(1, unknown_topic_commit_scenario);
+}
+
+#[test]
 fn unknown_topic_commit_two_shards() {
     with_group_broker(2, unknown_topic_commit_scenario);
+}
+
+#[test]
+fn unknown_topic_commit_four_shards() {
+    with_group_broker(4, unknown_topic_commit_scenario);
 }
 
 #[test]
@@ -547,6 +569,11 @@ fn offsets_one_shard() {
 #[test]
 fn offsets_two_shards() {
     with_group_broker(2, offsets_scenario);
+}
+
+#[test]
+fn offsets_four_shards() {
+    with_group_broker(4, offsets_scenario);
 }
 
 /// Deleting `__consumer_offsets` (Kafka allows it) forgets every group and
@@ -589,6 +616,11 @@ fn offsets_topic_deleted_two_shards() {
     with_group_broker(2, offsets_topic_deleted_scenario);
 }
 
+#[test]
+fn offsets_topic_deleted_four_shards() {
+    with_group_broker(4, offsets_topic_deleted_scenario);
+}
+
 /// A member in a group makes DeleteGroups answer NON_EMPTY_GROUP.
 async fn delete_non_empty_scenario(broker: Broker) {
     let joined = join_v5(&broker, "busy", b"m").await;
@@ -603,8 +635,18 @@ async fn delete_non_empty_scenario(broker: Broker) {
 }
 
 #[test]
+fn delete_non_empty_one_shard() {
+    with_group_broker(1, delete_non_empty_scenario);
+}
+
+#[test]
 fn delete_non_empty_two_shards() {
     with_group_broker(2, delete_non_empty_scenario);
+}
+
+#[test]
+fn delete_non_empty_four_shards() {
+    with_group_broker(4, delete_non_empty_scenario);
 }
 
 /// FindCoordinator v3 (one key) vs v4 (batched keys): every group key is
@@ -660,6 +702,25 @@ async fn find_coordinator_scenario(broker: Broker) {
 }
 
 #[test]
+fn find_coordinator_one_shard() {
+    TestBroker::builder()
+        .shards(1)
+        .config(fast_groups)
+        .run(find_coordinator_scenario);
+}
+
+#[test]
 fn find_coordinator_two_shards() {
-    with_broker(2, fast_groups, find_coordinator_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .config(fast_groups)
+        .run(find_coordinator_scenario);
+}
+
+#[test]
+fn find_coordinator_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .config(fast_groups)
+        .run(find_coordinator_scenario);
 }

@@ -2,18 +2,13 @@
 //! serves, at the ranges each handler was written for. (The table tests
 //! moved here from rafka-proto with the table itself.)
 
-mod admin_support;
-
-use std::rc::Rc;
-
-use admin_support::with_broker;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use rafka_core::config::BrokerConfig;
 use rafka_net::handlers::{broker_table, HandlerError, SERVED_APIS};
-use rafka_net::session::{ListenerInfo, Session};
-use rafka_net::{Request, Response};
-use rafka_proto::header::RequestHeader;
+use rafka_net::Response;
+use rafka_testkit::broker::raw_request;
+use rafka_testkit::TestBroker;
 
 #[test]
 fn default_table_serves_the_brief_ranges() {
@@ -155,7 +150,8 @@ fn every_advertised_api_has_a_handler_and_every_handler_is_advertised() {
     handled.sort_by_key(|key| *key as i16);
     assert_eq!(advertised, handled);
     let small_offsets_topic = |c: &mut BrokerConfig| c.offsets_topic_num_partitions = 2;
-    with_broker(2, small_offsets_topic, |broker| async move {
+    let broker = TestBroker::builder().shards(2).config(small_offsets_topic);
+    broker.run(|broker| async move {
         for entry in broker_table().entries() {
             for version in entry.min_version()..=entry.max_version() {
                 let body = default_request(entry.api_key(), version);
@@ -171,26 +167,4 @@ fn every_advertised_api_has_a_handler_and_every_handler_is_advertised() {
             }
         }
     });
-}
-
-/// A request of `api_key` and `version` whose body is `body`.
-fn raw_request(api_key: ApiKey, version: i16, body: bytes::Bytes) -> Request {
-    let table = broker_table();
-    let entry = table.entry(api_key).expect("served");
-    Request {
-        header: RequestHeader {
-            api_key,
-            api_version: version,
-            correlation_id: 1,
-            header_version: entry.request_header_version(version),
-            client_id: Some(bytes::Bytes::from_static(b"table-test")),
-        },
-        response_header_version: entry.response_header_version(version),
-        frame_bytes: body.len() + 32,
-        body,
-        session: Rc::new(Session::new(
-            "127.0.0.1:40002".parse().expect("addr"),
-            ListenerInfo::default(),
-        )),
-    }
 }

@@ -1,24 +1,22 @@
-//! Metadata end to end on a real broker core (1 and 2 shards): all topics,
+//! Metadata end to end on a real broker core (1, 2 and 4 shards): all topics,
 //! named topics, topics by id, auto-creation on and off, invalid names and
 //! authorized operations, decoded with kafka-protocol.
 
-mod admin_support;
-
-use admin_support::{metadata_topic, with_broker, Broker, CLUSTER_ID, HOST, NODE_ID, PORT};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use rafka_core::config::BrokerConfig;
 use rafka_net::handlers::HandlerError;
 use rafka_net::Response;
+use rafka_testkit::broker::{self, CLUSTER_ID, HOST, NODE_ID, PORT};
+use rafka_testkit::proto::{metadata_topic, topic_name};
+use rafka_testkit::{Broker, TestBroker, SHARD_MATRIX};
 use uuid::Uuid;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 const NOT_REQUESTED: i32 = i32::MIN;
-
-fn defaults(_: &mut BrokerConfig) {}
 
 fn no_auto_create(config: &mut BrokerConfig) {
     config.auto_create_topics_enable = false;
@@ -92,12 +90,17 @@ async fn all_topics_scenario(broker: Broker) {
 
 #[test]
 fn all_topics_one_shard() {
-    with_broker(1, defaults, all_topics_scenario);
+    TestBroker::builder().shards(1).run(all_topics_scenario);
 }
 
 #[test]
 fn all_topics_two_shards() {
-    with_broker(2, defaults, all_topics_scenario);
+    TestBroker::builder().shards(2).run(all_topics_scenario);
+}
+
+#[test]
+fn all_topics_four_shards() {
+    TestBroker::builder().shards(4).run(all_topics_scenario);
 }
 
 async fn named_and_by_id_scenario(broker: Broker) {
@@ -126,7 +129,7 @@ async fn named_and_by_id_scenario(broker: Broker) {
                 .with_topic_id(stranger),
             // An id wins over a name given with it.
             MetadataRequestTopic::default()
-                .with_name(Some(admin_support::topic_name("beta")))
+                .with_name(Some(topic_name("beta")))
                 .with_topic_id(alpha),
         ]))
         .with_allow_auto_topic_creation(false);
@@ -142,12 +145,23 @@ async fn named_and_by_id_scenario(broker: Broker) {
 
 #[test]
 fn named_and_by_id_one_shard() {
-    with_broker(1, defaults, named_and_by_id_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .run(named_and_by_id_scenario);
 }
 
 #[test]
 fn named_and_by_id_two_shards() {
-    with_broker(2, defaults, named_and_by_id_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .run(named_and_by_id_scenario);
+}
+
+#[test]
+fn named_and_by_id_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .run(named_and_by_id_scenario);
 }
 
 async fn auto_create_scenario(broker: Broker) {
@@ -181,12 +195,26 @@ async fn auto_create_scenario(broker: Broker) {
 
 #[test]
 fn auto_create_one_shard() {
-    with_broker(1, three_partitions_by_default, auto_create_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .config(three_partitions_by_default)
+        .run(auto_create_scenario);
 }
 
 #[test]
 fn auto_create_two_shards() {
-    with_broker(2, three_partitions_by_default, auto_create_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .config(three_partitions_by_default)
+        .run(auto_create_scenario);
+}
+
+#[test]
+fn auto_create_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .config(three_partitions_by_default)
+        .run(auto_create_scenario);
 }
 
 async fn auto_create_disabled_scenario(broker: Broker) {
@@ -204,12 +232,26 @@ async fn auto_create_disabled_scenario(broker: Broker) {
 
 #[test]
 fn auto_create_disabled_one_shard() {
-    with_broker(1, no_auto_create, auto_create_disabled_scenario);
+    TestBroker::builder()
+        .shards(1)
+        .config(no_auto_create)
+        .run(auto_create_disabled_scenario);
 }
 
 #[test]
 fn auto_create_disabled_two_shards() {
-    with_broker(2, no_auto_create, auto_create_disabled_scenario);
+    TestBroker::builder()
+        .shards(2)
+        .config(no_auto_create)
+        .run(auto_create_disabled_scenario);
+}
+
+#[test]
+fn auto_create_disabled_four_shards() {
+    TestBroker::builder()
+        .shards(4)
+        .config(no_auto_create)
+        .run(auto_create_disabled_scenario);
 }
 
 async fn invalid_names_scenario(broker: Broker) {
@@ -230,17 +272,19 @@ async fn invalid_names_scenario(broker: Broker) {
 
 #[test]
 fn invalid_names_with_auto_create() {
-    with_broker(2, defaults, invalid_names_scenario);
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, invalid_names_scenario);
 }
 
 #[test]
 fn invalid_names_without_auto_create() {
-    with_broker(1, no_auto_create, invalid_names_scenario);
+    TestBroker::builder()
+        .config(no_auto_create)
+        .run_matrix(&SHARD_MATRIX, invalid_names_scenario);
 }
 
 #[test]
 fn authorized_operations_when_asked() {
-    with_broker(1, defaults, |broker| async move {
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
         broker.create_topic("alpha", 1, &[]).await;
         let request = MetadataRequest::default()
             .with_topics(None)
@@ -261,8 +305,8 @@ fn authorized_operations_when_asked() {
 
 #[test]
 fn undecodable_body_closes_the_connection() {
-    with_broker(1, defaults, |broker| async move {
-        let whole = admin_support::request(12, &MetadataRequest::default().with_topics(None));
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        let whole = broker::request(12, &MetadataRequest::default().with_topics(None));
         let mut truncated = whole.clone();
         truncated.body = whole.body.slice(..whole.body.len() - 2);
         match broker.serve(truncated).await {

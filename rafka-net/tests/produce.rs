@@ -1,20 +1,17 @@
 //! Produce end to end without sockets: requests encoded with kafka-protocol
-//! go through the broker's dispatch on a real shard core (1 and 2 shards),
+//! go through the broker's dispatch on a real shard core (1, 2 and 4 shards),
 //! responses are decoded and checked field by field, and what reached the
 //! log is read back.
 
-mod produce_support;
-
-use std::rc::Rc;
-
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::ProduceRequest;
-use rafka_net::handlers::{ControllerHandle, HandlerError};
+use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use rafka_net::handlers::HandlerError;
 use rafka_net::Response;
 use rafka_proto::record::write_crc;
-use rafka_shard::shard::Shard;
-
-use produce_support::*;
+use rafka_testkit::broker;
+use rafka_testkit::proto::{produce_answers, produce_request, produce_request_by_id};
+use rafka_testkit::records::{batch, idempotent_batch};
+use rafka_testkit::{Broker, TestBroker, SHARD_MATRIX};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const CORRUPT_MESSAGE: i16 = 2;
@@ -29,75 +26,71 @@ const UNKNOWN_TOPIC_ID: i16 = 100;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const MAGIC_AT: usize = 16;
 
-fn no_tweak(_: &mut rafka_core::config::BrokerConfig) {}
-
 fn answers(response: &kafka_protocol::messages::ProduceResponse) -> Vec<(String, i32, i16, i64)> {
-    partitions(response)
+    produce_answers(response)
         .into_iter()
         .map(|(topic, p)| (topic, p.index, p.error_code, p.base_offset))
         .collect()
 }
 
 async fn produce_on(
-    shard: &Rc<Shard>,
+    broker: &Broker,
     on: usize,
     request: &ProduceRequest,
 ) -> Vec<(String, i32, i16, i64)> {
-    answers(&call(shard, on, 9, request).await)
+    answers(&broker.call_on(on, 9, request).await)
 }
 
 #[test]
 fn acks_all_answers_offsets_and_stores_the_batches_on_one_and_two_shards() {
-    for shards in [1, 2] {
-        with_broker(shards, no_tweak, move |shard| async move {
-            create_topic(&shard, "orders", 4, &[]).await;
-            let sent: Vec<Bytes> = (0..4)
-                .map(|p| batch(&[(&format!("a{p}"), 1_000), (&format!("b{p}"), 1_001)]))
-                .collect();
-            let request = produce_request(
-                -1,
-                vec![(
-                    "orders",
-                    (0..4)
-                        .map(|p| (p, Some(sent[p as usize].clone())))
-                        .collect(),
-                )],
-            );
-            let response = call(&shard, 0, 9, &request).await;
-            assert_eq!(response.throttle_time_ms, 0);
-            for (topic, p) in partitions(&response) {
-                assert_eq!(topic, "orders");
-                assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
-                assert_eq!((p.log_append_time_ms, p.log_start_offset), (-1, 0));
-                assert!(p.record_errors.is_empty() && p.error_message.is_none());
-            }
-            // The same request again, read by the last shard: offsets go on.
-            let again = produce_on(&shard, shards - 1, &request).await;
-            let expected: Vec<_> = (0..4).map(|p| ("orders".to_string(), p, 0, 2)).collect();
-            assert_eq!(again, expected);
-            for p in 0..4 {
-                let (high_watermark, stored) = fetch_all(&shard, "orders", p).await;
-                assert_eq!(high_watermark, 4);
-                assert_eq!(stored.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 2]);
-                // Only baseOffset and the leader epoch (before the magic
-                // byte, outside the CRC) are rewritten.
-                assert_eq!(stored[1].1[MAGIC_AT..], sent[p as usize][MAGIC_AT..]);
-            }
-        });
-    }
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("orders", 4, &[]).await;
+        let sent: Vec<Bytes> = (0..4)
+            .map(|p| batch(&[(&format!("a{p}"), 1_000), (&format!("b{p}"), 1_001)]))
+            .collect();
+        let request = produce_request(
+            -1,
+            vec![(
+                "orders",
+                (0..4)
+                    .map(|p| (p, Some(sent[p as usize].clone())))
+                    .collect(),
+            )],
+        );
+        let response = broker.call_on(0, 9, &request).await;
+        assert_eq!(response.throttle_time_ms, 0);
+        for (topic, p) in produce_answers(&response) {
+            assert_eq!(topic, "orders");
+            assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
+            assert_eq!((p.log_append_time_ms, p.log_start_offset), (-1, 0));
+            assert!(p.record_errors.is_empty() && p.error_message.is_none());
+        }
+        // The same request again, read by the last shard: offsets go on.
+        let again = produce_on(&broker, broker.serving_shard(), &request).await;
+        let expected: Vec<_> = (0..4).map(|p| ("orders".to_string(), p, 0, 2)).collect();
+        assert_eq!(again, expected);
+        for p in 0..4 {
+            let (high_watermark, stored) = broker.fetch_all("orders", p).await;
+            assert_eq!(high_watermark, 4);
+            assert_eq!(stored.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 2]);
+            // Only baseOffset and the leader epoch (before the magic
+            // byte, outside the CRC) are rewritten.
+            assert_eq!(stored[1].1[MAGIC_AT..], sent[p as usize][MAGIC_AT..]);
+        }
+    });
 }
 
 #[test]
 fn acks_zero_appends_without_an_answer() {
-    with_broker(2, no_tweak, |shard| async move {
-        create_topic(&shard, "quiet", 2, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("quiet", 2, &[]).await;
         let sent = batch(&[("x", 5), ("y", 6)]);
         let request = produce_request(0, vec![("quiet", vec![(1, Some(sent.clone()))])]);
-        let response = serve_on(&shard, 0, produce_support::request(9, &request, None)).await;
-        assert!(matches!(response, Ok(Response::NoReply)), "{response:?}");
+        let response = broker.serve_on(0, broker::request(9, &request)).await;
+        assert!(matches!(response, Response::NoReply), "{response:?}");
         // The next acknowledged batch lands after it.
-        assert_eq!(produce_one(&shard, "quiet", 1, batch(&[("z", 7)])).await, 2);
-        let (high_watermark, stored) = fetch_all(&shard, "quiet", 1).await;
+        assert_eq!(broker.produce_one("quiet", 1, batch(&[("z", 7)])).await, 2);
+        let (high_watermark, stored) = broker.fetch_all("quiet", 1).await;
         assert_eq!(high_watermark, 3);
         assert_eq!(stored[0].0, 0);
         assert_eq!(stored[0].1[MAGIC_AT..], sent[MAGIC_AT..]);
@@ -106,8 +99,8 @@ fn acks_zero_appends_without_an_answer() {
 
 #[test]
 fn acks_zero_failure_closes_the_connection() {
-    with_broker(1, no_tweak, |shard| async move {
-        create_topic(&shard, "known", 1, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("known", 1, &[]).await;
         let request = produce_request(
             0,
             vec![
@@ -115,9 +108,9 @@ fn acks_zero_failure_closes_the_connection() {
                 ("missing", vec![(0, Some(batch(&[("b", 1)])))]),
             ],
         );
-        let response = serve_on(&shard, 0, produce_support::request(9, &request, None)).await;
+        let response = broker.serve_on(0, broker::request(9, &request)).await;
         match response {
-            Err(HandlerError::UnacknowledgedProduceFailed {
+            Response::Close(HandlerError::UnacknowledgedProduceFailed {
                 failed_partitions,
                 error_code,
             }) => assert_eq!(
@@ -127,14 +120,14 @@ fn acks_zero_failure_closes_the_connection() {
             other => panic!("expected the connection to close, got {other:?}"),
         }
         // The good partition was still written.
-        assert_eq!(produce_one(&shard, "known", 0, batch(&[("c", 1)])).await, 1);
+        assert_eq!(broker.produce_one("known", 0, batch(&[("c", 1)])).await, 1);
     });
 }
 
 #[test]
 fn invalid_acks_rejects_every_partition_and_appends_nothing() {
-    with_broker(2, no_tweak, |shard| async move {
-        create_topic(&shard, "acks", 2, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("acks", 2, &[]).await;
         let request = produce_request(
             2,
             vec![(
@@ -146,16 +139,16 @@ fn invalid_acks_rejects_every_partition_and_appends_nothing() {
             ("acks".to_string(), 0, INVALID_REQUIRED_ACKS, -1),
             ("acks".to_string(), 1, INVALID_REQUIRED_ACKS, -1),
         ];
-        assert_eq!(produce_on(&shard, 0, &request).await, expected);
-        assert_eq!(produce_one(&shard, "acks", 0, batch(&[("c", 1)])).await, 0);
-        assert_eq!(produce_one(&shard, "acks", 1, batch(&[("d", 1)])).await, 0);
+        assert_eq!(produce_on(&broker, 0, &request).await, expected);
+        assert_eq!(broker.produce_one("acks", 0, batch(&[("c", 1)])).await, 0);
+        assert_eq!(broker.produce_one("acks", 1, batch(&[("d", 1)])).await, 0);
     });
 }
 
 #[test]
 fn unknown_topics_and_partitions() {
-    with_broker(2, no_tweak, |shard| async move {
-        create_topic(&shard, "two", 2, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("two", 2, &[]).await;
         let records = Some(batch(&[("a", 1)]));
         let request = produce_request(
             -1,
@@ -173,14 +166,17 @@ fn unknown_topics_and_partitions() {
             ("two".to_string(), -1, UNKNOWN_TOPIC_OR_PARTITION, -1),
             ("two".to_string(), 1, 0, 0),
         ];
-        assert_eq!(produce_on(&shard, 1, &request).await, expected);
+        assert_eq!(
+            produce_on(&broker, broker.serving_shard(), &request).await,
+            expected
+        );
     });
 }
 
 #[test]
 fn a_corrupt_batch_is_refused_alone() {
-    with_broker(2, no_tweak, |shard| async move {
-        create_topic(&shard, "crc", 2, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("crc", 2, &[]).await;
         let mut damaged = BytesMut::from(&batch(&[("payload", 1)])[..]);
         let last = damaged.len() - 1;
         damaged[last] ^= 0x01;
@@ -195,63 +191,57 @@ fn a_corrupt_batch_is_refused_alone() {
             ("crc".to_string(), 0, CORRUPT_MESSAGE, -1),
             ("crc".to_string(), 1, 0, 0),
         ];
-        assert_eq!(produce_on(&shard, 0, &request).await, expected);
-        let (high_watermark, stored) = fetch_all(&shard, "crc", 0).await;
+        assert_eq!(produce_on(&broker, 0, &request).await, expected);
+        let (high_watermark, stored) = broker.fetch_all("crc", 0).await;
         assert_eq!((high_watermark, stored.len()), (0, 0));
-        assert_eq!(
-            produce_one(&shard, "crc", 0, batch(&[("next", 1)])).await,
-            0
-        );
+        assert_eq!(broker.produce_one("crc", 0, batch(&[("next", 1)])).await, 0);
     });
 }
 
 #[test]
 fn last_offset_delta_mismatch_is_an_invalid_record() {
-    with_broker(1, no_tweak, |shard| async move {
-        create_topic(&shard, "delta", 1, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("delta", 1, &[]).await;
         let mut bad = BytesMut::from(&batch(&[("a", 1), ("b", 1)])[..]);
         bad[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&5i32.to_be_bytes());
         write_crc(&mut bad);
         let bad = bad.freeze();
         let request = produce_request(-1, vec![("delta", vec![(0, Some(bad))])]);
-        let (_, p) = partitions(&call(&shard, 0, 9, &request).await).remove(0);
+        let (_, p) = produce_answers(&broker.call_on(0, 9, &request).await).remove(0);
         assert_eq!((p.error_code, p.base_offset), (INVALID_RECORD, -1));
         let message = p.error_message.expect("v9 carries the message").to_string();
         assert!(message.contains("lastOffsetDelta 5"), "{message}");
         // v7 has no message field; the code is the same.
-        let (_, p) = partitions(&call(&shard, 0, 7, &request).await).remove(0);
+        let (_, p) = produce_answers(&broker.call_on(0, 7, &request).await).remove(0);
         assert_eq!((p.error_code, p.error_message), (INVALID_RECORD, None));
-        let (high_watermark, _) = fetch_all(&shard, "delta", 0).await;
+        let (high_watermark, _) = broker.fetch_all("delta", 0).await;
         assert_eq!(high_watermark, 0);
     });
 }
 
 #[test]
 fn an_idempotent_retry_gets_the_original_offset() {
-    with_broker(2, no_tweak, |shard| async move {
-        create_topic(&shard, "idem", 2, &[]).await;
-        let controller = ControllerHandle::new(Rc::clone(&shard));
-        let pid = controller
-            .allocate_producer_id()
-            .await
-            .expect("controller")
-            .expect("pid");
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("idem", 2, &[]).await;
+        let pid = broker.allocate_producer_id().await;
         let first = idempotent_batch(pid, 0, &["a", "b"]);
-        assert_eq!(produce_one(&shard, "idem", 1, first.clone()).await, 0);
+        assert_eq!(broker.produce_one("idem", 1, first.clone()).await, 0);
         assert_eq!(
-            produce_one(&shard, "idem", 1, idempotent_batch(pid, 2, &["c"])).await,
+            broker
+                .produce_one("idem", 1, idempotent_batch(pid, 2, &["c"]))
+                .await,
             2
         );
-        assert_eq!(produce_one(&shard, "idem", 1, first).await, 0);
-        let (high_watermark, stored) = fetch_all(&shard, "idem", 1).await;
+        assert_eq!(broker.produce_one("idem", 1, first).await, 0);
+        let (high_watermark, stored) = broker.fetch_all("idem", 1).await;
         assert_eq!((high_watermark, stored.len()), (3, 2));
     });
 }
 
 #[test]
 fn v13_names_topics_by_id() {
-    with_broker(2, no_tweak, |shard| async move {
-        let id = create_topic(&shard, "by-id", 2, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        let id = broker.create_topic_id("by-id", 2, &[]).await;
         let unknown = uuid::Uuid::from_u128(0x1234);
         let records = Some(batch(&[("a", 1)]));
         let request = produce_request_by_id(
@@ -261,7 +251,7 @@ fn v13_names_topics_by_id() {
                 (unknown, vec![(0, records)]),
             ],
         );
-        let response = call(&shard, 1, 13, &request).await;
+        let response = broker.call(13, &request).await;
         assert_eq!(response.responses.len(), 2);
         assert_eq!(response.responses[0].topic_id, id);
         assert_eq!(response.responses[0].name.as_str(), "");
@@ -274,7 +264,7 @@ fn v13_names_topics_by_id() {
         assert_eq!(response.responses[1].topic_id, unknown);
         let p = &response.responses[1].partition_responses[0];
         assert_eq!((p.error_code, p.base_offset), (UNKNOWN_TOPIC_ID, -1));
-        let (high_watermark, _) = fetch_all(&shard, "by-id", 1).await;
+        let (high_watermark, _) = broker.fetch_all("by-id", 1).await;
         assert_eq!(high_watermark, 1);
     });
 }
@@ -286,24 +276,30 @@ fn acks_all_times_out_when_the_flush_does_not_come_in_time() {
     fn slow_flush(config: &mut rafka_core::config::BrokerConfig) {
         config.flush_interval_ms = 60_000;
     }
-    with_broker(1, slow_flush, |shard| async move {
-        create_topic(&shard, "slow", 1, &[]).await;
-        let mut request = produce_request(-1, vec![("slow", vec![(0, Some(batch(&[("a", 1)])))])]);
-        request.timeout_ms = 1;
-        let expected = vec![("slow".to_string(), 0, REQUEST_TIMED_OUT, -1)];
-        assert_eq!(produce_on(&shard, 0, &request).await, expected);
-        // The append itself happened: acks=1 does not wait and goes on.
-        let mut request = produce_request(1, vec![("slow", vec![(0, Some(batch(&[("b", 1)])))])]);
-        request.timeout_ms = 1;
-        let expected = vec![("slow".to_string(), 0, 0, 1)];
-        assert_eq!(produce_on(&shard, 0, &request).await, expected);
-    });
+    TestBroker::builder()
+        .config(slow_flush)
+        .run_matrix(&SHARD_MATRIX, |broker| async move {
+            broker.create_topic_id("slow", 1, &[]).await;
+            let mut request =
+                produce_request(-1, vec![("slow", vec![(0, Some(batch(&[("a", 1)])))])]);
+            request.timeout_ms = 1;
+            let expected = vec![("slow".to_string(), 0, REQUEST_TIMED_OUT, -1)];
+            assert_eq!(produce_on(&broker, 0, &request).await, expected);
+            // The append itself happened: acks=1 does not wait and goes on.
+            let mut request =
+                produce_request(1, vec![("slow", vec![(0, Some(batch(&[("b", 1)])))])]);
+            request.timeout_ms = 1;
+            let expected = vec![("slow".to_string(), 0, 0, 1)];
+            assert_eq!(produce_on(&broker, 0, &request).await, expected);
+        });
 }
 
 #[test]
 fn record_validation_follows_kafkas_codes() {
-    with_broker(1, no_tweak, |shard| async move {
-        create_topic(&shard, "checks", 1, &[("max.message.bytes", "200")]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker
+            .create_topic_id("checks", 1, &[("max.message.bytes", "200")])
+            .await;
         let good = batch(&[("a", 1)]);
         let mut two = BytesMut::from(&good[..]);
         two.extend_from_slice(&good);
@@ -332,28 +328,24 @@ fn record_validation_follows_kafkas_codes() {
         ];
         for (case, records, error_code) in cases {
             let request = produce_request(-1, vec![("checks", vec![(0, records)])]);
-            let answer = produce_on(&shard, 0, &request).await;
+            let answer = produce_on(&broker, 0, &request).await;
             assert_eq!(
                 answer,
                 vec![("checks".to_string(), 0, error_code, -1)],
                 "{case}"
             );
         }
-        assert_eq!(produce_one(&shard, "checks", 0, good).await, 0);
+        assert_eq!(broker.produce_one("checks", 0, good).await, 0);
     });
 }
 
 #[test]
 fn timestamps_out_of_range_name_each_record() {
-    with_broker(1, no_tweak, |shard| async move {
-        create_topic(
-            &shard,
-            "clock",
-            1,
-            &[("message.timestamp.after.max.ms", "60000")],
-        )
-        .await;
-        let now_ms = shard.clock().now_ms();
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker
+            .create_topic_id("clock", 1, &[("message.timestamp.after.max.ms", "60000")])
+            .await;
+        let now_ms = broker.shard.clock().now_ms();
         let future_ms = now_ms + 3_600_000;
         let records = batch(&[
             ("ok", now_ms),
@@ -362,14 +354,14 @@ fn timestamps_out_of_range_name_each_record() {
             ("late", future_ms),
         ]);
         let request = produce_request(-1, vec![("clock", vec![(0, Some(records))])]);
-        let (_, p) = partitions(&call(&shard, 0, 9, &request).await).remove(0);
+        let (_, p) = produce_answers(&broker.call_on(0, 9, &request).await).remove(0);
         assert_eq!((p.error_code, p.base_offset), (INVALID_TIMESTAMP, -1));
         let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
         assert_eq!(indexes, vec![1, 3]);
         assert!(p.error_message.is_some());
         // A timestamp in the past is fine: before.max.ms is unlimited.
         assert_eq!(
-            produce_one(&shard, "clock", 0, batch(&[("old", 1)])).await,
+            broker.produce_one("clock", 0, batch(&[("old", 1)])).await,
             0
         );
     });
@@ -377,20 +369,22 @@ fn timestamps_out_of_range_name_each_record() {
 
 #[test]
 fn a_compacted_topic_refuses_records_without_a_key() {
-    with_broker(1, no_tweak, |shard| async move {
-        create_topic(&shard, "table", 1, &[("cleanup.policy", "compact")]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker
+            .create_topic_id("table", 1, &[("cleanup.policy", "compact")])
+            .await;
         let mut builder =
             rafka_proto::record::BatchBuilder::new(rafka_proto::record::Compression::None);
         builder.push(Some(b"k"), Some(b"v"));
         builder.push(None, Some(b"keyless"));
         let records = builder.build().expect("batch");
         let request = produce_request(-1, vec![("table", vec![(0, Some(records))])]);
-        let (_, p) = partitions(&call(&shard, 0, 9, &request).await).remove(0);
+        let (_, p) = produce_answers(&broker.call_on(0, 9, &request).await).remove(0);
         assert_eq!(p.error_code, INVALID_RECORD);
         let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
         assert_eq!(indexes, vec![1]);
         assert_eq!(
-            produce_one(&shard, "table", 0, batch(&[("keyed", 1)])).await,
+            broker.produce_one("table", 0, batch(&[("keyed", 1)])).await,
             0
         );
     });
@@ -398,18 +392,14 @@ fn a_compacted_topic_refuses_records_without_a_key() {
 
 #[test]
 fn a_log_append_time_topic_reports_the_append_time() {
-    with_broker(1, no_tweak, |shard| async move {
-        create_topic(
-            &shard,
-            "stamped",
-            1,
-            &[("message.timestamp.type", "LogAppendTime")],
-        )
-        .await;
-        let before_ms = shard.clock().now_ms();
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker
+            .create_topic_id("stamped", 1, &[("message.timestamp.type", "LogAppendTime")])
+            .await;
+        let before_ms = broker.shard.clock().now_ms();
         let request = produce_request(-1, vec![("stamped", vec![(0, Some(batch(&[("a", 1)])))])]);
-        let (_, p) = partitions(&call(&shard, 0, 9, &request).await).remove(0);
-        let after_ms = shard.clock().now_ms();
+        let (_, p) = produce_answers(&broker.call_on(0, 9, &request).await).remove(0);
+        let after_ms = broker.shard.clock().now_ms();
         assert_eq!(p.error_code, 0);
         assert!(
             (before_ms..=after_ms).contains(&p.log_append_time_ms),
@@ -421,11 +411,12 @@ fn a_log_append_time_topic_reports_the_append_time() {
 
 #[test]
 fn an_undecodable_body_closes_the_connection() {
-    with_broker(1, no_tweak, |shard| async move {
-        let request = raw_request(0, 9, Bytes::from_static(&[0x00, 0xff, 0xff]), None);
-        let response = serve_on(&shard, 0, request).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        let request =
+            broker::raw_request(ApiKey::Produce, 9, Bytes::from_static(&[0x00, 0xff, 0xff]));
+        let response = broker.serve_on(0, request).await;
         assert!(
-            matches!(response, Err(HandlerError::Decode(_))),
+            matches!(response, Response::Close(HandlerError::Decode(_))),
             "{response:?}"
         );
     });
@@ -433,8 +424,8 @@ fn an_undecodable_body_closes_the_connection() {
 
 #[test]
 fn every_version_answers_successes_and_failures() {
-    with_broker(2, no_tweak, |shard| async move {
-        let id = create_topic(&shard, "versions", 2, &[]).await;
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, |broker| async move {
+        let id = broker.create_topic_id("versions", 2, &[]).await;
         for (next_offset, version) in (0i64..).zip(3..=13) {
             let partitions_sent = vec![(1, Some(batch(&[("a", 1)]))), (0, None)];
             let request = if version >= 13 {
@@ -442,7 +433,7 @@ fn every_version_answers_successes_and_failures() {
             } else {
                 produce_request(-1, vec![("versions", partitions_sent)])
             };
-            let response = call(&shard, 0, version, &request).await;
+            let response = broker.call_on(0, version, &request).await;
             let topic = &response.responses[0];
             let ok = &topic.partition_responses[0];
             let log_start_offset = if version >= 5 { 0 } else { -1 };

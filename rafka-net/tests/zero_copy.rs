@@ -1,58 +1,47 @@
 //! Zero-copy Fetch: the chunked encoder against kafka-protocol's, and a real
-//! in-process broker (2 shards, sockets) answering raw-socket fetches whose
-//! records must equal the segment files on disk byte for byte.
-
-mod zero_copy_support;
+//! in-process broker (1, 2 and 4 shards, a loopback listener) answering
+//! raw-socket fetches whose records must equal the segment files on disk
+//! byte for byte.
 
 use std::fs::File;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
     PartitionData, SnapshotId,
 };
-use kafka_protocol::messages::{BrokerId, FetchResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, BrokerId, FetchRequest, FetchResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rafka_net::fetch_encode::{encode_fetch_response, PartitionRecords};
 use rafka_net::zero_copy::Chunk;
 use rafka_proto::api::encode_response;
 use rafka_proto::header::ResponseHeaderVersion;
+use rafka_proto::record::{BatchBuilder, Compression};
 use rafka_shard::storage::FileRegion;
+use rafka_testkit::broker::blocking;
+use rafka_testkit::records::{batches_of, concat, segment_files};
+use rafka_testkit::rng::{seeds, Rng};
+use rafka_testkit::wire::decode_response;
+use rafka_testkit::{Broker, TestBroker, WireClient, SHARD_MATRIX};
 use uuid::Uuid;
 
-use zero_copy_support::*;
+/// Upper bound on a scenario; reached only when the code under test hangs.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// xorshift64*: a seeded generator, so a failure names the seed to replay.
-struct Rng(u64);
+fn string(rng: &mut Rng, max: u64) -> StrBytes {
+    let len = rng.below(max + 1) as usize;
+    StrBytes::from_string(rng.lowercase(len))
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    fn bytes(&mut self, len: usize) -> Bytes {
-        (0..len)
-            .map(|_| self.next() as u8)
-            .collect::<Vec<u8>>()
-            .into()
-    }
-    fn string(&mut self, max: u64) -> StrBytes {
-        let len = self.below(max + 1) as usize;
-        let text: String = (0..len)
-            .map(|_| (b'a' + self.below(26) as u8) as char)
-            .collect();
-        StrBytes::from_string(text)
-    }
+fn random_bytes(rng: &mut Rng, len: usize) -> Bytes {
+    Bytes::from(rng.bytes(len))
 }
 
 fn unknown_tags(rng: &mut Rng, first_tag: i32) -> std::collections::BTreeMap<i32, Bytes> {
@@ -60,7 +49,7 @@ fn unknown_tags(rng: &mut Rng, first_tag: i32) -> std::collections::BTreeMap<i32
     for _ in 0..rng.below(3) {
         let tag = first_tag + rng.below(200) as i32;
         let len = rng.below(20) as usize;
-        tags.insert(tag, rng.bytes(len));
+        tags.insert(tag, random_bytes(rng, len));
     }
     tags
 }
@@ -69,10 +58,10 @@ fn random_partition(rng: &mut Rng, version: i16) -> PartitionData {
     let mut data = PartitionData::default()
         .with_partition_index(rng.below(1000) as i32)
         .with_error_code(rng.below(120) as i16)
-        .with_high_watermark(rng.next() as i64 >> 1)
-        .with_last_stable_offset(rng.next() as i64 >> 1)
+        .with_high_watermark(rng.next_u64() as i64 >> 1)
+        .with_last_stable_offset(rng.next_u64() as i64 >> 1)
         .with_log_start_offset(rng.below(1 << 40) as i64);
-    if rng.chance() {
+    if rng.coin() {
         let aborted = (0..rng.below(4))
             .map(|_| {
                 AbortedTransaction::default()
@@ -85,17 +74,17 @@ fn random_partition(rng: &mut Rng, version: i16) -> PartitionData {
     if version >= 11 {
         data.preferred_read_replica = BrokerId(rng.below(5) as i32 - 1);
     }
-    if rng.chance() {
+    if rng.coin() {
         data.diverging_epoch = EpochEndOffset::default()
             .with_epoch(rng.below(100) as i32)
             .with_end_offset(rng.below(1 << 20) as i64);
     }
-    if rng.chance() {
+    if rng.coin() {
         data.current_leader = LeaderIdAndEpoch::default()
             .with_leader_id(BrokerId(rng.below(10) as i32))
             .with_leader_epoch(rng.below(100) as i32);
     }
-    if rng.chance() {
+    if rng.coin() {
         data.snapshot_id = SnapshotId::default()
             .with_end_offset(rng.below(1 << 20) as i64)
             .with_epoch(rng.below(100) as i32);
@@ -106,7 +95,7 @@ fn random_partition(rng: &mut Rng, version: i16) -> PartitionData {
         1 => Some(Bytes::new()),
         _ => {
             let len = rng.below(3000) as usize;
-            Some(rng.bytes(len))
+            Some(random_bytes(rng, len))
         }
     };
     data
@@ -119,8 +108,8 @@ fn random_response(rng: &mut Rng, version: i16) -> FetchResponse {
                 .map(|_| random_partition(rng, version))
                 .collect();
             FetchableTopicResponse::default()
-                .with_topic(TopicName(rng.string(30)))
-                .with_topic_id(Uuid::from_u64_pair(rng.next(), rng.next()))
+                .with_topic(TopicName(string(rng, 30)))
+                .with_topic_id(Uuid::from_u64_pair(rng.next_u64(), rng.next_u64()))
                 .with_partitions(partitions)
                 .with_unknown_tagged_fields(unknown_tags(rng, 0))
         })
@@ -133,14 +122,14 @@ fn random_response(rng: &mut Rng, version: i16) -> FetchResponse {
         response.error_code = rng.below(100) as i16;
         response.session_id = rng.below(1 << 31) as i32;
     }
-    if rng.chance() {
+    if rng.coin() {
         response.node_endpoints = (0..rng.below(3) + 1)
             .map(|_| {
                 NodeEndpoint::default()
                     .with_node_id(BrokerId(rng.below(10) as i32))
-                    .with_host(rng.string(20))
+                    .with_host(string(rng, 20))
                     .with_port(rng.below(65536) as i32)
-                    .with_rack(rng.chance().then(|| rng.string(8)))
+                    .with_rack(rng.coin().then(|| string(rng, 8)))
             })
             .collect();
     }
@@ -159,7 +148,7 @@ fn as_chunks(rng: &mut Rng, records: &Bytes, file: &Arc<File>, file_len: &mut u6
             1 + rng.below(rest.len() as u64) as usize
         };
         let piece = rest.split_to(take);
-        if rng.chance() {
+        if rng.coin() {
             (&**file).write_all(&piece).expect("write");
             chunks.push(Chunk::File(FileRegion::new(
                 Arc::clone(file),
@@ -181,8 +170,8 @@ fn chunked_encoder_matches_kafka_protocol_in_every_version() {
     let mut file_len = 0u64;
     // A reader of the same file: regions are read through their own handle.
     let reader = Arc::new(File::open(dir.path().join("regions")).expect("open"));
-    for seed in 1..=40u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for seed in seeds(1..=40) {
+        let mut rng = Rng::new(seed);
         for version in 4..=18i16 {
             let response = random_response(&mut rng, version);
             let header_version = if version >= 12 {
@@ -225,21 +214,135 @@ fn reopen(chunks: Vec<Chunk>, reader: &Arc<File>) -> Vec<Chunk> {
         .collect()
 }
 
+/// Runs `scenario` over each of `shard_counts` on a broker serving a
+/// loopback listener, `sendfile` on or off.
+fn with_net_brokers<F, Fut>(shard_counts: &[usize], zero_copy: bool, scenario: F)
+where
+    F: FnOnce(Broker) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let broker = TestBroker::builder()
+        .network(true)
+        .zero_copy(zero_copy)
+        .timeout(TEST_TIMEOUT);
+    broker.run_matrix(shard_counts, scenario);
+}
+
+/// Produces (acks=all) batches of varied sizes and codecs until the
+/// partition holds at least `total_bytes`.
+async fn produce_varied(broker: &Broker, topic: &str, partition: i32, total_bytes: usize) {
+    let codecs = [
+        Compression::None,
+        Compression::Lz4,
+        Compression::Zstd,
+        Compression::Snappy,
+        Compression::Gzip,
+    ];
+    let mut rng = Rng::new(0x1234_5678_9abc_def1 ^ partition as u64);
+    let mut produced_bytes = 0usize;
+    let mut round = 0usize;
+    while produced_bytes < total_bytes {
+        let mut builder = BatchBuilder::new(codecs[round % codecs.len()]);
+        // 1 to 200 records of 16 B to ~1 KiB, half of them incompressible.
+        let records = 1 + (round * 37) % 200;
+        for record in 0..records {
+            let len = 16 + (round * 131 + record * 17) % 1000;
+            let value: Vec<u8> = if round.is_multiple_of(2) {
+                rng.bytes(len)
+            } else {
+                format!("{round}-{record}-")
+                    .repeat(len / 8 + 1)
+                    .into_bytes()
+            };
+            builder.push(Some(format!("k{record}").as_bytes()), Some(&value));
+        }
+        let batch = builder.build().expect("batch");
+        produced_bytes += batch.len();
+        broker.produce(topic, partition, batch).await;
+        round += 1;
+    }
+}
+
+/// A sessionless fetch of partition 0 of `topic`, named as `version` does.
+fn fetch_one(
+    topic: &str,
+    id: Uuid,
+    version: i16,
+    offset: i64,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    let partition = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(partition_max_bytes);
+    fetch_request(topic, id, version, vec![partition], max_bytes)
+}
+
+/// Every partition of `topic` from offset 0, 64 MiB each.
+fn fetch_all(topic: &str, id: Uuid, version: i16, partitions: i32) -> FetchRequest {
+    let partitions = (0..partitions)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_partition_max_bytes(64 << 20)
+        })
+        .collect();
+    fetch_request(topic, id, version, partitions, 64 << 20)
+}
+
+fn fetch_request(
+    topic: &str,
+    id: Uuid,
+    version: i16,
+    partitions: Vec<FetchPartition>,
+    max_bytes: i32,
+) -> FetchRequest {
+    let topic = if version >= 13 {
+        FetchTopic::default().with_topic_id(id)
+    } else {
+        FetchTopic::default().with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+    };
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![topic.with_partitions(partitions)])
+}
+
+fn only_partition(response: &FetchResponse) -> &PartitionData {
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.responses.len(), 1);
+    assert_eq!(response.responses[0].partitions.len(), 1);
+    &response.responses[0].partitions[0]
+}
+
+fn connect(addr: SocketAddr) -> WireClient {
+    WireClient::connect(addr, "zero-copy-test").expect("connect")
+}
+
+fn fetch(client: &mut WireClient, version: i16, request: &FetchRequest) -> FetchResponse {
+    client.call(version, request).expect("fetch")
+}
+
 #[test]
 fn records_equal_the_segment_files_in_every_version() {
-    with_net_broker(true, |ctx, addr| async move {
-        create_topic(&ctx, "zc", 1, &[("segment.bytes", "1048576")]).await;
-        produce_varied(&ctx, "zc", 0, 2_600_000).await;
-        let dir = ctx.shard.config.log_dirs[0].join("zc-0");
-        let id = ctx.shard.image().topic("zc").expect("topic").id;
+    with_net_brokers(&SHARD_MATRIX, true, |broker| async move {
+        let id = broker
+            .create_topic_id("zc", 1, &[("segment.bytes", "1048576")])
+            .await;
+        produce_varied(&broker, "zc", 0, 2_600_000).await;
+        let dir = broker.partition_dir("zc", 0);
+        let addr = broker.addr();
         blocking(move || {
+            let mut client = connect(addr);
             let segments = segment_files(&dir);
             assert!(segments.len() >= 3, "{} segments", segments.len());
-            let log = concat_segments(&segments);
-            let mut client = Client::connect(addr);
+            let log = concat(&segments);
             for version in [4, 11, 12, 13, 16, 17, 18] {
                 let request = fetch_one("zc", id, version, 0, 64 << 20, 64 << 20);
-                let response = client.fetch(version, &request);
+                let response = fetch(&mut client, version, &request);
                 let data = only_partition(&response);
                 assert_eq!(data.error_code, 0, "v{version}");
                 assert_eq!(data.records.as_ref(), Some(&log), "v{version}");
@@ -252,13 +355,13 @@ fn records_equal_the_segment_files_in_every_version() {
 
 /// KIP-74 at the edges: a limit ending mid-batch, one below the first
 /// batch, and a read spanning two segments.
-fn check_boundaries(client: &mut Client, id: Uuid, segments: &[Bytes]) {
-    let batches = batches_of(&concat_segments(segments));
+fn check_boundaries(client: &mut WireClient, id: Uuid, segments: &[Bytes]) {
+    let batches = batches_of(&concat(segments));
     let (b0, b1, b2) = (&batches[0], &batches[1], &batches[2]);
     let mid_third = (b0.bytes.len() + b1.bytes.len() + b2.bytes.len() / 2) as i32;
     for version in [4, 12, 13, 18] {
         let request = fetch_one("zc", id, version, 0, mid_third, 64 << 20);
-        let data = only_partition(&client.fetch(version, &request)).clone();
+        let data = only_partition(&fetch(client, version, &request)).clone();
         let expected = concat(&[&b0.bytes, &b1.bytes]);
         assert_eq!(
             data.records,
@@ -266,7 +369,7 @@ fn check_boundaries(client: &mut Client, id: Uuid, segments: &[Bytes]) {
             "v{version} mid-batch max_bytes"
         );
         let request = fetch_one("zc", id, version, 0, 1, 64 << 20);
-        let data = only_partition(&client.fetch(version, &request)).clone();
+        let data = only_partition(&fetch(client, version, &request)).clone();
         assert_eq!(
             data.records.as_ref(),
             Some(&b0.bytes),
@@ -278,28 +381,36 @@ fn check_boundaries(client: &mut Client, id: Uuid, segments: &[Bytes]) {
     let first_of_second = batches_of(&segments[1]).remove(0);
     let both = (last_of_first.bytes.len() + first_of_second.bytes.len()) as i32;
     let request = fetch_one("zc", id, 13, last_of_first.base_offset, both, both);
-    let data = only_partition(&client.fetch(13, &request)).clone();
+    let data = only_partition(&fetch(client, 13, &request)).clone();
     let expected = concat(&[&last_of_first.bytes, &first_of_second.bytes]);
     assert_eq!(data.records, Some(expected), "spanning two segments");
 }
 
+/// Partitions owned by several shards: the owners include shards 0 and 1,
+/// so this runs on 2 and 4 shards.
 #[test]
 fn many_partitions_on_both_shards_in_one_response() {
-    with_net_broker(true, |ctx, addr| async move {
-        create_topic(&ctx, "wide", 8, &[]).await;
+    with_net_brokers(&[2, 4], true, |broker| async move {
+        let id = broker.create_topic_id("wide", 8, &[]).await;
         for partition in 0..8 {
-            produce_varied(&ctx, "wide", partition, 20_000 + partition as usize * 5_000).await;
+            produce_varied(
+                &broker,
+                "wide",
+                partition,
+                20_000 + partition as usize * 5_000,
+            )
+            .await;
         }
         let owners: Vec<usize> = (0..8)
-            .map(|p| ctx.shard.owner_of("wide", p).expect("owner"))
+            .map(|p| broker.shard.owner_of("wide", p).expect("owner"))
             .collect();
         assert!(owners.contains(&0) && owners.contains(&1), "{owners:?}");
-        let root = ctx.shard.config.log_dirs[0].clone();
-        let id = ctx.shard.image().topic("wide").expect("topic").id;
+        let dirs: Vec<_> = (0..8).map(|p| broker.partition_dir("wide", p)).collect();
+        let addr = broker.addr();
         blocking(move || {
-            let mut client = Client::connect(addr);
+            let mut client = connect(addr);
             for version in [4, 12, 13, 18] {
-                let response = client.fetch(version, &fetch_all("wide", id, version, 8));
+                let response = fetch(&mut client, version, &fetch_all("wide", id, version, 8));
                 let answered: Vec<&PartitionData> = response
                     .responses
                     .iter()
@@ -307,8 +418,8 @@ fn many_partitions_on_both_shards_in_one_response() {
                     .collect();
                 assert_eq!(answered.len(), 8, "v{version}");
                 for data in answered {
-                    let dir = root.join(format!("wide-{}", data.partition_index));
-                    let log = concat_segments(&segment_files(&dir));
+                    let dir = &dirs[data.partition_index as usize];
+                    let log = concat(&segment_files(dir));
                     assert_eq!(
                         data.records.as_ref(),
                         Some(&log),
@@ -324,24 +435,33 @@ fn many_partitions_on_both_shards_in_one_response() {
 
 #[test]
 fn a_slow_reader_does_not_stall_the_shard() {
-    with_net_broker(true, |ctx, addr| async move {
-        create_topic(&ctx, "big", 1, &[]).await;
-        produce_varied(&ctx, "big", 0, 10 << 20).await;
-        let dir = ctx.shard.config.log_dirs[0].join("big-0");
-        let id = ctx.shard.image().topic("big").expect("topic").id;
+    with_net_brokers(&SHARD_MATRIX, true, |broker| async move {
+        let id = broker.create_topic_id("big", 1, &[]).await;
+        produce_varied(&broker, "big", 0, 10 << 20).await;
+        let dir = broker.partition_dir("big", 0);
+        let addr = broker.addr();
         blocking(move || {
-            let log = concat_segments(&segment_files(&dir));
+            let log = concat(&segment_files(&dir));
             assert!(log.len() > 8 << 20, "{} bytes", log.len());
-            let mut slow = Client::connect_small_window(addr);
+            // Its receive buffer stays at 16 KiB, so the broker's send
+            // buffer fills up long before the response is read.
+            let mut slow = connect(addr);
+            slow.set_receive_buffer_bytes(16 << 10).expect("SO_RCVBUF");
             let request = fetch_one("big", id, 13, 0, 64 << 20, 64 << 20);
-            slow.send_fetch(13, &request);
+            let correlation_id = slow.send(13, &request).expect("send");
             // The response has started: its size is known and far larger
             // than every socket buffer between the two ends.
-            let size = slow.read_size();
+            let size = slow.read_frame_size().expect("size");
             assert!(size > log.len(), "{size} bytes");
-            let mut other = Client::connect(addr);
-            assert_eq!(other.api_versions_error(), 0);
-            let response = slow.read_fetch_body(13, size);
+            let mut other = connect(addr);
+            let versions = other
+                .call(0, &ApiVersionsRequest::default())
+                .expect("api versions");
+            assert!(!versions.api_keys.is_empty());
+            assert_eq!(versions.error_code, 0);
+            let body = slow.read_frame_body(size).expect("body");
+            let response =
+                decode_response::<FetchRequest>(13, correlation_id, body).expect("fetch response");
             assert_eq!(only_partition(&response).records.as_ref(), Some(&log));
         })
         .await;
@@ -350,28 +470,22 @@ fn a_slow_reader_does_not_stall_the_shard() {
 
 #[test]
 fn the_in_memory_path_sends_the_same_bytes() {
-    with_net_broker(false, |ctx, addr| async move {
-        create_topic(&ctx, "tls", 1, &[("segment.bytes", "1048576")]).await;
-        produce_varied(&ctx, "tls", 0, 1_500_000).await;
-        let dir = ctx.shard.config.log_dirs[0].join("tls-0");
-        let id = ctx.shard.image().topic("tls").expect("topic").id;
+    with_net_brokers(&SHARD_MATRIX, false, |broker| async move {
+        let id = broker
+            .create_topic_id("tls", 1, &[("segment.bytes", "1048576")])
+            .await;
+        produce_varied(&broker, "tls", 0, 1_500_000).await;
+        let dir = broker.partition_dir("tls", 0);
+        let addr = broker.addr();
         blocking(move || {
-            let log = concat_segments(&segment_files(&dir));
-            let mut client = Client::connect(addr);
+            let mut client = connect(addr);
+            let log = concat(&segment_files(&dir));
             for version in [4, 18] {
                 let request = fetch_one("tls", id, version, 0, 64 << 20, 64 << 20);
-                let response = client.fetch(version, &request);
+                let response = fetch(&mut client, version, &request);
                 assert_eq!(only_partition(&response).records.as_ref(), Some(&log));
             }
         })
         .await;
     });
-}
-
-fn concat(parts: &[&Bytes]) -> Bytes {
-    let mut out = BytesMut::new();
-    for part in parts {
-        out.extend_from_slice(part);
-    }
-    out.freeze()
 }

@@ -11,6 +11,7 @@ use rafka_proto::record::{
     compress, decompress, BatchBuilder, Compression, CompressionError, RecordBatch, RecordError,
     RecordLimits,
 };
+use rafka_testkit::rng::{seeds, Rng};
 
 /// Records the largest allocation each thread asks for, so a test can show
 /// that a declared or expanded size never reached the allocator.
@@ -156,16 +157,9 @@ fn zstd_frame_declaring_a_terabyte_is_refused() {
     );
 }
 
-/// Deterministic noise (xorshift), so failures replay.
-fn noise(len: usize, mut state: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+/// Deterministic noise, so failures replay.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    Rng::new(seed).bytes(len)
 }
 
 #[test]
@@ -179,7 +173,7 @@ fn garbage_is_an_error_for_every_codec() {
         &[0x28, 0xb5, 0x2f, 0xfd],
     ];
     for (codec, magic) in CODECS.into_iter().zip(magics) {
-        for seed in 1..=8u64 {
+        for seed in seeds(1..=8) {
             let bare = Bytes::from(noise(1000, seed));
             let result = decompress(codec, &bare, LIMIT_BYTES);
             assert!(result.is_err(), "{codec:?} seed {seed}: bare noise decoded");

@@ -4,56 +4,37 @@
 
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use rafka_core::config::BrokerConfig;
 use rafka_core::group::partition_for_group;
 use rafka_core::group::{CommitPartition, CommitRequest, JoinRequest, JoinedMember, SyncRequest};
-use rafka_shard::controller_handle::ControllerHandle;
 use rafka_shard::group::GROUP_METADATA_TOPIC;
-use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
-use rafka_shard::shard::{start, Shard};
+use rafka_shard::shard::Shard;
+use rafka_testkit::TestBroker;
 
 const PARTITIONS: i32 = 4;
 
-fn config(dir: &Path) -> Arc<BrokerConfig> {
-    Arc::new(BrokerConfig {
-        log_dirs: vec![dir.to_path_buf()],
-        offsets_topic_num_partitions: PARTITIONS,
-        // Long enough for both members of a test to join the first
-        // generation, whatever order their calls are served in.
-        group_initial_rebalance_delay_ms: 1000,
-        ..Default::default()
-    })
+fn config(config: &mut BrokerConfig) {
+    config.offsets_topic_num_partitions = PARTITIONS;
+    // Long enough for both members of a test to join the first
+    // generation, whatever order their calls are served in.
+    config.group_initial_rebalance_delay_ms = 1000;
 }
 
+/// Runs `scenario` with shard 0's context on a broker over `dir` whose
+/// `__consumer_offsets` exists, then stops the broker cleanly.
 fn with_broker<F, Fut>(dir: &Path, shards: usize, scenario: F)
 where
-    F: Fn(Rc<Shard>) -> Fut + Send + Clone + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let config = config(dir);
-    let main = move |env: ShardEnv<Shard>| {
-        let config = Arc::clone(&config);
-        let scenario = scenario.clone();
-        async move {
-            let (shard, _started) = start(env, config).await.expect("start");
-            if shard.id() == 0 {
-                // What the first FindCoordinator does (a no-op on restart).
-                ControllerHandle::new(Rc::clone(&shard))
-                    .ensure_internal_topic(shard.offsets_topic(), None)
-                    .await
-                    .expect("controller")
-                    .expect("__consumer_offsets");
-                scenario(Rc::clone(&shard)).await;
-                shard.shutdown().await.expect("shutdown");
-                shard.stop_all().await;
-            }
-            shard.wait_stop().await;
-        }
-    };
-    run(&RuntimeConfig::for_tests(shards), main).expect("runtime");
+    let broker = TestBroker::builder().shards(shards).config(config);
+    broker.data_dir(dir).run(|broker| async move {
+        // What the first FindCoordinator does (a no-op on restart).
+        broker.ensure_offsets_topic().await;
+        scenario(Rc::clone(&broker.shard)).await;
+    });
 }
 
 fn join_req(group: &str, member_id: &str) -> JoinRequest {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rafka_testkit::Rng;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -64,14 +65,12 @@ pub fn now_ms() -> i64 {
 /// compress it) plus raw 0x00/0xff bytes, every 13th value null, two or three
 /// headers (one with a null value every 7th record), none every 11th.
 pub fn record(partition: i32, index: u32, base_ms: i64) -> Record {
-    let mut rng = XorShift::new((u64::from(partition.unsigned_abs()) << 32) | u64::from(index));
+    let mut rng = Rng::new((u64::from(partition.unsigned_abs()) << 32) | u64::from(index));
     let value = if index % 13 == 12 {
         None
     } else {
-        let len = 1 + (rng.next() % 300) as usize;
-        let mut bytes: Vec<u8> = (0..len)
-            .map(|_| b"abcd"[(rng.next() % 4) as usize])
-            .collect();
+        let len = 1 + rng.index(300);
+        let mut bytes: Vec<u8> = (0..len).map(|_| *rng.choose(b"abcd")).collect();
         bytes[0] = 0x00;
         bytes[len - 1] = 0xff;
         Some(bytes)
@@ -101,22 +100,6 @@ pub fn records(partitions: i32, count: u32, base_ms: i64) -> Vec<Vec<Record>> {
                 .collect()
         })
         .collect()
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        // Spread small seeds so that neighbouring seeds give unrelated values.
-        XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// A client config with the bootstrap address and short reconnect backoff.

@@ -12,6 +12,7 @@ use rafka_core::producer::{
 };
 use rafka_core::sim::SimStorage;
 use rafka_proto::record::BatchHeader;
+use rafka_testkit::rng::{seeds, Rng};
 
 use super::{answers, busy_log, header, Log};
 
@@ -264,24 +265,21 @@ fn producer_ids_skip_but_never_repeat_across_crashes() {
 
 #[test]
 fn producer_ids_increase_under_random_crashes_and_faults() {
-    for seed in 1..=32u64 {
+    for seed in seeds(1..=32) {
         let storage = SimStorage::with_seed(seed);
         let dir = Path::new(DATA_DIR);
         block_on(storage.create_dir_all(dir)).unwrap();
         let mut allocator = block_on(ProducerIdAllocator::load(&storage, dir, 7)).unwrap();
         let mut last_id = -1;
-        let mut rng = seed;
+        let mut rng = Rng::new(seed);
         for _ in 0..200 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            match rng % 10 {
+            match rng.below(10) {
                 0 => {
                     storage.crash_random();
                     allocator = block_on(ProducerIdAllocator::load(&storage, dir, 7)).unwrap();
                 }
                 1 => storage.fail_next_syncs(1),
-                2 => storage.tear_next_write((rng >> 8) as usize % 14),
+                2 => storage.tear_next_write(rng.index(14)),
                 _ => {}
             }
             if let Ok(id) = block_on(allocator.allocate(&storage, dir)) {

@@ -1,21 +1,10 @@
-//! A tiny raw Kafka client for tests: one blocking TCP connection that sends
-//! any `kafka-protocol` request struct at a chosen version and decodes the
-//! answer, with helpers for the consumer-group flows (join, sync, heartbeat,
-//! leave, commit, fetch offsets, describe).
-//!
-//! Unlike librdkafka it hides nothing: every response comes back as the
-//! decoded struct so a test can assert error codes, generations and member
-//! ids itself. Requests go out one at a time (no pipelining), so a blocking
-//! JoinGroup holds its connection like a real member's would.
-//!
-//! Framing and the request header come from `rafka_proto`, the header
-//! versions from `kafka_protocol`'s `ApiKey` tables, so the client and the
-//! broker never share a hand-written layout.
+//! The consumer-group flows of [`WireClient`]: join (with the
+//! MEMBER_ID_REQUIRED round trip), sync, heartbeat, leave, commit, fetch
+//! offsets, describe; the embedded consumer-protocol bytes (subscription,
+//! assignment) and Kafka's range assignor, for tests that play every
+//! member of a group themselves.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
@@ -24,22 +13,20 @@ use kafka_protocol::messages::{
     join_group_request::JoinGroupRequestProtocol, leave_group_request::MemberIdentity,
     offset_commit_request::OffsetCommitRequestPartition,
     offset_commit_request::OffsetCommitRequestTopic, offset_fetch_request::OffsetFetchRequestGroup,
-    offset_fetch_request::OffsetFetchRequestTopics, sync_group_request::SyncGroupRequestAssignment,
+    offset_fetch_request::OffsetFetchRequestTopic, offset_fetch_request::OffsetFetchRequestTopics,
+    sync_group_request::SyncGroupRequestAssignment,
 };
 use kafka_protocol::messages::{
     ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, DescribeGroupsRequest,
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use rafka_proto::frame::{self, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT};
-use rafka_proto::header::{ClientIdTooLong, RequestHeader, RequestHeaderVersion};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-/// How long one response may take: a JoinGroup waits for the whole group,
-/// so this is generous; a hung broker still fails the test.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::wire::{WireClient, WireError};
+
 /// Kafka's MEMBER_ID_REQUIRED: a JoinGroup v4+ with an empty member id gets
 /// its id back with this code and must join again with it.
 pub const MEMBER_ID_REQUIRED: i16 = 79;
@@ -49,58 +36,6 @@ pub const UNKNOWN_MEMBER_ID: i16 = 25;
 /// The version of the embedded consumer protocol structs (subscription,
 /// assignment) that every client can read.
 const CONSUMER_PROTOCOL_VERSION: i16 = 0;
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Why a request got no usable answer.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    #[error("socket: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("api key {0} is unknown to kafka-protocol")]
-    UnknownApiKey(i16),
-    #[error("{api:?} v{version}: header version {header_version} has no layout")]
-    HeaderVersion {
-        api: ApiKey,
-        version: i16,
-        header_version: i16,
-    },
-    #[error(transparent)]
-    ClientId(#[from] ClientIdTooLong),
-    #[error("encode {api:?} v{version}: {source}")]
-    Encode {
-        api: ApiKey,
-        version: i16,
-        source: BoxError,
-    },
-    #[error("frame: {0}")]
-    Frame(#[from] FrameError),
-    #[error("frame too large to send: {0}")]
-    FrameEncode(#[from] frame::FrameEncodeError),
-    #[error("connection closed before a full response frame")]
-    Closed,
-    #[error("decode {api:?} v{version} response: {source}")]
-    Decode {
-        api: ApiKey,
-        version: i16,
-        source: BoxError,
-    },
-    #[error("response carries correlation id {received}, request had {sent}")]
-    CorrelationId { sent: i32, received: i32 },
-    #[error("{bytes} bytes left after the {api:?} v{version} response")]
-    TrailingBytes {
-        api: ApiKey,
-        version: i16,
-        bytes: usize,
-    },
-    #[error("{api:?} answered error code {code}")]
-    ErrorCode { api: ApiKey, code: i16 },
-    #[error("{api:?} response holds no entry for the request")]
-    MissingEntry { api: ApiKey },
-    #[error("embedded consumer protocol bytes: {source}")]
-    ConsumerProtocol { source: BoxError },
-}
 
 /// The versions the group helpers speak; `Default` is what the Java client
 /// 3.9 sends to a broker that serves the classic group protocol.
@@ -125,128 +60,6 @@ impl Default for GroupVersions {
             offset_commit: 8,
             offset_fetch: 8,
             describe_groups: 5,
-        }
-    }
-}
-
-/// One connection to the broker.
-pub struct WireClient {
-    stream: TcpStream,
-    client_id: Bytes,
-    next_correlation_id: i32,
-    read_buf: BytesMut,
-    frames: FrameDecoder,
-    pub versions: GroupVersions,
-}
-
-impl WireClient {
-    pub fn connect(addr: SocketAddr, client_id: &str) -> Result<WireClient, WireError> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        Ok(WireClient {
-            stream,
-            client_id: Bytes::copy_from_slice(client_id.as_bytes()),
-            next_correlation_id: 1,
-            read_buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
-            frames: FrameDecoder::new(FRAME_BYTES_MAX_DEFAULT),
-            versions: GroupVersions::default(),
-        })
-    }
-
-    /// Sends `request` at `version` and returns the decoded response.
-    pub fn send<R: Request>(
-        &mut self,
-        request: &R,
-        version: i16,
-    ) -> Result<R::Response, WireError> {
-        let api = ApiKey::try_from(R::KEY).map_err(|_| WireError::UnknownApiKey(R::KEY))?;
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let out = self.encode_request(api, version, correlation_id, request)?;
-        self.stream.write_all(&out)?;
-        let mut body = self.read_frame()?;
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-            .map_err(|e| WireError::Decode {
-                api,
-                version,
-                source: e.into(),
-            })?;
-        if header.correlation_id != correlation_id {
-            return Err(WireError::CorrelationId {
-                sent: correlation_id,
-                received: header.correlation_id,
-            });
-        }
-        let response = R::Response::decode(&mut body, version).map_err(|e| WireError::Decode {
-            api,
-            version,
-            source: e.into(),
-        })?;
-        if body.has_remaining() {
-            return Err(WireError::TrailingBytes {
-                api,
-                version,
-                bytes: body.remaining(),
-            });
-        }
-        Ok(response)
-    }
-
-    fn encode_request<R: Request>(
-        &self,
-        api: ApiKey,
-        version: i16,
-        correlation_id: i32,
-        request: &R,
-    ) -> Result<BytesMut, WireError> {
-        let header_version = api.request_header_version(version);
-        let header = RequestHeader {
-            api_key: api,
-            api_version: version,
-            correlation_id,
-            header_version: RequestHeaderVersion::from_i16(header_version).ok_or(
-                WireError::HeaderVersion {
-                    api,
-                    version,
-                    header_version,
-                },
-            )?,
-            client_id: Some(self.client_id.clone()),
-        };
-        let mut out = BytesMut::new();
-        let start = frame::begin_frame(&mut out);
-        header.encode(&mut out)?;
-        request
-            .encode(&mut out, version)
-            .map_err(|e| WireError::Encode {
-                api,
-                version,
-                source: e.into(),
-            })?;
-        frame::finish_frame(&mut out, start)?;
-        Ok(out)
-    }
-
-    fn read_frame(&mut self) -> Result<Bytes, WireError> {
-        loop {
-            if let Some(body) = self.frames.decode(&mut self.read_buf)? {
-                return Ok(body);
-            }
-            let filled = self.read_buf.len();
-            self.read_buf.resize(filled + READ_CHUNK_BYTES, 0);
-            let read = self.stream.read(&mut self.read_buf[filled..]);
-            let read_bytes = match read {
-                Ok(n) => n,
-                Err(e) => {
-                    self.read_buf.truncate(filled);
-                    return Err(e.into());
-                }
-            };
-            self.read_buf.truncate(filled + read_bytes);
-            if read_bytes == 0 {
-                return Err(WireError::Closed);
-            }
         }
     }
 }
@@ -415,7 +228,7 @@ impl WireClient {
             .with_group_instance_id(spec.group_instance_id.as_deref().map(str_bytes))
             .with_protocol_type(str_bytes("consumer"))
             .with_protocols(vec![protocol]);
-        self.send(&request, self.versions.join_group)
+        self.call(self.versions.join_group, &request)
     }
 
     /// Joins until the broker accepts: a MEMBER_ID_REQUIRED answer is
@@ -461,7 +274,7 @@ impl WireClient {
             .with_protocol_type(protocol_type)
             .with_protocol_name(protocol_name)
             .with_assignments(encoded);
-        self.send(&request, version)
+        self.call(version, &request)
     }
 
     /// SyncGroup that must succeed: this member's topic -> partitions.
@@ -491,7 +304,7 @@ impl WireClient {
             .with_group_id(GroupId(str_bytes(group_id)))
             .with_generation_id(generation_id)
             .with_member_id(str_bytes(member_id));
-        self.send(&request, self.versions.heartbeat)
+        self.call(self.versions.heartbeat, &request)
     }
 
     /// LeaveGroup for one dynamic member (v0-2 single form, v3+ batch form).
@@ -508,7 +321,7 @@ impl WireClient {
             ]),
             _ => request.with_member_id(str_bytes(member_id)),
         };
-        self.send(&request, version)
+        self.call(version, &request)
     }
 
     pub fn commit_offsets(
@@ -540,7 +353,7 @@ impl WireClient {
             .with_generation_id_or_member_epoch(generation_id)
             .with_member_id(str_bytes(member_id))
             .with_topics(topics);
-        self.send(&request, self.versions.offset_commit)
+        self.call(self.versions.offset_commit, &request)
     }
 
     /// OffsetCommit where every partition must be accepted.
@@ -586,7 +399,7 @@ impl WireClient {
                 topics
                     .iter()
                     .map(|(name, partitions)| {
-                        kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                        OffsetFetchRequestTopic::default()
                             .with_name(TopicName(str_bytes(name)))
                             .with_partition_indexes(partitions.clone())
                     })
@@ -596,7 +409,7 @@ impl WireClient {
                 .with_group_id(GroupId(str_bytes(group_id)))
                 .with_topics(topics)
         };
-        self.send(&request, version)
+        self.call(version, &request)
     }
 
     /// The committed offsets the broker returns for `topics` (-1 where none
@@ -639,7 +452,7 @@ impl WireClient {
         let request = FindCoordinatorRequest::default()
             .with_key(str_bytes(group_id))
             .with_key_type(0);
-        let response: FindCoordinatorResponse = self.send(&request, 3)?;
+        let response: FindCoordinatorResponse = self.call(3, &request)?;
         Ok(response.error_code)
     }
 
@@ -653,7 +466,7 @@ impl WireClient {
                 .map(|group_id| GroupId(str_bytes(group_id)))
                 .collect(),
         );
-        self.send(&request, self.versions.describe_groups)
+        self.call(self.versions.describe_groups, &request)
     }
 
     /// The state DescribeGroups reports for one group ("Empty", "Stable",

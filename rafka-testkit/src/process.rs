@@ -1,0 +1,409 @@
+//! The process-level harness: starts a broker binary (the `rafka` binary
+//! of the root crate, whose tests pass `env!("CARGO_BIN_EXE_rafka")`) as a
+//! child process on an ephemeral port and a private temp dir, learns its
+//! address from the startup line, and stops it gracefully (SIGTERM),
+//! brutally (SIGKILL) or restarts it on the same data dir. Every wait has a
+//! deadline; a failing test prints the tail of the broker's log.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long the broker may take to print its listening line (debug build,
+/// possibly recovering a data dir).
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown may take (flush + exit).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+/// The prefix of the one stdout line the broker prints once it serves.
+const LISTENING_PREFIX: &str = "rafka listening on ";
+/// The prefix of the line after it: `rafka metrics on http://ADDR/metrics`.
+const METRICS_PREFIX: &str = "rafka metrics on http://";
+/// How much of the broker's stderr log a failing test prints.
+const LOG_TAIL_BYTES: u64 = 6 * 1024;
+
+/// How to start a broker: the binary, core count and `server.properties`
+/// entries.
+#[derive(Clone, Debug)]
+pub struct BrokerOptions {
+    pub binary: PathBuf,
+    pub cores: u32,
+    /// Kafka-style `key=value` entries written to a `server.properties` file
+    /// passed with `--config`; none means no file.
+    pub properties: Vec<(String, String)>,
+}
+
+impl BrokerOptions {
+    /// `binary` with `cores` shards and no config file.
+    pub fn new(binary: impl Into<PathBuf>, cores: u32) -> BrokerOptions {
+        BrokerOptions {
+            binary: binary.into(),
+            cores,
+            properties: Vec::new(),
+        }
+    }
+
+    pub fn property(mut self, key: &str, value: &str) -> BrokerOptions {
+        self.properties.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// What the broker announced on its listening line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Startup {
+    pub addr: SocketAddr,
+    pub shards: u32,
+    pub recovered_partitions: u64,
+}
+
+/// A running broker child process with its own temp dir (data dir, config
+/// file and one stderr log per start). Dropping it kills the process.
+pub struct BrokerProcess {
+    pub addr: SocketAddr,
+    /// Where the latest start serves `/metrics` (an ephemeral port).
+    pub metrics_addr: SocketAddr,
+    /// The startup line of the latest start.
+    pub startup: Startup,
+    pub dir: TempDir,
+    child: Option<Child>,
+    options: BrokerOptions,
+    starts: u32,
+}
+
+impl BrokerProcess {
+    pub fn start(options: BrokerOptions) -> BrokerProcess {
+        let dir = tempfile::Builder::new()
+            .prefix("rafka-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        let (child, startup, metrics_addr) = launch(dir.path(), &options, 0, ephemeral());
+        BrokerProcess {
+            addr: startup.addr,
+            metrics_addr,
+            startup,
+            dir,
+            child: Some(child),
+            options,
+            starts: 1,
+        }
+    }
+
+    /// `host:port` for a client's `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The broker's `--data-dir` (Kafka's `log.dirs`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The directory of one partition, `<data dir>/<topic>-<partition>`.
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.data_dir().join(format!("{topic}-{partition}"))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then waits for the exit and asserts it is a clean exit 0.
+    pub fn stop(&mut self) {
+        let child = self.child.take().expect("stop: broker is not running");
+        signal(child.id(), libc::SIGTERM);
+        let status = wait_exit(child, SHUTDOWN_DEADLINE);
+        match status {
+            Some(status) => assert!(
+                status.success(),
+                "broker exited with {status} after SIGTERM; log:\n{}",
+                self.log_tail()
+            ),
+            None => panic!(
+                "broker did not exit within {SHUTDOWN_DEADLINE:?} of SIGTERM; log:\n{}",
+                self.log_tail()
+            ),
+        }
+    }
+
+    /// SIGKILL: no flush, no shutdown path, as a power cut of the process.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("kill9: broker is not running");
+        child.kill().expect("SIGKILL the broker");
+        let status = child.wait().expect("reap the killed broker");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "broker was not killed by SIGKILL: {status}"
+        );
+    }
+
+    /// Stops the broker if it runs (SIGTERM) and starts it again on the same
+    /// data dir with the same options, on a new ephemeral port.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let (child, startup, metrics_addr) =
+            launch(self.dir.path(), &self.options, self.starts, ephemeral());
+        self.starts += 1;
+        self.addr = startup.addr;
+        self.metrics_addr = metrics_addr;
+        self.startup = startup;
+        self.child = Some(child);
+    }
+
+    /// Like [`BrokerProcess::restart`] but on the same port, so that clients that
+    /// outlive the restart reconnect to it.
+    pub fn restart_on_same_port(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let (child, startup, metrics_addr) =
+            launch(self.dir.path(), &self.options, self.starts, self.addr);
+        self.starts += 1;
+        assert_eq!(startup.addr, self.addr, "restarted on the same address");
+        self.metrics_addr = metrics_addr;
+        self.startup = startup;
+        self.child = Some(child);
+    }
+
+    /// Like [`BrokerProcess::restart`] with another shard count: partitions must be
+    /// placed again.
+    pub fn restart_with_cores(&mut self, cores: u32) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.options.cores = cores;
+        self.restart();
+    }
+
+    /// The end of the latest start's stderr log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let latest = self.starts.saturating_sub(1);
+        read_tail(&log_path(self.dir.path(), latest), LOG_TAIL_BYTES)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Best effort: the process may already be gone.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("---- rafka broker log (tail) ----\n{}", self.log_tail());
+        }
+    }
+}
+
+fn log_path(dir: &Path, start: u32) -> PathBuf {
+    dir.join(format!("broker-{start}.log"))
+}
+
+fn write_properties(dir: &Path, options: &BrokerOptions) -> Option<PathBuf> {
+    if options.properties.is_empty() {
+        return None;
+    }
+    let path = dir.join("server.properties");
+    let text: String = options
+        .properties
+        .iter()
+        .map(|(key, value)| format!("{key}={value}\n"))
+        .collect();
+    fs::write(&path, text).expect("write server.properties");
+    Some(path)
+}
+
+/// 127.0.0.1 port 0: the kernel picks a free port.
+fn ephemeral() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Spawns the binary on `listen` and waits (bounded) for its listening line
+/// and then its metrics line.
+fn launch(
+    dir: &Path,
+    options: &BrokerOptions,
+    start: u32,
+    listen: SocketAddr,
+) -> (Child, Startup, SocketAddr) {
+    let log = File::create(log_path(dir, start)).expect("create broker log");
+    let mut command = Command::new(&options.binary);
+    command
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cores")
+        .arg(options.cores.to_string())
+        // Tests share the machine's cores with each other: no pinning.
+        .arg("--pin")
+        .arg("false")
+        // Tests run side by side: never the fixed default metrics port.
+        .arg("--metrics-listen")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    if let Some(path) = write_properties(dir, options) {
+        command.arg("--config").arg(path);
+    }
+    if std::env::var_os("RUST_LOG").is_none() {
+        command.env("RUST_LOG", "info");
+    }
+    let mut child = command.spawn().expect("spawn the rafka binary");
+    let stdout = child.stdout.take().expect("child stdout is piped");
+    let lines = forward_lines(stdout);
+    let started =
+        wait_for_listening(&lines).and_then(|startup| Ok((startup, wait_for_metrics(&lines)?)));
+    match started {
+        Ok((startup, metrics_addr)) => {
+            assert_eq!(startup.shards, options.cores, "shards on the startup line");
+            (child, startup, metrics_addr)
+        }
+        Err(reason) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "broker did not start: {reason}; log:\n{}",
+                read_tail(&log_path(dir, start), LOG_TAIL_BYTES)
+            );
+        }
+    }
+}
+
+/// Reads the child's stdout on a thread for as long as it is open, so the
+/// pipe never fills up, and hands every line over.
+fn forward_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                // Nobody listens any more: keep draining the pipe.
+                continue;
+            }
+        }
+    });
+    receiver
+}
+
+fn wait_for_listening(lines: &mpsc::Receiver<String>) -> Result<Startup, String> {
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!("no listening line within {STARTUP_DEADLINE:?}"))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("stdout closed before the listening line".to_owned())
+            }
+        };
+        if line.starts_with(LISTENING_PREFIX) {
+            return parse_listening(&line);
+        }
+    }
+}
+
+/// The address of the metrics line, which follows the listening line.
+fn wait_for_metrics(lines: &mpsc::Receiver<String>) -> Result<SocketAddr, String> {
+    let line = lines
+        .recv_timeout(STARTUP_DEADLINE)
+        .map_err(|_| format!("no metrics line within {STARTUP_DEADLINE:?}"))?;
+    line.strip_prefix(METRICS_PREFIX)
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .and_then(|addr| addr.parse().ok())
+        .ok_or_else(|| format!("not a metrics line: {line:?}"))
+}
+
+/// SIGTERM to a child process by its pid, then its exit status within
+/// `deadline` (`None`: it had to be killed).
+pub fn stop_child(child: Child, deadline: Duration) -> Option<ExitStatus> {
+    signal(child.id(), libc::SIGTERM);
+    wait_exit(child, deadline)
+}
+
+/// Parses `rafka listening on ADDR shards=N data_dir=DIR recovered_partitions=K`.
+pub fn parse_listening(line: &str) -> Result<Startup, String> {
+    let rest = line
+        .strip_prefix(LISTENING_PREFIX)
+        .ok_or_else(|| format!("not a listening line: {line:?}"))?;
+    let mut words = rest.split_whitespace();
+    let addr: SocketAddr = words
+        .next()
+        .and_then(|word| word.parse().ok())
+        .ok_or_else(|| format!("no address in {line:?}"))?;
+    let field = |name: &str| {
+        rest.split_whitespace()
+            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
+            .ok_or_else(|| format!("no {name}= in {line:?}"))
+    };
+    let shards = field("shards")?
+        .parse()
+        .map_err(|_| format!("bad shards= in {line:?}"))?;
+    let recovered_partitions = field("recovered_partitions")?
+        .parse()
+        .map_err(|_| format!("bad recovered_partitions= in {line:?}"))?;
+    Ok(Startup {
+        addr,
+        shards,
+        recovered_partitions,
+    })
+}
+
+/// Sends `signal` to `pid`, which must be the caller's own unreaped child
+/// (so the pid cannot have been recycled).
+pub fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory effects; the pid is our own unreaped
+    // child, so it cannot have been recycled for another process.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+}
+
+/// Waits for the child on a thread so that the wait has a deadline (no
+/// polling); on timeout the child is killed and `None` returned.
+pub fn wait_exit(mut child: Child, deadline: Duration) -> Option<ExitStatus> {
+    let pid = child.id();
+    let (sender, receiver) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let status = child.wait().expect("wait for the broker");
+        let _ = sender.send(status);
+    });
+    match receiver.recv_timeout(deadline) {
+        Ok(status) => {
+            waiter.join().expect("waiter thread");
+            Some(status)
+        }
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            waiter.join().expect("waiter thread");
+            None
+        }
+    }
+}
+
+fn read_tail(path: &Path, bytes_max: u64) -> String {
+    let Ok(mut file) = File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    let len_bytes = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let start = len_bytes.saturating_sub(bytes_max);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut tail = Vec::new();
+    let _ = file.read_to_end(&mut tail);
+    String::from_utf8_lossy(&tail).into_owned()
+}
