@@ -403,6 +403,32 @@ fn retention_by_bytes_keeps_the_log_just_above_the_limit() {
 }
 
 #[test]
+fn retention_stops_below_the_bound_it_is_given() {
+    let fx = Fixture::new();
+    block_on(async {
+        let size = batch(1, START_MS, 10).len() as u32;
+        let config = LogConfig {
+            segment_bytes: 2 * size,
+            retention_bytes: 0,
+            ..LogConfig::default()
+        };
+        let mut log = fx.try_open(config, RecoveryHints::default()).await.unwrap();
+        for _ in 0..7 {
+            log.append(&batch(1, START_MS, 10), 0).await.unwrap();
+        }
+        let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset).collect();
+        assert_eq!(bases, vec![0, 2, 4, 6]);
+        // Offsets 3 and up are not readable yet (a high watermark of 3):
+        // only the segment ending at 2 may go, however small the limit.
+        let outcome = log.apply_retention_below(START_MS, 3).await.unwrap();
+        assert_eq!((outcome.segments_deleted, outcome.log_start_offset), (1, 2));
+        let outcome = log.apply_retention_below(START_MS, 6).await.unwrap();
+        assert_eq!((outcome.segments_deleted, outcome.log_start_offset), (2, 6));
+        assert_eq!(log.segment_count(), 1);
+    });
+}
+
+#[test]
 fn timestamp_lookups_answer_at_record_level() {
     let fx = Fixture::new();
     block_on(async {

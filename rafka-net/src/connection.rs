@@ -77,6 +77,12 @@ const WRITE_COALESCE_BYTES_MAX: usize = 64 << 10;
 /// and written through glommio, which waits for the socket to drain.
 const WRITABLE_WAIT_BYTES: usize = 16 << 10;
 
+const _: () = assert!(READ_WINDOW_BYTES_MIN <= READ_WINDOW_BYTES_MAX);
+// A piece written while waiting for room is staged like a small response.
+const _: () = assert!(WRITABLE_WAIT_BYTES <= WRITE_COALESCE_BYTES_MAX);
+// The size prefix is an i32: no frame the broker accepts can overflow it.
+const _: () = assert!(FRAME_BYTES_MAX_DEFAULT <= i32::MAX as usize);
+
 /// Limits of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {

@@ -30,6 +30,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::{Gate, Semaphore};
 use glommio::GlommioError;
 use rafka_proto::api::ApiTable;
+use rafka_proto::frame::FRAME_BYTES_MAX_DEFAULT;
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -42,6 +43,13 @@ use crate::session::ListenerInfo;
 /// EMFILE last until some connection closes; retrying at once would spin
 /// the shard and starve the connections that could free a descriptor.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// Room for a few maximum-size requests at once; decoded requests can take
+/// many times their wire size.
+const SHARD_INFLIGHT_BYTES_MAX_DEFAULT: usize = 256 << 20;
+// A frame of the default maximum fits the shard's budget (it would
+// otherwise wait for all of it, serializing the shard's connections).
+const _: () = assert!(FRAME_BYTES_MAX_DEFAULT <= SHARD_INFLIGHT_BYTES_MAX_DEFAULT);
 
 /// Limits of one shard's network layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +69,7 @@ impl Default for NetConfig {
     fn default() -> Self {
         NetConfig {
             connections_max: 10_000,
-            // Room for a few maximum-size requests at once; decoded requests
-            // can take many times their wire size.
-            shard_inflight_bytes_max: 256 << 20,
+            shard_inflight_bytes_max: SHARD_INFLIGHT_BYTES_MAX_DEFAULT,
             connection: ConnectionConfig::default(),
             listener: ListenerInfo::default(),
         }

@@ -49,6 +49,10 @@ const LOAD_READ_BYTES: u32 = 1 << 20;
 /// The timer task re-checks at least this often.
 const TIMER_IDLE_MS: i64 = 60_000;
 
+// Replay reads always make progress (at least one byte, at most what a
+// batch of the topic may be), and the idle re-check is a real interval.
+const _: () = assert!(LOAD_READ_BYTES > 0 && TIMER_IDLE_MS > 0);
+
 /// The internal topic a coordinator lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InternalTopic {

@@ -181,6 +181,7 @@ impl<S: ShardStorage> Partition<S> {
             write_caching,
             watermark_moved: Event::new(),
         };
+        partition.assert_offsets();
         Ok(Rc::new(partition))
     }
 
@@ -198,6 +199,24 @@ impl<S: ShardStorage> Partition<S> {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.get()
+    }
+
+    /// log start <= high watermark <= log end, always: a consumer is never
+    /// sent below the log or past what is durable. Checked wherever one of
+    /// them moves; a violation is a bug, and the broker stops rather than
+    /// serve offsets that do not exist.
+    fn assert_offsets(&self) {
+        let (start, high, end) = (
+            self.log_start_offset.get(),
+            self.high_watermark.get(),
+            self.log_end_offset.get(),
+        );
+        assert!(
+            start <= high && high <= end,
+            "{}-{}: log start {start} <= high watermark {high} <= log end {end} broken",
+            self.topic,
+            self.index
+        );
     }
 
     fn check_usable(&self) -> Result<(), PartitionError> {
@@ -242,6 +261,7 @@ impl<S: ShardStorage> Partition<S> {
         if self.write_caching {
             self.advance_watermark(state.log.log_end_offset());
         }
+        self.assert_offsets();
         Ok(Appended {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
@@ -429,6 +449,7 @@ impl<S: ShardStorage> Partition<S> {
     fn advance_watermark(&self, offset: i64) {
         if offset > self.high_watermark.get() {
             self.high_watermark.set(offset);
+            self.assert_offsets();
             self.watermark_moved.notify(usize::MAX);
         }
     }
@@ -452,8 +473,10 @@ impl<S: ShardStorage> Partition<S> {
             .write()
             .await
             .map_err(|_| PartitionError::Closed)?;
-        let outcome = state.log.apply_retention(now_ms).await?;
+        let below = self.high_watermark.get();
+        let outcome = state.log.apply_retention_below(now_ms, below).await?;
         self.log_start_offset.set(state.log.log_start_offset());
+        self.assert_offsets();
         Ok(outcome.segments_deleted)
     }
 

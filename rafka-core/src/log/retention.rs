@@ -39,8 +39,21 @@ impl<S: Storage + Clone> Log<S> {
     /// in `cleanup.policy`: a compact-only log keeps every key's latest
     /// value however old (Kafka's semantics).
     pub async fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        self.apply_retention_below(now_ms, i64::MAX).await
+    }
+
+    /// [`Log::apply_retention`] of the segments wholly below `upper_offset`
+    /// only: a partition passes its high watermark, as Kafka does, so the
+    /// log start never passes what consumers may read (nor data that is
+    /// not durable yet).
+    pub async fn apply_retention_below(
+        &mut self,
+        now_ms: i64,
+        upper_offset: i64,
+    ) -> Result<RetentionOutcome, LogError> {
         self.health.check()?;
-        let closed = self.segments.len() - 1;
+        let active = self.segments.len() - 1;
+        let closed = self.segments[..active].partition_point(|s| s.next_offset <= upper_offset);
         let mut count = 0;
         if !self.config.cleanup_delete {
             return self.delete_oldest(0).await;

@@ -423,6 +423,16 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
     };
     match partition.fetch_regions(offset, read_bytes).await {
         Ok(fetched) => {
+            // The owner keeps log start <= high watermark; the answer must
+            // say so too, or a consumer would be sent out of the log.
+            assert!(
+                fetched.log_start_offset <= fetched.high_watermark,
+                "{}-{}: log start {} above high watermark {}",
+                spec.topic,
+                spec.partition,
+                fetched.log_start_offset,
+                fetched.high_watermark
+            );
             let fetched_bytes = fetched.size_bytes();
             let records = budget.take(fetched.regions.clone(), spec.params.partition_max_bytes);
             let kept_bytes: u64 = records.iter().map(|region| region.len).sum();
