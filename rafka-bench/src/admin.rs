@@ -9,12 +9,14 @@ use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, ListOffsetsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use rafka_proto::error::ErrorCode;
 
 use crate::client::{ClientError, Wire};
 
 /// Kafka error codes the setup treats as expected.
-const NONE: i16 = 0;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
+const NONE: i16 = ErrorCode::NONE.code();
+const TOPIC_ALREADY_EXISTS: i16 = ErrorCode::TOPIC_ALREADY_EXISTS.code();
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
 /// ListOffsets' timestamp meaning "the log end offset".
 const LATEST_TIMESTAMP: i64 = -1;
 
@@ -66,7 +68,7 @@ pub fn partitions_of(wire: &mut Wire, topic: &str) -> Result<Vec<i32>, ClientErr
     let Some(found) = found else {
         return Err(ClientError::ErrorCode {
             api_key: ApiKey::Metadata,
-            error_code: 3, // UNKNOWN_TOPIC_OR_PARTITION
+            error_code: UNKNOWN_TOPIC_OR_PARTITION,
         });
     };
     if found.error_code != NONE {
@@ -110,7 +112,7 @@ pub fn end_offsets(
                 Some(r) if r.error_code == NONE => Ok(r.offset),
                 other => Err(ClientError::ErrorCode {
                     api_key: ApiKey::ListOffsets,
-                    error_code: other.map_or(3, |r| r.error_code),
+                    error_code: other.map_or(UNKNOWN_TOPIC_OR_PARTITION, |r| r.error_code),
                 }),
             }
         })

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
     batch_size_bytes, Record, RecordBatch, RecordLimits, LOG_OVERHEAD_BYTES,
 };
@@ -90,7 +91,7 @@ pub fn receive_fetch(
         else {
             continue;
         };
-        if answer.error_code != 0 {
+        if ErrorCode::from_code(answer.error_code).is_err() {
             tally.errors += 1;
             continue;
         }

@@ -13,6 +13,8 @@ use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
+use rafka_proto::error::ErrorCode;
+
 use crate::admin::topic_name;
 use crate::client::{Wire, WireReader, WireWriter};
 use crate::report::{latency_histogram, record_latency};
@@ -205,7 +207,7 @@ fn read_acks(
             .responses
             .iter()
             .flat_map(|topic| &topic.partition_responses)
-            .filter(|partition| partition.error_code != 0)
+            .filter(|partition| ErrorCode::from_code(partition.error_code).is_err())
             .count() as u64;
         if failed > 0 {
             outcome.errors += failed;

@@ -30,9 +30,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Message, Request, VersionRange};
-use kafka_protocol::ResponseError;
 use thiserror::Error;
 
+use crate::error::ErrorCode;
 use crate::header::{RequestHeaderVersion, ResponseHeaderVersion};
 use shape::Shape;
 
@@ -370,7 +370,7 @@ impl ApiTable {
     pub fn api_versions_response(&self, request_version: i16) -> ApiVersionsResponse {
         let _ = request_version; // the body is the same at every version
         ApiVersionsResponse::default()
-            .with_error_code(0)
+            .with_error_code(ErrorCode::NONE.code())
             .with_api_keys(self.entries().map(api_version_of).collect())
             .with_throttle_time_ms(0)
     }
@@ -391,7 +391,7 @@ impl ApiTable {
             return encode_response(correlation_id, header_version, &body, request_version);
         }
         let body = ApiVersionsResponse::default()
-            .with_error_code(ResponseError::UnsupportedVersion.code())
+            .with_error_code(ErrorCode::UNSUPPORTED_VERSION.code())
             .with_api_keys(entry.map(api_version_of).into_iter().collect());
         encode_response(correlation_id, ResponseHeaderVersion::V0, &body, 0)
     }

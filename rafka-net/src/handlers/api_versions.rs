@@ -27,7 +27,9 @@ pub async fn handle(
     request: ApiVersionsRequest,
 ) -> Result<ApiVersionsResponse, HandlerError> {
     let response = response(ctx.table(), &request, ctx.version());
-    if response.error_code == 0 && ctx.version() >= CLIENT_SOFTWARE_VERSION_MIN {
+    if ErrorCode::from_code(response.error_code).is_none()
+        && ctx.version() >= CLIENT_SOFTWARE_VERSION_MIN
+    {
         ctx.session().set_client_software(ClientSoftware {
             name: request.client_software_name.to_string(),
             version: request.client_software_version.to_string(),

@@ -97,12 +97,12 @@ pub(crate) fn batched(mut request: LeaveGroupRequest, version: i16) -> LeaveGrou
 pub(crate) fn encodable(mut response: LeaveGroupResponse, version: i16) -> LeaveGroupResponse {
     if version < BATCHED_VERSION_MIN {
         let members = std::mem::take(&mut response.members);
-        if response.error_code == 0 {
+        if ErrorCode::from_code(response.error_code).is_none() {
             response.error_code = members
                 .iter()
                 .map(|m| m.error_code)
-                .find(|code| *code != 0)
-                .unwrap_or(0);
+                .find(|&code| ErrorCode::from_code(code).is_err())
+                .unwrap_or(ErrorCode::NONE.code());
         }
     }
     response

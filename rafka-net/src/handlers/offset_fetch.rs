@@ -201,7 +201,7 @@ pub(crate) fn unbatched(
     requested: Option<&[OffsetFetchRequestTopic]>,
     version: i16,
 ) -> OffsetFetchResponse {
-    if group.error_code != 0 && version < TOP_LEVEL_ERROR_VERSION_MIN {
+    if ErrorCode::from_code(group.error_code).is_err() && version < TOP_LEVEL_ERROR_VERSION_MIN {
         let topics = requested.unwrap_or_default();
         return OffsetFetchResponse::default()
             .with_topics(partition_errors(topics, group.error_code));
