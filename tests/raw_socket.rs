@@ -81,3 +81,20 @@ fn bad_connections_are_closed_and_the_broker_keeps_serving() {
 
     normal_client_roundtrip(&broker, "raw-after");
 }
+
+/// `socket.request.max.bytes` binds every shard, shard 0 included (it
+/// once served with the built-in 100 MiB limit): a frame announcing more
+/// closes the connection before its body is read, and one within the limit
+/// is served.
+#[test]
+fn socket_request_max_bytes_binds_every_shard() {
+    let broker = BrokerProcess::start(rafka(1).property("socket.request.max.bytes", "1024"));
+    let mut over = connect(&broker);
+    over.write_raw(&2048_i32.to_be_bytes()).expect("send");
+    let received = over.read_until_closed().expect("closed");
+    assert!(received.is_empty(), "no answer, just a close");
+    let mut within = connect(&broker);
+    within.write_raw(&frame(&header(18, 0, 7))).expect("send");
+    let response = within.read_frame().expect("ApiVersions answered");
+    assert_eq!(&response[..4], &7_i32.to_be_bytes(), "correlation id");
+}

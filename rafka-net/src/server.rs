@@ -123,12 +123,13 @@ async fn lead(
         port: options.advertised_port.unwrap_or(bound.port()),
         cluster_id: options.cluster_id.clone(),
     };
-    start_net(shard, listener, node.clone(), options.net.clone());
+    let base = options.net.clone();
+    start_net(shard, listener, node.clone(), net_config_of(&base, shard));
     let others = shard
         .router
         .invoke_on_all(move |other: Rc<Shard>| {
             let node = node.clone();
-            let net = net_config_of(&other);
+            let net = net_config_of(&base, &other);
             async move {
                 if other.id() == 0 {
                     return Ok(());
@@ -193,9 +194,10 @@ async fn lead(
     Ok(())
 }
 
-/// The network settings for a shard: the broker config's limits.
-fn net_config_of(shard: &Shard) -> NetConfig {
-    let mut net = NetConfig::default();
+/// The network settings of a shard: `base` with the broker config's
+/// listener and limits (every shard the same, shard 0 included).
+fn net_config_of(base: &NetConfig, shard: &Shard) -> NetConfig {
+    let mut net = base.clone();
     if let Some(listener) = shard.config.listeners.first() {
         net.listener = ListenerInfo {
             name: listener.name.clone(),
