@@ -1,6 +1,6 @@
 //! DescribeCluster (key 60), v0-v2: the cluster id, this node as the only
 //! broker (never fenced) and as the controller id, and the cluster's
-//! authorized operations when asked (all of them: there is no authorizer).
+//! authorized operations when asked (from the request context's authorizer).
 //!
 //! As in Kafka, a broker serves only the broker endpoint type (1): asking
 //! it for controllers (2) gets MISMATCHED_ENDPOINT_TYPE, any other type
