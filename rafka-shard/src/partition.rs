@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use event_listener::Event;
-use glommio::sync::RwLock;
+use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rafka_core::io::Clock;
 use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
@@ -219,6 +219,16 @@ impl<S: ShardStorage> Partition<S> {
         );
     }
 
+    /// The log and producer state, shared (reads).
+    async fn read_state(&self) -> Result<RwLockReadGuard<'_, State<S>>, PartitionError> {
+        self.state.read().await.map_err(|_| PartitionError::Closed)
+    }
+
+    /// The log and producer state, exclusive (appends, flush, retention).
+    async fn write_state(&self) -> Result<RwLockWriteGuard<'_, State<S>>, PartitionError> {
+        self.state.write().await.map_err(|_| PartitionError::Closed)
+    }
+
     fn check_usable(&self) -> Result<(), PartitionError> {
         if self.failed.get() {
             return Err(LogError::Failed {
@@ -234,11 +244,7 @@ impl<S: ShardStorage> Partition<S> {
     /// cache; durability is [`Partition::wait_durable`].
     pub async fn append(&self, records: &Bytes) -> Result<Appended, PartitionError> {
         self.check_usable()?;
-        let mut state = self
-            .state
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let mut state = self.write_state().await?;
         let headers = headers_of(records)?;
         if let Some(duplicate) = duplicate_of(&state.producers, &headers)? {
             return Ok(Appended {
@@ -314,11 +320,7 @@ impl<S: ShardStorage> Partition<S> {
     /// batch), below the high watermark.
     pub async fn fetch(&self, offset: i64, max_bytes: u32) -> Result<Fetched, PartitionError> {
         self.check_usable()?;
-        let state = self
-            .state
-            .read()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let state = self.read_state().await?;
         let high_watermark = self.high_watermark.get();
         let records = if offset >= high_watermark && offset <= state.log.log_end_offset() {
             Bytes::new()
@@ -344,11 +346,7 @@ impl<S: ShardStorage> Partition<S> {
         max_bytes: u32,
     ) -> Result<FetchedRegions, PartitionError> {
         self.check_usable()?;
-        let state = self
-            .state
-            .read()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let state = self.read_state().await?;
         let high_watermark = self.high_watermark.get();
         let mut regions = Vec::new();
         let mut next_offset = offset;
@@ -378,11 +376,7 @@ impl<S: ShardStorage> Partition<S> {
         timestamp: i64,
     ) -> Result<Option<TimestampOffset>, PartitionError> {
         self.check_usable()?;
-        let state = self
-            .state
-            .read()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let state = self.read_state().await?;
         let found = state.log.offset_for_timestamp(timestamp).await?;
         Ok(found.filter(|t| t.offset < self.high_watermark.get()))
     }
@@ -390,11 +384,7 @@ impl<S: ShardStorage> Partition<S> {
     /// ListOffsets with MAX_TIMESTAMP (-3).
     pub async fn max_timestamp(&self) -> Result<Option<TimestampOffset>, PartitionError> {
         self.check_usable()?;
-        let state = self
-            .state
-            .read()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let state = self.read_state().await?;
         Ok(state.log.max_timestamp().await?)
     }
 
@@ -410,11 +400,7 @@ impl<S: ShardStorage> Partition<S> {
     pub async fn flush(&self) -> Result<i64, PartitionError> {
         self.dirty.set(false);
         let ticket = {
-            let mut state = self
-                .state
-                .write()
-                .await
-                .map_err(|_| PartitionError::Closed)?;
+            let mut state = self.write_state().await?;
             state.log.flush_begin()
         };
         let outcome = match ticket {
@@ -423,11 +409,7 @@ impl<S: ShardStorage> Partition<S> {
         };
         let flushed = match outcome {
             Ok(done) => {
-                let mut state = self
-                    .state
-                    .write()
-                    .await
-                    .map_err(|_| PartitionError::Closed)?;
+                let mut state = self.write_state().await?;
                 state.log.flush_complete(done)
             }
             Err(error) => Err(error),
@@ -468,11 +450,7 @@ impl<S: ShardStorage> Partition<S> {
     /// Applies retention at `now_ms`; returns segments deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<u32, PartitionError> {
         self.check_usable()?;
-        let mut state = self
-            .state
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let mut state = self.write_state().await?;
         let below = self.high_watermark.get();
         let outcome = state.log.apply_retention_below(now_ms, below).await?;
         self.log_start_offset.set(state.log.log_start_offset());
@@ -487,33 +465,21 @@ impl<S: ShardStorage> Partition<S> {
     pub async fn compact(&self, now_ms: i64) -> Result<u64, PartitionError> {
         self.check_usable()?;
         let plan = {
-            let state = self
-                .state
-                .read()
-                .await
-                .map_err(|_| PartitionError::Closed)?;
+            let state = self.read_state().await?;
             state.log.compaction_plan(now_ms)
         };
         let Some(plan) = plan else {
             return Ok(0);
         };
         let cleaned = plan.build().await?;
-        let mut state = self
-            .state
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let mut state = self.write_state().await?;
         let outcome = state.log.install_compacted(cleaned).await?;
         Ok(outcome.records_removed)
     }
 
     /// Applies changed topic configs (retention, segment size, ...).
     pub async fn set_config(&self, config: LogConfig) -> Result<(), PartitionError> {
-        let mut state = self
-            .state
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let mut state = self.write_state().await?;
         state.log.set_config(config)?;
         Ok(())
     }
@@ -522,11 +488,7 @@ impl<S: ShardStorage> Partition<S> {
     /// (recovery point, log start offset) for the checkpoint files.
     pub async fn close(self: Rc<Self>) -> Result<(i64, i64), PartitionError> {
         self.flush().await?;
-        let state = self
-            .state
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed)?;
+        let state = self.write_state().await?;
         let end = state.log.log_end_offset();
         state
             .producers
