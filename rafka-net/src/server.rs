@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use rafka_core::config::BrokerConfig;
 use rafka_proto::api::ApiTable;
 use rafka_shard::runtime::{run as run_shards, within, RuntimeConfig, ShardEnv};
-use rafka_shard::shard::{start as start_shard, Shard, ShardError, Started};
+use rafka_shard::shard::Shard;
+use rafka_shard::startup::{start as start_shard, ShardError, Started};
 
 use crate::handlers::{broker_table, BrokerContext, Handlers, NodeInfo};
 use crate::listener::{bind, bind_first, BindError, NetConfig, ShardNet};

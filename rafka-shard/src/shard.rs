@@ -37,7 +37,6 @@ use crate::runtime::Router;
 use crate::storage::{GlommioStorage, ShardStorage};
 
 pub use crate::registry::data_dir;
-pub use crate::startup::{start, start_with, ShardError, Started};
 
 pub struct Shard<S: ShardStorage = GlommioStorage> {
     pub router: Router<Shard<S>>,

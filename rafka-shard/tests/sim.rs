@@ -22,7 +22,8 @@ use rafka_proto::record::{BatchBuilder, Batches, Compression};
 use rafka_shard::controller_handle::ControllerHandle;
 use rafka_shard::partition::{Partition, PartitionSpec};
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
-use rafka_shard::shard::{start_with, Shard};
+use rafka_shard::shard::Shard;
+use rafka_shard::startup::start_with;
 
 const START_MS: i64 = 1_700_000_000_000;
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -52,7 +52,8 @@ use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_proto::record::Batches;
 use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
-use rafka_shard::shard::{start, Shard};
+use rafka_shard::shard::Shard;
+use rafka_shard::startup::start;
 use uuid::Uuid;
 
 use crate::proto::{creatable, metadata_topic, produce_answers, produce_request};
