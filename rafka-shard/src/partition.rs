@@ -284,6 +284,12 @@ impl<S: ShardStorage> Partition<S> {
         end_offset: i64,
         timeout: std::time::Duration,
     ) -> Result<(), PartitionError> {
+        self.check_usable()?;
+        // Already durable (write caching, or a flush that beat the call):
+        // no timer to arm.
+        if self.high_watermark.get() >= end_offset {
+            return Ok(());
+        }
         let durable = async {
             loop {
                 self.check_usable()?;
