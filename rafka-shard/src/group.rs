@@ -40,8 +40,6 @@ pub use rafka_core::group::GROUP_METADATA_TOPIC;
 
 /// Per topic, per partition: an error code (NONE: done).
 pub type PartitionCodes = Vec<(String, Vec<(i32, ErrorCode)>)>;
-/// Per topic, the partitions asked for.
-pub type TopicPartitions = Vec<(String, Vec<i32>)>;
 
 /// The internal topic of groups, as `config` sizes it.
 pub fn offsets_topic(config: &BrokerConfig) -> InternalTopic {
