@@ -21,8 +21,9 @@
 //! # Adding an API
 //! One line in `api_spec` of rafka-proto (its request shape, if new), one
 //! line in the [`served_apis!`] table below, and `handlers/<api>.rs` with
-//! its `handle`. The table line is both the ApiVersions entry and the
-//! dispatch arm, so a served API without a handler does not compile.
+//! its `handle`. The table line is the ApiVersions entry, the dispatch arm
+//! and the response's encoding, so a served API without a handler does not
+//! compile.
 //!
 //! Lives on: one `Handlers` per shard.
 
@@ -54,7 +55,7 @@ pub mod sync_group;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Request as ProtocolRequest;
 use rafka_proto::api::{decode_request, ApiTable, DecodeError, EncodeError, ServedApi};
 use rafka_proto::error::ErrorCode;
@@ -66,12 +67,16 @@ pub use reply::Reply;
 
 use crate::service::{Request, Response, Service};
 
-/// Declares the served APIs: each line is (API key, handler, served
-/// versions[, oldest version advertised]). It expands to [`SERVED_APIS`]
-/// (the ApiVersions listing) and to [`dispatch`]'s match, from the same
-/// line, so the two cannot disagree.
+/// Declares the served APIs: each line is (API key[(response type)],
+/// handler, served versions[, oldest version advertised]). It expands to
+/// [`SERVED_APIS`] (the ApiVersions listing), to [`dispatch`]'s match and
+/// to the response's [`Reply`] (a kafka-protocol message encoded whole;
+/// without a type the handler answers with its own `Reply`, as Fetch's
+/// file regions), from the same line, so they cannot disagree.
 macro_rules! served_apis {
-    ($($api:ident => $handler:path, $min:literal..=$max:literal $(, advertised from $adv:literal)?;)*) => {
+    ($($api:ident $(($response:ty))? => $handler:path, $min:literal..=$max:literal $(, advertised from $adv:literal)?;)*) => {
+        $($(reply::message_reply!($response);)?)*
+
         /// Every API this broker serves, at the versions its handler
         /// implements: the input of [`broker_table`].
         pub const SERVED_APIS: &[ServedApi] = &[$(
@@ -106,26 +111,26 @@ macro_rules! served_apis {
 // the header parser (the connection closes, as for any version outside the
 // table).
 served_apis! {
-    Produce => produce::handle, 3..=13, advertised from 0;
+    Produce(ProduceResponse) => produce::handle, 3..=13, advertised from 0;
     Fetch => fetch::handle, 4..=18;
-    ListOffsets => list_offsets::handle, 1..=10;
-    Metadata => metadata::handle, 0..=13;
-    OffsetCommit => offset_commit::handle, 2..=9;
-    OffsetFetch => offset_fetch::handle, 1..=9;
-    FindCoordinator => find_coordinator::handle, 0..=6;
-    JoinGroup => join_group::handle, 0..=9;
-    Heartbeat => heartbeat::handle, 0..=4;
-    LeaveGroup => leave_group::handle, 0..=5;
-    SyncGroup => sync_group::handle, 0..=5;
-    DescribeGroups => describe_groups::handle, 0..=6;
-    ListGroups => list_groups::handle, 0..=5;
-    ApiVersions => api_versions::handle, 0..=4;
-    CreateTopics => create_topics::handle, 2..=7;
-    DeleteTopics => delete_topics::handle, 1..=6;
-    InitProducerId => init_producer_id::handle, 0..=5;
-    DeleteGroups => delete_groups::handle, 0..=2;
-    OffsetDelete => offset_delete::handle, 0..=0;
-    DescribeCluster => describe_cluster::handle, 0..=2;
+    ListOffsets(ListOffsetsResponse) => list_offsets::handle, 1..=10;
+    Metadata(MetadataResponse) => metadata::handle, 0..=13;
+    OffsetCommit(OffsetCommitResponse) => offset_commit::handle, 2..=9;
+    OffsetFetch(OffsetFetchResponse) => offset_fetch::handle, 1..=9;
+    FindCoordinator(FindCoordinatorResponse) => find_coordinator::handle, 0..=6;
+    JoinGroup(JoinGroupResponse) => join_group::handle, 0..=9;
+    Heartbeat(HeartbeatResponse) => heartbeat::handle, 0..=4;
+    LeaveGroup(LeaveGroupResponse) => leave_group::handle, 0..=5;
+    SyncGroup(SyncGroupResponse) => sync_group::handle, 0..=5;
+    DescribeGroups(DescribeGroupsResponse) => describe_groups::handle, 0..=6;
+    ListGroups(ListGroupsResponse) => list_groups::handle, 0..=5;
+    ApiVersions(ApiVersionsResponse) => api_versions::handle, 0..=4;
+    CreateTopics(CreateTopicsResponse) => create_topics::handle, 2..=7;
+    DeleteTopics(DeleteTopicsResponse) => delete_topics::handle, 1..=6;
+    InitProducerId(InitProducerIdResponse) => init_producer_id::handle, 0..=5;
+    DeleteGroups(DeleteGroupsResponse) => delete_groups::handle, 0..=2;
+    OffsetDelete(OffsetDeleteResponse) => offset_delete::handle, 0..=0;
+    DescribeCluster(DescribeClusterResponse) => describe_cluster::handle, 0..=2;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers

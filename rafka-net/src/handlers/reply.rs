@@ -1,12 +1,11 @@
 //! [`Reply`]: what a handler answers, as the driver stamps and encodes it.
 //!
-//! Every kafka-protocol response of a served API is a reply (encoded whole
-//! with its response header); `Option<R>` is a reply that may be nothing
+//! Every served API's kafka-protocol response is a reply (encoded whole
+//! with its response header, [`message_reply`], from the handler table); `Option<R>` is a reply that may be nothing
 //! (Produce acks=0); [`FetchReply`] keeps its records as file regions for
 //! zero-copy sending.
 
-use kafka_protocol::messages::*;
-use rafka_proto::api::encode_response;
+use kafka_protocol::messages::FetchResponse;
 
 use super::{HandlerError, RequestContext};
 use crate::fetch_encode::{encode_fetch_response, PartitionRecords};
@@ -21,47 +20,32 @@ pub trait Reply {
     fn into_response(self, ctx: &RequestContext) -> Result<Response, HandlerError>;
 }
 
-macro_rules! replies {
-    ($($response:ty,)*) => {$(
-        impl Reply for $response {
+/// Makes a kafka-protocol response a [`Reply`]: encoded whole with its
+/// response header. The handler table invokes it for every served API's
+/// response type.
+macro_rules! message_reply {
+    ($response:ty) => {
+        impl $crate::handlers::reply::Reply for $response {
             fn set_throttle_time_ms(&mut self, throttle_time_ms: i32) {
                 self.throttle_time_ms = throttle_time_ms;
             }
 
-            fn into_response(self, ctx: &RequestContext) -> Result<Response, HandlerError> {
-                let bytes = encode_response(
+            fn into_response(
+                self,
+                ctx: &$crate::handlers::RequestContext,
+            ) -> Result<$crate::service::Response, $crate::handlers::HandlerError> {
+                let bytes = rafka_proto::api::encode_response(
                     ctx.correlation_id(),
                     ctx.response_header_version(),
                     &self,
                     ctx.version(),
                 )?;
-                Ok(Response::Reply(bytes))
+                Ok($crate::service::Response::Reply(bytes))
             }
         }
-    )*};
+    };
 }
-
-replies! {
-    ApiVersionsResponse,
-    CreateTopicsResponse,
-    DeleteGroupsResponse,
-    DeleteTopicsResponse,
-    DescribeClusterResponse,
-    DescribeGroupsResponse,
-    FindCoordinatorResponse,
-    HeartbeatResponse,
-    InitProducerIdResponse,
-    JoinGroupResponse,
-    LeaveGroupResponse,
-    ListGroupsResponse,
-    ListOffsetsResponse,
-    MetadataResponse,
-    OffsetCommitResponse,
-    OffsetDeleteResponse,
-    OffsetFetchResponse,
-    ProduceResponse,
-    SyncGroupResponse,
-}
+pub(crate) use message_reply;
 
 /// `None`: no response at all (Produce with acks=0).
 impl<R: Reply> Reply for Option<R> {
