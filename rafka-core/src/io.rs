@@ -6,6 +6,8 @@
 //! The traits use `async fn` without `Send` bounds on purpose: every file
 //! belongs to one shard and its futures never leave that core.
 
+pub mod cache;
+
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,15 @@ pub trait Storage {
 
     /// Opens `path` for reading and writing, creating it empty if missing.
     async fn open(&self, path: &Path) -> Result<Self::File, IoError>;
+    /// Opens `path` for reading and writing; NotFound if it is missing
+    /// (never creates it).
+    async fn open_existing(&self, path: &Path) -> Result<Self::File, IoError> {
+        if !self.exists(path).await? {
+            let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(IoError::new("open", path, missing));
+        }
+        self.open(path).await
+    }
     async fn create_dir_all(&self, path: &Path) -> Result<(), IoError>;
     /// File and directory names (not paths) directly under `path`.
     async fn list_dir(&self, path: &Path) -> Result<Vec<String>, IoError>;

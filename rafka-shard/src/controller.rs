@@ -28,7 +28,7 @@ use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 use crate::coordinator::InternalTopic;
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
 /// `segment.bytes` of an internal topic: Kafka's
 /// `offsets.topic.segment.bytes` default.
@@ -95,7 +95,7 @@ struct Inner<S: ShardStorage> {
 }
 
 /// The controller, over the storage it was given.
-pub struct ControllerShard<S: ShardStorage = GlommioStorage> {
+pub struct ControllerShard<S: ShardStorage = BrokerStorage> {
     storage: S,
     inner: RwLock<Inner<S>>,
 }

@@ -25,7 +25,7 @@ use crate::controller::{ControllerShard, CreatedTopic, TopicFailure, TopicRef};
 use crate::coordinator::InternalTopic;
 use crate::runtime::{within, Router};
 use crate::shard::Shard;
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
 /// The shard that holds the controller.
 pub const CONTROLLER_SHARD: usize = 0;
@@ -77,7 +77,7 @@ pub type CreateOutcomes = Vec<Result<CreatedTopic, TopicFailure>>;
 pub type DeleteOutcomes = Vec<Result<(String, Uuid), TopicFailure>>;
 
 /// How a shard reaches the controller.
-pub struct ControllerHandle<S: ShardStorage = GlommioStorage> {
+pub struct ControllerHandle<S: ShardStorage = BrokerStorage> {
     shard: Rc<Shard<S>>,
 }
 

@@ -40,7 +40,7 @@ use crate::image::ImageView;
 use crate::partition::{Partition, PartitionError};
 use crate::registry::PartitionRegistry;
 use crate::runtime::within;
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
 /// How long a coordinator write may wait for its flush.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,7 +117,7 @@ pub trait Hosted {
 }
 
 /// The shared half of a coordinator: see the module doc.
-pub struct CoordinatorHost<S: ShardStorage = GlommioStorage> {
+pub struct CoordinatorHost<S: ShardStorage = BrokerStorage> {
     topic: InternalTopic,
     shard_id: usize,
     registry: Rc<PartitionRegistry<S>>,

@@ -19,9 +19,9 @@ use futures_util::future::join_all;
 
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::partition::{Partition, PartitionError};
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
-pub struct Flusher<S: ShardStorage = GlommioStorage> {
+pub struct Flusher<S: ShardStorage = BrokerStorage> {
     queue: RefCell<Vec<Rc<Partition<S>>>>,
     queued: Event,
     /// Extra wait before a cycle, to gather more appends

@@ -34,7 +34,7 @@ use rafka_core::group::{
 use rafka_proto::error::ErrorCode;
 
 use crate::coordinator::{CoordinatorHost, Hosted, InternalTopic, LoadError};
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
 pub use rafka_core::group::GROUP_METADATA_TOPIC;
 
@@ -50,7 +50,7 @@ pub fn offsets_topic(config: &BrokerConfig) -> InternalTopic {
 }
 
 /// The group coordinator of one shard.
-pub struct GroupCoordinator<S: ShardStorage = GlommioStorage> {
+pub struct GroupCoordinator<S: ShardStorage = BrokerStorage> {
     host: CoordinatorHost<S>,
     machine: RefCell<Coordinator>,
     waiting: RefCell<HashMap<ReplyToken, oneshot::Sender<Reply>>>,

@@ -29,7 +29,7 @@ use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
 
 use crate::runtime::within;
-use crate::storage::{FileRegion, GlommioStorage, ShardStorage, ShareRegion};
+use crate::storage::{BrokerStorage, FileRegion, ShardStorage, ShareRegion};
 
 /// Reads while rebuilding producer state are this large.
 const REBUILD_READ_BYTES: u32 = 1 << 20;
@@ -128,7 +128,7 @@ pub struct PartitionSpec {
 
 /// One partition on its owning shard, over the storage `S` it was given
 /// (glommio in the broker, the simulated storage in tests).
-pub struct Partition<S: ShardStorage = GlommioStorage> {
+pub struct Partition<S: ShardStorage = BrokerStorage> {
     pub topic: Rc<str>,
     pub index: i32,
     dir: PathBuf,

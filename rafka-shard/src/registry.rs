@@ -22,7 +22,7 @@ use rafka_proto::acks::Acks;
 
 use crate::flusher::Flusher;
 use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
 /// A partition could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub struct ClosedPartition {
 type ByTopic<S> = HashMap<String, BTreeMap<i32, Rc<Partition<S>>>>;
 
 /// The partitions of one shard, over the storage and clock it was given.
-pub struct PartitionRegistry<S: ShardStorage = GlommioStorage> {
+pub struct PartitionRegistry<S: ShardStorage = BrokerStorage> {
     storage: S,
     clock: Rc<dyn Clock>,
     config: Arc<BrokerConfig>,

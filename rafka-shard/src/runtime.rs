@@ -104,6 +104,10 @@ pub struct ShardEnv<Ctx> {
 }
 
 impl<Ctx: 'static> ShardEnv<Ctx> {
+    pub fn shard_count(&self) -> usize {
+        self.shard_count
+    }
+
     /// Joins the mesh; completes once every shard has joined.
     pub async fn join(self) -> Result<Router<Ctx>, RuntimeError> {
         let (senders, receivers) = self.mesh.join().await.map_err(|_| RuntimeError::MeshJoin)?;

@@ -34,11 +34,11 @@ use crate::lifecycle::Lifecycle;
 use crate::partition::Partition;
 use crate::registry::PartitionRegistry;
 use crate::runtime::Router;
-use crate::storage::{GlommioStorage, ShardStorage};
+use crate::storage::{BrokerStorage, ShardStorage};
 
 pub use crate::registry::data_dir;
 
-pub struct Shard<S: ShardStorage = GlommioStorage> {
+pub struct Shard<S: ShardStorage = BrokerStorage> {
     pub router: Router<Shard<S>>,
     pub config: Arc<BrokerConfig>,
     clock: Rc<dyn Clock>,

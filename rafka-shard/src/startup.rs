@@ -41,6 +41,7 @@ use crate::registry::{ClosedPartition, OpenError, PartitionRegistry};
 use crate::runtime::{RouteError, ShardEnv};
 use crate::shard::{Shard, ShardParts};
 use crate::storage::{GlommioStorage, ShardStorage};
+use rafka_core::io::cache::{CachedStorage, FileBudget};
 
 /// What a shard's startup or stop can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -89,12 +90,42 @@ pub struct Started {
     pub partitions_recovered: usize,
 }
 
-/// [`start_with`] over glommio's storage and the system clock: the broker.
+/// [`start_with`] over glommio's storage, within this shard's share of the
+/// open-file budget, and the system clock: the broker.
 pub async fn start(
     env: ShardEnv<Shard>,
     config: Arc<BrokerConfig>,
 ) -> Result<(Rc<Shard>, Started), ShardError> {
-    start_with(env, config, GlommioStorage::new(), Rc::new(SystemClock)).await
+    let budget = FileBudget::new(file_budget_per_shard(&config, env.shard_count()));
+    let storage = CachedStorage::new(GlommioStorage::new(), budget);
+    start_with(env, config, storage, Rc::new(SystemClock)).await
+}
+
+/// One shard's share of `rafka.log.open.files.max`, or of a quarter of
+/// the process's descriptor limit when unset: the rest stays for sockets,
+/// the io_uring rings, the duplicated descriptors zero-copy fetch sends
+/// from (up to one per open segment) and the files of in-flight work.
+pub fn file_budget_per_shard(config: &BrokerConfig, shard_count: usize) -> usize {
+    let total = match u64::try_from(config.log_open_files_max) {
+        Ok(files) if files > 0 => files,
+        _ => nofile_limit() / 4,
+    };
+    let per_shard = total / shard_count.max(1) as u64;
+    usize::try_from(per_shard).unwrap_or(usize::MAX)
+}
+
+/// The soft RLIMIT_NOFILE of the process (1024 if it cannot be read).
+pub fn nofile_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if read != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return if read != 0 { 1024 } else { 1 << 20 };
+    }
+    limit.rlim_cur
 }
 
 /// Joins the mesh, builds this shard over `storage` and `clock` and, on

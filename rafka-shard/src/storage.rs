@@ -35,6 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use glommio::io::{BufferedFile, Directory, OpenOptions};
 use glommio::GlommioError;
+use rafka_core::io::cache::{CachedFile, CachedStorage};
 use rafka_core::io::{IoError, Storage, StorageFile};
 
 /// Reads are issued in pieces of at most this size: one buffered read holds
@@ -238,6 +239,20 @@ pub trait ShardStorage: Storage<File: ShareRegion> + Clone + 'static {}
 
 impl<S> ShardStorage for S where S: Storage<File: ShareRegion> + Clone + 'static {}
 
+/// The broker's storage: glommio files within the shard's [`FileBudget`](rafka_core::io::cache::FileBudget).
+pub type BrokerStorage = CachedStorage<GlommioStorage>;
+
+/// A cached file shares the region of the file it (re)opens; the region
+/// holds its own descriptor, so the budget may close the file meanwhile.
+impl<S> ShareRegion for CachedFile<S>
+where
+    S: Storage<File: ShareRegion> + Clone,
+{
+    async fn share_region(&self, position: u64, len: u64) -> Result<FileRegion, IoError> {
+        self.inner().await?.share_region(position, len).await
+    }
+}
+
 impl ShareRegion for GlommioFile {
     async fn share_region(&self, position: u64, len: u64) -> Result<FileRegion, IoError> {
         self.region(position, len)
@@ -356,14 +371,12 @@ impl StorageFile for GlommioFile {
     }
 }
 
-impl Storage for GlommioStorage {
-    type File = GlommioFile;
-
-    async fn open(&self, path: &Path) -> Result<GlommioFile, IoError> {
+impl GlommioStorage {
+    async fn open_with(&self, path: &Path, create: bool) -> Result<GlommioFile, IoError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(create)
             .buffered_open(path)
             .await
             .map_err(|e| glommio_err("open", path, e))?;
@@ -373,6 +386,18 @@ impl Storage for GlommioStorage {
             write_mode: self.write_mode,
             shared: OnceCell::new(),
         })
+    }
+}
+
+impl Storage for GlommioStorage {
+    type File = GlommioFile;
+
+    async fn open(&self, path: &Path) -> Result<GlommioFile, IoError> {
+        self.open_with(path, true).await
+    }
+
+    async fn open_existing(&self, path: &Path) -> Result<GlommioFile, IoError> {
+        self.open_with(path, false).await
     }
 
     async fn create_dir_all(&self, path: &Path) -> Result<(), IoError> {

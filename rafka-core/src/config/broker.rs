@@ -133,6 +133,11 @@ pub struct BrokerConfig {
     /// request that arrived during the previous sync; 1-2 ms trades latency
     /// for fewer syncs on slow disks.
     pub flush_interval_ms: i32,
+    /// `rafka.log.open.files.max`: segment and index files the broker keeps
+    /// open at once, over all shards (idle ones are closed and reopened on
+    /// use). 0 (default): a quarter of RLIMIT_NOFILE, which the broker
+    /// raises to its hard limit at start.
+    pub log_open_files_max: i64,
     pub topic_defaults: TopicDefaults,
 }
 
@@ -171,6 +176,7 @@ impl Default for BrokerConfig {
             super_users: Vec::new(),
             write_caching: false,
             flush_interval_ms: 0,
+            log_open_files_max: 0,
             topic_defaults: TopicDefaults::default(),
         }
     }
@@ -389,6 +395,7 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;
     c.write_caching = e.bool("write.caching", false)?;
     c.flush_interval_ms = e.i32("rafka.flush.interval.ms", 0, 1000, 0)?;
+    c.log_open_files_max = e.i64("rafka.log.open.files.max", 0, i64::MAX, 0)?;
     c.super_users = super_users(e)?;
     Ok(())
 }
