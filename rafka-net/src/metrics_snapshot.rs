@@ -21,6 +21,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
+use rafka_core::io::cache::FileBudgetStats;
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
 
 use crate::metrics::NetMetricsSnapshot;
@@ -86,6 +87,8 @@ pub struct ShardSnapshot {
     pub tasks_executed: u64,
     pub flush_cycles: u64,
     pub fsync_latency: HistogramSnapshot,
+    /// The shard's open-file budget (segment and index files).
+    pub open_files: FileBudgetStats,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionOffsets>,
 }
@@ -391,6 +394,47 @@ impl BrokerSnapshot {
             ),
         ];
         for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                metric.counter(&shard_label(shard), value(shard))?;
+            }
+        }
+        let file_gauges: [Described<ShardSnapshot, u64>; 2] = [
+            (
+                "log_open_files",
+                "Segment and index files the shard holds open now (idle ones are closed to stay within its budget).",
+                |s| s.open_files.open as u64,
+            ),
+            (
+                "log_open_files_budget",
+                "Files the shard keeps open at most while they are idle (rafka.log.open.files.max / shards).",
+                |s| s.open_files.capacity as u64,
+            ),
+        ];
+        for (name, help, value) in file_gauges {
+            let mut metric = family(encoder, name, help, None, MetricType::Gauge)?;
+            for shard in &self.shards {
+                metric.gauge(&shard_label(shard), gauge_value(value(shard)))?;
+            }
+        }
+        let file_counters: [Described<ShardSnapshot, u64>; 3] = [
+            (
+                "log_file_evictions",
+                "Idle files the shard closed to stay within its open-file budget.",
+                |s| s.open_files.evictions,
+            ),
+            (
+                "log_file_reopens",
+                "Closed files the shard opened again on use.",
+                |s| s.open_files.reopens,
+            ),
+            (
+                "log_file_budget_overflows",
+                "Opens that found every open file busy and went over the budget.",
+                |s| s.open_files.overflows,
+            ),
+        ];
+        for (name, help, value) in file_counters {
             let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
             for shard in &self.shards {
                 metric.counter(&shard_label(shard), value(shard))?;

@@ -598,3 +598,40 @@ fn init_producer_id_four_shards() {
         .shards(4)
         .run(init_producer_id_scenario);
 }
+
+/// A topic a shard cannot open (here a stray file sits where partition
+/// 3's directory goes) is refused with KAFKA_STORAGE_ERROR and nothing of
+/// it stays: no metadata, no directories, and the name can be created
+/// once the obstacle is gone.
+async fn create_that_cannot_be_served_scenario(broker: Broker) {
+    const KAFKA_STORAGE_ERROR: i16 = 56;
+    let blocked = broker.partition_dir("blocked", 3);
+    std::fs::write(&blocked, b"not a directory").unwrap();
+
+    let result = broker.create_topic("blocked", 6, &[]).await;
+    assert_eq!(result.error_code, KAFKA_STORAGE_ERROR, "{result:?}");
+    let message = result.error_message.expect("a message").to_string();
+    assert!(message.contains("blocked-3"), "{message}");
+    let metadata = broker.metadata_of(&["blocked"]).await;
+    assert_eq!(metadata.topics.len(), 1);
+    assert_eq!(metadata.topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    for index in [0, 1, 2, 4, 5] {
+        assert!(
+            !broker.has_partition_dir("blocked", index),
+            "partition {index} left behind"
+        );
+        assert!(!broker.is_open_on_owner("blocked", index).await);
+    }
+
+    std::fs::remove_file(&blocked).unwrap();
+    broker.create_topic_id("blocked", 6, &[]).await;
+    let offset = broker
+        .produce_one("blocked", 5, rafka_testkit::records::value_batch("v"))
+        .await;
+    assert_eq!(offset, 0);
+}
+
+#[test]
+fn create_that_cannot_be_served_is_refused_whole() {
+    TestBroker::builder().run_matrix(&SHARD_MATRIX, create_that_cannot_be_served_scenario);
+}

@@ -16,24 +16,35 @@ use std::sync::Arc;
 use rafka_core::log::RecoveryHints;
 use rafka_core::metadata::{Committed, MetadataDelta, MetadataImage};
 
-use crate::controller::Publisher;
+use crate::controller::{PublishError, Publisher};
 use crate::registry::OpenError;
 use crate::runtime::Router;
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
 
+/// The partitions a shard could not open for a committed change (the
+/// rest of the change was applied).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ApplyError {
+    pub failures: Vec<OpenError>,
+}
+
 impl<S: ShardStorage> Shard<S> {
     /// Takes a new image from the controller and acts on the deltas that
-    /// concern this shard.
+    /// concern this shard. A partition that fails to open does not stop
+    /// the others: every delta is applied, and the failures are returned
+    /// (a created partition that failed leaves no directory behind).
     pub async fn apply_metadata(
         &self,
         image: Arc<MetadataImage>,
         deltas: &[MetadataDelta],
-    ) -> Result<(), OpenError> {
+    ) -> Result<(), ApplyError> {
         self.image_view().set(Arc::clone(&image));
         let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
         let offsets_topic = self.offsets_topic().name;
         let mut offsets_partition_opened = false;
+        let mut failures = Vec::new();
         for delta in deltas {
             match delta {
                 MetadataDelta::PartitionCreated {
@@ -43,10 +54,16 @@ impl<S: ShardStorage> Shard<S> {
                     ..
                 } if *shard == me => {
                     let hints = RecoveryHints::default();
-                    self.registry()
-                        .open(&image, name, *partition, hints)
-                        .await?;
-                    offsets_partition_opened |= name == offsets_topic;
+                    match self.registry().open(&image, name, *partition, hints).await {
+                        Ok(()) => offsets_partition_opened |= name == offsets_topic,
+                        Err(error) => {
+                            tracing::error!(%error, "a new partition could not be opened");
+                            self.registry()
+                                .discard_new_partition(name, *partition)
+                                .await;
+                            failures.push(error);
+                        }
+                    }
                 }
                 MetadataDelta::TopicRemoved { name, .. } => {
                     for index in self.registry().remove_topic(name).await {
@@ -69,14 +86,18 @@ impl<S: ShardStorage> Shard<S> {
             }
         }
         self.image_view().notify();
-        Ok(())
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ApplyError { failures })
+        }
     }
 }
 
 /// The controller's publisher: every shard applies the change before the
 /// publish returns.
 impl<S: ShardStorage> Publisher for Router<Shard<S>> {
-    async fn publish(&self, committed: Committed) {
+    async fn publish(&self, committed: Committed) -> Result<(), PublishError> {
         let image = committed.image;
         let deltas = Arc::new(committed.deltas);
         let applied = self
@@ -91,15 +112,20 @@ impl<S: ShardStorage> Publisher for Router<Shard<S>> {
                 }
             })
             .await;
-        for result in applied {
+        let mut failures = Vec::new();
+        for (shard, result) in applied.into_iter().enumerate() {
             let failure = match result {
                 Ok(Ok(())) => continue,
                 Ok(Err(message)) => message,
                 Err(route) => route.to_string(),
             };
-            // The record is durable; a shard that failed to open a log
-            // answers for its partitions with errors until restart.
-            tracing::error!(%failure, "a shard failed to apply metadata");
+            tracing::error!(shard, %failure, "a shard failed to apply metadata");
+            failures.push(format!("shard {shard}: {failure}"));
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError { failures })
         }
     }
 }

@@ -70,7 +70,16 @@ pub enum ControllerShardError {
 /// it and returns once every shard applied it.
 #[allow(async_fn_in_trait)]
 pub trait Publisher {
-    async fn publish(&self, committed: Committed);
+    /// Err when some shard could not apply all of it (the change is
+    /// committed either way).
+    async fn publish(&self, committed: Committed) -> Result<(), PublishError>;
+}
+
+/// What some shards could not apply, one message per shard.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .failures.join("; "))]
+pub struct PublishError {
+    pub failures: Vec<String>,
 }
 
 /// A created (or, with validate_only, validated) topic.
@@ -188,11 +197,17 @@ impl<S: ShardStorage> ControllerShard<S> {
                 }));
                 continue;
             }
-            let outcome = commit_and_publish(&mut inner, publisher, &records).await;
-            outcomes.push(outcome.map(|()| CreatedTopic {
-                topic_id,
-                partitions,
-            }));
+            let outcome = match commit_and_publish(&mut inner, publisher, &records).await {
+                Ok(Ok(())) => Ok(CreatedTopic {
+                    topic_id,
+                    partitions,
+                }),
+                Ok(Err(unapplied)) => {
+                    Err(roll_back_create(&mut inner, publisher, topic, unapplied).await)
+                }
+                Err(failure) => Err(failure),
+            };
+            outcomes.push(outcome);
         }
         outcomes
     }
@@ -217,9 +232,11 @@ impl<S: ShardStorage> ControllerShard<S> {
                 TopicRef::Id(id) => inner.controller.delete_topic_by_id(&image, *id),
             };
             let outcome = match (records, named) {
+                // A shard that failed to delete logs its own errors; the
+                // topic is gone from the image either way.
                 (Ok(records), Some(named)) => commit_and_publish(&mut inner, publisher, &records)
                     .await
-                    .map(|()| named),
+                    .map(|_applied| named),
                 (Err(error), _) => Err(TopicFailure::new(error.error_code(), error.to_string())),
                 (Ok(_), None) => Err(TopicFailure::new(
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -292,12 +309,52 @@ impl<S: ShardStorage> ControllerShard<S> {
     }
 }
 
-/// Commits `records`, then has every shard apply the new image.
+/// A created topic some shard could not open: deleted again (committed
+/// and applied like any delete), so that nothing of it stays, and refused
+/// with KAFKA_STORAGE_ERROR. The usual cause is the data dir (no space, no
+/// permission, a stray file where a partition directory goes).
+async fn roll_back_create<S: ShardStorage>(
+    inner: &mut Inner<S>,
+    publisher: &impl Publisher,
+    topic: &NewTopic,
+    unapplied: PublishError,
+) -> TopicFailure {
+    let image = Arc::clone(inner.store.image());
+    match inner
+        .controller
+        .roll_back_created_topic(&image, &topic.name)
+    {
+        Ok(records) => match commit_and_publish(inner, publisher, &records).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(topic = topic.name, %error, "rolling back a failed create")
+            }
+            Err(failure) => tracing::error!(
+                topic = topic.name,
+                error = failure.message,
+                "rolling back a failed create"
+            ),
+        },
+        Err(error) => {
+            tracing::error!(topic = topic.name, %error, "rolling back a failed create")
+        }
+    }
+    TopicFailure::new(
+        ErrorCode::KAFKA_STORAGE_ERROR,
+        format!(
+            "the broker could not open the topic's partitions, so it was not created: {unapplied}"
+        ),
+    )
+}
+
+/// Commits `records`, then has every shard apply the new image; the outer
+/// error is a failed commit (nothing changed), the inner one shards that
+/// could not apply all of the committed change.
 async fn commit_and_publish<S: ShardStorage>(
     inner: &mut Inner<S>,
     publisher: &impl Publisher,
     records: &[MetadataRecord],
-) -> Result<(), TopicFailure> {
+) -> Result<Result<(), PublishError>, TopicFailure> {
     let committed: Committed = inner.store.commit(records).await.map_err(|error| {
         tracing::error!(%error, "metadata commit");
         TopicFailure::new(error.error_code(), error.to_string())
@@ -305,6 +362,5 @@ async fn commit_and_publish<S: ShardStorage>(
     if let Err(error) = inner.store.snapshot_if_due().await {
         tracing::warn!(%error, "metadata snapshot");
     }
-    publisher.publish(committed).await;
-    Ok(())
+    Ok(publisher.publish(committed).await)
 }

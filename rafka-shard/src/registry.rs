@@ -137,6 +137,23 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         Ok(())
     }
 
+    /// Removes what a failed open of a new partition may have left (its
+    /// directory), so that nothing of a refused topic stays behind.
+    pub async fn discard_new_partition(&self, topic: &str, index: i32) {
+        let dir = self.data_dir().join(partition_dir_name(topic, index));
+        match self.storage.exists(&dir).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(topic, partition = index, %error, "checking a failed partition's dir");
+                return;
+            }
+        }
+        if let Err(error) = self.storage.remove_dir_all(&dir).await {
+            tracing::warn!(topic, partition = index, %error, "removing a failed partition's dir");
+        }
+    }
+
     /// The log settings of `topic`: broker defaults plus its overrides.
     pub fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
         let defaults = &self.config.topic_defaults;

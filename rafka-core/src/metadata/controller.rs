@@ -233,6 +233,21 @@ impl Controller {
         })])
     }
 
+    /// Removes a topic whose creation some shard could not apply, whatever
+    /// `delete.topic.enable` says: it was never created for the client.
+    pub fn roll_back_created_topic(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = image
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        Ok(vec![MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id: topic.id,
+        })])
+    }
+
     /// Grows `name` to `total` partitions (CreatePartitions).
     pub fn create_partitions(
         &self,
