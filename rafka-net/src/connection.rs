@@ -798,7 +798,8 @@ impl<'n, S: Service> Connection<'n, S> {
     fn record_write_end(&self, end: WriteEnd) {
         let peer = self.peer;
         let (prefix, error): (RequestPrefix, &dyn std::fmt::Display) = match &end {
-            WriteEnd::Drained | WriteEnd::PeerGone {
+            WriteEnd::Drained
+            | WriteEnd::PeerGone {
                 responses_dropped: 0,
             } => return,
             WriteEnd::PeerGone { responses_dropped } => {

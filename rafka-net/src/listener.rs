@@ -272,9 +272,9 @@ impl AcceptFailures {
     /// A failure at `now`: `Some(failures not logged before it)` when this
     /// one is to be logged.
     fn on_failure(&mut self, now: Instant) -> Option<u64> {
-        let due = self.last_logged.is_none_or(|last| {
-            now.saturating_duration_since(last) >= ACCEPT_ERROR_LOG_INTERVAL
-        });
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.saturating_duration_since(last) >= ACCEPT_ERROR_LOG_INTERVAL);
         if !due {
             self.unlogged += 1;
             return None;

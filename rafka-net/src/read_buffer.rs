@@ -103,7 +103,10 @@ impl ReadBuffer {
     /// Cuts the next whole frame, if buffered; an empty buffer lets go of
     /// its allocation (the frames cut from it keep it alive only while
     /// they are served).
-    pub(crate) fn decode(&mut self, decoder: &mut FrameDecoder) -> Result<Option<Bytes>, FrameError> {
+    pub(crate) fn decode(
+        &mut self,
+        decoder: &mut FrameDecoder,
+    ) -> Result<Option<Bytes>, FrameError> {
         self.buf.truncate(self.filled);
         let frame = decoder.decode(&mut self.buf);
         self.filled = self.buf.len();
@@ -170,9 +173,16 @@ mod tests {
         let mut buf = ReadBuffer::default();
         let mut decoder = FrameDecoder::new(1 << 20);
         assert_eq!(poll(&mut buf, &mut socket, 4), Poll::Pending);
-        assert_eq!(buf.capacity_bytes(), 0, "waiting for a frame, holding nothing");
+        assert_eq!(
+            buf.capacity_bytes(),
+            0,
+            "waiting for a frame, holding nothing"
+        );
         assert_eq!(poll(&mut buf, &mut socket, 4), Poll::Ready(frame.len()));
-        assert!(buf.capacity_bytes() >= READ_WINDOW_BYTES_MIN, "one window read");
+        assert!(
+            buf.capacity_bytes() >= READ_WINDOW_BYTES_MIN,
+            "one window read"
+        );
         let cut = buf.decode(&mut decoder).expect("valid frame");
         assert_eq!(cut.as_deref(), Some(&b"hello"[..]));
         assert_eq!((buf.len(), buf.capacity_bytes()), (0, 0));
@@ -201,7 +211,12 @@ mod tests {
         }
         assert_eq!(
             polls,
-            vec![Poll::Pending, Poll::Ready(20_000), Poll::Pending, Poll::Ready(19_994)]
+            vec![
+                Poll::Pending,
+                Poll::Ready(20_000),
+                Poll::Pending,
+                Poll::Ready(19_994)
+            ]
         );
         assert_eq!(buf.filled(), &frame[..]);
         let cut = buf.decode(&mut decoder).expect("valid frame");
@@ -218,8 +233,14 @@ mod tests {
         let mut buf = ReadBuffer::default();
         let mut decoder = FrameDecoder::new(1 << 20);
         assert_eq!(poll(&mut buf, &mut socket, 4), Poll::Ready(both.len()));
-        assert_eq!(buf.decode(&mut decoder).unwrap().as_deref(), Some(&b"one"[..]));
-        assert_eq!(buf.decode(&mut decoder).unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(
+            buf.decode(&mut decoder).unwrap().as_deref(),
+            Some(&b"one"[..])
+        );
+        assert_eq!(
+            buf.decode(&mut decoder).unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
         assert_eq!(buf.decode(&mut decoder).unwrap(), None);
         assert_eq!(buf.filled(), &[0, 0]);
         // Mid-prefix, the window stays: the bytes already read are kept.
