@@ -56,6 +56,7 @@ fn empty_file_gives_kafka_defaults() {
     assert_eq!(c.transaction_state_log_num_partitions, 50);
     assert!(!c.write_caching);
     assert_eq!(c.flush_interval_ms, 0);
+    assert_eq!(c.fetch_max_wait_ms, 30_000);
     let t = &c.topic_defaults.config;
     assert_eq!(t.segment_bytes, 1 << 30);
     assert_eq!(t.segment_ms, 168 * 3_600_000);
@@ -168,6 +169,10 @@ fn rafka_extras() {
         load("write.caching=true\nrafka.flush.interval.ms=2\nsuper.users=User:admin;User:ops\n");
     assert!(c.write_caching);
     assert_eq!(c.flush_interval_ms, 2);
+    let (c, _) = load("rafka.fetch.max.wait.ms=0\n");
+    assert_eq!(c.fetch_max_wait_ms, 0);
+    let (c, _) = load("rafka.fetch.max.wait.ms=2147483647\n");
+    assert_eq!(c.fetch_max_wait_ms, i32::MAX);
     assert_eq!(
         c.super_users,
         vec!["User:admin".to_string(), "User:ops".to_string()]
@@ -206,6 +211,8 @@ fn bad_values_name_key_value_and_expectation() {
     assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.key == "log.cleanup.policy"));
     let err = load_err("super.users=admin\n");
     assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.expected == Expected::Principals));
+    let err = load_err("rafka.fetch.max.wait.ms=-1\n");
+    assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.fetch.max.wait.ms"));
     let err = load_err("x=\\u00zz\n");
     assert!(matches!(err, ConfigError::Properties(_)));
 }

@@ -29,6 +29,17 @@
 //! waited for without stalling the shard). With
 //! [`ConnectionConfig::zero_copy`] off (TLS) regions are read into memory.
 //!
+//! Ending. When the reader stops, for whatever reason, the session is
+//! marked closed ([`Session::close`]), so that requests parked on a long
+//! wait (a Fetch's `max_wait_ms`) answer at once. If the peer is gone (end
+//! of stream, read error, idle) the writer is dropped with the socket: its
+//! answers could not be delivered, and waiting for them would hold the
+//! descriptor. The request tasks are not cancelled: a produce completes
+//! its append, and each task returns its budget when it ends. Otherwise
+//! (shutdown, protocol error) the writer writes what is owed first.
+//!
+//! Memory. An idle connection holds no read buffer ([`ReadBuffer`]).
+//!
 //! Lives on: the shard that accepted the socket; nothing here is `Send`.
 
 use std::cell::{Cell, RefCell};
@@ -42,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::future::{or, poll_once};
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncWrite;
 use futures_util::future::{select, Either};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
@@ -61,15 +72,11 @@ use tracing::{debug, warn};
 
 use crate::handlers::{api_versions, HandlerError};
 use crate::listener::ShardNet;
+use crate::read_buffer::ReadBuffer;
 use crate::service::{Request, Response, Service};
 use crate::session::Session;
 use crate::zero_copy::{self, Chunk, ChunkedReply, SendStep};
 
-/// Smallest read issued: enough for many small requests at once.
-const READ_WINDOW_BYTES_MIN: usize = 16 << 10;
-/// Largest read issued; the window is zero-filled before each read, so it
-/// stays near what one read can return.
-const READ_WINDOW_BYTES_MAX: usize = 256 << 10;
 /// Responses are copied into one buffer and written together up to this
 /// size; a larger response body is written from its own buffer.
 const WRITE_COALESCE_BYTES_MAX: usize = 64 << 10;
@@ -77,7 +84,6 @@ const WRITE_COALESCE_BYTES_MAX: usize = 64 << 10;
 /// and written through glommio, which waits for the socket to drain.
 const WRITABLE_WAIT_BYTES: usize = 16 << 10;
 
-const _: () = assert!(READ_WINDOW_BYTES_MIN <= READ_WINDOW_BYTES_MAX);
 // A piece written while waiting for room is staged like a small response.
 const _: () = assert!(WRITABLE_WAIT_BYTES <= WRITE_COALESCE_BYTES_MAX);
 // The size prefix is an i32: no frame the broker accepts can overflow it.
@@ -122,11 +128,28 @@ pub(crate) async fn serve<S: Service>(net: &Rc<ShardNet<S>>, stream: TcpStream, 
     let reader = pin!(conn.read_loop(slots_in));
     let writer = pin!(conn.write_loop(slots_out));
     let (read_end, write_end) = match select(reader, writer).await {
-        // The reader stopped; the writer still owes the requests read so far.
-        Either::Left((read_end, writer)) => (Some(read_end), writer.await),
+        Either::Left((read_end, writer)) => {
+            // No more requests: nothing already read may wait for more.
+            conn.session.close();
+            let write_end = if read_end.peer_gone() {
+                // Nobody will read the answers: let go of the socket now.
+                // The request tasks run on (a produce still appends) and
+                // return their budget when they end.
+                WriteEnd::PeerGone {
+                    responses_dropped: conn.responses_pending.get(),
+                }
+            } else {
+                // The writer still owes the requests read so far.
+                writer.await
+            };
+            (Some(read_end), write_end)
+        }
         // The writer closed the connection: reading on is pointless.
         Either::Right((write_end, _reader)) => (None, write_end),
     };
+    conn.session.close();
+    // The reader, and its buffer, are gone.
+    conn.count_read_buffer(0);
     conn.record_end(read_end, write_end);
 }
 
@@ -192,11 +215,25 @@ enum ReadEnd {
     WriterGone,
 }
 
+impl ReadEnd {
+    /// Whether the peer can no longer read answers: it closed (Kafka
+    /// clients never half-close; Kafka too drops the answers of a
+    /// connection whose peer closed), the socket failed, or the connection
+    /// is idle with nothing owed.
+    fn peer_gone(&self) -> bool {
+        matches!(self, ReadEnd::Eof { .. } | ReadEnd::Io(_) | ReadEnd::Idle)
+    }
+}
+
 /// Why the writer stopped.
 #[derive(Debug)]
 enum WriteEnd {
     /// Every response owed was written and the reader stopped.
     Drained,
+    /// The peer went away; the answers of these requests were not awaited.
+    PeerGone {
+        responses_dropped: usize,
+    },
     Closed {
         prefix: RequestPrefix,
         reason: HandlerError,
@@ -224,6 +261,8 @@ struct Connection<'n, S: Service> {
     /// Requests handed to the writer and not yet written.
     responses_pending: Cell<usize>,
     last_activity: Cell<Instant>,
+    /// What the read buffer held when last counted in the metrics.
+    read_buffer_bytes: Cell<usize>,
     /// File regions go out with `sendfile` (the socket is non-blocking).
     zero_copy: bool,
 }
@@ -248,6 +287,7 @@ impl<'n, S: Service> Connection<'n, S> {
             inflight_bytes: Rc::new(Semaphore::new(config.inflight_bytes_max.max(1) as u64)),
             responses_pending: Cell::new(0),
             last_activity: Cell::new(Instant::now()),
+            read_buffer_bytes: Cell::new(0),
             zero_copy,
         }
     }
@@ -259,7 +299,7 @@ impl<'n, S: Service> Connection<'n, S> {
     // ---- reader ----------------------------------------------------------
 
     async fn read_loop(&self, slots: LocalSender<Slot>) -> ReadEnd {
-        let mut buf = BytesMut::new();
+        let mut buf = ReadBuffer::default();
         let mut decoder = FrameDecoder::new(self.config().frame_bytes_max);
         loop {
             if let Err(end) = self.read_frame(&mut buf, &mut decoder, &slots).await {
@@ -271,33 +311,29 @@ impl<'n, S: Service> Connection<'n, S> {
     /// Reads one frame (prefix, budget, body) and dispatches it.
     async fn read_frame(
         &self,
-        buf: &mut BytesMut,
+        buf: &mut ReadBuffer,
         decoder: &mut FrameDecoder,
         slots: &LocalSender<Slot>,
     ) -> Result<(), ReadEnd> {
         self.read_until(buf, FRAME_PREFIX_BYTES).await?;
         // On the prefix alone, bytes_needed is the announced body size.
         let frame_bytes = decoder
-            .bytes_needed(&buf[..FRAME_PREFIX_BYTES])
+            .bytes_needed(&buf.filled()[..FRAME_PREFIX_BYTES])
             .map_err(ReadEnd::Frame)?;
         let admission = self.admit(frame_bytes).await?;
         let frame_end = FRAME_PREFIX_BYTES + frame_bytes;
         // One allocation for the frame instead of regrowing per read.
-        buf.reserve(frame_end.saturating_sub(buf.len()));
+        buf.reserve_frame(frame_end);
+        self.count_read_buffer(buf.capacity_bytes());
         self.read_until(buf, frame_end).await?;
-        let dispatched = match decoder.decode(buf).map_err(ReadEnd::Frame)? {
+        let frame = buf.decode(decoder);
+        self.count_read_buffer(buf.capacity_bytes());
+        match frame.map_err(ReadEnd::Frame)? {
             Some(frame) => self.dispatch(frame, admission, slots),
             // Cannot happen with the whole frame buffered; reading the frame
             // again is still correct.
             None => Ok(()),
-        };
-        if buf.is_empty() {
-            // Let go of the read allocation between batches: the frames cut
-            // from it keep it alive only while they are served, and an idle
-            // connection holds no buffer at all.
-            *buf = BytesMut::new();
         }
-        dispatched
     }
 
     /// Takes the budget of a frame of `frame_bytes`; waits until it is free.
@@ -328,7 +364,7 @@ impl<'n, S: Service> Connection<'n, S> {
         or(stop, acquire).await.ok_or(ReadEnd::Shutdown)
     }
 
-    async fn read_until(&self, buf: &mut BytesMut, len: usize) -> Result<(), ReadEnd> {
+    async fn read_until(&self, buf: &mut ReadBuffer, len: usize) -> Result<(), ReadEnd> {
         while buf.len() < len {
             self.read_more(buf, len - buf.len()).await?;
         }
@@ -336,15 +372,10 @@ impl<'n, S: Service> Connection<'n, S> {
     }
 
     /// One read of at least one byte appended to `buf`.
-    async fn read_more(&self, buf: &mut BytesMut, needed: usize) -> Result<(), ReadEnd> {
-        let start = buf.len();
-        let window = needed.clamp(READ_WINDOW_BYTES_MIN, READ_WINDOW_BYTES_MAX);
-        buf.resize(start + window, 0);
-        let read = self.read_or_stop(&mut buf[start..]).await;
-        buf.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read? {
+    async fn read_more(&self, buf: &mut ReadBuffer, needed: usize) -> Result<(), ReadEnd> {
+        match self.read_or_stop(buf, needed).await? {
             0 => Err(ReadEnd::Eof {
-                buffered_bytes: start,
+                buffered_bytes: buf.len(),
             }),
             read_bytes => {
                 self.net.metrics.bytes_in(read_bytes);
@@ -354,9 +385,9 @@ impl<'n, S: Service> Connection<'n, S> {
         }
     }
 
-    /// Reads into `into`, unless the shard shuts down or the connection has
+    /// Reads into `buf`, unless the shard shuts down or the connection has
     /// been idle for `connections.max.idle.ms` first.
-    async fn read_or_stop(&self, into: &mut [u8]) -> Result<usize, ReadEnd> {
+    async fn read_or_stop(&self, buf: &mut ReadBuffer, needed: usize) -> Result<usize, ReadEnd> {
         enum Wake {
             Read(io::Result<usize>),
             Idle,
@@ -364,8 +395,13 @@ impl<'n, S: Service> Connection<'n, S> {
         }
         loop {
             let read = async {
-                let read =
-                    poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, into));
+                let read = poll_fn(|cx| {
+                    let read = buf.poll_read(cx, &mut *self.stream.borrow_mut(), needed);
+                    // Counted on every poll: a pending read may have let
+                    // the buffer go.
+                    self.count_read_buffer(buf.capacity_bytes());
+                    read
+                });
                 Wake::Read(read.await)
             };
             let stop = async {
@@ -384,6 +420,13 @@ impl<'n, S: Service> Connection<'n, S> {
                 Wake::Idle if self.responses_pending.get() > 0 => self.touch(),
                 Wake::Idle => {}
             }
+        }
+    }
+
+    fn count_read_buffer(&self, held_bytes: usize) {
+        let old_bytes = self.read_buffer_bytes.replace(held_bytes);
+        if old_bytes != held_bytes {
+            self.net.metrics.read_buffer_resized(old_bytes, held_bytes);
         }
     }
 
@@ -755,7 +798,14 @@ impl<'n, S: Service> Connection<'n, S> {
     fn record_write_end(&self, end: WriteEnd) {
         let peer = self.peer;
         let (prefix, error): (RequestPrefix, &dyn std::fmt::Display) = match &end {
-            WriteEnd::Drained => return,
+            WriteEnd::Drained
+            | WriteEnd::PeerGone {
+                responses_dropped: 0,
+            } => return,
+            WriteEnd::PeerGone { responses_dropped } => {
+                debug!(%peer, responses_dropped, "peer left before its answers");
+                return;
+            }
             WriteEnd::Io(error) => {
                 debug!(%peer, %error, "write failed");
                 return;

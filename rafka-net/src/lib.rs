@@ -10,7 +10,12 @@
 //! - `service`: the contract between the two sides: [`service::Request`],
 //!   [`service::Response`], the [`service::Service`] trait.
 //! - `session`: [`session::Session`], a connection's identity (listener,
-//!   principal, client software, peer) that every request carries.
+//!   principal, client software, peer) that every request carries, and
+//!   its end (`closed`), which long waits race.
+//! - `latch`: [`latch::Latch`], the one-way signal behind a shard's
+//!   shutdown and a session's end.
+//! - `read_buffer`: a connection's read buffer, which holds no memory
+//!   while the connection waits with nothing buffered.
 //! - `fetch_session`: per-shard fetch sessions (KIP-227) for Fetch.
 //! - `fetch_encode`: the Fetch response written as chunks whose records are
 //!   file regions; `zero_copy`: those chunks and the `sendfile` path that
@@ -35,11 +40,13 @@ pub mod fetch_budget;
 pub mod fetch_encode;
 pub mod fetch_session;
 pub mod handlers;
+pub mod latch;
 pub mod listener;
 pub mod metrics;
 pub mod metrics_http;
 pub mod metrics_shard;
 pub mod metrics_snapshot;
+mod read_buffer;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -23,7 +23,7 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
 use glommio::net::{TcpListener, TcpStream};
@@ -35,6 +35,7 @@ use thiserror::Error;
 use tracing::{debug, info, warn};
 
 use crate::connection::{self, ConnectionConfig};
+use crate::latch::Latch;
 use crate::metrics::{NetMetrics, NetMetricsSnapshot};
 use crate::service::Service;
 use crate::session::ListenerInfo;
@@ -43,6 +44,10 @@ use crate::session::ListenerInfo;
 /// EMFILE last until some connection closes; retrying at once would spin
 /// the shard and starve the connections that could free a descriptor.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// A failing accept is logged at most once per this interval; the lines
+/// in between are counted (`unlogged`) and every failure is in the metrics.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Room for a few maximum-size requests at once; decoded requests can take
 /// many times their wire size.
@@ -116,37 +121,6 @@ pub fn bind_first(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BindErr
     Ok((listener, bound))
 }
 
-/// A one-way stop signal that any number of tasks can await. A closed
-/// glommio semaphore wakes every waiter and stays closed, which is exactly
-/// a broadcast latch; no unit is ever signalled, so `acquire` only returns
-/// once it is closed.
-#[derive(Debug, Clone)]
-pub(crate) struct Shutdown {
-    latch: Rc<Semaphore>,
-}
-
-impl Shutdown {
-    fn new() -> Self {
-        Shutdown {
-            latch: Rc::new(Semaphore::new(0)),
-        }
-    }
-
-    fn trigger(&self) {
-        self.latch.close();
-    }
-
-    pub(crate) fn is_triggered(&self) -> bool {
-        self.latch.try_acquire(0).is_err()
-    }
-
-    /// Completes once [`Shutdown::trigger`] has been called.
-    pub(crate) async fn wait(&self) {
-        // Err is the only way out: the latch was closed.
-        let _closed = self.latch.acquire(1).await;
-    }
-}
-
 /// One shard's network layer: the service, the API table, limits, metrics
 /// and the tasks to wait for on shutdown.
 pub struct ShardNet<S: Service> {
@@ -156,7 +130,8 @@ pub struct ShardNet<S: Service> {
     pub(crate) metrics: NetMetrics,
     /// `shard_inflight_bytes_max`, shared by every connection of the shard.
     pub(crate) inflight_bytes: Rc<Semaphore>,
-    pub(crate) shutdown: Shutdown,
+    /// Triggered once by [`ShardNet::shutdown`].
+    pub(crate) shutdown: Latch,
     /// Accept loops and connection tasks.
     connections: Gate,
     /// Request tasks. Separate from `connections`: a connection closed by a
@@ -176,7 +151,7 @@ impl<S: Service> ShardNet<S> {
             config,
             metrics: NetMetrics::new(),
             inflight_bytes: Rc::new(Semaphore::new(shard_bytes)),
-            shutdown: Shutdown::new(),
+            shutdown: Latch::new(),
             connections: Gate::new(),
             requests: Gate::new(),
             connections_open: Cell::new(0),
@@ -217,6 +192,7 @@ impl<S: Service> ShardNet<S> {
 
     async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
         let addr = listener.local_addr().ok();
+        let mut failures = AcceptFailures::default();
         loop {
             let accept = async { Some(listener.accept().await) };
             let stop = async {
@@ -225,9 +201,17 @@ impl<S: Service> ShardNet<S> {
             };
             match or(stop, accept).await {
                 None => break,
-                Some(Ok(stream)) => self.start_connection(stream),
+                Some(Ok(stream)) => {
+                    if let Some(unlogged) = failures.on_success() {
+                        info!(listener = ?addr, unlogged, "accepting again after failures");
+                    }
+                    self.start_connection(stream);
+                }
                 Some(Err(error)) => {
-                    warn!(listener = ?addr, %error, "accept failed");
+                    self.metrics.accept_failed();
+                    if let Some(unlogged) = failures.on_failure(Instant::now()) {
+                        warn!(listener = ?addr, %error, unlogged, "accept failed");
+                    }
                     glommio::timer::Timer::new(ACCEPT_ERROR_PAUSE).await;
                 }
             }
@@ -270,5 +254,64 @@ impl<S: Service> ShardNet<S> {
                 self.metrics.connection_rejected();
             }
         }
+    }
+}
+
+/// Which accept failures get a log line: the first, then at most one per
+/// [`ACCEPT_ERROR_LOG_INTERVAL`] carrying how many went unlogged. At
+/// EMFILE the loop retries every [`ACCEPT_ERROR_PAUSE`], which would
+/// otherwise write a hundred lines a second.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    last_logged: Option<Instant>,
+    /// Failures since the last logged one, not logged themselves.
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    /// A failure at `now`: `Some(failures not logged before it)` when this
+    /// one is to be logged.
+    fn on_failure(&mut self, now: Instant) -> Option<u64> {
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.saturating_duration_since(last) >= ACCEPT_ERROR_LOG_INTERVAL);
+        if !due {
+            self.unlogged += 1;
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+
+    /// An accept succeeded: `Some(failures never logged)` when the last
+    /// failing stretch left some, so its end is logged with its count.
+    fn on_success(&mut self) -> Option<u64> {
+        self.last_logged = None;
+        let unlogged = std::mem::take(&mut self.unlogged);
+        (unlogged > 0).then_some(unlogged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_are_logged_once_per_interval_with_the_unlogged_count() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut failures = AcceptFailures::default();
+        assert_eq!(failures.on_failure(at(0)), Some(0), "the first is logged");
+        // EMFILE retried every 10 ms for just under a second: silent.
+        for ms in (10..1000).step_by(10) {
+            assert_eq!(failures.on_failure(at(ms)), None, "at {ms} ms");
+        }
+        assert_eq!(failures.on_failure(at(1000)), Some(99));
+        assert_eq!(failures.on_failure(at(1500)), None);
+        assert_eq!(failures.on_success(), Some(1), "the stretch's tail");
+        assert_eq!(failures.on_success(), None);
+        // A new stretch starts with a logged line again.
+        assert_eq!(failures.on_failure(at(1600)), Some(0));
+        assert_eq!(failures.on_success(), None, "nothing left unlogged");
     }
 }

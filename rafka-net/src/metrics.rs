@@ -22,11 +22,13 @@ pub struct NetMetrics {
     connections_closed: Cell<u64>,
     connections_rejected: Cell<u64>,
     connections_idle_closed: Cell<u64>,
+    accept_failures: Cell<u64>,
     frame_errors: Cell<u64>,
     header_errors: Cell<u64>,
     handler_errors: Cell<u64>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
+    read_buffer_bytes: Cell<u64>,
     requests_by_api_key: [Cell<u64>; API_KEY_SLOTS],
 }
 
@@ -42,6 +44,9 @@ pub struct NetMetricsSnapshot {
     pub connections_rejected: u64,
     /// Of the closed connections, those closed for `connections.max.idle.ms`.
     pub connections_idle_closed: u64,
+    /// Failed `accept` calls (EMFILE, ENFILE, ENOBUFS, ...): each is a
+    /// connection the kernel queued that waits for a descriptor.
+    pub accept_failures: u64,
     /// Refused size prefixes (negative, zero, above the limit).
     pub frame_errors: u64,
     /// Refused request headers: truncated, unknown API key, unsupported
@@ -52,6 +57,9 @@ pub struct NetMetricsSnapshot {
     pub handler_errors: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Memory held by the connections' read buffers now (a gauge): frames
+    /// being read; an idle connection holds none.
+    pub read_buffer_bytes: u64,
     /// `(api_key, requests)` for every key with at least one request, in key
     /// order.
     pub requests_by_api_key: Vec<(i16, u64)>,
@@ -83,11 +91,13 @@ impl Default for NetMetrics {
             connections_closed: Cell::new(0),
             connections_rejected: Cell::new(0),
             connections_idle_closed: Cell::new(0),
+            accept_failures: Cell::new(0),
             frame_errors: Cell::new(0),
             header_errors: Cell::new(0),
             handler_errors: Cell::new(0),
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
+            read_buffer_bytes: Cell::new(0),
             requests_by_api_key: std::array::from_fn(|_| Cell::new(0)),
         }
     }
@@ -118,6 +128,10 @@ impl NetMetrics {
         bump(&self.connections_idle_closed, 1);
     }
 
+    pub(crate) fn accept_failed(&self) {
+        bump(&self.accept_failures, 1);
+    }
+
     pub(crate) fn frame_error(&self) {
         bump(&self.frame_errors, 1);
     }
@@ -136,6 +150,13 @@ impl NetMetrics {
 
     pub(crate) fn bytes_out(&self, bytes: usize) {
         bump(&self.bytes_out, bytes as u64);
+    }
+
+    /// A connection's read buffer went from `old_bytes` to `new_bytes`.
+    pub(crate) fn read_buffer_resized(&self, old_bytes: usize, new_bytes: usize) {
+        let held = self.read_buffer_bytes.get();
+        let held = held.saturating_sub(old_bytes as u64) + new_bytes as u64;
+        self.read_buffer_bytes.set(held);
     }
 
     /// Counts a request of a served API. Keys outside the slots are not
@@ -160,11 +181,13 @@ impl NetMetrics {
             connections_closed: self.connections_closed.get(),
             connections_rejected: self.connections_rejected.get(),
             connections_idle_closed: self.connections_idle_closed.get(),
+            accept_failures: self.accept_failures.get(),
             frame_errors: self.frame_errors.get(),
             header_errors: self.header_errors.get(),
             handler_errors: self.handler_errors.get(),
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
+            read_buffer_bytes: self.read_buffer_bytes.get(),
             requests_by_api_key,
         }
     }

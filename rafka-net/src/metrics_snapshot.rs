@@ -287,11 +287,16 @@ impl BrokerSnapshot {
     }
 
     fn encode_connections(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counters: [Described<ShardSnapshot, u64>; 5] = [
+        let counters: [Described<ShardSnapshot, u64>; 6] = [
             (
                 "connections_accepted",
                 "Client connections accepted, by shard.",
                 |s| s.net.connections_accepted,
+            ),
+            (
+                "accept_failures",
+                "Failed accepts (out of file descriptors, ...), by shard.",
+                |s| s.net.accept_failures,
             ),
             (
                 "connections_closed",
@@ -348,6 +353,17 @@ impl BrokerSnapshot {
         )?;
         for shard in &self.shards {
             open.gauge(&shard_label(shard), gauge_value(shard.connections_open))?;
+        }
+        let mut read_buffers = family(
+            encoder,
+            "connection_read_buffers",
+            "Memory held by the connections' read buffers now (idle connections hold none), by shard.",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        for shard in &self.shards {
+            let held = gauge_value(shard.net.read_buffer_bytes);
+            read_buffers.gauge(&shard_label(shard), held)?;
         }
         Ok(())
     }
@@ -519,6 +535,11 @@ mod tests {
                 },
             )]),
             connections_open: 3,
+            net: NetMetricsSnapshot {
+                accept_failures: 4,
+                read_buffer_bytes: 16_384,
+                ..NetMetricsSnapshot::default()
+            },
             partitions: vec![PartitionOffsets {
                 topic: "t".to_string(),
                 partition: i32::try_from(id).unwrap_or(0),
@@ -567,6 +588,8 @@ mod tests {
             "rafka_topic_records_out_total{topic=\"t\"} 6",
             "rafka_connections_open{shard=\"0\"} 3",
             "rafka_connections_open{shard=\"1\"} 3",
+            "rafka_accept_failures_total{shard=\"0\"} 4",
+            "rafka_connection_read_buffers_bytes{shard=\"1\"} 16384",
             "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",
             "rafka_partition_high_watermark{topic=\"t\",partition=\"0\",shard=\"0\"} 9",
             "# EOF",

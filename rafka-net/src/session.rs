@@ -8,6 +8,13 @@
 //! connection sees the same session through its
 //! [`crate::handlers::RequestContext`].
 //!
+//! A session also says when its connection has ended ([`Session::closed`]):
+//! the peer closed, a read or write failed, the connection was idle, it
+//! was closed for a protocol error, or the shard is shutting down. From
+//! then on no request of the connection should wait for more: a parked
+//! Fetch answers with what it has (or the answer is dropped with the
+//! socket). Work that changes state (a produce's append) is not cancelled.
+//!
 //! Lives on: the shard that accepted the connection; one per connection.
 
 use std::cell::RefCell;
@@ -16,6 +23,8 @@ use std::net::SocketAddr;
 use kafka_protocol::messages::ApiKey;
 use rafka_core::acl::Principal;
 use rafka_core::config::SecurityProtocol;
+
+use crate::latch::Latch;
 
 /// The listener a connection came in on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +58,8 @@ pub struct Session {
     listener: ListenerInfo,
     principal: Principal,
     client_software: RefCell<Option<ClientSoftware>>,
+    /// Triggered when the connection stops taking requests.
+    closed: Latch,
 }
 
 impl Session {
@@ -59,6 +70,7 @@ impl Session {
             listener,
             principal: Principal::anonymous(),
             client_software: RefCell::new(None),
+            closed: Latch::new(),
         }
     }
 
@@ -81,6 +93,22 @@ impl Session {
     /// Recorded by ApiVersions v3+.
     pub fn set_client_software(&self, software: ClientSoftware) {
         *self.client_software.borrow_mut() = Some(software);
+    }
+
+    /// Marks the connection ended: every [`Session::closed`] wait completes.
+    /// Called by the connection; harmless twice.
+    pub fn close(&self) {
+        self.closed.trigger();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_triggered()
+    }
+
+    /// Completes once the connection has ended (see the module doc). A
+    /// request that waits for something that may never come races this.
+    pub async fn closed(&self) {
+        self.closed.wait().await;
     }
 
     /// Whether the connection may send `api_key` now. Every listener today

@@ -547,6 +547,35 @@ fn two_hundred_half_requests_then_a_normal_client() {
 // ---- connection lifecycle --------------------------------------------------
 
 #[test]
+fn idle_connections_hold_no_read_buffer() {
+    const CLIENTS: usize = 50;
+    run(|| async {
+        let (net, addr) = start(broker(), config());
+        let mut clients = Vec::new();
+        for correlation_id in 0..CLIENTS as i32 {
+            let mut stream = connect(addr).await;
+            api_versions_roundtrip(&mut stream, 3, correlation_id).await;
+            clients.push(stream);
+        }
+        // Each reader went back to waiting for its next frame before the
+        // answer was written, and waits holding nothing.
+        assert_eq!(net.connections_open(), CLIENTS);
+        assert_eq!(net.metrics().read_buffer_bytes, 0);
+        // A frame in the middle of arriving holds its window, and only it.
+        let request = api_versions_request(3, 99);
+        clients[0].write_all(&request[..10]).await.unwrap();
+        wait_until("the partial frame to be read", || {
+            net.metrics().read_buffer_bytes > 0
+        })
+        .await;
+        clients[0].write_all(&request[10..]).await.unwrap();
+        let (correlation_id, _) = read_response(&mut clients[0]).await;
+        assert_eq!(correlation_id, 99);
+        assert_eq!(net.metrics().read_buffer_bytes, 0);
+    });
+}
+
+#[test]
 fn idle_connections_are_closed() {
     run(|| async {
         let mut config = config();

@@ -337,6 +337,35 @@ fn long_poll_without_data_answers_empty_after_max_wait() {
     });
 }
 
+#[test]
+fn the_broker_bounds_how_long_a_fetch_waits() {
+    let broker = TestBroker::builder()
+        .timeout(TEST_TIMEOUT)
+        .config(|c| c.fetch_max_wait_ms = 1);
+    broker.run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("bounded", 2, &[]).await;
+        // ~24.8 days for 2 GiB that will never come: only the broker's
+        // bound can answer it.
+        let body = request(vec![named(
+            "bounded",
+            vec![part(0, 0, 1024), part(1, 0, 1024)],
+        )])
+        .with_min_bytes(i32::MAX)
+        .with_max_wait_ms(i32::MAX);
+        let response = call(&broker, 12, &body).await;
+        assert_eq!(response.error_code, 0);
+        let answered = partitions(&response);
+        assert_eq!(answered.len(), 2);
+        for (index, (name, data)) in answered.into_iter().enumerate() {
+            assert_eq!(name, "bounded");
+            assert_eq!(data.partition_index, index as i32);
+            assert_eq!(data.error_code, 0);
+            assert_eq!(data.high_watermark, 0);
+            assert_eq!(records(data), Bytes::new());
+        }
+    });
+}
+
 fn session(id: i32, epoch: i32, topics: Vec<FetchTopic>) -> FetchRequest {
     request(topics)
         .with_session_id(id)

@@ -45,13 +45,17 @@ use rafka_core::config::BrokerConfig;
 use rafka_net::handlers::{
     api_versions, broker_table, serve, BrokerContext, ControllerHandle, Handlers, NodeInfo,
 };
+use rafka_net::metrics_shard::traffic_snapshot;
 use rafka_net::session::{ListenerInfo, Session};
-use rafka_net::{bind_first, ConnectionConfig, NetConfig, Request, Response, Service, ShardNet};
+use rafka_net::{
+    bind_first, ConnectionConfig, NetConfig, NetMetricsSnapshot, Request, Response, Service,
+    ShardNet,
+};
 use rafka_proto::acks::Acks;
 use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_proto::record::Batches;
-use rafka_shard::runtime::{run, RuntimeConfig, ShardEnv};
+use rafka_shard::runtime::{run, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
 use rafka_shard::startup::start;
 use uuid::Uuid;
@@ -70,6 +74,9 @@ pub const SHARD_MATRIX: [usize; 3] = [1, 2, 4];
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// Generous: an acks=all produce waits for one fdatasync of a temp dir.
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the listener may take to drain after the scenario (the
+/// broker's own clean stop allows 10 s).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CORRELATION_ID: i32 = 41;
 const CLIENT_ID: &[u8] = b"rafka-testkit";
 
@@ -198,6 +205,12 @@ impl TestBroker {
                 eprintln!("{}", failed("the scenario panicked"));
                 std::panic::resume_unwind(panic)
             }
+            Some(Outcome::NotDrained) => panic!(
+                "{}",
+                failed(&format!(
+                    "the listener did not drain within {DRAIN_TIMEOUT:?} after the scenario"
+                ))
+            ),
             Some(Outcome::TimedOut) => {
                 panic!(
                     "{}",
@@ -219,6 +232,8 @@ struct Settings {
 
 enum Outcome {
     Passed,
+    /// The scenario passed but the listener's connections did not drain.
+    NotDrained,
     Panicked(Box<dyn Any + Send>),
     TimedOut,
 }
@@ -249,12 +264,16 @@ where
         Ok::<_, glommio::GlommioError<()>>(scenario.await)
     })
     .await;
-    if settings.network {
-        stop_listening(shard, serving).await;
-    }
+    // A connection that never drains (a request that never ends) fails
+    // the test instead of hanging it; the shards stop regardless.
+    let drained = !settings.network
+        || within(DRAIN_TIMEOUT, stop_listening(shard, serving))
+            .await
+            .is_some();
     stop(shard).await;
     match finished {
-        Ok(Ok(())) => Outcome::Passed,
+        Ok(Ok(())) if drained => Outcome::Passed,
+        Ok(Ok(())) => Outcome::NotDrained,
         Ok(Err(panic)) => Outcome::Panicked(panic),
         Err(_) => Outcome::TimedOut,
     }
@@ -311,7 +330,8 @@ async fn listen(shard: &Rc<Shard>, on: usize, zero_copy: bool) -> (NodeInfo, Soc
     shard.router.invoke_on(on, work).await.expect("route")
 }
 
-/// Stops accepting and drains the listener's connections.
+/// Stops accepting and drains the listener's connections (once: a second
+/// call finds nothing to stop).
 async fn stop_listening(shard: &Rc<Shard>, on: usize) {
     let work = |_: Rc<Shard>| async move {
         if let Some(net) = NET.with(|slot| slot.borrow_mut().take()) {
@@ -319,6 +339,17 @@ async fn stop_listening(shard: &Rc<Shard>, on: usize) {
         }
     };
     shard.router.invoke_on(on, work).await.expect("route");
+}
+
+/// The listener's connection layer as a scenario sees it, on the serving
+/// shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerState {
+    pub connections_open: usize,
+    /// Requests being served on the serving shard now, from any source
+    /// (the listener's connections and the scenario's own `call`s).
+    pub requests_running: u64,
+    pub metrics: NetMetricsSnapshot,
 }
 
 /// What a scenario gets: shard 0 of the running broker and ways to reach
@@ -338,6 +369,30 @@ impl Broker {
     /// The listener's address; the broker must run with `network(true)`.
     pub fn addr(&self) -> SocketAddr {
         self.addr.expect("the broker runs without a listener")
+    }
+
+    /// The listener's state now; the broker must run with `network(true)`
+    /// and still listen.
+    pub async fn listener_state(&self) -> ListenerState {
+        let work = |_: Rc<Shard>| async move {
+            let net = NET.with(|slot| slot.borrow().clone());
+            let net = net.expect("the broker listens");
+            let (_, _, requests_running) = traffic_snapshot();
+            ListenerState {
+                connections_open: net.connections_open(),
+                requests_running,
+                metrics: net.metrics(),
+            }
+        };
+        let state = self.shard.router.invoke_on(self.serving, work).await;
+        state.expect("route")
+    }
+
+    /// Stops the listener now as a clean stop does (no new connections,
+    /// every connection answers what it has read and closes) and returns
+    /// once it has drained; the broker's own stop later skips it.
+    pub async fn stop_listening(&self) {
+        stop_listening(&self.shard, self.serving).await;
     }
 
     pub fn shard_count(&self) -> usize {

@@ -4,10 +4,11 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{GroupId, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, GroupId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -45,6 +46,33 @@ pub fn creatable(name: &str, partitions: i32, configs: &[(&str, &str)]) -> Creat
 
 pub fn metadata_topic(name: &str) -> MetadataRequestTopic {
     MetadataRequestTopic::default().with_name(Some(topic_name(name)))
+}
+
+/// A sessionless Fetch (v4-v12: topics by name) of `partitions` of
+/// `topic` from offset 0, waiting up to `max_wait_ms` for `min_bytes`.
+pub fn long_poll_fetch(
+    topic: &str,
+    partitions: &[i32],
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
+    let partitions = partitions
+        .iter()
+        .map(|&partition| {
+            FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let topic = FetchTopic::default()
+        .with_topic(topic_name(topic))
+        .with_partitions(partitions);
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![topic])
 }
 
 /// Records per partition index, as a Produce request carries them.

@@ -110,6 +110,12 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: i64,
     pub socket_request_max_bytes: i32,
     pub fetch_max_bytes: i32,
+    /// `rafka.fetch.max.wait.ms`: the longest a Fetch waits for
+    /// `min_bytes`, whatever its `max_wait_ms` asks (clients send 500 ms;
+    /// a hostile one could ask for 24 days). Kafka has no such bound; the
+    /// default, 30 s, is its clients' default `request.timeout.ms`, past
+    /// which a client has given up on the answer anyway.
+    pub fetch_max_wait_ms: i32,
     pub connections_max_idle_ms: i64,
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_minutes: i32,
@@ -163,6 +169,7 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             socket_request_max_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
+            fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 7 * 24 * 60,
@@ -391,6 +398,7 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
         c.socket_request_max_bytes,
     )?;
     c.fetch_max_bytes = e.i32("fetch.max.bytes", 1024, MAX32, c.fetch_max_bytes)?;
+    c.fetch_max_wait_ms = e.i32("rafka.fetch.max.wait.ms", 0, MAX32, c.fetch_max_wait_ms)?;
     let idle_ms = c.connections_max_idle_ms;
     c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;
     c.write_caching = e.bool("write.caching", false)?;

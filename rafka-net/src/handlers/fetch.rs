@@ -28,22 +28,29 @@
 //!   array for read_committed and null for read_uncommitted, as Kafka sends.
 //! - Long polling without polling: each owner waits on its partitions'
 //!   watermark events, the first owner to answer wakes the request, which
-//!   reads everything again. The deadline is computed once. Dropping the
-//!   request (connection closed) drops the cancel senders, which ends the
-//!   waits on other shards at once. A read error answers at once (as
+//!   reads everything again. The deadline is computed once. Ending the
+//!   wait drops the cancel senders, which ends the waits on other shards
+//!   at once. A read error answers at once (as
 //!   Kafka's delayed fetch does); unknown topics do not stop the wait on
 //!   the others.
+//! - The wait is bounded twice: by `max_wait_ms` capped at the broker's
+//!   `rafka.fetch.max.wait.ms`, and by the connection: when it ends (peer
+//!   gone, shutdown, protocol error) the request stops waiting and answers
+//!   with what it has, so a parked fetch never holds a socket or a clean
+//!   stop.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
+use futures_lite::future::or;
 use futures_util::future::{select, select_all};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
 use rafka_shard::partition::Partition;
@@ -90,7 +97,7 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
         } => (partitions, SessionEnd::Incremental(session_id)),
     };
     let targets = resolve(ctx, &ctx.image(), listed);
-    let limits = Limits::of(&fetch, ctx.config().fetch_max_bytes);
+    let limits = Limits::of(&fetch, ctx.config());
     let reads = read_until_ready(ctx, &targets, &limits).await;
     crate::metrics_shard::fetched(targets.iter().zip(&reads).map(|(target, read)| {
         let batch_bytes = read.records.iter().map(|region| region.len).sum();
@@ -120,10 +127,13 @@ struct Limits {
 }
 
 impl Limits {
-    fn of(fetch: &FetchRequest, broker_fetch_bytes_max: i32) -> Limits {
-        let max_bytes = fetch.max_bytes.min(broker_fetch_bytes_max);
+    /// The request's limits within the broker's (`fetch.max.bytes`,
+    /// `rafka.fetch.max.wait.ms`).
+    fn of(fetch: &FetchRequest, broker: &BrokerConfig) -> Limits {
+        let max_bytes = fetch.max_bytes.min(broker.fetch_max_bytes);
+        let max_wait_ms = fetch.max_wait_ms.min(broker.fetch_max_wait_ms);
         Limits {
-            max_wait: Duration::from_millis(u64::try_from(fetch.max_wait_ms).unwrap_or(0)),
+            max_wait: Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0)),
             min_bytes: u64::try_from(fetch.min_bytes).unwrap_or(0),
             max_bytes: u32::try_from(max_bytes).unwrap_or(0),
             isolation_level: fetch.isolation_level,
@@ -325,14 +335,16 @@ fn resolve(
 }
 
 /// Reads, and while the answer is below `min_bytes`, waits for new data
-/// and reads again, until `max_wait` has passed (on the shard's timer).
+/// and reads again, until `max_wait` has passed (on the shard's timer) or
+/// the request's connection has ended (its answer then goes out at once,
+/// if it can go out at all).
 async fn read_until_ready(
     ctx: &RequestContext,
     targets: &[Target],
     limits: &Limits,
 ) -> Vec<PartitionRead> {
     let mut reads = read_all(ctx, targets, limits.max_bytes).await;
-    if limits.answers_now(targets, &reads) {
+    if limits.answers_now(targets, &reads) || ctx.session().is_closed() {
         return reads;
     }
     // Each round waits for a watermark to move, then reads again; the whole
@@ -350,7 +362,9 @@ async fn read_until_ready(
             }
         }
     };
-    within(limits.max_wait, rounds).await;
+    // The connection's end wins over any wait: a closed socket must not be
+    // held, nor a shutdown's drain delayed, by a long poll.
+    within(limits.max_wait, or(rounds, ctx.session().closed())).await;
     reads
 }
 
