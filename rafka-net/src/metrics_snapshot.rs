@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
+use rafka_shard::log_health::LogHealthSnapshot;
 
 use crate::metrics::NetMetricsSnapshot;
 
@@ -86,6 +87,8 @@ pub struct ShardSnapshot {
     pub tasks_executed: u64,
     pub flush_cycles: u64,
     pub fsync_latency: HistogramSnapshot,
+    /// What recovery and the scrubber found in this shard's logs.
+    pub log_health: LogHealthSnapshot,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionOffsets>,
 }
@@ -211,6 +214,7 @@ impl Collector for BrokerSnapshot {
         self.encode_topics(&mut encoder)?;
         self.encode_connections(&mut encoder)?;
         self.encode_shards(&mut encoder)?;
+        self.encode_log_health(&mut encoder)?;
         self.encode_partitions(&mut encoder)
     }
 }
@@ -409,6 +413,53 @@ impl BrokerSnapshot {
         Ok(())
     }
 
+    fn encode_log_health(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters: [Described<LogHealthSnapshot, u64>; 7] = [
+            (
+                "log_recovery_truncations",
+                "Segments recovery cut short at a torn or invalid batch, by shard.",
+                |h| h.recovery_truncations,
+            ),
+            (
+                "log_recovery_truncated_bytes",
+                "Bytes recovery cut off (torn tails, invalid batches and the segments deleted after them), by shard.",
+                |h| h.recovery_truncated_bytes,
+            ),
+            (
+                "log_recovery_index_rebuilds",
+                "Segment indexes recovery found missing or invalid and rebuilt, by shard.",
+                |h| h.recovery_index_rebuilds,
+            ),
+            (
+                "log_scrub_bytes",
+                "Bytes of closed segments the scrubber verified, by shard.",
+                |h| h.scrub_bytes,
+            ),
+            (
+                "log_scrub_damaged_ranges",
+                "Damaged batch ranges the scrubber found and took out of service, by shard.",
+                |h| h.scrub_damaged_ranges,
+            ),
+            (
+                "log_scrub_damaged_bytes",
+                "Bytes of the damaged ranges the scrubber took out of service, by shard.",
+                |h| h.scrub_damaged_bytes,
+            ),
+            (
+                "log_scrub_passes",
+                "Scrub passes completed over all of a shard's partitions, by shard.",
+                |h| h.scrub_passes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                metric.counter(&shard_label(shard), value(&shard.log_health))?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let gauges: [Described<PartitionOffsets, i64>; 3] = [
             (
@@ -475,6 +526,12 @@ mod tests {
                 },
             )]),
             connections_open: 3,
+            log_health: LogHealthSnapshot {
+                recovery_truncations: 1,
+                recovery_truncated_bytes: 61,
+                scrub_damaged_ranges: u64::from(id),
+                ..LogHealthSnapshot::default()
+            },
             partitions: vec![PartitionOffsets {
                 topic: "t".to_string(),
                 partition: i32::try_from(id).unwrap_or(0),
@@ -523,6 +580,10 @@ mod tests {
             "rafka_topic_records_out_total{topic=\"t\"} 6",
             "rafka_connections_open{shard=\"0\"} 3",
             "rafka_connections_open{shard=\"1\"} 3",
+            "rafka_log_recovery_truncations_total{shard=\"0\"} 1",
+            "rafka_log_recovery_truncated_bytes_total{shard=\"1\"} 61",
+            "rafka_log_scrub_damaged_ranges_total{shard=\"1\"} 1",
+            "rafka_log_scrub_damaged_ranges_total{shard=\"0\"} 0",
             "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",
             "rafka_partition_high_watermark{topic=\"t\",partition=\"0\",shard=\"0\"} 9",
             "# EOF",

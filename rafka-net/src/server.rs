@@ -308,6 +308,7 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         tasks_executed,
         flush_cycles: shard.flusher().cycles(),
         fsync_latency: shard.flusher().fsync_latency(),
+        log_health: shard.registry().log_health().snapshot(),
         partitions,
     }
 }

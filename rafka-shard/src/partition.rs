@@ -23,7 +23,10 @@ use bytes::Bytes;
 use event_listener::Event;
 use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rafka_core::io::Clock;
-use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
+use rafka_core::log::{
+    DamagedRange, Log, LogConfig, LogError, RecoveryHints, RecoveryReport, ScrubApplied,
+    ScrubCursor, TimestampOffset,
+};
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
@@ -392,6 +395,34 @@ impl<S: ShardStorage> Partition<S> {
         self.check_usable()?;
         let state = self.read_state().await?;
         Ok(state.log.max_timestamp().await?)
+    }
+
+    /// What recovery found and did when the log was opened.
+    pub async fn recovery_report(&self) -> Result<RecoveryReport, PartitionError> {
+        Ok(self.read_state().await?.log.recovery_report().clone())
+    }
+
+    /// One step of a scrub pass (rafka-core's `log::scrub`): planned under
+    /// the lock, read and checked without it (closed segments do not
+    /// change), recorded under it. None once the pass is done.
+    pub async fn scrub_step(
+        &self,
+        cursor: &mut ScrubCursor<S::File>,
+        max_bytes: u64,
+    ) -> Result<Option<ScrubApplied>, PartitionError> {
+        self.check_usable()?;
+        let chunk = self.read_state().await?.log.scrub_plan(cursor, max_bytes);
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        let verdict = chunk.verify().await?;
+        let mut state = self.write_state().await?;
+        Ok(Some(state.log.scrub_apply(cursor, &chunk, verdict)))
+    }
+
+    /// The ranges the scrubber took out of service, in log order.
+    pub async fn damaged_ranges(&self) -> Result<Vec<DamagedRange>, PartitionError> {
+        Ok(self.read_state().await?.log.damaged_ranges())
     }
 
     /// Marks the partition for the next flush cycle; returns whether it was

@@ -21,6 +21,7 @@ use rafka_core::metadata::MetadataImage;
 use rafka_proto::acks::Acks;
 
 use crate::flusher::Flusher;
+use crate::log_health::LogHealth;
 use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
 use crate::storage::{GlommioStorage, ShardStorage};
 
@@ -52,6 +53,8 @@ pub struct PartitionRegistry<S: ShardStorage = GlommioStorage> {
     config: Arc<BrokerConfig>,
     flusher: Rc<Flusher<S>>,
     partitions: RefCell<ByTopic<S>>,
+    /// What recovery and the scrubber found in this shard's logs.
+    log_health: Rc<LogHealth>,
 }
 
 impl<S: ShardStorage> PartitionRegistry<S> {
@@ -67,6 +70,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
             config,
             flusher,
             partitions: RefCell::new(HashMap::new()),
+            log_health: Rc::new(LogHealth::default()),
         }
     }
 
@@ -76,6 +80,10 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     pub fn flusher(&self) -> &Rc<Flusher<S>> {
         &self.flusher
+    }
+
+    pub fn log_health(&self) -> &Rc<LogHealth> {
+        &self.log_health
     }
 
     /// The data directory (first of `log.dirs`).
@@ -129,6 +137,9 @@ impl<S: ShardStorage> PartitionRegistry<S> {
                 partition: index,
                 source,
             })?;
+        if let Ok(report) = partition.recovery_report().await {
+            self.log_health.on_recovery(topic, index, &report);
+        }
         self.partitions
             .borrow_mut()
             .entry(topic.to_string())
