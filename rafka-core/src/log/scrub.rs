@@ -95,8 +95,11 @@ struct OpenDamage {
 pub struct ScrubChunk<F> {
     file: Rc<F>,
     position: u64,
-    /// The segment's size: no batch may run past it.
+    /// The segment's size when planned.
     segment_bytes: u64,
+    /// Where the walk stops: the segment's end, or the next range known to
+    /// be damaged (no batch may run past it).
+    stop_at: u64,
     /// Bytes read at once (whole batches; a larger first batch is read
     /// whole).
     max_bytes: u64,
@@ -106,8 +109,6 @@ pub struct ScrubChunk<F> {
 /// What [`ScrubChunk::verify`] found.
 #[derive(Debug)]
 pub struct ScrubVerdict {
-    /// Bytes read from the segment.
-    pub bytes_read: u64,
     /// The good batches from the chunk's start: where they end, and the
     /// first one's base offset.
     good_end: u64,
@@ -138,7 +139,9 @@ pub struct DamagedRange {
 /// What [`Log::scrub_apply`] did with a verdict.
 #[derive(Debug, Default)]
 pub struct ScrubApplied {
-    /// Bytes verified (read) by the step.
+    /// Bytes of the segment the step covered: its good batches, and the
+    /// damaged bytes up to the next candidate. A pass covers every byte of
+    /// the closed segments once (known damaged ranges are skipped).
     pub bytes_scrubbed: u64,
     /// A damaged range first found by this step.
     pub damaged: Option<DamagedRange>,
@@ -183,6 +186,9 @@ impl<S: Storage + Clone> Log<S> {
                 file: Rc::clone(&segment.log_file),
                 position: cursor.position,
                 segment_bytes: segment.size_bytes,
+                stop_at: segment
+                    .damaged_span_from(cursor.position)
+                    .map_or(segment.size_bytes, |span| span.position),
                 max_bytes: max_bytes.max(LOG_OVERHEAD_BYTES as u64),
                 rules: cursor.rules,
             });
@@ -210,10 +216,7 @@ impl<S: Storage + Clone> Log<S> {
         chunk: &ScrubChunk<S::File>,
         verdict: ScrubVerdict,
     ) -> ScrubApplied {
-        let mut applied = ScrubApplied {
-            bytes_scrubbed: verdict.bytes_read,
-            damaged: None,
-        };
+        let mut applied = ScrubApplied::default();
         let closed_count = self.segments.len() - 1;
         let Some(segment) = self.segments[..closed_count]
             .iter_mut()
@@ -236,6 +239,7 @@ impl<S: Storage + Clone> Log<S> {
             applied.damaged = record(segment, span);
             cursor.open = None;
         }
+        applied.bytes_scrubbed = verdict.good_end - chunk.position;
         cursor.position = verdict.good_end;
         cursor.rules = verdict.rules;
         let Some((position, kind, declared_end)) = verdict.damage else {
@@ -246,29 +250,38 @@ impl<S: Storage + Clone> Log<S> {
             first_offset: cursor.rules.min_offset,
             kind,
         });
-        let index_next = segment
-            .offset_index
-            .entries()
-            .iter()
-            .map(|entry| u64::from(entry.position))
-            .find(|&entry_position| entry_position > position)
-            .unwrap_or(segment.size_bytes);
+        let entries = segment.offset_index.entries();
+        let after = entries.partition_point(|entry| u64::from(entry.position) <= position);
+        let index_next = entries
+            .get(after)
+            .map_or(segment.size_bytes, |entry| u64::from(entry.position));
         let candidate = declared_end.map_or(index_next, |end| end.min(index_next));
-        if candidate >= segment.size_bytes {
-            let span = DamagedSpan {
-                position: open.position,
-                end: segment.size_bytes,
-                first_offset: open.first_offset,
-                next_offset: segment.next_offset,
-                kind: open.kind.clone(),
-            };
-            applied.damaged = applied.damaged.or(record(segment, span));
-            cursor.open = None;
-            cursor.position = segment.size_bytes;
+        // The range ends at the candidate (if it holds a good batch, which
+        // the next step checks), at a range known already, or at the
+        // segment's end.
+        let known = segment
+            .damaged_span_from(position)
+            .map(|span| (span.position, span.first_offset));
+        let (end, next_offset) = match known {
+            Some((start, first_offset)) if start <= candidate => (start, Some(first_offset)),
+            _ if candidate >= segment.size_bytes => (segment.size_bytes, Some(segment.next_offset)),
+            _ => (candidate, None),
+        };
+        applied.bytes_scrubbed += end - position;
+        cursor.position = end;
+        let Some(next_offset) = next_offset else {
+            cursor.rules.expected = None;
             return applied;
-        }
-        cursor.position = candidate;
-        cursor.rules.expected = None;
+        };
+        let span = DamagedSpan {
+            position: open.position,
+            end,
+            first_offset: open.first_offset,
+            next_offset,
+            kind: open.kind.clone(),
+        };
+        applied.damaged = applied.damaged.or(record(segment, span));
+        cursor.open = None;
         applied
     }
 
@@ -308,20 +321,19 @@ impl<F: StorageFile> ScrubChunk<F> {
     /// without the partition's lock: it only reads a closed segment, held
     /// open by the chunk.
     pub async fn verify(&self) -> Result<ScrubVerdict, LogError> {
-        let rest_bytes = self.segment_bytes - self.position;
+        let rest_bytes = self.stop_at - self.position;
         let len = self.max_bytes.min(rest_bytes);
         let mut bytes = read_full(&*self.file, self.position, len as usize).await?;
         let mut verdict = ScrubVerdict {
-            bytes_read: bytes.len() as u64,
             good_end: self.position,
             first_base_offset: None,
             rules: self.rules,
             damage: None,
         };
         let mut at = 0_usize;
-        while verdict.good_end < self.segment_bytes {
+        while verdict.good_end < self.stop_at {
             let position = verdict.good_end;
-            let rest_bytes = self.segment_bytes - position;
+            let rest_bytes = self.stop_at - position;
             if at > 0 && bytes.len() - at < LOG_OVERHEAD_BYTES {
                 break; // the next step starts here
             }
@@ -338,7 +350,6 @@ impl<F: StorageFile> ScrubChunk<F> {
                 }
                 // A first batch larger than the chunk is read whole.
                 bytes = read_full(&*self.file, position, size_bytes as usize).await?;
-                verdict.bytes_read += bytes.len() as u64;
                 if (bytes.len() as u64) < size_bytes {
                     let kind = CorruptKind::PastEnd {
                         size_bytes,
