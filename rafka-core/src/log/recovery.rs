@@ -115,6 +115,9 @@ pub struct Corruption {
 struct Loaded {
     /// Its indexes were rebuilt from its batches.
     rebuilt: bool,
+    /// Because its index files were missing or failed the checks (not
+    /// because its tail was damaged).
+    index_invalid: bool,
     /// Where its first invalid batch starts (it was truncated there).
     corrupt: Option<(u64, CorruptKind)>,
 }
@@ -242,6 +245,7 @@ impl<S: Storage> Loader<'_, S> {
                     recover_batches(&mut segment, 0, file_bytes, next_base, self.config).await?;
                 Loaded {
                     rebuilt: true,
+                    index_invalid: false,
                     corrupt,
                 }
             };
@@ -275,7 +279,7 @@ impl<S: Storage> Loader<'_, S> {
         report.segments_loaded += 1;
         if rescanned {
             report.segments_rescanned += 1;
-        } else if loaded.rebuilt {
+        } else if loaded.index_invalid {
             report.indexes_rebuilt += 1;
             report.rebuilt_indexes.push(IndexRebuild {
                 path: segment.log_path.clone(),
@@ -362,7 +366,11 @@ impl<S: Storage> Loader<'_, S> {
         next_base: Option<i64>,
     ) -> Result<Loaded, LogError> {
         if !self.load_indexes(segment, file_bytes, next_base).await? {
-            return self.rebuild(segment, file_bytes, next_base).await;
+            let loaded = self.rebuild(segment, file_bytes, next_base).await?;
+            return Ok(Loaded {
+                index_invalid: true,
+                ..loaded
+            });
         }
         if let Some(last) = segment.time_index.last() {
             segment.max_timestamp = last.timestamp;
@@ -372,6 +380,7 @@ impl<S: Storage> Loader<'_, S> {
             segment.next_offset = next_base;
             return Ok(Loaded {
                 rebuilt: false,
+                index_invalid: false,
                 corrupt: None,
             });
         }
@@ -383,6 +392,7 @@ impl<S: Storage> Loader<'_, S> {
         match recover_batches(segment, from, file_bytes, None, self.config).await? {
             None => Ok(Loaded {
                 rebuilt: false,
+                index_invalid: false,
                 corrupt: None,
             }),
             Some(_) => self.rebuild(segment, file_bytes, next_base).await,
@@ -403,6 +413,7 @@ impl<S: Storage> Loader<'_, S> {
         let corrupt = recover_batches(segment, 0, file_bytes, next_base, self.config).await?;
         Ok(Loaded {
             rebuilt: true,
+            index_invalid: false,
             corrupt,
         })
     }
