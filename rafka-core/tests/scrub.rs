@@ -370,3 +370,38 @@ proptest::proptest! {
         proptest::prop_assert_eq!(outside.len(), 9);
     }
 }
+
+/// Compaction reads closed segments whole and refuses rot; once the
+/// scrubber took a damaged batch out of service, compaction steps over it
+/// (the cleaned segment no longer holds it) instead of failing every pass.
+#[test]
+fn compaction_drops_a_damaged_range_instead_of_failing_on_it() {
+    let fx = Fixture::new();
+    let config = LogConfig {
+        cleanup_compact: true,
+        cleanup_delete: false,
+        min_cleanable_dirty_ratio: 0.0,
+        ..three_per_segment()
+    };
+    closed_log_of_12(&fx, &config);
+    let size = batch_bytes() as usize;
+    edit(&fx.storage, &segment_path(30, "log"), |c| {
+        c[size + 70] ^= 0x40
+    });
+    block_on(async {
+        let mut log = fx.try_open(config, clean_hints(12)).await.unwrap();
+        let refused = log.compact(START_MS + 1000).await;
+        assert!(
+            matches!(refused, Err(rafka_core::log::LogError::Corrupt { position, .. }) if position == size as u64),
+            "{refused:?}"
+        );
+        let (_, found) = scrub_pass(&mut log, 1 << 20).await;
+        assert_eq!(found.len(), 1);
+        let outcome = log.compact(START_MS + 1000).await.unwrap();
+        assert!(outcome.is_some());
+        assert_eq!(log.damaged_ranges(), vec![]);
+        // Every record has the same key: the cleaned part keeps its last
+        // batch (80), the active segment stays as it is.
+        assert_eq!(bases_of(&log).await, vec![80, 90, 100, 110]);
+    });
+}
