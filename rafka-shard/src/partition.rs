@@ -25,7 +25,7 @@ use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rafka_core::io::Clock;
 use rafka_core::log::{
     DamagedRange, Log, LogConfig, LogError, RecoveryHints, RecoveryReport, ScrubApplied,
-    ScrubCursor, TimestampOffset,
+    ScrubChunk, ScrubCursor, ScrubVerdict, TimestampOffset,
 };
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
@@ -402,22 +402,28 @@ impl<S: ShardStorage> Partition<S> {
         Ok(self.read_state().await?.log.recovery_report().clone())
     }
 
-    /// One step of a scrub pass (rafka-core's `log::scrub`): planned under
-    /// the lock, read and checked without it (closed segments do not
-    /// change), recorded under it. None once the pass is done.
-    pub async fn scrub_step(
+    /// The next step of a scrub pass (rafka-core's `log::scrub`), planned
+    /// under the lock; None once the pass is done. The chunk is read and
+    /// checked without the lock (and without the partition: closed
+    /// segments do not change), then recorded by [`Partition::scrub_apply`].
+    pub async fn scrub_plan(
         &self,
         cursor: &mut ScrubCursor<S::File>,
         max_bytes: u64,
-    ) -> Result<Option<ScrubApplied>, PartitionError> {
+    ) -> Result<Option<ScrubChunk<S::File>>, PartitionError> {
         self.check_usable()?;
-        let chunk = self.read_state().await?.log.scrub_plan(cursor, max_bytes);
-        let Some(chunk) = chunk else {
-            return Ok(None);
-        };
-        let verdict = chunk.verify().await?;
+        Ok(self.read_state().await?.log.scrub_plan(cursor, max_bytes))
+    }
+
+    /// Records what a scrub step found (under the lock).
+    pub async fn scrub_apply(
+        &self,
+        cursor: &mut ScrubCursor<S::File>,
+        chunk: &ScrubChunk<S::File>,
+        verdict: ScrubVerdict,
+    ) -> Result<ScrubApplied, PartitionError> {
         let mut state = self.write_state().await?;
-        Ok(Some(state.log.scrub_apply(cursor, &chunk, verdict)))
+        Ok(state.log.scrub_apply(cursor, chunk, verdict))
     }
 
     /// The ranges the scrubber took out of service, in log order.

@@ -12,9 +12,9 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use rafka_core::log::{DamagedRange, ScrubCursor};
+use rafka_core::log::{DamagedRange, LogError, ScrubApplied, ScrubCursor};
 
-use crate::partition::{Partition, PartitionError};
+use crate::partition::PartitionError;
 use crate::runtime::within;
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
@@ -39,14 +39,17 @@ impl<S: ShardStorage> Shard<S> {
     /// tests and tools). Ends early if the shard stops.
     pub async fn scrub_pass(&self, bytes_per_second: Option<u64>) -> ScrubSummary {
         let mut summary = ScrubSummary::default();
-        for partition in self.local_partitions() {
+        let keys: Vec<(Rc<str>, i32)> = self
+            .local_partitions()
+            .iter()
+            .map(|partition| (Rc::clone(&partition.topic), partition.index))
+            .collect();
+        for (topic, index) in keys {
             if self.is_stopping() {
                 return summary;
             }
-            if !self
-                .scrub_partition(&partition, bytes_per_second, &mut summary)
-                .await
-            {
+            let scrubbed = self.scrub_partition(&topic, index, bytes_per_second, &mut summary);
+            if !scrubbed.await {
                 return summary;
             }
         }
@@ -54,36 +57,36 @@ impl<S: ShardStorage> Shard<S> {
         summary
     }
 
-    /// Scrubs one partition; false if the shard is stopping.
+    /// Scrubs one partition; false if the shard is stopping. The partition
+    /// is looked up again for every step and not held while its bytes are
+    /// read or the pass pauses, so a clean close or a delete never waits
+    /// for the scrubber nor finds it holding the partition.
     async fn scrub_partition(
         &self,
-        partition: &Partition<S>,
+        topic: &Rc<str>,
+        index: i32,
         bytes_per_second: Option<u64>,
         summary: &mut ScrubSummary,
     ) -> bool {
         let health = Rc::clone(self.registry().log_health());
         let mut cursor = ScrubCursor::default();
         loop {
-            let applied = match partition.scrub_step(&mut cursor, SCRUB_STEP_BYTES).await {
+            let applied = match self.scrub_step(topic, index, &mut cursor).await {
                 Ok(Some(applied)) => applied,
-                Ok(None) | Err(PartitionError::Closed) => return true,
+                // Done, gone, or offline after a failed write (which said so).
+                Ok(None)
+                | Err(PartitionError::Closed)
+                | Err(PartitionError::Log(LogError::Failed { .. })) => return true,
                 Err(error) => {
-                    tracing::warn!(
-                        topic = %partition.topic,
-                        partition = partition.index,
-                        %error,
-                        "scrub stopped for this pass"
-                    );
+                    tracing::warn!(%topic, partition = index, %error, "scrub stopped for this pass");
                     return true;
                 }
             };
             health.on_scrubbed(applied.bytes_scrubbed);
             summary.bytes_scrubbed += applied.bytes_scrubbed;
             if let Some(range) = applied.damaged {
-                health.on_damaged(&partition.topic, partition.index, &range);
-                summary
-                    .damaged
-                    .push((Rc::clone(&partition.topic), partition.index, range));
+                health.on_damaged(topic, index, &range);
+                summary.damaged.push((Rc::clone(topic), index, range));
             }
             let pause = bytes_per_second.map(|rate| pause_for(applied.bytes_scrubbed, rate));
             match pause {
@@ -92,6 +95,23 @@ impl<S: ShardStorage> Shard<S> {
                 None => glommio::yield_if_needed().await,
             }
         }
+    }
+
+    /// Plan, verify, apply; None once the pass over the partition is done.
+    async fn scrub_step(
+        &self,
+        topic: &str,
+        index: i32,
+        cursor: &mut ScrubCursor<S::File>,
+    ) -> Result<Option<ScrubApplied>, PartitionError> {
+        let partition = self.partition(topic, index).ok_or(PartitionError::Closed)?;
+        let Some(chunk) = partition.scrub_plan(cursor, SCRUB_STEP_BYTES).await? else {
+            return Ok(None);
+        };
+        drop(partition);
+        let verdict = chunk.verify().await?;
+        let partition = self.partition(topic, index).ok_or(PartitionError::Closed)?;
+        Ok(Some(partition.scrub_apply(cursor, &chunk, verdict).await?))
     }
 
     /// Runs scrub passes until the shard stops; returns at once if

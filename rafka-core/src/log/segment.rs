@@ -257,8 +257,10 @@ impl<F: StorageFile> Segment<F> {
         wanted: impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let mut scanner = HeaderScanner::new(&*self.log_file, &self.log_path, self.size_bytes);
+        // Healthy segments (all but damaged ones) skip the lookup per batch.
+        let damaged = !self.damaged.is_empty();
         while position < self.size_bytes {
-            if let Some(span) = self.damaged_span_at(position) {
+            if let Some(span) = damaged.then(|| self.damaged_span_at(position)).flatten() {
                 position = span.end;
                 continue;
             }
