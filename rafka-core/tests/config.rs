@@ -57,6 +57,7 @@ fn empty_file_gives_kafka_defaults() {
     assert!(!c.write_caching);
     assert_eq!(c.flush_interval_ms, 0);
     assert_eq!(c.fetch_max_wait_ms, 30_000);
+    assert_eq!(c.log_scrub_bytes_per_second, 16 << 20);
     let t = &c.topic_defaults.config;
     assert_eq!(t.segment_bytes, 1 << 30);
     assert_eq!(t.segment_ms, 168 * 3_600_000);
@@ -176,6 +177,14 @@ fn rafka_extras() {
     assert_eq!(
         c.super_users,
         vec!["User:admin".to_string(), "User:ops".to_string()]
+    );
+    let (c, warnings) = load("rafka.log.scrub.bytes.per.second=0\n");
+    assert_eq!((c.log_scrub_bytes_per_second, warnings.len()), (0, 0));
+    let (c, _) = load("rafka.log.scrub.bytes.per.second=104857600\n");
+    assert_eq!(c.log_scrub_bytes_per_second, 100 << 20);
+    let err = load_err("rafka.log.scrub.bytes.per.second=-1\n");
+    assert!(
+        matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.log.scrub.bytes.per.second")
     );
 }
 

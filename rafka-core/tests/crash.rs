@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures_lite::future::block_on;
 use log_support::*;
-use rafka_core::log::{CorruptKind, LogConfig, LogError, RecoveryHints};
+use rafka_core::log::{CorruptKind, IndexRebuild, LogConfig, LogError, RecoveryHints, Truncation};
 use rafka_core::sim::SimStorage;
 use rafka_proto::record::{BatchError, BatchHeader};
 use rafka_testkit::rng::{seeds, Rng};
@@ -232,6 +232,20 @@ fn a_torn_write_is_truncated_by_recovery() {
                 segment_bytes: a.len() as u64 + 20
             }
         );
+        // What the shard logs at WARN and counts.
+        assert_eq!(
+            report.truncations,
+            vec![Truncation {
+                path: segment_path(0, "log"),
+                position: a.len() as u64,
+                truncated_bytes: 20,
+                first_dropped_offset: 2,
+                resumes_at: None,
+                kind: corruption.kind.clone(),
+            }]
+        );
+        assert!(report.rebuilt_indexes.is_empty());
+        assert_eq!((report.segments_deleted, report.deleted_bytes), (0, 0));
         assert_eq!(read_all(&log, u32::MAX).await, vec![(0, stored(&a, 0, 0))]);
         assert_eq!(log.append(&b, 0).await.unwrap().first_offset, 2);
     });
@@ -326,6 +340,18 @@ fn corruption_past_the_recovery_point_ends_the_log_there() {
         let report = log.recovery_report().clone();
         assert_eq!((report.segments_rescanned, report.segments_deleted), (1, 1));
         assert_eq!(report.truncated_bytes, size);
+        assert_eq!(
+            report.deleted_bytes,
+            2 * size,
+            "segment 4 and its two batches"
+        );
+        assert_eq!(report.truncations.len(), 1);
+        let cut = &report.truncations[0];
+        assert_eq!(
+            (&cut.path, cut.position, cut.truncated_bytes),
+            (&segment_path(2, "log"), size, size)
+        );
+        assert_eq!((cut.first_dropped_offset, cut.resumes_at), (3, None));
         let corruption = report.corruption.unwrap();
         assert_eq!(
             (corruption.path, corruption.position),
@@ -357,6 +383,18 @@ fn corruption_found_by_an_index_rebuild_costs_only_that_segments_tail() {
         let report = log.recovery_report().clone();
         assert_eq!((report.indexes_rebuilt, report.segments_deleted), (1, 0));
         assert_eq!(report.truncated_bytes, size);
+        assert_eq!(
+            report.rebuilt_indexes,
+            vec![IndexRebuild {
+                path: segment_path(0, "log"),
+                base_offset: 0
+            }]
+        );
+        // Offset 1 is dropped; the log goes on at the next segment.
+        assert_eq!(report.truncations.len(), 1);
+        let cut = &report.truncations[0];
+        assert_eq!((cut.position, cut.truncated_bytes), (size, size));
+        assert_eq!((cut.first_dropped_offset, cut.resumes_at), (1, Some(2)));
         assert_eq!(log.log_end_offset(), 6);
         let mut survivors = expected.clone();
         survivors.remove(1);
@@ -364,6 +402,205 @@ fn corruption_found_by_an_index_rebuild_costs_only_that_segments_tail() {
         // Offset 1 is gone: a read there starts at the next batch.
         assert_eq!(log.read(1, 0).await.unwrap().first_offset, 2);
     });
+}
+
+/// Rewrites the 8 base offset bytes of the batch at `position` (outside
+/// the CRC, so the batch still validates).
+fn set_stored_base_offset(
+    storage: &SimStorage,
+    path: &std::path::Path,
+    position: u64,
+    offset: i64,
+) {
+    let mut contents = storage.file_contents(path).unwrap();
+    let at = position as usize;
+    contents[at..at + 8].copy_from_slice(&offset.to_be_bytes());
+    storage.set_file_contents(path, &contents);
+}
+
+/// Five flushed batches of 40 records (0-39 .. 160-199) in one segment,
+/// then a crash (no clean shutdown). Returns the batch size and what was
+/// stored.
+fn five_batches_of_forty(fx: &Fixture) -> (u64, Vec<(i64, Bytes)>) {
+    let size = batch(40, START_MS, 8).len() as u64;
+    let expected = block_on(async {
+        let mut log = fx
+            .try_open(LogConfig::default(), RecoveryHints::default())
+            .await
+            .unwrap();
+        for i in 0..5 {
+            log.append(&batch(40, START_MS + i, 8), 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        read_all(&log, u32::MAX).await
+    });
+    fx.storage.crash();
+    (size, expected)
+}
+
+/// The case: a batch written at 80-119 whose stored base offset
+/// was damaged to 122 (as 7960 -> 8002) passes its CRC, and recovery used
+/// to serve it as 122-161, leaving a gap. Offsets must be contiguous in a
+/// log that is not compacted: the damaged batch is corrupt, and so the
+/// log ends before it.
+#[test]
+fn a_damaged_base_offset_is_corruption_and_the_log_ends_before_it() {
+    for hints in [RecoveryHints::default(), hints_at(40)] {
+        let fx = Fixture::new();
+        let (size, expected) = five_batches_of_forty(&fx);
+        set_stored_base_offset(&fx.storage, &segment_path(0, "log"), 2 * size, 122);
+        block_on(async {
+            let mut log = fx.try_open(LogConfig::default(), hints).await.unwrap();
+            assert_eq!(log.log_end_offset(), 80, "{hints:?}");
+            assert_eq!(read_all(&log, u32::MAX).await, expected[..2].to_vec());
+            let report = log.recovery_report().clone();
+            let kind = CorruptKind::OffsetGap {
+                base_offset: 122,
+                expected: 80,
+            };
+            assert_eq!(
+                report.truncations,
+                vec![Truncation {
+                    path: segment_path(0, "log"),
+                    position: 2 * size,
+                    truncated_bytes: 3 * size,
+                    first_dropped_offset: 80,
+                    resumes_at: None,
+                    kind: kind.clone(),
+                }],
+                "{hints:?}"
+            );
+            assert_eq!(report.truncated_bytes, 3 * size);
+            assert_eq!(report.corruption.map(|c| c.kind), Some(kind));
+            let info = log.append(&batch(1, START_MS, 8), 0).await.unwrap();
+            assert_eq!(info.first_offset, 80);
+        });
+    }
+}
+
+/// A base offset damaged downwards (into the previous batch) or up by
+/// less than a batch is caught the same way, and so is the first batch of
+/// a segment that does not start at the segment's base offset.
+#[test]
+fn offsets_must_follow_each_other_and_start_at_the_segment_base() {
+    let cases = [
+        (
+            1,
+            30,
+            CorruptKind::OffsetNotIncreasing {
+                base_offset: 30,
+                expected_min: 40,
+            },
+        ),
+        (
+            3,
+            121,
+            CorruptKind::OffsetGap {
+                base_offset: 121,
+                expected: 120,
+            },
+        ),
+        (
+            0,
+            1,
+            CorruptKind::OffsetGap {
+                base_offset: 1,
+                expected: 0,
+            },
+        ),
+    ];
+    for (index, damaged, kind) in cases {
+        let fx = Fixture::new();
+        let (size, expected) = five_batches_of_forty(&fx);
+        set_stored_base_offset(&fx.storage, &segment_path(0, "log"), index * size, damaged);
+        block_on(async {
+            let log = fx
+                .try_open(LogConfig::default(), RecoveryHints::default())
+                .await
+                .unwrap();
+            let report = log.recovery_report().clone();
+            assert_eq!(
+                report.corruption.map(|c| c.kind),
+                Some(kind),
+                "batch {index}"
+            );
+            assert_eq!(log.log_end_offset(), index as i64 * 40, "batch {index}");
+            assert_eq!(report.truncated_bytes, (5 - index) * size, "batch {index}");
+            assert_eq!(
+                read_all(&log, u32::MAX).await,
+                expected[..index as usize].to_vec()
+            );
+        });
+    }
+}
+
+/// A compacted log keeps gaps between batches (and above a segment's
+/// base): recovery accepts them there, and still refuses a base offset
+/// that goes back.
+#[test]
+fn a_compacted_log_may_have_gaps() {
+    let compacted = LogConfig {
+        cleanup_compact: true,
+        cleanup_delete: false,
+        ..LogConfig::default()
+    };
+    let b = batch(2, START_MS, 10);
+    let contents = concat(&[stored(&b, 5, 0), stored(&b, 9, 0), stored(&b, 20, 0)]);
+    for (config, end) in [(compacted, 22), (LogConfig::default(), 0)] {
+        let fx = Fixture::new();
+        block_on(async {
+            use rafka_core::io::Storage;
+            fx.storage.create_dir_all(&dir()).await.unwrap();
+        });
+        fx.storage
+            .set_file_contents(&segment_path(0, "log"), &contents);
+        block_on(async {
+            let log = fx
+                .try_open(config.clone(), RecoveryHints::default())
+                .await
+                .unwrap();
+            assert_eq!(
+                log.log_end_offset(),
+                end,
+                "compact: {}",
+                config.cleanup_compact
+            );
+            let bases: Vec<i64> = read_all(&log, u32::MAX)
+                .await
+                .iter()
+                .map(|(o, _)| *o)
+                .collect();
+            let expected: &[i64] = if config.cleanup_compact {
+                &[5, 9, 20]
+            } else {
+                &[]
+            };
+            assert_eq!(bases, expected);
+        });
+    }
+    let fx = Fixture::new();
+    block_on(async {
+        use rafka_core::io::Storage;
+        fx.storage.create_dir_all(&dir()).await.unwrap();
+    });
+    let backwards = concat(&[stored(&b, 5, 0), stored(&b, 6, 0)]);
+    fx.storage
+        .set_file_contents(&segment_path(0, "log"), &backwards);
+    let log = fx.open(
+        LogConfig {
+            cleanup_compact: true,
+            ..LogConfig::default()
+        },
+        RecoveryHints::default(),
+    );
+    assert_eq!(log.log_end_offset(), 7);
+    assert_eq!(
+        log.recovery_report().corruption.clone().map(|c| c.kind),
+        Some(CorruptKind::OffsetNotIncreasing {
+            base_offset: 6,
+            expected_min: 7
+        })
+    );
 }
 
 /// Random appends (1-3 batches of 1-4 records) and flushes; returns what

@@ -23,6 +23,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use rafka_core::io::cache::FileBudgetStats;
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
+use rafka_shard::log_health::LogHealthSnapshot;
 
 use crate::metrics::NetMetricsSnapshot;
 
@@ -89,6 +90,8 @@ pub struct ShardSnapshot {
     pub fsync_latency: HistogramSnapshot,
     /// The shard's open-file budget (segment and index files).
     pub open_files: FileBudgetStats,
+    /// What recovery and the scrubber found in this shard's logs.
+    pub log_health: LogHealthSnapshot,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionOffsets>,
 }
@@ -214,6 +217,7 @@ impl Collector for BrokerSnapshot {
         self.encode_topics(&mut encoder)?;
         self.encode_connections(&mut encoder)?;
         self.encode_shards(&mut encoder)?;
+        self.encode_log_health(&mut encoder)?;
         self.encode_partitions(&mut encoder)
     }
 }
@@ -469,6 +473,53 @@ impl BrokerSnapshot {
         Ok(())
     }
 
+    fn encode_log_health(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters: [Described<LogHealthSnapshot, u64>; 7] = [
+            (
+                "log_recovery_truncations",
+                "Segments recovery cut short at a torn or invalid batch, by shard.",
+                |h| h.recovery_truncations,
+            ),
+            (
+                "log_recovery_truncated_bytes",
+                "Bytes recovery cut off (torn tails, invalid batches and the segments deleted after them), by shard.",
+                |h| h.recovery_truncated_bytes,
+            ),
+            (
+                "log_recovery_index_rebuilds",
+                "Segment indexes recovery found missing or invalid and rebuilt, by shard.",
+                |h| h.recovery_index_rebuilds,
+            ),
+            (
+                "log_scrub_bytes",
+                "Bytes of closed segments the scrubber verified, by shard.",
+                |h| h.scrub_bytes,
+            ),
+            (
+                "log_scrub_damaged_ranges",
+                "Damaged batch ranges the scrubber found and took out of service, by shard.",
+                |h| h.scrub_damaged_ranges,
+            ),
+            (
+                "log_scrub_damaged_bytes",
+                "Bytes of the damaged ranges the scrubber took out of service, by shard.",
+                |h| h.scrub_damaged_bytes,
+            ),
+            (
+                "log_scrub_passes",
+                "Scrub passes completed over all of a shard's partitions, by shard.",
+                |h| h.scrub_passes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                metric.counter(&shard_label(shard), value(&shard.log_health))?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let gauges: [Described<PartitionOffsets, i64>; 3] = [
             (
@@ -540,6 +591,12 @@ mod tests {
                 read_buffer_bytes: 16_384,
                 ..NetMetricsSnapshot::default()
             },
+            log_health: LogHealthSnapshot {
+                recovery_truncations: 1,
+                recovery_truncated_bytes: 61,
+                scrub_damaged_ranges: u64::from(id),
+                ..LogHealthSnapshot::default()
+            },
             partitions: vec![PartitionOffsets {
                 topic: "t".to_string(),
                 partition: i32::try_from(id).unwrap_or(0),
@@ -590,6 +647,10 @@ mod tests {
             "rafka_connections_open{shard=\"1\"} 3",
             "rafka_accept_failures_total{shard=\"0\"} 4",
             "rafka_connection_read_buffers_bytes{shard=\"1\"} 16384",
+            "rafka_log_recovery_truncations_total{shard=\"0\"} 1",
+            "rafka_log_recovery_truncated_bytes_total{shard=\"1\"} 61",
+            "rafka_log_scrub_damaged_ranges_total{shard=\"1\"} 1",
+            "rafka_log_scrub_damaged_ranges_total{shard=\"0\"} 0",
             "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",
             "rafka_partition_high_watermark{topic=\"t\",partition=\"0\",shard=\"0\"} 9",
             "# EOF",

@@ -24,13 +24,16 @@
 //!   allocator; `controller_handle`: [`controller_handle::ControllerHandle`],
 //!   the only way to reach it.
 //! - `lifecycle`: ready / stopping flags; `startup`: start and clean stop;
-//!   `cleaner`: retention and compaction.
+//!   `cleaner`: retention and compaction; `scrubber`: re-verifies closed
+//!   segments and takes damaged batches out of service.
+//! - `log_health`: [`log_health::LogHealth`], recovery and scrub facts
+//!   logged with their partition and counted for metrics.
 //! - `shard`: [`shard::Shard`], the per-core context tying the parts
 //!   together.
 //! - `histogram`: fixed-bucket latency histograms for metrics.
 //!
 //! Modules depend downwards only: `shard` holds the parts; `apply`,
-//! `startup`, `cleaner` and `controller_handle` act on a shard; the parts
+//! `startup`, `cleaner`, `scrubber` and `controller_handle` act on a shard; the parts
 //! know nothing of `Shard`.
 
 pub mod apply;
@@ -43,9 +46,11 @@ pub mod group;
 pub mod histogram;
 pub mod image;
 pub mod lifecycle;
+pub mod log_health;
 pub mod partition;
 pub mod registry;
 pub mod runtime;
+pub mod scrubber;
 pub mod shard;
 pub mod startup;
 pub mod storage;

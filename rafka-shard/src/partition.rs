@@ -23,7 +23,10 @@ use bytes::Bytes;
 use event_listener::Event;
 use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rafka_core::io::Clock;
-use rafka_core::log::{Log, LogConfig, LogError, RecoveryHints, TimestampOffset};
+use rafka_core::log::{
+    DamagedRange, Log, LogConfig, LogError, RecoveryHints, RecoveryReport, ScrubApplied,
+    ScrubChunk, ScrubCursor, ScrubVerdict, TimestampOffset,
+};
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
@@ -392,6 +395,40 @@ impl<S: ShardStorage> Partition<S> {
         self.check_usable()?;
         let state = self.read_state().await?;
         Ok(state.log.max_timestamp().await?)
+    }
+
+    /// What recovery found and did when the log was opened.
+    pub async fn recovery_report(&self) -> Result<RecoveryReport, PartitionError> {
+        Ok(self.read_state().await?.log.recovery_report().clone())
+    }
+
+    /// The next step of a scrub pass (rafka-core's `log::scrub`), planned
+    /// under the lock; None once the pass is done. The chunk is read and
+    /// checked without the lock (and without the partition: closed
+    /// segments do not change), then recorded by [`Partition::scrub_apply`].
+    pub async fn scrub_plan(
+        &self,
+        cursor: &mut ScrubCursor<S::File>,
+        max_bytes: u64,
+    ) -> Result<Option<ScrubChunk<S::File>>, PartitionError> {
+        self.check_usable()?;
+        Ok(self.read_state().await?.log.scrub_plan(cursor, max_bytes))
+    }
+
+    /// Records what a scrub step found (under the lock).
+    pub async fn scrub_apply(
+        &self,
+        cursor: &mut ScrubCursor<S::File>,
+        chunk: &ScrubChunk<S::File>,
+        verdict: ScrubVerdict,
+    ) -> Result<ScrubApplied, PartitionError> {
+        let mut state = self.write_state().await?;
+        Ok(state.log.scrub_apply(cursor, chunk, verdict))
+    }
+
+    /// The ranges the scrubber took out of service, in log order.
+    pub async fn damaged_ranges(&self) -> Result<Vec<DamagedRange>, PartitionError> {
+        Ok(self.read_state().await?.log.damaged_ranges())
     }
 
     /// Marks the partition for the next flush cycle; returns whether it was

@@ -22,6 +22,7 @@ use rafka_core::metadata::MetadataImage;
 use rafka_proto::acks::Acks;
 
 use crate::flusher::Flusher;
+use crate::log_health::LogHealth;
 use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
 use crate::storage::{BrokerStorage, ShardStorage};
 
@@ -57,6 +58,8 @@ pub struct PartitionRegistry<S: ShardStorage = BrokerStorage> {
     config: Arc<BrokerConfig>,
     flusher: Rc<Flusher<S>>,
     partitions: RefCell<ByTopic<S>>,
+    /// What recovery and the scrubber found in this shard's logs.
+    log_health: Rc<LogHealth>,
 }
 
 impl<S: ShardStorage> PartitionRegistry<S> {
@@ -72,6 +75,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
             config,
             flusher,
             partitions: RefCell::new(HashMap::new()),
+            log_health: Rc::new(LogHealth::default()),
         }
     }
 
@@ -81,6 +85,10 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     pub fn flusher(&self) -> &Rc<Flusher<S>> {
         &self.flusher
+    }
+
+    pub fn log_health(&self) -> &Rc<LogHealth> {
+        &self.log_health
     }
 
     /// The data directory (first of `log.dirs`).
@@ -134,6 +142,9 @@ impl<S: ShardStorage> PartitionRegistry<S> {
                 partition: index,
                 source,
             })?;
+        if let Ok(report) = partition.recovery_report().await {
+            self.log_health.on_recovery(topic, index, &report);
+        }
         self.partitions
             .borrow_mut()
             .entry(topic.to_string())

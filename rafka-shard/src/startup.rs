@@ -179,6 +179,7 @@ pub async fn start_with<S: ShardStorage>(
     shard.router.serve(&shard);
     glommio::spawn_local(Rc::clone(shard.flusher()).run()).detach();
     glommio::spawn_local(Rc::clone(&shard).run_log_cleaner()).detach();
+    glommio::spawn_local(Rc::clone(&shard).run_scrubber()).detach();
     glommio::spawn_local(Rc::clone(shard.groups()).run_timers()).detach();
     glommio::spawn_local(Rc::clone(shard.groups()).run_expiry()).detach();
     let mut started = Started {

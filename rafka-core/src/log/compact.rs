@@ -78,6 +78,8 @@ struct Source<F> {
     max_timestamp: i64,
     log_path: PathBuf,
     log_file: Rc<F>,
+    /// The scrubber's damaged ranges (start, end): not copied.
+    damaged: Vec<(u64, u64)>,
 }
 
 /// The cleanable segments of a log at one moment (see the module doc).
@@ -255,6 +257,11 @@ impl<F> Source<F> {
             max_timestamp: segment.max_timestamp,
             log_path: segment.log_path.clone(),
             log_file: Rc::clone(&segment.log_file),
+            damaged: segment
+                .damaged
+                .iter()
+                .map(|span| (span.position, span.end))
+                .collect(),
         }
     }
 }
@@ -310,7 +317,8 @@ async fn build_key_map<F: StorageFile>(sources: &[Source<F>]) -> Result<(KeyMap,
         if map.is_full() {
             return Ok((map, index));
         }
-        let mut reader = SegmentReader::new(&*source.log_file, &source.log_path, source.size_bytes);
+        let mut reader = SegmentReader::new(&*source.log_file, &source.log_path, source.size_bytes)
+            .skipping(&source.damaged);
         while let Some(batch) = reader.next_batch().await? {
             map.add_batch(&batch);
         }
@@ -374,7 +382,8 @@ impl<S: Storage> GroupContext<'_, S> {
                 && self.now_ms.saturating_sub(source.max_timestamp)
                     > self.config.delete_retention_ms;
             let mut reader =
-                SegmentReader::new(&*source.log_file, &source.log_path, source.size_bytes);
+                SegmentReader::new(&*source.log_file, &source.log_path, source.size_bytes)
+                    .skipping(&source.damaged);
             while let Some(batch) = reader.next_batch().await? {
                 let (filtered, removed) = filter_batch(&batch, self.map, drop_tombstones);
                 outcome.records_removed += removed;

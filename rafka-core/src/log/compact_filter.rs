@@ -241,6 +241,9 @@ pub(super) struct SegmentReader<'a, F> {
     position: u64,
     chunk: Bytes,
     chunk_start: u64,
+    /// Byte ranges the scrubber took out of service: stepped over, so
+    /// compaction drops them instead of failing on them.
+    damaged: &'a [(u64, u64)],
 }
 
 impl<'a, F: StorageFile> SegmentReader<'a, F> {
@@ -252,11 +255,26 @@ impl<'a, F: StorageFile> SegmentReader<'a, F> {
             position: 0,
             chunk: Bytes::new(),
             chunk_start: 0,
+            damaged: &[],
         }
+    }
+
+    /// Steps over `damaged` (start, end) byte ranges.
+    pub fn skipping(mut self, damaged: &'a [(u64, u64)]) -> Self {
+        self.damaged = damaged;
+        self
     }
 
     /// The next batch, None at the segment end.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, LogError> {
+        let position = self.position;
+        if let Some(&(_, end)) = self
+            .damaged
+            .iter()
+            .find(|(start, end)| *start <= position && position < *end)
+        {
+            self.position = end;
+        }
         if self.position >= self.size_bytes {
             return Ok(None);
         }

@@ -69,6 +69,13 @@ pub enum CorruptKind {
     PastEnd { size_bytes: u64, segment_bytes: u64 },
     #[error("base offset {base_offset} is below the expected {expected_min}")]
     OffsetNotIncreasing { base_offset: i64, expected_min: i64 },
+    /// In a log that is not compacted every batch starts right after the
+    /// previous one (the first at the segment's base offset): a damaged
+    /// base offset (outside the CRC) shows up as a gap or an overlap.
+    #[error(
+        "base offset {base_offset} is not the expected {expected}: offsets must be contiguous"
+    )]
+    OffsetGap { base_offset: i64, expected: i64 },
     #[error("last offset {last_offset} does not fit below {limit}")]
     OffsetBeyondSegment { last_offset: i64, limit: i64 },
     #[error("negative lastOffsetDelta {0}")]

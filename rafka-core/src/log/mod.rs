@@ -14,6 +14,9 @@
 //!   [`Log::flush_complete`]) and the failed state after an fsync error.
 //! - `read`: [`Log::read`] into file [`Region`]s, timestamp lookups.
 //! - `retention`: retention, log start offset, truncation, close, delete.
+//! - `scrub`: re-verifying closed segments step by step ([`Log::scrub_plan`]
+//!   / [`ScrubChunk::verify`] / [`Log::scrub_apply`]); damaged ranges are
+//!   taken out of service and reads step over them.
 //! - `checkpoint`: Kafka's per-data-dir checkpoint files and the clean
 //!   shutdown marker.
 //! - `compact`: [`Log::compact`] (cleanup.policy=compact) in three phases;
@@ -43,6 +46,7 @@ mod read;
 mod recovery;
 mod retention;
 mod scan;
+mod scrub;
 mod segment;
 pub mod time_index;
 
@@ -57,8 +61,9 @@ pub use config::{LogConfig, LogConfigError};
 pub use error::{CorruptKind, LogError};
 pub use flush::{FlushDone, FlushTicket};
 pub use read::{read_regions, ReadResult, Region, TimestampOffset};
-pub use recovery::{Corruption, RecoveryHints, RecoveryReport};
+pub use recovery::{Corruption, IndexRebuild, RecoveryHints, RecoveryReport, Truncation};
 pub use retention::{ClosedLog, RetentionOutcome};
+pub use scrub::{DamagedRange, ScrubApplied, ScrubChunk, ScrubCursor, ScrubVerdict};
 pub use segment::{SegmentInfo, NO_TIMESTAMP};
 
 use crate::io::{Clock, Storage};

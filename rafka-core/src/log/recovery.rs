@@ -28,7 +28,7 @@ use super::config::{LogConfig, SEGMENT_BYTES_MAX};
 use super::error::{CorruptKind, LogError};
 use super::flush::DirtyFiles;
 use super::offset_index::OffsetIndex;
-use super::scan::{check_header, read_full, HeaderScanner};
+use super::scan::{check_header, read_full, HeaderScanner, OffsetRules};
 use super::segment::{
     parse_segment_file_name, segment_file_name, Segment, SegmentFileKind, NO_TIMESTAMP,
 };
@@ -51,7 +51,10 @@ pub struct RecoveryHints {
     pub clean_shutdown: bool,
 }
 
-/// What `open` found and did, for the broker's log and for tests.
+/// What `open` found and did. rafka-core does no logging: the shard that
+/// opens the partition logs each truncation and index rebuild at WARN with
+/// the partition's name and counts them in its metrics; tests assert the
+/// same facts here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     pub segments_loaded: u32,
@@ -60,11 +63,44 @@ pub struct RecoveryReport {
     /// Segments below the recovery point whose index files were missing or
     /// failed the checks, rebuilt from their batches.
     pub indexes_rebuilt: u32,
+    /// Bytes cut off the end of loaded segments (not counting
+    /// `deleted_bytes`).
     pub truncated_bytes: u64,
     /// Segments deleted because they followed a corrupt batch.
     pub segments_deleted: u32,
+    /// Bytes of those deleted segments' log files.
+    pub deleted_bytes: u64,
     /// The first invalid batch found.
     pub corruption: Option<Corruption>,
+    /// Every cut, in log order (a torn tail, or a bad batch and what
+    /// followed it in its segment).
+    pub truncations: Vec<Truncation>,
+    /// Every segment below the recovery point whose indexes were rebuilt
+    /// (the rescanned ones are always rebuilt, which is not news).
+    pub rebuilt_indexes: Vec<IndexRebuild>,
+}
+
+/// One segment cut short by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// The segment's `.log` file.
+    pub path: PathBuf,
+    /// Where the first invalid batch started: the segment's new size.
+    pub position: u64,
+    pub truncated_bytes: u64,
+    /// The first offset no longer in the log (the segment's new end).
+    pub first_dropped_offset: i64,
+    /// Where the log goes on (the next segment's base offset), or None if
+    /// the log now ends here and every later segment was deleted.
+    pub resumes_at: Option<i64>,
+    pub kind: CorruptKind,
+}
+
+/// One segment whose index files were rebuilt from its batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRebuild {
+    pub path: PathBuf,
+    pub base_offset: i64,
 }
 
 /// Where recovery found an invalid batch.
@@ -79,6 +115,9 @@ pub struct Corruption {
 struct Loaded {
     /// Its indexes were rebuilt from its batches.
     rebuilt: bool,
+    /// Because its index files were missing or failed the checks (not
+    /// because its tail was damaged).
+    index_invalid: bool,
     /// Where its first invalid batch starts (it was truncated there).
     corrupt: Option<(u64, CorruptKind)>,
 }
@@ -206,14 +245,17 @@ impl<S: Storage> Loader<'_, S> {
                     recover_batches(&mut segment, 0, file_bytes, next_base, self.config).await?;
                 Loaded {
                     rebuilt: true,
+                    index_invalid: false,
                     corrupt,
                 }
             };
-            self.report_segment(&segment, &loaded, index >= recover_from, file_bytes);
             // Below the recovery point a corrupt segment loses only its own
             // tail; from it on, offsets after a corrupt batch are not trusted.
             let ends_log =
                 next_base.is_none() || (loaded.corrupt.is_some() && index >= recover_from);
+            let resumes_at = next_base.filter(|_| !ends_log);
+            let rescanned = index >= recover_from;
+            self.report_segment(&segment, &loaded, rescanned, file_bytes, resumes_at);
             self.persist_recovered(&mut segment, file_bytes, loaded.rebuilt, ends_log)
                 .await?;
             segments.push(segment);
@@ -231,22 +273,39 @@ impl<S: Storage> Loader<'_, S> {
         loaded: &Loaded,
         rescanned: bool,
         file_bytes: u64,
+        resumes_at: Option<i64>,
     ) {
         let report = &mut self.report;
         report.segments_loaded += 1;
         if rescanned {
             report.segments_rescanned += 1;
-        } else if loaded.rebuilt {
+        } else if loaded.index_invalid {
             report.indexes_rebuilt += 1;
+            report.rebuilt_indexes.push(IndexRebuild {
+                path: segment.log_path.clone(),
+                base_offset: segment.base_offset,
+            });
         }
-        report.truncated_bytes += file_bytes - segment.size_bytes;
-        if let (None, Some((position, kind))) = (&report.corruption, &loaded.corrupt) {
+        let truncated_bytes = file_bytes - segment.size_bytes;
+        report.truncated_bytes += truncated_bytes;
+        let Some((position, kind)) = &loaded.corrupt else {
+            return;
+        };
+        if report.corruption.is_none() {
             report.corruption = Some(Corruption {
                 path: segment.log_path.clone(),
                 position: *position,
                 kind: kind.clone(),
             });
         }
+        report.truncations.push(Truncation {
+            path: segment.log_path.clone(),
+            position: *position,
+            truncated_bytes,
+            first_dropped_offset: segment.next_offset,
+            resumes_at,
+            kind: kind.clone(),
+        });
     }
 
     /// Cuts the invalid tail off, writes rebuilt indexes of a closed
@@ -307,7 +366,11 @@ impl<S: Storage> Loader<'_, S> {
         next_base: Option<i64>,
     ) -> Result<Loaded, LogError> {
         if !self.load_indexes(segment, file_bytes, next_base).await? {
-            return self.rebuild(segment, file_bytes, next_base).await;
+            let loaded = self.rebuild(segment, file_bytes, next_base).await?;
+            return Ok(Loaded {
+                index_invalid: true,
+                ..loaded
+            });
         }
         if let Some(last) = segment.time_index.last() {
             segment.max_timestamp = last.timestamp;
@@ -317,6 +380,7 @@ impl<S: Storage> Loader<'_, S> {
             segment.next_offset = next_base;
             return Ok(Loaded {
                 rebuilt: false,
+                index_invalid: false,
                 corrupt: None,
             });
         }
@@ -328,6 +392,7 @@ impl<S: Storage> Loader<'_, S> {
         match recover_batches(segment, from, file_bytes, None, self.config).await? {
             None => Ok(Loaded {
                 rebuilt: false,
+                index_invalid: false,
                 corrupt: None,
             }),
             Some(_) => self.rebuild(segment, file_bytes, next_base).await,
@@ -348,6 +413,7 @@ impl<S: Storage> Loader<'_, S> {
         let corrupt = recover_batches(segment, 0, file_bytes, next_base, self.config).await?;
         Ok(Loaded {
             rebuilt: true,
+            index_invalid: false,
             corrupt,
         })
     }
@@ -413,9 +479,14 @@ impl<S: Storage> Loader<'_, S> {
                 SegmentFileKind::Log,
             ] {
                 let path = self.dir.join(segment_file_name(base_offset, kind));
-                if self.storage.exists(&path).await? {
-                    self.storage.remove_file(&path).await?;
+                if !self.storage.exists(&path).await? {
+                    continue;
                 }
+                if kind == SegmentFileKind::Log {
+                    let size_bytes = self.storage.open(&path).await?.size().await?;
+                    self.report.deleted_bytes += size_bytes;
+                }
+                self.storage.remove_file(&path).await?;
             }
             self.dirty.mark_dir();
             self.report.segments_deleted += 1;
@@ -472,6 +543,9 @@ async fn last_entries_match<F: StorageFile>(segment: &Segment<F>) -> bool {
 /// Validates the batches of `segment` from `position` (a batch start; the
 /// segment already accounts for everything before it) to `file_bytes`,
 /// indexing each valid one. Returns where the first invalid batch starts.
+/// Besides each batch's own checks (length, magic, CRC), offsets must
+/// increase, fit in the segment and, unless the log is compacted, follow
+/// each other without a gap ([`OffsetRules`]).
 async fn recover_batches<F: StorageFile>(
     segment: &mut Segment<F>,
     mut position: u64,
@@ -482,6 +556,18 @@ async fn recover_batches<F: StorageFile>(
     let offset_limit = next_base
         .unwrap_or(i64::MAX)
         .min(segment.base_offset.saturating_add(i64::from(i32::MAX) + 1));
+    let contiguous = !config.cleanup_compact;
+    let mut rules = match position {
+        0 => OffsetRules::at_segment_start(segment.base_offset, offset_limit, contiguous),
+        // Resumed at an index entry: that batch's base offset is unknown
+        // (its last offset was checked against the entry).
+        _ => OffsetRules {
+            min_offset: segment.next_offset,
+            expected: None,
+            limit: offset_limit,
+            contiguous,
+        },
+    };
     let mut chunk = Chunk::default();
     while position < file_bytes {
         let rest_bytes = file_bytes - position;
@@ -510,23 +596,10 @@ async fn recover_batches<F: StorageFile>(
             Ok(header) => header,
             Err(error) => return Ok(Some((position, error.into()))),
         };
-        if let Err(kind) = check_header(&header) {
+        if let Err(kind) = check_header(&header).and_then(|()| rules.check(&header)) {
             return Ok(Some((position, kind)));
         }
-        if header.base_offset < segment.next_offset {
-            let kind = CorruptKind::OffsetNotIncreasing {
-                base_offset: header.base_offset,
-                expected_min: segment.next_offset,
-            };
-            return Ok(Some((position, kind)));
-        }
-        if header.last_offset() >= offset_limit {
-            let kind = CorruptKind::OffsetBeyondSegment {
-                last_offset: header.last_offset(),
-                limit: offset_limit,
-            };
-            return Ok(Some((position, kind)));
-        }
+        rules.advance(&header);
         segment.on_batch(position, (&header).into(), config);
         position += size_bytes;
     }

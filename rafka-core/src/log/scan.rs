@@ -106,6 +106,64 @@ impl<'a, F: StorageFile> HeaderScanner<'a, F> {
     }
 }
 
+/// The offset rules of the batches from some position of a segment on:
+/// offsets only increase, stay below the segment's limit, and in a log
+/// that is not compacted each batch starts right after the one before it
+/// (the first at the segment's base offset). baseOffset is outside the
+/// CRC, so these rules are what catches a damaged one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRules {
+    /// Every base offset from here on is at least this.
+    pub min_offset: i64,
+    /// The base offset the next batch must have; None where it is not
+    /// known (compacted logs, a walk resumed mid-segment or after damage).
+    pub expected: Option<i64>,
+    /// Every last offset is below this.
+    pub limit: i64,
+    /// Batches follow each other without gaps (not compacted).
+    pub contiguous: bool,
+}
+
+impl OffsetRules {
+    /// The rules at the start of a segment.
+    pub fn at_segment_start(base_offset: i64, limit: i64, contiguous: bool) -> Self {
+        OffsetRules {
+            min_offset: base_offset,
+            expected: contiguous.then_some(base_offset),
+            limit,
+            contiguous,
+        }
+    }
+
+    pub fn check(&self, header: &BatchHeader) -> Result<(), CorruptKind> {
+        if header.base_offset < self.min_offset {
+            return Err(CorruptKind::OffsetNotIncreasing {
+                base_offset: header.base_offset,
+                expected_min: self.min_offset,
+            });
+        }
+        if let Some(expected) = self.expected.filter(|&e| e != header.base_offset) {
+            return Err(CorruptKind::OffsetGap {
+                base_offset: header.base_offset,
+                expected,
+            });
+        }
+        if header.last_offset() >= self.limit {
+            return Err(CorruptKind::OffsetBeyondSegment {
+                last_offset: header.last_offset(),
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// The rules for the batch after `header`.
+    pub fn advance(&mut self, header: &BatchHeader) {
+        self.min_offset = header.next_offset();
+        self.expected = self.contiguous.then_some(header.next_offset());
+    }
+}
+
 /// The structural checks a stored header must pass before its length is
 /// used to step to the next batch.
 pub fn check_header(header: &BatchHeader) -> Result<(), CorruptKind> {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use rafka_proto::record::BatchHeader;
 
 use super::config::LogConfig;
-use super::error::LogError;
+use super::error::{CorruptKind, LogError};
 use super::offset_index::{OffsetEntry, OffsetIndex};
 use super::scan::HeaderScanner;
 use super::time_index::{TimeEntry, TimeIndex};
@@ -108,6 +108,25 @@ pub struct Segment<F> {
     pub offset_of_max_timestamp: i64,
     /// Clock time the segment.ms roll is measured from.
     pub roll_start_ms: Option<i64>,
+    /// Byte ranges the scrubber took out of service (see `scrub.rs`),
+    /// ordered and disjoint. Empty for all but damaged segments, so the
+    /// read path pays one `is_empty` per walk, not per batch.
+    pub damaged: Vec<DamagedSpan>,
+}
+
+/// A range of a segment holding damaged batches: reads step over it, from
+/// the batch start `position` to `end`, where a good batch starts (or the
+/// segment ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedSpan {
+    pub position: u64,
+    pub end: u64,
+    /// The first offset the span took out of service.
+    pub first_offset: i64,
+    /// The base offset of the good batch at `end` (the segment's next
+    /// offset if the span runs to its end).
+    pub next_offset: i64,
+    pub kind: CorruptKind,
 }
 
 impl<F: StorageFile> Segment<F> {
@@ -124,6 +143,7 @@ impl<F: StorageFile> Segment<F> {
             max_timestamp: NO_TIMESTAMP,
             offset_of_max_timestamp: base_offset,
             roll_start_ms: None,
+            damaged: Vec::new(),
         }
     }
 
@@ -237,7 +257,13 @@ impl<F: StorageFile> Segment<F> {
         wanted: impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let mut scanner = HeaderScanner::new(&*self.log_file, &self.log_path, self.size_bytes);
+        // Healthy segments (all but damaged ones) skip the lookup per batch.
+        let damaged = !self.damaged.is_empty();
         while position < self.size_bytes {
+            if let Some(span) = damaged.then(|| self.damaged_span_at(position)).flatten() {
+                position = span.end;
+                continue;
+            }
             let header = scanner.header_at(position).await?;
             if wanted(&header) {
                 return Ok(Some((position, header)));
@@ -259,6 +285,12 @@ impl<F: StorageFile> Segment<F> {
         hard_next: i64,
         take_one: bool,
     ) -> Result<(u64, i64), LogError> {
+        // Never past a damaged span: the walk and the region stop before it
+        // (the next read, at its first offset, steps over it).
+        let (hard_end, hard_next) = match self.damaged_span_from(start) {
+            Some(span) if span.position < hard_end => (span.position, span.first_offset),
+            _ => (hard_end, hard_next),
+        };
         if hard_end <= limit {
             return Ok((hard_end, hard_next));
         }
@@ -280,6 +312,42 @@ impl<F: StorageFile> Segment<F> {
             }
             position = next;
         }
+    }
+}
+
+impl<F> Segment<F> {
+    /// The damaged span holding byte `position`, if any.
+    pub fn damaged_span_at(&self, position: u64) -> Option<&DamagedSpan> {
+        if self.damaged.is_empty() {
+            return None;
+        }
+        self.damaged_span_from(position)
+            .filter(|span| span.position <= position)
+    }
+
+    /// The first damaged span that ends after `position`.
+    pub fn damaged_span_from(&self, position: u64) -> Option<&DamagedSpan> {
+        if self.damaged.is_empty() {
+            return None;
+        }
+        let at = self.damaged.partition_point(|span| span.end <= position);
+        self.damaged.get(at)
+    }
+
+    /// Takes `span` out of service; false if a span already starts there.
+    pub fn add_damaged(&mut self, span: DamagedSpan) -> bool {
+        let at = self
+            .damaged
+            .partition_point(|known| known.position < span.position);
+        if self
+            .damaged
+            .get(at)
+            .is_some_and(|known| known.position == span.position)
+        {
+            return false;
+        }
+        self.damaged.insert(at, span);
+        true
     }
 }
 
