@@ -56,6 +56,7 @@ fn empty_file_gives_kafka_defaults() {
     assert_eq!(c.transaction_state_log_num_partitions, 50);
     assert!(!c.write_caching);
     assert_eq!(c.flush_interval_ms, 0);
+    assert_eq!(c.log_dir_min_free_bytes, None);
     let t = &c.topic_defaults.config;
     assert_eq!(t.segment_bytes, 1 << 30);
     assert_eq!(t.segment_ms, 168 * 3_600_000);
@@ -171,6 +172,15 @@ fn rafka_extras() {
     assert_eq!(
         c.super_users,
         vec!["User:admin".to_string(), "User:ops".to_string()]
+    );
+    let (c, warnings) = load("rafka.log.dir.min.free.bytes=8388608\n");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(c.log_dir_min_free_bytes, Some(8 << 20));
+    let (c, _) = load("rafka.log.dir.min.free.bytes=0\n");
+    assert_eq!(c.log_dir_min_free_bytes, Some(0));
+    let err = load_err("rafka.log.dir.min.free.bytes=-1\n");
+    assert!(
+        matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.log.dir.min.free.bytes")
     );
 }
 

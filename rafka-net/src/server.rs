@@ -309,5 +309,6 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         flush_cycles: shard.flusher().cycles(),
         fsync_latency: shard.flusher().fsync_latency(),
         partitions,
+        disk: shard.registry().disk().snapshot(),
     }
 }

@@ -20,6 +20,7 @@ use rafka_core::log::{LogConfig, RecoveryHints};
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::acks::Acks;
 
+use crate::disk::DiskSpace;
 use crate::flusher::Flusher;
 use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
 use crate::storage::{GlommioStorage, ShardStorage};
@@ -51,6 +52,8 @@ pub struct PartitionRegistry<S: ShardStorage = GlommioStorage> {
     clock: Rc<dyn Clock>,
     config: Arc<BrokerConfig>,
     flusher: Rc<Flusher<S>>,
+    /// The data dir's free space as the produce path sees it.
+    disk: DiskSpace,
     partitions: RefCell<ByTopic<S>>,
 }
 
@@ -64,6 +67,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         PartitionRegistry {
             storage,
             clock,
+            disk: DiskSpace::new(data_dir(&config)),
             config,
             flusher,
             partitions: RefCell::new(HashMap::new()),
@@ -76,6 +80,11 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     pub fn flusher(&self) -> &Rc<Flusher<S>> {
         &self.flusher
+    }
+
+    /// The data dir's free space (produce refusal, metrics).
+    pub fn disk(&self) -> &DiskSpace {
+        &self.disk
     }
 
     /// The data directory (first of `log.dirs`).
@@ -173,7 +182,10 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     /// Appends `records` (validated by the caller) to a partition of this
     /// shard. With [`Acks::All`] returns once the records are durable
-    /// (unless `write.caching`).
+    /// (unless `write.caching`). Refused while the data dir is below its
+    /// free-space threshold (internal topics excepted, see
+    /// [`crate::disk`]); a failed write has shard 0 measure the free
+    /// space at once.
     pub async fn produce(
         &self,
         topic: &str,
@@ -183,7 +195,16 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         timeout: Duration,
     ) -> Result<Appended, PartitionError> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
-        let appended = partition.append(records).await?;
+        self.disk.check_produce(topic)?;
+        let appended = match partition.append(records).await {
+            Ok(appended) => appended,
+            Err(error) => {
+                if error.is_write_io() {
+                    self.disk.note_write_error();
+                }
+                return Err(error);
+            }
+        };
         self.flusher.enqueue(&partition);
         if acks == Acks::All {
             partition

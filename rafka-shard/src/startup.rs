@@ -89,12 +89,16 @@ pub struct Started {
     pub partitions_recovered: usize,
 }
 
-/// [`start_with`] over glommio's storage and the system clock: the broker.
+/// [`start_with`] over glommio's storage and the system clock, plus the
+/// free-space monitor of the data dir ([`crate::disk`]): the broker.
 pub async fn start(
     env: ShardEnv<Shard>,
     config: Arc<BrokerConfig>,
 ) -> Result<(Rc<Shard>, Started), ShardError> {
-    start_with(env, config, GlommioStorage::new(), Rc::new(SystemClock)).await
+    let (shard, started) =
+        start_with(env, config, GlommioStorage::new(), Rc::new(SystemClock)).await?;
+    shard.start_disk_monitor().await;
+    Ok((shard, started))
 }
 
 /// Joins the mesh, builds this shard over `storage` and `clock` and, on

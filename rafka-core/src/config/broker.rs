@@ -133,6 +133,12 @@ pub struct BrokerConfig {
     /// request that arrived during the previous sync; 1-2 ms trades latency
     /// for fewer syncs on slow disks.
     pub flush_interval_ms: i32,
+    /// `rafka.log.dir.min.free.bytes`: below this many free bytes in the
+    /// data dir, produce to user topics is refused (KAFKA_STORAGE_ERROR)
+    /// until space is back; reads go on. None (unset): 1 GiB, or 5% of the
+    /// filesystem if smaller; 0 disables the refusal. rafka-shard's `disk`
+    /// module has the rules.
+    pub log_dir_min_free_bytes: Option<u64>,
     pub topic_defaults: TopicDefaults,
 }
 
@@ -171,6 +177,7 @@ impl Default for BrokerConfig {
             super_users: Vec::new(),
             write_caching: false,
             flush_interval_ms: 0,
+            log_dir_min_free_bytes: None,
             topic_defaults: TopicDefaults::default(),
         }
     }
@@ -389,6 +396,11 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;
     c.write_caching = e.bool("write.caching", false)?;
     c.flush_interval_ms = e.i32("rafka.flush.interval.ms", 0, 1000, 0)?;
+    const MIN_FREE_KEY: &str = "rafka.log.dir.min.free.bytes";
+    c.log_dir_min_free_bytes = match e.get(MIN_FREE_KEY) {
+        Some(v) => Some(parse_i64(MIN_FREE_KEY, v, 0, i64::MAX)?.unsigned_abs()),
+        None => None,
+    };
     c.super_users = super_users(e)?;
     Ok(())
 }
