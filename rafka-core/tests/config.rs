@@ -58,6 +58,7 @@ fn empty_file_gives_kafka_defaults() {
     assert_eq!(c.flush_interval_ms, 0);
     assert_eq!(c.fetch_max_wait_ms, 30_000);
     assert_eq!(c.log_scrub_bytes_per_second, 16 << 20);
+    assert_eq!(c.log_dir_min_free_bytes, None);
     let t = &c.topic_defaults.config;
     assert_eq!(t.segment_bytes, 1 << 30);
     assert_eq!(t.segment_ms, 168 * 3_600_000);
@@ -185,6 +186,15 @@ fn rafka_extras() {
     let err = load_err("rafka.log.scrub.bytes.per.second=-1\n");
     assert!(
         matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.log.scrub.bytes.per.second")
+    );
+    let (c, warnings) = load("rafka.log.dir.min.free.bytes=8388608\n");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(c.log_dir_min_free_bytes, Some(8 << 20));
+    let (c, _) = load("rafka.log.dir.min.free.bytes=0\n");
+    assert_eq!(c.log_dir_min_free_bytes, Some(0));
+    let err = load_err("rafka.log.dir.min.free.bytes=-1\n");
+    assert!(
+        matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.log.dir.min.free.bytes")
     );
 }
 

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures_lite::future::block_on;
 use log_support::*;
-use rafka_core::log::{CorruptKind, IndexRebuild, LogConfig, LogError, RecoveryHints, Truncation};
+use rafka_core::log::{
+    CorruptKind, IndexRebuild, LogConfig, LogError, LogHealth, RecoveryHints, Truncation,
+};
 use rafka_core::sim::SimStorage;
 use rafka_proto::record::{BatchError, BatchHeader};
 use rafka_testkit::rng::{seeds, Rng};
@@ -135,8 +137,11 @@ fn unsynced_rolls_vanish_whole() {
     });
 }
 
+/// After a failed fsync the page cache cannot be trusted: the log takes no
+/// more writes, but what earlier flushes made durable stays readable, and
+/// the unflushed batch (which the disk may have lost) is not served.
 #[test]
-fn a_failed_fsync_takes_the_log_offline_until_reopened() {
+fn a_failed_fsync_makes_the_log_read_only_until_reopened() {
     let fx = Fixture::new();
     let a = batch(1, START_MS, 10);
     block_on(async {
@@ -150,14 +155,22 @@ fn a_failed_fsync_takes_the_log_offline_until_reopened() {
         fx.storage.fail_next_syncs(1);
         assert!(matches!(log.flush().await, Err(LogError::Io(_))));
         assert_eq!(log.failed_op(), Some("fdatasync"));
-        assert_eq!(log.flushed_offset(), 1);
+        assert_eq!(log.health(), LogHealth::ReadOnly { op: "fdatasync" });
+        assert_eq!((log.flushed_offset(), log.log_end_offset()), (1, 2));
         let refused = |result: Result<_, LogError>| {
-            matches!(result, Err(LogError::Failed { op: "fdatasync" }))
+            matches!(result, Err(LogError::ReadOnly { op: "fdatasync" }))
         };
         assert!(refused(log.append(&a, 0).await.map(|_| ())));
-        assert!(refused(log.read(0, 100).await.map(|_| ())));
         assert!(refused(log.flush_begin().map(|_| ())));
         assert!(refused(log.apply_retention(START_MS).await.map(|_| ())));
+        assert!(refused(log.truncate_to(0).await));
+        // Reads stop at the recovery point, wherever they are bounded.
+        let durable = log.read(0, u32::MAX).await.unwrap();
+        assert_eq!(durable.read_bytes().await.unwrap(), stored(&a, 0, 0));
+        assert_eq!(durable.next_offset, 1);
+        let above = log.read(1, u32::MAX).await.unwrap();
+        assert!(above.is_empty(), "offset 1 is not durable: {above:?}");
+        assert_eq!(above.log_end_offset, 2);
     });
     fx.storage.crash();
     block_on(async {
@@ -167,6 +180,7 @@ fn a_failed_fsync_takes_the_log_offline_until_reopened() {
             .unwrap();
         assert_eq!(read_all(&log, u32::MAX).await, vec![(0, stored(&a, 0, 0))]);
         assert_eq!(log.failed_op(), None);
+        assert_eq!(log.health(), LogHealth::Healthy);
     });
 }
 
@@ -186,17 +200,22 @@ fn a_flush_that_synced_cannot_complete_once_another_failed() {
         let done = second.sync().await.unwrap();
         assert!(matches!(
             log.flush_complete(done),
-            Err(LogError::Failed { op: "fdatasync" })
+            Err(LogError::ReadOnly { op: "fdatasync" })
         ));
         assert_eq!(log.flushed_offset(), 0);
     });
 }
 
+/// A write that fails part-way (a short write, then ENOSPC) is undone at
+/// once: the file is cut back to the last good batch, the log stays
+/// readable and writable, and the next append gets the same offset the
+/// failed one would have had.
 #[test]
-fn a_torn_write_is_truncated_by_recovery() {
+fn a_torn_write_is_cut_back_and_the_log_goes_on() {
     let fx = Fixture::new();
     let a = batch(2, START_MS, 10);
     let b = batch(1, START_MS, 30);
+    let c = batch(3, START_MS, 5);
     block_on(async {
         let mut log = fx
             .try_open(LogConfig::default(), RecoveryHints::default())
@@ -206,13 +225,93 @@ fn a_torn_write_is_truncated_by_recovery() {
         log.flush().await.unwrap();
         fx.storage.tear_next_write(20);
         assert!(matches!(log.append(&b, 0).await, Err(LogError::Io(_))));
-        assert_eq!(log.failed_op(), Some("write"));
-        assert!(matches!(
-            log.append(&b, 0).await,
-            Err(LogError::Failed { op: "write" })
-        ));
+        assert_eq!(log.health(), LogHealth::Healthy);
+        assert_eq!(log.failed_op(), None);
+        assert_eq!((log.log_end_offset(), log.flushed_offset()), (2, 2));
+        let log_path = segment_path(0, "log");
+        assert_eq!(
+            fx.storage.file_contents(&log_path).unwrap(),
+            stored(&a, 0, 0),
+            "the torn 20 bytes are gone"
+        );
+        assert_eq!(read_all(&log, u32::MAX).await, vec![(0, stored(&a, 0, 0))]);
+        assert_eq!(log.append(&c, 0).await.unwrap().first_offset, 2);
+        assert_eq!(log.flush().await.unwrap(), 5);
     });
-    // The process restarts; the page cache still holds the torn bytes.
+    // A crash keeps exactly the two acknowledged batches.
+    fx.storage.crash();
+    block_on(async {
+        let log = fx
+            .try_open(LogConfig::default(), hints_at(5))
+            .await
+            .unwrap();
+        assert_eq!(log.recovery_report().truncated_bytes, 0);
+        assert_eq!(
+            read_all(&log, u32::MAX).await,
+            vec![(0, stored(&a, 0, 0)), (2, stored(&c, 2, 0))]
+        );
+    });
+}
+
+/// A roll whose index write fails (ENOSPC while closing the segment)
+/// leaves the old segment active; the next append rolls and lands at the
+/// next offset.
+#[test]
+fn a_failed_roll_is_retried_by_the_next_append() {
+    let fx = Fixture::new();
+    let size = batch(1, START_MS, 10).len() as u32;
+    let config = LogConfig {
+        index_interval_bytes: 1,
+        ..small_segments(3 * size)
+    };
+    block_on(async {
+        let mut log = fx
+            .try_open(config.clone(), RecoveryHints::default())
+            .await
+            .unwrap();
+        for offset in 0..3 {
+            let info = log.append(&batch(1, START_MS, 10), 0).await.unwrap();
+            assert_eq!(info.first_offset, offset);
+        }
+        // The next write is the closing segment's offset index.
+        fx.storage.tear_next_write(3);
+        assert!(matches!(
+            log.append(&batch(1, START_MS, 10), 0).await,
+            Err(LogError::Io(_))
+        ));
+        assert_eq!(log.health(), LogHealth::Healthy);
+        assert_eq!((log.segment_count(), log.log_end_offset()), (1, 3));
+        let info = log.append(&batch(1, START_MS, 10), 0).await.unwrap();
+        assert_eq!(info.first_offset, 3);
+        let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset).collect();
+        assert_eq!(bases, vec![0, 3]);
+        assert_eq!(log.flush().await.unwrap(), 4);
+        let offsets: Vec<i64> = read_all(&log, u32::MAX).await.iter().map(|b| b.0).collect();
+        assert_eq!(offsets, vec![0, 1, 2, 3]);
+    });
+}
+
+/// A torn write that a crash catches before it is cut (the process died
+/// mid-append) is still truncated by recovery.
+#[test]
+fn a_torn_write_is_truncated_by_recovery() {
+    let fx = Fixture::new();
+    let a = batch(2, START_MS, 10);
+    let b = batch(1, START_MS, 30);
+    let log_path = segment_path(0, "log");
+    block_on(async {
+        let mut log = fx
+            .try_open(LogConfig::default(), RecoveryHints::default())
+            .await
+            .unwrap();
+        log.append(&a, 0).await.unwrap();
+        log.flush().await.unwrap();
+    });
+    // What a torn write leaves before anything could cut it: the first 20
+    // bytes of the next batch after the last good one.
+    let mut torn = stored(&a, 0, 0).to_vec();
+    torn.extend_from_slice(&stored(&b, 2, 0)[..20]);
+    fx.storage.set_file_contents(&log_path, &torn);
     block_on(async {
         let mut log = fx
             .try_open(LogConfig::default(), hints_at(2))
@@ -223,7 +322,7 @@ fn a_torn_write_is_truncated_by_recovery() {
         let corruption = report.corruption.expect("the torn batch is reported");
         assert_eq!(
             (corruption.path, corruption.position),
-            (segment_path(0, "log"), a.len() as u64)
+            (log_path.clone(), a.len() as u64)
         );
         assert_eq!(
             corruption.kind,

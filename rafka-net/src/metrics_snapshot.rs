@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use rafka_core::io::cache::FileBudgetStats;
+use rafka_shard::disk::DiskSnapshot;
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
 use rafka_shard::log_health::LogHealthSnapshot;
 
@@ -94,6 +95,8 @@ pub struct ShardSnapshot {
     pub log_health: LogHealthSnapshot,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionOffsets>,
+    /// The data dir's free space and produce refusals on this shard.
+    pub disk: DiskSnapshot,
 }
 
 /// Every shard's snapshot, with the broker-wide sums a scrape shows.
@@ -218,7 +221,8 @@ impl Collector for BrokerSnapshot {
         self.encode_connections(&mut encoder)?;
         self.encode_shards(&mut encoder)?;
         self.encode_log_health(&mut encoder)?;
-        self.encode_partitions(&mut encoder)
+        self.encode_partitions(&mut encoder)?;
+        self.encode_disk(&mut encoder)
     }
 }
 
@@ -553,6 +557,53 @@ impl BrokerSnapshot {
         }
         Ok(())
     }
+
+    /// The data dir's free space as shard 0's monitor last measured it (the
+    /// only shard that measures), whether produce is refused, and the
+    /// refusals summed over shards.
+    fn encode_disk(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(measured) = self.shards.iter().find(|s| s.disk.free_bytes.is_some()) else {
+            return Ok(());
+        };
+        let disk = &measured.disk;
+        let labels = vec![("dir", disk.dir.clone())];
+        let gauges = [
+            (
+                "log_dir_free",
+                "Bytes free for writing in the data dir's filesystem, as last measured.",
+                disk.free_bytes,
+            ),
+            (
+                "log_dir_min_free",
+                "The free-space threshold (rafka.log.dir.min.free.bytes) below which produce is refused; 0 refuses nothing.",
+                disk.min_free_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut metric = family(encoder, name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+            metric.gauge(&labels, gauge_value(value.unwrap_or(0)))?;
+        }
+        let mut refusing = family(
+            encoder,
+            "log_dir_produce_refused",
+            "1 while produce to user topics is refused because the data dir is below its free-space threshold, else 0.",
+            None,
+            MetricType::Gauge,
+        )?;
+        refusing.gauge(&labels, i64::from(disk.refusing_produce))?;
+        let refused = self
+            .shards
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.disk.produce_refused));
+        let mut counter = family(
+            encoder,
+            "log_dir_produce_refusals",
+            "Partition appends refused because the data dir was below its free-space threshold.",
+            None,
+            MetricType::Counter,
+        )?;
+        counter.counter(&labels, refused)
+    }
 }
 
 fn gauge_value(value: u64) -> i64 {
@@ -604,6 +655,13 @@ mod tests {
                 log_end_offset: 10,
                 high_watermark: 9,
             }],
+            disk: DiskSnapshot {
+                dir: "/data".to_string(),
+                free_bytes: (id == 0).then_some(1 << 20),
+                min_free_bytes: (id == 0).then_some(4 << 20),
+                refusing_produce: true,
+                produce_refused: u64::from(id) + 2,
+            },
             ..ShardSnapshot::default()
         }
     }
@@ -653,6 +711,10 @@ mod tests {
             "rafka_log_scrub_damaged_ranges_total{shard=\"0\"} 0",
             "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",
             "rafka_partition_high_watermark{topic=\"t\",partition=\"0\",shard=\"0\"} 9",
+            "rafka_log_dir_free_bytes{dir=\"/data\"} 1048576",
+            "rafka_log_dir_min_free_bytes{dir=\"/data\"} 4194304",
+            "rafka_log_dir_produce_refused{dir=\"/data\"} 1",
+            "rafka_log_dir_produce_refusals_total{dir=\"/data\"} 5",
             "# EOF",
         ];
         let lines: Vec<&str> = text.lines().collect();

@@ -311,5 +311,6 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         open_files: shard.registry().storage().budget().stats(),
         log_health: shard.registry().log_health().snapshot(),
         partitions,
+        disk: shard.registry().disk().snapshot(),
     }
 }

@@ -13,6 +13,9 @@
 //! - `flusher`: the per-shard group-commit loop.
 //! - `registry`: [`registry::PartitionRegistry`], the partitions a shard
 //!   owns (open, produce, fetch, close, delete).
+//! - `disk`: [`disk::DiskSpace`], the data dir's free space as the produce
+//!   path sees it, and shard 0's monitor refusing produce below
+//!   `rafka.log.dir.min.free.bytes`.
 //! - `image`: [`image::ImageView`], a shard's copy of the metadata image.
 //! - `apply`: a committed metadata change applied on every shard (the
 //!   controller's publisher).
@@ -41,6 +44,7 @@ pub mod cleaner;
 pub mod controller;
 pub mod controller_handle;
 pub mod coordinator;
+pub mod disk;
 pub mod flusher;
 pub mod group;
 pub mod histogram;

@@ -14,6 +14,15 @@
 //! and an offset is never handed out twice. With `write.caching` it is the
 //! log end offset instead. Waiters (acks=all produces, long-poll fetches)
 //! listen on `watermark_moved`.
+//!
+//! Failures (the log's rules, `rafka_core::log` "Failures"): a failed
+//! append is undone by the log and only that produce fails; the partition
+//! takes the next one. A failed flush (fsync) makes the partition
+//! read-only until the broker restarts: produce and acks=all waits get
+//! KAFKA_STORAGE_ERROR, fetches and ListOffsets keep being answered up to
+//! the high watermark, which was only ever moved by successful flushes
+//! (with `write.caching` the log itself stops reads at its recovery
+//! point).
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -50,6 +59,14 @@ pub enum PartitionError {
     FlushTimeout { offset: i64 },
     #[error("partition is closed")]
     Closed,
+    /// The data dir is below `rafka.log.dir.min.free.bytes` (see
+    /// [`crate::disk`]).
+    #[error(
+        "log dir {} has less than {min_free_bytes} bytes free \
+         (rafka.log.dir.min.free.bytes): produce refused until space is freed",
+        dir.display()
+    )]
+    DiskFull { dir: PathBuf, min_free_bytes: u64 },
 }
 
 impl PartitionError {
@@ -65,7 +82,17 @@ impl PartitionError {
             PartitionError::Corrupt(_) => ErrorCode::CORRUPT_MESSAGE,
             PartitionError::FlushTimeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
             PartitionError::Closed => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            // Retriable for clients (Kafka's KafkaStorageException is an
+            // InvalidMetadataException): producers retry until their
+            // delivery timeout, which rides out a short full disk.
+            PartitionError::DiskFull { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
         }
+    }
+
+    /// An IO error on a write: the disk may be full, worth a free-space
+    /// check now rather than at the next tick.
+    pub fn is_write_io(&self) -> bool {
+        matches!(self, PartitionError::Log(LogError::Io(_)))
     }
 }
 
@@ -142,9 +169,11 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     log_start_offset: Cell<i64>,
     /// Queued for the shard's next flush cycle.
     dirty: Cell<bool>,
-    /// The log failed (fsync error): every operation answers
-    /// KAFKA_STORAGE_ERROR until the broker restarts.
-    failed: Cell<bool>,
+    /// A flush (fsync) failed: writes answer KAFKA_STORAGE_ERROR until the
+    /// broker restarts; reads go on below the high watermark.
+    read_only: Cell<bool>,
+    /// Deleted (DeleteTopics): everything answers as if it never existed.
+    deleted: Cell<bool>,
     write_caching: bool,
     watermark_moved: Event,
 }
@@ -180,7 +209,8 @@ impl<S: ShardStorage> Partition<S> {
             log_start_offset: Cell::new(log.log_start_offset()),
             state: RwLock::new(State { log, producers }),
             dirty: Cell::new(false),
-            failed: Cell::new(false),
+            read_only: Cell::new(false),
+            deleted: Cell::new(false),
             write_caching,
             watermark_moved: Event::new(),
         };
@@ -232,9 +262,21 @@ impl<S: ShardStorage> Partition<S> {
         self.state.write().await.map_err(|_| PartitionError::Closed)
     }
 
-    fn check_usable(&self) -> Result<(), PartitionError> {
-        if self.failed.get() {
-            return Err(LogError::Failed {
+    /// Reads need the partition to exist; the log refuses them itself
+    /// only if it went offline.
+    fn check_readable(&self) -> Result<(), PartitionError> {
+        match self.deleted.get() {
+            true => Err(PartitionError::Closed),
+            false => Ok(()),
+        }
+    }
+
+    /// Writes (append, retention, compaction) need a log that never failed
+    /// a flush.
+    fn check_writable(&self) -> Result<(), PartitionError> {
+        self.check_readable()?;
+        if self.read_only.get() {
+            return Err(LogError::ReadOnly {
                 op: "earlier fsync",
             }
             .into());
@@ -242,11 +284,16 @@ impl<S: ShardStorage> Partition<S> {
         Ok(())
     }
 
+    /// Whether a flush failed: writes are refused until restart.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.get()
+    }
+
     /// Appends the batches of one produce request (validated by the caller:
     /// CRC, structure, append rules). Returns once the data is in the page
     /// cache; durability is [`Partition::wait_durable`].
     pub async fn append(&self, records: &Bytes) -> Result<Appended, PartitionError> {
-        self.check_usable()?;
+        self.check_writable()?;
         let mut state = self.write_state().await?;
         let headers = headers_of(records)?;
         if let Some(duplicate) = duplicate_of(&state.producers, &headers)? {
@@ -287,7 +334,7 @@ impl<S: ShardStorage> Partition<S> {
         end_offset: i64,
         timeout: std::time::Duration,
     ) -> Result<(), PartitionError> {
-        self.check_usable()?;
+        self.check_writable()?;
         // Already durable (write caching, or a flush that beat the call):
         // no timer to arm.
         if self.high_watermark.get() >= end_offset {
@@ -295,12 +342,15 @@ impl<S: ShardStorage> Partition<S> {
         }
         let durable = async {
             loop {
-                self.check_usable()?;
+                self.check_writable()?;
                 if self.high_watermark.get() >= end_offset {
                     return Ok(());
                 }
                 let listener = self.watermark_moved.listen();
-                if self.high_watermark.get() >= end_offset || self.failed.get() {
+                if self.high_watermark.get() >= end_offset
+                    || self.read_only.get()
+                    || self.deleted.get()
+                {
                     continue;
                 }
                 listener.await;
@@ -312,13 +362,16 @@ impl<S: ShardStorage> Partition<S> {
     }
 
     /// Waits until the high watermark passes `offset` or `timeout` ends;
-    /// returns whether it did. Used by long-poll fetches.
+    /// returns whether it did. Used by long-poll fetches. A deleted
+    /// partition answers at once (the next read reports it); a read-only
+    /// one waits out the timeout like an idle one, since its high
+    /// watermark no longer moves.
     pub async fn wait_for_data(&self, offset: i64, timeout: std::time::Duration) -> bool {
-        if self.high_watermark.get() > offset || self.failed.get() {
+        if self.high_watermark.get() > offset || self.deleted.get() {
             return true;
         }
         let listener = self.watermark_moved.listen();
-        if self.high_watermark.get() > offset {
+        if self.high_watermark.get() > offset || self.deleted.get() {
             return true;
         }
         within(timeout, listener).await;
@@ -328,7 +381,7 @@ impl<S: ShardStorage> Partition<S> {
     /// Reads whole batches from `offset`, up to `max_bytes` (at least one
     /// batch), below the high watermark.
     pub async fn fetch(&self, offset: i64, max_bytes: u32) -> Result<Fetched, PartitionError> {
-        self.check_usable()?;
+        self.check_readable()?;
         let state = self.read_state().await?;
         let high_watermark = self.high_watermark.get();
         let records = if offset >= high_watermark && offset <= state.log.log_end_offset() {
@@ -354,7 +407,7 @@ impl<S: ShardStorage> Partition<S> {
         offset: i64,
         max_bytes: u32,
     ) -> Result<FetchedRegions, PartitionError> {
-        self.check_usable()?;
+        self.check_readable()?;
         let state = self.read_state().await?;
         let high_watermark = self.high_watermark.get();
         let mut regions = Vec::new();
@@ -384,7 +437,7 @@ impl<S: ShardStorage> Partition<S> {
         &self,
         timestamp: i64,
     ) -> Result<Option<TimestampOffset>, PartitionError> {
-        self.check_usable()?;
+        self.check_readable()?;
         let state = self.read_state().await?;
         let found = state.log.offset_for_timestamp(timestamp).await?;
         Ok(found.filter(|t| t.offset < self.high_watermark.get()))
@@ -392,7 +445,7 @@ impl<S: ShardStorage> Partition<S> {
 
     /// ListOffsets with MAX_TIMESTAMP (-3).
     pub async fn max_timestamp(&self) -> Result<Option<TimestampOffset>, PartitionError> {
-        self.check_usable()?;
+        self.check_readable()?;
         let state = self.read_state().await?;
         Ok(state.log.max_timestamp().await?)
     }
@@ -479,20 +532,27 @@ impl<S: ShardStorage> Partition<S> {
         }
     }
 
-    /// After a failed fsync nothing about the page cache can be trusted.
+    /// After a failed fsync the page cache cannot be trusted for what was
+    /// not flushed: no more writes; what is below the high watermark was
+    /// flushed before and stays readable.
     fn fail(&self) {
+        if self.read_only.replace(true) {
+            return;
+        }
         tracing::error!(
             topic = %self.topic,
             partition = self.index,
-            "log flush failed: partition refuses further requests until restart"
+            high_watermark = self.high_watermark.get(),
+            log_end_offset = self.log_end_offset.get(),
+            "log flush failed: partition refuses writes until restart; \
+             records below the high watermark are durable and still served"
         );
-        self.failed.set(true);
         self.watermark_moved.notify(usize::MAX);
     }
 
     /// Applies retention at `now_ms`; returns segments deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<u32, PartitionError> {
-        self.check_usable()?;
+        self.check_writable()?;
         let mut state = self.write_state().await?;
         let below = self.high_watermark.get();
         let outcome = state.log.apply_retention_below(now_ms, below).await?;
@@ -506,7 +566,7 @@ impl<S: ShardStorage> Partition<S> {
     /// fetch go on meanwhile; only the swap takes it. Returns the records
     /// removed.
     pub async fn compact(&self, now_ms: i64) -> Result<u64, PartitionError> {
-        self.check_usable()?;
+        self.check_writable()?;
         let plan = {
             let state = self.read_state().await?;
             state.log.compaction_plan(now_ms)
@@ -557,7 +617,7 @@ impl<S: ShardStorage> Partition<S> {
 
     /// Deletes the partition's data (DeleteTopics).
     pub async fn delete(self: Rc<Self>) -> Result<(), PartitionError> {
-        self.failed.set(true);
+        self.deleted.set(true);
         self.watermark_moved.notify(usize::MAX);
         let storage = self.storage.clone();
         let dir = self.dir.clone();

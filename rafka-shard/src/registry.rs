@@ -21,6 +21,7 @@ use rafka_core::log::{LogConfig, RecoveryHints};
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::acks::Acks;
 
+use crate::disk::DiskSpace;
 use crate::flusher::Flusher;
 use crate::log_health::LogHealth;
 use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
@@ -57,6 +58,8 @@ pub struct PartitionRegistry<S: ShardStorage = BrokerStorage> {
     clock: Rc<dyn Clock>,
     config: Arc<BrokerConfig>,
     flusher: Rc<Flusher<S>>,
+    /// The data dir's free space as the produce path sees it.
+    disk: DiskSpace,
     partitions: RefCell<ByTopic<S>>,
     /// What recovery and the scrubber found in this shard's logs.
     log_health: Rc<LogHealth>,
@@ -72,6 +75,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         PartitionRegistry {
             storage,
             clock,
+            disk: DiskSpace::new(data_dir(&config)),
             config,
             flusher,
             partitions: RefCell::new(HashMap::new()),
@@ -89,6 +93,11 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     pub fn log_health(&self) -> &Rc<LogHealth> {
         &self.log_health
+    }
+
+    /// The data dir's free space (produce refusal, metrics).
+    pub fn disk(&self) -> &DiskSpace {
+        &self.disk
     }
 
     /// The data directory (first of `log.dirs`).
@@ -206,7 +215,10 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     /// Appends `records` (validated by the caller) to a partition of this
     /// shard. With [`Acks::All`] returns once the records are durable
-    /// (unless `write.caching`).
+    /// (unless `write.caching`). Refused while the data dir is below its
+    /// free-space threshold (internal topics excepted, see
+    /// [`crate::disk`]); a failed write has shard 0 measure the free
+    /// space at once.
     pub async fn produce(
         &self,
         topic: &str,
@@ -216,7 +228,16 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         timeout: Duration,
     ) -> Result<Appended, PartitionError> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
-        let appended = partition.append(records).await?;
+        self.disk.check_produce(topic)?;
+        let appended = match partition.append(records).await {
+            Ok(appended) => appended,
+            Err(error) => {
+                if error.is_write_io() {
+                    self.disk.note_write_error();
+                }
+                return Err(error);
+            }
+        };
         self.flusher.enqueue(&partition);
         if acks == Acks::All {
             partition

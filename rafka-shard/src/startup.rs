@@ -91,14 +91,17 @@ pub struct Started {
 }
 
 /// [`start_with`] over glommio's storage, within this shard's share of the
-/// open-file budget, and the system clock: the broker.
+/// open-file budget, and the system clock, plus the free-space monitor of
+/// the data dir ([`crate::disk`]): the broker.
 pub async fn start(
     env: ShardEnv<Shard>,
     config: Arc<BrokerConfig>,
 ) -> Result<(Rc<Shard>, Started), ShardError> {
     let budget = FileBudget::new(file_budget_per_shard(&config, env.shard_count()));
     let storage = CachedStorage::new(GlommioStorage::new(), budget);
-    start_with(env, config, storage, Rc::new(SystemClock)).await
+    let (shard, started) = start_with(env, config, storage, Rc::new(SystemClock)).await?;
+    shard.start_disk_monitor().await;
+    Ok((shard, started))
 }
 
 /// One shard's share of `rafka.log.open.files.max`, or of a quarter of

@@ -192,7 +192,8 @@ async fn scenario(shard: &Rc<Shard<SimStorage>>, storage: &SimStorage) {
     let fetched = shard.groups().fetch_offsets("g", None).expect("owner");
     assert_eq!(fetched[0].1[0].offset, 2);
     // A failing fsync: the acks=all produce learns its data is not durable,
-    // and the partition refuses everything after it.
+    // and the partition refuses writes after it; nothing of it was ever
+    // durable, so a fetch answers, empty.
     storage.fail_next_syncs(1);
     let failed = registry
         .produce("flaky", 0, &batch("x"), Acks::All, TIMEOUT)
@@ -200,8 +201,212 @@ async fn scenario(shard: &Rc<Shard<SimStorage>>, storage: &SimStorage) {
         .expect_err("the fsync failed");
     assert_eq!(failed.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
     let refused = registry
+        .produce("flaky", 0, &batch("y"), Acks::All, TIMEOUT)
+        .await
+        .expect_err("read-only");
+    assert_eq!(refused.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
+    let fetched = registry
         .fetch("flaky", 0, 0, 1 << 20)
         .await
-        .expect_err("offline");
-    assert_eq!(refused.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
+        .expect("reads go on");
+    assert_eq!(fetched.high_watermark, 0);
+    assert!(fetched.records.is_empty());
+}
+
+/// Runs `scenario` on a one-shard broker over simulated storage (topic
+/// `orders`, one partition, created), then stops it cleanly.
+fn on_sim_broker<F, Fut>(scenario: F)
+where
+    F: FnOnce(Rc<Shard<SimStorage>>, SimStorage) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let config = Arc::new(BrokerConfig {
+        log_dirs: vec![PathBuf::from("/sim/data")],
+        offsets_topic_num_partitions: 1,
+        ..Default::default()
+    });
+    let main = move |env: ShardEnv<Shard<SimStorage>>| {
+        let config = Arc::clone(&config);
+        let scenario = scenario.clone();
+        async move {
+            let storage = SimStorage::with_seed(23);
+            let clock = Rc::new(ManualClock::new(START_MS));
+            let (shard, _) = start_with(env, config, storage.clone(), clock)
+                .await
+                .expect("start");
+            let controller = ControllerHandle::new(Rc::clone(&shard));
+            let orders = NewTopic {
+                name: "orders".to_string(),
+                partitions: 1,
+                replication_factor: -1,
+                configs: Default::default(),
+            };
+            let created = controller.create_topics(vec![orders], false, None).await;
+            assert!(created.expect("controller").iter().all(Result::is_ok));
+            scenario(Rc::clone(&shard), storage).await;
+            shard.shutdown().await.expect("clean stop");
+            shard.stop_all().await;
+        }
+    };
+    run(&RuntimeConfig::for_tests(1), main).expect("runtime");
+}
+
+/// Produces `value` to orders-0 with acks=all: its base offset, or the
+/// Kafka error code.
+async fn produce(shard: &Shard<SimStorage>, value: &str) -> Result<i64, ErrorCode> {
+    shard
+        .registry()
+        .produce("orders", 0, &batch(value), Acks::All, TIMEOUT)
+        .await
+        .map(|appended| appended.base_offset)
+        .map_err(|error| error.error_code())
+}
+
+/// Everything readable in orders-0: (high watermark, batches as (base
+/// offset, bytes)).
+async fn fetch_all(shard: &Shard<SimStorage>) -> (i64, Vec<(i64, Bytes)>) {
+    let fetched = shard
+        .registry()
+        .fetch("orders", 0, 0, 1 << 20)
+        .await
+        .expect("fetch");
+    let batches = Batches::new(fetched.records)
+        .map(|b| {
+            let b = b.expect("valid batch");
+            (b.header().base_offset, b.as_bytes().clone())
+        })
+        .collect();
+    (fetched.high_watermark, batches)
+}
+
+/// A write that fails part-way (what ENOSPC does to a `pwrite`: some bytes
+/// land, then the error) fails only that produce, with Kafka's storage
+/// error. The partition keeps serving exactly the acknowledged records and
+/// the next produce lands at the next offset: no gap, no duplicate, no
+/// restart.
+#[test]
+fn a_failed_write_fails_one_produce_and_the_partition_goes_on() {
+    on_sim_broker(|shard, storage| async move {
+        assert_eq!(produce(&shard, "a").await, Ok(0));
+        assert_eq!(produce(&shard, "b").await, Ok(1));
+        let before = fetch_all(&shard).await;
+        assert_eq!(before.0, 2);
+        assert_eq!(before.1.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 1]);
+        storage.tear_next_write(9);
+        assert_eq!(
+            produce(&shard, "lost").await,
+            Err(ErrorCode::KAFKA_STORAGE_ERROR)
+        );
+        assert_eq!(
+            fetch_all(&shard).await,
+            before,
+            "acknowledged records, byte-exact"
+        );
+        let partition = shard.partition("orders", 0).expect("orders-0");
+        assert!(!partition.is_read_only());
+        assert_eq!(partition.log_end_offset(), 2);
+        assert_eq!(produce(&shard, "c").await, Ok(2));
+        let (high_watermark, batches) = fetch_all(&shard).await;
+        assert_eq!(high_watermark, 3);
+        let mut records = Vec::new();
+        for (_, bytes) in &batches {
+            records.extend(values(bytes.clone()));
+        }
+        assert_eq!(records, ["a", "b", "c"]);
+        assert_eq!(
+            batches.iter().map(|b| b.0).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(&batches[..2], &before.1[..]);
+    });
+}
+
+/// A failed fsync cannot be undone (the page cache may show what the disk
+/// lost): the partition refuses writes until restart, but the records it
+/// acknowledged (flushed before the failure) are still served.
+#[test]
+fn a_failed_fsync_keeps_acknowledged_records_readable() {
+    on_sim_broker(|shard, storage| async move {
+        assert_eq!(produce(&shard, "a").await, Ok(0));
+        assert_eq!(produce(&shard, "b").await, Ok(1));
+        let before = fetch_all(&shard).await;
+        storage.fail_next_syncs(1);
+        assert_eq!(
+            produce(&shard, "unsynced").await,
+            Err(ErrorCode::KAFKA_STORAGE_ERROR)
+        );
+        assert_eq!(
+            produce(&shard, "refused").await,
+            Err(ErrorCode::KAFKA_STORAGE_ERROR)
+        );
+        let partition = shard.partition("orders", 0).expect("orders-0");
+        assert!(partition.is_read_only());
+        assert_eq!(
+            (partition.high_watermark(), partition.log_end_offset()),
+            (2, 3)
+        );
+        assert_eq!(fetch_all(&shard).await, before);
+        let past = shard
+            .registry()
+            .fetch("orders", 0, 2, 1 << 20)
+            .await
+            .expect("fetch at the high watermark");
+        assert!(past.records.is_empty());
+    });
+}
+
+/// Below the free-space threshold (as shard 0's monitor sets it) produce
+/// to user topics is refused with Kafka's storage error and counted,
+/// reads and offset commits (an internal topic) go on, and produce
+/// resumes at the next offset once the monitor lifts the refusal.
+#[test]
+fn below_the_free_space_threshold_produce_is_refused_and_reads_go_on() {
+    on_sim_broker(|shard, _storage| async move {
+        assert_eq!(produce(&shard, "a").await, Ok(0));
+        let before = fetch_all(&shard).await;
+        let disk = shard.registry().disk();
+        disk.set_refusing(true, 1 << 30);
+        let refused = shard
+            .registry()
+            .produce("orders", 0, &batch("x"), Acks::All, TIMEOUT)
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
+        assert_eq!(
+            refused.to_string(),
+            "log dir /sim/data has less than 1073741824 bytes free \
+             (rafka.log.dir.min.free.bytes): produce refused until space is freed"
+        );
+        assert_eq!(fetch_all(&shard).await, before);
+        let controller = ControllerHandle::new(Rc::clone(&shard));
+        let ensured = controller
+            .ensure_internal_topic(shard.offsets_topic(), None)
+            .await;
+        ensured.expect("controller").expect("__consumer_offsets");
+        let commit = CommitRequest {
+            group_id: "g".to_string(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            topics: vec![(
+                "orders".to_string(),
+                vec![CommitPartition {
+                    partition: 0,
+                    offset: 1,
+                    leader_epoch: -1,
+                    metadata: None,
+                }],
+            )],
+        };
+        let codes = shard.groups().commit_offsets(commit).await;
+        assert_eq!(
+            codes,
+            vec![("orders".to_string(), vec![(0, ErrorCode::NONE)])]
+        );
+        assert_eq!(disk.snapshot().produce_refused, 1);
+        assert!(disk.snapshot().refusing_produce);
+        disk.set_refusing(false, 1 << 30);
+        assert_eq!(produce(&shard, "b").await, Ok(1));
+        assert_eq!(disk.snapshot().produce_refused, 1);
+    });
 }

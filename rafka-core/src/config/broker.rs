@@ -152,6 +152,12 @@ pub struct BrokerConfig {
     /// use). 0 (default): a quarter of RLIMIT_NOFILE, which the broker
     /// raises to its hard limit at start.
     pub log_open_files_max: i64,
+    /// `rafka.log.dir.min.free.bytes`: below this many free bytes in the
+    /// data dir, produce to user topics is refused (KAFKA_STORAGE_ERROR)
+    /// until space is back; reads go on. None (unset): 1 GiB, or 5% of the
+    /// filesystem if smaller; 0 disables the refusal. rafka-shard's `disk`
+    /// module has the rules.
+    pub log_dir_min_free_bytes: Option<u64>,
     pub topic_defaults: TopicDefaults,
 }
 
@@ -193,6 +199,7 @@ impl Default for BrokerConfig {
             write_caching: false,
             flush_interval_ms: 0,
             log_open_files_max: 0,
+            log_dir_min_free_bytes: None,
             topic_defaults: TopicDefaults::default(),
         }
     }
@@ -421,6 +428,11 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     c.write_caching = e.bool("write.caching", false)?;
     c.flush_interval_ms = e.i32("rafka.flush.interval.ms", 0, 1000, 0)?;
     c.log_open_files_max = e.i64("rafka.log.open.files.max", 0, i64::MAX, 0)?;
+    const MIN_FREE_KEY: &str = "rafka.log.dir.min.free.bytes";
+    c.log_dir_min_free_bytes = match e.get(MIN_FREE_KEY) {
+        Some(v) => Some(parse_i64(MIN_FREE_KEY, v, 0, i64::MAX)?.unsigned_abs()),
+        None => None,
+    };
     c.super_users = super_users(e)?;
     Ok(())
 }

@@ -54,7 +54,10 @@ impl<S: Storage + Clone> Log<S> {
         batches: &Bytes,
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
+        if self.health.torn_tail.get() {
+            self.cut_torn_tail().await?;
+        }
         let now_ms = self.clock.now_ms();
         let append_time_ms = match self.config.message_timestamp_type {
             TimestampType::LogAppendTime => Some(now_ms),
@@ -71,9 +74,13 @@ impl<S: Storage + Clone> Log<S> {
             .expect("a log always has an active segment");
         let position = active.size_bytes;
         if let Err(error) = active.log_file.write_at(position, &self.write_buf).await {
-            // The file may now hold part of the append: only recovery can
-            // tell what is there.
-            self.health.fail("write");
+            // Nothing in memory moved; the file may hold part of the append
+            // past the last good batch (a short write before ENOSPC). Cut
+            // it now, or before the next append if that fails too (see
+            // "Failures" in the module doc). The write's error is the
+            // answer either way.
+            self.health.torn_tail.set(true);
+            let _ = self.cut_torn_tail().await;
             return Err(error.into());
         }
         for &(at, batch) in &self.staged {
@@ -166,6 +173,20 @@ impl<S: Storage + Clone> Log<S> {
         Ok(staged)
     }
 
+    /// Truncates the active segment's file back to the end of its last
+    /// batch, undoing what a failed append wrote past it. The in-memory
+    /// log never moved for that append, so nothing below the log end is
+    /// rewritten: no flush needs invalidating, and the truncation itself
+    /// becomes durable with the next flush of the file.
+    async fn cut_torn_tail(&mut self) -> Result<(), LogError> {
+        let active = self.active();
+        active.log_file.truncate(active.size_bytes).await?;
+        let file = Rc::clone(&active.log_file);
+        self.dirty.mark_file(&file);
+        self.health.torn_tail.set(false);
+        Ok(())
+    }
+
     /// Kafka's roll rules, checked once per append.
     fn should_roll(&self, offset_span: i64, now_ms: i64) -> bool {
         let active = self.active();
@@ -189,13 +210,10 @@ impl<S: Storage + Clone> Log<S> {
         let storage = self.storage.clone();
         let closing = self.active_mut();
         closing.seal_time_index();
-        let index_files = match closing.write_indexes(&storage).await {
-            Ok(files) => files,
-            Err(error) => {
-                self.health.fail("write index");
-                return Err(error);
-            }
-        };
+        // On failure the closing segment stays active and the next append
+        // retries the roll: index files are written whole each time, and
+        // recovery rebuilds the active segment's anyway.
+        let index_files = closing.write_indexes(&storage).await?;
         for file in &index_files {
             self.dirty.mark_file(file);
         }

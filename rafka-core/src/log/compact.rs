@@ -116,7 +116,7 @@ impl<S: Storage + Clone> Log<S> {
 
     /// Plans a pass at `now_ms` if the log is compacted and dirty enough.
     pub fn compaction_plan(&self, now_ms: i64) -> Option<CompactionPlan<S>> {
-        if !self.config.cleanup_compact || self.health.check().is_err() {
+        if !self.config.cleanup_compact || self.health.check_write().is_err() {
             return None;
         }
         let closed = &self.segments[..self.segments.len() - 1];
@@ -168,7 +168,7 @@ impl<S: Storage + Clone> Log<S> {
         &mut self,
         cleaned: Cleaned<S>,
     ) -> Result<CompactOutcome, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         let mut outcome = cleaned.outcome;
         let mut index_files = Vec::new();
         for group in cleaned.groups {
@@ -180,13 +180,13 @@ impl<S: Storage + Clone> Log<S> {
             match self.swap_in(at, group).await {
                 Ok(files) => index_files.extend(files),
                 Err(error) => {
-                    self.health.fail("compaction swap");
+                    self.health.fail_everything("compaction swap");
                     return Err(error);
                 }
             }
         }
         if let Err(error) = self.sync_installed(&index_files).await {
-            self.health.fail("compaction sync");
+            self.health.fail_everything("compaction sync");
             return Err(error);
         }
         if outcome.groups_discarded == 0 {

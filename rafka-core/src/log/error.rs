@@ -1,6 +1,7 @@
 //! The log's typed errors. The broker maps them to Kafka error codes in one
 //! place (OffsetOutOfRange -> OFFSET_OUT_OF_RANGE, BatchTooLarge ->
-//! MESSAGE_TOO_LARGE, Io/Failed/Corrupt -> KAFKA_STORAGE_ERROR, ...).
+//! MESSAGE_TOO_LARGE, Io/Failed/ReadOnly/Corrupt -> KAFKA_STORAGE_ERROR,
+//! ...).
 
 use std::path::PathBuf;
 
@@ -42,10 +43,16 @@ pub enum LogError {
     /// One append spans more offsets than a segment can address.
     #[error("append spans {span} offsets, more than a segment can index")]
     OffsetSpanTooLarge { span: i64 },
-    /// An earlier IO failure left the page cache in an unknown state, so
-    /// the log serves nothing more until it is reopened (recovered).
+    /// A failure half-way through replacing segments left the in-memory
+    /// log out of step with the disk, so it serves nothing more until it
+    /// is reopened (recovered).
     #[error("log is offline after a failed {op}")]
     Failed { op: &'static str },
+    /// An fsync failed, so the page cache may hold data the disk lost: the
+    /// log takes no more writes until it is reopened (recovered); reads
+    /// below the recovery point are still served.
+    #[error("log refuses writes after a failed {op} (reads of durable data are served)")]
+    ReadOnly { op: &'static str },
     /// A file region shrank between planning a read and reading it
     /// (a concurrent truncation).
     #[error("region at {position} of {expected_bytes} bytes returned only {read_bytes}")]

@@ -10,10 +10,13 @@
 //! write completes, so any one completed ticket vouches for everything
 //! before its begin, whatever order concurrent tickets finish in.
 //!
-//! An fsync error fails the log for good (Kafka and Redpanda semantics:
-//! after a failed fsync the kernel may have dropped the dirty pages, so what
-//! the page cache holds is unknown). Only reopening, which re-reads and
-//! re-validates the disk, brings the partition back.
+//! An fsync error makes the log read-only for good (Kafka and Redpanda
+//! semantics for writes: after a failed fsync the kernel may have dropped
+//! the dirty pages, so what the page cache holds is unknown). Only
+//! reopening, which re-reads and re-validates the disk, takes writes
+//! again. Reads stay served below the recovery point: only a completed
+//! flush moves it, and a flush completes only if every one of its fsyncs
+//! succeeded, so everything below it reached the disk before the failure.
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -105,17 +108,17 @@ impl<S: Storage> FlushTicket<S> {
     }
 
     /// fdatasyncs every file of the ticket, then the directory if files
-    /// were created or removed. On failure the log goes offline.
+    /// were created or removed. On failure the log turns read-only.
     pub async fn sync(self) -> Result<FlushDone, LogError> {
         for file in &self.files {
             if let Err(error) = file.sync_data().await {
-                self.health.fail("fdatasync");
+                self.health.fail_writes("fdatasync");
                 return Err(error.into());
             }
         }
         if let Some((storage, dir)) = &self.dir {
             if let Err(error) = storage.sync_dir(dir).await {
-                self.health.fail("directory fsync");
+                self.health.fail_writes("directory fsync");
                 return Err(error.into());
             }
         }
@@ -130,7 +133,7 @@ impl<S: Storage> FlushTicket<S> {
 impl<S: Storage + Clone> Log<S> {
     /// Starts a flush covering every append so far (see the module doc).
     pub fn flush_begin(&mut self) -> Result<FlushTicket<S>, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         let dirty = &self.dirty;
         let dir =
             (dirty.dir_seq > dirty.durable_seq).then(|| (self.storage.clone(), self.dir.clone()));
@@ -151,7 +154,7 @@ impl<S: Storage + Clone> Log<S> {
     /// Records a synced flush; returns the new flushed offset. Refused if
     /// the log failed meanwhile (another flush's fsync error).
     pub fn flush_complete(&mut self, done: FlushDone) -> Result<i64, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         self.dirty.complete(done.seq);
         // A truncation since the begin may have rewritten offsets below
         // `end_offset` with data this flush never saw.

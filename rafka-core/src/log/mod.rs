@@ -11,7 +11,7 @@
 //!   tail, truncate what is torn.
 //! - `append`: [`Log::append`]: assign offsets, write, index, roll.
 //! - `flush`: group commit ([`Log::flush_begin`] / [`FlushTicket::sync`] /
-//!   [`Log::flush_complete`]) and the failed state after an fsync error.
+//!   [`Log::flush_complete`]) and the read-only state after an fsync error.
 //! - `read`: [`Log::read`] into file [`Region`]s, timestamp lookups.
 //! - `retention`: retention, log start offset, truncation, close, delete.
 //! - `scrub`: re-verifying closed segments step by step ([`Log::scrub_plan`]
@@ -32,6 +32,29 @@
 //! close), and recovery rebuilds the index of every segment from the one
 //! holding the recovery point onwards from its batches, so a stale or
 //! missing active index never matters.
+//!
+//! # Failures
+//! An IO error never loses an acknowledged batch and never takes away
+//! reads of durable data. What it does to the log ([`Log::health`]):
+//! - A failed append write (ENOSPC, EIO, a short write) is undone: nothing
+//!   in memory moved (offsets, segment size, indexes, dirty files), and the
+//!   active segment's file is truncated back to the end of its last good
+//!   batch, so the log stays readable and writable and the next append
+//!   gets the offset the failed one would have. If that truncation fails
+//!   too, appends are refused ([`LogHealth::TailUnrepaired`]) and each one
+//!   retries it first; reads go on (they never look past the last batch).
+//!   A roll whose index write or new file fails leaves the old segment
+//!   active; the next append retries the roll.
+//! - A failed fsync (fdatasync or directory sync) is not undone: after it
+//!   the kernel may have dropped the dirty pages, so the page cache can
+//!   show data the disk lost ("fsyncgate"). Writes are refused until the
+//!   log is reopened and recovery re-reads the disk, as Kafka and Redpanda
+//!   do; reads are served below the recovery point, which only earlier
+//!   successful fsyncs moved ([`LogHealth::ReadOnly`]). A failed
+//!   truncation of the log (replication) does the same.
+//! - A compaction swap or its sync failing half-way leaves the in-memory
+//!   segments out of step with the files: nothing is served until the log
+//!   is reopened ([`LogHealth::Offline`]).
 
 mod append;
 pub mod checkpoint;
@@ -97,24 +120,87 @@ pub struct Log<S: Storage> {
     clean_offset: i64,
 }
 
-/// Whether the log can still be trusted; shared with in-flight flushes so
-/// that an fsync error fails the log even if nobody completes the flush.
+/// How far a log can be trusted after an IO failure (see "Failures" in
+/// the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogHealth {
+    /// Reads and writes.
+    Healthy,
+    /// A failed append could not be undone yet: the active segment's file
+    /// may hold bytes past its last batch. Reads are served; the next
+    /// append cuts them first and is refused while that fails.
+    TailUnrepaired,
+    /// An fsync failed: the page cache may hold data the disk lost. Writes
+    /// are refused until the log is reopened; reads are served below the
+    /// recovery point, which only earlier successful fsyncs moved.
+    ReadOnly { op: &'static str },
+    /// The in-memory log no longer matches the disk (a compaction swap
+    /// failed half-way): nothing is served until the log is reopened.
+    Offline { op: &'static str },
+}
+
+/// What a failure that cannot be undone took away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    Writes,
+    Everything,
+}
+
+/// The log's failure state; shared with in-flight flushes so that an
+/// fsync error fails the log even if nobody completes the flush.
 #[derive(Debug, Default)]
 struct Health {
-    failed_op: Cell<Option<&'static str>>,
+    /// The first failure that cannot be undone, and what it took away. A
+    /// later failure may widen it (writes -> everything), never narrow it.
+    failure: Cell<Option<(&'static str, Lost)>>,
+    /// A failed append left bytes past the active segment's last batch
+    /// that truncating them away has not managed yet.
+    torn_tail: Cell<bool>,
 }
 
 impl Health {
-    fn fail(&self, op: &'static str) {
-        if self.failed_op.get().is_none() {
-            self.failed_op.set(Some(op));
+    /// An fsync (or an unrepairable truncation) failed: no more writes.
+    fn fail_writes(&self, op: &'static str) {
+        if self.failure.get().is_none() {
+            self.failure.set(Some((op, Lost::Writes)));
         }
     }
 
+    /// The in-memory state no longer matches the disk: nothing is served.
+    fn fail_everything(&self, op: &'static str) {
+        if !matches!(self.failure.get(), Some((_, Lost::Everything))) {
+            self.failure.set(Some((op, Lost::Everything)));
+        }
+    }
+
+    /// May the log be read at all.
     fn check(&self) -> Result<(), LogError> {
-        match self.failed_op.get() {
-            Some(op) => Err(LogError::Failed { op }),
+        match self.failure.get() {
+            Some((op, Lost::Everything)) => Err(LogError::Failed { op }),
+            _ => Ok(()),
+        }
+    }
+
+    /// May the log be changed (append, flush, retention, truncation,
+    /// compaction, close).
+    fn check_write(&self) -> Result<(), LogError> {
+        match self.failure.get() {
+            Some((op, Lost::Everything)) => Err(LogError::Failed { op }),
+            Some((op, Lost::Writes)) => Err(LogError::ReadOnly { op }),
             None => Ok(()),
+        }
+    }
+
+    fn writes_lost(&self) -> bool {
+        self.failure.get().is_some()
+    }
+
+    fn state(&self) -> LogHealth {
+        match self.failure.get() {
+            Some((op, Lost::Everything)) => LogHealth::Offline { op },
+            Some((op, Lost::Writes)) => LogHealth::ReadOnly { op },
+            None if self.torn_tail.get() => LogHealth::TailUnrepaired,
+            None => LogHealth::Healthy,
         }
     }
 }
@@ -169,9 +255,25 @@ impl<S: Storage + Clone> Log<S> {
         &self.recovery_report
     }
 
-    /// The operation whose failure took the log offline, if any.
+    /// The operation whose failure took writes (or everything) away, if
+    /// any.
     pub fn failed_op(&self) -> Option<&'static str> {
-        self.health.failed_op.get()
+        self.health.failure.get().map(|(op, _)| op)
+    }
+
+    /// What the log still serves after IO failures.
+    pub fn health(&self) -> LogHealth {
+        self.health.state()
+    }
+
+    /// The end (exclusive) of what a read may return: the log end, or the
+    /// recovery point once an fsync failed (what is above it may exist in
+    /// the page cache only, and may not be what the disk holds).
+    fn readable_end_offset(&self) -> i64 {
+        match self.health.writes_lost() {
+            true => self.recovery_point,
+            false => self.log_end_offset(),
+        }
     }
 
     fn active(&self) -> &Segment<S::File> {

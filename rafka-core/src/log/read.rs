@@ -127,7 +127,7 @@ impl<S: Storage + Clone> Log<S> {
         if offset < self.log_start_offset || offset > self.log_end_offset() {
             return Err(self.out_of_range(offset));
         }
-        let end_offset = end_offset.min(self.log_end_offset());
+        let end_offset = end_offset.min(self.readable_end_offset());
         let mut result = ReadResult {
             regions: Vec::new(),
             first_offset: offset,

@@ -51,7 +51,7 @@ impl<S: Storage + Clone> Log<S> {
         now_ms: i64,
         upper_offset: i64,
     ) -> Result<RetentionOutcome, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         let active = self.segments.len() - 1;
         let closed = self.segments[..active].partition_point(|s| s.next_offset <= upper_offset);
         let mut count = 0;
@@ -86,7 +86,7 @@ impl<S: Storage + Clone> Log<S> {
         &mut self,
         offset: i64,
     ) -> Result<RetentionOutcome, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         if offset > self.log_end_offset() {
             return Err(self.out_of_range(offset));
         }
@@ -158,7 +158,7 @@ impl<S: Storage + Clone> Log<S> {
     /// straddling it goes whole, so the log end may land below `offset`).
     /// The truncation is synced before returning.
     pub async fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         if offset >= self.log_end_offset() {
             return Ok(());
         }
@@ -176,7 +176,7 @@ impl<S: Storage + Clone> Log<S> {
         let segment = &mut self.segments[index];
         *segment = rebuilt;
         if let Err(error) = segment.log_file.truncate(position).await {
-            self.health.fail("truncate");
+            self.health.fail_writes("truncate");
             return Err(error.into());
         }
         self.dirty.mark_file(&segment.log_file);
@@ -194,7 +194,7 @@ impl<S: Storage + Clone> Log<S> {
             .join(segment_file_name(offset, SegmentFileKind::Log));
         let log_file = Rc::new(self.storage.open(&log_path).await?);
         if let Err(error) = log_file.truncate(0).await {
-            self.health.fail("truncate");
+            self.health.fail_writes("truncate");
             return Err(error.into());
         }
         let removed: Vec<_> = self.segments.drain(..).collect();
@@ -222,7 +222,7 @@ impl<S: Storage + Clone> Log<S> {
     /// everything. The shard then writes the checkpoints and, once all its
     /// logs are closed, the clean shutdown marker.
     pub async fn close(mut self) -> Result<ClosedLog, LogError> {
-        self.health.check()?;
+        self.health.check_write()?;
         let storage = self.storage.clone();
         let active = self.active_mut();
         active.seal_time_index();

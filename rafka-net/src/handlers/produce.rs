@@ -526,7 +526,10 @@ async fn append_on_owner(
 
 fn error_code_logged(error: &PartitionError, append: &Append) -> ErrorCode {
     let error_code = error.error_code();
-    if error_code == ErrorCode::KAFKA_STORAGE_ERROR {
+    // A full data dir is logged once when produce starts being refused
+    // (rafka_shard::disk), not once per refused request.
+    let disk_full = matches!(error, PartitionError::DiskFull { .. });
+    if error_code == ErrorCode::KAFKA_STORAGE_ERROR && !disk_full {
         tracing::warn!(topic = %append.topic, partition = append.partition, %error, "produce");
     } else {
         tracing::debug!(topic = %append.topic, partition = append.partition, %error, "produce");
