@@ -6,7 +6,6 @@
 //! - `settings.rs`: from flags + properties file to [`ServerOptions`]
 //!   (listen/advertised addresses, data dir, cores, cluster id, the
 //!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`).
-
 mod settings;
 
 use std::process::ExitCode;
@@ -20,6 +19,7 @@ use crate::settings::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    raise_open_files_limit();
     let options = match settings::server_options(&cli) {
         Ok(options) => options,
         Err(error) => {
@@ -51,6 +51,20 @@ fn main() -> ExitCode {
             tracing::error!(%error, "broker failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Soft RLIMIT_NOFILE up to the hard limit, before any file is opened:
+/// partitions, segments and connections all cost descriptors. A limit that
+/// cannot be raised is logged, not fatal.
+fn raise_open_files_limit() {
+    match rafka_shard::limits::raise_open_files_limit() {
+        Ok(limit) => tracing::info!(
+            open_files_limit = limit.soft,
+            hard_limit = limit.hard,
+            "open files limit (RLIMIT_NOFILE)"
+        ),
+        Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
     }
 }
 

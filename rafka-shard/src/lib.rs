@@ -28,6 +28,8 @@
 //! - `shard`: [`shard::Shard`], the per-core context tying the parts
 //!   together.
 //! - `histogram`: fixed-bucket latency histograms for metrics.
+//! - `limits`: the process's open-file budget (RLIMIT_NOFILE): raised to
+//!   the hard limit at start, read back by whatever sizes itself by it.
 //!
 //! Modules depend downwards only: `shard` holds the parts; `apply`,
 //! `startup`, `cleaner` and `controller_handle` act on a shard; the parts
@@ -43,6 +45,7 @@ pub mod group;
 pub mod histogram;
 pub mod image;
 pub mod lifecycle;
+pub mod limits;
 pub mod partition;
 pub mod registry;
 pub mod runtime;
