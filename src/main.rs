@@ -6,6 +6,10 @@
 //! - `settings.rs`: from flags + properties file to [`ServerOptions`]
 //!   (listen/advertised addresses, data dir, cores, cluster id, the
 //!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`).
+//! - `dir_lock.rs`: the `.lock` file that keeps a second broker out of a
+//!   data dir.
+
+mod dir_lock;
 mod settings;
 
 use std::process::ExitCode;
@@ -14,17 +18,24 @@ use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::settings::Cli;
+use crate::settings::{Cli, SettingsError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     raise_open_files_limit();
-    let options = match settings::server_options(&cli) {
-        Ok(options) => options,
+    // Held until the process exits: no other broker opens these dirs.
+    let (options, _locks) = match settings::server_options(&cli) {
+        Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("rafka: {error}");
-            return ExitCode::from(2);
+            // A configuration mistake is a usage error (2); a data dir in
+            // use is a failure to start like any other (1).
+            let code = match error {
+                SettingsError::Lock(_) => 1,
+                _ => 2,
+            };
+            return ExitCode::from(code);
         }
     };
     let (stop, stop_rx) = futures_channel::oneshot::channel();
