@@ -36,7 +36,10 @@ pub enum LockError {
 /// Creates each of `dirs` if missing and locks it; fails on the first dir
 /// another process holds.
 pub fn lock_dirs(dirs: &[PathBuf]) -> Result<DirLocks, LockError> {
-    let files = dirs.iter().map(|dir| lock_dir(dir)).collect::<Result<_, _>>()?;
+    let files = dirs
+        .iter()
+        .map(|dir| lock_dir(dir))
+        .collect::<Result<_, _>>()?;
     Ok(DirLocks { _files: files })
 }
 

@@ -149,12 +149,18 @@ struct GroupCommits {
 /// What is known of one topic the admin touched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TopicFate {
-    Exists { partitions: i32 },
+    Exists {
+        partitions: i32,
+    },
     Gone,
     /// Sent, answer lost: may exist or not.
-    MaybeCreated { partitions: i32 },
+    MaybeCreated {
+        partitions: i32,
+    },
     /// Sent, answer lost: may be gone or not.
-    MaybeDeleted { partitions: i32 },
+    MaybeDeleted {
+        partitions: i32,
+    },
 }
 
 /// Everything that must survive the next restart.
@@ -345,7 +351,10 @@ fn topic_op(
             .with_timeout_ms(TIMEOUT_MS);
         let response: DeleteTopicsResponse = client.call(4, &request)?;
         let code = response.responses.first().map(|r| r.error_code);
-        check(ApiKey::DeleteTopics, code.ok_or(missing(ApiKey::DeleteTopics))?)?;
+        check(
+            ApiKey::DeleteTopics,
+            code.ok_or(missing(ApiKey::DeleteTopics))?,
+        )?;
         topics.insert(name, TopicFate::Gone);
     } else {
         let name = format!("crash-t-{cycle}-{op}");
@@ -356,7 +365,10 @@ fn topic_op(
             .with_timeout_ms(TIMEOUT_MS);
         let response: CreateTopicsResponse = client.call(7, &request)?;
         let code = response.topics.first().map(|t| t.error_code);
-        check(ApiKey::CreateTopics, code.ok_or(missing(ApiKey::CreateTopics))?)?;
+        check(
+            ApiKey::CreateTopics,
+            code.ok_or(missing(ApiKey::CreateTopics))?,
+        )?;
         topics.insert(name, TopicFate::Exists { partitions });
     }
     Ok(())
@@ -400,6 +412,65 @@ struct CycleOutcome {
     topic_ops: usize,
 }
 
+/// The producer's side of a cycle: it sends (a window in flight) and
+/// takes every client's events until a condition on the counts holds.
+struct Load {
+    producer: ThreadedProducer<ReportSink>,
+    events: mpsc::Receiver<Event>,
+    tally: Tally,
+    sent: u32,
+    cycle: u32,
+    base_ms: i64,
+    deadline: Instant,
+}
+
+impl Load {
+    fn drive_until(&mut self, done: impl Fn(&Tally) -> bool, what: &str) {
+        while !done(&self.tally) {
+            if self.sent < RECORDS_PER_CYCLE_MAX && self.sent - self.tally.reported < WINDOW {
+                let id = RecordId {
+                    cycle: self.cycle,
+                    index: self.sent,
+                };
+                send(&self.producer, id, self.base_ms);
+                self.sent += 1;
+                while let Ok(event) = self.events.try_recv() {
+                    self.tally.take(event, false);
+                }
+                continue;
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => self.tally.take(event, false),
+                Err(error) => panic!(
+                    "cycle {}: {what} not reached within {CYCLE_DEADLINE:?} \
+                     ({} records acked, {} commits, {} topic ops): {error}",
+                    self.cycle,
+                    self.tally.acks.len(),
+                    self.tally.commits,
+                    self.tally.topic_ops
+                ),
+            }
+        }
+    }
+}
+
+fn idempotent_producer(
+    bootstrap: &str,
+    events: mpsc::Sender<Event>,
+) -> ThreadedProducer<ReportSink> {
+    client::config(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        // Small batches: acknowledgements come in small steps, so the kill
+        // lands between them with several requests in flight.
+        .set("batch.num.messages", "200")
+        .set("message.timeout.ms", "30000")
+        .create_with_context(ReportSink(events))
+        .expect("create producer")
+}
+
 /// Runs the three clients until the plan's kill point, SIGKILLs the broker
 /// and collects every acknowledgement, including those reported after it.
 fn run_cycle(
@@ -411,6 +482,22 @@ fn run_cycle(
     base_ms: i64,
 ) -> CycleOutcome {
     let (events_tx, events) = mpsc::channel();
+    let mut load = Load {
+        producer: idempotent_producer(&broker.bootstrap(), events_tx.clone()),
+        events,
+        tally: Tally::default(),
+        sent: 0,
+        cycle,
+        base_ms,
+        deadline: Instant::now() + CYCLE_DEADLINE,
+    };
+    // The producer first: once it has an acknowledgement (producer id and
+    // metadata in place), records flow whichever client's count the kill
+    // waits for.
+    load.drive_until(
+        |tally| !tally.acks.is_empty(),
+        "a first record acknowledged",
+    );
     let killed = Arc::new(AtomicBool::new(false));
     let addr = broker.addr;
     let committer = {
@@ -420,48 +507,24 @@ fn run_cycle(
     let (stop_tx, stop) = mpsc::channel::<()>();
     let admin = {
         let topics = ledger.topics.clone();
-        let context = (Arc::clone(&killed), stop, events_tx.clone());
+        let context = (Arc::clone(&killed), stop, events_tx);
         let (ops, rng) = (plan.topic_ops, rng.fork());
         thread::spawn(move || admin(addr, cycle, topics, ops, rng, context))
     };
-    let producer: ThreadedProducer<ReportSink> = client::config(&broker.bootstrap())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "1")
-        // Small batches: acknowledgements come in small steps, so the kill
-        // lands between them with several requests in flight.
-        .set("batch.num.messages", "200")
-        .set("message.timeout.ms", "30000")
-        .create_with_context(ReportSink(events_tx))
-        .expect("create producer");
-    let mut tally = Tally::default();
-    let mut sent = 0_u32;
-    let deadline = Instant::now() + CYCLE_DEADLINE;
-    while !tally.reached(plan.kill_at) {
-        if sent < RECORDS_PER_CYCLE_MAX && sent - tally.reported < WINDOW {
-            send(&producer, RecordId { cycle, index: sent }, base_ms);
-            sent += 1;
-            while let Ok(event) = events.try_recv() {
-                tally.take(event, false);
-            }
-            continue;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(event) => tally.take(event, false),
-            Err(error) => panic!(
-                "cycle {cycle}: {:?} not reached within {CYCLE_DEADLINE:?} \
-                 ({} records acked, {} commits, {} topic ops): {error}",
-                plan.kill_at,
-                tally.acks.len(),
-                tally.commits,
-                tally.topic_ops
-            ),
-        }
-    }
+    load.drive_until(
+        |tally| tally.reached(plan.kill_at),
+        &format!("{:?}", plan.kill_at),
+    );
     killed.store(true, Ordering::SeqCst);
     broker.kill9();
     drop(stop_tx);
+    let Load {
+        producer,
+        events,
+        mut tally,
+        sent,
+        ..
+    } = load;
     // Dropping the producer purges what is queued or in flight and
     // delivers the last reports.
     drop(producer);
@@ -489,7 +552,12 @@ struct Verified {
 
 /// Reads every partition from 0 to its end and checks it against the
 /// ledger; the ledger then holds the whole log.
-fn verify_records(broker: &BrokerProcess, ledger: &mut Ledger, base_ms: i64, acked: usize) -> usize {
+fn verify_records(
+    broker: &BrokerProcess,
+    ledger: &mut Ledger,
+    base_ms: i64,
+    acked: usize,
+) -> usize {
     let bootstrap = broker.bootstrap();
     let counts: Vec<usize> = (0..PARTITIONS)
         .map(|partition| {
@@ -583,7 +651,10 @@ fn verify_topics(addr: SocketAddr, ledger: &mut Ledger) -> usize {
         .expect("Metadata of all topics");
     let mut present = BTreeMap::new();
     for topic in metadata.topics {
-        let name = topic.name.map(|n| n.0.as_str().to_owned()).unwrap_or_default();
+        let name = topic
+            .name
+            .map(|n| n.0.as_str().to_owned())
+            .unwrap_or_default();
         assert_eq!(topic.error_code, 0, "Metadata of {name}");
         present.insert(name, i32::try_from(topic.partitions.len()).expect("fits"));
     }
@@ -601,7 +672,9 @@ fn verify_topics(addr: SocketAddr, ledger: &mut Ledger) -> usize {
             (TopicFate::MaybeCreated { .. } | TopicFate::MaybeDeleted { .. }, None) => {
                 TopicFate::Gone
             }
-            (fate, seen) => panic!("topic {name}: expected {fate:?}, Metadata shows {seen:?} partitions"),
+            (fate, seen) => {
+                panic!("topic {name}: expected {fate:?}, Metadata shows {seen:?} partitions")
+            }
         };
     }
     present.remove(TOPIC);
@@ -689,7 +762,11 @@ fn random_sigkills_under_load_lose_nothing_acknowledged() {
         let outcome = run_cycle(&mut broker, cycle, plan, &ledger, rng.fork(), base_ms);
         for &(index, partition, offset) in &outcome.acks {
             let id = RecordId { cycle, index };
-            assert_eq!(partition, cycle_record(id, base_ms).0, "record {id:?} partition");
+            assert_eq!(
+                partition,
+                cycle_record(id, base_ms).0,
+                "record {id:?} partition"
+            );
             let log = &mut ledger.log[usize::try_from(partition).expect("partition >= 0")];
             if let Some(other) = log.insert(offset, id) {
                 panic!("{TOPIC}/{partition} offset {offset} acknowledged for {id:?} and {other:?}");

@@ -48,7 +48,11 @@ fn a_second_broker_on_a_taken_address_exits_naming_it() {
         failure.log
     );
     let named = format!("the listen address {} is in use", first.addr);
-    assert!(failure.log.contains(&named), "{named:?} in:\n{}", failure.log);
+    assert!(
+        failure.log.contains(&named),
+        "{named:?} in:\n{}",
+        failure.log
+    );
     // Every connection reaches the first broker and its data dir.
     serves(&first);
 }
@@ -68,7 +72,11 @@ fn a_second_broker_on_a_data_dir_in_use_exits_naming_it() {
         failure.log
     );
     let named = format!("data dir {} is in use", first.data_dir().display());
-    assert!(failure.log.contains(&named), "{named:?} in:\n{}", failure.log);
+    assert!(
+        failure.log.contains(&named),
+        "{named:?} in:\n{}",
+        failure.log
+    );
     let meta_after = std::fs::read(first.data_dir().join("meta.properties")).expect("meta");
     assert_eq!(meta_after, meta_before, "the refused broker wrote nothing");
     serves(&first);

@@ -255,10 +255,7 @@ impl Drop for BrokerProcess {
 }
 
 fn data_dir_of(dir: &Path, options: &BrokerOptions) -> PathBuf {
-    options
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| dir.join("data"))
+    options.data_dir.clone().unwrap_or_else(|| dir.join("data"))
 }
 
 fn log_path(dir: &Path, start: u32) -> PathBuf {
