@@ -6,7 +6,10 @@
 //! - `settings.rs`: from flags + properties file to [`ServerOptions`]
 //!   (listen/advertised addresses, data dir, cores, cluster id, the
 //!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`).
+//! - `dir_lock.rs`: the `.lock` file that keeps a second broker out of a
+//!   data dir.
 
+mod dir_lock;
 mod settings;
 
 use std::process::ExitCode;
@@ -15,16 +18,24 @@ use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::settings::Cli;
+use crate::settings::{Cli, SettingsError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let options = match settings::server_options(&cli) {
-        Ok(options) => options,
+    raise_open_files_limit();
+    // Held until the process exits: no other broker opens these dirs.
+    let (options, _locks) = match settings::server_options(&cli) {
+        Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("rafka: {error}");
-            return ExitCode::from(2);
+            // A configuration mistake is a usage error (2); a data dir in
+            // use is a failure to start like any other (1).
+            let code = match error {
+                SettingsError::Lock(_) => 1,
+                _ => 2,
+            };
+            return ExitCode::from(code);
         }
     };
     let (stop, stop_rx) = futures_channel::oneshot::channel();
@@ -51,6 +62,20 @@ fn main() -> ExitCode {
             tracing::error!(%error, "broker failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Soft RLIMIT_NOFILE up to the hard limit, before any file is opened:
+/// partitions, segments and connections all cost descriptors. A limit that
+/// cannot be raised is logged, not fatal.
+fn raise_open_files_limit() {
+    match rafka_shard::limits::raise_open_files_limit() {
+        Ok(limit) => tracing::info!(
+            open_files_limit = limit.soft,
+            hard_limit = limit.hard,
+            "open files limit (RLIMIT_NOFILE)"
+        ),
+        Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
     }
 }
 

@@ -14,6 +14,8 @@ use rafka_net::listener::NetConfig;
 use rafka_net::server::ServerOptions;
 use rafka_shard::runtime::RuntimeConfig;
 
+use crate::dir_lock::{lock_dirs, DirLocks, LockError};
+
 /// A Kafka-compatible streaming broker, thread-per-core on io_uring.
 #[derive(Debug, Parser)]
 #[command(name = "rafka", version)]
@@ -76,11 +78,14 @@ pub enum SettingsError {
     NoCores,
     #[error("meta.properties in {}: {message}", dir.display())]
     Meta { dir: PathBuf, message: String },
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
-/// Builds everything the server needs, creating the data dir and its
+/// Builds everything the server needs: locks the data dirs (the returned
+/// locks must live as long as the broker), then creates the data dir's
 /// `meta.properties` (cluster id) on first start.
-pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
+pub fn server_options(cli: &Cli) -> Result<(ServerOptions, DirLocks), SettingsError> {
     let mut properties = read_properties(cli)?;
     let metrics_listen = metrics_listen(cli, &mut properties)?;
     let config = broker_config(&properties)?;
@@ -96,6 +101,7 @@ pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
         .map(|a| a.port)
         .filter(|&port| port != 0);
     let data_dir = rafka_shard::shard::data_dir(&config);
+    let locks = lock_dirs(&locked_dirs(&config))?;
     let cluster_id = ensure_meta(&data_dir, config.node_id)?;
     let shard_count = cli
         .cores
@@ -112,7 +118,7 @@ pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
         name: "rafka".to_string(),
         spin_before_park: std::time::Duration::from_micros(cli.spin_before_park_us),
     };
-    Ok(ServerOptions {
+    let options = ServerOptions {
         config: Arc::new(config),
         runtime,
         listen,
@@ -121,7 +127,20 @@ pub fn server_options(cli: &Cli) -> Result<ServerOptions, SettingsError> {
         cluster_id,
         net: NetConfig::default(),
         metrics_listen,
-    })
+    };
+    Ok((options, locks))
+}
+
+/// The directories the broker writes, each locked: the data dir (the first
+/// of `log.dirs`, the only one rafka uses) and `metadata.log.dir` when it
+/// is another one.
+fn locked_dirs(config: &BrokerConfig) -> Vec<PathBuf> {
+    let data_dir = rafka_shard::shard::data_dir(config);
+    let metadata = config
+        .metadata_log_dir
+        .clone()
+        .filter(|dir| *dir != data_dir);
+    std::iter::once(data_dir).chain(metadata).collect()
 }
 
 /// The metrics address: the flag, else the last `rafka.metrics.listen`

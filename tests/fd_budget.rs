@@ -89,5 +89,7 @@ fn more_partitions_than_descriptors_are_served_and_survive_kill9() {
     assert_eq!(client::watermarks(&bootstrap, TOPIC, 1999), (0, 3));
     assert_partitions(&bootstrap, TOPIC, &expected);
     assert_partitions(&bootstrap, OTHER, &other);
-    broker.kill9();
+    // A clean stop of 2,051 partitions (the consumers' fetches end with
+    // their connections, nothing is left to drain).
+    broker.stop();
 }

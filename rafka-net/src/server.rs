@@ -1,8 +1,11 @@
 //! The whole broker: shards, then listeners, then a clean stop.
 //!
-//! Every shard runs [`shard_main`]. Shard 0 loads the broker (the shard
-//! core's startup), binds the listen address first (so port 0 resolves to
-//! one port), tells every other shard to bind the same port with
+//! Every shard runs [`shard_main`]. Before any shard starts, and again
+//! right before the listeners bind, the listen and `/metrics` addresses
+//! are checked to be free ([`ensure_free`]): SO_REUSEPORT would otherwise
+//! let a second broker join the first one's socket group. Shard 0 loads the
+//! broker (the shard core's startup), binds the listen address first (so
+//! port 0 resolves to one port), tells every other shard to bind the same port with
 //! SO_REUSEPORT and serve, starts the `/metrics` endpoint (when
 //! configured), prints the ready line (then `rafka metrics on
 //! http://ADDR/metrics`), and waits for the stop signal. On stop it stops
@@ -46,6 +49,8 @@ pub struct ServerOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
+    AddressInUse(#[from] AddressInUse),
+    #[error(transparent)]
     Runtime(#[from] rafka_shard::runtime::RuntimeError),
     #[error("shard {shard}: {message}")]
     Shard { shard: usize, message: String },
@@ -63,9 +68,46 @@ thread_local! {
     static NET: RefCell<Option<Rc<ShardNet<Handlers>>>> = const { RefCell::new(None) };
 }
 
+/// Another process holds an address the broker must serve.
+#[derive(Debug, thiserror::Error)]
+#[error("the {what} address {addr} is in use by another process: {source}")]
+pub struct AddressInUse {
+    /// Which address: "listen" or "metrics".
+    pub what: &'static str,
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Fails when any socket is bound to `addr`. The shards bind with
+/// SO_REUSEPORT, which the kernel lets join any same-user socket group on
+/// the address, another broker's included; a plain bind (std sets
+/// SO_REUSEADDR, so TIME_WAIT leftovers of a previous run do not count, and
+/// never SO_REUSEPORT) fails with EADDRINUSE while anyone listens there. The
+/// probe is released at once. Port 0 has nothing to check: the kernel
+/// picks a port nobody holds.
+pub fn ensure_free(addr: SocketAddr, what: &'static str) -> Result<(), AddressInUse> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(source) => Err(AddressInUse { what, addr, source }),
+    }
+}
+
 /// Runs the broker until `stop` fires (or its sender is dropped), then stops
 /// it cleanly. Blocks the calling thread.
 pub fn run(options: ServerOptions, stop: StopReceiver) -> Result<(), ServerError> {
+    // Before loading anything: a broker that cannot serve should not
+    // recover a data dir first.
+    ensure_free(options.listen, "listen")?;
+    if let Some(metrics) = options.metrics_listen {
+        ensure_free(metrics, "metrics")?;
+    }
     let stop = Arc::new(Mutex::new(Some(stop)));
     let runtime = options.runtime.clone();
     let options = Arc::new(options);
@@ -101,6 +143,8 @@ async fn shard_main(
 #[derive(Debug, thiserror::Error)]
 enum LeadError {
     #[error(transparent)]
+    AddressInUse(#[from] AddressInUse),
+    #[error(transparent)]
     Bind(#[from] BindError),
     #[error(transparent)]
     Shard(#[from] ShardError),
@@ -117,6 +161,9 @@ async fn lead(
     started: Started,
     stop: Option<StopReceiver>,
 ) -> Result<(), LeadError> {
+    // Again, with no await between the check and the bind: the window in
+    // which another process could take the address is a few syscalls.
+    ensure_free(options.listen, "listen")?;
     let (listener, bound) = bind_first(options.listen)?;
     let node = NodeInfo {
         node_id: options.config.node_id,

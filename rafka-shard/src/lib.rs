@@ -34,6 +34,8 @@
 //! - `shard`: [`shard::Shard`], the per-core context tying the parts
 //!   together.
 //! - `histogram`: fixed-bucket latency histograms for metrics.
+//! - `limits`: the process's open-file budget (RLIMIT_NOFILE): raised to
+//!   the hard limit at start, read back by whatever sizes itself by it.
 //!
 //! Modules depend downwards only: `shard` holds the parts; `apply`,
 //! `startup`, `cleaner`, `scrubber` and `controller_handle` act on a shard; the parts
@@ -50,6 +52,7 @@ pub mod group;
 pub mod histogram;
 pub mod image;
 pub mod lifecycle;
+pub mod limits;
 pub mod log_health;
 pub mod partition;
 pub mod registry;

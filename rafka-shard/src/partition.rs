@@ -464,7 +464,7 @@ impl<S: ShardStorage> Partition<S> {
         cursor: &mut ScrubCursor<S::File>,
         max_bytes: u64,
     ) -> Result<Option<ScrubChunk<S::File>>, PartitionError> {
-        self.check_usable()?;
+        self.check_readable()?;
         Ok(self.read_state().await?.log.scrub_plan(cursor, max_bytes))
     }
 

@@ -117,18 +117,14 @@ pub fn file_budget_per_shard(config: &BrokerConfig, shard_count: usize) -> usize
     usize::try_from(per_shard).unwrap_or(usize::MAX)
 }
 
-/// The soft RLIMIT_NOFILE of the process (1024 if it cannot be read).
-pub fn nofile_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if read != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
-        return if read != 0 { 1024 } else { 1 << 20 };
+/// The soft RLIMIT_NOFILE of the process (1024 if it cannot be read,
+/// 2^20 if unlimited).
+fn nofile_limit() -> u64 {
+    match crate::limits::open_files_limit() {
+        Ok(limit) if limit.soft == libc::RLIM_INFINITY => 1 << 20,
+        Ok(limit) => limit.soft,
+        Err(_) => 1024,
     }
-    limit.rlim_cur
 }
 
 /// Joins the mesh, builds this shard over `storage` and `clock` and, on

@@ -20,7 +20,9 @@
 //!   topics, produce, read partitions). The only file that knows
 //!   rafka-net's handler API and the controller's.
 //! - `process`: [`process::BrokerProcess`], the broker binary as a child
-//!   process (ephemeral port, temp dir, SIGTERM / SIGKILL / restart).
+//!   process (ephemeral port, temp dir, SIGTERM / SIGKILL / restart; or
+//!   a given address, data dir or open-files limit, and
+//!   [`process::BrokerProcess::try_start`] for a start that must fail).
 //! - `proto`: kafka-protocol request pieces shared by tests (names,
 //!   CreateTopics / Metadata entries, Produce requests).
 //! - `records`: batch builders, a batch as the log stores it, a

@@ -2,7 +2,9 @@
 //! of the root crate, whose tests pass `env!("CARGO_BIN_EXE_rafka")`) as a
 //! child process on an ephemeral port and a private temp dir, learns its
 //! address from the startup line, and stops it gracefully (SIGTERM),
-//! brutally (SIGKILL) or restarts it on the same data dir. Every wait has a
+//! brutally (SIGKILL) or restarts it on the same data dir. A start may also
+//! be given an address, a data dir or an open-files limit, and may be
+//! expected to fail ([`BrokerProcess::try_start`]). Every wait has a
 //! deadline; a failing test prints the tail of the broker's log.
 
 use std::fs::{self, File};
@@ -28,8 +30,8 @@ const METRICS_PREFIX: &str = "rafka metrics on http://";
 /// How much of the broker's stderr log a failing test prints.
 const LOG_TAIL_BYTES: u64 = 6 * 1024;
 
-/// How to start a broker: the binary, core count and `server.properties`
-/// entries.
+/// How to start a broker: the binary, core count, `server.properties`
+/// entries, and optionally its address, data dir and open-files limit.
 #[derive(Clone, Debug)]
 pub struct BrokerOptions {
     pub binary: PathBuf,
@@ -37,6 +39,13 @@ pub struct BrokerOptions {
     /// Kafka-style `key=value` entries written to a `server.properties` file
     /// passed with `--config`; none means no file.
     pub properties: Vec<(String, String)>,
+    /// The first start's `--listen`; None is 127.0.0.1 port 0.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`; None is `data` in the process's own temp dir.
+    pub data_dir: Option<PathBuf>,
+    /// RLIMIT_NOFILE (soft, hard) the broker process starts with; None
+    /// inherits the test's.
+    pub open_files: Option<(u64, u64)>,
 }
 
 impl BrokerOptions {
@@ -46,6 +55,9 @@ impl BrokerOptions {
             binary: binary.into(),
             cores,
             properties: Vec::new(),
+            listen: None,
+            data_dir: None,
+            open_files: None,
         }
     }
 
@@ -53,6 +65,32 @@ impl BrokerOptions {
         self.properties.push((key.to_owned(), value.to_owned()));
         self
     }
+
+    pub fn listen(mut self, addr: SocketAddr) -> BrokerOptions {
+        self.listen = Some(addr);
+        self
+    }
+
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> BrokerOptions {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    pub fn open_files(mut self, soft: u64, hard: u64) -> BrokerOptions {
+        self.open_files = Some((soft, hard));
+        self
+    }
+}
+
+/// A start that did not reach the listening line.
+#[derive(Debug)]
+pub struct StartFailure {
+    /// Why the harness gave up waiting.
+    pub reason: String,
+    /// The exit status; None when the broker hung and had to be killed.
+    pub status: Option<ExitStatus>,
+    /// Its whole stderr log.
+    pub log: String,
 }
 
 /// What the broker announced on its listening line.
@@ -79,13 +117,22 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     pub fn start(options: BrokerOptions) -> BrokerProcess {
+        BrokerProcess::try_start(options)
+            .unwrap_or_else(|failure| panic!("broker did not start: {failure:?}"))
+    }
+
+    /// Starts a broker that may fail to start (a taken address, a data dir
+    /// in use): its exit status and log when it does.
+    pub fn try_start(options: BrokerOptions) -> Result<BrokerProcess, StartFailure> {
         let dir = tempfile::Builder::new()
             .prefix("rafka-e2e-")
             .tempdir()
             .expect("create temp dir");
-        fs::create_dir_all(dir.path().join("data")).expect("create data dir");
-        let (child, startup, metrics_addr) = launch(dir.path(), &options, 0, ephemeral());
-        BrokerProcess {
+        let data_dir = data_dir_of(dir.path(), &options);
+        fs::create_dir_all(&data_dir).expect("create data dir");
+        let listen = options.listen.unwrap_or_else(ephemeral);
+        let (child, startup, metrics_addr) = launch(dir.path(), &options, 0, listen)?;
+        Ok(BrokerProcess {
             addr: startup.addr,
             metrics_addr,
             startup,
@@ -93,7 +140,7 @@ impl BrokerProcess {
             child: Some(child),
             options,
             starts: 1,
-        }
+        })
     }
 
     /// `host:port` for a client's `bootstrap.servers`.
@@ -103,7 +150,7 @@ impl BrokerProcess {
 
     /// The broker's `--data-dir` (Kafka's `log.dirs`).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        data_dir_of(self.dir.path(), &self.options)
     }
 
     /// The directory of one partition, `<data dir>/<topic>-<partition>`.
@@ -152,7 +199,8 @@ impl BrokerProcess {
             self.stop();
         }
         let (child, startup, metrics_addr) =
-            launch(self.dir.path(), &self.options, self.starts, ephemeral());
+            launch(self.dir.path(), &self.options, self.starts, ephemeral())
+                .unwrap_or_else(|failure| panic!("broker did not restart: {failure:?}"));
         self.starts += 1;
         self.addr = startup.addr;
         self.metrics_addr = metrics_addr;
@@ -167,7 +215,8 @@ impl BrokerProcess {
             self.stop();
         }
         let (child, startup, metrics_addr) =
-            launch(self.dir.path(), &self.options, self.starts, self.addr);
+            launch(self.dir.path(), &self.options, self.starts, self.addr)
+                .unwrap_or_else(|failure| panic!("broker did not restart: {failure:?}"));
         self.starts += 1;
         assert_eq!(startup.addr, self.addr, "restarted on the same address");
         self.metrics_addr = metrics_addr;
@@ -205,6 +254,10 @@ impl Drop for BrokerProcess {
     }
 }
 
+fn data_dir_of(dir: &Path, options: &BrokerOptions) -> PathBuf {
+    options.data_dir.clone().unwrap_or_else(|| dir.join("data"))
+}
+
 fn log_path(dir: &Path, start: u32) -> PathBuf {
     dir.join(format!("broker-{start}.log"))
 }
@@ -235,14 +288,14 @@ fn launch(
     options: &BrokerOptions,
     start: u32,
     listen: SocketAddr,
-) -> (Child, Startup, SocketAddr) {
+) -> Result<(Child, Startup, SocketAddr), StartFailure> {
     let log = File::create(log_path(dir, start)).expect("create broker log");
     let mut command = Command::new(&options.binary);
     command
         .arg("--listen")
         .arg(listen.to_string())
         .arg("--data-dir")
-        .arg(dir.join("data"))
+        .arg(data_dir_of(dir, options))
         .arg("--cores")
         .arg(options.cores.to_string())
         // Tests share the machine's cores with each other: no pinning.
@@ -260,6 +313,9 @@ fn launch(
     if std::env::var_os("RUST_LOG").is_none() {
         command.env("RUST_LOG", "info");
     }
+    if let Some((soft, hard)) = options.open_files {
+        set_open_files_limit(&mut command, soft, hard);
+    }
     let mut child = command.spawn().expect("spawn the rafka binary");
     let stdout = child.stdout.take().expect("child stdout is piped");
     let lines = forward_lines(stdout);
@@ -268,17 +324,60 @@ fn launch(
     match started {
         Ok((startup, metrics_addr)) => {
             assert_eq!(startup.shards, options.cores, "shards on the startup line");
-            (child, startup, metrics_addr)
+            Ok((child, startup, metrics_addr))
         }
         Err(reason) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "broker did not start: {reason}; log:\n{}",
-                read_tail(&log_path(dir, start), LOG_TAIL_BYTES)
-            );
+            // A closed stdout means the broker is exiting; one that hangs
+            // instead is killed at the deadline (status None).
+            let status = wait_exit(child, SHUTDOWN_DEADLINE);
+            let log = fs::read_to_string(log_path(dir, start)).unwrap_or_default();
+            Err(StartFailure {
+                reason,
+                status,
+                log,
+            })
         }
     }
+}
+
+/// Sets RLIMIT_NOFILE in the child between fork and exec.
+fn set_open_files_limit(command: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    let set = move || {
+        // SAFETY: setrlimit is async-signal-safe and reads one rlimit from
+        // a value captured by copy; nothing else runs in the forked child.
+        match unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    };
+    // SAFETY: the closure only calls setrlimit (async-signal-safe) and
+    // allocates nothing before exec.
+    unsafe { command.pre_exec(set) };
+}
+
+/// RLIMIT_NOFILE (soft, hard) of process `pid` ("self" for the caller) as
+/// `/proc/<pid>/limits` shows it; `u64::MAX` is "unlimited".
+pub fn open_files_limit(pid: &str) -> (u64, u64) {
+    let path = format!("/proc/{pid}/limits");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .unwrap_or_else(|| panic!("no Max open files in {path}:\n{text}"));
+    let value = |word: Option<&str>| match word {
+        Some("unlimited") => u64::MAX,
+        Some(number) => number
+            .parse()
+            .unwrap_or_else(|_| panic!("bad limit in {line:?}")),
+        None => panic!("short Max open files line {line:?}"),
+    };
+    let mut words = line.split_whitespace();
+    (value(words.next()), value(words.next()))
 }
 
 /// Reads the child's stdout on a thread for as long as it is open, so the
