@@ -2,10 +2,13 @@
 //! SO_REUSEPORT, the accept loop, the connection bound and graceful
 //! shutdown.
 //!
-//! Every shard binds the same address: glommio's `TcpListener::bind` sets
-//! SO_REUSEPORT before binding, so the kernel spreads incoming connections
-//! over the shards' listeners and a connection stays on the shard that
-//! accepted it. With port 0, shard 0 calls [`bind_first`] to learn the port
+//! Every shard binds the same address with SO_REUSEPORT, so the kernel
+//! spreads incoming connections over the shards' listeners and a
+//! connection stays on the shard that accepted it. SO_REUSEADDR too, as
+//! Kafka: the accepted sockets inherit it, so the connections a stopped
+//! broker leaves closing (FIN_WAIT, TIME_WAIT) never keep the next one
+//! from binding, nor from passing its address-in-use check
+//! (`server::ensure_free`). With port 0, shard 0 calls [`bind_first`] to learn the port
 //! the kernel chose, and the other shards [`bind`] that exact address.
 //!
 //! Shutdown (SIGTERM): [`ShardNet::shutdown`] stops the accept loops, makes
@@ -22,6 +25,7 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ use glommio::sync::{Gate, Semaphore};
 use glommio::GlommioError;
 use rafka_proto::api::ApiTable;
 use rafka_proto::frame::FRAME_BYTES_MAX_DEFAULT;
+use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -108,7 +113,26 @@ pub enum ServeError {
 /// Binds `addr` with SO_REUSEPORT on the calling shard's executor (it must
 /// run inside one).
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr).map_err(|source| BindError::Bind { addr, source })
+    let listening = listening_socket(addr).map_err(|source| BindError::Bind {
+        addr,
+        source: GlommioError::IoError(source),
+    })?;
+    // SAFETY: the descriptor is a bound, listening TCP socket whose
+    // ownership passes to the listener.
+    Ok(unsafe { TcpListener::from_raw_fd(listening.into_raw_fd()) })
+}
+
+/// Connections the kernel queues per listener before the accept loop takes
+/// them (capped by net.core.somaxconn).
+const LISTEN_BACKLOG: i32 = 1024;
+
+fn listening_socket(addr: SocketAddr) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket)
 }
 
 /// Binds `addr` and returns the address actually bound, so that with port 0

@@ -79,12 +79,13 @@ pub struct AddressInUse {
     pub source: std::io::Error,
 }
 
-/// Fails when any socket is bound to `addr`. The shards bind with
+/// Fails when any socket listens on `addr`. The shards bind with
 /// SO_REUSEPORT, which the kernel lets join any same-user socket group on
 /// the address, another broker's included; a plain bind (std sets
-/// SO_REUSEADDR, so TIME_WAIT leftovers of a previous run do not count, and
-/// never SO_REUSEPORT) fails with EADDRINUSE while anyone listens there. The
-/// probe is released at once. Port 0 has nothing to check: the kernel
+/// SO_REUSEADDR and never SO_REUSEPORT) fails with EADDRINUSE while anyone
+/// listens there. Connections a previous broker left closing do not count:
+/// they inherited SO_REUSEADDR from its listener. The probe is released at
+/// once. Port 0 has nothing to check: the kernel
 /// picks a port nobody holds.
 pub fn ensure_free(addr: SocketAddr, what: &'static str) -> Result<(), AddressInUse> {
     if addr.port() == 0 {
