@@ -171,13 +171,17 @@ fn rafka_extras() {
         load("write.caching=true\nrafka.flush.interval.ms=2\nsuper.users=User:admin;User:ops\n");
     assert!(c.write_caching);
     assert_eq!(c.flush_interval_ms, 2);
+    assert_eq!(
+        c.super_users,
+        vec!["User:admin".to_string(), "User:ops".to_string()]
+    );
     let (c, _) = load("rafka.fetch.max.wait.ms=0\n");
     assert_eq!(c.fetch_max_wait_ms, 0);
     let (c, _) = load("rafka.fetch.max.wait.ms=2147483647\n");
     assert_eq!(c.fetch_max_wait_ms, i32::MAX);
-    assert_eq!(
-        c.super_users,
-        vec!["User:admin".to_string(), "User:ops".to_string()]
+    let err = load_err("rafka.fetch.max.wait.ms=-1\n");
+    assert!(
+        matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.fetch.max.wait.ms")
     );
     let (c, warnings) = load("rafka.log.scrub.bytes.per.second=0\n");
     assert_eq!((c.log_scrub_bytes_per_second, warnings.len()), (0, 0));
