@@ -180,9 +180,7 @@ fn rafka_extras() {
     let (c, _) = load("rafka.fetch.max.wait.ms=2147483647\n");
     assert_eq!(c.fetch_max_wait_ms, i32::MAX);
     let err = load_err("rafka.fetch.max.wait.ms=-1\n");
-    assert!(
-        matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.fetch.max.wait.ms")
-    );
+    assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.key == "rafka.fetch.max.wait.ms"));
     let (c, warnings) = load("rafka.log.scrub.bytes.per.second=0\n");
     assert_eq!((c.log_scrub_bytes_per_second, warnings.len()), (0, 0));
     let (c, _) = load("rafka.log.scrub.bytes.per.second=104857600\n");

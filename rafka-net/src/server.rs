@@ -126,6 +126,20 @@ async fn shard_main(
     options: Arc<ServerOptions>,
     stop: Arc<Mutex<Option<StopReceiver>>>,
 ) -> Result<(), String> {
+    let served = serve_shard(env, options, stop).await;
+    // The shard's network layer holds the shard and through it every open
+    // file: let it go here, inside the executor, not in the thread-local's
+    // destructor at thread exit, where glommio's file drop logs through a
+    // logger that thread has already torn down (an abort).
+    drop(NET.with(|n| n.borrow_mut().take()));
+    served
+}
+
+async fn serve_shard(
+    env: ShardEnv<Shard>,
+    options: Arc<ServerOptions>,
+    stop: Arc<Mutex<Option<StopReceiver>>>,
+) -> Result<(), String> {
     let (shard, started) = start_shard(env, Arc::clone(&options.config))
         .await
         .map_err(|e| e.to_string())?;

@@ -46,6 +46,8 @@ pub struct BrokerOptions {
     /// RLIMIT_NOFILE (soft, hard) the broker process starts with; None
     /// inherits the test's.
     pub open_files: Option<(u64, u64)>,
+    /// The broker's RUST_LOG; None is the test's own, or `info`.
+    pub log_filter: Option<String>,
 }
 
 impl BrokerOptions {
@@ -58,6 +60,7 @@ impl BrokerOptions {
             listen: None,
             data_dir: None,
             open_files: None,
+            log_filter: None,
         }
     }
 
@@ -78,6 +81,11 @@ impl BrokerOptions {
 
     pub fn open_files(mut self, soft: u64, hard: u64) -> BrokerOptions {
         self.open_files = Some((soft, hard));
+        self
+    }
+
+    pub fn log_filter(mut self, filter: &str) -> BrokerOptions {
+        self.log_filter = Some(filter.to_owned());
         self
     }
 }
@@ -310,7 +318,9 @@ fn launch(
     if let Some(path) = write_properties(dir, options) {
         command.arg("--config").arg(path);
     }
-    if std::env::var_os("RUST_LOG").is_none() {
+    if let Some(filter) = &options.log_filter {
+        command.env("RUST_LOG", filter);
+    } else if std::env::var_os("RUST_LOG").is_none() {
         command.env("RUST_LOG", "info");
     }
     if let Some((soft, hard)) = options.open_files {

@@ -377,10 +377,13 @@ pub fn assert_offsets_in_send_order(topic: &str, offsets: &[Vec<i64>]) {
         let want: Vec<i64> = (0..list.len())
             .map(|index| i64::try_from(index).expect("index fits i64"))
             .collect();
+        let first_wrong = list.iter().zip(&want).position(|(got, want)| got != want);
         assert!(
             list == &want,
-            "{topic}/{partition}: delivered offsets are not 0..{}",
-            list.len()
+            "{topic}/{partition}: delivered offsets are not 0..{}; record {first_wrong:?} \
+             and on: {:?}",
+            list.len(),
+            first_wrong.map(|at| &list[at..list.len().min(at + 20)])
         );
     }
 }
