@@ -34,6 +34,7 @@
 //! - `shard`: [`shard::Shard`], the per-core context tying the parts
 //!   together.
 //! - `histogram`: fixed-bucket latency histograms for metrics.
+//! - `turnstile`: first-come, first-served turns (appends in call order).
 //! - `limits`: the process's open-file budget (RLIMIT_NOFILE): raised to
 //!   the hard limit at start, read back by whatever sizes itself by it.
 //!
@@ -61,3 +62,4 @@ pub mod scrubber;
 pub mod shard;
 pub mod startup;
 pub mod storage;
+pub mod turnstile;

@@ -42,6 +42,7 @@ use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
 
 use crate::runtime::within;
 use crate::storage::{BrokerStorage, FileRegion, ShardStorage, ShareRegion};
+use crate::turnstile::Turnstile;
 
 /// Reads while rebuilding producer state are this large.
 const REBUILD_READ_BYTES: u32 = 1 << 20;
@@ -176,6 +177,9 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     deleted: Cell<bool>,
     write_caching: bool,
     watermark_moved: Event,
+    /// Appends take effect in the order they were called, which the
+    /// state lock alone does not keep (see `turnstile`).
+    appends: Turnstile,
 }
 
 impl<S: ShardStorage> Partition<S> {
@@ -213,6 +217,7 @@ impl<S: ShardStorage> Partition<S> {
             deleted: Cell::new(false),
             write_caching,
             watermark_moved: Event::new(),
+            appends: Turnstile::new(),
         };
         partition.assert_offsets();
         Ok(Rc::new(partition))
@@ -293,7 +298,11 @@ impl<S: ShardStorage> Partition<S> {
     /// CRC, structure, append rules). Returns once the data is in the page
     /// cache; durability is [`Partition::wait_durable`].
     pub async fn append(&self, records: &Bytes) -> Result<Appended, PartitionError> {
+        // The place in line before anything awaits; held until the records
+        // have their offsets.
+        let ticket = self.appends.ticket();
         self.check_writable()?;
+        ticket.turn().await;
         let mut state = self.write_state().await?;
         let headers = headers_of(records)?;
         if let Some(duplicate) = duplicate_of(&state.producers, &headers)? {
