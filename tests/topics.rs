@@ -1,6 +1,7 @@
 //! Topic lifecycle against the real broker with librdkafka: auto-creation on
 //! produce (on by default, `num.partitions`), no creation when it is off,
-//! DeleteTopics removing metadata and data, re-creation starting empty.
+//! DeleteTopics removing metadata and data, re-creation starting empty,
+//! CreatePartitions growing a topic for good.
 
 mod support;
 
@@ -143,4 +144,41 @@ fn delete_removes_metadata_and_data_then_recreate_is_empty() {
     let offsets = client::produce(&producer, topic, &fresh);
     assert_eq!(offsets, vec![vec![0, 1, 2], vec![0, 1, 2]]);
     client::assert_topic(&bootstrap, topic, &fresh);
+}
+
+#[test]
+fn create_partitions_grows_a_topic_that_survives_kill9() {
+    let mut broker = BrokerProcess::start(rafka(2));
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, "growing", 2);
+    assert_eq!(
+        client::create_partitions(&bootstrap, "growing", 5),
+        Ok("growing".to_string())
+    );
+    assert_eq!(
+        client::create_partitions(&bootstrap, "growing", 3),
+        Err(("growing".to_string(), RDKafkaErrorCode::InvalidPartitions))
+    );
+    assert_eq!(
+        client::create_partitions(&bootstrap, "absent", 3),
+        Err((
+            "absent".to_string(),
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        ))
+    );
+    assert_eq!(client::list_topics(&bootstrap).get("growing"), Some(&5));
+    // The new partitions take records from a producer that refreshed its
+    // metadata.
+    let expected = client::records(5, 10, client::now_ms());
+    let producer = client::producer(&bootstrap, &[]);
+    let offsets = client::produce(&producer, "growing", &expected);
+    client::assert_offsets_in_send_order("growing", &offsets);
+
+    // Acknowledged means durable: the growth and the records survive kill -9.
+    broker.kill9();
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    assert_eq!(client::list_topics(&bootstrap).get("growing"), Some(&5));
+    client::assert_topic(&bootstrap, "growing", &expected);
+    broker.stop();
 }

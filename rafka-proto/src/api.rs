@@ -75,6 +75,7 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
     ApiKey::DescribeCluster,
+    ApiKey::CreatePartitions,
 ];
 
 /// What rafka knows about an API independently of the broker's choices.
@@ -118,6 +119,7 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::DescribeCluster => spec::<DescribeClusterRequest>(&schemas::DESCRIBE_CLUSTER),
         ApiKey::OffsetDelete => spec::<OffsetDeleteRequest>(&schemas::OFFSET_DELETE),
         ApiKey::DeleteGroups => spec::<DeleteGroupsRequest>(&schemas::DELETE_GROUPS),
+        ApiKey::CreatePartitions => spec::<CreatePartitionsRequest>(&schemas::CREATE_PARTITIONS),
         _ => return None,
     })
 }

@@ -65,6 +65,18 @@ impl<S: ShardStorage> Shard<S> {
                         }
                     }
                 }
+                MetadataDelta::PartitionsRemoved {
+                    name,
+                    first,
+                    shards,
+                    ..
+                } => {
+                    for (index, shard) in (*first..).zip(shards) {
+                        if *shard == me {
+                            self.registry().remove_partition(name, index).await;
+                        }
+                    }
+                }
                 MetadataDelta::TopicRemoved { name, .. } => {
                     for index in self.registry().remove_topic(name).await {
                         if name == offsets_topic {

@@ -212,6 +212,47 @@ impl<S: ShardStorage> ControllerShard<S> {
         outcomes
     }
 
+    /// CreatePartitions: grows each topic to its new total, one outcome
+    /// per entry, in order. A topic whose new partitions some shard could
+    /// not open is shrunk back to its old count (nothing half-created) and
+    /// answered KAFKA_STORAGE_ERROR.
+    pub async fn create_partitions(
+        &self,
+        publisher: &impl Publisher,
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), TopicFailure>> {
+        let mut inner = self.lock().await;
+        let mut outcomes = Vec::with_capacity(topics.len());
+        for (name, total) in &topics {
+            let image = Arc::clone(inner.store.image());
+            let records = match inner.controller.create_partitions(&image, name, *total) {
+                Ok(records) => records,
+                Err(error) => {
+                    outcomes.push(Err(TopicFailure::new(
+                        error.error_code(),
+                        error.to_string(),
+                    )));
+                    continue;
+                }
+            };
+            if validate_only {
+                outcomes.push(Ok(()));
+                continue;
+            }
+            let first = image.topic(name).map_or(0, |t| t.partition_count());
+            let outcome = match commit_and_publish(&mut inner, publisher, &records).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(unapplied)) => {
+                    Err(roll_back_partitions(&mut inner, publisher, name, first, unapplied).await)
+                }
+                Err(failure) => Err(failure),
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
     /// DeleteTopics: one outcome per entry, in order (the name deleted).
     pub async fn delete_topics(
         &self,
@@ -344,6 +385,34 @@ async fn roll_back_create<S: ShardStorage>(
         format!(
             "the broker could not open the topic's partitions, so it was not created: {unapplied}"
         ),
+    )
+}
+
+async fn roll_back_partitions<S: ShardStorage>(
+    inner: &mut Inner<S>,
+    publisher: &impl Publisher,
+    name: &str,
+    first: i32,
+    unapplied: PublishError,
+) -> TopicFailure {
+    let image = Arc::clone(inner.store.image());
+    let undone = match inner
+        .controller
+        .roll_back_created_partitions(&image, name, first)
+    {
+        Ok(records) => match commit_and_publish(inner, publisher, &records).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(failure) => Err(failure.message),
+        },
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = undone {
+        tracing::error!(topic = name, error, "rolling back failed new partitions");
+    }
+    TopicFailure::new(
+        ErrorCode::KAFKA_STORAGE_ERROR,
+        format!("the broker could not open the new partitions, so none were added: {unapplied}"),
     )
 }
 

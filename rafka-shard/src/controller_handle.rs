@@ -102,6 +102,22 @@ impl<S: ShardStorage> ControllerHandle<S> {
         .await
     }
 
+    /// CreatePartitions: `(topic, new total)` each (or, with
+    /// `validate_only`, only the checks).
+    pub async fn create_partitions(
+        &self,
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Result<(), TopicFailure>>, ControllerCallError> {
+        self.call(timeout, async move |controller, publisher| {
+            controller
+                .create_partitions(publisher, topics, validate_only)
+                .await
+        })
+        .await
+    }
+
     /// DeleteTopics; answers once every shard removed the data.
     pub async fn delete_topics(
         &self,

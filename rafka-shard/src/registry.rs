@@ -203,6 +203,25 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         indexes
     }
 
+    /// Forgets partition `index` of `topic` and deletes its data (a
+    /// rolled-back CreatePartitions); one that never opened leaves no
+    /// directory either.
+    pub async fn remove_partition(&self, topic: &str, index: i32) {
+        let removed = self
+            .partitions
+            .borrow_mut()
+            .get_mut(topic)
+            .and_then(|partitions| partitions.remove(&index));
+        match removed {
+            Some(partition) => {
+                if let Err(error) = partition.delete().await {
+                    tracing::error!(topic, partition = index, %error, "deleting partition data");
+                }
+            }
+            None => self.discard_new_partition(topic, index).await,
+        }
+    }
+
     /// Applies `topic`'s settings in `image` to its open partitions.
     pub async fn reload_config(&self, image: &MetadataImage, topic: &str) {
         let config = self.log_config(image, topic);

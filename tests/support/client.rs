@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rafka_testkit::Rng;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -143,6 +143,20 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let results = block_on(admin(bootstrap).create_topics([&new_topic], &admin_options()))
         .expect("CreateTopics request");
     assert_eq!(results, vec![Ok(topic.to_owned())], "CreateTopics {topic}");
+}
+
+/// CreatePartitions growing `topic` to `total`; returns the per-topic
+/// result.
+pub fn create_partitions(
+    bootstrap: &str,
+    topic: &str,
+    total: usize,
+) -> Result<String, (String, RDKafkaErrorCode)> {
+    let grow = NewPartitions::new(topic, total);
+    let mut results = block_on(admin(bootstrap).create_partitions([&grow], &admin_options()))
+        .expect("CreatePartitions request");
+    assert_eq!(results.len(), 1, "one result per topic");
+    results.remove(0)
 }
 
 /// DeleteTopics for one topic; returns the per-topic result.

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::image::MetadataImage;
 use super::placement::{place_partitions, rebalance};
 use super::record::{
-    ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, RemoveTopicRecord, ShardId,
-    TopicRecord,
+    ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, RemovePartitionsRecord,
+    RemoveTopicRecord, ShardId, TopicRecord,
 };
 use crate::config::topic_name::{validate_topic_name, TopicNameError};
 use crate::config::value::split_list;
@@ -246,6 +246,25 @@ impl Controller {
         Ok(vec![MetadataRecord::RemoveTopic(RemoveTopicRecord {
             topic_id: topic.id,
         })])
+    }
+
+    /// Takes partitions `first..` of `name` away again: a CreatePartitions
+    /// some shard could not open is undone whole.
+    pub fn roll_back_created_partitions(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        first: i32,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = image
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        Ok(vec![MetadataRecord::RemovePartitions(
+            RemovePartitionsRecord {
+                topic_id: topic.id,
+                first,
+            },
+        )])
     }
 
     /// Grows `name` to `total` partitions (CreatePartitions).

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::record::{
     ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
-    RemoveTopicRecord, ShardId, TopicRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
 };
 use crate::config::topic_name::{collision_key, has_collision_chars};
 
@@ -55,6 +55,14 @@ pub enum MetadataDelta {
         name: String,
         partition: i32,
         shard: ShardId,
+    },
+    /// Partitions `first..` removed again (a rolled-back CreatePartitions);
+    /// `shards[i]` owned partition `first + i`.
+    PartitionsRemoved {
+        topic_id: Uuid,
+        name: String,
+        first: i32,
+        shards: Vec<ShardId>,
     },
     /// `partitions[i]` is the shard that owned partition `i`.
     TopicRemoved {
@@ -231,6 +239,7 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic(r) => self.apply_remove(r),
             MetadataRecord::Config(r) => self.apply_config(r),
             MetadataRecord::PartitionPlacement(r) => self.apply_placement(r),
+            MetadataRecord::RemovePartitions(r) => self.apply_remove_partitions(r),
         }
     }
 
@@ -285,6 +294,30 @@ impl MetadataImage {
             name,
             partition: r.partition,
             shard: r.shard,
+        })
+    }
+
+    fn apply_remove_partitions(
+        &mut self,
+        r: &RemovePartitionsRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        let topic = self.topic_mut(&r.topic_id)?;
+        let count = topic.partition_count();
+        if r.first < 1 || r.first >= count {
+            return Err(ApplyError::PartitionOutOfOrder {
+                topic_id: r.topic_id,
+                expected: count,
+                got: r.first,
+            });
+        }
+        let removed = topic.partitions.split_off(r.first as usize);
+        let name = topic.name.clone();
+        self.partition_count -= removed.len() as u64;
+        Ok(MetadataDelta::PartitionsRemoved {
+            topic_id: r.topic_id,
+            name,
+            first: r.first,
+            shards: removed,
         })
     }
 

@@ -30,6 +30,6 @@ pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
 pub use record::{
     ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
-    RemoveTopicRecord, ShardId, TopicRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
 };
 pub use store::{CommitError, Committed, MetadataStore};

@@ -48,6 +48,14 @@ pub struct RemoveTopicRecord {
     pub topic_id: Uuid,
 }
 
+/// Removes partitions `first..` of a topic again: the rollback of a
+/// CreatePartitions some shard could not serve (never below partition 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovePartitionsRecord {
+    pub topic_id: Uuid,
+    pub first: i32,
+}
+
 /// Sets (`Some`) or removes (`None`) one config override.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigRecord {
@@ -71,6 +79,7 @@ pub enum MetadataRecord {
     RemoveTopic(RemoveTopicRecord),
     Config(ConfigRecord),
     PartitionPlacement(PartitionPlacementRecord),
+    RemovePartitions(RemovePartitionsRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -80,6 +89,7 @@ mod code {
     pub const REMOVE_TOPIC: u8 = 3;
     pub const CONFIG: u8 = 4;
     pub const PARTITION_PLACEMENT: u8 = 5;
+    pub const REMOVE_PARTITIONS: u8 = 6;
 }
 
 /// The only version of each record type written so far.
@@ -204,6 +214,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic(_) => code::REMOVE_TOPIC,
             MetadataRecord::Config(_) => code::CONFIG,
             MetadataRecord::PartitionPlacement(_) => code::PARTITION_PLACEMENT,
+            MetadataRecord::RemovePartitions(_) => code::REMOVE_PARTITIONS,
         }
     }
 
@@ -235,6 +246,10 @@ impl MetadataRecord {
                 w.i32(r.partition);
                 w.u32(r.shard);
             }
+            MetadataRecord::RemovePartitions(r) => {
+                w.uuid(&r.topic_id);
+                w.i32(r.first);
+            }
         }
     }
 
@@ -249,7 +264,7 @@ impl MetadataRecord {
         let mut r = Reader { buf, at: 0 };
         let record_type = r.u8()?;
         let version = r.u8()?;
-        if !(code::TOPIC..=code::PARTITION_PLACEMENT).contains(&record_type) {
+        if !(code::TOPIC..=code::REMOVE_PARTITIONS).contains(&record_type) {
             return Err(RecordError::UnknownType(record_type));
         }
         if version != VERSION {
@@ -291,10 +306,14 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 value: r.opt_string()?,
             })
         }
-        _ => MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
+        code::PARTITION_PLACEMENT => MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
             topic_id: r.uuid()?,
             partition: r.i32()?,
             shard: r.u32()?,
+        }),
+        _ => MetadataRecord::RemovePartitions(RemovePartitionsRecord {
+            topic_id: r.uuid()?,
+            first: r.i32()?,
         }),
     })
 }
@@ -325,6 +344,19 @@ mod tests {
             value: None,
         });
         let want = vec![4, 0, 2, 0, 0, 0, 1, b't', 0, 0, 0, 1, b'k', 0];
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+    }
+
+    #[test]
+    fn remove_partitions_record_bytes() {
+        let record = MetadataRecord::RemovePartitions(RemovePartitionsRecord {
+            topic_id: ID,
+            first: 3,
+        });
+        let mut want = vec![6, 0];
+        want.extend_from_slice(ID.as_bytes());
+        want.extend_from_slice(&[0, 0, 0, 3]);
         assert_eq!(record.to_bytes(), want);
         assert_eq!(MetadataRecord::decode(&want), Ok(record));
     }

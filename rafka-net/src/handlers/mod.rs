@@ -30,6 +30,7 @@
 pub mod api_versions;
 pub mod context;
 pub mod coordinator_call;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
@@ -131,6 +132,7 @@ served_apis! {
     DeleteGroups(DeleteGroupsResponse) => delete_groups::handle, 0..=2;
     OffsetDelete(OffsetDeleteResponse) => offset_delete::handle, 0..=0;
     DescribeCluster(DescribeClusterResponse) => describe_cluster::handle, 0..=2;
+    CreatePartitions(CreatePartitionsResponse) => create_partitions::handle, 0..=3;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers

@@ -428,6 +428,29 @@ pub(crate) static DESCRIBE_CLUSTER: Shape = shape(
     ],
 );
 
+pub(crate) static CREATE_PARTITIONS: Shape = shape(
+    "CreatePartitionsRequest",
+    &[
+        all(StructArray(&CREATE_PARTITIONS_TOPIC)), // topics
+        all(I32),                                   // timeout_ms
+        all(BOOL),                                  // validate_only
+    ],
+);
+static CREATE_PARTITIONS_TOPIC: Shape = shape(
+    "CreatePartitionsTopic",
+    &[
+        all(Str),                                        // name
+        all(I32),                                        // count
+        all(StructArray(&CREATE_PARTITIONS_ASSIGNMENT)), // assignments (nullable)
+    ],
+);
+static CREATE_PARTITIONS_ASSIGNMENT: Shape = shape(
+    "CreatePartitionsAssignment",
+    &[
+        all(I32S), // broker_ids
+    ],
+);
+
 pub(crate) static OFFSET_DELETE: Shape = shape(
     "OffsetDeleteRequest",
     &[
