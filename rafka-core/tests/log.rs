@@ -228,6 +228,48 @@ fn raising_the_log_start_offset_deletes_whole_segments_below_it() {
 }
 
 #[test]
+fn a_raised_log_start_offset_survives_a_crash() {
+    let fx = Fixture::new();
+    block_on(async {
+        let (mut log, batches, size) = ten_batches(&fx).await;
+        log.flush().await.unwrap();
+        // Inside the second segment (8..16): no segment boundary keeps it.
+        let outcome = log.raise_log_start_offset(11).await.unwrap();
+        assert_eq!(outcome.log_start_offset, 11);
+        drop(log);
+        fx.storage.crash();
+        // No dir-wide checkpoint hint: the partition's own file carries it.
+        let log = fx
+            .try_open(small_segments(4 * size as u32), RecoveryHints::default())
+            .await
+            .unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (11, 20));
+        assert!(matches!(
+            log.read(9, 1000).await,
+            Err(LogError::OffsetOutOfRange {
+                offset: 9,
+                log_start_offset: 11,
+                ..
+            })
+        ));
+        // The batch holding 10..=11 is still the first one served.
+        let first = log.read(11, 0).await.unwrap();
+        assert_eq!(first.read_bytes().await.unwrap(), batches[5]);
+        // An older, lower hint does not lower it.
+        drop(log);
+        let hints = RecoveryHints {
+            log_start_offset: Some(8),
+            ..RecoveryHints::default()
+        };
+        let log = fx
+            .try_open(small_segments(4 * size as u32), hints)
+            .await
+            .unwrap();
+        assert_eq!(log.log_start_offset(), 11);
+    });
+}
+
+#[test]
 fn rolls_by_segment_ms_on_the_clock() {
     let fx = Fixture::new();
     block_on(async {

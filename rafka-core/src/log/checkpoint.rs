@@ -27,6 +27,11 @@ use crate::io::{IoError, Storage, StorageFile};
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// In a partition's own directory: the log start offset DeleteRecords set,
+/// in the same format with the partition's one entry. Written and synced
+/// before DeleteRecords answers, so a raised start survives kill -9 (the
+/// dir-wide checkpoint is only written by a clean stop).
+pub const PARTITION_LOG_START_FILE: &str = "log-start-offset";
 const CHECKPOINT_VERSION: &str = "0";
 /// A checkpoint larger than this is not one of ours (millions of entries).
 const CHECKPOINT_BYTES_MAX: u64 = 256 << 20;
@@ -82,6 +87,30 @@ pub enum MalformedKind {
     Entry,
     #[error("entry count {declared} but {found} entries")]
     CountMismatch { declared: usize, found: usize },
+}
+
+/// The log start offset in `dir`'s [`PARTITION_LOG_START_FILE`], if any.
+pub async fn read_partition_log_start<S: Storage>(
+    storage: &S,
+    dir: &Path,
+) -> Result<Option<i64>, CheckpointError> {
+    let offsets = read_offset_checkpoint(storage, &dir.join(PARTITION_LOG_START_FILE)).await?;
+    Ok(offsets.into_values().max())
+}
+
+/// Replaces `dir`'s [`PARTITION_LOG_START_FILE`] atomically and durably.
+pub async fn write_partition_log_start<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    offset: i64,
+) -> Result<(), CheckpointError> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let partition = parse_partition_dir_name(name).unwrap_or(TopicPartition {
+        topic: name.to_string(),
+        partition: 0,
+    });
+    let offsets = BTreeMap::from([(partition, offset)]);
+    write_offset_checkpoint(storage, &dir.join(PARTITION_LOG_START_FILE), &offsets).await
 }
 
 /// Reads a checkpoint; a missing file reads as empty (first start).

@@ -24,6 +24,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rafka_proto::record::{batch_size_bytes, validate, LOG_OVERHEAD_BYTES};
 
+use super::checkpoint::read_partition_log_start;
 use super::config::{LogConfig, SEGMENT_BYTES_MAX};
 use super::error::{CorruptKind, LogError};
 use super::flush::DirtyFiles;
@@ -179,7 +180,13 @@ impl<S: Storage + Clone> Log<S> {
             recovery_report,
             clean_offset: first_base,
         };
-        let log_start_offset = hints.log_start_offset.unwrap_or(first_base).max(first_base);
+        // DeleteRecords' own file wins over an older dir-wide checkpoint.
+        let deleted_below = read_partition_log_start(&log.storage, &log.dir).await?;
+        let log_start_offset = hints
+            .log_start_offset
+            .max(deleted_below)
+            .unwrap_or(first_base)
+            .max(first_base);
         log.apply_log_start_offset(log_start_offset).await?;
         log.flush().await?;
         Ok(log)

@@ -11,6 +11,7 @@
 use std::io::ErrorKind;
 use std::rc::Rc;
 
+use super::checkpoint::write_partition_log_start;
 use super::error::LogError;
 use super::scan::HeaderScanner;
 use super::segment::{segment_file_name, BatchSummary, Segment, SegmentFileKind, NO_TIMESTAMP};
@@ -81,7 +82,10 @@ impl<S: Storage + Clone> Log<S> {
     }
 
     /// Raises the log start offset (DeleteRecords) and deletes the closed
-    /// segments wholly below it. Offsets past the log end are refused.
+    /// segments wholly below it. Offsets past the log end are refused. The
+    /// new start is durable when this returns (the partition's own
+    /// `log-start-offset` file), so records deleted stay deleted after a
+    /// crash.
     pub async fn raise_log_start_offset(
         &mut self,
         offset: i64,
@@ -90,6 +94,16 @@ impl<S: Storage + Clone> Log<S> {
         if offset > self.log_end_offset() {
             return Err(self.out_of_range(offset));
         }
+        if offset <= self.log_start_offset {
+            return Ok(RetentionOutcome {
+                segments_deleted: 0,
+                bytes_deleted: 0,
+                log_start_offset: self.log_start_offset,
+            });
+        }
+        // Durable first: a crash after it finds the start raised and cuts
+        // what is below; one before it lost nothing that was answered.
+        write_partition_log_start(&self.storage, &self.dir, offset).await?;
         self.apply_log_start_offset(offset).await
     }
 
