@@ -1,7 +1,8 @@
 //! Topic lifecycle against the real broker with librdkafka: auto-creation on
 //! produce (on by default, `num.partitions`), no creation when it is off,
 //! DeleteTopics removing metadata and data, re-creation starting empty,
-//! CreatePartitions growing a topic for good.
+//! CreatePartitions growing a topic for good, DeleteRecords trimming one
+//! for good.
 
 mod support;
 
@@ -180,5 +181,33 @@ fn create_partitions_grows_a_topic_that_survives_kill9() {
     let bootstrap = broker.bootstrap();
     assert_eq!(client::list_topics(&bootstrap).get("growing"), Some(&5));
     client::assert_topic(&bootstrap, "growing", &expected);
+    broker.stop();
+}
+
+#[test]
+fn delete_records_trims_a_topic_for_good_across_kill9() {
+    let mut broker = BrokerProcess::start(rafka(2));
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, "trimmed", 2);
+    let expected = client::records(2, 50, client::now_ms());
+    let producer = client::producer(&bootstrap, &[]);
+    client::produce(&producer, "trimmed", &expected);
+    assert_eq!(
+        client::delete_records(&bootstrap, "trimmed", &[(0, 20), (1, 50)]),
+        vec![(0, Ok(20)), (1, Ok(50))]
+    );
+    assert_eq!(
+        client::delete_records(&bootstrap, "trimmed", &[(0, 51)]),
+        vec![(0, Err(RDKafkaErrorCode::OffsetOutOfRange))]
+    );
+    assert_eq!(client::watermarks(&bootstrap, "trimmed", 0), (20, 50));
+    assert_eq!(client::watermarks(&bootstrap, "trimmed", 1), (50, 50));
+
+    // Acknowledged means durable: the deleted records stay deleted.
+    broker.kill9();
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    assert_eq!(client::watermarks(&bootstrap, "trimmed", 0), (20, 50));
+    assert_eq!(client::watermarks(&bootstrap, "trimmed", 1), (50, 50));
     broker.stop();
 }

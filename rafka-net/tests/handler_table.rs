@@ -39,7 +39,9 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::ApiVersions, 0, 4, Some(3)),
             (ApiKey::CreateTopics, 2, 7, Some(5)),
             (ApiKey::DeleteTopics, 1, 6, Some(4)),
+            (ApiKey::DeleteRecords, 0, 2, Some(2)),
             (ApiKey::InitProducerId, 0, 5, Some(2)),
+            (ApiKey::CreatePartitions, 0, 3, Some(2)),
             (ApiKey::DeleteGroups, 0, 2, Some(2)),
             (ApiKey::OffsetDelete, 0, 0, None),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
@@ -82,22 +84,24 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 20);
+    assert_eq!(ranges.len(), 22);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
     assert!(ranges.contains(&(8, 2, 9))); // OffsetCommit
     assert!(ranges.contains(&(60, 0, 2))); // DescribeCluster
+    assert!(ranges.contains(&(21, 0, 2))); // DeleteRecords
+    assert!(ranges.contains(&(37, 0, 3))); // CreatePartitions
 }
 
 #[test]
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 20 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 20]);
+    // correlation id, error 0, 22 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 22]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 20 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 22 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -134,6 +138,10 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(DescribeClusterRequest::default().with_endpoint_type(1))
+        }
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default())
         }
         other => panic!("{other:?} is served: give it a default request here"),
     }

@@ -76,6 +76,7 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::OffsetDelete,
     ApiKey::DescribeCluster,
     ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
 ];
 
 /// What rafka knows about an API independently of the broker's choices.
@@ -120,6 +121,7 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::OffsetDelete => spec::<OffsetDeleteRequest>(&schemas::OFFSET_DELETE),
         ApiKey::DeleteGroups => spec::<DeleteGroupsRequest>(&schemas::DELETE_GROUPS),
         ApiKey::CreatePartitions => spec::<CreatePartitionsRequest>(&schemas::CREATE_PARTITIONS),
+        ApiKey::DeleteRecords => spec::<DeleteRecordsRequest>(&schemas::DELETE_RECORDS),
         _ => return None,
     })
 }

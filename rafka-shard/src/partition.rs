@@ -157,6 +157,9 @@ pub struct PartitionSpec {
     pub write_caching: bool,
 }
 
+/// DeleteRecords' offset meaning "up to the high watermark".
+pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+
 /// One partition on its owning shard, over the storage `S` it was given
 /// (glommio in the broker, the simulated storage in tests).
 pub struct Partition<S: ShardStorage = BrokerStorage> {
@@ -568,6 +571,34 @@ impl<S: ShardStorage> Partition<S> {
         self.log_start_offset.set(state.log.log_start_offset());
         self.assert_offsets();
         Ok(outcome.segments_deleted)
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` (-1: the high
+    /// watermark) and deletes the segments wholly below it; returns the new
+    /// low watermark. Durable when it returns. Offsets past the high
+    /// watermark are OFFSET_OUT_OF_RANGE, as in Kafka; one at or below the
+    /// current start changes nothing.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        self.check_writable()?;
+        let mut state = self.write_state().await?;
+        let high_watermark = self.high_watermark.get();
+        let target = if offset == DELETE_TO_HIGH_WATERMARK {
+            high_watermark
+        } else {
+            offset
+        };
+        if target < 0 || target > high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: state.log.log_start_offset(),
+                log_end_offset: high_watermark,
+            }
+            .into());
+        }
+        state.log.raise_log_start_offset(target).await?;
+        self.log_start_offset.set(state.log.log_start_offset());
+        self.assert_offsets();
+        Ok(state.log.log_start_offset())
     }
 
     /// One compaction pass at `now_ms` if the topic is compacted and dirty

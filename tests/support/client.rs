@@ -159,6 +159,38 @@ pub fn create_partitions(
     results.remove(0)
 }
 
+/// DeleteRecords below `offset` in each `(partition, offset)` of
+/// `topic`; returns each partition's new low watermark or error.
+pub fn delete_records(
+    bootstrap: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> Vec<(i32, Result<i64, RDKafkaErrorCode>)> {
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("offset");
+    }
+    let done = block_on(admin(bootstrap).delete_records(&list, &admin_options()))
+        .expect("DeleteRecords request");
+    done.elements()
+        .iter()
+        .map(|element| {
+            let outcome = match element.error() {
+                Ok(()) => match element.offset() {
+                    Offset::Offset(offset) => Ok(offset),
+                    other => panic!("low watermark {other:?}"),
+                },
+                Err(KafkaError::OffsetFetch(code)) => Err(code),
+                Err(error) => Err(error
+                    .rdkafka_error_code()
+                    .unwrap_or(RDKafkaErrorCode::Unknown)),
+            };
+            (element.partition(), outcome)
+        })
+        .collect()
+}
+
 /// DeleteTopics for one topic; returns the per-topic result.
 pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<String, (String, RDKafkaErrorCode)> {
     let mut results = block_on(admin(bootstrap).delete_topics(&[topic], &admin_options()))

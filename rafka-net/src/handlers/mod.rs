@@ -33,6 +33,7 @@ pub mod coordinator_call;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
@@ -133,6 +134,7 @@ served_apis! {
     OffsetDelete(OffsetDeleteResponse) => offset_delete::handle, 0..=0;
     DescribeCluster(DescribeClusterResponse) => describe_cluster::handle, 0..=2;
     CreatePartitions(CreatePartitionsResponse) => create_partitions::handle, 0..=3;
+    DeleteRecords(DeleteRecordsResponse) => delete_records::handle, 0..=2;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers

@@ -451,6 +451,28 @@ static CREATE_PARTITIONS_ASSIGNMENT: Shape = shape(
     ],
 );
 
+pub(crate) static DELETE_RECORDS: Shape = shape(
+    "DeleteRecordsRequest",
+    &[
+        all(StructArray(&DELETE_RECORDS_TOPIC)), // topics
+        all(I32),                                // timeout_ms
+    ],
+);
+static DELETE_RECORDS_TOPIC: Shape = shape(
+    "DeleteRecordsTopic",
+    &[
+        all(Str),                                    // name
+        all(StructArray(&DELETE_RECORDS_PARTITION)), // partitions
+    ],
+);
+static DELETE_RECORDS_PARTITION: Shape = shape(
+    "DeleteRecordsPartition",
+    &[
+        all(I32), // partition_index
+        all(I64), // offset
+    ],
+);
+
 pub(crate) static OFFSET_DELETE: Shape = shape(
     "OffsetDeleteRequest",
     &[
