@@ -7,8 +7,9 @@
 # run and a final "N passed, N failed" line.
 #
 # usage: scripts/compat/run-all.sh [RUN...]
-#   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips) and
-#        kafka-python-group kafkajs-group java-group (default: all)
+#   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
+#        kafka-python-group kafkajs-group java-group, and
+#        confluent-kafka-admin (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -18,7 +19,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
-    clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group)
+    clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
+        confluent-kafka-admin)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -87,6 +89,7 @@ for client in "${clients[@]}"; do
     # A group run is its own script and verdict line: "group CLIENT: ...".
     case "$client" in
         *-group) script="$here/$client.sh" verdict_prefix="group ${client%-group}: " ;;
+        *-admin) script="$here/$client.sh" verdict_prefix="admin ${client%-admin}: " ;;
         *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;
     esac
     log="$work/logs/$client.log"
