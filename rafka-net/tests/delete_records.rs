@@ -17,6 +17,7 @@ use rafka_testkit::{Broker, TestBroker, SHARD_MATRIX};
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REQUEST: i16 = 42;
 const EARLIEST: i64 = -2;
 
@@ -126,6 +127,13 @@ async fn delete_scenario(broker: Broker) {
         assert_eq!(answers(&response), vec![(0, 10, NONE)]);
         assert_eq!(broker.produce(&topic, 0, value_batch("next")).await, 10);
     }
+    // Internal topics are never trimmed (committed offsets live there).
+    broker.ensure_offsets_topic().await;
+    let internal: DeleteRecordsResponse = broker
+        .call(2, &request("__consumer_offsets", &[(0, 0)]))
+        .await;
+    assert_eq!(answers(&internal), vec![(0, -1, INVALID_TOPIC_EXCEPTION)]);
+    assert_eq!(earliest(&broker, "__consumer_offsets", 0).await, 0);
     let unknown: DeleteRecordsResponse = broker.call(2, &request("absent", &[(0, 1)])).await;
     assert_eq!(answers(&unknown), vec![(0, -1, UNKNOWN_TOPIC_OR_PARTITION)]);
 }

@@ -7,6 +7,8 @@
 //!
 //! Answers, as Kafka's `ReplicaManager.deleteRecords`:
 //! - DELETE on the topic is required (TOPIC_AUTHORIZATION_FAILED).
+//! - Internal topics (`__consumer_offsets`, `__transaction_state`) are
+//!   never trimmed: INVALID_TOPIC_EXCEPTION, as Kafka.
 //! - An unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION; one named
 //!   twice is INVALID_REQUEST (each mention).
 //! - Offset -1 deletes up to the high watermark; an offset past the high
@@ -32,7 +34,7 @@ use rafka_shard::partition::PartitionError;
 use rafka_shard::shard::Shard;
 
 use super::fanout::{scatter, Grid, Slot, Split};
-use super::{HandlerError, RequestContext};
+use super::{HandlerError, RequestContext, INTERNAL_TOPICS};
 
 /// One partition to raise on its owner. Crosses shards: `Send` data only.
 struct Deletion {
@@ -115,6 +117,10 @@ fn split(
         let name = topic.name.as_str();
         if !ctx.authorize(AclOperation::Delete, Resource::Topic(name)) {
             answers.fill_row(t, &Answer::error(ErrorCode::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
+        if INTERNAL_TOPICS.contains(&name) {
+            answers.fill_row(t, &Answer::error(ErrorCode::INVALID_TOPIC_EXCEPTION));
             continue;
         }
         let found = image.topic(name);

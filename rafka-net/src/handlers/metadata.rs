@@ -37,7 +37,7 @@ use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
 use super::context::AUTHORIZED_OPERATIONS_OMITTED;
-use super::{HandlerError, NodeInfo, RequestContext};
+use super::{HandlerError, NodeInfo, RequestContext, INTERNAL_TOPICS};
 
 /// How long a Metadata request waits for the topics it auto-creates.
 /// Shorter than any client's request timeout, so a slow metadata log
@@ -51,9 +51,6 @@ const ALLOW_AUTO_CREATE_VERSION_MIN: i16 = 4;
 const CLUSTER_ID_VERSION_MIN: i16 = 2;
 /// Versions carrying `cluster_authorized_operations`.
 const CLUSTER_OPERATIONS_VERSIONS: std::ops::RangeInclusive<i16> = 8..=10;
-
-/// Kafka's internal topic names (`Topic.isInternal`).
-const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 /// One topic entry of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -64,6 +64,10 @@ use rafka_proto::error::ErrorCode;
 use thiserror::Error;
 
 pub use context::{BrokerContext, NodeInfo, RequestContext};
+
+/// Kafka's internal topics: listed as internal, written only by the broker
+/// (and Kafka's admin tools), never trimmed by DeleteRecords.
+pub(crate) const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 pub use rafka_shard::controller_handle::ControllerHandle;
 pub use reply::Reply;
 

@@ -46,7 +46,7 @@ use rafka_shard::partition::{Appended, PartitionError};
 use rafka_shard::shard::Shard;
 
 use super::fanout::{scatter, Grid, Slot, Split};
-use super::{HandlerError, RequestContext};
+use super::{HandlerError, RequestContext, INTERNAL_TOPICS};
 
 /// Versions that name topics by id instead of by name.
 const TOPIC_ID_VERSION_MIN: i16 = 13;
@@ -61,8 +61,6 @@ const MAGIC_OFFSET_BYTES: usize = 16;
 /// A record timestamp meaning "none given"; never range-checked.
 const NO_TIMESTAMP: i64 = -1;
 
-/// Clients may not write these; Kafka lets only its admin tools in.
-const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 const ADMIN_CLIENT_ID: &[u8] = b"__admin_client";
 
 /// `None` is acks=0: no response.
