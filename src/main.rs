@@ -79,14 +79,27 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters (default `info`).
+/// Logs go to stderr; `RUST_LOG` filters (default `info`), and logger
+/// levels can change at runtime (IncrementalAlterConfigs on the
+/// BROKER_LOGGER resource, see `rafka_core::logger`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let initial = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&initial)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder.init();
+    rafka_core::logger::install(
+        &initial,
+        Box::new(move |directives| {
+            let filter = tracing_subscriber::EnvFilter::try_new(directives)
+                .map_err(|error| error.to_string())?;
+            handle.reload(filter).map_err(|error| error.to_string())
+        }),
+    );
 }

@@ -16,6 +16,7 @@
 //!   ([`coordinator::InternalRecord`], Kafka's key -> partition hash).
 //! - `group`: the classic group coordinator (Kafka's group state machine,
 //!   committed offsets, `__consumer_offsets` record formats), sans IO.
+//! - `logger`: runtime logger levels (Kafka's BROKER_LOGGER resource).
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
 
@@ -25,6 +26,7 @@ pub mod coordinator;
 pub mod group;
 pub mod io;
 pub mod log;
+pub mod logger;
 pub mod metadata;
 pub mod producer;
 #[cfg(any(test, feature = "sim"))]

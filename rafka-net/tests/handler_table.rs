@@ -41,8 +41,11 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DeleteTopics, 1, 6, Some(4)),
             (ApiKey::DeleteRecords, 0, 2, Some(2)),
             (ApiKey::InitProducerId, 0, 5, Some(2)),
+            (ApiKey::DescribeConfigs, 1, 4, Some(4)),
+            (ApiKey::AlterConfigs, 0, 2, Some(2)),
             (ApiKey::CreatePartitions, 0, 3, Some(2)),
             (ApiKey::DeleteGroups, 0, 2, Some(2)),
+            (ApiKey::IncrementalAlterConfigs, 0, 1, Some(1)),
             (ApiKey::OffsetDelete, 0, 0, None),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
         ]
@@ -84,7 +87,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 22);
+    assert_eq!(ranges.len(), 25);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -98,10 +101,10 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 22 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 22]);
+    // correlation id, error 0, 25 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 25]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 22 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 25 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -142,6 +145,11 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
         ApiKey::CreatePartitions => {
             RequestKind::CreatePartitions(CreatePartitionsRequest::default())
+        }
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(DescribeConfigsRequest::default()),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
+        ApiKey::IncrementalAlterConfigs => {
+            RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }
         other => panic!("{other:?} is served: give it a default request here"),
     }

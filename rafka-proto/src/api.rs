@@ -77,6 +77,9 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::DescribeCluster,
     ApiKey::CreatePartitions,
     ApiKey::DeleteRecords,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
 ];
 
 /// What rafka knows about an API independently of the broker's choices.
@@ -122,6 +125,11 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::DeleteGroups => spec::<DeleteGroupsRequest>(&schemas::DELETE_GROUPS),
         ApiKey::CreatePartitions => spec::<CreatePartitionsRequest>(&schemas::CREATE_PARTITIONS),
         ApiKey::DeleteRecords => spec::<DeleteRecordsRequest>(&schemas::DELETE_RECORDS),
+        ApiKey::DescribeConfigs => spec::<DescribeConfigsRequest>(&schemas::DESCRIBE_CONFIGS),
+        ApiKey::AlterConfigs => spec::<AlterConfigsRequest>(&schemas::ALTER_CONFIGS),
+        ApiKey::IncrementalAlterConfigs => {
+            spec::<IncrementalAlterConfigsRequest>(&schemas::INCREMENTAL_ALTER_CONFIGS)
+        }
         _ => return None,
     })
 }

@@ -44,6 +44,7 @@ impl<S: ShardStorage> Shard<S> {
         let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
         let offsets_topic = self.offsets_topic().name;
         let mut offsets_partition_opened = false;
+        let mut broker_defaults_changed = false;
         let mut failures = Vec::new();
         for delta in deltas {
             match delta {
@@ -87,8 +88,14 @@ impl<S: ShardStorage> Shard<S> {
                 MetadataDelta::ConfigChanged { name, .. } => {
                     self.registry().reload_config(&image, name).await;
                 }
+                MetadataDelta::BrokerConfigChanged { .. } => {
+                    broker_defaults_changed = true;
+                }
                 _ => {}
             }
+        }
+        if broker_defaults_changed {
+            self.registry().reload_all_configs(&image).await;
         }
         if offsets_partition_opened {
             // New partitions are empty: this only marks them loaded, before

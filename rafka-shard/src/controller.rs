@@ -21,7 +21,8 @@ use glommio::sync::RwLock;
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::log::SNAPSHOT_INTERVAL_RECORDS_DEFAULT;
 use rafka_core::metadata::{
-    new_topic_id, Committed, Controller, MetadataImage, MetadataRecord, MetadataStore, NewTopic,
+    new_topic_id, Committed, ConfigOp, Controller, MetadataImage, MetadataRecord, MetadataStore,
+    NewTopic,
 };
 use rafka_core::producer::{ProducerIdAllocator, PRODUCER_ID_BLOCK_IDS_DEFAULT};
 use rafka_proto::error::ErrorCode;
@@ -29,6 +30,22 @@ use uuid::Uuid;
 
 use crate::coordinator::InternalTopic;
 use crate::storage::{BrokerStorage, ShardStorage};
+
+/// What an AlterConfigs entry changes: a topic, or a broker (a node id, or
+/// `""` for the cluster-wide default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigTarget {
+    Topic(String),
+    Broker(String),
+}
+
+/// How: IncrementalAlterConfigs' operations, or legacy AlterConfigs'
+/// complete replacement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    Incremental(Vec<ConfigOp>),
+    Replace(BTreeMap<String, String>),
+}
 
 /// `segment.bytes` of an internal topic: Kafka's
 /// `offsets.topic.segment.bytes` default.
@@ -248,6 +265,56 @@ impl<S: ShardStorage> ControllerShard<S> {
                 }
                 Err(failure) => Err(failure),
             };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// AlterConfigs / IncrementalAlterConfigs: one outcome per resource,
+    /// in order, each committed on its own (Kafka answers per resource).
+    /// An answered change is durable and every shard applies it.
+    pub async fn alter_configs(
+        &self,
+        publisher: &impl Publisher,
+        changes: Vec<(ConfigTarget, ConfigChange)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), TopicFailure>> {
+        let mut inner = self.lock().await;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for (target, change) in &changes {
+            let image = Arc::clone(inner.store.image());
+            let controller = &inner.controller;
+            let records = match (target, change) {
+                (ConfigTarget::Topic(name), ConfigChange::Incremental(ops)) => {
+                    controller.alter_topic_config(&image, name, ops)
+                }
+                (ConfigTarget::Topic(name), ConfigChange::Replace(configs)) => {
+                    controller.replace_topic_config(&image, name, configs)
+                }
+                (ConfigTarget::Broker(name), ConfigChange::Incremental(ops)) => {
+                    controller.alter_broker_config(&image, name, ops)
+                }
+                (ConfigTarget::Broker(name), ConfigChange::Replace(configs)) => {
+                    controller.replace_broker_config(&image, name, configs)
+                }
+            };
+            let records = match records {
+                Ok(records) => records,
+                Err(error) => {
+                    let failure = TopicFailure::new(error.error_code(), error.to_string());
+                    outcomes.push(Err(failure));
+                    continue;
+                }
+            };
+            if validate_only || records.is_empty() {
+                outcomes.push(Ok(()));
+                continue;
+            }
+            // A shard that fails to reload logs its own error; the change
+            // is committed and applies on its next reload either way.
+            let outcome = commit_and_publish(&mut inner, publisher, &records)
+                .await
+                .map(|_applied| ());
             outcomes.push(outcome);
         }
         outcomes

@@ -21,7 +21,9 @@ use rafka_core::metadata::NewTopic;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
-use crate::controller::{ControllerShard, CreatedTopic, TopicFailure, TopicRef};
+use crate::controller::{
+    ConfigChange, ConfigTarget, ControllerShard, CreatedTopic, TopicFailure, TopicRef,
+};
 use crate::coordinator::InternalTopic;
 use crate::runtime::{within, Router};
 use crate::shard::Shard;
@@ -113,6 +115,20 @@ impl<S: ShardStorage> ControllerHandle<S> {
         self.call(timeout, async move |controller, publisher| {
             controller
                 .create_partitions(publisher, topics, validate_only)
+                .await
+        })
+        .await
+    }
+
+    /// AlterConfigs / IncrementalAlterConfigs: one outcome per resource.
+    pub async fn alter_configs(
+        &self,
+        changes: Vec<(ConfigTarget, ConfigChange)>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<(), TopicFailure>>, ControllerCallError> {
+        self.call(None, async move |controller, publisher| {
+            controller
+                .alter_configs(publisher, changes, validate_only)
                 .await
         })
         .await

@@ -181,7 +181,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     /// The log settings of `topic`: broker defaults plus its overrides.
     pub fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
-        let defaults = &self.config.topic_defaults;
+        let defaults = image.topic_defaults(&self.config.topic_defaults, self.config.node_id);
         let overrides = image.topic(topic).map(|t| t.configs.clone());
         let config = overrides
             .and_then(|o| defaults.validate(&o).ok())
@@ -223,6 +223,14 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     }
 
     /// Applies `topic`'s settings in `image` to its open partitions.
+    /// Reloads every topic's config (a dynamic broker default changed).
+    pub async fn reload_all_configs(&self, image: &MetadataImage) {
+        let topics: Vec<String> = self.partitions.borrow().keys().cloned().collect();
+        for topic in topics {
+            self.reload_config(image, &topic).await;
+        }
+    }
+
     pub async fn reload_config(&self, image: &MetadataImage, topic: &str) {
         let config = self.log_config(image, topic);
         for partition in self.of_topic(topic) {

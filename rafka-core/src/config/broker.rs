@@ -159,6 +159,9 @@ pub struct BrokerConfig {
     /// module has the rules.
     pub log_dir_min_free_bytes: Option<u64>,
     pub topic_defaults: TopicDefaults,
+    /// Every key the file or a flag set, with the value as written (what
+    /// DescribeConfigs reports as STATIC_BROKER_CONFIG).
+    pub explicit: BTreeMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -201,6 +204,7 @@ impl Default for BrokerConfig {
             log_open_files_max: 0,
             log_dir_min_free_bytes: None,
             topic_defaults: TopicDefaults::default(),
+            explicit: BTreeMap::new(),
         }
     }
 }
@@ -255,6 +259,14 @@ impl<'a> Entries<'a> {
         self.get(key).map_or(Ok(default), |v| parse_bool(key, v))
     }
 
+    /// The keys read, with their values as written.
+    fn explicit(&self) -> BTreeMap<String, String> {
+        self.used
+            .iter()
+            .filter_map(|k| self.map.get(k).map(|(v, _)| (k.to_string(), v.to_string())))
+            .collect()
+    }
+
     fn warnings(&self) -> Vec<ConfigWarning> {
         let unused = self.map.iter().filter(|(k, _)| !self.used.contains(*k));
         unused
@@ -293,6 +305,7 @@ impl BrokerConfig {
         read_limits(&mut e, &mut config)?;
         read_groups(&mut e, &mut config)?;
         config.topic_defaults = topic_defaults(&mut e)?;
+        config.explicit = e.explicit();
         warnings.extend(e.warnings());
         Ok((config, warnings))
     }

@@ -5,11 +5,14 @@
 //! - `value`: typed parsing of one value and the error naming key, value and
 //!   what was expected.
 //! - `broker`: [`BrokerConfig`], built from properties entries.
+//! - `describe`: the DescribeConfigs view of topic and broker configs
+//!   (values, sources, synonyms, types, docs).
 //! - `listener`: `listeners` entries and their security protocols.
 //! - `topic`: [`TopicConfig`], override validation and the described view.
 //! - `topic_name`: Kafka's topic name rules.
 
 pub mod broker;
+pub mod describe;
 pub mod listener;
 pub mod properties;
 pub mod topic;

@@ -428,6 +428,17 @@ pub const BROKER_SYNONYMS: &[(&str, &[&str])] = &[
 // Each topic key has exactly one synonym entry, in the same order.
 const _: () = assert!(KEYS.len() == BROKER_SYNONYMS.len());
 
+/// The topic key a dynamic broker config sets the default of: only each
+/// topic key's first broker synonym is dynamic (Kafka's
+/// `TOPIC_CONFIG_SYNONYMS`), e.g. `log.retention.ms` but not
+/// `log.retention.hours`.
+pub fn topic_key_for_dynamic_broker_key(broker_key: &str) -> Option<&'static str> {
+    BROKER_SYNONYMS
+        .iter()
+        .find(|(_, brokers)| brokers.first() == Some(&broker_key))
+        .map(|(topic, _)| *topic)
+}
+
 /// The topic key a broker key sets the default of, if any.
 pub fn topic_key_for_broker_key(broker_key: &str) -> Option<&'static str> {
     BROKER_SYNONYMS
@@ -549,10 +560,17 @@ impl TopicConfig {
 pub enum ConfigSource {
     /// Set on the topic (TOPIC_CONFIG).
     TopicOverride = 1,
+    /// Set dynamically for this broker (DYNAMIC_BROKER_CONFIG).
+    DynamicBroker = 2,
+    /// Set dynamically as the cluster-wide default
+    /// (DYNAMIC_DEFAULT_BROKER_CONFIG).
+    DynamicDefaultBroker = 3,
     /// Set in the broker's properties file (STATIC_BROKER_CONFIG).
     StaticBroker = 4,
     /// Kafka's built-in default (DEFAULT_CONFIG).
     Default = 5,
+    /// A logger's level (DYNAMIC_BROKER_LOGGER_CONFIG).
+    DynamicBrokerLogger = 6,
 }
 
 /// One row of a topic's described config.
@@ -597,6 +615,34 @@ impl TopicDefaults {
         overrides: &BTreeMap<String, String>,
     ) -> Result<TopicConfig, TopicConfigError> {
         self.config.with_overrides(overrides)
+    }
+
+    /// These defaults with the dynamic broker configs on top: the
+    /// cluster-wide default (`cluster`), then this broker's own (`broker`),
+    /// each a map of broker key -> value as AlterConfigs stored it. Values
+    /// were validated when set; one that no longer parses is skipped (the
+    /// layer below stays in force).
+    pub fn with_dynamic(
+        &self,
+        cluster: &BTreeMap<String, String>,
+        broker: &BTreeMap<String, String>,
+    ) -> TopicDefaults {
+        let mut defaults = self.clone();
+        for layer in [cluster, broker] {
+            for (broker_key, value) in layer {
+                let Some(topic_key) = topic_key_for_dynamic_broker_key(broker_key) else {
+                    continue;
+                };
+                let mut next = defaults.config.clone();
+                if next.set(topic_key, value).is_ok() {
+                    defaults.config = next;
+                }
+            }
+        }
+        if defaults.config.check_cross_keys().is_err() {
+            return self.clone();
+        }
+        defaults
     }
 
     /// The effective config with the source of every value.

@@ -15,6 +15,8 @@ use super::record::{
     ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, RemovePartitionsRecord,
     RemoveTopicRecord, ShardId, TopicRecord,
 };
+use crate::config::describe::is_known_broker_key;
+use crate::config::topic::topic_key_for_dynamic_broker_key;
 use crate::config::topic_name::{validate_topic_name, TopicNameError};
 use crate::config::value::split_list;
 use crate::config::{BrokerConfig, TopicConfigError, TopicDefaults};
@@ -55,6 +57,12 @@ pub enum ControllerError {
     TopicDeletionDisabled,
     #[error("operation would write {0} records, more than {RECORDS_PER_OPERATION_MAX}")]
     TooManyRecords(usize),
+    #[error("invalid broker name {0:?}: expected a node id or \"\" for the cluster default")]
+    InvalidBrokerName(String),
+    #[error("unknown broker config: {0}")]
+    UnknownBrokerConfig(String),
+    #[error("cannot update these configs dynamically: {0}")]
+    NotDynamic(String),
 }
 
 impl ControllerError {
@@ -72,6 +80,10 @@ impl ControllerError {
             ControllerError::UnknownTopicId(_) => ErrorCode::UNKNOWN_TOPIC_ID,
             ControllerError::TopicDeletionDisabled => ErrorCode::TOPIC_DELETION_DISABLED,
             ControllerError::TooManyRecords(_) => ErrorCode::POLICY_VIOLATION,
+            ControllerError::InvalidBrokerName(_) => ErrorCode::INVALID_REQUEST,
+            ControllerError::UnknownBrokerConfig(_) | ControllerError::NotDynamic(_) => {
+                ErrorCode::INVALID_CONFIG
+            }
         }
     }
 }
@@ -133,8 +145,16 @@ pub fn new_topic_id() -> Uuid {
 }
 
 fn config_record(topic: &str, key: &str, value: Option<&str>) -> MetadataRecord {
+    resource_config_record(ConfigResource::Topic(topic.to_string()), key, value)
+}
+
+fn resource_config_record(
+    resource: ConfigResource,
+    key: &str,
+    value: Option<&str>,
+) -> MetadataRecord {
     MetadataRecord::Config(ConfigRecord {
-        resource: ConfigResource::Topic(topic.to_string()),
+        resource,
         name: key.to_string(),
         value: value.map(str::to_string),
     })
@@ -350,15 +370,7 @@ impl Controller {
             return Err(ControllerError::NotAListConfig(key.clone()));
         }
         let current = overrides.get(key).cloned().unwrap_or(default);
-        let mut items: Vec<String> = split_list(&current).map(str::to_string).collect();
-        for item in split_list(value) {
-            if append && !items.iter().any(|i| i == item) {
-                items.push(item.to_string());
-            } else if !append {
-                items.retain(|i| i != item);
-            }
-        }
-        overrides.insert(key.clone(), items.join(","));
+        overrides.insert(key.clone(), edit_list(&current, value, append));
         Ok(())
     }
 
@@ -403,6 +415,97 @@ impl Controller {
         Ok(records)
     }
 
+    /// IncrementalAlterConfigs on a broker resource: `broker` is a node id,
+    /// or `""` for the cluster-wide default (Kafka's names).
+    pub fn alter_broker_config(
+        &self,
+        image: &MetadataImage,
+        broker: &str,
+        ops: &[ConfigOp],
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        check_broker_name(broker)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut next = image.broker_configs(broker).clone();
+        for op in ops {
+            if !seen.insert(op.key()) {
+                return Err(ControllerError::DuplicateConfigKey(op.key().to_string()));
+            }
+            let topic_key = dynamic_topic_key(op.key())?;
+            match op {
+                ConfigOp::Set(k, v) => {
+                    next.insert(k.clone(), v.clone());
+                }
+                ConfigOp::Delete(k) => {
+                    next.remove(k);
+                }
+                ConfigOp::Append(k, v) | ConfigOp::Subtract(k, v) => {
+                    if !LIST_CONFIGS.contains(&topic_key) {
+                        return Err(ControllerError::NotAListConfig(k.clone()));
+                    }
+                    let default = self.topic_defaults.config.value_string(topic_key);
+                    let current = next.get(k).cloned().or(default).unwrap_or_default();
+                    let append = matches!(op, ConfigOp::Append(..));
+                    next.insert(k.clone(), edit_list(&current, v, append));
+                }
+            }
+        }
+        self.broker_config_changes(image, broker, next)
+    }
+
+    /// Legacy AlterConfigs on a broker resource: `configs` replaces every
+    /// dynamic config of it.
+    pub fn replace_broker_config(
+        &self,
+        image: &MetadataImage,
+        broker: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        check_broker_name(broker)?;
+        for key in configs.keys() {
+            dynamic_topic_key(key)?;
+        }
+        self.broker_config_changes(image, broker, configs.clone())
+    }
+
+    /// Validates a broker resource's complete new dynamic set (each value
+    /// with its topic key's validator, then the cross-key rules on the
+    /// defaults it yields) and emits one record per key that changes.
+    fn broker_config_changes(
+        &self,
+        image: &MetadataImage,
+        broker: &str,
+        next: BTreeMap<String, String>,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let mut config = self.topic_defaults.config.clone();
+        for (key, value) in &next {
+            let topic_key = dynamic_topic_key(key)?;
+            config.set(topic_key, value).map_err(|error| match error {
+                TopicConfigError::InvalidValue(mut invalid) => {
+                    invalid.key = key.clone();
+                    TopicConfigError::InvalidValue(invalid)
+                }
+                other => other,
+            })?;
+        }
+        config.with_overrides(&BTreeMap::new())?;
+        let current = image.broker_configs(broker);
+        let resource = || ConfigResource::Broker(broker.to_string());
+        let mut records = Vec::new();
+        for (key, value) in &next {
+            if current.get(key) != Some(value) {
+                records.push(resource_config_record(resource(), key, Some(value)));
+            }
+        }
+        for key in current.keys().filter(|k| !next.contains_key(*k)) {
+            records.push(resource_config_record(resource(), key, None));
+        }
+        if records.len() > RECORDS_PER_OPERATION_MAX {
+            return Err(ControllerError::TooManyRecords(records.len()));
+        }
+        records.sort_by(|a, b| record_key(a).cmp(record_key(b)));
+        Ok(records)
+    }
+
     /// Placement records after a restart with `self.shard_count` shards:
     /// partitions on missing shards move, then the load evens out.
     pub fn replace_for_shard_count(&self, image: &MetadataImage) -> Vec<MetadataRecord> {
@@ -411,6 +514,40 @@ impl Controller {
             .map(MetadataRecord::PartitionPlacement)
             .collect()
     }
+}
+
+/// `current` (a comma-separated list) with the items of `value` appended
+/// (each once) or removed.
+fn edit_list(current: &str, value: &str, append: bool) -> String {
+    let mut items: Vec<String> = split_list(current).map(str::to_string).collect();
+    for item in split_list(value) {
+        if append && !items.iter().any(|i| i == item) {
+            items.push(item.to_string());
+        } else if !append {
+            items.retain(|i| i != item);
+        }
+    }
+    items.join(",")
+}
+
+/// A broker resource is named by a node id, or `""` (the cluster default).
+fn check_broker_name(broker: &str) -> Result<(), ControllerError> {
+    if broker.is_empty() || broker.parse::<u32>().is_ok_and(|id| id <= i32::MAX as u32) {
+        return Ok(());
+    }
+    Err(ControllerError::InvalidBrokerName(broker.to_string()))
+}
+
+/// The topic key a dynamic broker key sets the default of, or why `key`
+/// cannot be set dynamically.
+fn dynamic_topic_key(key: &str) -> Result<&'static str, ControllerError> {
+    if let Some(topic_key) = topic_key_for_dynamic_broker_key(key) {
+        return Ok(topic_key);
+    }
+    if is_known_broker_key(key) {
+        return Err(ControllerError::NotDynamic(key.to_string()));
+    }
+    Err(ControllerError::UnknownBrokerConfig(key.to_string()))
 }
 
 fn partition_records(

@@ -9,6 +9,7 @@
 //! a replicated log drive it later.
 
 use rafka_proto::error::ErrorCode;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use super::record::{
     RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
 };
 use crate::config::topic_name::{collision_key, has_collision_chars};
+use crate::config::TopicDefaults;
 
 /// One topic as of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,14 @@ pub enum MetadataDelta {
     ConfigChanged {
         topic_id: Uuid,
         name: String,
+        key: String,
+        old: Option<String>,
+        new: Option<String>,
+    },
+    /// A dynamic broker config changed: `broker` is a node id, or `""`
+    /// for the cluster-wide default.
+    BrokerConfigChanged {
+        broker: String,
         key: String,
         old: Option<String>,
         new: Option<String>,
@@ -132,6 +142,8 @@ pub struct MetadataImage {
     /// Names containing `.` or `_`, by their collision key.
     collisions: BTreeMap<String, BTreeSet<String>>,
     partition_count: u64,
+    /// Dynamic broker configs by broker name (`""` = cluster default).
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -203,11 +215,47 @@ impl MetadataImage {
         loads
     }
 
-    /// The image as records that rebuild it from empty (a snapshot):
-    /// per topic in name order, its TopicRecord, PartitionRecords and
-    /// ConfigRecords.
+    /// The dynamic broker configs of `broker` (a node id, or `""` for
+    /// the cluster-wide default); empty when none is set.
+    pub fn broker_configs(&self, broker: &str) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.broker_configs.get(broker).unwrap_or(&EMPTY)
+    }
+
+    /// The topic defaults broker `node_id` applies: its static `defaults`
+    /// with the cluster-wide and its own dynamic broker configs on top.
+    pub fn topic_defaults<'a>(
+        &self,
+        defaults: &'a TopicDefaults,
+        node_id: i32,
+    ) -> Cow<'a, TopicDefaults> {
+        if self.broker_configs.is_empty() {
+            return Cow::Borrowed(defaults);
+        }
+        let cluster = self.broker_configs("");
+        let broker = self.broker_configs(&node_id.to_string());
+        Cow::Owned(defaults.with_dynamic(cluster, broker))
+    }
+
+    /// Whether any dynamic broker config is set (anywhere).
+    pub fn has_broker_configs(&self) -> bool {
+        !self.broker_configs.is_empty()
+    }
+
+    /// The image as records that rebuild it from empty (a snapshot): the
+    /// dynamic broker configs, then per topic in name order, its
+    /// TopicRecord, PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        for (broker, configs) in &self.broker_configs {
+            for (key, value) in configs {
+                out.push(MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::Broker(broker.clone()),
+                    name: key.clone(),
+                    value: Some(value.clone()),
+                }));
+            }
+        }
         for t in self.topics() {
             out.push(MetadataRecord::Topic(TopicRecord {
                 name: t.name.clone(),
@@ -344,7 +392,10 @@ impl MetadataImage {
     }
 
     fn apply_config(&mut self, r: &ConfigRecord) -> Result<MetadataDelta, ApplyError> {
-        let ConfigResource::Topic(name) = &r.resource;
+        let name = match &r.resource {
+            ConfigResource::Topic(name) => name,
+            ConfigResource::Broker(broker) => return Ok(self.apply_broker_config(broker, r)),
+        };
         let id = *self
             .ids_by_name
             .get(name)
@@ -361,6 +412,23 @@ impl MetadataImage {
             old,
             new: r.value.clone(),
         })
+    }
+
+    fn apply_broker_config(&mut self, broker: &str, r: &ConfigRecord) -> MetadataDelta {
+        let configs = self.broker_configs.entry(broker.to_string()).or_default();
+        let old = match &r.value {
+            Some(v) => configs.insert(r.name.clone(), v.clone()),
+            None => configs.remove(&r.name),
+        };
+        if configs.is_empty() {
+            self.broker_configs.remove(broker);
+        }
+        MetadataDelta::BrokerConfigChanged {
+            broker: broker.to_string(),
+            key: r.name.clone(),
+            old,
+            new: r.value.clone(),
+        }
     }
 
     fn apply_placement(

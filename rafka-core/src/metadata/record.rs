@@ -15,6 +15,8 @@ pub type ShardId = u32;
 
 /// Kafka's `ConfigResource.Type` code for a topic.
 pub const RESOURCE_TYPE_TOPIC: i8 = 2;
+/// Kafka's `ConfigResource.Type` code for a broker.
+pub const RESOURCE_TYPE_BROKER: i8 = 4;
 
 /// Longest string a record may hold: bounds what one decode can allocate.
 pub const RECORD_STRING_BYTES_MAX: u32 = 1024 * 1024;
@@ -24,6 +26,9 @@ pub const RECORD_STRING_BYTES_MAX: u32 = 1024 * 1024;
 pub enum ConfigResource {
     /// A topic, by name (as Kafka's ConfigRecord does).
     Topic(String),
+    /// Dynamic broker configs: a node id (`"0"`) for one broker, or `""`
+    /// for the cluster-wide default, as Kafka names them.
+    Broker(String),
 }
 
 /// A new topic; its partitions follow as [`PartitionRecord`]s.
@@ -235,9 +240,12 @@ impl MetadataRecord {
             }
             MetadataRecord::RemoveTopic(r) => w.uuid(&r.topic_id),
             MetadataRecord::Config(r) => {
-                let ConfigResource::Topic(topic) = &r.resource;
-                w.u8(RESOURCE_TYPE_TOPIC as u8);
-                w.string(topic);
+                let (resource_type, name) = match &r.resource {
+                    ConfigResource::Topic(topic) => (RESOURCE_TYPE_TOPIC, topic),
+                    ConfigResource::Broker(broker) => (RESOURCE_TYPE_BROKER, broker),
+                };
+                w.u8(resource_type as u8);
+                w.string(name);
                 w.string(&r.name);
                 w.opt_string(r.value.as_deref());
             }
@@ -296,12 +304,13 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
             topic_id: r.uuid()?,
         }),
         code::CONFIG => {
-            let resource_type = r.u8()? as i8;
-            if resource_type != RESOURCE_TYPE_TOPIC {
-                return Err(RecordError::UnknownResourceType(resource_type));
-            }
+            let resource = match r.u8()? as i8 {
+                RESOURCE_TYPE_TOPIC => ConfigResource::Topic(r.string()?),
+                RESOURCE_TYPE_BROKER => ConfigResource::Broker(r.string()?),
+                other => return Err(RecordError::UnknownResourceType(other)),
+            };
             MetadataRecord::Config(ConfigRecord {
-                resource: ConfigResource::Topic(r.string()?),
+                resource,
                 name: r.string()?,
                 value: r.opt_string()?,
             })
@@ -346,6 +355,23 @@ mod tests {
         let want = vec![4, 0, 2, 0, 0, 0, 1, b't', 0, 0, 0, 1, b'k', 0];
         assert_eq!(record.to_bytes(), want);
         assert_eq!(MetadataRecord::decode(&want), Ok(record));
+    }
+
+    #[test]
+    fn broker_config_record_bytes() {
+        let record = MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Broker(String::new()),
+            name: "k".into(),
+            value: Some("v".into()),
+        });
+        let want = vec![4, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1, b'k', 1, 0, 0, 0, 1, b'v'];
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+        let unknown_resource = [4, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            MetadataRecord::decode(&unknown_resource),
+            Err(RecordError::UnknownResourceType(8))
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::config::describe::{describe_topic, DynamicLayers};
 use rafka_core::config::TopicDefaults;
 use rafka_core::metadata::{ControllerError, NewTopic};
 use rafka_proto::error::ErrorCode;
@@ -54,14 +55,22 @@ pub async fn handle(
         .collect();
     let created = create(ctx, topics, decoded.validate_only, decoded.timeout_ms).await;
     let mut created = created.into_iter();
-    let defaults = &ctx.config().topic_defaults;
+    let image = ctx.image();
+    let node = ctx.node().node_id.to_string();
+    let described = Described {
+        defaults: &ctx.config().topic_defaults,
+        layers: DynamicLayers {
+            cluster: image.broker_configs(""),
+            broker: image.broker_configs(&node),
+        },
+    };
     let mut results = Vec::with_capacity(entries.len() + duplicates.len());
     for (name, planned) in entries {
         let result = match planned {
             Err(refused) => failure_result(name, &refused),
             Ok(topic) => match created.next() {
                 Some(Ok(done)) => {
-                    success_result(&topic, &done, decoded.validate_only, defaults, version)
+                    success_result(&topic, &done, decoded.validate_only, described, version)
                 }
                 Some(Err(failure)) => failure_result(name, &failure),
                 None => failure_result(name, &ControllerCallError::Unavailable.topic_failure()),
@@ -220,7 +229,7 @@ fn success_result(
     topic: &NewTopic,
     created: &CreatedTopic,
     validate_only: bool,
-    defaults: &TopicDefaults,
+    described: Described<'_>,
     version: i16,
 ) -> CreatableTopicResult {
     let topic_id = if validate_only {
@@ -236,28 +245,25 @@ fn success_result(
     if version >= RESOLVED_CONFIGS_VERSION_MIN {
         result.num_partitions = created.partitions;
         result.replication_factor = 1;
-        match defaults.resolve(&topic.configs) {
-            Ok(resolved) => {
-                let configs = resolved.entries.iter().map(|entry| {
-                    CreatableTopicConfigs::default()
-                        .with_name(StrBytes::from_static_str(entry.name))
-                        .with_value(Some(StrBytes::from_string(entry.value.clone())))
-                        .with_read_only(false)
-                        .with_config_source(entry.source as i8)
-                        .with_is_sensitive(false)
-                });
-                result.configs = Some(configs.collect());
-            }
-            // The controller validated these configs; should they no longer
-            // resolve, the topic still exists and only its configs are
-            // missing from the answer.
-            Err(error) => {
-                result.topic_config_error_code = error.error_code().code();
-                result.configs = None;
-            }
-        }
+        let entries = describe_topic(described.defaults, described.layers, &topic.configs);
+        let configs = entries.into_iter().map(|entry| {
+            CreatableTopicConfigs::default()
+                .with_name(StrBytes::from_string(entry.name))
+                .with_value(entry.value.map(StrBytes::from_string))
+                .with_read_only(entry.read_only)
+                .with_config_source(entry.source as i8)
+                .with_is_sensitive(entry.sensitive)
+        });
+        result.configs = Some(configs.collect());
     }
     result
+}
+
+/// What the configs in a v5+ answer are described with.
+#[derive(Clone, Copy)]
+struct Described<'a> {
+    defaults: &'a TopicDefaults,
+    layers: DynamicLayers<'a>,
 }
 
 fn failure_result(name: String, failure: &TopicFailure) -> CreatableTopicResult {

@@ -27,6 +27,7 @@
 //!
 //! Lives on: one `Handlers` per shard.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod context;
 pub mod coordinator_call;
@@ -36,11 +37,13 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -139,6 +142,9 @@ served_apis! {
     DescribeCluster(DescribeClusterResponse) => describe_cluster::handle, 0..=2;
     CreatePartitions(CreatePartitionsResponse) => create_partitions::handle, 0..=3;
     DeleteRecords(DeleteRecordsResponse) => delete_records::handle, 0..=2;
+    DescribeConfigs(DescribeConfigsResponse) => describe_configs::handle, 1..=4;
+    AlterConfigs(AlterConfigsResponse) => alter_configs::handle, 0..=2;
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse) => incremental_alter_configs::handle, 0..=1;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers

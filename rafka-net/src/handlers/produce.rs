@@ -34,7 +34,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use rafka_core::acl::{AclOperation, Resource};
-use rafka_core::config::{BrokerConfig, TopicConfig};
+use rafka_core::config::{TopicConfig, TopicDefaults};
 use rafka_core::metadata::{MetadataImage, TopicImage};
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
@@ -254,6 +254,7 @@ impl Plan {
         outcomes: &mut Grid<Outcome>,
     ) -> Split<Slot, Append> {
         let image = ctx.image();
+        let defaults = image.topic_defaults(&ctx.config().topic_defaults, ctx.node().node_id);
         let mut split = Split::new();
         for (t, data) in produce.topic_data.iter().enumerate() {
             let topic = match self.resolve(ctx, &image, data) {
@@ -263,7 +264,7 @@ impl Plan {
                     continue;
                 }
             };
-            let config = topic_config(ctx.config(), topic);
+            let config = topic_config(&defaults, topic);
             for (p, partition) in data.partition_data.iter().enumerate() {
                 let owner = topic
                     .shard_of(partition.index)
@@ -323,8 +324,7 @@ impl Plan {
 }
 
 /// The topic's effective settings, as its partitions' logs use them.
-fn topic_config(config: &BrokerConfig, topic: &TopicImage) -> TopicConfig {
-    let defaults = &config.topic_defaults;
+fn topic_config(defaults: &TopicDefaults, topic: &TopicImage) -> TopicConfig {
     if topic.configs.is_empty() {
         return defaults.config.clone();
     }

@@ -500,3 +500,67 @@ pub(crate) static DELETE_GROUPS: Shape = shape(
         all(STRS), // groups_names
     ],
 );
+
+pub(crate) static DESCRIBE_CONFIGS: Shape = shape(
+    "DescribeConfigsRequest",
+    &[
+        all(StructArray(&DESCRIBE_CONFIGS_RESOURCE)), // resources
+        from(1, BOOL),                                // include_synonyms
+        from(3, BOOL),                                // include_documentation
+    ],
+);
+static DESCRIBE_CONFIGS_RESOURCE: Shape = shape(
+    "DescribeConfigsResource",
+    &[
+        all(I8),   // resource_type
+        all(Str),  // resource_name
+        all(STRS), // configuration_keys (nullable)
+    ],
+);
+
+pub(crate) static ALTER_CONFIGS: Shape = shape(
+    "AlterConfigsRequest",
+    &[
+        all(StructArray(&ALTER_CONFIGS_RESOURCE)), // resources
+        all(BOOL),                                 // validate_only
+    ],
+);
+static ALTER_CONFIGS_RESOURCE: Shape = shape(
+    "AlterConfigsResource",
+    &[
+        all(I8),                                 // resource_type
+        all(Str),                                // resource_name
+        all(StructArray(&ALTER_CONFIGS_CONFIG)), // configs
+    ],
+);
+static ALTER_CONFIGS_CONFIG: Shape = shape(
+    "AlterableConfig",
+    &[
+        all(Str), // name
+        all(Str), // value (nullable)
+    ],
+);
+
+pub(crate) static INCREMENTAL_ALTER_CONFIGS: Shape = shape(
+    "IncrementalAlterConfigsRequest",
+    &[
+        all(StructArray(&INCREMENTAL_ALTER_CONFIGS_RESOURCE)), // resources
+        all(BOOL),                                             // validate_only
+    ],
+);
+static INCREMENTAL_ALTER_CONFIGS_RESOURCE: Shape = shape(
+    "AlterConfigsResource",
+    &[
+        all(I8),                                             // resource_type
+        all(Str),                                            // resource_name
+        all(StructArray(&INCREMENTAL_ALTER_CONFIGS_CONFIG)), // configs
+    ],
+);
+static INCREMENTAL_ALTER_CONFIGS_CONFIG: Shape = shape(
+    "AlterableConfig",
+    &[
+        all(Str), // name
+        all(I8),  // config_operation
+        all(Str), // value (nullable)
+    ],
+);

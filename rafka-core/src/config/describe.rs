@@ -1,0 +1,595 @@
+//! The described view of configs, as DescribeConfigs answers it: every
+//! topic key and every broker key rafka honours, each with its effective
+//! value, where that value comes from, the synonyms it was chosen among
+//! (highest precedence first), its type and its documentation.
+//!
+//! Precedence, as Kafka's: a topic override, then this broker's dynamic
+//! config, then the cluster-wide dynamic default, then the properties file
+//! or a flag (STATIC_BROKER_CONFIG), then the built-in default
+//! (DEFAULT_CONFIG). Only each topic key's first broker synonym
+//! (`log.retention.ms`, `log.segment.bytes`, ...) can be set dynamically;
+//! every other broker key is read-only.
+
+use std::collections::BTreeMap;
+
+use super::broker::BrokerConfig;
+use super::topic::{
+    topic_key_for_dynamic_broker_key, ConfigSource, TopicConfig, TopicDefaults, BROKER_SYNONYMS,
+};
+
+/// Kafka's DescribeConfigs `ConfigType` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// One value a described config was chosen among.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+}
+
+/// One described config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConfig {
+    pub name: String,
+    /// None for a sensitive value, or a key with no value at all.
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+    /// Highest precedence first; the first one is the effective value.
+    pub synonyms: Vec<Synonym>,
+}
+
+/// Type and documentation of each topic key, in the order of
+/// [`BROKER_SYNONYMS`].
+const TOPIC_KEY_DOCS: &[(ConfigType, &str)] = &[
+    (ConfigType::List, "Which cleanup applies to old log segments: \"delete\" (retention by time and size), \"compact\" (keep the latest value per key), or both."),
+    (ConfigType::Int, "Compression level for gzip when compression.type is gzip (-1 = the codec's default, or 1-9)."),
+    (ConfigType::Int, "Compression level for lz4 when compression.type is lz4 (1-17)."),
+    (ConfigType::String, "The codec batches are stored with: \"producer\" keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd recompresses any batch that differs."),
+    (ConfigType::Int, "Compression level for zstd when compression.type is zstd."),
+    (ConfigType::Long, "How long delete tombstones are kept after compaction reaches them, in ms."),
+    (ConfigType::Long, "How long a deleted segment file is kept before it is removed from disk, in ms."),
+    (ConfigType::Long, "Force an fsync after this many messages (rafka is durable before it acknowledges whatever this says)."),
+    (ConfigType::Long, "Force an fsync after this many ms (rafka is durable before it acknowledges whatever this says)."),
+    (ConfigType::Int, "Bytes between two entries of the offset index."),
+    (ConfigType::Long, "The longest a record may stay uncompacted, in ms."),
+    (ConfigType::Int, "The largest record batch size accepted, in bytes (after compression)."),
+    (ConfigType::Long, "How far after the broker's clock a CreateTime timestamp may be, in ms."),
+    (ConfigType::Long, "How far before the broker's clock a CreateTime timestamp may be, in ms."),
+    (ConfigType::String, "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock."),
+    (ConfigType::Double, "The dirty share of a log above which it is compacted."),
+    (ConfigType::Long, "The shortest a record stays uncompacted, in ms."),
+    (ConfigType::Int, "Replicas that must acknowledge an acks=all write."),
+    (ConfigType::Boolean, "Preallocate segment files."),
+    (ConfigType::Long, "Largest size of a partition's log before old segments are deleted, in bytes (-1: no limit)."),
+    (ConfigType::Long, "Longest time a segment is kept before it is deleted, in ms (-1: no limit)."),
+    (ConfigType::Int, "Size of one log segment file, in bytes."),
+    (ConfigType::Int, "Size of a segment's offset index, in bytes."),
+    (ConfigType::Long, "Largest random jitter subtracted from segment.ms, in ms."),
+    (ConfigType::Long, "Time after which the active segment rolls even if not full, in ms."),
+    (ConfigType::Boolean, "Whether a replica outside the ISR may become leader (losing data)."),
+];
+
+const _: () = assert!(TOPIC_KEY_DOCS.len() == BROKER_SYNONYMS.len());
+
+/// The dynamic config layers above the broker's static topic defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct DynamicLayers<'a> {
+    /// Cluster-wide default (`""` resource).
+    pub cluster: &'a BTreeMap<String, String>,
+    /// This broker's own (its node id as the resource name).
+    pub broker: &'a BTreeMap<String, String>,
+}
+
+/// Every topic config of a topic with `overrides`, in key order.
+pub fn describe_topic(
+    defaults: &TopicDefaults,
+    layers: DynamicLayers<'_>,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<DescribedConfig> {
+    let builtin = TopicConfig::default();
+    BROKER_SYNONYMS
+        .iter()
+        .zip(TOPIC_KEY_DOCS)
+        .map(|((topic_key, brokers), (kind, doc))| {
+            let mut synonyms = Vec::new();
+            if let Some(value) = overrides.get(*topic_key) {
+                synonyms.push(synonym(
+                    topic_key,
+                    Some(value.clone()),
+                    ConfigSource::TopicOverride,
+                ));
+            }
+            synonyms.extend(broker_synonyms(
+                defaults, layers, topic_key, brokers, &builtin,
+            ));
+            entry(topic_key, false, *kind, doc, synonyms)
+        })
+        .collect()
+}
+
+/// The broker keys rafka honours, as broker `node_id` describes itself.
+pub fn describe_broker(config: &BrokerConfig, layers: DynamicLayers<'_>) -> Vec<DescribedConfig> {
+    let builtin = TopicConfig::default();
+    let defaults = &config.topic_defaults;
+    let mut out: Vec<DescribedConfig> = Vec::new();
+    for ((topic_key, brokers), (kind, doc)) in BROKER_SYNONYMS.iter().zip(TOPIC_KEY_DOCS) {
+        for (i, broker_key) in brokers.iter().enumerate() {
+            let synonyms = if i == 0 {
+                broker_synonyms(defaults, layers, topic_key, brokers, &builtin)
+            } else {
+                // An alternate spelling (`log.retention.hours`): only its
+                // own static value, if the file set it.
+                let value = config.explicit.get(*broker_key);
+                value
+                    .map(|v| synonym(broker_key, Some(v.clone()), ConfigSource::StaticBroker))
+                    .into_iter()
+                    .collect()
+            };
+            let kind = if broker_key.ends_with(".hours") || broker_key.ends_with(".minutes") {
+                ConfigType::Int
+            } else {
+                *kind
+            };
+            out.push(entry(broker_key, i != 0, kind, doc, synonyms));
+        }
+    }
+    for key in BROKER_KEYS {
+        let rendered = (key.render)(config);
+        let source = if config.explicit.contains_key(key.name) {
+            ConfigSource::StaticBroker
+        } else {
+            ConfigSource::Default
+        };
+        let synonyms = vec![synonym(key.name, rendered, source)];
+        out.push(entry(key.name, true, key.kind, key.doc, synonyms));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The cluster-wide dynamic defaults (the broker resource named `""`):
+/// only the keys set there, as Kafka describes it.
+pub fn describe_broker_default(cluster: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
+    let mut out = Vec::new();
+    for (key, value) in cluster {
+        let Some(topic_key) = topic_key_for_dynamic_broker_key(key) else {
+            continue;
+        };
+        let (kind, doc) = topic_key_doc(topic_key);
+        let synonyms = vec![synonym(
+            key,
+            Some(value.clone()),
+            ConfigSource::DynamicDefaultBroker,
+        )];
+        out.push(entry(key, false, kind, doc, synonyms));
+    }
+    out
+}
+
+/// Whether `key` is a broker config rafka can change at runtime.
+pub fn is_dynamic_broker_key(key: &str) -> bool {
+    topic_key_for_dynamic_broker_key(key).is_some()
+}
+
+/// Whether `key` is a broker config rafka knows (dynamic or read-only).
+pub fn is_known_broker_key(key: &str) -> bool {
+    BROKER_SYNONYMS
+        .iter()
+        .any(|(_, brokers)| brokers.contains(&key))
+        || BROKER_KEYS.iter().any(|k| k.name == key)
+}
+
+fn topic_key_doc(topic_key: &str) -> (ConfigType, &'static str) {
+    let i = BROKER_SYNONYMS
+        .iter()
+        .position(|(k, _)| *k == topic_key)
+        .unwrap_or(0);
+    TOPIC_KEY_DOCS[i]
+}
+
+/// The broker-level values a topic key's default is chosen among: this
+/// broker's dynamic value, the cluster's, the static one, the built-in.
+fn broker_synonyms(
+    defaults: &TopicDefaults,
+    layers: DynamicLayers<'_>,
+    topic_key: &str,
+    brokers: &[&'static str],
+    builtin: &TopicConfig,
+) -> Vec<Synonym> {
+    let primary = brokers.first().copied().unwrap_or(topic_key);
+    let mut synonyms = Vec::new();
+    if let Some(value) = layers.broker.get(primary) {
+        synonyms.push(synonym(
+            primary,
+            Some(value.clone()),
+            ConfigSource::DynamicBroker,
+        ));
+    }
+    if let Some(value) = layers.cluster.get(primary) {
+        let source = ConfigSource::DynamicDefaultBroker;
+        synonyms.push(synonym(primary, Some(value.clone()), source));
+    }
+    if let Some(broker_key) = defaults.from_broker.get(topic_key) {
+        let value = defaults.config.value_string(topic_key);
+        synonyms.push(synonym(broker_key, value, ConfigSource::StaticBroker));
+    }
+    synonyms.push(synonym(
+        primary,
+        builtin.value_string(topic_key),
+        ConfigSource::Default,
+    ));
+    synonyms
+}
+
+fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> Synonym {
+    Synonym {
+        name: name.to_string(),
+        value,
+        source,
+    }
+}
+
+fn entry(
+    name: &str,
+    read_only: bool,
+    kind: ConfigType,
+    doc: &'static str,
+    synonyms: Vec<Synonym>,
+) -> DescribedConfig {
+    let (value, source) = synonyms.first().map_or((None, ConfigSource::Default), |s| {
+        (s.value.clone(), s.source)
+    });
+    DescribedConfig {
+        name: name.to_string(),
+        value,
+        source,
+        read_only,
+        sensitive: false,
+        kind,
+        doc,
+        synonyms,
+    }
+}
+
+/// A read-only broker key: its type, how to render its value, its doc.
+struct BrokerKey {
+    name: &'static str,
+    kind: ConfigType,
+    render: fn(&BrokerConfig) -> Option<String>,
+    doc: &'static str,
+}
+
+fn some<T: ToString>(value: T) -> Option<String> {
+    Some(value.to_string())
+}
+
+fn joined<T: ToString>(items: &[T]) -> Option<String> {
+    let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+    Some(items.join(","))
+}
+
+/// The broker keys that are not topic defaults, each read-only.
+const BROKER_KEYS: &[BrokerKey] = &[
+    BrokerKey {
+        name: "advertised.listeners",
+        kind: ConfigType::String,
+        render: |c| joined(&c.advertised_listeners),
+        doc: "Listeners published to clients in Metadata, if different from listeners.",
+    },
+    BrokerKey {
+        name: "auto.create.topics.enable",
+        kind: ConfigType::Boolean,
+        render: |c| some(c.auto_create_topics_enable),
+        doc: "Create a topic on a Metadata request that names an unknown one.",
+    },
+    BrokerKey {
+        name: "connections.max.idle.ms",
+        kind: ConfigType::Long,
+        render: |c| some(c.connections_max_idle_ms),
+        doc: "Close connections idle for this long, in ms.",
+    },
+    BrokerKey {
+        name: "default.replication.factor",
+        kind: ConfigType::Int,
+        render: |c| some(c.default_replication_factor),
+        doc: "Replication factor of topics created without one.",
+    },
+    BrokerKey {
+        name: "delete.topic.enable",
+        kind: ConfigType::Boolean,
+        render: |c| some(c.delete_topic_enable),
+        doc: "Whether DeleteTopics may delete topics.",
+    },
+    BrokerKey {
+        name: "fetch.max.bytes",
+        kind: ConfigType::Int,
+        render: |c| some(c.fetch_max_bytes),
+        doc: "Most bytes one Fetch response carries.",
+    },
+    BrokerKey {
+        name: "group.initial.rebalance.delay.ms",
+        kind: ConfigType::Int,
+        render: |c| some(c.group_initial_rebalance_delay_ms),
+        doc: "How long an empty group waits for more members before its first rebalance, in ms.",
+    },
+    BrokerKey {
+        name: "group.max.session.timeout.ms",
+        kind: ConfigType::Int,
+        render: |c| some(c.group_max_session_timeout_ms),
+        doc: "Largest session timeout a group member may ask for, in ms.",
+    },
+    BrokerKey {
+        name: "group.max.size",
+        kind: ConfigType::Int,
+        render: |c| some(c.group_max_size),
+        doc: "Most members one group may have.",
+    },
+    BrokerKey {
+        name: "group.min.session.timeout.ms",
+        kind: ConfigType::Int,
+        render: |c| some(c.group_min_session_timeout_ms),
+        doc: "Smallest session timeout a group member may ask for, in ms.",
+    },
+    BrokerKey {
+        name: "listener.security.protocol.map",
+        kind: ConfigType::String,
+        render: |c| {
+            let pairs: Vec<String> = c
+                .listener_protocols
+                .iter()
+                .map(|(name, protocol)| format!("{name}:{}", protocol.name()))
+                .collect();
+            Some(pairs.join(","))
+        },
+        doc: "Security protocol of each listener name.",
+    },
+    BrokerKey {
+        name: "listeners",
+        kind: ConfigType::String,
+        render: |c| joined(&c.listeners),
+        doc: "The addresses the broker listens on, as NAME://host:port.",
+    },
+    BrokerKey {
+        name: "log.dirs",
+        kind: ConfigType::String,
+        render: |c| {
+            let dirs: Vec<String> = c.log_dirs.iter().map(|d| d.display().to_string()).collect();
+            Some(dirs.join(","))
+        },
+        doc: "The directories partition data is kept in.",
+    },
+    BrokerKey {
+        name: "log.retention.check.interval.ms",
+        kind: ConfigType::Long,
+        render: |c| some(c.log_retention_check_interval_ms),
+        doc: "How often segments past retention are looked for, in ms.",
+    },
+    BrokerKey {
+        name: "metadata.log.dir",
+        kind: ConfigType::String,
+        render: |c| c.metadata_log_dir.as_ref().map(|d| d.display().to_string()),
+        doc: "Where the metadata log lives (default: the first of log.dirs).",
+    },
+    BrokerKey {
+        name: "node.id",
+        kind: ConfigType::Int,
+        render: |c| some(c.node_id),
+        doc: "This broker's id.",
+    },
+    BrokerKey {
+        name: "num.partitions",
+        kind: ConfigType::Int,
+        render: |c| some(c.num_partitions),
+        doc: "Partitions of topics created without a count.",
+    },
+    BrokerKey {
+        name: "offsets.retention.check.interval.ms",
+        kind: ConfigType::Long,
+        render: |c| some(c.offsets_retention_check_interval_ms),
+        doc: "How often expired committed offsets are removed, in ms.",
+    },
+    BrokerKey {
+        name: "offsets.retention.minutes",
+        kind: ConfigType::Int,
+        render: |c| some(c.offsets_retention_minutes),
+        doc: "How long the committed offsets of an empty group are kept, in minutes.",
+    },
+    BrokerKey {
+        name: "offsets.topic.num.partitions",
+        kind: ConfigType::Int,
+        render: |c| some(c.offsets_topic_num_partitions),
+        doc: "Partitions of __consumer_offsets.",
+    },
+    BrokerKey {
+        name: "rafka.fetch.max.wait.ms",
+        kind: ConfigType::Int,
+        render: |c| some(c.fetch_max_wait_ms),
+        doc: "The longest a Fetch waits for min_bytes, whatever it asks, in ms.",
+    },
+    BrokerKey {
+        name: "rafka.flush.interval.ms",
+        kind: ConfigType::Int,
+        render: |c| some(c.flush_interval_ms),
+        doc: "How long a shard may hold a group commit open before its fdatasync, in ms.",
+    },
+    BrokerKey {
+        name: "rafka.log.dir.min.free.bytes",
+        kind: ConfigType::Long,
+        render: |c| c.log_dir_min_free_bytes.map(|b| b.to_string()),
+        doc: "Below this many free bytes produce to user topics is refused (unset: 1 GiB or 5% of the filesystem).",
+    },
+    BrokerKey {
+        name: "rafka.log.open.files.max",
+        kind: ConfigType::Long,
+        render: |c| some(c.log_open_files_max),
+        doc: "Segment and index files kept open at once (0: a quarter of RLIMIT_NOFILE).",
+    },
+    BrokerKey {
+        name: "rafka.log.scrub.bytes.per.second",
+        kind: ConfigType::Long,
+        render: |c| some(c.log_scrub_bytes_per_second),
+        doc: "Rate at which each shard re-verifies closed segments (0: off).",
+    },
+    BrokerKey {
+        name: "socket.request.max.bytes",
+        kind: ConfigType::Int,
+        render: |c| some(c.socket_request_max_bytes),
+        doc: "Largest request accepted, in bytes.",
+    },
+    BrokerKey {
+        name: "super.users",
+        kind: ConfigType::List,
+        render: |c| Some(c.super_users.join(";")),
+        doc: "Principals that bypass ACLs, separated by ';'.",
+    },
+    BrokerKey {
+        name: "transaction.max.timeout.ms",
+        kind: ConfigType::Int,
+        render: |c| some(c.transaction_max_timeout_ms),
+        doc: "Largest transaction timeout a producer may ask for, in ms.",
+    },
+    BrokerKey {
+        name: "transaction.state.log.num.partitions",
+        kind: ConfigType::Int,
+        render: |c| some(c.transaction_state_log_num_partitions),
+        doc: "Partitions of __transaction_state.",
+    },
+    BrokerKey {
+        name: "write.caching",
+        kind: ConfigType::Boolean,
+        render: |c| some(c.write_caching),
+        doc: "Acknowledge acks=all once in the page cache, before fdatasync (default false: durable first).",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    #[test]
+    fn topic_precedence_and_synonyms() {
+        let (config, _) = BrokerConfig::from_properties_text(
+            "log.retention.hours=24\nlog.segment.bytes=2097152\n",
+        )
+        .unwrap();
+        let cluster = BTreeMap::from([("log.segment.bytes".to_string(), "3145728".to_string())]);
+        let broker = BTreeMap::from([("log.retention.ms".to_string(), "1000".to_string())]);
+        let layers = DynamicLayers {
+            cluster: &cluster,
+            broker: &broker,
+        };
+        let overrides = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        let described = describe_topic(&config.topic_defaults, layers, &overrides);
+        let find = |name: &str| described.iter().find(|d| d.name == name).unwrap().clone();
+        let retention = find("retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("1000"));
+        assert_eq!(retention.source, ConfigSource::DynamicBroker);
+        let names: Vec<(&str, Option<&str>, ConfigSource)> = retention
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (
+                    "log.retention.ms",
+                    Some("1000"),
+                    ConfigSource::DynamicBroker
+                ),
+                (
+                    "log.retention.hours",
+                    Some("86400000"),
+                    ConfigSource::StaticBroker
+                ),
+                ("log.retention.ms", Some("604800000"), ConfigSource::Default),
+            ]
+        );
+        let segment = find("segment.bytes");
+        assert_eq!(
+            (segment.value.as_deref(), segment.source),
+            (Some("3145728"), ConfigSource::DynamicDefaultBroker)
+        );
+        let cleanup = find("cleanup.policy");
+        assert_eq!(
+            (cleanup.value.as_deref(), cleanup.source, cleanup.kind),
+            (
+                Some("compact"),
+                ConfigSource::TopicOverride,
+                ConfigType::List
+            )
+        );
+        let ratio = find("min.cleanable.dirty.ratio");
+        assert_eq!(
+            (ratio.value.as_deref(), ratio.source, ratio.kind),
+            (Some("0.5"), ConfigSource::Default, ConfigType::Double)
+        );
+        assert_eq!(described.len(), BROKER_SYNONYMS.len());
+    }
+
+    #[test]
+    fn broker_keys_are_read_only_except_dynamic_ones() {
+        let (config, _) = BrokerConfig::from_properties_text("num.partitions=3\n").unwrap();
+        let (cluster, broker) = (empty(), empty());
+        let layers = DynamicLayers {
+            cluster: &cluster,
+            broker: &broker,
+        };
+        let described = describe_broker(&config, layers);
+        let find = |name: &str| described.iter().find(|d| d.name == name).unwrap().clone();
+        let partitions = find("num.partitions");
+        assert_eq!(
+            (
+                partitions.value.as_deref(),
+                partitions.source,
+                partitions.read_only
+            ),
+            (Some("3"), ConfigSource::StaticBroker, true)
+        );
+        let retention = find("log.retention.ms");
+        assert_eq!(
+            (
+                retention.value.as_deref(),
+                retention.source,
+                retention.read_only
+            ),
+            (Some("604800000"), ConfigSource::Default, false)
+        );
+        let hours = find("log.retention.hours");
+        assert_eq!((hours.value, hours.read_only), (None, true));
+        assert_eq!(
+            find("listeners").value.as_deref(),
+            Some("PLAINTEXT://127.0.0.1:9092")
+        );
+        let mut names: Vec<&str> = described.iter().map(|d| d.name.as_str()).collect();
+        let sorted = {
+            let mut s = names.clone();
+            s.sort_unstable();
+            s
+        };
+        assert_eq!(names, sorted);
+        names.dedup();
+        assert_eq!(names.len(), described.len());
+        assert!(is_dynamic_broker_key("log.segment.bytes"));
+        assert!(!is_dynamic_broker_key("log.retention.hours"));
+        assert!(is_known_broker_key("log.retention.hours"));
+        assert!(!is_known_broker_key("no.such.key"));
+    }
+}
