@@ -164,6 +164,7 @@ impl TestBroker {
         let data_dir = self.data_dir.unwrap_or_else(|| temp.path().to_path_buf());
         let mut config = self.config;
         config.log_dirs = vec![data_dir.clone()];
+        config.node_id = NODE_ID;
         let config = Arc::new(config);
         let settings = Settings {
             network: self.network,
