@@ -2,11 +2,12 @@
 //! produce (on by default, `num.partitions`), no creation when it is off,
 //! DeleteTopics removing metadata and data, re-creation starting empty,
 //! CreatePartitions growing a topic for good, DeleteRecords trimming one
-//! for good.
+//! for good, AlterConfigs changes that survive kill -9.
 
 mod support;
 
 use rafka_testkit::BrokerProcess;
+use rdkafka::admin::{ConfigSource, ResourceSpecifier};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use support::client;
 use support::rafka;
@@ -209,5 +210,64 @@ fn delete_records_trims_a_topic_for_good_across_kill9() {
     let bootstrap = broker.bootstrap();
     assert_eq!(client::watermarks(&bootstrap, "trimmed", 0), (20, 50));
     assert_eq!(client::watermarks(&bootstrap, "trimmed", 1), (50, 50));
+    broker.stop();
+}
+
+#[test]
+fn altered_configs_survive_kill9() {
+    let mut broker = BrokerProcess::start(rafka(2));
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, "configured", 2);
+    let topic = ResourceSpecifier::Topic("configured");
+    let node = ResourceSpecifier::Broker(0);
+    assert_eq!(
+        client::alter_configs(
+            &bootstrap,
+            topic,
+            &[("retention.ms", "3600000"), ("cleanup.policy", "compact")]
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        client::alter_configs(&bootstrap, node, &[("log.segment.bytes", "2097152")]),
+        Ok(())
+    );
+    // Refusals are checked on the wire (rafka-net/tests/configs.rs) and
+    // with confluent-kafka: the rdkafka crate drops AlterConfigs'
+    // and DescribeConfigs' per-resource error codes (its futures answer Ok
+    // for each resource).
+    let expect = |bootstrap: &str| {
+        let described = client::describe_configs(bootstrap, topic).expect("describe topic");
+        assert_eq!(
+            described["retention.ms"],
+            (Some("3600000".to_string()), ConfigSource::DynamicTopic)
+        );
+        assert_eq!(
+            described["cleanup.policy"],
+            (Some("compact".to_string()), ConfigSource::DynamicTopic)
+        );
+        assert_eq!(
+            described["segment.bytes"],
+            (Some("2097152".to_string()), ConfigSource::DynamicBroker)
+        );
+        assert_eq!(
+            described["max.message.bytes"],
+            (Some("1048588".to_string()), ConfigSource::Default)
+        );
+        let node = client::describe_configs(bootstrap, node).expect("describe broker");
+        assert_eq!(
+            node["log.segment.bytes"],
+            (Some("2097152".to_string()), ConfigSource::DynamicBroker)
+        );
+        assert_eq!(
+            node["node.id"],
+            (Some("0".to_string()), ConfigSource::Default)
+        );
+    };
+    expect(&bootstrap);
+    // Acknowledged means durable: every change survives kill -9.
+    broker.kill9();
+    broker.restart();
+    expect(&broker.bootstrap());
     broker.stop();
 }

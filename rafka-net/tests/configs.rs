@@ -562,6 +562,18 @@ fn legacy_alter_replaces_every_override() {
                 INVALID_REQUEST
             );
             assert_eq!(
+                legacy_alter(
+                    &broker,
+                    version,
+                    TOPIC,
+                    "replaced",
+                    &[("retention.ms", Some("soon"))]
+                )
+                .await
+                .0,
+                INVALID_CONFIG
+            );
+            assert_eq!(
                 legacy_alter(&broker, version, TOPIC, "nope", &[]).await.0,
                 UNKNOWN_TOPIC_OR_PARTITION
             );

@@ -7,7 +7,10 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rafka_testkit::Rng;
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
+    ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -189,6 +192,38 @@ pub fn delete_records(
             (element.partition(), outcome)
         })
         .collect()
+}
+
+/// DescribeConfigs of one resource: name -> (value, source).
+pub fn describe_configs(
+    bootstrap: &str,
+    resource: ResourceSpecifier<'_>,
+) -> Result<BTreeMap<String, (Option<String>, ConfigSource)>, RDKafkaErrorCode> {
+    let mut results = block_on(admin(bootstrap).describe_configs([&resource], &admin_options()))
+        .expect("DescribeConfigs request");
+    assert_eq!(results.len(), 1, "one result per resource");
+    let described = results.remove(0)?;
+    Ok(described
+        .entries
+        .into_iter()
+        .map(|entry| (entry.name, (entry.value, entry.source)))
+        .collect())
+}
+
+/// Legacy AlterConfigs of one resource (replaces its every override).
+pub fn alter_configs(
+    bootstrap: &str,
+    resource: ResourceSpecifier<'_>,
+    entries: &[(&str, &str)],
+) -> Result<(), RDKafkaErrorCode> {
+    let mut alter = AlterConfig::new(resource);
+    for (key, value) in entries {
+        alter = alter.set(key, value);
+    }
+    let mut results = block_on(admin(bootstrap).alter_configs([&alter], &admin_options()))
+        .expect("AlterConfigs request");
+    assert_eq!(results.len(), 1, "one result per resource");
+    results.remove(0).map(|_| ()).map_err(|(_, code)| code)
 }
 
 /// DeleteTopics for one topic; returns the per-topic result.
