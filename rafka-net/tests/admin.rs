@@ -529,6 +529,7 @@ fn describe_cluster() {
             assert_eq!(node.broker_id, BrokerId(NODE_ID));
             assert_eq!((node.host.as_str(), node.port), (HOST, i32::from(PORT)));
             assert!(!node.is_fenced);
+            assert_eq!(node.rack, None);
         }
         let with_operations =
             DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
@@ -539,6 +540,23 @@ fn describe_cluster() {
         assert_eq!(response.error_code, MISMATCHED_ENDPOINT_TYPE);
         assert!(response.brokers.is_empty());
     });
+}
+
+/// `broker.rack` reaches clients in Metadata (v1+) and DescribeCluster.
+#[test]
+fn rack_is_reported() {
+    let racked = |c: &mut BrokerConfig| c.rack = Some("eu-west-1a".to_string());
+    TestBroker::builder()
+        .config(racked)
+        .run(|broker| async move {
+            let response: DescribeClusterResponse =
+                broker.call(0, &DescribeClusterRequest::default()).await;
+            let rack = response.brokers[0].rack.as_ref().map(|r| r.to_string());
+            assert_eq!(rack.as_deref(), Some("eu-west-1a"));
+            let metadata = broker.metadata_of(&[]).await;
+            let rack = metadata.brokers[0].rack.as_ref().map(|r| r.to_string());
+            assert_eq!(rack.as_deref(), Some("eu-west-1a"));
+        });
 }
 
 async fn init_producer_id_scenario(broker: Broker) {

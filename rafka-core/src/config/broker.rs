@@ -98,6 +98,8 @@ pub const LOG_SCRUB_BYTES_PER_SECOND_DEFAULT: u64 = 16 << 20;
 pub struct BrokerConfig {
     /// `node.id` (or its older name `broker.id`).
     pub node_id: i32,
+    /// `broker.rack`: reported in Metadata and DescribeCluster.
+    pub rack: Option<String>,
     pub listeners: Vec<Listener>,
     /// Defaults to `listeners`.
     pub advertised_listeners: Vec<Listener>,
@@ -174,6 +176,7 @@ impl Default for BrokerConfig {
         };
         BrokerConfig {
             node_id: 0,
+            rack: None,
             listeners: vec![listener.clone()],
             advertised_listeners: vec![listener],
             listener_protocols: default_protocol_map(),
@@ -299,6 +302,11 @@ impl BrokerConfig {
         let mut config = BrokerConfig::default();
         let mut warnings = Vec::new();
         config.node_id = node_id(&mut e)?;
+        config.rack = e
+            .get("broker.rack")
+            .map(str::trim)
+            .filter(|rack| !rack.is_empty())
+            .map(str::to_string);
         read_listeners(&mut e, &mut config, &mut warnings)?;
         config.log_dirs = log_dirs(&mut e)?;
         config.metadata_log_dir = e.get("metadata.log.dir").map(|v| PathBuf::from(v.trim()));

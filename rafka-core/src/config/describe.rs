@@ -296,6 +296,12 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Create a topic on a Metadata request that names an unknown one.",
     },
     BrokerKey {
+        name: "broker.rack",
+        kind: ConfigType::String,
+        render: |c| c.rack.clone(),
+        doc: "The rack of this broker, reported to clients in Metadata and DescribeCluster.",
+    },
+    BrokerKey {
         name: "connections.max.idle.ms",
         kind: ConfigType::Long,
         render: |c| some(c.connections_max_idle_ms),

@@ -31,15 +31,19 @@ pub async fn handle(
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
-    Ok(describe(ctx.node(), operations))
+    Ok(describe(
+        ctx.node(),
+        ctx.config().rack.as_deref(),
+        operations,
+    ))
 }
 
-fn describe(node: &NodeInfo, operations: i32) -> DescribeClusterResponse {
+fn describe(node: &NodeInfo, rack: Option<&str>, operations: i32) -> DescribeClusterResponse {
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(node.node_id))
         .with_host(StrBytes::from_string(node.host.clone()))
         .with_port(i32::from(node.port))
-        .with_rack(None)
+        .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
         .with_is_fenced(false);
     DescribeClusterResponse::default()
         .with_error_code(ErrorCode::NONE.code())

@@ -82,7 +82,7 @@ pub async fn handle(
     };
     let node = ctx.node();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![broker(node)])
+        .with_brokers(vec![broker(node, ctx.config().rack.as_deref())])
         .with_controller_id(BrokerId(node.node_id))
         .with_topics(topics);
     if version >= CLUSTER_ID_VERSION_MIN {
@@ -259,12 +259,12 @@ fn all_topics(ctx: &RequestContext, operations: bool) -> Vec<MetadataResponseTop
 }
 
 /// This node, as Metadata lists brokers.
-fn broker(node: &NodeInfo) -> MetadataResponseBroker {
+fn broker(node: &NodeInfo, rack: Option<&str>) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
         .with_node_id(BrokerId(node.node_id))
         .with_host(StrBytes::from_string(node.host.clone()))
         .with_port(i32::from(node.port))
-        .with_rack(None)
+        .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
 }
 
 fn topic_entry(
