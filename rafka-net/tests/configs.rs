@@ -86,8 +86,13 @@ fn value_of(result: &DescribeConfigsResult, name: &str) -> (Option<String>, i8) 
         .unwrap_or_else(|| panic!("{name} is not described"))
 }
 
+/// One config operation: (key, op, value).
+type Op<'a> = (&'a str, i8, Option<&'a str>);
+/// One resource of an IncrementalAlterConfigs: (type, name, operations).
+type Resource<'a> = (i8, &'a str, &'a [Op<'a>]);
+
 fn incremental_request(
-    resources: &[(i8, &str, &[(&str, i8, Option<&str>)])],
+    resources: &[Resource<'_>],
     validate_only: bool,
 ) -> IncrementalAlterConfigsRequest {
     let resources = resources
@@ -117,7 +122,7 @@ fn incremental_request(
 async fn incremental_alter(
     broker: &Broker,
     version: i16,
-    resources: &[(i8, &str, &[(&str, i8, Option<&str>)])],
+    resources: &[Resource<'_>],
     validate_only: bool,
 ) -> Vec<(i16, Option<String>)> {
     let response: IncrementalAlterConfigsResponse = broker
@@ -257,8 +262,8 @@ fn describe_topic_broker_and_loggers_at_v1_and_v4() {
                     .iter()
                     .map(|c| (c.name.to_string(), c.read_only))
                     .collect();
-                assert_eq!(read_only["num.partitions"], true);
-                assert_eq!(read_only["log.segment.bytes"], false);
+                assert!(read_only["num.partitions"]);
+                assert!(!read_only["log.segment.bytes"]);
 
                 let default = describe(&broker, version, BROKER, "").await;
                 assert_eq!((default.error_code, default.configs.len()), (NONE, 0));

@@ -48,7 +48,7 @@ pub async fn handle(
         .enumerate()
         .map(|(i, resource)| {
             let name = resource.resource_name.as_str();
-            let plan = unique(&keys, i).and_then(|()| {
+            unique(&keys, i).and_then(|()| {
                 let mut configs = BTreeMap::new();
                 for config in &resource.configs {
                     let key = config.name.to_string();
@@ -72,8 +72,7 @@ pub async fn handle(
                             .to_string(),
                     )),
                 }
-            });
-            plan
+            })
         })
         .collect();
     let outcomes = run(ctx, planned, request.validate_only).await;
