@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_testkit::proto::{produce_answers, produce_request};
-use rafka_testkit::records::{segment_files, value_batch};
+use rafka_testkit::records::{batch, batches_of, segment_files, value_batch};
 use rafka_testkit::{Broker, TestBroker, SHARD_MATRIX};
 
 const NONE: i16 = 0;
@@ -730,5 +730,54 @@ fn altered_configs_survive_a_restart() {
                 value_of(&topic, "cleanup.policy"),
                 (Some("compact".into()), DYNAMIC_BROKER_CONFIG)
             );
+        });
+}
+
+/// A lowered `retention.ms` deletes the closed segments of a running
+/// partition at the next retention check, with no restart.
+#[test]
+fn lowered_retention_deletes_old_segments_at_the_next_check() {
+    let fast_checks = |c: &mut rafka_core::config::BrokerConfig| {
+        c.log_retention_check_interval_ms = 50;
+    };
+    TestBroker::builder()
+        .config(fast_checks)
+        .run(|broker| async move {
+            broker
+                .create_topic_id("expiring", 1, &[("segment.bytes", "1048576")])
+                .await;
+            let chunk = "x".repeat(700 * 1024);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64;
+            for _ in 0..4 {
+                // Stamped now: the default 7-day retention keeps them.
+                broker
+                    .produce("expiring", 0, batch(&[(&chunk, now_ms)]))
+                    .await;
+            }
+            let dir = broker.partition_dir("expiring", 0);
+            // One 700 KiB batch per 1 MiB segment.
+            assert_eq!(segment_files(&dir).len(), 4);
+            let lowered = incremental_alter(
+                &broker,
+                1,
+                &[(TOPIC, "expiring", &[("retention.ms", SET, Some("1"))])],
+                false,
+            )
+            .await;
+            assert_eq!(codes(&lowered), [NONE]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while segment_files(&dir).len() > 1 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "retention never deleted the closed segment"
+                );
+                glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let left = segment_files(&dir);
+            let offsets: Vec<i64> = batches_of(&left[0]).iter().map(|b| b.base_offset).collect();
+            assert_eq!(offsets, vec![3], "only the active segment is left");
         });
 }
