@@ -6,7 +6,8 @@
 // (the topic: override and default with their sources; broker 0),
 // incrementalAlterConfigs (SET, DELETE, APPEND; an invalid value is
 // InvalidConfigurationException; validateOnly changes nothing; a cluster-wide
-// broker default seen by the topic, removed again), describeCluster, and
+// broker default seen by the topic, with its synonyms, removed again), the
+// legacy alterConfigs (replaces every override), describeCluster, and
 // deleteTopics. With JAVA_ADMIN_LOG_DIRS=1 also describeLogDirs.
 // Prints one "admin java: PASS|FAIL ..." verdict line; exits 1 on the first
 // mismatch.
@@ -19,6 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -29,6 +31,7 @@ import org.apache.kafka.clients.admin.AlterConfigsOptions;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeConfigsOptions;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -87,7 +90,8 @@ public final class JavaAdmin {
         System.out.println("admin java: PASS createTopics, describeTopics (3 partitions, leader 0, topic id), "
                 + "createPartitions 3->5 (decrease refused), deleteRecords low watermark 4 of 10, "
                 + "describeConfigs (topic override/default, broker 0), incrementalAlterConfigs (SET, DELETE, "
-                + "APPEND, invalid value refused, validateOnly, cluster default), describeCluster, deleteTopics"
+                + "APPEND, invalid value refused, validateOnly, cluster default with synonyms), legacy alterConfigs "
+                + "replaces overrides, describeCluster, deleteTopics"
                 + (logDirs ? ", describeLogDirs" : " (describeLogDirs off: JAVA_ADMIN_LOG_DIRS unset)"));
         System.exit(0);
     }
@@ -212,11 +216,41 @@ public final class JavaAdmin {
                     ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, "after the cluster default");
             expect(describe(admin, clusterDefault), "log.retention.ms", "7200000",
                     ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, "the cluster default resource");
+            // With synonyms: the layers the value was chosen among, highest first.
+            Config withSynonyms = admin.describeConfigs(List.of(topicResource),
+                    new DescribeConfigsOptions().includeSynonyms(true).includeDocumentation(true))
+                    .all().get(TIMEOUT_S, TimeUnit.SECONDS).get(topicResource);
+            ConfigEntry retention = withSynonyms.get("retention.ms");
+            List<String> synonyms = retention.synonyms().stream()
+                    .map(s -> s.name() + "=" + s.value() + " " + s.source()).toList();
+            check(synonyms.equals(List.of("log.retention.ms=7200000 DYNAMIC_DEFAULT_BROKER_CONFIG",
+                    "log.retention.ms=604800000 DEFAULT_CONFIG")),
+                    "describeConfigs includeSynonyms: retention.ms synonyms " + synonyms);
+            check(retention.type() == ConfigEntry.ConfigType.LONG && retention.documentation() != null,
+                    "describeConfigs includeDocumentation: retention.ms type " + retention.type()
+                            + " documentation " + retention.documentation());
         } finally {
             alter(admin, clusterDefault, op("log.retention.ms", null, AlterConfigOp.OpType.DELETE), false);
         }
         expect(describe(admin, topicResource), "retention.ms", "604800000",
                 ConfigEntry.ConfigSource.DEFAULT_CONFIG, "after removing the cluster default");
+
+        // The legacy alterConfigs (AlterConfigs) replaces every override of
+        // the topic (max.message.bytes, cleanup.policy) with the given ones.
+        alterLegacy(admin, topicResource, new Config(List.of(new ConfigEntry("segment.ms", "600000"))));
+        Map<String, String> overrides = new TreeMap<>();
+        for (ConfigEntry e : describe(admin, topicResource).entries()) {
+            if (e.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG) {
+                overrides.put(e.name(), e.value());
+            }
+        }
+        check(overrides.equals(Map.of("segment.ms", "600000")),
+                "legacy alterConfigs: overrides " + overrides + ", expected only segment.ms=600000");
+    }
+
+    @SuppressWarnings("deprecation")
+    private static void alterLegacy(Admin admin, ConfigResource resource, Config config) throws Exception {
+        admin.alterConfigs(Map.of(resource, config)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
     }
 
     /** describeLogDirs of broker 0: one log dir holding the topic's 5 partitions, partition 4 non-empty. */
