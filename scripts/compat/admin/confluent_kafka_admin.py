@@ -13,6 +13,7 @@ usage: confluent_kafka_admin.py BOOTSTRAP
 
 import sys
 import time
+import traceback
 import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -232,4 +233,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as error:  # noqa: BLE001 - any client error is this run's verdict
+        traceback.print_exc()
+        fail(f"{type(error).__name__}: {error}")

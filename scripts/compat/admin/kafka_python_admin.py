@@ -16,6 +16,7 @@ usage: kafka_python_admin.py BOOTSTRAP
 
 import sys
 import time
+import traceback
 import uuid
 
 import kafka
@@ -218,4 +219,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as error:  # noqa: BLE001 - any client error is this run's verdict
+        traceback.print_exc()
+        fail(f"{type(error).__name__}: {error}")
