@@ -121,7 +121,9 @@ def check_configs(admin, topic):
                     "after a legacy AlterConfigs")
 
     # A bare AlterConfigs request (what kafka-python 2 sent): the broker
-    # replaces the resource's overrides with exactly the request's.
+    # replaces the resource's overrides with exactly the request's. Sent
+    # through kafka-python 3's internal sender (the one alter_configs calls
+    # once it has filled in the other keys): no public call sends it bare.
     resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": "1800000"})
     results = admin._manager.run(admin._send_alter_configs_requests, [resource], False, False)
     if results["topic"][topic] != "OK":
