@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Every client roundtrip and consumer-group run against one real broker:
-# builds the release binary, starts it on a temp data dir and an ephemeral
-# port (learned from its "rafka listening on" line), runs each
-# <client>-roundtrip.sh and <client>-group.sh (each installs its client),
-# stops the broker with SIGTERM (it must exit 0), and prints one line per
-# run and a final "N passed, N failed" line.
+# Every client roundtrip, consumer-group and admin run against one real
+# broker: builds the release binary, starts it on a temp data dir and an
+# ephemeral port (learned from its "rafka listening on" line), runs each
+# <client>-roundtrip.sh, <client>-group.sh and <client>-admin.sh (each
+# installs its client), stops the broker with SIGTERM (it must exit 0), and
+# prints one line per run and a final "N passed, N failed" line.
 #
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
-#        kafka-python-group kafkajs-group java-group, and
-#        confluent-kafka-admin (default: all)
+#        kafka-python-group kafkajs-group java-group, and the admin runs
+#        confluent-kafka-admin java-admin kafka-python-admin (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -20,7 +20,7 @@ repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
-        confluent-kafka-admin)
+        confluent-kafka-admin java-admin kafka-python-admin)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
