@@ -17,7 +17,9 @@ fi
 
 # kafka-python's codec.py imports snappy (python-snappy, which pulls in
 # cramjam), lz4.frame and zstandard; crc32c speeds up its batch CRC.
-packages=(confluent-kafka kafka-python python-snappy lz4 zstandard crc32c)
+# The clients are pinned to the versions the runs were written against
+# (the kafka-python admin run reaches into its AlterConfigs internals).
+packages=(confluent-kafka==2.16.1 kafka-python==3.0.12 python-snappy lz4 zstandard crc32c)
 if "$venv/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard, crc32c' 2>/dev/null; then
     echo "setup-python: packages already installed"
 else
