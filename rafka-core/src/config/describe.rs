@@ -13,9 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::broker::BrokerConfig;
-use super::topic::{
-    topic_key_for_dynamic_broker_key, ConfigSource, TopicConfig, TopicDefaults, BROKER_SYNONYMS,
-};
+use super::topic::{topic_key_for_dynamic_broker_key, ConfigSource, TopicConfig, BROKER_SYNONYMS};
 
 /// Kafka's DescribeConfigs `ConfigType` codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,68 +91,95 @@ pub struct DynamicLayers<'a> {
     pub broker: &'a BTreeMap<String, String>,
 }
 
-/// Every topic config of a topic with `overrides`, in key order.
+/// Kafka's built-in defaults carried by a broker key other than the topic
+/// key's first synonym (`retention.ms` defaults through
+/// `log.retention.hours=168`), as Kafka names the DEFAULT_CONFIG synonym.
+const KAFKA_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
+    ("log.retention.hours", "168"),
+    ("log.roll.hours", "168"),
+    ("log.roll.jitter.hours", "0"),
+    ("log.flush.scheduler.interval.ms", "9223372036854775807"),
+];
+
+/// Every topic config of a topic with `overrides`, in key order. Values
+/// are in the topic key's units; synonyms carry the broker keys' values
+/// as they were set.
 pub fn describe_topic(
-    defaults: &TopicDefaults,
+    config: &BrokerConfig,
     layers: DynamicLayers<'_>,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<DescribedConfig> {
-    let builtin = TopicConfig::default();
+    let effective = config
+        .topic_defaults
+        .with_dynamic(layers.cluster, layers.broker);
     BROKER_SYNONYMS
         .iter()
         .zip(TOPIC_KEY_DOCS)
         .map(|((topic_key, brokers), (kind, doc))| {
             let mut synonyms = Vec::new();
-            if let Some(value) = overrides.get(*topic_key) {
+            let override_value = overrides.get(*topic_key);
+            if let Some(value) = override_value {
                 synonyms.push(synonym(
                     topic_key,
                     Some(value.clone()),
                     ConfigSource::TopicOverride,
                 ));
             }
-            synonyms.extend(broker_synonyms(
-                defaults, layers, topic_key, brokers, &builtin,
-            ));
-            entry(topic_key, false, *kind, doc, synonyms)
+            synonyms.extend(broker_synonyms(config, layers, brokers));
+            let value = match override_value {
+                Some(value) => Some(value.clone()),
+                None => effective.config.value_string(topic_key),
+            };
+            entry(topic_key, value, false, *kind, doc, synonyms)
         })
         .collect()
 }
 
 /// The broker keys rafka honours, as broker `node_id` describes itself.
 pub fn describe_broker(config: &BrokerConfig, layers: DynamicLayers<'_>) -> Vec<DescribedConfig> {
-    let builtin = TopicConfig::default();
-    let defaults = &config.topic_defaults;
+    let effective = config
+        .topic_defaults
+        .with_dynamic(layers.cluster, layers.broker);
     let mut out: Vec<DescribedConfig> = Vec::new();
     for ((topic_key, brokers), (kind, doc)) in BROKER_SYNONYMS.iter().zip(TOPIC_KEY_DOCS) {
         for (i, broker_key) in brokers.iter().enumerate() {
-            let synonyms = if i == 0 {
-                broker_synonyms(defaults, layers, topic_key, brokers, &builtin)
+            let (synonyms, value) = if i == 0 {
+                // The dynamic key: its value is the effective default.
+                let synonyms = broker_synonyms(config, layers, brokers);
+                (synonyms, effective.config.value_string(topic_key))
             } else {
-                // An alternate spelling (`log.retention.hours`): only its
-                // own static value, if the file set it.
-                let value = config.explicit.get(*broker_key);
-                value
-                    .map(|v| synonym(broker_key, Some(v.clone()), ConfigSource::StaticBroker))
-                    .into_iter()
-                    .collect()
+                // An alternate spelling (`log.retention.hours`): its own
+                // static value, else Kafka's built-in one.
+                let synonyms = alternate_synonyms(config, broker_key);
+                let value = synonyms.first().and_then(|s| s.value.clone());
+                (synonyms, value)
             };
             let kind = if broker_key.ends_with(".hours") || broker_key.ends_with(".minutes") {
                 ConfigType::Int
             } else {
                 *kind
             };
-            out.push(entry(broker_key, i != 0, kind, doc, synonyms));
+            out.push(entry(broker_key, value, i != 0, kind, doc, synonyms));
         }
     }
     for key in BROKER_KEYS {
         let rendered = (key.render)(config);
-        let source = if config.explicit.contains_key(key.name) {
+        let source = if key.names.iter().any(|n| config.explicit.contains_key(*n)) {
             ConfigSource::StaticBroker
         } else {
             ConfigSource::Default
         };
-        let synonyms = vec![synonym(key.name, rendered, source)];
-        out.push(entry(key.name, true, key.kind, key.doc, synonyms));
+        for name in key.names {
+            let synonyms = vec![synonym(name, rendered.clone(), source)];
+            out.push(entry(
+                name,
+                rendered.clone(),
+                true,
+                key.kind,
+                key.doc,
+                synonyms,
+            ));
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
@@ -174,7 +199,7 @@ pub fn describe_broker_default(cluster: &BTreeMap<String, String>) -> Vec<Descri
             Some(value.clone()),
             ConfigSource::DynamicDefaultBroker,
         )];
-        out.push(entry(key, false, kind, doc, synonyms));
+        out.push(entry(key, Some(value.clone()), false, kind, doc, synonyms));
     }
     out
 }
@@ -189,7 +214,7 @@ pub fn is_known_broker_key(key: &str) -> bool {
     BROKER_SYNONYMS
         .iter()
         .any(|(_, brokers)| brokers.contains(&key))
-        || BROKER_KEYS.iter().any(|k| k.name == key)
+        || BROKER_KEYS.iter().any(|k| k.names.contains(&key))
 }
 
 fn topic_key_doc(topic_key: &str) -> (ConfigType, &'static str) {
@@ -200,16 +225,17 @@ fn topic_key_doc(topic_key: &str) -> (ConfigType, &'static str) {
     TOPIC_KEY_DOCS[i]
 }
 
-/// The broker-level values a topic key's default is chosen among: this
-/// broker's dynamic value, the cluster's, the static one, the built-in.
+/// The broker-level values a topic key's default is chosen among, highest
+/// precedence first: this broker's dynamic value, the cluster's, the
+/// static ones (as written), Kafka's built-in one.
 fn broker_synonyms(
-    defaults: &TopicDefaults,
+    config: &BrokerConfig,
     layers: DynamicLayers<'_>,
-    topic_key: &str,
     brokers: &[&'static str],
-    builtin: &TopicConfig,
 ) -> Vec<Synonym> {
-    let primary = brokers.first().copied().unwrap_or(topic_key);
+    let Some(primary) = brokers.first().copied() else {
+        return Vec::new();
+    };
     let mut synonyms = Vec::new();
     if let Some(value) = layers.broker.get(primary) {
         synonyms.push(synonym(
@@ -222,16 +248,51 @@ fn broker_synonyms(
         let source = ConfigSource::DynamicDefaultBroker;
         synonyms.push(synonym(primary, Some(value.clone()), source));
     }
-    if let Some(broker_key) = defaults.from_broker.get(topic_key) {
-        let value = defaults.config.value_string(topic_key);
-        synonyms.push(synonym(broker_key, value, ConfigSource::StaticBroker));
+    for broker_key in brokers {
+        if let Some(value) = config.explicit.get(*broker_key) {
+            let source = ConfigSource::StaticBroker;
+            synonyms.push(synonym(broker_key, Some(value.clone()), source));
+        }
     }
-    synonyms.push(synonym(
-        primary,
-        builtin.value_string(topic_key),
-        ConfigSource::Default,
-    ));
+    synonyms.push(builtin_synonym(brokers));
     synonyms
+}
+
+/// An alternate broker key's own synonyms: its static value if set, then
+/// Kafka's default for it if it has one.
+fn alternate_synonyms(config: &BrokerConfig, broker_key: &str) -> Vec<Synonym> {
+    let mut synonyms = Vec::new();
+    if let Some(value) = config.explicit.get(broker_key) {
+        synonyms.push(synonym(
+            broker_key,
+            Some(value.clone()),
+            ConfigSource::StaticBroker,
+        ));
+    }
+    if let Some((_, value)) = KAFKA_DEFAULT_SYNONYMS
+        .iter()
+        .find(|(k, _)| *k == broker_key)
+    {
+        synonyms.push(synonym(
+            broker_key,
+            Some(value.to_string()),
+            ConfigSource::Default,
+        ));
+    }
+    synonyms
+}
+
+/// The DEFAULT_CONFIG synonym of a topic key, named as Kafka names it.
+fn builtin_synonym(brokers: &[&'static str]) -> Synonym {
+    for broker_key in brokers {
+        if let Some((_, value)) = KAFKA_DEFAULT_SYNONYMS.iter().find(|(k, _)| k == broker_key) {
+            return synonym(broker_key, Some(value.to_string()), ConfigSource::Default);
+        }
+    }
+    let primary = brokers.first().copied().unwrap_or_default();
+    let topic_key = super::topic::topic_key_for_dynamic_broker_key(primary).unwrap_or_default();
+    let value = TopicConfig::default().value_string(topic_key);
+    synonym(primary, value, ConfigSource::Default)
 }
 
 fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> Synonym {
@@ -242,16 +303,16 @@ fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> Synonym {
     }
 }
 
+/// One described config; its source is its first synonym's.
 fn entry(
     name: &str,
+    value: Option<String>,
     read_only: bool,
     kind: ConfigType,
     doc: &'static str,
     synonyms: Vec<Synonym>,
 ) -> DescribedConfig {
-    let (value, source) = synonyms.first().map_or((None, ConfigSource::Default), |s| {
-        (s.value.clone(), s.source)
-    });
+    let source = synonyms.first().map_or(ConfigSource::Default, |s| s.source);
     DescribedConfig {
         name: name.to_string(),
         value,
@@ -266,7 +327,8 @@ fn entry(
 
 /// A read-only broker key: its type, how to render its value, its doc.
 struct BrokerKey {
-    name: &'static str,
+    /// The key, and any older spelling Kafka still accepts.
+    names: &'static [&'static str],
     kind: ConfigType,
     render: fn(&BrokerConfig) -> Option<String>,
     doc: &'static str,
@@ -284,73 +346,73 @@ fn joined<T: ToString>(items: &[T]) -> Option<String> {
 /// The broker keys that are not topic defaults, each read-only.
 const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey {
-        name: "advertised.listeners",
+        names: &["advertised.listeners"],
         kind: ConfigType::String,
         render: |c| joined(&c.advertised_listeners),
         doc: "Listeners published to clients in Metadata, if different from listeners.",
     },
     BrokerKey {
-        name: "auto.create.topics.enable",
+        names: &["auto.create.topics.enable"],
         kind: ConfigType::Boolean,
         render: |c| some(c.auto_create_topics_enable),
         doc: "Create a topic on a Metadata request that names an unknown one.",
     },
     BrokerKey {
-        name: "broker.rack",
+        names: &["broker.rack"],
         kind: ConfigType::String,
         render: |c| c.rack.clone(),
         doc: "The rack of this broker, reported to clients in Metadata and DescribeCluster.",
     },
     BrokerKey {
-        name: "connections.max.idle.ms",
+        names: &["connections.max.idle.ms"],
         kind: ConfigType::Long,
         render: |c| some(c.connections_max_idle_ms),
         doc: "Close connections idle for this long, in ms.",
     },
     BrokerKey {
-        name: "default.replication.factor",
+        names: &["default.replication.factor"],
         kind: ConfigType::Int,
         render: |c| some(c.default_replication_factor),
         doc: "Replication factor of topics created without one.",
     },
     BrokerKey {
-        name: "delete.topic.enable",
+        names: &["delete.topic.enable"],
         kind: ConfigType::Boolean,
         render: |c| some(c.delete_topic_enable),
         doc: "Whether DeleteTopics may delete topics.",
     },
     BrokerKey {
-        name: "fetch.max.bytes",
+        names: &["fetch.max.bytes"],
         kind: ConfigType::Int,
         render: |c| some(c.fetch_max_bytes),
         doc: "Most bytes one Fetch response carries.",
     },
     BrokerKey {
-        name: "group.initial.rebalance.delay.ms",
+        names: &["group.initial.rebalance.delay.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_initial_rebalance_delay_ms),
         doc: "How long an empty group waits for more members before its first rebalance, in ms.",
     },
     BrokerKey {
-        name: "group.max.session.timeout.ms",
+        names: &["group.max.session.timeout.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_max_session_timeout_ms),
         doc: "Largest session timeout a group member may ask for, in ms.",
     },
     BrokerKey {
-        name: "group.max.size",
+        names: &["group.max.size"],
         kind: ConfigType::Int,
         render: |c| some(c.group_max_size),
         doc: "Most members one group may have.",
     },
     BrokerKey {
-        name: "group.min.session.timeout.ms",
+        names: &["group.min.session.timeout.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_min_session_timeout_ms),
         doc: "Smallest session timeout a group member may ask for, in ms.",
     },
     BrokerKey {
-        name: "listener.security.protocol.map",
+        names: &["listener.security.protocol.map"],
         kind: ConfigType::String,
         render: |c| {
             let pairs: Vec<String> = c
@@ -363,13 +425,13 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Security protocol of each listener name.",
     },
     BrokerKey {
-        name: "listeners",
+        names: &["listeners"],
         kind: ConfigType::String,
         render: |c| joined(&c.listeners),
         doc: "The addresses the broker listens on, as NAME://host:port.",
     },
     BrokerKey {
-        name: "log.dirs",
+        names: &["log.dirs"],
         kind: ConfigType::String,
         render: |c| {
             let dirs: Vec<String> = c.log_dirs.iter().map(|d| d.display().to_string()).collect();
@@ -378,103 +440,103 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "The directories partition data is kept in.",
     },
     BrokerKey {
-        name: "log.retention.check.interval.ms",
+        names: &["log.retention.check.interval.ms"],
         kind: ConfigType::Long,
         render: |c| some(c.log_retention_check_interval_ms),
         doc: "How often segments past retention are looked for, in ms.",
     },
     BrokerKey {
-        name: "metadata.log.dir",
+        names: &["metadata.log.dir"],
         kind: ConfigType::String,
         render: |c| c.metadata_log_dir.as_ref().map(|d| d.display().to_string()),
         doc: "Where the metadata log lives (default: the first of log.dirs).",
     },
     BrokerKey {
-        name: "node.id",
+        names: &["broker.id", "node.id"],
         kind: ConfigType::Int,
         render: |c| some(c.node_id),
         doc: "This broker's id.",
     },
     BrokerKey {
-        name: "num.partitions",
+        names: &["num.partitions"],
         kind: ConfigType::Int,
         render: |c| some(c.num_partitions),
         doc: "Partitions of topics created without a count.",
     },
     BrokerKey {
-        name: "offsets.retention.check.interval.ms",
+        names: &["offsets.retention.check.interval.ms"],
         kind: ConfigType::Long,
         render: |c| some(c.offsets_retention_check_interval_ms),
         doc: "How often expired committed offsets are removed, in ms.",
     },
     BrokerKey {
-        name: "offsets.retention.minutes",
+        names: &["offsets.retention.minutes"],
         kind: ConfigType::Int,
         render: |c| some(c.offsets_retention_minutes),
         doc: "How long the committed offsets of an empty group are kept, in minutes.",
     },
     BrokerKey {
-        name: "offsets.topic.num.partitions",
+        names: &["offsets.topic.num.partitions"],
         kind: ConfigType::Int,
         render: |c| some(c.offsets_topic_num_partitions),
         doc: "Partitions of __consumer_offsets.",
     },
     BrokerKey {
-        name: "rafka.fetch.max.wait.ms",
+        names: &["rafka.fetch.max.wait.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.fetch_max_wait_ms),
         doc: "The longest a Fetch waits for min_bytes, whatever it asks, in ms.",
     },
     BrokerKey {
-        name: "rafka.flush.interval.ms",
+        names: &["rafka.flush.interval.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.flush_interval_ms),
         doc: "How long a shard may hold a group commit open before its fdatasync, in ms.",
     },
     BrokerKey {
-        name: "rafka.log.dir.min.free.bytes",
+        names: &["rafka.log.dir.min.free.bytes"],
         kind: ConfigType::Long,
         render: |c| c.log_dir_min_free_bytes.map(|b| b.to_string()),
         doc: "Below this many free bytes produce to user topics is refused (unset: 1 GiB or 5% of the filesystem).",
     },
     BrokerKey {
-        name: "rafka.log.open.files.max",
+        names: &["rafka.log.open.files.max"],
         kind: ConfigType::Long,
         render: |c| some(c.log_open_files_max),
         doc: "Segment and index files kept open at once (0: a quarter of RLIMIT_NOFILE).",
     },
     BrokerKey {
-        name: "rafka.log.scrub.bytes.per.second",
+        names: &["rafka.log.scrub.bytes.per.second"],
         kind: ConfigType::Long,
         render: |c| some(c.log_scrub_bytes_per_second),
         doc: "Rate at which each shard re-verifies closed segments (0: off).",
     },
     BrokerKey {
-        name: "socket.request.max.bytes",
+        names: &["socket.request.max.bytes"],
         kind: ConfigType::Int,
         render: |c| some(c.socket_request_max_bytes),
         doc: "Largest request accepted, in bytes.",
     },
     BrokerKey {
-        name: "super.users",
+        names: &["super.users"],
         kind: ConfigType::List,
         render: |c| Some(c.super_users.join(";")),
         doc: "Principals that bypass ACLs, separated by ';'.",
     },
     BrokerKey {
-        name: "transaction.max.timeout.ms",
+        names: &["transaction.max.timeout.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.transaction_max_timeout_ms),
         doc: "Largest transaction timeout a producer may ask for, in ms.",
     },
     BrokerKey {
-        name: "transaction.state.log.num.partitions",
+        names: &["transaction.state.log.num.partitions"],
         kind: ConfigType::Int,
         render: |c| some(c.transaction_state_log_num_partitions),
         doc: "Partitions of __transaction_state.",
     },
     BrokerKey {
-        name: "write.caching",
+        names: &["write.caching"],
         kind: ConfigType::Boolean,
         render: |c| some(c.write_caching),
         doc: "Acknowledge acks=all once in the page cache, before fdatasync (default false: durable first).",
@@ -502,7 +564,7 @@ mod tests {
             broker: &broker,
         };
         let overrides = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-        let described = describe_topic(&config.topic_defaults, layers, &overrides);
+        let described = describe_topic(&config, layers, &overrides);
         let find = |name: &str| described.iter().find(|d| d.name == name).unwrap().clone();
         let retention = find("retention.ms");
         assert_eq!(retention.value.as_deref(), Some("1000"));
@@ -522,10 +584,10 @@ mod tests {
                 ),
                 (
                     "log.retention.hours",
-                    Some("86400000"),
+                    Some("24"),
                     ConfigSource::StaticBroker
                 ),
-                ("log.retention.ms", Some("604800000"), ConfigSource::Default),
+                ("log.retention.hours", Some("168"), ConfigSource::Default),
             ]
         );
         let segment = find("segment.bytes");
@@ -579,7 +641,19 @@ mod tests {
             (Some("604800000"), ConfigSource::Default, false)
         );
         let hours = find("log.retention.hours");
-        assert_eq!((hours.value, hours.read_only), (None, true));
+        assert_eq!(
+            (hours.value.as_deref(), hours.source, hours.read_only),
+            (Some("168"), ConfigSource::Default, true)
+        );
+        let minutes = find("log.retention.minutes");
+        assert_eq!((minutes.value, minutes.read_only), (None, true));
+        assert_eq!(find("broker.id").value.as_deref(), Some("0"));
+        let segment = find("log.segment.bytes").synonyms;
+        assert_eq!(segment.len(), 1);
+        assert_eq!(
+            (segment[0].name.as_str(), segment[0].value.as_deref()),
+            ("log.segment.bytes", Some("1073741824"))
+        );
         assert_eq!(
             find("listeners").value.as_deref(),
             Some("PLAINTEXT://127.0.0.1:9092")

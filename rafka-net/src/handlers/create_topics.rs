@@ -26,7 +26,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicN
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::describe::{describe_topic, DynamicLayers};
-use rafka_core::config::TopicDefaults;
+use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::{ControllerError, NewTopic};
 use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
@@ -58,7 +58,7 @@ pub async fn handle(
     let image = ctx.image();
     let node = ctx.node().node_id.to_string();
     let described = Described {
-        defaults: &ctx.config().topic_defaults,
+        config: ctx.config(),
         layers: DynamicLayers {
             cluster: image.broker_configs(""),
             broker: image.broker_configs(&node),
@@ -245,7 +245,7 @@ fn success_result(
     if version >= RESOLVED_CONFIGS_VERSION_MIN {
         result.num_partitions = created.partitions;
         result.replication_factor = 1;
-        let entries = describe_topic(described.defaults, described.layers, &topic.configs);
+        let entries = describe_topic(described.config, described.layers, &topic.configs);
         let configs = entries.into_iter().map(|entry| {
             CreatableTopicConfigs::default()
                 .with_name(StrBytes::from_string(entry.name))
@@ -262,7 +262,7 @@ fn success_result(
 /// What the configs in a v5+ answer are described with.
 #[derive(Clone, Copy)]
 struct Described<'a> {
-    defaults: &'a TopicDefaults,
+    config: &'a BrokerConfig,
     layers: DynamicLayers<'a>,
 }
 

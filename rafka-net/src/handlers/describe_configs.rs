@@ -102,8 +102,7 @@ fn describe(
                     format!("Topic {name} does not exist."),
                 )
             })?;
-            let defaults = &ctx.config().topic_defaults;
-            Ok(describe_topic(defaults, layers, &topic.configs))
+            Ok(describe_topic(ctx.config(), layers, &topic.configs))
         }
         RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
             if !ctx.authorize(AclOperation::DescribeConfigs, Resource::Cluster) {
