@@ -50,6 +50,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod reply;
 pub mod sync_group;
@@ -139,6 +140,7 @@ served_apis! {
     DescribeCluster(DescribeClusterResponse) => describe_cluster::handle, 0..=2;
     CreatePartitions(CreatePartitionsResponse) => create_partitions::handle, 0..=3;
     DeleteRecords(DeleteRecordsResponse) => delete_records::handle, 0..=2;
+    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse) => offset_for_leader_epoch::handle, 2..=4;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
