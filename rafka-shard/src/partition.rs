@@ -462,6 +462,12 @@ impl<S: ShardStorage> Partition<S> {
         Ok(state.log.max_timestamp().await?)
     }
 
+    /// Bytes of the log's segments (DescribeLogDirs' partition size).
+    pub async fn size_bytes(&self) -> Result<u64, PartitionError> {
+        self.check_readable()?;
+        Ok(self.read_state().await?.log.size_bytes())
+    }
+
     /// What recovery found and did when the log was opened.
     pub async fn recovery_report(&self) -> Result<RecoveryReport, PartitionError> {
         Ok(self.read_state().await?.log.recovery_report().clone())

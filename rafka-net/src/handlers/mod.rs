@@ -37,6 +37,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
@@ -141,6 +142,7 @@ served_apis! {
     CreatePartitions(CreatePartitionsResponse) => create_partitions::handle, 0..=3;
     DeleteRecords(DeleteRecordsResponse) => delete_records::handle, 0..=2;
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse) => offset_for_leader_epoch::handle, 2..=4;
+    DescribeLogDirs(DescribeLogDirsResponse) => describe_log_dirs::handle, 1..=4;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
