@@ -47,6 +47,7 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DeleteGroups, 0, 2, Some(2)),
             (ApiKey::OffsetDelete, 0, 0, None),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
+            (ApiKey::DescribeProducers, 0, 0, Some(0)),
         ]
     );
 }
@@ -86,7 +87,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 24);
+    assert_eq!(ranges.len(), 25);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -96,16 +97,17 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(37, 0, 3))); // CreatePartitions
     assert!(ranges.contains(&(23, 2, 4))); // OffsetForLeaderEpoch
     assert!(ranges.contains(&(35, 1, 4))); // DescribeLogDirs
+    assert!(ranges.contains(&(61, 0, 0))); // DescribeProducers
 }
 
 #[test]
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 24 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 24]);
+    // correlation id, error 0, 25 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 25]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 24 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 25 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -151,6 +153,9 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
             RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
         }
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
+        }
         other => panic!("{other:?} is served: give it a default request here"),
     }
 }

@@ -38,6 +38,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
@@ -143,6 +144,7 @@ served_apis! {
     DeleteRecords(DeleteRecordsResponse) => delete_records::handle, 0..=2;
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse) => offset_for_leader_epoch::handle, 2..=4;
     DescribeLogDirs(DescribeLogDirsResponse) => describe_log_dirs::handle, 1..=4;
+    DescribeProducers(DescribeProducersResponse) => describe_producers::handle, 0..=0;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
