@@ -39,6 +39,7 @@ pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
@@ -145,6 +146,7 @@ served_apis! {
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse) => offset_for_leader_epoch::handle, 2..=4;
     DescribeLogDirs(DescribeLogDirsResponse) => describe_log_dirs::handle, 1..=4;
     DescribeProducers(DescribeProducersResponse) => describe_producers::handle, 0..=0;
+    DescribeTopicPartitions(DescribeTopicPartitionsResponse) => describe_topic_partitions::handle, 0..=0;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
