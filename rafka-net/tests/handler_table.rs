@@ -45,6 +45,7 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DescribeLogDirs, 1, 4, Some(2)),
             (ApiKey::CreatePartitions, 0, 3, Some(2)),
             (ApiKey::DeleteGroups, 0, 2, Some(2)),
+            (ApiKey::ElectLeaders, 0, 2, Some(2)),
             (ApiKey::OffsetDelete, 0, 0, None),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
             (ApiKey::DescribeProducers, 0, 0, Some(0)),
@@ -88,7 +89,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 26);
+    assert_eq!(ranges.len(), 27);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -98,6 +99,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(37, 0, 3))); // CreatePartitions
     assert!(ranges.contains(&(23, 2, 4))); // OffsetForLeaderEpoch
     assert!(ranges.contains(&(35, 1, 4))); // DescribeLogDirs
+    assert!(ranges.contains(&(43, 0, 2))); // ElectLeaders
     assert!(ranges.contains(&(61, 0, 0))); // DescribeProducers
     assert!(ranges.contains(&(75, 0, 0))); // DescribeTopicPartitions
 }
@@ -106,10 +108,10 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 26 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 26]);
+    // correlation id, error 0, 27 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 27]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 26 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 27 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -161,6 +163,7 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::DescribeTopicPartitions => {
             RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
         }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
         other => panic!("{other:?} is served: give it a default request here"),
     }
 }

@@ -40,6 +40,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
@@ -147,6 +148,7 @@ served_apis! {
     DescribeLogDirs(DescribeLogDirsResponse) => describe_log_dirs::handle, 1..=4;
     DescribeProducers(DescribeProducersResponse) => describe_producers::handle, 0..=0;
     DescribeTopicPartitions(DescribeTopicPartitionsResponse) => describe_topic_partitions::handle, 0..=0;
+    ElectLeaders(ElectLeadersResponse) => elect_leaders::handle, 0..=2;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
