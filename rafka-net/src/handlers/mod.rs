@@ -27,6 +27,7 @@
 //!
 //! Lives on: one `Handlers` per shard.
 
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod context;
 pub mod coordinator_call;
@@ -50,6 +51,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -149,6 +151,8 @@ served_apis! {
     DescribeProducers(DescribeProducersResponse) => describe_producers::handle, 0..=0;
     DescribeTopicPartitions(DescribeTopicPartitionsResponse) => describe_topic_partitions::handle, 0..=0;
     ElectLeaders(ElectLeadersResponse) => elect_leaders::handle, 0..=2;
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse) => alter_partition_reassignments::handle, 0..=1;
+    ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
