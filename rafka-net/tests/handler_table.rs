@@ -41,13 +41,20 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DeleteTopics, 1, 6, Some(4)),
             (ApiKey::DeleteRecords, 0, 2, Some(2)),
             (ApiKey::InitProducerId, 0, 5, Some(2)),
+            (ApiKey::OffsetForLeaderEpoch, 2, 4, Some(4)),
             (ApiKey::DescribeConfigs, 1, 4, Some(4)),
             (ApiKey::AlterConfigs, 0, 2, Some(2)),
+            (ApiKey::DescribeLogDirs, 1, 4, Some(2)),
             (ApiKey::CreatePartitions, 0, 3, Some(2)),
             (ApiKey::DeleteGroups, 0, 2, Some(2)),
+            (ApiKey::ElectLeaders, 0, 2, Some(2)),
             (ApiKey::IncrementalAlterConfigs, 0, 1, Some(1)),
+            (ApiKey::AlterPartitionReassignments, 0, 1, Some(0)),
+            (ApiKey::ListPartitionReassignments, 0, 0, Some(0)),
             (ApiKey::OffsetDelete, 0, 0, None),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
+            (ApiKey::DescribeProducers, 0, 0, Some(0)),
+            (ApiKey::DescribeTopicPartitions, 0, 0, Some(0)),
         ]
     );
 }
@@ -87,7 +94,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 25);
+    assert_eq!(ranges.len(), 32);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -95,16 +102,23 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(60, 0, 2))); // DescribeCluster
     assert!(ranges.contains(&(21, 0, 2))); // DeleteRecords
     assert!(ranges.contains(&(37, 0, 3))); // CreatePartitions
+    assert!(ranges.contains(&(23, 2, 4))); // OffsetForLeaderEpoch
+    assert!(ranges.contains(&(35, 1, 4))); // DescribeLogDirs
+    assert!(ranges.contains(&(43, 0, 2))); // ElectLeaders
+    assert!(ranges.contains(&(45, 0, 1))); // AlterPartitionReassignments
+    assert!(ranges.contains(&(46, 0, 0))); // ListPartitionReassignments
+    assert!(ranges.contains(&(61, 0, 0))); // DescribeProducers
+    assert!(ranges.contains(&(75, 0, 0))); // DescribeTopicPartitions
 }
 
 #[test]
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 25 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 25]);
+    // correlation id, error 0, 32 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 32]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 25 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 32 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -150,6 +164,23 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
         ApiKey::IncrementalAlterConfigs => {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
+        }
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
+        }
+        ApiKey::DescribeTopicPartitions => {
+            RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+        }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
         }
         other => panic!("{other:?} is served: give it a default request here"),
     }

@@ -80,6 +80,13 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::DescribeConfigs,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::DescribeLogDirs,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    ApiKey::DescribeProducers,
+    ApiKey::DescribeTopicPartitions,
 ];
 
 /// What rafka knows about an API independently of the broker's choices.
@@ -129,6 +136,21 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::AlterConfigs => spec::<AlterConfigsRequest>(&schemas::ALTER_CONFIGS),
         ApiKey::IncrementalAlterConfigs => {
             spec::<IncrementalAlterConfigsRequest>(&schemas::INCREMENTAL_ALTER_CONFIGS)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            spec::<OffsetForLeaderEpochRequest>(&schemas::OFFSET_FOR_LEADER_EPOCH)
+        }
+        ApiKey::DescribeLogDirs => spec::<DescribeLogDirsRequest>(&schemas::DESCRIBE_LOG_DIRS),
+        ApiKey::ElectLeaders => spec::<ElectLeadersRequest>(&schemas::ELECT_LEADERS),
+        ApiKey::AlterPartitionReassignments => {
+            spec::<AlterPartitionReassignmentsRequest>(&schemas::ALTER_PARTITION_REASSIGNMENTS)
+        }
+        ApiKey::ListPartitionReassignments => {
+            spec::<ListPartitionReassignmentsRequest>(&schemas::LIST_PARTITION_REASSIGNMENTS)
+        }
+        ApiKey::DescribeProducers => spec::<DescribeProducersRequest>(&schemas::DESCRIBE_PRODUCERS),
+        ApiKey::DescribeTopicPartitions => {
+            spec::<DescribeTopicPartitionsRequest>(&schemas::DESCRIBE_TOPIC_PARTITIONS)
         }
         _ => return None,
     })

@@ -266,7 +266,7 @@ pub fn measure(dir: &Path) -> std::io::Result<Space> {
 
 /// [`measure`] on glommio's blocking pool: a slow filesystem (NFS) must
 /// not stall the shard.
-async fn measure_offloaded(dir: &Path) -> std::io::Result<Space> {
+pub async fn measure_offloaded(dir: &Path) -> std::io::Result<Space> {
     let dir = dir.to_path_buf();
     glommio::executor()
         .spawn_blocking(move || measure(&dir))

@@ -157,6 +157,20 @@ pub struct PartitionSpec {
     pub write_caching: bool,
 }
 
+/// One producer id's state on a partition, as DescribeProducers reports
+/// it. Crosses shards: plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The last sequence written (-1 before any batch of this epoch).
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction, if one is open.
+    pub current_txn_start_offset: Option<i64>,
+}
+
 /// DeleteRecords' offset meaning "up to the high watermark".
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
@@ -460,6 +474,31 @@ impl<S: ShardStorage> Partition<S> {
         self.check_readable()?;
         let state = self.read_state().await?;
         Ok(state.log.max_timestamp().await?)
+    }
+
+    /// Bytes of the log's segments (DescribeLogDirs' partition size).
+    pub async fn size_bytes(&self) -> Result<u64, PartitionError> {
+        self.check_readable()?;
+        Ok(self.read_state().await?.log.size_bytes())
+    }
+
+    /// The producers the partition's producer state holds, by ascending
+    /// id (DescribeProducers).
+    pub async fn active_producers(&self) -> Result<Vec<ActiveProducer>, PartitionError> {
+        self.check_readable()?;
+        let state = self.read_state().await?;
+        let producers = state
+            .producers
+            .iter()
+            .map(|(producer_id, entry)| ActiveProducer {
+                producer_id,
+                producer_epoch: entry.epoch(),
+                last_sequence: entry.last_sequence(),
+                last_timestamp: entry.last_timestamp(),
+                coordinator_epoch: entry.coordinator_epoch(),
+                current_txn_start_offset: entry.current_txn_first_offset(),
+            });
+        Ok(producers.collect())
     }
 
     /// What recovery found and did when the log was opened.

@@ -109,8 +109,9 @@ impl TestBroker {
         self
     }
 
-    /// Changes the broker config; `log_dirs` is set by `run` to the data
-    /// dir whatever `tweak` does.
+    /// Changes the broker config; the first of `log_dirs` is set by `run`
+    /// to the data dir whatever `tweak` does (further dirs stay: the
+    /// broker keeps nothing in them, DescribeLogDirs lists them).
     pub fn config(mut self, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         tweak(&mut self.config);
         self
@@ -163,7 +164,11 @@ impl TestBroker {
         let temp = tempfile::tempdir().expect("tempdir");
         let data_dir = self.data_dir.unwrap_or_else(|| temp.path().to_path_buf());
         let mut config = self.config;
-        config.log_dirs = vec![data_dir.clone()];
+        // The data dir comes first; further dirs a config tweak lists stay.
+        let further_dirs = config.log_dirs.iter().skip(1).cloned();
+        config.log_dirs = std::iter::once(data_dir.clone())
+            .chain(further_dirs)
+            .collect();
         config.node_id = NODE_ID;
         let config = Arc::new(config);
         let settings = Settings {

@@ -1,6 +1,6 @@
 //! The per-partition fan-out every partition API shares (Produce, Fetch,
-//! ListOffsets; later DeleteRecords, OffsetForLeaderEpoch, transaction
-//! markers, DescribeProducers), written once:
+//! ListOffsets, DeleteRecords, OffsetForLeaderEpoch, DescribeProducers,
+//! DescribeLogDirs; later transaction markers), written once:
 //!
 //! - [`Grid`]: one answer per partition, shaped like the request (topic
 //!   position, partition position); answers arrive in any order and the

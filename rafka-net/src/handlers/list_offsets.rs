@@ -44,7 +44,7 @@ pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 /// The leader epoch of every partition: a single broker that never changes
 /// leadership stays in epoch 0 (batches are stamped with it too).
-const LEADER_EPOCH: i32 = 0;
+pub(crate) const LEADER_EPOCH: i32 = 0;
 /// "The client knows no epoch": the epoch check is skipped.
 const NO_LEADER_EPOCH: i32 = -1;
 /// Versions whose partition responses carry the leader epoch (encoding one
@@ -200,7 +200,7 @@ fn duplicate_partitions(list: &ListOffsetsRequest) -> HashMap<(&str, i32), u32> 
 /// Kafka's leader epoch check against this broker's epoch 0: an older epoch
 /// is fenced, a newer one is unknown here (the client saw metadata this
 /// broker has not).
-fn epoch_error_code(current_leader_epoch: i32) -> ErrorCode {
+pub(crate) fn epoch_error_code(current_leader_epoch: i32) -> ErrorCode {
     if current_leader_epoch == NO_LEADER_EPOCH || current_leader_epoch == LEADER_EPOCH {
         ErrorCode::NONE
     } else if current_leader_epoch < LEADER_EPOCH {

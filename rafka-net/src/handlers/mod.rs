@@ -28,6 +28,7 @@
 //! Lives on: one `Handlers` per shard.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod context;
 pub mod coordinator_call;
@@ -39,6 +40,10 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
@@ -49,10 +54,12 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod reply;
 pub mod sync_group;
@@ -145,6 +152,13 @@ served_apis! {
     DescribeConfigs(DescribeConfigsResponse) => describe_configs::handle, 1..=4;
     AlterConfigs(AlterConfigsResponse) => alter_configs::handle, 0..=2;
     IncrementalAlterConfigs(IncrementalAlterConfigsResponse) => incremental_alter_configs::handle, 0..=1;
+    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse) => offset_for_leader_epoch::handle, 2..=4;
+    DescribeLogDirs(DescribeLogDirsResponse) => describe_log_dirs::handle, 1..=4;
+    DescribeProducers(DescribeProducersResponse) => describe_producers::handle, 0..=0;
+    DescribeTopicPartitions(DescribeTopicPartitionsResponse) => describe_topic_partitions::handle, 0..=0;
+    ElectLeaders(ElectLeadersResponse) => elect_leaders::handle, 0..=2;
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse) => alter_partition_reassignments::handle, 0..=1;
+    ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers

@@ -10,7 +10,7 @@
 //! bytes and re-encodes them identically, so a transcription slip fails it.
 
 use super::shape::Elem;
-use super::shape::Kind::{self, Array, Bytes, Fixed, Str, Struct, StructArray};
+use super::shape::Kind::{self, Array, Bytes, Fixed, NullableStruct, Str, Struct, StructArray};
 use super::shape::{Field, Shape, Tagged, LATEST};
 
 const I8: Kind = Fixed(1);
@@ -562,5 +562,132 @@ static INCREMENTAL_ALTER_CONFIGS_CONFIG: Shape = shape(
         all(Str), // name
         all(I8),  // config_operation
         all(Str), // value (nullable)
+    ],
+);
+
+pub(crate) static OFFSET_FOR_LEADER_EPOCH: Shape = shape(
+    "OffsetForLeaderEpochRequest",
+    &[
+        from(3, I32),                                     // replica_id
+        all(StructArray(&OFFSET_FOR_LEADER_EPOCH_TOPIC)), // topics
+    ],
+);
+static OFFSET_FOR_LEADER_EPOCH_TOPIC: Shape = shape(
+    "OffsetForLeaderTopic",
+    &[
+        all(Str),                                             // topic
+        all(StructArray(&OFFSET_FOR_LEADER_EPOCH_PARTITION)), // partitions
+    ],
+);
+static OFFSET_FOR_LEADER_EPOCH_PARTITION: Shape = shape(
+    "OffsetForLeaderPartition",
+    &[
+        all(I32), // partition
+        all(I32), // current_leader_epoch (v2+, the first version decoded)
+        all(I32), // leader_epoch
+    ],
+);
+
+pub(crate) static DESCRIBE_LOG_DIRS: Shape = shape(
+    "DescribeLogDirsRequest",
+    &[
+        all(StructArray(&DESCRIBE_LOG_DIRS_TOPIC)), // topics (nullable)
+    ],
+);
+static DESCRIBE_LOG_DIRS_TOPIC: Shape = shape(
+    "DescribableLogDirTopic",
+    &[
+        all(Str),  // topic
+        all(I32S), // partitions
+    ],
+);
+
+pub(crate) static ELECT_LEADERS: Shape = shape(
+    "ElectLeadersRequest",
+    &[
+        from(1, I8),                            // election_type
+        all(StructArray(&ELECT_LEADERS_TOPIC)), // topic_partitions (nullable)
+        all(I32),                               // timeout_ms
+    ],
+);
+static ELECT_LEADERS_TOPIC: Shape = shape(
+    "TopicPartitions",
+    &[
+        all(Str),  // topic
+        all(I32S), // partitions
+    ],
+);
+
+pub(crate) static ALTER_PARTITION_REASSIGNMENTS: Shape = shape(
+    "AlterPartitionReassignmentsRequest",
+    &[
+        all(I32),                                               // timeout_ms
+        from(1, BOOL),                                          // allow_replication_factor_change
+        all(StructArray(&ALTER_PARTITION_REASSIGNMENTS_TOPIC)), // topics
+    ],
+);
+static ALTER_PARTITION_REASSIGNMENTS_TOPIC: Shape = shape(
+    "ReassignableTopic",
+    &[
+        all(Str),                                                   // name
+        all(StructArray(&ALTER_PARTITION_REASSIGNMENTS_PARTITION)), // partitions
+    ],
+);
+static ALTER_PARTITION_REASSIGNMENTS_PARTITION: Shape = shape(
+    "ReassignablePartition",
+    &[
+        all(I32),  // partition_index
+        all(I32S), // replicas (nullable: null cancels)
+    ],
+);
+
+pub(crate) static LIST_PARTITION_REASSIGNMENTS: Shape = shape(
+    "ListPartitionReassignmentsRequest",
+    &[
+        all(I32),                                              // timeout_ms
+        all(StructArray(&LIST_PARTITION_REASSIGNMENTS_TOPIC)), // topics (nullable)
+    ],
+);
+static LIST_PARTITION_REASSIGNMENTS_TOPIC: Shape = shape(
+    "ListPartitionReassignmentsTopics",
+    &[
+        all(Str),  // name
+        all(I32S), // partition_indexes
+    ],
+);
+
+pub(crate) static DESCRIBE_PRODUCERS: Shape = shape(
+    "DescribeProducersRequest",
+    &[
+        all(StructArray(&DESCRIBE_PRODUCERS_TOPIC)), // topics
+    ],
+);
+static DESCRIBE_PRODUCERS_TOPIC: Shape = shape(
+    "TopicRequest",
+    &[
+        all(Str),  // name
+        all(I32S), // partition_indexes
+    ],
+);
+
+pub(crate) static DESCRIBE_TOPIC_PARTITIONS: Shape = shape(
+    "DescribeTopicPartitionsRequest",
+    &[
+        all(StructArray(&DESCRIBE_TOPIC_PARTITIONS_TOPIC)), // topics
+        all(I32),                                           // response_partition_limit
+        all(NullableStruct(&DESCRIBE_TOPIC_PARTITIONS_CURSOR)), // cursor
+    ],
+);
+static DESCRIBE_TOPIC_PARTITIONS_TOPIC: Shape = shape(
+    "TopicRequest",
+    &[
+        all(Str), // name
+    ],
+);
+static DESCRIBE_TOPIC_PARTITIONS_CURSOR: Shape = shape(
+    "Cursor",
+    &[
+        all(Str), // topic_name
+        all(I32), // partition_index
     ],
 );

@@ -45,6 +45,9 @@ pub(crate) enum Kind {
     StructArray(&'static Shape),
     /// A struct inline (only as a tagged field here).
     Struct(&'static Shape),
+    /// A nullable struct: an int8 presence marker (1: the struct follows;
+    /// kafka-protocol reads any other value as null), then the struct.
+    NullableStruct(&'static Shape),
 }
 
 /// Element of an array of primitives.
@@ -196,6 +199,13 @@ impl Walker<'_> {
                 (0..count).try_for_each(|_| self.walk_struct(element))
             }
             Kind::Struct(inner) => self.walk_struct(inner),
+            Kind::NullableStruct(inner) => {
+                let present = self.reader.take(1).map_err(|e| wire(shape, e))?;
+                match present {
+                    [1] => self.walk_struct(inner),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -345,6 +355,7 @@ impl Walker<'_> {
                 Kind::Str => length_prefix_bytes(2),
                 Kind::Bytes | Kind::Array(_) | Kind::StructArray(_) => length_prefix_bytes(4),
                 Kind::Struct(inner) => self.struct_bytes_min(inner),
+                Kind::NullableStruct(_) => 1,
             })
             .sum();
         fields_bytes + usize::from(self.flexible)

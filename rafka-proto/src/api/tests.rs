@@ -317,6 +317,13 @@ impl BodyGen {
                 (0..count).for_each(|_| self.structure(out, element));
             }
             Kind::Struct(inner) => self.structure(out, inner),
+            Kind::NullableStruct(inner) => match self.rng.below(2) {
+                0 => out.push(0xff), // null re-encodes as -1
+                _ => {
+                    out.push(1);
+                    self.structure(out, inner);
+                }
+            },
         }
     }
 

@@ -1,0 +1,211 @@
+//! OffsetForLeaderEpoch (key 23), v2-v4: where a leader epoch ends in a
+//! partition's log. Consumers (KIP-320) ask it after a metadata change to
+//! detect a log truncated under their position; followers ask it to find
+//! where to truncate to.
+//!
+//! Top-down: decode -> authorize -> resolve each partition and check its
+//! current leader epoch on the shard that read the request -> split by
+//! owning shard -> read the offsets on every owner at once -> gather ->
+//! encode.
+//!
+//! Answers, as a Kafka leader whose epoch cache holds one entry, (epoch 0,
+//! log start offset): a single node never changes leadership, every batch
+//! is stamped with epoch 0 and Kafka assigns the cache entry when a leader
+//! takes over (`UnifiedLog.endOffsetForEpoch` -> `LeaderEpochFileCache
+//! .endOffsetFor`):
+//! - CLUSTER_ACTION on the cluster (a follower) or DESCRIBE on the topic (a
+//!   consumer) is required: TOPIC_AUTHORIZATION_FAILED otherwise.
+//! - Requested epoch 0 (the current one): leader epoch 0 and the log end
+//!   offset, as Kafka answers its current epoch (not the high watermark:
+//!   a consumer's position is never above the high watermark, so either is
+//!   safe for it, and a follower needs the log end).
+//! - Requested epoch -1 (undefined) or above 0 (one this broker never
+//!   had): NONE with leader epoch -1 and end offset -1.
+//! - Requested epoch below -1, older than any entry: that epoch and the
+//!   start offset of epoch 0, which is the log start offset.
+//! - `current_leader_epoch` -1 skips the check; older than 0 is
+//!   FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+//! - An unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION.
+//! - `replica_id` (v3+) names a follower or is -1 for a consumer; Kafka
+//!   answers both the same (always from the leader), and so does rafka.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use rafka_core::acl::{AclOperation, Resource};
+use rafka_proto::error::ErrorCode;
+use rafka_shard::shard::Shard;
+
+use super::fanout::{scatter, Grid, Slot, Split};
+use super::list_offsets::{epoch_error_code, LEADER_EPOCH};
+use super::{HandlerError, RequestContext};
+
+/// Kafka's `UNDEFINED_EPOCH` and `UNDEFINED_EPOCH_OFFSET`.
+const UNDEFINED_EPOCH: i32 = -1;
+const UNDEFINED_EPOCH_OFFSET: i64 = -1;
+
+pub async fn handle(
+    ctx: &RequestContext,
+    request: OffsetForLeaderEpochRequest,
+) -> Result<OffsetForLeaderEpochResponse, HandlerError> {
+    let mut answers: Grid<Answer> = Grid::new(request.topics.iter().map(|t| t.partitions.len()));
+    let split = split(ctx, &request, &mut answers);
+    let found = scatter(ctx.shard(), split, end_offsets_on_owner, || {
+        Answer::error(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+    })
+    .await;
+    for (slot, answer) in found {
+        answers.set(slot, answer);
+    }
+    let topics = request
+        .topics
+        .iter()
+        .zip(answers.into_rows())
+        .map(|(topic, answers)| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .zip(answers)
+                .map(|(partition, answer)| {
+                    EpochEndOffset::default()
+                        .with_partition(partition.partition)
+                        .with_error_code(answer.error_code.code())
+                        .with_leader_epoch(answer.leader_epoch)
+                        .with_end_offset(answer.end_offset)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    Ok(OffsetForLeaderEpochResponse::default().with_topics(topics))
+}
+
+/// One partition's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer {
+    error_code: ErrorCode,
+    leader_epoch: i32,
+    end_offset: i64,
+}
+
+impl Answer {
+    const UNDEFINED: Answer = Answer {
+        error_code: ErrorCode::NONE,
+        leader_epoch: UNDEFINED_EPOCH,
+        end_offset: UNDEFINED_EPOCH_OFFSET,
+    };
+
+    fn error(error_code: ErrorCode) -> Self {
+        Answer {
+            error_code,
+            ..Answer::UNDEFINED
+        }
+    }
+}
+
+/// One partition to read on its owner. Crosses shards: `Send` data only.
+struct Lookup {
+    topic: String,
+    partition: i32,
+    leader_epoch: i32,
+}
+
+/// Answers what this shard can (unauthorized topics, unknown partitions,
+/// stale or future current epochs) and groups the rest by owning shard.
+fn split(
+    ctx: &RequestContext,
+    request: &OffsetForLeaderEpochRequest,
+    answers: &mut Grid<Answer>,
+) -> Split<Slot, Lookup> {
+    let image = ctx.image();
+    // Kafka: a follower's CLUSTER_ACTION covers every topic; a consumer
+    // needs DESCRIBE on each.
+    let follower = ctx.authorize(AclOperation::ClusterAction, Resource::Cluster);
+    let mut split = Split::new();
+    for (t, topic) in request.topics.iter().enumerate() {
+        let name = topic.topic.as_str();
+        if !follower && !ctx.authorize(AclOperation::Describe, Resource::Topic(name)) {
+            answers.fill_row(t, &Answer::error(ErrorCode::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
+        let found = image.topic(name);
+        for (p, partition) in topic.partitions.iter().enumerate() {
+            let index = partition.partition;
+            let owner = found.and_then(|topic| topic.shard_of(index));
+            let Some(owner) = owner else {
+                answers.set((t, p), Answer::error(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            let fenced = epoch_error_code(partition.current_leader_epoch);
+            if !fenced.is_none() {
+                answers.set((t, p), Answer::error(fenced));
+                continue;
+            }
+            let lookup = Lookup {
+                topic: name.to_string(),
+                partition: index,
+                leader_epoch: partition.leader_epoch,
+            };
+            split.push(owner as usize, (t, p), lookup);
+        }
+    }
+    split
+}
+
+/// On the owner: its partitions' answers (no IO: the offsets are cells).
+async fn end_offsets_on_owner(shard: Rc<Shard>, lookups: Vec<Lookup>) -> Vec<Answer> {
+    lookups
+        .iter()
+        .map(
+            |lookup| match shard.partition(&lookup.topic, lookup.partition) {
+                Some(partition) => end_offset_for(
+                    lookup.leader_epoch,
+                    partition.log_start_offset(),
+                    partition.log_end_offset(),
+                ),
+                None => Answer::error(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            },
+        )
+        .collect()
+}
+
+/// Kafka's `LeaderEpochFileCache.endOffsetFor` over the one entry (epoch
+/// 0 from the log start).
+fn end_offset_for(requested: i32, log_start_offset: i64, log_end_offset: i64) -> Answer {
+    let found = |leader_epoch, end_offset| Answer {
+        error_code: ErrorCode::NONE,
+        leader_epoch,
+        end_offset,
+    };
+    match requested {
+        UNDEFINED_EPOCH => Answer::UNDEFINED,
+        LEADER_EPOCH => found(LEADER_EPOCH, log_end_offset),
+        // Older than the first entry: the requested epoch ends where the
+        // first known one starts.
+        older if older < LEADER_EPOCH => found(older, log_start_offset),
+        _ => Answer::UNDEFINED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_end_as_in_kafkas_epoch_cache() {
+        let answer = |requested| {
+            let a = end_offset_for(requested, 4, 10);
+            (a.leader_epoch, a.end_offset)
+        };
+        assert_eq!(answer(0), (0, 10));
+        assert_eq!(answer(-1), (-1, -1));
+        assert_eq!(answer(1), (-1, -1));
+        assert_eq!(answer(i32::MAX), (-1, -1));
+        assert_eq!(answer(-2), (-2, 4));
+    }
+}
