@@ -55,9 +55,12 @@ fn produce(client: &mut WireClient, version: i16, request: &ProduceRequest) -> P
     client.call(version, request).expect("produce")
 }
 
-/// (topic, [(partition, error code, base offset)]) of every topic answer,
-/// in the response's order.
-fn shape(response: &ProduceResponse) -> Vec<(String, Vec<(i32, i16, i64)>)> {
+/// (partition, error code, base offset).
+type PartitionAnswer = (i32, i16, i64);
+
+/// (topic, its partition answers) of every topic answer, in the
+/// response's order.
+fn shape(response: &ProduceResponse) -> Vec<(String, Vec<PartitionAnswer>)> {
     response
         .responses
         .iter()
@@ -232,7 +235,7 @@ fn one_record(value: &str) -> Option<Bytes> {
 fn duplicates_scenario(addr: SocketAddr, ids: Vec<Uuid>) {
     let id = ids[0];
     let mut client = connect(addr);
-    let twice = |partitions: Vec<(i32, i16, i64)>| vec![("twice".to_string(), partitions)];
+    let twice = |partitions: Vec<PartitionAnswer>| vec![("twice".to_string(), partitions)];
     // One topic entry, partition 0 twice: only the last batch is appended,
     // and answered once.
     let a = batch(&[("a0", 1_000), ("a1", 1_000)]);
@@ -294,7 +297,7 @@ fn duplicates_scenario(addr: SocketAddr, ids: Vec<Uuid>) {
     let response = produce(&mut client, 13, &request);
     assert_eq!(response.responses.len(), 1);
     assert_eq!(response.responses[0].topic_id, id);
-    let answers: Vec<(i32, i16, i64)> = response.responses[0]
+    let answers: Vec<PartitionAnswer> = response.responses[0]
         .partition_responses
         .iter()
         .map(|p| (p.index, p.error_code, p.base_offset))
