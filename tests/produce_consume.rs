@@ -1,6 +1,7 @@
 //! librdkafka against the real broker: keyed records with headers over six
-//! partitions consumed back byte-exact with 1, 2 and 4 shards, and the same
-//! for every compression codec.
+//! partitions consumed back byte-exact with 1, 2 and 4 shards, the same for
+//! every compression codec, and a topic's `compression.type` overriding the
+//! producer's codec.
 
 mod support;
 
@@ -148,4 +149,34 @@ fn codec_lz4() {
 #[test]
 fn codec_zstd() {
     roundtrip_codec("zstd");
+}
+
+/// A gzip topic fed by an lz4 producer: the broker stores gzip (Kafka's
+/// LogValidator recompresses) and consumers read exactly what was sent.
+#[test]
+fn topic_compression_type_overrides_the_producer_codec() {
+    let broker = BrokerProcess::start(rafka(2));
+    let bootstrap = broker.bootstrap();
+    let topic = "recompressed";
+    client::create_topic_with(&bootstrap, topic, 2, &[("compression.type", "gzip")]);
+    let expected: Vec<Vec<Record>> = client::records(2, 1_000, client::now_ms());
+    let producer = client::producer(
+        &bootstrap,
+        &[("compression.type", "lz4"), ("linger.ms", "20")],
+    );
+    let offsets = client::produce(&producer, topic, &expected);
+    client::assert_offsets_in_send_order(topic, &offsets);
+    for partition in 0..2 {
+        assert_eq!(
+            client::watermarks(&bootstrap, topic, partition),
+            (0, 1_000),
+            "{topic}/{partition} watermarks"
+        );
+        assert_eq!(
+            first_batch_codec(&broker, topic, partition),
+            codec_id("gzip"),
+            "{topic}/{partition}: codec of the stored batch"
+        );
+    }
+    client::assert_topic(&bootstrap, topic, &expected);
 }

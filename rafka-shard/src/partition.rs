@@ -38,7 +38,10 @@ use rafka_core::log::{
 };
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
-use rafka_proto::record::{batch_size_bytes, BatchError, BatchHeader, Batches};
+use rafka_proto::record::{
+    batch_size_bytes, recompress_batches, BatchError, BatchHeader, Batches, RecompressError,
+    RecordLimits,
+};
 
 use crate::runtime::within;
 use crate::storage::{BrokerStorage, FileRegion, ShardStorage, ShareRegion};
@@ -56,6 +59,10 @@ pub enum PartitionError {
     Producer(#[from] ProducerError),
     #[error("records are not a valid v2 batch sequence: {0}")]
     Corrupt(#[from] rafka_proto::record::BatchError),
+    /// The records could not be stored with the topic's
+    /// `compression.type`.
+    #[error("applying compression.type: {0}")]
+    Recompress(#[from] RecompressError),
     #[error("timed out waiting for the flush covering offset {offset}")]
     FlushTimeout { offset: i64 },
     #[error("partition is closed")]
@@ -81,6 +88,7 @@ impl PartitionError {
             PartitionError::Log(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             PartitionError::Producer(error) => error.error_code(),
             PartitionError::Corrupt(_) => ErrorCode::CORRUPT_MESSAGE,
+            PartitionError::Recompress(error) => error.error_code(),
             PartitionError::FlushTimeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
             PartitionError::Closed => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             // Retriable for clients (Kafka's KafkaStorageException is an
@@ -312,8 +320,9 @@ impl<S: ShardStorage> Partition<S> {
     }
 
     /// Appends the batches of one produce request (validated by the caller:
-    /// CRC, structure, append rules). Returns once the data is in the page
-    /// cache; durability is [`Partition::wait_durable`].
+    /// CRC, structure, append rules), stored with the topic's current
+    /// `compression.type` (see [`stored_records`]). Returns once the data
+    /// is in the page cache; durability is [`Partition::wait_durable`].
     pub async fn append(&self, records: &Bytes) -> Result<Appended, PartitionError> {
         // The place in line before anything awaits; held until the records
         // have their offsets.
@@ -328,7 +337,8 @@ impl<S: ShardStorage> Partition<S> {
                 ..duplicate
             });
         }
-        let info = state.log.append(records, 0).await?;
+        let records = stored_records(records, &state.log)?;
+        let info = state.log.append(&records, 0).await?;
         let mut first_offset = info.first_offset;
         let timestamp = info.log_append_time_ms;
         for header in &headers {
@@ -733,6 +743,24 @@ fn headers_of(records: &Bytes) -> Result<Vec<BatchHeader>, PartitionError> {
         rest = &rest[size_bytes..];
     }
     Ok(headers)
+}
+
+/// `records` as the log stores them: in the codec of the topic's
+/// `compression.type` as the log's config has it now (a config change
+/// applies from the next append), or as sent when that is `producer` or
+/// already the batches' codec (no copy). Runs on the owning shard, under
+/// the partition lock: recompressing is CPU work on the core that owns
+/// the data, and the config cannot change under it. A retried duplicate
+/// never gets here, so it is not recompressed for nothing.
+fn stored_records<S: ShardStorage>(records: &Bytes, log: &Log<S>) -> Result<Bytes, PartitionError> {
+    match log.config().compression {
+        None => Ok(records.clone()),
+        Some(target) => Ok(recompress_batches(
+            records,
+            target,
+            RecordLimits::default(),
+        )?),
+    }
 }
 
 /// Kafka checks producer state batch by batch; a retried request carries

@@ -142,7 +142,15 @@ fn admin_options() -> AdminOptions {
 
 /// CreateTopics for one topic; panics with the broker's error code if it fails.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    create_topic_with(bootstrap, topic, partitions, &[]);
+}
+
+/// [`create_topic`] with topic configs (`compression.type`, ...).
+pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let new_topic = configs.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+        |new_topic, (key, value)| new_topic.set(key, value),
+    );
     let results = block_on(admin(bootstrap).create_topics([&new_topic], &admin_options()))
         .expect("CreateTopics request");
     assert_eq!(results, vec![Ok(topic.to_owned())], "CreateTopics {topic}");

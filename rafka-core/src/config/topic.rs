@@ -8,7 +8,7 @@ use rafka_proto::error::ErrorCode;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rafka_proto::record::{Compression, TimestampType};
+use rafka_proto::record::{Compression, TargetCompression, TimestampType};
 
 use crate::log::LogConfig;
 
@@ -538,7 +538,21 @@ impl TopicConfig {
             delete_retention_ms: self.delete_retention_ms,
             min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
             min_compaction_lag_ms: self.min_compaction_lag_ms,
+            compression: self.target_compression(),
         }
+    }
+
+    /// `compression.type` with the level its codec is configured at;
+    /// `None` for `producer`.
+    pub fn target_compression(&self) -> Option<TargetCompression> {
+        let codec = self.compression_type.codec()?;
+        let level = match codec {
+            Compression::Gzip => Some(self.compression_gzip_level),
+            Compression::Lz4 => Some(self.compression_lz4_level),
+            Compression::Zstd => Some(self.compression_zstd_level),
+            Compression::None | Compression::Snappy => None,
+        };
+        Some(TargetCompression { codec, level })
     }
 
     fn check_cross_keys(&self) -> Result<(), TopicConfigError> {
@@ -789,6 +803,34 @@ mod tests {
         assert_eq!(log.min_cleanable_dirty_ratio, 0.01);
         assert_eq!(log.min_compaction_lag_ms, 250);
         assert_eq!(log.validate(), Ok(()));
+    }
+
+    #[test]
+    fn compression_type_reaches_the_log_config() {
+        let mut c = TopicConfig::default();
+        assert_eq!(c.log_config().compression, None);
+        c.set("compression.type", "zstd").unwrap();
+        c.set("compression.zstd.level", "7").unwrap();
+        assert_eq!(
+            c.log_config().compression,
+            Some(TargetCompression {
+                codec: Compression::Zstd,
+                level: Some(7)
+            })
+        );
+        c.set("compression.type", "uncompressed").unwrap();
+        assert_eq!(
+            c.log_config().compression,
+            Some(TargetCompression::new(Compression::None))
+        );
+        c.set("compression.type", "gzip").unwrap();
+        assert_eq!(
+            c.log_config().compression,
+            Some(TargetCompression {
+                codec: Compression::Gzip,
+                level: Some(-1)
+            })
+        );
     }
 
     #[test]

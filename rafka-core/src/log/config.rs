@@ -2,7 +2,7 @@
 //! topic configs (`segment.bytes`, `retention.ms`, ...) with Kafka's
 //! defaults. The broker's topic config model converts into this.
 
-use rafka_proto::record::TimestampType;
+use rafka_proto::record::{TargetCompression, TimestampType};
 
 /// Kafka's default for `segment.bytes`: 1 GiB.
 pub const SEGMENT_BYTES_DEFAULT: u32 = 1 << 30;
@@ -64,6 +64,12 @@ pub struct LogConfig {
     /// `min.compaction.lag.ms`: a segment is cleanable only once its newest
     /// timestamp is at least this old.
     pub min_compaction_lag_ms: i64,
+    /// `compression.type` (with its codec's `compression.<codec>.level`):
+    /// the codec produced batches are stored with; `None` (`producer`)
+    /// keeps the producer's. Applied by the partition before an append
+    /// (`rafka_proto::record::recompress`), so the log's
+    /// `max.message.bytes` check sees the stored size.
+    pub compression: Option<TargetCompression>,
 }
 
 impl Default for LogConfig {
@@ -82,6 +88,7 @@ impl Default for LogConfig {
             delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
             min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
             min_compaction_lag_ms: 0,
+            compression: None,
         }
     }
 }
@@ -178,6 +185,7 @@ mod tests {
         assert_eq!(config.delete_retention_ms, 86_400_000);
         assert_eq!(config.min_cleanable_dirty_ratio, 0.5);
         assert_eq!(config.min_compaction_lag_ms, 0);
+        assert_eq!(config.compression, None);
         assert_eq!(config.offset_index_entries_max(), 1_310_720);
         assert_eq!(config.time_index_entries_max(), 873_813);
         assert_eq!(config.validate(), Ok(()));

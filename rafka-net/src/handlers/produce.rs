@@ -22,7 +22,31 @@
 //! acks=0 gets no answer; if any partition failed, the connection is closed
 //! instead, as Kafka does: it is the only sign such a producer gets that it
 //! should refresh its metadata.
+//!
+//! The owner stores each batch with the topic's `compression.type` as its
+//! partition's config has it at that moment (`Partition::append`: recompressed
+//! there, on the core that owns the data; `max.message.bytes` is checked
+//! again by the log against the stored size, as Kafka does).
+//!
+//! # The same partition named twice
+//!
+//! Kafka (KafkaApis.handleProduceRequest, 2.x through 4.x) puts a request's
+//! partitions in a map keyed by topic-partition before appending: the last
+//! entry for a partition replaces the earlier ones, which are neither
+//! appended nor answered, and the response, built from a map too, names
+//! each topic once and each of its partitions once. Neither
+//! ProduceRequest's parsing nor KafkaApis rejects duplicates (no
+//! INVALID_REQUEST or INVALID_RECORD for them). rafka does the same: the
+//! last entry for a topic-partition (by name, or by topic id from v13) is
+//! the only one validated and appended; the answer has one entry per
+//! topic (in order of first appearance) and one per partition (at its
+//! last entry's place), whatever the request's shape. One deviation: when
+//! an earlier entry fails Kafka's request-level record check (no batch,
+//! magic, more than one batch) and the last passes, Kafka appends the last
+//! and still answers the earlier entry's error; rafka answers what it did
+//! with the last entry, so an answer never contradicts the log.
 
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -44,6 +68,7 @@ use rafka_proto::record::{
 };
 use rafka_shard::partition::{Appended, PartitionError};
 use rafka_shard::shard::Shard;
+use uuid::Uuid;
 
 use super::fanout::{scatter, Grid, Slot, Split};
 use super::{HandlerError, RequestContext, INTERNAL_TOPICS};
@@ -70,6 +95,7 @@ pub async fn handle(
 ) -> Result<Option<ProduceResponse>, HandlerError> {
     let mut outcomes: Grid<Outcome> =
         Grid::new(produce.topic_data.iter().map(|t| t.partition_data.len()));
+    let superseded = superseded_entries(&produce, ctx.version());
     let acks = Acks::from_wire(produce.acks);
     match acks {
         Some(acks) => {
@@ -77,6 +103,7 @@ pub async fn handle(
                 version: ctx.version(),
                 internal_allowed: ctx.client_id_bytes() == Some(ADMIN_CLIENT_ID),
                 now_ms: ctx.now_ms(),
+                superseded: &superseded,
             };
             let split = plan.split(ctx, &produce, &mut outcomes);
             let timeout = Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
@@ -87,6 +114,9 @@ pub async fn handle(
         None => outcomes.fill_all(&Outcome::Rejected(Rejection::code(
             ErrorCode::INVALID_REQUIRED_ACKS,
         ))),
+    }
+    for &slot in &superseded {
+        outcomes.set(slot, Outcome::Superseded);
     }
     let rows = outcomes.into_rows();
     if error_codes(&rows).any(ErrorCode::is_err) {
@@ -123,6 +153,40 @@ struct Append {
 enum Outcome {
     Appended(Appended),
     Rejected(Rejection),
+    /// A later entry of the request names the same partition: this one is
+    /// ignored (module doc, "The same partition named twice").
+    Superseded,
+}
+
+/// How a request names a topic: by name, or by id from v13.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TopicKey<'a> {
+    Name(&'a str),
+    Id(Uuid),
+}
+
+fn topic_key(data: &TopicProduceData, version: i16) -> TopicKey<'_> {
+    if version >= TOPIC_ID_VERSION_MIN {
+        TopicKey::Id(data.topic_id)
+    } else {
+        TopicKey::Name(data.name.as_str())
+    }
+}
+
+/// The entries a later entry for the same topic-partition replaces, as
+/// Kafka's map of the request does.
+fn superseded_entries(produce: &ProduceRequest, version: i16) -> HashSet<Slot> {
+    let mut last: HashMap<(TopicKey<'_>, i32), Slot> = HashMap::new();
+    let mut superseded = HashSet::new();
+    for (t, data) in produce.topic_data.iter().enumerate() {
+        let key = topic_key(data, version);
+        for (p, partition) in data.partition_data.iter().enumerate() {
+            if let Some(earlier) = last.insert((key, partition.index), (t, p)) {
+                superseded.insert(earlier);
+            }
+        }
+    }
+    superseded
 }
 
 /// Why a partition's records were not (all) acknowledged.
@@ -168,40 +232,56 @@ impl Rejection {
 
 /// Every partition's error code, in request order.
 fn error_codes(outcomes: &[Vec<Outcome>]) -> impl Iterator<Item = ErrorCode> + '_ {
-    outcomes.iter().flatten().map(|outcome| match outcome {
-        Outcome::Appended(_) => ErrorCode::NONE,
-        Outcome::Rejected(rejection) => rejection.error_code,
-    })
+    outcomes
+        .iter()
+        .flatten()
+        .filter_map(|outcome| match outcome {
+            Outcome::Appended(_) => Some(ErrorCode::NONE),
+            Outcome::Rejected(rejection) => Some(rejection.error_code),
+            Outcome::Superseded => None,
+        })
 }
 
+/// One entry per topic, in order of first appearance, and one per
+/// partition (superseded entries left out), as Kafka answers from its map.
+/// A request without repeats gets its own shape back.
 fn response(
     produce: &ProduceRequest,
     outcomes: Vec<Vec<Outcome>>,
     version: i16,
 ) -> ProduceResponse {
-    let responses = produce
-        .topic_data
-        .iter()
-        .zip(outcomes)
-        .map(|(topic, outcomes)| {
-            let partitions = topic
+    let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(produce.topic_data.len());
+    let mut positions: HashMap<TopicKey<'_>, usize> = HashMap::new();
+    for (topic, outcomes) in produce.topic_data.iter().zip(outcomes) {
+        let at = *positions
+            .entry(topic_key(topic, version))
+            .or_insert_with(|| {
+                let response = TopicProduceResponse::default();
+                responses.push(if version >= TOPIC_ID_VERSION_MIN {
+                    response.with_topic_id(topic.topic_id)
+                } else {
+                    response.with_name(topic.name.clone())
+                });
+                responses.len() - 1
+            });
+        let partitions =
+            topic
                 .partition_data
                 .iter()
                 .zip(outcomes)
-                .map(|(partition, outcome)| partition_response(partition.index, outcome, version))
-                .collect();
-            let response = TopicProduceResponse::default().with_partition_responses(partitions);
-            if version >= TOPIC_ID_VERSION_MIN {
-                response.with_topic_id(topic.topic_id)
-            } else {
-                response.with_name(topic.name.clone())
-            }
-        })
-        .collect();
+                .filter_map(|(partition, outcome)| {
+                    partition_response(partition.index, outcome, version)
+                });
+        responses[at].partition_responses.extend(partitions);
+    }
     ProduceResponse::default().with_responses(responses)
 }
 
-fn partition_response(index: i32, outcome: Outcome, version: i16) -> PartitionProduceResponse {
+fn partition_response(
+    index: i32,
+    outcome: Outcome,
+    version: i16,
+) -> Option<PartitionProduceResponse> {
     let response = PartitionProduceResponse::default().with_index(index);
     let rejection = match outcome {
         Outcome::Appended(appended) => {
@@ -210,18 +290,21 @@ fn partition_response(index: i32, outcome: Outcome, version: i16) -> PartitionPr
             } else {
                 -1
             };
-            return response
-                .with_base_offset(appended.base_offset)
-                .with_log_append_time_ms(appended.log_append_time_ms)
-                .with_log_start_offset(log_start_offset);
+            return Some(
+                response
+                    .with_base_offset(appended.base_offset)
+                    .with_log_append_time_ms(appended.log_append_time_ms)
+                    .with_log_start_offset(log_start_offset),
+            );
         }
         Outcome::Rejected(rejection) => rejection,
+        Outcome::Superseded => return None,
     };
     let response = response
         .with_error_code(rejection.error_code.code())
         .with_base_offset(-1);
     if version < RECORD_ERRORS_VERSION_MIN {
-        return response;
+        return Some(response);
     }
     let record_errors = rejection
         .record_errors
@@ -232,19 +315,23 @@ fn partition_response(index: i32, outcome: Outcome, version: i16) -> PartitionPr
                 .with_batch_index_error_message(Some(message.into()))
         })
         .collect();
-    response
-        .with_record_errors(record_errors)
-        .with_error_message(rejection.message.map(Into::into))
+    Some(
+        response
+            .with_record_errors(record_errors)
+            .with_error_message(rejection.message.map(Into::into)),
+    )
 }
 
 /// What resolving and validating needs besides the request.
-struct Plan {
+struct Plan<'a> {
     version: i16,
     internal_allowed: bool,
     now_ms: i64,
+    /// Entries a later one replaces: neither validated nor appended.
+    superseded: &'a HashSet<Slot>,
 }
 
-impl Plan {
+impl Plan<'_> {
     /// Resolves, authorizes and validates every partition on this shard.
     /// Rejections go into `outcomes`; the rest come back split by owner.
     fn split(
@@ -266,6 +353,9 @@ impl Plan {
             };
             let config = topic_config(&defaults, topic);
             for (p, partition) in data.partition_data.iter().enumerate() {
+                if self.superseded.contains(&(t, p)) {
+                    continue;
+                }
                 let owner = topic
                     .shard_of(partition.index)
                     .ok_or_else(|| Rejection::code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));

@@ -89,9 +89,24 @@ pub fn decompress(
     Ok(Bytes::from(output))
 }
 
-/// Compresses `input` and appends the result to `out`.
+/// Compresses `input` at the codec's default level and appends the
+/// result to `out`.
 pub fn compress(
     codec: Compression,
+    input: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), CompressionError> {
+    compress_with_level(codec, None, input, out)
+}
+
+/// [`compress`] at `level` (Kafka's `compression.<codec>.level`): gzip
+/// takes 1..=9 (-1 or `None`: zlib's default, 6), zstd any level libzstd
+/// takes (`None`: 3). snappy has no levels, and lz4_flex compresses at one
+/// (fast) level, so theirs is ignored: Kafka's lz4 levels above 2 select
+/// lz4-HC, which only changes the ratio, never what a reader sees.
+pub fn compress_with_level(
+    codec: Compression,
+    level: Option<i32>,
     input: &[u8],
     out: &mut BytesMut,
 ) -> Result<(), CompressionError> {
@@ -100,7 +115,7 @@ pub fn compress(
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {
             let writer = (&mut *out).writer();
-            let mut encoder = flate2::write::GzEncoder::new(writer, flate2::Compression::default());
+            let mut encoder = flate2::write::GzEncoder::new(writer, gzip_level(level));
             encoder.write_all(input).map_err(encode_error)?;
             encoder.finish().map_err(encode_error)?;
         }
@@ -118,8 +133,8 @@ pub fn compress(
         }
         Compression::Zstd => {
             let writer = (&mut *out).writer();
-            let mut encoder =
-                zstd::stream::Encoder::new(writer, ZSTD_LEVEL).map_err(encode_error)?;
+            let level = level.unwrap_or(ZSTD_LEVEL);
+            let mut encoder = zstd::stream::Encoder::new(writer, level).map_err(encode_error)?;
             // A known size lets the decoder size its window to the content.
             encoder
                 .set_pledged_src_size(Some(input.len() as u64))
@@ -130,6 +145,14 @@ pub fn compress(
         }
     }
     Ok(())
+}
+
+/// Kafka's gzip level: 1..=9, anything else (its -1) zlib's default.
+fn gzip_level(level: Option<i32>) -> flate2::Compression {
+    match level.and_then(|level| u32::try_from(level).ok()) {
+        Some(level @ 1..=9) => flate2::Compression::new(level),
+        _ => flate2::Compression::default(),
+    }
 }
 
 /// Reads a decoder to its end, failing as soon as it yields more than
@@ -363,6 +386,27 @@ mod tests {
             let unpacked = decompress(codec, &packed, input.len()).unwrap();
             assert_eq!(unpacked, input, "{codec:?}");
         }
+    }
+
+    #[test]
+    fn levels_change_the_bytes_not_the_content() {
+        let input: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
+        for (codec, low, high) in [(Compression::Gzip, 1, 9), (Compression::Zstd, 1, 19)] {
+            let mut fast = BytesMut::new();
+            compress_with_level(codec, Some(low), &input, &mut fast).unwrap();
+            let mut small = BytesMut::new();
+            compress_with_level(codec, Some(high), &input, &mut small).unwrap();
+            assert_ne!(fast, small, "{codec:?}");
+            for packed in [fast.freeze(), small.freeze()] {
+                assert_eq!(decompress(codec, &packed, input.len()).unwrap(), input);
+            }
+        }
+        // gzip's -1 is zlib's default level, as no level at all.
+        let mut default = BytesMut::new();
+        compress_with_level(Compression::Gzip, Some(-1), &input, &mut default).unwrap();
+        assert_eq!(default.freeze(), encode(Compression::Gzip, &input));
     }
 
     #[test]

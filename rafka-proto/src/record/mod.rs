@@ -9,12 +9,14 @@
 //! - `append`: LogValidator rules before an append; Kafka error mapping.
 //! - `control`: transaction markers (COMMIT / ABORT control records).
 //! - `builder`: `BatchBuilder`, for producers-in-tests and the perf harness.
+//! - `recompress`: a topic's `compression.type` applied to stored batches.
 
 pub mod append;
 pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod control;
+pub mod recompress;
 pub mod records;
 pub mod varint;
 
@@ -27,11 +29,12 @@ pub use batch::{
     BATCH_HEADER_BYTES, BATCH_LENGTH_MIN, LOG_OVERHEAD_BYTES, MAGIC_V2, NO_PRODUCER_ID,
 };
 pub use builder::{BatchBuilder, BuildError, HeaderRef};
-pub use compression::{compress, decompress, CompressionError};
+pub use compression::{compress, compress_with_level, decompress, CompressionError};
 pub use control::{
     control_type, decode_end_txn_marker, encode_end_txn_batch, ControlError, ControlType,
     EndTxnMarker,
 };
+pub use recompress::{recompress_batch, recompress_batches, RecompressError, TargetCompression};
 pub use records::{
     Header, Record, RecordError, RecordField, RecordIter, RecordLimits,
     DECOMPRESSED_BYTES_MAX_DEFAULT,
