@@ -24,6 +24,10 @@ pub const LATEST_TIMESTAMP: i64 = -1;
 /// ListOffsets' timestamp for the log start offset.
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 
+/// ListOffsets v10+: how long a leader may take to answer from remote
+/// (tiered) storage.
+const LIST_OFFSETS_TIMEOUT_MS: i32 = 30_000;
+
 /// One partition as Metadata lists it.
 #[derive(Debug, Clone)]
 pub struct PartitionInfo {
@@ -231,21 +235,29 @@ impl Brokers {
         }
         let mut offsets = BTreeMap::new();
         for (leader, partitions) in by_leader {
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(&topic.name))
-                    .with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )]);
-            let response = self.node(leader)?.call(&request)?;
+            let connection = self.node(leader)?;
+            let version = connection.version::<ListOffsetsRequest>()?;
+            let mut request = ListOffsetsRequest::default();
+            if version >= 10 {
+                // How long the leader may look in tiered storage.
+                request.timeout_ms = LIST_OFFSETS_TIMEOUT_MS;
+            }
+            let request =
+                request
+                    .with_replica_id(BrokerId(-1))
+                    .with_topics(vec![ListOffsetsTopic::default()
+                        .with_name(topic_name(&topic.name))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|&p| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(p)
+                                        .with_timestamp(timestamp)
+                                })
+                                .collect(),
+                        )]);
+            let response = connection.call_at(version, &request)?;
             for topic_response in &response.topics {
                 for p in &topic_response.partitions {
                     let subject = format!("{}-{}", topic.name, p.partition_index);

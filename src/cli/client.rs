@@ -5,7 +5,8 @@
 //! A frame is an i32 size, the request header (rafka-proto's encoder, in
 //! the layout kafka-protocol's tables give the version) and the body
 //! (kafka-protocol's structs). Nothing here trusts the broker's bytes: a
-//! bad size, a short frame, a body that does not decode or a wrong
+//! bad size, a short frame, a body that does not decode (shape-checked by
+//! rafka-proto before kafka-protocol allocates anything) or a wrong
 //! correlation id is an error, never a panic.
 
 use std::collections::BTreeMap;
@@ -281,7 +282,10 @@ fn decode_response<R: Request>(
             received: header.correlation_id,
         });
     }
-    let response = R::Response::decode(&mut body, version).map_err(|e| decode_error(e.into()))?;
+    // Shape-checked first: kafka-protocol alone would pre-allocate from a
+    // hostile array length and abort the process.
+    let response = rafka_proto::api::decode_response::<R>(&mut body, version)
+        .map_err(|e| decode_error(e.into()))?;
     if body.has_remaining() {
         let left = body.remaining();
         return Err(decode_error(
@@ -289,4 +293,140 @@ fn decode_response<R: Request>(
         ));
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use bytes::BufMut;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{ApiVersionsResponse, MetadataRequest};
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+
+    /// A one-connection broker on loopback that reads the ApiVersions
+    /// request and answers `reply(correlation id)` as raw bytes.
+    fn fake_broker(reply: impl FnOnce(i32) -> Vec<u8> + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut size = [0u8; 4];
+            stream.read_exact(&mut size).expect("size");
+            let mut request = vec![0u8; i32::from_be_bytes(size) as usize];
+            stream.read_exact(&mut request).expect("request");
+            let correlation_id =
+                i32::from_be_bytes([request[4], request[5], request[6], request[7]]);
+            let _ = stream.write_all(&reply(correlation_id));
+        });
+        addr
+    }
+
+    /// A frame: size, correlation id (response header v0), `body`.
+    fn frame(correlation_id: i32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.put_i32(4 + body.len() as i32);
+        out.put_i32(correlation_id);
+        out.put_slice(body);
+        out
+    }
+
+    fn api_versions_body(apis: &[(ApiKey, i16, i16)]) -> Vec<u8> {
+        let response = ApiVersionsResponse::default().with_api_keys(
+            apis.iter()
+                .map(|&(api, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(api as i16)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        );
+        let mut body = BytesMut::new();
+        response.encode(&mut body, 3).expect("encode");
+        body.to_vec()
+    }
+
+    #[test]
+    fn versions_are_the_highest_both_sides_speak() {
+        let addr = fake_broker(|id| {
+            frame(
+                id,
+                &api_versions_body(&[
+                    (ApiKey::Metadata, 0, 9),
+                    (ApiKey::Produce, 3, 13),
+                    (ApiKey::DescribeConfigs, 5, 7),
+                ]),
+            )
+        });
+        let connection = Connection::open(&addr).expect("open");
+        assert_eq!(connection.version_of::<MetadataRequest>(), Some(9));
+        assert_eq!(
+            connection.version_of::<ProduceRequest>(),
+            Some(12),
+            "capped"
+        );
+        assert_eq!(connection.version_of::<FetchRequest>(), None, "not listed");
+        assert_eq!(
+            connection.version_of::<kafka_protocol::messages::DescribeConfigsRequest>(),
+            None,
+            "ranges do not meet"
+        );
+        assert!(matches!(
+            connection.version::<FetchRequest>(),
+            Err(CliError::Unsupported {
+                api: ApiKey::Fetch,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn bad_bytes_from_the_broker_are_errors() {
+        let negative = fake_broker(|_| (-5i32).to_be_bytes().to_vec());
+        assert!(matches!(
+            Connection::open(&negative),
+            Err(CliError::FrameSize { size_bytes: -5, .. })
+        ));
+        let huge = fake_broker(|_| i32::MAX.to_be_bytes().to_vec());
+        assert!(matches!(
+            Connection::open(&huge),
+            Err(CliError::FrameSize { .. })
+        ));
+        let short = fake_broker(|id| frame(id, &[0, 0, 1])[..9].to_vec());
+        assert!(matches!(
+            Connection::open(&short),
+            Err(CliError::Closed { .. })
+        ));
+        let wrong_id = fake_broker(|id| frame(id + 1, &api_versions_body(&[])));
+        assert!(matches!(
+            Connection::open(&wrong_id),
+            Err(CliError::CorrelationId { .. })
+        ));
+        let garbage = fake_broker(|id| frame(id, &[0xff; 7]));
+        assert!(matches!(
+            Connection::open(&garbage),
+            Err(CliError::Decode { .. })
+        ));
+        let mut trailing = api_versions_body(&[]);
+        trailing.extend_from_slice(&[0; 100]);
+        let trailing = fake_broker(move |id| frame(id, &trailing));
+        assert!(Connection::open(&trailing).is_err());
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        match Connection::open(&addr) {
+            Err(error @ CliError::Connect { .. }) => {
+                assert!(error.to_string().contains(&addr), "{error}")
+            }
+            other => panic!("expected a connect error, got {:?}", other.err()),
+        }
+    }
 }

@@ -158,71 +158,36 @@ impl<W: Write> Consumer<'_, W> {
     }
 
     /// Prints the records at or after the partition's position and moves
-    /// the position past the last whole batch.
+    /// the position past them.
     fn print_records(&mut self, partition: i32, records: Bytes) -> Result<u64, CliError> {
         let Some(&position) = self.positions.get(&partition) else {
             return Ok(0);
         };
-        let mut next = position;
-        let mut printed = 0;
-        let topic = self.topic.name.clone();
-        let batch_error = |source| CliError::Batch {
-            topic: topic.clone(),
-            partition,
-            source,
-        };
-        for batch in Batches::new(records) {
-            let batch = match batch {
-                Ok(batch) => batch,
-                // The response ends inside a batch (the byte limit): the
-                // rest comes with the next Fetch.
-                Err(BatchError::Truncated { .. }) => break,
-                Err(source) => return Err(batch_error(source)),
-            };
-            let header = *batch.header();
-            if !header.is_control() {
-                let records =
-                    batch
-                        .records(RecordLimits::default())
-                        .map_err(|source| CliError::Records {
-                            topic: topic.clone(),
-                            partition,
-                            source,
-                        })?;
-                for record in records {
-                    let record = record.map_err(|source| CliError::Records {
-                        topic: topic.clone(),
-                        partition,
-                        source,
-                    })?;
-                    let offset = record.offset(header.base_offset);
-                    if offset < next || self.remaining == Some(0) {
-                        continue;
-                    }
-                    self.print_record(partition, offset, &record, header.base_timestamp)?;
-                    next = offset + 1;
-                    printed += 1;
-                    if let Some(remaining) = &mut self.remaining {
-                        *remaining -= 1;
-                    }
-                }
-            }
-            if self.remaining == Some(0) {
-                break;
-            }
-            next = next.max(header.next_offset());
+        let limit = self.remaining.unwrap_or(u64::MAX);
+        let decoded = decode(records, position, limit).map_err(|error| match error {
+            DecodeError::Batch(source) => CliError::Batch {
+                topic: self.topic.name.clone(),
+                partition,
+                source,
+            },
+            DecodeError::Records(source) => CliError::Records {
+                topic: self.topic.name.clone(),
+                partition,
+                source,
+            },
+        })?;
+        for record in &decoded.records {
+            self.print_record(partition, record)?;
         }
-        self.positions.insert(partition, next);
+        let printed = decoded.records.len() as u64;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(printed);
+        }
+        self.positions.insert(partition, decoded.next_offset);
         Ok(printed)
     }
 
-    fn print_record(
-        &mut self,
-        partition: i32,
-        offset: i64,
-        record: &rafka_proto::record::Record,
-        base_timestamp_ms: i64,
-    ) -> Result<(), CliError> {
+    fn print_record(&mut self, partition: i32, record: &Fetched) -> Result<(), CliError> {
         let value = record.value.as_deref().unwrap_or_default();
         let written = match self.format {
             Format::Table => self
@@ -237,8 +202,8 @@ impl<W: Write> Consumer<'_, W> {
                 };
                 let line = json!({
                     "partition": partition,
-                    "offset": offset,
-                    "timestamp": record.timestamp_ms(base_timestamp_ms),
+                    "offset": record.offset,
+                    "timestamp": record.timestamp_ms,
                     "key": text(&record.key),
                     "value": text(&record.value),
                 });
@@ -246,5 +211,162 @@ impl<W: Write> Consumer<'_, W> {
             }
         };
         written.map_err(CliError::Stdout)
+    }
+}
+
+/// One record to print.
+#[derive(Debug)]
+struct Fetched {
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+}
+
+/// What one partition's fetched bytes hold from a position on.
+#[derive(Debug)]
+struct Decoded {
+    records: Vec<Fetched>,
+    /// Where the next Fetch starts.
+    next_offset: i64,
+}
+
+#[derive(Debug)]
+enum DecodeError {
+    Batch(BatchError),
+    Records(rafka_proto::record::RecordError),
+}
+
+/// The records of `bytes` (a Fetch's record batches) at or after
+/// `position`, at most `limit` of them. Control batches are skipped; a
+/// batch cut off at the end (the response's byte limit) is left for the
+/// next Fetch; anything else malformed is an error.
+fn decode(bytes: Bytes, position: i64, limit: u64) -> Result<Decoded, DecodeError> {
+    let mut records = Vec::new();
+    let mut next_offset = position;
+    for batch in Batches::new(bytes) {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(BatchError::Truncated { .. }) => break,
+            Err(error) => return Err(DecodeError::Batch(error)),
+        };
+        let header = *batch.header();
+        if !header.is_control() {
+            let iter = batch
+                .records(RecordLimits::default())
+                .map_err(DecodeError::Records)?;
+            for record in iter {
+                let record = record.map_err(DecodeError::Records)?;
+                let offset = record.offset(header.base_offset);
+                if offset < next_offset {
+                    continue;
+                }
+                if records.len() as u64 >= limit {
+                    return Ok(Decoded {
+                        records,
+                        next_offset,
+                    });
+                }
+                records.push(Fetched {
+                    offset,
+                    timestamp_ms: record.timestamp_ms(header.base_timestamp),
+                    key: record.key,
+                    value: record.value,
+                });
+                next_offset = offset + 1;
+            }
+        }
+        next_offset = next_offset.max(header.next_offset());
+    }
+    Ok(Decoded {
+        records,
+        next_offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use rafka_proto::record::{
+        encode_end_txn_batch, set_base_offset, BatchBuilder, Compression, ControlType, EndTxnMarker,
+    };
+
+    use super::*;
+
+    /// A batch of `values` stored at `base_offset`.
+    fn batch(base_offset: i64, values: &[&str], compression: Compression) -> BytesMut {
+        let mut builder = BatchBuilder::new(compression).base_timestamp_ms(1_000);
+        for value in values {
+            builder.push(Some(b"k"), Some(value.as_bytes()));
+        }
+        let mut bytes = BytesMut::from(&builder.build().expect("batch")[..]);
+        set_base_offset(&mut bytes, base_offset);
+        bytes
+    }
+
+    fn values(decoded: &Decoded) -> Vec<(i64, &[u8])> {
+        decoded
+            .records
+            .iter()
+            .map(|r| (r.offset, r.value.as_deref().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_whole_batches_from_the_position_and_leaves_a_cut_one() {
+        let mut bytes = batch(0, &["a", "b", "c"], Compression::None);
+        bytes.extend_from_slice(&batch(3, &["d", "e"], Compression::Zstd));
+        let third = batch(5, &["f"], Compression::None);
+        bytes.extend_from_slice(&third[..third.len() - 3]);
+        let decoded = decode(bytes.freeze(), 1, u64::MAX).expect("decode");
+        let expected: Vec<(i64, &[u8])> = vec![(1, b"b"), (2, b"c"), (3, b"d"), (4, b"e")];
+        assert_eq!(values(&decoded), expected);
+        assert_eq!(decoded.next_offset, 5);
+        assert_eq!(decoded.records[0].timestamp_ms, 1_000);
+    }
+
+    #[test]
+    fn stops_at_the_limit_and_resumes_after_the_last_record_given() {
+        let bytes = batch(10, &["a", "b", "c"], Compression::Lz4).freeze();
+        let decoded = decode(bytes.clone(), 10, 2).expect("decode");
+        assert_eq!(decoded.records.len(), 2);
+        assert_eq!(decoded.next_offset, 12);
+        let rest = decode(bytes, decoded.next_offset, 2).expect("decode");
+        let expected: Vec<(i64, &[u8])> = vec![(12, b"c")];
+        assert_eq!(values(&rest), expected);
+        assert_eq!(rest.next_offset, 13);
+    }
+
+    #[test]
+    fn control_batches_are_skipped_but_moved_past() {
+        let marker = EndTxnMarker {
+            control_type: ControlType::Commit,
+            coordinator_epoch: 0,
+        };
+        let mut control =
+            BytesMut::from(&encode_end_txn_batch(marker, 7, 0, 1_000).expect("marker")[..]);
+        set_base_offset(&mut control, 4);
+        let decoded = decode(control.freeze(), 4, u64::MAX).expect("decode");
+        assert!(decoded.records.is_empty());
+        assert_eq!(decoded.next_offset, 5);
+    }
+
+    #[test]
+    fn a_corrupt_batch_is_an_error_not_a_panic() {
+        let mut bytes = batch(0, &["a"], Compression::None);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        assert!(matches!(
+            decode(bytes.freeze(), 0, u64::MAX),
+            Err(DecodeError::Batch(BatchError::CrcMismatch { .. }))
+        ));
+        let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert!(decode(garbage, 0, u64::MAX).is_err());
+        assert!(
+            decode(Bytes::new(), 3, u64::MAX)
+                .expect("empty")
+                .next_offset
+                == 3
+        );
     }
 }
