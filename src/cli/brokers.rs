@@ -143,15 +143,12 @@ impl Brokers {
         Ok(response)
     }
 
-    /// Every topic (internal ones too), sorted by name.
+    /// Every topic (internal ones too), sorted by name. A topic with an
+    /// error (LEADER_NOT_AVAILABLE while it is being created) is listed as
+    /// the broker describes it rather than failing the whole list.
     pub fn topics(&mut self) -> Result<Vec<TopicInfo>, CliError> {
         let response = self.metadata(None)?;
-        let mut topics = Vec::new();
-        for topic in &response.topics {
-            let name = topic.name.as_ref().map_or("", |n| n.as_str());
-            CliError::check(topic.error_code, None, &format!("topic {name}"))?;
-            topics.push(topic_info(topic));
-        }
+        let mut topics: Vec<TopicInfo> = response.topics.iter().map(topic_info).collect();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(topics)
     }

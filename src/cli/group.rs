@@ -149,10 +149,24 @@ struct Member {
 }
 
 /// One partition's row of `describe`.
+#[derive(Default)]
 struct OffsetRow {
     committed: Option<i64>,
     log_end: Option<i64>,
+    /// Index of the owner in [`GroupView::members`].
     member: Option<usize>,
+}
+
+/// Everything `describe` prints.
+struct GroupView {
+    group: String,
+    state: String,
+    protocol_type: String,
+    protocol: String,
+    members: Vec<Member>,
+    /// (topic, partition) -> its offsets: every partition with a committed
+    /// offset or an owner.
+    rows: BTreeMap<(String, i32), OffsetRow>,
 }
 
 fn describe(brokers: &mut Brokers, format: Format, group: &str) -> Result<(), CliError> {
@@ -166,94 +180,102 @@ fn describe(brokers: &mut Brokers, format: Format, group: &str) -> Result<(), Cl
             message: None,
         });
     }
-    // Every partition with a committed offset or an owner.
-    let mut rows: BTreeMap<(String, i32), OffsetRow> = BTreeMap::new();
-    for ((topic, partition), offset) in committed {
-        rows.insert(
-            (topic, partition),
-            OffsetRow {
+    let mut rows: BTreeMap<(String, i32), OffsetRow> = committed
+        .into_iter()
+        .map(|(key, offset)| {
+            let row = OffsetRow {
                 committed: Some(offset),
-                log_end: None,
-                member: None,
-            },
-        );
-    }
+                ..OffsetRow::default()
+            };
+            (key, row)
+        })
+        .collect();
     for (index, m) in members.iter().enumerate() {
         for (topic, partitions) in &m.assignment {
             for &partition in partitions {
-                let row = rows.entry((topic.clone(), partition)).or_insert(OffsetRow {
-                    committed: None,
-                    log_end: None,
-                    member: None,
-                });
-                row.member = Some(index);
+                rows.entry((topic.clone(), partition)).or_default().member = Some(index);
             }
         }
     }
     fill_log_end_offsets(brokers, &mut rows)?;
-    let state = described.group_state.to_string();
-    let protocol_type = described.protocol_type.to_string();
-    let protocol = described.protocol_data.to_string();
+    let view = GroupView {
+        group: group.to_string(),
+        state: described.group_state.to_string(),
+        protocol_type: described.protocol_type.to_string(),
+        protocol: described.protocol_data.to_string(),
+        members,
+        rows,
+    };
     match format {
-        Format::Json => print_json(&json!({
-            "group": group,
-            "state": state,
-            "protocol_type": protocol_type,
-            "protocol": protocol,
-            "members": members.iter().map(|m| json!({
-                "member_id": m.member_id,
-                "group_instance_id": m.group_instance_id,
-                "client_id": m.client_id,
-                "client_host": m.client_host,
-                "assignment": m.assignment.iter().map(|(topic, partitions)| json!({
-                    "topic": topic,
-                    "partitions": partitions,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "offsets": rows.iter().map(|((topic, partition), row)| json!({
-                "topic": topic,
-                "partition": partition,
-                "committed_offset": row.committed,
-                "log_end_offset": row.log_end,
-                "lag": lag(row),
-                "member_id": row.member.map(|i| members[i].member_id.clone()),
-            })).collect::<Vec<_>>(),
-        })),
-        Format::Table => {
-            print_text(&format!(
-                "group {group}  state {}  protocol {}/{}  members {}\n\n",
-                or_dash(&state),
-                or_dash(&protocol_type),
-                or_dash(&protocol),
-                members.len()
-            ))?;
-            let mut table = Table::new(&[
-                "TOPIC",
-                "PARTITION",
-                "COMMITTED",
-                "LOG-END",
-                "LAG",
-                "MEMBER",
-                "CLIENT-ID",
-                "HOST",
-            ]);
-            let dash = |value: Option<i64>| value.map_or("-".to_string(), |v| v.to_string());
-            for ((topic, partition), row) in &rows {
-                let owner = row.member.map(|i| &members[i]);
-                table.row(vec![
-                    topic.clone(),
-                    partition.to_string(),
-                    dash(row.committed),
-                    dash(row.log_end),
-                    dash(lag(row)),
-                    owner.map_or("-".to_string(), |m| m.member_id.clone()),
-                    owner.map_or("-".to_string(), |m| m.client_id.clone()),
-                    owner.map_or("-".to_string(), |m| m.client_host.clone()),
-                ]);
-            }
-            table.print()
-        }
+        Format::Json => print_json(&view_json(&view)),
+        Format::Table => print_view_table(&view),
     }
+}
+
+fn view_json(view: &GroupView) -> Value {
+    let owner = |row: &OffsetRow| row.member.and_then(|i| view.members.get(i));
+    json!({
+        "group": view.group,
+        "state": view.state,
+        "protocol_type": view.protocol_type,
+        "protocol": view.protocol,
+        "members": view.members.iter().map(|m| json!({
+            "member_id": m.member_id,
+            "group_instance_id": m.group_instance_id,
+            "client_id": m.client_id,
+            "client_host": m.client_host,
+            "assignment": m.assignment.iter().map(|(topic, partitions)| json!({
+                "topic": topic,
+                "partitions": partitions,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "offsets": view.rows.iter().map(|((topic, partition), row)| json!({
+            "topic": topic,
+            "partition": partition,
+            "committed_offset": row.committed,
+            "log_end_offset": row.log_end,
+            "lag": lag(row),
+            "member_id": owner(row).map(|m| m.member_id.clone()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_view_table(view: &GroupView) -> Result<(), CliError> {
+    print_text(&format!(
+        "group {}  state {}  protocol {}/{}  members {}\n\n",
+        view.group,
+        or_dash(&view.state),
+        or_dash(&view.protocol_type),
+        or_dash(&view.protocol),
+        view.members.len()
+    ))?;
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "COMMITTED",
+        "LOG-END",
+        "LAG",
+        "MEMBER",
+        "CLIENT-ID",
+        "HOST",
+    ]);
+    let dash = |value: Option<i64>| value.map_or("-".to_string(), |v| v.to_string());
+    for ((topic, partition), row) in &view.rows {
+        let owner = row.member.and_then(|i| view.members.get(i));
+        let of_owner =
+            |field: fn(&Member) -> &String| owner.map_or("-".to_string(), |m| field(m).clone());
+        table.row(vec![
+            topic.clone(),
+            partition.to_string(),
+            dash(row.committed),
+            dash(row.log_end),
+            dash(lag(row)),
+            of_owner(|m| &m.member_id),
+            of_owner(|m| &m.client_id),
+            of_owner(|m| &m.client_host),
+        ]);
+    }
+    table.print()
 }
 
 /// Log end offset minus committed offset, when both are known.

@@ -228,67 +228,72 @@ fn describe(brokers: &mut Brokers, format: Format, name: &str) -> Result<(), Cli
     let topic = brokers.topic(name)?;
     let configs = topic_configs(brokers, name)?;
     match format {
-        Format::Json => {
-            let mut out = Map::new();
-            out.insert("name".into(), json!(topic.name));
-            out.insert("id".into(), json!(topic.id));
-            out.insert("internal".into(), json!(topic.internal));
-            out.insert(
-                "partitions".into(),
-                Value::Array(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            json!({
-                                "partition": p.partition,
-                                "leader": p.leader,
-                                "replicas": p.replicas,
-                                "isr": p.isr,
-                            })
-                        })
-                        .collect(),
-                ),
-            );
-            if let Some(configs) = configs {
-                out.insert("configs".into(), Value::Object(configs));
-            }
-            print_json(&Value::Object(out))
-        }
-        Format::Table => {
-            let mut text = format!(
-                "topic {}  id {}  partitions {}  replication factor {}\n",
-                topic.name,
-                topic.id,
-                topic.partitions.len(),
-                topic.replication_factor()
-            );
-            if let Some(configs) = &configs {
-                let shown: Vec<String> = configs
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("<sensitive>")))
-                    .collect();
-                let shown = if shown.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    shown.join(", ")
-                };
-                text.push_str(&format!("configs: {shown}\n"));
-            }
-            text.push('\n');
-            print_text(&text)?;
-            let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR"]);
-            for p in &topic.partitions {
-                table.row(vec![
-                    p.partition.to_string(),
-                    p.leader.to_string(),
-                    ids(&p.replicas),
-                    ids(&p.isr),
-                ]);
-            }
-            table.print()
-        }
+        Format::Json => print_json(&describe_json(&topic, configs)),
+        Format::Table => print_describe_table(&topic, configs.as_ref()),
     }
+}
+
+/// `{name, id, internal, partitions: [{partition, leader, replicas, isr}],
+/// configs}`; `configs` only when the broker serves DescribeConfigs.
+fn describe_json(topic: &TopicInfo, configs: Option<Map<String, Value>>) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), json!(topic.name));
+    out.insert("id".into(), json!(topic.id));
+    out.insert("internal".into(), json!(topic.internal));
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "leader": p.leader,
+                "replicas": p.replicas,
+                "isr": p.isr,
+            })
+        })
+        .collect();
+    out.insert("partitions".into(), Value::Array(partitions));
+    if let Some(configs) = configs {
+        out.insert("configs".into(), Value::Object(configs));
+    }
+    Value::Object(out)
+}
+
+fn print_describe_table(
+    topic: &TopicInfo,
+    configs: Option<&Map<String, Value>>,
+) -> Result<(), CliError> {
+    let mut text = format!(
+        "topic {}  id {}  partitions {}  replication factor {}\n",
+        topic.name,
+        topic.id,
+        topic.partitions.len(),
+        topic.replication_factor()
+    );
+    if let Some(configs) = configs {
+        let shown: Vec<String> = configs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("<sensitive>")))
+            .collect();
+        let shown = if shown.is_empty() {
+            "(none)".to_string()
+        } else {
+            shown.join(", ")
+        };
+        text.push_str(&format!("configs: {shown}\n"));
+    }
+    text.push('\n');
+    print_text(&text)?;
+    let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR"]);
+    for p in &topic.partitions {
+        table.row(vec![
+            p.partition.to_string(),
+            p.leader.to_string(),
+            ids(&p.replicas),
+            ids(&p.isr),
+        ]);
+    }
+    table.print()
 }
 
 /// The topic's own config overrides, or `None` when the broker does not
