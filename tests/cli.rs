@@ -173,11 +173,43 @@ fn topic_create_list_describe_grow_delete() {
     );
     assert!(shrink.contains("INVALID_PARTITIONS"), "{shrink}");
 
+    let too_many = fails(
+        &broker,
+        &["topic", "create", "wide", "--replication-factor", "3"],
+    );
+    assert!(
+        too_many.contains("INVALID_REPLICATION_FACTOR"),
+        "{too_many}"
+    );
+    let bad_config = fails(
+        &broker,
+        &["topic", "create", "odd", "--config", "retention.ms"],
+    );
+    assert!(bad_config.contains("KEY=VALUE"), "{bad_config}");
+
     let deleted = json(&broker, &["topic", "delete", "orders"]);
     assert_eq!(deleted["deleted"], serde_json::json!(["orders"]));
     assert!(!topic_names(&broker).contains(&"orders".to_string()));
-    let gone = fails(&broker, &["topic", "describe", "orders"]);
-    assert!(gone.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{gone}");
+    for args in [
+        &["topic", "describe", "orders"][..],
+        &["produce", "orders"],
+        &["consume", "orders", "--timeout-ms", "100"],
+        &[
+            "topic",
+            "trim",
+            "orders",
+            "--partition",
+            "0",
+            "--offset",
+            "1",
+        ],
+    ] {
+        let gone = fails(&broker, args);
+        assert!(
+            gone.contains("UNKNOWN_TOPIC_OR_PARTITION"),
+            "{args:?}: {gone}"
+        );
+    }
     let twice = fails(&broker, &["topic", "delete", "orders"]);
     assert!(twice.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{twice}");
     broker.stop();
@@ -642,6 +674,11 @@ fn bad_usage_exits_2() {
         .output()
         .expect("run rafka");
     assert_eq!(both.status.code(), Some(2));
+    let no_change = rafka()
+        .args(["topic", "alter-config", "t"])
+        .output()
+        .expect("run rafka");
+    assert_eq!(no_change.status.code(), Some(2));
     let help = rafka().arg("--help").output().expect("run rafka");
     let help = String::from_utf8_lossy(&help.stdout);
     for command in [

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use clap::Subcommand;
+use clap::{ArgGroup, Subcommand};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{
@@ -53,6 +53,7 @@ pub enum TopicCommand {
     /// Partitions (leader, replicas, ISR) and the topic's own configs.
     Describe { name: String },
     /// Set or remove topic configs (IncrementalAlterConfigs).
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["set", "delete"])))]
     AlterConfig {
         name: String,
         /// KEY=VALUE to set; repeat for more.
