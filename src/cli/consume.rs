@@ -32,6 +32,7 @@ const FETCH_BYTES_MAX: i32 = 16 << 20;
 pub struct ConsumeArgs {
     #[command(flatten)]
     client: ClientArgs,
+    /// The topic to read.
     topic: String,
     /// Only this partition [default: all].
     #[arg(long, value_name = "P")]

@@ -33,11 +33,16 @@ pub enum GroupCommand {
     /// Every group of every broker, with its state.
     List,
     /// Members, committed offsets, log end offsets and lag.
-    Describe { group: String },
+    Describe {
+        /// The group id.
+        group: String,
+    },
     /// Move an empty group's committed offsets on one topic.
     #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset"])))]
     ResetOffsets {
+        /// The group id.
         group: String,
+        /// The topic whose offsets move.
         #[arg(long, value_name = "NAME")]
         topic: String,
         /// Only these partitions (repeat) [default: all of the topic's].
@@ -58,6 +63,7 @@ pub enum GroupCommand {
     },
     /// Delete groups with no members (DeleteGroups).
     Delete {
+        /// Group ids, one or more.
         #[arg(required = true)]
         groups: Vec<String>,
     },

@@ -35,6 +35,7 @@ const ACKS_ALL: i16 = -1;
 pub struct ProduceArgs {
     #[command(flatten)]
     client: ClientArgs,
+    /// The topic to produce to.
     topic: String,
     /// Every record to this partition [default: by key, or round-robin].
     #[arg(long, value_name = "P")]

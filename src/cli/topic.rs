@@ -32,6 +32,7 @@ const ADMIN_TIMEOUT_MS: i32 = 30_000;
 pub enum TopicCommand {
     /// Create a topic (CreateTopics).
     Create {
+        /// The topic name.
         name: String,
         /// Partitions [default: the broker's num.partitions].
         #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
@@ -51,10 +52,14 @@ pub enum TopicCommand {
         internal: bool,
     },
     /// Partitions (leader, replicas, ISR) and the topic's own configs.
-    Describe { name: String },
+    Describe {
+        /// The topic name.
+        name: String,
+    },
     /// Set or remove topic configs (IncrementalAlterConfigs).
     #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["set", "delete"])))]
     AlterConfig {
+        /// The topic name.
         name: String,
         /// KEY=VALUE to set; repeat for more.
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -65,21 +70,27 @@ pub enum TopicCommand {
     },
     /// Grow a topic to COUNT partitions in total (CreatePartitions).
     AddPartitions {
+        /// The topic name.
         name: String,
+        /// The partition count wanted, above the current one.
         #[arg(long, value_name = "COUNT")]
         count: i32,
     },
     /// Delete topics (DeleteTopics).
     Delete {
+        /// Topic names, one or more.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Delete a partition's records below OFFSET (DeleteRecords); -1 is the
     /// high watermark (everything).
     Trim {
+        /// The topic name.
         name: String,
+        /// The partition to trim.
         #[arg(long, value_name = "P")]
         partition: i32,
+        /// The new log start offset; -1 for the high watermark.
         #[arg(long, value_name = "OFFSET", allow_negative_numbers = true)]
         offset: i64,
     },
