@@ -1,31 +1,65 @@
-//! The `rafka` broker binary: flags and `server.properties` in, a running
-//! broker out, a clean stop on SIGTERM/SIGINT.
+//! The `rafka` binary. Without a subcommand (or with `serve`) it is the
+//! broker: flags and `server.properties` in, a running broker out, a clean
+//! stop on SIGTERM/SIGINT. With `topic`, `group`, `config`, `cluster`,
+//! `produce` or `consume` it is an operator CLI, a Kafka client of any
+//! broker.
 //!
 //! # Layout
-//! - `main.rs`: CLI, logging, signals.
+//! - `main.rs`: the command line, logging, signals.
+//! - `cli/`: the operator subcommands (its `mod.rs` has the map).
 //! - `settings.rs`: from flags + properties file to [`ServerOptions`]
 //!   (listen/advertised addresses, data dir, cores, cluster id, the
 //!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`).
 //! - `dir_lock.rs`: the `.lock` file that keeps a second broker out of a
 //!   data dir.
 
+mod cli;
 mod dir_lock;
 mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::settings::{Cli, SettingsError};
+use crate::settings::{ServeArgs, SettingsError};
+
+/// A Kafka-compatible streaming broker, thread-per-core on io_uring, and
+/// its operator CLI.
+#[derive(Debug, Parser)]
+#[command(name = "rafka", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Without a subcommand, the broker starts with these flags.
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the broker (what `rafka` without a subcommand does).
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        None => serve(&cli.serve),
+        Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Client(command)) => cli::run(command),
+    }
+}
+
+/// Runs the broker until SIGTERM or SIGINT.
+fn serve(cli: &ServeArgs) -> ExitCode {
     init_logging();
     raise_open_files_limit();
     // Held until the process exits: no other broker opens these dirs.
-    let (options, _locks) = match settings::server_options(&cli) {
+    let (options, _locks) = match settings::server_options(cli) {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("rafka: {error}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args};
 use rafka_core::config::{parse_properties, BrokerConfig, Property};
 use rafka_net::listener::NetConfig;
 use rafka_net::server::ServerOptions;
@@ -16,10 +16,9 @@ use rafka_shard::runtime::RuntimeConfig;
 
 use crate::dir_lock::{lock_dirs, DirLocks, LockError};
 
-/// A Kafka-compatible streaming broker, thread-per-core on io_uring.
-#[derive(Debug, Parser)]
-#[command(name = "rafka", version)]
-pub struct Cli {
+/// The broker's flags: `rafka [FLAGS]` and `rafka serve [FLAGS]`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
     /// A Kafka `server.properties` file (listeners, log.dirs,
     /// num.partitions, auto.create.topics.enable, log.segment.bytes, ...).
     #[arg(long, value_name = "FILE")]
@@ -85,7 +84,7 @@ pub enum SettingsError {
 /// Builds everything the server needs: locks the data dirs (the returned
 /// locks must live as long as the broker), then creates the data dir's
 /// `meta.properties` (cluster id) on first start.
-pub fn server_options(cli: &Cli) -> Result<(ServerOptions, DirLocks), SettingsError> {
+pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), SettingsError> {
     let mut properties = read_properties(cli)?;
     let metrics_listen = metrics_listen(cli, &mut properties)?;
     let config = broker_config(&properties)?;
@@ -147,7 +146,7 @@ fn locked_dirs(config: &BrokerConfig) -> Vec<PathBuf> {
 /// entry, else the default. Takes the entries out, so the broker config
 /// does not warn about a key it does not know.
 fn metrics_listen(
-    cli: &Cli,
+    cli: &ServeArgs,
     properties: &mut Vec<Property>,
 ) -> Result<Option<SocketAddr>, SettingsError> {
     let from_file = properties
@@ -172,7 +171,7 @@ fn metrics_listen(
         .ok_or(SettingsError::Resolve(value))
 }
 
-fn read_properties(cli: &Cli) -> Result<Vec<Property>, SettingsError> {
+fn read_properties(cli: &ServeArgs) -> Result<Vec<Property>, SettingsError> {
     let mut properties: Vec<Property> = match &cli.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
@@ -298,8 +297,20 @@ mod tests {
         }
     }
 
+    /// The flags as `rafka` parses them without a subcommand.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        Flags::parse_from(std::iter::once("rafka").chain(args.iter().copied())).serve
+    }
+
     fn metrics_of(args: &[&str], file: &[(&str, &str)]) -> (Option<SocketAddr>, usize) {
-        let cli = Cli::parse_from(std::iter::once("rafka").chain(args.iter().copied()));
+        let cli = parse(args);
         let mut properties: Vec<Property> = file.iter().map(|(k, v)| entry(k, v)).collect();
         let addr = metrics_listen(&cli, &mut properties).expect("metrics address");
         (addr, properties.len())
@@ -323,7 +334,7 @@ mod tests {
 
     #[test]
     fn an_unresolvable_metrics_address_is_an_error() {
-        let cli = Cli::parse_from(["rafka", "--metrics-listen", "not an address"]);
+        let cli = parse(&["--metrics-listen", "not an address"]);
         let result = metrics_listen(&cli, &mut Vec::new());
         assert!(matches!(result, Err(SettingsError::Resolve(value)) if value == "not an address"));
     }

@@ -21,8 +21,12 @@
 //! - `api/codec.rs`: `decode_request` / `encode_response` for handlers.
 //! - `api/shape.rs` + `api/schemas.rs`: the structural pre-check that keeps
 //!   hostile array lengths away from kafka-protocol's decoders.
+//! - `api/response.rs` + `api/response_schemas.rs`: the same for the
+//!   responses a client decodes (`decode_response`, the operator CLI's).
 
 mod codec;
+mod response;
+mod response_schemas;
 mod schemas;
 mod shape;
 
@@ -40,6 +44,7 @@ pub use codec::{
     decode_request, decode_request_kind, encode_response, encode_response_into, DecodeError,
     EncodeError,
 };
+pub use response::decode_response;
 pub use shape::{ShapeError, TAGGED_FIELDS_PER_STRUCT_MAX};
 
 /// One API as a broker serves it: the versions its handler implements,

@@ -262,10 +262,10 @@ fn known_tagged_field_must_fill_its_declared_size() {
 /// Writes random valid bodies of a shape, the way a client would encode
 /// them: no nulls (fields may be non-nullable), known tagged fields with
 /// non-default values first, then unknown ones in ascending tag order.
-struct BodyGen {
-    rng: Rng,
-    version: i16,
-    flexible: bool,
+pub(super) struct BodyGen {
+    pub(super) rng: Rng,
+    pub(super) version: i16,
+    pub(super) flexible: bool,
 }
 
 impl BodyGen {
@@ -327,7 +327,7 @@ impl BodyGen {
         }
     }
 
-    fn structure(&mut self, out: &mut Vec<u8>, shape: &'static Shape) {
+    pub(super) fn structure(&mut self, out: &mut Vec<u8>, shape: &'static Shape) {
         for field in shape.fields {
             if field.min <= self.version && self.version <= field.max {
                 self.kind(out, field.kind);

@@ -1,0 +1,124 @@
+//! `CliError`: everything an operator command can fail with, and how each
+//! is told on stderr. Kafka error codes keep Kafka's name and message, so
+//! what the operator reads matches the broker's documentation.
+
+use kafka_protocol::messages::ApiKey;
+use rafka_proto::error::ErrorCode;
+use rafka_proto::record::{BatchError, BuildError, RecordError};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot resolve broker address {addr}: {source}")]
+    Resolve {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection to {addr}: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{addr} closed the connection before a whole response")]
+    Closed { addr: String },
+    #[error("{addr} sent a frame of {size_bytes} bytes (the limit is {limit_bytes})")]
+    FrameSize {
+        addr: String,
+        size_bytes: i64,
+        limit_bytes: usize,
+    },
+    #[error("encode {api:?} v{version}: {source}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        source: BoxError,
+    },
+    #[error("{addr} sent a {api:?} v{version} response that does not decode: {source}")]
+    Decode {
+        addr: String,
+        api: ApiKey,
+        version: i16,
+        source: BoxError,
+    },
+    #[error("{addr} answered correlation id {received}, the request had {sent}")]
+    CorrelationId {
+        addr: String,
+        sent: i32,
+        received: i32,
+    },
+    #[error("{addr} does not serve {api:?} at a version this CLI speaks")]
+    Unsupported { addr: String, api: ApiKey },
+    /// A Kafka error code in a response, about `subject` (a topic, a
+    /// group, a partition).
+    #[error("{subject}: {}: {}", code, message.clone().unwrap_or_else(|| code.message()))]
+    Kafka {
+        subject: String,
+        code: ErrorCode,
+        message: Option<String>,
+    },
+    #[error("{api:?} response from {addr} has no entry for {subject}")]
+    MissingEntry {
+        addr: String,
+        api: ApiKey,
+        subject: String,
+    },
+    #[error("broker {node_id} is not in the cluster metadata")]
+    UnknownBroker { node_id: i32 },
+    #[error("topic {topic} has no partition {partition}")]
+    NoSuchPartition { topic: String, partition: i32 },
+    #[error("{topic}-{partition} has no leader")]
+    NoLeader { topic: String, partition: i32 },
+    #[error("expected KEY=VALUE, got {0:?}")]
+    ConfigPair(String),
+    #[error("group {group} is {state}: offsets can only be reset while it has no members")]
+    GroupNotEmpty { group: String, state: String },
+    #[error("--key-separator must not be empty")]
+    EmptySeparator,
+    #[error("reading stdin: {0}")]
+    Stdin(std::io::Error),
+    #[error("writing stdout: {0}")]
+    Stdout(std::io::Error),
+    #[error("building a record batch: {0}")]
+    Build(#[from] BuildError),
+    #[error("{topic}-{partition}: bad record batch from the broker: {source}")]
+    Batch {
+        topic: String,
+        partition: i32,
+        source: BatchError,
+    },
+    #[error("{topic}-{partition}: bad records from the broker: {source}")]
+    Records {
+        topic: String,
+        partition: i32,
+        source: RecordError,
+    },
+}
+
+impl CliError {
+    /// `code` about `subject` as an error, or `Ok` for `NONE`.
+    pub fn check(code: i16, message: Option<&str>, subject: &str) -> Result<(), CliError> {
+        let code = ErrorCode::from_code(code);
+        if code == ErrorCode::NONE {
+            return Ok(());
+        }
+        Err(CliError::Kafka {
+            subject: subject.to_string(),
+            code,
+            message: message.filter(|m| !m.is_empty()).map(str::to_string),
+        })
+    }
+
+    /// The Kafka error code this error carries, if it is one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            CliError::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
