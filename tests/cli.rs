@@ -3,8 +3,7 @@
 //! produce|consume --bootstrap ADDR` against it, its output read back
 //! (JSON parsed with serde_json) and its exit codes checked.
 //!
-//! The tests that need DescribeConfigs / IncrementalAlterConfigs are
-//! ignored until the broker serves them. librdkafka checks both
+//! librdkafka checks both
 //! directions of the record path: what it produced (every codec) the CLI
 //! consumes, what the CLI produced it consumes.
 
@@ -723,7 +722,7 @@ fn serve_starts_the_broker_like_no_subcommand() {
 }
 
 #[test]
-#[ignore = "needs DescribeConfigs"]
+
 fn config_set_describe_delete_on_a_topic() {
     let mut broker = BrokerProcess::start(rafka(1));
     ok(
@@ -806,7 +805,7 @@ fn config_set_describe_delete_on_a_topic() {
 }
 
 #[test]
-#[ignore = "needs DescribeConfigs"]
+
 fn config_describe_a_broker() {
     let mut broker = BrokerProcess::start(rafka(1));
     let node_id = json(&broker, &["cluster", "info"])["brokers"][0]["id"]
