@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The Java AdminClient (kafka-clients 3.9.1) against a running broker:
 # createTopics, describeTopics, createPartitions, deleteRecords,
-# describeConfigs, incrementalAlterConfigs, describeCluster and deleteTopics,
-# each checked by its effect (admin/JavaAdmin.java), on a fresh topic.
+# describeConfigs, incrementalAlterConfigs, describeCluster, describeLogDirs
+# and deleteTopics, each checked by its effect (admin/JavaAdmin.java), on a
+# fresh topic.
 # Installs the client (setup-java.sh) and compiles the program itself.
 #
 # usage: scripts/compat/java-admin.sh [BOOTSTRAP]   (env: BOOTSTRAP)
-#   env: JAVA_ADMIN_LOG_DIRS=1 also checks describeLogDirs. Off by default:
-#        to be turned on once the broker serves DescribeLogDirs.
+#   env: JAVA_ADMIN_LOG_DIRS=0 skips describeLogDirs (for brokers without it).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,7 +19,7 @@ classes="$here/.cache/java/admin-classes"
 mkdir -p "$classes"
 javac --release 17 -d "$classes" -cp "$classpath" "$here/admin/JavaAdmin.java"
 status=0
-JAVA_ADMIN_LOG_DIRS="${JAVA_ADMIN_LOG_DIRS:-0}" timeout "$verdict_timeout_s" \
+JAVA_ADMIN_LOG_DIRS="${JAVA_ADMIN_LOG_DIRS:-1}" timeout "$verdict_timeout_s" \
     java -cp "$classes:$classpath" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn JavaAdmin \
     "$bootstrap" "admin-java-$(date +%s)-$$-$RANDOM" || status=$?
 if [[ $status -eq 124 ]]; then

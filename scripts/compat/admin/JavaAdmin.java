@@ -8,7 +8,7 @@
 // InvalidConfigurationException; validateOnly changes nothing; a cluster-wide
 // broker default seen by the topic, with its synonyms, removed again), the
 // legacy alterConfigs (replaces every override), describeCluster, and
-// deleteTopics. With JAVA_ADMIN_LOG_DIRS=1 also describeLogDirs.
+// deleteTopics and describeLogDirs (JAVA_ADMIN_LOG_DIRS=0 skips it).
 // Prints one "admin java: PASS|FAIL ..." verdict line; exits 1 on the first
 // mismatch.
 //
@@ -71,7 +71,7 @@ public final class JavaAdmin {
     public static void main(String[] args) {
         String bootstrap = args[0];
         String topic = args[1];
-        boolean logDirs = "1".equals(System.getenv("JAVA_ADMIN_LOG_DIRS"));
+        boolean logDirs = !"0".equals(System.getenv("JAVA_ADMIN_LOG_DIRS"));
         Properties config = new Properties();
         config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         config.put(AdminClientConfig.CLIENT_ID_CONFIG, "rafka-java-admin");
@@ -92,7 +92,7 @@ public final class JavaAdmin {
                 + "describeConfigs (topic override/default, broker 0), incrementalAlterConfigs (SET, DELETE, "
                 + "APPEND, invalid value refused, validateOnly, cluster default with synonyms), legacy alterConfigs "
                 + "replaces overrides, describeCluster, deleteTopics"
-                + (logDirs ? ", describeLogDirs" : " (describeLogDirs off: JAVA_ADMIN_LOG_DIRS unset)"));
+                + (logDirs ? ", describeLogDirs" : " (describeLogDirs skipped: JAVA_ADMIN_LOG_DIRS=0)"));
         System.exit(0);
     }
 
