@@ -225,14 +225,15 @@ fn describe_topic_broker_and_loggers_at_v1_and_v4() {
                 assert_eq!(
                     synonyms,
                     vec![
+                        // As the file wrote it, then Kafka's default.
                         (
                             "log.retention.hours".into(),
-                            Some("86400000".into()),
+                            Some("24".into()),
                             STATIC_BROKER_CONFIG
                         ),
                         (
-                            "log.retention.ms".into(),
-                            Some("604800000".into()),
+                            "log.retention.hours".into(),
+                            Some("168".into()),
                             DEFAULT_CONFIG
                         ),
                     ]

@@ -224,7 +224,7 @@ public final class JavaAdmin {
             List<String> synonyms = retention.synonyms().stream()
                     .map(s -> s.name() + "=" + s.value() + " " + s.source()).toList();
             check(synonyms.equals(List.of("log.retention.ms=7200000 DYNAMIC_DEFAULT_BROKER_CONFIG",
-                    "log.retention.ms=604800000 DEFAULT_CONFIG")),
+                    "log.retention.hours=168 DEFAULT_CONFIG")),
                     "describeConfigs includeSynonyms: retention.ms synonyms " + synonyms);
             check(retention.type() == ConfigEntry.ConfigType.LONG && retention.documentation() != null,
                     "describeConfigs includeDocumentation: retention.ms type " + retention.type()
