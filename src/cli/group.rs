@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::cli::brokers::{group_id, topic_name, Brokers, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::cli::error::CliError;
-use crate::cli::output::{print_json, print_text, Format, Table};
+use crate::cli::output::{print_deleted, print_json, print_text, Format, Table};
 use crate::cli::ClientArgs;
 
 /// The states in which a group has no members, so offsets may be reset.
@@ -529,17 +529,7 @@ fn delete(brokers: &mut Brokers, format: Format, groups: &[String]) -> Result<()
             }
         }
     }
-    match format {
-        Format::Json => print_json(&json!({ "deleted": deleted }))?,
-        Format::Table => {
-            let text: String = deleted
-                .iter()
-                .map(|g| format!("deleted group {g}\n"))
-                .collect();
-            print_text(&text)?;
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    print_deleted(format, "group", &deleted, first_error)
 }
 
 fn delete_one(brokers: &mut Brokers, group: &str) -> Result<(), CliError> {

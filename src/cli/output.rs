@@ -67,6 +67,27 @@ pub fn print_json(value: &Value) -> Result<(), CliError> {
     print_text(&format!("{text}\n"))
 }
 
+/// What a delete command removed (`kind` is "topic" or "group"), then its
+/// first error if any: the others were still attempted.
+pub fn print_deleted(
+    format: Format,
+    kind: &str,
+    deleted: &[String],
+    first_error: Option<CliError>,
+) -> Result<(), CliError> {
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "deleted": deleted }))?,
+        Format::Table => {
+            let text: String = deleted
+                .iter()
+                .map(|name| format!("deleted {kind} {name}\n"))
+                .collect();
+            print_text(&text)?;
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// Writes `text` to stdout as it is.
 pub fn print_text(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::cli::brokers::{topic_id, topic_name, Brokers, TopicInfo};
 use crate::cli::config::{self, RESOURCE_TOPIC};
 use crate::cli::error::CliError;
-use crate::cli::output::{ids, print_json, print_text, Format, Table};
+use crate::cli::output::{ids, print_deleted, print_json, print_text, Format, Table};
 use crate::cli::{key_value, ClientArgs};
 
 /// How long the broker may take to apply an admin request.
@@ -400,17 +400,7 @@ fn delete(brokers: &mut Brokers, format: Format, names: &[String]) -> Result<(),
             }
         }
     }
-    match format {
-        Format::Json => print_json(&json!({ "deleted": deleted }))?,
-        Format::Table => {
-            let text: String = deleted
-                .iter()
-                .map(|name| format!("deleted topic {name}\n"))
-                .collect();
-            print_text(&text)?;
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    print_deleted(format, "topic", &deleted, first_error)
 }
 
 fn trim(

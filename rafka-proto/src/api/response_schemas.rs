@@ -10,48 +10,9 @@
 //! these shapes for every version kafka-protocol knows and checks it
 //! decodes exactly those bytes and re-encodes them identically.
 
-use super::shape::Kind::{self, Array, Bytes, Fixed, Str, Struct, StructArray};
-use super::shape::{Elem, Field, Shape, Tagged, LATEST};
-
-const I8: Kind = Fixed(1);
-const BOOL: Kind = Fixed(1);
-const I16: Kind = Fixed(2);
-const I32: Kind = Fixed(4);
-const I64: Kind = Fixed(8);
-const UUID: Kind = Fixed(16);
-const I32S: Kind = Array(Elem::Fixed(4));
-
-const fn all(kind: Kind) -> Field {
-    Field {
-        min: 0,
-        max: LATEST,
-        kind,
-    }
-}
-
-const fn from(min: i16, kind: Kind) -> Field {
-    Field {
-        min,
-        max: LATEST,
-        kind,
-    }
-}
-
-const fn until(max: i16, kind: Kind) -> Field {
-    Field { min: 0, max, kind }
-}
-
-const fn between(min: i16, max: i16, kind: Kind) -> Field {
-    Field { min, max, kind }
-}
-
-const fn shape(name: &'static str, fields: &'static [Field]) -> Shape {
-    Shape {
-        name,
-        fields,
-        tagged: &[],
-    }
-}
+use super::shape::build::{all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, UUID};
+use super::shape::Kind::{self, Bytes, Str, Struct, StructArray};
+use super::shape::{Shape, Tagged};
 
 const fn tagged(tag: u32, min: i16, kind: Kind) -> Tagged {
     Tagged { tag, min, kind }

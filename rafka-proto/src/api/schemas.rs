@@ -9,53 +9,11 @@
 //! for every served version and checks kafka-protocol decodes exactly those
 //! bytes and re-encodes them identically, so a transcription slip fails it.
 
-use super::shape::Elem;
-use super::shape::Kind::{self, Array, Bytes, Fixed, NullableStruct, Str, Struct, StructArray};
-use super::shape::{Field, Shape, Tagged, LATEST};
-
-const I8: Kind = Fixed(1);
-const BOOL: Kind = Fixed(1);
-const I16: Kind = Fixed(2);
-const I32: Kind = Fixed(4);
-const I64: Kind = Fixed(8);
-const UUID: Kind = Fixed(16);
-const I32S: Kind = Array(Elem::Fixed(4));
-const STRS: Kind = Array(Elem::Str);
-
-/// Present in every version.
-const fn all(kind: Kind) -> Field {
-    Field {
-        min: 0,
-        max: LATEST,
-        kind,
-    }
-}
-
-/// Added in version `min`.
-const fn from(min: i16, kind: Kind) -> Field {
-    Field {
-        min,
-        max: LATEST,
-        kind,
-    }
-}
-
-/// Removed after version `max`.
-const fn until(max: i16, kind: Kind) -> Field {
-    Field { min: 0, max, kind }
-}
-
-const fn between(min: i16, max: i16, kind: Kind) -> Field {
-    Field { min, max, kind }
-}
-
-const fn shape(name: &'static str, fields: &'static [Field]) -> Shape {
-    Shape {
-        name,
-        fields,
-        tagged: &[],
-    }
-}
+use super::shape::build::{
+    all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, STRS, UUID,
+};
+use super::shape::Kind::{Bytes, NullableStruct, Str, Struct, StructArray};
+use super::shape::{Shape, Tagged};
 
 pub(crate) static PRODUCE: Shape = shape(
     "ProduceRequest",

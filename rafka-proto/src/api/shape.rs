@@ -378,3 +378,53 @@ fn wire(shape: &'static Shape, error: WireError) -> ShapeError {
         },
     }
 }
+
+/// The vocabulary the request and response shape tables are written in.
+pub(crate) mod build {
+    use super::Kind::{self, Array, Fixed};
+    use super::{Elem, Field, Shape, LATEST};
+
+    pub(crate) const I8: Kind = Fixed(1);
+    pub(crate) const BOOL: Kind = Fixed(1);
+    pub(crate) const I16: Kind = Fixed(2);
+    pub(crate) const I32: Kind = Fixed(4);
+    pub(crate) const I64: Kind = Fixed(8);
+    pub(crate) const UUID: Kind = Fixed(16);
+    pub(crate) const I32S: Kind = Array(Elem::Fixed(4));
+    pub(crate) const STRS: Kind = Array(Elem::Str);
+
+    /// Present in every version.
+    pub(crate) const fn all(kind: Kind) -> Field {
+        Field {
+            min: 0,
+            max: LATEST,
+            kind,
+        }
+    }
+
+    /// Added in version `min`.
+    pub(crate) const fn from(min: i16, kind: Kind) -> Field {
+        Field {
+            min,
+            max: LATEST,
+            kind,
+        }
+    }
+
+    /// Removed after version `max`.
+    pub(crate) const fn until(max: i16, kind: Kind) -> Field {
+        Field { min: 0, max, kind }
+    }
+
+    pub(crate) const fn between(min: i16, max: i16, kind: Kind) -> Field {
+        Field { min, max, kind }
+    }
+
+    pub(crate) const fn shape(name: &'static str, fields: &'static [Field]) -> Shape {
+        Shape {
+            name,
+            fields,
+            tagged: &[],
+        }
+    }
+}
