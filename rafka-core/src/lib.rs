@@ -16,6 +16,8 @@
 //!   ([`coordinator::InternalRecord`], Kafka's key -> partition hash).
 //! - `group`: the classic group coordinator (Kafka's group state machine,
 //!   committed offsets, `__consumer_offsets` record formats), sans IO.
+//! - `sasl`: the SASL mechanisms' server side, sans IO (PLAIN, SCRAM-SHA-256
+//!   and -512), SCRAM credentials, Kafka's JAAS and `--add-scram` syntaxes.
 //! - `logger`: runtime logger levels (Kafka's BROKER_LOGGER resource).
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
@@ -29,5 +31,6 @@ pub mod log;
 pub mod logger;
 pub mod metadata;
 pub mod producer;
+pub mod sasl;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;

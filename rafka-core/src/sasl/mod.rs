@@ -1,0 +1,79 @@
+//! SASL mechanisms, sans IO: the server side of PLAIN and SCRAM-SHA-256/512
+//! as Kafka's broker speaks them, and the configuration syntaxes that give
+//! them users. The network layer moves the bytes (SaslHandshake,
+//! SaslAuthenticate) and turns a failure into SASL_AUTHENTICATION_FAILED.
+//!
+//! - `scram`: [`ScramMechanism`], [`ScramCredential`] (salted keys only,
+//!   never the password) and SCRAM's key derivations.
+//! - `scram_server`: [`ScramServer`], the RFC 5802 exchange.
+
+//! - `jaas`: Kafka's JAAS config syntax (`sasl.jaas.config`).
+//! - `add_scram`: `kafka-storage format --add-scram` arguments.
+//!
+//! Credentials for SCRAM live in the metadata image
+//! (`UserScramCredentialRecord`); PLAIN's users come from the listener's
+//! JAAS config, as in Kafka.
+
+pub mod scram;
+pub mod scram_server;
+
+pub use scram::{CredentialError, ScramCredential, ScramMechanism};
+pub use scram_server::{ScramCredentials, ScramError, ScramServer};
+
+/// What a server answers to one client message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslStep {
+    /// Send these bytes and wait for the client's next message.
+    Challenge(Vec<u8>),
+    /// Authenticated as `user`; send `response` (possibly empty) last.
+    Complete { user: String, response: Vec<u8> },
+}
+
+/// The mechanisms rafka's broker can enable, by their SASL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SaslMechanism {
+    Plain,
+    Scram(ScramMechanism),
+}
+
+impl SaslMechanism {
+    pub const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::Plain,
+        SaslMechanism::Scram(ScramMechanism::Sha256),
+        SaslMechanism::Scram(ScramMechanism::Sha512),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::Scram(m) => m.name(),
+        }
+    }
+
+    /// By exact name, as SaslHandshake compares them.
+    pub fn from_name(name: &str) -> Option<SaslMechanism> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mechanism_names() {
+        assert_eq!(
+            SaslMechanism::from_name("PLAIN"),
+            Some(SaslMechanism::Plain)
+        );
+        assert_eq!(
+            SaslMechanism::from_name("SCRAM-SHA-256"),
+            Some(SaslMechanism::Scram(ScramMechanism::Sha256))
+        );
+        assert_eq!(SaslMechanism::from_name("GSSAPI"), None);
+        assert_eq!(
+            SaslMechanism::Scram(ScramMechanism::Sha512).name(),
+            "SCRAM-SHA-512"
+        );
+    }
+}
