@@ -8,8 +8,9 @@ use rafka_core::config::{BrokerConfig, TopicNameError};
 use rafka_core::metadata::{
     ApplyError, ConfigOp, ConfigRecord, ConfigResource, Controller, ControllerError, MetadataDelta,
     MetadataImage, MetadataRecord, NewTopic, PartitionPlacementRecord, PartitionRecord,
-    RemoveTopicRecord, TopicRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
 };
+use rafka_core::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
 use rafka_testkit::Rng;
 use uuid::Uuid;
 
@@ -403,6 +404,139 @@ fn apply_rejects_records_that_do_not_fit() {
     assert_eq!(image, before);
 }
 
+/// A valid credential without running PBKDF2 (slow in debug builds).
+fn credential(mechanism: ScramMechanism, byte: u8) -> ScramCredential {
+    let n = mechanism.digest_bytes();
+    ScramCredential::new(
+        mechanism,
+        vec![byte; 16],
+        vec![byte; n],
+        vec![!byte; n],
+        4096,
+    )
+    .unwrap()
+}
+
+fn set_scram(user: &str, credential: &ScramCredential) -> MetadataRecord {
+    MetadataRecord::UserScramCredential(UserScramCredentialRecord::new(user.into(), credential))
+}
+
+fn remove_scram(user: &str, mechanism: ScramMechanism) -> MetadataRecord {
+    MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+        name: user.into(),
+        mechanism,
+    })
+}
+
+#[test]
+fn scram_credentials_apply_replace_remove_and_snapshot() {
+    use ScramMechanism::{Sha256, Sha512};
+    let mut image = MetadataImage::new();
+    let alice = credential(Sha256, 1);
+    assert_eq!(
+        image.apply(&set_scram("alice", &alice)),
+        Ok(MetadataDelta::ScramCredentialSet {
+            user: "alice".into(),
+            mechanism: Sha256
+        })
+    );
+    image
+        .apply(&set_scram("alice", &credential(Sha512, 2)))
+        .unwrap();
+    image
+        .apply(&set_scram("bob", &credential(Sha512, 3)))
+        .unwrap();
+    assert_eq!(image.scram_credential("alice", Sha256), Some(&alice));
+    assert_eq!(
+        ScramCredentials::scram_credential(&image, "bob", Sha512).map(|c| c.salt()[0]),
+        Some(3)
+    );
+    assert_eq!(image.scram_credential("bob", Sha256), None);
+    // Set again: replaced.
+    image
+        .apply(&set_scram("alice", &credential(Sha256, 4)))
+        .unwrap();
+    assert_eq!(
+        image.scram_credential("alice", Sha256),
+        Some(&credential(Sha256, 4))
+    );
+    // Snapshot: user order, then mechanism order, before any topic.
+    assert_eq!(
+        image.to_records(),
+        vec![
+            set_scram("alice", &credential(Sha256, 4)),
+            set_scram("alice", &credential(Sha512, 2)),
+            set_scram("bob", &credential(Sha512, 3)),
+        ]
+    );
+    let mut rebuilt = MetadataImage::new();
+    apply_all(&mut rebuilt, &image.to_records());
+    assert_eq!(rebuilt, image);
+    assert_eq!(
+        image.apply(&remove_scram("alice", Sha512)),
+        Ok(MetadataDelta::ScramCredentialRemoved {
+            user: "alice".into(),
+            mechanism: Sha512
+        })
+    );
+    image.apply(&remove_scram("bob", Sha512)).unwrap();
+    let users: Vec<_> = image
+        .scram_users()
+        .map(|(u, c)| (u.to_string(), c.keys().copied().collect::<Vec<_>>()))
+        .collect();
+    assert_eq!(users, vec![("alice".to_string(), vec![Sha256])]);
+}
+
+#[test]
+fn scram_records_that_do_not_fit_are_refused() {
+    use ScramMechanism::{Sha256, Sha512};
+    let mut image = MetadataImage::new();
+    image
+        .apply(&set_scram("alice", &credential(Sha256, 1)))
+        .unwrap();
+    let before = image.clone();
+    let missing = image.apply(&remove_scram("alice", Sha512)).unwrap_err();
+    assert_eq!(
+        missing,
+        ApplyError::UnknownScramCredential {
+            user: "alice".into(),
+            mechanism: Sha512
+        }
+    );
+    assert_eq!(missing.error_code().code(), 91);
+    assert!(image.apply(&remove_scram("bob", Sha256)).is_err());
+    let mut weak = UserScramCredentialRecord::new("carol".into(), &credential(Sha256, 5));
+    weak.iterations = 4095;
+    let weak = image
+        .apply(&MetadataRecord::UserScramCredential(weak))
+        .unwrap_err();
+    assert_eq!(
+        weak,
+        ApplyError::InvalidScramCredential {
+            user: "carol".into(),
+            error: CredentialError::Iterations {
+                mechanism: Sha256,
+                iterations: 4095
+            }
+        }
+    );
+    assert_eq!(weak.error_code().code(), 93);
+    let mut short = UserScramCredentialRecord::new("carol".into(), &credential(Sha512, 5));
+    short.stored_key.pop();
+    assert!(matches!(
+        image.apply(&MetadataRecord::UserScramCredential(short)),
+        Err(ApplyError::InvalidScramCredential {
+            error: CredentialError::KeyLength { length: 63, .. },
+            ..
+        })
+    ));
+    assert_eq!(
+        image.apply(&set_scram("", &credential(Sha256, 1))),
+        Err(ApplyError::EmptyScramUser)
+    );
+    assert_eq!(image, before);
+}
+
 /// Random controller operations, each returning records that applied.
 fn random_history(rng: &mut Rng, ops: usize) -> Vec<MetadataRecord> {
     let c = controller(3);
@@ -410,7 +544,16 @@ fn random_history(rng: &mut Rng, ops: usize) -> Vec<MetadataRecord> {
     let mut history = Vec::new();
     for n in 0..ops {
         let name = format!("t{}", rng.below(20));
-        let records = match rng.below(4) {
+        let user = format!("u{}", rng.below(5));
+        let mechanism = ScramMechanism::ALL[rng.below(2) as usize];
+        let records = match rng.below(6) {
+            4 => Ok(vec![set_scram(
+                &user,
+                &credential(mechanism, rng.below(256) as u8),
+            )]),
+            5 if image.scram_credential(&user, mechanism).is_some() => {
+                Ok(vec![remove_scram(&user, mechanism)])
+            }
             0 => c.create_topic(
                 &image,
                 &new_topic(&name, 1 + rng.below(4) as i32),
@@ -478,6 +621,30 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
                 topic_id,
                 partition,
                 shard,
+            })
+        }),
+        (
+            text,
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::collection::vec(any::<u8>(), 0..70),
+            proptest::collection::vec(any::<u8>(), 0..70),
+            any::<u32>()
+        )
+            .prop_map(|(name, sha512, salt, stored_key, server_key, iterations)| {
+                MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                    name,
+                    mechanism: ScramMechanism::ALL[usize::from(sha512)],
+                    salt,
+                    stored_key,
+                    server_key,
+                    iterations,
+                })
+            }),
+        (text, any::<bool>()).prop_map(|(name, sha512)| {
+            MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                name,
+                mechanism: ScramMechanism::ALL[usize::from(sha512)],
             })
         }),
     ]

@@ -1,5 +1,6 @@
 //! The metadata image: every topic, its partitions' owning shards and its
-//! config overrides, as of some point in the metadata log.
+//! config overrides, and the users' SCRAM credentials, as of some point in
+//! the metadata log.
 //!
 //! Lives on every shard: shard 0 (the controller) applies records to its
 //! copy and shares the result as `Arc<MetadataImage>` with the others,
@@ -17,10 +18,12 @@ use uuid::Uuid;
 
 use super::record::{
     ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
-    RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
+    TopicRecord, UserScramCredentialRecord,
 };
 use crate::config::topic_name::{collision_key, has_collision_chars};
 use crate::config::TopicDefaults;
+use crate::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
 
 /// One topic as of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +97,16 @@ pub enum MetadataDelta {
         from: ShardId,
         to: ShardId,
     },
+    /// A user's credential for `mechanism` was set (created or replaced);
+    /// the credential itself is read from the image.
+    ScramCredentialSet {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    ScramCredentialRemoved {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 /// A record that does not fit the image it is applied to. The controller
@@ -117,6 +130,18 @@ pub enum ApplyError {
     },
     #[error("topic {topic_id} has no partition {partition}")]
     UnknownPartition { topic_id: Uuid, partition: i32 },
+    #[error("SCRAM credential of user {user:?}: {error}")]
+    InvalidScramCredential {
+        user: String,
+        error: CredentialError,
+    },
+    #[error("SCRAM credential with an empty user name")]
+    EmptyScramUser,
+    #[error("user {user:?} has no {mechanism} credential")]
+    UnknownScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 impl ApplyError {
@@ -128,6 +153,10 @@ impl ApplyError {
             ApplyError::UnknownTopic(_) | ApplyError::UnknownPartition { .. } => {
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             }
+            ApplyError::InvalidScramCredential { .. } | ApplyError::EmptyScramUser => {
+                ErrorCode::UNACCEPTABLE_CREDENTIAL
+            }
+            ApplyError::UnknownScramCredential { .. } => ErrorCode::RESOURCE_NOT_FOUND,
             _ => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
@@ -144,6 +173,8 @@ pub struct MetadataImage {
     partition_count: u64,
     /// Dynamic broker configs by broker name (`""` = cluster default).
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user, then mechanism (never an empty inner map).
+    scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -242,9 +273,27 @@ impl MetadataImage {
         !self.broker_configs.is_empty()
     }
 
+    /// A user's SCRAM credential for one mechanism.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism)
+    }
+
+    /// Users with SCRAM credentials, in name order, with their mechanisms
+    /// (what DescribeUserScramCredentials lists).
+    pub fn scram_users(
+        &self,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<ScramMechanism, ScramCredential>)> {
+        self.scram_credentials.iter().map(|(u, c)| (u.as_str(), c))
+    }
+
     /// The image as records that rebuild it from empty (a snapshot): the
-    /// dynamic broker configs, then per topic in name order, its
-    /// TopicRecord, PartitionRecords and ConfigRecords.
+    /// dynamic broker configs, the SCRAM credentials (user, then
+    /// mechanism order), then per topic in name order, its TopicRecord,
+    /// PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for (broker, configs) in &self.broker_configs {
@@ -254,6 +303,13 @@ impl MetadataImage {
                     name: key.clone(),
                     value: Some(value.clone()),
                 }));
+            }
+        }
+        for (user, credentials) in &self.scram_credentials {
+            for credential in credentials.values() {
+                out.push(MetadataRecord::UserScramCredential(
+                    UserScramCredentialRecord::new(user.clone(), credential),
+                ));
             }
         }
         for t in self.topics() {
@@ -288,7 +344,57 @@ impl MetadataImage {
             MetadataRecord::Config(r) => self.apply_config(r),
             MetadataRecord::PartitionPlacement(r) => self.apply_placement(r),
             MetadataRecord::RemovePartitions(r) => self.apply_remove_partitions(r),
+            MetadataRecord::UserScramCredential(r) => self.apply_scram_credential(r),
+            MetadataRecord::RemoveUserScramCredential(r) => self.apply_remove_scram_credential(r),
         }
+    }
+
+    fn apply_scram_credential(
+        &mut self,
+        r: &UserScramCredentialRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        if r.name.is_empty() {
+            return Err(ApplyError::EmptyScramUser);
+        }
+        let credential = ScramCredential::new(
+            r.mechanism,
+            r.salt.clone(),
+            r.stored_key.clone(),
+            r.server_key.clone(),
+            r.iterations,
+        )
+        .map_err(|error| ApplyError::InvalidScramCredential {
+            user: r.name.clone(),
+            error,
+        })?;
+        let credentials = self.scram_credentials.entry(r.name.clone()).or_default();
+        credentials.insert(r.mechanism, credential);
+        Ok(MetadataDelta::ScramCredentialSet {
+            user: r.name.clone(),
+            mechanism: r.mechanism,
+        })
+    }
+
+    fn apply_remove_scram_credential(
+        &mut self,
+        r: &RemoveUserScramCredentialRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        let unknown = || ApplyError::UnknownScramCredential {
+            user: r.name.clone(),
+            mechanism: r.mechanism,
+        };
+        let credentials = self
+            .scram_credentials
+            .get_mut(&r.name)
+            .ok_or_else(unknown)?;
+        credentials.remove(&r.mechanism).ok_or_else(unknown)?;
+        if credentials.is_empty() {
+            self.scram_credentials.remove(&r.name);
+        }
+        Ok(MetadataDelta::ScramCredentialRemoved {
+            user: r.name.clone(),
+            mechanism: r.mechanism,
+        })
     }
 
     fn apply_topic(&mut self, r: &TopicRecord) -> Result<MetadataDelta, ApplyError> {
@@ -451,5 +557,11 @@ impl MetadataImage {
             from,
             to: r.shard,
         })
+    }
+}
+
+impl ScramCredentials for MetadataImage {
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<&ScramCredential> {
+        MetadataImage::scram_credential(self, user, mechanism)
     }
 }

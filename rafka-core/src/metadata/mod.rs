@@ -30,6 +30,7 @@ pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
 pub use record::{
     ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
-    RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
+    TopicRecord, UserScramCredentialRecord,
 };
 pub use store::{CommitError, Committed, MetadataStore};

@@ -4,11 +4,17 @@
 //! Encoding (big-endian, like Kafka's wire format): `type u8`, `version u8`,
 //! then the fields in declaration order. Strings are `u32` length + UTF-8;
 //! an optional string is a `u8` flag (0 absent, 1 present) then the string;
-//! a topic id is its 16 raw bytes. Decoding is strict: an unknown type or
+//! a topic id is its 16 raw bytes; a byte string is `u32` length + bytes
+//! (at most [`RECORD_BYTES_MAX`]); a SCRAM mechanism is Kafka's `u8` type
+//! code. Decoding is strict: an unknown type or
 //! version, a short field, bad UTF-8 or trailing bytes are errors, so two
 //! nodes can never read one record differently.
 
+use std::fmt;
+
 use uuid::Uuid;
+
+use crate::sasl::{ScramCredential, ScramMechanism};
 
 /// Index of a shard (one executor core). A `u32` on disk.
 pub type ShardId = u32;
@@ -20,6 +26,8 @@ pub const RESOURCE_TYPE_BROKER: i8 = 4;
 
 /// Longest string a record may hold: bounds what one decode can allocate.
 pub const RECORD_STRING_BYTES_MAX: u32 = 1024 * 1024;
+/// Longest byte string (a salt, a key) a record may hold.
+pub const RECORD_BYTES_MAX: u32 = 64 * 1024;
 
 /// The thing a [`ConfigRecord`] configures.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,6 +85,52 @@ pub struct PartitionPlacementRecord {
     pub shard: ShardId,
 }
 
+/// Sets a user's SCRAM credential for one mechanism (Kafka's
+/// UserScramCredentialRecord): the salted keys only, never the password.
+/// Decoding checks the format; `MetadataImage::apply` checks the values
+/// (key lengths, iterations) through [`ScramCredential::new`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserScramCredentialRecord {
+    pub name: String,
+    pub mechanism: ScramMechanism,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: u32,
+}
+
+impl UserScramCredentialRecord {
+    pub fn new(name: String, credential: &ScramCredential) -> UserScramCredentialRecord {
+        UserScramCredentialRecord {
+            name,
+            mechanism: credential.mechanism(),
+            salt: credential.salt().to_vec(),
+            stored_key: credential.stored_key().to_vec(),
+            server_key: credential.server_key().to_vec(),
+            iterations: credential.iterations(),
+        }
+    }
+}
+
+/// Keys stay out of logs.
+impl fmt::Debug for UserScramCredentialRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserScramCredentialRecord")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a user's SCRAM credential for one mechanism (Kafka's
+/// RemoveUserScramCredentialRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveUserScramCredentialRecord {
+    pub name: String,
+    pub mechanism: ScramMechanism,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -85,6 +139,8 @@ pub enum MetadataRecord {
     Config(ConfigRecord),
     PartitionPlacement(PartitionPlacementRecord),
     RemovePartitions(RemovePartitionsRecord),
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -95,6 +151,23 @@ mod code {
     pub const CONFIG: u8 = 4;
     pub const PARTITION_PLACEMENT: u8 = 5;
     pub const REMOVE_PARTITIONS: u8 = 6;
+    // 7 and 8 are the ACL records'.
+    pub const USER_SCRAM_CREDENTIAL: u8 = 9;
+    pub const REMOVE_USER_SCRAM_CREDENTIAL: u8 = 10;
+
+    pub fn is_known(code: u8) -> bool {
+        matches!(
+            code,
+            TOPIC
+                | PARTITION
+                | REMOVE_TOPIC
+                | CONFIG
+                | PARTITION_PLACEMENT
+                | REMOVE_PARTITIONS
+                | USER_SCRAM_CREDENTIAL
+                | REMOVE_USER_SCRAM_CREDENTIAL
+        )
+    }
 }
 
 /// The only version of each record type written so far.
@@ -114,6 +187,10 @@ pub enum RecordError {
     StringTooLong { at: usize, length: u32 },
     #[error("optional flag {flag} at byte {at} is neither 0 nor 1")]
     BadFlag { at: usize, flag: u8 },
+    #[error("byte string of {length} bytes at byte {at} exceeds the limit")]
+    BytesTooLong { at: usize, length: u32 },
+    #[error("unknown SCRAM mechanism type {0}")]
+    UnknownScramMechanism(u8),
     #[error("unknown config resource type {0}")]
     UnknownResourceType(i8),
     #[error("{0} bytes left after the record")]
@@ -145,6 +222,12 @@ impl Writer<'_> {
         );
         self.u32(length);
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        let length = u32::try_from(b.len()).unwrap_or(u32::MAX);
+        assert!(length <= RECORD_BYTES_MAX, "metadata byte string too long");
+        self.u32(length);
+        self.0.extend_from_slice(b);
     }
     fn opt_string(&mut self, s: Option<&str>) {
         match s {
@@ -201,6 +284,18 @@ impl<'a> Reader<'a> {
         let s = std::str::from_utf8(bytes).map_err(|_| RecordError::BadUtf8 { at })?;
         Ok(s.to_string())
     }
+    fn bytes(&mut self) -> Result<Vec<u8>, RecordError> {
+        let at = self.at;
+        let length = self.u32()?;
+        if length > RECORD_BYTES_MAX {
+            return Err(RecordError::BytesTooLong { at, length });
+        }
+        Ok(self.take(length as usize)?.to_vec())
+    }
+    fn scram_mechanism(&mut self) -> Result<ScramMechanism, RecordError> {
+        let code = self.u8()?;
+        ScramMechanism::from_type_code(code).ok_or(RecordError::UnknownScramMechanism(code))
+    }
     fn opt_string(&mut self) -> Result<Option<String>, RecordError> {
         let at = self.at;
         match self.u8()? {
@@ -220,6 +315,8 @@ impl MetadataRecord {
             MetadataRecord::Config(_) => code::CONFIG,
             MetadataRecord::PartitionPlacement(_) => code::PARTITION_PLACEMENT,
             MetadataRecord::RemovePartitions(_) => code::REMOVE_PARTITIONS,
+            MetadataRecord::UserScramCredential(_) => code::USER_SCRAM_CREDENTIAL,
+            MetadataRecord::RemoveUserScramCredential(_) => code::REMOVE_USER_SCRAM_CREDENTIAL,
         }
     }
 
@@ -258,6 +355,18 @@ impl MetadataRecord {
                 w.uuid(&r.topic_id);
                 w.i32(r.first);
             }
+            MetadataRecord::UserScramCredential(r) => {
+                w.string(&r.name);
+                w.u8(r.mechanism.type_code());
+                w.bytes(&r.salt);
+                w.bytes(&r.stored_key);
+                w.bytes(&r.server_key);
+                w.u32(r.iterations);
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                w.string(&r.name);
+                w.u8(r.mechanism.type_code());
+            }
         }
     }
 
@@ -272,7 +381,7 @@ impl MetadataRecord {
         let mut r = Reader { buf, at: 0 };
         let record_type = r.u8()?;
         let version = r.u8()?;
-        if !(code::TOPIC..=code::REMOVE_PARTITIONS).contains(&record_type) {
+        if !code::is_known(record_type) {
             return Err(RecordError::UnknownType(record_type));
         }
         if version != VERSION {
@@ -320,10 +429,27 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
             partition: r.i32()?,
             shard: r.u32()?,
         }),
-        _ => MetadataRecord::RemovePartitions(RemovePartitionsRecord {
+        code::REMOVE_PARTITIONS => MetadataRecord::RemovePartitions(RemovePartitionsRecord {
             topic_id: r.uuid()?,
             first: r.i32()?,
         }),
+        code::USER_SCRAM_CREDENTIAL => {
+            MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                name: r.string()?,
+                mechanism: r.scram_mechanism()?,
+                salt: r.bytes()?,
+                stored_key: r.bytes()?,
+                server_key: r.bytes()?,
+                iterations: r.u32()?,
+            })
+        }
+        code::REMOVE_USER_SCRAM_CREDENTIAL => {
+            MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                name: r.string()?,
+                mechanism: r.scram_mechanism()?,
+            })
+        }
+        _ => return Err(RecordError::UnknownType(record_type)),
     })
 }
 
@@ -388,6 +514,73 @@ mod tests {
     }
 
     #[test]
+    fn user_scram_credential_record_bytes() {
+        let record = MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+            name: "al".into(),
+            mechanism: ScramMechanism::Sha512,
+            salt: vec![7, 8],
+            stored_key: vec![0xaa],
+            server_key: vec![],
+            iterations: 8192,
+        });
+        let want = vec![
+            9, 0, // type, version
+            0, 0, 0, 2, b'a', b'l', // name
+            2,    // SCRAM-SHA-512
+            0, 0, 0, 2, 7, 8, // salt
+            0, 0, 0, 1, 0xaa, // stored key
+            0, 0, 0, 0, // server key
+            0, 0, 0x20, 0, // iterations
+        ];
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+        assert!(!format!("{:?}", MetadataRecord::decode(&want)).contains("key"));
+    }
+
+    #[test]
+    fn remove_user_scram_credential_record_bytes() {
+        let record = MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: "al".into(),
+            mechanism: ScramMechanism::Sha256,
+        });
+        let want = vec![10, 0, 0, 0, 0, 2, b'a', b'l', 1];
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+    }
+
+    #[test]
+    fn scram_records_decode_strictly() {
+        assert_eq!(
+            MetadataRecord::decode(&[10, 0, 0, 0, 0, 0, 3]),
+            Err(RecordError::UnknownScramMechanism(3))
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[10, 0, 0, 0, 0, 0, 1, 0]),
+            Err(RecordError::TrailingBytes(1))
+        );
+        let huge_salt = [9, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1];
+        assert_eq!(
+            MetadataRecord::decode(&huge_salt),
+            Err(RecordError::BytesTooLong {
+                at: 7,
+                length: 0x0001_0001
+            })
+        );
+        let short_key = [9, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 5, 0, 0, 0, 4, 1];
+        assert_eq!(
+            MetadataRecord::decode(&short_key),
+            Err(RecordError::Truncated { at: 16, needed: 3 })
+        );
+        let no_iterations = [
+            9, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            MetadataRecord::decode(&no_iterations),
+            Err(RecordError::Truncated { at: 19, needed: 2 })
+        );
+    }
+
+    #[test]
     fn strict_decoding() {
         let mut bytes = MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: ID }).to_bytes();
         bytes.push(0);
@@ -399,10 +592,12 @@ mod tests {
             MetadataRecord::decode(&bytes[..10]),
             Err(RecordError::Truncated { at: 2, needed: 8 })
         );
-        assert_eq!(
-            MetadataRecord::decode(&[9, 0]),
-            Err(RecordError::UnknownType(9))
-        );
+        for unknown in [0, 7, 8, 11, 255] {
+            assert_eq!(
+                MetadataRecord::decode(&[unknown, 0]),
+                Err(RecordError::UnknownType(unknown))
+            );
+        }
         assert_eq!(
             MetadataRecord::decode(&[1, 1]),
             Err(RecordError::UnsupportedVersion {
