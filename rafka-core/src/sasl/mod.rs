@@ -6,7 +6,7 @@
 //! - `scram`: [`ScramMechanism`], [`ScramCredential`] (salted keys only,
 //!   never the password) and SCRAM's key derivations.
 //! - `scram_server`: [`ScramServer`], the RFC 5802 exchange.
-
+//! - `plain`: [`PlainServer`] (RFC 4616) over [`PlainUsers`].
 //! - `jaas`: Kafka's JAAS config syntax (`sasl.jaas.config`).
 //! - `add_scram`: `kafka-storage format --add-scram` arguments.
 //!
@@ -14,9 +14,13 @@
 //! (`UserScramCredentialRecord`); PLAIN's users come from the listener's
 //! JAAS config, as in Kafka.
 
+pub mod jaas;
+pub mod plain;
 pub mod scram;
 pub mod scram_server;
 
+pub use jaas::{JaasConfig, JaasError};
+pub use plain::{PlainError, PlainServer, PlainUsers};
 pub use scram::{CredentialError, ScramCredential, ScramMechanism};
 pub use scram_server::{ScramCredentials, ScramError, ScramServer};
 
