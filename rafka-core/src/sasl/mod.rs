@@ -14,11 +14,13 @@
 //! (`UserScramCredentialRecord`); PLAIN's users come from the listener's
 //! JAAS config, as in Kafka.
 
+pub mod add_scram;
 pub mod jaas;
 pub mod plain;
 pub mod scram;
 pub mod scram_server;
 
+pub use add_scram::{parse_add_scram, AddScram, AddScramError, AddScramSecret};
 pub use jaas::{JaasConfig, JaasError};
 pub use plain::{PlainError, PlainServer, PlainUsers};
 pub use scram::{CredentialError, ScramCredential, ScramMechanism};
