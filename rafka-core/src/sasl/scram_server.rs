@@ -86,6 +86,13 @@ impl ScramError {
         }
     }
 
+    /// RFC 5802's server-final-message for this failure (`e=invalid-proof`),
+    /// for a transport that sends one; Kafka answers SaslAuthenticate with
+    /// SASL_AUTHENTICATION_FAILED and [`Self::client_message`] instead.
+    pub fn server_final(&self) -> Vec<u8> {
+        format!("e={}", self.rfc_error()).into_bytes()
+    }
+
     /// What Kafka tells the client: the authorization id mismatch in its
     /// own words, everything else in one sentence so that a client cannot
     /// tell an unknown user from a wrong password.

@@ -269,6 +269,36 @@ fn round_trip(mechanism: ScramMechanism, password: &[u8]) -> Result<SaslStep, Sc
 }
 
 #[test]
+fn gs2_headers_with_authzid_or_y_flag() {
+    let mechanism = ScramMechanism::Sha256;
+    let (_, users) = rfc7677();
+    for header in ["y,,", "n,a=user,"] {
+        let mut server = ScramServer::with_nonce(mechanism, "S".into());
+        let first = format!("{header}n=user,r=C");
+        let Ok(SaslStep::Challenge(server_first)) = server.evaluate(first.as_bytes(), &users)
+        else {
+            panic!("{header}: no challenge");
+        };
+        let server_first = String::from_utf8(server_first).unwrap();
+        let (last, expected) = client_final(
+            mechanism,
+            b"pencil",
+            &first[header.len()..],
+            &server_first,
+            header,
+        );
+        assert_eq!(
+            server.evaluate(last.as_bytes(), &users),
+            Ok(SaslStep::Complete {
+                user: "user".into(),
+                response: expected
+            }),
+            "{header}"
+        );
+    }
+}
+
+#[test]
 fn sha512_round_trip() {
     let step = round_trip(ScramMechanism::Sha512, b"alice-secret").unwrap();
     assert!(matches!(step, SaslStep::Complete { user, .. } if user == "alice"));
@@ -323,6 +353,11 @@ fn errors_tell_the_client_what_kafka_tells_it() {
          mechanism SCRAM-SHA-256"
     );
     assert_eq!(ScramError::InvalidProof.rfc_error(), "invalid-proof");
+    assert_eq!(ScramError::InvalidProof.server_final(), b"e=invalid-proof");
+    assert_eq!(
+        ScramError::ChannelBindingNotSupported.server_final(),
+        b"e=channel-binding-not-supported"
+    );
     assert_eq!(ScramError::UnknownUser.rfc_error(), "unknown-user");
     assert_eq!(
         ScramError::InvalidProof.error_code(),
