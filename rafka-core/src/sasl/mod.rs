@@ -6,6 +6,7 @@
 //! - `scram`: [`ScramMechanism`], [`ScramCredential`] (salted keys only,
 //!   never the password) and SCRAM's key derivations.
 //! - `scram_server`: [`ScramServer`], the RFC 5802 exchange.
+//! - `scram_client`: [`ScramClient`], its other side (tools, tests).
 //! - `plain`: [`PlainServer`] (RFC 4616) over [`PlainUsers`].
 //! - `jaas`: Kafka's JAAS config syntax (`sasl.jaas.config`).
 //! - `add_scram`: `kafka-storage format --add-scram` arguments.
@@ -18,12 +19,14 @@ pub mod add_scram;
 pub mod jaas;
 pub mod plain;
 pub mod scram;
+pub mod scram_client;
 pub mod scram_server;
 
 pub use add_scram::{parse_add_scram, AddScram, AddScramError, AddScramSecret};
 pub use jaas::{JaasConfig, JaasError};
 pub use plain::{PlainError, PlainServer, PlainUsers};
 pub use scram::{CredentialError, ScramCredential, ScramMechanism};
+pub use scram_client::{ScramClient, ScramClientError};
 pub use scram_server::{ScramCredentials, ScramError, ScramServer};
 
 /// What a server answers to one client message.
