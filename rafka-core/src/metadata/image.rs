@@ -16,9 +16,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::record::{
-    ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
+    AccessControlEntryRecord, ConfigRecord, ConfigResource, MetadataRecord,
+    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
     RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
 };
+use crate::acl::AclSet;
 use crate::config::topic_name::{collision_key, has_collision_chars};
 use crate::config::TopicDefaults;
 
@@ -94,6 +96,11 @@ pub enum MetadataDelta {
         from: ShardId,
         to: ShardId,
     },
+    /// An ACL was added or removed: the image's [`AclSet`] is all a shard
+    /// needs, so nothing else follows from it.
+    AclChanged {
+        id: Uuid,
+    },
 }
 
 /// A record that does not fit the image it is applied to. The controller
@@ -117,6 +124,10 @@ pub enum ApplyError {
     },
     #[error("topic {topic_id} has no partition {partition}")]
     UnknownPartition { topic_id: Uuid, partition: i32 },
+    #[error("ACL id {0} already exists")]
+    AclIdTaken(Uuid),
+    #[error("unknown ACL id {0}")]
+    UnknownAclId(Uuid),
 }
 
 impl ApplyError {
@@ -144,6 +155,7 @@ pub struct MetadataImage {
     partition_count: u64,
     /// Dynamic broker configs by broker name (`""` = cluster default).
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    acls: AclSet,
 }
 
 impl MetadataImage {
@@ -237,16 +249,29 @@ impl MetadataImage {
         Cow::Owned(defaults.with_dynamic(cluster, broker))
     }
 
+    /// Every ACL of the cluster.
+    pub fn acls(&self) -> &AclSet {
+        &self.acls
+    }
+
     /// Whether any dynamic broker config is set (anywhere).
     pub fn has_broker_configs(&self) -> bool {
         !self.broker_configs.is_empty()
     }
 
     /// The image as records that rebuild it from empty (a snapshot): the
-    /// dynamic broker configs, then per topic in name order, its
-    /// TopicRecord, PartitionRecords and ConfigRecords.
+    /// dynamic broker configs, the ACLs in id order, then per topic in
+    /// name order, its TopicRecord, PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: *id,
+                    acl: acl.clone(),
+                },
+            ));
+        }
         for (broker, configs) in &self.broker_configs {
             for (key, value) in configs {
                 out.push(MetadataRecord::Config(ConfigRecord {
@@ -288,6 +313,26 @@ impl MetadataImage {
             MetadataRecord::Config(r) => self.apply_config(r),
             MetadataRecord::PartitionPlacement(r) => self.apply_placement(r),
             MetadataRecord::RemovePartitions(r) => self.apply_remove_partitions(r),
+            MetadataRecord::AccessControlEntry(r) => self.apply_acl(r),
+            MetadataRecord::RemoveAccessControlEntry(r) => self.apply_remove_acl(r),
+        }
+    }
+
+    fn apply_acl(&mut self, r: &AccessControlEntryRecord) -> Result<MetadataDelta, ApplyError> {
+        if self.acls.get(&r.id).is_some() {
+            return Err(ApplyError::AclIdTaken(r.id));
+        }
+        self.acls.insert(r.id, r.acl.clone());
+        Ok(MetadataDelta::AclChanged { id: r.id })
+    }
+
+    fn apply_remove_acl(
+        &mut self,
+        r: &RemoveAccessControlEntryRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        match self.acls.remove(&r.id) {
+            Some(_) => Ok(MetadataDelta::AclChanged { id: r.id }),
+            None => Err(ApplyError::UnknownAclId(r.id)),
         }
     }
 

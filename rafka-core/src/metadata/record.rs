@@ -10,6 +10,8 @@
 
 use uuid::Uuid;
 
+use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+
 /// Index of a shard (one executor core). A `u32` on disk.
 pub type ShardId = u32;
 
@@ -77,6 +79,19 @@ pub struct PartitionPlacementRecord {
     pub shard: ShardId,
 }
 
+/// Adds one ACL under a stable id (KRaft's AccessControlEntryRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessControlEntryRecord {
+    pub id: Uuid,
+    pub acl: AclBinding,
+}
+
+/// Removes the ACL with this id (KRaft's RemoveAccessControlEntryRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveAccessControlEntryRecord {
+    pub id: Uuid,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -85,6 +100,8 @@ pub enum MetadataRecord {
     Config(ConfigRecord),
     PartitionPlacement(PartitionPlacementRecord),
     RemovePartitions(RemovePartitionsRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -95,6 +112,8 @@ mod code {
     pub const CONFIG: u8 = 4;
     pub const PARTITION_PLACEMENT: u8 = 5;
     pub const REMOVE_PARTITIONS: u8 = 6;
+    pub const ACCESS_CONTROL_ENTRY: u8 = 7;
+    pub const REMOVE_ACCESS_CONTROL_ENTRY: u8 = 8;
 }
 
 /// The only version of each record type written so far.
@@ -116,6 +135,8 @@ pub enum RecordError {
     BadFlag { at: usize, flag: u8 },
     #[error("unknown config resource type {0}")]
     UnknownResourceType(i8),
+    #[error("ACL field {field} has the invalid code {code}")]
+    BadAclCode { field: &'static str, code: i8 },
     #[error("{0} bytes left after the record")]
     TrailingBytes(usize),
 }
@@ -220,6 +241,8 @@ impl MetadataRecord {
             MetadataRecord::Config(_) => code::CONFIG,
             MetadataRecord::PartitionPlacement(_) => code::PARTITION_PLACEMENT,
             MetadataRecord::RemovePartitions(_) => code::REMOVE_PARTITIONS,
+            MetadataRecord::AccessControlEntry(_) => code::ACCESS_CONTROL_ENTRY,
+            MetadataRecord::RemoveAccessControlEntry(_) => code::REMOVE_ACCESS_CONTROL_ENTRY,
         }
     }
 
@@ -258,6 +281,17 @@ impl MetadataRecord {
                 w.uuid(&r.topic_id);
                 w.i32(r.first);
             }
+            MetadataRecord::AccessControlEntry(r) => {
+                w.uuid(&r.id);
+                w.u8(r.acl.resource_type.code() as u8);
+                w.string(&r.acl.resource_name);
+                w.u8(r.acl.pattern_type.code() as u8);
+                w.string(&r.acl.principal);
+                w.string(&r.acl.host);
+                w.u8(r.acl.operation.code() as u8);
+                w.u8(r.acl.permission.code() as u8);
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => w.uuid(&r.id),
         }
     }
 
@@ -272,7 +306,7 @@ impl MetadataRecord {
         let mut r = Reader { buf, at: 0 };
         let record_type = r.u8()?;
         let version = r.u8()?;
-        if !(code::TOPIC..=code::REMOVE_PARTITIONS).contains(&record_type) {
+        if !(code::TOPIC..=code::REMOVE_ACCESS_CONTROL_ENTRY).contains(&record_type) {
             return Err(RecordError::UnknownType(record_type));
         }
         if version != VERSION {
@@ -320,10 +354,40 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
             partition: r.i32()?,
             shard: r.u32()?,
         }),
-        _ => MetadataRecord::RemovePartitions(RemovePartitionsRecord {
+        code::REMOVE_PARTITIONS => MetadataRecord::RemovePartitions(RemovePartitionsRecord {
             topic_id: r.uuid()?,
             first: r.i32()?,
         }),
+        code::ACCESS_CONTROL_ENTRY => {
+            MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+                id: r.uuid()?,
+                acl: decode_acl(r)?,
+            })
+        }
+        _ => MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord {
+            id: r.uuid()?,
+        }),
+    })
+}
+
+fn acl_code<T>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    parse: impl Fn(i8) -> Option<T>,
+) -> Result<T, RecordError> {
+    let code = r.u8()? as i8;
+    parse(code).ok_or(RecordError::BadAclCode { field, code })
+}
+
+fn decode_acl(r: &mut Reader<'_>) -> Result<AclBinding, RecordError> {
+    Ok(AclBinding {
+        resource_type: acl_code(r, "resource_type", ResourceType::from_code)?,
+        resource_name: r.string()?,
+        pattern_type: acl_code(r, "pattern_type", PatternType::from_code)?,
+        principal: r.string()?,
+        host: r.string()?,
+        operation: acl_code(r, "operation", AclOperation::from_code)?,
+        permission: acl_code(r, "permission", AclPermission::from_code)?,
     })
 }
 
@@ -385,6 +449,45 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 3]);
         assert_eq!(record.to_bytes(), want);
         assert_eq!(MetadataRecord::decode(&want), Ok(record));
+    }
+
+    #[test]
+    fn acl_records_bytes() {
+        let record = MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+            id: ID,
+            acl: AclBinding {
+                resource_type: ResourceType::Topic,
+                resource_name: "t".to_string(),
+                pattern_type: PatternType::Prefixed,
+                principal: "User:a".to_string(),
+                host: "*".to_string(),
+                operation: AclOperation::All,
+                permission: AclPermission::Deny,
+            },
+        });
+        let mut want = vec![7, 0];
+        want.extend_from_slice(ID.as_bytes());
+        want.extend_from_slice(&[2, 0, 0, 0, 1, b't', 4, 0, 0, 0, 6]);
+        want.extend_from_slice(b"User:a");
+        want.extend_from_slice(&[0, 0, 0, 1, b'*', 2, 2]);
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+        let mut bad_operation = want.clone();
+        let at = bad_operation.len() - 2;
+        bad_operation[at] = 1;
+        assert_eq!(
+            MetadataRecord::decode(&bad_operation),
+            Err(RecordError::BadAclCode {
+                field: "operation",
+                code: 1
+            })
+        );
+        let remove =
+            MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: ID });
+        let mut want = vec![8, 0];
+        want.extend_from_slice(ID.as_bytes());
+        assert_eq!(remove.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(remove));
     }
 
     #[test]
