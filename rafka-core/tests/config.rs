@@ -189,7 +189,10 @@ fn rafka_extras() {
         assert!(authorizer.allow_everyone_if_no_acl_found);
     }
     let (c, _) = load("authorizer.class.name=kafka.security.authorizer.AclAuthorizer\n");
-    assert_eq!(c.authorizer().map(|a| a.allow_everyone_if_no_acl_found), Some(false));
+    assert_eq!(
+        c.authorizer().map(|a| a.allow_everyone_if_no_acl_found),
+        Some(false)
+    );
     let err = load_err("authorizer.class.name=com.example.Mine\n");
     assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.key == "authorizer.class.name"));
     let (c, _) = load("rafka.fetch.max.wait.ms=0\n");

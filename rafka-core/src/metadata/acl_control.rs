@@ -45,7 +45,8 @@ pub fn create_acls(
     Ok(records)
 }
 
-/// What one DeleteAcls does: per filter, the ACLs it matched (with ids);
+/// What one DeleteAcls does: per filter, the ACLs it matched (with ids,
+/// in [`AclBinding`] order);
 /// and the records removing each of them once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclDeletion {
@@ -60,11 +61,14 @@ pub fn delete_acls(
     let mut ids = BTreeSet::new();
     let mut matched = Vec::with_capacity(filters.len());
     for filter in filters {
-        let found: Vec<(Uuid, AclBinding)> = image
+        let mut found: Vec<(Uuid, AclBinding)> = image
             .acls()
             .matching(filter)
             .map(|(id, acl)| (*id, acl.clone()))
             .collect();
+        // Ids are random: answer in the ACLs' own order, the same on
+        // every run.
+        found.sort_by(|a, b| a.1.cmp(&b.1));
         ids.extend(found.iter().map(|(id, _)| *id));
         matched.push(found);
     }
