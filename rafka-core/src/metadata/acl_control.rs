@@ -144,9 +144,12 @@ mod tests {
         assert_eq!(image.acls().get(&Uuid::from_u128(1)), Some(&a));
         // The same ACL again: nothing to write; a new one gets an unused id
         // even when the id source repeats a taken one.
-        assert_eq!(create_acls(&image, &[a.clone()], ids()), Ok(vec![]));
+        assert_eq!(
+            create_acls(&image, std::slice::from_ref(&a), ids()),
+            Ok(vec![])
+        );
         let d = acl("t", AclPermission::Deny);
-        let records = create_acls(&image, &[d.clone()], ids()).expect("valid");
+        let records = create_acls(&image, std::slice::from_ref(&d), ids()).expect("valid");
         let MetadataRecord::AccessControlEntry(entry) = &records[0] else {
             panic!("not an ACL record: {records:?}");
         };
