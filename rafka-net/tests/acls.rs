@@ -5,14 +5,19 @@
 //! test sessions are `User:ANONYMOUS` from 127.0.0.1; the test broker is
 //! node 3.
 
+use bytes::Bytes;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{
     CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
     DescribeAclsRequest, DescribeAclsResponse, MetadataRequest, MetadataResponse, ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::config::BrokerConfig;
+use rafka_net::handlers::HandlerError;
+use rafka_net::Response;
+use rafka_testkit::broker::raw_request;
 use rafka_testkit::proto::{produce_answers, produce_request};
 use rafka_testkit::records::value_batch;
 use rafka_testkit::{Broker, TestBroker};
@@ -401,5 +406,32 @@ fn an_allow_for_anonymous_lets_it_produce() {
         .run(|broker| async move {
             assert_eq!(produce(&broker, "orders").await, NONE);
             assert_eq!(listed_topics(&broker).await, ["orders"]);
+        });
+}
+
+/// Hostile bodies (a huge array count, a cut-off filter, a string longer
+/// than the body) close the connection with a decode error, with or
+/// without an authorizer; nothing is allocated from their counts.
+#[test]
+fn undecodable_acl_requests_close_the_connection() {
+    TestBroker::builder()
+        .config(authorizer_on(true))
+        .run(|broker| async move {
+            let bodies: [(ApiKey, i16, &'static [u8]); 6] = [
+                (ApiKey::CreateAcls, 1, &[0x7f, 0xff, 0xff, 0xff]),
+                (ApiKey::CreateAcls, 3, &[0xff, 0xff, 0xff, 0xff, 0x07]),
+                (ApiKey::DeleteAcls, 1, &[0x7f, 0xff, 0xff, 0xff]),
+                (ApiKey::DeleteAcls, 2, &[0x02, 0x02]),
+                (ApiKey::DescribeAcls, 1, &[0x02, 0x7f, 0xff]),
+                (ApiKey::DescribeAcls, 3, &[0x02, 0x00]),
+            ];
+            for (api_key, version, body) in bodies {
+                let request = raw_request(api_key, version, Bytes::from_static(body));
+                let response = broker.serve(request).await;
+                assert!(
+                    matches!(response, Response::Close(HandlerError::Decode(_))),
+                    "{api_key:?} v{version}: {response:?}"
+                );
+            }
         });
 }
