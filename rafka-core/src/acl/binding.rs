@@ -251,10 +251,6 @@ impl AclBindingFilter {
     }
 }
 
-/// Most ACLs one CreateAcls / DeleteAcls may add or remove: bounds what
-/// one controller call writes to the metadata log.
-pub const ACL_CHANGES_PER_REQUEST_MAX: usize = 10_000;
-
 /// Every ACL of the cluster, by its stable id. Lives in the metadata
 /// image, so every shard holds a read-only copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
