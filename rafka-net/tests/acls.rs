@@ -343,8 +343,8 @@ fn acls_are_enforced_and_survive_a_restart() {
         .data_dir(dir.path())
         .config(authorizer_on(false))
         .run(move |broker| async move {
-            let (code, acls) = describe_as_listed(&broker).await;
-            assert_eq!((code, acls), (CLUSTER_AUTHORIZATION_FAILED, vec![]));
+            let described = describe(&broker, 3, EVERYTHING).await;
+            assert_eq!(described, (CLUSTER_AUTHORIZATION_FAILED, vec![]));
             // A prefixed ALLOW for this principal, and a DENY for another
             // host that does not apply.
             assert_eq!(produce(&broker, "open-1").await, NONE);
@@ -363,10 +363,6 @@ fn acls_are_enforced_and_survive_a_restart() {
             let results = delete(&broker, 3, &[EVERYTHING]).await;
             assert_eq!(results, [(CLUSTER_AUTHORIZATION_FAILED, vec![])]);
         });
-}
-
-async fn describe_as_listed(broker: &Broker) -> (i16, Vec<Acl>) {
-    describe(broker, 3, EVERYTHING).await
 }
 
 /// With no ACLs at all, the authorizer denies everything but a super user.
@@ -397,15 +393,27 @@ fn an_allow_for_anonymous_lets_it_produce() {
         .config(authorizer_on(true))
         .run(|broker| async move {
             broker.create_topic_id("orders", 1, &[]).await;
+            broker.create_topic_id("local", 1, &[]).await;
             let acl = (TOPIC, "orders", LITERAL, ANONYMOUS, "*", WRITE, ALLOW);
-            assert_eq!(create(&broker, 1, &[acl]).await, [NONE]);
+            // The test sessions come from 127.0.0.1.
+            let local = (
+                TOPIC,
+                "local",
+                LITERAL,
+                ANONYMOUS,
+                "127.0.0.1",
+                WRITE,
+                ALLOW,
+            );
+            assert_eq!(create(&broker, 1, &[acl, local]).await, [NONE, NONE]);
         });
     TestBroker::builder()
         .data_dir(dir.path())
         .config(authorizer_on(false))
         .run(|broker| async move {
             assert_eq!(produce(&broker, "orders").await, NONE);
-            assert_eq!(listed_topics(&broker).await, ["orders"]);
+            assert_eq!(produce(&broker, "local").await, NONE);
+            assert_eq!(listed_topics(&broker).await, ["local", "orders"]);
         });
 }
 
