@@ -4,16 +4,27 @@
 //! authorized-operations bit sets of Metadata / DescribeGroups /
 //! DescribeCluster speak them directly.
 //!
-//! The ACL store and the authorizer's decision (Kafka's
-//! `StandardAuthorizer` semantics) build on these types; until then every
-//! request is allowed, and the handlers already ask at the places Kafka
-//! asks.
+//! - `binding`: ACL bindings, the filters DescribeAcls / DeleteAcls use,
+//!   and the [`AclSet`] the metadata image holds.
+//! - `authorizer`: the decision, with Kafka's `StandardAuthorizer`
+//!   semantics, sans IO.
 
 use std::fmt;
+
+pub mod authorizer;
+pub mod binding;
+
+pub use authorizer::{Authorizer, AuthorizerConfig, Decision, Requester};
+pub use binding::{
+    AclBinding, AclBindingFilter, AclCodes, AclPermission, AclSet, FilterError, PatternType,
+    PatternTypeFilter,
+};
 
 /// An operation an ACL can allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AclOperation {
+    /// Every operation: only ever in an ACL, never asked for.
+    All,
     Read,
     Write,
     Create,
@@ -32,6 +43,7 @@ impl AclOperation {
     /// Kafka's `AclOperation` code.
     pub const fn code(self) -> i8 {
         match self {
+            AclOperation::All => 2,
             AclOperation::Read => 3,
             AclOperation::Write => 4,
             AclOperation::Create => 5,
@@ -45,6 +57,28 @@ impl AclOperation {
             AclOperation::CreateTokens => 13,
             AclOperation::DescribeTokens => 14,
         }
+    }
+
+    /// The operation of Kafka's code `code` (not ANY/UNKNOWN).
+    pub fn from_code(code: i8) -> Option<AclOperation> {
+        use AclOperation::*;
+        [
+            All,
+            Read,
+            Write,
+            Create,
+            Delete,
+            Alter,
+            Describe,
+            ClusterAction,
+            DescribeConfigs,
+            AlterConfigs,
+            IdempotentWrite,
+            CreateTokens,
+            DescribeTokens,
+        ]
+        .into_iter()
+        .find(|op| op.code() == code)
     }
 
     /// This operation's bit in an authorized-operations set.
@@ -75,6 +109,21 @@ impl ResourceType {
             ResourceType::DelegationToken => 6,
             ResourceType::User => 7,
         }
+    }
+
+    /// The resource type of Kafka's code `code` (not ANY/UNKNOWN).
+    pub fn from_code(code: i8) -> Option<ResourceType> {
+        use ResourceType::*;
+        [
+            Topic,
+            Group,
+            Cluster,
+            TransactionalId,
+            DelegationToken,
+            User,
+        ]
+        .into_iter()
+        .find(|t| t.code() == code)
     }
 
     /// The operations an ACL can grant on this type (Kafka's
@@ -119,7 +168,18 @@ pub enum Resource<'a> {
     TransactionalId(&'a str),
 }
 
+/// Kafka's one name of the cluster resource.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+
 impl Resource<'_> {
+    /// The name ACLs match against (the cluster's is `kafka-cluster`).
+    pub fn name(&self) -> &str {
+        match self {
+            Resource::Cluster => CLUSTER_NAME,
+            Resource::Topic(name) | Resource::Group(name) | Resource::TransactionalId(name) => name,
+        }
+    }
+
     pub fn resource_type(&self) -> ResourceType {
         match self {
             Resource::Cluster => ResourceType::Cluster,

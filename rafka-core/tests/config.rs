@@ -175,6 +175,26 @@ fn rafka_extras() {
         c.super_users,
         vec!["User:admin".to_string(), "User:ops".to_string()]
     );
+    // No authorizer unless authorizer.class.name names one of Kafka's.
+    assert_eq!(c.authorizer(), None);
+    for class in [
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "kafka.security.authorizer.AclAuthorizer",
+    ] {
+        let (c, _) = load(&format!(
+            "authorizer.class.name={class}\nsuper.users=User:admin\nallow.everyone.if.no.acl.found=true\n"
+        ));
+        let authorizer = c.authorizer().expect("enabled");
+        assert_eq!(authorizer.super_users, ["User:admin".to_string()].into());
+        assert!(authorizer.allow_everyone_if_no_acl_found);
+    }
+    let (c, _) = load("authorizer.class.name=kafka.security.authorizer.AclAuthorizer\n");
+    assert_eq!(
+        c.authorizer().map(|a| a.allow_everyone_if_no_acl_found),
+        Some(false)
+    );
+    let err = load_err("authorizer.class.name=com.example.Mine\n");
+    assert!(matches!(err, ConfigError::InvalidValue(ref v) if v.key == "authorizer.class.name"));
     let (c, _) = load("rafka.fetch.max.wait.ms=0\n");
     assert_eq!(c.fetch_max_wait_ms, 0);
     let (c, _) = load("rafka.fetch.max.wait.ms=2147483647\n");

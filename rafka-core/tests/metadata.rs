@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use rafka_core::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use rafka_core::config::{BrokerConfig, TopicNameError};
 use rafka_core::metadata::{
-    ApplyError, ConfigOp, ConfigRecord, ConfigResource, Controller, ControllerError, MetadataDelta,
-    MetadataImage, MetadataRecord, NewTopic, PartitionPlacementRecord, PartitionRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
+    AccessControlEntryRecord, ApplyError, ConfigOp, ConfigRecord, ConfigResource, Controller,
+    ControllerError, MetadataDelta, MetadataImage, MetadataRecord, NewTopic,
+    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
 };
 use rafka_core::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
 use rafka_testkit::Rng;
@@ -616,7 +618,7 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
                 value,
             })
         }),
-        (uuid, any::<i32>(), any::<u32>()).prop_map(|(topic_id, partition, shard)| {
+        (uuid.clone(), any::<i32>(), any::<u32>()).prop_map(|(topic_id, partition, shard)| {
             MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
                 topic_id,
                 partition,
@@ -647,7 +649,31 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
                 mechanism: ScramMechanism::ALL[usize::from(sha512)],
             })
         }),
+        (uuid.clone(), arb_acl()).prop_map(|(id, acl)| {
+            MetadataRecord::AccessControlEntry(AccessControlEntryRecord { id, acl })
+        }),
+        uuid.prop_map(|id| {
+            MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })
+        }),
     ]
+}
+
+fn arb_acl() -> impl Strategy<Value = AclBinding> {
+    let text = ".{0,12}";
+    (2i8..=7, text, 3i8..=4, text, text, 2i8..=14, 2i8..=3).prop_map(
+        |(kind, resource_name, pattern, principal, host, op, permission)| {
+            let some = "the strategy's ranges hold valid codes";
+            AclBinding {
+                resource_type: ResourceType::from_code(kind).expect(some),
+                resource_name,
+                pattern_type: PatternType::from_code(pattern).expect(some),
+                principal,
+                host,
+                operation: AclOperation::from_code(op).expect(some),
+                permission: AclPermission::from_code(permission).expect(some),
+            }
+        },
+    )
 }
 
 proptest! {

@@ -279,11 +279,7 @@ fn start_net(
     net_config: NetConfig,
 ) {
     let table: Rc<ApiTable> = Rc::new(broker_table());
-    let ctx = BrokerContext {
-        table: Rc::clone(&table),
-        shard: Rc::clone(shard),
-        node,
-    };
+    let ctx = BrokerContext::new(Rc::clone(&table), Rc::clone(shard), node);
     let net = ShardNet::new(Rc::new(Handlers::new(Rc::new(ctx))), table, net_config);
     if let Err(error) = net.serve(listener) {
         tracing::error!(%error, shard = shard.id(), "serving");

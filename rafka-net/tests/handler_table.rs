@@ -42,6 +42,9 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DeleteRecords, 0, 2, Some(2)),
             (ApiKey::InitProducerId, 0, 5, Some(2)),
             (ApiKey::OffsetForLeaderEpoch, 2, 4, Some(4)),
+            (ApiKey::DescribeAcls, 1, 3, Some(2)),
+            (ApiKey::CreateAcls, 1, 3, Some(2)),
+            (ApiKey::DeleteAcls, 1, 3, Some(2)),
             (ApiKey::DescribeConfigs, 1, 4, Some(4)),
             (ApiKey::AlterConfigs, 0, 2, Some(2)),
             (ApiKey::DescribeLogDirs, 1, 4, Some(2)),
@@ -94,7 +97,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 32);
+    assert_eq!(ranges.len(), 35);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -109,16 +112,19 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(46, 0, 0))); // ListPartitionReassignments
     assert!(ranges.contains(&(61, 0, 0))); // DescribeProducers
     assert!(ranges.contains(&(75, 0, 0))); // DescribeTopicPartitions
+    assert!(ranges.contains(&(29, 1, 3))); // DescribeAcls
+    assert!(ranges.contains(&(30, 1, 3))); // CreateAcls
+    assert!(ranges.contains(&(31, 1, 3))); // DeleteAcls
 }
 
 #[test]
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 32 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 32]);
+    // correlation id, error 0, 35 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 35]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 32 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 35 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -160,6 +166,9 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::CreatePartitions => {
             RequestKind::CreatePartitions(CreatePartitionsRequest::default())
         }
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
         ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(DescribeConfigsRequest::default()),
         ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
         ApiKey::IncrementalAlterConfigs => {

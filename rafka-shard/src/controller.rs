@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use glommio::sync::RwLock;
+use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::config::BrokerConfig;
+use rafka_core::metadata::acl_control;
 use rafka_core::metadata::log::SNAPSHOT_INTERVAL_RECORDS_DEFAULT;
 use rafka_core::metadata::{
     new_topic_id, Committed, ConfigOp, Controller, MetadataImage, MetadataRecord, MetadataStore,
@@ -318,6 +320,46 @@ impl<S: ShardStorage> ControllerShard<S> {
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// CreateAcls: the valid ACLs of one request, all committed or none.
+    pub async fn create_acls(
+        &self,
+        publisher: &impl Publisher,
+        acls: Vec<AclBinding>,
+    ) -> Result<(), TopicFailure> {
+        let mut inner = self.lock().await;
+        let image = Arc::clone(inner.store.image());
+        let records = acl_control::create_acls(&image, &acls, Uuid::new_v4)
+            .map_err(|error| TopicFailure::new(error.error_code(), error.to_string()))?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        commit_and_publish(&mut inner, publisher, &records)
+            .await
+            .map(|_applied| ())
+    }
+
+    /// DeleteAcls: per filter, the ACLs it deleted.
+    pub async fn delete_acls(
+        &self,
+        publisher: &impl Publisher,
+        filters: Vec<AclBindingFilter>,
+    ) -> Result<Vec<Vec<AclBinding>>, TopicFailure> {
+        let mut inner = self.lock().await;
+        let image = Arc::clone(inner.store.image());
+        let deletion = acl_control::delete_acls(&image, &filters)
+            .map_err(|error| TopicFailure::new(error.error_code(), error.to_string()))?;
+        if !deletion.records.is_empty() {
+            commit_and_publish(&mut inner, publisher, &deletion.records)
+                .await
+                .map(|_applied| ())?;
+        }
+        Ok(deletion
+            .matched
+            .into_iter()
+            .map(|found| found.into_iter().map(|(_, acl)| acl).collect())
+            .collect())
     }
 
     /// DeleteTopics: one outcome per entry, in order (the name deleted).

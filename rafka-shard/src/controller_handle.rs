@@ -17,6 +17,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::metadata::NewTopic;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
@@ -130,6 +131,28 @@ impl<S: ShardStorage> ControllerHandle<S> {
             controller
                 .alter_configs(publisher, changes, validate_only)
                 .await
+        })
+        .await
+    }
+
+    /// CreateAcls: the valid ACLs of one request, all or none.
+    pub async fn create_acls(
+        &self,
+        acls: Vec<AclBinding>,
+    ) -> Result<Result<(), TopicFailure>, ControllerCallError> {
+        self.call(None, async move |controller, publisher| {
+            controller.create_acls(publisher, acls).await
+        })
+        .await
+    }
+
+    /// DeleteAcls: per filter, the ACLs it deleted.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<AclBindingFilter>,
+    ) -> Result<Result<Vec<Vec<AclBinding>>, TopicFailure>, ControllerCallError> {
+        self.call(None, async move |controller, publisher| {
+            controller.delete_acls(publisher, filters).await
         })
         .await
     }

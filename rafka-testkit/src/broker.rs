@@ -301,7 +301,7 @@ fn default_node() -> NodeInfo {
 }
 
 fn context(shard: Rc<Shard>, table: Rc<ApiTable>, node: NodeInfo) -> Rc<BrokerContext> {
-    Rc::new(BrokerContext { table, shard, node })
+    Rc::new(BrokerContext::new(table, shard, node))
 }
 
 thread_local! {

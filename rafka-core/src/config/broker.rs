@@ -139,6 +139,13 @@ pub struct BrokerConfig {
     pub transaction_max_timeout_ms: i32,
     /// Principals (`User:alice`) that bypass ACLs.
     pub super_users: Vec<String>,
+    /// `authorizer.class.name`: Kafka's StandardAuthorizer (or the older
+    /// AclAuthorizer name) turns ACL checks on; unset (default), every
+    /// request is allowed and the ACL APIs answer SECURITY_DISABLED.
+    pub authorizer_class_name: Option<String>,
+    /// `allow.everyone.if.no.acl.found`: what the authorizer decides for a
+    /// resource without any ACL (default false: denied).
+    pub allow_everyone_if_no_acl_found: bool,
     /// `write.caching`: when true an acks=all produce is answered once
     /// written to the page cache, before fdatasync (Redpanda's relaxation).
     /// Default false: durable before acknowledged.
@@ -202,6 +209,8 @@ impl Default for BrokerConfig {
             transaction_state_log_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
             super_users: Vec::new(),
+            authorizer_class_name: None,
+            allow_everyone_if_no_acl_found: false,
             write_caching: false,
             flush_interval_ms: 0,
             log_open_files_max: 0,
@@ -455,7 +464,35 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
         None => None,
     };
     c.super_users = super_users(e)?;
+    c.authorizer_class_name = match e.get("authorizer.class.name").map(str::trim) {
+        None | Some("") => None,
+        Some(name) if AUTHORIZER_CLASS_NAMES.contains(&name) => Some(name.to_string()),
+        Some(name) => {
+            let expected = Expected::OneOf(AUTHORIZER_CLASS_NAMES);
+            return Err(InvalidValue::new("authorizer.class.name", name, expected).into());
+        }
+    };
+    c.allow_everyone_if_no_acl_found = e.bool("allow.everyone.if.no.acl.found", false)?;
     Ok(())
+}
+
+/// The `authorizer.class.name` values that turn rafka's authorizer (Kafka's
+/// StandardAuthorizer semantics) on: KRaft's class and ZooKeeper-era
+/// Kafka's, which decides the same way.
+pub const AUTHORIZER_CLASS_NAMES: &[&str] = &[
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
+impl BrokerConfig {
+    /// The authorizer's settings, when `authorizer.class.name` enables it.
+    pub fn authorizer(&self) -> Option<crate::acl::AuthorizerConfig> {
+        self.authorizer_class_name.as_ref()?;
+        Some(crate::acl::AuthorizerConfig {
+            super_users: self.super_users.iter().cloned().collect(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        })
+    }
 }
 
 fn super_users(e: &mut Entries<'_>) -> Result<Vec<String>, ConfigError> {

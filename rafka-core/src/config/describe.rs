@@ -352,6 +352,18 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Listeners published to clients in Metadata, if different from listeners.",
     },
     BrokerKey {
+        names: &["allow.everyone.if.no.acl.found"],
+        kind: ConfigType::Boolean,
+        render: |c| some(c.allow_everyone_if_no_acl_found),
+        doc: "Allow a request on a resource that has no ACL at all.",
+    },
+    BrokerKey {
+        names: &["authorizer.class.name"],
+        kind: ConfigType::String,
+        render: |c| Some(c.authorizer_class_name.clone().unwrap_or_default()),
+        doc: "The authorizer: StandardAuthorizer (or AclAuthorizer) turns ACLs on; empty: off.",
+    },
+    BrokerKey {
         names: &["auto.create.topics.enable"],
         kind: ConfigType::Boolean,
         render: |c| some(c.auto_create_topics_enable),

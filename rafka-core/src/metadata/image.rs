@@ -17,10 +17,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::record::{
-    ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
+    AccessControlEntryRecord, ConfigRecord, ConfigResource, MetadataRecord,
+    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
     RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
     TopicRecord, UserScramCredentialRecord,
 };
+use crate::acl::AclSet;
 use crate::config::topic_name::{collision_key, has_collision_chars};
 use crate::config::TopicDefaults;
 use crate::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
@@ -107,6 +109,11 @@ pub enum MetadataDelta {
         user: String,
         mechanism: ScramMechanism,
     },
+    /// An ACL was added or removed: the image's [`AclSet`] is all a shard
+    /// needs, so nothing else follows from it.
+    AclChanged {
+        id: Uuid,
+    },
 }
 
 /// A record that does not fit the image it is applied to. The controller
@@ -142,6 +149,10 @@ pub enum ApplyError {
         user: String,
         mechanism: ScramMechanism,
     },
+    #[error("ACL id {0} already exists")]
+    AclIdTaken(Uuid),
+    #[error("unknown ACL id {0}")]
+    UnknownAclId(Uuid),
 }
 
 impl ApplyError {
@@ -175,6 +186,7 @@ pub struct MetadataImage {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// SCRAM credentials by user, then mechanism (never an empty inner map).
     scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    acls: AclSet,
 }
 
 impl MetadataImage {
@@ -268,6 +280,11 @@ impl MetadataImage {
         Cow::Owned(defaults.with_dynamic(cluster, broker))
     }
 
+    /// Every ACL of the cluster.
+    pub fn acls(&self) -> &AclSet {
+        &self.acls
+    }
+
     /// Whether any dynamic broker config is set (anywhere).
     pub fn has_broker_configs(&self) -> bool {
         !self.broker_configs.is_empty()
@@ -291,11 +308,19 @@ impl MetadataImage {
     }
 
     /// The image as records that rebuild it from empty (a snapshot): the
-    /// dynamic broker configs, the SCRAM credentials (user, then
-    /// mechanism order), then per topic in name order, its TopicRecord,
-    /// PartitionRecords and ConfigRecords.
+    /// ACLs in id order, the dynamic broker configs, the SCRAM credentials
+    /// (user, then mechanism order), then per topic in name order, its
+    /// TopicRecord, PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: *id,
+                    acl: acl.clone(),
+                },
+            ));
+        }
         for (broker, configs) in &self.broker_configs {
             for (key, value) in configs {
                 out.push(MetadataRecord::Config(ConfigRecord {
@@ -346,6 +371,26 @@ impl MetadataImage {
             MetadataRecord::RemovePartitions(r) => self.apply_remove_partitions(r),
             MetadataRecord::UserScramCredential(r) => self.apply_scram_credential(r),
             MetadataRecord::RemoveUserScramCredential(r) => self.apply_remove_scram_credential(r),
+            MetadataRecord::AccessControlEntry(r) => self.apply_acl(r),
+            MetadataRecord::RemoveAccessControlEntry(r) => self.apply_remove_acl(r),
+        }
+    }
+
+    fn apply_acl(&mut self, r: &AccessControlEntryRecord) -> Result<MetadataDelta, ApplyError> {
+        if self.acls.get(&r.id).is_some() {
+            return Err(ApplyError::AclIdTaken(r.id));
+        }
+        self.acls.insert(r.id, r.acl.clone());
+        Ok(MetadataDelta::AclChanged { id: r.id })
+    }
+
+    fn apply_remove_acl(
+        &mut self,
+        r: &RemoveAccessControlEntryRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        match self.acls.remove(&r.id) {
+            Some(_) => Ok(MetadataDelta::AclChanged { id: r.id }),
+            None => Err(ApplyError::UnknownAclId(r.id)),
         }
     }
 

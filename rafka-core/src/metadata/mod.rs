@@ -7,6 +7,8 @@
 //! - `placement`: least-loaded shard choice and rebalancing.
 //! - `controller`: [`Controller`], admin operations -> records, with
 //!   Kafka error codes.
+//! - `acl_control`: CreateAcls / DeleteAcls -> records (Kafka's
+//!   `AclControlManager`).
 //! - `log`: [`MetadataLog`], append + fsync, replay, torn-tail repair.
 //! - `snapshot`: snapshot file format and its crash-safe write.
 //! - `store`: [`MetadataStore`], log + image committed together.
@@ -16,6 +18,7 @@
 //! copy of the image, appends and syncs them, then publishes the new
 //! `Arc<MetadataImage>` with the deltas for the other shards.
 
+pub mod acl_control;
 pub mod controller;
 pub mod frame;
 pub mod image;
@@ -25,11 +28,13 @@ pub mod record;
 pub mod snapshot;
 pub mod store;
 
+pub use acl_control::{AclControlError, AclDeletion};
 pub use controller::{new_topic_id, ConfigOp, Controller, ControllerError, NewTopic};
 pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
 pub use record::{
-    ConfigRecord, ConfigResource, MetadataRecord, PartitionPlacementRecord, PartitionRecord,
+    AccessControlEntryRecord, ConfigRecord, ConfigResource, MetadataRecord,
+    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
     RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
     TopicRecord, UserScramCredentialRecord,
 };

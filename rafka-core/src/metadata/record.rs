@@ -14,6 +14,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use crate::sasl::{ScramCredential, ScramMechanism};
 
 /// Index of a shard (one executor core). A `u32` on disk.
@@ -131,6 +132,19 @@ pub struct RemoveUserScramCredentialRecord {
     pub mechanism: ScramMechanism,
 }
 
+/// Adds one ACL under a stable id (KRaft's AccessControlEntryRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessControlEntryRecord {
+    pub id: Uuid,
+    pub acl: AclBinding,
+}
+
+/// Removes the ACL with this id (KRaft's RemoveAccessControlEntryRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveAccessControlEntryRecord {
+    pub id: Uuid,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -141,6 +155,8 @@ pub enum MetadataRecord {
     RemovePartitions(RemovePartitionsRecord),
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -151,7 +167,8 @@ mod code {
     pub const CONFIG: u8 = 4;
     pub const PARTITION_PLACEMENT: u8 = 5;
     pub const REMOVE_PARTITIONS: u8 = 6;
-    // 7 and 8 are the ACL records'.
+    pub const ACCESS_CONTROL_ENTRY: u8 = 7;
+    pub const REMOVE_ACCESS_CONTROL_ENTRY: u8 = 8;
     pub const USER_SCRAM_CREDENTIAL: u8 = 9;
     pub const REMOVE_USER_SCRAM_CREDENTIAL: u8 = 10;
 
@@ -164,6 +181,8 @@ mod code {
                 | CONFIG
                 | PARTITION_PLACEMENT
                 | REMOVE_PARTITIONS
+                | ACCESS_CONTROL_ENTRY
+                | REMOVE_ACCESS_CONTROL_ENTRY
                 | USER_SCRAM_CREDENTIAL
                 | REMOVE_USER_SCRAM_CREDENTIAL
         )
@@ -193,6 +212,8 @@ pub enum RecordError {
     UnknownScramMechanism(u8),
     #[error("unknown config resource type {0}")]
     UnknownResourceType(i8),
+    #[error("ACL field {field} has the invalid code {code}")]
+    BadAclCode { field: &'static str, code: i8 },
     #[error("{0} bytes left after the record")]
     TrailingBytes(usize),
 }
@@ -317,6 +338,8 @@ impl MetadataRecord {
             MetadataRecord::RemovePartitions(_) => code::REMOVE_PARTITIONS,
             MetadataRecord::UserScramCredential(_) => code::USER_SCRAM_CREDENTIAL,
             MetadataRecord::RemoveUserScramCredential(_) => code::REMOVE_USER_SCRAM_CREDENTIAL,
+            MetadataRecord::AccessControlEntry(_) => code::ACCESS_CONTROL_ENTRY,
+            MetadataRecord::RemoveAccessControlEntry(_) => code::REMOVE_ACCESS_CONTROL_ENTRY,
         }
     }
 
@@ -367,6 +390,17 @@ impl MetadataRecord {
                 w.string(&r.name);
                 w.u8(r.mechanism.type_code());
             }
+            MetadataRecord::AccessControlEntry(r) => {
+                w.uuid(&r.id);
+                w.u8(r.acl.resource_type.code() as u8);
+                w.string(&r.acl.resource_name);
+                w.u8(r.acl.pattern_type.code() as u8);
+                w.string(&r.acl.principal);
+                w.string(&r.acl.host);
+                w.u8(r.acl.operation.code() as u8);
+                w.u8(r.acl.permission.code() as u8);
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => w.uuid(&r.id),
         }
     }
 
@@ -449,7 +483,39 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 mechanism: r.scram_mechanism()?,
             })
         }
+        code::ACCESS_CONTROL_ENTRY => {
+            MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+                id: r.uuid()?,
+                acl: decode_acl(r)?,
+            })
+        }
+        code::REMOVE_ACCESS_CONTROL_ENTRY => {
+            MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord {
+                id: r.uuid()?,
+            })
+        }
         _ => return Err(RecordError::UnknownType(record_type)),
+    })
+}
+
+fn acl_code<T>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    parse: impl Fn(i8) -> Option<T>,
+) -> Result<T, RecordError> {
+    let code = r.u8()? as i8;
+    parse(code).ok_or(RecordError::BadAclCode { field, code })
+}
+
+fn decode_acl(r: &mut Reader<'_>) -> Result<AclBinding, RecordError> {
+    Ok(AclBinding {
+        resource_type: acl_code(r, "resource_type", ResourceType::from_code)?,
+        resource_name: r.string()?,
+        pattern_type: acl_code(r, "pattern_type", PatternType::from_code)?,
+        principal: r.string()?,
+        host: r.string()?,
+        operation: acl_code(r, "operation", AclOperation::from_code)?,
+        permission: acl_code(r, "permission", AclPermission::from_code)?,
     })
 }
 
@@ -581,6 +647,45 @@ mod tests {
     }
 
     #[test]
+    fn acl_records_bytes() {
+        let record = MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+            id: ID,
+            acl: AclBinding {
+                resource_type: ResourceType::Topic,
+                resource_name: "t".to_string(),
+                pattern_type: PatternType::Prefixed,
+                principal: "User:a".to_string(),
+                host: "*".to_string(),
+                operation: AclOperation::All,
+                permission: AclPermission::Deny,
+            },
+        });
+        let mut want = vec![7, 0];
+        want.extend_from_slice(ID.as_bytes());
+        want.extend_from_slice(&[2, 0, 0, 0, 1, b't', 4, 0, 0, 0, 6]);
+        want.extend_from_slice(b"User:a");
+        want.extend_from_slice(&[0, 0, 0, 1, b'*', 2, 2]);
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+        let mut bad_operation = want.clone();
+        let at = bad_operation.len() - 2;
+        bad_operation[at] = 1;
+        assert_eq!(
+            MetadataRecord::decode(&bad_operation),
+            Err(RecordError::BadAclCode {
+                field: "operation",
+                code: 1
+            })
+        );
+        let remove =
+            MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: ID });
+        let mut want = vec![8, 0];
+        want.extend_from_slice(ID.as_bytes());
+        assert_eq!(remove.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(remove));
+    }
+
+    #[test]
     fn strict_decoding() {
         let mut bytes = MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: ID }).to_bytes();
         bytes.push(0);
@@ -592,7 +697,7 @@ mod tests {
             MetadataRecord::decode(&bytes[..10]),
             Err(RecordError::Truncated { at: 2, needed: 8 })
         );
-        for unknown in [0, 7, 8, 11, 255] {
+        for unknown in [0, 11, 255] {
             assert_eq!(
                 MetadataRecord::decode(&[unknown, 0]),
                 Err(RecordError::UnknownType(unknown))

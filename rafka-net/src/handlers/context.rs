@@ -5,9 +5,8 @@
 //! - Who asks: the connection's [`Session`] (principal, listener, security
 //!   protocol, client software, peer) and the header's client id.
 //! - May they: [`RequestContext::authorize`], called at the places Kafka's
-//!   `KafkaApis` checks; every request is allowed until the ACL store
-//!   exists, but the denial answers (TOPIC_AUTHORIZATION_FAILED, ...) are
-//!   already wired. [`RequestContext::authorized_operations`] builds the
+//!   `KafkaApis` checks: the configured authorizer over the shard's copy
+//!   of the ACLs, or always yes without `authorizer.class.name`. [`RequestContext::authorized_operations`] builds the
 //!   bit sets Metadata / DescribeGroups / DescribeCluster report from it.
 //! - Whom to ask: the shard (image, config, router), the
 //!   [`ControllerHandle`], the coordinators ([`super::coordinator_call`]).
@@ -22,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
-use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::acl::{AclOperation, Authorizer, Decision, Requester, Resource};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::api::ApiTable;
@@ -53,6 +52,22 @@ pub struct BrokerContext {
     pub table: Rc<ApiTable>,
     pub shard: Rc<Shard>,
     pub node: NodeInfo,
+    /// The authorizer `authorizer.class.name` enables; `None`: every
+    /// request is allowed (Kafka without an authorizer).
+    pub authorizer: Option<Authorizer>,
+}
+
+impl BrokerContext {
+    /// The context of `shard`, with the authorizer its config asks for.
+    pub fn new(table: Rc<ApiTable>, shard: Rc<Shard>, node: NodeInfo) -> BrokerContext {
+        let authorizer = shard.config.authorizer().map(Authorizer::new);
+        BrokerContext {
+            table,
+            shard,
+            node,
+            authorizer,
+        }
+    }
 }
 
 impl std::fmt::Debug for BrokerContext {
@@ -154,13 +169,28 @@ impl RequestContext {
         ControllerHandle::new(Rc::clone(&self.broker.shard))
     }
 
-    /// Whether the session's principal may do `operation` on `resource`.
-    /// No ACLs exist yet, so everything is allowed (Kafka without an
-    /// authorizer); handlers call this where Kafka's `KafkaApis` does and
+    /// The authorizer, when one is configured (the ACL APIs answer
+    /// SECURITY_DISABLED without).
+    pub fn authorizer(&self) -> Option<&Authorizer> {
+        self.broker.authorizer.as_ref()
+    }
+
+    /// Whether the session's principal, from the client's address, may do
+    /// `operation` on `resource`: the authorizer's decision over the ACLs
+    /// of this shard's image (no cross-core call), or always true without
+    /// an authorizer. Handlers call this where Kafka's `KafkaApis` does and
     /// answer a denial with Kafka's error for it.
     pub fn authorize(&self, operation: AclOperation, resource: Resource<'_>) -> bool {
-        let _ = (operation, resource, self.session.principal());
-        true
+        let Some(authorizer) = self.authorizer() else {
+            return true;
+        };
+        let image = self.broker.shard.image();
+        let host = self.session.peer().ip().to_string();
+        let who = Requester {
+            principal: self.session.principal(),
+            host: &host,
+        };
+        authorizer.authorize(image.acls(), who, operation, resource) == Decision::Allowed
     }
 
     /// The operations ACLs define on `resource` that the principal may do,

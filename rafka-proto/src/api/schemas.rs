@@ -459,6 +459,45 @@ pub(crate) static DELETE_GROUPS: Shape = shape(
     ],
 );
 
+/// DescribeAcls' one filter and each DeleteAcls filter: the same fields.
+pub(crate) static DESCRIBE_ACLS: Shape = shape("DescribeAclsRequest", ACL_FILTER_FIELDS);
+const ACL_FILTER_FIELDS: &[super::shape::Field] = &[
+    all(I8),  // resource_type_filter
+    all(Str), // resource_name_filter (nullable)
+    all(I8),  // pattern_type_filter
+    all(Str), // principal_filter (nullable)
+    all(Str), // host_filter (nullable)
+    all(I8),  // operation
+    all(I8),  // permission_type
+];
+
+pub(crate) static CREATE_ACLS: Shape = shape(
+    "CreateAclsRequest",
+    &[
+        all(StructArray(&CREATE_ACLS_CREATION)), // creations
+    ],
+);
+static CREATE_ACLS_CREATION: Shape = shape(
+    "AclCreation",
+    &[
+        all(I8),  // resource_type
+        all(Str), // resource_name
+        all(I8),  // resource_pattern_type
+        all(Str), // principal
+        all(Str), // host
+        all(I8),  // operation
+        all(I8),  // permission_type
+    ],
+);
+
+pub(crate) static DELETE_ACLS: Shape = shape(
+    "DeleteAclsRequest",
+    &[
+        all(StructArray(&DELETE_ACLS_FILTER)), // filters
+    ],
+);
+static DELETE_ACLS_FILTER: Shape = shape("DeleteAclsFilter", ACL_FILTER_FIELDS);
+
 pub(crate) static DESCRIBE_CONFIGS: Shape = shape(
     "DescribeConfigsRequest",
     &[
