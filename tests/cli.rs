@@ -683,7 +683,7 @@ fn bad_usage_exits_2() {
     let help = rafka().arg("--help").output().expect("run rafka");
     let help = String::from_utf8_lossy(&help.stdout);
     for command in [
-        "serve", "topic", "group", "config", "cluster", "produce", "consume",
+        "serve", "topic", "group", "config", "cluster", "user", "produce", "consume",
     ] {
         assert!(help.contains(command), "{command} in {help}");
     }
