@@ -7,18 +7,22 @@
 //! test salted, which proves the salted-password path derives the keys
 //! Kafka's would.
 
+use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
 };
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
 use rafka_core::sasl::{SaslStep, ScramClient, ScramMechanism, ScramServer};
+use rafka_net::handlers::HandlerError;
+use rafka_net::Response;
+use rafka_testkit::broker::raw_request;
 use rafka_testkit::{Broker, TestBroker};
 
 const NONE: i16 = 0;
@@ -465,4 +469,42 @@ fn credentials_survive_a_restart() {
             assert!(logs_in(&image, SHA512, "kept", "kept-secret"));
             assert!(!logs_in(&image, SHA256, "dropped", "p"));
         });
+}
+
+/// Hostile bodies (a huge array count, a cut-off name, a salt longer than
+/// the body) close the connection with a decode error; nothing is
+/// allocated from their counts and the controller never sees them.
+#[test]
+fn undecodable_scram_requests_close_the_connection() {
+    TestBroker::builder().run(|broker| async move {
+        let bodies: [(ApiKey, &'static [u8]); 5] = [
+            (
+                ApiKey::AlterUserScramCredentials,
+                &[0xff, 0xff, 0xff, 0xff, 0x07],
+            ),
+            (ApiKey::AlterUserScramCredentials, &[0x02, 0x7f, b'a']),
+            (
+                ApiKey::AlterUserScramCredentials,
+                // no deletions; one upsertion "a", SHA-256, 4096
+                // iterations, then a salt of 2^31 bytes.
+                &[
+                    0x01, 0x02, 0x02, b'a', 0x01, 0, 0, 0x10, 0, 0xff, 0xff, 0xff, 0xff, 0x07,
+                ],
+            ),
+            (
+                ApiKey::DescribeUserScramCredentials,
+                &[0xff, 0xff, 0xff, 0xff, 0x07],
+            ),
+            (ApiKey::DescribeUserScramCredentials, &[0x02]),
+        ];
+        for (api_key, body) in bodies {
+            let request = raw_request(api_key, 0, Bytes::from_static(body));
+            let response = broker.serve(request).await;
+            assert!(
+                matches!(response, Response::Close(HandlerError::Decode(_))),
+                "{api_key:?} {body:?}: {response:?}"
+            );
+        }
+        assert_eq!(describe(&broker, None).await, (NONE, vec![]));
+    });
 }
