@@ -365,4 +365,32 @@ mod tests {
         let result = metrics_listen(&cli, &mut Vec::new());
         assert!(matches!(result, Err(SettingsError::Resolve(value)) if value == "not an address"));
     }
+
+    #[test]
+    fn add_scram_is_repeatable_and_salted_at_parse_time() {
+        let cli = parse(&[
+            "--add-scram",
+            "SCRAM-SHA-256=[name=admin,password=admin-secret]",
+            "--add-scram",
+            "SCRAM-SHA-512=[name=ops,password=x,iterations=8192,salt=c2FsdA==]",
+        ]);
+        let seeds = scram_seeds(&cli.add_scram).expect("valid arguments");
+        let summary: Vec<(&str, &str, u32)> = seeds
+            .iter()
+            .map(|(user, c)| (user.as_str(), c.mechanism().name(), c.iterations()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("admin", "SCRAM-SHA-256", 4096),
+                ("ops", "SCRAM-SHA-512", 8192)
+            ]
+        );
+        assert_eq!(seeds[1].1.salt(), b"salt");
+        let bad = scram_seeds(&["SCRAM-SHA-256=[password=x]".to_string()]);
+        assert_eq!(
+            bad.map_err(|e| e.to_string()).err().as_deref(),
+            Some("--add-scram: You must supply 'name' to add-scram")
+        );
+    }
 }
