@@ -1,7 +1,7 @@
 //! The `rafka` binary. Without a subcommand (or with `serve`) it is the
 //! broker: flags and `server.properties` in, a running broker out, a clean
 //! stop on SIGTERM/SIGINT. With `topic`, `group`, `config`, `cluster`,
-//! `produce` or `consume` it is an operator CLI, a Kafka client of any
+//! `user`, `produce` or `consume` it is an operator CLI, a Kafka client of any
 //! broker.
 //!
 //! # Layout
@@ -9,7 +9,8 @@
 //! - `cli/`: the operator subcommands (its `mod.rs` has the map).
 //! - `settings.rs`: from flags + properties file to [`ServerOptions`]
 //!   (listen/advertised addresses, data dir, cores, cluster id, the
-//!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`).
+//!   `/metrics` address: `--metrics-listen` / `rafka.metrics.listen`;
+//!   `--add-scram` credentials to seed).
 //! - `dir_lock.rs`: the `.lock` file that keeps a second broker out of a
 //!   data dir.
 

@@ -49,6 +49,13 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:9644]; port 0 picks one, `none` serves none.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_listen: Option<String>,
+    /// A SCRAM credential to create at start unless the user already has
+    /// one for that mechanism, in `kafka-storage format --add-scram`
+    /// syntax: `'SCRAM-SHA-256=[name=admin,password=admin-secret]'`
+    /// (also `iterations=`, `salt=` and `saltedpassword=`, base64).
+    /// Repeatable.
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+    pub add_scram: Vec<String>,
 }
 
 /// The `server.properties` key of `--metrics-listen`.
@@ -79,12 +86,16 @@ pub enum SettingsError {
     Meta { dir: PathBuf, message: String },
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error("--add-scram: {0}")]
+    AddScram(#[from] rafka_core::sasl::AddScramError),
 }
 
 /// Builds everything the server needs: locks the data dirs (the returned
 /// locks must live as long as the broker), then creates the data dir's
 /// `meta.properties` (cluster id) on first start.
 pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), SettingsError> {
+    // Before any dir is touched: a typo here is a usage error.
+    let scram_seeds = scram_seeds(&cli.add_scram)?;
     let mut properties = read_properties(cli)?;
     let metrics_listen = metrics_listen(cli, &mut properties)?;
     let config = broker_config(&properties)?;
@@ -126,8 +137,24 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
         cluster_id,
         net: NetConfig::default(),
         metrics_listen,
+        scram_seeds,
     };
     Ok((options, locks))
+}
+
+/// `--add-scram` arguments -> the credentials to seed (salted here, so
+/// the password goes no further than this process's argument list).
+fn scram_seeds(
+    arguments: &[String],
+) -> Result<Vec<(String, rafka_core::sasl::ScramCredential)>, SettingsError> {
+    arguments
+        .iter()
+        .map(|argument| {
+            let parsed = rafka_core::sasl::parse_add_scram(argument)?;
+            let credential = parsed.credential()?;
+            Ok((parsed.name, credential))
+        })
+        .collect()
 }
 
 /// The directories the broker writes, each locked: the data dir (the first
@@ -337,5 +364,33 @@ mod tests {
         let cli = parse(&["--metrics-listen", "not an address"]);
         let result = metrics_listen(&cli, &mut Vec::new());
         assert!(matches!(result, Err(SettingsError::Resolve(value)) if value == "not an address"));
+    }
+
+    #[test]
+    fn add_scram_is_repeatable_and_salted_at_parse_time() {
+        let cli = parse(&[
+            "--add-scram",
+            "SCRAM-SHA-256=[name=admin,password=admin-secret]",
+            "--add-scram",
+            "SCRAM-SHA-512=[name=ops,password=x,iterations=8192,salt=c2FsdA==]",
+        ]);
+        let seeds = scram_seeds(&cli.add_scram).expect("valid arguments");
+        let summary: Vec<(&str, &str, u32)> = seeds
+            .iter()
+            .map(|(user, c)| (user.as_str(), c.mechanism().name(), c.iterations()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("admin", "SCRAM-SHA-256", 4096),
+                ("ops", "SCRAM-SHA-512", 8192)
+            ]
+        );
+        assert_eq!(seeds[1].1.salt(), b"salt");
+        let bad = scram_seeds(&["SCRAM-SHA-256=[password=x]".to_string()]);
+        assert_eq!(
+            bad.map_err(|e| e.to_string()).err().as_deref(),
+            Some("--add-scram: You must supply 'name' to add-scram")
+        );
     }
 }

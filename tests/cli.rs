@@ -683,7 +683,7 @@ fn bad_usage_exits_2() {
     let help = rafka().arg("--help").output().expect("run rafka");
     let help = String::from_utf8_lossy(&help.stdout);
     for command in [
-        "serve", "topic", "group", "config", "cluster", "produce", "consume",
+        "serve", "topic", "group", "config", "cluster", "user", "produce", "consume",
     ] {
         assert!(help.contains(command), "{command} in {help}");
     }
@@ -889,4 +889,207 @@ fn librdkafka_reads_what_produce_wrote() {
         .collect();
     assert_eq!(seen, expected);
     broker.stop();
+}
+
+/// `rafka user list --format json` as `(user, [(mechanism, iterations)])`.
+fn users(broker: &BrokerProcess) -> Vec<(String, Vec<(String, i64)>)> {
+    json(broker, &["user", "list"])
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|u| {
+            let credentials = u["credentials"]
+                .as_array()
+                .expect("credentials")
+                .iter()
+                .map(|c| {
+                    let mechanism = c["mechanism"].as_str().expect("mechanism").to_string();
+                    (mechanism, c["iterations"].as_i64().expect("iterations"))
+                })
+                .collect();
+            (u["user"].as_str().expect("user").to_string(), credentials)
+        })
+        .collect()
+}
+
+fn user(name: &str, credentials: &[(&str, i64)]) -> (String, Vec<(String, i64)>) {
+    let credentials = credentials
+        .iter()
+        .map(|(m, i)| (m.to_string(), *i))
+        .collect();
+    (name.to_string(), credentials)
+}
+
+/// `rafka user set|list|describe|delete`, every refusal's message, and
+/// acknowledged credentials surviving kill -9 of the broker.
+#[test]
+fn user_set_list_describe_delete_and_kill9() {
+    let mut broker = BrokerProcess::start(rafka(2));
+    let set = ok(
+        &broker,
+        &[
+            "user",
+            "set",
+            "alice",
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--password",
+            "a-secret",
+        ],
+    );
+    assert_eq!(set, "user alice: set SCRAM-SHA-256 (4096 iterations)\n");
+    let set = json(
+        &broker,
+        &[
+            "user",
+            "set",
+            "alice",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--password",
+            "b",
+            "--iterations",
+            "8192",
+        ],
+    );
+    assert_eq!(
+        set,
+        serde_json::json!({"user": "alice", "mechanism": "SCRAM-SHA-512", "iterations": 8192})
+    );
+    ok(
+        &broker,
+        &[
+            "user",
+            "set",
+            "bob",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--password",
+            "c",
+        ],
+    );
+    assert_eq!(
+        users(&broker),
+        vec![
+            user("alice", &[("SCRAM-SHA-256", 4096), ("SCRAM-SHA-512", 8192)]),
+            user("bob", &[("SCRAM-SHA-512", 4096)]),
+        ]
+    );
+    let table = ok(&broker, &["user", "describe", "alice"]);
+    assert_eq!(
+        table,
+        "USER   MECHANISM      ITERATIONS\n\
+         alice  SCRAM-SHA-256  4096\n\
+         alice  SCRAM-SHA-512  8192\n"
+    );
+    // Refusals exit 1 with Kafka's error name and message.
+    let missing = fails(&broker, &["user", "describe", "nobody"]);
+    assert!(
+        missing.contains(
+            "user nobody: RESOURCE_NOT_FOUND: Attempt to describe a user credential that does not exist: nobody"
+        ),
+        "{missing}"
+    );
+    let few = fails(
+        &broker,
+        &[
+            "user",
+            "set",
+            "carol",
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--password",
+            "p",
+            "--iterations",
+            "100",
+        ],
+    );
+    assert!(
+        few.contains("user carol: UNACCEPTABLE_CREDENTIAL: Too few iterations"),
+        "{few}"
+    );
+    let gone = fails(
+        &broker,
+        &["user", "delete", "bob", "--mechanism", "SCRAM-SHA-256"],
+    );
+    assert!(
+        gone.contains(
+            "user bob: RESOURCE_NOT_FOUND: Attempt to delete a user credential that does not exist"
+        ),
+        "{gone}"
+    );
+    let deleted = ok(
+        &broker,
+        &["user", "delete", "alice", "--mechanism", "SCRAM-SHA-256"],
+    );
+    assert_eq!(deleted, "user alice: deleted SCRAM-SHA-256\n");
+    // An unknown mechanism is a usage error, before any request.
+    let bad = run(
+        &broker,
+        &["user", "delete", "bob", "--mechanism", "SCRAM-SHA-1"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    // Acknowledged means durable: kill -9, then the same users.
+    let expected = vec![
+        user("alice", &[("SCRAM-SHA-512", 8192)]),
+        user("bob", &[("SCRAM-SHA-512", 4096)]),
+    ];
+    assert_eq!(users(&broker), expected);
+    broker.kill9();
+    broker.restart();
+    assert_eq!(users(&broker), expected);
+    broker.stop();
+}
+
+/// `--add-scram` seeds a credential at start; a later start with another
+/// password (or iteration count) for the same user and mechanism leaves it
+/// alone, while a new user is still added. A malformed argument stops the
+/// start with Kafka's message and exit status 2.
+#[test]
+fn add_scram_seeds_once_and_bad_syntax_stops_the_start() {
+    let first = "SCRAM-SHA-256=[name=admin,password=admin-secret,iterations=8192]";
+    let mut broker = BrokerProcess::start(rafka(1).arg("--add-scram").arg(first));
+    assert_eq!(
+        users(&broker),
+        vec![user("admin", &[("SCRAM-SHA-256", 8192)])]
+    );
+    broker.restart_with_args(&[
+        "--add-scram",
+        "SCRAM-SHA-256=[name=admin,password=other,iterations=4096]",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=ops,password=ops-secret]",
+    ]);
+    assert_eq!(
+        users(&broker),
+        vec![
+            user("admin", &[("SCRAM-SHA-256", 8192)]),
+            user("ops", &[("SCRAM-SHA-512", 4096)]),
+        ]
+    );
+    broker.stop();
+
+    for (argument, message) in [
+        (
+            "SCRAM-SHA-256=[name=admin]",
+            "--add-scram: You must supply one of 'password' or 'saltedpassword' to add-scram",
+        ),
+        (
+            "SCRAM-SHA-1=[name=admin,password=x]",
+            "--add-scram: The add-scram mechanism SCRAM-SHA-1 is not supported.",
+        ),
+        (
+            "SCRAM-SHA-256=[name=admin,password=x,iterations=100]",
+            "--add-scram: The 'iterations' value must be >= 4096 for add-scram using SCRAM-SHA-256",
+        ),
+    ] {
+        let failure = BrokerProcess::try_start(rafka(1).arg("--add-scram").arg(argument))
+            .err()
+            .unwrap_or_else(|| panic!("{argument} must stop the start"));
+        assert_eq!(
+            failure.status.and_then(|s| s.code()),
+            Some(2),
+            "{argument}: {failure:?}"
+        );
+        assert!(failure.log.contains(message), "{argument}: {}", failure.log);
+    }
 }

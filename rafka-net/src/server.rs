@@ -19,7 +19,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use rafka_core::config::BrokerConfig;
+use rafka_core::sasl::ScramCredential;
 use rafka_proto::api::ApiTable;
+use rafka_shard::controller_handle::ControllerHandle;
 use rafka_shard::runtime::{run as run_shards, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
 use rafka_shard::startup::{start as start_shard, ShardError, Started};
@@ -44,6 +46,9 @@ pub struct ServerOptions {
     pub net: NetConfig,
     /// Where to serve Prometheus' `/metrics` (shard 0); None serves none.
     pub metrics_listen: Option<SocketAddr>,
+    /// `--add-scram`: credentials created at start for users that have
+    /// none for that mechanism yet (an existing one is left alone).
+    pub scram_seeds: Vec<(String, ScramCredential)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +172,8 @@ enum LeadError {
     Listen { shard: usize, message: String },
     #[error(transparent)]
     Metrics(#[from] MetricsHttpError),
+    #[error("--add-scram: {0}")]
+    SeedScram(String),
 }
 
 /// Shard 0's part: listeners on every shard, the ready line, then the stop.
@@ -176,6 +183,7 @@ async fn lead(
     started: Started,
     stop: Option<StopReceiver>,
 ) -> Result<(), LeadError> {
+    seed_scram(shard, &options.scram_seeds).await?;
     // Again, with no await between the check and the bind: the window in
     // which another process could take the address is a few syscalls.
     ensure_free(options.listen, "listen")?;
@@ -254,6 +262,29 @@ async fn lead(
     shard.shutdown().await?;
     tracing::info!("stopped cleanly");
     shard.stop_all().await;
+    Ok(())
+}
+
+/// `--add-scram`, committed before the listeners open: a client that sees
+/// the ready line can log in with them.
+async fn seed_scram(
+    shard: &Rc<Shard>,
+    seeds: &[(String, ScramCredential)],
+) -> Result<(), LeadError> {
+    if seeds.is_empty() {
+        return Ok(());
+    }
+    let controller = ControllerHandle::new(Rc::clone(shard));
+    let added = controller
+        .seed_scram_credentials(seeds.to_vec())
+        .await
+        .map_err(|error| LeadError::SeedScram(error.to_string()))?
+        .map_err(|failure| LeadError::SeedScram(failure.message))?;
+    tracing::info!(
+        added,
+        given = seeds.len(),
+        "--add-scram credentials (users that had one are left alone)"
+    );
     Ok(())
 }
 

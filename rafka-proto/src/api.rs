@@ -93,6 +93,8 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
     ApiKey::DescribeProducers,
     ApiKey::DescribeTopicPartitions,
 ];
@@ -160,6 +162,12 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
             spec::<ListPartitionReassignmentsRequest>(&schemas::LIST_PARTITION_REASSIGNMENTS)
         }
         ApiKey::DescribeProducers => spec::<DescribeProducersRequest>(&schemas::DESCRIBE_PRODUCERS),
+        ApiKey::DescribeUserScramCredentials => {
+            spec::<DescribeUserScramCredentialsRequest>(&schemas::DESCRIBE_USER_SCRAM_CREDENTIALS)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            spec::<AlterUserScramCredentialsRequest>(&schemas::ALTER_USER_SCRAM_CREDENTIALS)
+        }
         ApiKey::DescribeTopicPartitions => {
             spec::<DescribeTopicPartitionsRequest>(&schemas::DESCRIBE_TOPIC_PARTITIONS)
         }

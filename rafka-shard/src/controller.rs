@@ -22,11 +22,13 @@ use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::acl_control;
 use rafka_core::metadata::log::SNAPSHOT_INTERVAL_RECORDS_DEFAULT;
+use rafka_core::metadata::scram_control::{self, ScramAlteration};
 use rafka_core::metadata::{
     new_topic_id, Committed, ConfigOp, Controller, MetadataImage, MetadataRecord, MetadataStore,
-    NewTopic,
+    NewTopic, ScramAlterError, ScramDeletion, ScramUpsertion,
 };
 use rafka_core::producer::{ProducerIdAllocator, PRODUCER_ID_BLOCK_IDS_DEFAULT};
+use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
@@ -362,6 +364,57 @@ impl<S: ShardStorage> ControllerShard<S> {
             .collect())
     }
 
+    /// AlterUserScramCredentials: an outcome per user; the accepted
+    /// entries are committed together before the answer.
+    pub async fn alter_scram_credentials(
+        &self,
+        publisher: &impl Publisher,
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    ) -> Vec<(String, Result<(), TopicFailure>)> {
+        let mut inner = self.lock().await;
+        let image = Arc::clone(inner.store.image());
+        let ScramAlteration { results, records } =
+            scram_control::alter_scram_credentials(&image, &deletions, &upsertions);
+        let committed = if records.is_empty() {
+            Ok(())
+        } else {
+            commit_and_publish(&mut inner, publisher, &records)
+                .await
+                .map(|_applied| ())
+        };
+        results
+            .into_iter()
+            .map(|(user, outcome)| {
+                let outcome = match outcome {
+                    Ok(()) => committed.clone(),
+                    Err(error) => Err(scram_failure(&error)),
+                };
+                (user, outcome)
+            })
+            .collect()
+    }
+
+    /// `--add-scram` at start: commits the credentials whose user has
+    /// none for that mechanism yet; returns how many were added.
+    pub async fn seed_scram_credentials(
+        &self,
+        publisher: &impl Publisher,
+        credentials: Vec<(String, ScramCredential)>,
+    ) -> Result<usize, TopicFailure> {
+        let mut inner = self.lock().await;
+        let image = Arc::clone(inner.store.image());
+        let records = scram_control::seed_scram_credentials(&image, &credentials);
+        if records.is_empty() {
+            return Ok(0);
+        }
+        // Committed either way; a shard that failed to apply logs it.
+        if let Err(error) = commit_and_publish(&mut inner, publisher, &records).await? {
+            tracing::warn!(%error, "publishing --add-scram credentials");
+        }
+        Ok(records.len())
+    }
+
     /// DeleteTopics: one outcome per entry, in order (the name deleted).
     pub async fn delete_topics(
         &self,
@@ -541,4 +594,9 @@ async fn commit_and_publish<S: ShardStorage>(
         tracing::warn!(%error, "metadata snapshot");
     }
     Ok(publisher.publish(committed).await)
+}
+
+/// A refused SCRAM alteration as the client sees it.
+fn scram_failure(error: &ScramAlterError) -> TopicFailure {
+    TopicFailure::new(error.error_code(), error.to_string())
 }

@@ -18,7 +18,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use rafka_core::acl::{AclBinding, AclBindingFilter};
-use rafka_core::metadata::NewTopic;
+use rafka_core::metadata::{NewTopic, ScramDeletion, ScramUpsertion};
+use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
@@ -153,6 +154,35 @@ impl<S: ShardStorage> ControllerHandle<S> {
     ) -> Result<Result<Vec<Vec<AclBinding>>, TopicFailure>, ControllerCallError> {
         self.call(None, async move |controller, publisher| {
             controller.delete_acls(publisher, filters).await
+        })
+        .await
+    }
+
+    /// AlterUserScramCredentials: an outcome per user (see
+    /// `rafka_core::metadata::scram_control` for the order).
+    pub async fn alter_scram_credentials(
+        &self,
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    ) -> Result<Vec<(String, Result<(), TopicFailure>)>, ControllerCallError> {
+        self.call(None, async move |controller, publisher| {
+            controller
+                .alter_scram_credentials(publisher, deletions, upsertions)
+                .await
+        })
+        .await
+    }
+
+    /// `--add-scram`: seeds the credentials of users that have none for
+    /// that mechanism; how many were added.
+    pub async fn seed_scram_credentials(
+        &self,
+        credentials: Vec<(String, ScramCredential)>,
+    ) -> Result<Result<usize, TopicFailure>, ControllerCallError> {
+        self.call(None, async move |controller, publisher| {
+            controller
+                .seed_scram_credentials(publisher, credentials)
+                .await
         })
         .await
     }

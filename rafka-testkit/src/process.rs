@@ -48,6 +48,8 @@ pub struct BrokerOptions {
     pub open_files: Option<(u64, u64)>,
     /// The broker's RUST_LOG; None is the test's own, or `info`.
     pub log_filter: Option<String>,
+    /// More command-line flags (`--add-scram ...`), after the harness's.
+    pub args: Vec<String>,
 }
 
 impl BrokerOptions {
@@ -61,7 +63,14 @@ impl BrokerOptions {
             data_dir: None,
             open_files: None,
             log_filter: None,
+            args: Vec::new(),
         }
+    }
+
+    /// One more command-line argument.
+    pub fn arg(mut self, arg: &str) -> BrokerOptions {
+        self.args.push(arg.to_owned());
+        self
     }
 
     pub fn property(mut self, key: &str, value: &str) -> BrokerOptions {
@@ -232,6 +241,15 @@ impl BrokerProcess {
         self.child = Some(child);
     }
 
+    /// Like [`BrokerProcess::restart`] with other extra flags.
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.options.args = args.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
     /// Like [`BrokerProcess::restart`] with another shard count: partitions must be
     /// placed again.
     pub fn restart_with_cores(&mut self, cores: u32) {
@@ -318,6 +336,7 @@ fn launch(
     if let Some(path) = write_properties(dir, options) {
         command.arg("--config").arg(path);
     }
+    command.args(&options.args);
     if let Some(filter) = &options.log_filter {
         command.env("RUST_LOG", filter);
     } else if std::env::var_os("RUST_LOG").is_none() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # confluent-kafka's AdminClient (Python, bundled librdkafka) against a
-# running broker: CreatePartitions and DeleteRecords, checked by their
+# running broker: CreatePartitions, DeleteRecords, configs and users' SCRAM
+# credentials (alter/describe_user_scram_credentials), checked by their
 # effect (admin/confluent_kafka_admin.py). Installs the client itself.
 #
 # usage: scripts/compat/confluent-kafka-admin.sh [BOOTSTRAP]   (env: BOOTSTRAP)

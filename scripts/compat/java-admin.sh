@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Java AdminClient (kafka-clients 3.9.1) against a running broker:
 # createTopics, describeTopics, createPartitions, deleteRecords,
-# describeConfigs, incrementalAlterConfigs, describeCluster, describeLogDirs
-# and deleteTopics, each checked by its effect (admin/JavaAdmin.java), on a
+# describeConfigs, incrementalAlterConfigs, describeCluster, describeLogDirs,
+# alterUserScramCredentials, describeUserScramCredentials and deleteTopics,
+# each checked by its effect (admin/JavaAdmin.java), on a
 # fresh topic.
 # Installs the client (setup-java.sh) and compiles the program itself.
 #

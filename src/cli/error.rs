@@ -78,6 +78,8 @@ pub enum CliError {
     ConfigPair(String),
     #[error("group {group} is {state}: offsets can only be reset while it has no members")]
     GroupNotEmpty { group: String, state: String },
+    #[error("no random bytes for a salt: {0}")]
+    Random(String),
     #[error("--key-separator must not be empty")]
     EmptySeparator,
     #[error("reading stdin: {0}")]

@@ -1,4 +1,4 @@
-//! The operator CLI: `rafka topic|group|config|cluster|produce|consume`.
+//! The operator CLI: `rafka topic|group|config|cluster|user|produce|consume`.
 //! It is a plain Kafka client (blocking std::net, kafka-protocol's
 //! structs, rafka-proto's record batches) that knows nothing of the broker
 //! in this binary, so it works against any Kafka-compatible broker.
@@ -8,8 +8,8 @@
 //! - `client.rs`: one connection: framing, ApiVersions, version choice.
 //! - `brokers.rs`: the cluster from a client's side: Metadata, leaders,
 //!   coordinators, one connection per broker reached, ListOffsets.
-//! - `topic.rs`, `group.rs`, `config.rs`, `cluster.rs`, `produce.rs`,
-//!   `consume.rs`: one file per subcommand.
+//! - `topic.rs`, `group.rs`, `config.rs`, `cluster.rs`, `user.rs`,
+//!   `produce.rs`, `consume.rs`: one file per subcommand.
 //! - `output.rs`: tables and JSON; `error.rs`: [`CliError`].
 
 mod brokers;
@@ -22,6 +22,7 @@ mod group;
 mod output;
 mod produce;
 mod topic;
+mod user;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// List, describe, set and delete users' SCRAM credentials.
+    User {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// Produce one record per line of stdin.
     Produce(produce::ProduceArgs),
     /// Print record values, one per line.
@@ -92,6 +100,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Group { client, command } => group::run(&client, command),
         ClientCommand::Config { client, command } => config::run(&client, command),
         ClientCommand::Cluster { client, command } => cluster::run(&client, command),
+        ClientCommand::User { client, command } => user::run(&client, command),
         ClientCommand::Produce(args) => produce::run(args),
         ClientCommand::Consume(args) => consume::run(args),
     };

@@ -9,6 +9,9 @@
 //!   Kafka error codes.
 //! - `acl_control`: CreateAcls / DeleteAcls -> records (Kafka's
 //!   `AclControlManager`).
+//! - `scram_control`: AlterUserScramCredentials -> records, and
+//!   DescribeUserScramCredentials' view (Kafka's `ScramControlManager`,
+//!   `ScramImage.describe`).
 //! - `log`: [`MetadataLog`], append + fsync, replay, torn-tail repair.
 //! - `snapshot`: snapshot file format and its crash-safe write.
 //! - `store`: [`MetadataStore`], log + image committed together.
@@ -25,6 +28,7 @@ pub mod image;
 pub mod log;
 pub mod placement;
 pub mod record;
+pub mod scram_control;
 pub mod snapshot;
 pub mod store;
 
@@ -37,5 +41,9 @@ pub use record::{
     PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
     RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
     TopicRecord, UserScramCredentialRecord,
+};
+pub use scram_control::{
+    ScramAlterError, ScramAlteration, ScramDeletion, ScramDescribeError, ScramDescription,
+    ScramUpsertion,
 };
 pub use store::{CommitError, Committed, MetadataStore};

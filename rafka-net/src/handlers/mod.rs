@@ -29,6 +29,7 @@
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod context;
 pub mod coordinator_call;
@@ -46,6 +47,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fanout;
 pub mod fetch;
@@ -165,6 +167,8 @@ served_apis! {
     ElectLeaders(ElectLeadersResponse) => elect_leaders::handle, 0..=2;
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse) => alter_partition_reassignments::handle, 0..=1;
     ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;
+    DescribeUserScramCredentials(DescribeUserScramCredentialsResponse) => describe_user_scram_credentials::handle, 0..=0;
+    AlterUserScramCredentials(AlterUserScramCredentialsResponse) => alter_user_scram_credentials::handle, 0..=0;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers

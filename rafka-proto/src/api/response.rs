@@ -32,6 +32,8 @@ fn response_shape(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DescribeCluster => &schemas::DESCRIBE_CLUSTER,
         ApiKey::Produce => &schemas::PRODUCE,
         ApiKey::Fetch => &schemas::FETCH,
+        ApiKey::DescribeUserScramCredentials => &schemas::DESCRIBE_USER_SCRAM_CREDENTIALS,
+        ApiKey::AlterUserScramCredentials => &schemas::ALTER_USER_SCRAM_CREDENTIALS,
         _ => return None,
     })
 }
@@ -138,6 +140,8 @@ mod tests {
         roundtrip::<DescribeClusterRequest>(&mut rng);
         roundtrip::<ProduceRequest>(&mut rng);
         roundtrip::<FetchRequest>(&mut rng);
+        roundtrip::<DescribeUserScramCredentialsRequest>(&mut rng);
+        roundtrip::<AlterUserScramCredentialsRequest>(&mut rng);
     }
 
     #[test]

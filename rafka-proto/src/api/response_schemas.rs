@@ -475,3 +475,35 @@ static FETCH_PARTITION: Shape = Shape {
 static FETCH_ABORTED: Shape = shape("AbortedTransaction", &[all(I64), all(I64)]);
 static FETCH_EPOCH_END: Shape = shape("EpochEndOffset", &[all(I32), all(I64)]);
 static FETCH_SNAPSHOT_ID: Shape = shape("SnapshotId", &[all(I64), all(I32)]);
+
+pub(crate) static DESCRIBE_USER_SCRAM_CREDENTIALS: Shape = shape(
+    "DescribeUserScramCredentialsResponse",
+    &[
+        all(I32),                                // throttle_time_ms
+        all(I16),                                // error_code
+        all(Str),                                // error_message
+        all(StructArray(&DESCRIBED_SCRAM_USER)), // results
+    ],
+);
+static DESCRIBED_SCRAM_USER: Shape = shape(
+    "DescribeUserScramCredentialsResult",
+    &[
+        all(Str),                                 // user
+        all(I16),                                 // error_code
+        all(Str),                                 // error_message
+        all(StructArray(&SCRAM_CREDENTIAL_INFO)), // credential_infos
+    ],
+);
+static SCRAM_CREDENTIAL_INFO: Shape = shape("CredentialInfo", &[all(I8), all(I32)]); // mechanism, iterations
+
+pub(crate) static ALTER_USER_SCRAM_CREDENTIALS: Shape = shape(
+    "AlterUserScramCredentialsResponse",
+    &[
+        all(I32),                              // throttle_time_ms
+        all(StructArray(&ALTERED_SCRAM_USER)), // results
+    ],
+);
+static ALTERED_SCRAM_USER: Shape = shape(
+    "AlterUserScramCredentialsResult",
+    &[all(Str), all(I16), all(Str)], // user, error_code, error_message
+);

@@ -688,3 +688,42 @@ static DESCRIBE_TOPIC_PARTITIONS_CURSOR: Shape = shape(
         all(I32), // partition_index
     ],
 );
+
+/// `users` is nullable: null (or empty) describes every user.
+pub(crate) static DESCRIBE_USER_SCRAM_CREDENTIALS: Shape = shape(
+    "DescribeUserScramCredentialsRequest",
+    &[
+        all(StructArray(&SCRAM_USER_NAME)), // users (nullable)
+    ],
+);
+static SCRAM_USER_NAME: Shape = shape(
+    "UserName",
+    &[
+        all(Str), // name
+    ],
+);
+
+pub(crate) static ALTER_USER_SCRAM_CREDENTIALS: Shape = shape(
+    "AlterUserScramCredentialsRequest",
+    &[
+        all(StructArray(&SCRAM_CREDENTIAL_DELETION)), // deletions
+        all(StructArray(&SCRAM_CREDENTIAL_UPSERTION)), // upsertions
+    ],
+);
+static SCRAM_CREDENTIAL_DELETION: Shape = shape(
+    "ScramCredentialDeletion",
+    &[
+        all(Str), // name
+        all(I8),  // mechanism
+    ],
+);
+static SCRAM_CREDENTIAL_UPSERTION: Shape = shape(
+    "ScramCredentialUpsertion",
+    &[
+        all(Str),   // name
+        all(I8),    // mechanism
+        all(I32),   // iterations
+        all(Bytes), // salt
+        all(Bytes), // salted_password
+    ],
+);

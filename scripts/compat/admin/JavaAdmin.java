@@ -8,7 +8,10 @@
 // InvalidConfigurationException; validateOnly changes nothing; a cluster-wide
 // broker default seen by the topic, with its synonyms, removed again), the
 // legacy alterConfigs (replaces every override), describeCluster, and
-// deleteTopics and describeLogDirs (JAVA_ADMIN_LOG_DIRS=0 skips it).
+// deleteTopics and describeLogDirs (JAVA_ADMIN_LOG_DIRS=0 skips it);
+// alterUserScramCredentials / describeUserScramCredentials (create, a second
+// mechanism, describe one and all, UnacceptableCredentialException, delete,
+// ResourceNotFoundException).
 // Prints one "admin java: PASS|FAIL ..." verdict line; exits 1 on the first
 // mismatch.
 //
@@ -49,6 +52,13 @@ import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.ResourceNotFoundException;
+import org.apache.kafka.common.errors.UnacceptableCredentialException;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 public final class JavaAdmin {
@@ -91,7 +101,9 @@ public final class JavaAdmin {
                 + "createPartitions 3->5 (decrease refused), deleteRecords low watermark 4 of 10, "
                 + "describeConfigs (topic override/default, broker 0), incrementalAlterConfigs (SET, DELETE, "
                 + "APPEND, invalid value refused, validateOnly, cluster default with synonyms), legacy alterConfigs "
-                + "replaces overrides, describeCluster, deleteTopics"
+                + "replaces overrides, describeCluster, alterUserScramCredentials/describeUserScramCredentials "
+                + "(create, second mechanism, describe one and all, UnacceptableCredentialException, delete, "
+                + "ResourceNotFoundException), deleteTopics"
                 + (logDirs ? ", describeLogDirs" : " (describeLogDirs skipped: JAVA_ADMIN_LOG_DIRS=0)"));
         System.exit(0);
     }
@@ -151,6 +163,8 @@ public final class JavaAdmin {
         if (logDirs) {
             checkLogDirs(admin, topic);
         }
+
+        checkScram(admin, topic);
 
         // deleteTopics: the topic leaves listTopics.
         admin.deleteTopics(List.of(topic)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
@@ -269,6 +283,62 @@ public final class JavaAdmin {
         }
         long size = dir.replicaInfos().get(new TopicPartition(topic, 4)).size();
         check(size > 0, "describeLogDirs: partition 4 size " + size + " after 10 records");
+    }
+
+    /** Users' SCRAM credentials: the client salts, the broker keeps keys. */
+    private static void checkScram(Admin admin, String topic) throws Exception {
+        String user = "scram-" + topic;
+        String other = user + "-b";
+        admin.alterUserScramCredentials(List.of(
+                new UserScramCredentialUpsertion(user,
+                        new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), "java-secret"),
+                new UserScramCredentialUpsertion(other,
+                        new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), "other")))
+                .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        Map<String, UserScramCredentialsDescription> named = admin
+                .describeUserScramCredentials(List.of(user, other)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        check(infos(named.get(user)).equals("SCRAM_SHA_256:8192"),
+                "describeUserScramCredentials " + user + ": " + infos(named.get(user)));
+        check(infos(named.get(other)).equals("SCRAM_SHA_512:4096"),
+                "describeUserScramCredentials " + other + ": " + infos(named.get(other)));
+        admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(user,
+                new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 16384), "second")))
+                .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        Map<String, UserScramCredentialsDescription> everyone = admin.describeUserScramCredentials()
+                .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        check(infos(everyone.get(user)).equals("SCRAM_SHA_256:8192,SCRAM_SHA_512:16384"),
+                "describeUserScramCredentials (all): " + user + " " + infos(everyone.get(user)));
+        Throwable few = failure("alterUserScramCredentials with 1000 iterations",
+                () -> admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(other,
+                        new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 1000), "x")))
+                        .all().get(TIMEOUT_S, TimeUnit.SECONDS));
+        check(few instanceof UnacceptableCredentialException,
+                "1000 iterations: " + few + ", expected UnacceptableCredentialException");
+        admin.alterUserScramCredentials(List.of(
+                new UserScramCredentialDeletion(other, ScramMechanism.SCRAM_SHA_512)))
+                .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        Throwable missing = failure("deleting a deleted credential",
+                () -> admin.alterUserScramCredentials(List.of(
+                        new UserScramCredentialDeletion(other, ScramMechanism.SCRAM_SHA_512)))
+                        .all().get(TIMEOUT_S, TimeUnit.SECONDS));
+        check(missing instanceof ResourceNotFoundException,
+                "deleting a deleted credential: " + missing + ", expected ResourceNotFoundException");
+        Throwable gone = failure("describing a user without credentials",
+                () -> admin.describeUserScramCredentials(List.of(other)).description(other)
+                        .get(TIMEOUT_S, TimeUnit.SECONDS));
+        check(gone instanceof ResourceNotFoundException,
+                "describing a deleted user: " + gone + ", expected ResourceNotFoundException");
+    }
+
+    /** `MECHANISM:ITERATIONS,...` in mechanism order. */
+    private static String infos(UserScramCredentialsDescription description) {
+        if (description == null) {
+            return "<missing>";
+        }
+        return description.credentialInfos().stream()
+                .map(i -> i.mechanism() + ":" + i.iterations())
+                .sorted()
+                .collect(java.util.stream.Collectors.joining(","));
     }
 
     private static TopicDescription describeTopic(Admin admin, String topic) throws Exception {

@@ -4,7 +4,9 @@
 broker 0) and IncrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT, an
 invalid value, validate_only, and a dynamic broker value for broker 0 seen
 by the topic, removed again; the cluster-wide default BROKER "" too where
-librdkafka can name it), each checked by its effect. Prints one
+librdkafka can name it), AlterUserScramCredentials and
+DescribeUserScramCredentials (create, update, describe one and all,
+refusals, delete), each checked by its effect. Prints one
 "admin confluent-kafka: ..." verdict line; exits non-zero on the first
 mismatch.
 
@@ -26,6 +28,10 @@ from confluent_kafka.admin import (
     NewPartitions,
     NewTopic,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 
 TIMEOUT_S = 30
@@ -182,6 +188,57 @@ def check_broker_layer(admin, topic, name, source):
                   ConfigSource.DEFAULT_CONFIG, f"broker 0 after DELETE {what}")
 
 
+def scram_infos(description):
+    """[(mechanism name, iterations)] of one UserScramCredentialsDescription."""
+    return sorted((ScramMechanism(info.mechanism).name, info.iterations)
+                  for info in description.scram_credential_infos)
+
+
+def check_scram(admin, suffix):
+    """Users' SCRAM credentials: librdkafka salts the password, the broker
+    keeps the keys; describe shows mechanisms and iterations only."""
+    user, other = f"scram-{suffix}", f"scram-{suffix}-b"
+    sha256 = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192)
+    sha512 = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+    created = admin.alter_user_scram_credentials([
+        UserScramCredentialUpsertion(user, sha256, b"py-secret"),
+        UserScramCredentialUpsertion(other, sha512, b"other", salt=b"fixed-salt"),
+    ])
+    for name in (user, other):
+        if error_code(created[name]) != KafkaError.NO_ERROR:
+            fail(f"alter_user_scram_credentials refused {name}")
+    described = admin.describe_user_scram_credentials([user, other])
+    got = {name: scram_infos(future.result(TIMEOUT_S)) for name, future in described.items()}
+    if got != {user: [("SCRAM_SHA_256", 8192)], other: [("SCRAM_SHA_512", 4096)]}:
+        fail(f"describe_user_scram_credentials: {got}")
+    # A second mechanism for the first user, with more iterations.
+    more = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 16384)
+    updated = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(user, more, b"p2")])
+    if error_code(updated[user]) != KafkaError.NO_ERROR:
+        fail("a second mechanism refused")
+    everyone = admin.describe_user_scram_credentials().result(TIMEOUT_S)
+    mine = {name: scram_infos(d) for name, d in everyone.items() if name in (user, other)}
+    expected = {user: [("SCRAM_SHA_256", 8192), ("SCRAM_SHA_512", 16384)],
+                other: [("SCRAM_SHA_512", 4096)]}
+    if mine != expected:
+        fail(f"describe all users: {mine}")
+    few = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 1000)
+    refused = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(other, few, b"x")])
+    if error_code(refused[other]) != KafkaError.UNACCEPTABLE_CREDENTIAL:
+        fail("1000 iterations not UNACCEPTABLE_CREDENTIAL")
+    deleted = admin.alter_user_scram_credentials(
+        [UserScramCredentialDeletion(other, ScramMechanism.SCRAM_SHA_512)])
+    if error_code(deleted[other]) != KafkaError.NO_ERROR:
+        fail("deletion refused")
+    again = admin.alter_user_scram_credentials(
+        [UserScramCredentialDeletion(other, ScramMechanism.SCRAM_SHA_512)])
+    if error_code(again[other]) != KafkaError.RESOURCE_NOT_FOUND:
+        fail("deleting a missing credential not RESOURCE_NOT_FOUND")
+    gone = admin.describe_user_scram_credentials([other])[other]
+    if error_code(gone) != KafkaError.RESOURCE_NOT_FOUND:
+        fail("describing a deleted user not RESOURCE_NOT_FOUND")
+
+
 def main():
     bootstrap = sys.argv[1]
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -226,10 +283,13 @@ def main():
     consumer.close()
 
     cluster_default = check_configs(admin, topic + "-configs")
+    check_scram(admin, topic)
     print("admin confluent-kafka: PASS create_partitions 2->5 (validate_only kept 2, "
           "decrease and unknown topic refused), delete_records low watermark 6 of 10, "
           "describe_configs (topic override/default, broker 0), incremental_alter_configs "
-          f"(SET, DELETE, APPEND, SUBTRACT, INVALID_CONFIG, validate_only, broker 0, {cluster_default})")
+          f"(SET, DELETE, APPEND, SUBTRACT, INVALID_CONFIG, validate_only, broker 0, {cluster_default}), "
+          "alter/describe_user_scram_credentials (create, second mechanism, describe one and all, "
+          "UNACCEPTABLE_CREDENTIAL, delete, RESOURCE_NOT_FOUND)")
 
 
 if __name__ == "__main__":
