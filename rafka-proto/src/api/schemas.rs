@@ -688,3 +688,17 @@ static DESCRIBE_TOPIC_PARTITIONS_CURSOR: Shape = shape(
         all(I32), // partition_index
     ],
 );
+
+pub(crate) static SASL_HANDSHAKE: Shape = shape(
+    "SaslHandshakeRequest",
+    &[
+        all(Str), // mechanism
+    ],
+);
+
+pub(crate) static SASL_AUTHENTICATE: Shape = shape(
+    "SaslAuthenticateRequest",
+    &[
+        all(Bytes), // auth_bytes
+    ],
+);
