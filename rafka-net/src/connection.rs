@@ -358,7 +358,11 @@ impl<'n, S: Service> Connection<'n, S> {
                 self.net.shutdown.wait().await;
                 Err(ReadEnd::Shutdown)
             };
-            or(async { Ok(done.wait().await) }, stop).await?;
+            let answered = async {
+                done.wait().await;
+                Ok(())
+            };
+            or(answered, stop).await?;
         }
         Ok(())
     }

@@ -18,7 +18,9 @@ async function main() {
     brokers: [bootstrap],
     sasl: { mechanism: 'plain', username, password },
     logLevel: logLevel.NOTHING,
-    retry: { retries: 0 },
+    // A wrong password is not retried; the round trip rides out the
+    // brief unavailability of a topic or group coordinator just created.
+    retry: mode === 'bad' ? { retries: 0 } : { retries: 8 },
   })
   const admin = kafka.admin()
   if (mode === 'bad') {
