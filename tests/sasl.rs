@@ -140,3 +140,31 @@ fn rdkafka_reports_the_authentication_error_with_a_wrong_password() {
         let _ = consumer.poll(Duration::from_millis(200));
     }
 }
+
+/// A SASL listener on which nobody could log in does not start, and the
+/// log says why.
+#[test]
+fn a_sasl_listener_without_a_usable_mechanism_stops_the_start() {
+    let sasl = |mechanisms: &str| {
+        rafka(1)
+            .property("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT")
+            .property("sasl.enabled.mechanisms", mechanisms)
+    };
+    let cases = [
+        (
+            "GSSAPI",
+            "SASL mechanism \"GSSAPI\" is not supported by rafka",
+        ),
+        (
+            "PLAIN",
+            "listener PLAINTEXT enables PLAIN but has no PLAIN users",
+        ),
+    ];
+    for (mechanisms, expected) in cases {
+        let Err(failure) = BrokerProcess::try_start(sasl(mechanisms)) else {
+            panic!("started with sasl.enabled.mechanisms={mechanisms}");
+        };
+        assert!(failure.status.is_some_and(|s| !s.success()), "{failure:?}");
+        assert!(failure.log.contains(expected), "{}", failure.log);
+    }
+}
