@@ -71,6 +71,7 @@ use rafka_shard::storage::FileRegion;
 use tracing::{debug, warn};
 
 use crate::handlers::{api_versions, HandlerError};
+use crate::latch::Latch;
 use crate::listener::ShardNet;
 use crate::read_buffer::ReadBuffer;
 use crate::service::{Request, Response, Service};
@@ -316,6 +317,16 @@ impl<'n, S: Service> Connection<'n, S> {
         slots: &LocalSender<Slot>,
     ) -> Result<(), ReadEnd> {
         self.read_until(buf, FRAME_PREFIX_BYTES).await?;
+        // Before SASL authentication frames are capped tighter
+        // (`sasl.server.max.receive.size`): refused on the prefix alone.
+        let mut sasl_decoder;
+        let decoder = match self.session.frame_limit() {
+            Some(limit) if limit < decoder.frame_bytes_max() => {
+                sasl_decoder = FrameDecoder::new(limit);
+                &mut sasl_decoder
+            }
+            _ => decoder,
+        };
         // On the prefix alone, bytes_needed is the announced body size.
         let frame_bytes = decoder
             .bytes_needed(&buf.filled()[..FRAME_PREFIX_BYTES])
@@ -328,12 +339,69 @@ impl<'n, S: Service> Connection<'n, S> {
         self.read_until(buf, frame_end).await?;
         let frame = buf.decode(decoder);
         self.count_read_buffer(buf.capacity_bytes());
-        match frame.map_err(ReadEnd::Frame)? {
-            Some(frame) => self.dispatch(frame, admission, slots),
+        let Some(frame) = frame.map_err(ReadEnd::Frame)? else {
             // Cannot happen with the whole frame buffered; reading the frame
             // again is still correct.
-            None => Ok(()),
+            return Ok(());
+        };
+        // Before SASL authentication, one request at a time: the next
+        // frame is read once this one is answered, so the exchange's state
+        // (and whether the next frame is a raw token) is settled.
+        let done = self.session.serial().then(|| Rc::new(Latch::new()));
+        if self.session.expects_raw_token() {
+            self.dispatch_raw_token(frame, admission, done.clone(), slots)?;
+        } else {
+            self.dispatch(frame, admission, done.clone(), slots)?;
         }
+        if let Some(done) = done {
+            let stop = async {
+                self.net.shutdown.wait().await;
+                Err(ReadEnd::Shutdown)
+            };
+            let answered = async {
+                done.wait().await;
+                Ok(())
+            };
+            or(answered, stop).await?;
+        }
+        Ok(())
+    }
+
+    /// A raw SASL token (after SaslHandshake v0): no header; the answer is
+    /// a raw size-prefixed token.
+    fn dispatch_raw_token(
+        &self,
+        frame: Bytes,
+        admission: Admission,
+        done: Option<Rc<Latch>>,
+        slots: &LocalSender<Slot>,
+    ) -> Result<(), ReadEnd> {
+        let prefix = RequestPrefix {
+            api_key: ApiKey::SaslAuthenticate as i16,
+            api_version: 0,
+            correlation_id: 0,
+        };
+        self.net.metrics.request(prefix.api_key);
+        let service = Rc::clone(&self.net.service);
+        let session = Rc::clone(&self.session);
+        let task = self.net.requests.spawn(async move {
+            let response = service.raw_sasl_token(session, frame).await;
+            if let Some(done) = done {
+                done.trigger();
+            }
+            Completed {
+                response,
+                admission,
+            }
+        });
+        let state = match task {
+            Ok(task) => SlotState::Running(task.detach()),
+            Err(_) => SlotState::Done(None),
+        };
+        self.responses_pending.set(self.responses_pending.get() + 1);
+        slots
+            .try_send(Slot { prefix, state })
+            .map_err(|_| ReadEnd::WriterGone)
     }
 
     /// Takes the budget of a frame of `frame_bytes`; waits until it is free.
@@ -456,12 +524,19 @@ impl<'n, S: Service> Connection<'n, S> {
         &self,
         frame: Bytes,
         admission: Admission,
+        done: Option<Rc<Latch>>,
         slots: &LocalSender<Slot>,
     ) -> Result<(), ReadEnd> {
         let frame_bytes = frame.len();
         let slot = match RequestHeader::parse(&frame, &self.net.table) {
-            Ok((header, body)) => self.start_request(header, body, frame_bytes, admission),
-            Err(error) => self.refused_header(error, admission)?,
+            Ok((header, body)) => self.start_request(header, body, frame_bytes, admission, done),
+            Err(error) => {
+                // Answered (or refused) at once: nothing to wait for.
+                if let Some(done) = done {
+                    done.trigger();
+                }
+                self.refused_header(error, admission)?
+            }
         };
         self.responses_pending.set(self.responses_pending.get() + 1);
         slots.try_send(slot).map_err(|_| ReadEnd::WriterGone)
@@ -473,6 +548,7 @@ impl<'n, S: Service> Connection<'n, S> {
         body: Bytes,
         frame_bytes: usize,
         admission: Admission,
+        done: Option<Rc<Latch>>,
     ) -> Slot {
         let prefix = RequestPrefix {
             api_key: header.api_key as i16,
@@ -483,6 +559,9 @@ impl<'n, S: Service> Connection<'n, S> {
         let entry = self.net.table.lookup(prefix.api_key, prefix.api_version);
         let Ok(entry) = entry else {
             // The header parsed against this very table, so the entry exists.
+            if let Some(done) = done {
+                done.trigger();
+            }
             let lost = SlotState::Done(None);
             return Slot {
                 prefix,
@@ -499,6 +578,9 @@ impl<'n, S: Service> Connection<'n, S> {
         let service = Rc::clone(&self.net.service);
         let task = self.net.requests.spawn(async move {
             let response = service.call(request).await;
+            if let Some(done) = done {
+                done.trigger();
+            }
             Completed {
                 response,
                 admission,
@@ -591,6 +673,11 @@ impl<'n, S: Service> Connection<'n, S> {
                 Response::Chunks(reply) => self.stage_chunks(out, prefix, &reply).await?,
                 Response::NoReply => {}
                 Response::Close(reason) => {
+                    self.flush(out).await?;
+                    return Err(WriteEnd::Closed { prefix, reason });
+                }
+                Response::ReplyThenClose(reply, reason) => {
+                    self.stage_reply(out, prefix, &reply).await?;
                     self.flush(out).await?;
                     return Err(WriteEnd::Closed { prefix, reason });
                 }

@@ -47,6 +47,7 @@ pub mod metrics_http;
 pub mod metrics_shard;
 pub mod metrics_snapshot;
 mod read_buffer;
+pub mod sasl;
 pub mod server;
 pub mod service;
 pub mod session;

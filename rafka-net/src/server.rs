@@ -293,10 +293,7 @@ async fn seed_scram(
 fn net_config_of(base: &NetConfig, shard: &Shard) -> NetConfig {
     let mut net = base.clone();
     if let Some(listener) = shard.config.listeners.first() {
-        net.listener = ListenerInfo {
-            name: listener.name.clone(),
-            security_protocol: listener.protocol,
-        };
+        net.listener = ListenerInfo::of(&shard.config, listener);
     }
     net.connection.frame_bytes_max = shard.config.socket_request_max_bytes.max(1) as usize;
     net.connection.connections_max_idle_ms = shard.config.connections_max_idle_ms.max(0) as u64;

@@ -49,6 +49,9 @@ pub enum Response {
     /// The request broke the protocol: responses to earlier requests are
     /// written, then the connection is closed and the reason logged.
     Close(HandlerError),
+    /// This answer is written, then the connection closes (a failed SASL
+    /// exchange: the client reads why before the close).
+    ReplyThenClose(Bytes, HandlerError),
 }
 
 /// Serves requests of one shard.
@@ -56,4 +59,12 @@ pub trait Service: 'static {
     /// Serves one request. Several calls for one connection may run at once;
     /// the connection orders their responses.
     fn call(&self, request: Request) -> impl Future<Output = Response>;
+
+    /// Serves one raw SASL token (a frame without a Kafka header, after
+    /// SaslHandshake v0, KIP-43): a `Reply` is written as a size-prefixed
+    /// token. A service without SASL closes the connection.
+    fn raw_sasl_token(&self, session: Rc<Session>, token: Bytes) -> impl Future<Output = Response> {
+        let _ = (session, token);
+        std::future::ready(Response::Close(HandlerError::RawTokenNotServed))
+    }
 }

@@ -15,16 +15,25 @@
 //! Fetch answers with what it has (or the answer is dropped with the
 //! socket). Work that changes state (a produce's append) is not cancelled.
 //!
+//! On a SASL listener the session also holds the connection's
+//! [`SaslSession`]: the principal is `User:ANONYMOUS` until the client
+//! authenticates, then `User:<name>`, and [`Session::admits`] gates APIs
+//! by the exchange's state (see [`crate::sasl`]).
+//!
 //! Lives on: the shard that accepted the connection; one per connection.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use kafka_protocol::messages::ApiKey;
 use rafka_core::acl::Principal;
-use rafka_core::config::SecurityProtocol;
+use rafka_core::config::sasl::ListenerSasl;
+use rafka_core::config::{BrokerConfig, Listener, SecurityProtocol};
 
 use crate::latch::Latch;
+use crate::sasl::SaslSession;
 
 /// The listener a connection came in on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +41,9 @@ pub struct ListenerInfo {
     /// Kafka's listener name (`PLAINTEXT`, `CLIENT`, ...).
     pub name: String,
     pub security_protocol: SecurityProtocol,
+    /// A SASL listener's mechanisms, users and limits; None on a listener
+    /// without authentication.
+    pub sasl: Option<Arc<ListenerSasl>>,
 }
 
 impl Default for ListenerInfo {
@@ -40,6 +52,18 @@ impl Default for ListenerInfo {
         ListenerInfo {
             name: "PLAINTEXT".to_string(),
             security_protocol: SecurityProtocol::Plaintext,
+            sasl: None,
+        }
+    }
+}
+
+impl ListenerInfo {
+    /// `listener` of `config`, with its SASL settings if it has any.
+    pub fn of(config: &BrokerConfig, listener: &Listener) -> ListenerInfo {
+        ListenerInfo {
+            name: listener.name.clone(),
+            security_protocol: listener.protocol,
+            sasl: config.sasl.listener(&listener.name),
         }
     }
 }
@@ -56,7 +80,9 @@ pub struct ClientSoftware {
 pub struct Session {
     peer: SocketAddr,
     listener: ListenerInfo,
-    principal: Principal,
+    principal: RefCell<Principal>,
+    /// Some on a SASL listener.
+    sasl: Option<RefCell<SaslSession>>,
     client_software: RefCell<Option<ClientSoftware>>,
     /// Triggered when the connection stops taking requests.
     closed: Latch,
@@ -65,10 +91,15 @@ pub struct Session {
 impl Session {
     /// A fresh connection from `peer` on `listener`, not authenticated.
     pub fn new(peer: SocketAddr, listener: ListenerInfo) -> Session {
+        let sasl = listener
+            .sasl
+            .clone()
+            .map(|config| RefCell::new(SaslSession::new(config)));
         Session {
             peer,
             listener,
-            principal: Principal::anonymous(),
+            principal: RefCell::new(Principal::anonymous()),
+            sasl,
             client_software: RefCell::new(None),
             closed: Latch::new(),
         }
@@ -82,8 +113,37 @@ impl Session {
         &self.listener
     }
 
-    pub fn principal(&self) -> &Principal {
-        &self.principal
+    /// Who the connection acts as now (it changes when SASL completes).
+    pub fn principal(&self) -> Principal {
+        self.principal.borrow().clone()
+    }
+
+    /// Set when a SASL exchange completes.
+    pub fn set_principal(&self, principal: Principal) {
+        *self.principal.borrow_mut() = principal;
+    }
+
+    /// The SASL state, on a SASL listener. Borrows last no longer than one
+    /// step of a handler (never across an await).
+    pub fn sasl(&self) -> Option<RefMut<'_, SaslSession>> {
+        self.sasl.as_ref().map(RefCell::borrow_mut)
+    }
+
+    /// Whether the reader must wait for this request's answer before
+    /// reading the next frame (SASL, before authentication).
+    pub fn serial(&self) -> bool {
+        self.sasl().is_some_and(|s| s.serial())
+    }
+
+    /// The largest frame accepted now, when tighter than the connection's
+    /// (`sasl.server.max.receive.size` before authentication).
+    pub fn frame_limit(&self) -> Option<usize> {
+        self.sasl().and_then(|s| s.frame_limit())
+    }
+
+    /// Whether the next frame is a raw SASL token (after SaslHandshake v0).
+    pub fn expects_raw_token(&self) -> bool {
+        self.sasl().is_some_and(|s| s.expects_raw_token())
     }
 
     pub fn client_software(&self) -> Option<ClientSoftware> {
@@ -111,12 +171,12 @@ impl Session {
         self.closed.wait().await;
     }
 
-    /// Whether the connection may send `api_key` now. Every listener today
-    /// is unauthenticated, so every API passes; a SASL listener will let
-    /// only ApiVersions, SaslHandshake and SaslAuthenticate through until
-    /// the client has authenticated, as Kafka does.
+    /// Whether the connection may send `api_key` now. A listener without
+    /// SASL admits everything; a SASL listener only ApiVersions,
+    /// SaslHandshake and SaslAuthenticate until the client has
+    /// authenticated, and nothing once its session has expired, as Kafka.
     pub fn admits(&self, api_key: ApiKey) -> bool {
-        let _ = api_key;
-        true
+        self.sasl()
+            .is_none_or(|s| s.admits(api_key, Instant::now()))
     }
 }

@@ -36,6 +36,7 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::SyncGroup, 0, 5, Some(4)),
             (ApiKey::DescribeGroups, 0, 6, Some(5)),
             (ApiKey::ListGroups, 0, 5, Some(3)),
+            (ApiKey::SaslHandshake, 0, 1, None),
             (ApiKey::ApiVersions, 0, 4, Some(3)),
             (ApiKey::CreateTopics, 2, 7, Some(5)),
             (ApiKey::DeleteTopics, 1, 6, Some(4)),
@@ -48,6 +49,7 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DescribeConfigs, 1, 4, Some(4)),
             (ApiKey::AlterConfigs, 0, 2, Some(2)),
             (ApiKey::DescribeLogDirs, 1, 4, Some(2)),
+            (ApiKey::SaslAuthenticate, 0, 2, Some(2)),
             (ApiKey::CreatePartitions, 0, 3, Some(2)),
             (ApiKey::DeleteGroups, 0, 2, Some(2)),
             (ApiKey::ElectLeaders, 0, 2, Some(2)),
@@ -99,7 +101,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 37);
+    assert_eq!(ranges.len(), 39);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -119,16 +121,18 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(31, 1, 3))); // DeleteAcls
     assert!(ranges.contains(&(50, 0, 0))); // DescribeUserScramCredentials
     assert!(ranges.contains(&(51, 0, 0))); // AlterUserScramCredentials
+    assert!(ranges.contains(&(17, 0, 1))); // SaslHandshake
+    assert!(ranges.contains(&(36, 0, 2))); // SaslAuthenticate
 }
 
 #[test]
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 37 entries of (key, min, max), no throttle.
+    // correlation id, error 0, 39 entries of (key, min, max), no throttle.
     assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 37]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 37 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 39 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -201,6 +205,12 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
         }
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism("PLAIN".into()),
+        ),
+        ApiKey::SaslAuthenticate => {
+            RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
+        }
         other => panic!("{other:?} is served: give it a default request here"),
     }
 }
@@ -227,6 +237,7 @@ fn every_advertised_api_has_a_handler_and_every_handler_is_advertised() {
                 let what = format!("{:?} v{version}", entry.api_key());
                 match broker.serve(request).await {
                     Response::Reply(_) | Response::Chunks(_) | Response::NoReply => {}
+                    Response::ReplyThenClose(_, error) => panic!("{what}: closes: {error}"),
                     Response::Close(HandlerError::NotServed { .. }) => panic!("{what}: no handler"),
                     Response::Close(error) => panic!("{what}: {error}"),
                 }

@@ -97,6 +97,8 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::AlterUserScramCredentials,
     ApiKey::DescribeProducers,
     ApiKey::DescribeTopicPartitions,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
 ];
 
 /// What rafka knows about an API independently of the broker's choices.
@@ -171,6 +173,8 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::DescribeTopicPartitions => {
             spec::<DescribeTopicPartitionsRequest>(&schemas::DESCRIBE_TOPIC_PARTITIONS)
         }
+        ApiKey::SaslHandshake => spec::<SaslHandshakeRequest>(&schemas::SASL_HANDSHAKE),
+        ApiKey::SaslAuthenticate => spec::<SaslAuthenticateRequest>(&schemas::SASL_AUTHENTICATE),
         _ => return None,
     })
 }

@@ -320,12 +320,20 @@ async fn listen(shard: &Rc<Shard>, on: usize, zero_copy: bool) -> (NodeInfo, Soc
             ..default_node()
         };
         let table = Rc::new(broker_table());
-        let handlers = Handlers::new(context(s, Rc::clone(&table), node.clone()));
+        let handlers = Handlers::new(context(Rc::clone(&s), Rc::clone(&table), node.clone()));
+        // The config's first listener names the sessions (SASL included).
+        let info = s
+            .config
+            .listeners
+            .first()
+            .map(|l| ListenerInfo::of(&s.config, l))
+            .unwrap_or_default();
         let config = NetConfig {
             connection: ConnectionConfig {
                 zero_copy,
                 ..ConnectionConfig::default()
             },
+            listener: info,
             ..NetConfig::default()
         };
         let net = ShardNet::new(Rc::new(handlers), table, config);

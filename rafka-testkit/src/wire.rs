@@ -209,6 +209,14 @@ impl WireClient {
         Ok(Bytes::from(body))
     }
 
+    /// Exactly `len` bytes, whatever they are (a raw SASL token's prefix
+    /// and body, which may be empty).
+    pub fn read_raw(&mut self, len: usize) -> Result<Vec<u8>, WireError> {
+        let mut out = vec![0u8; len];
+        self.read_exact(&mut out)?;
+        Ok(out)
+    }
+
     /// Reads until the broker closes the connection (a reset counts as a
     /// close); returns whatever arrived first.
     pub fn read_until_closed(&mut self) -> Result<Vec<u8>, WireError> {

@@ -9,7 +9,9 @@
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
 #        kafka-python-group kafkajs-group java-group, and the admin runs
-#        confluent-kafka-admin java-admin kafka-python-admin (default: all)
+#        confluent-kafka-admin java-admin kafka-python-admin, and sasl (every
+#        client over SASL_PLAINTEXT + PLAIN on a broker of its own,
+#        sasl-roundtrip.sh) (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -20,7 +22,7 @@ repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
-        confluent-kafka-admin java-admin kafka-python-admin)
+        confluent-kafka-admin java-admin kafka-python-admin sasl)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -41,6 +43,8 @@ cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin rafka
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 rafka_bin="$target_dir/release/rafka"
+# sasl-roundtrip.sh starts its own SASL broker from the same binary.
+export RAFKA_BIN="$rafka_bin"
 
 # Starts the broker and sets broker_pid and bootstrap from its listening line:
 # "rafka listening on 127.0.0.1:PORT shards=N data_dir=DIR recovered_partitions=K".

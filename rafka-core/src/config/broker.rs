@@ -12,6 +12,7 @@ use super::listener::{
     default_protocol_map, parse_listeners, parse_protocol_map, Listener, SecurityProtocol,
 };
 use super::properties::{parse_properties, PropertiesError, Property};
+use super::sasl::{read_sasl, SaslConfigError, SaslSettings};
 use super::topic::{TopicConfigError, TopicDefaults, BROKER_SYNONYMS};
 use super::value::{parse_bool, parse_i32, parse_i64, split_list, Expected, InvalidValue};
 
@@ -25,6 +26,8 @@ pub enum ConfigError {
     /// A topic default that breaks a cross-key rule.
     #[error(transparent)]
     Topic(#[from] TopicConfigError),
+    #[error(transparent)]
+    Sasl(#[from] SaslConfigError),
     #[error("{key}={value} conflicts with {other_key}={other_value}")]
     Conflict {
         key: &'static str,
@@ -168,6 +171,8 @@ pub struct BrokerConfig {
     /// module has the rules.
     pub log_dir_min_free_bytes: Option<u64>,
     pub topic_defaults: TopicDefaults,
+    /// The SASL listeners' mechanisms, users and limits (`sasl.rs`).
+    pub sasl: SaslSettings,
     /// Every key the file or a flag set, with the value as written (what
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG).
     pub explicit: BTreeMap<String, String>,
@@ -216,6 +221,7 @@ impl Default for BrokerConfig {
             log_open_files_max: 0,
             log_dir_min_free_bytes: None,
             topic_defaults: TopicDefaults::default(),
+            sasl: SaslSettings::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -271,6 +277,13 @@ impl<'a> Entries<'a> {
         self.get(key).map_or(Ok(default), |v| parse_bool(key, v))
     }
 
+    /// [`Entries::get`] for a key built at run time (per listener).
+    fn get_dynamic(&mut self, key: &str) -> Option<&'a str> {
+        let (&stored, &(value, _)) = self.map.get_key_value(key)?;
+        self.used.insert(stored);
+        Some(value)
+    }
+
     /// The keys read, with their values as written.
     fn explicit(&self) -> BTreeMap<String, String> {
         self.used
@@ -317,6 +330,9 @@ impl BrokerConfig {
             .filter(|rack| !rack.is_empty())
             .map(str::to_string);
         read_listeners(&mut e, &mut config, &mut warnings)?;
+        config.sasl = read_sasl(&config.listeners, &mut |key| {
+            e.get_dynamic(key).map(str::to_string)
+        })?;
         config.log_dirs = log_dirs(&mut e)?;
         config.metadata_log_dir = e.get("metadata.log.dir").map(|v| PathBuf::from(v.trim()));
         read_limits(&mut e, &mut config)?;

@@ -15,6 +15,7 @@ pub mod broker;
 pub mod describe;
 pub mod listener;
 pub mod properties;
+pub mod sasl;
 pub mod topic;
 pub mod topic_name;
 pub mod value;

@@ -160,6 +160,11 @@ impl RequestContext {
         &self.broker.shard.config
     }
 
+    /// The shard's shared context (SASL's raw tokens reuse it).
+    pub fn broker(&self) -> &Rc<BrokerContext> {
+        &self.broker
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.broker.shard.clock().now_ms()
     }
@@ -186,8 +191,9 @@ impl RequestContext {
         };
         let image = self.broker.shard.image();
         let host = self.session.peer().ip().to_string();
+        let principal = self.session.principal();
         let who = Requester {
-            principal: self.session.principal(),
+            principal: &principal,
             host: &host,
         };
         authorizer.authorize(image.acls(), who, operation, resource) == Decision::Allowed

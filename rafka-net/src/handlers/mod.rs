@@ -67,6 +67,8 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod reply;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use std::rc::Rc;
@@ -169,6 +171,8 @@ served_apis! {
     ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;
     DescribeUserScramCredentials(DescribeUserScramCredentialsResponse) => describe_user_scram_credentials::handle, 0..=0;
     AlterUserScramCredentials(AlterUserScramCredentialsResponse) => alter_user_scram_credentials::handle, 0..=0;
+    SaslHandshake => sasl_handshake::handle, 0..=1;
+    SaslAuthenticate => sasl_authenticate::handle, 0..=2;
 }
 
 /// The API table of [`SERVED_APIS`]: what the connection parses headers
@@ -194,6 +198,17 @@ pub enum HandlerError {
     /// The connection's session does not admit the API yet (SASL).
     #[error("{api_key:?} is not allowed before the connection authenticates")]
     NotAdmitted { api_key: ApiKey },
+    /// A request after the SASL session's end (`connections.max.reauth.ms`)
+    /// without re-authentication: Kafka closes the connection.
+    #[error("{api_key:?} after the SASL session expired")]
+    SessionExpired { api_key: ApiKey },
+    /// The SASL exchange failed: the answer (with its error) is written,
+    /// then the connection closes.
+    #[error("SASL authentication failed: {message}")]
+    SaslFailed { message: String },
+    /// A raw SASL token reached a service that does not take them.
+    #[error("raw SASL token not served")]
+    RawTokenNotServed,
     /// Produce with acks=0 failed on some partition: Kafka closes the
     /// connection, the only sign such a producer gets to refresh metadata.
     #[error(
@@ -219,7 +234,14 @@ where
 {
     let api_key = ctx.api_key();
     if !ctx.session().admits(api_key) {
-        return Err(HandlerError::NotAdmitted { api_key });
+        let expired = ctx
+            .session()
+            .sasl()
+            .is_some_and(|s| s.expired(std::time::Instant::now()));
+        return Err(match expired {
+            true => HandlerError::SessionExpired { api_key },
+            false => HandlerError::NotAdmitted { api_key },
+        });
     }
     let request: Req = decode_request(&mut body, ctx.version())?;
     let mut reply = handler(ctx, request).await?;
@@ -246,6 +268,10 @@ impl Handlers {
 impl Service for Handlers {
     async fn call(&self, request: Request) -> Response {
         serve(&self.broker, request).await
+    }
+
+    async fn raw_sasl_token(&self, session: Rc<crate::session::Session>, token: Bytes) -> Response {
+        sasl_authenticate::raw_token(&self.broker, &session, &token).await
     }
 }
 

@@ -727,3 +727,17 @@ static SCRAM_CREDENTIAL_UPSERTION: Shape = shape(
         all(Bytes), // salted_password
     ],
 );
+
+pub(crate) static SASL_HANDSHAKE: Shape = shape(
+    "SaslHandshakeRequest",
+    &[
+        all(Str), // mechanism
+    ],
+);
+
+pub(crate) static SASL_AUTHENTICATE: Shape = shape(
+    "SaslAuthenticateRequest",
+    &[
+        all(Bytes), // auth_bytes
+    ],
+);
