@@ -95,7 +95,9 @@ impl Keys {
     fn sign(&self, signer: &str, message: &[u8]) -> Vec<u8> {
         let rsa = |padding| {
             let mut sig = vec![0; self.rsa.public().modulus_len()];
-            self.rsa.sign(padding, &self.rng, message, &mut sig).unwrap();
+            self.rsa
+                .sign(padding, &self.rng, message, &mut sig)
+                .unwrap();
             sig
         };
         match signer {
@@ -105,8 +107,18 @@ impl Keys {
             "PS256" => rsa(&signature::RSA_PSS_SHA256),
             "PS384" => rsa(&signature::RSA_PSS_SHA384),
             "PS512" => rsa(&signature::RSA_PSS_SHA512),
-            "ES256" => self.p256.sign(&self.rng, message).unwrap().as_ref().to_vec(),
-            "ES384" => self.p384.sign(&self.rng, message).unwrap().as_ref().to_vec(),
+            "ES256" => self
+                .p256
+                .sign(&self.rng, message)
+                .unwrap()
+                .as_ref()
+                .to_vec(),
+            "ES384" => self
+                .p384
+                .sign(&self.rng, message)
+                .unwrap()
+                .as_ref()
+                .to_vec(),
             "EdDSA" => self.ed25519.sign(message).as_ref().to_vec(),
             other => panic!("no signer {other}"),
         }
@@ -130,7 +142,10 @@ fn jwks_config(dir: &tempfile::TempDir, jwks: &Value) -> HashMap<String, String>
     std::fs::write(&path, jwks.to_string()).unwrap();
     let l = LISTENER.to_ascii_lowercase();
     HashMap::from([
-        (format!("listener.name.{l}.oauthbearer.sasl.jaas.config"), JAAS.to_string()),
+        (
+            format!("listener.name.{l}.oauthbearer.sasl.jaas.config"),
+            JAAS.to_string(),
+        ),
         (
             format!("listener.name.{l}.oauthbearer.sasl.server.callback.handler.class"),
             VALIDATOR_CALLBACK_HANDLER.to_string(),
@@ -139,8 +154,14 @@ fn jwks_config(dir: &tempfile::TempDir, jwks: &Value) -> HashMap<String, String>
             "sasl.oauthbearer.jwks.endpoint.url".to_string(),
             format!("file://{}", path.display()),
         ),
-        ("sasl.oauthbearer.expected.issuer".to_string(), "https://idp.example".to_string()),
-        ("sasl.oauthbearer.expected.audience".to_string(), "kafka, admin".to_string()),
+        (
+            "sasl.oauthbearer.expected.issuer".to_string(),
+            "https://idp.example".to_string(),
+        ),
+        (
+            "sasl.oauthbearer.expected.audience".to_string(),
+            "kafka, admin".to_string(),
+        ),
     ])
 }
 
@@ -181,7 +202,10 @@ fn authenticate(validator: &OAuthBearerValidator, token: &str) -> Result<String,
 
 #[test]
 fn mechanism_is_named_oauthbearer() {
-    assert_eq!(SaslMechanism::from_name("OAUTHBEARER"), Some(SaslMechanism::OAuthBearer));
+    assert_eq!(
+        SaslMechanism::from_name("OAUTHBEARER"),
+        Some(SaslMechanism::OAuthBearer)
+    );
     assert_eq!(SaslMechanism::OAuthBearer.name(), "OAUTHBEARER");
 }
 
@@ -208,10 +232,18 @@ fn tokens_signed_by_every_supported_algorithm_validate() {
     ];
     for (alg, kid) in cases {
         let token = keys.token(alg, Some(kid), alg, &claims());
-        assert_eq!(authenticate(&validator, &token), Ok("alice".to_string()), "{alg}");
+        assert_eq!(
+            authenticate(&validator, &token),
+            Ok("alice".to_string()),
+            "{alg}"
+        );
         // Without a kid the key is chosen by algorithm alone.
         let token = keys.token(alg, None, alg, &claims());
-        assert_eq!(authenticate(&validator, &token), Ok("alice".to_string()), "{alg}");
+        assert_eq!(
+            authenticate(&validator, &token),
+            Ok("alice".to_string()),
+            "{alg}"
+        );
     }
     let token = keys.token("ES256", Some("ec-1"), "ES256", &claims());
     let mut server = OAuthBearerServer::new();
@@ -236,7 +268,8 @@ fn refusals_of_signed_tokens() {
     };
     let good = with(&|_| {});
     let [h, p, s]: [&str; 3] = good.split('.').collect::<Vec<_>>().try_into().unwrap();
-    let other_payload = B64.encode(json!({"sub": "admin", "exp": NOW_S + 600, "iat": NOW_S}).to_string());
+    let other_payload =
+        B64.encode(json!({"sub": "admin", "exp": NOW_S + 600, "iat": NOW_S}).to_string());
     let mut flipped_sig = B64.decode(s).unwrap();
     flipped_sig[10] ^= 1;
     let none = format!("{}.{}.c2ln", B64.encode(r#"{"alg":"none"}"#), p);
@@ -313,10 +346,17 @@ fn clock_skew_and_audience_settings() {
     ));
     c["exp"] = json!(NOW_S + 1);
     let token = keys.token("ES256", Some("ec-1"), "ES256", &c);
-    assert_eq!(authenticate(&validator, &token), Ok("bob@example".to_string()));
+    assert_eq!(
+        authenticate(&validator, &token),
+        Ok("bob@example".to_string())
+    );
     let mut server = OAuthBearerServer::new();
     server
-        .evaluate(&OAuthBearerClient::initial_response(&token, &[]), &validator, NOW_MS)
+        .evaluate(
+            &OAuthBearerClient::initial_response(&token, &[]),
+            &validator,
+            NOW_MS,
+        )
         .unwrap();
     assert_eq!(
         server.token().unwrap().scope,
@@ -341,7 +381,10 @@ fn the_listener_config_chooses_the_validator() {
     let jaas_key = "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config";
     // Kafka's older class name selects the same validator.
     let mut config = base.clone();
-    config.insert(handler_key.into(), VALIDATOR_CALLBACK_HANDLER_SECURED.into());
+    config.insert(
+        handler_key.into(),
+        VALIDATOR_CALLBACK_HANDLER_SECURED.into(),
+    );
     assert!(matches!(parse(&config), Ok(OAuthBearerValidator::Jwks(_))));
     // No handler: Kafka's unsecured default, with the JAAS options.
     let mut config = base.clone();
@@ -364,7 +407,10 @@ fn the_listener_config_chooses_the_validator() {
     assert_eq!(authenticate(&unsecured, &signed), Err(TokenError::NotNone));
     // Nor is an unsecured token accepted by the JWKS validator.
     let jwks = parse(&base).unwrap();
-    assert_eq!(authenticate(&jwks, &token), Err(TokenError::SectionMissing("signature")));
+    assert_eq!(
+        authenticate(&jwks, &token),
+        Err(TokenError::SectionMissing("signature"))
+    );
 }
 
 #[test]
@@ -401,7 +447,10 @@ fn config_errors_are_named() {
     );
     assert_eq!(
         err(&|c| {
-            c.insert(url_key.into(), "https://idp.example/.well-known/jwks.json".into());
+            c.insert(
+                url_key.into(),
+                "https://idp.example/.well-known/jwks.json".into(),
+            );
         }),
         "sasl.oauthbearer.jwks.endpoint.url (https://idp.example/.well-known/jwks.json): rafka \
          does not fetch keys over HTTP(S); save the key set to a file and give it as a file:// URL"
@@ -429,7 +478,8 @@ fn config_errors_are_named() {
     assert_eq!(
         err(&|c| {
             c.insert(
-                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class".into(),
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class"
+                    .into(),
                 "com.example.Custom".into(),
             );
         }),
@@ -461,7 +511,10 @@ fn config_errors_are_named() {
 fn key_set_errors() {
     let parse = |v: Value| Jwks::parse(v.to_string().as_bytes());
     assert_eq!(parse(json!({})), Err(JwksError::NoKeys));
-    assert_eq!(parse(json!({"keys": [{"kty": "oct", "k": "AA"}]})), Err(JwksError::Empty));
+    assert_eq!(
+        parse(json!({"keys": [{"kty": "oct", "k": "AA"}]})),
+        Err(JwksError::Empty)
+    );
     assert_eq!(
         parse(json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}))
             .unwrap_err()
@@ -481,7 +534,9 @@ fn key_set_errors() {
         "JWKS key 0: a member is not base64url"
     );
     assert_eq!(
-        parse(json!({"keys": [{"n": "x"}]})).unwrap_err().to_string(),
+        parse(json!({"keys": [{"n": "x"}]}))
+            .unwrap_err()
+            .to_string(),
         "JWKS key 0: no \"kty\""
     );
     assert_eq!(
@@ -491,7 +546,10 @@ fn key_set_errors() {
     let many: Vec<Value> = (0..=JWKS_KEYS_MAX).map(|_| json!({"kty": "oct"})).collect();
     assert_eq!(parse(json!({ "keys": many })), Err(JwksError::TooManyKeys));
     let deep = format!("{{\"keys\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
-    assert!(matches!(Jwks::parse(deep.as_bytes()), Err(JwksError::Json(_))));
+    assert!(matches!(
+        Jwks::parse(deep.as_bytes()),
+        Err(JwksError::Json(_))
+    ));
 }
 
 #[test]
@@ -507,18 +565,29 @@ fn hostile_tokens_are_refused_without_panic() {
     assert!(huge.len() > TOKEN_BYTES_MAX);
     let mut server = OAuthBearerServer::new();
     assert_eq!(
-        server.evaluate(&OAuthBearerClient::initial_response(&huge, &[]), &validator, NOW_MS),
+        server.evaluate(
+            &OAuthBearerClient::initial_response(&huge, &[]),
+            &validator,
+            NOW_MS
+        ),
         Err(OAuthBearerError::TooLong)
     );
     assert_eq!(validator.validate(&huge, NOW_MS), Err(TokenError::TooLong));
     // Nested JSON that fits: serde_json's depth limit refuses it.
-    let nested = B64.encode(format!("{{\"a\":{}{}}}", "[".repeat(2000), "]".repeat(2000)));
+    let nested = B64.encode(format!(
+        "{{\"a\":{}{}}}",
+        "[".repeat(2000),
+        "]".repeat(2000)
+    ));
     assert_eq!(
         authenticate(&validator, &format!("{nested}.{nested}.{sig}")),
         Err(TokenError::Json)
     );
     let dots = ".".repeat(TOKEN_BYTES_MAX);
-    assert_eq!(authenticate(&validator, &dots), Err(TokenError::Sections(TOKEN_BYTES_MAX + 1)));
+    assert_eq!(
+        authenticate(&validator, &dots),
+        Err(TokenError::Sections(TOKEN_BYTES_MAX + 1))
+    );
 }
 
 proptest! {

@@ -110,8 +110,8 @@ impl ClientInitialResponse {
         if message.len() > OAUTHBEARER_MESSAGE_BYTES_MAX {
             return Err(OAuthBearerError::TooLong);
         }
-        let text = std::str::from_utf8(message)
-            .map_err(|_| OAuthBearerError::Malformed("not UTF-8"))?;
+        let text =
+            std::str::from_utf8(message).map_err(|_| OAuthBearerError::Malformed("not UTF-8"))?;
         let rest = text
             .strip_prefix("n,")
             .ok_or(OAuthBearerError::Malformed("gs2 header is not \"n,\""))?;
@@ -120,14 +120,17 @@ impl ClientInitialResponse {
             .ok_or(OAuthBearerError::Malformed("gs2 header not terminated"))?;
         let authzid = match authzid {
             "" => None,
-            a => Some(unescape_saslname(a.strip_prefix("a=").ok_or(
-                OAuthBearerError::Malformed("bad authorization id"),
-            )?)?),
+            a => Some(unescape_saslname(
+                a.strip_prefix("a=")
+                    .ok_or(OAuthBearerError::Malformed("bad authorization id"))?,
+            )?),
         };
         let pairs = rest
             .strip_prefix(SEPARATOR)
             .and_then(|r| r.strip_suffix(SEPARATOR))
-            .ok_or(OAuthBearerError::Malformed("no \\x01 around the key-value pairs"))?;
+            .ok_or(OAuthBearerError::Malformed(
+                "no \\x01 around the key-value pairs",
+            ))?;
         let mut fields = BTreeMap::new();
         // `pairs` is `(key=value\x01)*`: every pair ends with a separator.
         let mut rest = pairs;
@@ -211,7 +214,11 @@ fn valid_value(value: &str) -> bool {
 /// and `=3D` for those two.
 fn unescape_saslname(name: &str) -> Result<String, OAuthBearerError> {
     let bad = OAuthBearerError::Malformed("bad authorization id");
-    if name.is_empty() || !name.bytes().all(|b| (0x01..=0x7f).contains(&b) && b != b',') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| (0x01..=0x7f).contains(&b) && b != b',')
+    {
         return Err(bad);
     }
     let mut out = String::with_capacity(name.len());
@@ -264,7 +271,10 @@ enum State {
     #[default]
     Initial,
     /// The error JSON was sent; `\x01` ends the exchange with it.
-    Refused { json: String, reason: TokenError },
+    Refused {
+        json: String,
+        reason: TokenError,
+    },
     Complete(OAuthBearerToken),
     Over,
 }

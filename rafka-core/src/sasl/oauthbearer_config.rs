@@ -99,19 +99,18 @@ impl OAuthBearerListenerConfig {
     ) -> Result<OAuthBearerListenerConfig, OAuthBearerConfigError> {
         let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
         let jaas_key = format!("{prefix}oauthbearer.sasl.jaas.config");
-        let jaas_text =
-            lookup(&jaas_key).ok_or_else(|| OAuthBearerConfigError::NoJaasConfig(jaas_key.clone()))?;
+        let jaas_text = lookup(&jaas_key)
+            .ok_or_else(|| OAuthBearerConfigError::NoJaasConfig(jaas_key.clone()))?;
         let jaas = JaasConfig::parse(&jaas_text).map_err(|error| OAuthBearerConfigError::Jaas {
             key: jaas_key.clone(),
             error,
         })?;
-        let unsecured =
-            UnsecuredValidator::from_jaas(&jaas).map_err(|error| {
-                OAuthBearerConfigError::UnsecuredOptions {
-                    key: jaas_key.clone(),
-                    error,
-                }
-            })?;
+        let unsecured = UnsecuredValidator::from_jaas(&jaas).map_err(|error| {
+            OAuthBearerConfigError::UnsecuredOptions {
+                key: jaas_key.clone(),
+                error,
+            }
+        })?;
         let handler_key = format!("{prefix}oauthbearer.sasl.server.callback.handler.class");
         let validator = match lookup(&handler_key).as_deref().map(str::trim) {
             None | Some("") | Some(UNSECURED_VALIDATOR_CALLBACK_HANDLER) => {
@@ -153,10 +152,8 @@ fn jwks_validator(
         path: shown.clone(),
         error,
     })?;
-    let jwks = Jwks::parse(&bytes).map_err(|error| OAuthBearerConfigError::Jwks {
-        path: shown,
-        error,
-    })?;
+    let jwks =
+        Jwks::parse(&bytes).map_err(|error| OAuthBearerConfigError::Jwks { path: shown, error })?;
     let mut validator = JwksValidator::new(jwks);
     validator.expected_issuer = setting(EXPECTED_ISSUER).filter(|s| !s.is_empty());
     validator.expected_audience = setting(EXPECTED_AUDIENCE)
@@ -182,10 +179,12 @@ fn jwks_validator(
         }
     }
     if let Some(skew) = setting(CLOCK_SKEW_SECONDS) {
-        let value: i32 = skew.parse().map_err(|_| OAuthBearerConfigError::NotInteger {
-            key: CLOCK_SKEW_SECONDS.to_string(),
-            value: skew.clone(),
-        })?;
+        let value: i32 = skew
+            .parse()
+            .map_err(|_| OAuthBearerConfigError::NotInteger {
+                key: CLOCK_SKEW_SECONDS.to_string(),
+                value: skew.clone(),
+            })?;
         if value < 0 {
             return Err(OAuthBearerConfigError::Negative {
                 key: CLOCK_SKEW_SECONDS.to_string(),
@@ -214,7 +213,9 @@ pub fn file_url_path(url: &str) -> Result<PathBuf, OAuthBearerConfigError> {
     }
     let path = match rest.strip_prefix("//") {
         Some(authority_and_path) => {
-            let at = authority_and_path.find('/').unwrap_or(authority_and_path.len());
+            let at = authority_and_path
+                .find('/')
+                .unwrap_or(authority_and_path.len());
             let (host, path) = authority_and_path.split_at(at);
             if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
                 return Err(bad("a file URL on another host"));
@@ -226,7 +227,9 @@ pub fn file_url_path(url: &str) -> Result<PathBuf, OAuthBearerConfigError> {
     if !path.starts_with('/') {
         return Err(bad("the path is not absolute"));
     }
-    Ok(PathBuf::from(percent_decode(path).ok_or_else(|| bad("bad %-escape"))?))
+    Ok(PathBuf::from(
+        percent_decode(path).ok_or_else(|| bad("bad %-escape"))?,
+    ))
 }
 
 fn percent_decode(text: &str) -> Option<String> {
@@ -278,20 +281,35 @@ mod tests {
         );
         assert!(matches!(
             path("file://otherhost/x"),
-            Err(OAuthBearerConfigError::BadUrl { reason: "a file URL on another host", .. })
+            Err(OAuthBearerConfigError::BadUrl {
+                reason: "a file URL on another host",
+                ..
+            })
         ));
         assert!(matches!(
             path("ftp://x/y"),
-            Err(OAuthBearerConfigError::BadUrl { reason: "only the file protocol is supported", .. })
+            Err(OAuthBearerConfigError::BadUrl {
+                reason: "only the file protocol is supported",
+                ..
+            })
         ));
         assert!(matches!(
             path("file:relative"),
-            Err(OAuthBearerConfigError::BadUrl { reason: "the path is not absolute", .. })
+            Err(OAuthBearerConfigError::BadUrl {
+                reason: "the path is not absolute",
+                ..
+            })
         ));
         assert!(matches!(
             path("file:///a%zz"),
-            Err(OAuthBearerConfigError::BadUrl { reason: "bad %-escape", .. })
+            Err(OAuthBearerConfigError::BadUrl {
+                reason: "bad %-escape",
+                ..
+            })
         ));
-        assert!(matches!(path("jwks.json"), Err(OAuthBearerConfigError::BadUrl { .. })));
+        assert!(matches!(
+            path("jwks.json"),
+            Err(OAuthBearerConfigError::BadUrl { .. })
+        ));
     }
 }

@@ -100,7 +100,10 @@ pub struct Jwk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
     /// Big-endian modulus and exponent.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// Uncompressed point `04 || x || y`.
     P256(Vec<u8>),
     P384(Vec<u8>),
@@ -135,7 +138,9 @@ impl Jwk {
         };
         let point = |verifier: &'static dyn VerificationAlgorithm| match &self.key {
             PublicKey::P256(p) | PublicKey::P384(p) | PublicKey::Ed25519(p) => {
-                UnparsedPublicKey::new(verifier, p).verify(message, sig).is_ok()
+                UnparsedPublicKey::new(verifier, p)
+                    .verify(message, sig)
+                    .is_ok()
             }
             PublicKey::Rsa { .. } => false,
         };
@@ -166,7 +171,9 @@ impl Jwks {
     /// RSA, EC or OKP key is an error.
     pub fn parse(json: &[u8]) -> Result<Jwks, JwksError> {
         if json.len() > JWKS_BYTES_MAX {
-            return Err(JwksError::Json(format!("longer than {JWKS_BYTES_MAX} bytes")));
+            return Err(JwksError::Json(format!(
+                "longer than {JWKS_BYTES_MAX} bytes"
+            )));
         }
         let value: Value =
             serde_json::from_slice(json).map_err(|e| JwksError::Json(e.to_string()))?;
@@ -338,9 +345,7 @@ impl JwksValidator {
                 })
             }
         };
-        let signature = BASE64URL
-            .decode(sig_b64)
-            .map_err(|_| TokenError::Base64)?;
+        let signature = BASE64URL.decode(sig_b64).map_err(|_| TokenError::Base64)?;
         let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
         self.verify(alg, kid, signed.as_bytes(), &signature)?;
         let claims = decode_object(claims_b64)?;
@@ -381,8 +386,10 @@ impl JwksValidator {
         claims: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<OAuthBearerToken, TokenError> {
-        let exp_s = numeric_date(claims, "exp")?.ok_or(TokenError::MissingClaim("Expiration Time (exp)"))?;
-        let iat_s = numeric_date(claims, "iat")?.ok_or(TokenError::MissingClaim("Issued At (iat)"))?;
+        let exp_s = numeric_date(claims, "exp")?
+            .ok_or(TokenError::MissingClaim("Expiration Time (exp)"))?;
+        let iat_s =
+            numeric_date(claims, "iat")?.ok_or(TokenError::MissingClaim("Issued At (iat)"))?;
         let now_s = now_ms.div_euclid(1000);
         let skew_s = self.clock_skew_s;
         if now_s.saturating_sub(skew_s) >= exp_s {
@@ -497,9 +504,7 @@ impl JwksValidator {
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, TokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f.trunc() as i64))),
+        Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64))),
         Some(other) => Err(TokenError::ClaimType {
             claim: name.to_string(),
             expected: "Number",

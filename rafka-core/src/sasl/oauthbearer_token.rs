@@ -57,7 +57,9 @@ pub enum TokenError {
     // Kafka's unsecured validator (OAuthBearerUnsecuredJws).
     #[error("Malformed compact serialization contains '..'")]
     DoubleDot,
-    #[error("Unsecured JWS compact serializations must have 3 dot-separated Base64URL-encoded values")]
+    #[error(
+        "Unsecured JWS compact serializations must have 3 dot-separated Base64URL-encoded values"
+    )]
     UnsecuredSections,
     #[error("malformed Base64 URL encoded value")]
     Base64,
@@ -83,12 +85,20 @@ pub enum TokenError {
         "The Issued At value ({iat_s:.6} seconds) was after the indicated time ({now_ms} ms) plus \
          allowable clock skew ({skew_ms} ms)"
     )]
-    IssuedInFuture { iat_s: f64, now_ms: i64, skew_ms: i64 },
+    IssuedInFuture {
+        iat_s: f64,
+        now_ms: i64,
+        skew_ms: i64,
+    },
     #[error(
         "The indicated time ({now_ms} ms) minus allowable clock skew ({skew_ms} ms) was on or \
          after the Expiration Time value ({exp_s:.6} seconds)"
     )]
-    Expired { exp_s: f64, now_ms: i64, skew_ms: i64 },
+    Expired {
+        exp_s: f64,
+        now_ms: i64,
+        skew_ms: i64,
+    },
     #[error(
         "The Expiration Time time ({exp_s:.6} seconds) was not after the Issued At time \
          ({iat_s:.6} seconds)"
@@ -191,9 +201,7 @@ impl TokenError {
 /// refuses nesting deeper than 128 levels, so hostile JSON ends as
 /// [`TokenError::Json`], never a stack overflow.
 pub(crate) fn decode_object(segment: &str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = BASE64URL
-        .decode(segment)
-        .map_err(|_| TokenError::Base64)?;
+    let bytes = BASE64URL.decode(segment).map_err(|_| TokenError::Base64)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(TokenError::Json),

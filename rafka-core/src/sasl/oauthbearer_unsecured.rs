@@ -86,7 +86,11 @@ impl UnsecuredValidator {
             validator.scope_claim = name.to_string();
         }
         if let Some(scope) = option(REQUIRED_SCOPE_OPTION) {
-            validator.required_scope = scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+            validator.required_scope = scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(skew) = option(ALLOWABLE_CLOCK_SKEW_MS_OPTION) {
             // Kafka parses a Java int.
@@ -285,13 +289,14 @@ mod tests {
             parse("unsecuredValidatorAllowableClockSkewMs=\"1s\""),
             Err(UnsecuredOptionsError::SkewNotInteger("1s".into()))
         );
-        let plain = JaasConfig::parse(
-            "org.apache.kafka.common.security.plain.PlainLoginModule required;",
-        )
-        .unwrap();
+        let plain =
+            JaasConfig::parse("org.apache.kafka.common.security.plain.PlainLoginModule required;")
+                .unwrap();
         assert!(matches!(
             UnsecuredValidator::from_jaas(&plain),
-            Err(UnsecuredOptionsError::Jaas(JaasError::WrongLoginModule { .. }))
+            Err(UnsecuredOptionsError::Jaas(
+                JaasError::WrongLoginModule { .. }
+            ))
         ));
     }
 
@@ -305,14 +310,18 @@ mod tests {
                 r#"{{"iat":1699999000.123,"exp":{EXP_S},"sub":"admin","scope":["a","b "," "]}}"#
             ))
         );
-        let valid = UnsecuredValidator::default().validate(&token, NOW_MS).unwrap();
+        let valid = UnsecuredValidator::default()
+            .validate(&token, NOW_MS)
+            .unwrap();
         assert_eq!(valid.principal, "admin");
         assert_eq!(valid.expires_at_ms, EXP_S * 1000);
         assert_eq!(valid.issued_at_ms, Some(1_699_999_000_123));
         assert_eq!(valid.scope, BTreeSet::from(["a".into(), "b".into()]));
         let token = unsecured_token("alice", EXP_S, &[]);
         assert!(token.ends_with('.'));
-        let valid = UnsecuredValidator::default().validate(&token, NOW_MS).unwrap();
+        let valid = UnsecuredValidator::default()
+            .validate(&token, NOW_MS)
+            .unwrap();
         assert_eq!(valid.principal, "alice");
         assert!(valid.scope.is_empty());
     }
@@ -386,14 +395,18 @@ mod tests {
             "unsecuredValidatorRequiredScope=\"LOGIN_TO_KAFKA KAFKA_BROKER\" \
              unsecuredValidatorPrincipalClaimName=\"email\" unsecuredValidatorScopeClaimName=\"scp\"",
         );
-        let token = |scp: Value| {
-            unsecured_token_with_claims(&json!({"email":"a@b","exp":EXP_S,"scp":scp}))
-        };
+        let token =
+            |scp: Value| unsecured_token_with_claims(&json!({"email":"a@b","exp":EXP_S,"scp":scp}));
         let ok = v
-            .validate(&token(json!(["KAFKA_BROKER", "LOGIN_TO_KAFKA", "x"])), NOW_MS)
+            .validate(
+                &token(json!(["KAFKA_BROKER", "LOGIN_TO_KAFKA", "x"])),
+                NOW_MS,
+            )
             .unwrap();
         assert_eq!(ok.principal, "a@b");
-        let err = v.validate(&token(json!(["KAFKA_BROKER", "x"])), NOW_MS).unwrap_err();
+        let err = v
+            .validate(&token(json!(["KAFKA_BROKER", "x"])), NOW_MS)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "The provided scope ([KAFKA_BROKER, x]) was missing a required scope \

@@ -29,7 +29,8 @@ fn rfc_7628_examples() {
         ])
     );
     // Section 4.3's message without authzid.
-    let response = parse(b"n,,\x01auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01").unwrap();
+    let response =
+        parse(b"n,,\x01auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01").unwrap();
     assert_eq!(response.authzid, None);
     assert!(response.extensions.is_empty());
     // Not a JWT: section 4.2's failure, with the client's %x01 answer.
@@ -68,7 +69,10 @@ fn kafkas_client_bytes_round_trip() {
     assert_eq!(parsed.to_bytes(), bytes);
     let with_authzid = OAuthBearerClient::initial_response_as(Some("a,b=c"), &token, &[]);
     assert!(with_authzid.starts_with(b"n,a=a=2Cb=3Dc,\x01auth=Bearer "));
-    assert_eq!(parse(&with_authzid).unwrap().authzid.as_deref(), Some("a,b=c"));
+    assert_eq!(
+        parse(&with_authzid).unwrap().authzid.as_deref(),
+        Some("a,b=c")
+    );
     // Kafka's client: "n,,\x01auth=Bearer <token>\x01\x01"; scheme in any case.
     let lower = format!("n,,\x01auth=bearer   {token}\x01\x01");
     assert_eq!(parse(lower.as_bytes()).unwrap().token, token);
@@ -78,36 +82,116 @@ fn kafkas_client_bytes_round_trip() {
 fn malformed_messages_in_kafkas_words() {
     let token = unsecured_token("alice", EXP_S, &[]);
     let cases: Vec<(Vec<u8>, OAuthBearerError)> = vec![
-        (b"".to_vec(), OAuthBearerError::Malformed("gs2 header is not \"n,\"")),
-        (format!("y,,\x01auth=Bearer {token}\x01\x01").into(), OAuthBearerError::Malformed("gs2 header is not \"n,\"")),
-        (format!("p=tls-unique,,\x01auth=Bearer {token}\x01\x01").into(), OAuthBearerError::Malformed("gs2 header is not \"n,\"")),
-        (b"n,".to_vec(), OAuthBearerError::Malformed("gs2 header not terminated")),
-        (format!("n,u=x,\x01auth=Bearer {token}\x01\x01").into(), OAuthBearerError::Malformed("bad authorization id")),
-        (format!("n,a=x=2,\x01auth=Bearer {token}\x01\x01").into(), OAuthBearerError::Malformed("bad authorization id")),
-        (format!("n,a=,\x01auth=Bearer {token}\x01\x01").into(), OAuthBearerError::Malformed("bad authorization id")),
-        (format!("n,,auth=Bearer {token}\x01\x01").into(), OAuthBearerError::Malformed("no \\x01 around the key-value pairs")),
-        (format!("n,,\x01auth=Bearer {token}\x01").into(), OAuthBearerError::Malformed("key-value pair not terminated")),
-        (format!("n,,\x01auth=Bearer {token}").into(), OAuthBearerError::Malformed("no \\x01 around the key-value pairs")),
+        (
+            b"".to_vec(),
+            OAuthBearerError::Malformed("gs2 header is not \"n,\""),
+        ),
+        (
+            format!("y,,\x01auth=Bearer {token}\x01\x01").into(),
+            OAuthBearerError::Malformed("gs2 header is not \"n,\""),
+        ),
+        (
+            format!("p=tls-unique,,\x01auth=Bearer {token}\x01\x01").into(),
+            OAuthBearerError::Malformed("gs2 header is not \"n,\""),
+        ),
+        (
+            b"n,".to_vec(),
+            OAuthBearerError::Malformed("gs2 header not terminated"),
+        ),
+        (
+            format!("n,u=x,\x01auth=Bearer {token}\x01\x01").into(),
+            OAuthBearerError::Malformed("bad authorization id"),
+        ),
+        (
+            format!("n,a=x=2,\x01auth=Bearer {token}\x01\x01").into(),
+            OAuthBearerError::Malformed("bad authorization id"),
+        ),
+        (
+            format!("n,a=,\x01auth=Bearer {token}\x01\x01").into(),
+            OAuthBearerError::Malformed("bad authorization id"),
+        ),
+        (
+            format!("n,,auth=Bearer {token}\x01\x01").into(),
+            OAuthBearerError::Malformed("no \\x01 around the key-value pairs"),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01").into(),
+            OAuthBearerError::Malformed("key-value pair not terminated"),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}").into(),
+            OAuthBearerError::Malformed("no \\x01 around the key-value pairs"),
+        ),
         (b"n,,\x01\x01".to_vec(), OAuthBearerError::NoAuth),
         (b"n,,\x01host=x\x01\x01".to_vec(), OAuthBearerError::NoAuth),
-        (format!("n,,\x01auth=Bearer {token}\x01a1=x\x01\x01").into(), OAuthBearerError::Malformed("bad key-value pair")),
-        (format!("n,,\x01auth=Bearer {token}\x01a=\x01\x01").into(), OAuthBearerError::Malformed("bad key-value pair")),
-        (format!("n,,\x01auth=Bearer {token}\x01a=\x7f\x01\x01").into(), OAuthBearerError::Malformed("bad key-value pair")),
-        (format!("n,,\x01auth=Bearer {token}\x01\x01\x01").into(), OAuthBearerError::Malformed("bad key-value pair")),
-        (format!("n,,\x01auth=Bearer {token}\x01a=1\x01a=2\x01\x01").into(), OAuthBearerError::DuplicateKey("a".into())),
-        (format!("n,,\x01auth=Bearer {token}\x01auth=Bearer x\x01\x01").into(), OAuthBearerError::DuplicateKey("auth".into())),
-        (format!("n,,\x01auth=Basic {token}\x01\x01").into(), OAuthBearerError::Scheme("Basic".into())),
-        (format!("n,,\x01auth=Bearer{token}\x01\x01").into(), OAuthBearerError::BadAuth),
-        (b"n,,\x01auth=Bearer \x01\x01".to_vec(), OAuthBearerError::BadAuth),
-        (b"n,,\x01auth=Bearer a b\x01\x01".to_vec(), OAuthBearerError::BadAuth),
-        (b"n,,\x01auth=Bearer ==\x01\x01".to_vec(), OAuthBearerError::BadAuth),
-        (b"n,,\x01auth=Bearer a=b\x01\x01".to_vec(), OAuthBearerError::BadAuth),
-        (b"n,,\x01auth=Be-arer x\x01\x01".to_vec(), OAuthBearerError::BadAuth),
-        (b"n,,\x01auth=Bearer \xff\x01\x01".to_vec(), OAuthBearerError::Malformed("not UTF-8")),
-        (vec![b'n'; OAUTHBEARER_MESSAGE_BYTES_MAX + 1], OAuthBearerError::TooLong),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01a1=x\x01\x01").into(),
+            OAuthBearerError::Malformed("bad key-value pair"),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01a=\x01\x01").into(),
+            OAuthBearerError::Malformed("bad key-value pair"),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01a=\x7f\x01\x01").into(),
+            OAuthBearerError::Malformed("bad key-value pair"),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01\x01\x01").into(),
+            OAuthBearerError::Malformed("bad key-value pair"),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01a=1\x01a=2\x01\x01").into(),
+            OAuthBearerError::DuplicateKey("a".into()),
+        ),
+        (
+            format!("n,,\x01auth=Bearer {token}\x01auth=Bearer x\x01\x01").into(),
+            OAuthBearerError::DuplicateKey("auth".into()),
+        ),
+        (
+            format!("n,,\x01auth=Basic {token}\x01\x01").into(),
+            OAuthBearerError::Scheme("Basic".into()),
+        ),
+        (
+            format!("n,,\x01auth=Bearer{token}\x01\x01").into(),
+            OAuthBearerError::BadAuth,
+        ),
+        (
+            b"n,,\x01auth=Bearer \x01\x01".to_vec(),
+            OAuthBearerError::BadAuth,
+        ),
+        (
+            b"n,,\x01auth=Bearer a b\x01\x01".to_vec(),
+            OAuthBearerError::BadAuth,
+        ),
+        (
+            b"n,,\x01auth=Bearer ==\x01\x01".to_vec(),
+            OAuthBearerError::BadAuth,
+        ),
+        (
+            b"n,,\x01auth=Bearer a=b\x01\x01".to_vec(),
+            OAuthBearerError::BadAuth,
+        ),
+        (
+            b"n,,\x01auth=Be-arer x\x01\x01".to_vec(),
+            OAuthBearerError::BadAuth,
+        ),
+        (
+            b"n,,\x01auth=Bearer \xff\x01\x01".to_vec(),
+            OAuthBearerError::Malformed("not UTF-8"),
+        ),
+        (
+            vec![b'n'; OAUTHBEARER_MESSAGE_BYTES_MAX + 1],
+            OAuthBearerError::TooLong,
+        ),
     ];
     for (message, want) in &cases {
-        assert_eq!(parse(message).as_ref(), Err(want), "{:?}", String::from_utf8_lossy(message));
+        assert_eq!(
+            parse(message).as_ref(),
+            Err(want),
+            "{:?}",
+            String::from_utf8_lossy(message)
+        );
         let mut server = OAuthBearerServer::new();
         let err = server.evaluate(message, &unsecured(), NOW_MS).unwrap_err();
         assert_eq!(&err, want);
@@ -129,9 +213,15 @@ fn malformed_messages_in_kafkas_words() {
         .map(|i| format!("k{}=v\x01", "x".repeat(i + 1)).replace(char::is_numeric, ""))
         .collect();
     let message = format!("n,,\x01auth=Bearer {token}\x01{many}\x01");
-    assert_eq!(parse(message.as_bytes()).unwrap().extensions.len(), OAUTHBEARER_EXTENSIONS_MAX);
+    assert_eq!(
+        parse(message.as_bytes()).unwrap().extensions.len(),
+        OAUTHBEARER_EXTENSIONS_MAX
+    );
     let message = format!("n,,\x01auth=Bearer {token}\x01{many}one=v\x01\x01");
-    assert_eq!(parse(message.as_bytes()), Err(OAuthBearerError::TooManyExtensions));
+    assert_eq!(
+        parse(message.as_bytes()),
+        Err(OAuthBearerError::TooManyExtensions)
+    );
 }
 
 #[test]
@@ -189,7 +279,9 @@ fn refused_token_then_ack_fails_with_the_json() {
     let mut server = OAuthBearerServer::new();
     assert_eq!(
         server.evaluate(&message, &unsecured(), NOW_MS),
-        Ok(SaslStep::Challenge(b"{\"status\":\"invalid_token\"}".to_vec()))
+        Ok(SaslStep::Challenge(
+            b"{\"status\":\"invalid_token\"}".to_vec()
+        ))
     );
     match server.evaluate(b"\x01", &unsecured(), NOW_MS) {
         Err(OAuthBearerError::TokenRefused { json, reason }) => {
@@ -208,13 +300,20 @@ fn refused_token_then_ack_fails_with_the_json() {
     let read_only = unsecured_token("alice", EXP_S, &["read"]);
     let mut server = OAuthBearerServer::new();
     assert_eq!(
-        server.evaluate(&OAuthBearerClient::initial_response(&read_only, &[]), &scoped, NOW_MS),
+        server.evaluate(
+            &OAuthBearerClient::initial_response(&read_only, &[]),
+            &scoped,
+            NOW_MS
+        ),
         Ok(SaslStep::Challenge(
             b"{\"status\":\"insufficient_scope\", \"scope\":\"[write]\"}".to_vec()
         ))
     );
     assert_eq!(
-        server.evaluate(b"\x01", &scoped, NOW_MS).unwrap_err().client_message(),
+        server
+            .evaluate(b"\x01", &scoped, NOW_MS)
+            .unwrap_err()
+            .client_message(),
         "{\"status\":\"insufficient_scope\", \"scope\":\"[write]\"}"
     );
 }
@@ -230,7 +329,11 @@ fn a_retry_after_the_challenge_is_a_new_initial_response() {
         Ok(SaslStep::Challenge(_))
     ));
     assert!(matches!(
-        server.evaluate(&OAuthBearerClient::initial_response(&good, &[]), &unsecured(), NOW_MS),
+        server.evaluate(
+            &OAuthBearerClient::initial_response(&good, &[]),
+            &unsecured(),
+            NOW_MS
+        ),
         Ok(SaslStep::Complete { .. })
     ));
     // Bounded: the third refused token is the last one taken.
