@@ -367,8 +367,16 @@ fn clock_skew_and_audience_settings() {
     let token = keys.token("ES256", Some("ec-1"), "ES256", &c);
     assert_eq!(
         authenticate(&validator, &token).unwrap_err().to_string(),
+        "Could not validate the access token: Audience (aud) claim [kafka] present in the JWT \
+         but no expected audience value(s) were provided to the JWT Consumer. Expected one of [] \
+         as an aud value."
+    );
+    config.insert("sasl.oauthbearer.expected.audience".into(), "admin".into());
+    let one_audience = parse(&config).unwrap();
+    assert_eq!(
+        authenticate(&one_audience, &token).unwrap_err().to_string(),
         "Could not validate the access token: Audience (aud) claim [kafka] doesn't contain an \
-         acceptable identifier. Expected one of [] as an aud value."
+         acceptable identifier. Expected admin as an aud value."
     );
 }
 

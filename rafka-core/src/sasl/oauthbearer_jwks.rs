@@ -469,10 +469,20 @@ impl JwksValidator {
         if audience.iter().any(|a| self.expected_audience.contains(a)) {
             return Ok(());
         }
-        Err(TokenError::WrongAudience {
-            found: format!("[{}]", audience.join(", ")),
-            expected: format!("[{}]", self.expected_audience.join(", ")),
-        })
+        let found = format!("[{}]", audience.join(", "));
+        let problem = if self.expected_audience.is_empty() {
+            "present in the JWT but no expected audience value(s) were provided to the JWT \
+             Consumer."
+        } else {
+            "doesn't contain an acceptable identifier."
+        };
+        let expected = match &self.expected_audience[..] {
+            [one] => one.clone(),
+            all => format!("one of [{}]", all.join(", ")),
+        };
+        Err(TokenError::WrongAudience(format!(
+            "Audience (aud) claim {found} {problem} Expected {expected} as an aud value."
+        )))
     }
 
     /// BrokerJwtValidator's scope: a string claim is one value, a list
