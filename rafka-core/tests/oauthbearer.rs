@@ -275,7 +275,9 @@ fn refusals_of_signed_tokens() {
     let none = format!("{}.{}.c2ln", B64.encode(r#"{"alg":"none"}"#), p);
     let cases: Vec<(String, &str)> = vec![
         (with(&|c| c["exp"] = json!(NOW_S - 30)), "Could not validate the access token: The JWT is no longer valid - the evaluation time 1700000000 is on or after the Expiration Time (exp=1699999970) claim value (even when providing 30 seconds of leeway to account for clock skew)."),
-        (with(&|c| c["nbf"] = json!(NOW_S + 31)), "Could not validate the access token: The JWT is not yet valid as the evaluation time 1700000000 is before the NotBefore (nbf=1700000031) claim time (even when providing 30 seconds of leeway to account for clock skew)."),
+        (with(&|c| c["nbf"] = json!(NOW_S + 31)), "Could not validate the access token: The JWT is not yet valid as the evaluation time 1700000000 is before the Not Before (nbf=1700000031) claim time (even when providing 30 seconds of leeway to account for clock skew)."),
+        (with(&|c| c["iat"] = json!(NOW_S + 601)), "Could not validate the access token: The Expiration Time (exp=1700000600) claim value cannot be before the Issued At (iat=1700000601) claim value."),
+        (with(&|c| c["nbf"] = json!(NOW_S + 601)), "Could not validate the access token: The Expiration Time (exp=1700000600) claim value cannot be before the Not Before (nbf=1700000601) claim value."),
         (with(&|c| { c.as_object_mut().unwrap().remove("sub"); }), "sub value must be non-null, non-empty, and non-whitespace"),
         (with(&|c| c["sub"] = json!(" ")), "sub value must be non-null, non-empty, and non-whitespace"),
         (with(&|c| c["sub"] = json!(42)), "Could not extract the 'sub' claim from the access token"),
@@ -344,6 +346,13 @@ fn clock_skew_and_audience_settings() {
         authenticate(&validator, &expired_now),
         Err(TokenError::JwtExpired { skew_s: 0, .. })
     ));
+    assert_eq!(
+        authenticate(&validator, &expired_now)
+            .unwrap_err()
+            .to_string(),
+        "Could not validate the access token: The JWT is no longer valid - the evaluation time \
+         1700000000 is on or after the Expiration Time (exp=1700000000) claim value."
+    );
     c["exp"] = json!(NOW_S + 1);
     let token = keys.token("ES256", Some("ec-1"), "ES256", &c);
     assert_eq!(

@@ -399,7 +399,20 @@ impl JwksValidator {
                 skew_s,
             });
         }
-        if let Some(nbf_s) = numeric_date(claims, "nbf")? {
+        let nbf_s = numeric_date(claims, "nbf")?;
+        for (other, other_s) in [("Issued At (iat", Some(iat_s)), ("Not Before (nbf", nbf_s)] {
+            match other_s {
+                Some(other_s) if exp_s < other_s => {
+                    return Err(TokenError::ExpiresBefore {
+                        exp_s,
+                        other,
+                        other_s,
+                    })
+                }
+                _ => {}
+            }
+        }
+        if let Some(nbf_s) = nbf_s {
             if now_s.saturating_add(skew_s) < nbf_s {
                 return Err(TokenError::NotYetValid {
                     now_s,

@@ -143,14 +143,24 @@ pub enum TokenError {
     MissingClaim(&'static str),
     #[error(
         "Could not validate the access token: The JWT is no longer valid - the evaluation time \
-         {now_s} is on or after the Expiration Time (exp={exp_s}) claim value (even when \
-         providing {skew_s} seconds of leeway to account for clock skew)."
+         {now_s} is on or after the Expiration Time (exp={exp_s}) claim value{}",
+        skew_suffix(*.skew_s)
     )]
     JwtExpired { now_s: i64, exp_s: i64, skew_s: i64 },
+    /// `other` is `Issued At (iat` or `Not Before (nbf`, as jose4j says.
+    #[error(
+        "Could not validate the access token: The Expiration Time (exp={exp_s}) claim value \
+         cannot be before the {other}={other_s}) claim value."
+    )]
+    ExpiresBefore {
+        exp_s: i64,
+        other: &'static str,
+        other_s: i64,
+    },
     #[error(
         "Could not validate the access token: The JWT is not yet valid as the evaluation time \
-         {now_s} is before the NotBefore (nbf={nbf_s}) claim time (even when providing {skew_s} \
-         seconds of leeway to account for clock skew)."
+         {now_s} is before the Not Before (nbf={nbf_s}) claim time{}",
+        skew_suffix(*.skew_s)
     )]
     NotYetValid { now_s: i64, nbf_s: i64, skew_s: i64 },
     #[error(
@@ -192,6 +202,15 @@ impl TokenError {
                 Value::String(scope)
             ),
         }
+    }
+}
+
+/// jose4j's ending of a time refusal.
+fn skew_suffix(skew_s: i64) -> String {
+    if skew_s > 0 {
+        format!(" (even when providing {skew_s} seconds of leeway to account for clock skew).")
+    } else {
+        ".".to_string()
     }
 }
 
