@@ -638,3 +638,36 @@ proptest! {
         let _ = validator.validate(&token, NOW_MS);
     }
 }
+
+/// The bytes librdkafka (2.12) sends with
+/// `enable.sasl.oauthbearer.unsecure.jwt=true` and
+/// `sasl.oauthbearer.config=principal=admin scope=test,read
+/// extension_traceId=abc`: its header is the literal `eyJhbGciOiJub25lIn0`,
+/// its times `%.3f` seconds, its scope a list, and its extensions follow
+/// the `auth` pair.
+#[test]
+fn librdkafkas_unsecured_jwt_and_initial_response() {
+    let claims =
+        r#"{"sub":"admin","iat":1699999999.123,"exp":1700003599.123,"scope":["test","read"]}"#;
+    let token = format!("eyJhbGciOiJub25lIn0.{}.", B64.encode(claims));
+    let message = format!("n,,\x01auth=Bearer {token}\x01traceId=abc\x01\x01");
+    let jaas = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                unsecuredValidatorRequiredScope=\"read\";";
+    let config = HashMap::from([(
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config".to_string(),
+        jaas.to_string(),
+    )]);
+    let validator = parse(&config).unwrap();
+    let mut server = OAuthBearerServer::new();
+    assert_eq!(
+        server.evaluate(message.as_bytes(), &validator, NOW_MS),
+        Ok(SaslStep::Complete {
+            user: "admin".into(),
+            response: vec![],
+        })
+    );
+    let token = server.token().unwrap();
+    assert_eq!(token.expires_at_ms, 1_700_003_599_123);
+    assert_eq!(token.issued_at_ms, Some(1_699_999_999_123));
+    assert_eq!(server.extensions()["traceId"], "abc");
+}
