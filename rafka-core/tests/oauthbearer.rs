@@ -671,3 +671,43 @@ fn librdkafkas_unsecured_jwt_and_initial_response() {
     assert_eq!(token.issued_at_ms, Some(1_699_999_999_123));
     assert_eq!(server.extensions()["traceId"], "abc");
 }
+
+/// Keys and tokens made by PyJWT (fixtures/oauthbearer-pyjwt.py), an
+/// implementation independent of ring: its JWK encoding and every one of
+/// its signatures must be accepted.
+#[test]
+fn pyjwt_tokens_validate() {
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/oauthbearer-pyjwt.json")).unwrap();
+    let now_ms = fixture["now_ms"].as_i64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = jwks_config(&dir, &fixture["jwks"]);
+    config.insert("sasl.oauthbearer.expected.audience".into(), "kafka".into());
+    let validator = parse(&config).unwrap();
+    let tokens = fixture["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 9);
+    for entry in tokens {
+        let token = entry["token"].as_str().unwrap();
+        let mut server = OAuthBearerServer::new();
+        let first = OAuthBearerClient::initial_response(token, &[]);
+        assert_eq!(
+            server.evaluate(&first, &validator, now_ms),
+            Ok(SaslStep::Complete {
+                user: "pyjwt-user".into(),
+                response: vec![],
+            }),
+            "{}",
+            entry["alg"]
+        );
+        let valid = server.token().unwrap();
+        assert_eq!(valid.expires_at_ms, now_ms + 300_000);
+        // Kafka takes a string scope claim as one value.
+        assert_eq!(valid.scope, BTreeSet::from(["produce consume".to_string()]));
+        // One second after expiry (plus the 30 s skew) it is refused.
+        let late = now_ms + 331_000;
+        assert!(matches!(
+            validator.validate(token, late),
+            Err(TokenError::JwtExpired { .. })
+        ));
+    }
+}
