@@ -278,6 +278,7 @@ fn refusals_of_signed_tokens() {
         (with(&|c| c["nbf"] = json!(NOW_S + 31)), "Could not validate the access token: The JWT is not yet valid as the evaluation time 1700000000 is before the Not Before (nbf=1700000031) claim time (even when providing 30 seconds of leeway to account for clock skew)."),
         (with(&|c| c["iat"] = json!(NOW_S + 601)), "Could not validate the access token: The Expiration Time (exp=1700000600) claim value cannot be before the Issued At (iat=1700000601) claim value."),
         (with(&|c| c["nbf"] = json!(NOW_S + 601)), "Could not validate the access token: The Expiration Time (exp=1700000600) claim value cannot be before the Not Before (nbf=1700000601) claim value."),
+        (with(&|c| c["iat"] = json!(-5)), "iat value must be null or non-negative; value given was \"-5000\""),
         (with(&|c| { c.as_object_mut().unwrap().remove("sub"); }), "sub value must be non-null, non-empty, and non-whitespace"),
         (with(&|c| c["sub"] = json!(" ")), "sub value must be non-null, non-empty, and non-whitespace"),
         (with(&|c| c["sub"] = json!(42)), "Could not extract the 'sub' claim from the access token"),
@@ -710,4 +711,51 @@ fn pyjwt_tokens_validate() {
             Err(TokenError::JwtExpired { .. })
         ));
     }
+}
+
+/// A header without `kid` is tried against at most JWKS_CANDIDATES_MAX
+/// keys of its type, in the set's order: a cost bound per token.
+#[test]
+fn a_kidless_token_tries_a_bounded_number_of_keys() {
+    use rafka_core::sasl::oauthbearer_jwks::JWKS_CANDIDATES_MAX;
+    let rng = SystemRandom::new();
+    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pairs: Vec<EcdsaKeyPair> = (0..=JWKS_CANDIDATES_MAX)
+        .map(|_| {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+            EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap()
+        })
+        .collect();
+    let keys: Vec<Value> = pairs
+        .iter()
+        .map(|pair| {
+            let point = pair.public_key().as_ref();
+            json!({"kty": "EC", "crv": "P-256",
+                   "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..])})
+        })
+        .collect();
+    let jwks = Jwks::parse(json!({ "keys": keys }).to_string().as_bytes()).unwrap();
+    let validator =
+        OAuthBearerValidator::Jwks(Box::new(rafka_core::sasl::JwksValidator::new(jwks)));
+    let signed_by = |pair: &EcdsaKeyPair| {
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("aud");
+        let signed = format!(
+            "{}.{}",
+            B64.encode(r#"{"alg":"ES256"}"#),
+            B64.encode(c.to_string())
+        );
+        let sig = pair.sign(&rng, signed.as_bytes()).unwrap();
+        format!("{signed}.{}", B64.encode(sig.as_ref()))
+    };
+    let last_tried = signed_by(&pairs[JWKS_CANDIDATES_MAX - 1]);
+    assert_eq!(
+        validator.validate(&last_tried, NOW_MS).unwrap().principal,
+        "alice"
+    );
+    let past_the_bound = signed_by(&pairs[JWKS_CANDIDATES_MAX]);
+    assert_eq!(
+        validator.validate(&past_the_bound, NOW_MS),
+        Err(TokenError::BadSignature)
+    );
 }

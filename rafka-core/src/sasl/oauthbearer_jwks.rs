@@ -27,6 +27,9 @@ use base64::Engine;
 pub const JWKS_BYTES_MAX: usize = 1024 * 1024;
 /// Most keys one set may hold.
 pub const JWKS_KEYS_MAX: usize = 256;
+/// Most keys one signature is tried against (a header without `kid`
+/// matches every key of its type): bounds what one token costs.
+pub const JWKS_CANDIDATES_MAX: usize = 4;
 
 /// Why a key set could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -353,7 +356,8 @@ impl JwksValidator {
     }
 
     /// jose4j's key selection: the keys that fit `alg` (and `kid`, when
-    /// the header names one); any of them verifying is enough.
+    /// the header names one); any of the first [`JWKS_CANDIDATES_MAX`]
+    /// verifying is enough (jose4j tries only the first).
     fn verify(
         &self,
         alg: JwsAlgorithm,
@@ -374,7 +378,10 @@ impl JwksValidator {
                 kid: kid.unwrap_or("").to_string(),
             });
         }
-        if candidates.any(|k| k.verify(alg, signed, signature)) {
+        if candidates
+            .take(JWKS_CANDIDATES_MAX)
+            .any(|k| k.verify(alg, signed, signature))
+        {
             Ok(())
         } else {
             Err(TokenError::BadSignature)
@@ -432,17 +439,9 @@ impl JwksValidator {
         .ok_or_else(|| TokenError::BlankClaim(self.sub_claim.clone()))?;
         let expires_at_ms = exp_s.saturating_mul(1000);
         let issued_at_ms = iat_s.saturating_mul(1000);
-        if expires_at_ms < 0 {
-            return Err(TokenError::NegativeTime {
-                claim: "exp",
-                ms: expires_at_ms,
-            });
-        }
+        // A negative `exp` has expired already.
         if issued_at_ms < 0 {
-            return Err(TokenError::NegativeTime {
-                claim: "iat",
-                ms: issued_at_ms,
-            });
+            return Err(TokenError::NegativeIssuedAt(issued_at_ms));
         }
         Ok(OAuthBearerToken {
             principal: principal.to_string(),

@@ -177,8 +177,8 @@ pub enum TokenError {
     BlankClaim(String),
     #[error("{claim} value must not contain duplicates - {scope} already present")]
     DuplicateScope { claim: String, scope: String },
-    #[error("{claim} value must be non-negative; value given was \"{ms}\"")]
-    NegativeTime { claim: &'static str, ms: i64 },
+    #[error("iat value must be null or non-negative; value given was \"{0}\"")]
+    NegativeIssuedAt(i64),
 }
 
 impl TokenError {
