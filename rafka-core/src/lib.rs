@@ -17,7 +17,8 @@
 //! - `group`: the classic group coordinator (Kafka's group state machine,
 //!   committed offsets, `__consumer_offsets` record formats), sans IO.
 //! - `sasl`: the SASL mechanisms' server side, sans IO (PLAIN, SCRAM-SHA-256
-//!   and -512), SCRAM credentials, Kafka's JAAS and `--add-scram` syntaxes.
+//!   and -512, OAUTHBEARER with unsecured or JWKS-checked tokens), SCRAM
+//!   credentials, Kafka's JAAS and `--add-scram` syntaxes.
 //! - `logger`: runtime logger levels (Kafka's BROKER_LOGGER resource).
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.

@@ -27,13 +27,14 @@ use kafka_protocol::messages::ApiKey;
 use rafka_core::acl::Principal;
 use rafka_core::config::sasl::ListenerSasl;
 use rafka_core::metadata::MetadataImage;
-use rafka_core::sasl::{PlainServer, SaslMechanism, SaslStep, ScramServer};
+use rafka_core::sasl::{OAuthBearerServer, PlainServer, SaslMechanism, SaslStep, ScramServer};
 
 /// The server side of the mechanism a connection chose.
 #[derive(Debug)]
 pub enum MechanismServer {
     Plain(PlainServer),
     Scram(ScramServer),
+    OAuthBearer(OAuthBearerServer),
 }
 
 /// What a mechanism's server answered to one token.
@@ -57,6 +58,9 @@ impl MechanismServer {
             SaslMechanism::Scram(m) => ScramServer::new(m)
                 .map(MechanismServer::Scram)
                 .map_err(|e| e.client_message(m)),
+            SaslMechanism::OAuthBearer => {
+                Ok(MechanismServer::OAuthBearer(OAuthBearerServer::new()))
+            }
         }
     }
 
@@ -78,16 +82,39 @@ impl MechanismServer {
                     .evaluate(token, image)
                     .map_err(|e| e.client_message(mechanism))?
             }
+            MechanismServer::OAuthBearer(server) => {
+                // Enabled only with a validator (config::sasl); without
+                // one nothing can be accepted.
+                let validator = listener
+                    .oauthbearer
+                    .as_ref()
+                    .ok_or_else(|| "OAUTHBEARER is not enabled on this listener".to_string())?;
+                server
+                    .evaluate(token, validator, wall_clock_ms())
+                    .map_err(|e| e.client_message())?
+            }
         };
         Ok(match step {
             SaslStep::Challenge(bytes) => Evaluated::Challenge(bytes),
             SaslStep::Complete { user, response } => Evaluated::Complete {
                 user,
                 response,
-                credential_expiry_ms: None,
+                credential_expiry_ms: match self {
+                    MechanismServer::OAuthBearer(server) => {
+                        server.token().map(|token| token.expires_at_ms)
+                    }
+                    _ => None,
+                },
             },
         })
     }
+}
+
+/// Milliseconds since the epoch: tokens carry wall-clock times.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Where the exchange stands.

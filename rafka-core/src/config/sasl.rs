@@ -12,24 +12,35 @@
 //!   expire), `sasl.server.max.receive.size` (524288: the largest frame a
 //!   connection may send before it has authenticated).
 //!
+//! - OAUTHBEARER, when enabled: `listener.name.<listener>.oauthbearer.*`
+//!   as Kafka reads them ([`OAuthBearerListenerConfig`]: unsecured JWS by
+//!   default, signed JWTs against a `file://` JWKS with Kafka's
+//!   `OAuthBearerValidatorCallbackHandler`).
+//!
 //! Decision (Kafka's default mechanism is GSSAPI, which rafka lacks):
 //! with `sasl.enabled.mechanisms` unset, a SASL listener enables every
-//! mechanism rafka has that can succeed on it: SCRAM-SHA-256 and
-//! SCRAM-SHA-512 always (credentials may be added while running), PLAIN
-//! when the listener has PLAIN users. A mechanism rafka does not have
-//! (GSSAPI, OAUTHBEARER, a typo) named in the setting is a startup error,
-//! and so is PLAIN without users, rather than a listener on which nobody
-//! can log in.
+//! mechanism rafka has that can succeed on it without more settings:
+//! SCRAM-SHA-256 and SCRAM-SHA-512 always (credentials may be added while
+//! running), PLAIN when the listener has PLAIN users. OAUTHBEARER is only
+//! on when named (it needs a JAAS config, and unsecured tokens are for
+//! development). A mechanism rafka does not have (GSSAPI, a typo) named
+//! in the setting is a startup error, and so is PLAIN without users, or
+//! OAUTHBEARER without its JAAS config, rather than a listener on which
+//! nobody can log in.
 //!
 //! Lives on: the config, read once at start; each listener's part is
 //! shared (`Arc`) by every connection's session.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::listener::{Listener, SecurityProtocol};
 use super::value::{parse_i64, split_list, InvalidValue};
-use crate::sasl::{JaasError, PlainUsers, SaslMechanism};
+use crate::sasl::{
+    JaasError, OAuthBearerConfigError, OAuthBearerListenerConfig, OAuthBearerValidator, PlainUsers,
+    SaslMechanism,
+};
 
 pub const ENABLED_MECHANISMS_KEY: &str = "sasl.enabled.mechanisms";
 pub const JAAS_CONFIG_KEY: &str = "sasl.jaas.config";
@@ -47,7 +58,7 @@ pub enum SaslConfigError {
     InvalidValue(#[from] InvalidValue),
     #[error(
         "{key}: SASL mechanism {mechanism:?} is not supported by rafka (supported: PLAIN, \
-         SCRAM-SHA-256, SCRAM-SHA-512)"
+         SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"
     )]
     UnsupportedMechanism { key: String, mechanism: String },
     #[error("{key}: {source}")]
@@ -59,6 +70,11 @@ pub enum SaslConfigError {
         lower = listener.to_ascii_lowercase()
     )]
     PlainWithoutUsers { listener: String },
+    #[error("listener {listener}: OAUTHBEARER: {source}")]
+    OAuthBearer {
+        listener: String,
+        source: OAuthBearerConfigError,
+    },
     #[error("listener {listener} is a SASL listener with no SASL mechanism enabled ({key})")]
     NoMechanism { listener: String, key: String },
 }
@@ -69,6 +85,8 @@ pub struct ListenerSasl {
     /// In the order configured: SaslHandshake lists them so.
     pub mechanisms: Vec<SaslMechanism>,
     pub plain_users: PlainUsers,
+    /// Which tokens OAUTHBEARER accepts; `Some` exactly when it is enabled.
+    pub oauthbearer: Option<OAuthBearerValidator>,
     pub failed_authentication_delay_ms: u64,
     /// 0: sessions never expire.
     pub connections_max_reauth_ms: u64,
@@ -82,6 +100,7 @@ impl ListenerSasl {
         ListenerSasl {
             mechanisms,
             plain_users,
+            oauthbearer: None,
             failed_authentication_delay_ms: FAILED_AUTHENTICATION_DELAY_MS_DEFAULT,
             connections_max_reauth_ms: 0,
             max_receive_bytes: MAX_RECEIVE_SIZE_DEFAULT,
@@ -172,12 +191,29 @@ pub fn read_sasl(
             }
             None => SaslMechanism::ALL
                 .into_iter()
-                .filter(|m| *m != SaslMechanism::Plain || !plain_users.is_empty())
+                .filter(|m| match m {
+                    SaslMechanism::Plain => !plain_users.is_empty(),
+                    SaslMechanism::Scram(_) => true,
+                    SaslMechanism::OAuthBearer => false,
+                })
                 .collect(),
+        };
+        let oauthbearer = if mechanisms.contains(&SaslMechanism::OAuthBearer) {
+            let lookup = RefCell::new(&mut *get);
+            let config =
+                OAuthBearerListenerConfig::parse(&listener.name, |key| (*lookup.borrow_mut())(key))
+                    .map_err(|source| SaslConfigError::OAuthBearer {
+                        listener: listener.name.clone(),
+                        source,
+                    })?;
+            Some(config.validator)
+        } else {
+            None
         };
         let sasl = ListenerSasl {
             mechanisms,
             plain_users,
+            oauthbearer,
             failed_authentication_delay_ms: delay_ms,
             connections_max_reauth_ms: reauth_ms,
             max_receive_bytes: max_receive,
