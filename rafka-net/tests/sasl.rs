@@ -20,7 +20,9 @@ use kafka_protocol::protocol::StrBytes;
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::METADATA_DIR_NAME;
 use rafka_core::metadata::{MetadataRecord, MetadataStore, UserScramCredentialRecord};
-use rafka_core::sasl::{ScramClient, ScramCredential, ScramMechanism};
+use rafka_core::sasl::{
+    unsecured_token, OAuthBearerClient, ScramClient, ScramCredential, ScramMechanism,
+};
 use rafka_shard::storage::GlommioStorage;
 use rafka_testkit::broker::blocking;
 use rafka_testkit::proto::{long_poll_fetch, produce_answers, produce_request};
@@ -583,5 +585,87 @@ fn a_request_after_the_session_expired_closes_the_connection() {
         .await;
         let state = broker.listener_state().await;
         assert_eq!(state.metrics.handler_errors, 1);
+    });
+}
+
+fn now_s() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(now.expect("clock").as_secs()).expect("seconds")
+}
+
+#[test]
+fn oauthbearer_unsecured_tokens_log_in_expired_ones_are_refused_and_expiry_caps_the_session() {
+    let extra = "sasl.enabled.mechanisms=OAUTHBEARER,PLAIN\n\
+         connections.max.reauth.ms=3600000\n\
+         listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=\
+         org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+         unsecuredValidatorRequiredScope=\"kafka\";\n";
+    sasl_broker(extra).run(|broker| async move {
+        let addr = broker.addr();
+        blocking(move || {
+            // A good token: logged in as its sub; the session ends no later
+            // than the token (10 minutes), well before the reauth cap.
+            let mut client = connect(addr);
+            let shake = handshake(&mut client, 1, "OAUTHBEARER");
+            assert_eq!(shake.error_code, NONE);
+            assert_eq!(mechanisms(&shake), ["OAUTHBEARER", "PLAIN"]);
+            let token = unsecured_token("carol", now_s() + 600, &["kafka"]);
+            let answer = authenticate(
+                &mut client,
+                2,
+                &OAuthBearerClient::initial_response(&token, &[]),
+            );
+            assert_eq!(answer.error_code, NONE, "{:?}", answer.error_message);
+            assert!(answer.auth_bytes.is_empty());
+            assert!(
+                (1..=600_000).contains(&answer.session_lifetime_ms),
+                "lifetime {}",
+                answer.session_lifetime_ms
+            );
+            metadata_ok(&mut client);
+
+            // An expired token: the RFC 7628 JSON status as a challenge,
+            // the client's \x01, then 58 and the close.
+            let mut expired = connect(addr);
+            assert_eq!(handshake(&mut expired, 1, "OAUTHBEARER").error_code, NONE);
+            let old = unsecured_token("carol", now_s() - 3600, &["kafka"]);
+            let challenge = authenticate(
+                &mut expired,
+                2,
+                &OAuthBearerClient::initial_response(&old, &[]),
+            );
+            assert_eq!(challenge.error_code, NONE);
+            assert_eq!(
+                std::str::from_utf8(&challenge.auth_bytes).expect("utf-8"),
+                r#"{"status":"invalid_token"}"#
+            );
+            let refused = authenticate(&mut expired, 2, b"\x01");
+            assert_eq!(refused.error_code, SASL_AUTHENTICATION_FAILED);
+            assert_closed(&mut expired);
+
+            // Missing the required scope: insufficient_scope.
+            let mut unscoped = connect(addr);
+            assert_eq!(handshake(&mut unscoped, 1, "OAUTHBEARER").error_code, NONE);
+            let token = unsecured_token("carol", now_s() + 600, &["other"]);
+            let challenge = authenticate(
+                &mut unscoped,
+                2,
+                &OAuthBearerClient::initial_response(&token, &[]),
+            );
+            let json = String::from_utf8(challenge.auth_bytes.to_vec()).expect("utf-8");
+            assert!(
+                json.starts_with(r#"{"status":"insufficient_scope""#),
+                "{json}"
+            );
+            assert_eq!(
+                authenticate(&mut unscoped, 2, b"\x01").error_code,
+                SASL_AUTHENTICATION_FAILED
+            );
+            assert_closed(&mut unscoped);
+
+            // The first connection was never harmed.
+            metadata_ok(&mut client);
+        })
+        .await;
     });
 }

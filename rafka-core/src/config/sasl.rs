@@ -337,5 +337,39 @@ mod tests {
             bad_jaas.to_string().starts_with("sasl.jaas.config:"),
             "{bad_jaas}"
         );
+        let oauth_without_jaas = parse(
+            "listeners=SASL_PLAINTEXT://127.0.0.1:9092\nsasl.enabled.mechanisms=OAUTHBEARER\n",
+        )
+        .unwrap_err();
+        assert!(
+            oauth_without_jaas
+                .to_string()
+                .starts_with("listener SASL_PLAINTEXT: OAUTHBEARER: "),
+            "{oauth_without_jaas}"
+        );
+    }
+
+    #[test]
+    fn oauthbearer_only_when_named_with_its_validator() {
+        let jaas = "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=\
+            org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;";
+        let named = parse(&format!(
+            "listeners=SASL_PLAINTEXT://127.0.0.1:9092\n\
+             sasl.enabled.mechanisms=OAUTHBEARER,SCRAM-SHA-256\n{jaas}\n"
+        ))
+        .unwrap();
+        let sasl = named.sasl.listener("SASL_PLAINTEXT").unwrap();
+        assert_eq!(sasl.mechanism_names(), ["OAUTHBEARER", "SCRAM-SHA-256"]);
+        assert!(matches!(
+            sasl.oauthbearer,
+            Some(crate::sasl::OAuthBearerValidator::Unsecured(_))
+        ));
+        let unnamed = parse(&format!(
+            "listeners=SASL_PLAINTEXT://127.0.0.1:9092\n{jaas}\n"
+        ))
+        .unwrap();
+        let sasl = unnamed.sasl.listener("SASL_PLAINTEXT").unwrap();
+        assert_eq!(sasl.mechanism_names(), ["SCRAM-SHA-256", "SCRAM-SHA-512"]);
+        assert_eq!(sasl.oauthbearer, None);
     }
 }
