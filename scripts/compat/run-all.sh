@@ -9,7 +9,9 @@
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
 #        kafka-python-group kafkajs-group java-group, and the admin runs
-#        confluent-kafka-admin java-admin kafka-python-admin (default: all)
+#        confluent-kafka-admin java-admin kafka-python-admin, and tls (every
+#        roundtrip over SSL and mTLS on a broker of its own, tls-roundtrip.sh)
+#        (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -20,7 +22,7 @@ repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
-        confluent-kafka-admin java-admin kafka-python-admin)
+        confluent-kafka-admin java-admin kafka-python-admin tls)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -90,6 +92,7 @@ for client in "${clients[@]}"; do
     case "$client" in
         *-group) script="$here/$client.sh" verdict_prefix="group ${client%-group}: " ;;
         *-admin) script="$here/$client.sh" verdict_prefix="admin ${client%-admin}: " ;;
+        tls) script="$here/tls-roundtrip.sh" verdict_prefix="roundtrip tls: " ;;
         *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;
     esac
     log="$work/logs/$client.log"
@@ -100,7 +103,7 @@ for client in "${clients[@]}"; do
     fi
     echo "run-all: $client"
     status=0
-    BOOTSTRAP="$bootstrap" "$script" >"$log" 2>&1 || status=$?
+    BOOTSTRAP="$bootstrap" RAFKA_BIN="$rafka_bin" "$script" >"$log" 2>&1 || status=$?
     verdict="$(grep -F "$verdict_prefix" "$log" | tail -n 1 || true)"
     verdict="${verdict#"$verdict_prefix"}"
     if [[ $status -eq 0 ]]; then

@@ -12,6 +12,7 @@ use super::listener::{
     default_protocol_map, parse_listeners, parse_protocol_map, Listener, SecurityProtocol,
 };
 use super::properties::{parse_properties, PropertiesError, Property};
+use super::tls::{read_listener_tls, TlsConfig, TlsConfigError};
 use super::topic::{TopicConfigError, TopicDefaults, BROKER_SYNONYMS};
 use super::value::{parse_bool, parse_i32, parse_i64, split_list, Expected, InvalidValue};
 
@@ -25,6 +26,9 @@ pub enum ConfigError {
     /// A topic default that breaks a cross-key rule.
     #[error(transparent)]
     Topic(#[from] TopicConfigError),
+    /// A TLS listener's `ssl.*` settings.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
     #[error("{key}={value} conflicts with {other_key}={other_value}")]
     Conflict {
         key: &'static str,
@@ -104,6 +108,8 @@ pub struct BrokerConfig {
     /// Defaults to `listeners`.
     pub advertised_listeners: Vec<Listener>,
     pub listener_protocols: BTreeMap<String, SecurityProtocol>,
+    /// The TLS settings of every SSL and SASL_SSL listener, by name.
+    pub listener_tls: BTreeMap<String, TlsConfig>,
     /// `log.dirs`, else `log.dir`.
     pub log_dirs: Vec<PathBuf>,
     /// `metadata.log.dir`: where the controller's metadata log lives;
@@ -187,6 +193,7 @@ impl Default for BrokerConfig {
             listeners: vec![listener.clone()],
             advertised_listeners: vec![listener],
             listener_protocols: default_protocol_map(),
+            listener_tls: BTreeMap::new(),
             log_dirs: vec![PathBuf::from("./rafka-data")],
             metadata_log_dir: None,
             num_partitions: 1,
@@ -242,6 +249,13 @@ impl<'a> Entries<'a> {
     fn get(&mut self, key: &'static str) -> Option<&'a str> {
         let (value, _) = *self.map.get(key)?;
         self.used.insert(key);
+        Some(value)
+    }
+
+    /// A key made at run time (a listener's `listener.name.<name>.` prefix).
+    fn get_named(&mut self, key: &str) -> Option<&'a str> {
+        let (&stored, &(value, _)) = self.map.get_key_value(key)?;
+        self.used.insert(stored);
         Some(value)
     }
 
@@ -407,6 +421,17 @@ fn read_listeners(
         None => listeners.clone(),
     };
     config.listeners = listeners;
+    for listener in &config.listeners {
+        if matches!(
+            listener.protocol,
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+        ) {
+            let tls = read_listener_tls(&listener.name, &mut |key| {
+                e.get_named(key).map(str::to_string)
+            })?;
+            config.listener_tls.insert(listener.name.clone(), tls);
+        }
+    }
     Ok(())
 }
 
