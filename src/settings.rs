@@ -10,8 +10,10 @@ use std::sync::Arc;
 use base64::Engine;
 use clap::{ArgAction, Args};
 use rafka_core::config::{parse_properties, BrokerConfig, Property};
-use rafka_net::listener::NetConfig;
-use rafka_net::server::ServerOptions;
+use rafka_net::listener::{Endpoint, NetConfig};
+use rafka_net::server::{ListenerOptions, ServerOptions};
+use rafka_net::session::ListenerInfo;
+use rafka_net::tls::TlsServer;
 use rafka_shard::runtime::RuntimeConfig;
 
 use crate::dir_lock::{lock_dirs, DirLocks, LockError};
@@ -78,6 +80,12 @@ pub enum SettingsError {
     Config(#[from] rafka_core::config::ConfigError),
     #[error("no listener configured")]
     NoListener,
+    #[error("listener {listener}: {source}")]
+    Tls {
+        listener: String,
+        #[source]
+        source: rafka_net::tls::TlsLoadError,
+    },
     #[error("cannot resolve listen address {0}")]
     Resolve(String),
     #[error("--cores must be at least 1")]
@@ -99,17 +107,7 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     let mut properties = read_properties(cli)?;
     let metrics_listen = metrics_listen(cli, &mut properties)?;
     let config = broker_config(&properties)?;
-    let listener = config.listeners.first().ok_or(SettingsError::NoListener)?;
-    let listen = resolve(&listener.host, listener.port)?;
-    let advertised = config.advertised_listeners.first().unwrap_or(listener);
-    let advertised_host = advertised_host(&advertised.host, listen);
-    // Without an explicit advertised port, clients get the port actually
-    // bound (which differs from the configured one only for port 0).
-    let advertised_port = config
-        .advertised_listeners
-        .first()
-        .map(|a| a.port)
-        .filter(|&port| port != 0);
+    let listeners = listener_options(&config)?;
     let data_dir = rafka_shard::shard::data_dir(&config);
     let locks = lock_dirs(&locked_dirs(&config))?;
     let cluster_id = ensure_meta(&data_dir, config.node_id)?;
@@ -131,9 +129,7 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     let options = ServerOptions {
         config: Arc::new(config),
         runtime,
-        listen,
-        advertised_host,
-        advertised_port,
+        listeners,
         cluster_id,
         net: NetConfig::default(),
         metrics_listen,
@@ -155,6 +151,44 @@ fn scram_seeds(
             Ok((parsed.name, credential))
         })
         .collect()
+}
+
+/// Every listener: its bind address, its advertised endpoint (the
+/// advertised listener of the same name, else its own host) and, for SSL
+/// and SASL_SSL, its TLS server, built here so that a bad key store stops
+/// the start before any data dir is touched.
+fn listener_options(config: &BrokerConfig) -> Result<Vec<ListenerOptions>, SettingsError> {
+    let mut out = Vec::new();
+    for listener in &config.listeners {
+        let listen = resolve(&listener.host, listener.port)?;
+        let advertised = config
+            .advertised_listeners
+            .iter()
+            .find(|a| a.name == listener.name)
+            .unwrap_or(listener);
+        let tls = match config.listener_tls.get(&listener.name) {
+            Some(tls) => Some(TlsServer::load(tls).map_err(|source| SettingsError::Tls {
+                listener: listener.name.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        out.push(ListenerOptions {
+            endpoint: Endpoint {
+                info: ListenerInfo::of(config, listener),
+                tls,
+            },
+            listen,
+            advertised_host: advertised_host(&advertised.host, listen),
+            // Without an explicit advertised port, clients get the port
+            // actually bound (which differs only for port 0).
+            advertised_port: Some(advertised.port).filter(|&port| port != 0),
+        });
+    }
+    if out.is_empty() {
+        return Err(SettingsError::NoListener);
+    }
+    Ok(out)
 }
 
 /// The directories the broker writes, each locked: the data dir (the first

@@ -16,8 +16,16 @@ fn parses_the_listening_line() {
             addr: "127.0.0.1:40123".parse().expect("addr"),
             shards: 4,
             recovered_partitions: 6,
+            listeners: Vec::new(),
         })
     );
+    let line = "rafka listening on 127.0.0.1:1 shards=1 data_dir=/x recovered_partitions=0 listeners=PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:2";
+    let listeners = parse_listening(line).map(|startup| startup.listeners);
+    let want = vec![
+        ("PLAINTEXT".to_owned(), "127.0.0.1:1".parse().expect("addr")),
+        ("SSL".to_owned(), "127.0.0.1:2".parse().expect("addr")),
+    ];
+    assert_eq!(listeners, Ok(want));
 }
 
 #[test]

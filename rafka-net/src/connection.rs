@@ -27,7 +27,8 @@
 //! cache to the socket with `sendfile(2)` ([`crate::zero_copy`], which also
 //! says why the socket is made non-blocking and how a full socket buffer is
 //! waited for without stalling the shard). With
-//! [`ConnectionConfig::zero_copy`] off (TLS) regions are read into memory.
+//! [`ConnectionConfig::zero_copy`] off, or on a TLS connection
+//! ([`crate::stream::Stream`]), regions are read into memory.
 //!
 //! Ending. When the reader stops, for whatever reason, the session is
 //! marked closed ([`Session::close`]), so that requests parked on a long
@@ -56,7 +57,6 @@ use futures_lite::future::{or, poll_once};
 use futures_lite::io::AsyncWrite;
 use futures_util::future::{select, Either};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::task::JoinHandle;
 use glommio::timer::Timer;
@@ -76,6 +76,7 @@ use crate::listener::ShardNet;
 use crate::read_buffer::ReadBuffer;
 use crate::service::{Request, Response, Service};
 use crate::session::Session;
+use crate::stream::Stream;
 use crate::zero_copy::{self, Chunk, ChunkedReply, SendStep};
 
 /// Responses are copied into one buffer and written together up to this
@@ -123,8 +124,8 @@ impl Default for ConnectionConfig {
 }
 
 /// Serves one accepted connection until it closes.
-pub(crate) async fn serve<S: Service>(net: &Rc<ShardNet<S>>, stream: TcpStream, peer: SocketAddr) {
-    let conn = Connection::new(net, stream, peer);
+pub(crate) async fn serve<S: Service>(net: &Rc<ShardNet<S>>, stream: Stream, session: Session) {
+    let conn = Connection::new(net, stream, session);
     let (slots_in, slots_out) = local_channel::new_unbounded();
     let reader = pin!(conn.read_loop(slots_in));
     let writer = pin!(conn.write_loop(slots_out));
@@ -253,7 +254,7 @@ struct Connection<'n, S: Service> {
     net: &'n Rc<ShardNet<S>>,
     /// Shared by the two halves; each borrow lasts one poll, never across
     /// an await, so the halves never see each other's borrow.
-    stream: RefCell<TcpStream>,
+    stream: RefCell<Stream>,
     peer: SocketAddr,
     /// Who is on the other end, shared by every request of the connection.
     session: Rc<Session>,
@@ -269,21 +270,25 @@ struct Connection<'n, S: Service> {
 }
 
 impl<'n, S: Service> Connection<'n, S> {
-    fn new(net: &'n Rc<ShardNet<S>>, stream: TcpStream, peer: SocketAddr) -> Self {
+    fn new(net: &'n Rc<ShardNet<S>>, stream: Stream, session: Session) -> Self {
         let config = &net.config.connection;
+        let peer = session.peer();
+        // TLS encrypts in user space: its file regions are read instead.
         let zero_copy = config.zero_copy
-            && match zero_copy::set_nonblocking(stream.as_raw_fd()) {
-                Ok(()) => true,
-                Err(error) => {
-                    debug!(%peer, %error, "no zero copy: socket stays blocking");
-                    false
+            && stream.plain_socket().is_some_and(|socket| {
+                match zero_copy::set_nonblocking(socket.as_raw_fd()) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        debug!(%peer, %error, "no zero copy: socket stays blocking");
+                        false
+                    }
                 }
-            };
+            });
         Connection {
             net,
             stream: RefCell::new(stream),
             peer,
-            session: Rc::new(Session::new(peer, net.config.listener.clone())),
+            session: Rc::new(session),
             inflight_requests: Rc::new(Semaphore::new(config.inflight_requests_max.max(1) as u64)),
             inflight_bytes: Rc::new(Semaphore::new(config.inflight_bytes_max.max(1) as u64)),
             responses_pending: Cell::new(0),
@@ -759,7 +764,11 @@ impl<'n, S: Service> Connection<'n, S> {
     /// Sends `region` with `sendfile`, waiting for room without blocking
     /// the shard (see [`crate::zero_copy`]).
     async fn send_region(&self, region: &FileRegion) -> Result<(), WriteEnd> {
-        let socket = self.stream.borrow().as_raw_fd();
+        // Zero copy is only on for a plain stream.
+        let Some(socket) = self.stream.borrow().plain_socket().map(AsRawFd::as_raw_fd) else {
+            let bytes = region.read_all().map_err(WriteEnd::Io)?;
+            return self.write_all(&bytes).await;
+        };
         let mut sent_bytes = 0u64;
         while sent_bytes < region.len {
             match zero_copy::sendfile_once(socket, region, sent_bytes) {
@@ -833,7 +842,10 @@ impl<'n, S: Service> Connection<'n, S> {
             self.net.metrics.bytes_out(written);
             self.touch();
         }
-        Ok(())
+        // A TLS stream may hold encrypted bytes back; a plain one holds none.
+        poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_flush(cx))
+            .await
+            .map_err(WriteEnd::Io)
     }
 
     // ---- end -------------------------------------------------------------

@@ -7,6 +7,10 @@
 //! - `connection`: one connection's task — frames in, requests served
 //!   concurrently, responses out in request order, in-flight bounds, idle
 //!   timeout, protocol errors.
+//! - `stream`: [`stream::Stream`], a connection's bytes: plain TCP or TLS
+//!   over it; `tls`: [`tls::TlsServer`], a TLS listener built from its
+//!   `ssl.*` settings, its handshake (with a deadline) and the client
+//!   certificate's principal.
 //! - `service`: the contract between the two sides: [`service::Request`],
 //!   [`service::Response`], the [`service::Service`] trait.
 //! - `session`: [`session::Session`], a connection's identity (listener,
@@ -51,6 +55,8 @@ pub mod sasl;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod stream;
+pub mod tls;
 pub mod zero_copy;
 
 pub use connection::ConnectionConfig;

@@ -43,7 +43,11 @@ use crate::connection::{self, ConnectionConfig};
 use crate::latch::Latch;
 use crate::metrics::{NetMetrics, NetMetricsSnapshot};
 use crate::service::Service;
-use crate::session::ListenerInfo;
+use crate::session::{ListenerInfo, Session};
+use crate::stream::Stream;
+use crate::tls::TlsServer;
+use rafka_core::acl::Principal;
+use rafka_core::config::SecurityProtocol;
 
 /// How long the accept loop pauses after a failed accept. Failures such as
 /// EMFILE last until some connection closes; retrying at once would spin
@@ -71,8 +75,16 @@ pub struct NetConfig {
     /// frame larger than the whole budget waits for all of it).
     pub shard_inflight_bytes_max: usize,
     pub connection: ConnectionConfig,
-    /// The listener its connections' sessions name.
+    /// The listener [`ShardNet::serve`]'s connections' sessions name.
     pub listener: ListenerInfo,
+}
+
+/// One listener as its connections see it: its name and security
+/// protocol, and for a TLS listener the server that runs its handshakes.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub info: ListenerInfo,
+    pub tls: Option<TlsServer>,
 }
 
 impl Default for NetConfig {
@@ -193,15 +205,31 @@ impl<S: Service> ShardNet<S> {
         self.connections_open.get()
     }
 
-    /// Starts accepting connections from `listener` on this shard.
+    /// Starts accepting plaintext connections from `listener` on this
+    /// shard, as the config's listener.
     pub fn serve(self: &Rc<Self>, listener: TcpListener) -> Result<(), ServeError> {
+        let endpoint = Endpoint {
+            info: self.config.listener.clone(),
+            tls: None,
+        };
+        self.serve_endpoint(listener, endpoint)
+    }
+
+    /// Starts accepting connections from `listener` on this shard as
+    /// `endpoint` (a shard serves every listener of the broker).
+    pub fn serve_endpoint(
+        self: &Rc<Self>,
+        listener: TcpListener,
+        endpoint: Endpoint,
+    ) -> Result<(), ServeError> {
         if self.shutdown.is_triggered() {
             return Err(ServeError::ShuttingDown);
         }
         let net = Rc::clone(self);
+        let endpoint = Rc::new(endpoint);
         let task = self
             .connections
-            .spawn(async move { net.accept_loop(listener).await })
+            .spawn(async move { net.accept_loop(listener, endpoint).await })
             .map_err(|_| ServeError::ShuttingDown)?;
         task.detach();
         Ok(())
@@ -217,7 +245,7 @@ impl<S: Service> ShardNet<S> {
         let _ = self.requests.close().await;
     }
 
-    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+    async fn accept_loop(self: Rc<Self>, listener: TcpListener, endpoint: Rc<Endpoint>) {
         let addr = listener.local_addr().ok();
         let mut failures = AcceptFailures::default();
         loop {
@@ -232,7 +260,7 @@ impl<S: Service> ShardNet<S> {
                     if let Some(unlogged) = failures.on_success() {
                         info!(listener = ?addr, unlogged, "accepting again after failures");
                     }
-                    self.start_connection(stream);
+                    self.start_connection(stream, &endpoint);
                 }
                 Some(Err(error)) => {
                     self.metrics.accept_failed();
@@ -246,7 +274,7 @@ impl<S: Service> ShardNet<S> {
         info!(listener = ?addr, "stopped accepting connections");
     }
 
-    fn start_connection(self: &Rc<Self>, stream: TcpStream) {
+    fn start_connection(self: &Rc<Self>, stream: TcpStream, endpoint: &Rc<Endpoint>) {
         let peer = stream.peer_addr().ok();
         if self.connections_open.get() >= self.config.connections_max {
             warn!(
@@ -265,8 +293,11 @@ impl<S: Service> ShardNet<S> {
             debug!(%peer, %error, "could not set TCP_NODELAY");
         }
         let net = Rc::clone(self);
+        let endpoint = Rc::clone(endpoint);
         let spawned = self.connections.spawn(async move {
-            connection::serve(&net, stream, peer).await;
+            if let Some((stream, session)) = net.open(stream, peer, &endpoint).await {
+                connection::serve(&net, stream, session).await;
+            }
             let open = net.connections_open.get() - 1;
             net.connections_open.set(open);
             net.metrics.connection_closed();
@@ -285,6 +316,52 @@ impl<S: Service> ShardNet<S> {
             Err(_) => {
                 debug!(%peer, "refusing connection: shutting down");
                 self.metrics.connection_rejected();
+            }
+        }
+    }
+}
+
+impl<S: Service> ShardNet<S> {
+    /// The connection's stream and session: at once on a plaintext
+    /// listener, after the TLS handshake on a TLS one. A failed or
+    /// timed-out handshake (or a shutdown during it) closes the socket
+    /// and gives `None`; it is counted and concerns no other connection.
+    async fn open(
+        &self,
+        socket: TcpStream,
+        peer: SocketAddr,
+        endpoint: &Endpoint,
+    ) -> Option<(Stream, Session)> {
+        let Some(tls) = &endpoint.tls else {
+            let session = Session::new(peer, endpoint.info.clone());
+            return Some((Stream::Plain(socket), session));
+        };
+        let handshake = async { Some(tls.accept(socket).await) };
+        let stop = async {
+            self.shutdown.wait().await;
+            None
+        };
+        match or(stop, handshake).await? {
+            Ok((stream, name)) => {
+                self.metrics.tls_handshake_completed();
+                // On SASL_SSL the principal comes from SASL, not the
+                // certificate (as in Kafka).
+                let principal = match name {
+                    Some(name) if endpoint.info.security_protocol == SecurityProtocol::Ssl => {
+                        Principal {
+                            principal_type: "User".to_string(),
+                            name,
+                        }
+                    }
+                    _ => Principal::anonymous(),
+                };
+                let session = Session::with_principal(peer, endpoint.info.clone(), principal);
+                Some((stream, session))
+            }
+            Err(error) => {
+                self.metrics.tls_handshake_failed();
+                debug!(%peer, listener = %endpoint.info.name, %error, "closing connection");
+                None
             }
         }
     }

@@ -23,6 +23,8 @@ pub struct NetMetrics {
     connections_rejected: Cell<u64>,
     connections_idle_closed: Cell<u64>,
     accept_failures: Cell<u64>,
+    tls_handshakes: Cell<u64>,
+    tls_handshake_failures: Cell<u64>,
     frame_errors: Cell<u64>,
     header_errors: Cell<u64>,
     handler_errors: Cell<u64>,
@@ -47,6 +49,10 @@ pub struct NetMetricsSnapshot {
     /// Failed `accept` calls (EMFILE, ENFILE, ENOBUFS, ...): each is a
     /// connection the kernel queued that waits for a descriptor.
     pub accept_failures: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed or timed out (each closed its connection).
+    pub tls_handshake_failures: u64,
     /// Refused size prefixes (negative, zero, above the limit).
     pub frame_errors: u64,
     /// Refused request headers: truncated, unknown API key, unsupported
@@ -92,6 +98,8 @@ impl Default for NetMetrics {
             connections_rejected: Cell::new(0),
             connections_idle_closed: Cell::new(0),
             accept_failures: Cell::new(0),
+            tls_handshakes: Cell::new(0),
+            tls_handshake_failures: Cell::new(0),
             frame_errors: Cell::new(0),
             header_errors: Cell::new(0),
             handler_errors: Cell::new(0),
@@ -130,6 +138,14 @@ impl NetMetrics {
 
     pub(crate) fn accept_failed(&self) {
         bump(&self.accept_failures, 1);
+    }
+
+    pub(crate) fn tls_handshake_completed(&self) {
+        bump(&self.tls_handshakes, 1);
+    }
+
+    pub(crate) fn tls_handshake_failed(&self) {
+        bump(&self.tls_handshake_failures, 1);
     }
 
     pub(crate) fn frame_error(&self) {
@@ -182,6 +198,8 @@ impl NetMetrics {
             connections_rejected: self.connections_rejected.get(),
             connections_idle_closed: self.connections_idle_closed.get(),
             accept_failures: self.accept_failures.get(),
+            tls_handshakes: self.tls_handshakes.get(),
+            tls_handshake_failures: self.tls_handshake_failures.get(),
             frame_errors: self.frame_errors.get(),
             header_errors: self.header_errors.get(),
             handler_errors: self.handler_errors.get(),

@@ -295,7 +295,7 @@ impl BrokerSnapshot {
     }
 
     fn encode_connections(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counters: [Described<ShardSnapshot, u64>; 6] = [
+        let counters: [Described<ShardSnapshot, u64>; 8] = [
             (
                 "connections_accepted",
                 "Client connections accepted, by shard.",
@@ -305,6 +305,16 @@ impl BrokerSnapshot {
                 "accept_failures",
                 "Failed accepts (out of file descriptors, ...), by shard.",
                 |s| s.net.accept_failures,
+            ),
+            (
+                "tls_handshakes",
+                "TLS handshakes completed, by shard.",
+                |s| s.net.tls_handshakes,
+            ),
+            (
+                "tls_handshake_failures",
+                "TLS handshakes failed or timed out (each closed its connection), by shard.",
+                |s| s.net.tls_handshake_failures,
             ),
             (
                 "connections_closed",

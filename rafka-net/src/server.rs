@@ -4,9 +4,9 @@
 //! right before the listeners bind, the listen and `/metrics` addresses
 //! are checked to be free ([`ensure_free`]): SO_REUSEPORT would otherwise
 //! let a second broker join the first one's socket group. Shard 0 loads the
-//! broker (the shard core's startup), binds the listen address first (so
-//! port 0 resolves to one port), tells every other shard to bind the same port with
-//! SO_REUSEPORT and serve, starts the `/metrics` endpoint (when
+//! broker (the shard core's startup), binds every listener's address first
+//! (so port 0 resolves to one port each), tells every other shard to bind
+//! the same ports with SO_REUSEPORT and serve them all, starts the `/metrics` endpoint (when
 //! configured), prints the ready line (then `rafka metrics on
 //! http://ADDR/metrics`), and waits for the stop signal. On stop it stops
 //! `/metrics`, drains every shard's connections (answers in flight are
@@ -26,22 +26,31 @@ use rafka_shard::runtime::{run as run_shards, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
 use rafka_shard::startup::{start as start_shard, ShardError, Started};
 
-use crate::handlers::{broker_table, BrokerContext, Handlers, NodeInfo};
-use crate::listener::{bind, bind_first, BindError, NetConfig, ShardNet};
+use crate::handlers::{broker_table, AdvertisedListener, BrokerContext, Handlers, NodeInfo};
+use crate::listener::{bind, bind_first, BindError, Endpoint, NetConfig, ShardNet};
 use crate::metrics_http::{MetricsHttpError, MetricsServer};
 use crate::metrics_shard::{executor_totals, traffic_snapshot};
 use crate::metrics_snapshot::{BrokerSnapshot, PartitionOffsets, ShardSnapshot};
-use crate::session::ListenerInfo;
+
+/// One listener of the broker: where it binds, what it advertises, and
+/// its name, protocol and TLS server.
+#[derive(Debug, Clone)]
+pub struct ListenerOptions {
+    pub endpoint: Endpoint,
+    pub listen: SocketAddr,
+    /// Advertised host; the port is the bound port unless set.
+    pub advertised_host: String,
+    pub advertised_port: Option<u16>,
+}
 
 /// Everything the binary decides before the shards start.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub config: Arc<BrokerConfig>,
     pub runtime: RuntimeConfig,
-    pub listen: SocketAddr,
-    /// Advertised host; the port is the listen port unless set.
-    pub advertised_host: String,
-    pub advertised_port: Option<u16>,
+    /// Every listener, in `listeners` order; the first is the one the
+    /// ready line names first. Never empty.
+    pub listeners: Vec<ListenerOptions>,
     pub cluster_id: String,
     pub net: NetConfig,
     /// Where to serve Prometheus' `/metrics` (shard 0); None serves none.
@@ -110,7 +119,9 @@ pub fn ensure_free(addr: SocketAddr, what: &'static str) -> Result<(), AddressIn
 pub fn run(options: ServerOptions, stop: StopReceiver) -> Result<(), ServerError> {
     // Before loading anything: a broker that cannot serve should not
     // recover a data dir first.
-    ensure_free(options.listen, "listen")?;
+    for listener in &options.listeners {
+        ensure_free(listener.listen, "listen")?;
+    }
     if let Some(metrics) = options.metrics_listen {
         ensure_free(metrics, "metrics")?;
     }
@@ -185,28 +196,40 @@ async fn lead(
 ) -> Result<(), LeadError> {
     seed_scram(shard, &options.scram_seeds).await?;
     // Again, with no await between the check and the bind: the window in
-    // which another process could take the address is a few syscalls.
-    ensure_free(options.listen, "listen")?;
-    let (listener, bound) = bind_first(options.listen)?;
-    let node = NodeInfo {
-        node_id: options.config.node_id,
-        host: options.advertised_host.clone(),
-        port: options.advertised_port.unwrap_or(bound.port()),
-        cluster_id: options.cluster_id.clone(),
-    };
+    // which another process could take an address is a few syscalls.
+    for listener in &options.listeners {
+        ensure_free(listener.listen, "listen")?;
+    }
+    let mut sockets = Vec::new();
+    let mut bound = Vec::new();
+    for listener in &options.listeners {
+        let (socket, addr) = bind_first(listener.listen)?;
+        sockets.push((socket, listener.endpoint.clone()));
+        bound.push(addr);
+    }
+    let node = node_info(options, &bound);
     let base = options.net.clone();
-    start_net(shard, listener, node.clone(), net_config_of(&base, shard));
+    start_net(shard, sockets, node.clone(), net_config_of(&base, shard));
+    let endpoints: Vec<(SocketAddr, Endpoint)> = bound
+        .iter()
+        .zip(&options.listeners)
+        .map(|(addr, listener)| (*addr, listener.endpoint.clone()))
+        .collect();
     let others = shard
         .router
         .invoke_on_all(move |other: Rc<Shard>| {
             let node = node.clone();
             let net = net_config_of(&base, &other);
+            let endpoints = endpoints.clone();
             async move {
                 if other.id() == 0 {
                     return Ok(());
                 }
-                let listener = bind(bound).map_err(|e| e.to_string())?;
-                start_net(&other, listener, node, net);
+                let mut sockets = Vec::new();
+                for (addr, endpoint) in endpoints {
+                    sockets.push((bind(addr).map_err(|e| e.to_string())?, endpoint));
+                }
+                start_net(&other, sockets, node, net);
                 Ok::<(), String>(())
             }
         })
@@ -226,7 +249,7 @@ async fn lead(
         Some(addr) => Some(start_metrics(shard, addr)?),
         None => None,
     };
-    announce(shard, bound, started);
+    announce(shard, &options.listeners, &bound, started);
     if let Some(metrics) = &metrics {
         // After the ready line, which tools read as the first line.
         let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
@@ -288,12 +311,39 @@ async fn seed_scram(
     Ok(())
 }
 
+/// This broker as clients see it: every listener's advertised endpoint
+/// (the bound port where none is set), the first one's as the default.
+fn node_info(options: &ServerOptions, bound: &[SocketAddr]) -> NodeInfo {
+    let listeners: Vec<AdvertisedListener> = options
+        .listeners
+        .iter()
+        .zip(bound)
+        .map(|(listener, addr)| AdvertisedListener {
+            name: listener.endpoint.info.name.clone(),
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port.unwrap_or(addr.port()),
+        })
+        .collect();
+    let first = listeners.first().cloned().unwrap_or(AdvertisedListener {
+        name: String::new(),
+        host: String::new(),
+        port: 0,
+    });
+    NodeInfo {
+        node_id: options.config.node_id,
+        host: first.host,
+        port: first.port,
+        cluster_id: options.cluster_id.clone(),
+        listeners,
+    }
+}
+
 /// The network settings of a shard: `base` with the broker config's
-/// listener and limits (every shard the same, shard 0 included).
+/// limits (every shard the same, shard 0 included).
 fn net_config_of(base: &NetConfig, shard: &Shard) -> NetConfig {
     let mut net = base.clone();
     if let Some(listener) = shard.config.listeners.first() {
-        net.listener = ListenerInfo::of(&shard.config, listener);
+        net.listener = crate::session::ListenerInfo::of(&shard.config, listener);
     }
     net.connection.frame_bytes_max = shard.config.socket_request_max_bytes.max(1) as usize;
     net.connection.connections_max_idle_ms = shard.config.connections_max_idle_ms.max(0) as u64;
@@ -302,26 +352,38 @@ fn net_config_of(base: &NetConfig, shard: &Shard) -> NetConfig {
 
 fn start_net(
     shard: &Rc<Shard>,
-    listener: glommio::net::TcpListener,
+    sockets: Vec<(glommio::net::TcpListener, Endpoint)>,
     node: NodeInfo,
     net_config: NetConfig,
 ) {
     let table: Rc<ApiTable> = Rc::new(broker_table());
     let ctx = BrokerContext::new(Rc::clone(&table), Rc::clone(shard), node);
     let net = ShardNet::new(Rc::new(Handlers::new(Rc::new(ctx))), table, net_config);
-    if let Err(error) = net.serve(listener) {
-        tracing::error!(%error, shard = shard.id(), "serving");
+    for (socket, endpoint) in sockets {
+        if let Err(error) = net.serve_endpoint(socket, endpoint) {
+            tracing::error!(%error, shard = shard.id(), "serving");
+        }
     }
     NET.with(|n| *n.borrow_mut() = Some(net));
 }
 
-fn announce(shard: &Shard, bound: SocketAddr, started: Started) {
+/// The ready line: the first listener's bound address (what tools read),
+/// then the shard count, data dir and recovery, then every listener as
+/// `listeners=NAME://ADDR,...` (their bound ports, also with port 0).
+fn announce(shard: &Shard, listeners: &[ListenerOptions], bound: &[SocketAddr], started: Started) {
     let data_dir = rafka_shard::shard::data_dir(&shard.config);
+    let first = bound.first().map_or_else(String::new, ToString::to_string);
+    let named: Vec<String> = listeners
+        .iter()
+        .zip(bound)
+        .map(|(listener, addr)| format!("{}://{addr}", listener.endpoint.info.name))
+        .collect();
     let line = format!(
-        "rafka listening on {bound} shards={} data_dir={} recovered_partitions={}",
+        "rafka listening on {first} shards={} data_dir={} recovered_partitions={} listeners={}",
         shard.count(),
         data_dir.display(),
-        started.partitions_recovered
+        started.partitions_recovered,
+        named.join(",")
     );
     tracing::info!("{line}");
     print_line(&line);

@@ -105,6 +105,19 @@ impl Session {
         }
     }
 
+    /// A connection whose transport already named its principal (a TLS
+    /// client certificate, through `ssl.principal.mapping.rules`).
+    pub fn with_principal(
+        peer: SocketAddr,
+        listener: ListenerInfo,
+        principal: Principal,
+    ) -> Session {
+        Session {
+            principal: RefCell::new(principal),
+            ..Session::new(peer, listener)
+        }
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }

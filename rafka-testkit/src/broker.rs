@@ -45,6 +45,7 @@ use rafka_core::config::BrokerConfig;
 use rafka_net::handlers::{
     api_versions, broker_table, serve, BrokerContext, ControllerHandle, Handlers, NodeInfo,
 };
+use rafka_net::listener::Endpoint;
 use rafka_net::metrics_shard::traffic_snapshot;
 use rafka_net::session::{ListenerInfo, Session};
 use rafka_net::{
@@ -87,6 +88,7 @@ pub struct TestBroker {
     config: BrokerConfig,
     network: bool,
     zero_copy: bool,
+    endpoint: Option<Endpoint>,
     data_dir: Option<PathBuf>,
     timeout: Duration,
 }
@@ -99,6 +101,7 @@ impl TestBroker {
             config: BrokerConfig::default(),
             network: false,
             zero_copy: true,
+            endpoint: None,
             data_dir: None,
             timeout: SCENARIO_TIMEOUT,
         }
@@ -127,6 +130,14 @@ impl TestBroker {
     /// read into memory first (as for TLS).
     pub fn zero_copy(mut self, zero_copy: bool) -> TestBroker {
         self.zero_copy = zero_copy;
+        self
+    }
+
+    /// Serves the loopback listener as `endpoint` (a TLS listener, its
+    /// name and protocol) instead of a plaintext PLAINTEXT one.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> TestBroker {
+        self.network = true;
+        self.endpoint = Some(endpoint);
         self
     }
 
@@ -174,6 +185,7 @@ impl TestBroker {
         let settings = Settings {
             network: self.network,
             zero_copy: self.zero_copy,
+            endpoint: self.endpoint,
             timeout: self.timeout,
             data_dir: data_dir.clone(),
         };
@@ -232,6 +244,7 @@ impl TestBroker {
 struct Settings {
     network: bool,
     zero_copy: bool,
+    endpoint: Option<Endpoint>,
     timeout: Duration,
     data_dir: PathBuf,
 }
@@ -253,7 +266,8 @@ where
     let serving = shard.count() - 1;
     let (node, addr) = match settings.network {
         true => {
-            let (node, addr) = listen(shard, serving, settings.zero_copy).await;
+            let endpoint = settings.endpoint.clone();
+            let (node, addr) = listen(shard, serving, settings.zero_copy, endpoint).await;
             (node, Some(addr))
         }
         false => (default_node(), None),
@@ -297,6 +311,7 @@ fn default_node() -> NodeInfo {
         host: HOST.to_string(),
         port: PORT,
         cluster_id: CLUSTER_ID.to_string(),
+        listeners: Vec::new(),
     }
 }
 
@@ -311,7 +326,12 @@ thread_local! {
 
 /// Binds 127.0.0.1 on an ephemeral port on shard `on` and serves the
 /// broker's handlers there; the node advertises that address.
-async fn listen(shard: &Rc<Shard>, on: usize, zero_copy: bool) -> (NodeInfo, SocketAddr) {
+async fn listen(
+    shard: &Rc<Shard>,
+    on: usize,
+    zero_copy: bool,
+    endpoint: Option<Endpoint>,
+) -> (NodeInfo, SocketAddr) {
     let work = move |s: Rc<Shard>| async move {
         let (listener, addr) = bind_first(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
         let node = NodeInfo {
@@ -337,7 +357,10 @@ async fn listen(shard: &Rc<Shard>, on: usize, zero_copy: bool) -> (NodeInfo, Soc
             ..NetConfig::default()
         };
         let net = ShardNet::new(Rc::new(handlers), table, config);
-        net.serve(listener).expect("serve");
+        match endpoint {
+            Some(endpoint) => net.serve_endpoint(listener, endpoint).expect("serve"),
+            None => net.serve(listener).expect("serve"),
+        }
         NET.with(|slot| *slot.borrow_mut() = Some(net));
         (node, addr)
     };

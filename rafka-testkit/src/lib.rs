@@ -25,6 +25,9 @@
 //!   [`process::BrokerProcess::try_start`] for a start that must fail).
 //! - `proto`: kafka-protocol request pieces shared by tests (names,
 //!   CreateTopics / Metadata entries, Produce requests).
+//! - `tls`: [`tls::TestPki`], a CA with server and client certificates
+//!   made per test (rcgen) as PEM files, and the rustls client configs
+//!   [`wire::WireClient::connect_tls`] speaks through.
 //! - `records`: batch builders, a batch as the log stores it, a
 //!   partition's segment files read back.
 
@@ -33,6 +36,7 @@ pub mod process;
 pub mod proto;
 pub mod records;
 pub mod rng;
+pub mod tls;
 pub mod wire;
 pub mod wire_group;
 

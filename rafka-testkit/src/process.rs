@@ -116,6 +116,8 @@ pub struct Startup {
     pub addr: SocketAddr,
     pub shards: u32,
     pub recovered_partitions: u64,
+    /// Every listener's name and bound address (`listeners=`), in order.
+    pub listeners: Vec<(String, SocketAddr)>,
 }
 
 /// A running broker child process with its own temp dir (data dir, config
@@ -158,6 +160,12 @@ impl BrokerProcess {
             options,
             starts: 1,
         })
+    }
+
+    /// The bound address of the listener named `name` (`SSL`, ...).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        let listeners = &self.startup.listeners;
+        listeners.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
     }
 
     /// `host:port` for a client's `bootstrap.servers`.
@@ -317,9 +325,11 @@ fn launch(
 ) -> Result<(Child, Startup, SocketAddr), StartFailure> {
     let log = File::create(log_path(dir, start)).expect("create broker log");
     let mut command = Command::new(&options.binary);
+    // A config that names its own listeners keeps them.
+    if !options.properties.iter().any(|(key, _)| key == "listeners") {
+        command.arg("--listen").arg(listen.to_string());
+    }
     command
-        .arg("--listen")
-        .arg(listen.to_string())
         .arg("--data-dir")
         .arg(data_dir_of(dir, options))
         .arg("--cores")
@@ -462,7 +472,8 @@ pub fn stop_child(child: Child, deadline: Duration) -> Option<ExitStatus> {
     wait_exit(child, deadline)
 }
 
-/// Parses `rafka listening on ADDR shards=N data_dir=DIR recovered_partitions=K`.
+/// Parses `rafka listening on ADDR shards=N data_dir=DIR recovered_partitions=K
+/// listeners=NAME://ADDR,...` (`listeners=` may be absent).
 pub fn parse_listening(line: &str) -> Result<Startup, String> {
     let rest = line
         .strip_prefix(LISTENING_PREFIX)
@@ -483,10 +494,20 @@ pub fn parse_listening(line: &str) -> Result<Startup, String> {
     let recovered_partitions = field("recovered_partitions")?
         .parse()
         .map_err(|_| format!("bad recovered_partitions= in {line:?}"))?;
+    let mut listeners = Vec::new();
+    if let Ok(list) = field("listeners") {
+        for entry in list.split(',') {
+            let parsed = entry
+                .split_once("://")
+                .and_then(|(name, addr)| Some((name.to_owned(), addr.parse().ok()?)));
+            listeners.push(parsed.ok_or_else(|| format!("bad listeners= in {line:?}"))?);
+        }
+    }
     Ok(Startup {
         addr,
         shards,
         recovered_partitions,
+        listeners,
     })
 }
 

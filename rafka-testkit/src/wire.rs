@@ -84,9 +84,15 @@ pub enum WireError {
     ConsumerProtocol { source: BoxError },
 }
 
+/// A connection's bytes: a TCP stream, or TLS over one.
+pub trait Transport: Read + Write + Send {}
+impl<T: Read + Write + Send> Transport for T {}
+
 /// One connection to a broker.
 pub struct WireClient {
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
+    /// The TCP socket under `stream` (socket options).
+    socket: TcpStream,
     client_id: Bytes,
     next_correlation_id: i32,
     frame_bytes_max: usize,
@@ -98,17 +104,41 @@ impl WireClient {
     /// Connects with [`IO_TIMEOUT`] on the connect, every read and every
     /// write.
     pub fn connect(addr: SocketAddr, client_id: &str) -> Result<WireClient, WireError> {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        Ok(WireClient {
+        let socket = connect_socket(addr)?;
+        let stream = Box::new(socket.try_clone()?);
+        Ok(WireClient::over(socket, stream, client_id))
+    }
+
+    /// Connects and completes a TLS handshake as `config` says (its
+    /// trusted CAs, its client certificate if any), naming the server
+    /// `server_name` (`localhost`, or an IP address).
+    pub fn connect_tls(
+        addr: SocketAddr,
+        client_id: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> Result<WireClient, WireError> {
+        let mut socket = connect_socket(addr)?;
+        let name = rustls_pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, e))?;
+        let mut tls = rustls::ClientConnection::new(config, name)
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut socket)?;
+        }
+        let stream = Box::new(rustls::StreamOwned::new(tls, socket.try_clone()?));
+        Ok(WireClient::over(socket, stream, client_id))
+    }
+
+    fn over(socket: TcpStream, stream: Box<dyn Transport>, client_id: &str) -> WireClient {
+        WireClient {
             stream,
+            socket,
             client_id: Bytes::copy_from_slice(client_id.as_bytes()),
             next_correlation_id: 1,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             versions: GroupVersions::default(),
-        })
+        }
     }
 
     /// Shrinks the socket's receive buffer (`SO_RCVBUF`), so the broker's
@@ -119,7 +149,7 @@ impl WireClient {
         // SAFETY: a valid socket and a c_int option value of the given size.
         let set = unsafe {
             libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&self.stream),
+                std::os::fd::AsRawFd::as_raw_fd(&self.socket),
                 libc::SOL_SOCKET,
                 libc::SO_RCVBUF,
                 (&value as *const libc::c_int).cast(),
@@ -226,7 +256,16 @@ impl WireClient {
             match self.stream.read(&mut buf) {
                 Ok(0) => return Ok(received),
                 Ok(n) => received.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(received),
+                // A TLS peer that closes without close_notify reads as an
+                // unexpected end.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    return Ok(received)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -238,6 +277,16 @@ impl WireClient {
             _ => e.into(),
         })
     }
+}
+
+/// A TCP connection with [`IO_TIMEOUT`] on the connect, every read and
+/// every write.
+fn connect_socket(addr: SocketAddr) -> Result<TcpStream, WireError> {
+    let socket = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    socket.set_read_timeout(Some(IO_TIMEOUT))?;
+    socket.set_write_timeout(Some(IO_TIMEOUT))?;
+    socket.set_nodelay(true)?;
+    Ok(socket)
 }
 
 /// The request header of `api` at `version`, in the layout kafka-protocol's

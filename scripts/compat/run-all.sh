@@ -9,9 +9,11 @@
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
 #        kafka-python-group kafkajs-group java-group, and the admin runs
-#        confluent-kafka-admin java-admin kafka-python-admin, and sasl (every
-#        client over SASL_PLAINTEXT + PLAIN on a broker of its own,
-#        sasl-roundtrip.sh) (default: all)
+#        confluent-kafka-admin java-admin kafka-python-admin, and on brokers
+#        of their own: sasl (every client over SASL_PLAINTEXT + PLAIN,
+#        sasl-roundtrip.sh), tls (every roundtrip over SSL and mTLS,
+#        tls-roundtrip.sh), acl-matrix (users and ACLs over SCRAM across a
+#        kill -9, acl-matrix.sh) (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -22,7 +24,7 @@ repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
-        confluent-kafka-admin java-admin kafka-python-admin sasl)
+        confluent-kafka-admin java-admin kafka-python-admin sasl tls acl-matrix)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -43,7 +45,8 @@ cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin rafka
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 rafka_bin="$target_dir/release/rafka"
-# sasl-roundtrip.sh starts its own SASL broker from the same binary.
+# sasl-roundtrip.sh, tls-roundtrip.sh and acl-matrix.sh start brokers of
+# their own from the same binary.
 export RAFKA_BIN="$rafka_bin"
 
 # Starts the broker and sets broker_pid and bootstrap from its listening line:
@@ -94,6 +97,8 @@ for client in "${clients[@]}"; do
     case "$client" in
         *-group) script="$here/$client.sh" verdict_prefix="group ${client%-group}: " ;;
         *-admin) script="$here/$client.sh" verdict_prefix="admin ${client%-admin}: " ;;
+        tls) script="$here/tls-roundtrip.sh" verdict_prefix="roundtrip tls: " ;;
+        acl-matrix) script="$here/acl-matrix.sh" verdict_prefix="acl-matrix confluent-kafka: " ;;
         *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;
     esac
     log="$work/logs/$client.log"
@@ -104,7 +109,7 @@ for client in "${clients[@]}"; do
     fi
     echo "run-all: $client"
     status=0
-    BOOTSTRAP="$bootstrap" "$script" >"$log" 2>&1 || status=$?
+    BOOTSTRAP="$bootstrap" RAFKA_BIN="$rafka_bin" "$script" >"$log" 2>&1 || status=$?
     verdict="$(grep -F "$verdict_prefix" "$log" | tail -n 1 || true)"
     verdict="${verdict#"$verdict_prefix"}"
     if [[ $status -eq 0 ]]; then

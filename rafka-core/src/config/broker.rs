@@ -13,6 +13,7 @@ use super::listener::{
 };
 use super::properties::{parse_properties, PropertiesError, Property};
 use super::sasl::{read_sasl, SaslConfigError, SaslSettings};
+use super::tls::{read_listener_tls, TlsConfig, TlsConfigError};
 use super::topic::{TopicConfigError, TopicDefaults, BROKER_SYNONYMS};
 use super::value::{parse_bool, parse_i32, parse_i64, split_list, Expected, InvalidValue};
 
@@ -28,6 +29,9 @@ pub enum ConfigError {
     Topic(#[from] TopicConfigError),
     #[error(transparent)]
     Sasl(#[from] SaslConfigError),
+    /// A TLS listener's `ssl.*` settings.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
     #[error("{key}={value} conflicts with {other_key}={other_value}")]
     Conflict {
         key: &'static str,
@@ -107,6 +111,8 @@ pub struct BrokerConfig {
     /// Defaults to `listeners`.
     pub advertised_listeners: Vec<Listener>,
     pub listener_protocols: BTreeMap<String, SecurityProtocol>,
+    /// The TLS settings of every SSL and SASL_SSL listener, by name.
+    pub listener_tls: BTreeMap<String, TlsConfig>,
     /// `log.dirs`, else `log.dir`.
     pub log_dirs: Vec<PathBuf>,
     /// `metadata.log.dir`: where the controller's metadata log lives;
@@ -192,6 +198,7 @@ impl Default for BrokerConfig {
             listeners: vec![listener.clone()],
             advertised_listeners: vec![listener],
             listener_protocols: default_protocol_map(),
+            listener_tls: BTreeMap::new(),
             log_dirs: vec![PathBuf::from("./rafka-data")],
             metadata_log_dir: None,
             num_partitions: 1,
@@ -248,6 +255,13 @@ impl<'a> Entries<'a> {
     fn get(&mut self, key: &'static str) -> Option<&'a str> {
         let (value, _) = *self.map.get(key)?;
         self.used.insert(key);
+        Some(value)
+    }
+
+    /// A key made at run time (a listener's `listener.name.<name>.` prefix).
+    fn get_named(&mut self, key: &str) -> Option<&'a str> {
+        let (&stored, &(value, _)) = self.map.get_key_value(key)?;
+        self.used.insert(stored);
         Some(value)
     }
 
@@ -423,6 +437,17 @@ fn read_listeners(
         None => listeners.clone(),
     };
     config.listeners = listeners;
+    for listener in &config.listeners {
+        if matches!(
+            listener.protocol,
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+        ) {
+            let tls = read_listener_tls(&listener.name, &mut |key| {
+                e.get_named(key).map(str::to_string)
+            })?;
+            config.listener_tls.insert(listener.name.clone(), tls);
+        }
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! - `describe`: the DescribeConfigs view of topic and broker configs
 //!   (values, sources, synonyms, types, docs).
 //! - `listener`: `listeners` entries and their security protocols.
+//! - `tls`: a TLS listener's `ssl.*` keys, `ssl.principal.mapping.rules`.
 //! - `topic`: [`TopicConfig`], override validation and the described view.
 //! - `topic_name`: Kafka's topic name rules.
 
@@ -16,6 +17,7 @@ pub mod describe;
 pub mod listener;
 pub mod properties;
 pub mod sasl;
+pub mod tls;
 pub mod topic;
 pub mod topic_name;
 pub mod value;
@@ -23,6 +25,7 @@ pub mod value;
 pub use broker::{BrokerConfig, ConfigError, ConfigWarning};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::{parse_properties, PropertiesError, Property};
+pub use tls::{ClientAuth, PemSource, PrincipalMapping, TlsConfig, TlsConfigError, TlsVersion};
 pub use topic::{
     CleanupPolicy, CompressionType, ConfigEntry, ConfigSource, ResolvedTopicConfig, TopicConfig,
     TopicConfigError, TopicDefaults,

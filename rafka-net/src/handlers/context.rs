@@ -36,14 +36,36 @@ use crate::session::Session;
 /// authorized-operations field of a client that did not ask for it.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// This broker as clients see it: the advertised endpoint and identity.
+/// This broker as clients see it: the advertised endpoints and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
     pub node_id: i32,
+    /// The endpoint of a listener with no entry in `listeners`.
     pub host: String,
     pub port: u16,
     /// Kafka's cluster id (22-char base64 of a UUID), from meta.properties.
     pub cluster_id: String,
+    /// Every listener's advertised endpoint, by listener name.
+    pub listeners: Vec<AdvertisedListener>,
+}
+
+/// Where clients of one listener are told to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedListener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl NodeInfo {
+    /// The endpoint a client that came in on `listener` is told about, as
+    /// Kafka answers with the advertised listener of the same name.
+    pub fn advertised_for(&self, listener: &str) -> (&str, u16) {
+        match self.listeners.iter().find(|l| l.name == listener) {
+            Some(l) => (&l.host, l.port),
+            None => (&self.host, self.port),
+        }
+    }
 }
 
 /// What every request of one shard shares: the served table, the shard,
@@ -145,6 +167,13 @@ impl RequestContext {
 
     pub fn node(&self) -> &NodeInfo {
         &self.broker.node
+    }
+
+    /// This broker's host and port for the listener the request came in on.
+    pub fn advertised(&self) -> (&str, u16) {
+        self.broker
+            .node
+            .advertised_for(&self.session.listener().name)
     }
 
     /// The shard serving the request (image, partitions, router).

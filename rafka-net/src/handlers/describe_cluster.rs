@@ -33,16 +33,22 @@ pub async fn handle(
     };
     Ok(describe(
         ctx.node(),
+        ctx.advertised(),
         ctx.config().rack.as_deref(),
         operations,
     ))
 }
 
-fn describe(node: &NodeInfo, rack: Option<&str>, operations: i32) -> DescribeClusterResponse {
+fn describe(
+    node: &NodeInfo,
+    (host, port): (&str, u16),
+    rack: Option<&str>,
+    operations: i32,
+) -> DescribeClusterResponse {
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(node.node_id))
-        .with_host(StrBytes::from_string(node.host.clone()))
-        .with_port(i32::from(node.port))
+        .with_host(StrBytes::from_string(host.to_string()))
+        .with_port(i32::from(port))
         .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
         .with_is_fenced(false);
     DescribeClusterResponse::default()

@@ -20,7 +20,7 @@ use rafka_core::acl::{AclOperation, Resource};
 use rafka_proto::error::ErrorCode;
 
 use super::metadata::AUTO_CREATE_WAIT;
-use super::{HandlerError, NodeInfo, RequestContext};
+use super::{HandlerError, RequestContext};
 
 /// First version batching keys in `coordinator_keys`.
 const BATCHED_VERSION_MIN: i16 = 4;
@@ -83,7 +83,7 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
             .shard()
             .coordinator_shard(ctx.shard().offsets_topic(), key)
         {
-            Ok(_) => this_node(ctx.node()),
+            Ok(_) => this_node(ctx),
             Err(code) => no_node(code, Some(code.message())),
         },
         KEY_TYPE_TRANSACTION
@@ -91,7 +91,7 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
         {
             no_node(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None)
         }
-        KEY_TYPE_TRANSACTION => this_node(ctx.node()),
+        KEY_TYPE_TRANSACTION => this_node(ctx),
         other => no_node(
             ErrorCode::INVALID_REQUEST,
             Some(format!("Unknown coordinator type {other}")),
@@ -115,13 +115,15 @@ async fn ensure_offsets_topic(ctx: &RequestContext) {
     }
 }
 
-fn this_node(node: &NodeInfo) -> Answer {
+/// This broker, as the client's listener advertises it.
+fn this_node(ctx: &RequestContext) -> Answer {
+    let (host, port) = ctx.advertised();
     Answer {
         error_code: ErrorCode::NONE,
         error_message: None,
-        node_id: node.node_id,
-        host: StrBytes::from_string(node.host.clone()),
-        port: i32::from(node.port),
+        node_id: ctx.node().node_id,
+        host: StrBytes::from_string(host.to_string()),
+        port: i32::from(port),
     }
 }
 

@@ -82,7 +82,11 @@ pub async fn handle(
     };
     let node = ctx.node();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![broker(node, ctx.config().rack.as_deref())])
+        .with_brokers(vec![broker(
+            node,
+            ctx.advertised(),
+            ctx.config().rack.as_deref(),
+        )])
         .with_controller_id(BrokerId(node.node_id))
         .with_topics(topics);
     if version >= CLUSTER_ID_VERSION_MIN {
@@ -259,11 +263,15 @@ fn all_topics(ctx: &RequestContext, operations: bool) -> Vec<MetadataResponseTop
 }
 
 /// This node, as Metadata lists brokers.
-fn broker(node: &NodeInfo, rack: Option<&str>) -> MetadataResponseBroker {
+fn broker(
+    node: &NodeInfo,
+    (host, port): (&str, u16),
+    rack: Option<&str>,
+) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
         .with_node_id(BrokerId(node.node_id))
-        .with_host(StrBytes::from_string(node.host.clone()))
-        .with_port(i32::from(node.port))
+        .with_host(StrBytes::from_string(host.to_string()))
+        .with_port(i32::from(port))
         .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
 }
 

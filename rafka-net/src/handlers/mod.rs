@@ -80,7 +80,7 @@ use rafka_proto::api::{decode_request, ApiTable, DecodeError, EncodeError, Serve
 use rafka_proto::error::ErrorCode;
 use thiserror::Error;
 
-pub use context::{BrokerContext, NodeInfo, RequestContext};
+pub use context::{AdvertisedListener, BrokerContext, NodeInfo, RequestContext};
 
 /// Kafka's internal topics: listed as internal, written only by the broker
 /// (and Kafka's admin tools), never trimmed by DeleteRecords.

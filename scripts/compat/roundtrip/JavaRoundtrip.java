@@ -71,9 +71,27 @@ public final class JavaRoundtrip {
         return partitions;
     }
 
+    /** TLS from TLS_CA (and TLS_KEYSTORE, key and certificate in one PEM
+     *  file, for a client certificate); plaintext when TLS_CA is unset. */
+    private static void tls(Properties config) {
+        String ca = System.getenv("TLS_CA");
+        if (ca == null || ca.isEmpty()) {
+            return;
+        }
+        config.put("security.protocol", "SSL");
+        config.put("ssl.truststore.type", "PEM");
+        config.put("ssl.truststore.location", ca);
+        String keystore = System.getenv("TLS_KEYSTORE");
+        if (keystore != null && !keystore.isEmpty()) {
+            config.put("ssl.keystore.type", "PEM");
+            config.put("ssl.keystore.location", keystore);
+        }
+    }
+
     private static void createTopic(String bootstrap, String topic) throws Exception {
         Properties config = new Properties();
         config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        tls(config);
         try (Admin admin = Admin.create(config)) {
             admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
         }
@@ -82,6 +100,7 @@ public final class JavaRoundtrip {
     private static void produce(String bootstrap, String topic, String codec, int count) throws Exception {
         Properties config = new Properties();
         config.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        tls(config);
         config.put(ProducerConfig.CLIENT_ID_CONFIG, "rafka-roundtrip-java");
         config.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
         config.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -105,6 +124,7 @@ public final class JavaRoundtrip {
     private static Consumed consume(String bootstrap, String topic, int count) {
         Properties config = new Properties();
         config.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        tls(config);
         config.put(ConsumerConfig.CLIENT_ID_CONFIG, "rafka-roundtrip-java");
         config.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         config.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());

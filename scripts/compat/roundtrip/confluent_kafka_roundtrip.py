@@ -11,14 +11,14 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from roundtrip_records import PARTITIONS, check, expected_records, report
+from roundtrip_records import PARTITIONS, check, expected_records, librdkafka_tls, report
 
 CLIENT = "confluent-kafka"
 DEADLINE_S = 60
 
 
 def create_topic(bootstrap, topic):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **librdkafka_tls()})
     futures = admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)],
                                   operation_timeout=30, request_timeout=30)
     futures[topic].result(timeout=30)
@@ -31,6 +31,7 @@ def produce(bootstrap, topic, codec, count):
         "compression.type": codec,
         "acks": "all",
         "linger.ms": 5,
+        **librdkafka_tls(),
     })
     failures = []
 
@@ -54,6 +55,7 @@ def consume(bootstrap, topic, count):
         "group.id": "rafka-roundtrip-unused",
         "enable.auto.commit": False,
         "enable.partition.eof": False,
+        **librdkafka_tls(),
     })
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     consumed = [[] for _ in range(PARTITIONS)]

@@ -11,14 +11,15 @@ import time
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from roundtrip_records import PARTITIONS, check, expected_records, report
+from roundtrip_records import PARTITIONS, check, expected_records, kafka_python_tls, report
 
 CLIENT = "kafka-python"
 DEADLINE_S = 60
 
 
 def create_topic(bootstrap, topic):
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rafka-roundtrip-kafka-python")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rafka-roundtrip-kafka-python",
+                             **kafka_python_tls())
     admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)],
                         timeout_ms=30000)
     admin.close()
@@ -31,6 +32,7 @@ def produce(bootstrap, topic, codec, count):
         compression_type=None if codec == "none" else codec,
         acks="all",
         linger_ms=5,
+        **kafka_python_tls(),
     )
     futures = [
         producer.send(topic, key=key, value=value, headers=headers, partition=partition)
@@ -55,6 +57,7 @@ def consume(bootstrap, topic, count):
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **kafka_python_tls(),
     )
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(partitions)

@@ -146,10 +146,23 @@ function check(records, consumed, offsets) {
   return problems
 }
 
+// TLS from TLS_CA (and TLS_CERT + TLS_KEY for a client certificate);
+// plaintext when TLS_CA is unset.
+function tlsOptions() {
+  const fs = require('fs')
+  if (!process.env.TLS_CA) return undefined
+  const ssl = { ca: [fs.readFileSync(process.env.TLS_CA, 'utf8')] }
+  if (process.env.TLS_CERT) {
+    ssl.cert = fs.readFileSync(process.env.TLS_CERT, 'utf8')
+    ssl.key = fs.readFileSync(process.env.TLS_KEY, 'utf8')
+  }
+  return ssl
+}
+
 async function main() {
   const [bootstrap, topic, codec, countText] = process.argv.slice(2)
   const count = Number(countText)
-  const kafka = new Kafka({ clientId: 'rafka-roundtrip-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN })
+  const kafka = new Kafka({ clientId: 'rafka-roundtrip-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, ssl: tlsOptions() })
   const admin = kafka.admin()
   await admin.connect()
   try {

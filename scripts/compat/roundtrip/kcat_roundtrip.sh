@@ -23,7 +23,16 @@ done >"$work/input"
 awk -F'\t' '{ printf "%d\t%s\t%s\tclient=kcat,codec='"$codec"'\n", NR - 1, $1, $2 }' \
     "$work/input" >"$work/expected"
 
-if ! kcat -P -b "$bootstrap" -t "$topic" -p 0 -z "$codec" -K $'\t' \
+# TLS from TLS_CA (and TLS_CERT + TLS_KEY); plaintext when TLS_CA is unset.
+tls=()
+if [[ -n "${TLS_CA:-}" ]]; then
+    tls=(-X security.protocol=SSL -X "ssl.ca.location=$TLS_CA")
+    if [[ -n "${TLS_CERT:-}" ]]; then
+        tls+=(-X "ssl.certificate.location=$TLS_CERT" -X "ssl.key.location=$TLS_KEY")
+    fi
+fi
+
+if ! kcat -P -b "$bootstrap" "${tls[@]}" -t "$topic" -p 0 -z "$codec" -K $'\t' \
     -H "client=kcat" -H "codec=$codec" \
     -X client.id=rafka-roundtrip-kcat -X acks=all -X allow.auto.create.topics=true \
     <"$work/input" 2>"$work/produce.log"; then
@@ -33,7 +42,7 @@ if ! kcat -P -b "$bootstrap" -t "$topic" -p 0 -z "$codec" -K $'\t' \
 fi
 
 # -e: stop at the end of the partition, so extra records would show too.
-if ! timeout 60 kcat -C -b "$bootstrap" -t "$topic" -p 0 -o beginning -e -q \
+if ! timeout 60 kcat -C -b "$bootstrap" "${tls[@]}" -t "$topic" -p 0 -o beginning -e -q \
     -X client.id=rafka-roundtrip-kcat -f '%o\t%k\t%s\t%h\n' \
     >"$work/consumed" 2>"$work/consume.log"; then
     echo "kcat $codec: FAIL (consume)"

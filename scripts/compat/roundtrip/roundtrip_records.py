@@ -6,7 +6,32 @@ something to compress), and headers idx="{i}", client="C". Mirrored by
 kafkajs_roundtrip.js, JavaRoundtrip.java and kcat_roundtrip.sh.
 """
 
+import os
+
 PARTITIONS = 3
+
+
+def librdkafka_tls():
+    """librdkafka settings for TLS from TLS_CA (and TLS_CERT + TLS_KEY for
+    a client certificate); none when TLS_CA is unset (plaintext)."""
+    if not os.environ.get("TLS_CA"):
+        return {}
+    config = {"security.protocol": "SSL", "ssl.ca.location": os.environ["TLS_CA"]}
+    if os.environ.get("TLS_CERT"):
+        config["ssl.certificate.location"] = os.environ["TLS_CERT"]
+        config["ssl.key.location"] = os.environ["TLS_KEY"]
+    return config
+
+
+def kafka_python_tls():
+    """kafka-python's keyword arguments for the same settings."""
+    if not os.environ.get("TLS_CA"):
+        return {}
+    config = {"security_protocol": "SSL", "ssl_cafile": os.environ["TLS_CA"]}
+    if os.environ.get("TLS_CERT"):
+        config["ssl_certfile"] = os.environ["TLS_CERT"]
+        config["ssl_keyfile"] = os.environ["TLS_KEY"]
+    return config
 
 
 def expected_records(client, count):
