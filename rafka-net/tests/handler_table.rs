@@ -130,7 +130,7 @@ fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
     // correlation id, error 0, 39 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 37]);
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 39]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
     assert_eq!(response.len(), 4 + 2 + 4 + 39 * 6);
 }
