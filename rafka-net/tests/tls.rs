@@ -568,3 +568,78 @@ fn the_subject_reads_as_java_prints_it() {
 }
 
 use rustls_pki_types::pem::PemObject;
+
+#[test]
+fn sasl_ssl_authenticates_inside_tls_and_the_sasl_principal_is_authorized() {
+    use kafka_protocol::messages::{
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Arc::new(TestPki::new(dir.path(), "rafka test CA"));
+    let text = format!(
+        "listeners=SASL_SSL://127.0.0.1:0\n\
+         ssl.keystore.location={}\n\
+         sasl.enabled.mechanisms=PLAIN\n\
+         listener.name.sasl_ssl.plain.sasl.jaas.config=\
+         org.apache.kafka.common.security.plain.PlainLoginModule required \
+         user_alice=\"alice-secret\";\n",
+        path(pki.server_path())
+    );
+    let (config, warnings) = BrokerConfig::from_properties_text(&text).expect("config");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let listener = config.listeners[0].clone();
+    assert_eq!(listener.protocol, SecurityProtocol::SaslSsl);
+    let tls = config.listener_tls.get("SASL_SSL").expect("TLS settings");
+    let endpoint = Endpoint {
+        info: ListenerInfo::of(&config, &listener),
+        tls: Some(TlsServer::load(tls).expect("TLS server")),
+    };
+    TestBroker::builder()
+        .endpoint(endpoint)
+        .config(|c| {
+            c.authorizer_class_name = Some(STANDARD_AUTHORIZER.to_string());
+            c.super_users = vec!["User:ANONYMOUS".to_string()];
+        })
+        .timeout(Duration::from_secs(120))
+        .run(move |broker| async move {
+            broker.create_topic("t", 1, &[]).await;
+            broker.create_topic("u", 1, &[]).await;
+            allow_write(&broker, "User:alice", "t").await;
+            let addr = broker.addr();
+            blocking(move || {
+                let login = |password: &str| {
+                    let mut client = tls_client(addr, &pki, None);
+                    let shake: SaslHandshakeResponse = client
+                        .call(
+                            1,
+                            &SaslHandshakeRequest::default()
+                                .with_mechanism(StrBytes::from_static_str("PLAIN")),
+                        )
+                        .expect("SaslHandshake");
+                    assert_eq!(shake.error_code, 0);
+                    let token = format!("\0alice\0{password}");
+                    let answer: SaslAuthenticateResponse = client
+                        .call(
+                            2,
+                            &SaslAuthenticateRequest::default()
+                                .with_auth_bytes(bytes::Bytes::from(token.into_bytes())),
+                        )
+                        .expect("SaslAuthenticate");
+                    (client, answer.error_code)
+                };
+                let (mut alice, code) = login("alice-secret");
+                assert_eq!(code, 0);
+                // alice, not the anonymous TLS principal (a super user),
+                // is who the authorizer sees.
+                assert_eq!(produce_one(&mut alice, "t", "over SASL_SSL"), (0, 0));
+                let (code, _) = produce_one(&mut alice, "u", "no ACL");
+                assert_eq!(code, TOPIC_AUTHORIZATION_FAILED);
+                let (mut wrong, code) = login("nope");
+                assert_eq!(code, 58);
+                assert_eq!(wrong.read_until_closed().expect("read"), Vec::<u8>::new());
+                assert_eq!(produce_one(&mut alice, "t", "still here"), (0, 1));
+            })
+            .await;
+        });
+}
