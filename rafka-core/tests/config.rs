@@ -262,7 +262,13 @@ fn bad_values_name_key_value_and_expectation() {
 fn listener_protocols_from_the_map() {
     let (c, _) = load(
         "listener.security.protocol.map=INTERNAL:SASL_SSL,EXTERNAL:SSL\n\
-         listeners=INTERNAL://10.0.0.1:9094,EXTERNAL://0.0.0.0:9095\n",
+         listeners=INTERNAL://10.0.0.1:9094,EXTERNAL://0.0.0.0:9095\n\
+         ssl.keystore.location=/etc/rafka/server.pem\n",
+    );
+    // Both are TLS listeners, which need a key store.
+    assert_eq!(
+        c.listener_tls.keys().collect::<Vec<_>>(),
+        vec!["EXTERNAL", "INTERNAL"]
     );
     let protocols: Vec<SecurityProtocol> = c.listeners.iter().map(|l| l.protocol).collect();
     assert_eq!(
