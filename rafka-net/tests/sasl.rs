@@ -186,7 +186,7 @@ fn plain_login_then_produce_and_fetch_as_the_principal_acls_see() {
 
 #[test]
 fn wrong_password_answers_58_then_closes_while_others_go_on() {
-    sasl_broker("connection.failed.authentication.delay.ms=300\n").run(|broker| async move {
+    sasl_broker("connection.failed.authentication.delay.ms=3000\n").run(|broker| async move {
         let addr = broker.addr();
         blocking(move || {
             let mut alice = logged_in(addr, "alice", "alice-secret");
@@ -195,9 +195,14 @@ fn wrong_password_answers_58_then_closes_while_others_go_on() {
             let request = SaslAuthenticateRequest::default()
                 .with_auth_bytes(Bytes::from(plain_token("alice", "wrong")));
             let correlation_id = eve.send(2, &request).expect("send");
-            // eve's answer waits out the failure delay; alice is served
-            // meanwhile.
+            // eve's answer waits out the failure delay on a timer; alice
+            // is served meanwhile (a delay that blocked the shard would
+            // have let eve's answer out first).
             metadata_ok(&mut alice);
+            assert!(
+                !eve.has_unread().expect("peek"),
+                "eve answered before the delay"
+            );
             let answer = eve
                 .receive::<SaslAuthenticateRequest>(2, correlation_id)
                 .expect("answer before the close");

@@ -239,6 +239,19 @@ impl WireClient {
         Ok(Bytes::from(body))
     }
 
+    /// Whether the broker has sent anything not read yet, without waiting.
+    pub fn has_unread(&self) -> Result<bool, WireError> {
+        self.stream.set_nonblocking(true)?;
+        let mut byte = [0u8; 1];
+        let peeked = self.stream.peek(&mut byte);
+        self.stream.set_nonblocking(false)?;
+        match peeked {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Exactly `len` bytes, whatever they are (a raw SASL token's prefix
     /// and body, which may be empty).
     pub fn read_raw(&mut self, len: usize) -> Result<Vec<u8>, WireError> {
