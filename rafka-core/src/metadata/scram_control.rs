@@ -467,6 +467,8 @@ mod tests {
         empty_salted.salted_password.clear();
         let mut short_salted = upsert("q", SHA256, 4096);
         short_salted.salted_password.truncate(16);
+        let mut long_salt = upsert("l", SHA256, 4096);
+        long_salt.salt = vec![1; 1025];
         let alteration = alter_scram_credentials(
             &image,
             &[delete("gone", SHA256), delete("x", 3)],
@@ -479,6 +481,7 @@ mod tests {
                 empty_salt,
                 empty_salted,
                 short_salted,
+                long_salt,
             ],
         );
         assert_eq!(
@@ -494,7 +497,20 @@ mod tests {
                 ("s", 93),
                 ("p", 93),
                 ("q", 93),
+                ("l", 93),
             ]
+        );
+        assert_eq!(
+            alteration.results[9].1,
+            Err(ScramAlterError::Credential(CredentialError::KeyLength {
+                mechanism: ScramMechanism::Sha256,
+                key: "salted password",
+                length: 16,
+            }))
+        );
+        assert_eq!(
+            alteration.results[10].1,
+            Err(ScramAlterError::Credential(CredentialError::Salt(1025)))
         );
         let messages: Vec<String> = alteration
             .results
