@@ -239,12 +239,13 @@ impl WireClient {
         Ok(Bytes::from(body))
     }
 
-    /// Whether the broker has sent anything not read yet, without waiting.
+    /// Whether the broker has sent anything not read yet, without waiting
+    /// (bytes on the socket: over TLS, records not yet decrypted count).
     pub fn has_unread(&self) -> Result<bool, WireError> {
-        self.stream.set_nonblocking(true)?;
+        self.socket.set_nonblocking(true)?;
         let mut byte = [0u8; 1];
-        let peeked = self.stream.peek(&mut byte);
-        self.stream.set_nonblocking(false)?;
+        let peeked = self.socket.peek(&mut byte);
+        self.socket.set_nonblocking(false)?;
         match peeked {
             Ok(n) => Ok(n > 0),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
