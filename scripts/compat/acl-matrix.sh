@@ -31,16 +31,17 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$work/data"
 
-# A fixed free port: the restart must come back on the same address.
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-cat >"$work/server.properties" <<PROPS
+# Each start on a fresh port: right after a SIGKILL the old one may still
+# be held by the dead broker's connections.
+start_broker() {
+    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    cat >"$work/server.properties" <<PROPS
 listeners=SASL_PLAINTEXT://127.0.0.1:$port
 sasl.enabled.mechanisms=SCRAM-SHA-256
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:admin
 PROPS
-
-start_broker() {
+    : >"$work/broker.out"
     "$RAFKA_BIN" --config "$work/server.properties" --data-dir "$work/data" --cores 2 \
         --add-scram 'SCRAM-SHA-256=[name=admin,password=admin-secret]' \
         >"$work/broker.out" 2>>"$work/broker.log" &
