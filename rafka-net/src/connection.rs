@@ -684,6 +684,7 @@ impl<'n, S: Service> Connection<'n, S> {
                 Response::ReplyThenClose(reply, reason) => {
                     self.stage_reply(out, prefix, &reply).await?;
                     self.flush(out).await?;
+                    self.delay_close().await;
                     return Err(WriteEnd::Closed { prefix, reason });
                 }
             }
@@ -818,6 +819,20 @@ impl<'n, S: Service> Connection<'n, S> {
         self.net.metrics.bytes_out(written);
         self.touch();
         Ok(written as u64)
+    }
+
+    /// Kafka's delayed close after a failed authentication (KIP-306): the
+    /// answer is out, the socket stays open for the listener's delay (or
+    /// until shutdown), so a client guessing passwords cannot go faster.
+    async fn delay_close(&self) {
+        let delay = self.session.sasl().map(|sasl| sasl.failure_delay());
+        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+            let stop = self.net.shutdown.wait();
+            let wait = async {
+                Timer::new(delay).await;
+            };
+            or(wait, stop).await;
+        }
     }
 
     async fn flush(&self, out: &mut BytesMut) -> Result<(), WriteEnd> {

@@ -50,7 +50,9 @@ pub enum Response {
     /// written, then the connection is closed and the reason logged.
     Close(HandlerError),
     /// This answer is written, then the connection closes (a failed SASL
-    /// exchange: the client reads why before the close).
+    /// exchange: the client reads why before the close), after the
+    /// listener's `connection.failed.authentication.delay.ms` on a SASL
+    /// listener.
     ReplyThenClose(Bytes, HandlerError),
 }
 

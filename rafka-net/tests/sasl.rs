@@ -195,19 +195,19 @@ fn wrong_password_answers_58_then_closes_while_others_go_on() {
             let request = SaslAuthenticateRequest::default()
                 .with_auth_bytes(Bytes::from(plain_token("alice", "wrong")));
             let correlation_id = eve.send(2, &request).expect("send");
-            // eve's answer waits out the failure delay on a timer; alice
-            // is served meanwhile (a delay that blocked the shard would
-            // have let eve's answer out first).
-            metadata_ok(&mut alice);
-            assert!(
-                !eve.has_unread().expect("peek"),
-                "eve answered before the delay"
-            );
+            // eve's answer comes at once (as Kafka's); the close waits out
+            // the failure delay on a timer, and alice is served meanwhile
+            // (a delay that blocked the shard would have closed eve first).
             let answer = eve
                 .receive::<SaslAuthenticateRequest>(2, correlation_id)
                 .expect("answer before the close");
             assert_eq!(answer.error_code, SASL_AUTHENTICATION_FAILED);
             assert_eq!(answer.error_message.as_deref(), Some(BAD_CREDENTIALS));
+            metadata_ok(&mut alice);
+            assert!(
+                !eve.has_unread().expect("peek"),
+                "eve closed before the delay"
+            );
             assert_closed(&mut eve);
             // Unknown users get the same words.
             let mut mallory = connect(addr);

@@ -10,10 +10,11 @@
 //! - Failed: SASL_AUTHENTICATION_FAILED with Kafka's message (for bad
 //!   credentials "Authentication failed: Invalid username or password"
 //!   for PLAIN, "Authentication failed during authentication due to invalid
-//!   credentials with SASL mechanism SCRAM-SHA-256" for SCRAM), written
-//!   after `connection.failed.authentication.delay.ms`, then the
-//!   connection closes. The delay is a timer on this request's task:
-//!   other connections go on meanwhile.
+//!   credentials with SASL mechanism SCRAM-SHA-256" for SCRAM), written at
+//!   once; the connection closes `connection.failed.authentication.delay.ms`
+//!   later (Kafka's delayed close, KIP-306: the client reads why, and a
+//!   brute-forcing client waits). The delay is a timer in the connection's
+//!   writer: other connections go on meanwhile.
 //! - Out of order (before SaslHandshake, after a v0 handshake with a
 //!   header): ILLEGAL_SASL_STATE, then close. After authentication
 //!   without a re-authentication handshake, or on a listener without SASL:
@@ -105,15 +106,12 @@ pub async fn handle(
                 .with_error_message(Some(StrBytes::from_string(message))),
             close: None,
         },
-        Outcome::Failed(code, message) => {
-            failure_delay(ctx.session()).await;
-            AuthenticateReply {
-                response: response
-                    .with_error_code(code.code())
-                    .with_error_message(Some(StrBytes::from_string(message.clone()))),
-                close: Some(HandlerError::SaslFailed { message }),
-            }
-        }
+        Outcome::Failed(code, message) => AuthenticateReply {
+            response: response
+                .with_error_code(code.code())
+                .with_error_message(Some(StrBytes::from_string(message.clone()))),
+            close: Some(HandlerError::SaslFailed { message }),
+        },
     })
 }
 
