@@ -42,7 +42,7 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:admin
 PROPS
     : >"$work/broker.out"
-    "$RAFKA_BIN" --config "$work/server.properties" --data-dir "$work/data" --cores 2 \
+    "$RAFKA_BIN" --config "$work/server.properties" --data-dir "$work/data" --cores 2 --metrics-listen none \
         --add-scram 'SCRAM-SHA-256=[name=admin,password=admin-secret]' \
         >"$work/broker.out" 2>>"$work/broker.log" &
     broker_pid=$!

@@ -57,7 +57,7 @@ start_broker() {
     # deadline and a background cat can keep draining it afterwards.
     mkfifo "$work/broker.out"
     RUST_LOG="${RUST_LOG:-info}" "$rafka_bin" --listen 127.0.0.1:0 --data-dir "$work/data" \
-        --cores "${CORES:-2}" >"$work/broker.out" 2>"$work/logs/broker.log" &
+        --cores "${CORES:-2}" --metrics-listen none >"$work/broker.out" 2>"$work/logs/broker.log" &
     broker_pid=$!
     exec {broker_out}<"$work/broker.out"
     while [[ "$line" != "rafka listening on "* ]]; do

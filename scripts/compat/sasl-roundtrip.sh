@@ -46,7 +46,7 @@ listener.name.plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.
 PROPS
 mkfifo "$work/broker.out"
 RUST_LOG="${RUST_LOG:-info}" "$RAFKA_BIN" --config "$work/server.properties" --listen 127.0.0.1:0 \
-    --data-dir "$work/data" --cores 1 >"$work/broker.out" 2>"$work/broker.log" &
+    --data-dir "$work/data" --cores 1 --metrics-listen none >"$work/broker.out" 2>"$work/broker.log" &
 broker_pid=$!
 exec {broker_out}<"$work/broker.out"
 line=""
