@@ -68,7 +68,7 @@ use rafka_proto::frame::{
 };
 use rafka_proto::header::{HeaderError, RequestHeader, RequestPrefix};
 use rafka_shard::storage::FileRegion;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::handlers::{api_versions, HandlerError};
 use crate::latch::Latch;
@@ -922,6 +922,16 @@ impl<'n, S: Service> Connection<'n, S> {
             }
             WriteEnd::Io(error) => {
                 debug!(%peer, %error, "write failed");
+                return;
+            }
+            WriteEnd::Closed {
+                reason: HandlerError::SaslFailed { message },
+                ..
+            } => {
+                // A refused login is the client's mistake, not a protocol
+                // error: Kafka logs it at INFO and counts it apart.
+                self.net.metrics.sasl_authentication_failed();
+                info!(%peer, %message, "closing connection: failed authentication");
                 return;
             }
             WriteEnd::Closed { prefix, reason } => {

@@ -25,6 +25,7 @@ pub struct NetMetrics {
     accept_failures: Cell<u64>,
     tls_handshakes: Cell<u64>,
     tls_handshake_failures: Cell<u64>,
+    sasl_authentication_failures: Cell<u64>,
     frame_errors: Cell<u64>,
     header_errors: Cell<u64>,
     handler_errors: Cell<u64>,
@@ -53,6 +54,10 @@ pub struct NetMetricsSnapshot {
     pub tls_handshakes: u64,
     /// TLS handshakes that failed or timed out (each closed its connection).
     pub tls_handshake_failures: u64,
+    /// SASL authentications (and re-authentications) refused: wrong
+    /// credentials, expired tokens, bad exchanges; each closed its
+    /// connection. Not counted in `handler_errors`.
+    pub sasl_authentication_failures: u64,
     /// Refused size prefixes (negative, zero, above the limit).
     pub frame_errors: u64,
     /// Refused request headers: truncated, unknown API key, unsupported
@@ -100,6 +105,7 @@ impl Default for NetMetrics {
             accept_failures: Cell::new(0),
             tls_handshakes: Cell::new(0),
             tls_handshake_failures: Cell::new(0),
+            sasl_authentication_failures: Cell::new(0),
             frame_errors: Cell::new(0),
             header_errors: Cell::new(0),
             handler_errors: Cell::new(0),
@@ -146,6 +152,10 @@ impl NetMetrics {
 
     pub(crate) fn tls_handshake_failed(&self) {
         bump(&self.tls_handshake_failures, 1);
+    }
+
+    pub(crate) fn sasl_authentication_failed(&self) {
+        bump(&self.sasl_authentication_failures, 1);
     }
 
     pub(crate) fn frame_error(&self) {
@@ -200,6 +210,7 @@ impl NetMetrics {
             accept_failures: self.accept_failures.get(),
             tls_handshakes: self.tls_handshakes.get(),
             tls_handshake_failures: self.tls_handshake_failures.get(),
+            sasl_authentication_failures: self.sasl_authentication_failures.get(),
             frame_errors: self.frame_errors.get(),
             header_errors: self.header_errors.get(),
             handler_errors: self.handler_errors.get(),

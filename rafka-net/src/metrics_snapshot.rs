@@ -295,7 +295,7 @@ impl BrokerSnapshot {
     }
 
     fn encode_connections(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counters: [Described<ShardSnapshot, u64>; 8] = [
+        let counters: [Described<ShardSnapshot, u64>; 9] = [
             (
                 "connections_accepted",
                 "Client connections accepted, by shard.",
@@ -315,6 +315,11 @@ impl BrokerSnapshot {
                 "tls_handshake_failures",
                 "TLS handshakes failed or timed out (each closed its connection), by shard.",
                 |s| s.net.tls_handshake_failures,
+            ),
+            (
+                "sasl_authentication_failures",
+                "SASL authentications refused (each closed its connection), by shard.",
+                |s| s.net.sasl_authentication_failures,
             ),
             (
                 "connections_closed",

@@ -218,6 +218,11 @@ fn wrong_password_answers_58_then_closes_while_others_go_on() {
             metadata_ok(&mut alice);
         })
         .await;
+        // Each refused login is counted as such (the count comes before
+        // the close the client saw), not as a protocol error.
+        let state = broker.listener_state().await;
+        assert_eq!(state.metrics.sasl_authentication_failures, 2);
+        assert_eq!(state.metrics.handler_errors, 0);
     });
 }
 

@@ -210,6 +210,9 @@ pub fn read_sasl(
         } else {
             None
         };
+        // Kafka lets a listener override the session lifetime.
+        let listener_reauth_key = format!("{prefix}{MAX_REAUTH_KEY}");
+        let reauth_ms = read_u64(get, &listener_reauth_key, 0, i64::MAX)?.unwrap_or(reauth_ms);
         let sasl = ListenerSasl {
             mechanisms,
             plain_users,
@@ -244,7 +247,7 @@ pub fn parse_mechanisms(key: &str, value: &str) -> Result<Vec<SaslMechanism>, Sa
 
 fn read_u64(
     get: &mut dyn FnMut(&str) -> Option<String>,
-    key: &'static str,
+    key: &str,
     min: i64,
     max: i64,
 ) -> Result<Option<u64>, SaslConfigError> {
@@ -308,6 +311,20 @@ mod tests {
         assert_eq!(client.max_receive_bytes, 1024);
         let other = config.sasl.listener("SASL_PLAINTEXT").unwrap();
         assert_eq!(other.mechanism_names(), ["SCRAM-SHA-512"]);
+        assert_eq!(other.connections_max_reauth_ms, 60_000);
+
+        let overridden = parse(&format!(
+            "listeners=SASL_PLAINTEXT://127.0.0.1:9092,CLIENT://127.0.0.1:9093\n\
+             listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT\n\
+             sasl.jaas.config={JAAS}\n\
+             connections.max.reauth.ms=60000\n\
+             listener.name.client.connections.max.reauth.ms=5000\n"
+        ))
+        .unwrap();
+        let client = overridden.sasl.listener("CLIENT").unwrap();
+        assert_eq!(client.connections_max_reauth_ms, 5_000);
+        let other = overridden.sasl.listener("SASL_PLAINTEXT").unwrap();
+        assert_eq!(other.connections_max_reauth_ms, 60_000);
     }
 
     #[test]
