@@ -6,8 +6,11 @@
 # ssl.client.auth=required), learns their ports from the ready line's
 # listeners=, then runs each client's <client>-roundtrip.sh over SSL and
 # over MTLS with its certificate (TLS_CA, TLS_CERT, TLS_KEY, TLS_KEYSTORE,
-# see roundtrip/*), checks that MTLS refuses a client without one, and
-# stops the broker (exit 0 on SIGTERM).
+# see roundtrip/*); then per client the refusals on the SSL listener (a
+# client trusting another CA, a plaintext client on the TLS port: each must
+# end in that client's own error, tls/tls_refusal.*), checks that the SSL
+# listener still serves and that MTLS refuses a client without a
+# certificate, and stops the broker (exit 0 on SIGTERM).
 #
 # usage: scripts/compat/tls-roundtrip.sh [CLIENT...]
 #   CLIENT: confluent-kafka kcat kafka-python kafkajs java (default: all)
@@ -58,6 +61,12 @@ issue() { # issue NAME SUBJECT EXTENSIONS
     cat "$pki/$1.key" "$pki/$1.crt" >"$pki/$1.pem"
 }
 issue server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1"
+# A second CA that signed nothing the broker has: clients trusting only it
+# must refuse the server.
+key "$pki/other-ca.key"
+openssl req -x509 -new -key "$pki/other-ca.key" -subj "/CN=some other CA" -days 2 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$pki/other-ca.pem"
 issue client "/O=acme/OU=eng/CN=compat-client" "extendedKeyUsage=clientAuth"
 
 cat >"$work/server.properties" <<EOF
@@ -115,6 +124,62 @@ for client in "${clients[@]}"; do
         fi
     done
 done
+
+# Refusals on the SSL listener, per client: trusting another CA fails the
+# certificate check; a plaintext client on the TLS port gets its connection
+# closed, never an answer (tls/tls_refusal.*, kcat inline).
+kcat_refusal() {
+    local mode="$1" out expect
+    if [[ $mode == wrong-ca ]]; then
+        out="$(timeout 30 kcat -L -b "$ssl" -m 10 -X security.protocol=SSL -X "ssl.ca.location=$pki/other-ca.pem" 2>&1)" &&
+            { echo "kcat $mode: FAIL: metadata answered"; return 1; }
+        expect="certificate verify failed"
+    else
+        out="$(timeout 30 kcat -L -b "$ssl" -m 10 -X broker.address.family=v4 2>&1)" &&
+            { echo "kcat $mode: FAIL: metadata answered"; return 1; }
+        expect="connecting to a SSL listener?"
+    fi
+    if grep -qF "$expect" <<<"$out"; then
+        echo "kcat $mode: OK: $(grep -m1 -F "$expect" <<<"$out")"
+        return 0
+    fi
+    echo "kcat $mode: FAIL: $out"
+    return 1
+}
+refusal() { # refusal CLIENT MODE
+    case "$1" in
+        confluent-kafka | kafka-python)
+            "$here/.cache/venv/bin/python" "$here/tls/tls_refusal.py" "$1" "$ssl" "$2" "$pki/other-ca.pem" ;;
+        kafkajs)
+            NODE_PATH="$here/.cache/node/node_modules" node "$here/tls/tls_refusal.js" "$ssl" "$2" "$pki/other-ca.pem" ;;
+        java)
+            mkdir -p "$work/java-classes"
+            javac --release 17 -d "$work/java-classes" -cp "$(cat "$here/.cache/java/classpath")" \
+                "$here/tls/TlsRefusal.java" &&
+                java -cp "$work/java-classes:$(cat "$here/.cache/java/classpath")" \
+                    -Dorg.slf4j.simpleLogger.defaultLogLevel=off TlsRefusal "$ssl" "$2" "$pki/other-ca.pem" ;;
+        kcat) kcat_refusal "$2" ;;
+    esac
+}
+for client in "${clients[@]}"; do
+    for mode in wrong-ca plaintext; do
+        log="$work/logs/$client-$mode.log"
+        status=0
+        timeout 120 bash -c "$(declare -f refusal kcat_refusal); here='$here' ssl='$ssl' pki='$pki' \
+            work='$work'; refusal '$client' '$mode'" >"$log" 2>&1 || status=$?
+        echo "tls: $client $mode: $(tail -n 1 "$log")"
+        if [[ $status -eq 0 ]]; then passed+=("$client/$mode"); else failed+=("$client/$mode"); fi
+    done
+done
+# The refused clients harmed nobody: the SSL listener still answers.
+if command -v kcat >/dev/null; then
+    if timeout 30 kcat -L -b "$ssl" -m 10 -X security.protocol=SSL -X "ssl.ca.location=$pki/ca.pem" \
+        >>"$work/logs/after-refusals.log" 2>&1; then
+        passed+=("ssl-serves-after-refusals")
+    else
+        failed+=("ssl-serves-after-refusals")
+    fi
+fi
 
 # Without a certificate the MTLS listener refuses the handshake (kcat,
 # asking for metadata, gets none); with one it answers.
