@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# TLS cost on this machine: starts the release broker with a PLAINTEXT and
-# an SSL listener (a throwaway CA and server certificate made with
-# openssl), measures produce and consume throughput over each with
-# confluent-kafka (scripts/tls_bench.py, same run, same topic layout), and
+# TLS and SASL cost on this machine: starts the release broker with a
+# PLAINTEXT, an SSL, a SASL_PLAINTEXT and a SASL_SSL listener (a throwaway
+# CA and server certificate made with openssl; SASL logs in with
+# SCRAM-SHA-512 as a user seeded by --add-scram), measures produce and
+# consume throughput over each with confluent-kafka (scripts/tls_bench.py,
+# same run, same topic layout), and
 # TLS handshakes per second with `openssl s_time` (new sessions, TLS 1.3,
 # one client process: the client's own crypto counts too).
 #
 # usage: scripts/tls-bench.sh   env: RECORDS (300000), RECORD_BYTES (1024),
-#        CORES (broker shards, 2), HANDSHAKE_SECS (5), RAFKA_BIN
+#        ROUNDS (5: medians over rounds), CORES (broker shards, 2),
+#        HANDSHAKE_SECS (5), RAFKA_BIN,
+#        PROTOCOLS (the listeners measured, in order; default
+#        "PLAINTEXT SSL SASL_PLAINTEXT SASL_SSL")
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -36,13 +41,15 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
     -days 1 -extfile "$work/server.ext" -out "$work/server.crt" 2>/dev/null
 cat "$work/server.key" "$work/server.crt" >"$work/server.pem"
 cat >"$work/server.properties" <<PROPS
-listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0
+listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0
 ssl.keystore.location=$work/server.pem
+sasl.enabled.mechanisms=SCRAM-SHA-512
 PROPS
 mkdir -p "$work/data"
 mkfifo "$work/out"
 RUST_LOG=warn "$RAFKA_BIN" --config "$work/server.properties" --data-dir "$work/data" \
-    --cores "${CORES:-2}" --metrics-listen none >"$work/out" 2>"$work/broker.log" &
+    --cores "${CORES:-2}" --metrics-listen none \
+    --add-scram 'SCRAM-SHA-512=[name=bench,password=bench-secret]' >"$work/out" 2>"$work/broker.log" &
 broker_pid=$!
 exec {out}<"$work/out"
 line=""
@@ -51,10 +58,13 @@ while [[ "$line" != "rafka listening on "* ]]; do
 done
 cat <&"$out" >/dev/null &
 listener() { tr ' ,' '\n\n' <<<"${line#*listeners=}" | sed -n "s|^$1://||p"; }
-plain="$(listener PLAINTEXT)"
 ssl="$(listener SSL)"
 echo "tls-bench: $(nproc) CPUs, broker shards ${CORES:-2}, $(openssl version)"
-"$python" "$here/tls_bench.py" "$plain" "$ssl" "$work/ca.pem" "${RECORDS:-300000}" "${RECORD_BYTES:-1024}"
+specs=()
+for protocol in ${PROTOCOLS:-PLAINTEXT SSL SASL_PLAINTEXT SASL_SSL}; do
+    specs+=("$protocol=$(listener "$protocol")")
+done
+"$python" "$here/tls_bench.py" "$work/ca.pem" "${RECORDS:-300000}" "${RECORD_BYTES:-1024}" "${ROUNDS:-5}" "${specs[@]}"
 handshakes="$(openssl s_time -connect "$ssl" -CAfile "$work/ca.pem" -new -time "${HANDSHAKE_SECS:-5}" 2>&1 |
     grep -E 'connections in [0-9.]+s' | head -n 1)"
 echo "SSL       handshakes (openssl s_time -new, TLS 1.3): $handshakes"

@@ -1,10 +1,15 @@
-"""Produce and consume throughput over PLAINTEXT and SSL listeners of one
-broker, side by side, with confluent-kafka (librdkafka) in a tight loop.
+"""Produce and consume throughput over the listeners of one broker, side by
+side, with confluent-kafka (librdkafka) in a tight loop.
 
-usage: tls_bench.py PLAIN_ADDR SSL_ADDR CA_FILE [RECORDS] [RECORD_BYTES]
-Prints one line per listener and direction: MB/s and records/s.
+usage: tls_bench.py CA_FILE RECORDS RECORD_BYTES ROUNDS PROTOCOL=ADDR...
+PROTOCOL is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; the SASL ones log
+in with SCRAM-SHA-512 as the user bench (password bench-secret).
+Each round measures every listener once (each round starts one listener
+later, so none always runs first); a line per run, then per listener and
+direction the median over the rounds with the lowest and highest.
 """
 
+import statistics
 import sys
 import time
 
@@ -48,25 +53,41 @@ def consume(config, topic, records):
     return elapsed
 
 
+def client_config(protocol, addr, ca):
+    config = {"bootstrap.servers": addr, "security.protocol": protocol}
+    if protocol.endswith("SSL"):
+        config["ssl.ca.location"] = ca
+    if protocol.startswith("SASL"):
+        config.update({"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "bench",
+                       "sasl.password": "bench-secret"})
+    return config
+
+
 def main():
-    plain, ssl, ca = sys.argv[1], sys.argv[2], sys.argv[3]
-    records = int(sys.argv[4]) if len(sys.argv) > 4 else 300_000
-    record_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 1024
+    ca, records, record_bytes, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    listeners = [spec.split("=", 1) for spec in sys.argv[5:]]
     value = b"v" * record_bytes
-    listeners = [
-        ("PLAINTEXT", {"bootstrap.servers": plain}),
-        ("SSL", {"bootstrap.servers": ssl, "security.protocol": "SSL", "ssl.ca.location": ca}),
-    ]
     megabytes = records * record_bytes / 1e6
-    for name, config in listeners:
-        topic = f"tls-bench-{name.lower()}-{int(time.time())}"
-        admin = AdminClient(config)
-        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
-        produced = produce(config, topic, records, value)
-        consumed = consume(config, topic, records)
-        for direction, seconds in (("produce", produced), ("consume", consumed)):
-            print(f"{name:9} {direction}: {megabytes / seconds:8.1f} MB/s {records / seconds:10.0f} records/s "
-                  f"({records} x {record_bytes} B in {seconds:.2f} s)")
+    rates = {}
+    for round_no in range(rounds):
+        shift = round_no % len(listeners)
+        for name, addr in listeners[shift:] + listeners[:shift]:
+            config = client_config(name, addr, ca)
+            topic = f"tls-bench-{name.lower()}-{round_no}-{int(time.time())}"
+            admin = AdminClient(config)
+            admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
+            produced = produce(config, topic, records, value)
+            consumed = consume(config, topic, records)
+            for direction, seconds in (("produce", produced), ("consume", consumed)):
+                rates.setdefault((name, direction), []).append(megabytes / seconds)
+                print(f"round {round_no + 1} {name:14} {direction}: {megabytes / seconds:8.1f} MB/s "
+                      f"{records / seconds:10.0f} records/s ({records} x {record_bytes} B in {seconds:.2f} s)",
+                      flush=True)
+    for name, _ in listeners:
+        for direction in ("produce", "consume"):
+            runs = rates[(name, direction)]
+            print(f"{name:14} {direction}: median {statistics.median(runs):6.1f} MB/s "
+                  f"(min {min(runs):.1f}, max {max(runs):.1f}, {len(runs)} rounds)", flush=True)
 
 
 if __name__ == "__main__":
