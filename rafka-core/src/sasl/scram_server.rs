@@ -132,7 +132,24 @@ struct Pending {
     gs2_header: String,
     client_first_bare: String,
     server_first: String,
+    /// The client's half of `nonce`, which it starts with.
+    client_nonce: String,
     nonce: String,
+}
+
+impl Pending {
+    /// The client-final nonce is the combined one (RFC 5802), or, from
+    /// librdkafka before 2.6.1 (Debian's kcat among its users), the
+    /// client's nonce again in front of it: Kafka 3.x accepts that too (it
+    /// checks only that the nonce ends with the combined one). rafka takes
+    /// exactly these two forms; the proof is checked over the message as
+    /// sent either way, so the server's fresh nonce stays signed.
+    fn nonce_matches(&self, nonce: &str) -> bool {
+        nonce == self.nonce
+            || (nonce.len() == self.client_nonce.len() + self.nonce.len()
+                && nonce.starts_with(self.client_nonce.as_str())
+                && nonce.ends_with(self.nonce.as_str()))
+    }
 }
 
 impl ScramServer {
@@ -208,6 +225,7 @@ impl ScramServer {
             gs2_header: first.gs2_header.to_string(),
             client_first_bare: first.bare.to_string(),
             server_first,
+            client_nonce: first.nonce.to_string(),
             nonce,
         })
     }
@@ -217,7 +235,7 @@ impl ScramServer {
         if last.channel_binding != pending.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBindingsDontMatch);
         }
-        if last.nonce != pending.nonce {
+        if !pending.nonce_matches(last.nonce) {
             return Err(ScramError::NonceMismatch);
         }
         let mechanism = self.mechanism;

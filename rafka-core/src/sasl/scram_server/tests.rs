@@ -69,6 +69,43 @@ fn rfc7677_exchange() {
     );
 }
 
+/// librdkafka before 2.6.1 puts its own nonce again in front of the
+/// combined one in client-final (Kafka 3.x accepts it); the proof is over
+/// that message as sent.
+#[test]
+fn the_client_nonce_repeated_in_front_is_accepted_with_a_proof_over_it() {
+    let (mut server, users) = rfc7677();
+    server.evaluate(RFC_CLIENT_FIRST, &users).unwrap();
+    let mechanism = ScramMechanism::Sha256;
+    let salted = mechanism.salted_password(b"pencil", &b64("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+    let without_proof =
+        "c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    let auth_message = format!(
+        "n=user,r=rOprNGfwEbeRWgbNEkqO,{},{without_proof}",
+        std::str::from_utf8(RFC_SERVER_FIRST).unwrap()
+    );
+    let client_key = mechanism.client_key(&salted);
+    let signature = mechanism.hmac(&mechanism.stored_key(&client_key), auth_message.as_bytes());
+    let proof = xor(&client_key, &signature);
+    let client_final = format!("{without_proof},p={}", BASE64.encode(&proof));
+    let server_signature = mechanism.hmac(&mechanism.server_key(&salted), auth_message.as_bytes());
+    assert_eq!(
+        server.evaluate(client_final.as_bytes(), &users),
+        Ok(SaslStep::Complete {
+            user: "user".into(),
+            response: format!("v={}", BASE64.encode(server_signature)).into_bytes(),
+        })
+    );
+    // A proof over the standard message does not pass for the repeated form.
+    let (mut server, users) = rfc7677();
+    server.evaluate(RFC_CLIENT_FIRST, &users).unwrap();
+    let stale = format!("{without_proof},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+    assert_eq!(
+        server.evaluate(stale.as_bytes(), &users),
+        Err(ScramError::InvalidProof)
+    );
+}
+
 fn final_error(client_final: &[u8]) -> ScramError {
     let (mut server, users) = rfc7677();
     server.evaluate(RFC_CLIENT_FIRST, &users).unwrap();
@@ -98,6 +135,11 @@ fn wrong_proof_nonce_or_binding() {
     let wrong_nonce = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k1,\
         p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
     assert_eq!(final_error(wrong_nonce), ScramError::NonceMismatch);
+    // The combined nonce after anything but the client's nonce (librdkafka's
+    // old form, accepted, is only that one: see below).
+    let prefixed = b"c=biws,r=xxrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    assert_eq!(final_error(prefixed), ScramError::NonceMismatch);
     // Only the client's half of the nonce.
     let client_nonce =
         b"c=biws,r=rOprNGfwEbeRWgbNEkqO,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
