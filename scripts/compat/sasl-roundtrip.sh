@@ -151,9 +151,9 @@ kcat_cell() {
     fi
     if [[ "$mechanism" == OAUTHBEARER ]]; then
         if [[ "$kind" == expired-token ]]; then
-            # librdkafka 2.0.2's builtin unsecured token takes lifeSeconds
-            # > 0 only, and kcat has no way to hand librdkafka a token.
-            echo "$label: SKIP kcat cannot supply an expired token (builtin unsecured JWT needs lifeSeconds > 0; no token callback)"
+            # With lifeSeconds <= 0 librdkafka 2.0.2 refuses its own builtin
+            # token and never connects; kcat has no token callback.
+            echo "$label: SKIP kcat cannot send an expired token (librdkafka refuses a builtin unsecured JWT with lifeSeconds <= 0 and never connects; kcat has no token callback)"
             return 0
         fi
         config+=(-X enable.sasl.oauthbearer.unsecure.jwt=true -X "sasl.oauthbearer.config=principal=$user")
