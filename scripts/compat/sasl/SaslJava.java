@@ -1,9 +1,9 @@
 // The SASL matrix's cells for the Java client, in one JVM. Each CELL is
 // LISTENER:MECHANISM:KIND and prints one line
 // "java LISTENER MECHANISM KIND: OK|FAIL reason":
-// - roundtrip: produces COUNT records to partition 0 of a topic of its own
-//   (auto-created), reads them back from offset 0 (assign + seek, no group)
-//   and compares them. OAUTHBEARER logs in with Kafka's default
+// - roundtrip (and roundtrip-after-refusals, the last cell): produces COUNT
+//   records to partition 0 of a topic of its own (auto-created), reads them
+//   back from offset 0 (assign + seek, no group) and compares them. OAUTHBEARER logs in with Kafka's default
 //   OAuthBearerUnsecuredLoginCallbackHandler (unsecuredLoginStringClaim_sub).
 // - wrong-password: PLAIN/SCRAM with a wrong password; expects
 //   SaslAuthenticationException.

@@ -1,13 +1,16 @@
 // The SASL matrix's cells for kafkajs, in one process. Each CELL is
 // LISTENER:MECHANISM:KIND and prints one line
 // "kafkajs LISTENER MECHANISM KIND: OK|FAIL reason":
-// - roundtrip: creates a topic of its own (admin API), produces COUNT
-//   records to partition 0, reads them back from the beginning (a group of
-//   its own: kafkajs has no assign) and compares them.
+// - roundtrip (and roundtrip-after-refusals, the last cell): creates a
+//   topic of its own (admin API), produces COUNT records to partition 0,
+//   reads them back from the beginning (a group of its own: kafkajs has no
+//   assign) and compares them.
 // - wrong-password: PLAIN/SCRAM with a wrong password; expects
 //   KafkaJSSASLAuthenticationError.
 // - expired-token: OAUTHBEARER with an unsecured JWT whose exp is an hour
-//   past (from oauthBearerProvider); expects KafkaJSSASLAuthenticationError.
+//   past (from oauthBearerProvider); expects KafkaJSSASLAuthenticationError
+//   or, as kafkajs reads no server challenge, KafkaJSConnectionClosedError
+//   (see refusal()).
 // - wrong-ca: SASL_SSL while trusting OTHER_CA; expects the TLS
 //   verification error.
 //

@@ -2,10 +2,10 @@
 
 Each CELL is LISTENER:MECHANISM:KIND (LISTENER SASL_PLAINTEXT or SASL_SSL,
 MECHANISM PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER) and prints
-one line "CLIENT LISTENER MECHANISM KIND: OK|FAIL reason|SKIP reason":
-- roundtrip: produces COUNT records to partition 0 of a topic of its own
-  (auto-created), reads them back from offset 0 (assign, no group) and
-  compares them.
+one line "CLIENT LISTENER MECHANISM KIND: OK ...|FAIL reason":
+- roundtrip (and roundtrip-after-refusals, the last cell): produces COUNT
+  records to partition 0 of a topic of its own (auto-created), reads them
+  back from offset 0 (assign, no group) and compares them.
 - wrong-password: PLAIN/SCRAM with a wrong password; the client must report
   an authentication failure.
 - expired-token: OAUTHBEARER with an unsecured JWT whose exp is an hour
