@@ -10,7 +10,8 @@
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
 #        kafka-python-group kafkajs-group java-group, and the admin runs
 #        confluent-kafka-admin java-admin kafka-python-admin, and on brokers
-#        of their own: sasl (every client over SASL_PLAINTEXT + PLAIN,
+#        of their own: sasl (every client over SASL_PLAINTEXT and SASL_SSL
+#        with PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER, and their refusals,
 #        sasl-roundtrip.sh), tls (every roundtrip over SSL and mTLS,
 #        tls-roundtrip.sh), acl-matrix (users and ACLs over SCRAM across a
 #        kill -9, acl-matrix.sh) (default: all)

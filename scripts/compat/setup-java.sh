@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Java Kafka client (kafka-clients 3.9.1) and its codec jars, taken from
-# the shigawire-apache-flink-libraries wheel on PyPI (which bundles them),
+# The Java Kafka client (kafka-clients 3.9.1), its codec jars and jackson
+# (for OAUTHBEARER), taken from the shigawire-apache-flink-libraries wheel
+# on PyPI (which bundles them),
 # then the Java client programs in capture/ compiled with javac 17.
 # Idempotent: an existing jar set is reused; programs are recompiled.
 set -euo pipefail
@@ -8,7 +9,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="$here/.cache"
 java_dir="$cache/java"
-jars=(kafka-clients slf4j-api lz4-java snappy-java zstd-jni)
+# jackson: kafka-clients leaves it to the application ("provided"), and its
+# OAUTHBEARER login (the unsecured JWS, OIDC) parses tokens with it.
+jars=(kafka-clients slf4j-api lz4-java snappy-java zstd-jni jackson-databind jackson-core jackson-annotations)
 
 if ! command -v javac >/dev/null 2>&1; then
     echo "setup-java: javac missing; apt-get install openjdk-17-jdk-headless"
