@@ -12,7 +12,8 @@
 #        confluent-kafka-admin java-admin kafka-python-admin, and on brokers
 #        of their own: sasl (every client over SASL_PLAINTEXT and SASL_SSL
 #        with PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER, and their refusals,
-#        sasl-roundtrip.sh), tls (every roundtrip over SSL and mTLS,
+#        sasl-roundtrip.sh), tls (every roundtrip over SSL and mTLS, and
+#        refusals: another CA, plaintext on the TLS port;
 #        tls-roundtrip.sh), acl-matrix (users and ACLs over SCRAM across a
 #        kill -9, acl-matrix.sh) (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
