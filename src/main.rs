@@ -1,7 +1,7 @@
 //! The `rafka` binary. Without a subcommand (or with `serve`) it is the
 //! broker: flags and `server.properties` in, a running broker out, a clean
 //! stop on SIGTERM/SIGINT. With `topic`, `group`, `config`, `cluster`,
-//! `user`, `produce` or `consume` it is an operator CLI, a Kafka client of any
+//! `user`, `acl`, `produce` or `consume` it is an operator CLI, a Kafka client of any
 //! broker.
 //!
 //! # Layout

@@ -18,6 +18,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::cli::client::Connection;
 use crate::cli::error::CliError;
+use crate::cli::security::Security;
+use crate::cli::ClientArgs;
 
 /// ListOffsets' timestamp for the log end offset (high watermark).
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -77,8 +79,10 @@ impl TopicInfo {
     }
 }
 
-/// The bootstrap connection plus one connection per broker reached.
+/// The bootstrap connection plus one connection per broker reached, all
+/// opened with the same [`Security`].
 pub struct Brokers {
+    security: Security,
     bootstrap: Connection,
     /// node id -> `host:port`, from the latest Metadata.
     addresses: BTreeMap<i32, String>,
@@ -86,9 +90,25 @@ pub struct Brokers {
 }
 
 impl Brokers {
-    pub fn connect(bootstrap: &str) -> Result<Brokers, CliError> {
+    /// Reads `--command-config` (if given; unknown keys are warned about on
+    /// stderr) and connects to `--bootstrap` with it.
+    pub fn connect(client: &ClientArgs) -> Result<Brokers, CliError> {
+        let security = match &client.command_config {
+            None => Security::default(),
+            Some(path) => Security::load(path, &mut |warning| {
+                eprintln!(
+                    "rafka: warning: --command-config {}: {warning}",
+                    path.display()
+                )
+            })
+            .map_err(|source| CliError::CommandConfig {
+                path: path.clone(),
+                source,
+            })?,
+        };
         Ok(Brokers {
-            bootstrap: Connection::open(bootstrap)?,
+            bootstrap: Connection::open(&client.bootstrap, &security)?,
+            security,
             addresses: BTreeMap::new(),
             links: BTreeMap::new(),
         })
@@ -110,7 +130,7 @@ impl Brokers {
                 .addresses
                 .get(&node_id)
                 .ok_or(CliError::UnknownBroker { node_id })?;
-            let connection = Connection::open(addr)?;
+            let connection = Connection::open(addr, &self.security)?;
             self.links.insert(node_id, connection);
         }
         self.links

@@ -1,6 +1,8 @@
-//! `Connection`: one blocking TCP connection to one broker, speaking the
-//! Kafka protocol as any client does. It opens with ApiVersions and then
-//! sends every request at the highest version both sides speak.
+//! `Connection`: one blocking connection to one broker (TCP, or TLS over
+//! it: `transport.rs`), speaking the Kafka protocol as any client does. It
+//! opens with ApiVersions, logs in when the command config asks for SASL
+//! (`sasl.rs`), and then sends every request at the highest version both
+//! sides speak.
 //!
 //! A frame is an i32 size, the request header (rafka-proto's encoder, in
 //! the layout kafka-protocol's tables give the version) and the body
@@ -11,8 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -23,12 +23,10 @@ use rafka_proto::frame::{self, FRAME_BYTES_MAX_DEFAULT, FRAME_PREFIX_BYTES};
 use rafka_proto::header::{RequestHeader, RequestHeaderVersion};
 
 use crate::cli::error::CliError;
+use crate::cli::sasl;
+use crate::cli::security::Security;
+use crate::cli::transport::Stream;
 
-/// How long a connect may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one read or write may block: above every timeout the CLI puts
-/// in a request (30 s), so the broker answers first.
-const IO_TIMEOUT: Duration = Duration::from_secs(45);
 const CLIENT_ID: &str = "rafka-cli";
 /// ApiVersions v3 carries the client's name; every broker since Kafka 2.4
 /// speaks it. An older one answers in v0's layout, which is tried next.
@@ -57,7 +55,7 @@ const _: () =
 /// One connection to one broker.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     next_correlation_id: i32,
     /// api key -> (min, max) the broker serves, from ApiVersions.
     served: BTreeMap<i16, (i16, i16)>,
@@ -65,9 +63,11 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to `addr` (`host:port`, every resolved address tried in
-    /// turn) and asks the broker which versions it serves.
-    pub fn open(addr: &str) -> Result<Connection, CliError> {
-        let stream = connect(addr)?;
+    /// turn) as `security` says, asks the broker which versions it serves
+    /// and logs in if `security` has a SASL login (as Kafka's clients do:
+    /// ApiVersions first, then SaslHandshake and SaslAuthenticate).
+    pub fn open(addr: &str, security: &Security) -> Result<Connection, CliError> {
+        let stream = Stream::open(addr, security.tls.as_ref())?;
         let mut connection = Connection {
             addr: addr.to_string(),
             stream,
@@ -75,6 +75,9 @@ impl Connection {
             served: BTreeMap::new(),
         };
         connection.served = connection.api_versions()?;
+        if let Some(login) = &security.sasl {
+            sasl::log_in(&mut connection, login)?;
+        }
         Ok(connection)
     }
 
@@ -90,6 +93,11 @@ impl Connection {
         let ours = R::VERSIONS;
         let version = broker_max.min(cli_max_version(api, ours.max));
         (version >= broker_min.max(ours.min)).then_some(version)
+    }
+
+    /// The versions of `R` the broker serves, if it lists `R`.
+    pub fn version_range<R: Request>(&self) -> Option<(i16, i16)> {
+        self.served.get(&R::KEY).copied()
     }
 
     /// [`Connection::version_of`], or the error that says the broker does
@@ -224,40 +232,6 @@ fn api_key<R: Request>() -> ApiKey {
     ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions)
 }
 
-fn connect(addr: &str) -> Result<TcpStream, CliError> {
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|source| CliError::Resolve {
-            addr: addr.to_string(),
-            source,
-        })?
-        .collect();
-    let mut last_error =
-        std::io::Error::new(ErrorKind::NotFound, "the name resolves to no address");
-    for socket_addr in addrs {
-        match TcpStream::connect_timeout(&socket_addr, CONNECT_TIMEOUT) {
-            Ok(stream) => {
-                let setup = stream
-                    .set_read_timeout(Some(IO_TIMEOUT))
-                    .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-                    .and_then(|()| stream.set_nodelay(true));
-                return match setup {
-                    Ok(()) => Ok(stream),
-                    Err(source) => Err(CliError::Connect {
-                        addr: addr.to_string(),
-                        source,
-                    }),
-                };
-            }
-            Err(error) => last_error = error,
-        }
-    }
-    Err(CliError::Connect {
-        addr: addr.to_string(),
-        source: last_error,
-    })
-}
-
 /// Checks the response header (layout of `R` at `version`, correlation id)
 /// and decodes the rest of the frame as `R`'s response, all of it.
 fn decode_response<R: Request>(
@@ -362,7 +336,7 @@ mod tests {
                 ]),
             )
         });
-        let connection = Connection::open(&addr).expect("open");
+        let connection = Connection::open(&addr, &Security::default()).expect("open");
         assert_eq!(connection.version_of::<MetadataRequest>(), Some(9));
         assert_eq!(
             connection.version_of::<ProduceRequest>(),
@@ -388,33 +362,33 @@ mod tests {
     fn bad_bytes_from_the_broker_are_errors() {
         let negative = fake_broker(|_| (-5i32).to_be_bytes().to_vec());
         assert!(matches!(
-            Connection::open(&negative),
+            Connection::open(&negative, &Security::default()),
             Err(CliError::FrameSize { size_bytes: -5, .. })
         ));
         let huge = fake_broker(|_| i32::MAX.to_be_bytes().to_vec());
         assert!(matches!(
-            Connection::open(&huge),
+            Connection::open(&huge, &Security::default()),
             Err(CliError::FrameSize { .. })
         ));
         let short = fake_broker(|id| frame(id, &[0, 0, 1])[..9].to_vec());
         assert!(matches!(
-            Connection::open(&short),
+            Connection::open(&short, &Security::default()),
             Err(CliError::Closed { .. })
         ));
         let wrong_id = fake_broker(|id| frame(id + 1, &api_versions_body(&[])));
         assert!(matches!(
-            Connection::open(&wrong_id),
+            Connection::open(&wrong_id, &Security::default()),
             Err(CliError::CorrelationId { .. })
         ));
         let garbage = fake_broker(|id| frame(id, &[0xff; 7]));
         assert!(matches!(
-            Connection::open(&garbage),
+            Connection::open(&garbage, &Security::default()),
             Err(CliError::Decode { .. })
         ));
         let mut trailing = api_versions_body(&[]);
         trailing.extend_from_slice(&[0; 100]);
         let trailing = fake_broker(move |id| frame(id, &trailing));
-        assert!(Connection::open(&trailing).is_err());
+        assert!(Connection::open(&trailing, &Security::default()).is_err());
     }
 
     #[test]
@@ -422,7 +396,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         drop(listener);
-        match Connection::open(&addr) {
+        match Connection::open(&addr, &Security::default()) {
             Err(error @ CliError::Connect { .. }) => {
                 assert!(error.to_string().contains(&addr), "{error}")
             }

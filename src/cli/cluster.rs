@@ -31,7 +31,7 @@ struct ClusterInfo {
 }
 
 pub fn run(client: &ClientArgs, command: ClusterCommand) -> Result<(), CliError> {
-    let mut brokers = Brokers::connect(&client.bootstrap)?;
+    let mut brokers = Brokers::connect(client)?;
     match command {
         ClusterCommand::Info => {
             let mut info = info(&mut brokers)?;

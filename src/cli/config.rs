@@ -94,7 +94,7 @@ pub struct ConfigEntry {
 }
 
 pub fn run(client: &ClientArgs, command: ConfigCommand) -> Result<(), CliError> {
-    let mut brokers = Brokers::connect(&client.bootstrap)?;
+    let mut brokers = Brokers::connect(client)?;
     match command {
         ConfigCommand::Describe { target } => {
             let (resource_type, name) = target.resource();

@@ -49,7 +49,7 @@ pub struct ConsumeArgs {
 }
 
 pub fn run(args: ConsumeArgs) -> Result<(), CliError> {
-    let mut brokers = Brokers::connect(&args.client.bootstrap)?;
+    let mut brokers = Brokers::connect(&args.client)?;
     let topic = brokers.topic(&args.topic)?;
     let partitions: Vec<i32> = match args.partition {
         Some(partition) => {

@@ -2,7 +2,10 @@
 //! is told on stderr. Kafka error codes keep Kafka's name and message, so
 //! what the operator reads matches the broker's documentation.
 
+use std::path::PathBuf;
+
 use kafka_protocol::messages::ApiKey;
+use rafka_core::sasl::scram_client::ScramClientError;
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{BatchError, BuildError, RecordError};
 
@@ -19,6 +22,21 @@ pub enum CliError {
     Connect {
         addr: String,
         source: std::io::Error,
+    },
+    #[error("--command-config {path}: {source}")]
+    CommandConfig {
+        path: PathBuf,
+        source: crate::cli::security::CommandConfigError,
+    },
+    #[error("TLS handshake with {addr} failed: {source}{}", tls_hint(source))]
+    Tls {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("SCRAM login at {addr}: {source}")]
+    Scram {
+        addr: String,
+        source: ScramClientError,
     },
     #[error("connection to {addr}: {source}")]
     Io {
@@ -74,6 +92,9 @@ pub enum CliError {
     NoSuchPartition { topic: String, partition: i32 },
     #[error("{topic}-{partition} has no leader")]
     NoLeader { topic: String, partition: i32 },
+    /// Flags that do not fit together (what clap cannot say itself).
+    #[error("{0}")]
+    Usage(&'static str),
     #[error("expected KEY=VALUE, got {0:?}")]
     ConfigPair(String),
     #[error("group {group} is {state}: offsets can only be reset while it has no members")]
@@ -100,6 +121,26 @@ pub enum CliError {
         partition: i32,
         source: RecordError,
     },
+}
+
+/// What an operator can do about a refused certificate.
+fn tls_hint(source: &std::io::Error) -> &'static str {
+    use rustls::CertificateError;
+    let rustls_error = source
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => {
+            " (the broker's certificate does not name this host; \
+             ssl.endpoint.identification.algorithm= turns the hostname check off)"
+        }
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            " (the broker's certificate is not signed by a CA in ssl.truststore.location)"
+        }
+        _ => "",
+    }
 }
 
 impl CliError {

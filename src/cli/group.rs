@@ -70,7 +70,7 @@ pub enum GroupCommand {
 }
 
 pub fn run(client: &ClientArgs, command: GroupCommand) -> Result<(), CliError> {
-    let mut brokers = Brokers::connect(&client.bootstrap)?;
+    let mut brokers = Brokers::connect(client)?;
     let format = client.format;
     match command {
         GroupCommand::List => list(&mut brokers, format),

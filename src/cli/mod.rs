@@ -1,4 +1,4 @@
-//! The operator CLI: `rafka topic|group|config|cluster|user|produce|consume`.
+//! The operator CLI: `rafka topic|group|config|cluster|user|acl|produce|consume`.
 //! It is a plain Kafka client (blocking std::net, kafka-protocol's
 //! structs, rafka-proto's record batches) that knows nothing of the broker
 //! in this binary, so it works against any Kafka-compatible broker.
@@ -6,12 +6,18 @@
 //! # Layout
 //! - `mod.rs`: the subcommands and their flags (clap), [`run`].
 //! - `client.rs`: one connection: framing, ApiVersions, version choice.
+//! - `transport.rs`: its bytes: TCP or TLS (rustls) over TCP.
+//! - `security.rs`: `--command-config` (Kafka client properties, parsed
+//!   by `properties.rs`) into the TLS config and SASL login every
+//!   connection uses; `sasl.rs`: the login (SaslHandshake +
+//!   SaslAuthenticate, PLAIN or SCRAM).
 //! - `brokers.rs`: the cluster from a client's side: Metadata, leaders,
 //!   coordinators, one connection per broker reached, ListOffsets.
 //! - `topic.rs`, `group.rs`, `config.rs`, `cluster.rs`, `user.rs`,
-//!   `produce.rs`, `consume.rs`: one file per subcommand.
+//!   `acl.rs`, `produce.rs`, `consume.rs`: one file per subcommand.
 //! - `output.rs`: tables and JSON; `error.rs`: [`CliError`].
 
+mod acl;
 mod brokers;
 mod client;
 mod cluster;
@@ -21,7 +27,11 @@ mod error;
 mod group;
 mod output;
 mod produce;
+mod properties;
+mod sasl;
+mod security;
 mod topic;
+mod transport;
 mod user;
 
 use std::process::ExitCode;
@@ -43,6 +53,10 @@ pub struct ClientArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap: String,
+    /// Kafka client properties for every connection: `security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`, ...
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
     /// Output for people (`table`) or for scripts (`json`).
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -86,6 +100,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: user::UserCommand,
     },
+    /// List, add and remove ACLs (`kafka-acls.sh`'s vocabulary).
+    Acl {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
     /// Produce one record per line of stdin.
     Produce(produce::ProduceArgs),
     /// Print record values, one per line.
@@ -101,6 +122,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Config { client, command } => config::run(&client, command),
         ClientCommand::Cluster { client, command } => cluster::run(&client, command),
         ClientCommand::User { client, command } => user::run(&client, command),
+        ClientCommand::Acl { client, command } => acl::run(&client, command),
         ClientCommand::Produce(args) => produce::run(args),
         ClientCommand::Consume(args) => consume::run(args),
     };

@@ -67,7 +67,7 @@ pub fn run(args: ProduceArgs) -> Result<(), CliError> {
         Some(sep) => Some(sep.as_bytes().to_vec()),
         None => None,
     };
-    let mut brokers = Brokers::connect(&args.client.bootstrap)?;
+    let mut brokers = Brokers::connect(&args.client)?;
     let topic = brokers.topic(&args.topic)?;
     if let Some(partition) = args.partition {
         topic.partition(partition)?;

@@ -97,7 +97,7 @@ pub enum TopicCommand {
 }
 
 pub fn run(client: &ClientArgs, command: TopicCommand) -> Result<(), CliError> {
-    let mut brokers = Brokers::connect(&client.bootstrap)?;
+    let mut brokers = Brokers::connect(client)?;
     let format = client.format;
     match command {
         TopicCommand::Create {

@@ -71,7 +71,7 @@ struct Described {
 }
 
 pub fn run(client: &ClientArgs, command: UserCommand) -> Result<(), CliError> {
-    let mut brokers = Brokers::connect(&client.bootstrap)?;
+    let mut brokers = Brokers::connect(client)?;
     let connection = brokers.any();
     match command {
         UserCommand::List => {
