@@ -456,7 +456,7 @@ mod tests {
         let (result, warnings) = security(
             "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
              sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \
-             required username=\"ad\\\"min\" password = \"p w\";\n",
+             required username=\"ad\\\\\"min\" password = \"p w\";\n",
         );
         assert!(warnings.is_empty());
         let login = result.expect("scram").sasl.expect("sasl");
@@ -497,7 +497,7 @@ mod tests {
             "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
              sasl.jaas.config=Module required username=\"a\";"
         )
-        .starts_with("sasl.jaas.config: needs username"));
+        .starts_with("sasl.jaas.config: needs the username"));
         assert!(error(
             "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
              sasl.jaas.config=Module username=\"a\" password=\"b\";"
