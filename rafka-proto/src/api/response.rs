@@ -34,6 +34,11 @@ fn response_shape(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::Fetch => &schemas::FETCH,
         ApiKey::DescribeUserScramCredentials => &schemas::DESCRIBE_USER_SCRAM_CREDENTIALS,
         ApiKey::AlterUserScramCredentials => &schemas::ALTER_USER_SCRAM_CREDENTIALS,
+        ApiKey::SaslHandshake => &schemas::SASL_HANDSHAKE,
+        ApiKey::SaslAuthenticate => &schemas::SASL_AUTHENTICATE,
+        ApiKey::DescribeAcls => &schemas::DESCRIBE_ACLS,
+        ApiKey::CreateAcls => &schemas::CREATE_ACLS,
+        ApiKey::DeleteAcls => &schemas::DELETE_ACLS,
         _ => return None,
     })
 }
@@ -142,6 +147,11 @@ mod tests {
         roundtrip::<FetchRequest>(&mut rng);
         roundtrip::<DescribeUserScramCredentialsRequest>(&mut rng);
         roundtrip::<AlterUserScramCredentialsRequest>(&mut rng);
+        roundtrip::<SaslHandshakeRequest>(&mut rng);
+        roundtrip::<SaslAuthenticateRequest>(&mut rng);
+        roundtrip::<DescribeAclsRequest>(&mut rng);
+        roundtrip::<CreateAclsRequest>(&mut rng);
+        roundtrip::<DeleteAclsRequest>(&mut rng);
     }
 
     #[test]

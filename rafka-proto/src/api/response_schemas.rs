@@ -10,7 +10,9 @@
 //! these shapes for every version kafka-protocol knows and checks it
 //! decodes exactly those bytes and re-encodes them identically.
 
-use super::shape::build::{all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, UUID};
+use super::shape::build::{
+    all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, STRS, UUID,
+};
 use super::shape::Kind::{self, Bytes, Str, Struct, StructArray};
 use super::shape::{Shape, Tagged};
 
@@ -506,4 +508,84 @@ pub(crate) static ALTER_USER_SCRAM_CREDENTIALS: Shape = shape(
 static ALTERED_SCRAM_USER: Shape = shape(
     "AlterUserScramCredentialsResult",
     &[all(Str), all(I16), all(Str)], // user, error_code, error_message
+);
+
+pub(crate) static SASL_HANDSHAKE: Shape = shape(
+    "SaslHandshakeResponse",
+    &[all(I16), all(STRS)], // error_code, mechanisms
+);
+
+pub(crate) static SASL_AUTHENTICATE: Shape = shape(
+    "SaslAuthenticateResponse",
+    &[
+        all(I16),     // error_code
+        all(Str),     // error_message
+        all(Bytes),   // auth_bytes
+        from(1, I64), // session_lifetime_ms
+    ],
+);
+
+pub(crate) static DESCRIBE_ACLS: Shape = shape(
+    "DescribeAclsResponse",
+    &[
+        all(I32),                                  // throttle_time_ms
+        all(I16),                                  // error_code
+        all(Str),                                  // error_message
+        all(StructArray(&DESCRIBE_ACLS_RESOURCE)), // resources
+    ],
+);
+static DESCRIBE_ACLS_RESOURCE: Shape = shape(
+    "DescribeAclsResource",
+    &[
+        all(I8),                            // resource_type
+        all(Str),                           // resource_name
+        from(1, I8),                        // pattern_type
+        all(StructArray(&ACL_DESCRIPTION)), // acls
+    ],
+);
+static ACL_DESCRIPTION: Shape = shape(
+    "AclDescription",
+    &[all(Str), all(Str), all(I8), all(I8)], // principal, host, operation, permission_type
+);
+
+pub(crate) static CREATE_ACLS: Shape = shape(
+    "CreateAclsResponse",
+    &[
+        all(I32),                               // throttle_time_ms
+        all(StructArray(&ACL_CREATION_RESULT)), // results
+    ],
+);
+static ACL_CREATION_RESULT: Shape = shape(
+    "AclCreationResult",
+    &[all(I16), all(Str)], // error_code, error_message
+);
+
+pub(crate) static DELETE_ACLS: Shape = shape(
+    "DeleteAclsResponse",
+    &[
+        all(I32),                                     // throttle_time_ms
+        all(StructArray(&DELETE_ACLS_FILTER_RESULT)), // filter_results
+    ],
+);
+static DELETE_ACLS_FILTER_RESULT: Shape = shape(
+    "DeleteAclsFilterResult",
+    &[
+        all(I16),                                    // error_code
+        all(Str),                                    // error_message
+        all(StructArray(&DELETE_ACLS_MATCHING_ACL)), // matching_acls
+    ],
+);
+static DELETE_ACLS_MATCHING_ACL: Shape = shape(
+    "DeleteAclsMatchingAcl",
+    &[
+        all(I16),    // error_code
+        all(Str),    // error_message
+        all(I8),     // resource_type
+        all(Str),    // resource_name
+        from(1, I8), // pattern_type
+        all(Str),    // principal
+        all(Str),    // host
+        all(I8),     // operation
+        all(I8),     // permission_type
+    ],
 );
