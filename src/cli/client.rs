@@ -160,6 +160,13 @@ impl Connection {
     fn read_frame(&mut self) -> Result<Bytes, CliError> {
         let mut prefix = [0u8; FRAME_PREFIX_BYTES];
         self.read_exact(&mut prefix)?;
+        // A TLS record (alert 0x15 or handshake 0x16, version 3.x) where a
+        // Kafka frame was due: a TLS listener spoken to in plaintext.
+        if matches!(prefix, [0x15 | 0x16, 0x03, 0x00..=0x04, _]) {
+            return Err(CliError::TlsListener {
+                addr: self.addr.clone(),
+            });
+        }
         let size = i32::from_be_bytes(prefix);
         let size_bytes = usize::try_from(size)
             .ok()
@@ -379,6 +386,11 @@ mod tests {
         assert!(matches!(
             Connection::open(&wrong_id, &Security::default()),
             Err(CliError::CorrelationId { .. })
+        ));
+        let tls_alert = fake_broker(|_| vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+        assert!(matches!(
+            Connection::open(&tls_alert, &Security::default()),
+            Err(CliError::TlsListener { .. })
         ));
         let garbage = fake_broker(|id| frame(id, &[0xff; 7]));
         assert!(matches!(

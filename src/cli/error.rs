@@ -33,6 +33,11 @@ pub enum CliError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(
+        "{addr} answered in TLS: its listener is SSL or SASL_SSL; give --command-config \
+         a file with security.protocol=SSL (or SASL_SSL) and ssl.truststore.location"
+    )]
+    TlsListener { addr: String },
     #[error("SCRAM login at {addr}: {source}")]
     Scram {
         addr: String,
