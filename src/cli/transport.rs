@@ -132,7 +132,102 @@ fn connect(addr: &str) -> Result<TcpStream, CliError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::{ServerConfig, ServerConnection};
+
     use super::*;
+    use crate::cli::properties;
+    use crate::cli::security::Security;
+
+    /// A one-connection TLS server on loopback whose certificate (signed by
+    /// a fresh CA) names only `name`; returns its address and the CA's PEM.
+    fn tls_server(name: &str) -> (String, String) {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("CA of {name}"));
+        let ca_pem = ca_params.self_signed(&ca_key).expect("CA").pem();
+        let key = KeyPair::generate().expect("key");
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("sign");
+        let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("cert")];
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut tls = ServerConnection::new(Arc::new(config)).expect("server");
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut socket).is_err() {
+                    return;
+                }
+            }
+            let _ = tls.complete_io(&mut socket);
+        });
+        (addr, ca_pem)
+    }
+
+    fn client_tls(ca_pem: &str, extra: &str) -> Arc<ClientConfig> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem).expect("write CA");
+        let text = format!(
+            "security.protocol=SSL\nssl.truststore.location={}\n{extra}",
+            ca.display()
+        );
+        let security =
+            Security::from_entries(&properties::parse(&text), &mut |w| panic!("warned: {w}"))
+                .expect("security");
+        security.tls.expect("tls")
+    }
+
+    #[test]
+    fn the_hostname_is_checked_unless_turned_off() {
+        let (addr, ca_pem) = tls_server("broker.example");
+        match Stream::open(&addr, Some(&client_tls(&ca_pem, ""))) {
+            Err(error @ CliError::Tls { .. }) => {
+                let text = error.to_string();
+                assert!(text.contains("certificate not valid for name"), "{text}");
+                assert!(text.contains("does not name this host"), "{text}");
+            }
+            Err(other) => panic!("expected a TLS error, got {other}"),
+            Ok(_) => panic!("a certificate for another name was accepted"),
+        }
+        let (addr, ca_pem) = tls_server("broker.example");
+        let off = client_tls(&ca_pem, "ssl.endpoint.identification.algorithm=\n");
+        assert!(matches!(
+            Stream::open(&addr, Some(&off)),
+            Ok(Stream::Tls(_))
+        ));
+        // Off, the chain is still checked.
+        let (addr, _) = tls_server("broker.example");
+        let (_, other_ca) = tls_server("unused.example");
+        let off = client_tls(&other_ca, "ssl.endpoint.identification.algorithm=\n");
+        match Stream::open(&addr, Some(&off)) {
+            Err(error) => {
+                let text = error.to_string();
+                assert!(text.contains("UnknownIssuer"), "{text}");
+                assert!(text.contains("not signed by a CA"), "{text}");
+            }
+            Ok(_) => panic!("a certificate from an unknown CA was accepted"),
+        }
+    }
 
     #[test]
     fn the_server_name_is_the_host() {
