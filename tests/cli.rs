@@ -6,7 +6,8 @@
 //! A broker whose only listener is SASL_SSL is administered through
 //! `--command-config` (TLS and SCRAM on every connection), ACLs added and
 //! removed with `rafka acl` change what a user may do, and a wrong
-//! password or an unknown CA fail with the broker's or rustls' reason.
+//! password or an unknown CA fail with the broker's or rustls' reason; a
+//! client certificate given there is the principal on an mTLS listener.
 //!
 //! librdkafka checks both
 //! directions of the record path: what it produced (every codec) the CLI
@@ -1568,6 +1569,61 @@ fn a_wrong_password_or_an_unknown_ca_fails_clearly() {
     let refused = fails_as(broker, &jks, &["topic", "list"]);
     assert!(
         refused.contains("ssl.truststore.type: \"JKS\""),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_client_certificate_from_command_config_is_the_principal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::new(dir.path(), "rafka mTLS CA");
+    let ca = pki.ca_path().display().to_string();
+    let broker = BrokerProcess::start(
+        rafka(1)
+            .property("listeners", "SSL://127.0.0.1:0")
+            .property(
+                "ssl.keystore.location",
+                &pki.server_path().display().to_string(),
+            )
+            .property("ssl.truststore.location", &ca)
+            .property("ssl.client.auth", "required")
+            .property(
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            )
+            .property("super.users", "User:CN=ops")
+            .property("rafka.log.dir.min.free.bytes", "0"),
+    );
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let ops = pki.client(&[(rcgen::DnType::CommonName, "ops")]);
+    let keystore = write("ops.pem", ops.keystore_pem());
+    let mtls = write(
+        "mtls.properties",
+        format!(
+            "security.protocol=SSL\nssl.truststore.location={ca}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n"
+        ),
+    );
+    // Only a super user may list ACLs: the certificate's subject is it.
+    assert_eq!(
+        json_as(&broker, &mtls, &["acl", "list"]),
+        serde_json::json!([])
+    );
+    let created = json_as(&broker, &mtls, &["topic", "create", "by-ops"]);
+    assert_eq!(created["name"], "by-ops");
+
+    let anonymous = write(
+        "anonymous.properties",
+        format!("security.protocol=SSL\nssl.truststore.location={ca}\n"),
+    );
+    let refused = fails_as(&broker, &anonymous, &["acl", "list"]);
+    // TLS 1.3: the broker's refusal arrives with the first request.
+    assert!(
+        refused.contains("received fatal alert: CertificateRequired"),
         "{refused}"
     );
 }
