@@ -1556,6 +1556,22 @@ fn a_wrong_password_or_an_unknown_ca_fails_clearly() {
             && stderr.contains("client.dns.lookup is not a key the CLI uses"),
         "{stderr}"
     );
+    // TLS without the login a SASL_SSL listener wants: it closes the
+    // connection after ApiVersions, and the error says what may be missing.
+    let no_login = secured.file(
+        "no-login.properties",
+        &format!(
+            "security.protocol=SSL\nssl.truststore.location={}\n",
+            secured.pki.ca_path().display()
+        ),
+    );
+    let refused = fails_as(broker, &no_login, &["topic", "list"]);
+    assert!(
+        refused.contains(
+            "if its listener is SASL_PLAINTEXT or SASL_SSL, log in with --command-config"
+        ),
+        "{refused}"
+    );
     let bad = secured.file("bad.properties", "security.protocol=SASL_TLS\n");
     let refused = fails_as(broker, &bad, &["topic", "list"]);
     assert!(

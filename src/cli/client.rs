@@ -59,6 +59,9 @@ pub struct Connection {
     next_correlation_id: i32,
     /// api key -> (min, max) the broker serves, from ApiVersions.
     served: BTreeMap<i16, (i16, i16)>,
+    /// Past ApiVersions without a SASL login: a SASL listener closes the
+    /// connection at the next request, which the error then suggests.
+    without_login: bool,
 }
 
 impl Connection {
@@ -73,10 +76,12 @@ impl Connection {
             stream,
             next_correlation_id: 1,
             served: BTreeMap::new(),
+            without_login: false,
         };
         connection.served = connection.api_versions()?;
-        if let Some(login) = &security.sasl {
-            sasl::log_in(&mut connection, login)?;
+        match &security.sasl {
+            Some(login) => sasl::log_in(&mut connection, login)?,
+            None => connection.without_login = true,
         }
         Ok(connection)
     }
@@ -183,6 +188,9 @@ impl Connection {
 
     fn read_exact(&mut self, out: &mut [u8]) -> Result<(), CliError> {
         self.stream.read_exact(out).map_err(|e| match e.kind() {
+            ErrorKind::UnexpectedEof if self.without_login => CliError::ClosedWithoutLogin {
+                addr: self.addr.clone(),
+            },
             ErrorKind::UnexpectedEof => CliError::Closed {
                 addr: self.addr.clone(),
             },

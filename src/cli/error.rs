@@ -50,6 +50,12 @@ pub enum CliError {
     },
     #[error("{addr} closed the connection before a whole response")]
     Closed { addr: String },
+    #[error(
+        "{addr} closed the connection before a whole response; if its listener is \
+         SASL_PLAINTEXT or SASL_SSL, log in with --command-config \
+         (security.protocol, sasl.mechanism, sasl.jaas.config)"
+    )]
+    ClosedWithoutLogin { addr: String },
     #[error("{addr} sent a frame of {size_bytes} bytes (the limit is {limit_bytes})")]
     FrameSize {
         addr: String,

@@ -37,8 +37,9 @@ pub fn log_in(connection: &mut Connection, login: &SaslLogin) -> Result<(), CliE
             Ok(())
         }
         SaslMechanism::Scram(mechanism) => {
+            let addr = connection.addr().to_string();
             let scram_error = |source| CliError::Scram {
-                addr: connection.addr().to_string(),
+                addr: addr.clone(),
                 source,
             };
             let mut client =
@@ -46,18 +47,9 @@ pub fn log_in(connection: &mut Connection, login: &SaslLogin) -> Result<(), CliE
                     .map_err(scram_error)?;
             let first = client.client_first().map_err(scram_error)?;
             let server_first = authenticate(connection, first, &subject)?;
-            let scram_error = |source| CliError::Scram {
-                addr: connection.addr().to_string(),
-                source,
-            };
             let last = client.client_final(&server_first).map_err(scram_error)?;
             let server_final = authenticate(connection, last, &subject)?;
-            client
-                .verify(&server_final)
-                .map_err(|source| CliError::Scram {
-                    addr: connection.addr().to_string(),
-                    source,
-                })
+            client.verify(&server_final).map_err(scram_error)
         }
     }
 }

@@ -179,11 +179,7 @@ fn tls_config(get: &Props<'_>) -> Result<Arc<ClientConfig>, CommandConfigError> 
             .filter(|kind| !kind.eq_ignore_ascii_case("PEM"))
         {
             return Err(CommandConfigError::BadValue {
-                key: if key == "ssl.truststore.type" {
-                    "ssl.truststore.type"
-                } else {
-                    "ssl.keystore.type"
-                },
+                key,
                 value: kind.to_string(),
                 expected: "PEM (JKS and PKCS12 stores are not read)",
             });
@@ -322,11 +318,7 @@ fn sasl_login(get: &Props<'_>) -> Result<SaslLogin, CommandConfigError> {
             Some(scram) => SaslMechanism::Scram(scram),
             None => {
                 return Err(CommandConfigError::BadValue {
-                    key: if key == "sasl.mechanism" {
-                        "sasl.mechanism"
-                    } else {
-                        "sasl.mechanisms"
-                    },
+                    key,
                     value: name.to_string(),
                     expected: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI, Kafka's default, \
                                and OAUTHBEARER are not spoken by the CLI)",
