@@ -1616,13 +1616,46 @@ fn a_client_certificate_from_command_config_is_the_principal() {
         path.display().to_string()
     };
     let ops = pki.client(&[(rcgen::DnType::CommonName, "ops")]);
-    let keystore = write("ops.pem", ops.keystore_pem());
+    // The key encrypted (PKCS#8, PBES2), opened with ssl.key.password.
+    let keystore = write(
+        "ops.pem",
+        format!(
+            "{}{}",
+            encrypt_key(&ops.key_der, "ops-key-secret"),
+            ops.certificate_pem
+        ),
+    );
     let mtls = write(
         "mtls.properties",
         format!(
             "security.protocol=SSL\nssl.truststore.location={ca}\n\
-             ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n"
+             ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n\
+             ssl.key.password=ops-key-secret\n"
         ),
+    );
+    let wrong_key_password = write(
+        "wrong-key.properties",
+        format!(
+            "security.protocol=SSL\nssl.truststore.location={ca}\n\
+             ssl.keystore.location={keystore}\nssl.key.password=nope\n"
+        ),
+    );
+    let no_key_password = write(
+        "no-key-password.properties",
+        format!(
+            "security.protocol=SSL\nssl.truststore.location={ca}\n\
+             ssl.keystore.location={keystore}\n"
+        ),
+    );
+    let refused = fails_as(&broker, &no_key_password, &["acl", "list"]);
+    assert!(
+        refused.contains("ssl.key.password is missing (the client key is encrypted)"),
+        "{refused}"
+    );
+    let refused = fails_as(&broker, &wrong_key_password, &["acl", "list"]);
+    assert!(
+        refused.contains("ssl.key.password does not open the client key"),
+        "{refused}"
     );
     // Only a super user may list ACLs: the certificate's subject is it.
     assert_eq!(
@@ -1642,4 +1675,19 @@ fn a_client_certificate_from_command_config_is_the_principal() {
         refused.contains("received fatal alert: CertificateRequired"),
         "{refused}"
     );
+}
+
+/// `der` (unencrypted PKCS#8) as an ENCRYPTED PRIVATE KEY PEM block.
+fn encrypt_key(der: &[u8], password: &str) -> String {
+    use pkcs8::der::EncodePem;
+    let info = pkcs8::PrivateKeyInfo::try_from(der).expect("PKCS#8");
+    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+        2048,
+        b"salt1234salt1234",
+        b"iv-iv-iv-iv-iv-i",
+    )
+    .expect("params");
+    let document = info.encrypt_with_params(params, password).expect("encrypt");
+    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()).expect("decode");
+    encrypted.to_pem(pkcs8::LineEnding::LF).expect("PEM")
 }

@@ -54,6 +54,8 @@ pub enum CommandConfigError {
         path: PathBuf,
         problem: String,
     },
+    #[error("ssl.key.password does not open the client key: {0}")]
+    Decrypt(String),
     #[error("sasl.jaas.config: {0}")]
     Jaas(JaasError),
     #[error("sasl.jaas.config: needs the username=\"...\" and password=\"...\" options")]
@@ -114,6 +116,7 @@ const KNOWN_KEYS: &[&str] = &[
     "ssl.keystore.location",
     "ssl.certificate.location",
     "ssl.key.location",
+    "ssl.key.password",
     "ssl.endpoint.identification.algorithm",
     "sasl.mechanism",
     "sasl.mechanisms",
@@ -280,14 +283,39 @@ fn client_identity(
         ));
     }
     let key_path = Path::new(key_path);
-    let key = PrivateKeyDer::from_pem_slice(&read_pem(key_key, key_path)?).map_err(|e| {
-        pem_error(
-            key_key,
-            key_path,
-            format!("no unencrypted private key in it ({e}); encrypted keys are not read"),
-        )
-    })?;
+    let key = private_key(key_key, key_path, get.get("ssl.key.password"))?;
     Ok(Some((chain, key)))
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key in `path`: plain (PKCS#8, PKCS#1, SEC1) or encrypted
+/// PKCS#8 opened with `ssl.key.password`.
+fn private_key(
+    key: &'static str,
+    path: &Path,
+    password: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, CommandConfigError> {
+    let pem = read_pem(key, path)?;
+    let text = String::from_utf8_lossy(&pem);
+    let Some(start) = text.find(ENCRYPTED_BEGIN) else {
+        return PrivateKeyDer::from_pem_slice(&pem)
+            .map_err(|e| pem_error(key, path, format!("no private key in it ({e})")));
+    };
+    let password = password.ok_or(CommandConfigError::Missing {
+        key: "ssl.key.password",
+        why: "the client key is encrypted",
+    })?;
+    let end = text[start..]
+        .find(ENCRYPTED_END)
+        .map_or(text.len(), |end| start + end + ENCRYPTED_END.len());
+    let (_, document) = pkcs8::der::SecretDocument::from_pem(&text[start..end])
+        .map_err(|e| pem_error(key, path, e.to_string()))?;
+    let plain = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+        .and_then(|encrypted| encrypted.decrypt(password.as_bytes()))
+        .map_err(|e| CommandConfigError::Decrypt(e.to_string()))?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 fn read_pem(key: &'static str, path: &Path) -> Result<Vec<u8>, CommandConfigError> {
