@@ -687,10 +687,22 @@ fn bad_usage_exits_2() {
         .output()
         .expect("run rafka");
     assert_eq!(no_change.status.code(), Some(2));
+    let no_principal = rafka()
+        .args([
+            "acl",
+            "add",
+            "--resource-type",
+            "topic",
+            "--operation",
+            "read",
+        ])
+        .output()
+        .expect("run rafka");
+    assert_eq!(no_principal.status.code(), Some(2));
     let help = rafka().arg("--help").output().expect("run rafka");
     let help = String::from_utf8_lossy(&help.stdout);
     for command in [
-        "serve", "topic", "group", "config", "cluster", "user", "produce", "consume",
+        "serve", "topic", "group", "config", "cluster", "user", "acl", "produce", "consume",
     ] {
         assert!(help.contains(command), "{command} in {help}");
     }
@@ -1184,6 +1196,15 @@ fn fails_as(broker: &BrokerProcess, config: &str, args: &[&str]) -> String {
     fails(broker, &args)
 }
 
+/// Bad usage through `--command-config CONFIG`: exit 2, stderr back.
+fn usage_as(broker: &BrokerProcess, config: &str, args: &[&str]) -> String {
+    let mut args = args.to_vec();
+    args.extend(["--command-config", config]);
+    let output = run(broker, &args);
+    assert_eq!(output.status.code(), Some(2), "rafka {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn a_sasl_ssl_broker_is_administered_through_command_config() {
     let secured = secured_broker();
@@ -1439,7 +1460,7 @@ fn acls_added_through_the_cli_change_what_a_user_may_do() {
         &["acl", "list", "--resource-type", "cluster"],
     );
     assert_eq!(listed, serde_json::json!([cluster]));
-    let bad = fails_as(
+    let bad = usage_as(
         broker,
         &admin,
         &[
@@ -1456,7 +1477,7 @@ fn acls_added_through_the_cli_change_what_a_user_may_do() {
         ],
     );
     assert!(bad.contains("--principal is TYPE:NAME"), "{bad}");
-    let bad = fails_as(broker, &admin, &["acl", "remove"]);
+    let bad = usage_as(broker, &admin, &["acl", "remove"]);
     assert!(bad.contains("acl remove needs --resource-type"), "{bad}");
 
     let removed = json_as(

@@ -114,7 +114,8 @@ pub enum ClientCommand {
 }
 
 /// Runs one client subcommand. A failure goes to stderr as `rafka: ...`
-/// and exits 1 (clap already exits 2 for bad usage).
+/// and exits 1; bad usage exits 2 (clap's, and flags that only do not fit
+/// together, [`CliError::Usage`]).
 pub fn run(command: ClientCommand) -> ExitCode {
     let result = match command {
         ClientCommand::Topic { client, command } => topic::run(&client, command),
@@ -130,7 +131,10 @@ pub fn run(command: ClientCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("rafka: {error}");
-            ExitCode::FAILURE
+            match error {
+                CliError::Usage(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
