@@ -1712,3 +1712,54 @@ fn encrypt_key(der: &[u8], password: &str) -> String {
     let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()).expect("decode");
     encrypted.to_pem(pkcs8::LineEnding::LF).expect("PEM")
 }
+
+#[test]
+fn sasl_plaintext_with_plain_through_command_config() {
+    let broker = BrokerProcess::start(
+        rafka(1)
+            .property("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT")
+            .property("sasl.enabled.mechanisms", "PLAIN")
+            .property(
+                "listener.name.plaintext.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 user_alice=\"alice-secret\";",
+            ),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str, password: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule \
+                 required username=\"alice\" password=\"{password}\";\n"
+            ),
+        )
+        .expect("write");
+        path.display().to_string()
+    };
+    let alice = config("alice.properties", "alice-secret");
+    let created = json_as(&broker, &alice, &["topic", "create", "plain-topic"]);
+    assert_eq!(created["name"], "plain-topic");
+    let table = ok_as(&broker, &alice, &["topic", "list"]);
+    assert!(
+        table.lines().any(|l| l.starts_with("plain-topic ")),
+        "{table}"
+    );
+    let wrong = config("wrong.properties", "guess");
+    let refused = fails_as(&broker, &wrong, &["topic", "list"]);
+    assert!(
+        refused.contains("SASL PLAIN login as alice")
+            && refused.contains(
+                "SASL_AUTHENTICATION_FAILED: Authentication failed: Invalid username or password"
+            ),
+        "{refused}"
+    );
+    // Without a login the SASL listener closes after ApiVersions.
+    let refused = fails(&broker, &["topic", "list"]);
+    assert!(
+        refused.contains("if its listener is SASL_PLAINTEXT or SASL_SSL"),
+        "{refused}"
+    );
+}
