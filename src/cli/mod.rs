@@ -7,8 +7,8 @@
 //! - `mod.rs`: the subcommands and their flags (clap), [`run`].
 //! - `client.rs`: one connection: framing, ApiVersions, version choice.
 //! - `transport.rs`: its bytes: TCP or TLS (rustls) over TCP.
-//! - `security.rs`: `--command-config` (Kafka client properties, parsed
-//!   by `properties.rs`) into the TLS config and SASL login every
+//! - `security.rs`: `--command-config` (Kafka client properties, read
+//!   with rafka-core's properties reader) into the TLS config and SASL login every
 //!   connection uses; `sasl.rs`: the login (SaslHandshake +
 //!   SaslAuthenticate, PLAIN or SCRAM).
 //! - `brokers.rs`: the cluster from a client's side: Metadata, leaders,
@@ -27,7 +27,6 @@ mod error;
 mod group;
 mod output;
 mod produce;
-mod properties;
 mod sasl;
 mod security;
 mod topic;

@@ -24,13 +24,15 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::cli::properties::{self, Entry};
+use rafka_core::config::{parse_properties, PropertiesError};
 
 /// What a `--command-config` file says, or why it cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandConfigError {
     #[error("cannot read it: {0}")]
     Read(std::io::Error),
+    #[error("{0}")]
+    Syntax(#[from] PropertiesError),
     #[error("{key}: {value:?} is not one of {expected}")]
     BadValue {
         key: &'static str,
@@ -129,14 +131,28 @@ impl Security {
     /// Reads `path`; unknown keys go to `warn`, one message each.
     pub fn load(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Security, CommandConfigError> {
         let text = std::fs::read_to_string(path).map_err(CommandConfigError::Read)?;
-        Security::from_entries(&properties::parse(&text), warn)
+        Security::from_text(&text, warn)
     }
 
-    pub fn from_entries(
-        entries: &BTreeMap<String, Entry>,
+    /// Reads Java properties text with the reader the broker's own
+    /// config uses; a key given twice takes its last value, as in Java.
+    pub fn from_text(
+        text: &str,
         warn: &mut dyn FnMut(String),
     ) -> Result<Security, CommandConfigError> {
-        for (key, entry) in entries {
+        let entries: BTreeMap<String, Entry> = parse_properties(text)?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.key,
+                    Entry {
+                        line: p.line,
+                        value: p.value,
+                    },
+                )
+            })
+            .collect();
+        for (key, entry) in &entries {
             if !KNOWN_KEYS.contains(&key.as_str()) {
                 warn(format!(
                     "line {}: {key} is not a key the CLI uses; ignored",
@@ -144,7 +160,7 @@ impl Security {
                 ));
             }
         }
-        let get = Props(entries);
+        let get = Props(&entries);
         let protocol = get.get("security.protocol").unwrap_or("PLAINTEXT");
         let (tls, sasl) = match protocol.to_ascii_uppercase().as_str() {
             "PLAINTEXT" => (false, false),
@@ -164,6 +180,12 @@ impl Security {
             sasl: if sasl { Some(sasl_login(&get)?) } else { None },
         })
     }
+}
+
+/// One key's last value and the line it stood on.
+struct Entry {
+    line: u32,
+    value: String,
 }
 
 /// The file's values, trimmed.
@@ -449,7 +471,7 @@ mod tests {
 
     fn security(text: &str) -> (Result<Security, CommandConfigError>, Vec<String>) {
         let mut warnings = Vec::new();
-        let result = Security::from_entries(&properties::parse(text), &mut |w| warnings.push(w));
+        let result = Security::from_text(text, &mut |w| warnings.push(w));
         (result, warnings)
     }
 

@@ -140,7 +140,6 @@ mod tests {
     use rustls::{ServerConfig, ServerConnection};
 
     use super::*;
-    use crate::cli::properties;
     use crate::cli::security::Security;
 
     /// A one-connection TLS server on loopback whose certificate (signed by
@@ -192,8 +191,7 @@ mod tests {
             ca.display()
         );
         let security =
-            Security::from_entries(&properties::parse(&text), &mut |w| panic!("warned: {w}"))
-                .expect("security");
+            Security::from_text(&text, &mut |w| panic!("warned: {w}")).expect("security");
         security.tls.expect("tls")
     }
 
