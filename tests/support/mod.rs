@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - `mod.rs`: [`rafka`], the options that start this crate's binary.
+//! - `cli.rs`: running the binary as the operator CLI against a broker.
 //! - `client.rs`: librdkafka helpers (admin, producer, consumer) and the
 //!   deterministic [`client::Record`] generator the tests check against.
 
@@ -12,6 +13,7 @@
 // subset of it; what one crate leaves unused is not dead.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod client;
 
 use rafka_testkit::BrokerOptions;
