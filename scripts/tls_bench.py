@@ -37,20 +37,35 @@ def produce(config, topic, records, value):
 
 
 def consume(config, topic, records):
+    """Seconds per record of the data path: timed from the first batch in
+    hand to the last, so librdkafka's start (its offset lookup waits on
+    internal timers for 0.5 to 1.5 s, sending nothing) is not counted.
+    Returns (records timed, seconds)."""
     consumer = Consumer({**config, "group.id": "tls-bench-unused", "enable.auto.commit": False,
-                         "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760})
+                         "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760,
+                         # A 50 MB fetch overfills librdkafka's 64 MB local
+                         # queue, after which it waits this long (1000 ms by
+                         # default) before fetching again: a one-second stall
+                         # in some runs that measured the client, not the broker.
+                         "fetch.queue.backoff.ms": 5})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     received = 0
-    start = time.monotonic()
+    start = None
+    timed_from = 0
     while received < records:
-        batch = consumer.consume(10_000, 1.0)
+        # Never ask for more than is left: consume() waits out its whole
+        # timeout for a batch it cannot fill.
+        batch = consumer.consume(min(10_000, records - received), 1.0)
         for message in batch:
             if message.error():
                 raise SystemExit(f"consume error: {message.error()}")
         received += len(batch)
+        if start is None and batch:
+            start = time.monotonic()
+            timed_from = received
     elapsed = time.monotonic() - start
     consumer.close()
-    return elapsed
+    return records - timed_from, elapsed
 
 
 def client_config(protocol, addr, ca):
@@ -67,7 +82,6 @@ def main():
     ca, records, record_bytes, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     listeners = [spec.split("=", 1) for spec in sys.argv[5:]]
     value = b"v" * record_bytes
-    megabytes = records * record_bytes / 1e6
     rates = {}
     for round_no in range(rounds):
         shift = round_no % len(listeners)
@@ -76,12 +90,13 @@ def main():
             topic = f"tls-bench-{name.lower()}-{round_no}-{int(time.time())}"
             admin = AdminClient(config)
             admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
-            produced = produce(config, topic, records, value)
+            produced = (records, produce(config, topic, records, value))
             consumed = consume(config, topic, records)
-            for direction, seconds in (("produce", produced), ("consume", consumed)):
+            for direction, (count, seconds) in (("produce", produced), ("consume", consumed)):
+                megabytes = count * record_bytes / 1e6
                 rates.setdefault((name, direction), []).append(megabytes / seconds)
                 print(f"round {round_no + 1} {name:14} {direction}: {megabytes / seconds:8.1f} MB/s "
-                      f"{records / seconds:10.0f} records/s ({records} x {record_bytes} B in {seconds:.2f} s)",
+                      f"{count / seconds:10.0f} records/s ({count} x {record_bytes} B in {seconds:.2f} s)",
                       flush=True)
     for name, _ in listeners:
         for direction in ("produce", "consume"):
