@@ -545,7 +545,7 @@ fn a_client_certificate_from_command_config_is_the_principal() {
         "ops.pem",
         format!(
             "{}{}",
-            encrypt_key(&ops.key_der, "ops-key-secret"),
+            ops.encrypted_key_pem("ops-key-secret"),
             ops.certificate_pem
         ),
     );
@@ -599,21 +599,6 @@ fn a_client_certificate_from_command_config_is_the_principal() {
         refused.contains("received fatal alert: CertificateRequired"),
         "{refused}"
     );
-}
-
-/// `der` (unencrypted PKCS#8) as an ENCRYPTED PRIVATE KEY PEM block.
-fn encrypt_key(der: &[u8], password: &str) -> String {
-    use pkcs8::der::EncodePem;
-    let info = pkcs8::PrivateKeyInfo::try_from(der).expect("PKCS#8");
-    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
-        2048,
-        b"salt1234salt1234",
-        b"iv-iv-iv-iv-iv-i",
-    )
-    .expect("params");
-    let document = info.encrypt_with_params(params, password).expect("encrypt");
-    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()).expect("decode");
-    encrypted.to_pem(pkcs8::LineEnding::LF).expect("PEM")
 }
 
 #[test]

@@ -445,7 +445,7 @@ fn key_stores_inline_and_encrypted_load() {
         ("ssl.client.auth", "required".to_string()),
     ]);
     assert!(load(&inline).is_ok(), "{:?}", load(&inline).err());
-    let encrypted = encrypt_key(&server.key_der, "s3cret");
+    let encrypted = server.encrypted_key_pem("s3cret");
     assert!(encrypted.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
     let file = dir.path().join("encrypted.pem");
     std::fs::write(&file, format!("{encrypted}{}", server.certificate_pem)).expect("write");
@@ -470,22 +470,6 @@ fn key_stores_inline_and_encrypted_load() {
         ),
         "{wrong}"
     );
-}
-
-/// PKCS#8 PBES2 (PBKDF2-SHA256, AES-256-CBC), as `openssl pkcs8 -topk8`
-/// writes it.
-fn encrypt_key(der: &[u8], password: &str) -> String {
-    use pkcs8::der::EncodePem;
-    let info = pkcs8::PrivateKeyInfo::try_from(der).expect("PKCS#8");
-    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
-        2048,
-        b"salt1234salt1234",
-        b"iv-iv-iv-iv-iv-i",
-    )
-    .expect("params");
-    let document = info.encrypt_with_params(params, password).expect("encrypt");
-    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()).expect("decode");
-    encrypted.to_pem(pkcs8::LineEnding::LF).expect("PEM")
 }
 
 #[test]

@@ -28,6 +28,25 @@ impl Identity {
     pub fn keystore_pem(&self) -> String {
         format!("{}{}", self.key_pem, self.certificate_pem)
     }
+
+    /// The key as an ENCRYPTED PRIVATE KEY PEM block: PKCS#8 PBES2
+    /// (PBKDF2-SHA256, AES-256-CBC), as `openssl pkcs8 -topk8` writes it.
+    pub fn encrypted_key_pem(&self, password: &str) -> String {
+        use pkcs8::der::EncodePem;
+        let info = pkcs8::PrivateKeyInfo::try_from(self.key_der.as_slice()).expect("PKCS#8");
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            2048,
+            b"salt1234salt1234",
+            b"iv-iv-iv-iv-iv-i",
+        )
+        .expect("PBES2 parameters");
+        let document = info
+            .encrypt_with_params(params, password)
+            .expect("encrypt the key");
+        let encrypted =
+            pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()).expect("decode");
+        encrypted.to_pem(pkcs8::LineEnding::LF).expect("PEM")
+    }
 }
 
 /// A test CA and what it signs.
