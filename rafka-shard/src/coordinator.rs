@@ -1,6 +1,6 @@
 //! [`CoordinatorHost`]: what any coordinator living in an internal topic
 //! needs, written once. The group coordinator (`__consumer_offsets`) is its
-//! first user; the transaction coordinator (`__transaction_state`) will be
+//! first user; the transaction coordinator (`__transaction_state`) is
 //! the second.
 //!
 //! - Ownership: a key (group id, transactional id) maps to a partition of
@@ -34,7 +34,9 @@ use rafka_core::coordinator::{partition_for_key, InternalRecord};
 use rafka_core::io::Clock;
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
-use rafka_proto::record::{BatchBuilder, Batches, Compression, RecordBatch, RecordLimits};
+use rafka_proto::record::{
+    BatchBuilder, Batches, Compression, ControlType, RecordBatch, RecordLimits,
+};
 
 use crate::image::ImageView;
 use crate::partition::{Partition, PartitionError};
@@ -108,6 +110,22 @@ pub trait Hosted {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), String>;
+    /// Applies one record written inside `producer_id`'s transaction (a
+    /// transactional batch); it takes effect with the transaction's
+    /// COMMIT marker ([`Hosted::replay_marker`]). Coordinators that write
+    /// no transactional records ignore them.
+    fn replay_transactional(
+        &self,
+        _partition: i32,
+        _now_ms: i64,
+        _producer_id: i64,
+        _key: &[u8],
+        _value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    /// Applies a transaction marker of `producer_id` found in `partition`.
+    fn replay_marker(&self, _partition: i32, _producer_id: i64, _commit: bool) {}
     /// Forgets the keys of a deleted partition.
     fn unload(&self, partition: i32);
     /// The earliest deadline the coordinator keeps, if any.
@@ -214,6 +232,52 @@ impl<S: ShardStorage> CoordinatorHost<S> {
         written
     }
 
+    /// [`CoordinatorHost::persist`] inside a producer's transaction: the
+    /// batches carry its producer id and epoch and the transactional bit
+    /// (sequence -1, as Kafka's coordinators write them), so they take
+    /// effect only with the transaction's COMMIT marker.
+    pub async fn persist_transactional(
+        &self,
+        records: &[InternalRecord],
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(), ErrorCode> {
+        let mut by_partition: BTreeMap<i32, Vec<&InternalRecord>> = BTreeMap::new();
+        for record in records {
+            by_partition
+                .entry(record.partition)
+                .or_default()
+                .push(record);
+        }
+        let now_ms = self.now_ms();
+        let mut written = Ok(());
+        for (partition, records) in by_partition {
+            let mut builder = BatchBuilder::new(Compression::None)
+                .producer(producer_id, producer_epoch, -1)
+                .transactional(true);
+            for r in records {
+                builder.push_record(now_ms, Some(&r.key), r.value.as_deref(), &[]);
+            }
+            let appended = match builder.build() {
+                Ok(batch) => self
+                    .registry
+                    .append_as_coordinator(self.topic.name, partition, &batch, WRITE_TIMEOUT)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.error_code(), e.to_string())),
+                Err(error) => Err((ErrorCode::UNKNOWN_SERVER_ERROR, error.to_string())),
+            };
+            if let Err((code, error)) = appended {
+                tracing::warn!(topic = self.topic.name, partition, %error, "transactional coordinator write");
+                written = Err(match code {
+                    ErrorCode::INVALID_PRODUCER_EPOCH | ErrorCode::PRODUCER_FENCED => code,
+                    _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                });
+            }
+        }
+        written
+    }
+
     /// Replays every partition of the topic this shard owns and has not
     /// loaded yet into `coordinator`. Returns how many records it applied.
     pub async fn load_partitions(&self, coordinator: &impl Hosted) -> Result<usize, LoadError> {
@@ -261,6 +325,17 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                 })?;
                 offset = batch.header().next_offset();
                 if batch.header().is_control() {
+                    match batch.end_txn_marker() {
+                        Ok(Some(marker)) => coordinator.replay_marker(
+                            index,
+                            batch.header().producer_id,
+                            marker.control_type == ControlType::Commit,
+                        ),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(topic, partition = index, %error, "skipping control batch")
+                        }
+                    }
                     continue;
                 }
                 applied += self.replay_batch(index, &batch, coordinator)?;
@@ -285,6 +360,8 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                     source,
                 })?;
         let now_ms = self.now_ms();
+        let header = batch.header();
+        let transactional = header.is_transactional().then_some(header.producer_id);
         let mut applied = 0;
         for record in records {
             let record = record.map_err(|source| LoadError::Records {
@@ -293,7 +370,14 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                 source,
             })?;
             let Some(key) = record.key else { continue };
-            match coordinator.replay(index, now_ms, &key, record.value.as_deref()) {
+            let value = record.value.as_deref();
+            let replayed = match transactional {
+                Some(producer_id) => {
+                    coordinator.replay_transactional(index, now_ms, producer_id, &key, value)
+                }
+                None => coordinator.replay(index, now_ms, &key, value),
+            };
+            match replayed {
                 Ok(()) => applied += 1,
                 Err(error) => tracing::warn!(topic, partition = index, %error, "skipping record"),
             }

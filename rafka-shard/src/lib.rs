@@ -63,3 +63,5 @@ pub mod shard;
 pub mod startup;
 pub mod storage;
 pub mod turnstile;
+pub mod txn;
+pub mod txn_shim;
