@@ -45,7 +45,7 @@ use crate::group::GROUP_METADATA_TOPIC;
 use crate::runtime::within;
 use crate::shard::Shard;
 use crate::storage::{BrokerStorage, ShardStorage};
-use crate::txn_shim::TxnMarker;
+pub use crate::txn_shim::TxnMarker;
 
 /// How long one marker write may wait for its flush before it is retried.
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -251,7 +251,7 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
     }
 
     /// ListTransactions over this shard's ids.
-    pub fn list(&self, filter: &ListFilter) -> Vec<TxnListing> {
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<TxnListing>, ErrorCode> {
         self.machine.borrow().list(filter, self.now_ms())
     }
 
@@ -358,8 +358,47 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
     }
 }
 
-/// Writes `marker` to `topic`-`partition` on its owning shard, retrying
-/// until it is durable, the partition is gone, or the marker is stale.
+/// Writes `marker` to `topic`-`partition` on its owning shard, once, and
+/// waits until it is durable; a marker in `__consumer_offsets` then
+/// completes the producer's pending offset commits there. What the
+/// coordinator's marker task and WriteTxnMarkers share.
+pub async fn write_marker_on_owner<S: ShardStorage>(
+    shard: &Rc<Shard<S>>,
+    topic: &str,
+    partition: i32,
+    marker: TxnMarker,
+) -> Result<i64, ErrorCode> {
+    let owner = shard
+        .owner_of(topic, partition)
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let name = topic.to_string();
+    let outcome = shard
+        .router
+        .invoke_on(owner, move |owner_shard: Rc<Shard<S>>| async move {
+            let written = owner_shard
+                .registry()
+                .write_txn_marker(&name, partition, marker, MARKER_WRITE_TIMEOUT)
+                .await
+                .map_err(|error| error.error_code());
+            if written.is_ok() && name == GROUP_METADATA_TOPIC {
+                owner_shard
+                    .groups()
+                    .complete_txn(partition, marker.producer_id, marker.commit);
+            }
+            written
+        })
+        .await;
+    match outcome {
+        Ok(written) => written,
+        // The owner is stopping: retriable, as a leader moving away.
+        Err(_) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+    }
+}
+
+/// [`write_marker_on_owner`] until it is durable, the partition is gone,
+/// or the marker is stale (a newer one is there); backs off between
+/// attempts, and gives up only when the shard stops (the replay after the
+/// restart writes it then).
 async fn write_marker<S: ShardStorage>(
     shard: &Rc<Shard<S>>,
     topic: String,
@@ -368,35 +407,13 @@ async fn write_marker<S: ShardStorage>(
 ) {
     let mut backoff = RETRY_BACKOFF_MIN;
     loop {
-        let Some(owner) = shard.owner_of(&topic, partition) else {
-            // Deleted topic: nothing to mark, as Kafka drops it.
-            return;
-        };
-        let name = topic.clone();
-        let outcome = shard
-            .router
-            .invoke_on(owner, move |owner_shard: Rc<Shard<S>>| async move {
-                let written = owner_shard
-                    .registry()
-                    .write_txn_marker(&name, partition, marker, MARKER_WRITE_TIMEOUT)
-                    .await
-                    .map_err(|error| error.error_code());
-                if written.is_ok() && name == GROUP_METADATA_TOPIC {
-                    owner_shard
-                        .groups()
-                        .complete_txn(partition, marker.producer_id, marker.commit);
-                }
-                written
-            })
-            .await;
-        match outcome {
-            Ok(Ok(_)) => return,
-            Ok(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)) => return,
-            Ok(Err(
+        match write_marker_on_owner(shard, &topic, partition, marker).await {
+            // A deleted topic has nothing to mark, as in Kafka.
+            Ok(_) | Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => return,
+            Err(
                 code @ (ErrorCode::INVALID_PRODUCER_EPOCH
                 | ErrorCode::TRANSACTION_COORDINATOR_FENCED),
-            )) => {
-                // A newer marker of this producer is already there.
+            ) => {
                 tracing::warn!(
                     topic,
                     partition,
@@ -405,16 +422,13 @@ async fn write_marker<S: ShardStorage>(
                 );
                 return;
             }
-            Ok(Err(code)) => {
+            Err(code) => {
                 tracing::warn!(
                     topic,
                     partition,
                     ?code,
                     "transaction marker not written; retrying"
                 );
-            }
-            Err(error) => {
-                tracing::warn!(topic, partition, %error, "transaction marker owner unreachable");
             }
         }
         if shard.is_stopping() {

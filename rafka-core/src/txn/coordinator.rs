@@ -107,6 +107,9 @@ pub struct ListFilter {
     pub producer_ids: BTreeSet<i64>,
     /// Only open transactions running longer than this (-1: any state).
     pub min_duration_ms: i64,
+    /// Only ids this regular expression matches in full (ListTransactions
+    /// v2, KIP-1152).
+    pub id_pattern: Option<String>,
 }
 
 /// The transaction coordinator of one shard.
@@ -604,11 +607,24 @@ impl TxnCoordinator {
         })
     }
 
-    /// ListTransactions over this shard's ids, by id.
-    pub fn list(&self, filter: &ListFilter, now_ms: i64) -> Vec<TxnListing> {
+    /// ListTransactions over this shard's ids, by id; an invalid pattern
+    /// is INVALID_REGULAR_EXPRESSION.
+    pub fn list(&self, filter: &ListFilter, now_ms: i64) -> Result<Vec<TxnListing>, ErrorCode> {
+        let pattern = match &filter.id_pattern {
+            Some(p) => Some(
+                regex::Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|_| ErrorCode::INVALID_REGULAR_EXPRESSION)?,
+            ),
+            None => None,
+        };
         let mut listed: Vec<TxnListing> = self
             .ids
             .values()
+            .filter(|m| {
+                pattern
+                    .as_ref()
+                    .is_none_or(|p| p.is_match(&m.transactional_id))
+            })
             .filter(|m| filter.states.is_empty() || filter.states.contains(&m.current.state))
             .filter(|m| {
                 filter.producer_ids.is_empty()
@@ -626,6 +642,6 @@ impl TxnCoordinator {
             })
             .collect();
         listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
-        listed
+        Ok(listed)
     }
 }

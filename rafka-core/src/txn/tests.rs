@@ -349,25 +349,44 @@ fn list_filters_by_state_producer_and_duration() {
         },
         NOW,
     );
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.unwrap().len(), 2);
     let ongoing = ListFilter {
         states: [TxnState::Ongoing].into(),
         min_duration_ms: -1,
         ..ListFilter::default()
     };
-    assert_eq!(c.list(&ongoing, NOW)[0].transactional_id, "b");
+    assert_eq!(c.list(&ongoing, NOW).unwrap()[0].transactional_id, "b");
     let by_pid = ListFilter {
         producer_ids: [1].into(),
         min_duration_ms: -1,
         ..ListFilter::default()
     };
-    assert_eq!(c.list(&by_pid, NOW)[0].transactional_id, "a");
+    assert_eq!(c.list(&by_pid, NOW).unwrap()[0].transactional_id, "a");
     let long = ListFilter {
         min_duration_ms: 5_000,
         ..ListFilter::default()
     };
-    assert!(c.list(&long, NOW + 5_000).is_empty());
-    assert_eq!(c.list(&long, NOW + 5_001).len(), 1);
+    assert!(c.list(&long, NOW + 5_000).unwrap().is_empty());
+    assert_eq!(c.list(&long, NOW + 5_001).unwrap().len(), 1);
+    let pattern = ListFilter {
+        min_duration_ms: -1,
+        id_pattern: Some("[ab]".to_string()),
+        ..ListFilter::default()
+    };
+    assert_eq!(c.list(&pattern, NOW).unwrap().len(), 2);
+    let partial = ListFilter {
+        id_pattern: Some("x|a".to_string()),
+        ..pattern.clone()
+    };
+    assert_eq!(c.list(&partial, NOW).unwrap().len(), 1);
+    let bad = ListFilter {
+        id_pattern: Some("(".to_string()),
+        ..pattern
+    };
+    assert_eq!(
+        c.list(&bad, NOW),
+        Err(ErrorCode::INVALID_REGULAR_EXPRESSION)
+    );
     let d = c.describe("b").unwrap();
     assert_eq!(
         (d.state.name(), d.producer_id, d.start_ms),

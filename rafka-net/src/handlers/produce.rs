@@ -97,7 +97,14 @@ pub async fn handle(
         Grid::new(produce.topic_data.iter().map(|t| t.partition_data.len()));
     let superseded = superseded_entries(&produce, ctx.version());
     let acks = Acks::from_wire(produce.acks);
+    let txn_denied = produce
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.authorize(AclOperation::Write, Resource::TransactionalId(id)));
     match acks {
+        Some(_) if txn_denied => outcomes.fill_all(&Outcome::Rejected(Rejection::code(
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        ))),
         Some(acks) => {
             let plan = Plan {
                 version: ctx.version(),
