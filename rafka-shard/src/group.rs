@@ -273,6 +273,29 @@ impl<S: ShardStorage> GroupCoordinator<S> {
         Ok(self.machine.borrow().fetch_offsets(group_id, topics))
     }
 
+    /// [`GroupCoordinator::fetch_offsets`] with `require_stable` (KIP-447):
+    /// a partition an open transaction holds an offset for answers
+    /// UNSTABLE_OFFSET_COMMIT instead of its last committed offset.
+    pub fn fetch_stable_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ErrorCode> {
+        let mut fetched = self.fetch_offsets(group_id, topics)?;
+        let machine = self.machine.borrow();
+        for (topic, partitions) in &mut fetched {
+            for p in partitions.iter_mut() {
+                if machine.has_pending_txn_offset(group_id, topic, p.partition) {
+                    p.offset = -1;
+                    p.leader_epoch = -1;
+                    p.metadata = String::new();
+                    p.error_code = ErrorCode::UNSTABLE_OFFSET_COMMIT;
+                }
+            }
+        }
+        Ok(fetched)
+    }
+
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, ErrorCode> {
         self.host.check_owner(group_id)?;
         Ok(self.machine.borrow().describe(group_id))
