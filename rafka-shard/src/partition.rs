@@ -501,15 +501,26 @@ impl<S: ShardStorage> Partition<S> {
         timeout: std::time::Duration,
         isolation: IsolationLevel,
     ) -> bool {
-        if self.readable_end(isolation) > offset || self.deleted.get() {
+        let ready = || self.readable_end(isolation) > offset || self.deleted.get();
+        if ready() {
             return true;
         }
-        let listener = self.watermark_moved.listen();
-        if self.readable_end(isolation) > offset || self.deleted.get() {
-            return true;
-        }
-        within(timeout, listener).await;
-        self.readable_end(isolation) > offset
+        // A wake that does not reach `offset` (the high watermark moving
+        // under an open transaction) waits on rather than answering.
+        let reached = async {
+            loop {
+                let listener = self.watermark_moved.listen();
+                if ready() {
+                    return;
+                }
+                listener.await;
+                if ready() {
+                    return;
+                }
+            }
+        };
+        within(timeout, reached).await;
+        ready()
     }
 
     /// Where reads at `isolation` stop.
