@@ -218,7 +218,14 @@ impl<S: ShardStorage> CoordinatorHost<S> {
             let appended = match builder.build() {
                 Ok(batch) => self
                     .registry
-                    .produce(self.topic.name, partition, &batch, Acks::All, WRITE_TIMEOUT)
+                    .produce(
+                        self.topic.name,
+                        partition,
+                        &batch,
+                        Acks::All,
+                        WRITE_TIMEOUT,
+                        None,
+                    )
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),

@@ -6,6 +6,9 @@
 //! - `error`: [`LogError`] and [`CorruptKind`].
 //! - `segment`: one segment file with its in-memory indexes.
 //! - `offset_index`, `time_index`: the sparse index formats.
+//! - `txn_index`: the aborted-transaction index ([`AbortedTxn`]), what a
+//!   read_committed fetch lists, and the replay of producer state that
+//!   rebuilds it ([`Log::recover_producer_state`]).
 //! - `scan`: reading batch headers back from a segment.
 //! - `recovery`: [`Log::open`]: load segments, check indexes, validate the
 //!   tail, truncate what is torn.
@@ -72,6 +75,7 @@ mod scan;
 mod scrub;
 mod segment;
 pub mod time_index;
+mod txn_index;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -88,6 +92,7 @@ pub use recovery::{Corruption, IndexRebuild, RecoveryHints, RecoveryReport, Trun
 pub use retention::{ClosedLog, RetentionOutcome};
 pub use scrub::{DamagedRange, ScrubApplied, ScrubChunk, ScrubCursor, ScrubVerdict};
 pub use segment::{SegmentInfo, NO_TIMESTAMP};
+pub use txn_index::{decode_txn_index, encode_txn_index, AbortedTxn, TXN_INDEX_ENTRY_BYTES};
 
 use crate::io::{Clock, Storage};
 use flush::DirtyFiles;

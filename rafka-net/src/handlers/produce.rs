@@ -602,6 +602,7 @@ async fn append_on_owner(
             &append.records,
             acks,
             timeout,
+            None,
         )
     });
     join_all(produced)
