@@ -64,4 +64,3 @@ pub mod startup;
 pub mod storage;
 pub mod turnstile;
 pub mod txn;
-pub mod txn_shim;

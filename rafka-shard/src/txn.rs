@@ -42,10 +42,10 @@ use rafka_proto::error::ErrorCode;
 use crate::controller_handle::ControllerHandle;
 use crate::coordinator::{CoordinatorHost, Hosted, InternalTopic, LoadError};
 use crate::group::GROUP_METADATA_TOPIC;
+pub use crate::partition::TxnMarker;
 use crate::runtime::within;
 use crate::shard::Shard;
 use crate::storage::{BrokerStorage, ShardStorage};
-pub use crate::txn_shim::TxnMarker;
 
 /// How long one marker write may wait for its flush before it is retried.
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -544,7 +544,14 @@ impl Broker {
         let topic = topic.to_string();
         let work = move |s: Rc<Shard>| async move {
             s.registry()
-                .produce(&topic, partition, &records, Acks::All, PRODUCE_TIMEOUT, None)
+                .produce(
+                    &topic,
+                    partition,
+                    &records,
+                    Acks::All,
+                    PRODUCE_TIMEOUT,
+                    None,
+                )
                 .await
                 .map(|appended| appended.base_offset)
                 .map_err(|e| e.error_code())
