@@ -25,7 +25,7 @@
 //! the pending TxnOffsetCommit offsets of that producer in the group
 //! coordinator on the same shard.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -71,6 +71,9 @@ pub struct TransactionCoordinator<S: ShardStorage = BrokerStorage> {
     /// Ids whose marker task runs, so that one runs per id.
     writing_markers: RefCell<BTreeSet<String>>,
     remove_expired_interval_ms: i64,
+    /// After a timeout abort could not be written, the timer waits until
+    /// then before trying again (a failing disk must not spin the shard).
+    retry_timeouts_at_ms: Cell<i64>,
 }
 
 impl<S: ShardStorage> TransactionCoordinator<S> {
@@ -81,6 +84,7 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
             shard: OnceCell::new(),
             writing_markers: RefCell::new(BTreeSet::new()),
             remove_expired_interval_ms: config.transaction_remove_expired_interval_ms.max(1),
+            retry_timeouts_at_ms: Cell::new(i64::MIN),
         }
     }
 
@@ -456,7 +460,8 @@ impl<S: ShardStorage> Hosted for TransactionCoordinator<S> {
     }
 
     fn next_deadline_ms(&self) -> Option<i64> {
-        self.machine.borrow().next_deadline_ms()
+        let deadline = self.machine.borrow().next_deadline_ms()?;
+        Some(deadline.max(self.retry_timeouts_at_ms.get()))
     }
 
     async fn fire_due(&self, now_ms: i64) {
@@ -472,6 +477,9 @@ impl<S: ShardStorage> Hosted for TransactionCoordinator<S> {
             );
             if self.transition(&id, next).await.is_ok() {
                 self.spawn_markers(&id);
+            } else {
+                let retry_ms = RETRY_BACKOFF_MAX.as_millis() as i64;
+                self.retry_timeouts_at_ms.set(now_ms.saturating_add(retry_ms));
             }
         }
     }
