@@ -352,3 +352,150 @@ fn an_index_entry_goes_with_its_segment() {
         assert!(!names.iter().any(|n| n.ends_with(".txnindex")), "{names:?}");
     });
 }
+
+/// Every batch of the log: (base offset, control, [(key, value)]).
+type Stored = (i64, bool, Vec<(String, String)>);
+
+fn stored_batches(log: &Log<SimStorage>) -> Vec<Stored> {
+    let read = block_on(log.read(log.log_start_offset(), u32::MAX)).expect("read");
+    let bytes = block_on(read.read_bytes()).expect("bytes");
+    rafka_proto::record::Batches::new(bytes)
+        .map(|batch| {
+            let batch = batch.expect("valid batch");
+            let header = *batch.header();
+            let records = match header.is_control() {
+                true => Vec::new(),
+                false => batch
+                    .records(Default::default())
+                    .expect("records")
+                    .map(|r| {
+                        let r = r.expect("record");
+                        let text =
+                            |b: Option<Bytes>| String::from_utf8(b.unwrap_or_default().to_vec());
+                        (text(r.key).unwrap(), text(r.value).unwrap())
+                    })
+                    .collect(),
+            };
+            (header.base_offset, header.is_control(), records)
+        })
+        .collect()
+}
+
+impl TxnLog {
+    /// One record `key` = `value` from `producer_id` (-1: plain).
+    fn put(&mut self, producer_id: i64, sequence: i32, key: &str, value: &str) -> i64 {
+        let mut builder = BatchBuilder::new(Compression::None);
+        if producer_id >= 0 {
+            builder = builder
+                .producer(producer_id, 0, sequence)
+                .transactional(true);
+        }
+        builder.push_record(START_MS, Some(key.as_bytes()), Some(value.as_bytes()), &[]);
+        self.append(builder.build().expect("batch"))
+    }
+
+    /// Plain records of fresh keys until everything below `offset` is in
+    /// closed segments; flushed.
+    fn close_below(&mut self, offset: i64) {
+        let mut i = 0;
+        while self.log.segments().last().expect("active").base_offset < offset {
+            self.put(-1, 0, &format!("filler-{offset}-{i}"), "f");
+            i += 1;
+        }
+        self.flush();
+    }
+
+    fn compact(&mut self, now_ms: i64) -> u64 {
+        let plan = self.log.compaction_plan_below(now_ms, self.lso());
+        let Some(plan) = plan else {
+            return 0;
+        };
+        let cleaned = block_on(plan.build()).expect("build");
+        block_on(self.log.install_compacted(cleaned))
+            .expect("install")
+            .records_removed
+    }
+}
+
+fn compacted_log() -> LogConfig {
+    LogConfig {
+        segment_bytes: 300,
+        cleanup_compact: true,
+        cleanup_delete: false,
+        min_cleanable_dirty_ratio: 0.0,
+        delete_retention_ms: 1_000,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn compaction_removes_aborted_records_and_keeps_committed_ones() {
+    let fixture = Fixture::new();
+    let mut txn = TxnLog::open(&fixture, compacted_log(), RecoveryHints::default());
+    assert_eq!(txn.put(-1, 0, "a", "1"), 0);
+    assert_eq!(txn.put(50, 0, "a", "aborted"), 1);
+    assert_eq!(txn.put(51, 0, "b", "committed"), 2);
+    assert_eq!(txn.marker(50, false), 3);
+    assert_eq!(txn.marker(51, true), 4);
+    txn.close_below(5);
+    let open = txn.put(52, 0, "c", "open");
+    // A newer c: only the LSO bound keeps the open transaction's c.
+    txn.put(-1, 0, "c", "newer");
+    txn.close_below(open + 2);
+    assert_eq!(txn.lso(), open, "52's transaction is open");
+
+    let removed = txn.compact(START_MS);
+    assert_eq!(removed, 1, "the aborted record (fillers are unique)");
+    let batches = stored_batches(&txn.log);
+    let kept: Vec<&Stored> = batches.iter().filter(|b| b.0 < 5).collect();
+    assert!(
+        batches.iter().any(|b| b.0 == open),
+        "the open transaction's"
+    );
+    assert_eq!(
+        kept,
+        [
+            &(0, false, vec![("a".into(), "1".into())]),
+            &(2, false, vec![("b".into(), "committed".into())]),
+            &(3, true, vec![]),
+            &(4, true, vec![]),
+        ],
+        "the aborted write of a neither removed nor shadowing the committed 1; \
+         both markers kept while their transactions had batches in the pass"
+    );
+    let abort = AbortedTxn {
+        producer_id: 50,
+        first_offset: 1,
+        last_offset: 3,
+        last_stable_offset: 2,
+    };
+    assert_eq!(txn.log.all_aborted_txns(), vec![abort]);
+
+    // Past delete.retention.ms: the abort's transaction has nothing left,
+    // so its marker goes (emptied: it is 50's last batch); the commit's
+    // transaction still has its record, so that marker stays.
+    let commit_52 = txn.marker(52, true);
+    txn.close_below(commit_52 + 1);
+    assert_eq!(txn.lso(), txn.log.log_end_offset());
+    assert!(txn.compact(START_MS + 5_000) > 0);
+    let batches = stored_batches(&txn.log);
+    let markers: Vec<(i64, bool)> = batches
+        .iter()
+        .filter(|b| b.1)
+        .map(|b| (b.0, b.2.is_empty()))
+        .collect();
+    assert_eq!(markers, [(3, true), (4, true), (commit_52, true)]);
+    let abort_marker = block_on(txn.log.read(3, 1)).expect("read");
+    let bytes = block_on(abort_marker.read_bytes()).expect("bytes");
+    let header = BatchHeader::decode(&bytes).expect("header");
+    assert_eq!((header.base_offset, header.record_count), (3, 0));
+    assert_eq!(txn.log.all_aborted_txns(), vec![], "its entry went with it");
+
+    // Producer state replayed from the compacted log sees no transaction
+    // open: every kept transactional batch kept its marker.
+    let mut producers = ProducerStateTable::default();
+    block_on(txn.log.recover_producer_state(&mut producers, 0)).expect("replay");
+    assert_eq!(producers.ongoing_transactions().count(), 0);
+    producers.on_high_watermark(txn.log.log_end_offset());
+    assert_eq!(producers.first_unstable_offset(), None);
+}

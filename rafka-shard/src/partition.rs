@@ -797,14 +797,17 @@ impl<S: ShardStorage> Partition<S> {
     }
 
     /// One compaction pass at `now_ms` if the topic is compacted and dirty
-    /// enough. The cleaned files are built without the lock, so produce and
+    /// enough, of the segments below the last stable offset. The cleaned files are built without the lock, so produce and
     /// fetch go on meanwhile; only the swap takes it. Returns the records
     /// removed.
     pub async fn compact(&self, now_ms: i64) -> Result<u64, PartitionError> {
         self.check_writable()?;
+        // Only below the LSO: every transaction there is decided, so
+        // aborted records can go and markers be judged.
         let plan = {
             let state = self.read_state().await?;
-            state.log.compaction_plan(now_ms)
+            let below = self.last_stable_offset.get();
+            state.log.compaction_plan_below(now_ms, below)
         };
         let Some(plan) = plan else {
             return Ok(0);

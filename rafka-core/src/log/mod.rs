@@ -23,8 +23,9 @@
 //! - `checkpoint`: Kafka's per-data-dir checkpoint files and the clean
 //!   shutdown marker.
 //! - `compact`: [`Log::compact`] (cleanup.policy=compact) in three phases;
-//!   `compact_filter`: the key map and batch filtering; `compact_swap`:
-//!   the `.cleaned`/`.swap` files and their completion on open.
+//!   `compact_filter`: the key map and batch filtering; `compact_aborted`:
+//!   aborted transactions and markers; `compact_swap`: the
+//!   `.cleaned`/`.swap` files and their completion on open.
 //!
 //! # Durability model
 //! Appends go to the page cache. A flush fdatasyncs every file written
@@ -62,6 +63,7 @@
 mod append;
 pub mod checkpoint;
 mod compact;
+mod compact_aborted;
 mod compact_filter;
 mod compact_swap;
 pub mod config;
