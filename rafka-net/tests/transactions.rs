@@ -387,3 +387,98 @@ fn offset_fetch(require_stable: bool) -> OffsetFetchRequest {
             .with_partition_indexes(vec![0])]))
         .with_require_stable(require_stable)
 }
+
+/// A transactional batch of `producer` at `sequence`, one record.
+fn txn_batch((pid, epoch): (i64, i16), sequence: i32, value: &str) -> bytes::Bytes {
+    let mut builder =
+        rafka_proto::record::BatchBuilder::new(rafka_proto::record::Compression::None)
+            .producer(pid, epoch, sequence)
+            .transactional(true);
+    builder.push_record(1_000, Some(b"k"), Some(value.as_bytes()), &[]);
+    builder.build().expect("batch")
+}
+
+/// Produce v9 acks=all of one batch with `txn_id`: (error code, base offset).
+async fn produce_txn(
+    broker: &Broker,
+    txn_id: &str,
+    partition: i32,
+    batch: bytes::Bytes,
+) -> (i16, i64) {
+    let request =
+        rafka_testkit::proto::produce_request(-1, vec![("t", vec![(partition, Some(batch))])])
+            .with_transactional_id(Some(TransactionalId(str_bytes(txn_id))));
+    let response: ProduceResponse = broker.call(9, &request).await;
+    let (_, answer) = rafka_testkit::proto::produce_answers(&response).remove(0);
+    (answer.error_code, answer.base_offset)
+}
+
+/// (producer id, coordinator epoch, open transaction's first offset) of
+/// every producer of `t`-`partition`.
+async fn producers_of(broker: &Broker, partition: i32) -> Vec<(i64, i32, i64)> {
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(topic_name("t"))
+            .with_partition_indexes(vec![partition]),
+    ]);
+    let response: DescribeProducersResponse = broker.call(0, &request).await;
+    response.topics[0].partitions[0]
+        .active_producers
+        .iter()
+        .map(|p| {
+            (
+                p.producer_id.0,
+                p.coordinator_epoch,
+                p.current_txn_start_offset,
+            )
+        })
+        .collect()
+}
+
+/// KIP-890 part 1: a transactional batch to a partition outside the open
+/// transaction is refused, so no transaction can hang; inside it, the
+/// partition shows the open transaction until the marker.
+#[test]
+fn transactional_produce_needs_the_partition_in_the_transaction() {
+    broker().run_matrix(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("t", 2, &[]).await;
+        broker
+            .produce("t", 0, rafka_testkit::records::value_batch("before"))
+            .await;
+        assert_eq!(find_txn_coordinator(&broker, "p").await, NONE);
+        let (_, pid, epoch) = init(&broker, "p", None).await;
+        let producer = (pid, epoch);
+        // Not added yet: refused, nothing written.
+        let refused = produce_txn(&broker, "p", 0, txn_batch(producer, 0, "x")).await;
+        assert_eq!(refused, (INVALID_TXN_STATE, -1));
+        assert!(producers_of(&broker, 0).await.is_empty());
+        assert_eq!(
+            add_partitions(&broker, 3, "p", producer, &[("t", &[0])]).await,
+            vec![NONE]
+        );
+        assert_eq!(
+            produce_txn(&broker, "p", 0, txn_batch(producer, 0, "a")).await,
+            (NONE, 1)
+        );
+        assert_eq!(
+            produce_txn(&broker, "p", 0, txn_batch(producer, 1, "b")).await,
+            (NONE, 2)
+        );
+        // Partition 1 is still outside the transaction.
+        let refused = produce_txn(&broker, "p", 1, txn_batch(producer, 0, "c")).await;
+        assert_eq!(refused.0, INVALID_TXN_STATE);
+        assert_eq!(producers_of(&broker, 0).await, vec![(pid, -1, 1)]);
+        assert_eq!(end_txn(&broker, 3, "p", producer, true).await, NONE);
+        await_state(&broker, "p", "CompleteCommit").await;
+        // The commit marker ended it: coordinator epoch 0, nothing open.
+        assert_eq!(producers_of(&broker, 0).await, vec![(pid, 0, -1)]);
+        // The transaction is over: a late batch of it is refused again.
+        let late = produce_txn(&broker, "p", 0, txn_batch(producer, 2, "late")).await;
+        assert_eq!(late.0, INVALID_TXN_STATE);
+        // read_committed sees both records and the marker's offset is the LSO's past.
+        let (high_watermark, batches) = broker.fetch_all("t", 0).await;
+        assert_eq!(high_watermark, 4);
+        let offsets: Vec<i64> = batches.iter().map(|(offset, _)| *offset).collect();
+        assert_eq!(offsets, vec![0, 1, 2, 3]);
+    });
+}

@@ -479,7 +479,8 @@ impl<S: ShardStorage> Hosted for TransactionCoordinator<S> {
                 self.spawn_markers(&id);
             } else {
                 let retry_ms = RETRY_BACKOFF_MAX.as_millis() as i64;
-                self.retry_timeouts_at_ms.set(now_ms.saturating_add(retry_ms));
+                self.retry_timeouts_at_ms
+                    .set(now_ms.saturating_add(retry_ms));
             }
         }
     }
