@@ -35,7 +35,7 @@ use rafka_core::io::Clock;
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
-    BatchBuilder, Batches, Compression, ControlType, RecordBatch, RecordLimits,
+    BatchBuilder, Batches, BuildError, Compression, ControlType, RecordBatch, RecordLimits,
 };
 
 use crate::image::ImageView;
@@ -201,21 +201,9 @@ impl<S: ShardStorage> CoordinatorHost<S> {
     /// and waits until they are durable. Returns whether all were written;
     /// a caller must not announce what was not.
     pub async fn persist(&self, records: &[InternalRecord]) -> bool {
-        let mut by_partition: BTreeMap<i32, Vec<&InternalRecord>> = BTreeMap::new();
-        for record in records {
-            by_partition
-                .entry(record.partition)
-                .or_default()
-                .push(record);
-        }
-        let now_ms = self.now_ms();
         let mut written = true;
-        for (partition, records) in by_partition {
-            let mut builder = BatchBuilder::new(Compression::None);
-            for r in records {
-                builder.push_record(now_ms, Some(&r.key), r.value.as_deref(), &[]);
-            }
-            let appended = match builder.build() {
+        for (partition, batch) in batches(records, None, self.now_ms()) {
+            let appended = match batch {
                 Ok(batch) => self
                     .registry
                     .produce(
@@ -242,30 +230,19 @@ impl<S: ShardStorage> CoordinatorHost<S> {
     /// [`CoordinatorHost::persist`] inside a producer's transaction: the
     /// batches carry its producer id and epoch and the transactional bit
     /// (sequence -1, as Kafka's coordinators write them), so they take
-    /// effect only with the transaction's COMMIT marker.
+    /// effect only with the transaction's COMMIT marker. A refusal of the
+    /// producer (fenced epoch) comes back as its code; any other failure
+    /// as COORDINATOR_NOT_AVAILABLE.
     pub async fn persist_transactional(
         &self,
         records: &[InternalRecord],
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<(), ErrorCode> {
-        let mut by_partition: BTreeMap<i32, Vec<&InternalRecord>> = BTreeMap::new();
-        for record in records {
-            by_partition
-                .entry(record.partition)
-                .or_default()
-                .push(record);
-        }
-        let now_ms = self.now_ms();
+        let producer = Some((producer_id, producer_epoch));
         let mut written = Ok(());
-        for (partition, records) in by_partition {
-            let mut builder = BatchBuilder::new(Compression::None)
-                .producer(producer_id, producer_epoch, -1)
-                .transactional(true);
-            for r in records {
-                builder.push_record(now_ms, Some(&r.key), r.value.as_deref(), &[]);
-            }
-            let appended = match builder.build() {
+        for (partition, batch) in batches(records, producer, self.now_ms()) {
+            let appended = match batch {
                 Ok(batch) => self
                     .registry
                     .append_as_coordinator(self.topic.name, partition, &batch, WRITE_TIMEOUT)
@@ -442,4 +419,33 @@ impl<S: ShardStorage> CoordinatorHost<S> {
             work().await;
         }
     }
+}
+
+/// One batch per partition of `records`, in partition order; with
+/// `producer`, transactional batches of that producer id and epoch.
+fn batches(
+    records: &[InternalRecord],
+    producer: Option<(i64, i16)>,
+    now_ms: i64,
+) -> Vec<(i32, Result<bytes::Bytes, BuildError>)> {
+    let mut by_partition: BTreeMap<i32, Vec<&InternalRecord>> = BTreeMap::new();
+    for record in records {
+        by_partition
+            .entry(record.partition)
+            .or_default()
+            .push(record);
+    }
+    by_partition
+        .into_iter()
+        .map(|(partition, records)| {
+            let mut builder = BatchBuilder::new(Compression::None);
+            if let Some((producer_id, epoch)) = producer {
+                builder = builder.producer(producer_id, epoch, -1).transactional(true);
+            }
+            for r in records {
+                builder.push_record(now_ms, Some(&r.key), r.value.as_deref(), &[]);
+            }
+            (partition, builder.build())
+        })
+        .collect()
 }

@@ -221,18 +221,7 @@ impl TxnCoordinator {
             | TxnState::PrepareEpochFence => return Err(ErrorCode::CONCURRENT_TRANSACTIONS),
             TxnState::Ongoing => {
                 // Fence the previous incarnation and abort what it left open.
-                let epoch = if current.producer_epoch == i16::MAX {
-                    current.producer_epoch
-                } else {
-                    current.producer_epoch + 1
-                };
-                let next = TxnSnapshot {
-                    producer_epoch: epoch,
-                    last_producer_epoch: current.producer_epoch,
-                    state: TxnState::PrepareAbort,
-                    last_update_ms: now_ms,
-                    ..current.clone()
-                };
+                let next = fencing_abort(current, now_ms);
                 metadata.pending = Some(next.clone());
                 return Ok(InitStep::FenceAndAbort(next));
             }
@@ -452,18 +441,7 @@ impl TxnCoordinator {
         {
             return None;
         }
-        let epoch = if epoch_exhausted(current.producer_epoch) {
-            current.producer_epoch
-        } else {
-            current.producer_epoch + 1
-        };
-        let next = TxnSnapshot {
-            producer_epoch: epoch,
-            last_producer_epoch: current.producer_epoch,
-            state: TxnState::PrepareAbort,
-            last_update_ms: now_ms,
-            ..current.clone()
-        };
+        let next = fencing_abort(current, now_ms);
         metadata.pending = Some(next.clone());
         Some(next)
     }
@@ -643,5 +621,19 @@ impl TxnCoordinator {
             .collect();
         listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         Ok(listed)
+    }
+}
+
+/// Kafka's `prepareFenceProducerEpoch` followed by the abort: the open
+/// transaction is aborted under the next epoch, so its producer is fenced
+/// (kept at the last epoch once there is none left).
+fn fencing_abort(current: &TxnSnapshot, now_ms: i64) -> TxnSnapshot {
+    let epoch = current.producer_epoch.saturating_add(1);
+    TxnSnapshot {
+        producer_epoch: epoch,
+        last_producer_epoch: current.producer_epoch,
+        state: TxnState::PrepareAbort,
+        last_update_ms: now_ms,
+        ..current.clone()
     }
 }

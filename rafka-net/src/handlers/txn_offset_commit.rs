@@ -26,6 +26,7 @@ use rafka_proto::error::ErrorCode;
 
 use super::coordinator_call::{on_group_coordinator, on_txn_coordinator};
 use super::fanout::{Grid, Slot};
+use super::offset_commit::{place_answers, split_commit};
 use super::{txn_errors, HandlerError, RequestContext};
 
 pub async fn handle(
@@ -79,49 +80,30 @@ async fn verify(ctx: &RequestContext, request: &TxnOffsetCommitRequest) -> Error
     txn_errors::for_version(code, ctx.version(), i16::MAX)
 }
 
-/// Answers the partitions the coordinator must not see (unauthorized
-/// topics, unknown partitions); returns the commit of the rest and where
-/// each of its partitions sits in the request.
+/// The commit of `request`'s partitions the coordinator may see, and
+/// where each sits in the request.
 fn split(
     ctx: &RequestContext,
     request: &TxnOffsetCommitRequest,
     codes: &mut Grid<ErrorCode>,
 ) -> (CommitRequest, Vec<Slot>) {
-    let image = ctx.image();
-    let mut commit = CommitRequest {
+    let commit = CommitRequest {
         group_id: request.group_id.to_string(),
         generation_id: request.generation_id,
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
         topics: Vec::new(),
     };
-    let mut slots = Vec::new();
-    for (t, topic) in request.topics.iter().enumerate() {
-        if !ctx.authorize(AclOperation::Read, Resource::Topic(&topic.name)) {
-            codes.fill_row(t, &ErrorCode::TOPIC_AUTHORIZATION_FAILED);
-            continue;
-        }
-        let count = image.topic(&topic.name).map_or(0, |t| t.partitions.len());
-        let mut partitions = Vec::new();
-        for (p, partition) in topic.partitions.iter().enumerate() {
-            let index = partition.partition_index;
-            if usize::try_from(index).is_ok_and(|index| index < count) {
-                partitions.push(CommitPartition {
-                    partition: index,
-                    offset: partition.committed_offset,
-                    leader_epoch: partition.committed_leader_epoch,
-                    metadata: partition.committed_metadata.as_ref().map(|s| s.to_string()),
-                });
-                slots.push((t, p));
-            } else {
-                codes.set((t, p), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
-            }
-        }
-        if !partitions.is_empty() {
-            commit.topics.push((topic.name.to_string(), partitions));
-        }
-    }
-    (commit, slots)
+    let requested = request.topics.iter().map(|topic| {
+        let partitions = topic.partitions.iter().map(|p| CommitPartition {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: p.committed_leader_epoch,
+            metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
+        });
+        (topic.name.to_string(), partitions.collect())
+    });
+    split_commit(ctx, commit, requested, codes)
 }
 
 async fn commit_on_coordinator(
@@ -140,22 +122,10 @@ async fn commit_on_coordinator(
             .await
     })
     .await;
-    let answers: Vec<ErrorCode> = match committed {
-        Ok(topics) => topics
-            .into_iter()
-            .flat_map(|(_, partitions)| partitions.into_iter().map(|(_, code)| code))
-            .map(|code| txn_errors::for_version(code, ctx.version(), i16::MAX))
-            .collect(),
-        Err(code) => vec![code; slots.len()],
-    };
-    assert_eq!(
-        answers.len(),
-        slots.len(),
-        "one code per committed partition"
-    );
-    for (slot, code) in slots.into_iter().zip(answers) {
-        codes.set(slot, code);
-    }
+    let version = ctx.version();
+    place_answers(committed, slots, codes, |code| {
+        txn_errors::for_version(code, version, i16::MAX)
+    });
 }
 
 fn response(request: &TxnOffsetCommitRequest, codes: Grid<ErrorCode>) -> TxnOffsetCommitResponse {

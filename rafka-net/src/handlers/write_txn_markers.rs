@@ -74,12 +74,6 @@ impl super::Reply for WriteTxnMarkersResponse {
     fn set_throttle_time_ms(&mut self, _throttle_time_ms: i32) {}
 
     fn into_response(self, ctx: &RequestContext) -> Result<crate::service::Response, HandlerError> {
-        let bytes = rafka_proto::api::encode_response(
-            ctx.correlation_id(),
-            ctx.response_header_version(),
-            &self,
-            ctx.version(),
-        )?;
-        Ok(crate::service::Response::Reply(bytes))
+        super::reply::whole_message(ctx, &self)
     }
 }
