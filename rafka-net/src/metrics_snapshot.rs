@@ -25,6 +25,7 @@ use rafka_core::io::cache::FileBudgetStats;
 use rafka_shard::disk::DiskSnapshot;
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
 use rafka_shard::log_health::LogHealthSnapshot;
+use rafka_shard::txn::TxnStats;
 
 use crate::metrics::NetMetricsSnapshot;
 
@@ -97,6 +98,8 @@ pub struct ShardSnapshot {
     pub partitions: Vec<PartitionOffsets>,
     /// The data dir's free space and produce refusals on this shard.
     pub disk: DiskSnapshot,
+    /// The transaction coordinator's counts on this shard.
+    pub txn: TxnStats,
 }
 
 /// Every shard's snapshot, with the broker-wide sums a scrape shows.
@@ -221,6 +224,7 @@ impl Collector for BrokerSnapshot {
         self.encode_connections(&mut encoder)?;
         self.encode_shards(&mut encoder)?;
         self.encode_log_health(&mut encoder)?;
+        self.encode_transactions(&mut encoder)?;
         self.encode_partitions(&mut encoder)?;
         self.encode_disk(&mut encoder)
     }
@@ -535,6 +539,53 @@ impl BrokerSnapshot {
             for shard in &self.shards {
                 metric.counter(&shard_label(shard), value(&shard.log_health))?;
             }
+        }
+        Ok(())
+    }
+
+    fn encode_transactions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters: [Described<TxnStats, u64>; 5] = [
+            (
+                "transactions_committed",
+                "Transactions committed (markers written, CompleteCommit durable), by coordinator shard.",
+                |t| t.committed,
+            ),
+            (
+                "transactions_aborted",
+                "Transactions aborted (by the client, a timeout or a fence), by coordinator shard.",
+                |t| t.aborted,
+            ),
+            (
+                "transactions_timed_out",
+                "Open transactions aborted by transaction.timeout.ms, by coordinator shard.",
+                |t| t.timed_out,
+            ),
+            (
+                "transactional_producers_fenced",
+                "Producers fenced by a new InitProducerId of their transactional id, by coordinator shard.",
+                |t| t.fenced,
+            ),
+            (
+                "transaction_markers_written",
+                "COMMIT/ABORT markers written durably to partitions, by coordinator shard.",
+                |t| t.markers_written,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                metric.counter(&shard_label(shard), value(&shard.txn))?;
+            }
+        }
+        let mut open = family(
+            encoder,
+            "transactions_open",
+            "Transactions open now (ongoing or writing markers), by coordinator shard.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for shard in &self.shards {
+            open.gauge(&shard_label(shard), gauge_value(shard.txn.open))?;
         }
         Ok(())
     }

@@ -460,5 +460,6 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         log_health: shard.registry().log_health().snapshot(),
         partitions,
         disk: shard.registry().disk().snapshot(),
+        txn: shard.txns().stats(),
     }
 }

@@ -197,7 +197,38 @@ fn a_transaction_commits_through_prepare_and_complete() {
             INVALID_TXN_STATE
         );
         assert!(describe(&broker, "tx").await.topics.is_empty());
+        // Counted once, on the coordinator's shard: one commit, its two markers.
+        let stats = txn_stats(&broker).await;
+        assert_eq!(
+            (
+                stats.committed,
+                stats.aborted,
+                stats.markers_written,
+                stats.open
+            ),
+            (1, 0, 2, 0)
+        );
     });
+}
+
+/// The transaction coordinators' counts, summed over the shards.
+async fn txn_stats(broker: &Broker) -> rafka_shard::txn::TxnStats {
+    let stats = broker
+        .shard
+        .router
+        .invoke_on_all(|s| async move { s.txns().stats() })
+        .await;
+    let mut sum = rafka_shard::txn::TxnStats::default();
+    for s in stats {
+        let s = s.expect("shard");
+        sum.committed += s.committed;
+        sum.aborted += s.aborted;
+        sum.timed_out += s.timed_out;
+        sum.fenced += s.fenced;
+        sum.markers_written += s.markers_written;
+        sum.open += s.open;
+    }
+    sum
 }
 
 #[test]
@@ -219,6 +250,8 @@ fn a_new_incarnation_fences_the_old_producer_and_aborts_its_transaction() {
             describe(&broker, "zombie").await.transaction_state.as_str(),
             "Empty"
         );
+        let stats = txn_stats(&broker).await;
+        assert_eq!((stats.fenced, stats.aborted, stats.committed), (1, 1, 0));
         // The old one is fenced: PRODUCER_FENCED from v2, INVALID_PRODUCER_EPOCH before.
         assert_eq!(
             end_txn(&broker, 3, "zombie", old, true).await,

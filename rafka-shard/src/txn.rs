@@ -61,6 +61,24 @@ pub fn transaction_topic(config: &BrokerConfig) -> InternalTopic {
     }
 }
 
+/// What a shard's transaction coordinator did since start, for /metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxnStats {
+    /// Transactions that reached CompleteCommit.
+    pub committed: u64,
+    /// Transactions that reached CompleteAbort (by the client, a timeout
+    /// or a fence).
+    pub aborted: u64,
+    /// Open transactions aborted by their timeout.
+    pub timed_out: u64,
+    /// Producers fenced by a new incarnation's InitProducerId.
+    pub fenced: u64,
+    /// Markers written (each durable on its partition).
+    pub markers_written: u64,
+    /// Transactions open on this shard's ids now (a gauge).
+    pub open: u64,
+}
+
 /// The transaction coordinator of one shard.
 pub struct TransactionCoordinator<S: ShardStorage = BrokerStorage> {
     host: CoordinatorHost<S>,
@@ -74,6 +92,7 @@ pub struct TransactionCoordinator<S: ShardStorage = BrokerStorage> {
     /// After a timeout abort could not be written, the timer waits until
     /// then before trying again (a failing disk must not spin the shard).
     retry_timeouts_at_ms: Cell<i64>,
+    stats: Cell<TxnStats>,
 }
 
 impl<S: ShardStorage> TransactionCoordinator<S> {
@@ -85,6 +104,7 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
             writing_markers: RefCell::new(BTreeSet::new()),
             remove_expired_interval_ms: config.transaction_remove_expired_interval_ms.max(1),
             retry_timeouts_at_ms: Cell::new(i64::MIN),
+            stats: Cell::new(TxnStats::default()),
         }
     }
 
@@ -108,6 +128,22 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
 
     fn now_ms(&self) -> i64 {
         self.host.now_ms()
+    }
+
+    fn count(&self, bump: impl FnOnce(&mut TxnStats)) {
+        let mut stats = self.stats.get();
+        bump(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// What this shard's coordinator did since start, and its open
+    /// transactions now.
+    pub fn stats(&self) -> TxnStats {
+        let open = self.machine.borrow().open_count();
+        TxnStats {
+            open: u64::try_from(open).unwrap_or(u64::MAX),
+            ..self.stats.get()
+        }
     }
 
     /// Persists `next` for `id`, then makes it the id's state; a failed
@@ -166,6 +202,7 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
                         "fencing the previous producer and aborting its open transaction"
                     );
                     self.transition(id, next).await?;
+                    self.count(|s| s.fenced += 1);
                     self.spawn_markers(id);
                     return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
                 }
@@ -296,7 +333,8 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
             .partitions
             .iter()
             .map(|(topic, partition)| write_marker(shard, topic.clone(), *partition, marker));
-        join_all(writes).await;
+        let written = join_all(writes).await.into_iter().filter(|w| *w).count();
+        self.count(|s| s.markers_written += written as u64);
         let mut backoff = RETRY_BACKOFF_MIN;
         while !self.host.is_stopping() {
             let Some(next) = self
@@ -306,7 +344,12 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
             else {
                 return;
             };
+            let committed = next.state == TxnState::CompleteCommit;
             if self.transition(id, next).await.is_ok() {
+                self.count(|s| match committed {
+                    true => s.committed += 1,
+                    false => s.aborted += 1,
+                });
                 return;
             }
             within(backoff, std::future::pending::<()>()).await;
@@ -402,18 +445,19 @@ pub async fn write_marker_on_owner<S: ShardStorage>(
 /// [`write_marker_on_owner`] until it is durable, the partition is gone,
 /// or the marker is stale (a newer one is there); backs off between
 /// attempts, and gives up only when the shard stops (the replay after the
-/// restart writes it then).
+/// restart writes it then). Returns whether a marker was written.
 async fn write_marker<S: ShardStorage>(
     shard: &Rc<Shard<S>>,
     topic: String,
     partition: i32,
     marker: TxnMarker,
-) {
+) -> bool {
     let mut backoff = RETRY_BACKOFF_MIN;
     loop {
         match write_marker_on_owner(shard, &topic, partition, marker).await {
+            Ok(_) => return true,
             // A deleted topic has nothing to mark, as in Kafka.
-            Ok(_) | Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => return,
+            Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => return false,
             Err(
                 code @ (ErrorCode::INVALID_PRODUCER_EPOCH
                 | ErrorCode::TRANSACTION_COORDINATOR_FENCED),
@@ -424,7 +468,7 @@ async fn write_marker<S: ShardStorage>(
                     ?code,
                     "transaction marker refused as stale"
                 );
-                return;
+                return false;
             }
             Err(code) => {
                 tracing::warn!(
@@ -436,7 +480,7 @@ async fn write_marker<S: ShardStorage>(
             }
         }
         if shard.is_stopping() {
-            return;
+            return false;
         }
         within(backoff, std::future::pending::<()>()).await;
         backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
@@ -476,6 +520,7 @@ impl<S: ShardStorage> Hosted for TransactionCoordinator<S> {
                 "aborting a transaction past its timeout"
             );
             if self.transition(&id, next).await.is_ok() {
+                self.count(|s| s.timed_out += 1);
                 self.spawn_markers(&id);
             } else {
                 let retry_ms = RETRY_BACKOFF_MAX.as_millis() as i64;

@@ -143,6 +143,14 @@ impl TxnCoordinator {
         self.ids.is_empty()
     }
 
+    /// Transactions open now (Ongoing, or ending: markers not all written).
+    pub fn open_count(&self) -> usize {
+        self.ids
+            .values()
+            .filter(|m| m.current.state == TxnState::Ongoing || m.current.state.is_preparing())
+            .count()
+    }
+
     /// The `__transaction_state` partition of `transactional_id`.
     pub fn partition_of(&self, transactional_id: &str) -> i32 {
         partition_for_key(transactional_id, self.config.log_partitions)
