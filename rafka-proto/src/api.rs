@@ -77,6 +77,11 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::WriteTxnMarkers,
+    ApiKey::TxnOffsetCommit,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
     ApiKey::DescribeCluster,
@@ -96,6 +101,8 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::DescribeUserScramCredentials,
     ApiKey::AlterUserScramCredentials,
     ApiKey::DescribeProducers,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
     ApiKey::DescribeTopicPartitions,
     ApiKey::SaslHandshake,
     ApiKey::SaslAuthenticate,
@@ -139,6 +146,13 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::CreateTopics => spec::<CreateTopicsRequest>(&schemas::CREATE_TOPICS),
         ApiKey::DeleteTopics => spec::<DeleteTopicsRequest>(&schemas::DELETE_TOPICS),
         ApiKey::InitProducerId => spec::<InitProducerIdRequest>(&schemas::INIT_PRODUCER_ID),
+        ApiKey::AddPartitionsToTxn => {
+            spec::<AddPartitionsToTxnRequest>(&schemas::ADD_PARTITIONS_TO_TXN)
+        }
+        ApiKey::AddOffsetsToTxn => spec::<AddOffsetsToTxnRequest>(&schemas::ADD_OFFSETS_TO_TXN),
+        ApiKey::EndTxn => spec::<EndTxnRequest>(&schemas::END_TXN),
+        ApiKey::WriteTxnMarkers => spec::<WriteTxnMarkersRequest>(&schemas::WRITE_TXN_MARKERS),
+        ApiKey::TxnOffsetCommit => spec::<TxnOffsetCommitRequest>(&schemas::TXN_OFFSET_COMMIT),
         ApiKey::DescribeCluster => spec::<DescribeClusterRequest>(&schemas::DESCRIBE_CLUSTER),
         ApiKey::OffsetDelete => spec::<OffsetDeleteRequest>(&schemas::OFFSET_DELETE),
         ApiKey::DeleteGroups => spec::<DeleteGroupsRequest>(&schemas::DELETE_GROUPS),
@@ -164,6 +178,10 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
             spec::<ListPartitionReassignmentsRequest>(&schemas::LIST_PARTITION_REASSIGNMENTS)
         }
         ApiKey::DescribeProducers => spec::<DescribeProducersRequest>(&schemas::DESCRIBE_PRODUCERS),
+        ApiKey::DescribeTransactions => {
+            spec::<DescribeTransactionsRequest>(&schemas::DESCRIBE_TRANSACTIONS)
+        }
+        ApiKey::ListTransactions => spec::<ListTransactionsRequest>(&schemas::LIST_TRANSACTIONS),
         ApiKey::DescribeUserScramCredentials => {
             spec::<DescribeUserScramCredentialsRequest>(&schemas::DESCRIBE_USER_SCRAM_CREDENTIALS)
         }

@@ -8,6 +8,15 @@
 //! A unit test in `api.rs` generates random valid bodies from these shapes
 //! for every served version and checks kafka-protocol decodes exactly those
 //! bytes and re-encodes them identically, so a transcription slip fails it.
+//!
+//! The transaction APIs' shapes live in `schemas/txn.rs`.
+
+mod txn;
+
+pub(crate) use txn::{
+    ADD_OFFSETS_TO_TXN, ADD_PARTITIONS_TO_TXN, DESCRIBE_TRANSACTIONS, END_TXN, LIST_TRANSACTIONS,
+    TXN_OFFSET_COMMIT, WRITE_TXN_MARKERS,
+};
 
 use super::shape::build::{
     all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, STRS, UUID,

@@ -391,6 +391,7 @@ pub(crate) mod build {
     pub(crate) const I64: Kind = Fixed(8);
     pub(crate) const UUID: Kind = Fixed(16);
     pub(crate) const I32S: Kind = Array(Elem::Fixed(4));
+    pub(crate) const I64S: Kind = Array(Elem::Fixed(8));
     pub(crate) const STRS: Kind = Array(Elem::Str);
 
     /// Present in every version.

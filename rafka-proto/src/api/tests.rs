@@ -68,10 +68,10 @@ fn lookup_reports_unknown_keys_and_versions() {
         table.lookup(1022, 0).unwrap_err(),
         ApiLookupError::UnknownApiKey { api_key: 1022 }
     );
-    // EndTxn (26) exists in Kafka but is not served.
+    // AllocateProducerIds (67) exists in Kafka but has no shape here.
     assert_eq!(
-        table.lookup(26, 0).unwrap_err(),
-        ApiLookupError::UnknownApiKey { api_key: 26 }
+        table.lookup(67, 0).unwrap_err(),
+        ApiLookupError::UnknownApiKey { api_key: 67 }
     );
     assert_eq!(
         table.lookup(0, 2).unwrap_err(),
@@ -82,6 +82,25 @@ fn lookup_reports_unknown_keys_and_versions() {
             max: 13
         }
     );
+}
+
+/// The transaction APIs decode at every version kafka-protocol 0.18 knows
+/// (WriteTxnMarkers: v1 only, 0.18 dropped v0).
+#[test]
+fn transaction_apis_decode_at_every_known_version() {
+    let expected = [
+        (ApiKey::AddPartitionsToTxn, 0, 5),
+        (ApiKey::AddOffsetsToTxn, 0, 4),
+        (ApiKey::EndTxn, 0, 5),
+        (ApiKey::WriteTxnMarkers, 1, 1),
+        (ApiKey::TxnOffsetCommit, 0, 5),
+        (ApiKey::DescribeTransactions, 0, 0),
+        (ApiKey::ListTransactions, 0, 2),
+    ];
+    for (api_key, min, max) in expected {
+        let range = decodable_versions(api_key).unwrap();
+        assert_eq!((range.min, range.max), (min, max), "{api_key:?}");
+    }
 }
 
 fn served(api_key: ApiKey, min_version: i16, max_version: i16) -> ServedApi {
@@ -96,9 +115,9 @@ fn served(api_key: ApiKey, min_version: i16, max_version: i16) -> ServedApi {
 #[test]
 fn table_refuses_bad_configurations() {
     assert_eq!(
-        ApiTable::new(&[served(ApiKey::EndTxn, 0, 4)]).unwrap_err(),
+        ApiTable::new(&[served(ApiKey::AllocateProducerIds, 0, 0)]).unwrap_err(),
         ApiTableError::NoSpec {
-            api_key: ApiKey::EndTxn
+            api_key: ApiKey::AllocateProducerIds
         }
     );
     assert_eq!(
