@@ -9,7 +9,7 @@
 #
 # usage: scripts/compat/confluent-kafka-txn.sh [BOOTSTRAP]
 #   env: RAFKA_BIN (default: build the release binary), CORES (broker
-#        shards, 2), TXN_COUNT (consume-transform-produce records, 2000),
+#        shards, 2), TXN_COUNT (consume-transform-produce records, 5000),
 #        TXN_SEED (its abort choices; printed with the result)
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1

@@ -409,6 +409,16 @@ public final class JavaTxn {
         throw new Fail("group consumer got no records within " + DEADLINE_MS + " ms");
     }
 
+    /** Polls until at least `count` records arrived (bounded). */
+    static List<ConsumerRecord<String, String>> pollAtLeast(KafkaConsumer<String, String> consumer, int count)
+            throws Fail {
+        List<ConsumerRecord<String, String>> batch = new ArrayList<>();
+        while (batch.size() < count) {
+            batch.addAll(pollBatch(consumer));
+        }
+        return batch;
+    }
+
     /** {partition: offset after the last record read}. */
     static Map<TopicPartition, OffsetAndMetadata> nextOffsets(List<ConsumerRecord<String, String>> batch) {
         Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
@@ -489,11 +499,18 @@ public final class JavaTxn {
         Map<Integer, Long> abortedOffsets;
         List<ConsumerRecord<String, String>> first;
         try (KafkaProducer<String, String> producer = txnProducer(name("offsets", "txn"));
-                KafkaConsumer<String, String> consumer = groupConsumer(group, input, 10)) {
-            first = pollBatch(consumer);
+                KafkaConsumer<String, String> consumer = groupConsumer(group, input, 5)) {
+            // 15+ of 2 x 10 records: the batch spans both partitions.
+            first = pollAtLeast(consumer, 15);
             afterCommit = plain(transactBatch(producer, consumer, first, output));
+            check(afterCommit.size() == partitions, first.size() + " records from one partition: " + afterCommit);
             producer.commitTransaction();
             awaitGroupOffsets(group, afterCommit, "after the commit");
+            Map<Integer, Long> positions = new TreeMap<>();
+            for (int p = 0; p < partitions; p++) {
+                positions.put(p, consumer.position(new TopicPartition(input, p), Duration.ofSeconds(TIMEOUT_S)));
+            }
+            check(positions.equals(afterCommit), "committed " + afterCommit + " but the position is " + positions);
             List<ConsumerRecord<String, String>> second = pollBatch(consumer);
             abortedOffsets = plain(transactBatch(producer, consumer, second, output));
             producer.abortTransaction();
@@ -605,7 +622,10 @@ public final class JavaTxn {
                 consumer.seek(tp, offset.offset());
             }
         }
-        consumer.seekToBeginning(never);
+        // An empty list would mean every assigned partition.
+        if (!never.isEmpty()) {
+            consumer.seekToBeginning(never);
+        }
     }
 
     String scenarioCtp() throws Exception {
