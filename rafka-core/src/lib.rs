@@ -19,6 +19,8 @@
 //! - `sasl`: the SASL mechanisms' server side, sans IO (PLAIN, SCRAM-SHA-256
 //!   and -512, OAUTHBEARER with unsecured or JWKS-checked tokens), SCRAM
 //!   credentials, Kafka's JAAS and `--add-scram` syntaxes.
+//! - `txn`: the transaction coordinator (Kafka's state machine, the
+//!   `__transaction_state` records), sans IO.
 //! - `logger`: runtime logger levels (Kafka's BROKER_LOGGER resource).
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
@@ -35,3 +37,4 @@ pub mod producer;
 pub mod sasl;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod txn;

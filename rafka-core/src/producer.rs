@@ -28,15 +28,24 @@
 //!   `UNKNOWN_PRODUCER_ID` (59): state lost to retention or expiry must not
 //!   kill a live producer, so there is no such error here.
 //! - A producer with an open transaction may only append transactional
-//!   batches (`INVALID_TXN_STATE`, 48). The transaction coordinator comes
-//!   later; the table only keeps the first offset of the open transaction.
+//!   batches (`INVALID_TXN_STATE`, 48). The table keeps the first offset
+//!   of each open transaction and, once a marker ended it, the
+//!   transaction until its marker is below the high watermark: together
+//!   they give the last stable offset (`stable`).
+//! - A transaction marker with an epoch older than the producer's is
+//!   `INVALID_PRODUCER_EPOCH`; one from a coordinator epoch older than
+//!   the last marker's is `TRANSACTION_COORDINATOR_FENCED` (52). Batches
+//!   a coordinator writes for a producer (sequence -1) are checked for
+//!   their epoch only.
 //! - Producers idle for `producer.id.expiration.ms` (measured, as in Kafka,
 //!   against the timestamp of their last batch) and without an open
 //!   transaction are forgotten by [`ProducerStateTable::expire`].
 //!
 //! # Layout
 //! - `state`: the table, [`ProducerStateTable::check`] and
-//!   [`ProducerStateTable::record`], expiry, sequence arithmetic.
+//!   [`ProducerStateTable::record`], markers, expiry, sequence arithmetic.
+//! - `stable`: open and not yet durable transactions, the last stable
+//!   offset.
 //! - `snapshot`: Kafka's producer snapshot file format and the
 //!   write / load-latest / rebuild cycle of recovery.
 //! - `id_allocator`: [`ProducerIdAllocator`], producer ids reserved in
@@ -48,6 +57,7 @@ mod error;
 mod file;
 mod id_allocator;
 mod snapshot;
+mod stable;
 mod state;
 
 pub use error::{FormatError, ProducerError};
@@ -58,6 +68,7 @@ pub use snapshot::{
     parse_snapshot_file_name, remove_snapshots_below, snapshot_file_name, LoadedSnapshot,
     SNAPSHOT_SUFFIX,
 };
+pub use stable::CompletedTxn;
 pub use state::{
     first_sequence, in_sequence, last_sequence, BatchMetadata, Check, ProducerEntry,
     ProducerStateTable, BATCHES_RETAINED_MAX, NO_PRODUCER_EPOCH, NO_SEQUENCE,

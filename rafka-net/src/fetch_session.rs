@@ -63,6 +63,7 @@ pub struct FetchParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records_bytes: usize,
     pub error_code: ErrorCode,
@@ -107,6 +108,7 @@ struct CachedPartition {
     position: u64,
     /// -1 until a response without error carried this partition.
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
 }
 
@@ -148,6 +150,7 @@ impl FetchSession {
             params,
             position,
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
         };
         self.partitions.insert(key.clone(), cached);
@@ -189,8 +192,10 @@ impl FetchSession {
     }
 
     /// Kafka's rule: a partition goes in an incremental response when it
-    /// has records, a high watermark or log start offset the client has
-    /// not seen, or an error. Remembers what the response tells.
+    /// has records, a high watermark, last stable offset or log start
+    /// offset the client has not seen, or an error. Remembers what the
+    /// response tells. (The LSO only moves with the high watermark today;
+    /// compared anyway, so a read_committed consumer never misses it.)
     fn must_respond(&mut self, key: &PartitionKey, observed: &Observed) -> bool {
         let Some(cached) = self.partitions.get_mut(key) else {
             return false;
@@ -198,6 +203,10 @@ impl FetchSession {
         let mut respond = observed.records_bytes > 0;
         if cached.high_watermark != observed.high_watermark {
             cached.high_watermark = observed.high_watermark;
+            respond = true;
+        }
+        if cached.last_stable_offset != observed.last_stable_offset {
+            cached.last_stable_offset = observed.last_stable_offset;
             respond = true;
         }
         if cached.log_start_offset != observed.log_start_offset {
@@ -432,6 +441,7 @@ mod tests {
     fn seen(high_watermark: i64, records_bytes: usize) -> Observed {
         Observed {
             high_watermark,
+            last_stable_offset: high_watermark,
             log_start_offset: 0,
             records_bytes,
             error_code: ErrorCode::NONE,
@@ -510,6 +520,20 @@ mod tests {
         let partitions = listing_of(cache.begin(&incremental(id, 3, &[], &[])));
         assert_eq!(partitions[0].0, key("t", 1));
         assert_eq!(partitions[1].0, key("t", 0));
+    }
+
+    #[test]
+    fn a_moved_last_stable_offset_is_answered() {
+        let (mut cache, id) = cache_with_session();
+        listing_of(cache.begin(&incremental(id, 1, &[], &[])));
+        assert!(cache.must_respond(id, &key("t", 0), &seen(9, 0)));
+        let held = Observed {
+            last_stable_offset: 4,
+            ..seen(9, 0)
+        };
+        assert!(cache.must_respond(id, &key("t", 0), &held));
+        assert!(!cache.must_respond(id, &key("t", 0), &held));
+        assert!(cache.must_respond(id, &key("t", 0), &seen(9, 0)));
     }
 
     #[test]

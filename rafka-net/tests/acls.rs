@@ -443,3 +443,104 @@ fn undecodable_acl_requests_close_the_connection() {
             }
         });
 }
+
+/// Transactions are authorized as in Kafka: DESCRIBE on a transactional id
+/// to find its coordinator, WRITE to use it (InitProducerId, Produce with
+/// it, AddPartitionsToTxn, EndTxn), WRITE on each topic it adds.
+#[test]
+fn transactional_ids_need_their_acls() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, FindCoordinatorRequest,
+        FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, TransactionalId,
+    };
+    const TRANSACTIONAL_ID: i8 = 5;
+    const DESCRIBE: i8 = 8;
+    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    let dir = tempfile::tempdir().expect("temp dir");
+    TestBroker::builder()
+        .data_dir(dir.path())
+        .config(authorizer_on(true))
+        .run(|broker| async move {
+            broker.create_topic_id("open", 1, &[]).await;
+            broker.create_topic_id("secret", 1, &[]).await;
+            let acls = [
+                (
+                    TRANSACTIONAL_ID,
+                    "app-",
+                    PREFIXED,
+                    ANONYMOUS,
+                    "*",
+                    WRITE,
+                    ALLOW,
+                ),
+                (
+                    TRANSACTIONAL_ID,
+                    "peek",
+                    LITERAL,
+                    ANONYMOUS,
+                    "*",
+                    DESCRIBE,
+                    ALLOW,
+                ),
+                (TOPIC, "open", LITERAL, ANONYMOUS, "*", WRITE, ALLOW),
+            ];
+            assert_eq!(create(&broker, 3, &acls).await, [NONE; 3]);
+        });
+    TestBroker::builder()
+        .data_dir(dir.path())
+        .config(authorizer_on(false))
+        .run(|broker| async move {
+            let find = |id: &str| {
+                FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![s(id)])
+            };
+            // WRITE implies DESCRIBE; DESCRIBE alone finds but cannot use.
+            for (id, code) in [
+                ("app-1", NONE),
+                ("peek", NONE),
+                ("other", TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+            ] {
+                let r: FindCoordinatorResponse = broker.call(4, &find(id)).await;
+                assert_eq!(r.coordinators[0].error_code, code, "{id}");
+            }
+            let init = |id: &str| {
+                InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s(id))))
+                    .with_transaction_timeout_ms(60_000)
+            };
+            let denied: InitProducerIdResponse = broker.call(4, &init("peek")).await;
+            assert_eq!(denied.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+            let allowed: InitProducerIdResponse = broker.call(4, &init("app-1")).await;
+            assert_eq!(allowed.error_code, NONE);
+            let add = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("app-1")))
+                .with_v3_and_below_producer_id(allowed.producer_id)
+                .with_v3_and_below_producer_epoch(allowed.producer_epoch)
+                .with_v3_and_below_topics(
+                    ["open", "secret"]
+                        .iter()
+                        .map(|t| {
+                            AddPartitionsToTxnTopic::default()
+                                .with_name(kafka_protocol::messages::TopicName(s(t)))
+                                .with_partitions(vec![0])
+                        })
+                        .collect(),
+                );
+            let r: AddPartitionsToTxnResponse = broker.call(3, &add).await;
+            let codes: Vec<i16> = r
+                .results_by_topic_v3_and_below
+                .iter()
+                .map(|t| t.results_by_partition[0].partition_error_code)
+                .collect();
+            assert_eq!(codes, [OPERATION_NOT_ATTEMPTED, TOPIC_AUTHORIZATION_FAILED]);
+            // Produce under a transactional id the principal may not write.
+            let request = produce_request(-1, vec![("open", vec![(0, Some(value_batch("v")))])])
+                .with_transactional_id(Some(TransactionalId(s("peek"))));
+            let response: ProduceResponse = broker.call(9, &request).await;
+            let (_, answer) = produce_answers(&response).remove(0);
+            assert_eq!(answer.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        });
+}

@@ -43,6 +43,11 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::DeleteRecords, 0, 2, Some(2)),
             (ApiKey::InitProducerId, 0, 5, Some(2)),
             (ApiKey::OffsetForLeaderEpoch, 2, 4, Some(4)),
+            (ApiKey::AddPartitionsToTxn, 0, 5, Some(3)),
+            (ApiKey::AddOffsetsToTxn, 0, 4, Some(3)),
+            (ApiKey::EndTxn, 0, 4, Some(3)),
+            (ApiKey::WriteTxnMarkers, 1, 1, Some(1)),
+            (ApiKey::TxnOffsetCommit, 0, 4, Some(3)),
             (ApiKey::DescribeAcls, 1, 3, Some(2)),
             (ApiKey::CreateAcls, 1, 3, Some(2)),
             (ApiKey::DeleteAcls, 1, 3, Some(2)),
@@ -61,6 +66,8 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::AlterUserScramCredentials, 0, 0, Some(0)),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
             (ApiKey::DescribeProducers, 0, 0, Some(0)),
+            (ApiKey::DescribeTransactions, 0, 0, Some(0)),
+            (ApiKey::ListTransactions, 0, 2, Some(0)),
             (ApiKey::DescribeTopicPartitions, 0, 0, Some(0)),
         ]
     );
@@ -101,7 +108,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 39);
+    assert_eq!(ranges.len(), 46);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -123,16 +130,19 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(51, 0, 0))); // AlterUserScramCredentials
     assert!(ranges.contains(&(17, 0, 1))); // SaslHandshake
     assert!(ranges.contains(&(36, 0, 2))); // SaslAuthenticate
+    assert!(ranges.contains(&(24, 0, 5))); // AddPartitionsToTxn
+    assert!(ranges.contains(&(26, 0, 4))); // EndTxn: v5 is transaction version 2
+    assert!(ranges.contains(&(66, 0, 2))); // ListTransactions
 }
 
 #[test]
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 39 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 39]);
+    // correlation id, error 0, 46 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 46]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 39 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 46 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -204,6 +214,19 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         }
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+        }
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default()),
+        ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
+        }
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
         }
         ApiKey::SaslHandshake => RequestKind::SaslHandshake(
             SaslHandshakeRequest::default().with_mechanism("PLAIN".into()),

@@ -43,7 +43,9 @@ impl<S: ShardStorage> Shard<S> {
         self.image_view().set(Arc::clone(&image));
         let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
         let offsets_topic = self.offsets_topic().name;
+        let txn_topic = self.transaction_topic().name;
         let mut offsets_partition_opened = false;
+        let mut txn_partition_opened = false;
         let mut broker_defaults_changed = false;
         let mut failures = Vec::new();
         for delta in deltas {
@@ -56,7 +58,10 @@ impl<S: ShardStorage> Shard<S> {
                 } if *shard == me => {
                     let hints = RecoveryHints::default();
                     match self.registry().open(&image, name, *partition, hints).await {
-                        Ok(()) => offsets_partition_opened |= name == offsets_topic,
+                        Ok(()) => {
+                            offsets_partition_opened |= name == offsets_topic;
+                            txn_partition_opened |= name == txn_topic;
+                        }
                         Err(error) => {
                             tracing::error!(%error, "a new partition could not be opened");
                             self.registry()
@@ -83,6 +88,9 @@ impl<S: ShardStorage> Shard<S> {
                         if name == offsets_topic {
                             self.groups().unload_partition(index);
                         }
+                        if name == txn_topic {
+                            self.txns().unload_partition(index);
+                        }
                     }
                 }
                 MetadataDelta::ConfigChanged { name, .. } => {
@@ -102,6 +110,11 @@ impl<S: ShardStorage> Shard<S> {
             // the controller's publish returns and groups get routed here.
             if let Err(error) = self.groups().load_partitions().await {
                 tracing::error!(%error, "loading new {offsets_topic} partitions");
+            }
+        }
+        if txn_partition_opened {
+            if let Err(error) = self.txns().load_partitions().await {
+                tracing::error!(%error, "loading new {txn_topic} partitions");
             }
         }
         self.image_view().notify();

@@ -1,6 +1,6 @@
 //! [`CoordinatorHost`]: what any coordinator living in an internal topic
 //! needs, written once. The group coordinator (`__consumer_offsets`) is its
-//! first user; the transaction coordinator (`__transaction_state`) will be
+//! first user; the transaction coordinator (`__transaction_state`) is
 //! the second.
 //!
 //! - Ownership: a key (group id, transactional id) maps to a partition of
@@ -34,7 +34,9 @@ use rafka_core::coordinator::{partition_for_key, InternalRecord};
 use rafka_core::io::Clock;
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
-use rafka_proto::record::{BatchBuilder, Batches, Compression, RecordBatch, RecordLimits};
+use rafka_proto::record::{
+    BatchBuilder, Batches, BuildError, Compression, ControlType, RecordBatch, RecordLimits,
+};
 
 use crate::image::ImageView;
 use crate::partition::{Partition, PartitionError};
@@ -108,6 +110,22 @@ pub trait Hosted {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), String>;
+    /// Applies one record written inside `producer_id`'s transaction (a
+    /// transactional batch); it takes effect with the transaction's
+    /// COMMIT marker ([`Hosted::replay_marker`]). Coordinators that write
+    /// no transactional records ignore them.
+    fn replay_transactional(
+        &self,
+        _partition: i32,
+        _now_ms: i64,
+        _producer_id: i64,
+        _key: &[u8],
+        _value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    /// Applies a transaction marker of `producer_id` found in `partition`.
+    fn replay_marker(&self, _partition: i32, _producer_id: i64, _commit: bool) {}
     /// Forgets the keys of a deleted partition.
     fn unload(&self, partition: i32);
     /// The earliest deadline the coordinator keeps, if any.
@@ -183,24 +201,19 @@ impl<S: ShardStorage> CoordinatorHost<S> {
     /// and waits until they are durable. Returns whether all were written;
     /// a caller must not announce what was not.
     pub async fn persist(&self, records: &[InternalRecord]) -> bool {
-        let mut by_partition: BTreeMap<i32, Vec<&InternalRecord>> = BTreeMap::new();
-        for record in records {
-            by_partition
-                .entry(record.partition)
-                .or_default()
-                .push(record);
-        }
-        let now_ms = self.now_ms();
         let mut written = true;
-        for (partition, records) in by_partition {
-            let mut builder = BatchBuilder::new(Compression::None);
-            for r in records {
-                builder.push_record(now_ms, Some(&r.key), r.value.as_deref(), &[]);
-            }
-            let appended = match builder.build() {
+        for (partition, batch) in batches(records, None, self.now_ms()) {
+            let appended = match batch {
                 Ok(batch) => self
                     .registry
-                    .produce(self.topic.name, partition, &batch, Acks::All, WRITE_TIMEOUT)
+                    .produce(
+                        self.topic.name,
+                        partition,
+                        &batch,
+                        Acks::All,
+                        WRITE_TIMEOUT,
+                        None,
+                    )
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
@@ -209,6 +222,41 @@ impl<S: ShardStorage> CoordinatorHost<S> {
             if let Err(error) = appended {
                 tracing::error!(topic = self.topic.name, partition, %error, "coordinator write");
                 written = false;
+            }
+        }
+        written
+    }
+
+    /// [`CoordinatorHost::persist`] inside a producer's transaction: the
+    /// batches carry its producer id and epoch and the transactional bit
+    /// (sequence -1, as Kafka's coordinators write them), so they take
+    /// effect only with the transaction's COMMIT marker. A refusal of the
+    /// producer (fenced epoch) comes back as its code; any other failure
+    /// as COORDINATOR_NOT_AVAILABLE.
+    pub async fn persist_transactional(
+        &self,
+        records: &[InternalRecord],
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(), ErrorCode> {
+        let producer = Some((producer_id, producer_epoch));
+        let mut written = Ok(());
+        for (partition, batch) in batches(records, producer, self.now_ms()) {
+            let appended = match batch {
+                Ok(batch) => self
+                    .registry
+                    .append_as_coordinator(self.topic.name, partition, &batch, WRITE_TIMEOUT)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.error_code(), e.to_string())),
+                Err(error) => Err((ErrorCode::UNKNOWN_SERVER_ERROR, error.to_string())),
+            };
+            if let Err((code, error)) = appended {
+                tracing::warn!(topic = self.topic.name, partition, %error, "transactional coordinator write");
+                written = Err(match code {
+                    ErrorCode::INVALID_PRODUCER_EPOCH | ErrorCode::PRODUCER_FENCED => code,
+                    _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                });
             }
         }
         written
@@ -261,6 +309,17 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                 })?;
                 offset = batch.header().next_offset();
                 if batch.header().is_control() {
+                    match batch.end_txn_marker() {
+                        Ok(Some(marker)) => coordinator.replay_marker(
+                            index,
+                            batch.header().producer_id,
+                            marker.control_type == ControlType::Commit,
+                        ),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(topic, partition = index, %error, "skipping control batch")
+                        }
+                    }
                     continue;
                 }
                 applied += self.replay_batch(index, &batch, coordinator)?;
@@ -285,6 +344,8 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                     source,
                 })?;
         let now_ms = self.now_ms();
+        let header = batch.header();
+        let transactional = header.is_transactional().then_some(header.producer_id);
         let mut applied = 0;
         for record in records {
             let record = record.map_err(|source| LoadError::Records {
@@ -293,7 +354,14 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                 source,
             })?;
             let Some(key) = record.key else { continue };
-            match coordinator.replay(index, now_ms, &key, record.value.as_deref()) {
+            let value = record.value.as_deref();
+            let replayed = match transactional {
+                Some(producer_id) => {
+                    coordinator.replay_transactional(index, now_ms, producer_id, &key, value)
+                }
+                None => coordinator.replay(index, now_ms, &key, value),
+            };
+            match replayed {
                 Ok(()) => applied += 1,
                 Err(error) => tracing::warn!(topic, partition = index, %error, "skipping record"),
             }
@@ -351,4 +419,33 @@ impl<S: ShardStorage> CoordinatorHost<S> {
             work().await;
         }
     }
+}
+
+/// One batch per partition of `records`, in partition order; with
+/// `producer`, transactional batches of that producer id and epoch.
+fn batches(
+    records: &[InternalRecord],
+    producer: Option<(i64, i16)>,
+    now_ms: i64,
+) -> Vec<(i32, Result<bytes::Bytes, BuildError>)> {
+    let mut by_partition: BTreeMap<i32, Vec<&InternalRecord>> = BTreeMap::new();
+    for record in records {
+        by_partition
+            .entry(record.partition)
+            .or_default()
+            .push(record);
+    }
+    by_partition
+        .into_iter()
+        .map(|(partition, records)| {
+            let mut builder = BatchBuilder::new(Compression::None);
+            if let Some((producer_id, epoch)) = producer {
+                builder = builder.producer(producer_id, epoch, -1).transactional(true);
+            }
+            for r in records {
+                builder.push_record(now_ms, Some(&r.key), r.value.as_deref(), &[]);
+            }
+            (partition, builder.build())
+        })
+        .collect()
 }

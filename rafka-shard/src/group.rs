@@ -186,16 +186,7 @@ impl<S: ShardStorage> GroupCoordinator<S> {
     /// before it returns; a failed write fails every partition it accepted.
     pub async fn commit_offsets(&self, request: CommitRequest) -> PartitionCodes {
         if let Err(code) = self.host.check_owner(&request.group_id) {
-            return request
-                .topics
-                .iter()
-                .map(|(topic, parts)| {
-                    (
-                        topic.clone(),
-                        parts.iter().map(|p| (p.partition, code)).collect(),
-                    )
-                })
-                .collect();
+            return codes_for(&request, code);
         }
         let plan = self
             .machine
@@ -216,6 +207,62 @@ impl<S: ShardStorage> GroupCoordinator<S> {
         results
     }
 
+    /// TxnOffsetCommit: one code per partition of the request, in its
+    /// order. The offsets are written inside the producer's transaction and
+    /// stay pending until its marker reaches the group's partition.
+    pub async fn commit_txn_offsets(
+        &self,
+        request: CommitRequest,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> PartitionCodes {
+        if let Err(code) = self.host.check_owner(&request.group_id) {
+            return codes_for(&request, code);
+        }
+        let plan = self
+            .machine
+            .borrow_mut()
+            .commit_txn_offsets(self.now_ms(), &request);
+        let mut results = plan.results.clone();
+        if plan.records.is_empty() {
+            return results;
+        }
+        match self
+            .host
+            .persist_transactional(&plan.records, producer_id, producer_epoch)
+            .await
+        {
+            Ok(()) => self
+                .machine
+                .borrow_mut()
+                .complete_txn_commit(plan, producer_id),
+            Err(failed) => {
+                for code in results.iter_mut().flat_map(|(_, parts)| parts.iter_mut()) {
+                    if code.1.is_none() {
+                        code.1 = failed;
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// A marker of `producer_id`'s transaction is durable in this shard's
+    /// `__consumer_offsets` partition `partition`.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        self.machine
+            .borrow_mut()
+            .complete_txn(partition, producer_id, commit);
+    }
+
+    /// Whether an open transaction holds an offset of the partition
+    /// (OffsetFetch's `require_stable`).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.machine
+            .borrow()
+            .has_pending_txn_offset(group_id, topic, partition)
+    }
+
     /// OffsetFetch of one group; `topics: None` asks for all its offsets.
     pub fn fetch_offsets(
         &self,
@@ -224,6 +271,29 @@ impl<S: ShardStorage> GroupCoordinator<S> {
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ErrorCode> {
         self.host.check_owner(group_id)?;
         Ok(self.machine.borrow().fetch_offsets(group_id, topics))
+    }
+
+    /// [`GroupCoordinator::fetch_offsets`] with `require_stable` (KIP-447):
+    /// a partition an open transaction holds an offset for answers
+    /// UNSTABLE_OFFSET_COMMIT instead of its last committed offset.
+    pub fn fetch_stable_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ErrorCode> {
+        let mut fetched = self.fetch_offsets(group_id, topics)?;
+        let machine = self.machine.borrow();
+        for (topic, partitions) in &mut fetched {
+            for p in partitions.iter_mut() {
+                if machine.has_pending_txn_offset(group_id, topic, p.partition) {
+                    p.offset = -1;
+                    p.leader_epoch = -1;
+                    p.metadata = String::new();
+                    p.error_code = ErrorCode::UNSTABLE_OFFSET_COMMIT;
+                }
+            }
+        }
+        Ok(fetched)
     }
 
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, ErrorCode> {
@@ -302,6 +372,20 @@ impl<S: ShardStorage> GroupCoordinator<S> {
     }
 }
 
+/// `code` for every partition of `request`.
+fn codes_for(request: &CommitRequest, code: ErrorCode) -> PartitionCodes {
+    request
+        .topics
+        .iter()
+        .map(|(topic, parts)| {
+            (
+                topic.clone(),
+                parts.iter().map(|p| (p.partition, code)).collect(),
+            )
+        })
+        .collect()
+}
+
 impl<S: ShardStorage> Hosted for GroupCoordinator<S> {
     fn replay(
         &self,
@@ -314,6 +398,26 @@ impl<S: ShardStorage> Hosted for GroupCoordinator<S> {
             .borrow_mut()
             .replay(now_ms, key, value)
             .map_err(|error| error.to_string())
+    }
+
+    fn replay_transactional(
+        &self,
+        _partition: i32,
+        now_ms: i64,
+        producer_id: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        self.machine
+            .borrow_mut()
+            .replay_txn(now_ms, producer_id, key, value)
+            .map_err(|error| error.to_string())
+    }
+
+    fn replay_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        self.machine
+            .borrow_mut()
+            .complete_txn(partition, producer_id, commit);
     }
 
     fn unload(&self, partition: i32) {

@@ -63,3 +63,4 @@ pub mod shard;
 pub mod startup;
 pub mod storage;
 pub mod turnstile;
+pub mod txn;

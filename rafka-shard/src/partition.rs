@@ -13,7 +13,16 @@
 //! point), so a consumer never sees a record that a crash could take back
 //! and an offset is never handed out twice. With `write.caching` it is the
 //! log end offset instead. Waiters (acks=all produces, long-poll fetches)
-//! listen on `watermark_moved`.
+//! listen on `watermark_moved`, which also fires when the last stable
+//! offset moves.
+//!
+//! Transactions (`stable`): the last stable offset (LSO) is the first
+//! offset of the earliest transaction that is open or whose marker is not
+//! yet below the high watermark, else the high watermark; read_committed
+//! fetches and ListOffsets stop there. Markers are written by
+//! [`Partition::write_txn_marker`], a coordinator's transactional batches
+//! by [`Partition::append_as_coordinator`]; a client's first
+//! transactional batch needs a verification guard (KIP-890).
 //!
 //! Failures (the log's rules, `rafka_core::log` "Failures"): a failed
 //! append is undone by the log and only that produce fails; the partition
@@ -24,7 +33,10 @@
 //! (with `write.caching` the log itself stops reads at its recovery
 //! point).
 
+mod stable;
+
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -33,13 +45,13 @@ use event_listener::Event;
 use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rafka_core::io::Clock;
 use rafka_core::log::{
-    DamagedRange, Log, LogConfig, LogError, RecoveryHints, RecoveryReport, ScrubApplied,
-    ScrubChunk, ScrubCursor, ScrubVerdict, TimestampOffset,
+    AbortedTxn, DamagedRange, Log, LogConfig, LogError, RecoveryHints, RecoveryReport,
+    ScrubApplied, ScrubChunk, ScrubCursor, ScrubVerdict, TimestampOffset,
 };
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
-    batch_size_bytes, recompress_batches, BatchError, BatchHeader, Batches, RecompressError,
+    batch_size_bytes, recompress_batches, BatchError, BatchHeader, ControlError, RecompressError,
     RecordLimits,
 };
 
@@ -47,8 +59,7 @@ use crate::runtime::within;
 use crate::storage::{BrokerStorage, FileRegion, ShardStorage, ShareRegion};
 use crate::turnstile::Turnstile;
 
-/// Reads while rebuilding producer state are this large.
-const REBUILD_READ_BYTES: u32 = 1 << 20;
+pub use stable::{IsolationLevel, TxnMarker};
 
 /// Why a partition operation failed; `error_code` is what the client sees.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +86,17 @@ pub enum PartitionError {
         dir.display()
     )]
     DiskFull { dir: PathBuf, min_free_bytes: u64 },
+    /// KIP-890: a transactional batch of a producer with no open
+    /// transaction here; the produce handler verifies the transaction
+    /// with its coordinator and retries with `Some(guard)`.
+    #[error(
+        "producer {producer_id} has no open transaction on this partition: \
+         verify it with the transaction coordinator (guard {guard})"
+    )]
+    TxnVerificationNeeded { producer_id: i64, guard: u64 },
+    /// A transaction marker could not be built.
+    #[error("building a transaction marker: {0}")]
+    Marker(#[from] ControlError),
 }
 
 impl PartitionError {
@@ -95,6 +117,8 @@ impl PartitionError {
             // InvalidMetadataException): producers retry until their
             // delivery timeout, which rides out a short full disk.
             PartitionError::DiskFull { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
+            PartitionError::TxnVerificationNeeded { .. } => ErrorCode::INVALID_TXN_STATE,
+            PartitionError::Marker(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
 
@@ -131,13 +155,18 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 pub struct FetchedRegions {
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    /// Whole batches from the fetch offset, below the high watermark, in
+    /// Whole batches from the fetch offset, below the high watermark
+    /// (read_uncommitted) or the last stable offset (read_committed), in
     /// log order (one region per segment touched).
     pub regions: Vec<FileRegion>,
     /// The offset after the last batch in `regions` (the fetch offset when
     /// there are none): where the consumer's next fetch starts.
     pub next_offset: i64,
+    /// read_committed: the aborted transactions overlapping
+    /// `[fetch offset, next_offset)`; empty for read_uncommitted.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl FetchedRegions {
@@ -149,6 +178,9 @@ impl FetchedRegions {
 struct State<S: ShardStorage> {
     log: Log<S>,
     producers: ProducerStateTable,
+    /// KIP-890 guards handed out, by producer id (`stable`).
+    guards: HashMap<i64, u64>,
+    next_guard: u64,
 }
 
 /// Where a partition lives and how its log behaves.
@@ -201,6 +233,9 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     /// Deleted (DeleteTopics): everything answers as if it never existed.
     deleted: Cell<bool>,
     write_caching: bool,
+    /// Read without the lock by fetches and their waits; set under it.
+    last_stable_offset: Cell<i64>,
+    clock: Rc<dyn Clock>,
     watermark_moved: Event,
     /// Appends take effect in the order they were called, which the
     /// state lock alone does not keep (see `turnstile`).
@@ -222,12 +257,24 @@ impl<S: ShardStorage> Partition<S> {
             hints,
             write_caching,
         } = spec;
-        let log = Log::open(storage.clone(), dir.clone(), config, clock, hints).await?;
+        let mut log = Log::open(
+            storage.clone(),
+            dir.clone(),
+            config,
+            Rc::clone(&clock),
+            hints,
+        )
+        .await?;
         let mut producers = ProducerStateTable::default();
         let log_end = log.log_end_offset();
         let loaded = producers.load_latest(&storage, &dir, log_end).await?;
         let from = loaded.snapshot_offset.unwrap_or(log.log_start_offset());
-        producers.rebuild_from(batch_headers(&log, from).await?);
+        log.recover_producer_state(&mut producers, from).await?;
+        // Everything replayed is durable (open flushed it): only open
+        // transactions hold the last stable offset back.
+        producers.on_high_watermark(log.flushed_offset());
+        let last_stable_offset =
+            producers.last_stable_offset(log.flushed_offset(), log.log_start_offset());
         let partition = Partition {
             topic,
             index,
@@ -236,11 +283,18 @@ impl<S: ShardStorage> Partition<S> {
             high_watermark: Cell::new(log.flushed_offset()),
             log_end_offset: Cell::new(log_end),
             log_start_offset: Cell::new(log.log_start_offset()),
-            state: RwLock::new(State { log, producers }),
+            state: RwLock::new(State {
+                log,
+                producers,
+                guards: HashMap::new(),
+                next_guard: first_guard(clock.now_ms()),
+            }),
             dirty: Cell::new(false),
             read_only: Cell::new(false),
             deleted: Cell::new(false),
             write_caching,
+            last_stable_offset: Cell::new(last_stable_offset),
+            clock,
             watermark_moved: Event::new(),
             appends: Turnstile::new(),
         };
@@ -277,6 +331,13 @@ impl<S: ShardStorage> Partition<S> {
         assert!(
             start <= high && high <= end,
             "{}-{}: log start {start} <= high watermark {high} <= log end {end} broken",
+            self.topic,
+            self.index
+        );
+        let stable = self.last_stable_offset.get();
+        assert!(
+            start <= stable && stable <= high,
+            "{}-{}: log start {start} <= last stable offset {stable} <= high watermark {high} broken",
             self.topic,
             self.index
         );
@@ -323,7 +384,14 @@ impl<S: ShardStorage> Partition<S> {
     /// CRC, structure, append rules), stored with the topic's current
     /// `compression.type` (see [`stored_records`]). Returns once the data
     /// is in the page cache; durability is [`Partition::wait_durable`].
-    pub async fn append(&self, records: &Bytes) -> Result<Appended, PartitionError> {
+    /// A transactional batch of a producer with no open transaction here
+    /// needs `verified` to be the guard this partition handed out for it
+    /// ([`PartitionError::TxnVerificationNeeded`], KIP-890).
+    pub async fn append(
+        &self,
+        records: &Bytes,
+        verified: Option<u64>,
+    ) -> Result<Appended, PartitionError> {
         // The place in line before anything awaits; held until the records
         // have their offsets.
         let ticket = self.appends.ticket();
@@ -337,23 +405,34 @@ impl<S: ShardStorage> Partition<S> {
                 ..duplicate
             });
         }
+        let verified_producers = state.check_guards(&headers, verified)?;
         let records = stored_records(records, &state.log)?;
-        let info = state.log.append(&records, 0).await?;
+        let appended = self.append_recorded(&mut state, &records, &headers).await?;
+        for producer_id in verified_producers {
+            state.guards.remove(&producer_id);
+        }
+        Ok(appended)
+    }
+
+    /// Appends `records` (whose batches `headers` describe, in order) and
+    /// records them in producer state; publishes the new offsets.
+    async fn append_recorded(
+        &self,
+        state: &mut State<S>,
+        records: &Bytes,
+        headers: &[BatchHeader],
+    ) -> Result<Appended, PartitionError> {
+        let info = state.log.append(records, 0).await?;
         let mut first_offset = info.first_offset;
         let timestamp = info.log_append_time_ms;
-        for header in &headers {
+        for header in headers {
             let batch_timestamp = timestamp.unwrap_or(header.max_timestamp);
             state
                 .producers
                 .record(header, first_offset, batch_timestamp);
             first_offset += i64::from(header.last_offset_delta) + 1;
         }
-        self.log_end_offset.set(state.log.log_end_offset());
-        self.log_start_offset.set(state.log.log_start_offset());
-        if self.write_caching {
-            self.advance_watermark(state.log.log_end_offset());
-        }
-        self.assert_offsets();
+        self.after_append(state);
         Ok(Appended {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
@@ -361,6 +440,19 @@ impl<S: ShardStorage> Partition<S> {
             log_start_offset: info.log_start_offset,
             duplicate: false,
         })
+    }
+
+    /// Publishes what an append moved: log end and start, and with
+    /// `write.caching` the high watermark; the LSO in any case (a new
+    /// transaction holds it).
+    fn after_append(&self, state: &mut State<S>) {
+        self.log_end_offset.set(state.log.log_end_offset());
+        self.log_start_offset.set(state.log.log_start_offset());
+        let high_watermark = match self.write_caching {
+            true => state.log.log_end_offset(),
+            false => self.high_watermark.get(),
+        };
+        self.publish(state, high_watermark);
     }
 
     /// Waits until every offset below `end_offset` is durable (the flush
@@ -397,21 +489,46 @@ impl<S: ShardStorage> Partition<S> {
             .unwrap_or(Err(PartitionError::FlushTimeout { offset: end_offset }))
     }
 
-    /// Waits until the high watermark passes `offset` or `timeout` ends;
-    /// returns whether it did. Used by long-poll fetches. A deleted
-    /// partition answers at once (the next read reports it); a read-only
-    /// one waits out the timeout like an idle one, since its high
-    /// watermark no longer moves.
-    pub async fn wait_for_data(&self, offset: i64, timeout: std::time::Duration) -> bool {
-        if self.high_watermark.get() > offset || self.deleted.get() {
+    /// Waits until the readable end for `isolation` (the high watermark,
+    /// or the last stable offset for read_committed) passes `offset` or
+    /// `timeout` ends; returns whether it did. Used by long-poll fetches.
+    /// A deleted partition answers at once (the next read reports it); a
+    /// read-only one waits out the timeout like an idle one, since its
+    /// high watermark no longer moves.
+    pub async fn wait_for_data(
+        &self,
+        offset: i64,
+        timeout: std::time::Duration,
+        isolation: IsolationLevel,
+    ) -> bool {
+        let ready = || self.readable_end(isolation) > offset || self.deleted.get();
+        if ready() {
             return true;
         }
-        let listener = self.watermark_moved.listen();
-        if self.high_watermark.get() > offset || self.deleted.get() {
-            return true;
+        // A wake that does not reach `offset` (the high watermark moving
+        // under an open transaction) waits on rather than answering.
+        let reached = async {
+            loop {
+                let listener = self.watermark_moved.listen();
+                if ready() {
+                    return;
+                }
+                listener.await;
+                if ready() {
+                    return;
+                }
+            }
+        };
+        within(timeout, reached).await;
+        ready()
+    }
+
+    /// Where reads at `isolation` stop.
+    pub fn readable_end(&self, isolation: IsolationLevel) -> i64 {
+        match isolation {
+            IsolationLevel::ReadUncommitted => self.high_watermark.get(),
+            IsolationLevel::ReadCommitted => self.last_stable_offset.get(),
         }
-        within(timeout, listener).await;
-        self.high_watermark.get() > offset
     }
 
     /// Reads whole batches from `offset`, up to `max_bytes` (at least one
@@ -437,46 +554,56 @@ impl<S: ShardStorage> Partition<S> {
     }
 
     /// [`Partition::fetch`] without reading: the batches' file regions, for
-    /// `sendfile` from the shard that holds the socket. Same bounds.
+    /// `sendfile` from the shard that holds the socket, below the readable
+    /// end for `isolation`; read_committed also gets the aborted
+    /// transactions of the range read.
     pub async fn fetch_regions(
         &self,
         offset: i64,
         max_bytes: u32,
+        isolation: IsolationLevel,
     ) -> Result<FetchedRegions, PartitionError> {
         self.check_readable()?;
         let state = self.read_state().await?;
         let high_watermark = self.high_watermark.get();
+        let last_stable_offset = self.last_stable_offset.get();
+        let bound = self.readable_end(isolation);
         let mut regions = Vec::new();
         let mut next_offset = offset;
-        if offset < high_watermark || offset > state.log.log_end_offset() {
-            let read = state
-                .log
-                .read_bounded(offset, max_bytes, high_watermark)
-                .await?;
+        if offset < bound || offset > state.log.log_end_offset() {
+            let read = state.log.read_bounded(offset, max_bytes, bound).await?;
             next_offset = read.next_offset;
             for region in &read.regions {
                 let shared = region.file.share_region(region.position, region.len);
                 regions.push(shared.await.map_err(LogError::Io)?);
             }
         }
+        let aborted = match isolation {
+            IsolationLevel::ReadCommitted => state.log.aborted_txns(offset, next_offset),
+            IsolationLevel::ReadUncommitted => Vec::new(),
+        };
         Ok(FetchedRegions {
             high_watermark,
+            last_stable_offset,
             log_start_offset: state.log.log_start_offset(),
             regions,
             next_offset,
+            aborted,
         })
     }
 
     /// ListOffsets: the first offset whose record timestamp is at least
-    /// `timestamp`, within the readable (below high watermark) log.
+    /// `timestamp`, within the readable log for `isolation` (below the
+    /// high watermark, or the last stable offset).
     pub async fn offset_for_timestamp(
         &self,
         timestamp: i64,
+        isolation: IsolationLevel,
     ) -> Result<Option<TimestampOffset>, PartitionError> {
         self.check_readable()?;
         let state = self.read_state().await?;
         let found = state.log.offset_for_timestamp(timestamp).await?;
-        Ok(found.filter(|t| t.offset < self.high_watermark.get()))
+        Ok(found.filter(|t| t.offset < self.readable_end(isolation)))
     }
 
     /// ListOffsets with MAX_TIMESTAMP (-3).
@@ -567,17 +694,16 @@ impl<S: ShardStorage> Partition<S> {
         let flushed = match outcome {
             Ok(done) => {
                 let mut state = self.write_state().await?;
-                state.log.flush_complete(done)
+                let flushed = state.log.flush_complete(done);
+                if let (Ok(offset), false) = (&flushed, self.write_caching) {
+                    self.publish(&mut state, *offset);
+                }
+                flushed
             }
             Err(error) => Err(error),
         };
         match flushed {
-            Ok(offset) => {
-                if !self.write_caching {
-                    self.advance_watermark(offset);
-                }
-                Ok(offset)
-            }
+            Ok(offset) => Ok(offset),
             Err(error) => {
                 self.fail();
                 Err(error.into())
@@ -585,10 +711,30 @@ impl<S: ShardStorage> Partition<S> {
         }
     }
 
-    fn advance_watermark(&self, offset: i64) {
-        if offset > self.high_watermark.get() {
-            self.high_watermark.set(offset);
-            self.assert_offsets();
+    /// Moves the high watermark up to `high_watermark` (never down), lets
+    /// producer state settle the transactions it made durable, recomputes
+    /// the last stable offset, and wakes the waiters if either moved.
+    /// Under the state lock, so the LSO and the producer state agree.
+    ///
+    /// A read-only partition's high watermark stays: what it did not make
+    /// durable before failing is not vouched for (and an abort whose index
+    /// entry could not be written must not become stable).
+    fn publish(&self, state: &mut State<S>, high_watermark: i64) {
+        let high_watermark = match self.read_only.get() {
+            true => self.high_watermark.get(),
+            false => high_watermark.max(self.high_watermark.get()),
+        };
+        state.producers.on_high_watermark(high_watermark);
+        let log_start_offset = self.log_start_offset.get();
+        let stable = state
+            .producers
+            .last_stable_offset(high_watermark, log_start_offset);
+        let moved =
+            high_watermark != self.high_watermark.get() || stable != self.last_stable_offset.get();
+        self.high_watermark.set(high_watermark);
+        self.last_stable_offset.set(stable);
+        self.assert_offsets();
+        if moved {
             self.watermark_moved.notify(usize::MAX);
         }
     }
@@ -618,7 +764,7 @@ impl<S: ShardStorage> Partition<S> {
         let below = self.high_watermark.get();
         let outcome = state.log.apply_retention_below(now_ms, below).await?;
         self.log_start_offset.set(state.log.log_start_offset());
-        self.assert_offsets();
+        self.publish(&mut state, self.high_watermark.get());
         Ok(outcome.segments_deleted)
     }
 
@@ -646,19 +792,22 @@ impl<S: ShardStorage> Partition<S> {
         }
         state.log.raise_log_start_offset(target).await?;
         self.log_start_offset.set(state.log.log_start_offset());
-        self.assert_offsets();
+        self.publish(&mut state, high_watermark);
         Ok(state.log.log_start_offset())
     }
 
     /// One compaction pass at `now_ms` if the topic is compacted and dirty
-    /// enough. The cleaned files are built without the lock, so produce and
+    /// enough, of the segments below the last stable offset. The cleaned files are built without the lock, so produce and
     /// fetch go on meanwhile; only the swap takes it. Returns the records
     /// removed.
     pub async fn compact(&self, now_ms: i64) -> Result<u64, PartitionError> {
         self.check_writable()?;
+        // Only below the LSO: every transaction there is decided, so
+        // aborted records can go and markers be judged.
         let plan = {
             let state = self.read_state().await?;
-            state.log.compaction_plan(now_ms)
+            let below = self.last_stable_offset.get();
+            state.log.compaction_plan_below(now_ms, below)
         };
         let Some(plan) = plan else {
             return Ok(0);
@@ -788,23 +937,8 @@ fn duplicate_of(
     Ok(None)
 }
 
-/// Batch headers from `from` to the log end, for rebuilding producer state.
-async fn batch_headers<S: ShardStorage>(
-    log: &Log<S>,
-    from: i64,
-) -> Result<Vec<BatchHeader>, PartitionError> {
-    let mut headers = Vec::new();
-    let mut offset = from.max(log.log_start_offset());
-    while offset < log.log_end_offset() {
-        let read = log.read(offset, REBUILD_READ_BYTES).await?;
-        if read.is_empty() {
-            break;
-        }
-        let bytes = read.read_bytes().await?;
-        for batch in Batches::new(bytes) {
-            headers.push(*batch?.header());
-        }
-        offset = read.next_offset;
-    }
-    Ok(headers)
+/// The first guard a partition hands out: its open time in the high
+/// bits, so that a guard from before a restart does not match one after.
+fn first_guard(now_ms: i64) -> u64 {
+    (now_ms.max(0) as u64) << 20
 }

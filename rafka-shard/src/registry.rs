@@ -24,7 +24,7 @@ use rafka_proto::acks::Acks;
 use crate::disk::DiskSpace;
 use crate::flusher::Flusher;
 use crate::log_health::LogHealth;
-use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec};
+use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec, TxnMarker};
 use crate::storage::{BrokerStorage, ShardStorage};
 
 /// A partition could not be opened.
@@ -245,7 +245,8 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     /// (unless `write.caching`). Refused while the data dir is below its
     /// free-space threshold (internal topics excepted, see
     /// [`crate::disk`]); a failed write has shard 0 measure the free
-    /// space at once.
+    /// space at once. `verified` is the KIP-890 guard of a transactional
+    /// producer (see [`Partition::append`]); None for everything else.
     pub async fn produce(
         &self,
         topic: &str,
@@ -253,18 +254,11 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         records: &Bytes,
         acks: Acks,
         timeout: Duration,
+        verified: Option<u64>,
     ) -> Result<Appended, PartitionError> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
         self.disk.check_produce(topic)?;
-        let appended = match partition.append(records).await {
-            Ok(appended) => appended,
-            Err(error) => {
-                if error.is_write_io() {
-                    self.disk.note_write_error();
-                }
-                return Err(error);
-            }
-        };
+        let appended = self.noting_write_errors(partition.append(records, verified).await)?;
         self.flusher.enqueue(&partition);
         if acks == Acks::All {
             partition
@@ -272,6 +266,56 @@ impl<S: ShardStorage> PartitionRegistry<S> {
                 .await?;
         }
         Ok(appended)
+    }
+
+    /// Writes a transaction marker into a partition of this shard (see
+    /// [`Partition::write_txn_marker`]) and returns its offset once it is
+    /// durable. Markers pass the free-space threshold, as internal topics
+    /// do: a transaction must be able to end on a nearly full disk.
+    pub async fn write_txn_marker(
+        &self,
+        topic: &str,
+        index: i32,
+        marker: TxnMarker,
+        timeout: Duration,
+    ) -> Result<i64, PartitionError> {
+        let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
+        let offset = self.noting_write_errors(partition.write_txn_marker(marker).await)?;
+        self.flusher.enqueue(&partition);
+        partition.wait_durable(offset + 1, timeout).await?;
+        Ok(offset)
+    }
+
+    /// Appends transactional batches a coordinator writes for a producer
+    /// (see [`Partition::append_as_coordinator`]) and returns once they
+    /// are durable (acks=all). Not refused by the free-space threshold.
+    pub async fn append_as_coordinator(
+        &self,
+        topic: &str,
+        index: i32,
+        records: &Bytes,
+        timeout: Duration,
+    ) -> Result<Appended, PartitionError> {
+        let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
+        let appended = self.noting_write_errors(partition.append_as_coordinator(records).await)?;
+        self.flusher.enqueue(&partition);
+        partition
+            .wait_durable(appended.last_offset + 1, timeout)
+            .await?;
+        Ok(appended)
+    }
+
+    /// A failed write may mean a full disk: shard 0 measures at once.
+    fn noting_write_errors<T>(
+        &self,
+        outcome: Result<T, PartitionError>,
+    ) -> Result<T, PartitionError> {
+        if let Err(error) = &outcome {
+            if error.is_write_io() {
+                self.disk.note_write_error();
+            }
+        }
+        outcome
     }
 
     /// Reads whole batches from a partition of this shard.

@@ -7,7 +7,7 @@
 //!
 //! A shard is its parts, each in its own module: the partitions it owns
 //! ([`PartitionRegistry`]), its copy of the metadata image ([`ImageView`]),
-//! its coordinators ([`GroupCoordinator`]), its lifecycle flags
+//! its coordinators ([`GroupCoordinator`], [`TransactionCoordinator`]), its lifecycle flags
 //! ([`Lifecycle`]). What acts across parts lives beside them: applying a
 //! metadata change ([`crate::apply`]), startup and clean stop
 //! ([`crate::startup`]), the log cleaner ([`crate::cleaner`]).
@@ -35,6 +35,7 @@ use crate::partition::Partition;
 use crate::registry::PartitionRegistry;
 use crate::runtime::Router;
 use crate::storage::{BrokerStorage, ShardStorage};
+use crate::txn::{transaction_topic, TransactionCoordinator};
 
 pub use crate::registry::data_dir;
 
@@ -47,6 +48,9 @@ pub struct Shard<S: ShardStorage = BrokerStorage> {
     /// The group coordinator for this shard's `__consumer_offsets`
     /// partitions.
     groups: Rc<GroupCoordinator<S>>,
+    /// The transaction coordinator for this shard's `__transaction_state`
+    /// partitions.
+    txns: Rc<TransactionCoordinator<S>>,
     /// Shard 0 only.
     controller: Option<ControllerShard<S>>,
     lifecycle: Lifecycle,
@@ -60,6 +64,7 @@ pub(crate) struct ShardParts<S: ShardStorage> {
     pub registry: Rc<PartitionRegistry<S>>,
     pub image: Rc<ImageView>,
     pub groups: Rc<GroupCoordinator<S>>,
+    pub txns: Rc<TransactionCoordinator<S>>,
     pub controller: Option<ControllerShard<S>>,
 }
 
@@ -72,6 +77,7 @@ impl<S: ShardStorage> Shard<S> {
             registry: parts.registry,
             image: parts.image,
             groups: parts.groups,
+            txns: parts.txns,
             controller: parts.controller,
             lifecycle: Lifecycle::new(),
         }
@@ -133,6 +139,17 @@ impl<S: ShardStorage> Shard<S> {
         &self.groups
     }
 
+    /// This shard's transaction coordinator (transactional ids of the
+    /// `__transaction_state` partitions it owns).
+    pub fn txns(&self) -> &Rc<TransactionCoordinator<S>> {
+        &self.txns
+    }
+
+    /// The internal topic of transactions.
+    pub fn transaction_topic(&self) -> InternalTopic {
+        transaction_topic(&self.config)
+    }
+
     /// The internal topic of groups.
     pub fn offsets_topic(&self) -> InternalTopic {
         offsets_topic(&self.config)
@@ -169,6 +186,7 @@ impl<S: ShardStorage> Shard<S> {
     /// main) to stop.
     pub fn request_stop(&self) {
         self.groups.stop();
+        self.txns.stop();
         self.lifecycle.request_stop();
     }
 

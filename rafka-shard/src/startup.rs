@@ -41,6 +41,7 @@ use crate::registry::{ClosedPartition, OpenError, PartitionRegistry};
 use crate::runtime::{RouteError, ShardEnv};
 use crate::shard::{Shard, ShardParts};
 use crate::storage::{GlommioStorage, ShardStorage};
+use crate::txn::{transaction_topic, TransactionCoordinator};
 use rafka_core::io::cache::{CachedStorage, FileBudget};
 
 /// What a shard's startup or stop can fail with.
@@ -166,6 +167,14 @@ pub async fn start_with<S: ShardStorage>(
         Rc::clone(&clock),
     );
     let groups = Rc::new(GroupCoordinator::new(host, &config));
+    let txn_host = CoordinatorHost::new(
+        transaction_topic(&config),
+        router.shard_id(),
+        Rc::clone(&registry),
+        Rc::clone(&image),
+        Rc::clone(&clock),
+    );
+    let txns = Rc::new(TransactionCoordinator::new(txn_host, &config));
     let shard = Rc::new(Shard::from_parts(ShardParts {
         router,
         config,
@@ -173,14 +182,18 @@ pub async fn start_with<S: ShardStorage>(
         registry,
         image,
         groups,
+        txns,
         controller,
     }));
+    shard.txns().attach(&shard);
     shard.router.serve(&shard);
     glommio::spawn_local(Rc::clone(shard.flusher()).run()).detach();
     glommio::spawn_local(Rc::clone(&shard).run_log_cleaner()).detach();
     glommio::spawn_local(Rc::clone(&shard).run_scrubber()).detach();
     glommio::spawn_local(Rc::clone(shard.groups()).run_timers()).detach();
     glommio::spawn_local(Rc::clone(shard.groups()).run_expiry()).detach();
+    glommio::spawn_local(Rc::clone(shard.txns()).run_timers()).detach();
+    glommio::spawn_local(Rc::clone(shard.txns()).run_expiry()).detach();
     let mut started = Started {
         partitions_recovered: 0,
     };
@@ -292,6 +305,7 @@ impl<S: ShardStorage> Shard<S> {
         // `__consumer_offsets` is created by the first FindCoordinator for
         // a group, as Kafka does: a broker that never saw a group has none.
         self.groups().load_partitions().await?;
+        self.txns().load_partitions().await?;
         self.image_view().notify();
         Ok(mine.len())
     }

@@ -48,7 +48,10 @@ fn an_append_called_later_never_overtakes_a_waiting_one() {
         let partition = Partition::open(GlommioStorage::new(), clock, spec(&dir))
             .await
             .expect("open");
-        partition.append(&batch("first")).await.expect("append");
+        partition
+            .append(&batch("first"), None)
+            .await
+            .expect("append");
         partition.flush().await.expect("flush");
         // A reader holds the lock across its file read; the earlier append
         // queues behind it; the reader's own task then calls the later
@@ -59,13 +62,19 @@ fn an_append_called_later_never_overtakes_a_waiting_one() {
             glommio::spawn_local(async move {
                 let read = partition.fetch(0, 1 << 20).await.expect("fetch");
                 assert!(!read.records.is_empty(), "the read went to the file");
-                partition.append(&batch("later")).await.expect("append")
+                partition
+                    .append(&batch("later"), None)
+                    .await
+                    .expect("append")
             })
         };
         let earlier = {
             let partition = Rc::clone(&partition);
             glommio::spawn_local(async move {
-                partition.append(&batch("earlier")).await.expect("append")
+                partition
+                    .append(&batch("earlier"), None)
+                    .await
+                    .expect("append")
             })
         };
         let (later, earlier) = futures_util::future::join(reader, earlier).await;

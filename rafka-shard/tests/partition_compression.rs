@@ -93,7 +93,10 @@ fn the_codec_follows_the_config_of_the_moment() {
             batch(Compression::Zstd, "d", 19),
         ];
         // producer: as sent.
-        assert_eq!(partition.append(&sent[0]).await.unwrap().base_offset, 0);
+        assert_eq!(
+            partition.append(&sent[0], None).await.unwrap().base_offset,
+            0
+        );
         // zstd from now on, at level 5.
         let zstd = TargetCompression {
             codec: Compression::Zstd,
@@ -103,14 +106,20 @@ fn the_codec_follows_the_config_of_the_moment() {
             .set_config(with_config(Some(zstd), 1_048_588))
             .await
             .expect("config");
-        assert_eq!(partition.append(&sent[1]).await.unwrap().base_offset, 3);
+        assert_eq!(
+            partition.append(&sent[1], None).await.unwrap().base_offset,
+            3
+        );
         // uncompressed from now on.
         let none = TargetCompression::new(Compression::None);
         partition
             .set_config(with_config(Some(none), 1_048_588))
             .await
             .expect("config");
-        assert_eq!(partition.append(&sent[2]).await.unwrap().base_offset, 6);
+        assert_eq!(
+            partition.append(&sent[2], None).await.unwrap().base_offset,
+            6
+        );
         // A zstd batch that is small only compressed: stored uncompressed
         // it passes 1,000 bytes, so max.message.bytes refuses it.
         assert!(sent[3].len() < 1_000, "{} bytes compressed", sent[3].len());
@@ -118,7 +127,10 @@ fn the_codec_follows_the_config_of_the_moment() {
             .set_config(with_config(Some(none), 1_000))
             .await
             .expect("config");
-        let refused = partition.append(&sent[3]).await.expect_err("too large");
+        let refused = partition
+            .append(&sent[3], None)
+            .await
+            .expect_err("too large");
         assert_eq!(refused.error_code(), ErrorCode::MESSAGE_TOO_LARGE);
         // Damaged gzip under a good CRC: refused, nothing appended.
         partition
@@ -130,7 +142,7 @@ fn the_codec_follows_the_config_of_the_moment() {
         damaged[BATCH_HEADER_BYTES + 31] ^= 0xff;
         write_crc(&mut damaged);
         let refused = partition
-            .append(&damaged.freeze())
+            .append(&damaged.freeze(), None)
             .await
             .expect_err("corrupt");
         assert_eq!(refused.error_code(), ErrorCode::CORRUPT_MESSAGE);

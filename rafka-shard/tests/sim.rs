@@ -84,9 +84,15 @@ fn a_partition_over_simulated_storage_survives_a_crash_with_what_it_flushed() {
         let partition = Partition::open(storage.clone(), Rc::clone(&clock), spec(&dir))
             .await
             .expect("open");
-        partition.append(&batch("durable")).await.expect("append");
+        partition
+            .append(&batch("durable"), None)
+            .await
+            .expect("append");
         assert_eq!(partition.flush().await.expect("flush"), 1);
-        partition.append(&batch("lost")).await.expect("append");
+        partition
+            .append(&batch("lost"), None)
+            .await
+            .expect("append");
         assert_eq!(
             (partition.high_watermark(), partition.log_end_offset()),
             (1, 2)
@@ -154,7 +160,7 @@ async fn scenario(shard: &Rc<Shard<SimStorage>>, storage: &SimStorage) {
     let registry = shard.registry();
     for (i, value) in ["a", "b"].into_iter().enumerate() {
         let appended = registry
-            .produce("orders", 0, &batch(value), Acks::All, TIMEOUT)
+            .produce("orders", 0, &batch(value), Acks::All, TIMEOUT, None)
             .await
             .expect("produce");
         assert_eq!(appended.base_offset, i as i64);
@@ -196,12 +202,12 @@ async fn scenario(shard: &Rc<Shard<SimStorage>>, storage: &SimStorage) {
     // durable, so a fetch answers, empty.
     storage.fail_next_syncs(1);
     let failed = registry
-        .produce("flaky", 0, &batch("x"), Acks::All, TIMEOUT)
+        .produce("flaky", 0, &batch("x"), Acks::All, TIMEOUT, None)
         .await
         .expect_err("the fsync failed");
     assert_eq!(failed.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
     let refused = registry
-        .produce("flaky", 0, &batch("y"), Acks::All, TIMEOUT)
+        .produce("flaky", 0, &batch("y"), Acks::All, TIMEOUT, None)
         .await
         .expect_err("read-only");
     assert_eq!(refused.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
@@ -256,7 +262,7 @@ where
 async fn produce(shard: &Shard<SimStorage>, value: &str) -> Result<i64, ErrorCode> {
     shard
         .registry()
-        .produce("orders", 0, &batch(value), Acks::All, TIMEOUT)
+        .produce("orders", 0, &batch(value), Acks::All, TIMEOUT, None)
         .await
         .map(|appended| appended.base_offset)
         .map_err(|error| error.error_code())
@@ -368,7 +374,7 @@ fn below_the_free_space_threshold_produce_is_refused_and_reads_go_on() {
         disk.set_refusing(true, 1 << 30);
         let refused = shard
             .registry()
-            .produce("orders", 0, &batch("x"), Acks::All, TIMEOUT)
+            .produce("orders", 0, &batch("x"), Acks::All, TIMEOUT, None)
             .await
             .expect_err("refused");
         assert_eq!(refused.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);

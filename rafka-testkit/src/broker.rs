@@ -56,6 +56,7 @@ use rafka_proto::acks::Acks;
 use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_proto::record::Batches;
+use rafka_shard::partition::{PartitionError, TxnMarker};
 use rafka_shard::runtime::{run, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
 use rafka_shard::startup::start;
@@ -544,13 +545,76 @@ impl Broker {
         let topic = topic.to_string();
         let work = move |s: Rc<Shard>| async move {
             s.registry()
-                .produce(&topic, partition, &records, Acks::All, PRODUCE_TIMEOUT)
+                .produce(
+                    &topic,
+                    partition,
+                    &records,
+                    Acks::All,
+                    PRODUCE_TIMEOUT,
+                    None,
+                )
                 .await
                 .map(|appended| appended.base_offset)
                 .map_err(|e| e.error_code())
         };
         let produced = self.shard.router.invoke_on(owner, work).await;
         produced.expect("route").expect("produce")
+    }
+
+    /// [`Broker::produce`] of a transactional batch that opens its
+    /// producer's transaction on the partition: the KIP-890 guard the
+    /// partition asks for is handed straight back (standing in for the
+    /// coordinator's verification). Returns the base offset.
+    pub async fn produce_verified(&self, topic: &str, partition: i32, records: Bytes) -> i64 {
+        let owner = self.shard.owner_of(topic, partition).expect("owner");
+        let topic = topic.to_string();
+        let work = move |s: Rc<Shard>| async move {
+            let registry = s.registry();
+            let produce = |verified| {
+                registry.produce(
+                    &topic,
+                    partition,
+                    &records,
+                    Acks::All,
+                    PRODUCE_TIMEOUT,
+                    verified,
+                )
+            };
+            let appended = match produce(None).await {
+                Err(PartitionError::TxnVerificationNeeded { guard, .. }) => {
+                    produce(Some(guard)).await
+                }
+                other => other,
+            };
+            appended
+                .map(|appended| appended.base_offset)
+                .map_err(|e| e.error_code())
+        };
+        let produced = self.shard.router.invoke_on(owner, work).await;
+        produced.expect("route").expect("produce")
+    }
+
+    /// Writes a transaction marker on the partition's owner (as
+    /// WriteTxnMarkers will); its offset once durable, or the error code.
+    pub async fn write_txn_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: TxnMarker,
+    ) -> Result<i64, i16> {
+        let owner = self.shard.owner_of(topic, partition).expect("owner");
+        let topic = topic.to_string();
+        let work = move |s: Rc<Shard>| async move {
+            s.registry()
+                .write_txn_marker(&topic, partition, marker, PRODUCE_TIMEOUT)
+                .await
+                .map_err(|e| e.error_code().code())
+        };
+        self.shard
+            .router
+            .invoke_on(owner, work)
+            .await
+            .expect("route")
     }
 
     /// One batch through the Produce handler (v9, acks=all) on shard 0,

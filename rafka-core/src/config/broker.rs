@@ -146,6 +146,12 @@ pub struct BrokerConfig {
     pub group_max_size: i32,
     pub transaction_state_log_num_partitions: i32,
     pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an idle transactional id is
+    /// forgotten after this long (default 7 days).
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how
+    /// often idle ids are looked for (default 1 h).
+    pub transaction_remove_expired_interval_ms: i64,
     /// Principals (`User:alice`) that bypass ACLs.
     pub super_users: Vec<String>,
     /// `authorizer.class.name`: Kafka's StandardAuthorizer (or the older
@@ -220,6 +226,8 @@ impl Default for BrokerConfig {
             group_max_size: i32::MAX,
             transaction_state_log_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_interval_ms: 3_600_000,
             super_users: Vec::new(),
             authorizer_class_name: None,
             allow_everyone_if_no_acl_found: false,
@@ -566,6 +574,14 @@ fn read_groups(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     c.transaction_state_log_num_partitions =
         e.i32("transaction.state.log.num.partitions", 1, MAX32, 50)?;
     c.transaction_max_timeout_ms = e.i32("transaction.max.timeout.ms", 1, MAX32, 900_000)?;
+    c.transactional_id_expiration_ms =
+        e.i64("transactional.id.expiration.ms", 1, i64::MAX, 604_800_000)?;
+    c.transaction_remove_expired_interval_ms = e.i64(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        1,
+        i64::MAX,
+        3_600_000,
+    )?;
     if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms {
         return Err(ConfigError::Conflict {
             key: "group.min.session.timeout.ms",

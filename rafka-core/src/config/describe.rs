@@ -542,10 +542,22 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Largest transaction timeout a producer may ask for, in ms.",
     },
     BrokerKey {
+        names: &["transaction.remove.expired.transaction.cleanup.interval.ms"],
+        kind: ConfigType::Long,
+        render: |c| some(c.transaction_remove_expired_interval_ms),
+        doc: "How often idle transactional ids are looked for, in ms.",
+    },
+    BrokerKey {
         names: &["transaction.state.log.num.partitions"],
         kind: ConfigType::Int,
         render: |c| some(c.transaction_state_log_num_partitions),
         doc: "Partitions of __transaction_state.",
+    },
+    BrokerKey {
+        names: &["transactional.id.expiration.ms"],
+        kind: ConfigType::Long,
+        render: |c| some(c.transactional_id_expiration_ms),
+        doc: "An idle transactional id is forgotten after this long, in ms.",
     },
     BrokerKey {
         names: &["write.caching"],

@@ -10,6 +10,8 @@
 //! - `membership`: JoinGroup / SyncGroup / Heartbeat / LeaveGroup.
 //! - `offsets`: OffsetCommit / OffsetFetch / OffsetDelete / DeleteGroups,
 //!   describe/list, offset expiry and the rebuild from records.
+//! - `txn_offsets`: TxnOffsetCommit's pending offsets, made visible or
+//!   dropped by their transaction's marker.
 //!
 //! # Design
 //! Nothing here does IO or reads a clock: every call takes `now_ms`. A
@@ -30,6 +32,7 @@ mod membership;
 mod offsets;
 pub mod schema;
 pub mod state;
+mod txn_offsets;
 pub mod types;
 
 pub use coordinator::{Coordinator, GroupConfig};

@@ -28,6 +28,16 @@ impl Coordinator {
     /// [`Coordinator::complete_commit`]; the plan's codes are the answer.
     pub fn commit_offsets(&mut self, now_ms: i64, req: &CommitRequest) -> CommitPlan {
         let code = self.commit_check(now_ms, req);
+        self.plan_commit(now_ms, req, code)
+    }
+
+    /// The plan of a commit whose group-level check answered `code`.
+    pub(super) fn plan_commit(
+        &self,
+        now_ms: i64,
+        req: &CommitRequest,
+        code: ErrorCode,
+    ) -> CommitPlan {
         let mut plan = CommitPlan {
             group_id: req.group_id.clone(),
             ..CommitPlan::default()
@@ -65,7 +75,7 @@ impl Coordinator {
     }
 
     /// Kafka's group-level checks of a commit (`doCommitOffsets`).
-    fn commit_check(&mut self, now_ms: i64, req: &CommitRequest) -> ErrorCode {
+    pub(super) fn commit_check(&mut self, now_ms: i64, req: &CommitRequest) -> ErrorCode {
         if req.group_id.is_empty() {
             return ErrorCode::INVALID_GROUP_ID;
         }
@@ -345,9 +355,10 @@ impl Coordinator {
     }
 
     /// A group with no metadata, members or offsets does not exist.
-    fn drop_if_blank(&mut self, group_id: &str) {
+    pub(super) fn drop_if_blank(&mut self, group_id: &str) {
         let blank = self.groups.get(group_id).is_some_and(|g| {
             g.offsets.is_empty()
+                && g.pending_txn_offsets.is_empty()
                 && g.members.is_empty()
                 && g.protocol_type.is_none()
                 && g.generation == 0

@@ -302,7 +302,7 @@ fn value_version(bytes: &[u8], record: &'static str) -> Result<i16, SchemaError>
     Ok(version)
 }
 
-fn put_string(buf: &mut BytesMut, s: &str) -> Result<(), SchemaError> {
+pub(crate) fn put_string(buf: &mut BytesMut, s: &str) -> Result<(), SchemaError> {
     let length = i16::try_from(s.len()).map_err(|_| SchemaError::StringTooLong {
         length_bytes: s.len(),
     })?;
@@ -333,14 +333,14 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) -> Result<(), SchemaError> {
 
 /// A bounds-checked cursor. `flexible` switches lengths to unsigned
 /// varints holding length + 1 (0 = null) and enables tagged fields.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     flexible: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Self {
+    pub(crate) fn new(buf: &'a [u8], flexible: bool) -> Self {
         Reader {
             buf,
             pos: 0,
@@ -348,7 +348,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], SchemaError> {
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], SchemaError> {
         let end = self
             .pos
             .checked_add(n)
@@ -365,19 +365,19 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn i16(&mut self, field: &'static str) -> Result<i16, SchemaError> {
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, SchemaError> {
         Ok(i16::from_be_bytes(self.array(field)?))
     }
 
-    fn i32(&mut self, field: &'static str) -> Result<i32, SchemaError> {
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, SchemaError> {
         Ok(i32::from_be_bytes(self.array(field)?))
     }
 
-    fn i64(&mut self, field: &'static str) -> Result<i64, SchemaError> {
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, SchemaError> {
         Ok(i64::from_be_bytes(self.array(field)?))
     }
 
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, SchemaError> {
+    pub(crate) fn uvarint(&mut self, field: &'static str) -> Result<u32, SchemaError> {
         let mut value: u32 = 0;
         for shift in (0..35).step_by(7) {
             let byte = self.take(1, field)?[0];
@@ -390,7 +390,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A length: None for null.
-    fn length(&mut self, field: &'static str, wide: bool) -> Result<Option<usize>, SchemaError> {
+    pub(crate) fn length(
+        &mut self,
+        field: &'static str,
+        wide: bool,
+    ) -> Result<Option<usize>, SchemaError> {
         let length = if self.flexible {
             i64::from(self.uvarint(field)?) - 1
         } else if wide {
@@ -405,7 +409,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, SchemaError> {
+    pub(crate) fn nullable_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<String>, SchemaError> {
         let Some(length) = self.length(field, false)? else {
             return Ok(None);
         };
@@ -414,7 +421,7 @@ impl<'a> Reader<'a> {
         Ok(Some(text.to_string()))
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, SchemaError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, SchemaError> {
         self.nullable_string(field)?
             .ok_or(SchemaError::UnexpectedNull { field })
     }
@@ -426,7 +433,7 @@ impl<'a> Reader<'a> {
         Ok(Bytes::copy_from_slice(self.take(length, field)?))
     }
 
-    fn array_len(&mut self, field: &'static str) -> Result<usize, SchemaError> {
+    pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, SchemaError> {
         let length = self
             .length(field, true)?
             .ok_or(SchemaError::UnexpectedNull { field })?;
@@ -442,7 +449,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips a flexible struct's tagged fields (none are known to rafka).
-    fn skip_tags(&mut self) -> Result<(), SchemaError> {
+    pub(crate) fn skip_tags(&mut self) -> Result<(), SchemaError> {
         if !self.flexible {
             return Ok(());
         }

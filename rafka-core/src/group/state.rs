@@ -104,6 +104,9 @@ pub struct Group {
     pub sync_deadline_ms: Option<i64>,
     /// (topic, partition) -> committed offset.
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// TxnOffsetCommit's offsets by producer id, durable but visible only
+    /// once the transaction's COMMIT marker reaches the group's partition.
+    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 impl Group {
@@ -123,6 +126,7 @@ impl Group {
             initial_delay: None,
             sync_deadline_ms: None,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 

@@ -20,9 +20,12 @@
 //!   `delete.retention.ms` old (Kafka's pre-KIP-534 rule, with the
 //!   segment's largest timestamp standing in for the file mtime the
 //!   storage trait does not expose, as in retention).
-//! - Control batches stay; an idempotent producer's last batch in the range
-//!   stays, empty if need be. Aborted transactional records are not
-//!   removed (transactions are not tracked by the log yet).
+//! - Transactions (`compact_aborted`): nothing at or past the last stable
+//!   offset the partition passes is cleanable; records of aborted
+//!   transactions are removed (and never enter the key map); markers stay
+//!   while any batch of their transaction does, then go after
+//!   `delete.retention.ms` like tombstones. An idempotent producer's last
+//!   batch in the range stays, empty if need be.
 //! - Adjacent segments are merged while their sizes before cleaning add up
 //!   to at most `segment.bytes`, so repeated passes keep file counts low.
 //!
@@ -40,11 +43,13 @@ use std::rc::Rc;
 
 use rafka_proto::record::BatchHeader;
 
-use super::compact_filter::{filter_batch, Filtered, KeyMap, SegmentReader};
+use super::compact_aborted::{MarkerFate, TxnWalk};
+use super::compact_filter::{drop_whole, filter_batch, Filtered, KeyMap, SegmentReader};
 use super::compact_swap::{cleaned_path, remove_if_present, remove_segment_files, swap_path};
 use super::config::LogConfig;
 use super::error::LogError;
 use super::segment::{segment_file_name, BatchSummary, Segment, SegmentFileKind, NO_TIMESTAMP};
+use super::txn_index::{write_entries, AbortedTxn};
 use super::Log;
 use crate::io::{Storage, StorageFile};
 
@@ -89,6 +94,8 @@ pub struct CompactionPlan<S: Storage> {
     config: LogConfig,
     now_ms: i64,
     sources: Vec<Source<S::File>>,
+    /// The aborted transactions overlapping the sources.
+    aborted: Vec<AbortedTxn>,
     truncations: u64,
 }
 
@@ -116,14 +123,26 @@ impl<S: Storage + Clone> Log<S> {
 
     /// Plans a pass at `now_ms` if the log is compacted and dirty enough.
     pub fn compaction_plan(&self, now_ms: i64) -> Option<CompactionPlan<S>> {
+        self.compaction_plan_below(now_ms, i64::MAX)
+    }
+
+    /// [`Log::compaction_plan`] of the segments wholly below
+    /// `upper_offset` only: a partition passes its last stable offset, so
+    /// that every transaction in the range is decided.
+    pub fn compaction_plan_below(
+        &self,
+        now_ms: i64,
+        upper_offset: i64,
+    ) -> Option<CompactionPlan<S>> {
         if !self.config.cleanup_compact || self.health.check_write().is_err() {
             return None;
         }
         let closed = &self.segments[..self.segments.len() - 1];
         let lag_ms = self.config.min_compaction_lag_ms;
+        let upper_offset = upper_offset.min(self.recovery_point);
         let cleanable = closed
             .iter()
-            .take_while(|s| s.next_offset <= self.recovery_point)
+            .take_while(|s| s.next_offset <= upper_offset)
             .take_while(|s| {
                 lag_ms == 0
                     || (s.max_timestamp != NO_TIMESTAMP
@@ -141,12 +160,21 @@ impl<S: Storage + Clone> Log<S> {
         if dirty_bytes == 0 || (dirty_bytes as f64) < ratio * total_bytes as f64 {
             return None;
         }
+        let (start, end) = (sources[0].base_offset, sources[cleanable - 1].next_offset);
+        // An abort's entry sits with its marker, which may be past the range.
+        let aborted = self
+            .segments
+            .iter()
+            .flat_map(|s| s.aborted.iter().copied())
+            .filter(|e| e.first_offset < end && e.last_offset >= start)
+            .collect();
         Some(CompactionPlan {
             storage: self.storage.clone(),
             dir: self.dir.clone(),
             config: self.config.clone(),
             now_ms,
             sources: sources.iter().map(Source::of).collect(),
+            aborted,
             truncations: self.truncations,
         })
     }
@@ -220,8 +248,8 @@ impl<S: Storage + Clone> Log<S> {
     async fn swap_in(
         &mut self,
         at: usize,
-        group: CleanedGroup<S::File>,
-    ) -> Result<[Rc<S::File>; 2], LogError> {
+        mut group: CleanedGroup<S::File>,
+    ) -> Result<Vec<Rc<S::File>>, LogError> {
         for original in &group.originals {
             remove_segment_files(&self.storage, &self.dir, original.base_offset).await?;
         }
@@ -231,7 +259,18 @@ impl<S: Storage + Clone> Log<S> {
             .dir
             .join(segment_file_name(base_offset, SegmentFileKind::Log));
         self.storage.rename(&group.swap_path, &log_path).await?;
-        let files = group.segment.write_indexes(&self.storage).await?;
+        let mut files = group.segment.write_indexes(&self.storage).await?.to_vec();
+        // The kept aborts' entries. A crash before this is durable loses
+        // them with the originals' files: their transactions' records were
+        // removed by this pass, so a read_committed consumer misses
+        // nothing, and a replay of producer state rebuilds them.
+        if !group.segment.aborted.is_empty() {
+            let path = group.segment.file_path(SegmentFileKind::TxnIndex);
+            let file = Rc::new(self.storage.open(&path).await?);
+            write_entries(&*file, &group.segment.aborted).await?;
+            group.segment.txn_file = Some(Rc::clone(&file));
+            files.push(file);
+        }
         let end = at + group.originals.len();
         self.segments.splice(at..end, [group.segment]);
         Ok(files)
@@ -271,7 +310,8 @@ impl<S: Storage + Clone> CompactionPlan<S> {
     /// file. Borrows nothing of the log. On failure the swap files written
     /// so far are removed (and `open` removes any a crash leaves).
     pub async fn build(self) -> Result<Cleaned<S>, LogError> {
-        let map = build_key_map(&self.sources).await?;
+        let map = build_key_map(&self.sources, &self.aborted).await?;
+        let mut walk = TxnWalk::new(self.aborted);
         let mut outcome = CompactOutcome {
             key_count: map.0.key_count() as u64,
             ..CompactOutcome::default()
@@ -288,7 +328,10 @@ impl<S: Storage + Clone> CompactionPlan<S> {
                 now_ms: self.now_ms,
                 map: &map.0,
             };
-            match context.clean_group(originals, &mut outcome).await {
+            match context
+                .clean_group(originals, &mut walk, &mut outcome)
+                .await
+            {
                 Ok(group) => groups.push(group),
                 Err(error) => {
                     for group in &groups {
@@ -310,9 +353,13 @@ impl<S: Storage + Clone> CompactionPlan<S> {
 }
 
 /// The key map over `sources` and how many whole segments it covers (at
-/// least one).
-async fn build_key_map<F: StorageFile>(sources: &[Source<F>]) -> Result<(KeyMap, usize), LogError> {
+/// least one). Aborted transactions' records are left out.
+async fn build_key_map<F: StorageFile>(
+    sources: &[Source<F>],
+    aborted: &[AbortedTxn],
+) -> Result<(KeyMap, usize), LogError> {
     let mut map = KeyMap::default();
+    let mut walk = TxnWalk::new(aborted.to_vec());
     for (index, source) in sources.iter().enumerate() {
         if map.is_full() {
             return Ok((map, index));
@@ -320,7 +367,15 @@ async fn build_key_map<F: StorageFile>(sources: &[Source<F>]) -> Result<(KeyMap,
         let mut reader = SegmentReader::new(&*source.log_file, &source.log_path, source.size_bytes)
             .skipping(&source.damaged);
         while let Some(batch) = reader.next_batch().await? {
-            map.add_batch(&batch);
+            let header = *batch.header();
+            let aborted = match header.is_control() {
+                true => {
+                    walk.on_control(&batch);
+                    false
+                }
+                false => walk.on_data(&header),
+            };
+            map.add_batch(&batch, aborted);
         }
     }
     Ok((map, sources.len()))
@@ -365,6 +420,7 @@ impl<S: Storage> GroupContext<'_, S> {
     async fn clean_group(
         &self,
         originals: Vec<Source<S::File>>,
+        walk: &mut TxnWalk,
         outcome: &mut CompactOutcome,
     ) -> Result<CleanedGroup<S::File>, LogError> {
         let base_offset = originals[0].base_offset;
@@ -385,7 +441,22 @@ impl<S: Storage> GroupContext<'_, S> {
                 SegmentReader::new(&*source.log_file, &source.log_path, source.size_bytes)
                     .skipping(&source.damaged);
             while let Some(batch) = reader.next_batch().await? {
-                let (filtered, removed) = filter_batch(&batch, self.map, drop_tombstones);
+                let header = *batch.header();
+                let (filtered, removed) = match header.is_control() {
+                    true => match walk.on_control(&batch) {
+                        MarkerFate::Keep(entry) => {
+                            segment.aborted.extend(entry);
+                            (Filtered::Unchanged, 0)
+                        }
+                        // Markers live as long as tombstones.
+                        MarkerFate::Discardable if drop_tombstones => drop_whole(&header, self.map),
+                        MarkerFate::Discardable => (Filtered::Unchanged, 0),
+                    },
+                    false => {
+                        let aborted = walk.on_data(&header);
+                        filter_batch(&batch, self.map, drop_tombstones, aborted)
+                    }
+                };
                 outcome.records_removed += removed;
                 let (bytes, header) = match filtered {
                     Filtered::Unchanged => {

@@ -53,15 +53,17 @@ impl KeyMap {
         self.latest.len()
     }
 
-    /// Indexes the keys of one batch (control batches carry no data keys).
-    pub fn add_batch(&mut self, batch: &RecordBatch) {
+    /// Indexes the keys of one batch (control batches carry no data keys,
+    /// an `aborted` transaction's batch contributes none either: its
+    /// records are going).
+    pub fn add_batch(&mut self, batch: &RecordBatch, aborted: bool) {
         let header = batch.header();
         if header.has_producer_id() {
             self.producers
                 .insert(header.producer_id, header.base_offset);
             self.size_bytes += KEY_ENTRY_OVERHEAD_BYTES;
         }
-        if header.is_control() {
+        if header.is_control() || aborted {
             return;
         }
         let Ok(records) = batch.records(RecordLimits::default()) else {
@@ -120,16 +122,32 @@ pub(super) enum Filtered {
     Rewritten(Bytes),
 }
 
-/// Filters one batch; also returns how many records it removed.
+/// Removes a whole batch (an aborted transaction's, or a marker nothing
+/// needs any more); a producer's last batch stays, emptied. Also returns
+/// how many records it removed.
+pub(super) fn drop_whole(header: &BatchHeader, map: &KeyMap) -> (Filtered, u64) {
+    let removed = u64::try_from(header.record_count).unwrap_or(0);
+    if map.is_last_of_producer(header) {
+        return (Filtered::Rewritten(empty_batch(header)), removed);
+    }
+    (Filtered::Dropped, removed)
+}
+
+/// Filters one data batch (`aborted`: of an aborted transaction, removed
+/// whole); also returns how many records it removed.
 pub(super) fn filter_batch(
     batch: &RecordBatch,
     map: &KeyMap,
     drop_tombstones: bool,
+    aborted: bool,
 ) -> (Filtered, u64) {
     let header = *batch.header();
-    // Transaction markers stay: consumers need them to end transactions.
+    // Markers are the transaction walk's (`compact_aborted`).
     if header.is_control() {
         return (Filtered::Unchanged, 0);
+    }
+    if aborted {
+        return drop_whole(&header, map);
     }
     let Ok(records) = batch.records(RecordLimits::default()) else {
         return (Filtered::Unchanged, 0);
@@ -340,8 +358,8 @@ mod tests {
         for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
             let batch = keyed_batch(codec, &[b"a", b"b", b"a", b"c"]);
             let mut map = KeyMap::default();
-            map.add_batch(&batch);
-            let (filtered, removed) = filter_batch(&batch, &map, false);
+            map.add_batch(&batch, false);
+            let (filtered, removed) = filter_batch(&batch, &map, false, false);
             assert_eq!(removed, 1);
             let Filtered::Rewritten(bytes) = filtered else {
                 panic!("expected a rewrite, got {filtered:?}");
@@ -371,9 +389,9 @@ mod tests {
         rafka_proto::record::set_base_offset(&mut newer, 5);
         let newer = parsed(Bytes::from(newer));
         let mut map = KeyMap::default();
-        map.add_batch(&old);
-        map.add_batch(&newer);
-        let (filtered, removed) = filter_batch(&old, &map, false);
+        map.add_batch(&old, false);
+        map.add_batch(&newer, false);
+        let (filtered, removed) = filter_batch(&old, &map, false, false);
         assert_eq!(removed, 1);
         let Filtered::Rewritten(bytes) = filtered else {
             panic!("expected an empty batch, got {filtered:?}");

@@ -80,6 +80,7 @@ pub(super) async fn remove_segment_files<S: Storage>(
     for kind in [
         SegmentFileKind::OffsetIndex,
         SegmentFileKind::TimeIndex,
+        SegmentFileKind::TxnIndex,
         SegmentFileKind::Log,
     ] {
         remove_if_present(storage, &dir.join(segment_file_name(base_offset, kind))).await?;

@@ -6,6 +6,9 @@
 //! - `error`: [`LogError`] and [`CorruptKind`].
 //! - `segment`: one segment file with its in-memory indexes.
 //! - `offset_index`, `time_index`: the sparse index formats.
+//! - `txn_index`: the aborted-transaction index ([`AbortedTxn`]), what a
+//!   read_committed fetch lists, and the replay of producer state that
+//!   rebuilds it ([`Log::recover_producer_state`]).
 //! - `scan`: reading batch headers back from a segment.
 //! - `recovery`: [`Log::open`]: load segments, check indexes, validate the
 //!   tail, truncate what is torn.
@@ -20,8 +23,9 @@
 //! - `checkpoint`: Kafka's per-data-dir checkpoint files and the clean
 //!   shutdown marker.
 //! - `compact`: [`Log::compact`] (cleanup.policy=compact) in three phases;
-//!   `compact_filter`: the key map and batch filtering; `compact_swap`:
-//!   the `.cleaned`/`.swap` files and their completion on open.
+//!   `compact_filter`: the key map and batch filtering; `compact_aborted`:
+//!   aborted transactions and markers; `compact_swap`: the
+//!   `.cleaned`/`.swap` files and their completion on open.
 //!
 //! # Durability model
 //! Appends go to the page cache. A flush fdatasyncs every file written
@@ -59,6 +63,7 @@
 mod append;
 pub mod checkpoint;
 mod compact;
+mod compact_aborted;
 mod compact_filter;
 mod compact_swap;
 pub mod config;
@@ -72,6 +77,7 @@ mod scan;
 mod scrub;
 mod segment;
 pub mod time_index;
+mod txn_index;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -88,6 +94,7 @@ pub use recovery::{Corruption, IndexRebuild, RecoveryHints, RecoveryReport, Trun
 pub use retention::{ClosedLog, RetentionOutcome};
 pub use scrub::{DamagedRange, ScrubApplied, ScrubChunk, ScrubCursor, ScrubVerdict};
 pub use segment::{SegmentInfo, NO_TIMESTAMP};
+pub use txn_index::{decode_txn_index, encode_txn_index, AbortedTxn, TXN_INDEX_ENTRY_BYTES};
 
 use crate::io::{Clock, Storage};
 use flush::DirtyFiles;

@@ -188,6 +188,7 @@ impl<S: Storage + Clone> Log<S> {
             .unwrap_or(first_base)
             .max(first_base);
         log.apply_log_start_offset(log_start_offset).await?;
+        log.load_txn_indexes().await?;
         log.flush().await?;
         Ok(log)
     }
@@ -483,6 +484,7 @@ impl<S: Storage> Loader<'_, S> {
             for kind in [
                 SegmentFileKind::OffsetIndex,
                 SegmentFileKind::TimeIndex,
+                SegmentFileKind::TxnIndex,
                 SegmentFileKind::Log,
             ] {
                 let path = self.dir.join(segment_file_name(base_offset, kind));

@@ -154,6 +154,7 @@ impl<S: Storage + Clone> Log<S> {
         for kind in [
             SegmentFileKind::OffsetIndex,
             SegmentFileKind::TimeIndex,
+            SegmentFileKind::TxnIndex,
             SegmentFileKind::Log,
         ] {
             let path = self.dir.join(segment_file_name(base_offset, kind));
@@ -194,9 +195,11 @@ impl<S: Storage + Clone> Log<S> {
             return Err(error.into());
         }
         self.dirty.mark_file(&segment.log_file);
+        let next_offset = segment.next_offset;
         for segment in &removed {
             self.delete_segment_files(segment.base_offset).await?;
         }
+        self.cut_txn_index(index, next_offset).await?;
         self.after_truncation().await
     }
 
@@ -221,6 +224,11 @@ impl<S: Storage + Clone> Log<S> {
         {
             self.delete_segment_files(segment.base_offset).await?;
         }
+        // The reused name's old aborted entries describe gone offsets.
+        let txn_index = self
+            .dir
+            .join(segment_file_name(offset, SegmentFileKind::TxnIndex));
+        super::compact_swap::remove_if_present(&self.storage, &txn_index).await?;
         self.after_truncation().await
     }
 
@@ -278,6 +286,9 @@ async fn reindex_prefix<F: StorageFile>(
     if end > 0 {
         rebuilt.roll_start_ms = segment.roll_start_ms;
     }
+    // Entries past the cut go with `Log::cut_txn_index`.
+    rebuilt.aborted = segment.aborted.clone();
+    rebuilt.txn_file = segment.txn_file.clone();
     let mut scanner = HeaderScanner::new(&*segment.log_file, &segment.log_path, end);
     let mut position = 0;
     while position < end {

@@ -12,6 +12,7 @@ use super::error::{CorruptKind, LogError};
 use super::offset_index::{OffsetEntry, OffsetIndex};
 use super::scan::HeaderScanner;
 use super::time_index::{TimeEntry, TimeIndex};
+use super::txn_index::AbortedTxn;
 use crate::io::{Storage, StorageFile};
 
 /// Kafka's "no timestamp" value.
@@ -25,6 +26,8 @@ pub enum SegmentFileKind {
     Log,
     OffsetIndex,
     TimeIndex,
+    /// Aborted transactions (`txn_index`).
+    TxnIndex,
 }
 
 impl SegmentFileKind {
@@ -33,6 +36,7 @@ impl SegmentFileKind {
             SegmentFileKind::Log => "log",
             SegmentFileKind::OffsetIndex => "index",
             SegmentFileKind::TimeIndex => "timeindex",
+            SegmentFileKind::TxnIndex => "txnindex",
         }
     }
 }
@@ -53,6 +57,7 @@ pub fn parse_segment_file_name(name: &str) -> Option<(i64, SegmentFileKind)> {
         SegmentFileKind::Log,
         SegmentFileKind::OffsetIndex,
         SegmentFileKind::TimeIndex,
+        SegmentFileKind::TxnIndex,
     ]
     .into_iter()
     .find(|kind| kind.extension() == extension)?;
@@ -112,6 +117,10 @@ pub struct Segment<F> {
     /// ordered and disjoint. Empty for all but damaged segments, so the
     /// read path pays one `is_empty` per walk, not per batch.
     pub damaged: Vec<DamagedSpan>,
+    /// The ABORT markers in this segment (`txn_index`), in offset order.
+    pub aborted: Vec<AbortedTxn>,
+    /// The `.txnindex` file, once the segment has had an entry.
+    pub txn_file: Option<Rc<F>>,
 }
 
 /// A range of a segment holding damaged batches: reads step over it, from
@@ -144,6 +153,8 @@ impl<F: StorageFile> Segment<F> {
             offset_of_max_timestamp: base_offset,
             roll_start_ms: None,
             damaged: Vec::new(),
+            aborted: Vec::new(),
+            txn_file: None,
         }
     }
 
@@ -379,6 +390,10 @@ mod tests {
         assert_eq!(
             parse_segment_file_name("00000000000000000000.timeindex"),
             Some((0, SegmentFileKind::TimeIndex))
+        );
+        assert_eq!(
+            parse_segment_file_name("00000000000000000042.txnindex"),
+            Some((42, SegmentFileKind::TxnIndex))
         );
         assert_eq!(parse_segment_file_name("0000000000000000001.log"), None);
         assert_eq!(

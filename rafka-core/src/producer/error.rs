@@ -28,6 +28,15 @@ pub enum ProducerError {
     },
     #[error("producer {producer_id} sent a non-transactional batch inside its open transaction")]
     InvalidTxnState { producer_id: i64 },
+    #[error(
+        "producer {producer_id}: coordinator epoch {coordinator_epoch} is older than \
+         {current_coordinator_epoch}, the epoch of the coordinator that wrote its last marker"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current_coordinator_epoch: i32,
+    },
     #[error("producer ids exhausted: no block after {reserved_end_id}")]
     ProducerIdsExhausted { reserved_end_id: i64 },
     #[error("corrupt producer state file {}: {source}", path.display())]
@@ -47,6 +56,7 @@ impl ProducerError {
             ProducerError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
             ProducerError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
             ProducerError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+            ProducerError::CoordinatorFenced { .. } => ErrorCode::TRANSACTION_COORDINATOR_FENCED,
             ProducerError::ProducerIdsExhausted { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
             ProducerError::Corrupt { .. } | ProducerError::Io(_) => ErrorCode::KAFKA_STORAGE_ERROR,
         }

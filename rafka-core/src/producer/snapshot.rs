@@ -219,6 +219,7 @@ impl ProducerStateTable {
         for entry in entries {
             self.load_entry(&entry);
         }
+        self.reindex_transactions();
         Ok(())
     }
 
@@ -268,7 +269,7 @@ impl ProducerStateTable {
         dir: &Path,
         log_end_offset: i64,
     ) -> Result<LoadedSnapshot, ProducerError> {
-        self.producers.clear();
+        self.clear();
         let mut loaded = LoadedSnapshot::default();
         let (mut offsets, stray_tmp) = list_snapshots(storage, dir).await?;
         for name in &stray_tmp {

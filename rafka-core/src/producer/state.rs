@@ -9,8 +9,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rafka_proto::record::BatchHeader;
+use rafka_proto::record::{BatchHeader, ControlType, EndTxnMarker};
 
+use super::stable::{CompletedTxn, Transactions};
 use super::ProducerError;
 
 /// Batches remembered per producer for duplicate detection: the Java
@@ -80,8 +81,8 @@ pub struct ProducerEntry {
     /// Oldest first, at most [`BATCHES_RETAINED_MAX`], all of `epoch`.
     pub(super) batches: VecDeque<BatchMetadata>,
     pub(super) last_timestamp: i64,
-    /// Epoch of the transaction coordinator that wrote the last marker;
-    /// kept for the coordinator to come, -1 until then.
+    /// Epoch of the transaction coordinator that wrote the last marker,
+    /// -1 until one did: a marker from an older coordinator is fenced.
     pub(super) coordinator_epoch: i32,
     pub(super) current_txn_first_offset: Option<i64>,
 }
@@ -197,11 +198,26 @@ pub enum Check {
 
 /// All producers of one partition, keyed by producer id. Ordered so that a
 /// snapshot of the same state is always the same bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ProducerStateTable {
     pub(super) producers: BTreeMap<i64, ProducerEntry>,
     producer_id_expiration_ms: i64,
+    /// Open and not yet durable transactions: what holds the last stable
+    /// offset back (see `stable`).
+    pub(super) transactions: Transactions,
 }
+
+/// Two tables are equal when their producers are: the transactions
+/// awaiting the high watermark are the partition's moment, not state a
+/// snapshot keeps (after a restart everything replayed is durable).
+impl PartialEq for ProducerStateTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.producers == other.producers
+            && self.producer_id_expiration_ms == other.producer_id_expiration_ms
+    }
+}
+
+impl Eq for ProducerStateTable {}
 
 impl Default for ProducerStateTable {
     fn default() -> Self {
@@ -214,6 +230,7 @@ impl ProducerStateTable {
         ProducerStateTable {
             producers: BTreeMap::new(),
             producer_id_expiration_ms,
+            transactions: Transactions::default(),
         }
     }
 
@@ -247,15 +264,67 @@ impl ProducerStateTable {
         Ok(Check::Append)
     }
 
+    /// The checks of a batch a coordinator writes for a producer (Kafka's
+    /// `AppendOrigin.COORDINATOR`: TxnOffsetCommit's offsets): the epoch is
+    /// checked, the sequence is not (it is -1), and there are no retries
+    /// to recognise.
+    pub fn check_coordinator(&self, header: &BatchHeader) -> Result<(), ProducerError> {
+        if !header.has_producer_id() {
+            return Ok(());
+        }
+        match self.producers.get(&header.producer_id) {
+            Some(entry) => entry.check_epoch(header.producer_id, header.producer_epoch),
+            None => Ok(()),
+        }
+    }
+
+    /// The checks of a transaction marker before it is appended (Kafka's
+    /// `appendEndTxnMarker`): an epoch older than the producer's is
+    /// INVALID_PRODUCER_EPOCH, a coordinator epoch older than the one
+    /// that wrote the producer's last marker is
+    /// TRANSACTION_COORDINATOR_FENCED. A producer the table does not know
+    /// passes: a marker for a transaction with nothing here is written.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        entry.check_epoch(producer_id, producer_epoch)?;
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current_coordinator_epoch: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
     /// Updates the state after `header`'s batch was appended at
     /// `first_offset`. `timestamp` is the batch's max timestamp as written
     /// to the log (after a LogAppendTime rewrite), which is also what
     /// [`ProducerStateTable::rebuild_from`] sees, so that a rebuilt table
     /// answers duplicates exactly as the live one did. Does not validate:
     /// recovery replays whatever the log holds.
-    pub fn record(&mut self, header: &BatchHeader, first_offset: i64, timestamp: i64) {
+    ///
+    /// A control batch ends the producer's transaction as a commit whose
+    /// coordinator epoch is unknown; who has the marker itself calls
+    /// [`ProducerStateTable::record_marker`] instead.
+    pub fn record(
+        &mut self,
+        header: &BatchHeader,
+        first_offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        if header.is_control() {
+            return self.record_marker(header, None, first_offset, timestamp);
+        }
         if !header.has_producer_id() {
-            return;
+            return None;
         }
         let entry = self
             .producers
@@ -263,29 +332,83 @@ impl ProducerStateTable {
             .or_insert_with(ProducerEntry::empty);
         entry.set_epoch(header.producer_epoch);
         entry.last_timestamp = timestamp;
-        if header.is_control() {
-            // A commit/abort marker ends the transaction. Its coordinator
-            // epoch sits in the record body, read once the coordinator exists.
-            entry.current_txn_first_offset = None;
-            return;
+        // A coordinator's batch (sequence -1) takes no part in the
+        // producer's sequence, so it is not remembered for retries.
+        if header.base_sequence != NO_SEQUENCE {
+            entry.push_batch(BatchMetadata {
+                first_seq: header.base_sequence,
+                last_seq: last_sequence(header.base_sequence, header.last_offset_delta),
+                first_offset,
+                last_offset_delta: header.last_offset_delta,
+                timestamp,
+            });
         }
-        entry.push_batch(BatchMetadata {
-            first_seq: header.base_sequence,
-            last_seq: last_sequence(header.base_sequence, header.last_offset_delta),
-            first_offset,
-            last_offset_delta: header.last_offset_delta,
-            timestamp,
-        });
         if header.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(first_offset);
+            self.transactions.begin(header.producer_id, first_offset);
         }
+        None
+    }
+
+    /// Records a transaction marker appended at `offset`: it ends the
+    /// producer's transaction, the producer moves to the marker's epoch,
+    /// and the marker's coordinator epoch is kept. Returns the transaction
+    /// it ended, if the producer had data in one here (a marker without
+    /// data changes no offset a consumer sees, as in Kafka). `marker` None
+    /// (a control batch whose record is unreadable, or emptied by
+    /// compaction) ends it as a commit, keeping the coordinator epoch.
+    pub fn record_marker(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+        offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        if !header.has_producer_id() {
+            return None;
+        }
+        let entry = self
+            .producers
+            .entry(header.producer_id)
+            .or_insert_with(ProducerEntry::empty);
+        entry.set_epoch(header.producer_epoch);
+        entry.last_timestamp = timestamp;
+        if let Some(marker) = marker {
+            entry.coordinator_epoch = marker.coordinator_epoch;
+        }
+        let first_offset = entry.current_txn_first_offset.take()?;
+        let aborted = marker.is_some_and(|m| m.control_type == ControlType::Abort);
+        let completed = CompletedTxn {
+            producer_id: header.producer_id,
+            first_offset,
+            last_offset: offset,
+            aborted,
+        };
+        self.transactions.complete(completed);
+        Some(completed)
     }
 
     /// Replays the headers of the batches stored after the loaded snapshot,
-    /// in log order, each at its own base offset.
+    /// in log order, each at its own base offset. Markers end transactions
+    /// as commits (see [`ProducerStateTable::record`]); recovery, which
+    /// has the records, replays with [`ProducerStateTable::replay`].
     pub fn rebuild_from(&mut self, headers: impl IntoIterator<Item = BatchHeader>) {
         for header in headers {
             self.record(&header, header.base_offset, header.max_timestamp);
+        }
+    }
+
+    /// Replays one stored batch (its header and, for a control batch, its
+    /// marker) at its own base offset.
+    pub fn replay(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+    ) -> Option<CompletedTxn> {
+        if header.is_control() {
+            self.record_marker(header, marker, header.base_offset, header.max_timestamp)
+        } else {
+            self.record(header, header.base_offset, header.max_timestamp)
         }
     }
 
@@ -321,6 +444,7 @@ impl ProducerStateTable {
 
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.transactions = Transactions::default();
     }
 
     pub fn producer_id_expiration_ms(&self) -> i64 {

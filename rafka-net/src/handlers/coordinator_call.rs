@@ -56,3 +56,17 @@ where
 {
     on_coordinator(ctx, ctx.shard().offsets_topic(), group_id, work).await
 }
+
+/// [`on_coordinator`] for the transaction coordinator of `transactional_id`.
+pub(crate) async fn on_txn_coordinator<F, Fut, R>(
+    ctx: &RequestContext,
+    transactional_id: &str,
+    work: F,
+) -> Result<R, ErrorCode>
+where
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: Send + 'static,
+{
+    on_coordinator(ctx, ctx.shard().transaction_topic(), transactional_id, work).await
+}

@@ -23,11 +23,17 @@
 //!   outside [log start, log end] answers OFFSET_OUT_OF_RANGE with the high
 //!   watermark and log start filled (Kafka sends -1; the real bounds cost
 //!   nothing and tell the client where the log is).
-//! - read_committed reads up to the last stable offset, which without
-//!   transactions is the high watermark. `aborted_transactions` is an empty
-//!   array for read_committed and null for read_uncommitted, as Kafka sends.
+//! - read_committed reads up to the last stable offset (the start of the
+//!   earliest transaction not yet decided and durable, else the high
+//!   watermark); every answer carries the real LSO, whatever the isolation
+//!   level, as Kafka's does. `aborted_transactions` lists, for
+//!   read_committed, the aborted transactions overlapping the range read
+//!   ([fetch offset, next offset)), null for read_uncommitted. Records stay
+//!   file regions: control batches and aborted records go out as stored,
+//!   and the consumer drops them (Kafka's contract).
 //! - Long polling without polling: each owner waits on its partitions'
-//!   watermark events, the first owner to answer wakes the request, which
+//!   watermark events (for read_committed, until the LSO passes what was
+//!   read), the first owner to answer wakes the request, which
 //!   reads everything again. The deadline is computed once. Ending the
 //!   wait drops the cancel senders, which ends the waits on other shards
 //!   at once. A read error answers at once (as
@@ -46,14 +52,16 @@ use std::time::Duration;
 use futures_channel::oneshot;
 use futures_lite::future::or;
 use futures_util::future::{select, select_all};
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
-use rafka_shard::partition::Partition;
+use rafka_shard::partition::{IsolationLevel, Partition};
 use rafka_shard::runtime::within;
 use rafka_shard::shard::Shard;
 use rafka_shard::storage::FileRegion;
@@ -73,8 +81,6 @@ use crate::zero_copy::Chunk;
 const SESSION_VERSION_MIN: i16 = 7;
 /// First version naming topics by id.
 const TOPIC_ID_VERSION_MIN: i16 = 13;
-/// Kafka's `IsolationLevel.READ_COMMITTED`.
-const READ_COMMITTED: i8 = 1;
 /// An owner's wait for data ends by cancellation (the request's own
 /// deadline, or its connection closing), not by its own timer.
 const WAIT_UNBOUNDED: Duration = Duration::from_secs(u32::MAX as u64);
@@ -123,7 +129,7 @@ struct Limits {
     max_wait: Duration,
     min_bytes: u64,
     max_bytes: u32,
-    isolation_level: i8,
+    isolation: IsolationLevel,
 }
 
 impl Limits {
@@ -136,7 +142,7 @@ impl Limits {
             max_wait: Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0)),
             min_bytes: u64::try_from(fetch.min_bytes).unwrap_or(0),
             max_bytes: u32::try_from(max_bytes).unwrap_or(0),
-            isolation_level: fetch.isolation_level,
+            isolation: IsolationLevel::from_i8(fetch.isolation_level),
         }
     }
 
@@ -178,6 +184,7 @@ struct Target {
 struct PartitionRead {
     error_code: ErrorCode,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
     /// Whole batches as regions of the segment files, sent with
     /// `sendfile` by the connection.
@@ -185,6 +192,9 @@ struct PartitionRead {
     /// Offsets these records move the consumer forward by: the records
     /// out (exact for logs without gaps, as compaction leaves).
     offsets_out: u64,
+    /// read_committed: (producer id, first offset) of the aborted
+    /// transactions overlapping the records.
+    aborted: Vec<(i64, i64)>,
 }
 
 impl PartitionRead {
@@ -192,9 +202,11 @@ impl PartitionRead {
         PartitionRead {
             error_code,
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
             records: Vec::new(),
             offsets_out: 0,
+            aborted: Vec::new(),
         }
     }
 
@@ -202,9 +214,11 @@ impl PartitionRead {
         PartitionRead {
             error_code: ErrorCode::NONE,
             high_watermark: partition.high_watermark(),
+            last_stable_offset: partition.last_stable_offset(),
             log_start_offset: partition.log_start_offset(),
             records: Vec::new(),
             offsets_out: 0,
+            aborted: Vec::new(),
         }
     }
 
@@ -222,6 +236,7 @@ impl PartitionRead {
     fn observed(&self) -> Observed {
         Observed {
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset,
             log_start_offset: self.log_start_offset,
             records_bytes: usize::try_from(self.records_bytes()).unwrap_or(usize::MAX),
             error_code: self.error_code,
@@ -343,7 +358,7 @@ async fn read_until_ready(
     targets: &[Target],
     limits: &Limits,
 ) -> Vec<PartitionRead> {
-    let mut reads = read_all(ctx, targets, limits.max_bytes).await;
+    let mut reads = read_all(ctx, targets, limits).await;
     if limits.answers_now(targets, &reads) || ctx.session().is_closed() {
         return reads;
     }
@@ -351,10 +366,10 @@ async fn read_until_ready(
     // loop is bounded by max_wait, after which the last read is the answer.
     let rounds = async {
         loop {
-            if !wait_for_any(ctx, targets, &reads).await {
+            if !wait_for_any(ctx, targets, &reads, limits.isolation).await {
                 return;
             }
-            let again = read_all(ctx, targets, limits.max_bytes).await;
+            let again = read_all(ctx, targets, limits).await;
             let done = limits.answers_now(targets, &again);
             reads = again;
             if done {
@@ -374,11 +389,13 @@ struct ReadSpec {
     topic: String,
     partition: i32,
     params: FetchParams,
+    isolation: IsolationLevel,
 }
 
 /// One read of every target (in parallel across owners), then the
 /// response's byte budget applied in target order.
-async fn read_all(ctx: &RequestContext, targets: &[Target], max_bytes: u32) -> Vec<PartitionRead> {
+async fn read_all(ctx: &RequestContext, targets: &[Target], limits: &Limits) -> Vec<PartitionRead> {
+    let max_bytes = limits.max_bytes;
     let mut reads: Vec<PartitionRead> = targets
         .iter()
         .map(|target| PartitionRead::failed(target.owner.err().unwrap_or(ErrorCode::NONE)))
@@ -390,6 +407,7 @@ async fn read_all(ctx: &RequestContext, targets: &[Target], max_bytes: u32) -> V
                 topic: target.topic.clone(),
                 partition: target.key.partition,
                 params: target.params,
+                isolation: limits.isolation,
             };
             split.push(owner, index, spec);
         }
@@ -405,6 +423,9 @@ async fn read_all(ctx: &RequestContext, targets: &[Target], max_bytes: u32) -> V
     for (target, read) in targets.iter().zip(&mut reads) {
         let records = std::mem::take(&mut read.records);
         read.records = budget.take(records, target.params.partition_max_bytes);
+        if read.records.is_empty() {
+            read.aborted.clear();
+        }
     }
     reads
 }
@@ -435,7 +456,10 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
     let Some(read_bytes) = budget.read_bytes(spec.params.partition_max_bytes) else {
         return PartitionRead::empty(&partition);
     };
-    match partition.fetch_regions(offset, read_bytes).await {
+    match partition
+        .fetch_regions(offset, read_bytes, spec.isolation)
+        .await
+    {
         Ok(fetched) => {
             // The owner keeps log start <= high watermark; the answer must
             // say so too, or a consumer would be sent out of the log.
@@ -456,12 +480,23 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
                 base_offset_at(&fetched.regions, kept_bytes)
             };
             let offsets_out = next_offset.map_or(0, |next| next.saturating_sub(offset).max(0));
+            // Only the transactions overlapping what is sent: the budget
+            // may have kept fewer batches than were read.
+            let upper = next_offset.unwrap_or(offset);
+            let aborted = fetched
+                .aborted
+                .iter()
+                .filter(|txn| txn.first_offset < upper)
+                .map(|txn| (txn.producer_id, txn.first_offset))
+                .collect();
             PartitionRead {
                 error_code: ErrorCode::NONE,
                 high_watermark: fetched.high_watermark,
+                last_stable_offset: fetched.last_stable_offset,
                 log_start_offset: fetched.log_start_offset,
                 records,
                 offsets_out: u64::try_from(offsets_out).unwrap_or(0),
+                aborted,
             }
         }
         // Retention moved the log start between the check and the read.
@@ -480,22 +515,34 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
 struct WaitSpec {
     topic: String,
     partition: i32,
-    /// Wakes once the high watermark passes this offset.
+    /// Wakes once the readable end (high watermark, or LSO for
+    /// read_committed) passes this offset.
     offset: i64,
+    isolation: IsolationLevel,
 }
 
-/// Waits until a high watermark moves past what `reads` saw. Returns false
-/// when there is nothing to wait on. The caller bounds the wait: dropping
-/// this future drops the cancel senders, which ends the owners' waits at
-/// once.
-async fn wait_for_any(ctx: &RequestContext, targets: &[Target], reads: &[PartitionRead]) -> bool {
+/// Waits until a high watermark (read_committed: a last stable offset)
+/// moves past what `reads` saw. Returns false when there is nothing to
+/// wait on. The caller bounds the wait: dropping this future drops the
+/// cancel senders, which ends the owners' waits at once.
+async fn wait_for_any(
+    ctx: &RequestContext,
+    targets: &[Target],
+    reads: &[PartitionRead],
+    isolation: IsolationLevel,
+) -> bool {
     let mut groups: BTreeMap<usize, Vec<WaitSpec>> = BTreeMap::new();
     for (target, read) in targets.iter().zip(reads) {
         if let Ok(owner) = target.owner {
+            let seen = match isolation {
+                IsolationLevel::ReadUncommitted => read.high_watermark,
+                IsolationLevel::ReadCommitted => read.last_stable_offset,
+            };
             groups.entry(owner).or_default().push(WaitSpec {
                 topic: target.topic.clone(),
                 partition: target.key.partition,
-                offset: target.params.fetch_offset.max(read.high_watermark),
+                offset: target.params.fetch_offset.max(seen),
+                isolation,
             });
         }
     }
@@ -527,7 +574,9 @@ async fn wait_on_owner(shard: Rc<Shard>, specs: Vec<WaitSpec>, cancelled: onesho
             return;
         };
         waits.push(Box::pin(async move {
-            partition.wait_for_data(spec.offset, WAIT_UNBOUNDED).await
+            partition
+                .wait_for_data(spec.offset, WAIT_UNBOUNDED, spec.isolation)
+                .await
         }));
     }
     if waits.is_empty() {
@@ -582,7 +631,7 @@ fn build_response(
         if !show {
             continue;
         }
-        let data = partition_data(target.key.partition, &read, limits.isolation_level);
+        let data = partition_data(target.key.partition, &read, limits.isolation);
         records.push(Some(read.records.into_iter().map(Chunk::File).collect()));
         // Kafka groups consecutive partitions of one topic under one entry.
         match topics.last_mut() {
@@ -617,14 +666,26 @@ fn names_topic(response: &FetchableTopicResponse, topic: &TopicKey) -> bool {
 }
 
 /// A partition's answer but its records, which go out as file regions.
-fn partition_data(partition: i32, read: &PartitionRead, isolation_level: i8) -> PartitionData {
-    let aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
+fn partition_data(
+    partition: i32,
+    read: &PartitionRead,
+    isolation: IsolationLevel,
+) -> PartitionData {
+    let aborted_transactions = (isolation == IsolationLevel::ReadCommitted).then(|| {
+        read.aborted
+            .iter()
+            .map(|&(producer_id, first_offset)| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(producer_id))
+                    .with_first_offset(first_offset)
+            })
+            .collect()
+    });
     PartitionData::default()
         .with_partition_index(partition)
         .with_error_code(read.error_code.code())
         .with_high_watermark(read.high_watermark)
-        // No transactions yet: the last stable offset is the watermark.
-        .with_last_stable_offset(read.high_watermark)
+        .with_last_stable_offset(read.last_stable_offset)
         .with_log_start_offset(read.log_start_offset)
         .with_aborted_transactions(aborted_transactions)
         .with_preferred_read_replica(BrokerId(-1))

@@ -8,8 +8,8 @@
 //!   the key's `__consumer_offsets` partition; until then
 //!   COORDINATOR_NOT_AVAILABLE, which clients retry. Which shard owns the
 //!   group does not show: every shard routes group requests to the owner.
-//! - Transactions (key type 1): this node. InitProducerId answers
-//!   transactional ids until the transaction coordinator exists.
+//! - Transactions (key type 1): the same for `__transaction_state`
+//!   (transaction.state.log.num.partitions partitions, compacted).
 //! - Any other key type (share groups, v6) gets INVALID_REQUEST with no
 //!   node, as Kafka answers a type it does not know.
 
@@ -18,6 +18,8 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_proto::error::ErrorCode;
+
+use rafka_shard::coordinator::InternalTopic;
 
 use super::metadata::AUTO_CREATE_WAIT;
 use super::{HandlerError, RequestContext};
@@ -42,8 +44,10 @@ pub async fn handle(
     ctx: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> Result<FindCoordinatorResponse, HandlerError> {
-    if request.key_type == KEY_TYPE_GROUP {
-        ensure_offsets_topic(ctx).await;
+    match request.key_type {
+        KEY_TYPE_GROUP => ensure_internal_topic(ctx, ctx.shard().offsets_topic()).await,
+        KEY_TYPE_TRANSACTION => ensure_internal_topic(ctx, ctx.shard().transaction_topic()).await,
+        _ => {}
     }
     Ok(if ctx.version() >= BATCHED_VERSION_MIN {
         let coordinators = request
@@ -91,7 +95,13 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
         {
             no_node(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None)
         }
-        KEY_TYPE_TRANSACTION => this_node(ctx),
+        KEY_TYPE_TRANSACTION => match ctx
+            .shard()
+            .coordinator_shard(ctx.shard().transaction_topic(), key)
+        {
+            Ok(_) => this_node(ctx),
+            Err(code) => no_node(code, Some(code.message())),
+        },
         other => no_node(
             ErrorCode::INVALID_REQUEST,
             Some(format!("Unknown coordinator type {other}")),
@@ -99,11 +109,11 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
     }
 }
 
-/// Creates `__consumer_offsets` on the first group lookup, as Kafka does.
-/// A failure or timeout only logs: the keys then answer
-/// COORDINATOR_NOT_AVAILABLE and the client asks again.
-async fn ensure_offsets_topic(ctx: &RequestContext) {
-    let topic = ctx.shard().offsets_topic();
+/// Creates `__consumer_offsets` / `__transaction_state` on the first
+/// lookup of a group / transactional id, as Kafka does. A failure or
+/// timeout only logs: the keys then answer COORDINATOR_NOT_AVAILABLE and
+/// the client asks again.
+async fn ensure_internal_topic(ctx: &RequestContext, topic: InternalTopic) {
     let created = ctx
         .controller()
         .ensure_internal_topic(topic, Some(AUTO_CREATE_WAIT))

@@ -8,15 +8,16 @@
 //! Answers, as a single-replica Kafka broker without tiered storage gives
 //! them (leader epoch 0 wherever an offset is found, -1 otherwise):
 //! - -2 EARLIEST and -4 EARLIEST_LOCAL (v8+): the log start offset.
-//! - -1 LATEST: the high watermark. read_committed asks for the last stable
-//!   offset, which equals the high watermark while rafka has no
-//!   transactions.
+//! - -1 LATEST: the high watermark; with read_committed (v2+) the last
+//!   stable offset (the start of the earliest transaction not yet decided
+//!   and durable).
 //! - -3 MAX_TIMESTAMP (v7+): the first record with the largest timestamp.
 //! - -5 LATEST_TIERED (v9+): nothing is tiered, so offset -1.
 //! - any other value: the first record whose timestamp is at or after it.
 //!
-//! Only records below the high watermark count, so a consumer is never sent
-//! to an offset it cannot fetch yet; nothing found answers offset -1 and
+//! Only records below the high watermark (read_committed: the last stable
+//! offset) count, so a consumer is never sent to an offset it cannot fetch
+//! yet; nothing found answers offset -1 and
 //! timestamp -1. The request's `timeout_ms` (v10) bounds remote-storage
 //! lookups, which rafka does not make.
 
@@ -30,7 +31,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::log::TimestampOffset;
 use rafka_proto::error::ErrorCode;
-use rafka_shard::partition::PartitionError;
+use rafka_shard::partition::{IsolationLevel, PartitionError};
 use rafka_shard::shard::Shard;
 
 use super::fanout::{scatter, Grid, Slot, Split};
@@ -72,6 +73,7 @@ struct Lookup {
     topic: String,
     partition: i32,
     timestamp: i64,
+    isolation: IsolationLevel,
 }
 
 /// One partition's answer: an error code, or what was found.
@@ -172,6 +174,7 @@ fn split(
                         topic: name.to_string(),
                         partition: index,
                         timestamp: partition.timestamp,
+                        isolation: IsolationLevel::from_i8(list.isolation_level),
                     };
                     split.push(owner as usize, (t, p), lookup);
                 }
@@ -230,7 +233,8 @@ async fn find(shard: &Shard, lookup: &Lookup) -> Result<Answer, PartitionError> 
     let partition = shard
         .partition(&lookup.topic, lookup.partition)
         .ok_or(PartitionError::Closed)?;
-    let high_watermark = partition.high_watermark();
+    // What a consumer of this isolation level may read.
+    let readable_end = partition.readable_end(lookup.isolation);
     let at = |offset| {
         Some(TimestampOffset {
             timestamp: -1,
@@ -239,13 +243,17 @@ async fn find(shard: &Shard, lookup: &Lookup) -> Result<Answer, PartitionError> 
     };
     let found = match lookup.timestamp {
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => at(partition.log_start_offset()),
-        LATEST_TIMESTAMP => at(high_watermark),
+        LATEST_TIMESTAMP => at(readable_end),
         LATEST_TIERED_TIMESTAMP => None,
         MAX_TIMESTAMP => partition
             .max_timestamp()
             .await?
-            .filter(|found| found.offset < high_watermark),
-        timestamp => partition.offset_for_timestamp(timestamp).await?,
+            .filter(|found| found.offset < readable_end),
+        timestamp => {
+            partition
+                .offset_for_timestamp(timestamp, lookup.isolation)
+                .await?
+        }
     };
     Ok(Answer::found(found))
 }

@@ -27,6 +27,8 @@
 //!
 //! Lives on: one `Handlers` per shard.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -47,8 +49,10 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fanout;
 pub mod fetch;
 pub mod find_coordinator;
@@ -60,6 +64,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -70,6 +75,9 @@ pub mod reply;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+mod txn_errors;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::rc::Rc;
 
@@ -171,6 +179,13 @@ served_apis! {
     ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;
     DescribeUserScramCredentials(DescribeUserScramCredentialsResponse) => describe_user_scram_credentials::handle, 0..=0;
     AlterUserScramCredentials(AlterUserScramCredentialsResponse) => alter_user_scram_credentials::handle, 0..=0;
+    AddPartitionsToTxn(AddPartitionsToTxnResponse) => add_partitions_to_txn::handle, 0..=5;
+    AddOffsetsToTxn(AddOffsetsToTxnResponse) => add_offsets_to_txn::handle, 0..=4;
+    EndTxn(EndTxnResponse) => end_txn::handle, 0..=4;
+    WriteTxnMarkers => write_txn_markers::handle, 1..=1;
+    TxnOffsetCommit(TxnOffsetCommitResponse) => txn_offset_commit::handle, 0..=4;
+    DescribeTransactions(DescribeTransactionsResponse) => describe_transactions::handle, 0..=0;
+    ListTransactions(ListTransactionsResponse) => list_transactions::handle, 0..=2;
     SaslHandshake => sasl_handshake::handle, 0..=1;
     SaslAuthenticate => sasl_authenticate::handle, 0..=2;
 }

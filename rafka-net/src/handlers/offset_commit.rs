@@ -29,6 +29,7 @@ use rafka_proto::error::ErrorCode;
 use super::coordinator_call::on_group_coordinator;
 use super::fanout::{Grid, Slot};
 use super::{HandlerError, RequestContext};
+use rafka_shard::group::PartitionCodes;
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -46,46 +47,61 @@ pub async fn handle(
     Ok(response(&request, codes))
 }
 
-/// Answers the partitions the coordinator must not see (unauthorized
-/// topics, unknown partitions); returns the commit of the rest and where
-/// each of its partitions sits in the request.
+/// The commit of `request`'s partitions the coordinator may see, and
+/// where each sits in the request.
 fn split(
     ctx: &RequestContext,
     request: &OffsetCommitRequest,
     codes: &mut Grid<ErrorCode>,
 ) -> (CommitRequest, Vec<Slot>) {
-    let image = ctx.image();
-    let mut commit = CommitRequest {
+    let commit = CommitRequest {
         group_id: request.group_id.to_string(),
         generation_id: request.generation_id_or_member_epoch,
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
         topics: Vec::new(),
     };
+    let requested = request.topics.iter().map(|topic| {
+        let partitions = topic.partitions.iter().map(|p| CommitPartition {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: p.committed_leader_epoch,
+            metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
+        });
+        (topic.name.to_string(), partitions.collect())
+    });
+    split_commit(ctx, commit, requested, codes)
+}
+
+/// Answers the partitions the coordinator must not see (unauthorized
+/// topics, unknown partitions); returns `commit` with the rest and where
+/// each of its partitions sits in the request. Shared with
+/// TxnOffsetCommit.
+pub(super) fn split_commit(
+    ctx: &RequestContext,
+    mut commit: CommitRequest,
+    requested: impl Iterator<Item = (String, Vec<CommitPartition>)>,
+    codes: &mut Grid<ErrorCode>,
+) -> (CommitRequest, Vec<Slot>) {
+    let image = ctx.image();
     let mut slots = Vec::new();
-    for (t, topic) in request.topics.iter().enumerate() {
-        if !ctx.authorize(AclOperation::Read, Resource::Topic(&topic.name)) {
+    for (t, (topic, requested)) in requested.enumerate() {
+        if !ctx.authorize(AclOperation::Read, Resource::Topic(&topic)) {
             codes.fill_row(t, &ErrorCode::TOPIC_AUTHORIZATION_FAILED);
             continue;
         }
-        let count = image.topic(&topic.name).map_or(0, |t| t.partitions.len());
+        let count = image.topic(&topic).map_or(0, |t| t.partitions.len());
         let mut partitions = Vec::new();
-        for (p, partition) in topic.partitions.iter().enumerate() {
-            let index = partition.partition_index;
-            if usize::try_from(index).is_ok_and(|index| index < count) {
-                partitions.push(CommitPartition {
-                    partition: index,
-                    offset: partition.committed_offset,
-                    leader_epoch: partition.committed_leader_epoch,
-                    metadata: partition.committed_metadata.as_ref().map(|s| s.to_string()),
-                });
+        for (p, partition) in requested.into_iter().enumerate() {
+            if usize::try_from(partition.partition).is_ok_and(|index| index < count) {
+                partitions.push(partition);
                 slots.push((t, p));
             } else {
                 codes.set((t, p), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
             }
         }
         if !partitions.is_empty() {
-            commit.topics.push((topic.name.to_string(), partitions));
+            commit.topics.push((topic, partitions));
         }
     }
     (commit, slots)
@@ -104,10 +120,21 @@ async fn commit_on_coordinator(
         shard.groups().commit_offsets(commit).await
     })
     .await;
+    place_answers(committed, slots, codes, |code| code);
+}
+
+/// Puts the coordinator's answers (one per committed partition, in
+/// order), or the one error that kept it from answering, into `codes`.
+pub(super) fn place_answers(
+    committed: Result<PartitionCodes, ErrorCode>,
+    slots: Vec<Slot>,
+    codes: &mut Grid<ErrorCode>,
+    map: impl Fn(ErrorCode) -> ErrorCode,
+) {
     let answers: Vec<ErrorCode> = match committed {
         Ok(topics) => topics
             .into_iter()
-            .flat_map(|(_, partitions)| partitions.into_iter().map(|(_, code)| code))
+            .flat_map(|(_, partitions)| partitions.into_iter().map(|(_, code)| map(code)))
             .collect(),
         Err(code) => vec![code; slots.len()],
     };

@@ -45,24 +45,28 @@ pub async fn handle(
 ) -> Result<OffsetFetchResponse, HandlerError> {
     let version = ctx.version();
     Ok(if version >= BATCHED_VERSION_MIN {
+        let require_stable = request.require_stable;
         let fetches = request
             .groups
             .into_iter()
-            .map(|group| fetch_group(ctx, group));
+            .map(|group| fetch_group(ctx, group, require_stable));
         OffsetFetchResponse::default().with_groups(join_all(fetches).await)
     } else {
+        let require_stable = request.require_stable;
         let (group, requested) = single_group(request);
-        let answer = fetch_group(ctx, group).await;
+        let answer = fetch_group(ctx, group, require_stable).await;
         unbatched(answer, requested.as_deref(), version)
     })
 }
 
 /// One group's committed offsets from its coordinator, or the group-level
-/// error that kept it from answering. `require_stable` needs no wait:
-/// without transactions no commit is ever pending.
+/// error that kept it from answering. With `require_stable` (v7+), a
+/// partition with an offset pending in an open transaction answers
+/// UNSTABLE_OFFSET_COMMIT (retriable: the client asks again), as Kafka.
 async fn fetch_group(
     ctx: &RequestContext,
     group: OffsetFetchRequestGroup,
+    require_stable: bool,
 ) -> OffsetFetchResponseGroup {
     let group_id = group.group_id.clone();
     if !ctx.authorize(AclOperation::Describe, Resource::Group(&group_id)) {
@@ -82,7 +86,12 @@ async fn fetch_group(
         .collect();
     let id = group_id.to_string();
     let fetched = on_group_coordinator(ctx, &group_id, move |shard| async move {
-        shard.groups().fetch_offsets(&id, requested.as_deref())
+        match require_stable {
+            true => shard
+                .groups()
+                .fetch_stable_offsets(&id, requested.as_deref()),
+            false => shard.groups().fetch_offsets(&id, requested.as_deref()),
+        }
     })
     .await
     .unwrap_or_else(Err);

@@ -63,8 +63,8 @@ use rafka_core::metadata::{MetadataImage, TopicImage};
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
-    batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, InvalidBatch, RecordBatch,
-    RecordLimits, TimestampType, MAGIC_V2,
+    batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, BatchHeader, InvalidBatch,
+    RecordBatch, RecordLimits, TimestampType, MAGIC_V2,
 };
 use rafka_shard::partition::{Appended, PartitionError};
 use rafka_shard::shard::Shard;
@@ -97,7 +97,14 @@ pub async fn handle(
         Grid::new(produce.topic_data.iter().map(|t| t.partition_data.len()));
     let superseded = superseded_entries(&produce, ctx.version());
     let acks = Acks::from_wire(produce.acks);
+    let txn_denied = produce
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.authorize(AclOperation::Write, Resource::TransactionalId(id)));
     match acks {
+        Some(_) if txn_denied => outcomes.fill_all(&Outcome::Rejected(Rejection::code(
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        ))),
         Some(acks) => {
             let plan = Plan {
                 version: ctx.version(),
@@ -107,7 +114,8 @@ pub async fn handle(
             };
             let split = plan.split(ctx, &produce, &mut outcomes);
             let timeout = Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
-            for (slot, outcome) in apply(ctx, split, acks, timeout).await {
+            let txn_id = produce.transactional_id.as_ref().map(|id| id.to_string());
+            for (slot, outcome) in apply(ctx, split, acks, timeout, txn_id).await {
                 outcomes.set(slot, outcome);
             }
         }
@@ -559,9 +567,10 @@ async fn apply(
     split: Split<Slot, Append>,
     acks: Acks,
     timeout: Duration,
+    txn_id: Option<String>,
 ) -> Vec<(Slot, Outcome)> {
     let on_owner = move |shard: Rc<Shard>, appends: Vec<Append>| async move {
-        append_on_owner(&shard, appends, acks, timeout).await
+        append_on_owner(&shard, appends, acks, timeout, txn_id.as_deref()).await
     };
     // An unreachable owner is shutting down: the client retries elsewhere
     // once its metadata says where.
@@ -583,20 +592,15 @@ async fn apply(
 /// concurrently. Errors leave as their Kafka codes (`PartitionError` does
 /// not cross shards).
 async fn append_on_owner(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     appends: Vec<Append>,
     acks: Acks,
     timeout: Duration,
+    txn_id: Option<&str>,
 ) -> Vec<Result<Appended, ErrorCode>> {
-    let produced = appends.iter().map(|append| {
-        shard.registry().produce(
-            &append.topic,
-            append.partition,
-            &append.records,
-            acks,
-            timeout,
-        )
-    });
+    let produced = appends
+        .iter()
+        .map(|append| append_one(shard, append, acks, timeout, txn_id));
     join_all(produced)
         .await
         .into_iter()
@@ -607,9 +611,86 @@ async fn append_on_owner(
                 let records = u64::try_from(records).unwrap_or(0);
                 crate::metrics_shard::appended(&append.topic, append.records.len(), records);
             }
-            result.map_err(|error| error_code_logged(&error, append))
+            result
         })
         .collect()
+}
+
+/// One partition's append. The first transactional batch of a producer in
+/// a partition must be in its open transaction (KIP-890 part 1): the
+/// partition hands out a guard, the transaction coordinator confirms the
+/// partition was added, and the append goes ahead with the guard, which a
+/// marker written meanwhile would have revoked. No hanging transaction can
+/// start from a late or stray batch.
+async fn append_one(
+    shard: &Rc<Shard>,
+    append: &Append,
+    acks: Acks,
+    timeout: Duration,
+    txn_id: Option<&str>,
+) -> Result<Appended, ErrorCode> {
+    let registry = shard.registry();
+    let (topic, partition, records) = (&append.topic, append.partition, &append.records);
+    let first = registry
+        .produce(topic, partition, records, acks, timeout, None)
+        .await;
+    let guard = match first {
+        Err(PartitionError::TxnVerificationNeeded { guard, .. }) => guard,
+        other => return other.map_err(|error| error_code_logged(&error, append)),
+    };
+    let Some(txn_id) = txn_id else {
+        // A transactional batch sent without a transactional id.
+        return Err(ErrorCode::INVALID_TXN_STATE);
+    };
+    let header = BatchHeader::decode(records).map_err(|_| ErrorCode::CORRUPT_MESSAGE)?;
+    let verified = verify_in_transaction(shard, txn_id, &header, topic, partition).await;
+    if verified != ErrorCode::NONE {
+        return Err(verified);
+    }
+    registry
+        .produce(topic, partition, records, acks, timeout, Some(guard))
+        .await
+        .map_err(|error| error_code_logged(&error, append))
+}
+
+/// Asks the transaction coordinator of `txn_id` whether `topic`-`partition`
+/// is in the open transaction of the batch's producer.
+async fn verify_in_transaction(
+    shard: &Rc<Shard>,
+    txn_id: &str,
+    header: &BatchHeader,
+    topic: &str,
+    partition: i32,
+) -> ErrorCode {
+    let Ok(coordinator) = shard.coordinator_shard(shard.transaction_topic(), txn_id) else {
+        // No transaction state at all: no transaction can be open.
+        return ErrorCode::INVALID_TXN_STATE;
+    };
+    let (id, producer_id, epoch) = (
+        txn_id.to_string(),
+        header.producer_id,
+        header.producer_epoch,
+    );
+    let partitions = [(topic.to_string(), partition)];
+    let verified = shard
+        .router
+        .invoke_on(coordinator, move |s: Rc<Shard>| async move {
+            s.txns()
+                .verify_partitions(&id, producer_id, epoch, &partitions)
+        })
+        .await;
+    match verified {
+        Ok(codes) => match codes
+            .first()
+            .copied()
+            .unwrap_or(ErrorCode::INVALID_TXN_STATE)
+        {
+            ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
+            code => code,
+        },
+        // The coordinator's shard is stopping: retriable, as a moving leader.
+        Err(_) => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    }
 }
 
 fn error_code_logged(error: &PartitionError, append: &Append) -> ErrorCode {

@@ -34,18 +34,26 @@ macro_rules! message_reply {
                 self,
                 ctx: &$crate::handlers::RequestContext,
             ) -> Result<$crate::service::Response, $crate::handlers::HandlerError> {
-                let bytes = rafka_proto::api::encode_response(
-                    ctx.correlation_id(),
-                    ctx.response_header_version(),
-                    &self,
-                    ctx.version(),
-                )?;
-                Ok($crate::service::Response::Reply(bytes))
+                $crate::handlers::reply::whole_message(ctx, &self)
             }
         }
     };
 }
 pub(crate) use message_reply;
+
+/// A kafka-protocol response encoded whole, after its response header.
+pub(crate) fn whole_message<M: kafka_protocol::protocol::Encodable>(
+    ctx: &RequestContext,
+    message: &M,
+) -> Result<Response, HandlerError> {
+    let bytes = rafka_proto::api::encode_response(
+        ctx.correlation_id(),
+        ctx.response_header_version(),
+        message,
+        ctx.version(),
+    )?;
+    Ok(Response::Reply(bytes))
+}
 
 /// `None`: no response at all (Produce with acks=0).
 impl<R: Reply> Reply for Option<R> {

@@ -1,0 +1,487 @@
+//! [`TransactionCoordinator`]: the transaction coordinator of one shard,
+//! for the transactional ids of the `__transaction_state` partitions the
+//! shard owns.
+//!
+//! Lives on: every shard, one each. A handler on any shard finds the owner
+//! of a transactional id with [`crate::shard::Shard::coordinator_shard`]
+//! and runs the call there through the router, as for groups.
+//!
+//! The state is rafka-core's sans-IO [`TxnCoordinator`] in a `RefCell`;
+//! ownership, replay, persistence and timers are the [`CoordinatorHost`]'s.
+//! Every transition is persisted (appended to `__transaction_state` and
+//! fsynced) before anything is answered ([`TransactionCoordinator::transition`]).
+//!
+//! Ending a transaction (EndTxn, a timeout, a fencing InitProducerId) is
+//! two transitions with the markers between them: PrepareCommit /
+//! PrepareAbort is made durable and answered, then a task of this shard
+//! writes the marker to every partition of the transaction, each on its
+//! owning shard, retrying until each is durable, and only then writes
+//! CompleteCommit / CompleteAbort. A crash between the two leaves the
+//! Prepare record as the id's last: the replay at startup finds it and the
+//! marker task runs again (markers are idempotent for the reader: a second
+//! COMMIT marker of an ended transaction changes nothing).
+//!
+//! A marker that reaches a `__consumer_offsets` partition also completes
+//! the pending TxnOffsetCommit offsets of that producer in the group
+//! coordinator on the same shard.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::BTreeSet;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use rafka_core::config::BrokerConfig;
+use rafka_core::txn::schema::decode_key;
+use rafka_core::txn::{
+    AddStep, EndStep, InitStep, ListFilter, TopicPartition, TxnConfig, TxnCoordinator,
+    TxnDescription, TxnListing, TxnSnapshot, TxnState, COORDINATOR_EPOCH, TRANSACTION_STATE_TOPIC,
+};
+use rafka_proto::error::ErrorCode;
+
+use crate::controller_handle::ControllerHandle;
+use crate::coordinator::{CoordinatorHost, Hosted, InternalTopic, LoadError};
+use crate::group::GROUP_METADATA_TOPIC;
+pub use crate::partition::TxnMarker;
+use crate::runtime::within;
+use crate::shard::Shard;
+use crate::storage::{BrokerStorage, ShardStorage};
+
+/// How long one marker write may wait for its flush before it is retried.
+const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Backoff between attempts at a marker (or a Complete record) that failed.
+const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// The internal topic of transactions, as `config` sizes it.
+pub fn transaction_topic(config: &BrokerConfig) -> InternalTopic {
+    InternalTopic {
+        name: TRANSACTION_STATE_TOPIC,
+        partitions: config.transaction_state_log_num_partitions.max(1),
+    }
+}
+
+/// The transaction coordinator of one shard.
+pub struct TransactionCoordinator<S: ShardStorage = BrokerStorage> {
+    host: CoordinatorHost<S>,
+    machine: RefCell<TxnCoordinator>,
+    /// The shard it lives in (set once the shard exists): the router for
+    /// markers, the controller for producer ids.
+    shard: OnceCell<Weak<Shard<S>>>,
+    /// Ids whose marker task runs, so that one runs per id.
+    writing_markers: RefCell<BTreeSet<String>>,
+    remove_expired_interval_ms: i64,
+    /// After a timeout abort could not be written, the timer waits until
+    /// then before trying again (a failing disk must not spin the shard).
+    retry_timeouts_at_ms: Cell<i64>,
+}
+
+impl<S: ShardStorage> TransactionCoordinator<S> {
+    pub fn new(host: CoordinatorHost<S>, config: &BrokerConfig) -> Self {
+        TransactionCoordinator {
+            host,
+            machine: RefCell::new(TxnCoordinator::new(TxnConfig::from_broker(config))),
+            shard: OnceCell::new(),
+            writing_markers: RefCell::new(BTreeSet::new()),
+            remove_expired_interval_ms: config.transaction_remove_expired_interval_ms.max(1),
+            retry_timeouts_at_ms: Cell::new(i64::MIN),
+        }
+    }
+
+    /// Ties the coordinator to its shard (startup, once).
+    pub fn attach(&self, shard: &Rc<Shard<S>>) {
+        let _ = self.shard.set(Rc::downgrade(shard));
+    }
+
+    fn shard(&self) -> Option<Rc<Shard<S>>> {
+        self.shard.get().and_then(Weak::upgrade)
+    }
+
+    pub fn host(&self) -> &CoordinatorHost<S> {
+        &self.host
+    }
+
+    /// The coordinator's state, for inspection (tests, describe tools).
+    pub fn with_machine<T>(&self, f: impl FnOnce(&TxnCoordinator) -> T) -> T {
+        f(&self.machine.borrow())
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.host.now_ms()
+    }
+
+    /// Persists `next` for `id`, then makes it the id's state; a failed
+    /// write leaves the state as it was and answers
+    /// COORDINATOR_NOT_AVAILABLE (retriable: the client asks again).
+    async fn transition(&self, id: &str, next: TxnSnapshot) -> Result<(), ErrorCode> {
+        let record = self.machine.borrow().record_for(id, &next);
+        let written = self.host.persist(std::slice::from_ref(&record)).await;
+        let mut machine = self.machine.borrow_mut();
+        if written {
+            machine.complete(id, next);
+        } else {
+            machine.fail(id);
+        }
+        drop(machine);
+        self.host.timers_changed();
+        match written {
+            true => Ok(()),
+            false => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    /// InitProducerId with a transactional id: the producer id and epoch,
+    /// once durable.
+    pub async fn init_producer_id(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ErrorCode> {
+        self.host.check_owner(id)?;
+        let mut fresh = None;
+        loop {
+            let step = self.machine.borrow_mut().init_producer_id(
+                id,
+                timeout_ms,
+                expected,
+                fresh,
+                self.now_ms(),
+            )?;
+            match step {
+                InitStep::NeedProducerId if fresh.is_none() => {
+                    fresh = Some(self.allocate_producer_id().await?);
+                }
+                InitStep::NeedProducerId => return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+                InitStep::Persist(next) => {
+                    let answer = (next.producer_id, next.producer_epoch);
+                    self.transition(id, next).await?;
+                    return Ok(answer);
+                }
+                InitStep::FenceAndAbort(next) => {
+                    tracing::info!(
+                        transactional_id = id,
+                        producer_id = next.producer_id,
+                        epoch = next.producer_epoch,
+                        "fencing the previous producer and aborting its open transaction"
+                    );
+                    self.transition(id, next).await?;
+                    self.spawn_markers(id);
+                    return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
+                }
+            }
+        }
+    }
+
+    async fn allocate_producer_id(&self) -> Result<i64, ErrorCode> {
+        let shard = self.shard().ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        match ControllerHandle::new(shard).allocate_producer_id().await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+        }
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: one answer for all the
+    /// partitions (Kafka's coordinator answers them together).
+    pub async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<(), ErrorCode> {
+        self.host.check_owner(id)?;
+        let step = self.machine.borrow_mut().add_partitions(
+            id,
+            producer_id,
+            epoch,
+            &partitions,
+            self.now_ms(),
+        )?;
+        match step {
+            AddStep::AlreadyIn => Ok(()),
+            AddStep::Persist(next) => self.transition(id, next).await,
+        }
+    }
+
+    /// AddPartitionsToTxn `verify_only` (KIP-890 part 1): a code per
+    /// partition, NONE for those in the open transaction.
+    pub fn verify_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Vec<ErrorCode> {
+        if let Err(code) = self.host.check_owner(id) {
+            return vec![code; partitions.len()];
+        }
+        self.machine
+            .borrow()
+            .verify_partitions(id, producer_id, epoch, partitions)
+    }
+
+    /// EndTxn: answered once PrepareCommit/PrepareAbort is durable; the
+    /// markers follow.
+    pub async fn end_txn(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ErrorCode> {
+        self.host.check_owner(id)?;
+        let step =
+            self.machine
+                .borrow_mut()
+                .end_txn(id, producer_id, epoch, commit, self.now_ms())?;
+        match step {
+            EndStep::AlreadyDone => Ok(()),
+            EndStep::Persist(next) => {
+                self.transition(id, next).await?;
+                self.spawn_markers(id);
+                Ok(())
+            }
+        }
+    }
+
+    /// DescribeTransactions of one id.
+    pub fn describe(&self, id: &str) -> Result<TxnDescription, ErrorCode> {
+        self.host.check_owner(id)?;
+        self.machine
+            .borrow()
+            .describe(id)
+            .ok_or(ErrorCode::TRANSACTIONAL_ID_NOT_FOUND)
+    }
+
+    /// ListTransactions over this shard's ids.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<TxnListing>, ErrorCode> {
+        self.machine.borrow().list(filter, self.now_ms())
+    }
+
+    /// Starts the marker task of `id` unless one runs.
+    fn spawn_markers(&self, id: &str) {
+        let Some(shard) = self.shard() else {
+            return;
+        };
+        if !self.writing_markers.borrow_mut().insert(id.to_string()) {
+            return;
+        }
+        let id = id.to_string();
+        glommio::spawn_local(async move {
+            let txns = Rc::clone(shard.txns());
+            txns.complete_transaction(&shard, &id).await;
+            txns.writing_markers.borrow_mut().remove(&id);
+        })
+        .detach();
+    }
+
+    /// Writes the markers of `id`'s PrepareCommit/PrepareAbort to every
+    /// partition of the transaction, then its CompleteCommit/CompleteAbort.
+    /// Retries until done or the shard stops.
+    async fn complete_transaction(&self, shard: &Rc<Shard<S>>, id: &str) {
+        let Some(snapshot) = self.machine.borrow().get(id).map(|m| m.current.clone()) else {
+            return;
+        };
+        if !snapshot.state.is_preparing() {
+            return;
+        }
+        let marker = TxnMarker {
+            producer_id: snapshot.producer_id,
+            producer_epoch: snapshot.producer_epoch,
+            coordinator_epoch: COORDINATOR_EPOCH,
+            commit: snapshot.state == TxnState::PrepareCommit,
+        };
+        let writes = snapshot
+            .partitions
+            .iter()
+            .map(|(topic, partition)| write_marker(shard, topic.clone(), *partition, marker));
+        join_all(writes).await;
+        let mut backoff = RETRY_BACKOFF_MIN;
+        while !self.host.is_stopping() {
+            let Some(next) = self
+                .machine
+                .borrow_mut()
+                .complete_markers(id, self.now_ms())
+            else {
+                return;
+            };
+            if self.transition(id, next).await.is_ok() {
+                return;
+            }
+            within(backoff, std::future::pending::<()>()).await;
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+        }
+    }
+
+    /// Replays this shard's `__transaction_state` partitions not loaded
+    /// yet, then finishes every transaction a crash left between Prepare
+    /// and Complete.
+    pub async fn load_partitions(&self) -> Result<usize, LoadError> {
+        let applied = self.host.load_partitions(self).await?;
+        let awaiting = self.machine.borrow().awaiting_markers();
+        for id in awaiting {
+            tracing::info!(transactional_id = %id, "finishing a transaction after restart");
+            self.spawn_markers(&id);
+        }
+        Ok(applied)
+    }
+
+    /// Forgets the ids of a deleted `__transaction_state` partition.
+    pub fn unload_partition(&self, partition: i32) {
+        self.host.unload_partition(partition, self);
+    }
+
+    /// Ends the timer tasks (shutdown).
+    pub fn stop(&self) {
+        self.host.stop();
+    }
+
+    /// The timer task: transaction timeouts.
+    pub async fn run_timers(self: Rc<Self>) {
+        self.host.run_timers(&*self).await;
+    }
+
+    /// The expiry task: idle transactional ids, every
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub async fn run_expiry(self: Rc<Self>) {
+        let interval = Duration::from_millis(self.remove_expired_interval_ms as u64);
+        self.host
+            .every(interval, async || self.expire_ids().await)
+            .await;
+    }
+
+    async fn expire_ids(&self) {
+        let expired = self.machine.borrow_mut().expire(self.now_ms());
+        for (id, dead) in expired {
+            tracing::info!(transactional_id = %id, "transactional id expired");
+            // A failed tombstone leaves the id as it was; the next pass
+            // tries again.
+            let _ = self.transition(&id, dead).await;
+        }
+    }
+}
+
+/// Writes `marker` to `topic`-`partition` on its owning shard, once, and
+/// waits until it is durable; a marker in `__consumer_offsets` then
+/// completes the producer's pending offset commits there. What the
+/// coordinator's marker task and WriteTxnMarkers share.
+pub async fn write_marker_on_owner<S: ShardStorage>(
+    shard: &Rc<Shard<S>>,
+    topic: &str,
+    partition: i32,
+    marker: TxnMarker,
+) -> Result<i64, ErrorCode> {
+    let owner = shard
+        .owner_of(topic, partition)
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let name = topic.to_string();
+    let outcome = shard
+        .router
+        .invoke_on(owner, move |owner_shard: Rc<Shard<S>>| async move {
+            let written = owner_shard
+                .registry()
+                .write_txn_marker(&name, partition, marker, MARKER_WRITE_TIMEOUT)
+                .await
+                .map_err(|error| error.error_code());
+            if written.is_ok() && name == GROUP_METADATA_TOPIC {
+                owner_shard
+                    .groups()
+                    .complete_txn(partition, marker.producer_id, marker.commit);
+            }
+            written
+        })
+        .await;
+    match outcome {
+        Ok(written) => written,
+        // The owner is stopping: retriable, as a leader moving away.
+        Err(_) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+    }
+}
+
+/// [`write_marker_on_owner`] until it is durable, the partition is gone,
+/// or the marker is stale (a newer one is there); backs off between
+/// attempts, and gives up only when the shard stops (the replay after the
+/// restart writes it then).
+async fn write_marker<S: ShardStorage>(
+    shard: &Rc<Shard<S>>,
+    topic: String,
+    partition: i32,
+    marker: TxnMarker,
+) {
+    let mut backoff = RETRY_BACKOFF_MIN;
+    loop {
+        match write_marker_on_owner(shard, &topic, partition, marker).await {
+            // A deleted topic has nothing to mark, as in Kafka.
+            Ok(_) | Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => return,
+            Err(
+                code @ (ErrorCode::INVALID_PRODUCER_EPOCH
+                | ErrorCode::TRANSACTION_COORDINATOR_FENCED),
+            ) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    ?code,
+                    "transaction marker refused as stale"
+                );
+                return;
+            }
+            Err(code) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    ?code,
+                    "transaction marker not written; retrying"
+                );
+            }
+        }
+        if shard.is_stopping() {
+            return;
+        }
+        within(backoff, std::future::pending::<()>()).await;
+        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+    }
+}
+
+impl<S: ShardStorage> Hosted for TransactionCoordinator<S> {
+    fn replay(
+        &self,
+        partition: i32,
+        _now_ms: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let id = decode_key(key).map_err(|error| error.to_string())?;
+        self.machine.borrow_mut().replay(partition, id, value)
+    }
+
+    fn unload(&self, partition: i32) {
+        self.machine.borrow_mut().unload(partition);
+    }
+
+    fn next_deadline_ms(&self) -> Option<i64> {
+        let deadline = self.machine.borrow().next_deadline_ms()?;
+        Some(deadline.max(self.retry_timeouts_at_ms.get()))
+    }
+
+    async fn fire_due(&self, now_ms: i64) {
+        let due = self.machine.borrow().timed_out(now_ms);
+        for id in due {
+            let Some(next) = self.machine.borrow_mut().abort_timed_out(&id, now_ms) else {
+                continue;
+            };
+            tracing::info!(
+                transactional_id = %id,
+                producer_id = next.producer_id,
+                "aborting a transaction past its timeout"
+            );
+            if self.transition(&id, next).await.is_ok() {
+                self.spawn_markers(&id);
+            } else {
+                let retry_ms = RETRY_BACKOFF_MAX.as_millis() as i64;
+                self.retry_timeouts_at_ms
+                    .set(now_ms.saturating_add(retry_ms));
+            }
+        }
+    }
+}
