@@ -4,7 +4,8 @@
 # ephemeral port (learned from its "rafka listening on" line), runs each
 # <client>-roundtrip.sh, <client>-group.sh and <client>-admin.sh (each
 # installs its client), stops the broker with SIGTERM (it must exit 0), and
-# prints one line per run and a final "N passed, N failed" line.
+# prints one line per run and a final "N passed, N failed" line. The
+# SASL, TLS, ACL and transaction runs bring brokers of their own.
 #
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
@@ -15,7 +16,8 @@
 #        sasl-roundtrip.sh), tls (every roundtrip over SSL and mTLS, and
 #        refusals: another CA, plaintext on the TLS port;
 #        tls-roundtrip.sh), acl-matrix (users and ACLs over SCRAM across a
-#        kill -9, acl-matrix.sh) (default: all)
+#        kill -9, acl-matrix.sh), confluent-kafka-txn java-txn
+#        (transactions, confluent-kafka-txn.sh, java-txn.sh) (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -26,7 +28,8 @@ repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
-        confluent-kafka-admin java-admin kafka-python-admin sasl tls acl-matrix)
+        confluent-kafka-admin java-admin kafka-python-admin sasl tls acl-matrix
+        confluent-kafka-txn java-txn)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -47,8 +50,8 @@ cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin rafka
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 rafka_bin="$target_dir/release/rafka"
-# sasl-roundtrip.sh, tls-roundtrip.sh and acl-matrix.sh start brokers of
-# their own from the same binary.
+# sasl-roundtrip.sh, tls-roundtrip.sh, acl-matrix.sh and the *-txn.sh runs
+# start brokers of their own from the same binary.
 export RAFKA_BIN="$rafka_bin"
 
 # Starts the broker and sets broker_pid and bootstrap from its listening line:
@@ -99,6 +102,7 @@ for client in "${clients[@]}"; do
     case "$client" in
         *-group) script="$here/$client.sh" verdict_prefix="group ${client%-group}: " ;;
         *-admin) script="$here/$client.sh" verdict_prefix="admin ${client%-admin}: " ;;
+        *-txn) script="$here/$client.sh" verdict_prefix="txn ${client%-txn}: " ;;
         tls) script="$here/tls-roundtrip.sh" verdict_prefix="roundtrip tls: " ;;
         acl-matrix) script="$here/acl-matrix.sh" verdict_prefix="acl-matrix confluent-kafka: " ;;
         *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;

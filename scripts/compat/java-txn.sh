@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Transactions with the Java client (kafka-clients 3.9.1): commit, abort,
+# an open transaction under read_committed/read_uncommitted,
+# sendOffsetsToTransaction (commit and abort, checked with Admin
+# listConsumerGroupOffsets), zombie fencing and a consume-transform-produce
+# loop with seeded random aborts, exactly once (txn/JavaTxn.java). Starts a
+# broker of its own unless one is named (txn/common.sh); installs the client
+# (setup-java.sh) and compiles the program itself. Ends with
+# "txn java: PASS|FAIL ...".
+#
+# usage: scripts/compat/java-txn.sh [BOOTSTRAP]
+#   env: RAFKA_BIN (default: build the release binary), CORES (broker
+#        shards, 2), TXN_COUNT (consume-transform-produce records, 100000),
+#        TXN_SEED (its abort choices; printed with the result)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=txn/common.sh
+source "$here/txn/common.sh"
+"$here/setup-java.sh" >&2
+classpath="$(cat "$here/.cache/java/classpath")"
+classes="$here/.cache/java/txn-classes"
+mkdir -p "$classes"
+javac --release 17 -d "$classes" -cp "$classpath" "$here/txn/JavaTxn.java"
+txn_run java "${1:-}" -- \
+    java -cp "$classes:$classpath" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn JavaTxn
