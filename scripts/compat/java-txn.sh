@@ -9,8 +9,8 @@
 # "txn java: PASS|FAIL ...".
 #
 # usage: scripts/compat/java-txn.sh [BOOTSTRAP]
-#   env: RAFKA_BIN (default: build the release binary), CORES (broker
-#        shards, 2), TXN_COUNT (consume-transform-produce records, 100000),
+#   env: RAFKA_BIN (default: build the release binary), TXN_CORES (the
+#        shard counts to run on, one broker each: "1 2 4"), TXN_COUNT (consume-transform-produce records, 100000),
 #        TXN_SEED (its abort choices; printed with the result)
 set -euo pipefail
 
@@ -22,5 +22,21 @@ classpath="$(cat "$here/.cache/java/classpath")"
 classes="$here/.cache/java/txn-classes"
 mkdir -p "$classes"
 javac --release 17 -d "$classes" -cp "$classpath" "$here/txn/JavaTxn.java"
-txn_run java "${1:-}" -- \
-    java -cp "$classes:$classpath" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn JavaTxn
+# Against a broker of its own, once per shard count in TXN_CORES (1, 2
+# and 4 by default), each on a fresh broker; the verdict line comes last.
+if [[ -n "${1:-}" ]]; then
+    txn_run java "${1:-}" -- \
+        java -cp "$classes:$classpath" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn JavaTxn
+fi
+failed_on=()
+for cores in ${TXN_CORES:-1 2 4}; do
+    echo "txn java: broker with $cores shard(s)" >&2
+    ( CORES="$cores" txn_run java "${1:-}" -- \
+        java -cp "$classes:$classpath" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn JavaTxn ) || failed_on+=("$cores")
+done
+if [[ ${#failed_on[@]} -eq 0 ]]; then
+    echo "txn java: PASS (brokers of ${TXN_CORES:-1 2 4} shards)"
+else
+    echo "txn java: FAIL (with ${failed_on[*]} shard(s))"
+    exit 1
+fi
