@@ -1,6 +1,7 @@
 //! Setup calls before a run: make sure the topic exists with the asked
 //! partition count (CreateTopics), learn its partitions (Metadata), and
-//! read each partition's end offset (ListOffsets, latest).
+//! read each partition's end offset or last stable offset (ListOffsets,
+//! latest, read_uncommitted or read_committed).
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -19,6 +20,10 @@ const TOPIC_ALREADY_EXISTS: i16 = ErrorCode::TOPIC_ALREADY_EXISTS.code();
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
 /// ListOffsets' timestamp meaning "the log end offset".
 const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets' isolation levels: the high watermark, or the last stable
+/// offset.
+const READ_UNCOMMITTED: i8 = 0;
+const READ_COMMITTED: i8 = 1;
 
 const METADATA_VERSION: i16 = 12;
 const CREATE_TOPICS_VERSION: i16 = 7;
@@ -88,8 +93,28 @@ pub fn end_offsets(
     topic: &str,
     partitions: &[i32],
 ) -> Result<Vec<i64>, ClientError> {
+    latest_offsets(wire, topic, partitions, READ_UNCOMMITTED)
+}
+
+/// Each partition's last stable offset (what a read_committed consumer
+/// may read up to), in the order of `partitions`.
+pub fn stable_offsets(
+    wire: &mut Wire,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<i64>, ClientError> {
+    latest_offsets(wire, topic, partitions, READ_COMMITTED)
+}
+
+fn latest_offsets(
+    wire: &mut Wire,
+    topic: &str,
+    partitions: &[i32],
+    isolation_level: i8,
+) -> Result<Vec<i64>, ClientError> {
     let request = ListOffsetsRequest::default()
         .with_replica_id((-1).into())
+        .with_isolation_level(isolation_level)
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic_name(topic))
             .with_partitions(

@@ -8,6 +8,9 @@
 //!   CSV), `admin` (topic setup), `client` (the lean Kafka client).
 //! - `ceiling`: `ceiling-write` and `ceiling-sendfile`, the machine's own
 //!   limits for the ratios; `plot`: an SVG of run and ceiling CSVs.
+//! - `txn_run`: `txn`, transactional produce next to plain produce in the
+//!   same run (medians over rounds); `txn` (the closed-loop producer:
+//!   plain, idempotent or transactional).
 //! - `log_append`: `log-append`, the log's append + flush throughput next
 //!   to raw buffered writes of the same bytes.
 //! - `batch`: builds valid v2 record batches of an exact size.
@@ -28,6 +31,8 @@ mod report;
 mod run;
 mod size;
 mod std_storage;
+mod txn;
+mod txn_run;
 mod workload;
 
 use std::io::Write;
@@ -39,6 +44,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::log_append::{BenchError, Mode, Plan, Row};
 use crate::run::{RunError, RunPlan};
+use crate::txn::Mode as TxnMode;
+use crate::txn_run::{TxnPlan, TxnRunError};
 use rafka_proto::record::Compression;
 
 #[derive(Debug, Parser)]
@@ -60,6 +67,9 @@ enum Command {
     /// Produce at each --rate while a consumer reads; latency = due time to
     /// consumed.
     E2e(RunArgs),
+    /// Closed-loop produce of each --modes (plain, idempotent, records per
+    /// transaction) by --producers connections, --rounds times; medians.
+    Txn(TxnArgs),
     /// Sequential buffered writes of each size, fdatasync every
     /// --flush-bytes.
     CeilingWrite(CeilingWriteArgs),
@@ -166,6 +176,50 @@ struct RunArgs {
     csv: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct TxnArgs {
+    /// Broker address, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long, default_value = "rafka-bench-txn")]
+    topic: String,
+    /// Partitions to create the topic with (an existing topic keeps its own).
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Value bytes per record.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Most records per batch (one batch per request); a transaction's
+    /// records are dealt over the partitions first.
+    #[arg(long, default_value_t = 256)]
+    batch_records: u64,
+    /// Modes, comma-separated: plain (acks=all, no producer id),
+    /// idempotent, or N (transactions of N records); one row each.
+    #[arg(long, value_delimiter = ',', default_value = "plain,100,1000", value_parser = TxnMode::parse)]
+    modes: Vec<TxnMode>,
+    /// Producers (a connection and a thread each), all writing every
+    /// partition.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Length of each mode's phase; transactions started before its end
+    /// are committed.
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    /// Every mode runs once per round; each column is the median.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Most unanswered produce requests per connection.
+    #[arg(long, default_value_t = 32)]
+    inflight_max: usize,
+    /// Wait before resending an AddPartitionsToTxn answered
+    /// CONCURRENT_TRANSACTIONS (the Java client waits 20 ms).
+    #[arg(long, default_value_t = 1000)]
+    retry_backoff_us: u64,
+    /// Also write the table to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Codec {
     None,
@@ -255,6 +309,8 @@ enum MainError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
+    Txn(#[from] TxnRunError),
+    #[error(transparent)]
     Ceiling(#[from] ceiling::CeilingError),
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
@@ -267,6 +323,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => run_main(&args, run::produce_rows),
         Command::Consume(args) => run_main(&args, run::consume_rows),
         Command::E2e(args) => run_main(&args, run::e2e_rows),
+        Command::Txn(args) => txn_main(&args),
         Command::CeilingWrite(args) => ceiling_write_main(&args),
         Command::CeilingSendfile(args) => ceiling_sendfile_main(&args),
         Command::Plot(args) => plot_main(&args),
@@ -358,6 +415,28 @@ fn run_main(
         fetch_inflight_max: args.fetch_inflight.max(1),
     };
     let table = report::render(&mode(&plan)?);
+    emit(&table, args.csv.as_deref())
+}
+
+fn txn_main(args: &TxnArgs) -> Result<(), MainError> {
+    let record_bytes = check_range("--record-bytes", args.record_bytes as u64, 8, 1 << 20)?;
+    let batch_records = check_range("--batch-records", args.batch_records, 1, 1 << 20)?;
+    check_range("--partitions", args.partitions.max(0) as u64, 1, 1 << 16)?;
+    let producers = check_range("--producers", args.producers as u64, 1, 1024)?;
+    let plan = TxnPlan {
+        bootstrap: args.bootstrap.clone(),
+        topic: args.topic.clone(),
+        partitions: args.partitions,
+        record_bytes: record_bytes as usize,
+        batch_records,
+        inflight_max: args.inflight_max.max(1),
+        producers: producers as usize,
+        modes: args.modes.clone(),
+        duration: std::time::Duration::from_secs(args.duration_secs.max(1)),
+        rounds: args.rounds.max(1),
+        retry_backoff: std::time::Duration::from_micros(args.retry_backoff_us),
+    };
+    let table = txn_run::render(&txn_run::txn_rows(&plan)?);
     emit(&table, args.csv.as_deref())
 }
 

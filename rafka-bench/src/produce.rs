@@ -22,8 +22,8 @@ use crate::run::RunError;
 use crate::workload::{RecordFactory, Schedule};
 
 /// v9: the first flexible version that still names topics (v13 uses ids).
-const PRODUCE_VERSION: i16 = 9;
-const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+pub const PRODUCE_VERSION: i16 = 9;
+pub const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 
 #[derive(Debug, Clone)]
 pub struct ProduceConfig {

@@ -95,6 +95,40 @@ impl RecordFactory {
     }
 }
 
+/// What an idempotent or transactional producer stamps on a batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+impl RecordFactory {
+    /// One batch of `count` records for a closed-loop producer (`txn`):
+    /// nothing is due, so the values carry no meaningful stamp; `producer`
+    /// makes it idempotent (and transactional if asked).
+    pub fn producer_batch(
+        &mut self,
+        count: u64,
+        timestamp_ms: i64,
+        producer: Option<ProducerStamp>,
+    ) -> Result<Bytes, BuildError> {
+        let records_bytes = count as usize * (self.value.len() + 16);
+        let mut builder = BatchBuilder::with_capacity(self.compression, records_bytes)
+            .base_timestamp_ms(timestamp_ms);
+        if let Some(stamp) = producer {
+            builder = builder
+                .producer(stamp.producer_id, stamp.epoch, stamp.base_sequence)
+                .transactional(stamp.transactional);
+        }
+        for _ in 0..count {
+            builder.push_record(timestamp_ms, None, Some(&self.value), &[]);
+        }
+        builder.build()
+    }
+}
+
 /// The due time a record value carries, if it is long enough.
 pub fn stamp_of(value: &[u8]) -> Option<Duration> {
     let stamp: [u8; STAMP_BYTES] = value.get(..STAMP_BYTES)?.try_into().ok()?;
@@ -145,6 +179,29 @@ mod tests {
             let us = Duration::from_micros;
             assert_eq!(stamps, [us(2000), us(2100), us(2200)]);
         }
+    }
+
+    #[test]
+    fn producer_batches_carry_the_producer_and_the_transactional_bit() {
+        let mut factory = RecordFactory::new(64, Compression::None);
+        let stamp = ProducerStamp {
+            producer_id: 42,
+            epoch: 3,
+            base_sequence: 100,
+            transactional: true,
+        };
+        let batch = factory
+            .producer_batch(5, 1_700_000_000_000, Some(stamp))
+            .unwrap();
+        let header = validate(&batch).unwrap();
+        assert_eq!(header.record_count, 5);
+        assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
+        assert_eq!(header.base_sequence, 100);
+        assert!(header.is_transactional());
+        let plain = factory.producer_batch(2, 1_700_000_000_000, None).unwrap();
+        let header = validate(&plain).unwrap();
+        assert_eq!(header.producer_id, -1);
+        assert!(!header.is_transactional());
     }
 
     #[test]
