@@ -201,6 +201,19 @@ impl<S: ShardStorage> CoordinatorHost<S> {
     /// and waits until they are durable. Returns whether all were written;
     /// a caller must not announce what was not.
     pub async fn persist(&self, records: &[InternalRecord]) -> bool {
+        self.write(records, Acks::All).await
+    }
+
+    /// Appends `records` without waiting for their flush. Only for a
+    /// record whose loss in a crash is harmless and which nothing announces
+    /// on its own: any later record of the same key lands after it in the
+    /// same partition, so the flush that makes that one durable makes
+    /// this one durable too.
+    pub async fn append_unflushed(&self, records: &[InternalRecord]) -> bool {
+        self.write(records, Acks::Leader).await
+    }
+
+    async fn write(&self, records: &[InternalRecord], acks: Acks) -> bool {
         let mut written = true;
         for (partition, batch) in batches(records, None, self.now_ms()) {
             let appended = match batch {
@@ -210,7 +223,7 @@ impl<S: ShardStorage> CoordinatorHost<S> {
                         self.topic.name,
                         partition,
                         &batch,
-                        Acks::All,
+                        acks,
                         WRITE_TIMEOUT,
                         None,
                     )
