@@ -276,6 +276,9 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
     /// partition of the transaction, then its CompleteCommit/CompleteAbort.
     /// Retries until done or the shard stops.
     async fn complete_transaction(&self, shard: &Rc<Shard<S>>, id: &str) {
+        // The startup replay runs while other shards may still be opening
+        // their partitions: markers wait until every shard has loaded.
+        shard.lifecycle().wait_ready().await;
         let Some(snapshot) = self.machine.borrow().get(id).map(|m| m.current.clone()) else {
             return;
         };
@@ -395,10 +398,14 @@ pub async fn write_marker_on_owner<S: ShardStorage>(
     }
 }
 
-/// [`write_marker_on_owner`] until it is durable, the partition is gone,
-/// or the marker is stale (a newer one is there); backs off between
-/// attempts, and gives up only when the shard stops (the replay after the
-/// restart writes it then).
+/// [`write_marker_on_owner`] until it is durable, the partition is gone
+/// from the metadata image, or the marker is stale (a newer one is there);
+/// backs off between attempts, and gives up only when the shard stops (the
+/// replay after the restart writes it then). A partition the image still
+/// has but its owner has not open (being opened, or closed by a clean
+/// stop) is retried: taking it for a deleted one would let the
+/// transaction complete without its marker there, and that partition's
+/// LSO would stay at the transaction forever.
 async fn write_marker<S: ShardStorage>(
     shard: &Rc<Shard<S>>,
     topic: String,
@@ -408,8 +415,13 @@ async fn write_marker<S: ShardStorage>(
     let mut backoff = RETRY_BACKOFF_MIN;
     loop {
         match write_marker_on_owner(shard, &topic, partition, marker).await {
+            Ok(_) => return,
             // A deleted topic has nothing to mark, as in Kafka.
-            Ok(_) | Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => return,
+            Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+                if shard.owner_of(&topic, partition).is_none() =>
+            {
+                return
+            }
             Err(
                 code @ (ErrorCode::INVALID_PRODUCER_EPOCH
                 | ErrorCode::TRANSACTION_COORDINATOR_FENCED),
