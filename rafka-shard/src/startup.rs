@@ -98,9 +98,19 @@ pub async fn start(
     env: ShardEnv<Shard>,
     config: Arc<BrokerConfig>,
 ) -> Result<(Rc<Shard>, Started), ShardError> {
+    start_clocked(env, config, Rc::new(SystemClock)).await
+}
+
+/// [`start`] with `clock` instead of the system clock: the broker over
+/// its real files in a time a test moves (transaction timeouts, expiries).
+pub async fn start_clocked(
+    env: ShardEnv<Shard>,
+    config: Arc<BrokerConfig>,
+    clock: Rc<dyn Clock>,
+) -> Result<(Rc<Shard>, Started), ShardError> {
     let budget = FileBudget::new(file_budget_per_shard(&config, env.shard_count()));
     let storage = CachedStorage::new(GlommioStorage::new(), budget);
-    let (shard, started) = start_with(env, config, storage, Rc::new(SystemClock)).await?;
+    let (shard, started) = start_with(env, config, storage, clock).await?;
     shard.start_disk_monitor().await;
     Ok((shard, started))
 }

@@ -332,6 +332,9 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
     /// partition of the transaction, then its CompleteCommit/CompleteAbort.
     /// Retries until done or the shard stops.
     async fn complete_transaction(&self, shard: &Rc<Shard<S>>, id: &str) {
+        // The startup replay runs while other shards may still be opening
+        // their partitions: markers wait until every shard has loaded.
+        shard.lifecycle().wait_ready().await;
         let Some(snapshot) = self.machine.borrow().get(id).map(|m| m.current.clone()) else {
             return;
         };
@@ -462,10 +465,15 @@ pub async fn write_marker_on_owner<S: ShardStorage>(
     }
 }
 
-/// [`write_marker_on_owner`] until it is durable, the partition is gone,
-/// or the marker is stale (a newer one is there); backs off between
-/// attempts, and gives up only when the shard stops (the replay after the
-/// restart writes it then). Returns whether a marker was written.
+/// [`write_marker_on_owner`] until it is durable, the partition is gone
+/// from the metadata image, or the marker is stale (a newer one is there);
+/// backs off between attempts, and gives up only when the shard stops (the
+/// replay after the restart writes it then). A partition the image still
+/// has but its owner has not open (being opened, or closed by a clean
+/// stop) is retried: taking it for a deleted one would let the
+/// transaction complete without its marker there, and that partition's
+/// LSO would stay at the transaction forever. Returns whether a marker
+/// was written.
 async fn write_marker<S: ShardStorage>(
     shard: &Rc<Shard<S>>,
     topic: String,
@@ -477,7 +485,11 @@ async fn write_marker<S: ShardStorage>(
         match write_marker_on_owner(shard, &topic, partition, marker).await {
             Ok(_) => return true,
             // A deleted topic has nothing to mark, as in Kafka.
-            Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => return false,
+            Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+                if shard.owner_of(&topic, partition).is_none() =>
+            {
+                return false
+            }
             Err(
                 code @ (ErrorCode::INVALID_PRODUCER_EPOCH
                 | ErrorCode::TRANSACTION_COORDINATOR_FENCED),

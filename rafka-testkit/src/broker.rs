@@ -42,6 +42,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Request as ProtocolRequest};
 use rafka_core::config::BrokerConfig;
+use rafka_core::io::{Clock, SystemClock};
 use rafka_net::handlers::{
     api_versions, broker_table, serve, BrokerContext, ControllerHandle, Handlers, NodeInfo,
 };
@@ -59,9 +60,10 @@ use rafka_proto::record::Batches;
 use rafka_shard::partition::{PartitionError, TxnMarker};
 use rafka_shard::runtime::{run, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
-use rafka_shard::startup::start;
+use rafka_shard::startup::start_clocked;
 use uuid::Uuid;
 
+use crate::clock::SharedClock;
 use crate::proto::{creatable, metadata_topic, produce_answers, produce_request};
 
 /// How the in-process broker presents itself without a listener
@@ -91,6 +93,7 @@ pub struct TestBroker {
     zero_copy: bool,
     endpoint: Option<Endpoint>,
     data_dir: Option<PathBuf>,
+    clock: Option<SharedClock>,
     timeout: Duration,
 }
 
@@ -104,6 +107,7 @@ impl TestBroker {
             zero_copy: true,
             endpoint: None,
             data_dir: None,
+            clock: None,
             timeout: SCENARIO_TIMEOUT,
         }
     }
@@ -146,6 +150,15 @@ impl TestBroker {
     /// restart on the same data.
     pub fn data_dir(mut self, dir: &Path) -> TestBroker {
         self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Runs every shard on `clock` instead of the system clock, so the
+    /// test decides when timeouts and expiries are due (each coordinator's
+    /// timer task still sleeps on real time: kick it after moving the
+    /// clock).
+    pub fn clock(mut self, clock: SharedClock) -> TestBroker {
+        self.clock = Some(clock);
         self
     }
 
@@ -193,12 +206,18 @@ impl TestBroker {
         // Only shard 0 runs the scenario; the closure every shard gets
         // hands it over once.
         let scenario = Arc::new(Mutex::new(Some(scenario)));
+        let clock = self.clock;
         let main = move |env: ShardEnv<Shard>| {
             let config = Arc::clone(&config);
             let scenario = Arc::clone(&scenario);
             let settings = settings.clone();
+            let clock: Rc<dyn Clock> = match &clock {
+                Some(clock) => Rc::new(clock.clone()),
+                None => Rc::new(SystemClock),
+            };
             async move {
-                let (shard, _started) = start(env, config).await.expect("start");
+                let started = start_clocked(env, config, clock).await;
+                let (shard, _started) = started.expect("start");
                 let mut outcome = None;
                 if shard.id() == 0 {
                     let scenario = scenario.lock().expect("lock").take();

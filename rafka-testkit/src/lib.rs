@@ -14,7 +14,8 @@
 //!   heartbeat, leave, commit, offsets), the embedded consumer-protocol
 //!   bytes and Kafka's range assignor.
 //! - `broker`: [`broker::TestBroker`], a broker core in process (1..N
-//!   shards, temp dir, optional loopback listener) running a scenario on
+//!   shards, temp dir, optional loopback listener, optionally a
+//!   [`clock::SharedClock`] the test moves) running a scenario on
 //!   shard 0 and stopping cleanly; [`broker::Broker`], the scenario's
 //!   handle (`call` a request through the broker's dispatch, create
 //!   topics, produce, read partitions). The only file that knows
@@ -32,6 +33,7 @@
 //!   partition's segment files read back.
 
 pub mod broker;
+pub mod clock;
 pub mod process;
 pub mod proto;
 pub mod records;
@@ -41,6 +43,7 @@ pub mod wire;
 pub mod wire_group;
 
 pub use broker::{Broker, TestBroker, SHARD_MATRIX};
+pub use clock::SharedClock;
 pub use process::{BrokerOptions, BrokerProcess};
 pub use rng::Rng;
 pub use wire::{WireClient, WireError};
