@@ -21,6 +21,9 @@
 //!   credentials, Kafka's JAAS and `--add-scram` syntaxes.
 //! - `txn`: the transaction coordinator (Kafka's state machine, the
 //!   `__transaction_state` records), sans IO.
+//! - `quota`: client quotas, sans IO — Kafka's entities, keys and
+//!   precedence, the quota table the metadata image holds, the sampled
+//!   rate and throttle time, the sensors, and which shard owns each.
 //! - `logger`: runtime logger levels (Kafka's BROKER_LOGGER resource).
 //! - `config`: broker settings (Kafka's `server.properties` names) and topic
 //!   configs with Kafka's names and defaults.
@@ -34,6 +37,7 @@ pub mod log;
 pub mod logger;
 pub mod metadata;
 pub mod producer;
+pub mod quota;
 pub mod sasl;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
