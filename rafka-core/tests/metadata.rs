@@ -7,11 +7,12 @@ use proptest::prelude::*;
 use rafka_core::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use rafka_core::config::{BrokerConfig, TopicNameError};
 use rafka_core::metadata::{
-    AccessControlEntryRecord, ApplyError, ConfigOp, ConfigRecord, ConfigResource, Controller,
-    ControllerError, MetadataDelta, MetadataImage, MetadataRecord, NewTopic,
-    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
-    RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
+    AccessControlEntryRecord, ApplyError, ClientQuotaRecord, ConfigOp, ConfigRecord,
+    ConfigResource, Controller, ControllerError, MetadataDelta, MetadataImage, MetadataRecord,
+    NewTopic, PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
 };
+use rafka_core::quota::{EntityName, QuotaEntity, QuotaKey, QuotaValue};
 use rafka_core::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
 use rafka_testkit::Rng;
 use uuid::Uuid;
@@ -548,7 +549,19 @@ fn random_history(rng: &mut Rng, ops: usize) -> Vec<MetadataRecord> {
         let name = format!("t{}", rng.below(20));
         let user = format!("u{}", rng.below(5));
         let mechanism = ScramMechanism::ALL[rng.below(2) as usize];
-        let records = match rng.below(6) {
+        let quota_entity = QuotaEntity::ClientId(EntityName::Named(user.clone()));
+        let records = match rng.below(7) {
+            6 => Ok(vec![MetadataRecord::ClientQuota(ClientQuotaRecord {
+                entity: quota_entity.clone(),
+                key: QuotaKey::ProducerByteRate,
+                value: match image
+                    .client_quotas()
+                    .get(&quota_entity, QuotaKey::ProducerByteRate)
+                {
+                    Some(_) if rng.below(2) == 0 => None,
+                    _ => QuotaValue::new(1.0 + rng.below(1000) as f64),
+                },
+            })]),
             4 => Ok(vec![set_scram(
                 &user,
                 &credential(mechanism, rng.below(256) as u8),
@@ -655,7 +668,29 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
         uuid.prop_map(|id| {
             MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })
         }),
+        arb_client_quota(),
     ]
+}
+
+fn arb_client_quota() -> impl Strategy<Value = MetadataRecord> {
+    let name = proptest::option::of(".{0,12}").prop_map(|name| match name {
+        None => EntityName::Default,
+        Some(name) => EntityName::Named(name),
+    });
+    let entity = (0u8..4, name.clone(), name).prop_map(|(kind, a, b)| match kind {
+        0 => QuotaEntity::User(a),
+        1 => QuotaEntity::ClientId(a),
+        2 => QuotaEntity::UserClientId(a, b),
+        _ => QuotaEntity::Ip(a),
+    });
+    let value = proptest::option::of(1e-9f64..1e18).prop_map(|v| v.and_then(QuotaValue::new));
+    (entity, 0usize..QuotaKey::ALL.len(), value).prop_map(|(entity, key, value)| {
+        MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity,
+            key: QuotaKey::ALL[key],
+            value,
+        })
+    })
 }
 
 fn arb_acl() -> impl Strategy<Value = AclBinding> {

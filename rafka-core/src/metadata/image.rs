@@ -1,6 +1,6 @@
 //! The metadata image: every topic, its partitions' owning shards and its
-//! config overrides, and the users' SCRAM credentials, as of some point in
-//! the metadata log.
+//! config overrides, the users' SCRAM credentials, the ACLs and the client
+//! quotas, as of some point in the metadata log.
 //!
 //! Lives on every shard: shard 0 (the controller) applies records to its
 //! copy and shares the result as `Arc<MetadataImage>` with the others,
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::record::{
-    AccessControlEntryRecord, ConfigRecord, ConfigResource, MetadataRecord,
+    AccessControlEntryRecord, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
     PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
     RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
     TopicRecord, UserScramCredentialRecord,
@@ -25,6 +25,7 @@ use super::record::{
 use crate::acl::AclSet;
 use crate::config::topic_name::{collision_key, has_collision_chars};
 use crate::config::TopicDefaults;
+use crate::quota::{EntityError, QuotaEntity, QuotaKey, QuotaTable, QuotaValue};
 use crate::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
 
 /// One topic as of the image.
@@ -114,6 +115,14 @@ pub enum MetadataDelta {
     AclChanged {
         id: Uuid,
     },
+    /// A client quota was set (`new`) or removed (`None`); shards re-read
+    /// the image's [`QuotaTable`] for the quotas their clients get.
+    ClientQuotaChanged {
+        entity: QuotaEntity,
+        key: QuotaKey,
+        old: Option<QuotaValue>,
+        new: Option<QuotaValue>,
+    },
 }
 
 /// A record that does not fit the image it is applied to. The controller
@@ -153,6 +162,15 @@ pub enum ApplyError {
     AclIdTaken(Uuid),
     #[error("unknown ACL id {0}")]
     UnknownAclId(Uuid),
+    #[error("client quota entity {entity}: {error}")]
+    InvalidClientQuotaEntity {
+        entity: QuotaEntity,
+        error: EntityError,
+    },
+    #[error("client quota key {key} does not apply to entity {entity}")]
+    ClientQuotaKeyMismatch { entity: QuotaEntity, key: QuotaKey },
+    #[error("entity {entity} has no client quota {key}")]
+    UnknownClientQuota { entity: QuotaEntity, key: QuotaKey },
 }
 
 impl ApplyError {
@@ -168,6 +186,8 @@ impl ApplyError {
                 ErrorCode::UNACCEPTABLE_CREDENTIAL
             }
             ApplyError::UnknownScramCredential { .. } => ErrorCode::RESOURCE_NOT_FOUND,
+            ApplyError::InvalidClientQuotaEntity { .. }
+            | ApplyError::ClientQuotaKeyMismatch { .. } => ErrorCode::INVALID_REQUEST,
             _ => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
@@ -187,6 +207,7 @@ pub struct MetadataImage {
     /// SCRAM credentials by user, then mechanism (never an empty inner map).
     scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     acls: AclSet,
+    client_quotas: QuotaTable,
 }
 
 impl MetadataImage {
@@ -285,6 +306,11 @@ impl MetadataImage {
         &self.acls
     }
 
+    /// Every client quota of the cluster.
+    pub fn client_quotas(&self) -> &QuotaTable {
+        &self.client_quotas
+    }
+
     /// Whether any dynamic broker config is set (anywhere).
     pub fn has_broker_configs(&self) -> bool {
         !self.broker_configs.is_empty()
@@ -309,7 +335,8 @@ impl MetadataImage {
 
     /// The image as records that rebuild it from empty (a snapshot): the
     /// ACLs in id order, the dynamic broker configs, the SCRAM credentials
-    /// (user, then mechanism order), then per topic in name order, its
+    /// (user, then mechanism order), the client quotas (entity, then key
+    /// order), then per topic in name order, its
     /// TopicRecord, PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
@@ -335,6 +362,15 @@ impl MetadataImage {
                 out.push(MetadataRecord::UserScramCredential(
                     UserScramCredentialRecord::new(user.clone(), credential),
                 ));
+            }
+        }
+        for (entity, quotas) in self.client_quotas.iter() {
+            for (key, value) in quotas {
+                out.push(MetadataRecord::ClientQuota(ClientQuotaRecord {
+                    entity: entity.clone(),
+                    key: *key,
+                    value: Some(*value),
+                }));
             }
         }
         for t in self.topics() {
@@ -373,7 +409,38 @@ impl MetadataImage {
             MetadataRecord::RemoveUserScramCredential(r) => self.apply_remove_scram_credential(r),
             MetadataRecord::AccessControlEntry(r) => self.apply_acl(r),
             MetadataRecord::RemoveAccessControlEntry(r) => self.apply_remove_acl(r),
+            MetadataRecord::ClientQuota(r) => self.apply_client_quota(r),
         }
+    }
+
+    fn apply_client_quota(&mut self, r: &ClientQuotaRecord) -> Result<MetadataDelta, ApplyError> {
+        r.entity
+            .check()
+            .map_err(|error| ApplyError::InvalidClientQuotaEntity {
+                entity: r.entity.clone(),
+                error,
+            })?;
+        if !r.key.applies_to(&r.entity) {
+            return Err(ApplyError::ClientQuotaKeyMismatch {
+                entity: r.entity.clone(),
+                key: r.key,
+            });
+        }
+        let old = match r.value {
+            Some(value) => self.client_quotas.set(r.entity.clone(), r.key, value),
+            None => Some(self.client_quotas.remove(&r.entity, r.key).ok_or_else(|| {
+                ApplyError::UnknownClientQuota {
+                    entity: r.entity.clone(),
+                    key: r.key,
+                }
+            })?),
+        };
+        Ok(MetadataDelta::ClientQuotaChanged {
+            entity: r.entity.clone(),
+            key: r.key,
+            old,
+            new: r.value,
+        })
     }
 
     fn apply_acl(&mut self, r: &AccessControlEntryRecord) -> Result<MetadataDelta, ApplyError> {

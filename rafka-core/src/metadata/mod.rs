@@ -12,6 +12,9 @@
 //! - `scram_control`: AlterUserScramCredentials -> records, and
 //!   DescribeUserScramCredentials' view (Kafka's `ScramControlManager`,
 //!   `ScramImage.describe`).
+//! - `quota_control`: AlterClientQuotas -> records, and
+//!   DescribeClientQuotas' view (Kafka's `ClientQuotaControlManager`,
+//!   `ClientQuotasImage.describe`).
 //! - `log`: [`MetadataLog`], append + fsync, replay, torn-tail repair.
 //! - `snapshot`: snapshot file format and its crash-safe write.
 //! - `store`: [`MetadataStore`], log + image committed together.
@@ -27,6 +30,7 @@ pub mod frame;
 pub mod image;
 pub mod log;
 pub mod placement;
+pub mod quota_control;
 pub mod record;
 pub mod scram_control;
 pub mod snapshot;
@@ -36,8 +40,11 @@ pub use acl_control::{AclControlError, AclDeletion};
 pub use controller::{new_topic_id, ConfigOp, Controller, ControllerError, NewTopic};
 pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
+pub use quota_control::{
+    QuotaAlterError, QuotaAlteration, QuotaAlterationEntry, QuotaDescription, QuotaOp,
+};
 pub use record::{
-    AccessControlEntryRecord, ConfigRecord, ConfigResource, MetadataRecord,
+    AccessControlEntryRecord, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
     PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
     RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
     TopicRecord, UserScramCredentialRecord,

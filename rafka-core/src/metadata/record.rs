@@ -6,7 +6,9 @@
 //! an optional string is a `u8` flag (0 absent, 1 present) then the string;
 //! a topic id is its 16 raw bytes; a byte string is `u32` length + bytes
 //! (at most [`RECORD_BYTES_MAX`]); a SCRAM mechanism is Kafka's `u8` type
-//! code. Decoding is strict: an unknown type or
+//! code; a quota entity is a `u8` kind (1 user, 2 client-id, 3 user and
+//! client-id, 4 IP) then per name a `u8` (0 the default, 1 named) and the
+//! name; a quota value is an IEEE-754 `f64`'s 8 bytes. Decoding is strict: an unknown type or
 //! version, a short field, bad UTF-8 or trailing bytes are errors, so two
 //! nodes can never read one record differently.
 
@@ -15,6 +17,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+use crate::quota::{EntityName, QuotaEntity, QuotaKey, QuotaValue};
 use crate::sasl::{ScramCredential, ScramMechanism};
 
 /// Index of a shard (one executor core). A `u32` on disk.
@@ -145,6 +148,17 @@ pub struct RemoveAccessControlEntryRecord {
     pub id: Uuid,
 }
 
+/// Sets (`Some`) or removes (`None`) one client quota (KRaft's
+/// ClientQuotaRecord). Decoding checks the format and that the value is a
+/// valid quota; `MetadataImage::apply` checks the entity's names and that
+/// the key belongs to the entity's kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientQuotaRecord {
+    pub entity: QuotaEntity,
+    pub key: QuotaKey,
+    pub value: Option<QuotaValue>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -157,6 +171,7 @@ pub enum MetadataRecord {
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     AccessControlEntry(AccessControlEntryRecord),
     RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
+    ClientQuota(ClientQuotaRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -171,6 +186,7 @@ mod code {
     pub const REMOVE_ACCESS_CONTROL_ENTRY: u8 = 8;
     pub const USER_SCRAM_CREDENTIAL: u8 = 9;
     pub const REMOVE_USER_SCRAM_CREDENTIAL: u8 = 10;
+    pub const CLIENT_QUOTA: u8 = 11;
 
     pub fn is_known(code: u8) -> bool {
         matches!(
@@ -185,8 +201,17 @@ mod code {
                 | REMOVE_ACCESS_CONTROL_ENTRY
                 | USER_SCRAM_CREDENTIAL
                 | REMOVE_USER_SCRAM_CREDENTIAL
+                | CLIENT_QUOTA
         )
     }
+}
+
+/// A client quota entity's kind on disk.
+mod quota_entity {
+    pub const USER: u8 = 1;
+    pub const CLIENT_ID: u8 = 2;
+    pub const USER_CLIENT_ID: u8 = 3;
+    pub const IP: u8 = 4;
 }
 
 /// The only version of each record type written so far.
@@ -214,6 +239,13 @@ pub enum RecordError {
     UnknownResourceType(i8),
     #[error("ACL field {field} has the invalid code {code}")]
     BadAclCode { field: &'static str, code: i8 },
+    #[error("unknown client quota entity kind {0}")]
+    UnknownQuotaEntity(u8),
+    #[error("unknown client quota key {0:?}")]
+    UnknownQuotaKey(String),
+    /// The value's `f64` bits (an `f64` would make the error not `Eq`).
+    #[error("client quota value {} is not finite and above zero", f64::from_bits(*.0))]
+    BadQuotaValue(u64),
     #[error("{0} bytes left after the record")]
     TrailingBytes(usize),
 }
@@ -249,6 +281,39 @@ impl Writer<'_> {
         assert!(length <= RECORD_BYTES_MAX, "metadata byte string too long");
         self.u32(length);
         self.0.extend_from_slice(b);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn entity_name(&mut self, name: &EntityName) {
+        match name {
+            EntityName::Default => self.u8(0),
+            EntityName::Named(name) => {
+                self.u8(1);
+                self.string(name);
+            }
+        }
+    }
+    fn quota_entity(&mut self, entity: &QuotaEntity) {
+        match entity {
+            QuotaEntity::User(user) => {
+                self.u8(quota_entity::USER);
+                self.entity_name(user);
+            }
+            QuotaEntity::ClientId(client) => {
+                self.u8(quota_entity::CLIENT_ID);
+                self.entity_name(client);
+            }
+            QuotaEntity::UserClientId(user, client) => {
+                self.u8(quota_entity::USER_CLIENT_ID);
+                self.entity_name(user);
+                self.entity_name(client);
+            }
+            QuotaEntity::Ip(ip) => {
+                self.u8(quota_entity::IP);
+                self.entity_name(ip);
+            }
+        }
     }
     fn opt_string(&mut self, s: Option<&str>) {
         match s {
@@ -313,6 +378,44 @@ impl<'a> Reader<'a> {
         }
         Ok(self.take(length as usize)?.to_vec())
     }
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+    fn entity_name(&mut self) -> Result<EntityName, RecordError> {
+        let at = self.at;
+        match self.u8()? {
+            0 => Ok(EntityName::Default),
+            1 => Ok(EntityName::Named(self.string()?)),
+            flag => Err(RecordError::BadFlag { at, flag }),
+        }
+    }
+    fn quota_entity(&mut self) -> Result<QuotaEntity, RecordError> {
+        Ok(match self.u8()? {
+            quota_entity::USER => QuotaEntity::User(self.entity_name()?),
+            quota_entity::CLIENT_ID => QuotaEntity::ClientId(self.entity_name()?),
+            quota_entity::USER_CLIENT_ID => {
+                QuotaEntity::UserClientId(self.entity_name()?, self.entity_name()?)
+            }
+            quota_entity::IP => QuotaEntity::Ip(self.entity_name()?),
+            kind => return Err(RecordError::UnknownQuotaEntity(kind)),
+        })
+    }
+    fn quota_key(&mut self) -> Result<QuotaKey, RecordError> {
+        let name = self.string()?;
+        QuotaKey::from_name(&name).ok_or(RecordError::UnknownQuotaKey(name))
+    }
+    fn quota_value(&mut self) -> Result<Option<QuotaValue>, RecordError> {
+        let at = self.at;
+        match self.u8()? {
+            0 => Ok(None),
+            1 => {
+                let bits = self.u64()?;
+                let value = QuotaValue::new(f64::from_bits(bits));
+                value.map(Some).ok_or(RecordError::BadQuotaValue(bits))
+            }
+            flag => Err(RecordError::BadFlag { at, flag }),
+        }
+    }
     fn scram_mechanism(&mut self) -> Result<ScramMechanism, RecordError> {
         let code = self.u8()?;
         ScramMechanism::from_type_code(code).ok_or(RecordError::UnknownScramMechanism(code))
@@ -340,6 +443,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential(_) => code::REMOVE_USER_SCRAM_CREDENTIAL,
             MetadataRecord::AccessControlEntry(_) => code::ACCESS_CONTROL_ENTRY,
             MetadataRecord::RemoveAccessControlEntry(_) => code::REMOVE_ACCESS_CONTROL_ENTRY,
+            MetadataRecord::ClientQuota(_) => code::CLIENT_QUOTA,
         }
     }
 
@@ -401,6 +505,17 @@ impl MetadataRecord {
                 w.u8(r.acl.permission.code() as u8);
             }
             MetadataRecord::RemoveAccessControlEntry(r) => w.uuid(&r.id),
+            MetadataRecord::ClientQuota(r) => {
+                w.quota_entity(&r.entity);
+                w.string(r.key.name());
+                match r.value {
+                    None => w.u8(0),
+                    Some(value) => {
+                        w.u8(1);
+                        w.u64(value.get().to_bits());
+                    }
+                }
+            }
         }
     }
 
@@ -494,6 +609,11 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 id: r.uuid()?,
             })
         }
+        code::CLIENT_QUOTA => MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity: r.quota_entity()?,
+            key: r.quota_key()?,
+            value: r.quota_value()?,
+        }),
         _ => return Err(RecordError::UnknownType(record_type)),
     })
 }
@@ -686,6 +806,70 @@ mod tests {
     }
 
     #[test]
+    fn client_quota_records_bytes() {
+        let record = MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity: QuotaEntity::UserClientId(EntityName::Named("al".into()), EntityName::Default),
+            key: QuotaKey::ProducerByteRate,
+            value: QuotaValue::new(1024.0),
+        });
+        let mut want = vec![
+            11, 0, // type, version
+            3, // user and client-id
+            1, 0, 0, 0, 2, b'a', b'l', // user "al"
+            0,    // client-id <default>
+            0, 0, 0, 18, // key
+        ];
+        want.extend_from_slice(b"producer_byte_rate");
+        want.push(1);
+        want.extend_from_slice(&1024f64.to_bits().to_be_bytes());
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record));
+        let remove = MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity: QuotaEntity::Ip(EntityName::Default),
+            key: QuotaKey::ConnectionCreationRate,
+            value: None,
+        });
+        let mut want = vec![11, 0, 4, 0, 0, 0, 0, 24];
+        want.extend_from_slice(b"connection_creation_rate");
+        want.push(0);
+        assert_eq!(remove.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(remove));
+    }
+
+    #[test]
+    fn client_quota_records_decode_strictly() {
+        let prefix = [11, 0, 2, 0, 0, 0, 0, 18];
+        let with = |tail: &[u8]| {
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(b"producer_byte_rate");
+            bytes.extend_from_slice(tail);
+            MetadataRecord::decode(&bytes)
+        };
+        for bad in [0.0f64, -1.0, f64::NAN, f64::INFINITY] {
+            let mut tail = vec![1];
+            tail.extend_from_slice(&bad.to_bits().to_be_bytes());
+            assert_eq!(with(&tail), Err(RecordError::BadQuotaValue(bad.to_bits())));
+        }
+        assert_eq!(with(&[2]), Err(RecordError::BadFlag { at: 26, flag: 2 }));
+        assert_eq!(
+            with(&[1, 0, 0]),
+            Err(RecordError::Truncated { at: 27, needed: 6 })
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[11, 0, 5, 0]),
+            Err(RecordError::UnknownQuotaEntity(5))
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[11, 0, 1, 2]),
+            Err(RecordError::BadFlag { at: 3, flag: 2 })
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[11, 0, 1, 0, 0, 0, 0, 1, b'x', 0]),
+            Err(RecordError::UnknownQuotaKey("x".into()))
+        );
+    }
+
+    #[test]
     fn strict_decoding() {
         let mut bytes = MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: ID }).to_bytes();
         bytes.push(0);
@@ -697,7 +881,7 @@ mod tests {
             MetadataRecord::decode(&bytes[..10]),
             Err(RecordError::Truncated { at: 2, needed: 8 })
         );
-        for unknown in [0, 11, 255] {
+        for unknown in [0, 12, 255] {
             assert_eq!(
                 MetadataRecord::decode(&[unknown, 0]),
                 Err(RecordError::UnknownType(unknown))
