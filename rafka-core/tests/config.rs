@@ -59,6 +59,8 @@ fn empty_file_gives_kafka_defaults() {
     assert_eq!(c.fetch_max_wait_ms, 30_000);
     assert_eq!(c.log_scrub_bytes_per_second, 16 << 20);
     assert_eq!(c.log_dir_min_free_bytes, None);
+    assert_eq!((c.quota_window_num, c.quota_window_size_seconds), (11, 1));
+    assert_eq!(c.quota_window(), rafka_core::quota::QuotaWindow::default());
     let t = &c.topic_defaults.config;
     assert_eq!(t.segment_bytes, 1 << 30);
     assert_eq!(t.segment_ms, 168 * 3_600_000);
@@ -364,4 +366,14 @@ fn override_validation_maps_to_invalid_config() {
         ok.map(|c| (c.segment_bytes, c.cleanup_policy.compact)),
         Ok((1 << 20, true))
     );
+}
+
+#[test]
+fn quota_window_settings() {
+    let (c, warnings) = load("quota.window.num=3\nquota.window.size.seconds=2\n");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(c.quota_window(), rafka_core::quota::QuotaWindow::new(3, 2));
+    assert_eq!(c.quota_window().window_ms(), 2000);
+    let error = load_err("quota.window.num=0\n");
+    assert!(error.to_string().contains("quota.window.num"), "{error}");
 }

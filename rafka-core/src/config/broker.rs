@@ -137,6 +137,10 @@ pub struct BrokerConfig {
     pub fetch_max_wait_ms: i32,
     pub connections_max_idle_ms: i64,
     pub offsets_topic_num_partitions: i32,
+    /// `quota.window.num`: samples a client quota's rate is measured over.
+    pub quota_window_num: i32,
+    /// `quota.window.size.seconds`: the length of one such sample.
+    pub quota_window_size_seconds: i32,
     pub offsets_retention_minutes: i32,
     /// `offsets.retention.check.interval.ms`: how often expired offsets go.
     pub offsets_retention_check_interval_ms: i64,
@@ -218,6 +222,8 @@ impl Default for BrokerConfig {
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             group_initial_rebalance_delay_ms: 3000,
@@ -330,6 +336,14 @@ impl<'a> Entries<'a> {
 }
 
 impl BrokerConfig {
+    /// The client quotas' sampling (`quota.window.num` samples of
+    /// `quota.window.size.seconds`); parsing keeps both at least 1.
+    pub fn quota_window(&self) -> crate::quota::QuotaWindow {
+        let samples = u32::try_from(self.quota_window_num.max(1)).unwrap_or(1);
+        let seconds = u32::try_from(self.quota_window_size_seconds.max(1)).unwrap_or(1);
+        crate::quota::QuotaWindow::new(samples, seconds)
+    }
+
     /// Parses `server.properties` text.
     pub fn from_properties_text(
         text: &str,
@@ -563,6 +577,8 @@ fn super_users(e: &mut Entries<'_>) -> Result<Vec<String>, ConfigError> {
 fn read_groups(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigError> {
     const MAX32: i32 = i32::MAX;
     c.offsets_topic_num_partitions = e.i32("offsets.topic.num.partitions", 1, MAX32, 50)?;
+    c.quota_window_num = e.i32("quota.window.num", 1, MAX32, 11)?;
+    c.quota_window_size_seconds = e.i32("quota.window.size.seconds", 1, MAX32, 1)?;
     c.offsets_retention_minutes = e.i32("offsets.retention.minutes", 1, MAX32, 7 * 24 * 60)?;
     c.offsets_retention_check_interval_ms =
         e.i64("offsets.retention.check.interval.ms", 1, i64::MAX, 600_000)?;

@@ -494,6 +494,18 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Partitions of __consumer_offsets.",
     },
     BrokerKey {
+        names: &["quota.window.num"],
+        kind: ConfigType::Int,
+        render: |c| some(c.quota_window_num),
+        doc: "Samples a client quota's rate is measured over.",
+    },
+    BrokerKey {
+        names: &["quota.window.size.seconds"],
+        kind: ConfigType::Int,
+        render: |c| some(c.quota_window_size_seconds),
+        doc: "Length of one client quota sample, in seconds.",
+    },
+    BrokerKey {
         names: &["rafka.fetch.max.wait.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.fetch_max_wait_ms),
