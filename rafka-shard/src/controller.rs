@@ -22,6 +22,9 @@ use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::acl_control;
 use rafka_core::metadata::log::SNAPSHOT_INTERVAL_RECORDS_DEFAULT;
+use rafka_core::metadata::quota_control::{
+    self, QuotaAlteration, QuotaAlterationEntry, WireEntity,
+};
 use rafka_core::metadata::scram_control::{self, ScramAlteration};
 use rafka_core::metadata::{
     new_topic_id, Committed, ConfigOp, Controller, MetadataImage, MetadataRecord, MetadataStore,
@@ -391,6 +394,39 @@ impl<S: ShardStorage> ControllerShard<S> {
                     Err(error) => Err(scram_failure(&error)),
                 };
                 (user, outcome)
+            })
+            .collect()
+    }
+
+    /// AlterClientQuotas: an outcome per distinct entity (see
+    /// `rafka_core::metadata::quota_control` for Kafka's rules); the
+    /// accepted entities are committed together before the answer, and
+    /// nothing is written with `validate_only`.
+    pub async fn alter_client_quotas(
+        &self,
+        publisher: &impl Publisher,
+        entries: Vec<QuotaAlterationEntry>,
+        validate_only: bool,
+    ) -> Vec<(WireEntity, Result<(), TopicFailure>)> {
+        let mut inner = self.lock().await;
+        let image = Arc::clone(inner.store.image());
+        let QuotaAlteration { results, records } =
+            quota_control::alter_client_quotas(&image, &entries, validate_only);
+        let committed = if records.is_empty() {
+            Ok(())
+        } else {
+            commit_and_publish(&mut inner, publisher, &records)
+                .await
+                .map(|_applied| ())
+        };
+        results
+            .into_iter()
+            .map(|(entity, outcome)| {
+                let outcome = match outcome {
+                    Ok(()) => committed.clone(),
+                    Err(error) => Err(TopicFailure::new(error.error_code(), error.to_string())),
+                };
+                (entity, outcome)
             })
             .collect()
     }

@@ -18,6 +18,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use rafka_core::acl::{AclBinding, AclBindingFilter};
+use rafka_core::metadata::quota_control::{QuotaAlterationEntry, WireEntity};
 use rafka_core::metadata::{NewTopic, ScramDeletion, ScramUpsertion};
 use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
@@ -168,6 +169,21 @@ impl<S: ShardStorage> ControllerHandle<S> {
         self.call(None, async move |controller, publisher| {
             controller
                 .alter_scram_credentials(publisher, deletions, upsertions)
+                .await
+        })
+        .await
+    }
+
+    /// AlterClientQuotas: an outcome per distinct entity, in first-seen
+    /// order (see `rafka_core::metadata::quota_control`).
+    pub async fn alter_client_quotas(
+        &self,
+        entries: Vec<QuotaAlterationEntry>,
+        validate_only: bool,
+    ) -> Result<Vec<(WireEntity, Result<(), TopicFailure>)>, ControllerCallError> {
+        self.call(None, async move |controller, publisher| {
+            controller
+                .alter_client_quotas(publisher, entries, validate_only)
                 .await
         })
         .await
