@@ -30,20 +30,18 @@
 
 mod support;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     MetadataRequest, MetadataResponse,
 };
 use rafka_testkit::proto::{creatable, topic_name};
-use rafka_testkit::rng::env_seed;
 use rafka_testkit::wire_group::{check, JoinSpec, Offsets};
 use rafka_testkit::{BrokerProcess, Rng, WireClient, WireError};
 use rdkafka::client::ClientContext;
@@ -51,6 +49,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use support::client::{self, Record};
 use support::rafka;
+use support::seed::{self, FailureNote};
 
 const TOPIC: &str = "crash-random";
 const PARTITIONS: i32 = 3;
@@ -698,25 +697,6 @@ fn verify(broker: &BrokerProcess, ledger: &mut Ledger, base_ms: i64, acked: usiz
     }
 }
 
-/// Prints the seed and cycle of a failing run (the panic itself is
-/// printed by the test harness).
-struct FailureNote {
-    seed: u64,
-    cycle: Cell<Option<u32>>,
-}
-
-impl Drop for FailureNote {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!(
-                "crash_random failed: RAFKA_TEST_SEED={} (cycle {:?})",
-                self.seed,
-                self.cycle.get()
-            );
-        }
-    }
-}
-
 fn cycles() -> u32 {
     match std::env::var(CYCLES_ENV) {
         Ok(text) => text
@@ -727,19 +707,11 @@ fn cycles() -> u32 {
     }
 }
 
-fn clock_seed() -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
-    u64::try_from(now.as_nanos() & u128::from(u64::MAX)).expect("masked")
-}
-
 #[test]
 #[ignore = "long: RAFKA_CRASH_CYCLES=20 cargo test --release --test crash_random -- --ignored --nocapture"]
 fn random_sigkills_under_load_lose_nothing_acknowledged() {
-    let seed = env_seed().unwrap_or_else(clock_seed);
-    let note = FailureNote {
-        seed,
-        cycle: Cell::new(None),
-    };
+    let seed = seed::run_seed();
+    let note = FailureNote::new("crash_random", seed);
     let mut rng = Rng::new(seed);
     let cycles = cycles();
     println!("crash_random seed={seed} cycles={cycles}");
@@ -757,7 +729,7 @@ fn random_sigkills_under_load_lose_nothing_acknowledged() {
     let started = Instant::now();
     let mut acked_total = 0;
     for cycle in 0..cycles {
-        note.cycle.set(Some(cycle));
+        note.set_cycle(cycle);
         let plan = CyclePlan::draw(&mut rng);
         let outcome = run_cycle(&mut broker, cycle, plan, &ledger, rng.fork(), base_ms);
         for &(index, partition, offset) in &outcome.acks {
@@ -796,7 +768,7 @@ fn random_sigkills_under_load_lose_nothing_acknowledged() {
         );
     }
     // A clean stop and start at the end: the checkpoint path, not recovery.
-    note.cycle.set(None);
+    note.clear_cycle();
     broker.restart();
     let verified = verify(&broker, &mut ledger, base_ms, acked_total);
     println!(

@@ -34,22 +34,21 @@
 
 mod support;
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest};
 use rafka_testkit::proto::topic_name;
-use rafka_testkit::rng::env_seed;
 use rafka_testkit::{BrokerProcess, Rng, WireClient};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use support::seed::{self, FailureNote};
 use support::{client, rafka};
 
 const TOPIC: &str = "txn-crash";
@@ -444,37 +443,11 @@ fn verify(broker: &BrokerProcess, ledger: &mut Ledger, ends: &[i64]) -> usize {
     values.len()
 }
 
-/// Prints the seed and cycle of a failing run.
-struct FailureNote {
-    seed: u64,
-    cycle: Cell<Option<u32>>,
-}
-
-impl Drop for FailureNote {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!(
-                "transactions_crash failed: RAFKA_TEST_SEED={} (cycle {:?})",
-                self.seed,
-                self.cycle.get()
-            );
-        }
-    }
-}
-
-fn clock_seed() -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
-    u64::try_from(now.as_nanos() & u128::from(u64::MAX)).expect("masked")
-}
-
 /// `cycles` kills, each followed by a restart and the checks, then one
 /// more producer with the same transactional id commits a transaction.
 fn kill_cycles(cycles: u32) {
-    let seed = env_seed().unwrap_or_else(clock_seed);
-    let note = FailureNote {
-        seed,
-        cycle: Cell::new(None),
-    };
+    let seed = seed::run_seed();
+    let note = FailureNote::new("transactions_crash", seed);
     let mut rng = Rng::new(seed);
     println!("transactions_crash seed={seed} cycles={cycles}");
     let options = rafka(2).property("auto.create.topics.enable", "false");
@@ -483,7 +456,7 @@ fn kill_cycles(cycles: u32) {
     let mut ledger = Ledger::default();
     let mut next = 1;
     for cycle in 0..cycles {
-        note.cycle.set(Some(cycle));
+        note.set_cycle(cycle);
         let kill = KillPoint::draw(&mut rng);
         let killed = kill_at(&mut broker, next, kill);
         let ends = await_stable(&broker);
@@ -502,7 +475,7 @@ fn kill_cycles(cycles: u32) {
             settled.as_millis()
         );
     }
-    note.cycle.set(None);
+    note.clear_cycle();
     // The id goes on after the kills: init (fencing whatever the last
     // incarnation left), one more committed transaction.
     let number = if commits(next) { next } else { next + 1 };
