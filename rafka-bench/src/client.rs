@@ -70,6 +70,12 @@ pub struct Wire {
 
 impl Wire {
     pub fn connect(addr: &str) -> Result<Wire, ClientError> {
+        Wire::connect_as(addr, CLIENT_ID)
+    }
+
+    /// A connection whose requests carry `client_id` (quotas are per
+    /// client id).
+    pub fn connect_as(addr: &str, client_id: &str) -> Result<Wire, ClientError> {
         let stream = TcpStream::connect(addr).map_err(|source| ClientError::Connect {
             addr: addr.to_owned(),
             source,
@@ -83,6 +89,7 @@ impl Wire {
                 stream,
                 next_correlation_id: 0,
                 buf: BytesMut::new(),
+                client_id: Bytes::copy_from_slice(client_id.as_bytes()),
             },
             reader: WireReader {
                 stream: read_half,
@@ -111,8 +118,26 @@ impl Wire {
         (&mut self.writer, &mut self.reader)
     }
 
+    /// A handle that ends the connection from another thread: a writer
+    /// blocked on a broker that stopped reading (a muted, throttled
+    /// connection) returns with an error, and the reader sees the end.
+    pub fn closer(&self) -> Result<Closer, ClientError> {
+        Ok(Closer(self.writer.stream.try_clone()?))
+    }
+
     pub fn split(self) -> (WireWriter, WireReader) {
         (self.writer, self.reader)
+    }
+}
+
+/// Ends a [`Wire`] from outside its threads.
+#[derive(Debug)]
+pub struct Closer(TcpStream);
+
+impl Closer {
+    pub fn close(&self) {
+        // Already closed by the peer or by an earlier call: nothing to do.
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -122,6 +147,7 @@ pub struct WireWriter {
     stream: TcpStream,
     next_correlation_id: i32,
     buf: BytesMut,
+    client_id: Bytes,
 }
 
 impl WireWriter {
@@ -130,7 +156,13 @@ impl WireWriter {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         self.buf.clear();
-        encode_request(&mut self.buf, correlation_id, request, version)?;
+        encode_request(
+            &mut self.buf,
+            correlation_id,
+            &self.client_id,
+            request,
+            version,
+        )?;
         self.stream.write_all(&self.buf)?;
         Ok(correlation_id)
     }
@@ -184,10 +216,12 @@ impl WireReader {
     }
 }
 
-/// Appends a size-prefixed request (header + body) to `out`.
+/// Appends a size-prefixed request (header + body) with `client_id` to
+/// `out`.
 pub fn encode_request<R: Request>(
     out: &mut BytesMut,
     correlation_id: i32,
+    client_id: &Bytes,
     request: &R,
     version: i16,
 ) -> Result<(), ClientError> {
@@ -204,7 +238,7 @@ pub fn encode_request<R: Request>(
         api_version: version,
         correlation_id,
         header_version,
-        client_id: Some(Bytes::from_static(CLIENT_ID.as_bytes())),
+        client_id: Some(client_id.clone()),
     };
     let body_bytes = request
         .compute_size(version)
@@ -271,7 +305,8 @@ mod tests {
     fn encoded_request_parses_as_the_broker_would() {
         let mut out = BytesMut::new();
         let request = MetadataRequest::default().with_topics(None);
-        encode_request(&mut out, 7, &request, 12).unwrap();
+        let client_id = Bytes::from_static(CLIENT_ID.as_bytes());
+        encode_request(&mut out, 7, &client_id, &request, 12).unwrap();
         let size = i32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         assert_eq!(size + 4, out.len());
         let frame = out.split_off(4).freeze();

@@ -11,6 +11,8 @@
 //! - `txn_run`: `txn`, transactional produce next to plain produce in the
 //!   same run (medians over rounds); `txn` (the closed-loop producer:
 //!   plain, idempotent or transactional).
+//! - `storm`: `storm`, well-behaved producers' latency while others flood
+//!   the broker over their quota (produce) or re-read a topic (fetch).
 //! - `log_append`: `log-append`, the log's append + flush throughput next
 //!   to raw buffered writes of the same bytes.
 //! - `batch`: builds valid v2 record batches of an exact size.
@@ -31,6 +33,7 @@ mod report;
 mod run;
 mod size;
 mod std_storage;
+mod storm;
 mod txn;
 mod txn_run;
 mod workload;
@@ -67,6 +70,10 @@ enum Command {
     /// Produce at each --rate while a consumer reads; latency = due time to
     /// consumed.
     E2e(RunArgs),
+    /// Well-behaved producers alone, then next to floods over a quota,
+    /// then next to a consumer re-reading a topic; their latency and the
+    /// floods' rates against the quota.
+    Storm(StormArgs),
     /// Closed-loop produce of each --modes (plain, idempotent, records per
     /// transaction) by --producers connections, --rounds times; medians.
     Txn(TxnArgs),
@@ -220,6 +227,57 @@ struct TxnArgs {
     csv: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct StormArgs {
+    /// Broker address, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// What the good producers and the floods write.
+    #[arg(long, default_value = "rafka-storm")]
+    topic: String,
+    /// What the re-reading consumer reads (preloaded).
+    #[arg(long, default_value = "rafka-storm-replay")]
+    replay_topic: String,
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Value bytes per record.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Well-behaved producers (a connection each).
+    #[arg(long, default_value_t = 50)]
+    good_producers: usize,
+    /// Records/s of each well-behaved producer.
+    #[arg(long, default_value_t = 100.0)]
+    good_rate: f64,
+    /// Flooding producers (a connection each).
+    #[arg(long, default_value_t = 5)]
+    floods: usize,
+    #[arg(long, default_value = "256KiB", value_parser = size::parse_bytes)]
+    flood_batch_bytes: u64,
+    /// Requests each flood keeps outstanding.
+    #[arg(long, default_value_t = 8)]
+    flood_inflight: usize,
+    /// producer_byte_rate of every client id (the `<default>` entity).
+    #[arg(long, default_value = "1MiB", value_parser = size::parse_bytes)]
+    producer_quota: u64,
+    /// consumer_byte_rate of every client id (the `<default>` entity).
+    #[arg(long, default_value = "8MiB", value_parser = size::parse_bytes)]
+    consumer_quota: u64,
+    /// Bytes preloaded into the replay topic.
+    #[arg(long, default_value = "256MiB", value_parser = size::parse_bytes)]
+    replay_bytes: u64,
+    /// Length of each phase.
+    #[arg(long, default_value_t = 30)]
+    duration_secs: u64,
+    /// Floods' and reader's rates are counted after this much of a phase
+    /// (the quota window filling).
+    #[arg(long, default_value_t = 10)]
+    warmup_secs: u64,
+    /// Also write the table to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Codec {
     None,
@@ -324,6 +382,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => run_main(&args, run::consume_rows),
         Command::E2e(args) => run_main(&args, run::e2e_rows),
         Command::Txn(args) => txn_main(&args),
+        Command::Storm(args) => storm_main(&args),
         Command::CeilingWrite(args) => ceiling_write_main(&args),
         Command::CeilingSendfile(args) => ceiling_sendfile_main(&args),
         Command::Plot(args) => plot_main(&args),
@@ -437,6 +496,40 @@ fn txn_main(args: &TxnArgs) -> Result<(), MainError> {
         retry_backoff: std::time::Duration::from_micros(args.retry_backoff_us),
     };
     let table = txn_run::render(&txn_run::txn_rows(&plan)?);
+    emit(&table, args.csv.as_deref())
+}
+
+fn storm_main(args: &StormArgs) -> Result<(), MainError> {
+    let record_bytes = check_range("--record-bytes", args.record_bytes as u64, 8, 1 << 20)?;
+    check_range("--partitions", args.partitions.max(0) as u64, 1, 1 << 16)?;
+    let good_producers = check_range("--good-producers", args.good_producers as u64, 1, 1024)?;
+    let flood_batch_bytes = check_range(
+        "--flood-batch-bytes",
+        args.flood_batch_bytes,
+        record_bytes,
+        64 << 20,
+    )?;
+    if !(args.good_rate.is_finite() && args.good_rate > 0.0) {
+        return Err(MainError::Rates);
+    }
+    let plan = storm::StormPlan {
+        bootstrap: args.bootstrap.clone(),
+        topic: args.topic.clone(),
+        replay_topic: args.replay_topic.clone(),
+        partitions: args.partitions,
+        record_bytes: record_bytes as usize,
+        good_producers: good_producers as usize,
+        good_rate: args.good_rate,
+        floods: args.floods,
+        flood_batch_bytes: flood_batch_bytes as usize,
+        flood_inflight: args.flood_inflight.max(1),
+        producer_quota: check_range("--producer-quota", args.producer_quota, 1, 1 << 40)? as f64,
+        consumer_quota: check_range("--consumer-quota", args.consumer_quota, 1, 1 << 40)? as f64,
+        replay_bytes: args.replay_bytes,
+        duration: std::time::Duration::from_secs(args.duration_secs.max(2)),
+        warmup: std::time::Duration::from_secs(args.warmup_secs),
+    };
+    let table = storm::render(&plan, &storm::storm_rows(&plan)?);
     emit(&table, args.csv.as_deref())
 }
 

@@ -38,6 +38,9 @@ pub struct ProduceConfig {
     pub duration: Duration,
     /// And after this many records.
     pub records_max: u64,
+    /// The header's client id (quotas are per client id); `None`: the
+    /// bench's own.
+    pub client_id: Option<String>,
 }
 
 /// Shared with a concurrent consumer (e2e): how many records were sent and
@@ -81,7 +84,11 @@ pub fn run(
     schedule: &Schedule,
     progress: &Progress,
 ) -> Result<ProduceOutcome, RunError> {
-    let (mut writer, reader) = Wire::connect(&config.bootstrap)?.split();
+    let wire = match &config.client_id {
+        Some(client_id) => Wire::connect_as(&config.bootstrap, client_id)?,
+        None => Wire::connect(&config.bootstrap)?,
+    };
+    let (mut writer, reader) = wire.split();
     let (sender, receiver) = sync_channel::<InFlight>(config.inflight_max.max(1));
     let sender = (config.acks != 0).then_some(sender);
     let mut unacked_latency = latency_histogram();

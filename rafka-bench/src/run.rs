@@ -85,6 +85,7 @@ impl RunPlan {
             inflight_max: self.inflight_max,
             duration,
             records_max: u64::MAX,
+            client_id: None,
         }
     }
 
