@@ -15,6 +15,14 @@
 //! budget is returned once the response is on the socket. While a frame
 //! waits for budget nothing more is read, so TCP pushes back on the client.
 //!
+//! Fairness. Because a connection's reader waits for one frame's budget
+//! before reading the next, each connection has at most one frame waiting
+//! for the shard's budget, and that budget admits waiters in arrival
+//! order: when a deep pipeline of large requests holds the shard's bytes,
+//! another connection's request waits for one release, not for the whole
+//! pipeline (round-robin admission; `tests/connection.rs` pins it). A
+//! connection over its client quota is muted on top (KIP-219).
+//!
 //! Errors. A refused size prefix or request header closes the connection
 //! (Kafka does the same), after the responses to earlier requests are
 //! written; an ApiVersions request of an unsupported version is answered

@@ -366,6 +366,69 @@ fn shard_byte_budget_holds_back_another_connections_frame() {
     });
 }
 
+/// Fairness at the shard's byte budget: a connection with a deep pipeline
+/// holds at most one waiting frame (its reader reads nothing more until
+/// that frame is admitted), and the budget admits waiters in arrival
+/// order, so another connection's request waits for one release, not for
+/// the flood's whole pipeline.
+#[test]
+fn a_deep_pipeline_does_not_starve_another_connection_at_the_shard_budget() {
+    run(|| async {
+        let (service, dispatched) = held_service();
+        let request = |correlation_id| empty_request(ApiKey::Metadata, 12, correlation_id);
+        let frame_bytes = request(0).len() - 4;
+        let mut config = config();
+        // Room for two frames across the shard.
+        config.shard_inflight_bytes_max = 2 * frame_bytes + frame_bytes / 2;
+        let (net, addr) = start(service, config);
+        let mut flood = connect(addr).await;
+        let mut other = connect(addr).await;
+        let pipeline: Vec<u8> = (0..10).flat_map(request).collect();
+        flood.write_all(&pipeline).await.unwrap();
+        let mut held = Vec::new();
+        for expected in 0..2 {
+            let (id, release) = dispatched.recv().await.unwrap();
+            assert_eq!(id, expected);
+            held.push(release);
+        }
+        // The flood's whole pipeline fits one read window: its reader
+        // holds the rest buffered, its third frame waiting for budget. The
+        // other connection's frame queues behind that one.
+        let flood_bytes = pipeline.len() as u64;
+        wait_until("the flood's pipeline read", || {
+            net.metrics().bytes_in == flood_bytes
+        })
+        .await;
+        other.write_all(&request(100)).await.unwrap();
+        let total = flood_bytes + request(100).len() as u64;
+        wait_until("the other frame read", || net.metrics().bytes_in == total).await;
+        held.remove(0).try_send(()).unwrap();
+        let (id, release) = dispatched.recv().await.unwrap();
+        assert_eq!(id, 2, "the flood's waiting frame is admitted first");
+        held.push(release);
+        held.remove(0).try_send(()).unwrap();
+        let (id, release) = dispatched.recv().await.unwrap();
+        assert_eq!(
+            id, 100,
+            "then the other connection's, before the flood's 4th"
+        );
+        release.try_send(()).unwrap();
+        assert_eq!(read_response(&mut other).await.0, 100);
+        // The flood goes on once budget frees.
+        for release in held.drain(..) {
+            release.try_send(()).unwrap();
+        }
+        for expected in 3..10 {
+            let (id, release) = dispatched.recv().await.unwrap();
+            assert_eq!(id, expected);
+            release.try_send(()).unwrap();
+        }
+        for expected in 0..10 {
+            assert_eq!(read_response(&mut flood).await.0, expected);
+        }
+    });
+}
+
 /// Answers with the correlation id followed by the request body.
 struct Echo;
 
