@@ -1,23 +1,31 @@
 //! DescribeClientQuotas and AlterClientQuotas (KIP-546) end to end on a
 //! real broker core, at v0 and v1: set, describe with every match type and
 //! `strict`, remove, `validate_only`, every refusal with Kafka's code and
-//! message, authorization, and quotas kept across a restart. The test
-//! sessions are `User:ANONYMOUS` from 127.0.0.1.
+//! message, authorization, and quotas kept across a restart. Then the
+//! `controller_mutation_rate` they set, enforced on CreateTopics,
+//! CreatePartitions and DeleteTopics (KIP-599), strict and permissive,
+//! on a clock the test moves. The test sessions are `User:ANONYMOUS` from
+//! 127.0.0.1 with client id `rafka-testkit`.
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, ApiKey, CreateAclsRequest,
-    CreateAclsResponse, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
+    CreateAclsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::config::BrokerConfig;
 use rafka_net::handlers::HandlerError;
 use rafka_net::Response;
 use rafka_testkit::broker::raw_request;
-use rafka_testkit::{Broker, TestBroker};
+use rafka_testkit::proto::{creatable, topic_name};
+use rafka_testkit::{Broker, SharedClock, TestBroker};
 
 const NONE: i16 = 0;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
@@ -794,4 +802,284 @@ fn quotas_survive_a_restart() {
                 );
             }
         });
+}
+
+// ---- controller_mutation_rate (KIP-599) ----
+
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+const THROTTLED: &str = "The throttling quota has been exceeded.";
+/// The testkit's requests carry this client id.
+const TESTKIT_CLIENT: &str = "rafka-testkit";
+const T0_MS: i64 = 1_700_000_000_000;
+
+/// A broker on a clock the test moves, with `quota.window.num` samples
+/// of one second (the token bucket's burst is `samples * rate`).
+fn clocked(samples: i32) -> (TestBroker, SharedClock) {
+    let clock = SharedClock::new(T0_MS);
+    let broker = TestBroker::builder()
+        .clock(clock.clone())
+        .config(move |c: &mut BrokerConfig| {
+            c.quota_window_num = samples;
+            c.quota_window_size_seconds = 1;
+        });
+    (broker, clock)
+}
+
+async fn set_mutation_rate(broker: &Broker, entity_parts: &[(&str, Option<&str>)], rate: f64) {
+    let altered = alter(
+        broker,
+        vec![entry(
+            entity_parts,
+            vec![set("controller_mutation_rate", rate)],
+        )],
+    )
+    .await;
+    assert_eq!(altered, ok(&[entity(entity_parts)]));
+}
+
+/// `(throttle_time_ms, [(topic, error code, error message)])`.
+type Mutated = (i32, Vec<(String, i16, Option<String>)>);
+
+async fn create_topics(broker: &Broker, version: i16, topics: &[(&str, i32)]) -> Mutated {
+    let request = CreateTopicsRequest::default()
+        .with_topics(topics.iter().map(|(n, p)| creatable(n, *p, &[])).collect())
+        .with_timeout_ms(30_000);
+    let response: CreateTopicsResponse = broker.call(version, &request).await;
+    let results = response
+        .topics
+        .iter()
+        .map(|t| {
+            let message = t.error_message.as_ref().map(|m| m.to_string());
+            (t.name.to_string(), t.error_code, message)
+        })
+        .collect();
+    (response.throttle_time_ms, results)
+}
+
+async fn delete_topics(broker: &Broker, version: i16, names: &[&str]) -> Mutated {
+    // v6 names topics in `topics`, older versions in `topic_names`.
+    let request = if version >= 6 {
+        let topics = names
+            .iter()
+            .map(|n| DeleteTopicState::default().with_name(Some(topic_name(n))))
+            .collect();
+        DeleteTopicsRequest::default().with_topics(topics)
+    } else {
+        DeleteTopicsRequest::default()
+            .with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+    }
+    .with_timeout_ms(30_000);
+    let response: DeleteTopicsResponse = broker.call(version, &request).await;
+    let results = response
+        .responses
+        .iter()
+        .map(|t| {
+            let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            let message = t.error_message.as_ref().map(|m| m.to_string());
+            (name, t.error_code, message)
+        })
+        .collect();
+    (response.throttle_time_ms, results)
+}
+
+async fn create_partitions(broker: &Broker, version: i16, topics: &[(&str, i32)]) -> Mutated {
+    let request = CreatePartitionsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|(n, count)| {
+                    CreatePartitionsTopic::default()
+                        .with_name(topic_name(n))
+                        .with_count(*count)
+                        .with_assignments(None)
+                })
+                .collect(),
+        )
+        .with_timeout_ms(30_000);
+    let response: CreatePartitionsResponse = broker.call(version, &request).await;
+    let results = response
+        .results
+        .iter()
+        .map(|t| {
+            let message = t.error_message.as_ref().map(|m| m.to_string());
+            (t.name.to_string(), t.error_code, message)
+        })
+        .collect();
+    (response.throttle_time_ms, results)
+}
+
+fn done(names: &[&str]) -> Vec<(String, i16, Option<String>)> {
+    names.iter().map(|n| (n.to_string(), NONE, None)).collect()
+}
+
+fn throttled(name: &str) -> (String, i16, Option<String>) {
+    (
+        name.to_string(),
+        THROTTLING_QUOTA_EXCEEDED,
+        Some(THROTTLED.to_string()),
+    )
+}
+
+/// Partition counts of `names` (0: no such topic).
+async fn partition_counts(broker: &Broker, names: &[&str]) -> Vec<i32> {
+    let metadata = broker.metadata_of(names).await;
+    names
+        .iter()
+        .map(|name| {
+            metadata
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == *name))
+                .filter(|t| t.error_code == NONE)
+                .map_or(0, |t| t.partitions.len() as i32)
+        })
+        .collect()
+}
+
+/// Strict versions: 2 partitions/s with a 2-sample window (a burst of 4).
+/// The first topic empties the bucket and goes through; the others are
+/// refused until it refills, and the throttle time says when.
+#[test]
+fn strict_versions_refuse_mutations_over_the_quota() {
+    let (broker, clock) = clocked(2);
+    broker.run(move |broker| async move {
+        set_mutation_rate(&broker, &[("client-id", Some(TESTKIT_CLIENT))], 2.0).await;
+        // 4 - 10 = -6 tokens: 3 s at 2 per second.
+        let created = create_topics(&broker, 6, &[("m1", 10), ("m2", 10), ("m3", 10)]).await;
+        assert_eq!(
+            created,
+            (
+                3000,
+                vec![
+                    (String::from("m1"), NONE, None),
+                    throttled("m2"),
+                    throttled("m3")
+                ]
+            )
+        );
+        assert_eq!(
+            partition_counts(&broker, &["m1", "m2", "m3"]).await,
+            [10, 0, 0]
+        );
+
+        // 1 s later: 2 tokens back, 4 short.
+        clock.advance_ms(1000);
+        assert_eq!(
+            create_topics(&broker, 7, &[("m2", 1)]).await,
+            (2000, vec![throttled("m2")])
+        );
+        // Back at zero: one partition goes through (-1 left); a success
+        // reports no throttle time.
+        clock.advance_ms(2000);
+        assert_eq!(
+            create_topics(&broker, 7, &[("m2", 1)]).await,
+            (0, done(&["m2"]))
+        );
+
+        // DeleteTopics v5 and CreatePartitions v3 are strict too.
+        assert_eq!(
+            delete_topics(&broker, 5, &["m1"]).await,
+            (500, vec![throttled("m1")])
+        );
+        assert_eq!(
+            create_partitions(&broker, 3, &[("m2", 4)]).await,
+            (500, vec![throttled("m2")])
+        );
+        assert_eq!(partition_counts(&broker, &["m1", "m2"]).await, [10, 1]);
+        clock.advance_ms(500);
+        // Deleting m1 takes its 10 partitions: -10 tokens.
+        assert_eq!(delete_topics(&broker, 6, &["m1"]).await, (0, done(&["m1"])));
+        assert_eq!(
+            create_partitions(&broker, 3, &[("m2", 4)]).await,
+            (5000, vec![throttled("m2")])
+        );
+        clock.advance_ms(5000);
+        // Three partitions added: -3 tokens.
+        assert_eq!(
+            create_partitions(&broker, 3, &[("m2", 4)]).await,
+            (0, done(&["m2"]))
+        );
+        assert_eq!(partition_counts(&broker, &["m1", "m2"]).await, [0, 4]);
+    });
+}
+
+/// Older versions cannot carry THROTTLING_QUOTA_EXCEEDED: every mutation
+/// happens and the throttle time says how long the bucket takes to
+/// refill to zero.
+#[test]
+fn older_versions_are_throttled_but_go_ahead() {
+    let (broker, _clock) = clocked(2);
+    broker.run_matrix(&[1, 2], |broker| async move {
+        set_mutation_rate(&broker, &[("client-id", Some(TESTKIT_CLIENT))], 2.0).await;
+        // 4 - 30 = -26 tokens: 13 s.
+        assert_eq!(
+            create_topics(&broker, 5, &[("p1", 10), ("p2", 10), ("p3", 10)]).await,
+            (13_000, done(&["p1", "p2", "p3"]))
+        );
+        assert_eq!(
+            partition_counts(&broker, &["p1", "p2", "p3"]).await,
+            [10, 10, 10]
+        );
+        // -26 - 2 = -28: 14 s.
+        assert_eq!(
+            create_partitions(&broker, 2, &[("p1", 12)]).await,
+            (14_000, done(&["p1"]))
+        );
+        // -28 - 12 - 10 = -50: 25 s.
+        assert_eq!(
+            delete_topics(&broker, 4, &["p1", "p2"]).await,
+            (25_000, done(&["p1", "p2"]))
+        );
+        assert_eq!(
+            partition_counts(&broker, &["p1", "p2", "p3"]).await,
+            [0, 0, 10]
+        );
+    });
+}
+
+/// With Kafka's default window (11 samples of 1 s) the burst is 22
+/// partitions: 30 in one request all go through (the bucket at -8), and
+/// the next strict request waits 4 s. The quota here is the user's (the
+/// principal's name); other clients and users are not limited.
+#[test]
+fn the_default_window_allows_a_burst_and_user_quotas_apply() {
+    let (broker, clock) = clocked(11);
+    broker.run_matrix(&[1, 2], move |broker| {
+        let clock = clock.clone();
+        async move {
+            // No quota: nothing throttled.
+            assert_eq!(
+                create_topics(&broker, 7, &[("free1", 10), ("free2", 10), ("free3", 10)]).await,
+                (0, done(&["free1", "free2", "free3"]))
+            );
+            set_mutation_rate(&broker, &[("user", Some("ANONYMOUS"))], 2.0).await;
+            assert_eq!(
+                create_topics(&broker, 7, &[("b1", 10), ("b2", 10), ("b3", 10)]).await,
+                (0, done(&["b1", "b2", "b3"]))
+            );
+            assert_eq!(
+                create_topics(&broker, 7, &[("b4", 1)]).await,
+                (4000, vec![throttled("b4")])
+            );
+            clock.advance_ms(4000);
+            assert_eq!(
+                create_topics(&broker, 7, &[("b4", 1)]).await,
+                (0, done(&["b4"]))
+            );
+            // Removing the quota lifts it at once.
+            let removed = alter(
+                &broker,
+                vec![entry(
+                    &[("user", Some("ANONYMOUS"))],
+                    vec![remove("controller_mutation_rate")],
+                )],
+            )
+            .await;
+            assert_eq!(removed, ok(&[entity(&[("user", Some("ANONYMOUS"))])]));
+            assert_eq!(
+                delete_topics(&broker, 6, &["b1", "b2", "b3", "b4"]).await,
+                (0, done(&["b1", "b2", "b3", "b4"]))
+            );
+        }
+    });
 }
