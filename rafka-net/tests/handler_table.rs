@@ -62,6 +62,8 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::AlterPartitionReassignments, 0, 1, Some(0)),
             (ApiKey::ListPartitionReassignments, 0, 0, Some(0)),
             (ApiKey::OffsetDelete, 0, 0, None),
+            (ApiKey::DescribeClientQuotas, 0, 1, Some(1)),
+            (ApiKey::AlterClientQuotas, 0, 1, Some(1)),
             (ApiKey::DescribeUserScramCredentials, 0, 0, Some(0)),
             (ApiKey::AlterUserScramCredentials, 0, 0, Some(0)),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
@@ -108,7 +110,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 46);
+    assert_eq!(ranges.len(), 48);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -126,6 +128,8 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(29, 1, 3))); // DescribeAcls
     assert!(ranges.contains(&(30, 1, 3))); // CreateAcls
     assert!(ranges.contains(&(31, 1, 3))); // DeleteAcls
+    assert!(ranges.contains(&(48, 0, 1))); // DescribeClientQuotas
+    assert!(ranges.contains(&(49, 0, 1))); // AlterClientQuotas
     assert!(ranges.contains(&(50, 0, 0))); // DescribeUserScramCredentials
     assert!(ranges.contains(&(51, 0, 0))); // AlterUserScramCredentials
     assert!(ranges.contains(&(17, 0, 1))); // SaslHandshake
@@ -139,10 +143,10 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 46 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 46]);
+    // correlation id, error 0, 48 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 48]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 46 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 48 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -208,6 +212,12 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         }
         ApiKey::ListPartitionReassignments => {
             RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+        }
+        ApiKey::DescribeClientQuotas => {
+            RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+        }
+        ApiKey::AlterClientQuotas => {
+            RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default())
         }
         ApiKey::DescribeUserScramCredentials => {
             RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())

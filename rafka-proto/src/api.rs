@@ -98,6 +98,8 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::DescribeClientQuotas,
+    ApiKey::AlterClientQuotas,
     ApiKey::DescribeUserScramCredentials,
     ApiKey::AlterUserScramCredentials,
     ApiKey::DescribeProducers,
@@ -182,6 +184,12 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
             spec::<DescribeTransactionsRequest>(&schemas::DESCRIBE_TRANSACTIONS)
         }
         ApiKey::ListTransactions => spec::<ListTransactionsRequest>(&schemas::LIST_TRANSACTIONS),
+        ApiKey::DescribeClientQuotas => {
+            spec::<DescribeClientQuotasRequest>(&schemas::DESCRIBE_CLIENT_QUOTAS)
+        }
+        ApiKey::AlterClientQuotas => {
+            spec::<AlterClientQuotasRequest>(&schemas::ALTER_CLIENT_QUOTAS)
+        }
         ApiKey::DescribeUserScramCredentials => {
             spec::<DescribeUserScramCredentialsRequest>(&schemas::DESCRIBE_USER_SCRAM_CREDENTIALS)
         }

@@ -31,6 +31,7 @@ use rafka_core::metadata::{
     NewTopic, ScramAlterError, ScramDeletion, ScramUpsertion,
 };
 use rafka_core::producer::{ProducerIdAllocator, PRODUCER_ID_BLOCK_IDS_DEFAULT};
+use rafka_core::quota::{MutationCharge, MutationQuota, QuotaKey, QuotaSensors};
 use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
@@ -52,6 +53,18 @@ pub enum ConfigTarget {
 pub enum ConfigChange {
     Incremental(Vec<ConfigOp>),
     Replace(BTreeMap<String, String>),
+}
+
+/// Kafka's text for THROTTLING_QUOTA_EXCEEDED (`Errors.message()`), the
+/// message of a topic the controller mutation quota refused.
+pub const THROTTLING_QUOTA_EXCEEDED_MESSAGE: &str = "The throttling quota has been exceeded.";
+
+/// A topic mutation's outcomes and the throttle time its controller
+/// mutation quota asks of the client (0 without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charged<T> {
+    pub outcomes: T,
+    pub throttle_time_ms: i32,
 }
 
 /// `segment.bytes` of an internal topic: Kafka's
@@ -125,6 +138,13 @@ struct Inner<S: ShardStorage> {
     controller: Controller,
     producer_ids: ProducerIdAllocator,
     metadata_dir: PathBuf,
+    /// The `controller_mutation_rate` sensors (KIP-599), one per
+    /// (user, client-id). They live here, with the controller on shard 0,
+    /// because every CreateTopics, CreatePartitions and DeleteTopics of
+    /// every shard reaches it: one sensor sees all of a client's
+    /// mutations, so, unlike the byte-rate sensors, they need no owner
+    /// shard and no cross-shard aggregation.
+    mutation_sensors: QuotaSensors,
 }
 
 /// The controller, over the storage it was given.
@@ -155,6 +175,10 @@ impl<S: ShardStorage> ControllerShard<S> {
             controller: Controller::new(config, shard_count),
             producer_ids,
             metadata_dir,
+            mutation_sensors: QuotaSensors::new(
+                QuotaKey::ControllerMutationRate,
+                config.quota_window(),
+            ),
         };
         Ok(ControllerShard {
             storage,
@@ -195,7 +219,23 @@ impl<S: ShardStorage> ControllerShard<S> {
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Vec<Result<CreatedTopic, TopicFailure>> {
+        self.create_topics_charged(publisher, topics, validate_only, None)
+            .await
+            .outcomes
+    }
+
+    /// CreateTopics with each valid topic's partitions counted against
+    /// `quota` (KIP-599; `None`: no quota), before `validate_only` is
+    /// looked at, as Kafka's controller does.
+    pub async fn create_topics_charged(
+        &self,
+        publisher: &impl Publisher,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        quota: Option<MutationQuota>,
+    ) -> Charged<Vec<Result<CreatedTopic, TopicFailure>>> {
         let mut inner = self.lock().await;
+        let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
         for topic in &topics {
             let image = Arc::clone(inner.store.image());
@@ -214,6 +254,10 @@ impl<S: ShardStorage> ControllerShard<S> {
                 .iter()
                 .filter(|r| matches!(r, MetadataRecord::Partition(_)))
                 .count() as i32;
+            if let Err(failure) = charge_partitions(&mut inner, &mut charge, partitions) {
+                outcomes.push(Err(failure));
+                continue;
+            }
             if validate_only {
                 outcomes.push(Ok(CreatedTopic {
                     topic_id,
@@ -233,20 +277,26 @@ impl<S: ShardStorage> ControllerShard<S> {
             };
             outcomes.push(outcome);
         }
-        outcomes
+        Charged {
+            outcomes,
+            throttle_time_ms: charge.throttle_time_ms(),
+        }
     }
 
     /// CreatePartitions: grows each topic to its new total, one outcome
     /// per entry, in order. A topic whose new partitions some shard could
     /// not open is shrunk back to its old count (nothing half-created) and
-    /// answered KAFKA_STORAGE_ERROR.
+    /// answered KAFKA_STORAGE_ERROR. The partitions added count against
+    /// `quota` (KIP-599), `validate_only` or not, as Kafka's controller.
     pub async fn create_partitions(
         &self,
         publisher: &impl Publisher,
         topics: Vec<(String, i32)>,
         validate_only: bool,
-    ) -> Vec<Result<(), TopicFailure>> {
+        quota: Option<MutationQuota>,
+    ) -> Charged<Vec<Result<(), TopicFailure>>> {
         let mut inner = self.lock().await;
+        let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
         for (name, total) in &topics {
             let image = Arc::clone(inner.store.image());
@@ -260,11 +310,16 @@ impl<S: ShardStorage> ControllerShard<S> {
                     continue;
                 }
             };
+            let first = image.topic(name).map_or(0, |t| t.partition_count());
+            let added = total.saturating_sub(first);
+            if let Err(failure) = charge_partitions(&mut inner, &mut charge, added) {
+                outcomes.push(Err(failure));
+                continue;
+            }
             if validate_only {
                 outcomes.push(Ok(()));
                 continue;
             }
-            let first = image.topic(name).map_or(0, |t| t.partition_count());
             let outcome = match commit_and_publish(&mut inner, publisher, &records).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(unapplied)) => {
@@ -274,7 +329,10 @@ impl<S: ShardStorage> ControllerShard<S> {
             };
             outcomes.push(outcome);
         }
-        outcomes
+        Charged {
+            outcomes,
+            throttle_time_ms: charge.throttle_time_ms(),
+        }
     }
 
     /// AlterConfigs / IncrementalAlterConfigs: one outcome per resource,
@@ -456,8 +514,10 @@ impl<S: ShardStorage> ControllerShard<S> {
         &self,
         publisher: &impl Publisher,
         topics: Vec<TopicRef>,
-    ) -> Vec<Result<(String, Uuid), TopicFailure>> {
+        quota: Option<MutationQuota>,
+    ) -> Charged<Vec<Result<(String, Uuid), TopicFailure>>> {
         let mut inner = self.lock().await;
+        let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
         for topic in &topics {
             let image = Arc::clone(inner.store.image());
@@ -466,9 +526,18 @@ impl<S: ShardStorage> ControllerShard<S> {
                 TopicRef::Id(id) => image.topic_by_id(id),
             };
             let named = found.map(|t| (t.name.clone(), t.id));
+            let partitions = found.map_or(0, |t| t.partition_count());
             let records = match topic {
                 TopicRef::Name(name) => inner.controller.delete_topic(&image, name),
                 TopicRef::Id(id) => inner.controller.delete_topic_by_id(&image, *id),
+            };
+            let records = match records {
+                // Only a topic that can be deleted counts (Kafka checks
+                // the quota once the topic is found).
+                Ok(records) => charge_partitions(&mut inner, &mut charge, partitions)
+                    .map(|()| records)
+                    .map_err(ControllerDeleteRefusal::Quota),
+                Err(error) => Err(ControllerDeleteRefusal::Controller(error)),
             };
             let outcome = match (records, named) {
                 // A shard that failed to delete logs its own errors; the
@@ -476,7 +545,10 @@ impl<S: ShardStorage> ControllerShard<S> {
                 (Ok(records), Some(named)) => commit_and_publish(&mut inner, publisher, &records)
                     .await
                     .map(|_applied| named),
-                (Err(error), _) => Err(TopicFailure::new(error.error_code(), error.to_string())),
+                (Err(ControllerDeleteRefusal::Controller(error)), _) => {
+                    Err(TopicFailure::new(error.error_code(), error.to_string()))
+                }
+                (Err(ControllerDeleteRefusal::Quota(failure)), _) => Err(failure),
                 (Ok(_), None) => Err(TopicFailure::new(
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                     "unknown topic",
@@ -484,7 +556,10 @@ impl<S: ShardStorage> ControllerShard<S> {
             };
             outcomes.push(outcome);
         }
-        outcomes
+        Charged {
+            outcomes,
+            throttle_time_ms: charge.throttle_time_ms(),
+        }
     }
 
     /// Creates an internal topic (compacted, 100 MiB segments, as Kafka)
@@ -612,6 +687,42 @@ async fn roll_back_partitions<S: ShardStorage>(
         ErrorCode::KAFKA_STORAGE_ERROR,
         format!("the broker could not open the new partitions, so none were added: {unapplied}"),
     )
+}
+
+/// Why DeleteTopics refused a topic before writing anything.
+enum ControllerDeleteRefusal {
+    Controller(rafka_core::metadata::ControllerError),
+    Quota(TopicFailure),
+}
+
+/// The charge of one request against its controller mutation quota,
+/// resolved from the current image (no quota: unbounded).
+fn mutation_charge<S: ShardStorage>(
+    inner: &Inner<S>,
+    quota: Option<&MutationQuota>,
+) -> MutationCharge {
+    match quota {
+        Some(quota) => MutationCharge::new(inner.store.image().client_quotas(), quota),
+        None => MutationCharge::unbounded(),
+    }
+}
+
+/// Takes `partitions` from the request's quota; a strict quota that is
+/// exhausted refuses the topic with THROTTLING_QUOTA_EXCEEDED.
+fn charge_partitions<S: ShardStorage>(
+    inner: &mut Inner<S>,
+    charge: &mut MutationCharge,
+    partitions: i32,
+) -> Result<(), TopicFailure> {
+    let partitions = u32::try_from(partitions).unwrap_or(0);
+    charge
+        .charge(&mut inner.mutation_sensors, partitions)
+        .map_err(|_throttle_time_ms| {
+            TopicFailure::new(
+                ErrorCode::THROTTLING_QUOTA_EXCEEDED,
+                THROTTLING_QUOTA_EXCEEDED_MESSAGE,
+            )
+        })
 }
 
 /// Commits `records`, then has every shard apply the new image; the outer

@@ -20,12 +20,13 @@ use std::time::Duration;
 use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::metadata::quota_control::{QuotaAlterationEntry, WireEntity};
 use rafka_core::metadata::{NewTopic, ScramDeletion, ScramUpsertion};
+use rafka_core::quota::MutationQuota;
 use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 use crate::controller::{
-    ConfigChange, ConfigTarget, ControllerShard, CreatedTopic, TopicFailure, TopicRef,
+    Charged, ConfigChange, ConfigTarget, ControllerShard, CreatedTopic, TopicFailure, TopicRef,
 };
 use crate::coordinator::InternalTopic;
 use crate::runtime::{within, Router};
@@ -107,17 +108,36 @@ impl<S: ShardStorage> ControllerHandle<S> {
         .await
     }
 
+    /// CreateTopics with the partitions created counted against `quota`
+    /// (KIP-599), and the throttle time it asks for.
+    pub async fn create_topics_charged(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        timeout: Option<Duration>,
+        quota: MutationQuota,
+    ) -> Result<Charged<CreateOutcomes>, ControllerCallError> {
+        self.call(timeout, async move |controller, publisher| {
+            controller
+                .create_topics_charged(publisher, topics, validate_only, Some(quota))
+                .await
+        })
+        .await
+    }
+
     /// CreatePartitions: `(topic, new total)` each (or, with
     /// `validate_only`, only the checks).
+    /// The partitions added count against `quota` (KIP-599).
     pub async fn create_partitions(
         &self,
         topics: Vec<(String, i32)>,
         validate_only: bool,
         timeout: Option<Duration>,
-    ) -> Result<Vec<Result<(), TopicFailure>>, ControllerCallError> {
+        quota: Option<MutationQuota>,
+    ) -> Result<Charged<Vec<Result<(), TopicFailure>>>, ControllerCallError> {
         self.call(timeout, async move |controller, publisher| {
             controller
-                .create_partitions(publisher, topics, validate_only)
+                .create_partitions(publisher, topics, validate_only, quota)
                 .await
         })
         .await
@@ -204,13 +224,15 @@ impl<S: ShardStorage> ControllerHandle<S> {
     }
 
     /// DeleteTopics; answers once every shard removed the data.
+    /// The deleted partitions count against `quota` (KIP-599).
     pub async fn delete_topics(
         &self,
         topics: Vec<TopicRef>,
         timeout: Option<Duration>,
-    ) -> Result<DeleteOutcomes, ControllerCallError> {
+        quota: Option<MutationQuota>,
+    ) -> Result<Charged<DeleteOutcomes>, ControllerCallError> {
         self.call(timeout, async move |controller, publisher| {
-            controller.delete_topics(publisher, topics).await
+            controller.delete_topics(publisher, topics, quota).await
         })
         .await
     }

@@ -2,7 +2,8 @@
 # The Java AdminClient (kafka-clients 3.9.1) against a running broker:
 # createTopics, describeTopics, createPartitions, deleteRecords,
 # describeConfigs, incrementalAlterConfigs, describeCluster, describeLogDirs,
-# alterUserScramCredentials, describeUserScramCredentials and deleteTopics,
+# alterUserScramCredentials, describeUserScramCredentials,
+# alterClientQuotas, describeClientQuotas and deleteTopics,
 # each checked by its effect (admin/JavaAdmin.java), on a
 # fresh topic.
 # Installs the client (setup-java.sh) and compiles the program itself.

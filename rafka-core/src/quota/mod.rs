@@ -14,6 +14,10 @@
 //!   one shard: record and check.
 //! - `owner`: which shard owns a sensor, and the report a serving shard
 //!   sends it.
+//! - `mutation`: [`MutationQuota`] / [`MutationCharge`], one request's
+//!   controller mutation quota (KIP-599), strict or permissive. Its
+//!   sensors live with the controller on shard 0, which every topic
+//!   mutation reaches, so they need no owner shard.
 //!
 //! # One quota across shards
 //!
@@ -59,6 +63,7 @@
 //! Kafka request that waited in a queue does.
 
 pub mod entity;
+pub mod mutation;
 pub mod owner;
 pub mod rate;
 pub mod sensor;
@@ -68,6 +73,7 @@ pub use entity::{
     check_value, EntityError, EntityName, EntityType, QuotaEntity, QuotaKey, QuotaValue,
     QuotaValueType, ValueError,
 };
+pub use mutation::{MutationCharge, MutationQuota};
 pub use owner::{owner_shard, QuotaReport};
 pub use rate::{
     bounded_throttle_time_ms, throttle_time_ms, QuotaWindow, SampledRate, TokenBucket,

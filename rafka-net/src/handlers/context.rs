@@ -10,8 +10,9 @@
 //!   bit sets Metadata / DescribeGroups / DescribeCluster report from it.
 //! - Whom to ask: the shard (image, config, router), the
 //!   [`ControllerHandle`], the coordinators ([`super::coordinator_call`]).
-//! - How long to wait: the throttle time every response carries (0 until
-//!   quotas exist), stamped on the response by the driver.
+//! - How long to wait: the throttle time every response carries, raised
+//!   by each quota ([`RequestContext::add_throttle_ms`]) and stamped on
+//!   the response by the driver.
 //!
 //! Lives on: the shard serving the request; one per request.
 
@@ -24,6 +25,7 @@ use kafka_protocol::messages::ApiKey;
 use rafka_core::acl::{AclOperation, Authorizer, Decision, Requester, Resource};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
+use rafka_core::quota::MutationQuota;
 use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_shard::controller_handle::ControllerHandle;
@@ -242,5 +244,26 @@ impl RequestContext {
     /// The throttle time every response of this request carries.
     pub fn throttle_time_ms(&self) -> i32 {
         self.throttle_time_ms.get()
+    }
+
+    /// Raises the throttle time to at least `ms`: each quota the request
+    /// is checked against adds its own, and the response carries the
+    /// largest (Kafka's `max` of the request and controller quotas).
+    pub fn add_throttle_ms(&self, ms: i32) {
+        self.throttle_time_ms
+            .set(self.throttle_time_ms.get().max(ms));
+    }
+
+    /// The controller mutation quota (KIP-599) this request's topic
+    /// mutations count against: its principal's name and client id,
+    /// strict from `strict_since_version` (older clients cannot read
+    /// THROTTLING_QUOTA_EXCEEDED, so they are only throttled).
+    pub fn mutation_quota(&self, strict_since_version: i16) -> MutationQuota {
+        MutationQuota {
+            user: self.session.principal().name,
+            client_id: self.client_id(),
+            strict: self.version() >= strict_since_version,
+            now_ms: self.now_ms(),
+        }
     }
 }

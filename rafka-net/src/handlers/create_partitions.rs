@@ -15,6 +15,10 @@
 //! - All or nothing per topic: if a shard cannot open a new partition, the
 //!   topic keeps its old count and the answer is KAFKA_STORAGE_ERROR.
 //! - `timeout_ms` works as in CreateTopics ([`request_timeout`]).
+//! - The partitions added count against the client's
+//!   `controller_mutation_rate` (KIP-599), `validate_only` too: from v3 a
+//!   topic over the quota is refused with THROTTLING_QUOTA_EXCEEDED;
+//!   older versions are only throttled.
 
 use std::collections::HashMap;
 
@@ -30,6 +34,10 @@ use rafka_shard::controller_handle::request_timeout;
 use super::{HandlerError, RequestContext};
 
 type Outcome = Result<(), TopicFailure>;
+
+/// First version on which the controller mutation quota refuses topics
+/// (THROTTLING_QUOTA_EXCEEDED) rather than only throttling (KIP-599).
+const STRICT_MUTATION_QUOTA_VERSION_MIN: i16 = 3;
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -138,12 +146,16 @@ async fn create(
     }
     let count = topics.len();
     let timeout = request_timeout(timeout_ms);
+    let quota = ctx.mutation_quota(STRICT_MUTATION_QUOTA_VERSION_MIN);
     match ctx
         .controller()
-        .create_partitions(topics, validate_only, timeout)
+        .create_partitions(topics, validate_only, timeout, Some(quota))
         .await
     {
-        Ok(outcomes) => outcomes,
+        Ok(charged) => {
+            ctx.add_throttle_ms(charged.throttle_time_ms);
+            charged.outcomes
+        }
         Err(error) => vec![Err(error.topic_failure()); count],
     }
 }

@@ -15,6 +15,11 @@
 //! - `timeout_ms` bounds the wait (REQUEST_TIMED_OUT after it; the creation
 //!   still completes). Zero or less waits for the outcome, see
 //!   [`request_timeout`].
+//! - Each valid topic's partitions count against the client's
+//!   `controller_mutation_rate` (KIP-599, `rafka_core::quota::mutation`),
+//!   `validate_only` too: from v6 a topic over the quota is refused with
+//!   THROTTLING_QUOTA_EXCEEDED, before it is created; older versions are
+//!   only throttled. The response's throttle time says how long to wait.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -37,6 +42,10 @@ use super::{HandlerError, RequestContext};
 
 /// First version whose results carry partitions, replication and configs.
 const RESOLVED_CONFIGS_VERSION_MIN: i16 = 5;
+
+/// First version on which the controller mutation quota refuses topics
+/// (THROTTLING_QUOTA_EXCEEDED) rather than only throttling (KIP-599).
+const STRICT_MUTATION_QUOTA_VERSION_MIN: i16 = 6;
 
 type Outcome = Result<CreatedTopic, TopicFailure>;
 
@@ -215,12 +224,16 @@ async fn create(
     }
     let count = topics.len();
     let timeout = request_timeout(timeout_ms);
+    let quota = ctx.mutation_quota(STRICT_MUTATION_QUOTA_VERSION_MIN);
     match ctx
         .controller()
-        .create_topics(topics, validate_only, timeout)
+        .create_topics_charged(topics, validate_only, timeout, quota)
         .await
     {
-        Ok(outcomes) => outcomes,
+        Ok(charged) => {
+            ctx.add_throttle_ms(charged.throttle_time_ms);
+            charged.outcomes
+        }
         Err(error) => vec![Err(error.topic_failure()); count],
     }
 }

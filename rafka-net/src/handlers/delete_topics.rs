@@ -8,6 +8,10 @@
 //! UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID, and with
 //! `delete.topic.enable=false` existing topics get TOPIC_DELETION_DISABLED.
 //! `timeout_ms` works as in CreateTopics ([`request_timeout`]).
+//! The deleted partitions count against the client's
+//! `controller_mutation_rate` (KIP-599): from v5 a topic over the quota
+//! is refused with THROTTLING_QUOTA_EXCEEDED; older versions are only
+//! throttled.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -24,6 +28,10 @@ use uuid::Uuid;
 use super::{HandlerError, RequestContext};
 
 type Outcome = Result<(String, Uuid), TopicFailure>;
+
+/// First version on which the controller mutation quota refuses topics
+/// (THROTTLING_QUOTA_EXCEEDED) rather than only throttling (KIP-599).
+const STRICT_MUTATION_QUOTA_VERSION_MIN: i16 = 5;
 
 /// One entry of the request as given.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -138,8 +146,16 @@ async fn delete(ctx: &RequestContext, refs: Vec<TopicRef>, timeout_ms: i32) -> V
     }
     let count = refs.len();
     let timeout = request_timeout(timeout_ms);
-    match ctx.controller().delete_topics(refs, timeout).await {
-        Ok(outcomes) => outcomes,
+    let quota = ctx.mutation_quota(STRICT_MUTATION_QUOTA_VERSION_MIN);
+    match ctx
+        .controller()
+        .delete_topics(refs, timeout, Some(quota))
+        .await
+    {
+        Ok(charged) => {
+            ctx.add_throttle_ms(charged.throttle_time_ms);
+            charged.outcomes
+        }
         Err(error) => vec![Err(error.topic_failure()); count],
     }
 }

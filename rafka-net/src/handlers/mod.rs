@@ -29,6 +29,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -43,6 +44,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -177,6 +179,8 @@ served_apis! {
     ElectLeaders(ElectLeadersResponse) => elect_leaders::handle, 0..=2;
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse) => alter_partition_reassignments::handle, 0..=1;
     ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;
+    DescribeClientQuotas(DescribeClientQuotasResponse) => describe_client_quotas::handle, 0..=1;
+    AlterClientQuotas(AlterClientQuotasResponse) => alter_client_quotas::handle, 0..=1;
     DescribeUserScramCredentials(DescribeUserScramCredentialsResponse) => describe_user_scram_credentials::handle, 0..=0;
     AlterUserScramCredentials(AlterUserScramCredentialsResponse) => alter_user_scram_credentials::handle, 0..=0;
     AddPartitionsToTxn(AddPartitionsToTxnResponse) => add_partitions_to_txn::handle, 0..=5;

@@ -32,6 +32,8 @@ fn response_shape(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DescribeCluster => &schemas::DESCRIBE_CLUSTER,
         ApiKey::Produce => &schemas::PRODUCE,
         ApiKey::Fetch => &schemas::FETCH,
+        ApiKey::DescribeClientQuotas => &schemas::DESCRIBE_CLIENT_QUOTAS,
+        ApiKey::AlterClientQuotas => &schemas::ALTER_CLIENT_QUOTAS,
         ApiKey::DescribeUserScramCredentials => &schemas::DESCRIBE_USER_SCRAM_CREDENTIALS,
         ApiKey::AlterUserScramCredentials => &schemas::ALTER_USER_SCRAM_CREDENTIALS,
         ApiKey::SaslHandshake => &schemas::SASL_HANDSHAKE,
@@ -145,6 +147,8 @@ mod tests {
         roundtrip::<DescribeClusterRequest>(&mut rng);
         roundtrip::<ProduceRequest>(&mut rng);
         roundtrip::<FetchRequest>(&mut rng);
+        roundtrip::<DescribeClientQuotasRequest>(&mut rng);
+        roundtrip::<AlterClientQuotasRequest>(&mut rng);
         roundtrip::<DescribeUserScramCredentialsRequest>(&mut rng);
         roundtrip::<AlterUserScramCredentialsRequest>(&mut rng);
         roundtrip::<SaslHandshakeRequest>(&mut rng);

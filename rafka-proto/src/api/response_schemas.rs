@@ -11,7 +11,7 @@
 //! decodes exactly those bytes and re-encodes them identically.
 
 use super::shape::build::{
-    all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, STRS, UUID,
+    all, between, from, shape, until, BOOL, F64, I16, I32, I32S, I64, I8, STRS, UUID,
 };
 use super::shape::Kind::{self, Bytes, Str, Struct, StructArray};
 use super::shape::{Shape, Tagged};
@@ -587,5 +587,40 @@ static DELETE_ACLS_MATCHING_ACL: Shape = shape(
         all(Str),    // host
         all(I8),     // operation
         all(I8),     // permission_type
+    ],
+);
+
+pub(crate) static DESCRIBE_CLIENT_QUOTAS: Shape = shape(
+    "DescribeClientQuotasResponse",
+    &[
+        all(I32),                                 // throttle_time_ms
+        all(I16),                                 // error_code
+        all(Str),                                 // error_message
+        all(StructArray(&DESCRIBED_QUOTA_ENTRY)), // entries (nullable)
+    ],
+);
+static DESCRIBED_QUOTA_ENTRY: Shape = shape(
+    "EntryData",
+    &[
+        all(StructArray(&QUOTA_ENTITY)),          // entity
+        all(StructArray(&DESCRIBED_QUOTA_VALUE)), // values
+    ],
+);
+static QUOTA_ENTITY: Shape = shape("EntityData", &[all(Str), all(Str)]); // entity_type, entity_name
+static DESCRIBED_QUOTA_VALUE: Shape = shape("ValueData", &[all(Str), all(F64)]); // key, value
+
+pub(crate) static ALTER_CLIENT_QUOTAS: Shape = shape(
+    "AlterClientQuotasResponse",
+    &[
+        all(I32),                               // throttle_time_ms
+        all(StructArray(&ALTERED_QUOTA_ENTRY)), // entries
+    ],
+);
+static ALTERED_QUOTA_ENTRY: Shape = shape(
+    "EntryData",
+    &[
+        all(I16),                        // error_code
+        all(Str),                        // error_message
+        all(StructArray(&QUOTA_ENTITY)), // entity
     ],
 );

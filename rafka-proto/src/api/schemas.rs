@@ -19,7 +19,7 @@ pub(crate) use txn::{
 };
 
 use super::shape::build::{
-    all, between, from, shape, until, BOOL, I16, I32, I32S, I64, I8, STRS, UUID,
+    all, between, from, shape, until, BOOL, F64, I16, I32, I32S, I64, I8, STRS, UUID,
 };
 use super::shape::Kind::{Bytes, NullableStruct, Str, Struct, StructArray};
 use super::shape::{Shape, Tagged};
@@ -748,5 +748,53 @@ pub(crate) static SASL_AUTHENTICATE: Shape = shape(
     "SaslAuthenticateRequest",
     &[
         all(Bytes), // auth_bytes
+    ],
+);
+
+pub(crate) static DESCRIBE_CLIENT_QUOTAS: Shape = shape(
+    "DescribeClientQuotasRequest",
+    &[
+        all(StructArray(&QUOTA_FILTER_COMPONENT)), // components
+        all(BOOL),                                 // strict
+    ],
+);
+/// `match` is nullable (the default entity, or no name for "specified").
+static QUOTA_FILTER_COMPONENT: Shape = shape(
+    "ComponentData",
+    &[
+        all(Str), // entity_type
+        all(I8),  // match_type
+        all(Str), // match
+    ],
+);
+
+pub(crate) static ALTER_CLIENT_QUOTAS: Shape = shape(
+    "AlterClientQuotasRequest",
+    &[
+        all(StructArray(&QUOTA_ALTERATION_ENTRY)), // entries
+        all(BOOL),                                 // validate_only
+    ],
+);
+static QUOTA_ALTERATION_ENTRY: Shape = shape(
+    "EntryData",
+    &[
+        all(StructArray(&QUOTA_ENTITY)), // entity
+        all(StructArray(&QUOTA_OP)),     // ops
+    ],
+);
+/// `entity_name` is nullable: null names the default entity.
+static QUOTA_ENTITY: Shape = shape(
+    "EntityData",
+    &[
+        all(Str), // entity_type
+        all(Str), // entity_name
+    ],
+);
+static QUOTA_OP: Shape = shape(
+    "OpData",
+    &[
+        all(Str),  // key
+        all(F64),  // value
+        all(BOOL), // remove
     ],
 );

@@ -389,6 +389,7 @@ pub(crate) mod build {
     pub(crate) const I16: Kind = Fixed(2);
     pub(crate) const I32: Kind = Fixed(4);
     pub(crate) const I64: Kind = Fixed(8);
+    pub(crate) const F64: Kind = Fixed(8);
     pub(crate) const UUID: Kind = Fixed(16);
     pub(crate) const I32S: Kind = Array(Elem::Fixed(4));
     pub(crate) const I64S: Kind = Array(Elem::Fixed(8));

@@ -11,7 +11,11 @@
 // deleteTopics and describeLogDirs (JAVA_ADMIN_LOG_DIRS=0 skips it);
 // alterUserScramCredentials / describeUserScramCredentials (create, a second
 // mechanism, describe one and all, UnacceptableCredentialException, delete,
-// ResourceNotFoundException).
+// ResourceNotFoundException); alterClientQuotas / describeClientQuotas
+// (producer_byte_rate for client id quota-client and a default-user
+// consumer_byte_rate, described back through exact, default, any and
+// containsOnly filters; validateOnly writes nothing; a negative value is
+// InvalidRequestException; removed, both describe empty).
 // Prints one "admin java: PASS|FAIL ..." verdict line; exits 1 on the first
 // mismatch.
 //
@@ -59,6 +63,12 @@ import org.apache.kafka.clients.admin.ScramMechanism;
 import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
 import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
+import org.apache.kafka.clients.admin.AlterClientQuotasOptions;
+import org.apache.kafka.common.errors.InvalidRequestException;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 public final class JavaAdmin {
@@ -103,7 +113,9 @@ public final class JavaAdmin {
                 + "APPEND, invalid value refused, validateOnly, cluster default with synonyms), legacy alterConfigs "
                 + "replaces overrides, describeCluster, alterUserScramCredentials/describeUserScramCredentials "
                 + "(create, second mechanism, describe one and all, UnacceptableCredentialException, delete, "
-                + "ResourceNotFoundException), deleteTopics"
+                + "ResourceNotFoundException), alterClientQuotas/describeClientQuotas (client-id and "
+                + "default-user quotas, exact/default/any/containsOnly filters, validateOnly, "
+                + "InvalidRequestException, removed), deleteTopics"
                 + (logDirs ? ", describeLogDirs" : " (describeLogDirs skipped: JAVA_ADMIN_LOG_DIRS=0)"));
         System.exit(0);
     }
@@ -165,6 +177,7 @@ public final class JavaAdmin {
         }
 
         checkScram(admin, topic);
+        checkQuotas(admin);
 
         // deleteTopics: the topic leaves listTopics.
         admin.deleteTopics(List.of(topic)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
@@ -328,6 +341,76 @@ public final class JavaAdmin {
                         .get(TIMEOUT_S, TimeUnit.SECONDS));
         check(gone instanceof ResourceNotFoundException,
                 "describing a deleted user: " + gone + ", expected ResourceNotFoundException");
+    }
+
+    /**
+     * Client quotas: set for a client id and the default user, described back
+     * through each kind of filter, then removed. Only entities this run
+     * touches are compared exactly, so other runs' quotas cannot fail it.
+     */
+    private static void checkQuotas(Admin admin) throws Exception {
+        Map<String, String> clientNames = new java.util.HashMap<>();
+        clientNames.put(ClientQuotaEntity.CLIENT_ID, "quota-client");
+        ClientQuotaEntity client = new ClientQuotaEntity(clientNames);
+        Map<String, String> defaultUserNames = new java.util.HashMap<>();
+        defaultUserNames.put(ClientQuotaEntity.USER, null);
+        ClientQuotaEntity defaultUser = new ClientQuotaEntity(defaultUserNames);
+        Map<String, Double> clientQuota = Map.of("producer_byte_rate", 1048576.0);
+        Map<String, Double> defaultUserQuota = Map.of("consumer_byte_rate", 104857600.0);
+        List<ClientQuotaAlteration> set = List.of(
+                new ClientQuotaAlteration(client,
+                        List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0))),
+                new ClientQuotaAlteration(defaultUser,
+                        List.of(new ClientQuotaAlteration.Op("consumer_byte_rate", 104857600.0))));
+        ClientQuotaFilter exactClient = ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, "quota-client")));
+        ClientQuotaFilter onlyDefaultUser = ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofDefaultEntity(ClientQuotaEntity.USER)));
+
+        // validateOnly: accepted, nothing written.
+        admin.alterClientQuotas(set, new AlterClientQuotasOptions().validateOnly(true))
+                .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        Map<ClientQuotaEntity, Map<String, Double>> none = quotas(admin, exactClient);
+        check(none.isEmpty(), "describeClientQuotas after validateOnly: " + none);
+
+        admin.alterClientQuotas(set).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        Map<ClientQuotaEntity, Map<String, Double>> byClient = quotas(admin, exactClient);
+        check(byClient.equals(Map.of(client, clientQuota)), "describeClientQuotas quota-client: " + byClient);
+        Map<ClientQuotaEntity, Map<String, Double>> byDefault = quotas(admin, onlyDefaultUser);
+        check(byDefault.equals(Map.of(defaultUser, defaultUserQuota)),
+                "describeClientQuotas default user: " + byDefault);
+        // Any client id (not strict) and every quota include the client's.
+        Map<ClientQuotaEntity, Map<String, Double>> anyClient = quotas(admin, ClientQuotaFilter.contains(
+                List.of(ClientQuotaFilterComponent.ofEntityType(ClientQuotaEntity.CLIENT_ID))));
+        check(clientQuota.equals(anyClient.get(client)) && !anyClient.containsKey(defaultUser),
+                "describeClientQuotas any client id: " + anyClient);
+        Map<ClientQuotaEntity, Map<String, Double>> all = quotas(admin, ClientQuotaFilter.all());
+        check(clientQuota.equals(all.get(client)) && defaultUserQuota.equals(all.get(defaultUser)),
+                "describeClientQuotas all: " + all);
+
+        Throwable negative = failure("alterClientQuotas with a negative rate",
+                () -> admin.alterClientQuotas(List.of(new ClientQuotaAlteration(client,
+                        List.of(new ClientQuotaAlteration.Op("producer_byte_rate", -1.0)))))
+                        .all().get(TIMEOUT_S, TimeUnit.SECONDS));
+        check(negative instanceof InvalidRequestException
+                        && "Quota producer_byte_rate must be greater than 0".equals(negative.getMessage()),
+                "negative producer_byte_rate: " + negative + ", expected InvalidRequestException");
+
+        // A null value removes the key.
+        admin.alterClientQuotas(List.of(
+                new ClientQuotaAlteration(client, List.of(new ClientQuotaAlteration.Op("producer_byte_rate", null))),
+                new ClientQuotaAlteration(defaultUser,
+                        List.of(new ClientQuotaAlteration.Op("consumer_byte_rate", null)))))
+                .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        Map<ClientQuotaEntity, Map<String, Double>> gone = quotas(admin, exactClient);
+        check(gone.isEmpty(), "describeClientQuotas quota-client after removal: " + gone);
+        gone = quotas(admin, onlyDefaultUser);
+        check(gone.isEmpty(), "describeClientQuotas default user after removal: " + gone);
+    }
+
+    private static Map<ClientQuotaEntity, Map<String, Double>> quotas(Admin admin, ClientQuotaFilter filter)
+            throws Exception {
+        return admin.describeClientQuotas(filter).entities().get(TIMEOUT_S, TimeUnit.SECONDS);
     }
 
     /** `MECHANISM:ITERATIONS,...` in mechanism order. */
