@@ -40,6 +40,7 @@
 //! `serve(listener)`; on SIGTERM `shutdown().await`.
 
 pub mod connection;
+pub mod connection_limits;
 pub mod fetch_budget;
 pub mod fetch_encode;
 pub mod fetch_session;
