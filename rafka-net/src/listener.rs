@@ -440,10 +440,12 @@ impl<S: Service> ShardNet<S> {
             }
             let open = net.connections_open.get() - 1;
             net.connections_open.set(open);
-            net.metrics.connection_closed();
             if let Some(admission) = kept.take() {
                 net.limits.release(admission).await;
             }
+            // Counted once its slots are free: a new connection from the
+            // same IP is then admitted.
+            net.metrics.connection_closed();
             if net.memory_return.on_close(open) {
                 return_free_memory();
             }
