@@ -156,10 +156,10 @@ impl QuotaTable {
             };
             match entity {
                 QuotaEntity::Ip(EntityName::Default) => default = Some(value.get()),
-                QuotaEntity::Ip(EntityName::Named(name)) => {
-                    if name.parse::<std::net::IpAddr>().ok() == Some(ip) {
-                        return Some(value.get());
-                    }
+                QuotaEntity::Ip(EntityName::Named(name))
+                    if name.parse::<std::net::IpAddr>().ok() == Some(ip) =>
+                {
+                    return Some(value.get());
                 }
                 _ => {}
             }
