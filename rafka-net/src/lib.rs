@@ -7,6 +7,9 @@
 //! - `connection`: one connection's task — frames in, requests served
 //!   concurrently, responses out in request order, in-flight bounds, idle
 //!   timeout, protocol errors.
+//! - `connection_limits`: Kafka's connection limits at accept
+//!   (`max.connections`, per IP, creation rates, the IP quota), counted
+//!   broker-wide across shards.
 //! - `stream`: [`stream::Stream`], a connection's bytes: plain TCP or TLS
 //!   over it; `tls`: [`tls::TlsServer`], a TLS listener built from its
 //!   `ssl.*` settings, its handshake (with a deadline) and the client
@@ -40,6 +43,7 @@
 //! `serve(listener)`; on SIGTERM `shutdown().await`.
 
 pub mod connection;
+pub mod connection_limits;
 pub mod fetch_budget;
 pub mod fetch_encode;
 pub mod fetch_session;

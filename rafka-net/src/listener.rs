@@ -27,6 +27,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
@@ -40,6 +41,7 @@ use thiserror::Error;
 use tracing::{debug, info, warn};
 
 use crate::connection::{self, ConnectionConfig};
+use crate::connection_limits::{Admission, BrokerConnections, LimitsMesh, Refusal, ShardLimits};
 use crate::latch::Latch;
 use crate::metrics::{NetMetrics, NetMetricsSnapshot};
 use crate::service::Service;
@@ -77,6 +79,10 @@ pub struct NetConfig {
     pub connection: ConnectionConfig,
     /// The listener [`ShardNet::serve`]'s connections' sessions name.
     pub listener: ListenerInfo,
+    /// The broker-wide connection counts and limits (`max.connections`,
+    /// per IP, creation rates): one object shared by every shard's
+    /// config (see `connection_limits`).
+    pub connection_limits: Arc<BrokerConnections>,
 }
 
 /// One listener as its connections see it: its name and security
@@ -94,6 +100,7 @@ impl Default for NetConfig {
             shard_inflight_bytes_max: SHARD_INFLIGHT_BYTES_MAX_DEFAULT,
             connection: ConnectionConfig::default(),
             listener: ListenerInfo::default(),
+            connection_limits: Arc::new(BrokerConnections::unlimited()),
         }
     }
 }
@@ -175,15 +182,35 @@ pub struct ShardNet<S: Service> {
     /// waited for once no connection can start new ones.
     pub(crate) requests: Gate,
     connections_open: Cell<usize>,
+    /// This shard's side of the broker's connection limits.
+    limits: Rc<ShardLimits>,
     /// When to hand freed connection memory back to the kernel.
     memory_return: MemoryReturn,
 }
 
 impl<S: Service> ShardNet<S> {
-    /// Must be called on the shard's executor.
+    /// Must be called on the shard's executor. Connection limits that
+    /// count per IP or per broker across shards need the mesh
+    /// ([`ShardNet::with_mesh`]); without it this shard is the broker.
     pub fn new(service: Rc<S>, table: Rc<ApiTable>, config: NetConfig) -> Rc<Self> {
+        ShardNet::with_mesh(service, table, config, None)
+    }
+
+    /// [`ShardNet::new`] reaching the other shards' connection state
+    /// through `mesh` (the broker's: `connection_limits::ShardMesh`).
+    pub fn with_mesh(
+        service: Rc<S>,
+        table: Rc<ApiTable>,
+        config: NetConfig,
+        mesh: Option<Rc<dyn LimitsMesh>>,
+    ) -> Rc<Self> {
         let shard_bytes = config.shard_inflight_bytes_max.max(1) as u64;
+        let limits = Rc::new(ShardLimits::new(
+            Arc::clone(&config.connection_limits),
+            mesh,
+        ));
         Rc::new(ShardNet {
+            limits,
             service,
             table,
             config,
@@ -260,7 +287,7 @@ impl<S: Service> ShardNet<S> {
                     if let Some(unlogged) = failures.on_success() {
                         info!(listener = ?addr, unlogged, "accepting again after failures");
                     }
-                    self.start_connection(stream, &endpoint);
+                    self.admit(stream, &endpoint).await;
                 }
                 Some(Err(error)) => {
                     self.metrics.accept_failed();
@@ -274,32 +301,150 @@ impl<S: Service> ShardNet<S> {
         info!(listener = ?addr, "stopped accepting connections");
     }
 
-    fn start_connection(self: &Rc<Self>, stream: TcpStream, endpoint: &Rc<Endpoint>) {
-        let peer = stream.peer_addr().ok();
+    /// The connection limits' steps for a new connection (see
+    /// `connection_limits`): the creation rate's throttle, a
+    /// `max.connections` slot, the IP's quota and count. Run inside the
+    /// accept loop, so that while one waits nothing else is accepted (the
+    /// next connections stay in the backlog), as Kafka's acceptor blocks.
+    async fn admit(self: &Rc<Self>, stream: TcpStream, endpoint: &Rc<Endpoint>) {
+        let Ok(peer) = stream.peer_addr() else {
+            debug!("peer left before its connection was set up");
+            return;
+        };
+        let listener = endpoint.info.name.as_str();
+        let throttle_ms = self.limits.creation_throttle_ms(listener).await;
+        if throttle_ms > 0 {
+            let throttle_ms = throttle_ms.unsigned_abs();
+            self.metrics.accept_throttled(listener, throttle_ms);
+            debug!(%peer, listener, throttle_ms, "accepting throttled by max.connection.creation.rate");
+            if !self.pause(Duration::from_millis(throttle_ms)).await {
+                return;
+            }
+        }
+        let mut blocked = false;
+        let slot = loop {
+            match self.limits.try_reserve(listener) {
+                Ok(slot) => break slot,
+                Err(freed) => {
+                    if !blocked {
+                        blocked = true;
+                        self.metrics.accept_blocked(listener);
+                        debug!(%peer, listener, "at max.connections: accepting waits for a connection to close");
+                    }
+                    let stop = async {
+                        self.shutdown.wait().await;
+                        false
+                    };
+                    let freed = async {
+                        freed.wait().await;
+                        true
+                    };
+                    if !or(stop, freed).await {
+                        return;
+                    }
+                }
+            }
+        };
+        match self.limits.admit_ip(listener, slot, peer.ip()).await {
+            Ok(admission) => self.start_connection(stream, peer, endpoint, admission),
+            Err(refusal) => self.refuse(stream, peer, listener, refusal),
+        }
+    }
+
+    /// Waits `duration` unless the shard stops first (false then).
+    async fn pause(&self, duration: Duration) -> bool {
+        let stop = async {
+            self.shutdown.wait().await;
+            false
+        };
+        let wait = async {
+            glommio::timer::Timer::new(duration).await;
+            true
+        };
+        or(stop, wait).await
+    }
+
+    /// Closes a connection a limit refused: at once, or after the IP
+    /// quota's throttle time (Kafka's delayed close, so the client does
+    /// not reconnect at once).
+    fn refuse(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        listener: &str,
+        refusal: Refusal,
+    ) {
+        self.metrics.connection_limited(listener, refusal.reason());
+        match refusal {
+            Refusal::PerIp { max } => {
+                info!(
+                    ip = %peer.ip(),
+                    listener,
+                    max,
+                    "Rejected connection from {}, address already has the configured maximum of {max} connections.",
+                    peer.ip()
+                );
+            }
+            Refusal::IpRate { throttle_ms } => {
+                debug!(ip = %peer.ip(), listener, throttle_ms, "delaying the close of a connection over its IP's connection creation rate");
+                let net = Rc::clone(self);
+                let delay = Duration::from_millis(throttle_ms.unsigned_abs());
+                let closing = self.connections.spawn(async move {
+                    net.pause(delay).await;
+                    drop(stream);
+                });
+                if let Ok(task) = closing {
+                    task.detach();
+                }
+            }
+            Refusal::MaxConnections => {}
+        }
+    }
+
+    /// Gives `admission`'s slots back from a synchronous place.
+    fn release_later(&self, admission: Admission) {
+        let limits = Rc::clone(&self.limits);
+        glommio::spawn_local(async move { limits.release(admission).await }).detach();
+    }
+
+    fn start_connection(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        endpoint: &Rc<Endpoint>,
+        admission: Admission,
+    ) {
         if self.connections_open.get() >= self.config.connections_max {
             warn!(
-                ?peer,
+                %peer,
                 connections_max = self.config.connections_max,
                 "refusing connection: shard is at connections_max"
             );
             self.metrics.connection_rejected();
+            self.metrics
+                .connection_limited(&endpoint.info.name, Refusal::MaxConnections.reason());
+            self.release_later(admission);
             return;
         }
-        let Some(peer) = peer else {
-            debug!("peer left before its connection was set up");
-            return;
-        };
         if let Err(error) = stream.set_nodelay(true) {
             debug!(%peer, %error, "could not set TCP_NODELAY");
         }
         let net = Rc::clone(self);
         let endpoint = Rc::clone(endpoint);
+        // Released by the task's tail, or here when the task never runs.
+        let admission = Rc::new(Cell::new(Some(admission)));
+        let kept = Rc::clone(&admission);
         let spawned = self.connections.spawn(async move {
             if let Some((stream, session)) = net.open(stream, peer, &endpoint).await {
                 connection::serve(&net, stream, session).await;
             }
             let open = net.connections_open.get() - 1;
             net.connections_open.set(open);
+            if let Some(admission) = kept.take() {
+                net.limits.release(admission).await;
+            }
+            // Counted once its slots are free: a new connection from the
+            // same IP is then admitted.
             net.metrics.connection_closed();
             if net.memory_return.on_close(open) {
                 return_free_memory();
@@ -316,6 +461,9 @@ impl<S: Service> ShardNet<S> {
             Err(_) => {
                 debug!(%peer, "refusing connection: shutting down");
                 self.metrics.connection_rejected();
+                if let Some(admission) = admission.take() {
+                    self.release_later(admission);
+                }
             }
         }
     }

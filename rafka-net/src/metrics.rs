@@ -8,7 +8,8 @@
 //!
 //! Lives on: one per shard, shared by its listeners and connections.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 /// API keys with their own request counter. Kafka's keys are dense and stay
 /// below this (the highest in 4.x is under 100); a larger key is never
@@ -33,6 +34,12 @@ pub struct NetMetrics {
     bytes_out: Cell<u64>,
     read_buffer_bytes: Cell<u64>,
     requests_by_api_key: [Cell<u64>; API_KEY_SLOTS],
+    /// By (listener, reason): connections refused by a connection limit.
+    connections_limited: RefCell<BTreeMap<(String, &'static str), u64>>,
+    /// By listener: ms the accept loop waited for the creation rate.
+    accept_throttle_ms: RefCell<BTreeMap<String, u64>>,
+    /// By listener: accepts that waited for a `max.connections` slot.
+    accepts_blocked: RefCell<BTreeMap<String, u64>>,
 }
 
 /// A copy of one shard's counters at one moment.
@@ -74,9 +81,39 @@ pub struct NetMetricsSnapshot {
     /// `(api_key, requests)` for every key with at least one request, in key
     /// order.
     pub requests_by_api_key: Vec<(i16, u64)>,
+    /// `(listener, reason, connections)` refused by a connection limit:
+    /// reason `per_ip` (`max.connections.per.ip`, closed at once),
+    /// `ip_rate` (the IP's connection creation rate quota, closed after
+    /// the throttle time) or `max_connections` (the shard's
+    /// `connections_max`, closed at once).
+    pub connections_limited: Vec<(String, String, u64)>,
+    /// `(listener, ms)` the accept loop waited for
+    /// `max.connection.creation.rate`.
+    pub accept_throttle_ms: Vec<(String, u64)>,
+    /// `(listener, accepts)` that waited for a `max.connections` slot.
+    pub accepts_blocked: Vec<(String, u64)>,
 }
 
 impl NetMetricsSnapshot {
+    /// Connections refused for `reason` (any listener).
+    pub fn limited(&self, reason: &str) -> u64 {
+        self.connections_limited
+            .iter()
+            .filter(|(_, r, _)| r == reason)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// Accept throttle time over every listener, in ms.
+    pub fn accept_throttle_ms_total(&self) -> u64 {
+        self.accept_throttle_ms.iter().map(|(_, ms)| ms).sum()
+    }
+
+    /// Accepts that waited for a slot, over every listener.
+    pub fn accepts_blocked_total(&self) -> u64 {
+        self.accepts_blocked.iter().map(|(_, n)| n).sum()
+    }
+
     /// Every error that closed a connection because of what the peer sent.
     pub fn protocol_errors(&self) -> u64 {
         self.frame_errors + self.header_errors + self.handler_errors
@@ -113,6 +150,9 @@ impl Default for NetMetrics {
             bytes_out: Cell::new(0),
             read_buffer_bytes: Cell::new(0),
             requests_by_api_key: std::array::from_fn(|_| Cell::new(0)),
+            connections_limited: RefCell::new(BTreeMap::new()),
+            accept_throttle_ms: RefCell::new(BTreeMap::new()),
+            accepts_blocked: RefCell::new(BTreeMap::new()),
         }
     }
 }
@@ -178,6 +218,22 @@ impl NetMetrics {
         bump(&self.bytes_out, bytes as u64);
     }
 
+    /// A connection on `listener` refused by a limit (`reason`).
+    pub(crate) fn connection_limited(&self, listener: &str, reason: &'static str) {
+        let mut limited = self.connections_limited.borrow_mut();
+        *limited.entry((listener.to_string(), reason)).or_default() += 1;
+    }
+
+    pub(crate) fn accept_throttled(&self, listener: &str, ms: u64) {
+        let mut throttled = self.accept_throttle_ms.borrow_mut();
+        *throttled.entry(listener.to_string()).or_default() += ms;
+    }
+
+    pub(crate) fn accept_blocked(&self, listener: &str) {
+        let mut blocked = self.accepts_blocked.borrow_mut();
+        *blocked.entry(listener.to_string()).or_default() += 1;
+    }
+
     /// A connection's read buffer went from `old_bytes` to `new_bytes`.
     pub(crate) fn read_buffer_resized(&self, old_bytes: usize, new_bytes: usize) {
         let held = self.read_buffer_bytes.get();
@@ -218,6 +274,24 @@ impl NetMetrics {
             bytes_out: self.bytes_out.get(),
             read_buffer_bytes: self.read_buffer_bytes.get(),
             requests_by_api_key,
+            connections_limited: self
+                .connections_limited
+                .borrow()
+                .iter()
+                .map(|((listener, reason), n)| (listener.clone(), reason.to_string(), *n))
+                .collect(),
+            accept_throttle_ms: self
+                .accept_throttle_ms
+                .borrow()
+                .iter()
+                .map(|(listener, ms)| (listener.clone(), *ms))
+                .collect(),
+            accepts_blocked: self
+                .accepts_blocked
+                .borrow()
+                .iter()
+                .map(|(listener, n)| (listener.clone(), *n))
+                .collect(),
         }
     }
 }

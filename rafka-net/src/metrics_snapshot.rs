@@ -371,6 +371,7 @@ impl BrokerSnapshot {
                 errors.counter(&labels, count)?;
             }
         }
+        self.encode_connection_limits(encoder)?;
         let mut open = family(
             encoder,
             "connections_open",
@@ -391,6 +392,60 @@ impl BrokerSnapshot {
         for shard in &self.shards {
             let held = gauge_value(shard.net.read_buffer_bytes);
             read_buffers.gauge(&shard_label(shard), held)?;
+        }
+        Ok(())
+    }
+
+    /// Connection limits (`connection_limits`): refusals by listener and
+    /// reason, the creation rate's accept throttle, accepts that waited
+    /// for a `max.connections` slot.
+    fn encode_connection_limits(
+        &self,
+        encoder: &mut DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let listener_labels = |shard: &ShardSnapshot, listener: &str| {
+            let mut labels = shard_label(shard);
+            labels.push(("listener", listener.to_string()));
+            labels
+        };
+        let mut limited = family(
+            encoder,
+            "connections_limited",
+            "New connections refused by a connection limit, by shard, listener and reason (per_ip: max.connections.per.ip, closed at once; ip_rate: the IP's connection_creation_rate quota, closed after the throttle time; max_connections: the shard's connection bound).",
+            None,
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            for (listener, reason, count) in &shard.net.connections_limited {
+                let mut labels = listener_labels(shard, listener);
+                labels.push(("reason", reason.clone()));
+                limited.counter(&labels, *count)?;
+            }
+        }
+        let mut throttle = family(
+            encoder,
+            "connection_accept_throttle",
+            "Time accepting waited for max.connection.creation.rate, by shard and listener.",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            for (listener, ms) in &shard.net.accept_throttle_ms {
+                let seconds = *ms as f64 / 1000.0;
+                throttle.counter_f64(&listener_labels(shard, listener), seconds)?;
+            }
+        }
+        let mut blocked = family(
+            encoder,
+            "connection_accepts_blocked",
+            "Accepts that waited for a max.connections slot (until a connection closed), by shard and listener.",
+            None,
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            for (listener, count) in &shard.net.accepts_blocked {
+                blocked.counter(&listener_labels(shard, listener), *count)?;
+            }
         }
         Ok(())
     }
@@ -705,6 +760,9 @@ mod tests {
             connections_open: 3,
             net: NetMetricsSnapshot {
                 accept_failures: 4,
+                connections_limited: vec![("PLAINTEXT".into(), "per_ip".into(), 2)],
+                accept_throttle_ms: vec![("PLAINTEXT".into(), 1500)],
+                accepts_blocked: vec![("PLAINTEXT".into(), 1)],
                 read_buffer_bytes: 16_384,
                 ..NetMetricsSnapshot::default()
             },
@@ -770,6 +828,9 @@ mod tests {
             "rafka_connections_open{shard=\"0\"} 3",
             "rafka_connections_open{shard=\"1\"} 3",
             "rafka_accept_failures_total{shard=\"0\"} 4",
+            "rafka_connections_limited_total{shard=\"0\",listener=\"PLAINTEXT\",reason=\"per_ip\"} 2",
+            "rafka_connection_accept_throttle_seconds_total{shard=\"0\",listener=\"PLAINTEXT\"} 1.5",
+            "rafka_connection_accepts_blocked_total{shard=\"0\",listener=\"PLAINTEXT\"} 1",
             "rafka_connection_read_buffers_bytes{shard=\"1\"} 16384",
             "rafka_log_recovery_truncations_total{shard=\"0\"} 1",
             "rafka_log_recovery_truncated_bytes_total{shard=\"1\"} 61",

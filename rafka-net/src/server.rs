@@ -26,6 +26,7 @@ use rafka_shard::runtime::{run as run_shards, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
 use rafka_shard::startup::{start as start_shard, ShardError, Started};
 
+use crate::connection_limits::{BrokerConnections, LimitsMesh, ShardMesh};
 use crate::handlers::{broker_table, AdvertisedListener, BrokerContext, Handlers, NodeInfo};
 use crate::listener::{bind, bind_first, BindError, Endpoint, NetConfig, ShardNet};
 use crate::metrics_http::{MetricsHttpError, MetricsServer};
@@ -68,6 +69,8 @@ pub enum ServerError {
     Runtime(#[from] rafka_shard::runtime::RuntimeError),
     #[error("shard {shard}: {message}")]
     Shard { shard: usize, message: String },
+    #[error(transparent)]
+    ConnectionLimits(#[from] crate::connection_limits::UnknownOverrideHost),
 }
 
 /// How long a stop waits for connections to drain before closing the logs.
@@ -125,6 +128,11 @@ pub fn run(options: ServerOptions, stop: StopReceiver) -> Result<(), ServerError
     if let Some(metrics) = options.metrics_listen {
         ensure_free(metrics, "metrics")?;
     }
+    // The broker-wide connection counts every shard shares; override
+    // hosts resolve here, before any shard starts.
+    let limits = BrokerConnections::from_config(&options.config, options.runtime.shard_count)?;
+    let mut options = options;
+    options.net.connection_limits = Arc::new(limits);
     let stop = Arc::new(Mutex::new(Some(stop)));
     let runtime = options.runtime.clone();
     let options = Arc::new(options);
@@ -358,7 +366,9 @@ fn start_net(
 ) {
     let table: Rc<ApiTable> = Rc::new(broker_table());
     let ctx = BrokerContext::new(Rc::clone(&table), Rc::clone(shard), node);
-    let net = ShardNet::new(Rc::new(Handlers::new(Rc::new(ctx))), table, net_config);
+    let mesh: Rc<dyn LimitsMesh> = Rc::new(ShardMesh::new(Rc::clone(shard)));
+    let service = Rc::new(Handlers::new(Rc::new(ctx)));
+    let net = ShardNet::with_mesh(service, table, net_config, Some(mesh));
     for (socket, endpoint) in sockets {
         if let Err(error) = net.serve_endpoint(socket, endpoint) {
             tracing::error!(%error, shard = shard.id(), "serving");

@@ -43,6 +43,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Request as ProtocolRequest};
 use rafka_core::config::BrokerConfig;
 use rafka_core::io::{Clock, SystemClock};
+use rafka_net::connection_limits::{BrokerConnections, LimitsMesh, ShardMesh};
 use rafka_net::handlers::{
     api_versions, broker_table, serve, BrokerContext, ControllerHandle, Handlers, NodeInfo,
 };
@@ -50,7 +51,7 @@ use rafka_net::listener::Endpoint;
 use rafka_net::metrics_shard::traffic_snapshot;
 use rafka_net::session::{ListenerInfo, Session};
 use rafka_net::{
-    bind_first, ConnectionConfig, NetConfig, NetMetricsSnapshot, Request, Response, Service,
+    bind, bind_first, ConnectionConfig, NetConfig, NetMetricsSnapshot, Request, Response, Service,
     ShardNet,
 };
 use rafka_proto::acks::Acks;
@@ -95,6 +96,7 @@ pub struct TestBroker {
     data_dir: Option<PathBuf>,
     clock: Option<SharedClock>,
     timeout: Duration,
+    listen_everywhere: bool,
 }
 
 impl TestBroker {
@@ -109,7 +111,16 @@ impl TestBroker {
             data_dir: None,
             clock: None,
             timeout: SCENARIO_TIMEOUT,
+            listen_everywhere: false,
         }
+    }
+
+    /// With the listener: every shard binds it (SO_REUSEPORT, as the
+    /// broker does), so connections spread over the shards; without,
+    /// only the serving shard listens.
+    pub fn listen_everywhere(mut self, everywhere: bool) -> TestBroker {
+        self.listen_everywhere = everywhere;
+        self
     }
 
     pub fn shards(mut self, shards: usize) -> TestBroker {
@@ -195,8 +206,12 @@ impl TestBroker {
             .chain(further_dirs)
             .collect();
         config.node_id = NODE_ID;
+        let limits =
+            BrokerConnections::from_config(&config, self.shards).expect("connection limits");
         let config = Arc::new(config);
         let settings = Settings {
+            connection_limits: Arc::new(limits),
+            listen_everywhere: self.listen_everywhere,
             network: self.network,
             zero_copy: self.zero_copy,
             endpoint: self.endpoint,
@@ -262,6 +277,9 @@ impl TestBroker {
 
 #[derive(Debug, Clone)]
 struct Settings {
+    /// The broker-wide connection counts, shared by every listening shard.
+    connection_limits: Arc<BrokerConnections>,
+    listen_everywhere: bool,
     network: bool,
     zero_copy: bool,
     endpoint: Option<Endpoint>,
@@ -286,8 +304,12 @@ where
     let serving = shard.count() - 1;
     let (node, addr) = match settings.network {
         true => {
-            let endpoint = settings.endpoint.clone();
-            let (node, addr) = listen(shard, serving, settings.zero_copy, endpoint).await;
+            let (node, addr) = listen(shard, serving, settings, None).await;
+            if settings.listen_everywhere {
+                for other in (0..shard.count()).filter(|s| *s != serving) {
+                    listen(shard, other, settings, Some(addr)).await;
+                }
+            }
             (node, Some(addr))
         }
         false => (default_node(), None),
@@ -307,7 +329,7 @@ where
     // A connection that never drains (a request that never ends) fails
     // the test instead of hanging it; the shards stop regardless.
     let drained = !settings.network
-        || within(DRAIN_TIMEOUT, stop_listening(shard, serving))
+        || within(DRAIN_TIMEOUT, stop_listening_everywhere(shard))
             .await
             .is_some();
     stop(shard).await;
@@ -344,16 +366,23 @@ thread_local! {
     static NET: RefCell<Option<Rc<ShardNet<Handlers>>>> = const { RefCell::new(None) };
 }
 
-/// Binds 127.0.0.1 on an ephemeral port on shard `on` and serves the
-/// broker's handlers there; the node advertises that address.
+/// Binds 127.0.0.1 on an ephemeral port (or `addr`, SO_REUSEPORT) on
+/// shard `on` and serves the broker's handlers there; the node
+/// advertises that address.
 async fn listen(
     shard: &Rc<Shard>,
     on: usize,
-    zero_copy: bool,
-    endpoint: Option<Endpoint>,
+    settings: &Settings,
+    addr: Option<SocketAddr>,
 ) -> (NodeInfo, SocketAddr) {
+    let zero_copy = settings.zero_copy;
+    let endpoint = settings.endpoint.clone();
+    let limits = Arc::clone(&settings.connection_limits);
     let work = move |s: Rc<Shard>| async move {
-        let (listener, addr) = bind_first(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        let (listener, addr) = match addr {
+            Some(addr) => (bind(addr).expect("bind"), addr),
+            None => bind_first(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind"),
+        };
         let node = NodeInfo {
             host: addr.ip().to_string(),
             port: addr.port(),
@@ -374,9 +403,11 @@ async fn listen(
                 ..ConnectionConfig::default()
             },
             listener: info,
+            connection_limits: limits,
             ..NetConfig::default()
         };
-        let net = ShardNet::new(Rc::new(handlers), table, config);
+        let mesh: Rc<dyn LimitsMesh> = Rc::new(ShardMesh::new(Rc::clone(&s)));
+        let net = ShardNet::with_mesh(Rc::new(handlers), table, config, Some(mesh));
         match endpoint {
             Some(endpoint) => net.serve_endpoint(listener, endpoint).expect("serve"),
             None => net.serve(listener).expect("serve"),
@@ -385,6 +416,14 @@ async fn listen(
         (node, addr)
     };
     shard.router.invoke_on(on, work).await.expect("route")
+}
+
+/// [`stop_listening`] on every shard (those that do not listen have
+/// nothing to stop).
+async fn stop_listening_everywhere(shard: &Rc<Shard>) {
+    for on in 0..shard.count() {
+        stop_listening(shard, on).await;
+    }
 }
 
 /// Stops accepting and drains the listener's connections (once: a second
@@ -445,11 +484,32 @@ impl Broker {
         state.expect("route")
     }
 
+    /// The listener's state on every shard that listens, in shard order
+    /// (with [`TestBroker::listen_everywhere`], all of them).
+    pub async fn listener_states(&self) -> Vec<(usize, ListenerState)> {
+        let mut states = Vec::new();
+        for on in 0..self.shard.count() {
+            let work = |_: Rc<Shard>| async move {
+                let net = NET.with(|slot| slot.borrow().clone())?;
+                let (_, _, requests_running) = traffic_snapshot();
+                Some(ListenerState {
+                    connections_open: net.connections_open(),
+                    requests_running,
+                    metrics: net.metrics(),
+                })
+            };
+            if let Some(state) = self.shard.router.invoke_on(on, work).await.expect("route") {
+                states.push((on, state));
+            }
+        }
+        states
+    }
+
     /// Stops the listener now as a clean stop does (no new connections,
     /// every connection answers what it has read and closes) and returns
     /// once it has drained; the broker's own stop later skips it.
     pub async fn stop_listening(&self) {
-        stop_listening(&self.shard, self.serving).await;
+        stop_listening_everywhere(&self.shard).await;
     }
 
     pub fn shard_count(&self) -> usize {

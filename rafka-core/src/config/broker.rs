@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
+use super::connections::{
+    read_connection_limits, ConnectionLimitsConfig, ConnectionLimitsError,
+    ConnectionLimitsReadError,
+};
 use super::listener::{
     default_protocol_map, parse_listeners, parse_protocol_map, Listener, SecurityProtocol,
 };
@@ -32,6 +36,9 @@ pub enum ConfigError {
     /// A TLS listener's `ssl.*` settings.
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// `max.connections*` rules across keys.
+    #[error(transparent)]
+    ConnectionLimits(#[from] ConnectionLimitsError),
     #[error("{key}={value} conflicts with {other_key}={other_value}")]
     Conflict {
         key: &'static str,
@@ -187,6 +194,9 @@ pub struct BrokerConfig {
     /// module has the rules.
     pub log_dir_min_free_bytes: Option<u64>,
     pub topic_defaults: TopicDefaults,
+    /// `max.connections`, `max.connections.per.ip` (+ overrides),
+    /// `max.connection.creation.rate`, broker-wide and per listener.
+    pub connection_limits: ConnectionLimitsConfig,
     /// The SASL listeners' mechanisms, users and limits (`sasl.rs`).
     pub sasl: SaslSettings,
     /// Every key the file or a flag set, with the value as written (what
@@ -242,6 +252,7 @@ impl Default for BrokerConfig {
             log_open_files_max: 0,
             log_dir_min_free_bytes: None,
             topic_defaults: TopicDefaults::default(),
+            connection_limits: ConnectionLimitsConfig::default(),
             sasl: SaslSettings::default(),
             explicit: BTreeMap::new(),
         }
@@ -368,6 +379,13 @@ impl BrokerConfig {
         read_listeners(&mut e, &mut config, &mut warnings)?;
         config.sasl = read_sasl(&config.listeners, &mut |key| {
             e.get_dynamic(key).map(str::to_string)
+        })?;
+        config.connection_limits = read_connection_limits(&config.listeners, &mut |key| {
+            e.get_dynamic(key).map(str::to_string)
+        })
+        .map_err(|error| match error {
+            ConnectionLimitsReadError::InvalidValue(v) => ConfigError::InvalidValue(v),
+            ConnectionLimitsReadError::Limits(l) => ConfigError::ConnectionLimits(l),
         })?;
         config.log_dirs = log_dirs(&mut e)?;
         config.metadata_log_dir = e.get("metadata.log.dir").map(|v| PathBuf::from(v.trim()));

@@ -181,7 +181,30 @@ pub fn describe_broker(config: &BrokerConfig, layers: DynamicLayers<'_>) -> Vec<
             ));
         }
     }
+    out.extend(listener_limit_entries(config));
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The listener-level connection limits a listener sets
+/// (`listener.name.<name>.max.connections`, `...max.connection.creation.rate`),
+/// read-only static entries as Kafka lists a listener's prefixed keys.
+fn listener_limit_entries(config: &BrokerConfig) -> Vec<DescribedConfig> {
+    use super::connections::{listener_key, MAX_CONNECTIONS, MAX_CONNECTION_CREATION_RATE};
+    let mut out = Vec::new();
+    for (listener, limits) in &config.connection_limits.listeners {
+        let keys = [
+            (MAX_CONNECTIONS, limits.max_connections, "Open connections on this listener; at the limit new ones wait until one closes."),
+            (MAX_CONNECTION_CREATION_RATE, limits.max_connection_creation_rate, "New connections accepted per second on this listener; accepting is delayed above it."),
+        ];
+        for (key, value, doc) in keys {
+            let Some(value) = value else { continue };
+            let name = listener_key(listener, key);
+            let value = Some(value.to_string());
+            let synonyms = vec![synonym(&name, value.clone(), ConfigSource::StaticBroker)];
+            out.push(entry(&name, value, true, ConfigType::Int, doc, synonyms));
+        }
+    }
     out
 }
 
@@ -458,6 +481,30 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "How often segments past retention are looked for, in ms.",
     },
     BrokerKey {
+        names: &["max.connection.creation.rate"],
+        kind: ConfigType::Int,
+        render: |c| some(c.connection_limits.max_connection_creation_rate),
+        doc: "New connections accepted per second over every listener; accepting is delayed above it (listener.name.<name>.max.connection.creation.rate for one listener).",
+    },
+    BrokerKey {
+        names: &["max.connections"],
+        kind: ConfigType::Int,
+        render: |c| some(c.connection_limits.max_connections),
+        doc: "Open connections over every listener; at the limit new ones wait until one closes (listener.name.<name>.max.connections for one listener).",
+    },
+    BrokerKey {
+        names: &["max.connections.per.ip"],
+        kind: ConfigType::Int,
+        render: |c| some(c.connection_limits.max_connections_per_ip),
+        doc: "Open connections from one IP address; beyond it new ones are closed at once (0 only with overrides).",
+    },
+    BrokerKey {
+        names: &["max.connections.per.ip.overrides"],
+        kind: ConfigType::String,
+        render: |c| Some(c.connection_limits.overrides_string()),
+        doc: "Per-IP or host name overrides of max.connections.per.ip, as host:count,host:count.",
+    },
+    BrokerKey {
         names: &["metadata.log.dir"],
         kind: ConfigType::String,
         render: |c| c.metadata_log_dir.as_ref().map(|d| d.display().to_string()),
@@ -707,5 +754,50 @@ mod tests {
         assert!(!is_dynamic_broker_key("log.retention.hours"));
         assert!(is_known_broker_key("log.retention.hours"));
         assert!(!is_known_broker_key("no.such.key"));
+        let max = find("max.connections");
+        assert_eq!(
+            (max.value.as_deref(), max.source, max.kind),
+            (Some("2147483647"), ConfigSource::Default, ConfigType::Int)
+        );
+        assert_eq!(
+            find("max.connections.per.ip.overrides").value.as_deref(),
+            Some("")
+        );
+    }
+
+    #[test]
+    fn connection_limits_are_described_with_listener_keys() {
+        let (config, _) = BrokerConfig::from_properties_text(
+            "max.connections.per.ip=3\nmax.connections.per.ip.overrides=127.0.0.1:5\n\
+             listener.name.plaintext.max.connections=9\n",
+        )
+        .unwrap();
+        let (cluster, broker) = (empty(), empty());
+        let layers = DynamicLayers {
+            cluster: &cluster,
+            broker: &broker,
+        };
+        let described = describe_broker(&config, layers);
+        let find = |name: &str| described.iter().find(|d| d.name == name).unwrap().clone();
+        let per_ip = find("max.connections.per.ip");
+        assert_eq!(
+            (per_ip.value.as_deref(), per_ip.source),
+            (Some("3"), ConfigSource::StaticBroker)
+        );
+        let overrides = find("max.connections.per.ip.overrides");
+        assert_eq!(overrides.value.as_deref(), Some("127.0.0.1:5"));
+        let listener = find("listener.name.plaintext.max.connections");
+        assert_eq!(
+            (
+                listener.value.as_deref(),
+                listener.source,
+                listener.read_only
+            ),
+            (Some("9"), ConfigSource::StaticBroker, true)
+        );
+        assert_eq!(
+            find("max.connection.creation.rate").value.as_deref(),
+            Some("2147483647")
+        );
     }
 }

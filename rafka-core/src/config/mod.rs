@@ -5,6 +5,8 @@
 //! - `value`: typed parsing of one value and the error naming key, value and
 //!   what was expected.
 //! - `broker`: [`BrokerConfig`], built from properties entries.
+//! - `connections`: [`connections::ConnectionLimitsConfig`], Kafka's
+//!   connection count and creation rate limits.
 //! - `describe`: the DescribeConfigs view of topic and broker configs
 //!   (values, sources, synonyms, types, docs).
 //! - `listener`: `listeners` entries and their security protocols.
@@ -13,6 +15,7 @@
 //! - `topic_name`: Kafka's topic name rules.
 
 pub mod broker;
+pub mod connections;
 pub mod describe;
 pub mod listener;
 pub mod properties;

@@ -12,6 +12,8 @@
 //!   [`throttle_time_ms`], [`TokenBucket`], [`QuotaWindow`].
 //! - `sensor`: [`QuotaSensors`] per key, [`ClientQuotas`] for all keys of
 //!   one shard: record and check.
+//! - `connection`: connection creation rate sensors and per-IP
+//!   connection counts (KIP-612, `max.connections.per.ip`).
 //! - `owner`: which shard owns a sensor, and the report a serving shard
 //!   sends it.
 //! - `mutation`: [`MutationQuota`] / [`MutationCharge`], one request's
@@ -62,6 +64,7 @@
 //! report delayed by the mesh lands in the owner's current sample, as a
 //! Kafka request that waited in a queue does.
 
+pub mod connection;
 pub mod entity;
 pub mod mutation;
 pub mod owner;
@@ -69,6 +72,7 @@ pub mod rate;
 pub mod sensor;
 pub mod table;
 
+pub use connection::{ConnectionRateSensor, IpConnections, IpVerdict};
 pub use entity::{
     check_value, EntityError, EntityName, EntityType, QuotaEntity, QuotaKey, QuotaValue,
     QuotaValueType, ValueError,

@@ -136,6 +136,37 @@ impl QuotaTable {
         (id, limit)
     }
 
+    /// The `connection_creation_rate` quota of connections from `ip`:
+    /// the exact IP's, else the `<default>` IP's, else none (Kafka's
+    /// `ConnectionQuotas.connectionRateForIp`). Names are compared as
+    /// addresses, as Kafka's `InetAddress.getByName` does, so any textual
+    /// form of an IPv6 address matches.
+    pub fn ip_connection_rate(&self, ip: std::net::IpAddr) -> Option<f64> {
+        let key = QuotaKey::ConnectionCreationRate;
+        let exact = QuotaEntity::Ip(EntityName::Named(ip.to_string()));
+        if let Some(rate) = self.get(&exact, key) {
+            return Some(rate);
+        }
+        // Ip is the last variant and Default the first name: every IP
+        // entity is at or after `Ip(Default)`.
+        let mut default = None;
+        for (entity, quotas) in self.entities.range(QuotaEntity::Ip(EntityName::Default)..) {
+            let Some(value) = quotas.get(&key) else {
+                continue;
+            };
+            match entity {
+                QuotaEntity::Ip(EntityName::Default) => default = Some(value.get()),
+                QuotaEntity::Ip(EntityName::Named(name))
+                    if name.parse::<std::net::IpAddr>().ok() == Some(ip) =>
+                {
+                    return Some(value.get());
+                }
+                _ => {}
+            }
+        }
+        default
+    }
+
     /// Entities matching `filter`, with their quotas, in entity order.
     pub fn describe(&self, filter: &QuotaFilter) -> Vec<(&QuotaEntity, Vec<(QuotaKey, f64)>)> {
         self.entities
@@ -498,5 +529,34 @@ mod tests {
             assert_eq!(QuotaFilter::parse(&components, false), Err(error.clone()));
             assert_eq!(error.error_code().code(), code, "{error}");
         }
+    }
+
+    #[test]
+    fn ip_connection_rate_exact_then_default_compared_as_addresses() {
+        use std::net::IpAddr;
+        let key = QuotaKey::ConnectionCreationRate;
+        let value = |v: f64| QuotaValue::new(v).expect("positive");
+        let mut table = QuotaTable::new();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(table.ip_connection_rate(local), None);
+        table.set(QuotaEntity::Ip(EntityName::Default), key, value(5.0));
+        table.set(
+            QuotaEntity::Ip(EntityName::Named("127.0.0.1".into())),
+            key,
+            value(2.0),
+        );
+        table.set(
+            QuotaEntity::Ip(EntityName::Named("0:0::1".into())),
+            key,
+            value(3.0),
+        );
+        assert_eq!(table.ip_connection_rate(local), Some(2.0));
+        assert_eq!(table.ip_connection_rate("::1".parse().unwrap()), Some(3.0));
+        assert_eq!(
+            table.ip_connection_rate("127.0.0.2".parse().unwrap()),
+            Some(5.0)
+        );
+        table.remove(&QuotaEntity::Ip(EntityName::Default), key);
+        assert_eq!(table.ip_connection_rate("127.0.0.2".parse().unwrap()), None);
     }
 }
