@@ -47,6 +47,17 @@
 //! its append, and each task returns its budget when it ends. Otherwise
 //! (shutdown, protocol error) the writer writes what is owed first.
 //!
+//! Throttling (KIP-219). After a response with a throttle time the
+//! session is muted ([`Session::mute_until`], set by the request driver
+//! before the response is handed over): the reader takes no further
+//! frame until the mute is over, checked before reading a frame and again
+//! before dispatching one, so a frame read while the throttled request
+//! was being served waits too. Responses already owed are still written
+//! in order; only new requests wait. A muted reader still notices
+//! shutdown, and a peer that closes while nothing is buffered. For
+//! request versions older than KIP-219 the driver also holds the
+//! response back for the throttle time ([`crate::throttle`]).
+//!
 //! Memory. An idle connection holds no read buffer ([`ReadBuffer`]).
 //!
 //! Lives on: the shard that accepted the socket; nothing here is `Send`.
@@ -329,6 +340,7 @@ impl<'n, S: Service> Connection<'n, S> {
         decoder: &mut FrameDecoder,
         slots: &LocalSender<Slot>,
     ) -> Result<(), ReadEnd> {
+        self.wait_unmuted(buf).await?;
         self.read_until(buf, FRAME_PREFIX_BYTES).await?;
         // Before SASL authentication frames are capped tighter
         // (`sasl.server.max.receive.size`): refused on the prefix alone.
@@ -360,6 +372,13 @@ impl<'n, S: Service> Connection<'n, S> {
         // Before SASL authentication, one request at a time: the next
         // frame is read once this one is answered, so the exchange's state
         // (and whether the next frame is a raw token) is settled.
+        // A mute that began while this frame was being read holds it too;
+        // for a client with quotas, the previous request first gets to
+        // send its quota report (its task runs before this one resumes).
+        if self.session.is_quota_client() {
+            futures_lite::future::yield_now().await;
+        }
+        self.wait_unmuted(buf).await?;
         let done = self.session.serial().then(|| Rc::new(Latch::new()));
         if self.session.expects_raw_token() {
             self.dispatch_raw_token(frame, admission, done.clone(), slots)?;
@@ -378,6 +397,48 @@ impl<'n, S: Service> Connection<'n, S> {
             or(answered, stop).await?;
         }
         Ok(())
+    }
+
+    /// KIP-219: while the session is muted (a throttled response), or a
+    /// request's quota verdict is awaited, no request is taken. Shutdown ends the wait at once. With nothing
+    /// buffered the socket is still watched, so a peer that leaves ends it
+    /// too; what such a read brings (one window at most) waits in the
+    /// buffer until the mute is over.
+    async fn wait_unmuted(&self, buf: &mut ReadBuffer) -> Result<(), ReadEnd> {
+        enum Wake {
+            Over,
+            Read(Result<(), ReadEnd>),
+            Shutdown,
+        }
+        loop {
+            let over = async {
+                if let Some(mute) = self.session.mute() {
+                    mute.wait().await;
+                } else if let Some(verdict) = self.session.awaiting_verdict() {
+                    verdict.await;
+                }
+                Wake::Over
+            };
+            if self.session.mute().is_none() && self.session.awaiting_verdict().is_none() {
+                return Ok(());
+            }
+            let stop = async {
+                self.net.shutdown.wait().await;
+                Wake::Shutdown
+            };
+            let watch = buf.len() == 0;
+            let read = async {
+                if !watch {
+                    return pending().await;
+                }
+                Wake::Read(self.read_more(buf, FRAME_PREFIX_BYTES).await)
+            };
+            match or(over, or(stop, read)).await {
+                Wake::Over => {}
+                Wake::Shutdown => return Err(ReadEnd::Shutdown),
+                Wake::Read(result) => result?,
+            }
+        }
     }
 
     /// A raw SASL token (after SaslHandshake v0): no header; the answer is

@@ -19,6 +19,9 @@
 //! - `session`: [`session::Session`], a connection's identity (listener,
 //!   principal, client software, peer) that every request carries, and
 //!   its end (`closed`), which long waits race.
+//! - `throttle`: how a throttled client waits (KIP-219 muting, the
+//!   delayed response of older versions) and the request quota's
+//!   measure of handling time.
 //! - `latch`: [`latch::Latch`], the one-way signal behind a shard's
 //!   shutdown and a session's end.
 //! - `read_buffer`: a connection's read buffer, which holds no memory
@@ -60,6 +63,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod stream;
+pub mod throttle;
 pub mod tls;
 pub mod zero_copy;
 

@@ -25,6 +25,7 @@ use rafka_core::io::cache::FileBudgetStats;
 use rafka_shard::disk::DiskSnapshot;
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
 use rafka_shard::log_health::LogHealthSnapshot;
+use rafka_shard::quota::{QuotaStats, QuotaStatsEntry};
 use rafka_shard::txn::TxnStats;
 
 use crate::metrics::NetMetricsSnapshot;
@@ -100,6 +101,8 @@ pub struct ShardSnapshot {
     pub disk: DiskSnapshot,
     /// The transaction coordinator's counts on this shard.
     pub txn: TxnStats,
+    /// The client quota sensors this shard owns, with their counters.
+    pub quotas: Vec<QuotaStatsEntry>,
 }
 
 /// Every shard's snapshot, with the broker-wide sums a scrape shows.
@@ -109,6 +112,9 @@ pub struct BrokerSnapshot {
     pub apis: BTreeMap<i16, ApiTraffic>,
     /// Per topic, summed over shards.
     pub topics: BTreeMap<String, TopicTraffic>,
+    /// Per client quota sensor (key name, user, client id), summed over
+    /// shards (each sensor has one owner, so at most one adds).
+    pub quotas: BTreeMap<(&'static str, String, String), QuotaStats>,
     /// In shard order, for the per-shard metrics.
     pub shards: Vec<ShardSnapshot>,
 }
@@ -118,6 +124,7 @@ impl BrokerSnapshot {
         shards.sort_by_key(|shard| shard.shard);
         let mut apis: BTreeMap<i16, ApiTraffic> = BTreeMap::new();
         let mut topics: BTreeMap<String, TopicTraffic> = BTreeMap::new();
+        let mut quotas: BTreeMap<(&'static str, String, String), QuotaStats> = BTreeMap::new();
         for shard in &shards {
             for api in &shard.apis {
                 let merged = apis.entry(api.api_key).or_insert(ApiTraffic {
@@ -133,10 +140,22 @@ impl BrokerSnapshot {
             for (topic, traffic) in &shard.topics {
                 topics.entry(topic.clone()).or_default().merge(traffic);
             }
+            for entry in &shard.quotas {
+                let sensor = (
+                    entry.key.name(),
+                    entry.id.user.clone(),
+                    entry.id.client_id.clone(),
+                );
+                let merged = quotas.entry(sensor).or_default();
+                merged.throttle_time_ms += entry.stats.throttle_time_ms;
+                merged.throttled += entry.stats.throttled;
+                merged.value += entry.stats.value;
+            }
         }
         BrokerSnapshot {
             apis,
             topics,
+            quotas,
             shards,
         }
     }
@@ -226,7 +245,8 @@ impl Collector for BrokerSnapshot {
         self.encode_log_health(&mut encoder)?;
         self.encode_transactions(&mut encoder)?;
         self.encode_partitions(&mut encoder)?;
-        self.encode_disk(&mut encoder)
+        self.encode_disk(&mut encoder)?;
+        self.encode_quotas(&mut encoder)
     }
 }
 
@@ -598,6 +618,45 @@ impl BrokerSnapshot {
         Ok(())
     }
 
+    fn encode_quotas(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let labels = |(key, user, client_id): &(&'static str, String, String)| {
+            vec![
+                ("quota", key.to_string()),
+                ("user", user.clone()),
+                ("client_id", client_id.clone()),
+            ]
+        };
+        let counters: [Described<QuotaStats, u64>; 2] = [
+            (
+                "client_quota_throttle_time_ms",
+                "Throttle time answered to clients over their quota (ms), by quota sensor (Kafka's quota metric tags: an empty user or client_id is not part of the sensor).",
+                |q| q.throttle_time_ms,
+            ),
+            (
+                "client_quota_throttled_requests",
+                "Requests answered with a throttle time above zero, by quota sensor.",
+                |q| q.throttled,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = family(encoder, name, help, None, MetricType::Counter)?;
+            for (sensor, stats) in &self.quotas {
+                metric.counter(&labels(sensor), value(stats))?;
+            }
+        }
+        let mut recorded = family(
+            encoder,
+            "client_quota_value",
+            "Value recorded against the quota, by quota sensor: bytes for producer_byte_rate and consumer_byte_rate (a throttled fetch's bytes are taken back), request time in percent-seconds for request_percentage.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (sensor, stats) in &self.quotas {
+            recorded.counter_f64(&labels(sensor), stats.value.max(0.0))?;
+        }
+        Ok(())
+    }
+
     fn encode_transactions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counters: [Described<TxnStats, u64>; 5] = [
             (
@@ -849,6 +908,41 @@ mod tests {
             assert!(lines.contains(&expected), "{expected} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn quota_sensors_are_labelled_and_summed_over_shards() {
+        use rafka_core::quota::{QuotaId, QuotaKey};
+        let entry = |key, throttle_time_ms, value| QuotaStatsEntry {
+            key,
+            id: QuotaId {
+                user: String::new(),
+                client_id: "c".to_string(),
+            },
+            stats: QuotaStats {
+                throttle_time_ms,
+                throttled: 1,
+                value,
+            },
+        };
+        let mut zero = shard(0, 1, 1);
+        zero.quotas = vec![entry(QuotaKey::ProducerByteRate, 2153, 12153.0)];
+        let mut one = shard(1, 1, 1);
+        one.quotas = vec![
+            entry(QuotaKey::ProducerByteRate, 100, 47.0),
+            entry(QuotaKey::RequestPercentage, 7, 0.5),
+        ];
+        let text = BrokerSnapshot::merge(vec![zero, one])
+            .encode()
+            .expect("encode");
+        for expected in [
+            "rafka_client_quota_throttle_time_ms_total{quota=\"producer_byte_rate\",user=\"\",client_id=\"c\"} 2253",
+            "rafka_client_quota_throttled_requests_total{quota=\"producer_byte_rate\",user=\"\",client_id=\"c\"} 2",
+            "rafka_client_quota_value_total{quota=\"producer_byte_rate\",user=\"\",client_id=\"c\"} 12200.0",
+            "rafka_client_quota_value_total{quota=\"request_percentage\",user=\"\",client_id=\"c\"} 0.5",
+        ] {
+            assert!(text.lines().any(|l| l == expected), "{expected} in:\n{text}");
+        }
     }
 
     #[test]

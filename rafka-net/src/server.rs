@@ -471,5 +471,6 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         partitions,
         disk: shard.registry().disk().snapshot(),
         txn: shard.txns().stats(),
+        quotas: shard.quotas().snapshot(),
     }
 }

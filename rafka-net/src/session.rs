@@ -20,10 +20,15 @@
 //! authenticates, then `User:<name>`, and [`Session::admits`] gates APIs
 //! by the exchange's state (see [`crate::sasl`]).
 //!
+//! A throttled response mutes its connection ([`Session::mute_until`]):
+//! the reader takes no further request until the mute is over (KIP-219,
+//! [`crate::throttle`]).
+//!
 //! Lives on: the shard that accepted the connection; one per connection.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +39,7 @@ use rafka_core::config::{BrokerConfig, Listener, SecurityProtocol};
 
 use crate::latch::Latch;
 use crate::sasl::SaslSession;
+use crate::throttle::Mute;
 
 /// The listener a connection came in on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +92,15 @@ pub struct Session {
     client_software: RefCell<Option<ClientSoftware>>,
     /// Triggered when the connection stops taking requests.
     closed: Latch,
+    /// Until when the reader takes no request (a throttled response).
+    mute: RefCell<Option<Mute>>,
+    /// Quota reports of this connection's requests not yet answered by
+    /// their sensor's owner: the reader takes no request meanwhile.
+    verdicts_pending: Cell<usize>,
+    /// Notified as each verdict arrives.
+    verdict: event_listener::Event,
+    /// Some request of this connection had a quota report.
+    quota_client: Cell<bool>,
 }
 
 impl Session {
@@ -102,6 +117,10 @@ impl Session {
             sasl,
             client_software: RefCell::new(None),
             closed: Latch::new(),
+            mute: RefCell::new(None),
+            verdicts_pending: Cell::new(0),
+            verdict: event_listener::Event::new(),
+            quota_client: Cell::new(false),
         }
     }
 
@@ -184,6 +203,51 @@ impl Session {
         self.closed.wait().await;
     }
 
+    /// Mutes the connection until `mute` is over (a later end of an
+    /// earlier mute wins: throttles do not add up, the longest holds).
+    pub fn mute_until(&self, mute: Mute) {
+        let mut current = self.mute.borrow_mut();
+        if current.as_ref().is_none_or(|m| m.until_ms < mute.until_ms) {
+            *current = Some(mute);
+        }
+    }
+
+    /// The mute in force now, if any (an expired one is dropped).
+    pub fn mute(&self) -> Option<Mute> {
+        let mut current = self.mute.borrow_mut();
+        if current.as_ref().is_some_and(Mute::is_over) {
+            *current = None;
+        }
+        current.clone()
+    }
+
+    /// A quota report of one of this connection's requests is on its way
+    /// to the sensor's owner: until [`VerdictPending`] drops, the reader
+    /// takes no further request, so a throttle applies from the very next
+    /// one, as Kafka's one-request-at-a-time channel has it. Connections
+    /// without quotas never wait.
+    pub fn verdict_pending(self: &Rc<Self>) -> VerdictPending {
+        self.verdicts_pending.set(self.verdicts_pending.get() + 1);
+        self.quota_client.set(true);
+        VerdictPending {
+            session: Rc::clone(self),
+        }
+    }
+
+    /// Whether a verdict is awaited; with the listener to wait for it.
+    pub fn awaiting_verdict(&self) -> Option<event_listener::EventListener> {
+        if self.verdicts_pending.get() == 0 {
+            return None;
+        }
+        let listener = self.verdict.listen();
+        (self.verdicts_pending.get() > 0).then_some(listener)
+    }
+
+    /// Whether requests of this connection have had quota reports.
+    pub fn is_quota_client(&self) -> bool {
+        self.quota_client.get()
+    }
+
     /// Whether the connection may send `api_key` now. A listener without
     /// SASL admits everything; a SASL listener only ApiVersions,
     /// SaslHandshake and SaslAuthenticate until the client has
@@ -191,5 +255,19 @@ impl Session {
     pub fn admits(&self, api_key: ApiKey) -> bool {
         self.sasl()
             .is_none_or(|s| s.admits(api_key, Instant::now()))
+    }
+}
+
+/// See [`Session::verdict_pending`]; dropping it is the verdict.
+#[derive(Debug)]
+pub struct VerdictPending {
+    session: Rc<Session>,
+}
+
+impl Drop for VerdictPending {
+    fn drop(&mut self) {
+        let pending = &self.session.verdicts_pending;
+        pending.set(pending.get().saturating_sub(1));
+        self.session.verdict.notify(usize::MAX);
     }
 }

@@ -33,13 +33,15 @@
 //!   logged with their partition and counted for metrics.
 //! - `shard`: [`shard::Shard`], the per-core context tying the parts
 //!   together.
+//! - `quota`: [`quota::ShardQuotas`], the client quota sensors a shard
+//!   owns, and the serving shard's report to a sensor's owner.
 //! - `histogram`: fixed-bucket latency histograms for metrics.
 //! - `turnstile`: first-come, first-served turns (appends in call order).
 //! - `limits`: the process's open-file budget (RLIMIT_NOFILE): raised to
 //!   the hard limit at start, read back by whatever sizes itself by it.
 //!
 //! Modules depend downwards only: `shard` holds the parts; `apply`,
-//! `startup`, `cleaner`, `scrubber` and `controller_handle` act on a shard; the parts
+//! `startup`, `cleaner`, `scrubber`, `quota` and `controller_handle` act on a shard; the parts
 //! know nothing of `Shard`.
 
 pub mod apply;
@@ -56,6 +58,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod log_health;
 pub mod partition;
+pub mod quota;
 pub mod registry;
 pub mod runtime;
 pub mod scrubber;

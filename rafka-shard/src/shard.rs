@@ -7,7 +7,8 @@
 //!
 //! A shard is its parts, each in its own module: the partitions it owns
 //! ([`PartitionRegistry`]), its copy of the metadata image ([`ImageView`]),
-//! its coordinators ([`GroupCoordinator`], [`TransactionCoordinator`]), its lifecycle flags
+//! its coordinators ([`GroupCoordinator`], [`TransactionCoordinator`]),
+//! the client quota sensors it owns ([`ShardQuotas`]), its lifecycle flags
 //! ([`Lifecycle`]). What acts across parts lives beside them: applying a
 //! metadata change ([`crate::apply`]), startup and clean stop
 //! ([`crate::startup`]), the log cleaner ([`crate::cleaner`]).
@@ -32,6 +33,7 @@ use crate::group::{offsets_topic, GroupCoordinator};
 use crate::image::ImageView;
 use crate::lifecycle::Lifecycle;
 use crate::partition::Partition;
+use crate::quota::ShardQuotas;
 use crate::registry::PartitionRegistry;
 use crate::runtime::Router;
 use crate::storage::{BrokerStorage, ShardStorage};
@@ -53,6 +55,8 @@ pub struct Shard<S: ShardStorage = BrokerStorage> {
     txns: Rc<TransactionCoordinator<S>>,
     /// Shard 0 only.
     controller: Option<ControllerShard<S>>,
+    /// The client quota sensors this shard owns.
+    quotas: ShardQuotas,
     lifecycle: Lifecycle,
 }
 
@@ -70,6 +74,7 @@ pub(crate) struct ShardParts<S: ShardStorage> {
 
 impl<S: ShardStorage> Shard<S> {
     pub(crate) fn from_parts(parts: ShardParts<S>) -> Self {
+        let quotas = ShardQuotas::new(parts.config.quota_window());
         Shard {
             router: parts.router,
             config: parts.config,
@@ -79,6 +84,7 @@ impl<S: ShardStorage> Shard<S> {
             groups: parts.groups,
             txns: parts.txns,
             controller: parts.controller,
+            quotas,
             lifecycle: Lifecycle::new(),
         }
     }
@@ -143,6 +149,11 @@ impl<S: ShardStorage> Shard<S> {
     /// `__transaction_state` partitions it owns).
     pub fn txns(&self) -> &Rc<TransactionCoordinator<S>> {
         &self.txns
+    }
+
+    /// The client quota sensors this shard owns (see [`crate::quota`]).
+    pub fn quotas(&self) -> &ShardQuotas {
+        &self.quotas
     }
 
     /// The internal topic of transactions.

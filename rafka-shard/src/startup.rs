@@ -204,6 +204,7 @@ pub async fn start_with<S: ShardStorage>(
     glommio::spawn_local(Rc::clone(shard.groups()).run_expiry()).detach();
     glommio::spawn_local(Rc::clone(shard.txns()).run_timers()).detach();
     glommio::spawn_local(Rc::clone(shard.txns()).run_expiry()).detach();
+    glommio::spawn_local(crate::quota::run_expiry(Rc::clone(&shard))).detach();
     let mut started = Started {
         partitions_recovered: 0,
     };

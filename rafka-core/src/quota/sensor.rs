@@ -65,6 +65,11 @@ impl QuotaSensors {
         self.sensors.is_empty()
     }
 
+    /// Whether `id` has a sensor now (it expires after an idle hour).
+    pub fn contains(&self, id: &QuotaId) -> bool {
+        self.sensors.contains_key(id)
+    }
+
     /// Records `value` for `id` and answers the throttle time in ms (0
     /// when within `bound`, or without one): Kafka's
     /// `recordAndGetThrottleTimeMs`. Byte rates throttle by
@@ -250,6 +255,29 @@ impl ClientQuotas {
         self.record_for(key, id, bound, value, now_ms)
     }
 
+    /// Kafka's `unrecordQuotaSensor`: takes back `value` recorded for `id`
+    /// at `now_ms` (a throttled fetch answers empty, so its bytes must not
+    /// count), by recording it negated.
+    pub fn unrecord_id(
+        &mut self,
+        table: &QuotaTable,
+        key: QuotaKey,
+        id: &QuotaId,
+        value: f64,
+        now_ms: i64,
+    ) {
+        let bound = table.quota_limit(key, id);
+        if let Some(sensors) = self.sensors(key) {
+            sensors.record_no_throttle(id, bound, -value, now_ms);
+        }
+    }
+
+    /// Whether `id` has a sensor for `key` now.
+    pub fn contains(&mut self, key: QuotaKey, id: &QuotaId) -> bool {
+        self.sensors(key)
+            .is_some_and(|sensors| sensors.contains(id))
+    }
+
     fn record_for(
         &mut self,
         key: QuotaKey,
@@ -367,5 +395,25 @@ mod tests {
         let f = QuotaKey::ConsumerByteRate;
         assert_eq!(quotas.record(&table, f, "u", "c1", 1e9, 0), 0);
         assert_eq!(quotas.expire_inactive(SENSOR_INACTIVE_MS), 3);
+    }
+
+    #[test]
+    fn unrecord_takes_a_fetch_back() {
+        let mut table = QuotaTable::new();
+        let f = QuotaKey::ConsumerByteRate;
+        table.set(
+            QuotaEntity::ClientId(EntityName::Named("c".into())),
+            f,
+            QuotaValue::new(100.0).expect("positive"),
+        );
+        let mut quotas = ClientQuotas::new(QuotaWindow::default());
+        let c = id("", "c");
+        // 2000 B over the assumed 10 s against 100 B/s: throttled 10 s...
+        assert_eq!(quotas.record_id(&table, f, &c, 2000.0, 0), 10_000);
+        // ...taken back, the sensor is where it was: 500 B pass.
+        quotas.unrecord_id(&table, f, &c, 2000.0, 0);
+        assert!(quotas.contains(f, &c));
+        assert_eq!(quotas.record_id(&table, f, &c, 500.0, 0), 0);
+        assert!(!quotas.contains(QuotaKey::ProducerByteRate, &c));
     }
 }

@@ -10,9 +10,11 @@
 //!   bit sets Metadata / DescribeGroups / DescribeCluster report from it.
 //! - Whom to ask: the shard (image, config, router), the
 //!   [`ControllerHandle`], the coordinators ([`super::coordinator_call`]).
-//! - How long to wait: the throttle time every response carries, raised
-//!   by each quota ([`RequestContext::add_throttle_ms`]) and stamped on
-//!   the response by the driver.
+//! - How long to wait: the throttle time every response carries, the
+//!   largest of what the client's quotas answered
+//!   ([`RequestContext::add_throttle_ms`]), stamped on the response by the
+//!   driver; [`RequestContext::record_quota`] reports to a sensor's owner
+//!   shard ([`rafka_shard::quota`]).
 //!
 //! Lives on: the shard serving the request; one per request.
 
@@ -26,13 +28,17 @@ use rafka_core::acl::{AclOperation, Authorizer, Decision, Requester, Resource};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
 use rafka_core::quota::MutationQuota;
+use rafka_core::quota::QuotaKey;
 use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_shard::controller_handle::ControllerHandle;
 use rafka_shard::shard::Shard;
 
+use rafka_shard::quota;
+
 use crate::service::Request;
-use crate::session::Session;
+use crate::session::{Session, VerdictPending};
+use crate::throttle::Mute;
 
 /// Kafka's `MetadataResponse.AUTHORIZED_OPERATIONS_OMITTED`: the
 /// authorized-operations field of a client that did not ask for it.
@@ -109,7 +115,12 @@ pub struct RequestContext {
     session: Rc<Session>,
     header: RequestHeader,
     response_header_version: ResponseHeaderVersion,
+    /// The whole frame without its size prefix (Kafka's `sizeInBytes`).
+    frame_bytes: usize,
     throttle_time_ms: Cell<i32>,
+    /// Set by a handler whose request Kafka exempts from the request
+    /// quota (a follower's fetch, acks=0 produce).
+    request_quota_exempt: Cell<bool>,
 }
 
 impl RequestContext {
@@ -120,7 +131,9 @@ impl RequestContext {
             session: request.session,
             header: request.header,
             response_header_version: request.response_header_version,
+            frame_bytes: request.frame_bytes,
             throttle_time_ms: Cell::new(0),
+            request_quota_exempt: Cell::new(false),
         };
         (ctx, request.body)
     }
@@ -246,12 +259,77 @@ impl RequestContext {
         self.throttle_time_ms.get()
     }
 
-    /// Raises the throttle time to at least `ms`: each quota the request
-    /// is checked against adds its own, and the response carries the
-    /// largest (Kafka's `max` of the request and controller quotas).
-    pub fn add_throttle_ms(&self, ms: i32) {
+    /// Raises the throttle time to `throttle_ms` if that is larger: a
+    /// request throttled by several quotas waits for the longest (Kafka
+    /// takes the max).
+    pub fn add_throttle_ms(&self, throttle_ms: i32) {
         self.throttle_time_ms
-            .set(self.throttle_time_ms.get().max(ms));
+            .set(self.throttle_time_ms.get().max(throttle_ms));
+    }
+
+    /// The request's size as Kafka's quotas count it: header and body.
+    pub fn frame_bytes(&self) -> usize {
+        self.frame_bytes
+    }
+
+    /// The user quotas know the session by: the principal's name
+    /// (`ANONYMOUS` without authentication), as Kafka's `Session`.
+    pub fn quota_user(&self) -> String {
+        self.session.principal().name
+    }
+
+    /// Reports `value` of `key` for this request's (user, client id) to
+    /// the sensor's owner shard and answers its throttle time (0 without a
+    /// quota, and then no message is sent).
+    ///
+    /// While the report travels the connection takes no further request
+    /// ([`Session::verdict_pending`]), and a throttle mutes it before the
+    /// next one is taken: a client pipelining requests is held from the
+    /// next request on, as Kafka's one-at-a-time channel holds it.
+    pub async fn record_quota(&self, key: QuotaKey, value: f64) -> i32 {
+        let user = self.quota_user();
+        let client_id = self.client_id();
+        let shard = self.shard();
+        let Some(planned) = quota::plan(shard, key, &user, &client_id, value) else {
+            return 0;
+        };
+        let _pending = self.session.verdict_pending();
+        let throttle_ms = quota::send(shard, planned, quota::Then::Keep).await;
+        self.mute_for(throttle_ms);
+        throttle_ms
+    }
+
+    /// Whether a `key` quota applies to this request's client now.
+    pub fn quota_applies(&self, key: QuotaKey) -> bool {
+        quota::applies(self.shard(), key, &self.quota_user(), &self.client_id())
+    }
+
+    /// Holds the connection's next request until this one's quota verdict
+    /// (the request quota's, known only after handling).
+    pub fn verdict_pending(&self) -> VerdictPending {
+        self.session.verdict_pending()
+    }
+
+    /// Mutes the connection for `throttle_ms` from now (KIP-219); nothing
+    /// for 0.
+    pub fn mute_for(&self, throttle_ms: i32) {
+        if throttle_ms <= 0 {
+            return;
+        }
+        self.session.mute_until(Mute {
+            until_ms: self.now_ms() + i64::from(throttle_ms),
+            clock: Rc::clone(self.shard().clock()),
+        });
+    }
+
+    /// Exempts this request from the request quota (Kafka's
+    /// `sendResponseExemptThrottle` cases the handler knows of).
+    pub fn exempt_from_request_quota(&self) {
+        self.request_quota_exempt.set(true);
+    }
+
+    pub fn is_request_quota_exempt(&self) -> bool {
+        self.request_quota_exempt.get()
     }
 
     /// The controller mutation quota (KIP-599) this request's topic

@@ -39,6 +39,12 @@
 //!   at once. A read error answers at once (as
 //!   Kafka's delayed fetch does); unknown topics do not stop the wait on
 //!   the others.
+//! - Client quotas (Kafka's `handleFetchRequest`): with a
+//!   `consumer_byte_rate`, `max_bytes` is capped at what one quota
+//!   window allows; at the tail the response's size goes to the sensor's
+//!   owner, and a throttled fetch is taken back there and answered with
+//!   no partitions and the throttle time. A follower's fetch (replica id
+//!   0 or above) is exempt.
 //! - The wait is bounded twice: by `max_wait_ms` capped at the broker's
 //!   `rafka.fetch.max.wait.ms`, and by the connection: when it ends (peer
 //!   gone, shutdown, protocol error) the request stops waiting and answers
@@ -56,12 +62,13 @@ use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
 use rafka_shard::partition::{IsolationLevel, Partition};
+use rafka_shard::quota;
 use rafka_shard::runtime::within;
 use rafka_shard::shard::Shard;
 use rafka_shard::storage::FileRegion;
@@ -87,6 +94,12 @@ const WAIT_UNBOUNDED: Duration = Duration::from_secs(u32::MAX as u64);
 
 pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchReply, HandlerError> {
     let version = ctx.version();
+    // A follower's fetch is exempt from client quotas, as in Kafka.
+    let follower = is_follower(&fetch, version);
+    if follower {
+        ctx.exempt_from_request_quota();
+    }
+    let (user, client_id) = (ctx.quota_user(), ctx.client_id());
     let requested = requested_partitions(&fetch, version);
     let (listed, end) = match begin_session(ctx, &fetch, version, &requested) {
         SessionContext::Error(code) => {
@@ -103,8 +116,25 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
         } => (partitions, SessionEnd::Incremental(session_id)),
     };
     let targets = resolve(ctx, &ctx.image(), listed);
-    let limits = Limits::of(&fetch, ctx.config());
+    let quota_bytes_max = match follower {
+        true => None,
+        false => quota::fetch_bytes_bound(ctx.shard(), &user, &client_id),
+    };
+    let limits = Limits::of(&fetch, ctx.config(), quota_bytes_max);
     let reads = read_until_ready(ctx, &targets, &limits).await;
+    if !follower {
+        let size_bytes = response_bytes(version, &limits, &targets, &reads);
+        let throttle_ms =
+            quota::report_fetch(ctx.shard(), &user, &client_id, size_bytes as f64).await;
+        if throttle_ms > 0 {
+            ctx.add_throttle_ms(throttle_ms);
+            ctx.mute_for(throttle_ms);
+            return Ok(FetchReply {
+                response: throttled_response(version, end),
+                records: Vec::new(),
+            });
+        }
+    }
     crate::metrics_shard::fetched(targets.iter().zip(&reads).map(|(target, read)| {
         let batch_bytes = read.records.iter().map(|region| region.len).sum();
         (target.topic.as_str(), batch_bytes, read.offsets_out)
@@ -134,13 +164,21 @@ struct Limits {
 
 impl Limits {
     /// The request's limits within the broker's (`fetch.max.bytes`,
-    /// `rafka.fetch.max.wait.ms`).
-    fn of(fetch: &FetchRequest, broker: &BrokerConfig) -> Limits {
-        let max_bytes = fetch.max_bytes.min(broker.fetch_max_bytes);
+    /// `rafka.fetch.max.wait.ms`) and, with a consumer quota, within what
+    /// one window of it allows (`quota_bytes_max`, Kafka's
+    /// `getMaxValueInQuotaWindow`: more would be throttled for sure, so
+    /// the consumer could never progress). `min_bytes` stays within
+    /// `max_bytes`, as Kafka's.
+    fn of(fetch: &FetchRequest, broker: &BrokerConfig, quota_bytes_max: Option<f64>) -> Limits {
+        let mut max_bytes = fetch.max_bytes.min(broker.fetch_max_bytes);
+        if let Some(quota_bytes_max) = quota_bytes_max {
+            // `as` saturates, as Kafka's `toInt` of the double.
+            max_bytes = max_bytes.min(quota_bytes_max as i32);
+        }
         let max_wait_ms = fetch.max_wait_ms.min(broker.fetch_max_wait_ms);
         Limits {
             max_wait: Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0)),
-            min_bytes: u64::try_from(fetch.min_bytes).unwrap_or(0),
+            min_bytes: u64::try_from(fetch.min_bytes.min(max_bytes)).unwrap_or(0),
             max_bytes: u32::try_from(max_bytes).unwrap_or(0),
             isolation: IsolationLevel::from_i8(fetch.isolation_level),
         }
@@ -689,6 +727,60 @@ fn partition_data(
         .with_log_start_offset(read.log_start_offset)
         .with_aborted_transactions(aborted_transactions)
         .with_preferred_read_replica(BrokerId(-1))
+}
+
+/// Whether a broker sent the fetch (replica id 0 or above; v15+ carry it
+/// in the replica state).
+fn is_follower(fetch: &FetchRequest, version: i16) -> bool {
+    let replica_id = match version {
+        ..=14 => fetch.replica_id.0,
+        _ => fetch.replica_state.replica_id.0,
+    };
+    replica_id >= 0
+}
+
+/// The response's size as the consumer quota counts it (Kafka's
+/// `FetchContext.getResponseSize`): the body every partition read would
+/// put in it, records included. An incremental session shows fewer
+/// partitions; the difference is their few bytes of watermarks, and
+/// records always show.
+fn response_bytes(
+    version: i16,
+    limits: &Limits,
+    targets: &[Target],
+    reads: &[PartitionRead],
+) -> u64 {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut records_bytes = 0u64;
+    for (target, read) in targets.iter().zip(reads) {
+        records_bytes += read.records_bytes();
+        let data = partition_data(target.key.partition, read, limits.isolation);
+        match topics.last_mut() {
+            Some(last) if names_topic(last, &target.key.topic) => last.partitions.push(data),
+            _ => topics.push(topic_response(&target.key.topic).with_partitions(vec![data])),
+        }
+    }
+    let response = FetchResponse::default().with_responses(topics);
+    let body_bytes = response.compute_size(version).unwrap_or(0);
+    u64::try_from(body_bytes).unwrap_or(u64::MAX) + records_bytes
+}
+
+/// A throttled fetch's answer (Kafka's `getThrottledResponse`): no
+/// partitions, error NONE, the session's id (0 for a sessionless or new
+/// one, which is then not created). The bytes it would have carried were
+/// taken back from the sensor.
+fn throttled_response(version: i16, end: SessionEnd) -> FetchResponse {
+    let response = FetchResponse::default();
+    if version < SESSION_VERSION_MIN {
+        return response;
+    }
+    let session_id = match end {
+        SessionEnd::Incremental(session_id) => session_id,
+        SessionEnd::Sessionless | SessionEnd::Create => 0,
+    };
+    response
+        .with_error_code(ErrorCode::NONE.code())
+        .with_session_id(session_id)
 }
 
 /// A session that cannot serve the request: only the error, session id 0.

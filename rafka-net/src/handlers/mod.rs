@@ -7,7 +7,10 @@
 //! 2. [`Handlers::call`] builds the [`RequestContext`] (session, header,
 //!    the shard, throttle time) and [`dispatch`]es on the api key.
 //! 3. [`drive`] runs the steps written once: session gate -> decode ->
-//!    the API's handler -> stamp the throttle time -> encode.
+//!    the API's handler (its shard time measured for `request_percentage`)
+//!    -> stamp the throttle time (the max of the byte-rate throttle the
+//!    handler added and the request quota's) -> encode -> KIP-219 mute
+//!    ([`crate::throttle`]).
 //! 4. The handler, `handlers/<api>.rs`, reads top-down: authorize (at the
 //!    places Kafka checks) -> split by owning shard ([`fanout`],
 //!    [`coordinator_call`], the [`ControllerHandle`]) -> apply on the owner
@@ -86,6 +89,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Request as ProtocolRequest;
+use rafka_core::quota::QuotaKey;
 use rafka_proto::api::{decode_request, ApiTable, DecodeError, EncodeError, ServedApi};
 use rafka_proto::error::ErrorCode;
 use thiserror::Error;
@@ -99,6 +103,7 @@ pub use rafka_shard::controller_handle::ControllerHandle;
 pub use reply::Reply;
 
 use crate::service::{Request, Response, Service};
+use crate::throttle;
 
 /// Declares the served APIs: each line is (API key[(response type)],
 /// handler, served versions[, oldest version advertised]). It expands to
@@ -240,7 +245,8 @@ pub enum HandlerError {
 }
 
 /// The steps every request takes, written once: session gate -> decode ->
-/// handle -> throttle time -> encode. The gate comes first so that a
+/// handle (timed for the request quota) -> throttle time -> encode ->
+/// mute the connection if throttled. The gate comes first so that a
 /// connection that may not send an API yet has none of its bodies parsed.
 async fn drive<Req, Resp>(
     ctx: &RequestContext,
@@ -263,9 +269,47 @@ where
         });
     }
     let request: Req = decode_request(&mut body, ctx.version())?;
-    let mut reply = handler(ctx, request).await?;
-    reply.set_throttle_time_ms(ctx.throttle_time_ms());
-    reply.into_response(ctx)
+    // A client with a request quota: its next request waits for this
+    // one's verdict, known after handling.
+    let _verdict = (!throttle::request_quota_exempt(api_key)
+        && ctx.quota_applies(QuotaKey::RequestPercentage))
+    .then(|| ctx.verdict_pending());
+    let (reply, busy_nanos) = throttle::busy_nanos(handler(ctx, request)).await;
+    let mut reply = reply?;
+    record_request_time(ctx, busy_nanos).await;
+    let throttle_ms = ctx.throttle_time_ms();
+    reply.set_throttle_time_ms(throttle_ms);
+    let response = reply.into_response(ctx)?;
+    throttle_connection(ctx, throttle_ms).await;
+    Ok(response)
+}
+
+/// `request_percentage`: the time the shard spent on the handler, as
+/// Kafka's `ClientRequestQuotaManager` counts it (nanoseconds to
+/// percent-seconds), reported to the sensor's owner after handling; the
+/// request's throttle is the larger of it and the byte rate's.
+async fn record_request_time(ctx: &RequestContext, busy_nanos: u64) {
+    if throttle::request_quota_exempt(ctx.api_key()) || ctx.is_request_quota_exempt() {
+        return;
+    }
+    let value = busy_nanos as f64 * throttle::NANOS_TO_PERCENT;
+    let throttle_ms = ctx.record_quota(QuotaKey::RequestPercentage, value).await;
+    ctx.add_throttle_ms(throttle_ms);
+}
+
+/// KIP-219: a throttled response mutes its connection for the throttle
+/// time; for a version whose client does not throttle itself the
+/// response is also held back that long (or until the connection ends).
+async fn throttle_connection(ctx: &RequestContext, throttle_ms: i32) {
+    if throttle_ms <= 0 {
+        return;
+    }
+    ctx.mute_for(throttle_ms);
+    if !throttle::client_throttles(ctx.api_key(), ctx.version()) {
+        let until_ms = ctx.now_ms() + i64::from(throttle_ms);
+        let held = throttle::sleep_until(ctx.shard().clock().as_ref(), until_ms);
+        futures_lite::future::or(held, ctx.session().closed()).await;
+    }
 }
 
 /// The broker's [`Service`]: routes each request to its API's handler.

@@ -19,6 +19,13 @@
 //!   a CreateTime topic -> INVALID_TIMESTAMP, keyless records on a compacted
 //!   topic -> INVALID_RECORD, both naming each record (v8+).
 //!
+//! Quotas: the request's size (header and body, as Kafka counts it) is
+//! reported to the owner of the client's `producer_byte_rate` sensor
+//! while the partitions append, so the round trip adds no latency; the
+//! throttle time it answers goes into the response (and mutes the
+//! connection, KIP-219). A throttled acks=0 producer gets nothing, as
+//! ever, and is muted.
+//!
 //! acks=0 gets no answer; if any partition failed, the connection is closed
 //! instead, as Kafka does: it is the only sign such a producer gets that it
 //! should refresh its metadata.
@@ -51,7 +58,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -60,6 +67,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::config::{TopicConfig, TopicDefaults};
 use rafka_core::metadata::{MetadataImage, TopicImage};
+use rafka_core::quota::QuotaKey;
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
@@ -90,6 +98,24 @@ const ADMIN_CLIENT_ID: &[u8] = b"__admin_client";
 
 /// `None` is acks=0: no response.
 pub async fn handle(
+    ctx: &RequestContext,
+    produce: ProduceRequest,
+) -> Result<Option<ProduceResponse>, HandlerError> {
+    // Kafka exempts acks=0 from the request quota (the byte rate still
+    // counts, and a throttled acks=0 producer is muted, unanswered).
+    if produce.acks == 0 {
+        ctx.exempt_from_request_quota();
+    }
+    // producer_byte_rate counts the request's size; the report travels to
+    // the sensor's owner while the partitions append.
+    let bytes = ctx.frame_bytes() as f64;
+    let quota = ctx.record_quota(QuotaKey::ProducerByteRate, bytes);
+    let (throttle_ms, answer) = join(quota, append_and_answer(ctx, produce)).await;
+    ctx.add_throttle_ms(throttle_ms);
+    answer
+}
+
+async fn append_and_answer(
     ctx: &RequestContext,
     produce: ProduceRequest,
 ) -> Result<Option<ProduceResponse>, HandlerError> {
