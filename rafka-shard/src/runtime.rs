@@ -5,13 +5,26 @@
 //! gets a [`Router`], through which any shard runs work on any other:
 //! [`Router::invoke_on`] ships a `Send` closure to the target shard's message
 //! pump, which runs it there as a local task against that shard's context and
-//! sends the result back over a oneshot channel. Only the owner ever touches
+//! sends the result back over a second mesh, the reply mesh, to the caller's
+//! reply pump, which hands it to the waiting call. Only the owner ever touches
 //! its state, so no request path needs a lock. Work for the calling shard
 //! itself runs in place, without a channel hop.
 //!
+//! Why replies take a mesh and not a oneshot channel: a oneshot's sender,
+//! run on the target's thread, would wake the caller's task from a foreign
+//! thread. glommio 0.9 hands such a wake-up back to the owner's executor
+//! through reference counts that a foreign thread drops to zero and raises
+//! again, and a task that completes on its own thread in between is freed
+//! twice (a double free under load, seen with `rafka-bench storm` on 2
+//! cores). glommio's shared channels wake only on the receiver's own
+//! executor (an eventfd, the waker never leaves its thread), so every
+//! cross-core message here, call or reply, goes through them.
+//!
 //! Lives on: one `Router` per shard, never shared across threads.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -32,9 +45,31 @@ pub async fn within<F: Future>(timeout: std::time::Duration, work: F) -> Option<
     }
 }
 
+/// A call's result, type-erased for the reply mesh.
+type Answer = Box<dyn Any + Send>;
+
 /// Work shipped to a shard: built from a `Send` closure on the caller, run
 /// as a local (non-`Send`) future on the target against its context.
-type Job<Ctx> = Box<dyn FnOnce(Rc<Ctx>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+type Work<Ctx> = Box<dyn FnOnce(Rc<Ctx>) -> Pin<Box<dyn Future<Output = Answer>>> + Send>;
+
+/// A call on the mesh: the work, and where its answer goes.
+pub struct Job<Ctx> {
+    work: Work<Ctx>,
+    /// The caller's shard and its token for the call.
+    from: usize,
+    token: u64,
+}
+
+/// An answer on the reply mesh: the call's token and its result, `None`
+/// when the target dropped the call unanswered (it is stopping).
+struct Reply {
+    token: u64,
+    answer: Option<Answer>,
+}
+
+/// The calls this shard waits on, by token: the target shard and where
+/// the answer goes.
+type Pending = RefCell<HashMap<u64, (usize, futures_channel::oneshot::Sender<Option<Answer>>)>>;
 
 /// How many executors to start and how.
 #[derive(Debug, Clone)]
@@ -100,6 +135,7 @@ pub enum RouteError {
 /// What a shard's `main` receives: its ticket into the mesh.
 pub struct ShardEnv<Ctx> {
     mesh: MeshBuilder<Job<Ctx>, Full>,
+    replies: MeshBuilder<Reply, Full>,
     shard_count: usize,
 }
 
@@ -111,11 +147,19 @@ impl<Ctx: 'static> ShardEnv<Ctx> {
     /// Joins the mesh; completes once every shard has joined.
     pub async fn join(self) -> Result<Router<Ctx>, RuntimeError> {
         let (senders, receivers) = self.mesh.join().await.map_err(|_| RuntimeError::MeshJoin)?;
+        let (reply_senders, reply_receivers) = self
+            .replies
+            .join()
+            .await
+            .map_err(|_| RuntimeError::MeshJoin)?;
         Ok(Router {
             shard_id: senders.peer_id(),
             shard_count: self.shard_count,
             senders,
-            receivers: RefCell::new(Some(receivers)),
+            receivers: RefCell::new(Some((receivers, reply_receivers))),
+            reply_senders: Rc::new(reply_senders),
+            pending: Rc::new(RefCell::new(HashMap::new())),
+            next_token: Cell::new(0),
             local: RefCell::new(Weak::new()),
             jobs_running: Rc::new(Cell::new(0)),
         })
@@ -135,6 +179,7 @@ where
         return Err(RuntimeError::NoShards);
     }
     let mesh = MeshBuilder::full(config.shard_count, config.mesh_queue_len);
+    let replies = MeshBuilder::full(config.shard_count, config.mesh_queue_len);
     let mut handles = Vec::with_capacity(config.shard_count);
     for index in 0..config.shard_count {
         let placement = if config.pin_to_cores {
@@ -144,6 +189,7 @@ where
         };
         let env = ShardEnv {
             mesh: mesh.clone(),
+            replies: replies.clone(),
             shard_count: config.shard_count,
         };
         let main = main.clone();
@@ -170,7 +216,11 @@ pub struct Router<Ctx> {
     shard_id: usize,
     shard_count: usize,
     senders: Senders<Job<Ctx>>,
-    receivers: RefCell<Option<Receivers<Job<Ctx>>>>,
+    receivers: RefCell<Option<(Receivers<Job<Ctx>>, Receivers<Reply>)>>,
+    reply_senders: Rc<Senders<Reply>>,
+    /// Calls made from this shard awaiting their reply.
+    pending: Rc<Pending>,
+    next_token: Cell<u64>,
     /// This shard's context, for calls that target the shard itself. Weak
     /// because the context usually holds the router.
     local: RefCell<Weak<Ctx>>,
@@ -194,27 +244,65 @@ impl<Ctx: 'static> Router<Ctx> {
     }
 
     /// Starts this shard's message pumps: from now on jobs from other shards
-    /// run here against `ctx`. Call once, after building the context.
+    /// run here against `ctx`, and replies to this shard's calls reach
+    /// them. Call once, after building the context.
     pub fn serve(&self, ctx: &Rc<Ctx>) {
         *self.local.borrow_mut() = Rc::downgrade(ctx);
-        let Some(mut receivers) = self.receivers.borrow_mut().take() else {
+        let Some((mut receivers, mut reply_receivers)) = self.receivers.borrow_mut().take() else {
             return;
         };
         for (_peer, receiver) in receivers.streams() {
             let ctx = Rc::downgrade(ctx);
             let running = Rc::clone(&self.jobs_running);
+            let reply_senders = Rc::clone(&self.reply_senders);
             glommio::spawn_local(async move {
                 while let Some(job) = receiver.recv().await {
-                    let Some(ctx) = ctx.upgrade() else { break };
-                    let job = job(ctx);
+                    let Job { work, from, token } = job;
+                    let Some(ctx) = ctx.upgrade() else {
+                        // Stopping: the caller learns its call was dropped.
+                        let _ = reply_senders.try_send_to(
+                            from,
+                            Reply {
+                                token,
+                                answer: None,
+                            },
+                        );
+                        continue;
+                    };
+                    let work = work(ctx);
                     let running = Rc::clone(&running);
+                    let reply_senders = Rc::clone(&reply_senders);
                     running.set(running.get() + 1);
                     glommio::spawn_local(async move {
-                        job.await;
+                        let answer = work.await;
                         running.set(running.get().saturating_sub(1));
+                        // The caller may have stopped; nothing to do then.
+                        let reply = Reply {
+                            token,
+                            answer: Some(answer),
+                        };
+                        let _ = reply_senders.send_to(from, reply).await;
                     })
                     .detach();
                 }
+            })
+            .detach();
+        }
+        for (peer, receiver) in reply_receivers.streams() {
+            let pending = Rc::clone(&self.pending);
+            glommio::spawn_local(async move {
+                while let Some(Reply { token, answer }) = receiver.recv().await {
+                    let waiting = pending.borrow_mut().remove(&token);
+                    if let Some((_, waiting)) = waiting {
+                        // The call may have given up waiting.
+                        let _ = waiting.send(answer);
+                    }
+                }
+                // The peer has stopped: the calls it still held were
+                // dropped with it.
+                pending
+                    .borrow_mut()
+                    .retain(|_, (target, _)| *target != peer);
             })
             .detach();
         }
@@ -236,18 +324,32 @@ impl<Ctx: 'static> Router<Ctx> {
             let ctx = ctx.ok_or(RouteError::ShardStopped(shard))?;
             return Ok(work(ctx).await);
         }
+        let token = self.next_token.get();
+        self.next_token.set(token.wrapping_add(1));
         let (reply, answer) = futures_channel::oneshot::channel();
-        let job: Job<Ctx> = Box::new(move |ctx| {
-            Box::pin(async move {
-                // The caller may have given up waiting; nothing to do then.
-                let _ = reply.send(work(ctx).await);
-            })
-        });
+        self.pending.borrow_mut().insert(token, (shard, reply));
+        // Forgets the call if this future is dropped before its reply.
+        let _waiting = PendingGuard {
+            pending: &self.pending,
+            token,
+        };
+        let job = Job {
+            work: Box::new(move |ctx| Box::pin(async move { Box::new(work(ctx).await) as Answer })),
+            from: self.shard_id,
+            token,
+        };
         self.senders
             .send_to(shard, job)
             .await
             .map_err(|_| RouteError::ShardStopped(shard))?;
-        answer.await.map_err(|_| RouteError::ReplyDropped(shard))
+        match answer.await {
+            Ok(Some(answer)) => match answer.downcast::<R>() {
+                Ok(result) => Ok(*result),
+                // A token is answered by the call it was made for.
+                Err(_) => Err(RouteError::ReplyDropped(shard)),
+            },
+            Ok(None) | Err(_) => Err(RouteError::ReplyDropped(shard)),
+        }
     }
 
     /// Runs `work` on every shard concurrently; results in shard order.
@@ -264,5 +366,18 @@ impl<Ctx: 'static> Router<Ctx> {
     /// Stops sending: peers' pumps for this shard end once drained.
     pub fn close(&self) {
         self.senders.close();
+    }
+}
+
+/// Removes a call from [`Router::pending`] when its `invoke_on` ends,
+/// answered or dropped.
+struct PendingGuard<'a> {
+    pending: &'a Pending,
+    token: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.pending.borrow_mut().remove(&self.token);
     }
 }
