@@ -9,7 +9,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use rafka_testkit::BrokerProcess;
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, ApiKey, ApiVersionsRequest, CreateTopicsRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use rafka_proto::record::{BatchBuilder, Compression};
+use rafka_testkit::proto::{creatable, produce_answers, produce_request};
+use rafka_testkit::wire::{request_frame, request_header};
+use rafka_testkit::{BrokerProcess, WireClient};
 use support::client;
 use support::rafka;
 
@@ -185,4 +193,99 @@ fn bad_http_gets_its_status_and_the_broker_keeps_serving() {
         sample(&samples, "rafka_requests_total{api=\"CreateTopics\"}"),
         1.0
     );
+}
+
+/// The series of `name` whose labels contain `label`, e.g. a client id.
+fn series_with<'a>(
+    samples: &'a BTreeMap<String, f64>,
+    name: &str,
+    label: &str,
+) -> Vec<(&'a str, f64)> {
+    samples
+        .iter()
+        .filter(|(series, _)| series.starts_with(&format!("{name}{{")) && series.contains(label))
+        .map(|(series, value)| (series.as_str(), *value))
+        .collect()
+}
+
+#[test]
+fn a_throttled_client_and_a_refused_connection_show_in_the_metrics() {
+    // 2 connections per IP: the client below and one more.
+    let broker = BrokerProcess::start(rafka(2).property("max.connections.per.ip", "2"));
+    let addr: SocketAddr = broker.bootstrap().parse().expect("address");
+    let client_id = "metered-quota";
+    let mut client = WireClient::connect(addr, client_id).expect("connect");
+    // 1000 B/s for the client id, through AlterClientQuotas.
+    let alter = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(StrBytes::from_static_str("client-id"))
+            .with_entity_name(Some(StrBytes::from_static_str(client_id)))])
+        .with_ops(vec![OpData::default()
+            .with_key(StrBytes::from_static_str("producer_byte_rate"))
+            .with_value(1000.0)])]);
+    let altered = client.call(1, &alter).expect("AlterClientQuotas");
+    assert_eq!(altered.entries[0].error_code, 0, "{altered:?}");
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable(TOPIC, 1, &[])])
+        .with_timeout_ms(30_000);
+    let created = client.call(7, &create).expect("CreateTopics");
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    // 12 kB against 1000 B/s over a young sensor's 10 s: throttled.
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder.push_record(0, None, Some(vec![b'x'; 12_000].as_slice()), &[]);
+    let produce = produce_request(
+        -1,
+        vec![(TOPIC, vec![(0, Some(builder.build().expect("batch")))])],
+    );
+    let produced = client.call(9, &produce).expect("Produce");
+    assert_eq!(produce_answers(&produced)[0].1.error_code, 0);
+    let throttle_ms = produced.throttle_time_ms;
+    assert!(throttle_ms > 1000, "{throttle_ms}");
+
+    // The second connection is taken, a third from the same IP refused.
+    let mut second = WireClient::connect(addr, "second").expect("connect");
+    let versions = second
+        .call(2, &ApiVersionsRequest::default())
+        .expect("ApiVersions");
+    assert_eq!(versions.error_code, 0);
+    let mut third = WireClient::connect(addr, "third").expect("connect");
+    assert_eq!(third.read_until_closed().expect("closed at accept"), b"");
+
+    let samples = scrape(&broker);
+    let quota_label = format!("client_id=\"{client_id}\"");
+    let produce_label = "quota=\"producer_byte_rate\"";
+    let throttled: Vec<_> = series_with(
+        &samples,
+        "rafka_client_quota_throttled_requests_total",
+        &quota_label,
+    );
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert!(throttled[0].0.contains(produce_label), "{throttled:?}");
+    assert_eq!(throttled[0].1, 1.0);
+    let throttle_time = series_with(
+        &samples,
+        "rafka_client_quota_throttle_time_ms_total",
+        &quota_label,
+    );
+    assert_eq!(
+        throttle_time.iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec![f64::from(throttle_ms)]
+    );
+    // The produce frame's header and body, as the quota counts them.
+    let header = request_header(ApiKey::Produce, 9, 1, Some(client_id.as_bytes())).expect("header");
+    let frame = request_frame(&header, &produce, 9).expect("frame");
+    let recorded = series_with(&samples, "rafka_client_quota_value_total", &quota_label);
+    assert_eq!(
+        recorded.iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec![(frame.len() - 4) as f64]
+    );
+    let refused: f64 = series_with(
+        &samples,
+        "rafka_connections_limited_total",
+        "reason=\"per_ip\"",
+    )
+    .iter()
+    .map(|s| s.1)
+    .sum();
+    assert_eq!(refused, 1.0);
 }
