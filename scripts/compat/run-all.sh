@@ -10,7 +10,8 @@
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
 #        kafka-python-group kafkajs-group java-group, and the admin runs
-#        confluent-kafka-admin java-admin kafka-python-admin, and on brokers
+#        confluent-kafka-admin java-admin kafka-python-admin, java-quota (a
+#        producer quota seen by the Java client, java-quota.sh), and on brokers
 #        of their own: sasl (every client over SASL_PLAINTEXT and SASL_SSL
 #        with PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER, and their refusals,
 #        sasl-roundtrip.sh), tls (every roundtrip over SSL and mTLS, and
@@ -28,7 +29,7 @@ repo="$(cd "$here/../.." && pwd)"
 clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
-        confluent-kafka-admin java-admin kafka-python-admin sasl tls acl-matrix
+        confluent-kafka-admin java-admin kafka-python-admin java-quota sasl tls acl-matrix
         confluent-kafka-txn java-txn)
 fi
 startup_timeout_s=60
@@ -103,6 +104,7 @@ for client in "${clients[@]}"; do
         *-group) script="$here/$client.sh" verdict_prefix="group ${client%-group}: " ;;
         *-admin) script="$here/$client.sh" verdict_prefix="admin ${client%-admin}: " ;;
         *-txn) script="$here/$client.sh" verdict_prefix="txn ${client%-txn}: " ;;
+        *-quota) script="$here/$client.sh" verdict_prefix="quota ${client%-quota}: " ;;
         tls) script="$here/tls-roundtrip.sh" verdict_prefix="roundtrip tls: " ;;
         acl-matrix) script="$here/acl-matrix.sh" verdict_prefix="acl-matrix confluent-kafka: " ;;
         *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;
