@@ -67,6 +67,9 @@ struct Reply {
     answer: Option<Answer>,
 }
 
+/// A shard's ends of both meshes, until its pumps take them.
+type MeshReceivers<Ctx> = (Receivers<Job<Ctx>>, Receivers<Reply>);
+
 /// The calls this shard waits on, by token: the target shard and where
 /// the answer goes.
 type Pending = RefCell<HashMap<u64, (usize, futures_channel::oneshot::Sender<Option<Answer>>)>>;
@@ -216,7 +219,8 @@ pub struct Router<Ctx> {
     shard_id: usize,
     shard_count: usize,
     senders: Senders<Job<Ctx>>,
-    receivers: RefCell<Option<(Receivers<Job<Ctx>>, Receivers<Reply>)>>,
+    /// Taken by [`Router::serve`].
+    receivers: RefCell<Option<MeshReceivers<Ctx>>>,
     reply_senders: Rc<Senders<Reply>>,
     /// Calls made from this shard awaiting their reply.
     pending: Rc<Pending>,
