@@ -507,7 +507,7 @@ impl BrokerSnapshot {
             ),
             (
                 "flush_cycles",
-                "Group-commit flush cycles completed, by shard.",
+                "Partition flushes completed (group commit: one flush covers every append before it), by shard.",
                 |s| s.flush_cycles,
             ),
         ];
@@ -561,7 +561,7 @@ impl BrokerSnapshot {
         let mut fsync = family(
             encoder,
             "fsync_duration",
-            "Time to flush one partition in a group-commit cycle (fdatasync of its dirty segment files), by shard.",
+            "Time to flush one partition (group commit: fdatasync of its dirty segment files), by shard.",
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;

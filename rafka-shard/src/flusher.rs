@@ -1,21 +1,23 @@
-//! Group commit: one flush cycle per shard covers every append queued
-//! before it, with one fdatasync per dirty segment.
+//! Group commit, pipelined per partition: each partition's flushes run
+//! one after another, and every partition runs on its own.
 //!
-//! Lives on: every shard, one `Flusher`, run by one task.
+//! Lives on: every shard, one `Flusher`; its task starts flushes, each
+//! partition's run is a task of its own.
 //!
-//! A partition that gets an append is queued once (its dirty flag dedupes).
-//! The task takes the whole queue, flushes those partitions concurrently
-//! (each: collect files, fdatasync without holding the log, publish the high
-//! watermark), and goes again while anything was queued meanwhile. Appends
-//! that arrive during a cycle wait for the next one, which is what makes one
-//! fdatasync cover many produce requests under load.
+//! A partition that gets an append is queued once (its dirty flag dedupes)
+//! and its flush starts at once (after `rafka.flush.interval.ms`, if set):
+//! collect its files, fdatasync without holding the log, publish the high
+//! watermark. Appends that arrive while it runs mark it dirty again, and
+//! its next flush starts the moment this one ends, covering all of them:
+//! one fdatasync covers many produce requests under load, and no append
+//! waits for another partition's fdatasync (a shard-wide cycle would make
+//! every partition's next flush wait for the slowest one of the last).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
-use futures_util::future::join_all;
 
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::partition::{Partition, PartitionError};
@@ -28,6 +30,9 @@ pub struct Flusher<S: ShardStorage = BrokerStorage> {
     /// (`rafka.flush.interval.ms`); zero flushes as soon as work is queued.
     delay: Duration,
     stopped: Cell<bool>,
+    /// Partition runs going on, and their end.
+    running: Cell<usize>,
+    run_ended: Event,
     cycles: Cell<u64>,
     /// Per partition flush: its fdatasyncs plus the log lock around them.
     fsync_latency: LatencyHistogram,
@@ -40,20 +45,23 @@ impl<S: ShardStorage> Flusher<S> {
             queued: Event::new(),
             delay,
             stopped: Cell::new(false),
+            running: Cell::new(0),
+            run_ended: Event::new(),
             cycles: Cell::new(0),
             fsync_latency: LatencyHistogram::new(),
         })
     }
 
-    /// Queues `partition` for the next cycle (once, however many appends).
+    /// Queues `partition` for a flush: started now, or right after the
+    /// one running ends (once, however many appends).
     pub fn enqueue(&self, partition: &Rc<Partition<S>>) {
-        if partition.mark_dirty() {
+        if partition.mark_dirty() && !partition.is_flushing() {
             self.queue.borrow_mut().push(Rc::clone(partition));
             self.queued.notify(1);
         }
     }
 
-    /// Flush cycles completed, for metrics and tests.
+    /// Partition flushes completed, for metrics and tests.
     pub fn cycles(&self) -> u64 {
         self.cycles.get()
     }
@@ -63,17 +71,18 @@ impl<S: ShardStorage> Flusher<S> {
         self.fsync_latency.snapshot()
     }
 
-    /// Ends [`Flusher::run`] after its current cycle.
+    /// Ends [`Flusher::run`] once the flushes running have ended.
     pub fn stop(&self) {
         self.stopped.set(true);
         self.queued.notify(usize::MAX);
     }
 
-    /// The flush task's loop.
+    /// The flush task's loop: starts each queued partition's run.
     pub async fn run(self: Rc<Self>) {
         loop {
             while self.queue.borrow().is_empty() {
                 if self.stopped.get() {
+                    self.wait_runs().await;
                     return;
                 }
                 let listener = self.queued.listen();
@@ -85,19 +94,53 @@ impl<S: ShardStorage> Flusher<S> {
             if !self.delay.is_zero() {
                 glommio::timer::sleep(self.delay).await;
             }
-            let cycle = std::mem::take(&mut *self.queue.borrow_mut());
-            let results = join_all(cycle.iter().map(|p| self.timed_flush(p))).await;
-            for (partition, result) in cycle.iter().zip(results) {
-                if let Err(error) = result {
-                    tracing::error!(
-                        topic = %partition.topic,
-                        partition = partition.index,
-                        %error,
-                        "flush failed"
-                    );
+            let started = std::mem::take(&mut *self.queue.borrow_mut());
+            for partition in started {
+                if partition.set_flushing(true) {
+                    continue; // its run goes on and sees it dirty
                 }
+                self.running.set(self.running.get() + 1);
+                let flusher = Rc::clone(&self);
+                glommio::spawn_local(async move {
+                    flusher.run_partition(&partition).await;
+                    partition.set_flushing(false);
+                    flusher.running.set(flusher.running.get() - 1);
+                    flusher.run_ended.notify(usize::MAX);
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// One partition's flushes, back to back while appends keep coming.
+    async fn run_partition(&self, partition: &Rc<Partition<S>>) {
+        loop {
+            if let Err(error) = self.timed_flush(partition).await {
+                tracing::error!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    %error,
+                    "flush failed"
+                );
             }
             self.cycles.set(self.cycles.get() + 1);
+            if !partition.is_dirty() {
+                return;
+            }
+            if !self.delay.is_zero() {
+                glommio::timer::sleep(self.delay).await;
+            }
+        }
+    }
+
+    /// Until no partition's run is going on.
+    async fn wait_runs(&self) {
+        while self.running.get() > 0 {
+            let listener = self.run_ended.listen();
+            if self.running.get() == 0 {
+                return;
+            }
+            listener.await;
         }
     }
 

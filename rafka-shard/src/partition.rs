@@ -225,8 +225,11 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     high_watermark: Cell<i64>,
     log_end_offset: Cell<i64>,
     log_start_offset: Cell<i64>,
-    /// Queued for the shard's next flush cycle.
+    /// Written since the last flush began: queued for a flush, or due for
+    /// another one when the running one ends.
     dirty: Cell<bool>,
+    /// The flusher runs flushes of this partition now (one after another).
+    flushing: Cell<bool>,
     /// A flush (fsync) failed: writes answer KAFKA_STORAGE_ERROR until the
     /// broker restarts; reads go on below the high watermark.
     read_only: Cell<bool>,
@@ -290,6 +293,7 @@ impl<S: ShardStorage> Partition<S> {
                 next_guard: first_guard(clock.now_ms()),
             }),
             dirty: Cell::new(false),
+            flushing: Cell::new(false),
             read_only: Cell::new(false),
             deleted: Cell::new(false),
             write_caching,
@@ -676,6 +680,22 @@ impl<S: ShardStorage> Partition<S> {
     /// clean before (the caller then queues it).
     pub fn mark_dirty(&self) -> bool {
         !self.dirty.replace(true)
+    }
+
+    /// Whether an append since the last flush began is waiting for one.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.get()
+    }
+
+    /// Marks (`true`) or clears the flusher's run of this partition;
+    /// returns the previous value.
+    pub fn set_flushing(&self, flushing: bool) -> bool {
+        self.flushing.replace(flushing)
+    }
+
+    /// Whether the flusher is running flushes of this partition.
+    pub fn is_flushing(&self) -> bool {
+        self.flushing.get()
     }
 
     /// One group-commit flush of this partition: collect the dirty files
