@@ -67,9 +67,6 @@ struct Reply {
     answer: Option<Answer>,
 }
 
-/// A shard's ends of both meshes, until its pumps take them.
-type MeshReceivers<Ctx> = (Receivers<Job<Ctx>>, Receivers<Reply>);
-
 /// The calls this shard waits on, by token: the target shard and where
 /// the answer goes.
 type Pending = RefCell<HashMap<u64, (usize, futures_channel::oneshot::Sender<Option<Answer>>)>>;
@@ -150,18 +147,40 @@ impl<Ctx: 'static> ShardEnv<Ctx> {
     /// Joins the mesh; completes once every shard has joined.
     pub async fn join(self) -> Result<Router<Ctx>, RuntimeError> {
         let (senders, receivers) = self.mesh.join().await.map_err(|_| RuntimeError::MeshJoin)?;
-        let (reply_senders, reply_receivers) = self
+        let (reply_senders, mut reply_receivers) = self
             .replies
             .join()
             .await
             .map_err(|_| RuntimeError::MeshJoin)?;
+        let pending: Rc<Pending> = Rc::new(RefCell::new(HashMap::new()));
+        // Replies are taken from the start, before this shard serves: a
+        // call made while it starts up must fail, not hang, if its target
+        // stops.
+        for (peer, receiver) in reply_receivers.streams() {
+            let pending = Rc::clone(&pending);
+            glommio::spawn_local(async move {
+                while let Some(Reply { token, answer }) = receiver.recv().await {
+                    let waiting = pending.borrow_mut().remove(&token);
+                    if let Some((_, waiting)) = waiting {
+                        // The call may have given up waiting.
+                        let _ = waiting.send(answer);
+                    }
+                }
+                // The peer has stopped: the calls it still held were
+                // dropped with it.
+                pending
+                    .borrow_mut()
+                    .retain(|_, (target, _)| *target != peer);
+            })
+            .detach();
+        }
         Ok(Router {
             shard_id: senders.peer_id(),
             shard_count: self.shard_count,
             senders,
-            receivers: RefCell::new(Some((receivers, reply_receivers))),
+            receivers: RefCell::new(Some(receivers)),
             reply_senders: Rc::new(reply_senders),
-            pending: Rc::new(RefCell::new(HashMap::new())),
+            pending,
             next_token: Cell::new(0),
             local: RefCell::new(Weak::new()),
             jobs_running: Rc::new(Cell::new(0)),
@@ -220,7 +239,7 @@ pub struct Router<Ctx> {
     shard_count: usize,
     senders: Senders<Job<Ctx>>,
     /// Taken by [`Router::serve`].
-    receivers: RefCell<Option<MeshReceivers<Ctx>>>,
+    receivers: RefCell<Option<Receivers<Job<Ctx>>>>,
     reply_senders: Rc<Senders<Reply>>,
     /// Calls made from this shard awaiting their reply.
     pending: Rc<Pending>,
@@ -248,11 +267,11 @@ impl<Ctx: 'static> Router<Ctx> {
     }
 
     /// Starts this shard's message pumps: from now on jobs from other shards
-    /// run here against `ctx`, and replies to this shard's calls reach
-    /// them. Call once, after building the context.
+    /// run here against `ctx` (replies to its own calls are taken from the
+    /// join on). Call once, after building the context.
     pub fn serve(&self, ctx: &Rc<Ctx>) {
         *self.local.borrow_mut() = Rc::downgrade(ctx);
-        let Some((mut receivers, mut reply_receivers)) = self.receivers.borrow_mut().take() else {
+        let Some(mut receivers) = self.receivers.borrow_mut().take() else {
             return;
         };
         for (_peer, receiver) in receivers.streams() {
@@ -289,24 +308,6 @@ impl<Ctx: 'static> Router<Ctx> {
                     })
                     .detach();
                 }
-            })
-            .detach();
-        }
-        for (peer, receiver) in reply_receivers.streams() {
-            let pending = Rc::clone(&self.pending);
-            glommio::spawn_local(async move {
-                while let Some(Reply { token, answer }) = receiver.recv().await {
-                    let waiting = pending.borrow_mut().remove(&token);
-                    if let Some((_, waiting)) = waiting {
-                        // The call may have given up waiting.
-                        let _ = waiting.send(answer);
-                    }
-                }
-                // The peer has stopped: the calls it still held were
-                // dropped with it.
-                pending
-                    .borrow_mut()
-                    .retain(|_, (target, _)| *target != peer);
             })
             .detach();
         }
