@@ -109,3 +109,38 @@ fn zero_shards_is_an_error() {
     let config = RuntimeConfig::for_tests(0);
     assert!(run(&config, shard_main).is_err());
 }
+
+/// Shard 1 calls shard 0 before shard 0 serves; shard 0 then stops
+/// without ever serving. The call fails instead of waiting forever.
+async fn stop_before_serving(env: ShardEnv<Ctx>) -> Option<RouteError> {
+    let router = env.join().await.expect("join mesh");
+    if router.shard_id() == 0 {
+        // Stops at once: its router, with the call queued, goes.
+        return None;
+    }
+    let ctx = Rc::new(Ctx {
+        router,
+        counter: Cell::new(0),
+        kept: RefCell::new(Vec::new()),
+        stop: RefCell::new(None),
+    });
+    let outcome = ctx
+        .router
+        .invoke_on(0, |ctx: Rc<Ctx>| async move { ctx.counter.get() })
+        .await;
+    outcome.err()
+}
+
+#[test]
+fn a_call_to_a_shard_that_stops_without_serving_fails() {
+    let config = RuntimeConfig::for_tests(2);
+    let results = run(&config, stop_before_serving).expect("runtime");
+    let failure = results.into_iter().flatten().next().expect("a failed call");
+    assert!(
+        matches!(
+            failure,
+            RouteError::ReplyDropped(0) | RouteError::ShardStopped(0)
+        ),
+        "{failure:?}"
+    );
+}
