@@ -10,13 +10,10 @@
 //! read, which the broker controls by muting the connection), not on any
 //! latency.
 
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rafka_core::metadata::quota_control::{QuotaAlterationEntry, QuotaOp};
-use rafka_net::handlers::ControllerHandle;
 use rafka_shard::runtime::within;
 use rafka_testkit::broker::{blocking, Broker};
 use rafka_testkit::TestBroker;
@@ -62,18 +59,9 @@ impl ProducerContext for Throttles {
 }
 
 async fn set_quota(broker: &Broker, value: Option<f64>) {
-    let entry = QuotaAlterationEntry {
-        entity: vec![("client-id".to_string(), Some(CLIENT_ID.to_string()))],
-        ops: vec![QuotaOp {
-            key: "producer_byte_rate".to_string(),
-            value: value.unwrap_or(0.0),
-            remove: value.is_none(),
-        }],
-    };
-    let controller = ControllerHandle::new(Rc::clone(&broker.shard));
-    let outcome = controller.alter_client_quotas(vec![entry], false).await;
-    let outcome = outcome.expect("controller");
-    assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
+    broker
+        .set_client_quota(Some(CLIENT_ID), "producer_byte_rate", value)
+        .await;
 }
 
 /// Produces as fast as librdkafka takes records until `stop`.

@@ -13,15 +13,12 @@
 //! the quota a flood moves hundreds of MB in the same time.
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
-use rafka_core::metadata::quota_control::{QuotaAlterationEntry, QuotaOp};
-use rafka_net::handlers::ControllerHandle;
 use rafka_proto::record::{BatchBuilder, Compression};
-use rafka_testkit::broker::{blocking, Broker};
+use rafka_testkit::broker::blocking;
 use rafka_testkit::proto::{long_poll_fetch, produce_answers, produce_request};
 use rafka_testkit::wire::{request_frame, request_header};
 use rafka_testkit::{TestBroker, WireClient};
@@ -46,23 +43,6 @@ const FLOOD_RECORDS: usize = 32;
 const PHASE: Duration = Duration::from_secs(4);
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
-
-fn set_default_quota(broker: &Broker, key: &'static str) -> impl std::future::Future<Output = ()> {
-    let controller = ControllerHandle::new(Rc::clone(&broker.shard));
-    async move {
-        let entry = QuotaAlterationEntry {
-            entity: vec![("client-id".to_string(), None)],
-            ops: vec![QuotaOp {
-                key: key.to_string(),
-                value: QUOTA,
-                remove: false,
-            }],
-        };
-        let outcome = controller.alter_client_quotas(vec![entry], false).await;
-        let outcome = outcome.expect("controller");
-        assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
-    }
-}
 
 /// A flood request's size as its quota counts it: header and body.
 fn flood_request_bytes() -> u64 {
@@ -263,8 +243,9 @@ fn floods_and_a_rereader_are_held_to_their_quotas_while_others_are_served() {
         .timeout(Duration::from_secs(120))
         .run(|broker| async move {
             broker.create_topic(TOPIC, PARTITIONS, &[]).await;
-            set_default_quota(&broker, "producer_byte_rate").await;
-            set_default_quota(&broker, "consumer_byte_rate").await;
+            for key in ["producer_byte_rate", "consumer_byte_rate"] {
+                broker.set_client_quota(None, key, Some(QUOTA)).await;
+            }
             let addr = broker.addr();
             let request_bytes = flood_request_bytes();
             let (good_produce, floods) = blocking(move || {

@@ -29,11 +29,9 @@ use kafka_protocol::messages::{
     ProduceResponse,
 };
 use kafka_protocol::protocol::{Decodable, Request as ProtocolRequest};
-use rafka_core::metadata::quota_control::{QuotaAlterationEntry, QuotaOp};
 use rafka_core::quota::{
     ClientQuotas, EntityName, QuotaEntity, QuotaKey, QuotaTable, QuotaValue, QuotaWindow,
 };
-use rafka_net::handlers::ControllerHandle;
 use rafka_net::Response;
 use rafka_proto::header::ResponseHeaderVersion;
 use rafka_proto::record::{BatchBuilder, Compression};
@@ -66,18 +64,7 @@ fn broker(shards: usize, clock: &SharedClock) -> TestBroker {
 /// the controller as AlterClientQuotas does; every shard's image has it
 /// on return.
 async fn set_quota(broker: &Broker, client: &str, key: &str, value: Option<f64>) {
-    let entry = QuotaAlterationEntry {
-        entity: vec![("client-id".to_string(), Some(client.to_string()))],
-        ops: vec![QuotaOp {
-            key: key.to_string(),
-            value: value.unwrap_or(0.0),
-            remove: value.is_none(),
-        }],
-    };
-    let controller = ControllerHandle::new(Rc::clone(&broker.shard));
-    let outcome = controller.alter_client_quotas(vec![entry], false).await;
-    let outcome = outcome.expect("controller");
-    assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
+    broker.set_client_quota(Some(client), key, value).await;
 }
 
 /// A produce of one record of `value_bytes` bytes to partition 0.

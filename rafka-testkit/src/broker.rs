@@ -462,6 +462,25 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Sets (`Some`) or removes (`None`) the client quota `key` on client
+    /// id `client_id` (`None`: the `<default>` client id), through the
+    /// controller as AlterClientQuotas does; every shard's image has it on
+    /// return.
+    pub async fn set_client_quota(&self, client_id: Option<&str>, key: &str, value: Option<f64>) {
+        let entry = rafka_core::metadata::quota_control::QuotaAlterationEntry {
+            entity: vec![("client-id".to_string(), client_id.map(str::to_string))],
+            ops: vec![rafka_core::metadata::quota_control::QuotaOp {
+                key: key.to_string(),
+                value: value.unwrap_or(0.0),
+                remove: value.is_none(),
+            }],
+        };
+        let controller = ControllerHandle::new(Rc::clone(&self.shard));
+        let outcome = controller.alter_client_quotas(vec![entry], false).await;
+        let outcome = outcome.expect("controller");
+        assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
+    }
+
     /// The listener's address; the broker must run with `network(true)`.
     pub fn addr(&self) -> SocketAddr {
         self.addr.expect("the broker runs without a listener")
