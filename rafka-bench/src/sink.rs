@@ -13,19 +13,20 @@
 //!   partition from the record count of each RecordBatch v2 header (bytes
 //!   57..61), so the client sees the offsets a broker would give.
 //! - acks=all is answered after an fdatasync that covers the request's
-//!   bytes. Group commit: a sync cycle (fdatasync of every file with
-//!   unsynced bytes, one after the other) covers every request written
-//!   before it started; requests written during a cycle wait for the next.
-//!   The cycle runs on the acker thread of the first connection that
-//!   waits; there is no flusher thread. acks=1 is answered after the
-//!   write and acks=0 never (as Kafka); their files are synced whenever
-//!   `sync_bytes` have accumulated unsynced, as `ceiling-write` does.
+//!   bytes. Group commit per file, pipelined: each partition file has a
+//!   syncer thread that runs fdatasync as soon as an acks=all append
+//!   waits and the previous fdatasync of that file is done; one fdatasync
+//!   covers every append before it, appends during it wait for the next.
+//!   Files sync concurrently. acks=1 is answered after the write and
+//!   acks=0 never (as Kafka); their files are synced whenever `sync_bytes`
+//!   have accumulated unsynced, as `ceiling-write` does.
 //! - Threads: a connection has a reader (read, decode, append, encode the
-//!   answer) and an acker (wait for the sync, send the answers in request
-//!   order, at most [`ANSWERS_QUEUED_MAX`] queued). Blocking sockets need
-//!   that second thread to keep reading while answers wait for the disk.
-//!   With the bench's one produce connection that is two busy threads on
-//!   the machine's 2 cores, as the broker runs two shards.
+//!   answer) and an acker (wait for the syncs, send the answers in request
+//!   order, at most [`ANSWERS_QUEUED_MAX`] queued); each partition file
+//!   has its syncer, asleep or in fdatasync. Blocking sockets need the
+//!   acker to keep reading while answers wait for the disk. With the
+//!   bench's one produce connection that is two busy threads on the
+//!   machine's 2 cores, as the broker runs two shards.
 //! - Bad bytes (a frame over the limit, an unserved API or version, a body
 //!   that does not decode, a cut batch header) close that connection and
 //!   are logged on stderr; other connections go on.
@@ -64,8 +65,8 @@ use crate::admin::topic_name;
 /// Answers a connection may have queued for its acker; the reader stops
 /// reading when that many wait (the broker's in-flight limit).
 pub const ANSWERS_QUEUED_MAX: usize = 64;
-/// Most partitions a topic may be created with.
-pub const PARTITIONS_MAX: i32 = 1 << 16;
+/// Most partitions a topic may be created with (a syncer thread each).
+pub const PARTITIONS_MAX: i32 = 1024;
 const READ_BUFFER_BYTES: usize = 64 << 10;
 const NODE_ID: BrokerId = BrokerId(0);
 const CLUSTER_ID: &str = "rafka-ceiling-sink";
@@ -139,24 +140,44 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One partition's file. Shared by every connection that writes it.
+/// One partition's file. Shared by every connection that writes it and
+/// by its syncer thread.
 #[derive(Debug)]
 struct PartitionFile {
     path: PathBuf,
     file: File,
+    sync_bytes: u64,
     state: Mutex<FileState>,
+    /// Wakes the syncer: an append to make durable, or `sync_bytes`
+    /// unsynced.
+    sync_wanted: Condvar,
+    /// Wakes the ackers: a sync ended.
+    synced: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct FileState {
     written_bytes: u64,
     synced_bytes: u64,
+    /// The length an acks=all answer waits to see durable.
+    wanted_bytes: u64,
     /// Records appended: the next base offset.
     records: i64,
+    /// An fdatasync failed: nothing after it can be called durable.
+    failed: bool,
+}
+
+impl FileState {
+    fn sync_due(&self, sync_bytes: u64) -> bool {
+        self.written_bytes > self.synced_bytes
+            && (self.wanted_bytes > self.synced_bytes
+                || self.written_bytes - self.synced_bytes >= sync_bytes)
+    }
 }
 
 impl PartitionFile {
-    fn create(path: PathBuf) -> Result<PartitionFile, SinkError> {
+    /// Creates the file and starts its syncer.
+    fn create(path: PathBuf, sync_bytes: u64) -> Result<Arc<PartitionFile>, SinkError> {
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -167,11 +188,24 @@ impl PartitionFile {
                 path: path.clone(),
                 source,
             })?;
-        Ok(PartitionFile {
+        let partition = Arc::new(PartitionFile {
             path,
             file,
+            sync_bytes,
             state: Mutex::new(FileState::default()),
-        })
+            sync_wanted: Condvar::new(),
+            synced: Condvar::new(),
+        });
+        let syncer = Arc::clone(&partition);
+        std::thread::Builder::new()
+            .name("sink-syncer".into())
+            .spawn(move || syncer.sync_loop())
+            .map_err(|source| SinkError::File {
+                op: "starting the syncer of",
+                path: partition.path.clone(),
+                source,
+            })?;
+        Ok(partition)
     }
 
     fn file_err(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
@@ -184,8 +218,9 @@ impl PartitionFile {
 
     /// Appends `bytes` holding `records` records; returns their base
     /// offset and the file's length after them. The lock keeps appends
-    /// whole and in offset order.
-    fn append(&self, bytes: &[u8], records: i64) -> Result<(i64, u64), SinkError> {
+    /// whole and in offset order. `durable`: the syncer starts on them
+    /// now, before the acker asks.
+    fn append(&self, bytes: &[u8], records: i64, durable: bool) -> Result<(i64, u64), SinkError> {
         let mut state = lock(&self.state);
         (&self.file)
             .write_all(bytes)
@@ -193,32 +228,69 @@ impl PartitionFile {
         let base_offset = state.records;
         state.records += records;
         state.written_bytes += bytes.len() as u64;
+        if durable {
+            state.wanted_bytes = state.written_bytes;
+        }
+        if state.sync_due(self.sync_bytes) {
+            self.sync_wanted.notify_one();
+        }
         Ok((base_offset, state.written_bytes))
+    }
+
+    /// Returns once the file is durable up to `end`.
+    fn wait_synced(&self, end: u64) -> Result<(), SinkError> {
+        let mut state = lock(&self.state);
+        while state.synced_bytes < end && !state.failed {
+            state = self
+                .synced
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.synced_bytes < end {
+            return Err(SinkError::File {
+                op: "fdatasync (failed earlier)",
+                path: self.path.clone(),
+                source: ErrorKind::Other.into(),
+            });
+        }
+        Ok(())
     }
 
     fn synced_bytes(&self) -> u64 {
         lock(&self.state).synced_bytes
     }
 
-    fn unsynced_bytes(&self) -> u64 {
-        let state = lock(&self.state);
-        state.written_bytes - state.synced_bytes
-    }
-
-    /// fdatasync, if anything was written since the last one; appends go
-    /// on meanwhile and wait for the next.
-    fn sync(&self) -> Result<(), SinkError> {
-        let target = {
-            let state = lock(&self.state);
-            if state.written_bytes == state.synced_bytes {
-                return Ok(());
+    /// The syncer: fdatasync whenever one is due; appends go on meanwhile
+    /// and wait for the next. Lives as long as the sink (topics are never
+    /// deleted); stops after a failed fdatasync.
+    fn sync_loop(&self) {
+        loop {
+            let target = {
+                let mut state = lock(&self.state);
+                while !state.sync_due(self.sync_bytes) {
+                    state = self
+                        .sync_wanted
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                state.written_bytes
+            };
+            let result = self.file.sync_data();
+            let mut state = lock(&self.state);
+            match result {
+                Ok(()) => state.synced_bytes = state.synced_bytes.max(target),
+                Err(err) => {
+                    eprintln!("ceiling-sink: fdatasync {}: {err}", self.path.display());
+                    state.failed = true;
+                }
             }
-            state.written_bytes
-        };
-        self.file.sync_data().map_err(self.file_err("fdatasync"))?;
-        let mut state = lock(&self.state);
-        state.synced_bytes = state.synced_bytes.max(target);
-        Ok(())
+            let failed = state.failed;
+            drop(state);
+            self.synced.notify_all();
+            if failed {
+                return;
+            }
+        }
     }
 }
 
@@ -227,26 +299,12 @@ type Topic = Arc<[Arc<PartitionFile>]>;
 /// A file and the length a request needs durable.
 type SyncTarget = (Arc<PartitionFile>, u64);
 
-/// One sync cycle at a time; waiters learn that a cycle ended.
-#[derive(Debug, Default)]
-struct GroupCommit {
-    state: Mutex<CommitState>,
-    cycle_done: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct CommitState {
-    running: bool,
-    cycles: u64,
-}
-
 /// The sink's state, shared by all connections.
 #[derive(Debug)]
 pub struct Sink {
     config: SinkConfig,
     table: ApiTable,
     topics: Mutex<HashMap<String, Topic>>,
-    commit: GroupCommit,
 }
 
 /// What the acker does for one request, in request order.
@@ -297,7 +355,6 @@ impl Sink {
             config,
             table: ApiTable::new(&apis)?,
             topics: Mutex::new(HashMap::new()),
-            commit: GroupCommit::default(),
         })
     }
 
@@ -371,7 +428,6 @@ impl Sink {
         answers: &Receiver<Answer>,
     ) -> Result<(), SinkError> {
         let mut out = Vec::new();
-        let mut sync_due: Vec<SyncTarget> = Vec::new();
         let mut held: Option<Answer> = None;
         loop {
             let Some(mut answer) = held.take().or_else(|| answers.recv().ok()) else {
@@ -379,9 +435,9 @@ impl Sink {
             };
             loop {
                 if answer.durable {
-                    self.sync_covering(&answer.wrote)?;
-                } else {
-                    self.note_sync_due(&answer.wrote, &mut sync_due);
+                    for (file, end) in &answer.wrote {
+                        file.wait_synced(*end)?;
+                    }
                 }
                 if let Some(frame) = &answer.frame {
                     out.extend_from_slice(frame);
@@ -397,63 +453,7 @@ impl Sink {
             }
             stream.write_all(&out)?;
             out.clear();
-            if !sync_due.is_empty() {
-                self.sync_covering(&sync_due)?;
-                sync_due.clear();
-            }
         }
-    }
-
-    /// acks=1/0 writes: a file with `sync_bytes` unsynced is synced after
-    /// the answers are sent.
-    fn note_sync_due(&self, wrote: &[SyncTarget], due: &mut Vec<SyncTarget>) {
-        for (file, end) in wrote {
-            if file.unsynced_bytes() >= self.config.sync_bytes {
-                due.push((Arc::clone(file), *end));
-            }
-        }
-    }
-
-    /// Returns once every target is durable, running sync cycles as needed
-    /// (group commit: a cycle covers every write before it).
-    fn sync_covering(&self, targets: &[SyncTarget]) -> Result<(), SinkError> {
-        loop {
-            if covered(targets) {
-                return Ok(());
-            }
-            let mut state = lock(&self.commit.state);
-            if state.running {
-                let seen = state.cycles;
-                while state.running && state.cycles == seen {
-                    state = self
-                        .commit
-                        .cycle_done
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                continue;
-            }
-            state.running = true;
-            drop(state);
-            let result = self.sync_cycle();
-            let mut state = lock(&self.commit.state);
-            state.running = false;
-            state.cycles += 1;
-            drop(state);
-            self.commit.cycle_done.notify_all();
-            result?;
-        }
-    }
-
-    fn sync_cycle(&self) -> Result<(), SinkError> {
-        let files: Vec<Arc<PartitionFile>> = lock(&self.topics)
-            .values()
-            .flat_map(|topic| topic.iter().cloned())
-            .collect();
-        for file in files {
-            file.sync()?;
-        }
-        Ok(())
     }
 
     fn handle(&self, frame: &Bytes, advertised: SocketAddr) -> Result<Answer, SinkError> {
@@ -523,7 +523,8 @@ impl Sink {
             let files = self.find_topic(topic.name.0.as_str());
             let mut partitions = Vec::with_capacity(topic.partition_data.len());
             for data in &topic.partition_data {
-                partitions.push(append(files.as_ref(), data, &mut wrote)?);
+                let durable = request.acks == -1;
+                partitions.push(append(files.as_ref(), data, durable, &mut wrote)?);
             }
             responses.push(
                 TopicProduceResponse::default()
@@ -658,7 +659,7 @@ impl Sink {
         let files = (0..partitions.clamp(1, PARTITIONS_MAX))
             .map(|index| {
                 let path = partition_path(&self.config.dir, name, index);
-                PartitionFile::create(path).map(Arc::new)
+                PartitionFile::create(path, self.config.sync_bytes)
             })
             .collect::<Result<Topic, SinkError>>()?;
         topics.insert(name.to_owned(), Arc::clone(&files));
@@ -671,6 +672,7 @@ impl Sink {
 fn append(
     files: Option<&Topic>,
     data: &PartitionProduceData,
+    durable: bool,
     wrote: &mut Vec<SyncTarget>,
 ) -> Result<PartitionProduceResponse, SinkError> {
     let response = PartitionProduceResponse::default()
@@ -686,7 +688,7 @@ fn append(
         partition: data.index,
         reason,
     })?;
-    let (base_offset, end) = file.append(records, count)?;
+    let (base_offset, end) = file.append(records, count, durable)?;
     wrote.push((Arc::clone(file), end));
     Ok(response
         .with_error_code(NONE)
