@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# The perf run: builds release, measures this machine's ceilings, starts a
-# broker on a temp dir, runs the produce / consume / e2e matrix with
-# rafka-bench, prints every figure next to its ceiling and writes CSV + SVG.
+# The perf run: builds release, measures this machine's ceilings and the
+# loopback round-trip floor, runs the produce matrix against
+# `rafka-bench ceiling-sink` (the produce ceiling: append + fdatasync, the
+# same client), starts a broker on a temp dir, runs the produce / consume /
+# e2e matrix with rafka-bench, prints every figure next to its ceiling and
+# writes CSV + SVG.
 #
 # Usage: scripts/perf.sh            (short points, ~1-2 minutes)
 #        PERF_DURATION_SECS=30 scripts/perf.sh   (longer points)
-# Env:   PERF_OUT (default target/perf), PERF_RATES (records/s, comma list),
+# Env:   PERF_OUT (default $CARGO_TARGET_DIR/perf, target/perf without it), PERF_RATES (records/s, comma list),
 #        PERF_DURATION_SECS (per point, default 3), PERF_PARTITIONS (6),
 #        PERF_RECORD_BYTES (1024), PERF_BATCH_RECORDS (256: the most records
 #        per produce request; a 256 KiB batch is still below librdkafka's
 #        1 MB batch.size, and at low rates batches hold only what is due),
 #        PERF_PRELOAD_RECORDS (consume, default 300000), PERF_CORES (broker
 #        shards, default all CPUs), PERF_NO_BUILD=1 (use the binaries in
-#        target/release as they are).
+#        $CARGO_TARGET_DIR/release, or target/release, as they are).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-OUT=${PERF_OUT:-target/perf}
+# cargo's own rule: CARGO_TARGET_DIR if set (relative to here), else target.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT=${PERF_OUT:-$TARGET_DIR/perf}
 RATES=${PERF_RATES:-1000,10000,100000,1000000}
 DURATION=${PERF_DURATION_SECS:-3}
 PARTITIONS=${PERF_PARTITIONS:-6}
@@ -31,20 +36,42 @@ if [[ -z ${PERF_NO_BUILD:-} ]]; then
     echo "== building release" >&2
     cargo build --release --quiet -p rafka -p rafka-bench
 fi
-BROKER=target/release/rafka
-BENCH=target/release/rafka-bench
+BROKER=$TARGET_DIR/release/rafka
+BENCH=$TARGET_DIR/release/rafka-bench
 
 # Broker data and the ceiling files live on the same disk, under $OUT.
 WORK=$(mktemp -d "$OUT/run.XXXXXX")
 BROKER_PID=
-cleanup() {
-    if [[ -n $BROKER_PID ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
-        kill -TERM "$BROKER_PID"
-        wait "$BROKER_PID" || true
+SINK_PID=
+stop() {
+    if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1"
+        wait "$1" || true
     fi
+}
+cleanup() {
+    stop "$BROKER_PID"
+    stop "$SINK_PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# Waits for a server's "<name> listening on ADDR" line and prints ADDR.
+listen_addr() { # name pid stdout-file stderr-file
+    local addr=
+    for _ in $(seq $((STARTUP_DEADLINE_SECS * 10))); do
+        addr=$(sed -n "s/^$1 listening on \([^ ]*\).*/\1/p" "$3")
+        [[ -n $addr ]] && break
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $addr ]]; then
+        echo "perf.sh: $1 did not start:" >&2
+        tail -n 20 "$4" >&2
+        exit 1
+    fi
+    echo "$addr"
+}
 
 echo "== ceilings" >&2
 "$BENCH" ceiling-write --dir "$WORK/ceiling" --csv "$OUT/ceiling-write.csv" >/dev/null
@@ -53,6 +80,29 @@ best() { awk -F, 'NR > 1 && $1 != "sync-each" && $5 > m { m = $5 } END { printf 
 SYNC_LATENCY=$(awk -F, '$1 == "sync-each" { print $2 }' "$OUT/ceiling-write.csv")
 WRITE_CEILING=$(best "$OUT/ceiling-write.csv")
 SENDFILE_CEILING=$(best "$OUT/ceiling-sendfile.csv")
+"$BENCH" ping-floor --duration-secs "$DURATION" --csv "$OUT/ping-floor.csv" >/dev/null
+
+# The produce ceiling: the same produce run against the minimal sink, its
+# rows' mode renamed `sink`. Its files are removed before the broker runs.
+echo "== produce against ceiling-sink (acks=all)" >&2
+mkdir -p "$WORK/sink"
+"$BENCH" ceiling-sink --listen 127.0.0.1:0 --dir "$WORK/sink" --partitions "$PARTITIONS" \
+    >"$WORK/sink.out" 2>"$WORK/sink.err" &
+SINK_PID=$!
+SINK_ADDR=$(listen_addr ceiling-sink "$SINK_PID" "$WORK/sink.out" "$WORK/sink.err")
+echo "ceiling-sink at $SINK_ADDR" >&2
+
+produce_args() { # bootstrap
+    echo --bootstrap "$1" --partitions "$PARTITIONS" --record-bytes "$RECORD_BYTES" \
+        --batch-records "$BATCH_RECORDS" --duration-secs "$DURATION" --acks all
+}
+# shellcheck disable=SC2046 # produce_args prints words without spaces
+"$BENCH" produce $(produce_args "$SINK_ADDR") --topic perf-produce --rate "$RATES" \
+    --csv "$WORK/sink-produce.csv" >/dev/null
+awk -F, -v OFS=, 'NR > 1 { $1 = "sink" } 1' "$WORK/sink-produce.csv" >"$OUT/ceiling-sink.csv"
+stop "$SINK_PID"
+SINK_PID=
+rm -rf "$WORK/sink"
 
 echo "== starting the broker" >&2
 mkdir -p "$WORK/data"
@@ -63,22 +113,11 @@ if "$BROKER" --help | grep -q -- --metrics-listen; then
 fi
 "$BROKER" "${BROKER_ARGS[@]}" >"$WORK/broker.out" 2>"$WORK/broker.err" &
 BROKER_PID=$!
-ADDR=
-for _ in $(seq $((STARTUP_DEADLINE_SECS * 10))); do
-    ADDR=$(sed -n 's/^rafka listening on \([^ ]*\).*/\1/p' "$WORK/broker.out")
-    [[ -n $ADDR ]] && break
-    kill -0 "$BROKER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z $ADDR ]]; then
-    echo "perf.sh: the broker did not start:" >&2
-    tail -n 20 "$WORK/broker.err" >&2
-    exit 1
-fi
+ADDR=$(listen_addr rafka "$BROKER_PID" "$WORK/broker.out" "$WORK/broker.err")
 echo "broker at $ADDR ($(cat "$WORK/broker.out"))" >&2
 
-COMMON=(--bootstrap "$ADDR" --partitions "$PARTITIONS" --record-bytes "$RECORD_BYTES"
-    --batch-records "$BATCH_RECORDS" --duration-secs "$DURATION" --acks all)
+# shellcheck disable=SC2207 # produce_args prints words without spaces
+COMMON=($(produce_args "$ADDR"))
 echo "== produce (acks=all)" >&2
 "$BENCH" produce "${COMMON[@]}" --topic perf-produce --rate "$RATES" --csv "$OUT/produce.csv" >/dev/null
 echo "== consume" >&2
@@ -87,11 +126,10 @@ echo "== consume" >&2
 echo "== e2e" >&2
 "$BENCH" e2e "${COMMON[@]}" --topic perf-e2e --rate "$RATES" --csv "$OUT/e2e.csv" >/dev/null
 
-kill -TERM "$BROKER_PID"
-wait "$BROKER_PID" || true
+stop "$BROKER_PID"
 BROKER_PID=
 
-"$BENCH" plot --runs "$OUT/produce.csv,$OUT/consume.csv,$OUT/e2e.csv" \
+"$BENCH" plot --runs "$OUT/produce.csv,$OUT/ceiling-sink.csv,$OUT/consume.csv,$OUT/e2e.csv" \
     --ceilings "$OUT/ceiling-write.csv,$OUT/ceiling-sendfile.csv" --out "$OUT/perf.svg"
 
 # One line per figure: throughput as a ratio of its ceiling (produce and
@@ -102,10 +140,34 @@ summary() {
             $1, $2, $3, $4, $4 / ceiling, name, ceiling, $5, $6, $8, $9, $10, $11
     }' "$1"
 }
+# The headline: broker / sink at the highest rate both ran (throughput)
+# and p99 at 10k msg/s next to the sink's.
+headline() { # broker.csv sink.csv
+    awk -F, 'FNR == 1 { next }
+        FILENAME == ARGV[1] { broker[$2] = $0; next }
+        { sink[$2] = $0 }
+        END {
+            top = -1
+            for (rate in broker) if ((rate in sink) && rate + 0 > top + 0) top = rate
+            if (top == -1) { print "produce broker / sink: no rate ran against both"; exit }
+            split(broker[top], b, ","); split(sink[top], s, ",")
+            printf "produce broker / sink at %s msg/s (acks=all): %.2f / %.2f MB/s = %.3f x sink ceiling\n",
+                top, b[4], s[4], (s[4] > 0 ? b[4] / s[4] : 0)
+            if (("10000" in broker) && ("10000" in sink)) {
+                split(broker["10000"], b, ","); split(sink["10000"], s, ",")
+                printf "produce p99 at 10000 msg/s (acks=all): broker %s us, sink %s us = %.2f x sink (p50 %s / %s us)\n",
+                    b[8], s[8], (s[8] > 0 ? b[8] / s[8] : 0), b[6], s[6]
+            } else print "produce p99 at 10000 msg/s: not in PERF_RATES"
+        }' "$1" "$2"
+}
 {
+    headline "$OUT/produce.csv" "$OUT/ceiling-sink.csv"
+    awk -F, 'NR == 2 { printf "loopback rtt p99 (1 KiB request/response, sequential): %s us (p50 %s, p99.9 %s, max %s us)\n", $8, $6, $9, $10 }' \
+        "$OUT/ping-floor.csv"
     echo "ceilings: write (fdatasync every 1 MiB, best size) $WRITE_CEILING MB/s, sendfile loopback $SENDFILE_CEILING MB/s"
     echo "latency floor of acks=all on this disk: ${SYNC_LATENCY:-not measured}"
     summary "$OUT/produce.csv" "$WRITE_CEILING" write
+    summary "$OUT/ceiling-sink.csv" "$WRITE_CEILING" write
     summary "$OUT/consume.csv" "$SENDFILE_CEILING" sendfile
     summary "$OUT/e2e.csv" "$WRITE_CEILING" write
 } | tee "$OUT/summary.txt"

@@ -8,6 +8,10 @@
 //!   CSV), `admin` (topic setup), `client` (the lean Kafka client).
 //! - `ceiling`: `ceiling-write` and `ceiling-sendfile`, the machine's own
 //!   limits for the ratios; `plot`: an SVG of run and ceiling CSVs.
+//! - `sink`: `ceiling-sink`, a minimal Kafka produce sink (append +
+//!   fdatasync, nothing else), the produce ceiling a broker is held to.
+//! - `ping`: `ping-floor`, loopback request/response round trips, the
+//!   latency floor of any request.
 //! - `txn_run`: `txn`, transactional produce next to plain produce in the
 //!   same run (medians over rounds); `txn` (the closed-loop producer:
 //!   plain, idempotent or transactional).
@@ -27,10 +31,12 @@ mod client;
 mod cpu;
 mod fetch;
 mod log_append;
+mod ping;
 mod plot;
 mod produce;
 mod report;
 mod run;
+mod sink;
 mod size;
 mod std_storage;
 mod storm;
@@ -82,8 +88,45 @@ enum Command {
     CeilingWrite(CeilingWriteArgs),
     /// sendfile of a page-cached file over loopback TCP.
     CeilingSendfile(CeilingSendfileArgs),
+    /// A minimal Kafka produce sink on --listen: appends each partition's
+    /// records to a file, fdatasync before answering acks=all. Prints
+    /// `ceiling-sink listening on ADDR` first; runs until SIGTERM/SIGINT.
+    CeilingSink(CeilingSinkArgs),
+    /// Sequential request/response round trips over loopback TCP to an
+    /// echo thread, for --duration-secs.
+    PingFloor(PingFloorArgs),
     /// An SVG of throughput and latency per rate class.
     Plot(PlotArgs),
+}
+
+#[derive(Debug, Args)]
+struct CeilingSinkArgs {
+    /// host:port to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Where the partition files go (`<topic>-<partition>.log`).
+    #[arg(long, default_value = "rafka-sink-data")]
+    dir: PathBuf,
+    /// Partitions of topics created by Metadata (or by CreateTopics with
+    /// -1).
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// acks=1/0 traffic syncs a file after this many unsynced bytes
+    /// (acks=all syncs before every answer, group commit).
+    #[arg(long, default_value = "1MiB", value_parser = size::parse_bytes)]
+    sync_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+struct PingFloorArgs {
+    #[arg(long, default_value_t = 3)]
+    duration_secs: u64,
+    /// Bytes sent each way per round trip.
+    #[arg(long, default_value = "1KiB", value_parser = size::parse_bytes)]
+    message_bytes: u64,
+    /// Also write the table to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +415,14 @@ enum MainError {
     Ceiling(#[from] ceiling::CeilingError),
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn main() -> ExitCode {
@@ -385,6 +436,8 @@ fn main() -> ExitCode {
         Command::Storm(args) => storm_main(&args),
         Command::CeilingWrite(args) => ceiling_write_main(&args),
         Command::CeilingSendfile(args) => ceiling_sendfile_main(&args),
+        Command::CeilingSink(args) => ceiling_sink_main(&args),
+        Command::PingFloor(args) => ping_floor_main(&args),
         Command::Plot(args) => plot_main(&args),
     };
     match result {
@@ -569,6 +622,64 @@ fn ceiling_sendfile_main(args: &CeilingSendfileArgs) -> Result<(), MainError> {
     create_dir(&args.dir)?;
     let row = ceiling::sendfile_ceiling(&args.dir, args.file_bytes, args.passes)?;
     let table = format!("{}\n{}\n", ceiling::CSV_HEADER, row.csv_line());
+    emit(&table, args.csv.as_deref())
+}
+
+fn ceiling_sink_main(args: &CeilingSinkArgs) -> Result<(), MainError> {
+    let partitions = check_range(
+        "--partitions",
+        args.partitions.max(0) as u64,
+        1,
+        sink::PARTITIONS_MAX as u64,
+    )?;
+    check_range("--sync-bytes", args.sync_bytes, 1, u64::MAX)?;
+    create_dir(&args.dir)?;
+    let io = |what| move |source| MainError::Io { what, source };
+    // Registered before the address is printed, so a signal sent as soon
+    // as the caller reads it ends the sink cleanly.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(io("installing signal handlers"))?;
+    let listener = std::net::TcpListener::bind(&args.listen).map_err(io("binding --listen"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("reading the listen address"))?;
+    let sink = std::sync::Arc::new(sink::Sink::new(sink::SinkConfig {
+        dir: args.dir.clone(),
+        partitions: partitions as i32,
+        sync_bytes: args.sync_bytes,
+    })?);
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ceiling-sink listening on {addr}").map_err(io("writing stdout"))?;
+    stdout.flush().map_err(io("writing stdout"))?;
+    std::thread::Builder::new()
+        .name("sink-accept".into())
+        .spawn(move || {
+            if let Err(err) = sink.serve(&listener) {
+                eprintln!("ceiling-sink: accepting connections: {err}");
+                std::process::exit(1);
+            }
+        })
+        .map_err(io("starting the accept thread"))?;
+    // Connections are not drained: every answered acks=all request is
+    // already durable, and the files are the sink's only state.
+    if let Some(signal) = signals.forever().next() {
+        eprintln!("ceiling-sink: signal {signal}, stopping");
+    }
+    Ok(())
+}
+
+fn ping_floor_main(args: &PingFloorArgs) -> Result<(), MainError> {
+    let message_bytes = check_range("--message-bytes", args.message_bytes, 1, 16 << 20)?;
+    let duration = std::time::Duration::from_secs(args.duration_secs.max(1));
+    let row =
+        ping::ping_floor(message_bytes as usize, duration).map_err(|source| MainError::Io {
+            what: "loopback round trips",
+            source,
+        })?;
+    let table = report::render(&[row]);
     emit(&table, args.csv.as_deref())
 }
 
