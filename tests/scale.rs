@@ -152,6 +152,55 @@ fn report_process(broker: &BrokerProcess, when: &str, partitions: usize, idle_ki
     );
 }
 
+/// Threads of the filesystem ceilings: one per shard.
+const CEILING_THREADS: usize = 2;
+
+/// What the filesystem alone allows, on the broker's filesystem: for each
+/// of `partitions` a directory and an empty segment file made durable
+/// (mkdir, create, fsync the file and the directory), split over one
+/// thread per shard; then one listing of every partition directory with
+/// a read of its file (a start's least work). Returns both times.
+fn filesystem_ceilings(partitions: usize) -> (Duration, Duration) {
+    let root = tempfile::Builder::new()
+        .prefix("rafka-scale-ceiling-")
+        .tempdir()
+        .expect("temp dir");
+    let dir_of = |i: usize| root.path().join(format!("p-{i}"));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..CEILING_THREADS {
+            let dir_of = &dir_of;
+            scope.spawn(move || {
+                for i in (thread..partitions).step_by(CEILING_THREADS) {
+                    let dir = dir_of(i);
+                    fs::create_dir(&dir).expect("mkdir");
+                    let file = fs::File::create(dir.join("00000000000000000000.log"))
+                        .expect("create segment");
+                    file.sync_all().expect("fsync segment");
+                    fs::File::open(&dir)
+                        .and_then(|d| d.sync_all())
+                        .expect("fsync dir");
+                }
+            });
+        }
+    });
+    let create = started.elapsed();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..CEILING_THREADS {
+            let dir_of = &dir_of;
+            scope.spawn(move || {
+                for i in (thread..partitions).step_by(CEILING_THREADS) {
+                    for entry in fs::read_dir(dir_of(i)).expect("list") {
+                        fs::read(entry.expect("entry").path()).expect("read segment");
+                    }
+                }
+            });
+        }
+    });
+    (create, started.elapsed())
+}
+
 fn create_all(client: &mut WireClient, topics: &[String], partitions: i32) {
     for chunk in topics.chunks(TOPICS_PER_CREATE) {
         let request = CreateTopicsRequest::default()
@@ -317,6 +366,15 @@ fn hundred_thousand_partitions() {
     assert!(topic_count > 0 && partitions > 0);
     let total = topic_count * partitions as usize;
     let topics: Vec<String> = (0..topic_count).map(topic).collect();
+
+    let (create_ceiling, start_ceiling) = filesystem_ceilings(total);
+    println!(
+        "scale: ceiling (filesystem, {CEILING_THREADS} threads): {total} partition dirs with a \
+         durable empty segment {:.1} s ({:.0}/s); listing them and reading each segment {:.1} s",
+        create_ceiling.as_secs_f64(),
+        total as f64 / create_ceiling.as_secs_f64(),
+        start_ceiling.as_secs_f64(),
+    );
 
     let options = rafka(2)
         .log_filter("warn")
