@@ -44,33 +44,28 @@ impl<S: ShardStorage> Shard<S> {
         let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
         let offsets_topic = self.offsets_topic().name;
         let txn_topic = self.transaction_topic().name;
-        let mut offsets_partition_opened = false;
-        let mut txn_partition_opened = false;
+        let mut opened: Vec<String> = Vec::new();
         let mut broker_defaults_changed = false;
         let mut failures = Vec::new();
+        // Partitions created on this shard are opened together, before any
+        // later delta of the change acts.
+        let mut created: Vec<(&str, i32)> = Vec::new();
         for delta in deltas {
-            match delta {
-                MetadataDelta::PartitionCreated {
-                    name,
-                    partition,
-                    shard,
-                    ..
-                } if *shard == me => {
-                    let hints = RecoveryHints::default();
-                    match self.registry().open(&image, name, *partition, hints).await {
-                        Ok(()) => {
-                            offsets_partition_opened |= name == offsets_topic;
-                            txn_partition_opened |= name == txn_topic;
-                        }
-                        Err(error) => {
-                            tracing::error!(%error, "a new partition could not be opened");
-                            self.registry()
-                                .discard_new_partition(name, *partition)
-                                .await;
-                            failures.push(error);
-                        }
-                    }
+            if let MetadataDelta::PartitionCreated {
+                name,
+                partition,
+                shard,
+                ..
+            } = delta
+            {
+                if *shard == me {
+                    created.push((name.as_str(), *partition));
                 }
+                continue;
+            }
+            self.open_created(&image, &mut created, &mut opened, &mut failures)
+                .await;
+            match delta {
                 MetadataDelta::PartitionsRemoved {
                     name,
                     first,
@@ -102,17 +97,19 @@ impl<S: ShardStorage> Shard<S> {
                 _ => {}
             }
         }
+        self.open_created(&image, &mut created, &mut opened, &mut failures)
+            .await;
         if broker_defaults_changed {
             self.registry().reload_all_configs(&image).await;
         }
-        if offsets_partition_opened {
+        if opened.iter().any(|topic| topic == offsets_topic) {
             // New partitions are empty: this only marks them loaded, before
             // the controller's publish returns and groups get routed here.
             if let Err(error) = self.groups().load_partitions().await {
                 tracing::error!(%error, "loading new {offsets_topic} partitions");
             }
         }
-        if txn_partition_opened {
+        if opened.iter().any(|topic| topic == txn_topic) {
             if let Err(error) = self.txns().load_partitions().await {
                 tracing::error!(%error, "loading new {txn_topic} partitions");
             }
@@ -122,6 +119,40 @@ impl<S: ShardStorage> Shard<S> {
             Ok(())
         } else {
             Err(ApplyError { failures })
+        }
+    }
+
+    /// Opens the partitions `created` lists (and empties it): the topic of
+    /// each one opened goes to `opened`, the failures to `failures`, after
+    /// removing what they left.
+    async fn open_created(
+        &self,
+        image: &MetadataImage,
+        created: &mut Vec<(&str, i32)>,
+        opened: &mut Vec<String>,
+        failures: &mut Vec<OpenError>,
+    ) {
+        if created.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(created);
+        let opens = batch
+            .iter()
+            .map(|(name, partition)| (*name, *partition, RecoveryHints::default()));
+        let outcomes = self.registry().open_all(image, opens).await;
+        for ((name, partition), outcome) in batch.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    if !opened.iter().any(|topic| topic == name) {
+                        opened.push(name.to_string());
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "a new partition could not be opened");
+                    self.registry().discard_new_partition(name, partition).await;
+                    failures.push(error);
+                }
+            }
         }
     }
 }

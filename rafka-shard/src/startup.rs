@@ -303,15 +303,15 @@ impl<S: ShardStorage> Shard<S> {
             .map(|(topic, index)| (topic.name.clone(), index))
             .collect();
         self.image_view().set(Arc::clone(&image));
-        for (topic, index) in &mine {
+        let opens = mine.iter().map(|(topic, index)| {
             let tp = TopicPartition {
                 topic: topic.clone(),
                 partition: *index,
             };
-            let partition_hints = hints.for_partition(&tp);
-            self.registry()
-                .open(&image, topic, *index, partition_hints)
-                .await?;
+            (topic.as_str(), *index, hints.for_partition(&tp))
+        });
+        for opened in self.registry().open_all(&image, opens).await {
+            opened?;
         }
         // `__consumer_offsets` is created by the first FindCoordinator for
         // a group, as Kafka does: a broker that never saw a group has none.

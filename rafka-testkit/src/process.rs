@@ -50,6 +50,10 @@ pub struct BrokerOptions {
     pub log_filter: Option<String>,
     /// More command-line flags (`--add-scram ...`), after the harness's.
     pub args: Vec<String>,
+    /// How long a start may take to print its listening line.
+    pub startup_deadline: Duration,
+    /// How long a graceful stop may take.
+    pub shutdown_deadline: Duration,
 }
 
 impl BrokerOptions {
@@ -64,7 +68,18 @@ impl BrokerOptions {
             open_files: None,
             log_filter: None,
             args: Vec::new(),
+            startup_deadline: STARTUP_DEADLINE,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
+    }
+
+    /// Longer waits for a broker with a large data dir: `startup` for the
+    /// listening line (recovery runs before it), `shutdown` for a clean
+    /// stop (every partition flushes and closes).
+    pub fn deadlines(mut self, startup: Duration, shutdown: Duration) -> BrokerOptions {
+        self.startup_deadline = startup;
+        self.shutdown_deadline = shutdown;
+        self
     }
 
     /// One more command-line argument.
@@ -191,7 +206,8 @@ impl BrokerProcess {
     pub fn stop(&mut self) {
         let child = self.child.take().expect("stop: broker is not running");
         signal(child.id(), libc::SIGTERM);
-        let status = wait_exit(child, SHUTDOWN_DEADLINE);
+        let deadline = self.options.shutdown_deadline;
+        let status = wait_exit(child, deadline);
         match status {
             Some(status) => assert!(
                 status.success(),
@@ -199,7 +215,7 @@ impl BrokerProcess {
                 self.log_tail()
             ),
             None => panic!(
-                "broker did not exit within {SHUTDOWN_DEADLINE:?} of SIGTERM; log:\n{}",
+                "broker did not exit within {deadline:?} of SIGTERM; log:\n{}",
                 self.log_tail()
             ),
         }
@@ -358,8 +374,9 @@ fn launch(
     let mut child = command.spawn().expect("spawn the rafka binary");
     let stdout = child.stdout.take().expect("child stdout is piped");
     let lines = forward_lines(stdout);
-    let started =
-        wait_for_listening(&lines).and_then(|startup| Ok((startup, wait_for_metrics(&lines)?)));
+    let deadline = options.startup_deadline;
+    let started = wait_for_listening(&lines, deadline)
+        .and_then(|startup| Ok((startup, wait_for_metrics(&lines, deadline)?)));
     match started {
         Ok((startup, metrics_addr)) => {
             assert_eq!(startup.shards, options.cores, "shards on the startup line");
@@ -368,7 +385,7 @@ fn launch(
         Err(reason) => {
             // A closed stdout means the broker is exiting; one that hangs
             // instead is killed at the deadline (status None).
-            let status = wait_exit(child, SHUTDOWN_DEADLINE);
+            let status = wait_exit(child, options.shutdown_deadline);
             let log = fs::read_to_string(log_path(dir, start)).unwrap_or_default();
             Err(StartFailure {
                 reason,
@@ -435,14 +452,14 @@ fn forward_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     receiver
 }
 
-fn wait_for_listening(lines: &mpsc::Receiver<String>) -> Result<Startup, String> {
-    let deadline = Instant::now() + STARTUP_DEADLINE;
+fn wait_for_listening(lines: &mpsc::Receiver<String>, within: Duration) -> Result<Startup, String> {
+    let deadline = Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match lines.recv_timeout(left) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(format!("no listening line within {STARTUP_DEADLINE:?}"))
+                return Err(format!("no listening line within {within:?}"))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err("stdout closed before the listening line".to_owned())
@@ -455,10 +472,13 @@ fn wait_for_listening(lines: &mpsc::Receiver<String>) -> Result<Startup, String>
 }
 
 /// The address of the metrics line, which follows the listening line.
-fn wait_for_metrics(lines: &mpsc::Receiver<String>) -> Result<SocketAddr, String> {
+fn wait_for_metrics(
+    lines: &mpsc::Receiver<String>,
+    within: Duration,
+) -> Result<SocketAddr, String> {
     let line = lines
-        .recv_timeout(STARTUP_DEADLINE)
-        .map_err(|_| format!("no metrics line within {STARTUP_DEADLINE:?}"))?;
+        .recv_timeout(within)
+        .map_err(|_| format!("no metrics line within {within:?}"))?;
     line.strip_prefix(METRICS_PREFIX)
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .and_then(|addr| addr.parse().ok())
