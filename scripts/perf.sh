@@ -92,9 +92,9 @@ SINK_PID=$!
 SINK_ADDR=$(listen_addr ceiling-sink "$SINK_PID" "$WORK/sink.out" "$WORK/sink.err")
 echo "ceiling-sink at $SINK_ADDR" >&2
 
-produce_args() { # bootstrap
+produce_args() { # bootstrap [acks, default all]
     echo --bootstrap "$1" --partitions "$PARTITIONS" --record-bytes "$RECORD_BYTES" \
-        --batch-records "$BATCH_RECORDS" --duration-secs "$DURATION" --acks all
+        --batch-records "$BATCH_RECORDS" --duration-secs "$DURATION" --acks "${2:-all}"
 }
 # shellcheck disable=SC2046 # produce_args prints words without spaces
 "$BENCH" produce $(produce_args "$SINK_ADDR") --topic perf-produce --rate "$RATES" \
@@ -120,6 +120,13 @@ echo "broker at $ADDR ($(cat "$WORK/broker.out"))" >&2
 COMMON=($(produce_args "$ADDR"))
 echo "== produce (acks=all)" >&2
 "$BENCH" produce "${COMMON[@]}" --topic perf-produce --rate "$RATES" --csv "$OUT/produce.csv" >/dev/null
+# acks=1: no fsync wait, so the latency is the request path's own (the
+# goal: p99 within 3x of the loopback round trip).
+ACKS1_RATES=${PERF_ACKS1_RATES:-1000,10000}
+echo "== produce (acks=1)" >&2
+# shellcheck disable=SC2046 # produce_args prints words without spaces
+"$BENCH" produce $(produce_args "$ADDR" 1) --topic perf-acks1 --rate "$ACKS1_RATES" \
+    --csv "$OUT/produce-acks1.csv" >/dev/null
 echo "== consume" >&2
 "$BENCH" consume "${COMMON[@]}" --topic perf-consume --preload-records "$PRELOAD" \
     --csv "$OUT/consume.csv" >/dev/null
@@ -164,10 +171,23 @@ headline() { # broker.csv sink.csv
     headline "$OUT/produce.csv" "$OUT/ceiling-sink.csv"
     awk -F, 'NR == 2 { printf "loopback rtt p99 (1 KiB request/response, sequential): %s us (p50 %s, p99.9 %s, max %s us)\n", $8, $6, $9, $10 }' \
         "$OUT/ping-floor.csv"
+    # acks=1 p99 next to the loopback floor, e2e p99 next to the same
+    # phase's produce p99.
+    awk -F, 'FNR == 1 { next }
+        FILENAME == ARGV[1] { floor = $8; next }
+        { printf "acks=1 p99 at %s msg/s: %s us = %.2f x loopback rtt p99 (p50 %s us)\n", $2, $8, (floor > 0 ? $8 / floor : 0), $6 }' \
+        "$OUT/ping-floor.csv" "$OUT/produce-acks1.csv"
+    awk -F, 'FNR == 1 { next }
+        $1 == "e2e" { e2e[$2] = $8 }
+        $1 == "e2e-produce" { produce[$2] = $8 }
+        END { for (rate in e2e) if (rate in produce)
+            printf "e2e p99 at %s msg/s: %s us = %.2f x the same phase'"'"'s produce p99 (%s us)\n", rate, e2e[rate], (produce[rate] > 0 ? e2e[rate] / produce[rate] : 0), produce[rate] }' \
+        "$OUT/e2e.csv" | sort -t' ' -k4 -n
     echo "ceilings: write (fdatasync every 1 MiB, best size) $WRITE_CEILING MB/s, sendfile loopback $SENDFILE_CEILING MB/s"
     echo "latency floor of acks=all on this disk: ${SYNC_LATENCY:-not measured}"
     summary "$OUT/produce.csv" "$WRITE_CEILING" write
     summary "$OUT/ceiling-sink.csv" "$WRITE_CEILING" write
+    summary "$OUT/produce-acks1.csv" "$WRITE_CEILING" write
     summary "$OUT/consume.csv" "$SENDFILE_CEILING" sendfile
     summary "$OUT/e2e.csv" "$WRITE_CEILING" write
 } | tee "$OUT/summary.txt"

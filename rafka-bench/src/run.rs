@@ -12,7 +12,10 @@
 //!   read within the duration; latency = fetch round trip.
 //! - e2e: a producer at each rate and a consumer on its own connection
 //!   long-polling from the log end; latency = time the record's fetch came
-//!   back minus the due time stamped in its value.
+//!   back minus the due time stamped in its value. Each rate gives two
+//!   rows: `e2e` (the consumer's latency) and `e2e-produce` (the same
+//!   phase's producer latency, due time to ack), so e2e is judged against
+//!   the produce latency of the same moment.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -259,9 +262,11 @@ pub fn e2e_rows(plan: &RunPlan) -> Result<Vec<Row>, RunError> {
     let mut rows = Vec::new();
     for &rate in &plan.rates {
         let ends = admin::end_offsets(&mut wire, &plan.topic, &partitions)?;
-        let row = e2e_once(plan, &partitions, &ends, &mut factory, rate)?;
+        let (row, producer) = e2e_once(plan, &partitions, &ends, &mut factory, rate)?;
         eprintln!("{}", row.csv_line());
+        eprintln!("{}", producer.csv_line());
         rows.push(row);
+        rows.push(producer);
     }
     Ok(rows)
 }
@@ -276,7 +281,7 @@ fn e2e_once(
     ends: &[i64],
     factory: &mut RecordFactory,
     rate: f64,
-) -> Result<Row, RunError> {
+) -> Result<(Row, Row), RunError> {
     let mut consumer = Wire::connect(&plan.bootstrap)?;
     let config = plan.produce_config(partitions.to_vec(), plan.duration);
     let schedule = Schedule {
@@ -308,7 +313,18 @@ fn e2e_once(
     let mut row = Row::new(label, consumed.records, seconds, &consumed.latency_us);
     row.batches = produced.batches;
     row.errors = produced.errors + consumed.errors;
-    Ok(row)
+    // The same phase's produce latency (due time to ack), the base the
+    // e2e latency is judged against: both share the machine with the
+    // consumer.
+    let mut producer = Row::new(
+        plan.label("e2e-produce", Some(rate)),
+        produced.records_acked,
+        produced.elapsed.as_secs_f64(),
+        &produced.latency_us,
+    );
+    producer.batches = produced.batches;
+    producer.errors = produced.errors;
+    Ok((row, producer))
 }
 
 struct LiveTally {

@@ -26,6 +26,7 @@ use rafka_shard::disk::DiskSnapshot;
 use rafka_shard::histogram::{HistogramSnapshot, LATENCY_BOUNDS_US};
 use rafka_shard::log_health::LogHealthSnapshot;
 use rafka_shard::quota::{QuotaStats, QuotaStatsEntry};
+use rafka_shard::runtime::MeshStatsSnapshot;
 use rafka_shard::txn::TxnStats;
 
 use crate::metrics::NetMetricsSnapshot;
@@ -91,6 +92,9 @@ pub struct ShardSnapshot {
     pub tasks_executed: u64,
     pub flush_cycles: u64,
     pub fsync_latency: HistogramSnapshot,
+    /// Calls this shard made (local and to other shards) and the transit
+    /// times of the mesh messages it received.
+    pub mesh: MeshStatsSnapshot,
     /// The shard's open-file budget (segment and index files).
     pub open_files: FileBudgetStats,
     /// What recovery and the scrubber found in this shard's logs.
@@ -558,6 +562,40 @@ impl BrokerSnapshot {
                 metric.counter(&shard_label(shard), value(shard))?;
             }
         }
+        let mut calls = family(
+            encoder,
+            "mesh_calls",
+            "Calls from the shard to a shard's context (target: local ran on the shard itself, remote crossed to another core), by shard.",
+            None,
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            for (target, value) in [
+                ("local", shard.mesh.local_calls),
+                ("remote", shard.mesh.remote_calls),
+            ] {
+                let mut labels = shard_label(shard);
+                labels.push(("target", target.to_owned()));
+                calls.counter(&labels, value)?;
+            }
+        }
+        let mut transit = family(
+            encoder,
+            "mesh_transit_duration",
+            "Time a cross-core message spent from its send to its pickup on the receiving shard (queue and wake-up), by receiving shard and direction (job: a call arriving, reply: an answer coming back).",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for shard in &self.shards {
+            for (direction, histogram) in [
+                ("job", &shard.mesh.job_transit),
+                ("reply", &shard.mesh.reply_transit),
+            ] {
+                let mut labels = shard_label(shard);
+                labels.push(("direction", direction.to_owned()));
+                transit.histogram(&labels, histogram)?;
+            }
+        }
         let mut fsync = family(
             encoder,
             "fsync_duration",
@@ -856,7 +894,7 @@ mod tests {
         assert_eq!((produce.requests, produce.errors), (7, 2));
         assert_eq!(produce.latency.count(), 2);
         assert_eq!(
-            produce.latency.buckets[1], 2,
+            produce.latency.buckets[3], 2,
             "80 µs is in the 100 µs bucket"
         );
         let t = merged.topics["t"];

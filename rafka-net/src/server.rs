@@ -466,6 +466,7 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         tasks_executed,
         flush_cycles: shard.flusher().cycles(),
         fsync_latency: shard.flusher().fsync_latency(),
+        mesh: shard.router.mesh_stats(),
         open_files: shard.registry().storage().budget().stats(),
         log_health: shard.registry().log_health().snapshot(),
         partitions,

@@ -12,11 +12,11 @@ use std::cell::Cell;
 use std::time::Duration;
 
 /// Upper bounds of the buckets, in microseconds; a last, unbounded bucket
-/// follows. From 50 µs (a cached fetch) to 10 s (a stalled disk), roughly
-/// 1-2.5-5 per decade, the spacing Prometheus' defaults use.
-pub const LATENCY_BOUNDS_US: [u64; 17] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+/// follows. From 10 µs (a message between cores) to 10 s (a stalled
+/// disk), roughly 1-2.5-5 per decade, the spacing Prometheus' defaults use.
+pub const LATENCY_BOUNDS_US: [u64; 19] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
 /// Buckets including the unbounded one.
@@ -113,21 +113,25 @@ mod tests {
     fn observations_land_in_the_first_bucket_whose_bound_holds_them() {
         let histogram = LatencyHistogram::new();
         histogram.record_us(0);
+        histogram.record_us(10);
+        histogram.record_us(11);
         histogram.record_us(50);
         histogram.record_us(51);
         histogram.record(Duration::from_millis(1));
         histogram.record(Duration::from_secs(60));
         let snapshot = histogram.snapshot();
-        assert_eq!(snapshot.buckets[0], 2, "0 and 50 µs are <= 50");
-        assert_eq!(snapshot.buckets[1], 1, "51 µs is <= 100");
-        assert_eq!(snapshot.buckets[4], 1, "1 ms is <= 1000 µs");
+        assert_eq!(snapshot.buckets[0], 2, "0 and 10 µs are <= 10");
+        assert_eq!(snapshot.buckets[1], 1, "11 µs is <= 25");
+        assert_eq!(snapshot.buckets[2], 1, "50 µs is <= 50");
+        assert_eq!(snapshot.buckets[3], 1, "51 µs is <= 100");
+        assert_eq!(snapshot.buckets[6], 1, "1 ms is <= 1000 µs");
         assert_eq!(
             snapshot.buckets[LATENCY_BUCKETS - 1],
             1,
             "60 s is beyond 10 s"
         );
-        assert_eq!(snapshot.count(), 5);
-        assert_eq!(snapshot.sum_us, 50 + 51 + 1_000 + 60_000_000);
+        assert_eq!(snapshot.count(), 7);
+        assert_eq!(snapshot.sum_us, 10 + 11 + 50 + 51 + 1_000 + 60_000_000);
     }
 
     #[test]
@@ -139,8 +143,9 @@ mod tests {
         b.record_us(20);
         let mut merged = a.snapshot();
         merged.merge(&b.snapshot());
-        assert_eq!(merged.buckets[0], 2);
-        assert_eq!(merged.buckets[4], 1);
+        assert_eq!(merged.buckets[0], 1, "10 µs");
+        assert_eq!(merged.buckets[1], 1, "20 µs");
+        assert_eq!(merged.buckets[6], 1, "700 µs");
         assert_eq!(merged.count(), 3);
         assert_eq!(merged.sum_us, 730);
     }

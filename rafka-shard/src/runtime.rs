@@ -28,10 +28,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::time::Instant;
 
 use futures_util::future::join_all;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 
 /// Runs `work` for at most `timeout` on the shard's timer; `None` when the
 /// time ran out first (`work` is dropped then). Deadlines come from the
@@ -58,6 +61,9 @@ pub struct Job<Ctx> {
     /// The caller's shard and its token for the call.
     from: usize,
     token: u64,
+    /// When the caller sent it, for the transit time (both threads read
+    /// the same monotonic clock).
+    sent: Instant,
 }
 
 /// An answer on the reply mesh: the call's token and its result, `None`
@@ -65,6 +71,42 @@ pub struct Job<Ctx> {
 struct Reply {
     token: u64,
     answer: Option<Answer>,
+    sent: Instant,
+}
+
+/// What one shard's calls cost: how many stayed on the shard and how
+/// many crossed to another, and the time a message spent between its
+/// send on one thread and its pickup on the other (the queue plus the
+/// wake-up of a parked executor), each way. Only the owning shard
+/// touches it.
+#[derive(Debug, Default)]
+pub struct MeshStats {
+    local_calls: Cell<u64>,
+    remote_calls: Cell<u64>,
+    /// Jobs that arrived here: send on the caller to pickup here.
+    job_transit: LatencyHistogram,
+    /// Replies to this shard's calls: send on the target to pickup here.
+    reply_transit: LatencyHistogram,
+}
+
+/// A [`MeshStats`] copy for a scrape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshStatsSnapshot {
+    pub local_calls: u64,
+    pub remote_calls: u64,
+    pub job_transit: HistogramSnapshot,
+    pub reply_transit: HistogramSnapshot,
+}
+
+impl MeshStats {
+    pub fn snapshot(&self) -> MeshStatsSnapshot {
+        MeshStatsSnapshot {
+            local_calls: self.local_calls.get(),
+            remote_calls: self.remote_calls.get(),
+            job_transit: self.job_transit.snapshot(),
+            reply_transit: self.reply_transit.snapshot(),
+        }
+    }
 }
 
 /// The calls this shard waits on, by token: the target shard and where
@@ -153,13 +195,21 @@ impl<Ctx: 'static> ShardEnv<Ctx> {
             .await
             .map_err(|_| RuntimeError::MeshJoin)?;
         let pending: Rc<Pending> = Rc::new(RefCell::new(HashMap::new()));
+        let stats = Rc::new(MeshStats::default());
         // Replies are taken from the start, before this shard serves: a
         // call made while it starts up must fail, not hang, if its target
         // stops.
         for (peer, receiver) in reply_receivers.streams() {
             let pending = Rc::clone(&pending);
+            let stats = Rc::clone(&stats);
             glommio::spawn_local(async move {
-                while let Some(Reply { token, answer }) = receiver.recv().await {
+                while let Some(Reply {
+                    token,
+                    answer,
+                    sent,
+                }) = receiver.recv().await
+                {
+                    stats.reply_transit.record(sent.elapsed());
                     let waiting = pending.borrow_mut().remove(&token);
                     if let Some((_, waiting)) = waiting {
                         // The call may have given up waiting.
@@ -184,6 +234,7 @@ impl<Ctx: 'static> ShardEnv<Ctx> {
             next_token: Cell::new(0),
             local: RefCell::new(Weak::new()),
             jobs_running: Rc::new(Cell::new(0)),
+            stats,
         })
     }
 }
@@ -250,6 +301,7 @@ pub struct Router<Ctx> {
     /// Jobs from other shards taken off the mesh and not yet finished here:
     /// this shard's cross-core backlog, for metrics.
     jobs_running: Rc<Cell<u64>>,
+    stats: Rc<MeshStats>,
 }
 
 impl<Ctx: 'static> Router<Ctx> {
@@ -266,6 +318,12 @@ impl<Ctx: 'static> Router<Ctx> {
         self.jobs_running.get()
     }
 
+    /// Calls made from this shard (local and crossing) and message
+    /// transit times seen here.
+    pub fn mesh_stats(&self) -> MeshStatsSnapshot {
+        self.stats.snapshot()
+    }
+
     /// Starts this shard's message pumps: from now on jobs from other shards
     /// run here against `ctx` (replies to its own calls are taken from the
     /// join on). Call once, after building the context.
@@ -278,9 +336,16 @@ impl<Ctx: 'static> Router<Ctx> {
             let ctx = Rc::downgrade(ctx);
             let running = Rc::clone(&self.jobs_running);
             let reply_senders = Rc::clone(&self.reply_senders);
+            let stats = Rc::clone(&self.stats);
             glommio::spawn_local(async move {
                 while let Some(job) = receiver.recv().await {
-                    let Job { work, from, token } = job;
+                    let Job {
+                        work,
+                        from,
+                        token,
+                        sent,
+                    } = job;
+                    stats.job_transit.record(sent.elapsed());
                     let Some(ctx) = ctx.upgrade() else {
                         // Stopping: the caller learns its call was dropped.
                         let _ = reply_senders.try_send_to(
@@ -288,6 +353,7 @@ impl<Ctx: 'static> Router<Ctx> {
                             Reply {
                                 token,
                                 answer: None,
+                                sent: Instant::now(),
                             },
                         );
                         continue;
@@ -303,6 +369,7 @@ impl<Ctx: 'static> Router<Ctx> {
                         let reply = Reply {
                             token,
                             answer: Some(answer),
+                            sent: Instant::now(),
                         };
                         let _ = reply_senders.send_to(from, reply).await;
                     })
@@ -325,6 +392,7 @@ impl<Ctx: 'static> Router<Ctx> {
             return Err(RouteError::NoSuchShard(shard));
         }
         if shard == self.shard_id {
+            self.stats.local_calls.set(self.stats.local_calls.get() + 1);
             let ctx = self.local.borrow().upgrade();
             let ctx = ctx.ok_or(RouteError::ShardStopped(shard))?;
             return Ok(work(ctx).await);
@@ -342,7 +410,11 @@ impl<Ctx: 'static> Router<Ctx> {
             work: Box::new(move |ctx| Box::pin(async move { Box::new(work(ctx).await) as Answer })),
             from: self.shard_id,
             token,
+            sent: Instant::now(),
         };
+        self.stats
+            .remote_calls
+            .set(self.stats.remote_calls.get() + 1);
         self.senders
             .send_to(shard, job)
             .await

@@ -79,6 +79,31 @@ async fn drive(ctx: &Rc<Ctx>) {
         .expect("ship bytes");
     assert_eq!(seen_ptr, sent_ptr);
 
+    // Every call so far is counted on shard 0, local or crossing cores:
+    // the id round (one per shard), 100 increments per shard, the bytes.
+    let remote = count as u64 - 1;
+    let stats = ctx.router.mesh_stats();
+    let bytes_remote = u64::from(last != 0);
+    assert_eq!(stats.local_calls, 1 + 100 + (1 - bytes_remote));
+    assert_eq!(stats.remote_calls, remote + 100 * remote + bytes_remote);
+    // Each remote call came back with a reply whose transit was timed.
+    assert_eq!(stats.reply_transit.count(), stats.remote_calls);
+    assert_eq!(stats.job_transit.count(), 0, "no shard called shard 0");
+    // The last shard timed the arrival of every job shard 0 sent it,
+    // this one included.
+    let arrived = ctx
+        .router
+        .invoke_on(last, |ctx: Rc<Ctx>| async move {
+            ctx.router.mesh_stats().job_transit.count()
+        })
+        .await
+        .expect("stats");
+    let sent_to_last = match last {
+        0 => 0,
+        _ => 1 + 100 + 1 + 1,
+    };
+    assert_eq!(arrived, sent_to_last);
+
     assert_eq!(
         ctx.router.invoke_on(count, |_ctx: Rc<Ctx>| async {}).await,
         Err(RouteError::NoSuchShard(count))
