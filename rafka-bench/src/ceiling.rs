@@ -1,7 +1,10 @@
 //! The machine's own ceilings, measured in the same run as the broker so
 //! that figures are compared as ratios on a noisy machine:
 //! - `ceiling-write`: sequential buffered writes of each size with an
-//!   fdatasync every `flush_bytes` (the cost acks=all produce must pay);
+//!   fdatasync every `flush_bytes` (the cost acks=all produce must pay),
+//!   and the same with O_DIRECT (DMA from an aligned buffer, no page-cache
+//!   copy) for sizes that are whole 4 KiB blocks; each row's detail ends
+//!   with the CPU time it cost per GB written, the copy's price;
 //! - `ceiling-sendfile`: sendfile(2) of a page-cached file over a loopback
 //!   TCP connection to a reader that discards (the zero-copy fetch path).
 //!
@@ -72,23 +75,53 @@ impl CeilingRow {
     }
 }
 
+/// How the write ceiling reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// write(2) into the page cache; writeback and fdatasync move it.
+    Buffered,
+    /// O_DIRECT: the device DMAs from the (block-aligned) user buffer.
+    Direct,
+}
+
+/// O_DIRECT's alignment for buffers, offsets and sizes: the page size,
+/// which covers every block size a data disk uses.
+pub const DIRECT_ALIGN: usize = 4096;
+
 /// Writes `total_bytes` in `write_bytes` writes to a fresh file in `dir`,
 /// fdatasync every `flush_bytes` and at the end; the file is removed after.
+/// `Direct` needs `write_bytes` to be a multiple of [`DIRECT_ALIGN`].
 pub fn write_ceiling(
     dir: &Path,
+    mode: WriteMode,
     write_bytes: usize,
     total_bytes: u64,
     flush_bytes: u64,
 ) -> Result<CeilingRow, CeilingError> {
     let path = dir.join(format!("ceiling-write-{write_bytes}"));
-    // Not all zeros, so no layer can cheat on zero pages.
-    let buf: Vec<u8> = (0..write_bytes).map(|i| (i * 31 + 7) as u8).collect();
+    // Not all zeros, so no layer can cheat on zero pages. One block more
+    // than needed, so an aligned window of `write_bytes` fits.
+    let backing: Vec<u8> = (0..write_bytes + DIRECT_ALIGN)
+        .map(|i| (i * 31 + 7) as u8)
+        .collect();
+    let skip = backing
+        .as_ptr()
+        .align_offset(DIRECT_ALIGN)
+        .min(DIRECT_ALIGN);
+    let buf = &backing[skip..skip + write_bytes];
     let writes = (total_bytes / write_bytes as u64).max(1);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if mode == WriteMode::Direct {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_DIRECT);
+    }
+    let cpu_before = crate::cpu::process_cpu_time().ok();
     let start = Instant::now();
-    let mut file = File::create(&path).map_err(file_err("create", &path))?;
+    let mut file = options.open(&path).map_err(file_err("create", &path))?;
     let mut flush = FlushEvery::new(flush_bytes);
     for _ in 0..writes {
-        file.write_all(&buf).map_err(file_err("write", &path))?;
+        file.write_all(buf).map_err(file_err("write", &path))?;
         if flush.wrote(write_bytes as u64) {
             file.sync_data().map_err(file_err("fdatasync", &path))?;
         }
@@ -97,11 +130,22 @@ pub fn write_ceiling(
         file.sync_data().map_err(file_err("fdatasync", &path))?;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = crate::cpu::process_cpu_time()
+        .ok()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     std::fs::remove_file(&path).map_err(file_err("remove", &path))?;
+    let bytes = writes * write_bytes as u64;
+    let cpu_ms_per_gb = cpu.map_or(-1.0, |cpu| cpu.as_secs_f64() * 1e3 / (bytes as f64 / 1e9));
     Ok(CeilingRow {
-        ceiling: "write",
-        detail: format!("{write_bytes}B-writes-fdatasync-every-{flush_bytes}B"),
-        bytes: writes * write_bytes as u64,
+        ceiling: match mode {
+            WriteMode::Buffered => "write",
+            WriteMode::Direct => "write-direct",
+        },
+        detail: format!(
+            "{write_bytes}B-writes-fdatasync-every-{flush_bytes}B-cpu-{cpu_ms_per_gb:.0}ms-per-GB"
+        ),
+        bytes,
         seconds,
     })
 }
@@ -257,12 +301,33 @@ mod tests {
     #[test]
     fn write_ceiling_writes_whole_buffers_and_cleans_up() {
         let dir = temp_dir("write");
-        let row = write_ceiling(&dir, 4096, 1 << 20, 256 << 10).unwrap();
+        let row = write_ceiling(&dir, WriteMode::Buffered, 4096, 1 << 20, 256 << 10).unwrap();
         assert_eq!(row.bytes, 1 << 20);
         assert!(row.seconds > 0.0);
         assert!(row
             .csv_line()
-            .starts_with("write,4096B-writes-fdatasync-every-262144B,1048576,"));
+            .starts_with("write,4096B-writes-fdatasync-every-262144B-cpu-"));
+        assert!(row.detail.ends_with("ms-per-GB"));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn direct_write_ceiling_writes_aligned_blocks() {
+        let dir = temp_dir("write-direct");
+        match write_ceiling(&dir, WriteMode::Direct, 16 << 10, 1 << 20, 256 << 10) {
+            Ok(row) => {
+                assert_eq!(row.ceiling, "write-direct");
+                assert_eq!(row.bytes, 1 << 20);
+            }
+            // tmpfs has no O_DIRECT; the broker's data disk is what matters.
+            Err(CeilingError::File {
+                op: "create",
+                source,
+                ..
+            }) if source.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(error) => panic!("direct write ceiling: {error}"),
+        }
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir(&dir).unwrap();
     }

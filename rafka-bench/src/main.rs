@@ -148,6 +148,10 @@ struct CeilingWriteArgs {
     /// latency floor of acks=all); 0 skips it.
     #[arg(long, default_value_t = 500)]
     sync_latency_writes: u32,
+    /// Also write each size that is whole 4 KiB blocks with O_DIRECT
+    /// (rows `write-direct`): the write path without the page-cache copy.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    direct: bool,
     #[arg(long)]
     csv: Option<PathBuf>,
 }
@@ -594,20 +598,29 @@ fn ceiling_write_main(args: &CeilingWriteArgs) -> Result<(), MainError> {
         let size = check_range("--write-sizes", size, 1, 1 << 30)?;
         // The median of a few runs: one run on a shared virtual disk can be
         // off by 2x either way.
-        let mut runs = Vec::new();
-        for _ in 0..args.rounds.max(1) {
-            let (dir, total) = (&args.dir, args.total_bytes);
-            runs.push(ceiling::write_ceiling(
-                dir,
-                size as usize,
-                total,
-                args.flush_bytes,
-            )?);
+        // O_DIRECT only for whole blocks (a broker using it would buffer
+        // smaller appends into blocks).
+        let mut modes = vec![ceiling::WriteMode::Buffered];
+        if args.direct && size as usize % ceiling::DIRECT_ALIGN == 0 {
+            modes.push(ceiling::WriteMode::Direct);
         }
-        runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-        let row = &runs[runs.len() / 2];
-        table.push_str(&row.csv_line());
-        table.push('\n');
+        for mode in modes {
+            let mut runs = Vec::new();
+            for _ in 0..args.rounds.max(1) {
+                let (dir, total) = (&args.dir, args.total_bytes);
+                runs.push(ceiling::write_ceiling(
+                    dir,
+                    mode,
+                    size as usize,
+                    total,
+                    args.flush_bytes,
+                )?);
+            }
+            runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            let row = &runs[runs.len() / 2];
+            table.push_str(&row.csv_line());
+            table.push('\n');
+        }
     }
     if args.sync_latency_writes > 0 {
         let row = ceiling::sync_latency(&args.dir, 1024, args.sync_latency_writes)?;
