@@ -601,7 +601,7 @@ fn ceiling_write_main(args: &CeilingWriteArgs) -> Result<(), MainError> {
         // O_DIRECT only for whole blocks (a broker using it would buffer
         // smaller appends into blocks).
         let mut modes = vec![ceiling::WriteMode::Buffered];
-        if args.direct && size as usize % ceiling::DIRECT_ALIGN == 0 {
+        if args.direct && (size as usize).is_multiple_of(ceiling::DIRECT_ALIGN) {
             modes.push(ceiling::WriteMode::Direct);
         }
         for mode in modes {
