@@ -316,6 +316,50 @@ fn long_poll_wakes_on_produce_on_either_shard() {
     });
 }
 
+/// min_bytes over two owners: the first owner's data wakes the fetch but
+/// is too little; the wait goes on with that owner's fresh read kept, and
+/// the second owner's data completes the answer with both.
+#[test]
+fn long_poll_adds_up_min_bytes_across_owners() {
+    with_brokers(&[2, 4], |broker| async move {
+        broker.create_topic_id("sum", 2, &[]).await;
+        let owners: Vec<usize> = (0..2)
+            .map(|p| broker.shard.owner_of("sum", p).expect("owner"))
+            .collect();
+        assert_ne!(owners[0], owners[1], "one partition per shard");
+        let one = batch("first");
+        let min_bytes = i32::try_from(one.len() * 2 - 1).expect("small");
+        let both = vec![part(0, 0, 1 << 20), part(1, 0, 1 << 20)];
+        let body = request(vec![named("sum", both)])
+            .with_min_bytes(min_bytes)
+            .with_max_wait_ms(LONG_POLL_MS);
+        let mut pending = Box::pin(call(&broker, 12, &body));
+        assert!(
+            poll_once(&mut pending).await.is_none(),
+            "answered before data"
+        );
+        let first = produce(&broker, "sum", 0, batch("first")).await;
+        assert_eq!(first.len(), one.len());
+        // One batch is below min_bytes: still waiting.
+        for _ in 0..4 {
+            assert!(
+                poll_once(&mut pending).await.is_none(),
+                "answered below min_bytes"
+            );
+            futures_lite::future::yield_now().await;
+        }
+        let second = produce(&broker, "sum", 1, batch("other")).await;
+        let response = pending.await;
+        let answered = partitions(&response);
+        assert_eq!(records(answered[0].1), first);
+        assert_eq!(records(answered[1].1), second);
+        assert_eq!(
+            (answered[0].1.high_watermark, answered[1].1.high_watermark),
+            (1, 1)
+        );
+    });
+}
+
 #[test]
 fn long_poll_without_data_answers_empty_after_max_wait() {
     with_brokers(&SHARD_MATRIX, |broker| async move {

@@ -33,8 +33,10 @@
 //!   and the consumer drops them (Kafka's contract).
 //! - Long polling without polling: each owner waits on its partitions'
 //!   watermark events (for read_committed, until the LSO passes what was
-//!   read), the first owner to answer wakes the request, which
-//!   reads everything again. The deadline is computed once. Ending the
+//!   read); the first owner to see data reads its partitions on the spot
+//!   and answers with the reads (no second cross-core round trip), which
+//!   replace that owner's earlier reads; the others' stay. The deadline
+//!   is computed once. Ending the
 //!   wait drops the cancel senders, which ends the waits on other shards
 //!   at once. A read error answers at once (as
 //!   Kafka's delayed fetch does); unknown topics do not stop the wait on
@@ -404,13 +406,21 @@ async fn read_until_ready(
     // loop is bounded by max_wait, after which the last read is the answer.
     let rounds = async {
         loop {
-            if !wait_for_any(ctx, targets, &reads, limits.isolation).await {
-                return;
+            match wait_for_any(ctx, targets, &reads, limits).await {
+                Woken::Nothing => return,
+                // The owner that woke read its partitions on the spot: one
+                // cross-core round trip less than reading everything again.
+                // The other owners' reads stay as they were (they had too
+                // little to answer), and the budget is applied afresh.
+                Woken::Read { indices, fresh } => {
+                    for (index, read) in indices.into_iter().zip(fresh) {
+                        reads[index] = read;
+                    }
+                    apply_budget(targets, &mut reads, limits.max_bytes);
+                }
+                Woken::Unknown => reads = read_all(ctx, targets, limits).await,
             }
-            let again = read_all(ctx, targets, limits).await;
-            let done = limits.answers_now(targets, &again);
-            reads = again;
-            if done {
+            if limits.answers_now(targets, &reads) {
                 return;
             }
         }
@@ -457,15 +467,21 @@ async fn read_all(ctx: &RequestContext, targets: &[Target], limits: &Limits) -> 
     for (index, read) in scatter(ctx.shard(), split, on_owner, unreachable).await {
         reads[index] = read;
     }
+    apply_budget(targets, &mut reads, max_bytes);
+    reads
+}
+
+/// The response's byte budget, applied in target order over reads that
+/// each owner budgeted on its own.
+fn apply_budget(targets: &[Target], reads: &mut [PartitionRead], max_bytes: u32) {
     let mut budget = Budget::new(max_bytes);
-    for (target, read) in targets.iter().zip(&mut reads) {
+    for (target, read) in targets.iter().zip(reads) {
         let records = std::mem::take(&mut read.records);
         read.records = budget.take(records, target.params.partition_max_bytes);
         if read.records.is_empty() {
             read.aborted.clear();
         }
     }
-    reads
 }
 
 /// Runs on the owner: reads its partitions in request order under one
@@ -559,68 +575,124 @@ struct WaitSpec {
     isolation: IsolationLevel,
 }
 
-/// Waits until a high watermark (read_committed: a last stable offset)
-/// moves past what `reads` saw. Returns false when there is nothing to
-/// wait on. The caller bounds the wait: dropping this future drops the
-/// cancel senders, which ends the owners' waits at once.
+/// What ended a wait for data.
+enum Woken {
+    /// No partition has an owner to wait on.
+    Nothing,
+    /// One owner saw data arrive and read its partitions at once: the
+    /// targets' positions and their fresh reads, in that order.
+    Read {
+        indices: Vec<usize>,
+        fresh: Vec<PartitionRead>,
+    },
+    /// The owner could not be reached: read everything again.
+    Unknown,
+}
+
+/// Waits on every owner at once for one of its partitions to pass what
+/// was read (the high watermark, or the LSO for read_committed); the first
+/// owner to see data reads its partitions there and answers with them.
 async fn wait_for_any(
     ctx: &RequestContext,
     targets: &[Target],
     reads: &[PartitionRead],
-    isolation: IsolationLevel,
-) -> bool {
-    let mut groups: BTreeMap<usize, Vec<WaitSpec>> = BTreeMap::new();
-    for (target, read) in targets.iter().zip(reads) {
+    limits: &Limits,
+) -> Woken {
+    let isolation = limits.isolation;
+    let mut groups: BTreeMap<usize, OwnerWait> = BTreeMap::new();
+    for (index, (target, read)) in targets.iter().zip(reads).enumerate() {
         if let Ok(owner) = target.owner {
             let seen = match isolation {
                 IsolationLevel::ReadUncommitted => read.high_watermark,
                 IsolationLevel::ReadCommitted => read.last_stable_offset,
             };
-            groups.entry(owner).or_default().push(WaitSpec {
+            let group = groups.entry(owner).or_default();
+            group.indices.push(index);
+            group.waits.push(WaitSpec {
                 topic: target.topic.clone(),
                 partition: target.key.partition,
                 offset: target.params.fetch_offset.max(seen),
                 isolation,
             });
+            group.reads.push(ReadSpec {
+                topic: target.topic.clone(),
+                partition: target.key.partition,
+                params: target.params,
+                isolation,
+            });
         }
     }
     if groups.is_empty() {
-        return false;
+        return Woken::Nothing;
     }
+    let max_bytes = limits.max_bytes;
     let mut cancels = Vec::with_capacity(groups.len());
     let mut waits = Vec::with_capacity(groups.len());
-    for (owner, specs) in groups {
+    let mut positions = Vec::with_capacity(groups.len());
+    for (owner, group) in groups {
         let (cancel, cancelled) = oneshot::channel::<()>();
         cancels.push(cancel);
-        let work = move |shard: Rc<Shard>| wait_on_owner(shard, specs, cancelled);
+        positions.push(group.indices);
+        let (wait_specs, read_specs) = (group.waits, group.reads);
+        let work = move |shard: Rc<Shard>| {
+            wait_on_owner(shard, wait_specs, read_specs, max_bytes, cancelled)
+        };
         waits.push(Box::pin(ctx.shard().router.invoke_on(owner, work)));
     }
     // The first owner to answer wins; dropping `cancels` ends the other
     // owners' waits now.
-    let _first = select_all(waits).await;
+    let (answer, first, _) = select_all(waits).await;
     drop(cancels);
-    true
+    match answer {
+        Ok(Some(fresh)) => Woken::Read {
+            indices: std::mem::take(&mut positions[first]),
+            fresh,
+        },
+        Ok(None) | Err(_) => Woken::Unknown,
+    }
 }
 
-/// Runs on the owner: returns when one of its partitions gets data, or the
-/// request is cancelled (answered, timed out, or its connection closed).
-async fn wait_on_owner(shard: Rc<Shard>, specs: Vec<WaitSpec>, cancelled: oneshot::Receiver<()>) {
-    let mut waits = Vec::with_capacity(specs.len());
-    for spec in specs {
-        // A partition gone since the read: the next read reports it.
+/// One owner's share of a wait: where its partitions sit in the request,
+/// what to wait for and what to read then.
+#[derive(Default)]
+struct OwnerWait {
+    indices: Vec<usize>,
+    waits: Vec<WaitSpec>,
+    reads: Vec<ReadSpec>,
+}
+
+/// Runs on the owner: once one of its partitions gets data (or is gone),
+/// reads them all under one budget of `max_bytes` and returns the reads;
+/// `None` when the request was cancelled first (answered, timed out, or
+/// its connection closed).
+async fn wait_on_owner(
+    shard: Rc<Shard>,
+    waits: Vec<WaitSpec>,
+    reads: Vec<ReadSpec>,
+    max_bytes: u32,
+    cancelled: oneshot::Receiver<()>,
+) -> Option<Vec<PartitionRead>> {
+    let mut pending = Vec::with_capacity(waits.len());
+    let mut gone = false;
+    for spec in waits {
+        // A partition gone since the read: the read reports it now.
         let Some(partition) = shard.partition(&spec.topic, spec.partition) else {
-            return;
+            gone = true;
+            break;
         };
-        waits.push(Box::pin(async move {
+        pending.push(Box::pin(async move {
             partition
                 .wait_for_data(spec.offset, WAIT_UNBOUNDED, spec.isolation)
                 .await
         }));
     }
-    if waits.is_empty() {
-        return;
+    if !gone && !pending.is_empty() {
+        let woken = select(select_all(pending), cancelled).await;
+        if let futures_util::future::Either::Right(_) = woken {
+            return None;
+        }
     }
-    select(select_all(waits), cancelled).await;
+    Some(read_on_owner(shard, reads, max_bytes).await)
 }
 
 /// The session's id for the response and which targets it carries.
