@@ -2,7 +2,8 @@
 # Produce figures from a real client: librdkafka's own load tool,
 # rdkafka_performance, against `rafka-bench ceiling-sink` (the produce
 # ceiling, as in perf.sh) and against the broker, over acks x linger.ms x
-# rate, 1 KiB records over 6 partitions. The tool is built from the
+# rate, 1 KiB records over 6 partitions, each point against the sink and
+# then the broker (both up for the whole run). The tool is built from the
 # librdkafka source the rdkafka-sys crate vendors (the version in
 # Cargo.lock, the same library the Rust tests link), once, into
 # scripts/compat/.cache/.
@@ -11,27 +12,30 @@
 # before rd_kafka_produce() to that message's delivery report in the
 # application thread, in µs. p50/p99/p99.9/max are computed here from
 # every message's value (nearest rank), not from the tool's averages.
-# Throughput is delivered messages over the tool's own time, from its
-# first produce to its last delivery report. A rate point produces
-# rate x PERF_DURATION_SECS messages with `-r RATE` (the tool sleeps
-# 1/RATE after each produce call, so it can fall short of RATE); the max
-# point produces unthrottled for about PERF_DURATION_SECS (its count set
-# from a 100,000-message probe into the same topic, same flags); its
-# latency is mostly the client's own queue (queue.buffering.max.messages,
-# 100,000 by default). At -r 10000 the tool busy-polls a core between
-# messages. The client shares the 2 cores with the servers. Every point
-# ends with a syncfs of the data disk, so the next one does not pay for
-# its writeback.
+# Each point runs PERF_CLIENT_WARMUP_SECS that are not counted (the client
+# connects, learns the leaders, fills its pipeline), then
+# PERF_DURATION_SECS; the window is cut at the tool's once-a-second
+# running totals, and throughput is what was delivered in it over its
+# length. A rate point produces rate x (warm-up + duration) messages with
+# `-r RATE` (the tool sleeps 1/RATE after each produce call, so it falls
+# short of RATE; at 10000 it busy-polls a core between messages) and its
+# window ends with its last delivery. The max point produces unthrottled
+# until SIGINT 2 s past warm-up + duration; its latency is mostly the
+# client's own queue (queue.buffering.max.messages, 100,000 by default).
+# The client shares the 2 cores with the servers. Every point ends with a
+# syncfs of the data disk, so the next one does not pay for its
+# writeback.
 #
-# Usage: scripts/perf-clients.sh                (~3 minutes at 5 s a point)
+# Usage: scripts/perf-clients.sh                (~4 minutes at 5 s a point)
 #        PERF_CLIENTS=1 scripts/perf.sh         (after perf.sh's own matrix)
 # Env:   PERF_OUT (default $CARGO_TARGET_DIR/perf, target/perf without it),
-#        PERF_DURATION_SECS (per point, default 5), PERF_PARTITIONS (6),
-#        PERF_RECORD_BYTES (1024), PERF_CLIENT_ACKS (all,1),
-#        PERF_CLIENT_LINGERS (0,5: ms; 5 is librdkafka's default,
-#        rdkafka_performance's own is 1000), PERF_CLIENT_RATES
-#        (1000,10000,max), PERF_CORES (broker shards, default all CPUs),
-#        PERF_NO_BUILD=1 (use the release binaries as they are).
+#        PERF_DURATION_SECS (per point, default 5), PERF_CLIENT_WARMUP_SECS
+#        (1), PERF_PARTITIONS (6), PERF_RECORD_BYTES (1024),
+#        PERF_CLIENT_ACKS (all,1), PERF_CLIENT_LINGERS (0,5: ms; 5 is
+#        librdkafka's default, rdkafka_performance's own is 1000),
+#        PERF_CLIENT_RATES (1000,10000,max), PERF_CORES (broker shards,
+#        default all CPUs), PERF_NO_BUILD=1 (use the release binaries as
+#        they are).
 # Writes $OUT/clients.csv (one row per point), $OUT/clients-ping-floor.csv
 # and appends the summary to $OUT/clients-summary.txt.
 set -euo pipefail
@@ -40,12 +44,12 @@ cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT=${PERF_OUT:-$TARGET_DIR/perf}
 DURATION=${PERF_DURATION_SECS:-5}
+WARMUP=${PERF_CLIENT_WARMUP_SECS:-1}
 PARTITIONS=${PERF_PARTITIONS:-6}
 RECORD_BYTES=${PERF_RECORD_BYTES:-1024}
 IFS=, read -r -a ACKS <<<"${PERF_CLIENT_ACKS:-all,1}"
 IFS=, read -r -a LINGERS <<<"${PERF_CLIENT_LINGERS:-0,5}"
 IFS=, read -r -a RATES <<<"${PERF_CLIENT_RATES:-1000,10000,max}"
-PROBE_RECORDS=100000
 STARTUP_DEADLINE_SECS=60
 CACHE=scripts/compat/.cache
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -157,8 +161,8 @@ start_sink() {
     "$BENCH" ceiling-sink --listen 127.0.0.1:0 --dir "$WORK/sink" --partitions "$PARTITIONS" \
         >"$WORK/sink.out" 2>"$WORK/sink.err" &
     SINK_PID=$!
-    ADDR=$(listen_addr ceiling-sink "$SINK_PID" "$WORK/sink.out" "$WORK/sink.err")
-    echo "ceiling-sink at $ADDR" >&2
+    SINK_ADDR=$(listen_addr ceiling-sink "$SINK_PID" "$WORK/sink.out" "$WORK/sink.err")
+    echo "ceiling-sink at $SINK_ADDR" >&2
 }
 
 start_broker() {
@@ -170,8 +174,8 @@ start_broker() {
     fi
     "$BROKER" "${args[@]}" >"$WORK/broker.out" 2>"$WORK/broker.err" &
     BROKER_PID=$!
-    ADDR=$(listen_addr rafka "$BROKER_PID" "$WORK/broker.out" "$WORK/broker.err")
-    echo "broker at $ADDR" >&2
+    BROKER_ADDR=$(listen_addr rafka "$BROKER_PID" "$WORK/broker.out" "$WORK/broker.err")
+    echo "broker at $BROKER_ADDR" >&2
 }
 
 # --- one point -----------------------------------------------------------
@@ -186,13 +190,12 @@ create_topic() { # addr topic
     fi
 }
 
-# Runs rdkafka_performance and prints "produced delivered milliseconds"
-# from its final summary line; its output goes to LOG.
+# Runs rdkafka_performance; its output goes to LOG.
 produce() { # log addr topic acks linger count deadline-secs [extra args]
     local log=$1 addr=$2 topic=$3 acks=$4 linger=$5 count=$6 deadline=$7
     shift 7
     [[ $acks == all ]] && acks=-1
-    # SIGINT on a deadline: the tool stops producing, prints its summary
+    # SIGINT on a deadline: the tool stops producing, prints its totals
     # and counts what was not delivered; the exit code says only that.
     timeout -s INT -k 10 "$deadline" "$TOOL" -P -t "$topic" -b "$addr" -s "$RECORD_BYTES" \
         -a "$acks" -X "linger.ms=$linger" -c "$count" "$@" >"$log" 2>&1 || true
@@ -200,76 +203,98 @@ produce() { # log addr topic acks linger count deadline-secs [extra args]
         echo "perf-clients.sh: rdkafka_performance reported errors ($topic):" >&2
         grep 'ERROR CALLBACK' "$log" | head -n 5 >&2
     fi
-    # "% 5000 messages produced (5120000 bytes), 5000 delivered (offset
-    # 833, 0 failed) in 5003ms: 999 msgs/s and 1.02 MB/s, ..."
-    sed -n 's/^% \([0-9]*\) messages produced ([0-9]* bytes), \([0-9]*\) delivered .* in \([0-9]*\)ms: .*/\1 \2 \3/p' \
-        "$log" | tail -n 1
 }
 
-# p50,p99,p999,max of a file of one latency (µs) a line, nearest rank.
-percentiles() { # file
-    local n
-    n=$(wc -l <"$1")
-    if [[ $n -eq 0 ]]; then
+# The window a point is measured over, from the tool's running totals
+# (one a second, and a last one as it ends), e.g. "% 5000 messages
+# produced (5120000 bytes), 5000 delivered (offset 833, 0 failed) in
+# 5003ms: ...": prints "produced delivered failed ms" of the first total
+# at or past FROM_MS (none: zeros) and of the first at or past TO_MS
+# (none: the last).
+window() { # log from-ms to-ms
+    sed -n 's/^% \([0-9]*\) messages produced ([0-9]* bytes), \([0-9]*\) delivered (offset [-0-9]*, \([0-9]*\) failed) in \([0-9]*\)ms: .*/\1 \2 \3 \4/p' "$1" |
+        awk -v from="$2" -v to="$3" '
+            a == "" && $4 >= from { a = $0 }
+            b == "" && $4 >= to { b = $0 }
+            { last = $0 }
+            END {
+                if (last == "") exit
+                print (a == "" ? "0 0 0 0" : a), (b == "" ? last : b)
+            }'
+}
+
+# p50,p99,p999,max of lines FIRST..LAST of a file of one latency (µs) a
+# line, nearest rank.
+percentiles() { # file first last
+    local n=$(($3 - $2 + 1))
+    if [[ $n -le 0 ]]; then
         echo "0,0,0,0"
         return
     fi
-    sort -n "$1" | awk -v n="$n" '
+    sed -n "$2,$3p" "$1" | sort -n | awk -v n="$n" '
         function rank(q,   r) { r = q * n; return (r == int(r)) ? r : int(r) + 1 }
         BEGIN { r50 = rank(0.5); r99 = rank(0.99); r999 = rank(0.999) }
         NR == r50 { p50 = $1 } NR == r99 { p99 = $1 } NR == r999 { p999 = $1 }
         END { printf "%d,%d,%d,%d\n", p50, p99, p999, $1 }'
 }
 
+# One point: WARMUP seconds that are not counted (the client connects,
+# learns the leaders and fills its pipeline), then DURATION seconds. A rate
+# point counts from its first total past the warm-up to its end; the max
+# point from that total to the first past warm-up + duration.
 run_point() { # mode addr acks linger rate
     local mode=$1 addr=$2 acks=$3 linger=$4 rate=$5
     local topic="clients-$mode-acks$acks-linger$linger-$rate"
-    local lat="$WORK/$topic.lat" log="$WORK/$topic.log" count deadline result
+    local lat="$WORK/$topic.lat" log="$WORK/$topic.log" count deadline to_ms result
     local rate_args=()
     create_topic "$addr" "$topic"
     if [[ $rate == max ]]; then
-        # The probe sizes the point: what it delivered per second, times
-        # the duration.
-        result=$(produce "$log" "$addr" "$topic" "$acks" "$linger" "$PROBE_RECORDS" 120 \
-            -l -A "$lat")
-        count=$(awk -v r="$result" -v d="$DURATION" -v min="$PROBE_RECORDS" 'BEGIN {
-            split(r, f, " "); c = (f[3] > 0) ? int(f[2] * 1000 / f[3] * d) : 0
-            print (c > min) ? c : min }')
-        sync -f "$WORK"
-        deadline=$((DURATION * 4 + 60))
+        count=2000000000
+        deadline=$((WARMUP + DURATION + 2))
+        to_ms=$(((WARMUP + DURATION) * 1000))
     else
-        count=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN { printf "%d", r * d }')
-        deadline=$((DURATION * 4 + 60))
+        count=$(awk -v r="$rate" -v s="$((WARMUP + DURATION))" 'BEGIN { printf "%d", r * s }')
+        deadline=$(((WARMUP + DURATION) * 4 + 60))
+        to_ms=$((1 << 62))
         rate_args=(-r "$rate")
     fi
-    result=$(produce "$log" "$addr" "$topic" "$acks" "$linger" "$count" "$deadline" \
-        "${rate_args[@]}" -l -A "$lat")
+    produce "$log" "$addr" "$topic" "$acks" "$linger" "$count" "$deadline" \
+        "${rate_args[@]}" -l -A "$lat"
+    result=$(window "$log" $((WARMUP * 1000)) "$to_ms")
     if [[ -z $result ]]; then
-        echo "perf-clients.sh: no summary from rdkafka_performance ($topic):" >&2
+        echo "perf-clients.sh: no totals from rdkafka_performance ($topic):" >&2
         tail -n 20 "$log" >&2
         exit 1
     fi
-    # shellcheck disable=SC2086 # three numbers
+    # shellcheck disable=SC2086 # eight numbers
     set -- $result
-    local produced=$1 delivered=$2 millis=$3
+    # Latency lines are written as delivery reports come, failed or not.
+    local reported_from=$(($2 + $3)) reported_to=$(($6 + $7)) errors
+    # A rate point must deliver all it produced; the max point is cut
+    # short by its SIGINT, so only failed deliveries count.
+    if [[ $rate == max ]]; then errors=$7; else errors=$(($5 - $6)); fi
     awk -v OFS=, -v mode="$mode" -v acks="$acks" -v linger="$linger" -v rate="$rate" \
-        -v produced="$produced" -v delivered="$delivered" -v ms="$millis" \
-        -v bytes="$RECORD_BYTES" -v lat="$(percentiles "$lat")" 'BEGIN {
+        -v errors="$errors" -v delivered=$(($6 - $2)) -v ms=$(($8 - $4)) \
+        -v bytes="$RECORD_BYTES" \
+        -v lat="$(percentiles "$lat" $((reported_from + 1)) "$reported_to")" 'BEGIN {
             secs = ms / 1000; achieved = (secs > 0) ? delivered / secs : 0
             print mode, "rdkafka_performance", acks, linger, rate, sprintf("%.0f", achieved),
-                sprintf("%.2f", achieved * bytes / 1e6), lat, produced - delivered, delivered,
+                sprintf("%.2f", achieved * bytes / 1e6), lat, errors, delivered,
                 sprintf("%.3f", secs)
         }' >>"$OUT/clients.csv"
     tail -n 1 "$OUT/clients.csv" >&2
     sync -f "$WORK"
 }
 
-run_matrix() { # mode addr
+# Each point runs against the sink, then at once against the broker, so
+# a load that comes and goes on a shared machine hits both alike.
+run_matrix() {
     local acks linger rate
     for acks in "${ACKS[@]}"; do
         for linger in "${LINGERS[@]}"; do
             for rate in "${RATES[@]}"; do
-                run_point "$1" "$2" "$acks" "$linger" "$rate"
+                run_point sink "$SINK_ADDR" "$acks" "$linger" "$rate"
+                run_point broker "$BROKER_ADDR" "$acks" "$linger" "$rate"
             done
         done
     done
@@ -283,16 +308,12 @@ echo "mode,client,acks,linger_ms,target_msgs_per_sec,achieved_msgs_per_sec,achie
 echo "== loopback floor" >&2
 "$BENCH" ping-floor --duration-secs "$DURATION" --csv "$OUT/clients-ping-floor.csv" >/dev/null
 
-echo "== rdkafka_performance against ceiling-sink" >&2
+echo "== rdkafka_performance against ceiling-sink and the broker, point by point" >&2
 start_sink
-run_matrix sink "$ADDR"
+start_broker
+run_matrix
 stop "$SINK_PID"
 SINK_PID=
-rm -rf "$WORK/sink"
-
-echo "== rdkafka_performance against the broker" >&2
-start_broker
-run_matrix broker "$ADDR"
 stop "$BROKER_PID"
 BROKER_PID=
 
@@ -300,7 +321,7 @@ BROKER_PID=
 
 # Per (acks, linger, rate): the broker next to the sink, then the acks=1
 # goal of issue 16 (p99 within 3x of the loopback round trip) for every
-# broker acks=1 rate point.
+# broker acks=1 linger.ms=0 rate point (a linger adds its own wait).
 summary() {
     awk -F, -v floor_csv="$OUT/clients-ping-floor.csv" '
         BEGIN {
@@ -323,7 +344,7 @@ summary() {
             printf "loopback rtt p99 (1 KiB request/response, sequential): %s us\n", floor
             for (i = 1; i <= keys; i++) {
                 key = order[i]; split(key, k, ",")
-                if (k[1] != "1" || k[3] == "max" || !(("broker", key) in row) || floor <= 0) continue
+                if (k[1] != "1" || k[2] != "0" || k[3] == "max" || !(("broker", key) in row) || floor <= 0) continue
                 split(row["broker", key], b, ",")
                 printf "acks=1 goal (p99 <= 3 x loopback p99 = %d us), linger=%sms rate=%s: broker p99 %s us = %.1f x loopback: %s\n",
                     3 * floor, k[2], k[3], b[9], b[9] / floor, (b[9] <= 3 * floor ? "met" : "missed")
