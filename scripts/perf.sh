@@ -15,7 +15,9 @@
 #        1 MB batch.size, and at low rates batches hold only what is due),
 #        PERF_PRELOAD_RECORDS (consume, default 300000), PERF_CORES (broker
 #        shards, default all CPUs), PERF_NO_BUILD=1 (use the binaries in
-#        $CARGO_TARGET_DIR/release, or target/release, as they are).
+#        $CARGO_TARGET_DIR/release, or target/release, as they are),
+#        PERF_CLIENTS=1 (then scripts/perf-clients.sh: librdkafka's own
+#        rdkafka_performance against the sink and the broker, same $OUT).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -196,3 +198,8 @@ headline() { # broker.csv sink.csv
     summary "$OUT/e2e.csv" "$WRITE_CEILING" write
 } | tee "$OUT/summary.txt"
 echo "CSV, summary.txt and perf.svg in $OUT" >&2
+
+if [[ ${PERF_CLIENTS:-0} == 1 ]]; then
+    echo "== real client (scripts/perf-clients.sh)" >&2
+    PERF_NO_BUILD=1 PERF_OUT="$OUT" PERF_DURATION_SECS="$DURATION" bash scripts/perf-clients.sh
+fi

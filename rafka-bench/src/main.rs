@@ -12,6 +12,8 @@
 //!   fdatasync, nothing else), the produce ceiling a broker is held to.
 //! - `ping`: `ping-floor`, loopback request/response round trips, the
 //!   latency floor of any request.
+//! - `create-topic` (here, over `admin`): a topic made before another
+//!   client's run (scripts/perf-clients.sh runs librdkafka's own tool).
 //! - `txn_run`: `txn`, transactional produce next to plain produce in the
 //!   same run (medians over rounds); `txn` (the closed-loop producer:
 //!   plain, idempotent or transactional).
@@ -97,6 +99,21 @@ enum Command {
     PingFloor(PingFloorArgs),
     /// An SVG of throughput and latency per rate class.
     Plot(PlotArgs),
+    /// Creates --topic with --partitions unless it exists (CreateTopics),
+    /// then prints `TOPIC: N partitions` as the broker has it (Metadata).
+    CreateTopic(CreateTopicArgs),
+}
+
+#[derive(Debug, Args)]
+struct CreateTopicArgs {
+    /// Broker address, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long)]
+    topic: String,
+    /// Partitions to create the topic with (an existing topic keeps its own).
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
 }
 
 #[derive(Debug, Args)]
@@ -443,6 +460,7 @@ fn main() -> ExitCode {
         Command::CeilingSink(args) => ceiling_sink_main(&args),
         Command::PingFloor(args) => ping_floor_main(&args),
         Command::Plot(args) => plot_main(&args),
+        Command::CreateTopic(args) => create_topic_main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -706,6 +724,20 @@ fn plot_main(args: &PlotArgs) -> Result<(), MainError> {
         ceilings.extend(plot::read_ceilings(path)?);
     }
     plot::write_svg(&args.out, &rows, &ceilings)?;
+    Ok(())
+}
+
+fn create_topic_main(args: &CreateTopicArgs) -> Result<(), MainError> {
+    let partitions = check_range(
+        "--partitions",
+        args.partitions.max(0) as u64,
+        1,
+        i32::MAX as u64,
+    )?;
+    let mut wire = client::Wire::connect(&args.bootstrap).map_err(RunError::from)?;
+    let ids =
+        admin::ensure_topic(&mut wire, &args.topic, partitions as i32).map_err(RunError::from)?;
+    println!("{}: {} partitions", args.topic, ids.len());
     Ok(())
 }
 

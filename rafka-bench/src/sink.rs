@@ -7,7 +7,10 @@
 //! - It answers ApiVersions, Metadata (one broker, node 0, at the address
 //!   the client connected to), CreateTopics and Produce v3-v12. Metadata
 //!   creates every unknown topic it is asked about with `partitions`
-//!   partitions (as `auto.create.topics.enable` does).
+//!   partitions (as `auto.create.topics.enable` does). ApiVersions also
+//!   lists Fetch v4-v12, never served: librdkafka writes RecordBatch v2
+//!   only to a broker that lists both Produce v3+ and Fetch v4+
+//!   (`rdkafka_feature.c`), and old-format message sets otherwise.
 //! - Produce appends each partition's record bytes as they came to
 //!   `<dir>/<topic>-<partition>.log`. Base offsets count records per
 //!   partition from the record count of each RecordBatch v2 header (bytes
@@ -70,10 +73,13 @@ pub const PARTITIONS_MAX: i32 = 1024;
 const READ_BUFFER_BYTES: usize = 64 << 10;
 const NODE_ID: BrokerId = BrokerId(0);
 const CLUSTER_ID: &str = "rafka-ceiling-sink";
-/// RecordBatch v2: the i32 at 8..12 counts the bytes after it; the record
-/// count is the i32 at 57..61, the header's last field.
+/// RecordBatch v2: the i32 at 8..12 counts the bytes after it, the byte at
+/// 16 is the magic (2); the record count is the i32 at 57..61, the
+/// header's last field.
 const BATCH_LENGTH_AT: usize = 8;
 const BATCH_LENGTH_END: usize = 12;
+const MAGIC_AT: usize = 16;
+const MAGIC_V2: u8 = 2;
 const RECORD_COUNT_AT: usize = 57;
 const BATCH_HEADER_BYTES: usize = 61;
 
@@ -83,9 +89,12 @@ const INVALID_TOPIC: i16 = ErrorCode::INVALID_TOPIC_EXCEPTION.code();
 const INVALID_PARTITIONS: i16 = ErrorCode::INVALID_PARTITIONS.code();
 const TOPIC_ALREADY_EXISTS: i16 = ErrorCode::TOPIC_ALREADY_EXISTS.code();
 
-/// What the sink serves, each clamped to what kafka-protocol decodes.
-const SERVED: [(ApiKey, i16, i16); 4] = [
+/// What the sink lists in ApiVersions, each clamped to what kafka-protocol
+/// decodes. Fetch is listed only for librdkafka's feature check (see the
+/// module docs); a Fetch request is unserved and ends its connection.
+const SERVED: [(ApiKey, i16, i16); 5] = [
     (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
@@ -718,8 +727,9 @@ fn read_frame(reader: &mut impl Read) -> Result<Option<Bytes>, SinkError> {
 }
 
 /// The records in `bytes`, a run of RecordBatch v2: the sum of each
-/// header's record count. Only the lengths are checked; the sink does not
-/// validate (no magic, no CRC).
+/// header's record count. Only the lengths and the magic are checked (an
+/// old-format message set has no record count there); the sink does not
+/// validate (no CRC).
 pub fn record_count(mut bytes: &[u8]) -> Result<i64, &'static str> {
     let be_i32 = |b: &[u8], at: usize| i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     let mut records = 0i64;
@@ -733,6 +743,9 @@ pub fn record_count(mut bytes: &[u8]) -> Result<i64, &'static str> {
             .map(|length| length + BATCH_LENGTH_END)
             .filter(|&size| (BATCH_HEADER_BYTES..=bytes.len()).contains(&size))
             .ok_or("a batch length is shorter than its header or runs past the records")?;
+        if bytes[MAGIC_AT] != MAGIC_V2 {
+            return Err("a batch is not RecordBatch v2 (magic 2)");
+        }
         let count = be_i32(bytes, RECORD_COUNT_AT);
         if count < 0 {
             return Err("a batch has a negative record count");
@@ -788,6 +801,16 @@ mod tests {
         let mut negative = one.to_vec();
         negative[BATCH_LENGTH_AT..BATCH_LENGTH_END].copy_from_slice(&(-5i32).to_be_bytes());
         assert!(record_count(&negative).is_err());
+    }
+
+    #[test]
+    fn record_count_refuses_old_message_formats() {
+        let mut old = batch(2).to_vec();
+        old[MAGIC_AT] = 1;
+        assert_eq!(
+            record_count(&old),
+            Err("a batch is not RecordBatch v2 (magic 2)")
+        );
     }
 
     #[test]

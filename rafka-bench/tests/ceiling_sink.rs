@@ -150,12 +150,16 @@ fn sink_appends_batches_as_sent_and_counts_offsets() {
 
     send(&mut client, 1, &ApiVersionsRequest::default(), 3);
     let (_, versions) = receive::<ApiVersionsResponse>(&mut client, ApiKey::ApiVersions, 3);
-    let produce_range = versions
-        .api_keys
-        .iter()
-        .find(|k| k.api_key == ApiKey::Produce as i16)
-        .map(|k| (k.min_version, k.max_version));
-    assert_eq!(produce_range, Some((3, 12)));
+    let range = |api_key: ApiKey| {
+        versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == api_key as i16)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(range(ApiKey::Produce), Some((3, 12)));
+    // Listed (not served) so librdkafka sends RecordBatch v2.
+    assert_eq!(range(ApiKey::Fetch), Some((4, 12)));
 
     // Metadata creates the topic with --partitions, led by the sink itself.
     let response = metadata(&mut client, 2);
@@ -256,4 +260,47 @@ fn sink_appends_batches_as_sent_and_counts_offsets() {
     let killed = unsafe { libc::kill(sink.0.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(killed, 0);
     assert!(sink.0.wait().unwrap().success());
+}
+
+fn create_topic(addr: &str, topic: &str, partitions: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rafka-bench"))
+        .args(["create-topic", "--bootstrap", addr, "--topic", topic])
+        .args(["--partitions", partitions])
+        .output()
+        .unwrap()
+}
+
+/// `create-topic` as perf-clients.sh runs it before librdkafka's tool:
+/// the topic gets the asked partitions, not the sink's --partitions (2),
+/// and a second call leaves it as it is.
+#[test]
+fn create_topic_makes_the_asked_partitions_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sink, addr) = start_sink(dir.path());
+
+    let first = create_topic(&addr, TOPIC, "6");
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "sink-test: 6 partitions\n"
+    );
+    let again = create_topic(&addr, TOPIC, "3");
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "sink-test: 6 partitions\n"
+    );
+
+    let mut client = connect(&addr);
+    let response = metadata(&mut client, 1);
+    let indexes: Vec<i32> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4, 5]);
+
+    let bad = create_topic(&addr, "other", "0");
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
 }
