@@ -41,6 +41,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+PERF_SCRIPT=perf-clients.sh
+# shellcheck source=scripts/perf-lib.sh
+source scripts/perf-lib.sh
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT=${PERF_OUT:-$TARGET_DIR/perf}
 DURATION=${PERF_DURATION_SECS:-5}
@@ -56,23 +59,12 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mkdir -p "$OUT" "$CACHE"
 OUT=$(cd "$OUT" && pwd)
-if [[ -z ${PERF_NO_BUILD:-} ]]; then
-    echo "== building release" >&2
-    cargo build --release --quiet -p rafka -p rafka-bench
-fi
-BROKER=$TARGET_DIR/release/rafka
-BENCH=$TARGET_DIR/release/rafka-bench
+perf_build
 
 WORK=$(mktemp -d "$OUT/clients.XXXXXX")
 BROKER_PID=
 SINK_PID=
 BUILD_DIR=
-stop() {
-    if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
-        kill -TERM "$1"
-        wait "$1" || true
-    fi
-}
 cleanup() {
     stop "$BROKER_PID"
     stop "$SINK_PID"
@@ -139,22 +131,6 @@ if [[ ! -x $TOOL ]]; then build_tool; fi
 
 # --- servers -------------------------------------------------------------
 
-# Waits for a server's "<name> listening on ADDR" line and prints ADDR.
-listen_addr() { # name pid stdout-file stderr-file
-    local addr=
-    for _ in $(seq $((STARTUP_DEADLINE_SECS * 10))); do
-        addr=$(sed -n "s/^$1 listening on \([^ ]*\).*/\1/p" "$3")
-        [[ -n $addr ]] && break
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z $addr ]]; then
-        echo "perf-clients.sh: $1 did not start:" >&2
-        tail -n 20 "$4" >&2
-        exit 1
-    fi
-    echo "$addr"
-}
 
 start_sink() {
     mkdir -p "$WORK/sink"

@@ -21,6 +21,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+PERF_SCRIPT=perf.sh
+# shellcheck source=scripts/perf-lib.sh
+source scripts/perf-lib.sh
 # cargo's own rule: CARGO_TARGET_DIR if set (relative to here), else target.
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT=${PERF_OUT:-$TARGET_DIR/perf}
@@ -34,23 +37,12 @@ STARTUP_DEADLINE_SECS=60
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-if [[ -z ${PERF_NO_BUILD:-} ]]; then
-    echo "== building release" >&2
-    cargo build --release --quiet -p rafka -p rafka-bench
-fi
-BROKER=$TARGET_DIR/release/rafka
-BENCH=$TARGET_DIR/release/rafka-bench
+perf_build
 
 # Broker data and the ceiling files live on the same disk, under $OUT.
 WORK=$(mktemp -d "$OUT/run.XXXXXX")
 BROKER_PID=
 SINK_PID=
-stop() {
-    if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
-        kill -TERM "$1"
-        wait "$1" || true
-    fi
-}
 cleanup() {
     stop "$BROKER_PID"
     stop "$SINK_PID"
@@ -58,22 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits for a server's "<name> listening on ADDR" line and prints ADDR.
-listen_addr() { # name pid stdout-file stderr-file
-    local addr=
-    for _ in $(seq $((STARTUP_DEADLINE_SECS * 10))); do
-        addr=$(sed -n "s/^$1 listening on \([^ ]*\).*/\1/p" "$3")
-        [[ -n $addr ]] && break
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z $addr ]]; then
-        echo "perf.sh: $1 did not start:" >&2
-        tail -n 20 "$4" >&2
-        exit 1
-    fi
-    echo "$addr"
-}
 
 echo "== ceilings" >&2
 "$BENCH" ceiling-write --dir "$WORK/ceiling" --csv "$OUT/ceiling-write.csv" >/dev/null
