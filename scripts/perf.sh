@@ -13,6 +13,7 @@
 #        PERF_RECORD_BYTES (1024), PERF_BATCH_RECORDS (256: the most records
 #        per produce request; a 256 KiB batch is still below librdkafka's
 #        1 MB batch.size, and at low rates batches hold only what is due),
+#        PERF_ACKS1_RATES (the acks=1 points, default 1000,10000),
 #        PERF_PRELOAD_RECORDS (consume, default 300000), PERF_CORES (broker
 #        shards, default all CPUs), PERF_NO_BUILD=1 (use the binaries in
 #        $CARGO_TARGET_DIR/release, or target/release, as they are),
