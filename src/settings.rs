@@ -426,13 +426,15 @@ fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
             .map(str::to_string)
             .ok_or_else(|| meta_error("no cluster.id".to_string()))?;
         if meta.format_version != Some(DATA_DIR_FORMAT_VERSION) {
-            let from = meta.format_version.unwrap_or(1);
             write_meta(dir, &with_format_version(&meta.text))?;
+            let found = meta
+                .format_version
+                .map_or_else(|| "none (format 1)".to_string(), |v| v.to_string());
             tracing::info!(
                 dir = %dir.display(),
-                from,
-                to = DATA_DIR_FORMAT_VERSION,
-                "data dir format version recorded in meta.properties"
+                found,
+                written = DATA_DIR_FORMAT_VERSION,
+                "data dir format version upgraded in meta.properties"
             );
         }
         return Ok(cluster_id);
