@@ -160,6 +160,9 @@ fn a_data_dir_of_a_newer_format_is_refused_and_left_unchanged() {
     let data_dir = unpack_fixture(parent.path());
     let newer = format!("{FIXTURE_META}rafka.format.version=2\n");
     std::fs::write(data_dir.join("meta.properties"), &newer).expect("write meta.properties");
+    // Without its lock file, so that the snapshot also shows the refusal
+    // came before the lock would have created one.
+    std::fs::remove_file(data_dir.join(".lock")).expect("remove .lock");
     let before = snapshot(&data_dir);
 
     let failure = match BrokerProcess::try_start(rafka(1).data_dir(&data_dir)) {
