@@ -65,9 +65,10 @@ fn serve(cli: &ServeArgs) -> ExitCode {
         Err(error) => {
             eprintln!("rafka: {error}");
             // A configuration mistake is a usage error (2); a data dir in
-            // use is a failure to start like any other (1).
+            // use or of a newer format is a failure to start like any
+            // other (1).
             let code = match error {
-                SettingsError::Lock(_) => 1,
+                SettingsError::Lock(_) | SettingsError::NewerFormat { .. } => 1,
                 _ => 2,
             };
             return ExitCode::from(code);

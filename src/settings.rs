@@ -60,6 +60,28 @@ pub struct ServeArgs {
     pub add_scram: Vec<String>,
 }
 
+/// The data dir's format version: what this binary writes and the newest it
+/// reads. It is `rafka.format.version` in `<data dir>/meta.properties`, next
+/// to Kafka's own keys, which keep their Kafka meaning (`version=1` there is
+/// Kafka's meta.properties version, not this one).
+///
+/// - 1: Kafka's layout (`<topic>-<partition>/` with `.log`, `.index`,
+///   `.timeindex`, producer `.snapshot`s), the offset checkpoints,
+///   `.kafka_cleanshutdown`, and the metadata log in `__rafka_metadata/`
+///   (or `metadata.log.dir`). A dir without the key was written by rafka
+///   before the key existed and is format 1: it is opened as is and the key
+///   is added on start.
+///
+/// Bump it when a change to any of those files would make the previous
+/// release misread a dir this one wrote (a new segment, index, snapshot,
+/// checkpoint or metadata record format it cannot parse or would parse
+/// differently). A new file the previous release ignores needs no bump.
+/// Every version up to this one must stay readable: opening an older dir
+/// upgrades it in place and then writes this version.
+pub const DATA_DIR_FORMAT_VERSION: u32 = 1;
+/// The `meta.properties` key of [`DATA_DIR_FORMAT_VERSION`].
+const FORMAT_VERSION_KEY: &str = "rafka.format.version";
+
 /// The `server.properties` key of `--metrics-listen`.
 pub const METRICS_LISTEN_KEY: &str = "rafka.metrics.listen";
 const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
@@ -92,6 +114,17 @@ pub enum SettingsError {
     NoCores,
     #[error("meta.properties in {}: {message}", dir.display())]
     Meta { dir: PathBuf, message: String },
+    #[error(
+        "data dir {} has format version {found} but this rafka supports up to {supported}: \
+         it was written by a newer rafka; start that release (or a later one) on it. \
+         The dir was not modified.",
+        dir.display()
+    )]
+    NewerFormat {
+        dir: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("--add-scram: {0}")]
@@ -100,7 +133,9 @@ pub enum SettingsError {
 
 /// Builds everything the server needs: locks the data dirs (the returned
 /// locks must live as long as the broker), then creates the data dir's
-/// `meta.properties` (cluster id) on first start.
+/// `meta.properties` (cluster id, format version) on first start. A data
+/// dir of a newer format than [`DATA_DIR_FORMAT_VERSION`] is refused before
+/// anything in it is touched, the lock file included.
 pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), SettingsError> {
     // Before any dir is touched: a typo here is a usage error.
     let scram_seeds = scram_seeds(&cli.add_scram)?;
@@ -109,6 +144,8 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     let config = broker_config(&properties)?;
     let listeners = listener_options(&config)?;
     let data_dir = rafka_shard::shard::data_dir(&config);
+    // Read-only, before the lock creates anything; checked again under it.
+    read_meta(&data_dir)?;
     let locks = lock_dirs(&locked_dirs(&config))?;
     let cluster_id = ensure_meta(&data_dir, config.node_id)?;
     let shard_count = cli
@@ -309,41 +346,141 @@ fn advertised_host(host: &str, listen: SocketAddr) -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
+/// What `<data dir>/meta.properties` says, once its format version is
+/// known to be one this binary reads.
+struct Meta {
+    /// The file as it is, kept when the format version is added to it.
+    text: String,
+    properties: Vec<Property>,
+    /// `rafka.format.version`; None in a dir written before the key existed.
+    format_version: Option<u32>,
+}
+
+impl Meta {
+    fn get(&self, key: &str) -> Option<&str> {
+        let found = self.properties.iter().rev().find(|p| p.key == key);
+        found.map(|p| p.value.trim())
+    }
+}
+
+/// Reads `<data dir>/meta.properties` without touching the dir: None when
+/// there is none yet (a new data dir), an error when it cannot be read or
+/// its format is newer than [`DATA_DIR_FORMAT_VERSION`].
+fn read_meta(dir: &Path) -> Result<Option<Meta>, SettingsError> {
+    let meta_error = |message: String| SettingsError::Meta {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    let text = match std::fs::read_to_string(dir.join("meta.properties")) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(meta_error(error.to_string())),
+    };
+    let properties = parse_properties(&text).map_err(|e| meta_error(e.to_string()))?;
+    let mut meta = Meta {
+        text,
+        properties,
+        format_version: None,
+    };
+    if let Some(value) = meta.get(FORMAT_VERSION_KEY) {
+        let found = match value.parse::<u32>() {
+            Ok(found) if found >= 1 => found,
+            _ => {
+                return Err(meta_error(format!(
+                    "{FORMAT_VERSION_KEY}={value} is not a format version (1, 2, ...)"
+                )))
+            }
+        };
+        if found > DATA_DIR_FORMAT_VERSION {
+            return Err(SettingsError::NewerFormat {
+                dir: dir.to_path_buf(),
+                found,
+                supported: DATA_DIR_FORMAT_VERSION,
+            });
+        }
+        meta.format_version = Some(found);
+    }
+    Ok(Some(meta))
+}
+
 /// Reads or creates `<data dir>/meta.properties` (Kafka's format) and
-/// returns the cluster id.
+/// returns the cluster id. A dir of an older format (so far: format 1
+/// without the key) gets the current [`DATA_DIR_FORMAT_VERSION`] written
+/// into its file, every other line kept.
 fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
     let meta_error = |message: String| SettingsError::Meta {
         dir: dir.to_path_buf(),
         message,
     };
     std::fs::create_dir_all(dir).map_err(|e| meta_error(e.to_string()))?;
-    let path = dir.join("meta.properties");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let properties = parse_properties(&text)?;
-        let get = |key: &str| properties.iter().rev().find(|p| p.key == key);
-        if let Some(found) = get("node.id") {
-            if found.value.trim() != node_id.to_string() {
+    if let Some(meta) = read_meta(dir)? {
+        if let Some(found) = meta.get("node.id") {
+            if found != node_id.to_string() {
                 return Err(meta_error(format!(
-                    "node.id {} does not match the configured {node_id}",
-                    found.value
+                    "node.id {found} does not match the configured {node_id}"
                 )));
             }
         }
-        return get("cluster.id")
-            .map(|p| p.value.trim().to_string())
-            .ok_or_else(|| meta_error("no cluster.id".to_string()));
+        let cluster_id = meta
+            .get("cluster.id")
+            .map(str::to_string)
+            .ok_or_else(|| meta_error("no cluster.id".to_string()))?;
+        if meta.format_version != Some(DATA_DIR_FORMAT_VERSION) {
+            write_meta(dir, &with_format_version(&meta.text))?;
+            let found = meta
+                .format_version
+                .map_or_else(|| "none (format 1)".to_string(), |v| v.to_string());
+            tracing::info!(
+                dir = %dir.display(),
+                found,
+                written = DATA_DIR_FORMAT_VERSION,
+                "data dir format version upgraded in meta.properties"
+            );
+        }
+        return Ok(cluster_id);
     }
     let cluster_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(rafka_core::metadata::new_topic_id().as_bytes());
-    let text = format!("#rafka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let text = format!(
+        "#rafka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n\
+         {FORMAT_VERSION_KEY}={DATA_DIR_FORMAT_VERSION}\n"
+    );
+    write_meta(dir, &text)?;
+    Ok(cluster_id)
+}
+
+/// `text` (a meta.properties file) with its `rafka.format.version` lines
+/// replaced by one of the current version at the end.
+fn with_format_version(text: &str) -> String {
+    let mut out: String = text
+        .lines()
+        .filter(|line| {
+            let key = line
+                .trim_start()
+                .split(['=', ':', ' ', '\t'])
+                .next()
+                .unwrap_or("");
+            key.trim() != FORMAT_VERSION_KEY
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    out.push_str(&format!("{FORMAT_VERSION_KEY}={DATA_DIR_FORMAT_VERSION}\n"));
+    out
+}
+
+/// Replaces `<dir>/meta.properties` atomically: a temp file, fsync, rename,
+/// fsync of the dir.
+fn write_meta(dir: &Path, text: &str) -> Result<(), SettingsError> {
+    let path = dir.join("meta.properties");
     let temp = dir.join("meta.properties.tmp");
-    std::fs::write(&temp, text).map_err(|e| meta_error(e.to_string()))?;
-    std::fs::File::open(&temp)
-        .and_then(|f| f.sync_all())
+    std::fs::write(&temp, text)
+        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
         .and_then(|()| std::fs::rename(&temp, &path))
         .and_then(|()| std::fs::File::open(dir)?.sync_all())
-        .map_err(|e| meta_error(e.to_string()))?;
-    Ok(cluster_id)
+        .map_err(|e| SettingsError::Meta {
+            dir: dir.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -425,6 +562,84 @@ mod tests {
         assert_eq!(
             bad.map_err(|e| e.to_string()).err().as_deref(),
             Some("--add-scram: You must supply 'name' to add-scram")
+        );
+    }
+
+    const FORMAT_1_META: &str = "#rafka\nversion=1\ncluster.id=c1\nnode.id=0\n";
+
+    fn data_dir_with_meta(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("meta.properties"), text).expect("write meta");
+        dir
+    }
+
+    fn meta_text(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("meta.properties")).expect("read meta")
+    }
+
+    #[test]
+    fn a_new_data_dir_gets_the_current_format_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster_id = ensure_meta(dir.path(), 3).expect("meta");
+        let meta = read_meta(dir.path()).expect("readable").expect("written");
+        assert_eq!(meta.format_version, Some(DATA_DIR_FORMAT_VERSION));
+        assert_eq!(meta.get("cluster.id"), Some(cluster_id.as_str()));
+        assert_eq!(meta.get("node.id"), Some("3"));
+        assert_eq!(meta.get("version"), Some("1"), "Kafka's own key");
+    }
+
+    #[test]
+    fn a_data_dir_without_the_key_is_format_1_and_gets_the_key_added() {
+        let dir = data_dir_with_meta(FORMAT_1_META);
+        assert_eq!(ensure_meta(dir.path(), 0).expect("meta"), "c1");
+        assert_eq!(
+            meta_text(dir.path()),
+            format!("{FORMAT_1_META}rafka.format.version=1\n")
+        );
+        assert!(!dir.path().join("meta.properties.tmp").exists());
+        // A second start finds the key and rewrites nothing.
+        assert_eq!(ensure_meta(dir.path(), 0).expect("meta"), "c1");
+        assert_eq!(
+            meta_text(dir.path()),
+            format!("{FORMAT_1_META}rafka.format.version=1\n")
+        );
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_and_the_file_left_as_it_is() {
+        let text = format!("{FORMAT_1_META}rafka.format.version=2\n");
+        let dir = data_dir_with_meta(&text);
+        let error = ensure_meta(dir.path(), 0).expect_err("newer format");
+        match &error {
+            SettingsError::NewerFormat {
+                found, supported, ..
+            } => assert_eq!((*found, *supported), (2, DATA_DIR_FORMAT_VERSION)),
+            other => panic!("unexpected error {other}"),
+        }
+        assert!(error.to_string().contains("format version 2"), "{error}");
+        assert_eq!(meta_text(dir.path()), text);
+    }
+
+    #[test]
+    fn an_unreadable_format_version_is_an_error_not_a_guess() {
+        for value in ["0", "-1", "two", ""] {
+            let text = format!("{FORMAT_1_META}rafka.format.version={value}\n");
+            let dir = data_dir_with_meta(&text);
+            let error = ensure_meta(dir.path(), 0).expect_err("bad version");
+            assert!(
+                matches!(error, SettingsError::Meta { .. }),
+                "{value}: {error}"
+            );
+            assert_eq!(meta_text(dir.path()), text);
+        }
+    }
+
+    #[test]
+    fn the_format_key_is_replaced_and_every_other_line_kept() {
+        let text = "#c\nversion=1\nrafka.format.version = 0\ncluster.id=x";
+        assert_eq!(
+            with_format_version(text),
+            "#c\nversion=1\ncluster.id=x\nrafka.format.version=1\n"
         );
     }
 }
