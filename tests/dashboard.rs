@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-use kafka_protocol::messages::{AlterClientQuotasRequest, CreateTopicsRequest};
+use kafka_protocol::messages::{AlterClientQuotasRequest, ApiVersionsRequest, CreateTopicsRequest};
 use kafka_protocol::protocol::StrBytes;
 use rafka_proto::record::{BatchBuilder, Compression};
 use rafka_testkit::proto::{creatable, long_poll_fetch, produce_answers, produce_request};
@@ -81,6 +81,17 @@ impl Exposed {
         match self.types.get(base).map(String::as_str) {
             Some("histogram") => None,
             other => Some(format!("{base} is a {other:?}, not a histogram")),
+        }
+    }
+}
+
+impl Exposed {
+    /// [`Exposed::missing`] for prose, which may also name a histogram by
+    /// its family (`rafka_fsync_duration_seconds`).
+    fn missing_in_prose(&self, name: &str) -> Option<String> {
+        match self.types.get(name).map(String::as_str) {
+            Some("histogram") => None,
+            _ => self.missing(name),
         }
     }
 }
@@ -182,7 +193,12 @@ fn traffic(broker: &BrokerProcess) {
         .expect("OffsetCommit");
     // max.connections.per.ip=2: a second connection is taken, a third
     // refused (the connection-limit series exist once one was).
-    let _second = WireClient::connect(addr, "second").expect("connect");
+    let mut second = WireClient::connect(addr, "second").expect("connect");
+    // Answered, so accepted: the third cannot overtake it on another shard.
+    let versions = second
+        .call(2, &ApiVersionsRequest::default())
+        .expect("ApiVersions");
+    assert_eq!(versions.error_code, 0);
     let mut third = WireClient::connect(addr, "third").expect("connect");
     assert_eq!(third.read_until_closed().expect("closed at accept"), b"");
 }
@@ -236,6 +252,99 @@ fn every_dashboard_metric_is_in_a_live_scrape() {
         missing.join("\n")
     );
     assert!(checked.len() >= 35, "{} metrics checked", checked.len());
+
+    // The runbooks and the sizing guide name metrics too.
+    let mut named = 0;
+    for doc in operator_docs() {
+        let text = std::fs::read_to_string(&doc).expect("read doc");
+        for name in metric_names(&text) {
+            if let Some(why) = exposed.missing_in_prose(&name) {
+                missing.push(format!("{}: {name}: {why}", doc.display()));
+            }
+            named += 1;
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "metrics the docs name that /metrics does not expose:\n{}",
+        missing.join("\n")
+    );
+    assert!(named >= 20, "{named} metric names in the docs");
+}
+
+/// docs/sizing.md and every runbook.
+fn operator_docs() -> Vec<PathBuf> {
+    let runbooks = std::fs::read_dir(repo_file("docs/runbooks")).expect("docs/runbooks");
+    let mut docs: Vec<PathBuf> = runbooks
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    docs.sort();
+    docs.push(repo_file("docs/sizing.md"));
+    docs
+}
+
+/// The text of every Rust source of the broker, with string continuations
+/// (`\` at a line end and the next line's indentation) joined as the
+/// compiler joins them.
+fn broker_sources() -> String {
+    let mut dirs: Vec<PathBuf> = ["src", "rafka-core/src", "rafka-shard/src", "rafka-net/src"]
+        .iter()
+        .map(|dir| repo_file(dir))
+        .collect();
+    let mut text = String::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("source dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let source = std::fs::read_to_string(&path).expect("read source");
+                for piece in source.split("\\\n") {
+                    text.push_str(piece.trim_start());
+                }
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn runbook_log_lines_are_what_the_broker_logs() {
+    let quoted = [
+        ("disk-full.md", "log dir free space below rafka.log.dir.min.free.bytes: refusing produce (reads go on) until it is back above resume_free_bytes"),
+        ("disk-full.md", "log dir free space is back: accepting produce again"),
+        ("disk-full.md", "log flush failed: partition refuses writes until restart; records below the high watermark are durable and still served"),
+        ("disk-full.md", "cannot measure the log dir's free space; keeping the last state until it works again"),
+        ("corrupt-segment.md", "recovery truncated a segment at an invalid batch"),
+        ("corrupt-segment.md", "recovery deleted the segments after an invalid batch"),
+        ("corrupt-segment.md", "recovery rebuilt a segment's missing or invalid index"),
+        ("corrupt-segment.md", "scrub found damaged batches: offsets [first_offset, next_offset) are no longer served"),
+        ("corrupt-segment.md", "loading partitions"),
+        ("corrupt-segment.md", "broker failed"),
+        ("stuck-consumer-group.md", "expiring committed offsets"),
+        ("rolling-restart.md", "is not a rafka setting, ignored"),
+        ("rolling-restart.md", "stop requested"),
+        ("rolling-restart.md", "stopping: draining connections"),
+        ("rolling-restart.md", "connections still open after the drain timeout"),
+        ("rolling-restart.md", "stopped cleanly"),
+        ("rolling-restart.md", "rafka listening on"),
+        ("rolling-restart.md", "re-placing partitions for the core count"),
+        ("restore-data-dir.md", "two brokers cannot share a data dir"),
+    ];
+    let sources = broker_sources();
+    let mut wrong = Vec::new();
+    for (runbook, message) in quoted {
+        let path = repo_file(&format!("docs/runbooks/{runbook}"));
+        let text = std::fs::read_to_string(&path).expect("read runbook");
+        if !text.contains(message) {
+            wrong.push(format!("{runbook} does not quote {message:?}"));
+        }
+        if !sources.contains(message) {
+            wrong.push(format!("{runbook}: no source logs {message:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
@@ -253,6 +362,12 @@ fn metric_names_are_taken_from_promql() {
     assert_eq!(exposed.missing("rafka_lag"), None);
     assert!(exposed.missing("rafka_lag_total").is_some());
     assert!(exposed.missing("rafka_x_sum").is_some());
+    assert!(
+        exposed.missing("rafka_x").is_some(),
+        "a query needs a sample name"
+    );
+    assert_eq!(exposed.missing_in_prose("rafka_x"), None);
+    assert!(exposed.missing_in_prose("rafka_lag_total").is_some());
 }
 
 #[test]
