@@ -18,6 +18,8 @@ use rafka_proto::record::{BatchBuilder, Compression};
 use rafka_testkit::proto::{creatable, produce_answers, produce_request};
 use rafka_testkit::wire::{request_frame, request_header};
 use rafka_testkit::{BrokerProcess, WireClient};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use support::client;
 use support::rafka;
 
@@ -164,6 +166,40 @@ fn counters_move_by_exactly_the_traffic() {
         })
         .sum();
     assert!(accepted >= 3.0, "admin, producer and consumer connected");
+
+    // A group commits offset 120 of the 300 records with librdkafka: it
+    // lags by the other 180, whichever shards own the group and the topic.
+    let group = "metered-group";
+    commit(&bootstrap, group, TOPIC, 0, 120);
+    let committed = scrape(&broker);
+    let group_labels = format!("{{group=\"{group}\",topic=\"{TOPIC}\",partition=\"0\"}}");
+    assert_eq!(
+        committed.get(&format!(
+            "rafka_consumer_group_committed_offset{group_labels}"
+        )),
+        Some(&120.0)
+    );
+    assert_eq!(
+        committed.get(&format!("rafka_consumer_group_lag{group_labels}")),
+        Some(&f64::from(RECORDS - 120))
+    );
+}
+
+/// Commits `offset` for one partition as `group` (a simple consumer: no
+/// membership, librdkafka's synchronous commit).
+fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    let mut config = client::config(bootstrap);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    let consumer: rdkafka::consumer::BaseConsumer = config.create().expect("create consumer");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .expect("offset entry");
+    consumer
+        .commit(&offsets, CommitMode::Sync)
+        .expect("OffsetCommit");
 }
 
 #[test]

@@ -74,6 +74,16 @@ pub struct PartitionOffsets {
     pub high_watermark: i64,
 }
 
+/// One committed offset of a consumer group, read on the shard that
+/// coordinates the group (owner of its `__consumer_offsets` partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+}
+
 /// Everything one shard reports to a scrape.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardSnapshot {
@@ -101,6 +111,8 @@ pub struct ShardSnapshot {
     pub log_health: LogHealthSnapshot,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionOffsets>,
+    /// The committed offsets of the groups this shard coordinates.
+    pub group_offsets: Vec<GroupOffset>,
     /// The data dir's free space and produce refusals on this shard.
     pub disk: DiskSnapshot,
     /// The transaction coordinator's counts on this shard.
@@ -249,6 +261,7 @@ impl Collector for BrokerSnapshot {
         self.encode_log_health(&mut encoder)?;
         self.encode_transactions(&mut encoder)?;
         self.encode_partitions(&mut encoder)?;
+        self.encode_group_lag(&mut encoder)?;
         self.encode_disk(&mut encoder)?;
         self.encode_quotas(&mut encoder)
     }
@@ -776,6 +789,54 @@ impl BrokerSnapshot {
         Ok(())
     }
 
+    /// Every group's committed offsets and their lag: the partition's high
+    /// watermark (on its owner shard) minus the committed offset (on the
+    /// group's coordinator shard), joined here because the two usually
+    /// live on different shards. A partition this broker does not host (a
+    /// deleted topic) has a committed offset and no lag; a commit past the
+    /// high watermark (a truncated log) reads as lag 0.
+    fn encode_group_lag(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let high_watermarks: BTreeMap<(&str, i32), i64> = self
+            .shards
+            .iter()
+            .flat_map(|shard| &shard.partitions)
+            .map(|p| ((p.topic.as_str(), p.partition), p.high_watermark))
+            .collect();
+        let offsets = || self.shards.iter().flat_map(|shard| &shard.group_offsets);
+        let labels = |o: &GroupOffset| {
+            vec![
+                ("group", o.group.clone()),
+                ("topic", o.topic.clone()),
+                ("partition", o.partition.to_string()),
+            ]
+        };
+        let mut committed = family(
+            encoder,
+            "consumer_group_committed_offset",
+            "The offset a consumer group committed for a partition (the next record it will read).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for offset in offsets() {
+            committed.gauge(&labels(offset), offset.committed_offset)?;
+        }
+        let mut lag = family(
+            encoder,
+            "consumer_group_lag",
+            "Records a consumer group has yet to read in a partition: its high watermark minus the group's committed offset, at scrape time.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for offset in offsets() {
+            let key = (offset.topic.as_str(), offset.partition);
+            if let Some(&high_watermark) = high_watermarks.get(&key) {
+                let behind = high_watermark.saturating_sub(offset.committed_offset);
+                lag.gauge(&labels(offset), behind.max(0))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The data dir's free space as shard 0's monitor last measured it (the
     /// only shard that measures), whether produce is refused, and the
     /// refusals summed over shards.
@@ -981,6 +1042,45 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == expected), "{expected} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn group_lag_joins_committed_offsets_with_high_watermarks_across_shards() {
+        let commit = |group: &str, topic: &str, partition, committed_offset| GroupOffset {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+            committed_offset,
+        };
+        // t/0 (high watermark 9) lives on shard 0, t/1 on shard 1; the
+        // group is coordinated by shard 1.
+        let zero = shard(0, 1, 1);
+        let mut one = shard(1, 1, 1);
+        one.group_offsets = vec![
+            commit("billing", "t", 0, 4),
+            commit("billing", "t", 1, 9),
+            commit("billing", "gone", 0, 3),
+            commit("ahead", "t", 0, 12),
+        ];
+        let text = BrokerSnapshot::merge(vec![zero, one])
+            .encode()
+            .expect("encode");
+        let lines: Vec<&str> = text.lines().collect();
+        for expected in [
+            "# TYPE rafka_consumer_group_lag gauge",
+            "rafka_consumer_group_lag{group=\"billing\",topic=\"t\",partition=\"0\"} 5",
+            "rafka_consumer_group_lag{group=\"billing\",topic=\"t\",partition=\"1\"} 0",
+            "rafka_consumer_group_lag{group=\"ahead\",topic=\"t\",partition=\"0\"} 0",
+            "rafka_consumer_group_committed_offset{group=\"billing\",topic=\"t\",partition=\"0\"} 4",
+            "rafka_consumer_group_committed_offset{group=\"billing\",topic=\"gone\",partition=\"0\"} 3",
+        ] {
+            assert!(lines.contains(&expected), "{expected} in:\n{text}");
+        }
+        let lag_series = lines
+            .iter()
+            .filter(|l| l.starts_with("rafka_consumer_group_lag{"))
+            .count();
+        assert_eq!(lag_series, 3, "no lag for a partition not hosted:\n{text}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::handlers::{broker_table, AdvertisedListener, BrokerContext, Handlers,
 use crate::listener::{bind, bind_first, BindError, Endpoint, NetConfig, ShardNet};
 use crate::metrics_http::{MetricsHttpError, MetricsServer};
 use crate::metrics_shard::{executor_totals, traffic_snapshot};
-use crate::metrics_snapshot::{BrokerSnapshot, PartitionOffsets, ShardSnapshot};
+use crate::metrics_snapshot::{BrokerSnapshot, GroupOffset, PartitionOffsets, ShardSnapshot};
 
 /// One listener of the broker: where it binds, what it advertises, and
 /// its name, protocol and TLS server.
@@ -470,8 +470,30 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         open_files: shard.registry().storage().budget().stats(),
         log_health: shard.registry().log_health().snapshot(),
         partitions,
+        group_offsets: group_offsets(shard),
         disk: shard.registry().disk().snapshot(),
         txn: shard.txns().stats(),
         quotas: shard.quotas().snapshot(),
     }
+}
+
+/// The committed offsets of every group this shard coordinates.
+fn group_offsets(shard: &Shard) -> Vec<GroupOffset> {
+    shard.groups().with_machine(|machine| {
+        machine
+            .group_ids()
+            .filter_map(|id| machine.group(id).map(|group| (id, group)))
+            .flat_map(|(id, group)| {
+                group
+                    .offsets
+                    .iter()
+                    .map(move |((topic, partition), committed)| GroupOffset {
+                        group: id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        committed_offset: committed.offset,
+                    })
+            })
+            .collect()
+    })
 }
