@@ -42,6 +42,8 @@ struct Cli {
 enum Command {
     /// Start the broker (what `rafka` without a subcommand does).
     Serve(ServeArgs),
+    /// Print the APIs and versions this broker serves (no broker needed).
+    ApiVersions(cli::api_versions::ApiVersionsArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::ApiVersions(args)) => cli::finish(cli::api_versions::run(&args)),
         Some(Command::Client(command)) => cli::run(command),
     }
 }

@@ -16,8 +16,11 @@
 //! - `topic.rs`, `group.rs`, `config.rs`, `cluster.rs`, `user.rs`,
 //!   `acl.rs`, `produce.rs`, `consume.rs`: one file per subcommand.
 //! - `output.rs`: tables and JSON; `error.rs`: [`CliError`].
+//! - `api_versions.rs`: `rafka api-versions`, the one subcommand here that
+//!   is not a client: it prints the broker's own API table.
 
 mod acl;
+pub mod api_versions;
 mod brokers;
 mod client;
 mod cluster;
@@ -126,6 +129,11 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Produce(args) => produce::run(args),
         ClientCommand::Consume(args) => consume::run(args),
     };
+    finish(result)
+}
+
+/// The exit code of a subcommand's result; an error goes to stderr.
+pub fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
