@@ -16,11 +16,14 @@
 //! - `topic.rs`, `group.rs`, `config.rs`, `cluster.rs`, `user.rs`,
 //!   `acl.rs`, `produce.rs`, `consume.rs`: one file per subcommand.
 //! - `output.rs`: tables and JSON; `error.rs`: [`CliError`].
-//! - `api_versions.rs`: `rafka api-versions`, the one subcommand here that
-//!   is not a client: it prints the broker's own API table.
+//! - `api_versions.rs`, `check_config.rs`: `rafka api-versions` and
+//!   `rafka check-config`, the subcommands here that are not clients:
+//!   they print the broker's own API table and its reading of a
+//!   `server.properties`.
 
 mod acl;
 pub mod api_versions;
+pub mod check_config;
 mod brokers;
 mod client;
 mod cluster;
