@@ -432,7 +432,10 @@ fn read_properties(cli: &ServeArgs) -> Result<Vec<Property>, SettingsError> {
 
 /// The config of `properties` (read from `file`), or every error in it.
 /// Warnings are logged.
-fn broker_config(properties: &[Property], file: Option<&Path>) -> Result<BrokerConfig, SettingsError> {
+fn broker_config(
+    properties: &[Property],
+    file: Option<&Path>,
+) -> Result<BrokerConfig, SettingsError> {
     let (config, problems) = check_properties(properties);
     let mut errors = Vec::new();
     for problem in &problems {

@@ -23,8 +23,8 @@
 
 mod acl;
 pub mod api_versions;
-pub mod check_config;
 mod brokers;
+pub mod check_config;
 mod client;
 mod cluster;
 mod config;
