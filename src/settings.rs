@@ -2,6 +2,15 @@
 //! the broker's [`ServerOptions`]. Flags win over the file: they are
 //! appended to its entries as the same Kafka keys (`listeners`, `log.dirs`,
 //! `advertised.listeners`), so one parser validates both.
+//!
+//! Fail fast: [`check_properties`] finds every problem of a file (what
+//! `rafka check-config` prints) and the broker refuses to start on any
+//! error among them, with the same `FILE:LINE: message` lines. Errors are
+//! bad values, cross-key conflicts and unknown keys (a typo such as
+//! `log.retention.hour` would otherwise silently keep the default); Kafka
+//! broker keys that configure parts rafka replaces (thread pools, KRaft
+//! quorum, internal-topic replication) are warnings, so a Kafka
+//! `server.properties` still starts a broker.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -9,7 +18,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use clap::{ArgAction, Args};
-use rafka_core::config::{parse_properties, BrokerConfig, Property};
+use rafka_core::config::{parse_properties, BrokerConfig, ConfigError, ConfigWarning, Property};
 use rafka_net::listener::{Endpoint, NetConfig};
 use rafka_net::server::{ListenerOptions, ServerOptions};
 use rafka_net::session::ListenerInfo;
@@ -58,6 +67,16 @@ pub struct ServeArgs {
     /// Repeatable.
     #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
     pub add_scram: Vec<String>,
+    /// Log lines for people (`text`) or one JSON object per line for log
+    /// shippers (`json`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The data dir's format version: what this binary writes and the newest it
@@ -98,8 +117,6 @@ pub enum SettingsError {
     },
     #[error(transparent)]
     Properties(#[from] rafka_core::config::PropertiesError),
-    #[error(transparent)]
-    Config(#[from] rafka_core::config::ConfigError),
     #[error("no listener configured")]
     NoListener,
     #[error("listener {listener}: {source}")]
@@ -129,6 +146,158 @@ pub enum SettingsError {
     Lock(#[from] LockError),
     #[error("--add-scram: {0}")]
     AddScram(#[from] rafka_core::sasl::AddScramError),
+    /// The configuration's errors, one `FILE:LINE: message` each.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// How much a [`ConfigProblem`] matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The broker refuses to start; `rafka check-config` exits 1.
+    Error,
+    /// Reported, then ignored.
+    Warning,
+}
+
+/// One thing wrong with a configuration, and the line it is on (0: not
+/// from the file, e.g. a flag, or a rule across keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub line: u32,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    fn error(line: u32, message: String) -> ConfigProblem {
+        ConfigProblem {
+            line,
+            severity: Severity::Error,
+            message,
+        }
+    }
+
+    fn of_warning(warning: ConfigWarning, properties: &[Property]) -> ConfigProblem {
+        let (line, severity, message) = match warning {
+            ConfigWarning::UnknownKey { key, line } => (
+                line,
+                Severity::Error,
+                format!("unknown key {key}: not a rafka or Kafka broker setting"),
+            ),
+            ConfigWarning::NotApplicable { key, line } => (
+                line,
+                Severity::Warning,
+                format!("{key} does not apply to rafka, ignored"),
+            ),
+            ConfigWarning::ControllerListenerSkipped { name } => (
+                line_of(properties, "controller.listener.names"),
+                Severity::Warning,
+                format!("listener {name} is a controller listener, not opened"),
+            ),
+        };
+        ConfigProblem {
+            line,
+            severity,
+            message,
+        }
+    }
+
+    /// `FILE:LINE: message` (`FILE:LINE: warning: message`), without
+    /// `LINE` when there is none, the message alone without a file.
+    pub fn render(&self, file: Option<&Path>) -> String {
+        let message = match self.severity {
+            Severity::Error => self.message.clone(),
+            Severity::Warning => format!("warning: {}", self.message),
+        };
+        match (file, self.line) {
+            (Some(file), 0) => format!("{}: {message}", file.display()),
+            (Some(file), line) => format!("{}:{line}: {message}", file.display()),
+            (None, _) => message,
+        }
+    }
+}
+
+/// The line of the entry of `key` that wins (the last), 0 if none.
+fn line_of(properties: &[Property], key: &str) -> u32 {
+    properties
+        .iter()
+        .rev()
+        .find(|p| p.key == key)
+        .map_or(0, |p| p.line)
+}
+
+/// Every problem of `properties`, in line order, and the config when none
+/// is an error. Parsing stops at the first bad value, so each bad key is
+/// taken out and the rest parsed again (each round removes at least one
+/// entry, so this ends) to report every bad value at once.
+pub fn check_properties(properties: &[Property]) -> (Option<BrokerConfig>, Vec<ConfigProblem>) {
+    let mut remaining = properties.to_vec();
+    let mut problems = Vec::new();
+    let config = loop {
+        match BrokerConfig::from_properties(&remaining) {
+            Ok((config, warnings)) => {
+                problems.extend(
+                    warnings
+                        .into_iter()
+                        .map(|w| ConfigProblem::of_warning(w, properties)),
+                );
+                break Some(config);
+            }
+            Err(ConfigError::InvalidValue(invalid)) => {
+                let line = line_of(&remaining, &invalid.key);
+                let before = remaining.len();
+                remaining.retain(|p| p.key != invalid.key);
+                problems.push(ConfigProblem::error(line, invalid.to_string()));
+                if remaining.len() == before {
+                    break None;
+                }
+            }
+            Err(error) => {
+                let line = match &error {
+                    ConfigError::Conflict { key, .. } => line_of(&remaining, key),
+                    _ => 0,
+                };
+                problems.push(ConfigProblem::error(line, error.to_string()));
+                break None;
+            }
+        }
+    };
+    problems.sort_by_key(|p| p.line);
+    let failed = problems.iter().any(|p| p.severity == Severity::Error);
+    (config.filter(|_| !failed), problems)
+}
+
+/// `rafka check-config FILE`: every problem of the file as the broker
+/// would read it (its properties, `rafka.metrics.listen`, the listeners'
+/// addresses and TLS key stores), rendered; and whether any is an error.
+pub fn check_file(path: &Path) -> (Vec<String>, bool) {
+    let render = |problems: &[ConfigProblem]| -> Vec<String> {
+        problems.iter().map(|p| p.render(Some(path))).collect()
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => return (vec![format!("{}: {error}", path.display())], true),
+    };
+    let mut properties = match parse_properties(&text) {
+        Ok(properties) => properties,
+        Err(error) => return (vec![format!("{}: {error}", path.display())], true),
+    };
+    let metrics_line = line_of(&properties, METRICS_LISTEN_KEY);
+    let mut problems = Vec::new();
+    if let Err(error) = metrics_listen(None, &mut properties) {
+        problems.push(ConfigProblem::error(metrics_line, error.to_string()));
+    }
+    let (config, more) = check_properties(&properties);
+    problems.extend(more);
+    if let Some(config) = config {
+        if let Err(error) = listener_options(&config) {
+            problems.push(ConfigProblem::error(0, error.to_string()));
+        }
+    }
+    problems.sort_by_key(|p| p.line);
+    let failed = problems.iter().any(|p| p.severity == Severity::Error);
+    (render(&problems), failed)
 }
 
 /// Builds everything the server needs: locks the data dirs (the returned
@@ -140,8 +309,8 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     // Before any dir is touched: a typo here is a usage error.
     let scram_seeds = scram_seeds(&cli.add_scram)?;
     let mut properties = read_properties(cli)?;
-    let metrics_listen = metrics_listen(cli, &mut properties)?;
-    let config = broker_config(&properties)?;
+    let metrics_listen = metrics_listen(cli.metrics_listen.as_deref(), &mut properties)?;
+    let config = broker_config(&properties, cli.config.as_deref())?;
     let listeners = listener_options(&config)?;
     let data_dir = rafka_shard::shard::data_dir(&config);
     // Read-only, before the lock creates anything; checked again under it.
@@ -242,9 +411,9 @@ fn locked_dirs(config: &BrokerConfig) -> Vec<PathBuf> {
 
 /// The metrics address: the flag, else the last `rafka.metrics.listen`
 /// entry, else the default. Takes the entries out, so the broker config
-/// does not warn about a key it does not know.
+/// does not count it as a key it does not know.
 fn metrics_listen(
-    cli: &ServeArgs,
+    flag: Option<&str>,
     properties: &mut Vec<Property>,
 ) -> Result<Option<SocketAddr>, SettingsError> {
     let from_file = properties
@@ -253,9 +422,8 @@ fn metrics_listen(
         .find(|p| p.key == METRICS_LISTEN_KEY)
         .map(|p| p.value.trim().to_string());
     properties.retain(|p| p.key != METRICS_LISTEN_KEY);
-    let value = cli
-        .metrics_listen
-        .clone()
+    let value = flag
+        .map(str::to_string)
         .or(from_file)
         .unwrap_or_else(|| METRICS_LISTEN_DEFAULT.to_string());
     if value.eq_ignore_ascii_case(METRICS_LISTEN_NONE) {
@@ -299,11 +467,24 @@ fn read_properties(cli: &ServeArgs) -> Result<Vec<Property>, SettingsError> {
     Ok(properties)
 }
 
-fn broker_config(properties: &[Property]) -> Result<BrokerConfig, SettingsError> {
-    let (mut config, warnings) = BrokerConfig::from_properties(properties)?;
-    for warning in warnings {
-        tracing::warn!("{warning}");
+/// The config of `properties` (read from `file`), or every error in it.
+/// Warnings are logged.
+fn broker_config(
+    properties: &[Property],
+    file: Option<&Path>,
+) -> Result<BrokerConfig, SettingsError> {
+    let (config, problems) = check_properties(properties);
+    let mut errors = Vec::new();
+    for problem in &problems {
+        match problem.severity {
+            Severity::Warning => tracing::warn!("{}", problem.render(file)),
+            Severity::Error => errors.push(problem.render(file)),
+        }
     }
+    let mut config = match config {
+        Some(config) if errors.is_empty() => config,
+        _ => return Err(SettingsError::Invalid(errors)),
+    };
     // Absolute from here on: io_uring's directory opens fail on relative
     // paths (EBADF), and the ready line should name the real place.
     let absolute = |dir: &PathBuf| {
@@ -510,7 +691,8 @@ mod tests {
     fn metrics_of(args: &[&str], file: &[(&str, &str)]) -> (Option<SocketAddr>, usize) {
         let cli = parse(args);
         let mut properties: Vec<Property> = file.iter().map(|(k, v)| entry(k, v)).collect();
-        let addr = metrics_listen(&cli, &mut properties).expect("metrics address");
+        let addr = metrics_listen(cli.metrics_listen.as_deref(), &mut properties)
+            .expect("metrics address");
         (addr, properties.len())
     }
 
@@ -533,7 +715,7 @@ mod tests {
     #[test]
     fn an_unresolvable_metrics_address_is_an_error() {
         let cli = parse(&["--metrics-listen", "not an address"]);
-        let result = metrics_listen(&cli, &mut Vec::new());
+        let result = metrics_listen(cli.metrics_listen.as_deref(), &mut Vec::new());
         assert!(matches!(result, Err(SettingsError::Resolve(value)) if value == "not an address"));
     }
 

@@ -16,9 +16,15 @@
 //! - `topic.rs`, `group.rs`, `config.rs`, `cluster.rs`, `user.rs`,
 //!   `acl.rs`, `produce.rs`, `consume.rs`: one file per subcommand.
 //! - `output.rs`: tables and JSON; `error.rs`: [`CliError`].
+//! - `api_versions.rs`, `check_config.rs`: `rafka api-versions` and
+//!   `rafka check-config`, the subcommands here that are not clients:
+//!   they print the broker's own API table and its reading of a
+//!   `server.properties`.
 
 mod acl;
+pub mod api_versions;
 mod brokers;
+pub mod check_config;
 mod client;
 mod cluster;
 mod config;
@@ -126,6 +132,11 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Produce(args) => produce::run(args),
         ClientCommand::Consume(args) => consume::run(args),
     };
+    finish(result)
+}
+
+/// The exit code of a subcommand's result; an error goes to stderr.
+pub fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
