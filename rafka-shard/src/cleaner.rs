@@ -19,7 +19,7 @@ impl<S: ShardStorage> Shard<S> {
         let now_ms = self.clock().now_ms();
         for partition in self.local_partitions() {
             if let Err(error) = partition.apply_retention(now_ms).await {
-                tracing::warn!(topic = %partition.topic, %error, "retention");
+                tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "retention");
             }
             match partition.compact(now_ms).await {
                 Ok(0) => {}
@@ -29,7 +29,12 @@ impl<S: ShardStorage> Shard<S> {
                     removed,
                     "compacted"
                 ),
-                Err(error) => tracing::warn!(topic = %partition.topic, %error, "compaction"),
+                Err(error) => tracing::warn!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    %error,
+                    "compaction"
+                ),
             }
         }
     }
