@@ -10,7 +10,7 @@
 //!
 //! Lives on: every shard (apply); the publish runs on shard 0.
 
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use rafka_core::log::RecoveryHints;
@@ -190,5 +190,30 @@ impl<S: ShardStorage> Publisher for Router<Shard<S>> {
         } else {
             Err(PublishError { failures })
         }
+    }
+}
+
+/// The quorum applier's publisher: publishes through the shard's router
+/// while the shard lives (weak: the shard holds the quorum).
+pub struct ShardPublisher<S: ShardStorage> {
+    shard: Weak<Shard<S>>,
+}
+
+impl<S: ShardStorage> ShardPublisher<S> {
+    pub fn new(shard: &Rc<Shard<S>>) -> Self {
+        ShardPublisher {
+            shard: Rc::downgrade(shard),
+        }
+    }
+}
+
+impl<S: ShardStorage> Publisher for ShardPublisher<S> {
+    async fn publish(&self, committed: Committed) -> Result<(), PublishError> {
+        let Some(shard) = self.shard.upgrade() else {
+            return Err(PublishError {
+                failures: vec!["the broker is stopping".to_string()],
+            });
+        };
+        shard.router.publish(committed).await
     }
 }

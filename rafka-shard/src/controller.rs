@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use glommio::sync::RwLock;
@@ -37,6 +38,7 @@ use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 use crate::coordinator::InternalTopic;
+use crate::quorum::{ProposalError, Quorum, QuorumError, QuorumSettings};
 use crate::storage::{BrokerStorage, ShardStorage};
 
 /// What an AlterConfigs entry changes: a topic, or a broker (a node id, or
@@ -71,6 +73,9 @@ pub struct Charged<T> {
 /// `offsets.topic.segment.bytes` default.
 const INTERNAL_SEGMENT_BYTES: i32 = 104_857_600;
 
+/// The quorum's files, under the metadata dir.
+pub const QUORUM_DIR_NAME: &str = "quorum";
+
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFailure {
@@ -96,6 +101,14 @@ pub enum ControllerShardError {
     Commit(#[from] rafka_core::metadata::CommitError),
     #[error("producer ids: {0}")]
     Producer(#[from] rafka_core::producer::ProducerError),
+    #[error("metadata quorum: {0}")]
+    Quorum(#[from] QuorumError),
+    #[error(
+        "the cluster placed partitions on shard {shard} but this node runs {cores} cores: \
+         start it with --cores {}",
+        shard + 1
+    )]
+    TooFewCores { shard: u32, cores: u32 },
     #[error("creating {topic}: {message}")]
     InternalTopic {
         topic: &'static str,
@@ -133,8 +146,26 @@ pub enum TopicRef {
     Id(Uuid),
 }
 
+/// Where the controller's records go: the node's own metadata log (a
+/// single node, no quorum configured: a quorum of one whose commit is the
+/// local fsync), or the replicated quorum.
+enum Backend<S: ShardStorage> {
+    Local(MetadataStore<S>),
+    Quorum(Rc<Quorum>),
+}
+
+impl<S: ShardStorage> Backend<S> {
+    /// The image as of every committed (quorum: applied) record.
+    fn image(&self) -> Arc<MetadataImage> {
+        match self {
+            Backend::Local(store) => Arc::clone(store.image()),
+            Backend::Quorum(quorum) => quorum.image(),
+        }
+    }
+}
+
 struct Inner<S: ShardStorage> {
-    store: MetadataStore<S>,
+    store: Backend<S>,
     controller: Controller,
     producer_ids: ProducerIdAllocator,
     metadata_dir: PathBuf,
@@ -150,6 +181,10 @@ struct Inner<S: ShardStorage> {
 /// The controller, over the storage it was given.
 pub struct ControllerShard<S: ShardStorage = BrokerStorage> {
     storage: S,
+    shard_count: u32,
+    /// Producer ids of this node start at `node_id << 40` in a cluster
+    /// (interim, until blocks are allocated through the quorum).
+    producer_id_base: i64,
     inner: RwLock<Inner<S>>,
 }
 
@@ -159,14 +194,24 @@ impl<S: ShardStorage> ControllerShard<S> {
         storage: S,
         config: &BrokerConfig,
         shard_count: u32,
+        quorum: Option<QuorumSettings>,
     ) -> Result<Self, ControllerShardError> {
         let metadata_dir = config.metadata_dir();
-        let (store, _replayed) = MetadataStore::open(
-            storage.clone(),
-            metadata_dir.clone(),
-            SNAPSHOT_INTERVAL_RECORDS_DEFAULT,
-        )
-        .await?;
+        let store = match quorum {
+            Some(settings) => {
+                let dir = metadata_dir.join(QUORUM_DIR_NAME);
+                Backend::Quorum(Quorum::open(storage.clone(), dir, settings).await?)
+            }
+            None => {
+                let (store, _replayed) = MetadataStore::open(
+                    storage.clone(),
+                    metadata_dir.clone(),
+                    SNAPSHOT_INTERVAL_RECORDS_DEFAULT,
+                )
+                .await?;
+                Backend::Local(store)
+            }
+        };
         let producer_ids =
             ProducerIdAllocator::load(&storage, &metadata_dir, PRODUCER_ID_BLOCK_IDS_DEFAULT)
                 .await?;
@@ -180,8 +225,14 @@ impl<S: ShardStorage> ControllerShard<S> {
                 config.quota_window(),
             ),
         };
+        let producer_id_base = match &inner.store {
+            Backend::Local(_) => 0,
+            Backend::Quorum(_) => i64::from(config.node_id.max(0)) << 40,
+        };
         Ok(ControllerShard {
             storage,
+            shard_count,
+            producer_id_base,
             inner: RwLock::new(inner),
         })
     }
@@ -192,17 +243,36 @@ impl<S: ShardStorage> ControllerShard<S> {
         &self,
     ) -> Result<Arc<MetadataImage>, ControllerShardError> {
         let mut inner = self.lock().await;
-        let records = inner
-            .controller
-            .replace_for_shard_count(inner.store.image());
+        let image = inner.store.image();
+        let Inner {
+            store, controller, ..
+        } = &mut *inner;
+        let store = match store {
+            Backend::Local(store) => store,
+            Backend::Quorum(_) => {
+                // In a cluster the log is shared: one node's core count is
+                // not the cluster's business, so nothing moves here.
+                // (Interim: placement on shards is still in the log, so
+                // every node needs the cores the placement uses.)
+                let shards = image.topics().flat_map(|t| t.partitions.iter().copied());
+                if let Some(shard) = shards.filter(|s| *s >= self.shard_count).max() {
+                    return Err(ControllerShardError::TooFewCores {
+                        shard,
+                        cores: self.shard_count,
+                    });
+                }
+                return Ok(image);
+            }
+        };
+        let records = controller.replace_for_shard_count(store.image());
         if !records.is_empty() {
             tracing::info!(
                 moves = records.len(),
                 "re-placing partitions for the core count"
             );
-            inner.store.commit(&records).await?;
+            store.commit(&records).await?;
         }
-        Ok(Arc::clone(inner.store.image()))
+        Ok(Arc::clone(store.image()))
     }
 
     async fn lock(&self) -> glommio::sync::RwLockWriteGuard<'_, Inner<S>> {
@@ -238,7 +308,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
         for topic in &topics {
-            let image = Arc::clone(inner.store.image());
+            let image = inner.store.image();
             let topic_id = new_topic_id();
             let records = match inner.controller.create_topic(&image, topic, topic_id) {
                 Ok(records) => records,
@@ -299,7 +369,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
         for (name, total) in &topics {
-            let image = Arc::clone(inner.store.image());
+            let image = inner.store.image();
             let records = match inner.controller.create_partitions(&image, name, *total) {
                 Ok(records) => records,
                 Err(error) => {
@@ -347,7 +417,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         let mut inner = self.lock().await;
         let mut outcomes = Vec::with_capacity(changes.len());
         for (target, change) in &changes {
-            let image = Arc::clone(inner.store.image());
+            let image = inner.store.image();
             let controller = &inner.controller;
             let records = match (target, change) {
                 (ConfigTarget::Topic(name), ConfigChange::Incremental(ops)) => {
@@ -392,7 +462,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         acls: Vec<AclBinding>,
     ) -> Result<(), TopicFailure> {
         let mut inner = self.lock().await;
-        let image = Arc::clone(inner.store.image());
+        let image = inner.store.image();
         let records = acl_control::create_acls(&image, &acls, Uuid::new_v4)
             .map_err(|error| TopicFailure::new(error.error_code(), error.to_string()))?;
         if records.is_empty() {
@@ -410,7 +480,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         filters: Vec<AclBindingFilter>,
     ) -> Result<Vec<Vec<AclBinding>>, TopicFailure> {
         let mut inner = self.lock().await;
-        let image = Arc::clone(inner.store.image());
+        let image = inner.store.image();
         let deletion = acl_control::delete_acls(&image, &filters)
             .map_err(|error| TopicFailure::new(error.error_code(), error.to_string()))?;
         if !deletion.records.is_empty() {
@@ -434,7 +504,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         upsertions: Vec<ScramUpsertion>,
     ) -> Vec<(String, Result<(), TopicFailure>)> {
         let mut inner = self.lock().await;
-        let image = Arc::clone(inner.store.image());
+        let image = inner.store.image();
         let ScramAlteration { results, records } =
             scram_control::alter_scram_credentials(&image, &deletions, &upsertions);
         let committed = if records.is_empty() {
@@ -467,7 +537,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         validate_only: bool,
     ) -> Vec<(WireEntity, Result<(), TopicFailure>)> {
         let mut inner = self.lock().await;
-        let image = Arc::clone(inner.store.image());
+        let image = inner.store.image();
         let QuotaAlteration { results, records } =
             quota_control::alter_client_quotas(&image, &entries, validate_only);
         let committed = if records.is_empty() {
@@ -497,7 +567,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         credentials: Vec<(String, ScramCredential)>,
     ) -> Result<usize, TopicFailure> {
         let mut inner = self.lock().await;
-        let image = Arc::clone(inner.store.image());
+        let image = inner.store.image();
         let records = scram_control::seed_scram_credentials(&image, &credentials);
         if records.is_empty() {
             return Ok(0);
@@ -520,7 +590,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
         for topic in &topics {
-            let image = Arc::clone(inner.store.image());
+            let image = inner.store.image();
             let found = match topic {
                 TopicRef::Name(name) => image.topic(name),
                 TopicRef::Id(id) => image.topic_by_id(id),
@@ -606,7 +676,17 @@ impl<S: ShardStorage> ControllerShard<S> {
     pub async fn allocate_producer_id(&self) -> Result<i64, rafka_core::producer::ProducerError> {
         let mut inner = self.lock().await;
         let dir = inner.metadata_dir.clone();
-        inner.producer_ids.allocate(&self.storage, &dir).await
+        let id = inner.producer_ids.allocate(&self.storage, &dir).await?;
+        Ok(self.producer_id_base + id)
+    }
+
+    /// The quorum, when this node is a voter of one.
+    pub fn quorum(&self) -> Option<Rc<Quorum>> {
+        // The lock is not needed: the backend never changes after open.
+        match &self.inner.try_read().ok()?.store {
+            Backend::Quorum(quorum) => Some(Rc::clone(quorum)),
+            Backend::Local(_) => None,
+        }
     }
 
     /// Clean shutdown, after the listeners stopped: with no operation in
@@ -616,8 +696,10 @@ impl<S: ShardStorage> ControllerShard<S> {
     pub async fn shutdown<E>(&self, close: impl AsyncFnOnce() -> Result<(), E>) -> Result<(), E> {
         let mut inner = self.lock().await;
         close().await?;
-        if let Err(error) = inner.store.snapshot().await {
-            tracing::warn!(%error, "metadata snapshot at shutdown");
+        if let Backend::Local(store) = &mut inner.store {
+            if let Err(error) = store.snapshot().await {
+                tracing::warn!(%error, "metadata snapshot at shutdown");
+            }
         }
         Ok(())
     }
@@ -633,7 +715,7 @@ async fn roll_back_create<S: ShardStorage>(
     topic: &NewTopic,
     unapplied: PublishError,
 ) -> TopicFailure {
-    let image = Arc::clone(inner.store.image());
+    let image = inner.store.image();
     match inner
         .controller
         .roll_back_created_topic(&image, &topic.name)
@@ -668,7 +750,7 @@ async fn roll_back_partitions<S: ShardStorage>(
     first: i32,
     unapplied: PublishError,
 ) -> TopicFailure {
-    let image = Arc::clone(inner.store.image());
+    let image = inner.store.image();
     let undone = match inner
         .controller
         .roll_back_created_partitions(&image, name, first)
@@ -733,11 +815,32 @@ async fn commit_and_publish<S: ShardStorage>(
     publisher: &impl Publisher,
     records: &[MetadataRecord],
 ) -> Result<Result<(), PublishError>, TopicFailure> {
-    let committed: Committed = inner.store.commit(records).await.map_err(|error| {
+    let store = match &mut inner.store {
+        Backend::Local(store) => store,
+        // The quorum's applier publishes every applied entry itself, on
+        // every node, in log order.
+        Backend::Quorum(quorum) => {
+            return match quorum.commit(records).await {
+                Ok((_index, published)) => Ok(published),
+                Err(ProposalError::Rejected(error)) => {
+                    Err(TopicFailure::new(error.error_code(), error.to_string()))
+                }
+                Err(error @ ProposalError::NoLeader) => Err(TopicFailure::new(
+                    ErrorCode::NOT_CONTROLLER,
+                    error.to_string(),
+                )),
+                Err(error @ ProposalError::TimedOut(_)) => Err(TopicFailure::new(
+                    ErrorCode::REQUEST_TIMED_OUT,
+                    error.to_string(),
+                )),
+            };
+        }
+    };
+    let committed: Committed = store.commit(records).await.map_err(|error| {
         tracing::error!(%error, "metadata commit");
         TopicFailure::new(error.error_code(), error.to_string())
     })?;
-    if let Err(error) = inner.store.snapshot_if_due().await {
+    if let Err(error) = store.snapshot_if_due().await {
         tracing::warn!(%error, "metadata snapshot");
     }
     Ok(publisher.publish(committed).await)

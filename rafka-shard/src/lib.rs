@@ -58,6 +58,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod log_health;
 pub mod partition;
+pub mod quorum;
 pub mod quota;
 pub mod registry;
 pub mod runtime;

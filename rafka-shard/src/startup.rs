@@ -37,6 +37,7 @@ use crate::coordinator::{CoordinatorHost, LoadError};
 use crate::flusher::Flusher;
 use crate::group::{offsets_topic, GroupCoordinator};
 use crate::image::ImageView;
+use crate::quorum::QuorumSettings;
 use crate::registry::{ClosedPartition, OpenError, PartitionRegistry};
 use crate::runtime::{RouteError, ShardEnv};
 use crate::shard::{Shard, ShardParts};
@@ -151,7 +152,8 @@ pub async fn start_with<S: ShardStorage>(
     let is_controller = router.shard_id() == 0;
     let controller = if is_controller {
         let shard_count = u32::try_from(router.shard_count()).unwrap_or(u32::MAX);
-        match ControllerShard::open(storage.clone(), &config, shard_count).await {
+        let quorum = QuorumSettings::from_config(&config);
+        match ControllerShard::open(storage.clone(), &config, shard_count, quorum).await {
             Ok(controller) => Some(controller),
             Err(error) => {
                 abort_startup(&router).await;
@@ -278,6 +280,9 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
         }
     }
     remove_clean_shutdown_marker(&storage, &dir).await?;
+    if let Some(quorum) = controller.quorum() {
+        quorum.start_applying(crate::apply::ShardPublisher::new(shard));
+    }
     for result in shard
         .router
         .invoke_on_all(|shard: Rc<Shard<S>>| async move { shard.lifecycle().set_ready() })

@@ -672,6 +672,101 @@ impl MetadataImage {
     }
 }
 
+impl MetadataImage {
+    /// The deltas that take a mirror of `self` to `next`: what a shard
+    /// must do when a whole image replaces its own (a leader's snapshot
+    /// installed on a node that fell behind). Topics are matched by id, so
+    /// a topic deleted and re-created under its name is a removal and a
+    /// creation; SCRAM, ACL and quota changes need no delta (shards read
+    /// them from the image).
+    pub fn deltas_to(&self, next: &MetadataImage) -> Vec<MetadataDelta> {
+        let mut deltas = Vec::new();
+        for (id, old) in &self.topics {
+            let Some(new) = next.topics.get(id) else {
+                deltas.push(MetadataDelta::TopicRemoved {
+                    topic_id: *id,
+                    name: old.name.clone(),
+                    partitions: old.partitions.clone(),
+                });
+                continue;
+            };
+            if new.partitions.len() < old.partitions.len() {
+                let first = new.partition_count();
+                deltas.push(MetadataDelta::PartitionsRemoved {
+                    topic_id: *id,
+                    name: old.name.clone(),
+                    first,
+                    shards: old.partitions[new.partitions.len()..].to_vec(),
+                });
+            }
+            for (index, (from, to)) in old.partitions.iter().zip(&new.partitions).enumerate() {
+                if from != to {
+                    deltas.push(MetadataDelta::PartitionMoved {
+                        topic_id: *id,
+                        name: old.name.clone(),
+                        partition: i32::try_from(index).unwrap_or(i32::MAX),
+                        from: *from,
+                        to: *to,
+                    });
+                }
+            }
+            let keys: BTreeSet<&String> = old.configs.keys().chain(new.configs.keys()).collect();
+            for key in keys {
+                let (before, after) = (old.configs.get(key), new.configs.get(key));
+                if before != after {
+                    deltas.push(MetadataDelta::ConfigChanged {
+                        topic_id: *id,
+                        name: old.name.clone(),
+                        key: key.clone(),
+                        old: before.cloned(),
+                        new: after.cloned(),
+                    });
+                }
+            }
+        }
+        for (id, new) in &next.topics {
+            let first = match self.topics.get(id) {
+                Some(old) => old.partitions.len(),
+                None => {
+                    deltas.push(MetadataDelta::TopicCreated {
+                        topic_id: *id,
+                        name: new.name.clone(),
+                    });
+                    0
+                }
+            };
+            for (index, shard) in new.partitions.iter().enumerate().skip(first) {
+                deltas.push(MetadataDelta::PartitionCreated {
+                    topic_id: *id,
+                    name: new.name.clone(),
+                    partition: i32::try_from(index).unwrap_or(i32::MAX),
+                    shard: *shard,
+                });
+            }
+        }
+        let brokers: BTreeSet<&String> = self
+            .broker_configs
+            .keys()
+            .chain(next.broker_configs.keys())
+            .collect();
+        for broker in brokers {
+            let (old, new) = (self.broker_configs(broker), next.broker_configs(broker));
+            let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+            for key in keys {
+                if old.get(key) != new.get(key) {
+                    deltas.push(MetadataDelta::BrokerConfigChanged {
+                        broker: broker.clone(),
+                        key: key.clone(),
+                        old: old.get(key).cloned(),
+                        new: new.get(key).cloned(),
+                    });
+                }
+            }
+        }
+        deltas
+    }
+}
+
 impl ScramCredentials for MetadataImage {
     fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<&ScramCredential> {
         MetadataImage::scram_credential(self, user, mechanism)

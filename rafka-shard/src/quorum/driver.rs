@@ -1,0 +1,658 @@
+//! The quorum's driver and applier, and [`Quorum`], the controller's handle
+//! on them.
+//!
+//! The driver task owns the `RawNode` and does everything raft-rs asks of
+//! the application, in raft-rs's order: send the leader's messages, install
+//! a received snapshot, hand committed entries to the applier, persist new
+//! entries and the hard state (one fdatasync), send the messages that had
+//! to wait for it, advance. Its inputs are events on one local channel:
+//! ticks (a timer task), messages from peers (the transport), proposals
+//! (the controller), compactions (the applier) and link reports.
+//!
+//! The applier task applies committed entries in order to the image and
+//! publishes each applied change to every shard (the shard layer's
+//! [`Publisher`]) before the next, so shards see the log's order. It starts
+//! only once the broker loaded its partitions ([`Quorum::start_applying`]);
+//! until then committed entries wait in its queue. At open, the entries
+//! already known committed on disk are applied before anything starts, so
+//! the broker loads the image as of its last commit.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpListener;
+use rafka_core::io::Storage;
+use rafka_core::metadata::snapshot::{encode_snapshot, read_snapshot};
+use rafka_core::metadata::{ApplyError, Committed, MetadataDelta, MetadataImage, MetadataRecord};
+use raft::prelude::{Entry, EntryType, Message, Snapshot};
+use raft::{GetEntriesContext, RawNode, SnapshotStatus, StateRole, Storage as _};
+
+use super::mem_log::{QuorumLog, QuorumLogError, QuorumStorage};
+use super::payload::{self, ProposalId};
+use super::transport::{self, Transport};
+use crate::controller::{PublishError, Publisher};
+use crate::runtime::within;
+
+/// How this node takes part in the quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumSettings {
+    pub node_id: u64,
+    /// Every voter (this node too): id and `host:port` of its controller
+    /// listener.
+    pub voters: Vec<(u64, String)>,
+    /// Where this node's controller listener binds.
+    pub listen: String,
+    /// One raft-rs tick.
+    pub tick: Duration,
+    /// Ticks without a leader before a follower campaigns (raft-rs
+    /// randomizes within [election, 2 x election)).
+    pub election_ticks: usize,
+    /// Ticks between the leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Applied entries between snapshots.
+    pub snapshot_interval_entries: u64,
+    /// How long a proposal may wait to be applied.
+    pub proposal_timeout: Duration,
+}
+
+impl QuorumSettings {
+    /// Kafka-like timing from `controller.quorum.election.timeout.ms`: a
+    /// 50 ms tick, heartbeats every 2 ticks.
+    pub fn new(node_id: u64, voters: Vec<(u64, String)>, election_timeout: Duration) -> Self {
+        let tick = Duration::from_millis(50);
+        let listen = voters
+            .iter()
+            .find(|(id, _)| *id == node_id)
+            .map(|(_, address)| address.clone())
+            .unwrap_or_default();
+        let election_ticks =
+            usize::try_from(election_timeout.as_millis() / tick.as_millis()).unwrap_or(20);
+        QuorumSettings {
+            node_id,
+            voters,
+            listen,
+            tick,
+            election_ticks: election_ticks.max(4),
+            heartbeat_ticks: 2,
+            snapshot_interval_entries: 10_000,
+            proposal_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The settings `config` asks for: `None` without
+    /// `controller.quorum.voters` (a single node on its own log).
+    pub fn from_config(_config: &rafka_core::config::BrokerConfig) -> Option<Self> {
+        None
+    }
+
+    fn voter_ids(&self) -> Vec<u64> {
+        self.voters.iter().map(|(id, _)| *id).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("quorum log: {0}")]
+    Log(#[from] QuorumLogError),
+    #[error("quorum log: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("snapshot at index {index}: {message}")]
+    Snapshot { index: u64, message: String },
+    #[error("binding the controller listener {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: glommio::GlommioError<()>,
+    },
+    #[error("node {0} is not among controller.quorum.voters")]
+    NotAVoter(u64),
+}
+
+/// Why a proposal was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposalError {
+    /// Committed, but its records no longer applied (a concurrent change
+    /// won): skipped on every node.
+    #[error("{0}")]
+    Rejected(ApplyError),
+    /// No leader to take it, or this node's quorum stopped.
+    #[error("no active controller")]
+    NoLeader,
+    /// Not applied within the proposal timeout; it may still commit.
+    #[error("the quorum did not commit within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// What a proposal became: the entry's index and its publish outcome.
+type Outcome = Result<(u64, Result<(), PublishError>), ProposalError>;
+
+/// The quorum as DescribeQuorum and Metadata see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub node_id: u64,
+    /// 0: no known leader.
+    pub leader_id: u64,
+    pub term: u64,
+    pub role: StateRole,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// Per voter: (id, matched index); known on the leader only.
+    pub progress: Vec<(u64, u64)>,
+}
+
+pub(crate) enum Event {
+    Tick,
+    Step(Box<Message>),
+    Propose { id: ProposalId, data: Vec<u8> },
+    Compact { index: u64, data: Vec<u8> },
+    Unreachable { to: u64, snapshot: bool },
+    SnapshotSent { to: u64 },
+}
+
+enum Apply {
+    Entries(Vec<Entry>),
+    Snapshot { index: u64, data: Vec<u8> },
+}
+
+struct Shared {
+    status: QuorumStatus,
+    image: Arc<MetadataImage>,
+    waiters: HashMap<ProposalId, oneshot::Sender<Outcome>>,
+    /// The driver stopped (its log failed): proposals fail at once.
+    stopped: bool,
+}
+
+/// The controller's handle on the quorum (shard 0 only).
+pub struct Quorum {
+    settings: QuorumSettings,
+    events: Rc<LocalSender<Event>>,
+    shared: Rc<RefCell<Shared>>,
+    incarnation: u64,
+    next_sequence: Cell<u64>,
+    applier: RefCell<Option<LocalReceiver<Apply>>>,
+}
+
+impl Quorum {
+    /// Opens the quorum's log in `dir`, applies what it already knows
+    /// committed, binds the controller listener and starts the driver.
+    /// Returns with the image as of the last known commit.
+    pub async fn open<S: Storage + Clone + 'static>(
+        storage: S,
+        dir: PathBuf,
+        settings: QuorumSettings,
+    ) -> Result<Rc<Quorum>, QuorumError> {
+        let me = settings.node_id;
+        let voter_ids = settings.voter_ids();
+        if !voter_ids.contains(&me) {
+            return Err(QuorumError::NotAVoter(me));
+        }
+        let (log, mem) = QuorumLog::open(storage, dir, &voter_ids).await?;
+        let (image, applied) = replay(&log, &mem)?;
+        let config = raft::Config {
+            id: me,
+            election_tick: settings.election_ticks,
+            heartbeat_tick: settings.heartbeat_ticks,
+            applied,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            pre_vote: true,
+            check_quorum: true,
+            ..Default::default()
+        };
+        config.validate()?;
+        let node = RawNode::new(&config, mem, &super::logging::raft_logger(me))?;
+        let listener =
+            TcpListener::bind(settings.listen.as_str()).map_err(|source| QuorumError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?;
+        let (events_tx, events_rx) = local_channel::new_unbounded();
+        let events = Rc::new(events_tx);
+        let (apply_tx, apply_rx) = local_channel::new_unbounded();
+        let shared = Rc::new(RefCell::new(Shared {
+            status: QuorumStatus {
+                node_id: me,
+                leader_id: 0,
+                term: node.raft.term,
+                role: StateRole::Follower,
+                commit_index: applied,
+                applied_index: applied,
+                progress: Vec::new(),
+            },
+            image: Arc::new(image),
+            waiters: HashMap::new(),
+            stopped: false,
+        }));
+        let transport = Transport::start(me, &settings.voters, Rc::clone(&events));
+        glommio::spawn_local(transport::serve(
+            listener,
+            me,
+            Rc::new(voter_ids),
+            Rc::clone(&events),
+        ))
+        .detach();
+        let driver = Driver {
+            node,
+            log,
+            transport,
+            shared: Rc::clone(&shared),
+            apply: apply_tx,
+        };
+        glommio::spawn_local(driver.run(events_rx)).detach();
+        let ticker = Rc::clone(&events);
+        let tick = settings.tick;
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(tick).await;
+                if ticker.try_send(Event::Tick).is_err() {
+                    return;
+                }
+            }
+        })
+        .detach();
+        Ok(Rc::new(Quorum {
+            settings,
+            events,
+            shared,
+            incarnation: incarnation(),
+            next_sequence: Cell::new(0),
+            applier: RefCell::new(Some(apply_rx)),
+        }))
+    }
+
+    /// The image as of the last applied entry.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.shared.borrow().image)
+    }
+
+    pub fn status(&self) -> QuorumStatus {
+        self.shared.borrow().status.clone()
+    }
+
+    /// The active controller's node id, if one is known.
+    pub fn leader_id(&self) -> Option<u64> {
+        let leader = self.shared.borrow().status.leader_id;
+        (leader != 0).then_some(leader)
+    }
+
+    pub fn settings(&self) -> &QuorumSettings {
+        &self.settings
+    }
+
+    /// Starts applying committed entries and publishing them through
+    /// `publisher` (once the broker loaded the image [`Quorum::image`]
+    /// returned). Later calls do nothing.
+    pub fn start_applying<P: Publisher + 'static>(&self, publisher: P) {
+        let Some(rx) = self.applier.borrow_mut().take() else {
+            return;
+        };
+        let applier = Applier {
+            shared: Rc::clone(&self.shared),
+            events: Rc::clone(&self.events),
+            publisher,
+            snapshot_interval: self.settings.snapshot_interval_entries.max(1),
+            last_snapshot: self.shared.borrow().status.applied_index,
+        };
+        glommio::spawn_local(applier.run(rx)).detach();
+    }
+
+    /// Proposes `records` as one entry and waits until it is applied on
+    /// this node and published to its shards.
+    pub async fn commit(
+        &self,
+        records: &[MetadataRecord],
+    ) -> Result<(u64, Result<(), PublishError>), ProposalError> {
+        if self.shared.borrow().stopped {
+            return Err(ProposalError::NoLeader);
+        }
+        let sequence = self.next_sequence.get();
+        self.next_sequence.set(sequence + 1);
+        let id = ProposalId {
+            node_id: i32::try_from(self.settings.node_id).unwrap_or(i32::MAX),
+            incarnation: self.incarnation,
+            sequence,
+        };
+        let data = payload::encode(id, records);
+        let (tx, rx) = oneshot::channel();
+        self.shared.borrow_mut().waiters.insert(id, tx);
+        if self.events.try_send(Event::Propose { id, data }).is_err() {
+            self.shared.borrow_mut().waiters.remove(&id);
+            return Err(ProposalError::NoLeader);
+        }
+        let timeout = self.settings.proposal_timeout;
+        match within(timeout, rx).await {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_dropped)) => Err(ProposalError::NoLeader),
+            None => {
+                self.shared.borrow_mut().waiters.remove(&id);
+                Err(ProposalError::TimedOut(timeout))
+            }
+        }
+    }
+}
+
+/// A random incarnation id for this process's proposals.
+fn incarnation() -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
+
+/// The image from the log's snapshot plus every entry the log knows
+/// committed, and the index it is as of.
+fn replay(log: &QuorumLog, mem: &QuorumStorage) -> Result<(MetadataImage, u64), QuorumError> {
+    let mut image = MetadataImage::new();
+    let mut applied = 0;
+    if let Some(snapshot) = log.snapshot() {
+        let index = snapshot.get_metadata().index;
+        image = image_from_snapshot(index, snapshot.get_data())?;
+        applied = index;
+    }
+    let state = mem.initial_state()?;
+    let commit = state.hard_state.commit;
+    if commit > applied {
+        let entries = mem.entries(
+            applied + 1,
+            commit + 1,
+            None,
+            GetEntriesContext::empty(false),
+        )?;
+        for entry in &entries {
+            if let Some(Ok((_, (next, _)))) = apply_entry(&image, entry) {
+                image = next;
+            }
+        }
+        applied = commit;
+    }
+    Ok((image, applied))
+}
+
+fn image_from_snapshot(index: u64, data: &[u8]) -> Result<MetadataImage, QuorumError> {
+    let end = i64::try_from(index).unwrap_or(i64::MAX);
+    let failed = |message: String| QuorumError::Snapshot { index, message };
+    let records = read_snapshot(data, end).map_err(|e| failed(e.to_string()))?;
+    let mut image = MetadataImage::new();
+    for record in &records {
+        image.apply(record).map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(image)
+}
+
+/// What applying `entry` to `image` gives: `None` for an entry without
+/// records (the leader's empty entry, a conf change), else the proposer
+/// and the new image with its deltas, or why the records no longer apply.
+#[allow(clippy::type_complexity)]
+fn apply_entry(
+    image: &MetadataImage,
+    entry: &Entry,
+) -> Option<Result<(ProposalId, (MetadataImage, Vec<MetadataDelta>)), (ProposalId, ApplyError)>> {
+    if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+        return None;
+    }
+    let payload = match payload::decode(&entry.data) {
+        Ok(payload) => payload,
+        Err(error) => {
+            // Every node decodes the same bytes the same way, so every
+            // node skips it alike.
+            tracing::error!(index = entry.index, %error, "undecodable quorum entry skipped");
+            return None;
+        }
+    };
+    let mut next = image.clone();
+    let mut deltas = Vec::with_capacity(payload.records.len());
+    for record in &payload.records {
+        match next.apply(record) {
+            Ok(delta) => deltas.push(delta),
+            Err(error) => return Some(Err((payload.id, error))),
+        }
+    }
+    Some(Ok((payload.id, (next, deltas))))
+}
+
+struct Driver {
+    node: RawNode<QuorumStorage>,
+    log: QuorumLog,
+    transport: Transport,
+    shared: Rc<RefCell<Shared>>,
+    apply: LocalSender<Apply>,
+}
+
+impl Driver {
+    async fn run(mut self, events: LocalReceiver<Event>) {
+        while let Some(event) = events.recv().await {
+            let handled = match event {
+                Event::Tick => {
+                    self.node.tick();
+                    Ok(())
+                }
+                Event::Step(message) => {
+                    if let Err(error) = self.node.step(*message) {
+                        tracing::debug!(%error, "raft message refused");
+                    }
+                    Ok(())
+                }
+                Event::Propose { id, data } => {
+                    if self.node.propose(Vec::new(), data).is_err() {
+                        self.answer(id, Err(ProposalError::NoLeader));
+                    }
+                    Ok(())
+                }
+                Event::Compact { index, data } => self.compact(index, data).await,
+                Event::Unreachable { to, snapshot } => {
+                    self.node.report_unreachable(to);
+                    if snapshot {
+                        self.node.report_snapshot(to, SnapshotStatus::Failure);
+                    }
+                    Ok(())
+                }
+                Event::SnapshotSent { to } => {
+                    self.node.report_snapshot(to, SnapshotStatus::Finish);
+                    Ok(())
+                }
+            };
+            let handled = match handled {
+                Ok(()) if self.node.has_ready() => self.on_ready().await,
+                other => other,
+            };
+            if let Err(error) = handled {
+                tracing::error!(
+                    %error,
+                    "the metadata quorum's log failed: this node leaves the quorum \
+                     (its disk can no longer be trusted); restart it once fixed"
+                );
+                self.stop();
+                return;
+            }
+            self.publish_status();
+        }
+    }
+
+    fn answer(&self, id: ProposalId, outcome: Outcome) {
+        if let Some(waiter) = self.shared.borrow_mut().waiters.remove(&id) {
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    fn stop(&self) {
+        let mut shared = self.shared.borrow_mut();
+        shared.stopped = true;
+        shared.status.leader_id = 0;
+        for (_, waiter) in shared.waiters.drain() {
+            let _ = waiter.send(Err(ProposalError::NoLeader));
+        }
+    }
+
+    fn send_all(&self, messages: Vec<Message>) {
+        for message in messages {
+            self.transport.send(message);
+        }
+    }
+
+    fn hand_to_applier(&self, entries: Vec<Entry>) {
+        if !entries.is_empty() {
+            let _ = self.apply.try_send(Apply::Entries(entries));
+        }
+    }
+
+    async fn on_ready(&mut self) -> Result<(), QuorumError> {
+        let mut ready = self.node.ready();
+        if let Some(soft) = ready.ss() {
+            let mut shared = self.shared.borrow_mut();
+            shared.status.leader_id = soft.leader_id;
+            shared.status.role = soft.raft_state;
+        }
+        self.send_all(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            let snapshot: Snapshot = ready.snapshot().clone();
+            self.log.install_snapshot(&snapshot).await?;
+            let _ = self.apply.try_send(Apply::Snapshot {
+                index: snapshot.get_metadata().index,
+                data: snapshot.get_data().to_vec(),
+            });
+        }
+        self.hand_to_applier(ready.take_committed_entries());
+        if !ready.entries().is_empty() || ready.hs().is_some() {
+            self.log.persist(ready.entries(), ready.hs()).await?;
+        }
+        self.send_all(ready.take_persisted_messages());
+        let mut light = self.node.advance(ready);
+        if light.commit_index().is_some() {
+            let hard_state = self.node.raft.hard_state();
+            self.log.persist(&[], Some(&hard_state)).await?;
+        }
+        self.send_all(light.take_messages());
+        self.hand_to_applier(light.take_committed_entries());
+        self.node.advance_apply();
+        Ok(())
+    }
+
+    async fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), QuorumError> {
+        // The hard state on disk must cover the snapshot's index.
+        let hard_state = self.node.raft.hard_state();
+        if hard_state.commit < index {
+            return Ok(());
+        }
+        self.log.persist(&[], Some(&hard_state)).await?;
+        self.log.compact(index, data).await?;
+        tracing::debug!(index, "quorum log compacted");
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let raft = &self.node.raft;
+        let mut shared = self.shared.borrow_mut();
+        let status = &mut shared.status;
+        status.term = raft.term;
+        status.commit_index = raft.raft_log.committed;
+        status.progress = if raft.state == StateRole::Leader {
+            raft.prs()
+                .iter()
+                .map(|(id, progress)| (*id, progress.matched))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    }
+}
+
+struct Applier<P: Publisher> {
+    shared: Rc<RefCell<Shared>>,
+    events: Rc<LocalSender<Event>>,
+    publisher: P,
+    snapshot_interval: u64,
+    last_snapshot: u64,
+}
+
+impl<P: Publisher> Applier<P> {
+    async fn run(mut self, rx: LocalReceiver<Apply>) {
+        while let Some(apply) = rx.recv().await {
+            match apply {
+                Apply::Entries(entries) => {
+                    for entry in entries {
+                        self.apply(entry).await;
+                    }
+                }
+                Apply::Snapshot { index, data } => self.install(index, &data).await,
+            }
+        }
+    }
+
+    fn applied(&self) -> u64 {
+        self.shared.borrow().status.applied_index
+    }
+
+    async fn apply(&mut self, entry: Entry) {
+        if entry.index <= self.applied() {
+            return;
+        }
+        let image = Arc::clone(&self.shared.borrow().image);
+        match apply_entry(&image, &entry) {
+            None => {}
+            Some(Err((id, error))) => {
+                tracing::debug!(index = entry.index, %error, "quorum entry no longer applies");
+                self.answer(id, Err(ProposalError::Rejected(error)));
+            }
+            Some(Ok((id, (next, deltas)))) => {
+                let next = Arc::new(next);
+                self.shared.borrow_mut().image = Arc::clone(&next);
+                let committed = Committed {
+                    first_offset: i64::try_from(entry.index).unwrap_or(i64::MAX),
+                    deltas,
+                    image: next,
+                };
+                let published = self.publisher.publish(committed).await;
+                self.answer(id, Ok((entry.index, published)));
+            }
+        }
+        self.shared.borrow_mut().status.applied_index = entry.index;
+        if entry.index - self.last_snapshot >= self.snapshot_interval {
+            self.snapshot(entry.index);
+        }
+    }
+
+    fn snapshot(&mut self, index: u64) {
+        let image = Arc::clone(&self.shared.borrow().image);
+        let end = i64::try_from(index).unwrap_or(i64::MAX);
+        let data = encode_snapshot(end, &image.to_records());
+        self.last_snapshot = index;
+        let _ = self.events.try_send(Event::Compact { index, data });
+    }
+
+    /// A leader's snapshot replaces the image; shards get the difference.
+    async fn install(&mut self, index: u64, data: &[u8]) {
+        if index <= self.applied() {
+            return;
+        }
+        let next = match image_from_snapshot(index, data) {
+            Ok(image) => Arc::new(image),
+            Err(error) => {
+                tracing::error!(%error, "a leader's snapshot does not load");
+                return;
+            }
+        };
+        let old = Arc::clone(&self.shared.borrow().image);
+        let deltas = old.deltas_to(&next);
+        self.shared.borrow_mut().image = Arc::clone(&next);
+        let committed = Committed {
+            first_offset: i64::try_from(index).unwrap_or(i64::MAX),
+            deltas,
+            image: next,
+        };
+        if let Err(error) = self.publisher.publish(committed).await {
+            tracing::error!(%error, "applying a leader's snapshot on the shards");
+        }
+        self.shared.borrow_mut().status.applied_index = index;
+        self.last_snapshot = index;
+    }
+
+    fn answer(&self, id: ProposalId, outcome: Outcome) {
+        if let Some(waiter) = self.shared.borrow_mut().waiters.remove(&id) {
+            let _ = waiter.send(outcome);
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The quorum's own traffic between controllers: raft-rs `Message`s over
+//! TCP, one connection per direction and peer.
+//!
+//! A frame is `u32` length (big-endian) + the message's protobuf encoding;
+//! lengths above [`FRAME_BYTES_MAX`] close the connection. A connection
+//! opens with a 16-byte hello: the magic `RAFKAQRM`, a `u32` version and
+//! the sender's node id (`i32`), so the receiver drops a stray client or a
+//! node that is not a voter before reading anything else.
+//!
+//! Sending never blocks the driver: each peer has a bounded queue and a
+//! task that connects (with a deadline), writes, and reconnects after a
+//! back-off. A full queue or a dead link drops messages, which Raft
+//! tolerates (it retransmits); the driver is told, so raft-rs probes the
+//! peer instead of streaming to it, and a snapshot that was not delivered
+//! is reported failed so it is sent again.
+//!
+//! Lives on: the controller's shard (shard 0) of every voter.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::net::{TcpListener, TcpStream};
+use protobuf::Message as _;
+use raft::prelude::{Message, MessageType};
+
+use super::driver::Event;
+use crate::runtime::within;
+
+/// Largest frame accepted: a snapshot of a very large image fits.
+pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
+const MAGIC: &[u8; 8] = b"RAFKAQRM";
+const VERSION: u32 = 1;
+const HELLO_BYTES: usize = 16;
+/// Messages queued per peer before new ones are dropped.
+const PEER_QUEUE_LEN: usize = 4096;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Outbound links to every other voter.
+pub struct Transport {
+    peers: HashMap<u64, LocalSender<Message>>,
+    events: Rc<LocalSender<Event>>,
+}
+
+impl Transport {
+    /// Starts one sender task per peer in `voters` (other than `me`).
+    pub fn start(me: u64, voters: &[(u64, String)], events: Rc<LocalSender<Event>>) -> Transport {
+        let mut peers = HashMap::new();
+        for (id, address) in voters {
+            if *id == me {
+                continue;
+            }
+            let (tx, rx) = local_channel::new_bounded(PEER_QUEUE_LEN);
+            let link = PeerLink {
+                me,
+                peer: *id,
+                address: address.clone(),
+                events: Rc::clone(&events),
+            };
+            glommio::spawn_local(link.run(rx)).detach();
+            peers.insert(*id, tx);
+        }
+        Transport { peers, events }
+    }
+
+    /// Queues `message` for its peer; drops it when the queue is full.
+    pub fn send(&self, message: Message) {
+        let to = message.to;
+        let Some(peer) = self.peers.get(&to) else {
+            tracing::warn!(to, "raft message for an unknown node dropped");
+            return;
+        };
+        let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+        if peer.try_send(message).is_err() {
+            let _ = self.events.try_send(Event::Unreachable { to, snapshot });
+        }
+    }
+}
+
+struct PeerLink {
+    me: u64,
+    peer: u64,
+    address: String,
+    events: Rc<LocalSender<Event>>,
+}
+
+impl PeerLink {
+    async fn run(self, rx: glommio::channels::local_channel::LocalReceiver<Message>) {
+        let mut stream: Option<TcpStream> = None;
+        let mut retry_at = Instant::now();
+        let mut buffer = Vec::new();
+        while let Some(message) = rx.recv().await {
+            let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+            if stream.is_none() && Instant::now() >= retry_at {
+                stream = self.connect().await;
+                if stream.is_none() {
+                    retry_at = Instant::now() + RECONNECT_BACKOFF;
+                }
+            }
+            let Some(connection) = stream.as_mut() else {
+                self.report(snapshot, false);
+                continue;
+            };
+            buffer.clear();
+            buffer.extend_from_slice(&[0; 4]);
+            if let Err(error) = message.write_to_vec(&mut buffer) {
+                tracing::error!(peer = self.peer, %error, "encoding a raft message");
+                continue;
+            }
+            let len = u32::try_from(buffer.len() - 4).unwrap_or(u32::MAX);
+            buffer[..4].copy_from_slice(&len.to_be_bytes());
+            match connection.write_all(&buffer).await {
+                Ok(()) => {
+                    if snapshot {
+                        self.report(true, true);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(peer = self.peer, %error, "raft link lost");
+                    stream = None;
+                    retry_at = Instant::now() + RECONNECT_BACKOFF;
+                    self.report(snapshot, false);
+                }
+            }
+        }
+    }
+
+    fn report(&self, snapshot: bool, delivered: bool) {
+        let event = if delivered {
+            Event::SnapshotSent { to: self.peer }
+        } else {
+            Event::Unreachable {
+                to: self.peer,
+                snapshot,
+            }
+        };
+        let _ = self.events.try_send(event);
+    }
+
+    async fn connect(&self) -> Option<TcpStream> {
+        let connecting = TcpStream::connect(self.address.as_str());
+        let mut stream = match within(CONNECT_TIMEOUT, connecting).await {
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::debug!(peer = self.peer, address = self.address, %error, "raft connect");
+                return None;
+            }
+            None => return None,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut hello = Vec::with_capacity(HELLO_BYTES);
+        hello.extend_from_slice(MAGIC);
+        hello.extend_from_slice(&VERSION.to_be_bytes());
+        hello.extend_from_slice(&(self.me as i32).to_be_bytes());
+        stream.write_all(&hello).await.ok()?;
+        Some(stream)
+    }
+}
+
+/// Accepts the other voters' connections and steps what they send into
+/// the driver.
+pub async fn serve(
+    listener: TcpListener,
+    me: u64,
+    voters: Rc<Vec<u64>>,
+    events: Rc<LocalSender<Event>>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "controller listener accept");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let voters = Rc::clone(&voters);
+        let events = Rc::clone(&events);
+        glommio::spawn_local(async move {
+            let peer = stream.peer_addr().ok();
+            if let Err(error) = receive(stream, me, &voters, &events).await {
+                tracing::debug!(?peer, %error, "raft connection closed");
+            }
+        })
+        .detach();
+    }
+}
+
+async fn receive(
+    mut stream: TcpStream,
+    me: u64,
+    voters: &[u64],
+    events: &LocalSender<Event>,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut hello = [0u8; HELLO_BYTES];
+    stream
+        .read_exact(&mut hello)
+        .await
+        .map_err(|e| e.to_string())?;
+    if &hello[..8] != MAGIC {
+        return Err("not a rafka quorum connection".into());
+    }
+    let version = u32::from_be_bytes(hello[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(format!("quorum protocol version {version} unknown"));
+    }
+    let from = i32::from_be_bytes(hello[12..16].try_into().expect("4 bytes"));
+    let from = u64::try_from(from).map_err(|_| format!("node id {from} invalid"))?;
+    if !voters.contains(&from) || from == me {
+        return Err(format!("node {from} is not another voter"));
+    }
+    let mut body = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        if stream.read_exact(&mut len).await.is_err() {
+            return Ok(());
+        }
+        let len = u32::from_be_bytes(len);
+        if len > FRAME_BYTES_MAX {
+            return Err(format!("raft frame of {len} bytes"));
+        }
+        body.resize(len as usize, 0);
+        stream
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| e.to_string())?;
+        let message = Message::parse_from_bytes(&body).map_err(|e| e.to_string())?;
+        if message.from != from || message.to != me {
+            return Err(format!(
+                "message from {} to {} on node {from}'s link to {me}",
+                message.from, message.to
+            ));
+        }
+        if events.try_send(Event::Step(Box::new(message))).is_err() {
+            return Err("the quorum driver stopped".into());
+        }
+    }
+}
