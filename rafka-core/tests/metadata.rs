@@ -7,10 +7,11 @@ use proptest::prelude::*;
 use rafka_core::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use rafka_core::config::{BrokerConfig, TopicNameError};
 use rafka_core::metadata::{
-    AccessControlEntryRecord, ApplyError, ClientQuotaRecord, ConfigOp, ConfigRecord,
-    ConfigResource, Controller, ControllerError, MetadataDelta, MetadataImage, MetadataRecord,
-    NewTopic, PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
+    AccessControlEntryRecord, ApplyError, BrokerEndpoint, ClientQuotaRecord, ConfigOp,
+    ConfigRecord, ConfigResource, Controller, ControllerError, MetadataDelta, MetadataImage,
+    MetadataRecord, NewTopic, PartitionLeadershipRecord, PartitionPlacementRecord, PartitionRecord,
+    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
 };
 use rafka_core::quota::{EntityName, QuotaEntity, QuotaKey, QuotaValue};
 use rafka_core::sasl::{CredentialError, ScramCredential, ScramCredentials, ScramMechanism};
@@ -669,7 +670,139 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
             MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })
         }),
         arb_client_quota(),
+        arb_cluster_record(),
     ]
+}
+
+fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {
+    let uuid = any::<u128>().prop_map(Uuid::from_u128);
+    let endpoint = (".{0,8}", ".{0,12}", any::<u16>(), any::<i16>()).prop_map(
+        |(listener, host, port, security_protocol)| BrokerEndpoint {
+            listener,
+            host,
+            port,
+            security_protocol,
+        },
+    );
+    let ids = proptest::collection::vec(any::<i32>(), 0..5);
+    prop_oneof![
+        (
+            any::<i32>(),
+            any::<i64>(),
+            uuid.clone(),
+            proptest::option::of(".{0,8}"),
+            proptest::collection::vec(endpoint, 0..3)
+        )
+            .prop_map(|(node_id, epoch, incarnation_id, rack, endpoints)| {
+                MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    node_id,
+                    epoch,
+                    incarnation_id,
+                    rack,
+                    endpoints,
+                })
+            }),
+        (
+            uuid,
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+            ids.clone(),
+            ids
+        )
+            .prop_map(
+                |(topic_id, partition, leader, leader_epoch, replicas, isr)| {
+                    MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
+                        topic_id,
+                        partition,
+                        leader,
+                        leader_epoch,
+                        replicas,
+                        isr,
+                    })
+                }
+            ),
+    ]
+}
+
+#[test]
+fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
+    let topic_id = Uuid::from_u128(7);
+    let register = |epoch| {
+        MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+            node_id: 2,
+            epoch,
+            incarnation_id: Uuid::from_u128(9),
+            rack: Some("r1".into()),
+            endpoints: vec![BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 19092,
+                security_protocol: 0,
+            }],
+        })
+    };
+    let lead = |leader, leader_epoch| {
+        MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
+            topic_id,
+            partition: 0,
+            leader,
+            leader_epoch,
+            replicas: vec![2, 3],
+            isr: vec![2, 3],
+        })
+    };
+    let mut image = MetadataImage::new();
+    apply_all(
+        &mut image,
+        &[
+            register(1),
+            MetadataRecord::Topic(TopicRecord {
+                name: "t".into(),
+                topic_id,
+            }),
+            MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition: 0,
+                shard: 0,
+            }),
+            lead(2, 0),
+            lead(3, 1),
+        ],
+    );
+    assert_eq!(
+        image.apply(&register(1)),
+        Err(ApplyError::StaleBrokerEpoch {
+            node_id: 2,
+            epoch: 1,
+            current: 1
+        })
+    );
+    assert!(matches!(
+        image.apply(&lead(2, 0)),
+        Err(ApplyError::StaleLeaderEpoch {
+            epoch: 0,
+            current: 1,
+            ..
+        })
+    ));
+    let topic = image.topic("t").expect("topic");
+    assert_eq!(topic.leadership(0).map(|l| l.leader), Some(3));
+    assert!(topic.is_replica(0, 2) && !topic.is_replica(0, 1));
+    assert_eq!(image.broker(2).map(|b| b.epoch), Some(1));
+    let mut rebuilt = MetadataImage::new();
+    apply_all(&mut rebuilt, &image.to_records());
+    assert_eq!(rebuilt, image);
+    // A mirror that missed everything gets it all as deltas.
+    let deltas = MetadataImage::new().deltas_to(&image);
+    assert!(deltas.contains(&MetadataDelta::BrokerRegistered {
+        node_id: 2,
+        epoch: 1
+    }));
+    assert!(deltas.iter().any(|d| matches!(
+        d,
+        MetadataDelta::LeadershipChanged { partition: 0, new, .. } if new.leader == 3
+    )));
 }
 
 fn arb_client_quota() -> impl Strategy<Value = MetadataRecord> {

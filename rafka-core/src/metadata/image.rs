@@ -17,10 +17,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::record::{
-    AccessControlEntryRecord, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
-    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
-    RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
-    TopicRecord, UserScramCredentialRecord,
+    AccessControlEntryRecord, BrokerEndpoint, ClientQuotaRecord, ConfigRecord, ConfigResource,
+    MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord, PartitionRecord,
+    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId, TopicRecord,
+    UserScramCredentialRecord,
 };
 use crate::acl::AclSet;
 use crate::config::topic_name::{collision_key, has_collision_chars};
@@ -37,6 +38,28 @@ pub struct TopicImage {
     pub partitions: Vec<ShardId>,
     /// Config overrides exactly as the client sent them.
     pub configs: BTreeMap<String, String>,
+    /// Leadership of partition `i` at index `i`; `None`: never assigned
+    /// (a single node's partition, led by the node itself).
+    pub leadership: Vec<Option<Leadership>>,
+}
+
+/// Which brokers hold a partition and which one leads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// A registered broker as the image knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    pub node_id: i32,
+    pub epoch: i64,
+    pub incarnation_id: Uuid,
+    pub rack: Option<String>,
+    pub endpoints: Vec<BrokerEndpoint>,
 }
 
 impl TopicImage {
@@ -47,6 +70,19 @@ impl TopicImage {
     pub fn shard_of(&self, partition: i32) -> Option<ShardId> {
         let index = usize::try_from(partition).ok()?;
         self.partitions.get(index).copied()
+    }
+
+    /// The partition's leadership, if the cluster assigned one.
+    pub fn leadership(&self, partition: i32) -> Option<&Leadership> {
+        let index = usize::try_from(partition).ok()?;
+        self.leadership.get(index)?.as_ref()
+    }
+
+    /// Whether node `node_id` holds partition `partition` (a partition
+    /// without assigned replicas is held by every node: a single node).
+    pub fn is_replica(&self, partition: i32, node_id: i32) -> bool {
+        self.leadership(partition)
+            .is_none_or(|l| l.replicas.contains(&node_id))
     }
 }
 
@@ -123,6 +159,19 @@ pub enum MetadataDelta {
         old: Option<QuotaValue>,
         new: Option<QuotaValue>,
     },
+    /// A broker registered (again): `epoch` is its new broker epoch.
+    BrokerRegistered {
+        node_id: i32,
+        epoch: i64,
+    },
+    /// A partition's leader, replicas or ISR changed.
+    LeadershipChanged {
+        topic_id: Uuid,
+        name: String,
+        partition: i32,
+        old: Option<Leadership>,
+        new: Leadership,
+    },
 }
 
 /// A record that does not fit the image it is applied to. The controller
@@ -171,6 +220,21 @@ pub enum ApplyError {
     ClientQuotaKeyMismatch { entity: QuotaEntity, key: QuotaKey },
     #[error("entity {entity} has no client quota {key}")]
     UnknownClientQuota { entity: QuotaEntity, key: QuotaKey },
+    #[error("broker {node_id} registration epoch {epoch} is not above its current {current}")]
+    StaleBrokerEpoch {
+        node_id: i32,
+        epoch: i64,
+        current: i64,
+    },
+    #[error(
+        "leader epoch {epoch} of topic {topic_id} partition {partition} is not above {current}"
+    )]
+    StaleLeaderEpoch {
+        topic_id: Uuid,
+        partition: i32,
+        epoch: i32,
+        current: i32,
+    },
 }
 
 impl ApplyError {
@@ -208,6 +272,8 @@ pub struct MetadataImage {
     scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     acls: AclSet,
     client_quotas: QuotaTable,
+    /// Registered brokers by node id.
+    brokers: BTreeMap<i32, BrokerImage>,
 }
 
 impl MetadataImage {
@@ -333,6 +399,15 @@ impl MetadataImage {
         self.scram_credentials.iter().map(|(u, c)| (u.as_str(), c))
     }
 
+    /// Registered brokers in node id order.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values()
+    }
+
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerImage> {
+        self.brokers.get(&node_id)
+    }
+
     /// The image as records that rebuild it from empty (a snapshot): the
     /// ACLs in id order, the dynamic broker configs, the SCRAM credentials
     /// (user, then mechanism order), the client quotas (entity, then key
@@ -340,6 +415,15 @@ impl MetadataImage {
     /// TopicRecord, PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        for broker in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                node_id: broker.node_id,
+                epoch: broker.epoch,
+                incarnation_id: broker.incarnation_id,
+                rack: broker.rack.clone(),
+                endpoints: broker.endpoints.clone(),
+            }));
+        }
         for (id, acl) in self.acls.iter() {
             out.push(MetadataRecord::AccessControlEntry(
                 AccessControlEntryRecord {
@@ -385,6 +469,20 @@ impl MetadataImage {
                     shard: *shard,
                 }));
             }
+            for (i, leadership) in t.leadership.iter().enumerate() {
+                if let Some(l) = leadership {
+                    out.push(MetadataRecord::PartitionLeadership(
+                        PartitionLeadershipRecord {
+                            topic_id: t.id,
+                            partition: i32::try_from(i).unwrap_or(i32::MAX),
+                            leader: l.leader,
+                            leader_epoch: l.leader_epoch,
+                            replicas: l.replicas.clone(),
+                            isr: l.isr.clone(),
+                        },
+                    ));
+                }
+            }
             for (key, value) in &t.configs {
                 out.push(MetadataRecord::Config(ConfigRecord {
                     resource: ConfigResource::Topic(t.name.clone()),
@@ -410,7 +508,76 @@ impl MetadataImage {
             MetadataRecord::AccessControlEntry(r) => self.apply_acl(r),
             MetadataRecord::RemoveAccessControlEntry(r) => self.apply_remove_acl(r),
             MetadataRecord::ClientQuota(r) => self.apply_client_quota(r),
+            MetadataRecord::RegisterBroker(r) => self.apply_register_broker(r),
+            MetadataRecord::PartitionLeadership(r) => self.apply_leadership(r),
         }
+    }
+
+    fn apply_register_broker(
+        &mut self,
+        r: &RegisterBrokerRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        if let Some(current) = self.brokers.get(&r.node_id) {
+            if r.epoch <= current.epoch {
+                return Err(ApplyError::StaleBrokerEpoch {
+                    node_id: r.node_id,
+                    epoch: r.epoch,
+                    current: current.epoch,
+                });
+            }
+        }
+        self.brokers.insert(
+            r.node_id,
+            BrokerImage {
+                node_id: r.node_id,
+                epoch: r.epoch,
+                incarnation_id: r.incarnation_id,
+                rack: r.rack.clone(),
+                endpoints: r.endpoints.clone(),
+            },
+        );
+        Ok(MetadataDelta::BrokerRegistered {
+            node_id: r.node_id,
+            epoch: r.epoch,
+        })
+    }
+
+    fn apply_leadership(
+        &mut self,
+        r: &PartitionLeadershipRecord,
+    ) -> Result<MetadataDelta, ApplyError> {
+        let topic = self.topic_mut(&r.topic_id)?;
+        let slot = usize::try_from(r.partition)
+            .ok()
+            .and_then(|i| topic.leadership.get_mut(i))
+            .ok_or(ApplyError::UnknownPartition {
+                topic_id: r.topic_id,
+                partition: r.partition,
+            })?;
+        if let Some(current) = slot {
+            if r.leader_epoch < current.leader_epoch {
+                return Err(ApplyError::StaleLeaderEpoch {
+                    topic_id: r.topic_id,
+                    partition: r.partition,
+                    epoch: r.leader_epoch,
+                    current: current.leader_epoch,
+                });
+            }
+        }
+        let new = Leadership {
+            leader: r.leader,
+            leader_epoch: r.leader_epoch,
+            replicas: r.replicas.clone(),
+            isr: r.isr.clone(),
+        };
+        let old = slot.replace(new.clone());
+        Ok(MetadataDelta::LeadershipChanged {
+            topic_id: r.topic_id,
+            name: topic.name.clone(),
+            partition: r.partition,
+            old,
+            new,
+        })
     }
 
     fn apply_client_quota(&mut self, r: &ClientQuotaRecord) -> Result<MetadataDelta, ApplyError> {
@@ -521,6 +688,7 @@ impl MetadataImage {
             id: r.topic_id,
             partitions: Vec::new(),
             configs: BTreeMap::new(),
+            leadership: Vec::new(),
         };
         self.topics.insert(r.topic_id, Arc::new(topic));
         self.ids_by_name.insert(r.name.clone(), r.topic_id);
@@ -553,6 +721,7 @@ impl MetadataImage {
             });
         }
         topic.partitions.push(r.shard);
+        topic.leadership.push(None);
         let name = topic.name.clone();
         self.partition_count += 1;
         Ok(MetadataDelta::PartitionCreated {
@@ -577,6 +746,7 @@ impl MetadataImage {
             });
         }
         let removed = topic.partitions.split_off(r.first as usize);
+        topic.leadership.truncate(r.first as usize);
         let name = topic.name.clone();
         self.partition_count -= removed.len() as u64;
         Ok(MetadataDelta::PartitionsRemoved {
@@ -741,6 +911,29 @@ impl MetadataImage {
                     name: new.name.clone(),
                     partition: i32::try_from(index).unwrap_or(i32::MAX),
                     shard: *shard,
+                });
+            }
+            let old_leadership = self.topics.get(id).map(|t| t.leadership.as_slice());
+            for (index, leadership) in new.leadership.iter().enumerate() {
+                let before = old_leadership.and_then(|l| l.get(index)).cloned().flatten();
+                if let Some(after) = leadership {
+                    if before.as_ref() != Some(after) {
+                        deltas.push(MetadataDelta::LeadershipChanged {
+                            topic_id: *id,
+                            name: new.name.clone(),
+                            partition: i32::try_from(index).unwrap_or(i32::MAX),
+                            old: before,
+                            new: after.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for (node_id, broker) in &next.brokers {
+            if self.brokers.get(node_id) != Some(broker) {
+                deltas.push(MetadataDelta::BrokerRegistered {
+                    node_id: *node_id,
+                    epoch: broker.epoch,
                 });
             }
         }

@@ -38,16 +38,17 @@ pub mod store;
 
 pub use acl_control::{AclControlError, AclDeletion};
 pub use controller::{new_topic_id, ConfigOp, Controller, ControllerError, NewTopic};
-pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
+pub use image::{ApplyError, BrokerImage, Leadership, MetadataDelta, MetadataImage, TopicImage};
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
 pub use quota_control::{
     QuotaAlterError, QuotaAlteration, QuotaAlterationEntry, QuotaDescription, QuotaOp,
 };
 pub use record::{
-    AccessControlEntryRecord, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
-    PartitionPlacementRecord, PartitionRecord, RemoveAccessControlEntryRecord,
-    RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
-    TopicRecord, UserScramCredentialRecord,
+    AccessControlEntryRecord, BrokerEndpoint, ClientQuotaRecord, ConfigRecord, ConfigResource,
+    MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord, PartitionRecord,
+    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId, TopicRecord,
+    UserScramCredentialRecord,
 };
 pub use scram_control::{
     ScramAlterError, ScramAlteration, ScramDeletion, ScramDescribeError, ScramDescription,

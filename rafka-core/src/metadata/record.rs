@@ -159,6 +159,41 @@ pub struct ClientQuotaRecord {
     pub value: Option<QuotaValue>,
 }
 
+/// One of a broker's listeners as clients reach it (Kafka's
+/// BrokerEndpoint): name, host, port and `SecurityProtocol` id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: i16,
+}
+
+/// A broker joined (or rejoined) the cluster (KRaft's
+/// RegisterBrokerRecord). `epoch` must exceed the node's previous one: a
+/// registration that lost a race, or a stale one, no longer applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBrokerRecord {
+    pub node_id: i32,
+    pub epoch: i64,
+    pub incarnation_id: Uuid,
+    pub rack: Option<String>,
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
+/// Which brokers hold a partition and which of them leads it (KRaft's
+/// PartitionRecord / PartitionChangeRecord fields). A partition without
+/// one (a single node's log) is led by the node itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLeadershipRecord {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -172,6 +207,8 @@ pub enum MetadataRecord {
     AccessControlEntry(AccessControlEntryRecord),
     RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
     ClientQuota(ClientQuotaRecord),
+    RegisterBroker(RegisterBrokerRecord),
+    PartitionLeadership(PartitionLeadershipRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -187,6 +224,8 @@ mod code {
     pub const USER_SCRAM_CREDENTIAL: u8 = 9;
     pub const REMOVE_USER_SCRAM_CREDENTIAL: u8 = 10;
     pub const CLIENT_QUOTA: u8 = 11;
+    pub const REGISTER_BROKER: u8 = 12;
+    pub const PARTITION_LEADERSHIP: u8 = 13;
 
     pub fn is_known(code: u8) -> bool {
         matches!(
@@ -202,6 +241,8 @@ mod code {
                 | USER_SCRAM_CREDENTIAL
                 | REMOVE_USER_SCRAM_CREDENTIAL
                 | CLIENT_QUOTA
+                | REGISTER_BROKER
+                | PARTITION_LEADERSHIP
         )
     }
 }
@@ -246,6 +287,8 @@ pub enum RecordError {
     /// The value's `f64` bits (an `f64` would make the error not `Eq`).
     #[error("client quota value {} is not finite and above zero", f64::from_bits(*.0))]
     BadQuotaValue(u64),
+    #[error("{field} at byte {at} is out of range")]
+    OutOfRange { at: usize, field: &'static str },
     #[error("{0} bytes left after the record")]
     TrailingBytes(usize),
 }
@@ -284,6 +327,12 @@ impl Writer<'_> {
     }
     fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i32_array(&mut self, values: &[i32]) {
+        self.u32(u32::try_from(values.len()).expect("few node ids"));
+        for v in values {
+            self.i32(*v);
+        }
     }
     fn entity_name(&mut self, name: &EntityName) {
         match name {
@@ -381,6 +430,23 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, RecordError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
+    /// A count of items of at least `item_bytes` each, bounded by the
+    /// bytes left, so a bad count cannot make us allocate.
+    fn count(&mut self, item_bytes: usize) -> Result<usize, RecordError> {
+        let count = self.u32()? as usize;
+        let left = self.buf.len() - self.at;
+        if count.saturating_mul(item_bytes) > left {
+            return Err(RecordError::Truncated {
+                at: self.at,
+                needed: count.saturating_mul(item_bytes) - left,
+            });
+        }
+        Ok(count)
+    }
+    fn i32_array(&mut self) -> Result<Vec<i32>, RecordError> {
+        let count = self.count(4)?;
+        (0..count).map(|_| self.i32()).collect()
+    }
     fn entity_name(&mut self) -> Result<EntityName, RecordError> {
         let at = self.at;
         match self.u8()? {
@@ -444,6 +510,8 @@ impl MetadataRecord {
             MetadataRecord::AccessControlEntry(_) => code::ACCESS_CONTROL_ENTRY,
             MetadataRecord::RemoveAccessControlEntry(_) => code::REMOVE_ACCESS_CONTROL_ENTRY,
             MetadataRecord::ClientQuota(_) => code::CLIENT_QUOTA,
+            MetadataRecord::RegisterBroker(_) => code::REGISTER_BROKER,
+            MetadataRecord::PartitionLeadership(_) => code::PARTITION_LEADERSHIP,
         }
     }
 
@@ -515,6 +583,27 @@ impl MetadataRecord {
                         w.u64(value.get().to_bits());
                     }
                 }
+            }
+            MetadataRecord::RegisterBroker(r) => {
+                w.i32(r.node_id);
+                w.u64(r.epoch as u64);
+                w.uuid(&r.incarnation_id);
+                w.opt_string(r.rack.as_deref());
+                w.u32(u32::try_from(r.endpoints.len()).expect("few endpoints"));
+                for endpoint in &r.endpoints {
+                    w.string(&endpoint.listener);
+                    w.string(&endpoint.host);
+                    w.u32(u32::from(endpoint.port));
+                    w.i32(i32::from(endpoint.security_protocol));
+                }
+            }
+            MetadataRecord::PartitionLeadership(r) => {
+                w.uuid(&r.topic_id);
+                w.i32(r.partition);
+                w.i32(r.leader);
+                w.i32(r.leader_epoch);
+                w.i32_array(&r.replicas);
+                w.i32_array(&r.isr);
             }
         }
     }
@@ -614,6 +703,50 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
             key: r.quota_key()?,
             value: r.quota_value()?,
         }),
+        code::REGISTER_BROKER => {
+            let node_id = r.i32()?;
+            let epoch = r.u64()? as i64;
+            let incarnation_id = r.uuid()?;
+            let rack = r.opt_string()?;
+            let count = r.count(16)?;
+            let mut endpoints = Vec::with_capacity(count);
+            for _ in 0..count {
+                let listener = r.string()?;
+                let host = r.string()?;
+                let at = r.at;
+                let port = u16::try_from(r.u32()?)
+                    .map_err(|_| RecordError::OutOfRange { at, field: "port" })?;
+                let at = r.at;
+                let security_protocol =
+                    i16::try_from(r.i32()?).map_err(|_| RecordError::OutOfRange {
+                        at,
+                        field: "security protocol",
+                    })?;
+                endpoints.push(BrokerEndpoint {
+                    listener,
+                    host,
+                    port,
+                    security_protocol,
+                });
+            }
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                node_id,
+                epoch,
+                incarnation_id,
+                rack,
+                endpoints,
+            })
+        }
+        code::PARTITION_LEADERSHIP => {
+            MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
+                topic_id: r.uuid()?,
+                partition: r.i32()?,
+                leader: r.i32()?,
+                leader_epoch: r.i32()?,
+                replicas: r.i32_array()?,
+                isr: r.i32_array()?,
+            })
+        }
         _ => return Err(RecordError::UnknownType(record_type)),
     })
 }
