@@ -19,6 +19,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use rafka_core::config::BrokerConfig;
+use rafka_core::metadata::BrokerEndpoint;
 use rafka_core::sasl::ScramCredential;
 use rafka_proto::api::ApiTable;
 use rafka_shard::controller_handle::ControllerHandle;
@@ -258,6 +259,7 @@ async fn lead(
         None => None,
     };
     announce(shard, &options.listeners, &bound, started);
+    register(shard, options, &bound);
     if let Some(metrics) = &metrics {
         // After the ready line, which tools read as the first line.
         let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
@@ -317,6 +319,24 @@ async fn seed_scram(
         "--add-scram credentials (users that had one are left alone)"
     );
     Ok(())
+}
+
+/// In a cluster, registers this broker's endpoints (bound ports where none
+/// is advertised) with the quorum, in the background.
+fn register(shard: &Rc<Shard>, options: &ServerOptions, bound: &[SocketAddr]) {
+    let endpoints = options
+        .listeners
+        .iter()
+        .zip(bound)
+        .map(|(listener, addr)| BrokerEndpoint {
+            listener: listener.endpoint.info.name.clone(),
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port.unwrap_or(addr.port()),
+            security_protocol: listener.endpoint.info.security_protocol.id(),
+        })
+        .collect();
+    let rack = options.config.rack.clone();
+    rafka_shard::registration::spawn_registration(shard, endpoints, rack);
 }
 
 /// This broker as clients see it: every listener's advertised endpoint

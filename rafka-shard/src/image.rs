@@ -7,7 +7,7 @@
 //! Lives on: every shard, one view each, shared as `Rc` by the shard's
 //! parts.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,9 @@ use crate::runtime::within;
 pub struct ImageView {
     image: RefCell<Arc<MetadataImage>>,
     changed: Event,
+    /// The active controller's node id in a cluster (`None`: a single
+    /// node, or none known).
+    controller: Cell<Option<i32>>,
 }
 
 impl ImageView {
@@ -27,7 +30,17 @@ impl ImageView {
         ImageView {
             image: RefCell::new(Arc::new(MetadataImage::new())),
             changed: Event::new(),
+            controller: Cell::new(None),
         }
+    }
+
+    /// The active controller, when a quorum has one.
+    pub fn controller(&self) -> Option<i32> {
+        self.controller.get()
+    }
+
+    pub fn set_controller(&self, controller: Option<i32>) {
+        self.controller.set(controller);
     }
 
     /// The current image.

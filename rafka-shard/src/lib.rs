@@ -60,6 +60,7 @@ pub mod log_health;
 pub mod partition;
 pub mod quorum;
 pub mod quota;
+pub mod registration;
 pub mod registry;
 pub mod runtime;
 pub mod scrubber;

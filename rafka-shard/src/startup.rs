@@ -282,6 +282,7 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
     remove_clean_shutdown_marker(&storage, &dir).await?;
     if let Some(quorum) = controller.quorum() {
         quorum.start_applying(crate::apply::ShardPublisher::new(shard));
+        glommio::spawn_local(follow_controller(Rc::downgrade(shard), quorum)).detach();
     }
     for result in shard
         .router
@@ -291,6 +292,32 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
         result?;
     }
     Ok(total)
+}
+
+/// Shard 0 in a cluster: tells every shard who the active controller is
+/// whenever the quorum's leader changes.
+async fn follow_controller<S: ShardStorage>(
+    shard: std::rc::Weak<Shard<S>>,
+    quorum: Rc<crate::quorum::Quorum>,
+) {
+    let mut seen = 0;
+    loop {
+        seen = quorum.leader_change(seen).await;
+        let Some(shard) = shard.upgrade() else {
+            return;
+        };
+        // Raft ids are Kafka node ids + 1 (raft-rs reserves 0).
+        let controller = seen
+            .checked_sub(1)
+            .filter(|_| seen > 0)
+            .and_then(|id| i32::try_from(id).ok());
+        shard
+            .router
+            .invoke_on_all(move |s: Rc<Shard<S>>| async move {
+                s.image_view().set_controller(controller)
+            })
+            .await;
+    }
 }
 
 impl<S: ShardStorage> Shard<S> {

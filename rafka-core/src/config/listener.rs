@@ -31,6 +31,16 @@ impl SecurityProtocol {
         Some(PROTOCOLS[i])
     }
 
+    /// Kafka's `SecurityProtocol` id (as in BrokerRegistration).
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         let i = PROTOCOLS.iter().position(|p| *p == self).unwrap_or(0);
         PROTOCOL_NAMES[i]

@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::Resource;
 use rafka_proto::error::ErrorCode;
 
+use super::cluster_view::{self, BrokerView};
 use super::context::AUTHORIZED_OPERATIONS_OMITTED;
 use super::{HandlerError, NodeInfo, RequestContext};
 
@@ -31,33 +32,39 @@ pub async fn handle(
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
+    let brokers = cluster_view::brokers(ctx, &ctx.image());
     Ok(describe(
         ctx.node(),
-        ctx.advertised(),
-        ctx.config().rack.as_deref(),
+        brokers,
+        cluster_view::controller_id(ctx),
         operations,
     ))
 }
 
 fn describe(
     node: &NodeInfo,
-    (host, port): (&str, u16),
-    rack: Option<&str>,
+    brokers: Vec<BrokerView>,
+    controller_id: i32,
     operations: i32,
 ) -> DescribeClusterResponse {
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(node.node_id))
-        .with_host(StrBytes::from_string(host.to_string()))
-        .with_port(i32::from(port))
-        .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
-        .with_is_fenced(false);
+    let brokers = brokers
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+                .with_is_fenced(false)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_error_code(ErrorCode::NONE.code())
         .with_error_message(None)
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
         .with_cluster_id(StrBytes::from_string(node.cluster_id.clone()))
-        .with_controller_id(BrokerId(node.node_id))
-        .with_brokers(vec![broker])
+        .with_controller_id(BrokerId(controller_id))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(operations)
 }
 

@@ -14,8 +14,9 @@
 //!   LEADER_NOT_AVAILABLE and lets the client ask again). Only when the
 //!   topic cannot be confirmed within [`AUTO_CREATE_WAIT`] does it get that
 //!   retriable LEADER_NOT_AVAILABLE.
-//! - There is no replication: every partition has leader, replicas and ISR
-//!   `[node_id]`, leader epoch 0.
+//! - Brokers, the controller id and each partition's leader, replicas and
+//!   ISR are the cluster's (`cluster_view`); a single node lists itself and
+//!   leads every partition (replicas and ISR `[node_id]`, leader epoch 0).
 //! - Topics the principal may not DESCRIBE are answered
 //!   TOPIC_AUTHORIZATION_FAILED (named) or left out (all topics), and
 //!   requested authorized-operation sets come from the request context's
@@ -36,8 +37,9 @@ use rafka_proto::error::ErrorCode;
 use rafka_shard::controller::{CreatedTopic, TopicFailure};
 use uuid::Uuid;
 
+use super::cluster_view::{self, BrokerView};
 use super::context::AUTHORIZED_OPERATIONS_OMITTED;
-use super::{HandlerError, NodeInfo, RequestContext, INTERNAL_TOPICS};
+use super::{HandlerError, RequestContext, INTERNAL_TOPICS};
 
 /// How long a Metadata request waits for the topics it auto-creates.
 /// Shorter than any client's request timeout, so a slow metadata log
@@ -81,13 +83,13 @@ pub async fn handle(
         }
     };
     let node = ctx.node();
+    let brokers = cluster_view::brokers(ctx, &ctx.image())
+        .into_iter()
+        .map(broker)
+        .collect();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![broker(
-            node,
-            ctx.advertised(),
-            ctx.config().rack.as_deref(),
-        )])
-        .with_controller_id(BrokerId(node.node_id))
+        .with_brokers(brokers)
+        .with_controller_id(BrokerId(cluster_view::controller_id(ctx)))
         .with_topics(topics);
     if version >= CLUSTER_ID_VERSION_MIN {
         response.cluster_id = Some(StrBytes::from_string(node.cluster_id.clone()));
@@ -262,17 +264,13 @@ fn all_topics(ctx: &RequestContext, operations: bool) -> Vec<MetadataResponseTop
         .collect()
 }
 
-/// This node, as Metadata lists brokers.
-fn broker(
-    node: &NodeInfo,
-    (host, port): (&str, u16),
-    rack: Option<&str>,
-) -> MetadataResponseBroker {
+/// A broker as Metadata lists it.
+fn broker(b: BrokerView) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node.node_id))
-        .with_host(StrBytes::from_string(host.to_string()))
-        .with_port(i32::from(port))
-        .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
+        .with_node_id(BrokerId(b.node_id))
+        .with_host(StrBytes::from_string(b.host))
+        .with_port(i32::from(b.port))
+        .with_rack(b.rack.map(StrBytes::from_string))
 }
 
 fn topic_entry(
@@ -280,16 +278,17 @@ fn topic_entry(
     topic: &TopicImage,
     operations: bool,
 ) -> MetadataResponseTopic {
-    let leader = BrokerId(ctx.node().node_id);
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..topic.partition_count())
         .map(|index| {
+            let view = cluster_view::partition(ctx, topic, index);
             MetadataResponsePartition::default()
                 .with_error_code(ErrorCode::NONE.code())
                 .with_partition_index(index)
-                .with_leader_id(leader)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![leader])
-                .with_isr_nodes(vec![leader])
+                .with_leader_id(BrokerId(view.leader))
+                .with_leader_epoch(view.leader_epoch)
+                .with_replica_nodes(ids(view.replicas))
+                .with_isr_nodes(ids(view.isr))
                 .with_offline_replicas(Vec::new())
         })
         .collect();

@@ -37,6 +37,7 @@ pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod cluster_view;
 pub mod context;
 pub mod coordinator_call;
 pub mod create_acls;

@@ -171,6 +171,8 @@ struct Shared {
 /// The controller's handle on the quorum (shard 0 only).
 pub struct Quorum {
     settings: QuorumSettings,
+    /// Notified whenever the known leader changes.
+    leader_changed: Rc<event_listener::Event>,
     events: Rc<LocalSender<Event>>,
     shared: Rc<RefCell<Shared>>,
     incarnation: u64,
@@ -237,7 +239,9 @@ impl Quorum {
             Rc::clone(&events),
         ))
         .detach();
+        let leader_changed = Rc::new(event_listener::Event::new());
         let driver = Driver {
+            leader_changed: Rc::clone(&leader_changed),
             node,
             log,
             transport,
@@ -258,6 +262,7 @@ impl Quorum {
         .detach();
         Ok(Rc::new(Quorum {
             settings,
+            leader_changed,
             events,
             shared,
             incarnation: incarnation(),
@@ -279,6 +284,19 @@ impl Quorum {
     pub fn leader_id(&self) -> Option<u64> {
         let leader = self.shared.borrow().status.leader_id;
         (leader != 0).then_some(leader)
+    }
+
+    /// Waits until the known leader differs from `seen` (0: none); returns
+    /// the new one (0 when leadership is lost).
+    pub async fn leader_change(&self, seen: u64) -> u64 {
+        loop {
+            let listener = self.leader_changed.listen();
+            let leader = self.shared.borrow().status.leader_id;
+            if leader != seen {
+                return leader;
+            }
+            listener.await;
+        }
     }
 
     pub fn settings(&self) -> &QuorumSettings {
@@ -415,6 +433,7 @@ fn apply_entry(
 }
 
 struct Driver {
+    leader_changed: Rc<event_listener::Event>,
     node: RawNode<QuorumStorage>,
     log: QuorumLog,
     transport: Transport,
@@ -482,6 +501,7 @@ impl Driver {
         let mut shared = self.shared.borrow_mut();
         shared.stopped = true;
         shared.status.leader_id = 0;
+        self.leader_changed.notify(usize::MAX);
         for (_, waiter) in shared.waiters.drain() {
             let _ = waiter.send(Err(ProposalError::NoLeader));
         }
@@ -503,8 +523,17 @@ impl Driver {
         let mut ready = self.node.ready();
         if let Some(soft) = ready.ss() {
             let mut shared = self.shared.borrow_mut();
+            let changed = shared.status.leader_id != soft.leader_id;
             shared.status.leader_id = soft.leader_id;
             shared.status.role = soft.raft_state;
+            if changed {
+                tracing::info!(
+                    leader = soft.leader_id,
+                    term = self.node.raft.term,
+                    "quorum leader"
+                );
+                self.leader_changed.notify(usize::MAX);
+            }
         }
         self.send_all(ready.take_messages());
         if !ready.snapshot().is_empty() {

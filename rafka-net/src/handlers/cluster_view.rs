@@ -1,0 +1,93 @@
+//! The cluster as Metadata and DescribeCluster describe it: the registered
+//! brokers (with the endpoint of the listener the client came in on), the
+//! active controller, and each partition's leader, replicas and ISR.
+//!
+//! A single node (no quorum) is the whole cluster: itself as the only
+//! broker and the controller, every partition led by it. In a cluster a
+//! broker that has not committed its own registration yet still lists
+//! itself, so a client that reached it can always find it.
+
+use rafka_core::metadata::{BrokerImage, MetadataImage, TopicImage};
+
+use super::RequestContext;
+
+/// One broker as clients are told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// A partition's leadership as clients are told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Every broker, in node id order.
+pub fn brokers(ctx: &RequestContext, image: &MetadataImage) -> Vec<BrokerView> {
+    let me = ctx.node().node_id;
+    let listener = &ctx.session().listener().name;
+    let mut out: Vec<BrokerView> = image
+        .brokers()
+        .filter_map(|b| registered(b, listener))
+        .collect();
+    if !out.iter().any(|b| b.node_id == me) {
+        let (host, port) = ctx.advertised();
+        out.push(BrokerView {
+            node_id: me,
+            host: host.to_string(),
+            port,
+            rack: ctx.config().rack.clone(),
+        });
+        out.sort_by_key(|b| b.node_id);
+    }
+    out
+}
+
+/// A registered broker's endpoint for `listener` (Kafka answers on the
+/// listener the request came in on; a broker without it is left out).
+fn registered(broker: &BrokerImage, listener: &str) -> Option<BrokerView> {
+    let endpoint = broker.endpoints.iter().find(|e| e.listener == listener)?;
+    Some(BrokerView {
+        node_id: broker.node_id,
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+        rack: broker.rack.clone(),
+    })
+}
+
+/// The active controller: the quorum's leader in a cluster (this node
+/// while none is known), this node alone.
+pub fn controller_id(ctx: &RequestContext) -> i32 {
+    ctx.shard()
+        .image_view()
+        .controller()
+        .unwrap_or(ctx.node().node_id)
+}
+
+/// Partition `index` of `topic`: its assigned leadership, or this node.
+pub fn partition(ctx: &RequestContext, topic: &TopicImage, index: i32) -> PartitionView {
+    match topic.leadership(index) {
+        Some(l) => PartitionView {
+            leader: l.leader,
+            leader_epoch: l.leader_epoch,
+            replicas: l.replicas.clone(),
+            isr: l.isr.clone(),
+        },
+        None => {
+            let me = ctx.node().node_id;
+            PartitionView {
+                leader: me,
+                leader_epoch: 0,
+                replicas: vec![me],
+                isr: vec![me],
+            }
+        }
+    }
+}
