@@ -32,6 +32,7 @@ pub mod log;
 pub mod placement;
 pub mod quota_control;
 pub mod record;
+pub mod replicas;
 pub mod scram_control;
 pub mod snapshot;
 pub mod store;
