@@ -9,9 +9,11 @@
 //! error among them, with the same `FILE:LINE: message` lines. Errors are
 //! bad values, cross-key conflicts and unknown keys (a typo such as
 //! `log.retention.hour` would otherwise silently keep the default); Kafka
-//! broker keys that configure parts rafka replaces (thread pools, KRaft
-//! quorum, internal-topic replication) are warnings, so a Kafka
-//! `server.properties` still starts a broker.
+//! broker keys that configure parts rafka replaces (thread pools,
+//! internal-topic replication, ZooKeeper) are warnings, so a Kafka
+//! `server.properties` still starts a broker. The KRaft keys
+//! (`process.roles`, `controller.quorum.*`) are rafka's own, checked by
+//! Kafka's rules.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
