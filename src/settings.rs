@@ -1,16 +1,19 @@
 //! From the command line and an optional Kafka-style `server.properties` to
 //! the broker's [`ServerOptions`]. Flags win over the file: they are
 //! appended to its entries as the same Kafka keys (`listeners`, `log.dirs`,
-//! `advertised.listeners`), so one parser validates both.
+//! `advertised.listeners`, `node.id`, `controller.quorum.voters`,
+//! `process.roles`, `broker.rack`), so one parser validates both.
 //!
 //! Fail fast: [`check_properties`] finds every problem of a file (what
 //! `rafka check-config` prints) and the broker refuses to start on any
 //! error among them, with the same `FILE:LINE: message` lines. Errors are
 //! bad values, cross-key conflicts and unknown keys (a typo such as
 //! `log.retention.hour` would otherwise silently keep the default); Kafka
-//! broker keys that configure parts rafka replaces (thread pools, KRaft
-//! quorum, internal-topic replication) are warnings, so a Kafka
-//! `server.properties` still starts a broker.
+//! broker keys that configure parts rafka replaces (thread pools,
+//! internal-topic replication, ZooKeeper) are warnings, so a Kafka
+//! `server.properties` still starts a broker. The KRaft keys
+//! (`process.roles`, `controller.quorum.*`) are rafka's own, checked by
+//! Kafka's rules.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -71,6 +74,60 @@ pub struct ServeArgs {
     /// shippers (`json`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// The cluster flags, each a `server.properties` key it overrides; shared
+/// by the broker and `rafka check-config`. Values go through the config's
+/// own parser, so a bad one is reported as a bad value of its key.
+#[derive(Debug, Default, Args)]
+pub struct ClusterArgs {
+    /// This node's id (`node.id`; replaces the file's `broker.id` too)
+    /// [default: 0].
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<String>,
+    /// The metadata quorum's voters (`controller.quorum.voters`), e.g.
+    /// `1@127.0.0.1:9190,2@127.0.0.1:9191,3@127.0.0.1:9192`; this node's
+    /// entry is where its controller listener binds [default: none, a
+    /// single node].
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    pub controller_quorum_voters: Option<String>,
+    /// `broker`, `controller` or `broker,controller` (`process.roles`)
+    /// [default: broker,controller].
+    #[arg(long, value_name = "ROLES")]
+    pub process_roles: Option<String>,
+    /// This broker's rack (`broker.rack`), shown to clients.
+    #[arg(long, value_name = "RACK")]
+    pub broker_rack: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Appends the flags given to `properties` as their keys (flags win:
+    /// the last entry of a key is the one read). `--node-id` also takes
+    /// out the file's `broker.id`, which would otherwise conflict.
+    pub fn apply(&self, properties: &mut Vec<Property>) {
+        let mut set = |key: &str, value: &str| {
+            properties.push(Property {
+                key: key.to_string(),
+                value: value.to_string(),
+                line: 0,
+            });
+        };
+        if let Some(voters) = &self.controller_quorum_voters {
+            set("controller.quorum.voters", voters);
+        }
+        if let Some(roles) = &self.process_roles {
+            set("process.roles", roles);
+        }
+        if let Some(rack) = &self.broker_rack {
+            set("broker.rack", rack);
+        }
+        if let Some(node_id) = &self.node_id {
+            set("node.id", node_id);
+            properties.retain(|p| p.key != "broker.id");
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -256,6 +313,7 @@ pub fn check_properties(properties: &[Property]) -> (Option<BrokerConfig>, Vec<C
             Err(error) => {
                 let line = match &error {
                     ConfigError::Conflict { key, .. } => line_of(&remaining, key),
+                    ConfigError::Quorum(quorum) => line_of(&remaining, quorum.key()),
                     _ => 0,
                 };
                 problems.push(ConfigProblem::error(line, error.to_string()));
@@ -268,10 +326,11 @@ pub fn check_properties(properties: &[Property]) -> (Option<BrokerConfig>, Vec<C
     (config.filter(|_| !failed), problems)
 }
 
-/// `rafka check-config FILE`: every problem of the file as the broker
-/// would read it (its properties, `rafka.metrics.listen`, the listeners'
-/// addresses and TLS key stores), rendered; and whether any is an error.
-pub fn check_file(path: &Path) -> (Vec<String>, bool) {
+/// `rafka check-config FILE [CLUSTER FLAGS]`: every problem of the file
+/// with the flags applied, as the broker would read them (its properties,
+/// `rafka.metrics.listen`, the listeners' addresses and TLS key stores),
+/// rendered; and whether any is an error.
+pub fn check_file(path: &Path, flags: &ClusterArgs) -> (Vec<String>, bool) {
     let render = |problems: &[ConfigProblem]| -> Vec<String> {
         problems.iter().map(|p| p.render(Some(path))).collect()
     };
@@ -283,6 +342,7 @@ pub fn check_file(path: &Path) -> (Vec<String>, bool) {
         Ok(properties) => properties,
         Err(error) => return (vec![format!("{}: {error}", path.display())], true),
     };
+    flags.apply(&mut properties);
     let metrics_line = line_of(&properties, METRICS_LISTEN_KEY);
     let mut problems = Vec::new();
     if let Err(error) = metrics_listen(None, &mut properties) {
@@ -464,6 +524,7 @@ fn read_properties(cli: &ServeArgs) -> Result<Vec<Property>, SettingsError> {
     if let Some(dir) = &cli.data_dir {
         set("log.dirs", dir.display().to_string());
     }
+    cli.cluster.apply(&mut properties);
     Ok(properties)
 }
 
@@ -744,6 +805,88 @@ mod tests {
         assert_eq!(
             bad.map_err(|e| e.to_string()).err().as_deref(),
             Some("--add-scram: You must supply 'name' to add-scram")
+        );
+    }
+
+    #[test]
+    fn cluster_flags_override_the_file() {
+        let cli = parse(&[
+            "--node-id",
+            "2",
+            "--controller-quorum-voters",
+            "1@127.0.0.1:9190,2@127.0.0.1:9191",
+            "--process-roles",
+            "broker,controller",
+            "--broker-rack",
+            "r1",
+        ]);
+        let mut properties = vec![
+            entry("broker.id", "7"),
+            entry("broker.rack", "r0"),
+            entry("process.roles", "broker"),
+        ];
+        cli.cluster.apply(&mut properties);
+        let (config, problems) = check_properties(&properties);
+        assert_eq!(problems, []);
+        let config = config.expect("valid");
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.rack.as_deref(), Some("r1"));
+        assert_eq!(
+            config.process_roles,
+            rafka_core::config::ProcessRoles::COMBINED
+        );
+        assert_eq!(
+            config.controller_address(),
+            Some(("127.0.0.1".to_string(), 9191))
+        );
+        // Without flags the file's entries stand.
+        let mut properties = vec![entry("node.id", "5"), entry("broker.rack", "r0")];
+        parse(&[]).cluster.apply(&mut properties);
+        let (config, _) = check_properties(&properties);
+        let config = config.expect("valid");
+        assert_eq!((config.node_id, config.rack.as_deref()), (5, Some("r0")));
+    }
+
+    #[test]
+    fn a_bad_cluster_flag_is_an_error_of_its_key() {
+        let problems_of = |args: &[&str]| {
+            let mut properties = vec![entry("num.partitions", "2")];
+            parse(args).cluster.apply(&mut properties);
+            let (config, problems) = check_properties(&properties);
+            assert!(config.is_none(), "{args:?}");
+            problems
+                .into_iter()
+                .map(|p| (p.line, p.message))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            problems_of(&[
+                "--node-id",
+                "3",
+                "--controller-quorum-voters",
+                "1@h:9190,2@h:9191"
+            ]),
+            [(
+                0,
+                "If process.roles contains the 'controller' role, the node id 3 must be \
+                 included in the set of voters controller.quorum.voters=[1, 2]"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            problems_of(&["--process-roles", "banana", "--node-id", "x"]),
+            [
+                (
+                    0,
+                    "invalid value \"x\" for node.id: expected an integer >= 0".to_string()
+                ),
+                (
+                    0,
+                    "invalid value \"banana\" for process.roles: expected a comma-separated \
+                     list of broker, controller"
+                        .to_string()
+                ),
+            ]
         );
     }
 

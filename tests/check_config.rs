@@ -177,3 +177,148 @@ fn json_logs_parse_line_by_line() {
         "{text}"
     );
 }
+
+/// A node of a 3-voter quorum, as `scripts/cluster.sh` describes one.
+const VOTERS: &str = "1@127.0.0.1:19191,2@127.0.0.1:19192,3@127.0.0.1:19193";
+
+fn check_with(path: &Path, flags: &[&str]) -> (Option<i32>, Vec<String>) {
+    let output = rafka()
+        .arg("check-config")
+        .arg(path)
+        .args(flags)
+        .output()
+        .expect("run rafka check-config");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines = stdout.lines().map(str::to_string).collect();
+    (output.status.code(), lines)
+}
+
+#[test]
+fn check_config_applies_the_cluster_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "server.properties",
+        &format!("num.partitions=3\nnode.id=1\ncontroller.quorum.voters={VOTERS}\n"),
+    );
+    let file = path.display();
+    assert_eq!(
+        check_with(&path, &[]),
+        (Some(0), vec![format!("{file}: ok")])
+    );
+    let flags = ["--node-id", "2", "--broker-rack", "r2"];
+    assert_eq!(
+        check_with(&path, &flags),
+        (Some(0), vec![format!("{file}: ok")])
+    );
+    // A flag wins over the file, and is checked against the rest of it
+    // (the rule's line is its key's: the voters, line 3).
+    assert_eq!(
+        check_with(&path, &["--node-id", "4"]),
+        (
+            Some(1),
+            vec![format!(
+                "{file}:3: If process.roles contains the 'controller' role, the node id 4 must \
+                 be included in the set of voters controller.quorum.voters=[1, 2, 3]"
+            )]
+        )
+    );
+    assert_eq!(
+        check_with(&path, &["--process-roles", "broker"]),
+        (
+            Some(1),
+            vec![format!(
+                "{file}:3: If process.roles contains just the 'broker' role, the node id 1 must \
+                 not be included in the set of voters controller.quorum.voters=[1, 2, 3]"
+            )]
+        )
+    );
+    assert_eq!(
+        check_with(&path, &["--controller-quorum-voters", "1@127.0.0.1"]),
+        (
+            Some(1),
+            vec![format!(
+                "{file}: invalid value \"1@127.0.0.1\" for controller.quorum.voters: expected \
+                 a comma-separated list of id@host:port"
+            )]
+        )
+    );
+    // The file's own line when the value is the file's.
+    let bad = write(
+        dir.path(),
+        "bad.properties",
+        "num.partitions=3\nprocess.roles=broker,zookeeper\n",
+    );
+    assert_eq!(
+        check_with(&bad, &[]),
+        (
+            Some(1),
+            vec![format!(
+                "{}:2: invalid value \"broker,zookeeper\" for process.roles: expected a \
+                 comma-separated list of broker, controller",
+                bad.display()
+            )]
+        )
+    );
+}
+
+#[test]
+fn the_broker_takes_the_cluster_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = |data_dir: &Path, node_id: &str| {
+        rafka()
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+            .args(["--cores", "1", "--pin", "false"])
+            .args(["--node-id", node_id, "--controller-quorum-voters", VOTERS])
+            .args([
+                "--process-roles",
+                "broker,controller",
+                "--broker-rack",
+                "r2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rafka")
+    };
+    // Not a voter: refused before any data dir is touched.
+    let refused = dir.path().join("refused");
+    let output = start(&refused, "4")
+        .wait_with_output()
+        .expect("rafka exits");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|line| line.starts_with("rafka: "))
+            .collect::<Vec<_>>(),
+        [
+            "rafka: If process.roles contains the 'controller' role, the node id 4 must be \
+             included in the set of voters controller.quorum.voters=[1, 2, 3]"
+        ]
+    );
+    assert!(!refused.exists());
+    // A voter starts (the quorum itself is not run yet) as node 2.
+    let data_dir = dir.path().join("node-2");
+    let mut child = start(&data_dir, "2");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).map(|_| text)
+    });
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    parse_listening(&line).expect("listening line");
+    let status = stop_child(child, DEADLINE).expect("exits after SIGTERM");
+    assert!(status.success(), "exit 0, got {status}");
+    let logs = logs.join().expect("reader thread").expect("stderr");
+    let meta = std::fs::read_to_string(data_dir.join("meta.properties")).expect("meta");
+    assert!(meta.lines().any(|l| l == "node.id=2"), "{meta}\n{logs}");
+}

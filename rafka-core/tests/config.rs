@@ -114,10 +114,6 @@ my.plugin.setting=x
         ConfigWarning::ControllerListenerSkipped {
             name: "CONTROLLER".into(),
         },
-        ConfigWarning::NotApplicable {
-            key: "controller.quorum.bootstrap.servers".into(),
-            line: 4,
-        },
         ConfigWarning::UnknownKey {
             key: "my.plugin.setting".into(),
             line: 15,
@@ -126,12 +122,13 @@ my.plugin.setting=x
             key: "num.network.threads".into(),
             line: 9,
         },
-        ConfigWarning::NotApplicable {
-            key: "process.roles".into(),
-            line: 2,
-        },
     ];
     assert_eq!(warnings, expected);
+    // The cluster keys are rafka's now: stored, not warned about.
+    assert_eq!(c.process_roles, rafka_core::config::ProcessRoles::COMBINED);
+    assert_eq!(c.quorum.bootstrap_servers[0].to_string(), "localhost:9093");
+    assert!(c.quorum_configured());
+    assert_eq!(c.controller_address(), None);
 }
 
 #[test]

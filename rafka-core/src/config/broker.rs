@@ -16,6 +16,10 @@ use super::listener::{
     default_protocol_map, parse_listeners, parse_protocol_map, Listener, SecurityProtocol,
 };
 use super::properties::{parse_properties, PropertiesError, Property};
+use super::quorum::{
+    parse_bootstrap_servers, parse_process_roles, parse_voters, ProcessRoles, QuorumConfig,
+    QuorumConfigError,
+};
 use super::sasl::{read_sasl, SaslConfigError, SaslSettings};
 use super::tls::{read_listener_tls, TlsConfig, TlsConfigError};
 use super::topic::{TopicConfigError, TopicDefaults, BROKER_SYNONYMS};
@@ -39,6 +43,9 @@ pub enum ConfigError {
     /// `max.connections*` rules across keys.
     #[error(transparent)]
     ConnectionLimits(#[from] ConnectionLimitsError),
+    /// `process.roles`, `node.id`, `controller.*`: Kafka's KRaft rules.
+    #[error(transparent)]
+    Quorum(QuorumConfigError),
     #[error("{key}={value} conflicts with {other_key}={other_value}")]
     Conflict {
         key: &'static str,
@@ -54,11 +61,12 @@ pub enum ConfigError {
 pub enum ConfigWarning {
     /// Not a key rafka or Kafka's broker knows (a typo, or a plugin's).
     UnknownKey { key: String, line: u32 },
-    /// A Kafka key with no meaning for a single rafka node (threads,
-    /// replication of internal topics, KRaft quorum settings, ...).
+    /// A Kafka key with no meaning for rafka (threads, replication of
+    /// internal topics, ZooKeeper, ...).
     NotApplicable { key: String, line: u32 },
-    /// A listener named in `controller.listener.names`: rafka's controller
-    /// is in-process, so it is not opened.
+    /// A listener named in `controller.listener.names` on a node that runs
+    /// no quorum (no `controller.quorum.voters`): the controller is in
+    /// process, so it is not opened.
     ControllerListenerSkipped { name: String },
 }
 
@@ -79,11 +87,8 @@ impl fmt::Display for ConfigWarning {
 }
 
 /// Kafka broker keys accepted silently-but-reported: they configure parts
-/// rafka replaces (thread pools, quorum, internal-topic replication).
+/// rafka replaces (thread pools, internal-topic replication, ZooKeeper).
 const NOT_APPLICABLE_KEYS: &[&str] = &[
-    "controller.listener.names",
-    "controller.quorum.bootstrap.servers",
-    "controller.quorum.voters",
     "inter.broker.listener.name",
     "log.cleaner.threads",
     "num.io.threads",
@@ -91,7 +96,6 @@ const NOT_APPLICABLE_KEYS: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
     "offsets.topic.replication.factor",
-    "process.roles",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "socket.receive.buffer.bytes",
@@ -101,6 +105,14 @@ const NOT_APPLICABLE_KEYS: &[&str] = &[
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
 ];
+
+/// `controller.listener.names` by default (Kafka has none and requires
+/// the key in KRaft mode; rafka's zero-config start needs a name).
+pub const CONTROLLER_LISTENER_NAME_DEFAULT: &str = "CONTROLLER";
+/// Kafka's `broker.session.timeout.ms` default.
+pub const BROKER_SESSION_TIMEOUT_MS_DEFAULT: i32 = 9_000;
+/// Kafka's `broker.heartbeat.interval.ms` default.
+pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: i32 = 2_000;
 
 /// `rafka.log.scrub.bytes.per.second` by default: 16 MiB/s per shard, a
 /// small share of any disk, which still re-reads 1 TiB in under a day.
@@ -114,6 +126,24 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `broker.rack`: reported in Metadata and DescribeCluster.
     pub rack: Option<String>,
+    /// `process.roles`: broker, controller or both (the default).
+    pub process_roles: ProcessRoles,
+    /// `controller.quorum.*`: the voters (none: a single node whose
+    /// controller runs in process, as before clusters), the bootstrap
+    /// servers, the Raft timeouts.
+    pub quorum: QuorumConfig,
+    /// `controller.listener.names` (default `CONTROLLER`), upper-cased.
+    pub controller_listener_names: Vec<String>,
+    /// The entries of `listeners` named in `controller.listener.names`
+    /// on a node that is one of the voters: where its controller listener
+    /// binds (same port as its voter entry; without one it binds at the
+    /// voter address itself). Never among `listeners`, which clients use.
+    pub controller_listeners: Vec<Listener>,
+    /// `broker.session.timeout.ms`: a broker that has not heartbeaten the
+    /// controller for this long is fenced.
+    pub broker_session_timeout_ms: i32,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats.
+    pub broker_heartbeat_interval_ms: i32,
     pub listeners: Vec<Listener>,
     /// Defaults to `listeners`.
     pub advertised_listeners: Vec<Listener>,
@@ -215,6 +245,12 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 0,
             rack: None,
+            process_roles: ProcessRoles::default(),
+            quorum: QuorumConfig::default(),
+            controller_listener_names: vec![CONTROLLER_LISTENER_NAME_DEFAULT.to_string()],
+            controller_listeners: Vec::new(),
+            broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+            broker_heartbeat_interval_ms: BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
             listeners: vec![listener.clone()],
             advertised_listeners: vec![listener],
             listener_protocols: default_protocol_map(),
@@ -376,6 +412,7 @@ impl BrokerConfig {
             .map(str::trim)
             .filter(|rack| !rack.is_empty())
             .map(str::to_string);
+        read_quorum(&mut e, &mut config)?;
         read_listeners(&mut e, &mut config, &mut warnings)?;
         config.sasl = read_sasl(&config.listeners, &mut |key| {
             e.get_dynamic(key).map(str::to_string)
@@ -395,6 +432,21 @@ impl BrokerConfig {
         config.explicit = e.explicit();
         warnings.extend(e.warnings());
         Ok((config, warnings))
+    }
+
+    /// Whether this node is part of a cluster: `controller.quorum.voters`
+    /// or `controller.quorum.bootstrap.servers` is set. False is the
+    /// single node, its controller in process (the zero-config start).
+    pub fn quorum_configured(&self) -> bool {
+        !self.quorum.voters.is_empty() || !self.quorum.bootstrap_servers.is_empty()
+    }
+
+    /// This node's entry in `controller.quorum.voters` (host, port): the
+    /// address its controller listener binds and its peers dial. None when
+    /// it is not a voter (no quorum, or a broker-only node).
+    pub fn controller_address(&self) -> Option<(String, u16)> {
+        let voter = self.quorum.voter(self.node_id)?;
+        Some((voter.host.clone(), voter.port))
     }
 
     /// The directory of the controller's metadata log files:
@@ -436,27 +488,42 @@ fn read_listeners(
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<(), ConfigError> {
     const MAP_KEY: &str = "listener.security.protocol.map";
-    if let Some(v) = e.get(MAP_KEY) {
-        config.listener_protocols = parse_protocol_map(MAP_KEY, v)?;
+    let map_set = match e.get(MAP_KEY) {
+        Some(v) => {
+            config.listener_protocols = parse_protocol_map(MAP_KEY, v)?;
+            true
+        }
+        None => false,
+    };
+    if let Some(v) = e.get("controller.listener.names") {
+        config.controller_listener_names = split_list(v).map(str::to_ascii_uppercase).collect();
     }
-    let controller_names: Vec<String> = e
-        .get("controller.listener.names")
-        .map(|v| split_list(v).map(str::to_ascii_uppercase).collect())
-        .unwrap_or_default();
-    let protocols = &config.listener_protocols;
+    let controller_names = config.controller_listener_names.clone();
+    if config.quorum_configured() && controller_names.is_empty() {
+        return Err(ConfigError::Quorum(
+            QuorumConfigError::NoControllerListenerName,
+        ));
+    }
+    // As Kafka: without an explicit map, a controller listener name that
+    // is not a protocol's name is PLAINTEXT.
+    let mut protocols = config.listener_protocols.clone();
+    if !map_set {
+        for name in &controller_names {
+            protocols
+                .entry(name.clone())
+                .or_insert(SecurityProtocol::Plaintext);
+        }
+    }
     let mut listeners = match e.get("listeners") {
-        Some(v) => parse_listeners("listeners", v, protocols)?,
+        Some(v) => parse_listeners("listeners", v, &protocols)?,
         None => config.listeners.clone(),
     };
-    listeners.retain(|l| {
-        let skip = controller_names.contains(&l.name);
-        if skip {
-            warnings.push(ConfigWarning::ControllerListenerSkipped {
-                name: l.name.clone(),
-            });
-        }
-        !skip
-    });
+    let (controllers, clients): (Vec<Listener>, Vec<Listener>) = listeners
+        .drain(..)
+        .partition(|l| controller_names.contains(&l.name));
+    listeners = clients;
+    controller_listeners(config, controllers, &listeners, warnings)?;
+    let protocols = &config.listener_protocols;
     if listeners.is_empty() {
         let value = e.get("listeners").unwrap_or_default();
         return Err(InvalidValue::new("listeners", value, Expected::Listeners).into());
@@ -487,6 +554,129 @@ fn read_listeners(
             })?;
             config.listener_tls.insert(listener.name.clone(), tls);
         }
+    }
+    Ok(())
+}
+
+/// `process.roles`, `controller.quorum.*`, the broker's heartbeat keys,
+/// and Kafka's rules between them and `node.id`.
+fn read_quorum(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigError> {
+    const MAX32: i32 = i32::MAX;
+    const ROLES: &str = "process.roles";
+    const VOTERS: &str = "controller.quorum.voters";
+    const BOOTSTRAP: &str = "controller.quorum.bootstrap.servers";
+    if let Some(v) = e.get(ROLES) {
+        c.process_roles = parse_process_roles(ROLES, v)?;
+    }
+    if let Some(v) = e.get(VOTERS) {
+        c.quorum.voters = parse_voters(VOTERS, v).map_err(quorum_error)?;
+    }
+    if let Some(v) = e.get(BOOTSTRAP) {
+        c.quorum.bootstrap_servers = parse_bootstrap_servers(BOOTSTRAP, v)?;
+    }
+    let q = &mut c.quorum;
+    // Kafka takes any int for these; a timer of 0 or less cannot work.
+    q.election_timeout_ms = e.i32(
+        "controller.quorum.election.timeout.ms",
+        1,
+        MAX32,
+        q.election_timeout_ms,
+    )?;
+    q.fetch_timeout_ms = e.i32(
+        "controller.quorum.fetch.timeout.ms",
+        1,
+        MAX32,
+        q.fetch_timeout_ms,
+    )?;
+    q.election_backoff_max_ms = e.i32(
+        "controller.quorum.election.backoff.max.ms",
+        1,
+        MAX32,
+        q.election_backoff_max_ms,
+    )?;
+    q.request_timeout_ms = e.i32(
+        "controller.quorum.request.timeout.ms",
+        1,
+        MAX32,
+        q.request_timeout_ms,
+    )?;
+    let session = c.broker_session_timeout_ms;
+    c.broker_session_timeout_ms = e.i32("broker.session.timeout.ms", 1, MAX32, session)?;
+    let heartbeat = c.broker_heartbeat_interval_ms;
+    c.broker_heartbeat_interval_ms = e.i32("broker.heartbeat.interval.ms", 1, MAX32, heartbeat)?;
+    // Not a Kafka rule, but a broker that heartbeats less often than its
+    // session lasts would be fenced between every two heartbeats.
+    if c.broker_heartbeat_interval_ms >= c.broker_session_timeout_ms {
+        return Err(ConfigError::Conflict {
+            key: "broker.heartbeat.interval.ms",
+            value: c.broker_heartbeat_interval_ms.to_string(),
+            other_key: "broker.session.timeout.ms",
+            other_value: c.broker_session_timeout_ms.to_string(),
+        });
+    }
+    c.quorum
+        .validate(c.process_roles, c.node_id)
+        .map_err(quorum_error)
+}
+
+/// A quorum error as the config error `check-config` handles: a bad value
+/// stays an [`InvalidValue`] (every bad value is reported at once).
+fn quorum_error(error: QuorumConfigError) -> ConfigError {
+    match error {
+        QuorumConfigError::InvalidValue(invalid) => ConfigError::InvalidValue(invalid),
+        other => ConfigError::Quorum(other),
+    }
+}
+
+/// Where the listeners named in `controller.listener.names` go: on a
+/// voter they are its controller listener (at its voter entry's port), on
+/// a broker-only node of a cluster they are refused (Kafka's rule), and
+/// on a single node they are skipped with a warning. A client listener
+/// cannot take the voter address either.
+fn controller_listeners(
+    config: &mut BrokerConfig,
+    controllers: Vec<Listener>,
+    clients: &[Listener],
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(), ConfigError> {
+    let own_voter = config
+        .process_roles
+        .controller
+        .then(|| config.quorum.voter(config.node_id).cloned())
+        .flatten();
+    for listener in controllers {
+        if config.process_roles.is_broker_only() && config.quorum_configured() {
+            let name = listener.name;
+            let error = QuorumConfigError::ControllerListenerOnBroker { name };
+            return Err(ConfigError::Quorum(error));
+        }
+        match &own_voter {
+            Some(voter) if voter.port != listener.port => {
+                let error = QuorumConfigError::ControllerListenerPort {
+                    listener: listener.to_string(),
+                    voter: voter.to_string(),
+                };
+                return Err(ConfigError::Quorum(error));
+            }
+            Some(_) => config.controller_listeners.push(listener),
+            None => warnings.push(ConfigWarning::ControllerListenerSkipped {
+                name: listener.name,
+            }),
+        }
+    }
+    let Some(voter) = own_voter else {
+        return Ok(());
+    };
+    let wildcard = |host: &str| matches!(host, "" | "0.0.0.0" | "::");
+    let taken = clients.iter().find(|l| {
+        l.port == voter.port && (l.host == voter.host || wildcard(&l.host) || wildcard(&voter.host))
+    });
+    if let Some(listener) = taken {
+        let error = QuorumConfigError::ControllerPortTaken {
+            voter: voter.to_string(),
+            listener: listener.to_string(),
+        };
+        return Err(ConfigError::Quorum(error));
     }
     Ok(())
 }

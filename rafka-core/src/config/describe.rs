@@ -393,6 +393,60 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Create a topic on a Metadata request that names an unknown one.",
     },
     BrokerKey {
+        names: &["broker.heartbeat.interval.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.broker_heartbeat_interval_ms),
+        doc: "How often a broker heartbeats the controller quorum, in ms.",
+    },
+    BrokerKey {
+        names: &["broker.session.timeout.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.broker_session_timeout_ms),
+        doc: "A broker without a heartbeat for this long is fenced, in ms.",
+    },
+    BrokerKey {
+        names: &["controller.listener.names"],
+        kind: ConfigType::String,
+        render: |c| Some(c.controller_listener_names.join(",")),
+        doc: "Names of the controller listeners; a voter's binds at its controller.quorum.voters address.",
+    },
+    BrokerKey {
+        names: &["controller.quorum.bootstrap.servers"],
+        kind: ConfigType::List,
+        render: |c| joined(&c.quorum.bootstrap_servers),
+        doc: "Controllers to find the quorum through, as host:port entries.",
+    },
+    BrokerKey {
+        names: &["controller.quorum.election.backoff.max.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.quorum.election_backoff_max_ms),
+        doc: "Longest backoff before a new election, in ms (exponential backoff against gridlocked elections).",
+    },
+    BrokerKey {
+        names: &["controller.quorum.election.timeout.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.quorum.election_timeout_ms),
+        doc: "Longest wait without hearing from the leader before a new election, in ms.",
+    },
+    BrokerKey {
+        names: &["controller.quorum.fetch.timeout.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.quorum.fetch_timeout_ms),
+        doc: "Longest time without a successful fetch from the leader before a voter becomes a candidate, in ms.",
+    },
+    BrokerKey {
+        names: &["controller.quorum.request.timeout.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.quorum.request_timeout_ms),
+        doc: "How long a quorum request waits for its response, in ms.",
+    },
+    BrokerKey {
+        names: &["controller.quorum.voters"],
+        kind: ConfigType::List,
+        render: |c| joined(&c.quorum.voters),
+        doc: "The voters of the metadata quorum as id@host:port entries (empty: a single node).",
+    },
+    BrokerKey {
         names: &["broker.rack"],
         kind: ConfigType::String,
         render: |c| c.rack.clone(),
@@ -539,6 +593,12 @@ const BROKER_KEYS: &[BrokerKey] = &[
         kind: ConfigType::Int,
         render: |c| some(c.offsets_topic_num_partitions),
         doc: "Partitions of __consumer_offsets.",
+    },
+    BrokerKey {
+        names: &["process.roles"],
+        kind: ConfigType::List,
+        render: |c| some(c.process_roles),
+        doc: "The roles of this node: broker, controller, or broker,controller (both).",
     },
     BrokerKey {
         names: &["quota.window.num"],

@@ -10,6 +10,8 @@
 //! - `describe`: the DescribeConfigs view of topic and broker configs
 //!   (values, sources, synonyms, types, docs).
 //! - `listener`: `listeners` entries and their security protocols.
+//! - `quorum`: the cluster keys (`process.roles`, `controller.quorum.*`)
+//!   and Kafka's rules across them.
 //! - `tls`: a TLS listener's `ssl.*` keys, `ssl.principal.mapping.rules`.
 //! - `topic`: [`TopicConfig`], override validation and the described view.
 //! - `topic_name`: Kafka's topic name rules.
@@ -19,6 +21,7 @@ pub mod connections;
 pub mod describe;
 pub mod listener;
 pub mod properties;
+pub mod quorum;
 pub mod sasl;
 pub mod tls;
 pub mod topic;
@@ -28,6 +31,7 @@ pub mod value;
 pub use broker::{BrokerConfig, ConfigError, ConfigWarning};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::{parse_properties, PropertiesError, Property};
+pub use quorum::{HostPort, ProcessRoles, QuorumConfig, QuorumConfigError, QuorumVoter};
 pub use tls::{ClientAuth, PemSource, PrincipalMapping, TlsConfig, TlsConfigError, TlsVersion};
 pub use topic::{
     CleanupPolicy, CompressionType, ConfigEntry, ConfigSource, ResolvedTopicConfig, TopicConfig,

@@ -23,6 +23,10 @@ pub enum Expected {
     Principals,
     /// A non-empty comma-separated list.
     NonEmptyList,
+    /// `id@host:port[,id@host:port...]` (`controller.quorum.voters`).
+    QuorumVoters,
+    /// `host:port[,host:port...]`.
+    HostPorts,
 }
 
 impl fmt::Display for Expected {
@@ -46,6 +50,8 @@ impl fmt::Display for Expected {
             Expected::Listeners => write!(f, "a comma-separated list of NAME://host:port"),
             Expected::Principals => write!(f, "a ;-separated list of Type:name"),
             Expected::NonEmptyList => write!(f, "a non-empty comma-separated list"),
+            Expected::QuorumVoters => write!(f, "a comma-separated list of id@host:port"),
+            Expected::HostPorts => write!(f, "a comma-separated list of host:port"),
         }
     }
 }
