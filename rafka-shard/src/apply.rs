@@ -58,7 +58,11 @@ impl<S: ShardStorage> Shard<S> {
                 ..
             } = delta
             {
-                if *shard == me {
+                // In a cluster, only the partition's replicas hold it.
+                let held = image
+                    .topic(name)
+                    .is_some_and(|t| t.is_replica(*partition, self.config.node_id));
+                if *shard == me && held {
                     created.push((name.as_str(), *partition));
                 }
                 continue;

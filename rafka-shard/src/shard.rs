@@ -170,8 +170,24 @@ impl<S: ShardStorage> Shard<S> {
     /// partition), or COORDINATOR_NOT_AVAILABLE while that partition does
     /// not exist. One router for every kind of coordinator.
     pub fn coordinator_shard(&self, topic: InternalTopic, key: &str) -> Result<usize, ErrorCode> {
+        if let Some(leader) = self.coordinator_leader(topic, key) {
+            if leader != self.config.node_id {
+                return Err(ErrorCode::NOT_COORDINATOR);
+            }
+        }
         self.owner_of(topic.name, topic.partition_for(key))
             .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// In a cluster, the broker leading the internal partition of `key`:
+    /// its coordinator (`None` on a single node, or before the topic
+    /// exists).
+    pub fn coordinator_leader(&self, topic: InternalTopic, key: &str) -> Option<i32> {
+        let image = self.image();
+        let leadership = image
+            .topic(topic.name)?
+            .leadership(topic.partition_for(key))?;
+        Some(leadership.leader)
     }
 
     /// The shard coordinating group `group_id`.

@@ -152,8 +152,13 @@ pub async fn start_with<S: ShardStorage>(
     let is_controller = router.shard_id() == 0;
     let controller = if is_controller {
         let shard_count = u32::try_from(router.shard_count()).unwrap_or(u32::MAX);
-        let quorum = QuorumSettings::from_config(&config);
-        match ControllerShard::open(storage.clone(), &config, shard_count, quorum).await {
+        let opened = match QuorumSettings::from_config(&config) {
+            Ok(quorum) => {
+                ControllerShard::open(storage.clone(), &config, shard_count, quorum).await
+            }
+            Err(error) => Err(error.into()),
+        };
+        match opened {
             Ok(controller) => Some(controller),
             Err(error) => {
                 abort_startup(&router).await;
@@ -306,11 +311,7 @@ async fn follow_controller<S: ShardStorage>(
         let Some(shard) = shard.upgrade() else {
             return;
         };
-        // Raft ids are Kafka node ids + 1 (raft-rs reserves 0).
-        let controller = seen
-            .checked_sub(1)
-            .filter(|_| seen > 0)
-            .and_then(|id| i32::try_from(id).ok());
+        let controller = crate::quorum::driver::node_id_of(seen);
         shard
             .router
             .invoke_on_all(move |s: Rc<Shard<S>>| async move {
@@ -330,8 +331,10 @@ impl<S: ShardStorage> Shard<S> {
         hints: &LoadHints,
     ) -> Result<usize, ShardError> {
         let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
+        let node_id = self.config.node_id;
         let mine: Vec<(String, i32)> = image
             .partitions_on_shard(me)
+            .filter(|(topic, index)| topic.is_replica(*index, node_id))
             .map(|(topic, index)| (topic.name.clone(), index))
             .collect();
         self.image_view().set(Arc::clone(&image));

@@ -12,9 +12,10 @@ use uuid::Uuid;
 use super::image::MetadataImage;
 use super::placement::{place_partitions, rebalance};
 use super::record::{
-    ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, RemovePartitionsRecord,
-    RemoveTopicRecord, ShardId, TopicRecord,
+    ConfigRecord, ConfigResource, MetadataRecord, PartitionLeadershipRecord, PartitionRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, ShardId, TopicRecord,
 };
+use super::replicas::{assign_replicas, Candidate};
 use crate::config::describe::is_known_broker_key;
 use crate::config::topic::topic_key_for_dynamic_broker_key;
 use crate::config::topic_name::{validate_topic_name, TopicNameError};
@@ -43,6 +44,11 @@ pub enum ControllerError {
     },
     #[error("replication factor {0} is not possible on a single broker (use 1 or -1)")]
     InvalidReplicationFactor(i16),
+    #[error(
+        "Unable to replicate the partition {factor} time(s): The target replication factor of \
+         {factor} cannot be reached because only {brokers} broker(s) are registered."
+    )]
+    NotEnoughBrokers { factor: i16, brokers: usize },
     #[error(transparent)]
     InvalidConfig(#[from] TopicConfigError),
     #[error("config {0} appears more than once in the request")]
@@ -72,7 +78,8 @@ impl ControllerError {
             ControllerError::TopicAlreadyExists(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
             ControllerError::PartitionsBelowOne(_)
             | ControllerError::PartitionsNotIncreased { .. } => ErrorCode::INVALID_PARTITIONS,
-            ControllerError::InvalidReplicationFactor(_) => ErrorCode::INVALID_REPLICATION_FACTOR,
+            ControllerError::InvalidReplicationFactor(_)
+            | ControllerError::NotEnoughBrokers { .. } => ErrorCode::INVALID_REPLICATION_FACTOR,
             ControllerError::InvalidConfig(e) => e.error_code(),
             ControllerError::NotAListConfig(_) => ErrorCode::INVALID_CONFIG,
             ControllerError::DuplicateConfigKey(_) => ErrorCode::INVALID_REQUEST,
@@ -124,6 +131,9 @@ const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
 #[derive(Debug, Clone, PartialEq)]
 pub struct Controller {
     pub shard_count: u32,
+    /// Part of a cluster (`controller.quorum.voters` set): new partitions
+    /// get replicas among the registered brokers and a leader.
+    pub cluster: bool,
     pub delete_topic_enable: bool,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -142,6 +152,37 @@ pub fn new_topic_id() -> Uuid {
             return id;
         }
     }
+}
+
+/// Replicas and a leader for partitions `first..first + count` of a topic
+/// (Kafka's assignment, started and shifted by the random topic id). The
+/// ISR is the leader alone until followers replicate.
+fn leadership_records(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    first: usize,
+    count: usize,
+    factor: usize,
+) -> impl Iterator<Item = MetadataRecord> {
+    let brokers: Vec<Candidate> = image
+        .brokers()
+        .map(|b| Candidate {
+            node_id: b.node_id,
+            rack: b.rack.clone(),
+        })
+        .collect();
+    let (start, shift) = topic_id.as_u64_pair();
+    let assigned = assign_replicas(&brokers, count, first, factor, start, shift);
+    assigned.into_iter().enumerate().map(move |(i, replicas)| {
+        MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
+            topic_id,
+            partition: i32::try_from(first + i).unwrap_or(i32::MAX),
+            leader: replicas[0],
+            leader_epoch: 0,
+            isr: vec![replicas[0]],
+            replicas,
+        })
+    })
 }
 
 fn config_record(topic: &str, key: &str, value: Option<&str>) -> MetadataRecord {
@@ -165,6 +206,7 @@ impl Controller {
         assert!(shard_count > 0, "a broker has at least one shard");
         Controller {
             shard_count,
+            cluster: !broker.quorum.voters.is_empty(),
             delete_topic_enable: broker.delete_topic_enable,
             num_partitions: broker.num_partitions,
             default_replication_factor: broker.default_replication_factor,
@@ -195,10 +237,11 @@ impl Controller {
             n if n < 1 => return Err(ControllerError::PartitionsBelowOne(n)),
             n => n,
         };
-        self.check_replication_factor(topic.replication_factor)?;
+        let factor = self.check_replication_factor(image, topic.replication_factor)?;
         self.topic_defaults.validate(&topic.configs)?;
         let count = partitions as usize;
-        let total = 1 + count + topic.configs.len();
+        let leaderships = if self.cluster { count } else { 0 };
+        let total = 1 + count + leaderships + topic.configs.len();
         if total > RECORDS_PER_OPERATION_MAX {
             return Err(ControllerError::TooManyRecords(total));
         }
@@ -208,22 +251,43 @@ impl Controller {
         })];
         let shards = place_partitions(&mut image.shard_loads(self.shard_count), count);
         records.extend(partition_records(topic_id, 0, &shards));
+        if self.cluster {
+            records.extend(leadership_records(image, topic_id, 0, count, factor));
+        }
         for (key, value) in &topic.configs {
             records.push(config_record(&topic.name, key, Some(value)));
         }
         Ok(records)
     }
 
-    fn check_replication_factor(&self, factor: i16) -> Result<(), ControllerError> {
+    /// The replication factor a new topic gets: 1 on a single node; in a
+    /// cluster, at least 1 and at most the registered brokers (Kafka's
+    /// INVALID_REPLICATION_FACTOR otherwise).
+    fn check_replication_factor(
+        &self,
+        image: &MetadataImage,
+        factor: i16,
+    ) -> Result<usize, ControllerError> {
         let effective = if factor == -1 {
             self.default_replication_factor
         } else {
             factor
         };
-        if effective != 1 {
-            return Err(ControllerError::InvalidReplicationFactor(factor));
+        if !self.cluster {
+            if effective != 1 {
+                return Err(ControllerError::InvalidReplicationFactor(factor));
+            }
+            return Ok(1);
         }
-        Ok(())
+        let brokers = image.brokers().count();
+        match usize::try_from(effective) {
+            Ok(n) if n >= 1 && n <= brokers => Ok(n),
+            Ok(n) if n >= 1 => Err(ControllerError::NotEnoughBrokers {
+                factor: effective,
+                brokers,
+            }),
+            _ => Err(ControllerError::InvalidReplicationFactor(factor)),
+        }
     }
 
     pub fn delete_topic(
@@ -310,7 +374,30 @@ impl Controller {
             return Err(ControllerError::TooManyRecords(added));
         }
         let shards = place_partitions(&mut image.shard_loads(self.shard_count), added);
-        Ok(partition_records(topic.id, current, &shards).collect())
+        let mut records: Vec<MetadataRecord> =
+            partition_records(topic.id, current, &shards).collect();
+        if self.cluster {
+            // New partitions keep the topic's replication factor.
+            let factor = topic
+                .leadership(0)
+                .map_or(1, |l| l.replicas.len())
+                .min(image.brokers().count())
+                .max(1);
+            if image.brokers().count() == 0 {
+                return Err(ControllerError::NotEnoughBrokers {
+                    factor: 1,
+                    brokers: 0,
+                });
+            }
+            records.extend(leadership_records(
+                image,
+                topic.id,
+                current as usize,
+                added,
+                factor,
+            ));
+        }
+        Ok(records)
     }
 
     /// IncrementalAlterConfigs on one topic.

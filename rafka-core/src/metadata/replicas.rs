@@ -29,7 +29,10 @@ pub fn assign_replicas(
     start: u64,
     shift: u64,
 ) -> Vec<Vec<i32>> {
-    assert!(factor >= 1 && factor <= brokers.len(), "checked by the caller");
+    assert!(
+        factor >= 1 && factor <= brokers.len(),
+        "checked by the caller"
+    );
     let mut sorted = brokers.to_vec();
     sorted.sort_by_key(|b| b.node_id);
     if sorted.iter().all(|b| b.rack.is_some()) {

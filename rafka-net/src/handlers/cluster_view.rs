@@ -8,6 +8,7 @@
 //! itself, so a client that reached it can always find it.
 
 use rafka_core::metadata::{BrokerImage, MetadataImage, TopicImage};
+use rafka_proto::error::ErrorCode;
 
 use super::RequestContext;
 
@@ -89,5 +90,24 @@ pub fn partition(ctx: &RequestContext, topic: &TopicImage, index: i32) -> Partit
                 isr: vec![me],
             }
         }
+    }
+}
+
+/// The shard of this node that serves partition `index` of `topic` as
+/// its leader: UNKNOWN_TOPIC_OR_PARTITION for no such partition,
+/// NOT_LEADER_OR_FOLLOWER when another broker leads it (the client
+/// refreshes its metadata and goes there).
+pub fn leader_shard(
+    ctx: &RequestContext,
+    topic: &TopicImage,
+    index: i32,
+) -> Result<usize, ErrorCode> {
+    let shard = topic
+        .shard_of(index)
+        .and_then(|shard| usize::try_from(shard).ok())
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    match topic.leadership(index) {
+        Some(l) if l.leader != ctx.node().node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        _ => Ok(shard),
     }
 }

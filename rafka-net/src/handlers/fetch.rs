@@ -371,10 +371,7 @@ fn resolve(
             });
             let (topic, owner) = match topic {
                 Ok(topic) => {
-                    let owner = topic
-                        .shard_of(key.partition)
-                        .and_then(|shard| usize::try_from(shard).ok())
-                        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+                    let owner = super::cluster_view::leader_shard(ctx, topic, key.partition);
                     (topic.name.clone(), owner)
                 }
                 Err(code) => (String::new(), Err(code)),

@@ -83,29 +83,45 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
         KEY_TYPE_GROUP if !ctx.authorize(AclOperation::Describe, Resource::Group(key)) => {
             no_node(ErrorCode::GROUP_AUTHORIZATION_FAILED, None)
         }
-        KEY_TYPE_GROUP => match ctx
-            .shard()
-            .coordinator_shard(ctx.shard().offsets_topic(), key)
-        {
-            Ok(_) => this_node(ctx),
-            Err(code) => no_node(code, Some(code.message())),
-        },
+        KEY_TYPE_GROUP => located(ctx, ctx.shard().offsets_topic(), key),
         KEY_TYPE_TRANSACTION
             if !ctx.authorize(AclOperation::Describe, Resource::TransactionalId(key)) =>
         {
             no_node(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None)
         }
-        KEY_TYPE_TRANSACTION => match ctx
-            .shard()
-            .coordinator_shard(ctx.shard().transaction_topic(), key)
-        {
-            Ok(_) => this_node(ctx),
-            Err(code) => no_node(code, Some(code.message())),
-        },
+        KEY_TYPE_TRANSACTION => located(ctx, ctx.shard().transaction_topic(), key),
         other => no_node(
             ErrorCode::INVALID_REQUEST,
             Some(format!("Unknown coordinator type {other}")),
         ),
+    }
+}
+
+/// The broker leading `key`'s internal partition (in a cluster), or this
+/// node once one of its shards owns that partition.
+fn located(ctx: &RequestContext, topic: InternalTopic, key: &str) -> Answer {
+    if let Some(leader) = ctx.shard().coordinator_leader(topic, key) {
+        if leader != ctx.node().node_id {
+            let image = ctx.image();
+            let brokers = super::cluster_view::brokers(ctx, &image);
+            return match brokers.into_iter().find(|b| b.node_id == leader) {
+                Some(b) => Answer {
+                    error_code: ErrorCode::NONE,
+                    error_message: None,
+                    node_id: b.node_id,
+                    host: StrBytes::from_string(b.host),
+                    port: i32::from(b.port),
+                },
+                None => no_node(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    Some(ErrorCode::COORDINATOR_NOT_AVAILABLE.message()),
+                ),
+            };
+        }
+    }
+    match ctx.shard().coordinator_shard(topic, key) {
+        Ok(_) => this_node(ctx),
+        Err(code) => no_node(code, Some(code.message())),
     }
 }
 

@@ -160,9 +160,15 @@ fn split(
         let found = image.topic(name);
         for (p, partition) in topic.partitions.iter().enumerate() {
             let index = partition.partition_index;
-            let owner = found.and_then(|topic| topic.shard_of(index));
+            let led = found.map(|topic| super::cluster_view::leader_shard(ctx, topic, index));
+            let owner = match led {
+                Some(Ok(shard)) => Some(shard),
+                _ => None,
+            };
             let error_code = if duplicates.contains_key(&(name, index)) {
                 ErrorCode::INVALID_REQUEST
+            } else if let Some(Err(code)) = led {
+                code
             } else if owner.is_none() {
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             } else {
@@ -176,7 +182,7 @@ fn split(
                         timestamp: partition.timestamp,
                         isolation: IsolationLevel::from_i8(list.isolation_level),
                     };
-                    split.push(owner as usize, (t, p), lookup);
+                    split.push(owner, (t, p), lookup);
                 }
                 _ => answers.set((t, p), Answer::error(error_code)),
             }

@@ -390,9 +390,8 @@ impl Plan<'_> {
                 if self.superseded.contains(&(t, p)) {
                     continue;
                 }
-                let owner = topic
-                    .shard_of(partition.index)
-                    .ok_or_else(|| Rejection::code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
+                let owner = super::cluster_view::leader_shard(ctx, topic, partition.index)
+                    .map_err(Rejection::code);
                 let checked = owner.and_then(|owner| {
                     let records = check_records(partition.records.as_ref(), &config, self.now_ms)?;
                     Ok((owner, records))
@@ -404,7 +403,7 @@ impl Plan<'_> {
                             partition: partition.index,
                             records,
                         };
-                        split.push(owner as usize, (t, p), append);
+                        split.push(owner, (t, p), append);
                     }
                     Err(rejection) => outcomes.set((t, p), Outcome::Rejected(rejection)),
                 }

@@ -86,9 +86,38 @@ impl QuorumSettings {
     }
 
     /// The settings `config` asks for: `None` without
-    /// `controller.quorum.voters` (a single node on its own log).
-    pub fn from_config(_config: &rafka_core::config::BrokerConfig) -> Option<Self> {
-        None
+    /// `controller.quorum.voters` (a single node on its own log). Raft ids
+    /// are Kafka node ids + 1: raft-rs reserves 0 for "none", Kafka allows
+    /// node 0.
+    pub fn from_config(
+        config: &rafka_core::config::BrokerConfig,
+    ) -> Result<Option<Self>, QuorumError> {
+        let quorum = &config.quorum;
+        if quorum.voters.is_empty() {
+            if config.quorum_configured() {
+                return Err(QuorumError::Unsupported(
+                    "controller.quorum.bootstrap.servers without controller.quorum.voters \
+                     (a dynamic quorum, KIP-853): set controller.quorum.voters",
+                ));
+            }
+            return Ok(None);
+        }
+        if !(config.process_roles.broker && config.process_roles.controller) {
+            return Err(QuorumError::Unsupported(
+                "process.roles other than broker,controller in a cluster: every node is \
+                 combined for now",
+            ));
+        }
+        let voters = quorum
+            .voters
+            .iter()
+            .map(|v| (raft_id(v.id), v.address().to_string()))
+            .collect();
+        let election = Duration::from_millis(quorum.election_timeout_ms.max(1) as u64);
+        let mut settings = QuorumSettings::new(raft_id(config.node_id), voters, election);
+        settings.proposal_timeout =
+            Duration::from_millis(quorum.request_timeout_ms.max(1) as u64 * 5);
+        Ok(Some(settings))
     }
 
     fn voter_ids(&self) -> Vec<u64> {
@@ -112,6 +141,8 @@ pub enum QuorumError {
     },
     #[error("node {0} is not among controller.quorum.voters")]
     NotAVoter(u64),
+    #[error("not supported yet: {0}")]
+    Unsupported(&'static str),
 }
 
 /// Why a proposal was not applied.
@@ -332,7 +363,7 @@ impl Quorum {
         let sequence = self.next_sequence.get();
         self.next_sequence.set(sequence + 1);
         let id = ProposalId {
-            node_id: i32::try_from(self.settings.node_id).unwrap_or(i32::MAX),
+            node_id: node_id_of(self.settings.node_id).unwrap_or(i32::MAX),
             incarnation: self.incarnation,
             sequence,
         };
@@ -353,6 +384,16 @@ impl Quorum {
             }
         }
     }
+}
+
+/// The raft id of Kafka node `node_id`.
+pub fn raft_id(node_id: i32) -> u64 {
+    u64::try_from(node_id).unwrap_or(0) + 1
+}
+
+/// The Kafka node id of raft id `id` (`None` for 0, raft-rs's "none").
+pub fn node_id_of(id: u64) -> Option<i32> {
+    id.checked_sub(1).and_then(|id| i32::try_from(id).ok())
 }
 
 /// A random incarnation id for this process's proposals.
