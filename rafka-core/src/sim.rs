@@ -196,7 +196,7 @@ impl SimStorage {
         self.state.borrow_mut().faults.ops_before_halt = Some(ops);
     }
 
-    /// Whether an armed halt has been reached.
+    /// Whether an armed halt used up its operations (the next call fails).
     pub fn halted(&self) -> bool {
         self.state.borrow().faults.ops_before_halt == Some(0)
     }
@@ -753,10 +753,10 @@ mod tests {
             storage.sync_dir(Path::new("/d")).await.unwrap();
             storage.halt_after(2);
             file.write_at(0, b"ab").await.unwrap();
-            file.sync_data().await.unwrap();
             assert!(!storage.halted());
-            assert!(file.write_at(2, b"cd").await.is_err());
+            file.sync_data().await.unwrap();
             assert!(storage.halted());
+            assert!(file.write_at(2, b"cd").await.is_err());
             assert!(storage.list_dir(Path::new("/d")).await.is_err());
             storage.crash();
             assert!(!storage.halted());
