@@ -70,36 +70,8 @@ impl<S: Storage> QuorumLog<S> {
             }
             return QuorumLog::create(storage, dir, voters).await;
         };
-        let snapshot = match base {
-            0 => None,
-            _ => Some(read_snapshot(&storage, &dir, base).await?),
-        };
-        let mut mirror = Mirror {
-            conf_state: snapshot
-                .as_ref()
-                .map(|s| s.get_metadata().get_conf_state().clone())
-                .unwrap_or_default(),
-            snapshot: snapshot.clone(),
-            ..Mirror::default()
-        };
-        let path = dir.join(log_name(base));
-        let active = storage.open(&path).await?;
-        let bytes = read_all(&active).await?;
-        let replayed = replay_log(&path, &bytes, &mut mirror)?;
-        if base == 0 && !replayed.conf_state_seen {
-            let damage = Damage::MissingConfState;
-            return Err(QuorumLogError::Damaged {
-                path,
-                position: 0,
-                damage,
-            });
-        }
-        check_commit(&path, &mirror)?;
-        let truncated_bytes = bytes.len() as u64 - replayed.valid_bytes;
-        if truncated_bytes > 0 {
-            active.truncate(replayed.valid_bytes).await?;
-            active.sync_data().await?;
-        }
+        let (mirror, active, valid_bytes, truncated_bytes) = recover(&storage, &dir, base).await?;
+        let snapshot = mirror.snapshot.clone();
         let recovered = Recovered {
             entries: mirror.entries.len() as u64,
             truncated_bytes,
@@ -112,7 +84,7 @@ impl<S: Storage> QuorumLog<S> {
             storage,
             dir,
             active,
-            active_bytes: replayed.valid_bytes,
+            active_bytes: valid_bytes,
             snapshot,
             poisoned: false,
         };
@@ -347,6 +319,48 @@ impl<S: Storage> QuorumLog<S> {
         }
         Ok(())
     }
+}
+
+/// Loads the live pair at `base`: its snapshot, then its log replayed on
+/// top, a torn tail cut off durably. Returns the mirror, the open log, its
+/// valid length and the bytes cut.
+async fn recover<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    base: u64,
+) -> Result<(Mirror, S::File, u64, u64), QuorumLogError> {
+    let snapshot = match base {
+        0 => None,
+        _ => Some(read_snapshot(storage, dir, base).await?),
+    };
+    let mut mirror = Mirror {
+        conf_state: snapshot
+            .as_ref()
+            .map(|s| s.get_metadata().get_conf_state().clone())
+            .unwrap_or_default(),
+        snapshot,
+        ..Mirror::default()
+    };
+    let path = dir.join(log_name(base));
+    let active = storage.open(&path).await?;
+    let bytes = read_all(&active).await?;
+    let replayed = replay_log(&path, &bytes, &mut mirror)?;
+    if base == 0 && !replayed.conf_state_seen {
+        let damage = Damage::MissingConfState;
+        let position = 0;
+        return Err(QuorumLogError::Damaged {
+            path,
+            position,
+            damage,
+        });
+    }
+    check_commit(&path, &mirror)?;
+    let truncated_bytes = bytes.len() as u64 - replayed.valid_bytes;
+    if truncated_bytes > 0 {
+        active.truncate(replayed.valid_bytes).await?;
+        active.sync_data().await?;
+    }
+    Ok((mirror, active, replayed.valid_bytes, truncated_bytes))
 }
 
 /// raft-rs's side of the contract, checked before anything is written.
