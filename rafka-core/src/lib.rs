@@ -10,6 +10,9 @@
 //! - `sim`: a fault-injecting in-memory [`io::Storage`] for tests.
 //! - `metadata`: the controller's deterministic state machine (topics,
 //!   partitions, placement, configs) and its records.
+//! - `quorum`: the metadata quorum's durable raft storage (raft-rs's
+//!   entries, hard state and snapshots over [`io::Storage`], and the
+//!   in-memory `raft::Storage` its RawNode reads).
 //! - `producer`: idempotent producer state per partition (sequence checks,
 //!   epoch fencing, snapshots, recovery) and the producer id allocator.
 //! - `coordinator`: what coordinators kept in internal topics share
@@ -37,6 +40,7 @@ pub mod log;
 pub mod logger;
 pub mod metadata;
 pub mod producer;
+pub mod quorum;
 pub mod quota;
 pub mod sasl;
 #[cfg(any(test, feature = "sim"))]

@@ -15,7 +15,9 @@
 //!   random prefix per file with a seed. Handles opened before a crash fail
 //!   afterwards, as the process holding them is gone.
 //! - Faults: fail the next N `sync_data` calls (the data stays pending),
-//!   tear the next write (only its first k bytes land, then it errors), and
+//!   tear the next write (only its first k bytes land, then it errors),
+//!   halt after N operations (every later call fails, as if the process
+//!   died there: crash points without knowing the code's steps), and
 //!   a short-read mode where `read_at` returns fewer bytes than asked
 //!   although more are there. That last one breaks the trait's "short only
 //!   at EOF" promise on purpose: the log reads through a loop that never
@@ -136,6 +138,8 @@ struct Faults {
     failing_syncs: u32,
     torn_write_kept_bytes: Option<usize>,
     short_reads: bool,
+    /// Operations left before every call fails; None: no halt armed.
+    ops_before_halt: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -184,6 +188,19 @@ impl SimStorage {
         self.state.borrow_mut().faults.short_reads = enabled;
     }
 
+    /// The next `ops` operations (any call on the storage or its files)
+    /// succeed and every later one fails until the next crash: the process
+    /// "died" right after its `ops`-th operation. Stepping `ops` from 0
+    /// visits every crash point of a sequence of calls.
+    pub fn halt_after(&self, ops: u64) {
+        self.state.borrow_mut().faults.ops_before_halt = Some(ops);
+    }
+
+    /// Whether an armed halt used up its operations (the next call fails).
+    pub fn halted(&self) -> bool {
+        self.state.borrow().faults.ops_before_halt == Some(0)
+    }
+
     pub fn stats(&self) -> SimStats {
         self.state.borrow().stats
     }
@@ -206,10 +223,12 @@ impl SimStorage {
     }
 
     /// Crashes; `kept(path, unsynced_bytes)` says how many unsynced bytes
-    /// of each durably named file survive.
+    /// of each durably named file survive. A halt is lifted (the machine
+    /// restarts).
     pub fn crash_with(&self, mut kept: impl FnMut(&Path, usize) -> usize) {
         let mut state = self.state.borrow_mut();
         state.generation += 1;
+        state.faults.ops_before_halt = None;
         state.names = state.durable_names.clone();
         for (path, inode) in &state.durable_names {
             let mut inode = inode.borrow_mut();
@@ -305,6 +324,20 @@ fn io_error(op: &'static str, path: &Path, kind: ErrorKind, message: &'static st
     IoError::new(op, path, std::io::Error::new(kind, message))
 }
 
+impl SimState {
+    /// Counts one operation against an armed halt; fails once it is reached.
+    fn gate(&mut self, op: &'static str, path: &Path) -> Result<(), IoError> {
+        match &mut self.faults.ops_before_halt {
+            Some(0) => Err(io_error(op, path, ErrorKind::Other, "halted (injected)")),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 fn is_child_of(path: &Path, dir: &Path) -> bool {
     path.parent() == Some(dir)
 }
@@ -314,6 +347,7 @@ impl Storage for SimStorage {
 
     async fn open(&self, path: &Path) -> Result<SimFile, IoError> {
         let mut state = self.state.borrow_mut();
+        state.gate("open", path)?;
         if state.dirs.contains(path) {
             return Err(io_error(
                 "open",
@@ -344,6 +378,7 @@ impl Storage for SimStorage {
 
     async fn create_dir_all(&self, path: &Path) -> Result<(), IoError> {
         let mut state = self.state.borrow_mut();
+        state.gate("mkdir", path)?;
         if state.names.contains_key(path) {
             return Err(io_error(
                 "mkdir",
@@ -359,7 +394,8 @@ impl Storage for SimStorage {
     }
 
     async fn list_dir(&self, path: &Path) -> Result<Vec<String>, IoError> {
-        let state = self.state.borrow();
+        let mut state = self.state.borrow_mut();
+        state.gate("readdir", path)?;
         if !state.dirs.contains(path) {
             return Err(io_error(
                 "readdir",
@@ -378,12 +414,15 @@ impl Storage for SimStorage {
     }
 
     async fn exists(&self, path: &Path) -> Result<bool, IoError> {
-        let state = self.state.borrow();
+        let mut state = self.state.borrow_mut();
+        state.gate("stat", path)?;
         Ok(state.names.contains_key(path) || state.dirs.contains(path))
     }
 
     async fn remove_file(&self, path: &Path) -> Result<(), IoError> {
-        match self.state.borrow_mut().names.remove(path) {
+        let mut state = self.state.borrow_mut();
+        state.gate("unlink", path)?;
+        match state.names.remove(path) {
             Some(_) => Ok(()),
             None => Err(io_error(
                 "unlink",
@@ -396,6 +435,7 @@ impl Storage for SimStorage {
 
     async fn remove_dir_all(&self, path: &Path) -> Result<(), IoError> {
         let mut state = self.state.borrow_mut();
+        state.gate("rmdir", path)?;
         if !state.dirs.contains(path) {
             return Err(io_error(
                 "rmdir",
@@ -414,6 +454,7 @@ impl Storage for SimStorage {
 
     async fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
         let mut state = self.state.borrow_mut();
+        state.gate("rename", from)?;
         let Some(inode) = state.names.remove(from) else {
             return Err(io_error(
                 "rename",
@@ -428,6 +469,7 @@ impl Storage for SimStorage {
 
     async fn sync_dir(&self, path: &Path) -> Result<(), IoError> {
         let mut state = self.state.borrow_mut();
+        state.gate("fsync dir", path)?;
         if !state.dirs.contains(path) {
             return Err(io_error(
                 "fsync dir",
@@ -462,7 +504,9 @@ pub struct SimFile {
 
 impl SimFile {
     fn check_live(&self, op: &'static str) -> Result<(), IoError> {
-        if self.state.borrow().generation != self.generation {
+        let mut state = self.state.borrow_mut();
+        state.gate(op, &self.path)?;
+        if state.generation != self.generation {
             return Err(io_error(
                 op,
                 &self.path,
@@ -698,6 +742,26 @@ mod tests {
                 storage.list_dir(Path::new("/d")).await.unwrap(),
                 vec!["f".to_owned()]
             );
+        });
+    }
+
+    #[test]
+    fn halt_fails_every_call_after_n_until_the_crash() {
+        let (storage, path) = setup();
+        block_on(async {
+            let file = storage.open(&path).await.unwrap();
+            storage.sync_dir(Path::new("/d")).await.unwrap();
+            storage.halt_after(2);
+            file.write_at(0, b"ab").await.unwrap();
+            assert!(!storage.halted());
+            file.sync_data().await.unwrap();
+            assert!(storage.halted());
+            assert!(file.write_at(2, b"cd").await.is_err());
+            assert!(storage.list_dir(Path::new("/d")).await.is_err());
+            storage.crash();
+            assert!(!storage.halted());
+            assert_eq!(storage.file_contents(&path).unwrap(), b"ab");
+            assert!(storage.open(&path).await.is_ok());
         });
     }
 

@@ -107,7 +107,7 @@ fn parse_name(name: &str, suffix: &str) -> Option<i64> {
 }
 
 /// Reads a whole file, looping because reads may come back short.
-pub(super) async fn read_all<F: StorageFile>(file: &F) -> Result<Vec<u8>, IoError> {
+pub(crate) async fn read_all<F: StorageFile>(file: &F) -> Result<Vec<u8>, IoError> {
     let size = file.size().await?;
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     while (out.len() as u64) < size {
