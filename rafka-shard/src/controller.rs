@@ -73,9 +73,6 @@ pub struct Charged<T> {
 /// `offsets.topic.segment.bytes` default.
 const INTERNAL_SEGMENT_BYTES: i32 = 104_857_600;
 
-/// The quorum's files, under the metadata dir.
-pub const QUORUM_DIR_NAME: &str = "quorum";
-
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFailure {
@@ -199,7 +196,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         let metadata_dir = config.metadata_dir();
         let store = match quorum {
             Some(settings) => {
-                let dir = metadata_dir.join(QUORUM_DIR_NAME);
+                let dir = metadata_dir.join(rafka_core::quorum::QUORUM_DIR_NAME);
                 Backend::Quorum(Quorum::open(storage.clone(), dir, settings).await?)
             }
             None => {
@@ -696,10 +693,13 @@ impl<S: ShardStorage> ControllerShard<S> {
     pub async fn shutdown<E>(&self, close: impl AsyncFnOnce() -> Result<(), E>) -> Result<(), E> {
         let mut inner = self.lock().await;
         close().await?;
-        if let Backend::Local(store) = &mut inner.store {
-            if let Err(error) = store.snapshot().await {
-                tracing::warn!(%error, "metadata snapshot at shutdown");
+        match &mut inner.store {
+            Backend::Local(store) => {
+                if let Err(error) = store.snapshot().await {
+                    tracing::warn!(%error, "metadata snapshot at shutdown");
+                }
             }
+            Backend::Quorum(quorum) => quorum.close(),
         }
         Ok(())
     }

@@ -48,6 +48,15 @@ struct Node {
 
 impl Node {
     fn start(id: u64, voters: Vec<(u64, String)>, dir: PathBuf) -> Node {
+        Node::start_with(id, voters, dir, 10_000)
+    }
+
+    fn start_with(
+        id: u64,
+        voters: Vec<(u64, String)>,
+        dir: PathBuf,
+        snapshot_interval_entries: u64,
+    ) -> Node {
         let (tx, rx) = mpsc::channel::<Command>();
         let thread = std::thread::spawn(move || {
             let executor = LocalExecutorBuilder::new(Placement::Unbound)
@@ -57,6 +66,7 @@ impl Node {
             executor.run(async move {
                 let mut settings = QuorumSettings::new(id, voters, Duration::from_millis(500));
                 settings.proposal_timeout = Duration::from_secs(3);
+                settings.snapshot_interval_entries = snapshot_interval_entries;
                 let quorum = Quorum::open(GlommioStorage::new(), dir, settings)
                     .await
                     .expect("quorum opens");
@@ -79,7 +89,15 @@ impl Node {
                                 published.borrow().clone(),
                             ));
                         }
-                        Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
+                        Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
+                            quorum.close();
+                            // Let the woken tasks run to their end (and
+                            // drop their sockets) before the executor goes.
+                            for _ in 0..8 {
+                                futures_lite::future::yield_now().await;
+                            }
+                            return;
+                        }
                         Err(mpsc::TryRecvError::Empty) => {
                             glommio::timer::sleep(Duration::from_millis(5)).await
                         }
@@ -100,6 +118,23 @@ impl Node {
             .send(Command::Commit(records, tx))
             .expect("node runs");
         rx.recv().expect("node answers")
+    }
+
+    /// Commits, retrying while the quorum has no leader (one was just
+    /// stopped) until the deadline.
+    fn commit_retrying(&self, records: Vec<MetadataRecord>) -> u64 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match self.commit(records.clone()) {
+                Ok(index) => return index,
+                Err(ProposalError::NoLeader) | Err(ProposalError::TimedOut(_))
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(error) => panic!("node {} commit: {error}", self.id),
+            }
+        }
     }
 
     fn status(&self) -> (QuorumStatus, std::sync::Arc<MetadataImage>, Vec<i64>) {
@@ -217,7 +252,7 @@ fn three_voters_commit_in_one_order_and_survive_the_leaders_loss() {
     nodes[leader_index].stop();
     let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != leader).collect();
     wait_for_leader(&survivors, leader);
-    let third = survivors[0].commit(topic("c")).expect("commits on two");
+    let third = survivors[0].commit_retrying(topic("c"));
     for node in &survivors {
         wait_applied(node, third);
         assert!(node.status().1.topic("c").is_some());
@@ -241,4 +276,49 @@ fn three_voters_commit_in_one_order_and_survive_the_leaders_loss() {
         "{refused:?}"
     );
     assert!(alone.status().1.topic("d").is_none());
+}
+
+#[test]
+fn a_restarted_voter_catches_up_from_a_snapshot_and_all_replay_from_disk() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(3);
+    let voters: Vec<(u64, String)> = (1..=3)
+        .zip(&ports)
+        .map(|(id, port)| (id, format!("127.0.0.1:{port}")))
+        .collect();
+    let node_dir = |id: u64| dir.path().join(format!("node-{id}"));
+    let start = |id: u64| Node::start_with(id, voters.clone(), node_dir(id), 4);
+    let mut nodes: Vec<Node> = (1..=3).map(start).collect();
+    wait_for_leader(&nodes.iter().collect::<Vec<_>>(), 0);
+    nodes[2].stop();
+    let mut last = 0;
+    for i in 0..12 {
+        last = nodes[0].commit_retrying(topic(&format!("t{i}")));
+    }
+    // Node 3 is back with its old log; the leader compacted past it.
+    nodes[2] = start(3);
+    wait_applied(&nodes[2], last);
+    let (_, image, published) = nodes[2].status();
+    assert_eq!(image.topic_count(), 12);
+    assert!(
+        published.iter().any(|index| *index < last as i64),
+        "node 3 got a snapshot or entries before {last}: {published:?}"
+    );
+    // Everyone stops and comes back: the images replay from disk alone.
+    for node in &mut nodes {
+        node.stop();
+    }
+    let nodes: Vec<Node> = (1..=3).map(start).collect();
+    for node in &nodes {
+        let (status, image, _) = node.status();
+        assert!(status.applied_index >= last, "node {}: {status:?}", node.id);
+        assert_eq!(image.topic_count(), 12, "node {}", node.id);
+    }
+    wait_for_leader(&nodes.iter().collect::<Vec<_>>(), 0);
+    let after = nodes[1].commit_retrying(topic("after-restart"));
+    assert!(after > last);
 }

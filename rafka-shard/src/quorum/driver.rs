@@ -33,11 +33,11 @@ use rafka_core::metadata::{ApplyError, Committed, MetadataDelta, MetadataImage, 
 use raft::prelude::{Entry, EntryType, Message, Snapshot};
 use raft::{GetEntriesContext, RawNode, SnapshotStatus, StateRole, Storage as _};
 
-use super::mem_log::{QuorumLog, QuorumLogError, QuorumStorage};
 use super::payload::{self, ProposalId};
-use super::transport::{self, Transport};
+use super::transport::{self, Closed, Transport};
 use crate::controller::{PublishError, Publisher};
 use crate::runtime::within;
+use rafka_core::quorum::{QuorumLog, QuorumLogError, QuorumStorage};
 
 /// How this node takes part in the quorum.
 #[derive(Debug, Clone)]
@@ -202,6 +202,8 @@ struct Shared {
 /// The controller's handle on the quorum (shard 0 only).
 pub struct Quorum {
     settings: QuorumSettings,
+    /// Ends the driver, the ticks and every socket ([`Quorum::close`]).
+    closed: Rc<Closed>,
     /// Notified whenever the known leader changes.
     leader_changed: Rc<event_listener::Event>,
     events: Rc<LocalSender<Event>>,
@@ -225,7 +227,13 @@ impl Quorum {
         if !voter_ids.contains(&me) {
             return Err(QuorumError::NotAVoter(me));
         }
-        let (log, mem) = QuorumLog::open(storage, dir, &voter_ids).await?;
+        let (log, mem, recovered) = QuorumLog::open(storage, dir, &voter_ids).await?;
+        if recovered.truncated_bytes > 0 {
+            tracing::warn!(
+                truncated_bytes = recovered.truncated_bytes,
+                "quorum log: a torn, never acknowledged append was cut"
+            );
+        }
         let (image, applied) = replay(&log, &mem)?;
         let config = raft::Config {
             id: me,
@@ -262,12 +270,15 @@ impl Quorum {
             waiters: HashMap::new(),
             stopped: false,
         }));
-        let transport = Transport::start(me, &settings.voters, Rc::clone(&events));
+        let closed = Rc::new(Closed::default());
+        let transport =
+            Transport::start(me, &settings.voters, Rc::clone(&events), Rc::clone(&closed));
         glommio::spawn_local(transport::serve(
             listener,
             me,
             Rc::new(voter_ids),
             Rc::clone(&events),
+            Rc::clone(&closed),
         ))
         .detach();
         let leader_changed = Rc::new(event_listener::Event::new());
@@ -279,12 +290,18 @@ impl Quorum {
             shared: Rc::clone(&shared),
             apply: apply_tx,
         };
-        glommio::spawn_local(driver.run(events_rx)).detach();
+        let driving = Rc::clone(&closed);
+        glommio::spawn_local(async move { driving.or_closed(driver.run(events_rx)).await })
+            .detach();
         let ticker = Rc::clone(&events);
         let tick = settings.tick;
+        let ticking = Rc::clone(&closed);
         glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(tick).await;
+            while ticking
+                .or_closed(glommio::timer::sleep(tick))
+                .await
+                .is_some()
+            {
                 if ticker.try_send(Event::Tick).is_err() {
                     return;
                 }
@@ -293,6 +310,7 @@ impl Quorum {
         .detach();
         Ok(Rc::new(Quorum {
             settings,
+            closed,
             leader_changed,
             events,
             shared,
@@ -300,6 +318,18 @@ impl Quorum {
             next_sequence: Cell::new(0),
             applier: RefCell::new(Some(apply_rx)),
         }))
+    }
+
+    /// Leaves the quorum: the driver, the applier, the listener and every
+    /// link stop, and proposals fail at once. (A broker's clean stop.)
+    pub fn close(&self) {
+        self.closed.close();
+        let mut shared = self.shared.borrow_mut();
+        shared.stopped = true;
+        shared.status.leader_id = 0;
+        for (_, waiter) in shared.waiters.drain() {
+            let _ = waiter.send(Err(ProposalError::NoLeader));
+        }
     }
 
     /// The image as of the last applied entry.
@@ -341,6 +371,7 @@ impl Quorum {
         let Some(rx) = self.applier.borrow_mut().take() else {
             return;
         };
+        let closed = Rc::clone(&self.closed);
         let applier = Applier {
             shared: Rc::clone(&self.shared),
             events: Rc::clone(&self.events),
@@ -348,7 +379,7 @@ impl Quorum {
             snapshot_interval: self.settings.snapshot_interval_entries.max(1),
             last_snapshot: self.shared.borrow().status.applied_index,
         };
-        glommio::spawn_local(applier.run(rx)).detach();
+        glommio::spawn_local(async move { closed.or_closed(applier.run(rx)).await }).detach();
     }
 
     /// Proposes `records` as one entry and waits until it is applied on
@@ -404,7 +435,10 @@ fn incarnation() -> u64 {
 
 /// The image from the log's snapshot plus every entry the log knows
 /// committed, and the index it is as of.
-fn replay(log: &QuorumLog, mem: &QuorumStorage) -> Result<(MetadataImage, u64), QuorumError> {
+fn replay<S: Storage>(
+    log: &QuorumLog<S>,
+    mem: &QuorumStorage,
+) -> Result<(MetadataImage, u64), QuorumError> {
     let mut image = MetadataImage::new();
     let mut applied = 0;
     if let Some(snapshot) = log.snapshot() {
@@ -473,16 +507,16 @@ fn apply_entry(
     Some(Ok((payload.id, (next, deltas))))
 }
 
-struct Driver {
+struct Driver<S: Storage> {
     leader_changed: Rc<event_listener::Event>,
     node: RawNode<QuorumStorage>,
-    log: QuorumLog,
+    log: QuorumLog<S>,
     transport: Transport,
     shared: Rc<RefCell<Shared>>,
     apply: LocalSender<Apply>,
 }
 
-impl Driver {
+impl<S: Storage> Driver<S> {
     async fn run(mut self, events: LocalReceiver<Event>) {
         while let Some(event) = events.recv().await {
             let handled = match event {

@@ -23,7 +23,6 @@
 
 pub mod driver;
 pub mod logging;
-mod mem_log;
 pub mod payload;
 mod transport;
 

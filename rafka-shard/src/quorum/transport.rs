@@ -37,7 +37,47 @@ const HELLO_BYTES: usize = 16;
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE_LEN: usize = 4096;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A write that does not finish in this long (a peer that stopped
+/// reading: paused, wedged) drops the connection; messages meanwhile are
+/// dropped and Raft retransmits.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Set once when the quorum closes: every transport task ends and drops
+/// its sockets.
+#[derive(Default)]
+pub(crate) struct Closed {
+    closed: std::cell::Cell<bool>,
+    event: event_listener::Event,
+}
+
+impl Closed {
+    pub(crate) fn close(&self) {
+        self.closed.set(true);
+        self.event.notify(usize::MAX);
+    }
+
+    /// Completes once closed.
+    pub(crate) async fn wait(&self) {
+        loop {
+            let listener = self.event.listen();
+            if self.closed.get() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// `work`, unless the quorum closes first.
+    pub(crate) async fn or_closed<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        let work = std::pin::pin!(work);
+        let closed = std::pin::pin!(self.wait());
+        match futures_util::future::select(work, closed).await {
+            futures_util::future::Either::Left((output, _)) => Some(output),
+            futures_util::future::Either::Right(_) => None,
+        }
+    }
+}
 
 /// Outbound links to every other voter.
 pub struct Transport {
@@ -47,7 +87,12 @@ pub struct Transport {
 
 impl Transport {
     /// Starts one sender task per peer in `voters` (other than `me`).
-    pub fn start(me: u64, voters: &[(u64, String)], events: Rc<LocalSender<Event>>) -> Transport {
+    pub(crate) fn start(
+        me: u64,
+        voters: &[(u64, String)],
+        events: Rc<LocalSender<Event>>,
+        closed: Rc<Closed>,
+    ) -> Transport {
         let mut peers = HashMap::new();
         for (id, address) in voters {
             if *id == me {
@@ -55,6 +100,7 @@ impl Transport {
             }
             let (tx, rx) = local_channel::new_bounded(PEER_QUEUE_LEN);
             let link = PeerLink {
+                closed: Rc::clone(&closed),
                 me,
                 peer: *id,
                 address: address.clone(),
@@ -81,6 +127,7 @@ impl Transport {
 }
 
 struct PeerLink {
+    closed: Rc<Closed>,
     me: u64,
     peer: u64,
     address: String,
@@ -92,7 +139,7 @@ impl PeerLink {
         let mut stream: Option<TcpStream> = None;
         let mut retry_at = Instant::now();
         let mut buffer = Vec::new();
-        while let Some(message) = rx.recv().await {
+        while let Some(Some(message)) = self.closed.or_closed(rx.recv()).await {
             let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
             if stream.is_none() && Instant::now() >= retry_at {
                 stream = self.connect().await;
@@ -112,7 +159,10 @@ impl PeerLink {
             }
             let len = u32::try_from(buffer.len() - 4).unwrap_or(u32::MAX);
             buffer[..4].copy_from_slice(&len.to_be_bytes());
-            match connection.write_all(&buffer).await {
+            let written = within(WRITE_TIMEOUT, connection.write_all(&buffer))
+                .await
+                .unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into()));
+            match written {
                 Ok(()) => {
                     if snapshot {
                         self.report(true, true);
@@ -162,14 +212,18 @@ impl PeerLink {
 
 /// Accepts the other voters' connections and steps what they send into
 /// the driver.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     me: u64,
     voters: Rc<Vec<u64>>,
     events: Rc<LocalSender<Event>>,
+    closed: Rc<Closed>,
 ) {
     loop {
-        let stream = match listener.accept().await {
+        let Some(accepted) = closed.or_closed(listener.accept()).await else {
+            return;
+        };
+        let stream = match accepted {
             Ok(stream) => stream,
             Err(error) => {
                 tracing::warn!(%error, "controller listener accept");
@@ -179,9 +233,13 @@ pub async fn serve(
         };
         let voters = Rc::clone(&voters);
         let events = Rc::clone(&events);
+        let closed = Rc::clone(&closed);
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().ok();
-            if let Err(error) = receive(stream, me, &voters, &events).await {
+            let received = closed
+                .or_closed(receive(stream, me, &voters, &events))
+                .await;
+            if let Some(Err(error)) = received {
                 tracing::debug!(?peer, %error, "raft connection closed");
             }
         })
