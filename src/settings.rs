@@ -100,6 +100,12 @@ pub struct ClusterArgs {
     /// This broker's rack (`broker.rack`), shown to clients.
     #[arg(long, value_name = "RACK")]
     pub broker_rack: Option<String>,
+    /// The cluster id written to a new data dir's meta.properties (Kafka's
+    /// `kafka-storage format -t`); an existing dir with another id is
+    /// refused [default: a random id on a single node; in a cluster, one
+    /// derived from controller.quorum.voters, the same on every node].
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
 }
 
 impl ClusterArgs {
@@ -376,7 +382,12 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     // Read-only, before the lock creates anything; checked again under it.
     read_meta(&data_dir)?;
     let locks = lock_dirs(&locked_dirs(&config))?;
-    let cluster_id = ensure_meta(&data_dir, config.node_id)?;
+    let wanted = cli
+        .cluster
+        .cluster_id
+        .clone()
+        .or_else(|| voters_cluster_id(&config));
+    let cluster_id = ensure_meta(&data_dir, config.node_id, wanted.as_deref())?;
     let shard_count = cli
         .cores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -645,11 +656,27 @@ fn read_meta(dir: &Path) -> Result<Option<Meta>, SettingsError> {
     Ok(Some(meta))
 }
 
+/// In a cluster without `--cluster-id`: an id every node derives alike
+/// from `controller.quorum.voters` (SHA-256 of the voters in id order,
+/// 16 bytes, base64url as Kafka prints ids), so nodes started from the
+/// same voters report one cluster id to clients.
+fn voters_cluster_id(config: &BrokerConfig) -> Option<String> {
+    use sha2::Digest;
+    let mut voters = config.quorum.voters.clone();
+    if voters.is_empty() {
+        return None;
+    }
+    voters.sort_by_key(|v| v.id);
+    let text: Vec<String> = voters.iter().map(ToString::to_string).collect();
+    let digest = sha2::Sha256::digest(text.join(",").as_bytes());
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
 /// Reads or creates `<data dir>/meta.properties` (Kafka's format) and
 /// returns the cluster id. A dir of an older format (so far: format 1
 /// without the key) gets the current [`DATA_DIR_FORMAT_VERSION`] written
 /// into its file, every other line kept.
-fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
+fn ensure_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> Result<String, SettingsError> {
     let meta_error = |message: String| SettingsError::Meta {
         dir: dir.to_path_buf(),
         message,
@@ -667,6 +694,14 @@ fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
             .get("cluster.id")
             .map(str::to_string)
             .ok_or_else(|| meta_error("no cluster.id".to_string()))?;
+        if let Some(wanted) = wanted {
+            if wanted != cluster_id {
+                return Err(meta_error(format!(
+                    "cluster.id {cluster_id} does not match the expected {wanted} (a data dir \
+                     of another cluster?)"
+                )));
+            }
+        }
         if meta.format_version != Some(DATA_DIR_FORMAT_VERSION) {
             write_meta(dir, &with_format_version(&meta.text))?;
             let found = meta
@@ -681,8 +716,11 @@ fn ensure_meta(dir: &Path, node_id: i32) -> Result<String, SettingsError> {
         }
         return Ok(cluster_id);
     }
-    let cluster_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(rafka_core::metadata::new_topic_id().as_bytes());
+    let cluster_id = match wanted {
+        Some(wanted) => wanted.to_string(),
+        None => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(rafka_core::metadata::new_topic_id().as_bytes()),
+    };
     let text = format!(
         "#rafka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n\
          {FORMAT_VERSION_KEY}={DATA_DIR_FORMAT_VERSION}\n"
@@ -905,7 +943,7 @@ mod tests {
     #[test]
     fn a_new_data_dir_gets_the_current_format_version() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cluster_id = ensure_meta(dir.path(), 3).expect("meta");
+        let cluster_id = ensure_meta(dir.path(), 3, None).expect("meta");
         let meta = read_meta(dir.path()).expect("readable").expect("written");
         assert_eq!(meta.format_version, Some(DATA_DIR_FORMAT_VERSION));
         assert_eq!(meta.get("cluster.id"), Some(cluster_id.as_str()));
@@ -916,14 +954,14 @@ mod tests {
     #[test]
     fn a_data_dir_without_the_key_is_format_1_and_gets_the_key_added() {
         let dir = data_dir_with_meta(FORMAT_1_META);
-        assert_eq!(ensure_meta(dir.path(), 0).expect("meta"), "c1");
+        assert_eq!(ensure_meta(dir.path(), 0, None).expect("meta"), "c1");
         assert_eq!(
             meta_text(dir.path()),
             format!("{FORMAT_1_META}rafka.format.version=1\n")
         );
         assert!(!dir.path().join("meta.properties.tmp").exists());
         // A second start finds the key and rewrites nothing.
-        assert_eq!(ensure_meta(dir.path(), 0).expect("meta"), "c1");
+        assert_eq!(ensure_meta(dir.path(), 0, None).expect("meta"), "c1");
         assert_eq!(
             meta_text(dir.path()),
             format!("{FORMAT_1_META}rafka.format.version=1\n")
@@ -934,7 +972,7 @@ mod tests {
     fn a_newer_format_is_refused_and_the_file_left_as_it_is() {
         let text = format!("{FORMAT_1_META}rafka.format.version=2\n");
         let dir = data_dir_with_meta(&text);
-        let error = ensure_meta(dir.path(), 0).expect_err("newer format");
+        let error = ensure_meta(dir.path(), 0, None).expect_err("newer format");
         match &error {
             SettingsError::NewerFormat {
                 found, supported, ..
@@ -950,7 +988,7 @@ mod tests {
         for value in ["0", "-1", "two", ""] {
             let text = format!("{FORMAT_1_META}rafka.format.version={value}\n");
             let dir = data_dir_with_meta(&text);
-            let error = ensure_meta(dir.path(), 0).expect_err("bad version");
+            let error = ensure_meta(dir.path(), 0, None).expect_err("bad version");
             assert!(
                 matches!(error, SettingsError::Meta { .. }),
                 "{value}: {error}"

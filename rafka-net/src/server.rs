@@ -258,8 +258,8 @@ async fn lead(
         Some(addr) => Some(start_metrics(shard, addr)?),
         None => None,
     };
+    register(shard, options, &bound).await;
     announce(shard, &options.listeners, &bound, started);
-    register(shard, options, &bound);
     if let Some(metrics) = &metrics {
         // After the ready line, which tools read as the first line.
         let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
@@ -322,8 +322,8 @@ async fn seed_scram(
 }
 
 /// In a cluster, registers this broker's endpoints (bound ports where none
-/// is advertised) with the quorum, in the background.
-fn register(shard: &Rc<Shard>, options: &ServerOptions, bound: &[SocketAddr]) {
+/// is advertised) with the quorum; returns once committed.
+async fn register(shard: &Rc<Shard>, options: &ServerOptions, bound: &[SocketAddr]) {
     let endpoints = options
         .listeners
         .iter()
@@ -336,7 +336,7 @@ fn register(shard: &Rc<Shard>, options: &ServerOptions, bound: &[SocketAddr]) {
         })
         .collect();
     let rack = options.config.rack.clone();
-    rafka_shard::registration::spawn_registration(shard, endpoints, rack);
+    rafka_shard::registration::register(shard, endpoints, rack).await;
 }
 
 /// This broker as clients see it: every listener's advertised endpoint

@@ -288,6 +288,7 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
     if let Some(quorum) = controller.quorum() {
         quorum.start_applying(crate::apply::ShardPublisher::new(shard));
         glommio::spawn_local(follow_controller(Rc::downgrade(shard), quorum)).detach();
+        crate::registration::spawn_fencing(shard);
     }
     for result in shard
         .router

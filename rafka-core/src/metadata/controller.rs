@@ -166,6 +166,7 @@ fn leadership_records(
 ) -> impl Iterator<Item = MetadataRecord> {
     let brokers: Vec<Candidate> = image
         .brokers()
+        .filter(|b| !b.fenced)
         .map(|b| Candidate {
             node_id: b.node_id,
             rack: b.rack.clone(),
@@ -279,7 +280,7 @@ impl Controller {
             }
             return Ok(1);
         }
-        let brokers = image.brokers().count();
+        let brokers = image.brokers().filter(|b| !b.fenced).count();
         match usize::try_from(effective) {
             Ok(n) if n >= 1 && n <= brokers => Ok(n),
             Ok(n) if n >= 1 => Err(ControllerError::NotEnoughBrokers {
@@ -378,12 +379,13 @@ impl Controller {
             partition_records(topic.id, current, &shards).collect();
         if self.cluster {
             // New partitions keep the topic's replication factor.
+            let alive = image.brokers().filter(|b| !b.fenced).count();
             let factor = topic
                 .leadership(0)
                 .map_or(1, |l| l.replicas.len())
-                .min(image.brokers().count())
+                .min(alive)
                 .max(1);
-            if image.brokers().count() == 0 {
+            if alive == 0 {
                 return Err(ControllerError::NotEnoughBrokers {
                     factor: 1,
                     brokers: 0,

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::record::{
-    AccessControlEntryRecord, BrokerEndpoint, ClientQuotaRecord, ConfigRecord, ConfigResource,
-    MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord, PartitionRecord,
-    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
+    AccessControlEntryRecord, BrokerEndpoint, BrokerFencingRecord, ClientQuotaRecord, ConfigRecord,
+    ConfigResource, MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord,
+    PartitionRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
     RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId, TopicRecord,
     UserScramCredentialRecord,
 };
@@ -60,6 +60,9 @@ pub struct BrokerImage {
     pub incarnation_id: Uuid,
     pub rack: Option<String>,
     pub endpoints: Vec<BrokerEndpoint>,
+    /// Fenced by the active controller (not alive): gets no new
+    /// partitions, is not shown to clients, leads nothing.
+    pub fenced: bool,
 }
 
 impl TopicImage {
@@ -226,6 +229,8 @@ pub enum ApplyError {
         epoch: i64,
         current: i64,
     },
+    #[error("broker {node_id} has no registration of epoch {epoch}")]
+    UnknownBrokerEpoch { node_id: i32, epoch: i64 },
     #[error(
         "leader epoch {epoch} of topic {topic_id} partition {partition} is not above {current}"
     )]
@@ -423,6 +428,13 @@ impl MetadataImage {
                 rack: broker.rack.clone(),
                 endpoints: broker.endpoints.clone(),
             }));
+            if broker.fenced {
+                out.push(MetadataRecord::BrokerFencing(BrokerFencingRecord {
+                    node_id: broker.node_id,
+                    epoch: broker.epoch,
+                    fenced: true,
+                }));
+            }
         }
         for (id, acl) in self.acls.iter() {
             out.push(MetadataRecord::AccessControlEntry(
@@ -510,6 +522,7 @@ impl MetadataImage {
             MetadataRecord::ClientQuota(r) => self.apply_client_quota(r),
             MetadataRecord::RegisterBroker(r) => self.apply_register_broker(r),
             MetadataRecord::PartitionLeadership(r) => self.apply_leadership(r),
+            MetadataRecord::BrokerFencing(r) => self.apply_fencing(r),
         }
     }
 
@@ -534,8 +547,25 @@ impl MetadataImage {
                 incarnation_id: r.incarnation_id,
                 rack: r.rack.clone(),
                 endpoints: r.endpoints.clone(),
+                fenced: false,
             },
         );
+        Ok(MetadataDelta::BrokerRegistered {
+            node_id: r.node_id,
+            epoch: r.epoch,
+        })
+    }
+
+    fn apply_fencing(&mut self, r: &BrokerFencingRecord) -> Result<MetadataDelta, ApplyError> {
+        let broker = self
+            .brokers
+            .get_mut(&r.node_id)
+            .filter(|b| b.epoch == r.epoch)
+            .ok_or(ApplyError::UnknownBrokerEpoch {
+                node_id: r.node_id,
+                epoch: r.epoch,
+            })?;
+        broker.fenced = r.fenced;
         Ok(MetadataDelta::BrokerRegistered {
             node_id: r.node_id,
             epoch: r.epoch,

@@ -45,9 +45,9 @@ pub use quota_control::{
     QuotaAlterError, QuotaAlteration, QuotaAlterationEntry, QuotaDescription, QuotaOp,
 };
 pub use record::{
-    AccessControlEntryRecord, BrokerEndpoint, ClientQuotaRecord, ConfigRecord, ConfigResource,
-    MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord, PartitionRecord,
-    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
+    AccessControlEntryRecord, BrokerEndpoint, BrokerFencingRecord, ClientQuotaRecord, ConfigRecord,
+    ConfigResource, MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord,
+    PartitionRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
     RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId, TopicRecord,
     UserScramCredentialRecord,
 };

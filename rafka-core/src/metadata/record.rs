@@ -194,6 +194,16 @@ pub struct PartitionLeadershipRecord {
     pub isr: Vec<i32>,
 }
 
+/// The active controller fences (`true`) or unfences a broker by its
+/// liveness (KRaft's BrokerRegistrationChangeRecord's fenced field);
+/// applies only to the registration of `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerFencingRecord {
+    pub node_id: i32,
+    pub epoch: i64,
+    pub fenced: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -209,6 +219,7 @@ pub enum MetadataRecord {
     ClientQuota(ClientQuotaRecord),
     RegisterBroker(RegisterBrokerRecord),
     PartitionLeadership(PartitionLeadershipRecord),
+    BrokerFencing(BrokerFencingRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -226,6 +237,7 @@ mod code {
     pub const CLIENT_QUOTA: u8 = 11;
     pub const REGISTER_BROKER: u8 = 12;
     pub const PARTITION_LEADERSHIP: u8 = 13;
+    pub const BROKER_FENCING: u8 = 14;
 
     pub fn is_known(code: u8) -> bool {
         matches!(
@@ -243,6 +255,7 @@ mod code {
                 | CLIENT_QUOTA
                 | REGISTER_BROKER
                 | PARTITION_LEADERSHIP
+                | BROKER_FENCING
         )
     }
 }
@@ -512,6 +525,7 @@ impl MetadataRecord {
             MetadataRecord::ClientQuota(_) => code::CLIENT_QUOTA,
             MetadataRecord::RegisterBroker(_) => code::REGISTER_BROKER,
             MetadataRecord::PartitionLeadership(_) => code::PARTITION_LEADERSHIP,
+            MetadataRecord::BrokerFencing(_) => code::BROKER_FENCING,
         }
     }
 
@@ -604,6 +618,11 @@ impl MetadataRecord {
                 w.i32(r.leader_epoch);
                 w.i32_array(&r.replicas);
                 w.i32_array(&r.isr);
+            }
+            MetadataRecord::BrokerFencing(r) => {
+                w.i32(r.node_id);
+                w.u64(r.epoch as u64);
+                w.u8(u8::from(r.fenced));
             }
         }
     }
@@ -737,6 +756,18 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 endpoints,
             })
         }
+        code::BROKER_FENCING => MetadataRecord::BrokerFencing(BrokerFencingRecord {
+            node_id: r.i32()?,
+            epoch: r.u64()? as i64,
+            fenced: {
+                let at = r.at;
+                match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    flag => return Err(RecordError::BadFlag { at, flag }),
+                }
+            },
+        }),
         code::PARTITION_LEADERSHIP => {
             MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
                 topic_id: r.uuid()?,

@@ -24,18 +24,35 @@ pub struct BrokerView {
 /// A partition's leadership as clients are told about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionView {
+    /// -1 while the partition has no live leader.
     pub leader: i32,
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas on fenced brokers.
+    pub offline: Vec<i32>,
+}
+
+impl PartitionView {
+    /// LEADER_NOT_AVAILABLE while no live broker leads it (its leader is
+    /// fenced and no in-sync replica can take over).
+    pub fn error_code(&self) -> ErrorCode {
+        if self.leader < 0 {
+            ErrorCode::LEADER_NOT_AVAILABLE
+        } else {
+            ErrorCode::NONE
+        }
+    }
 }
 
 /// Every broker, in node id order.
 pub fn brokers(ctx: &RequestContext, image: &MetadataImage) -> Vec<BrokerView> {
     let me = ctx.node().node_id;
     let listener = &ctx.session().listener().name;
+    // Fenced brokers are left out, as Kafka's metadata cache does.
     let mut out: Vec<BrokerView> = image
         .brokers()
+        .filter(|b| !b.fenced)
         .filter_map(|b| registered(b, listener))
         .collect();
     if !out.iter().any(|b| b.node_id == me) {
@@ -73,14 +90,24 @@ pub fn controller_id(ctx: &RequestContext) -> i32 {
 }
 
 /// Partition `index` of `topic`: its assigned leadership, or this node.
-pub fn partition(ctx: &RequestContext, topic: &TopicImage, index: i32) -> PartitionView {
+pub fn partition(
+    ctx: &RequestContext,
+    image: &MetadataImage,
+    topic: &TopicImage,
+    index: i32,
+) -> PartitionView {
     match topic.leadership(index) {
-        Some(l) => PartitionView {
-            leader: l.leader,
-            leader_epoch: l.leader_epoch,
-            replicas: l.replicas.clone(),
-            isr: l.isr.clone(),
-        },
+        Some(l) => {
+            let fenced = |id: &i32| image.broker(*id).is_none_or(|b| b.fenced);
+            let offline: Vec<i32> = l.replicas.iter().copied().filter(fenced).collect();
+            PartitionView {
+                leader: if fenced(&l.leader) { -1 } else { l.leader },
+                leader_epoch: l.leader_epoch,
+                replicas: l.replicas.clone(),
+                isr: l.isr.iter().copied().filter(|id| !fenced(id)).collect(),
+                offline,
+            }
+        }
         None => {
             let me = ctx.node().node_id;
             PartitionView {
@@ -88,6 +115,7 @@ pub fn partition(ctx: &RequestContext, topic: &TopicImage, index: i32) -> Partit
                 leader_epoch: 0,
                 replicas: vec![me],
                 isr: vec![me],
+                offline: Vec::new(),
             }
         }
     }

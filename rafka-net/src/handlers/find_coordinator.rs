@@ -102,6 +102,7 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: &str) -> Answer {
 fn located(ctx: &RequestContext, topic: InternalTopic, key: &str) -> Answer {
     if let Some(leader) = ctx.shard().coordinator_leader(topic, key) {
         if leader != ctx.node().node_id {
+            // A fenced broker is not listed: its groups wait for it.
             let image = ctx.image();
             let brokers = super::cluster_view::brokers(ctx, &image);
             return match brokers.into_iter().find(|b| b.node_id == leader) {

@@ -279,17 +279,18 @@ fn topic_entry(
     operations: bool,
 ) -> MetadataResponseTopic {
     let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
+    let image = ctx.image();
     let partitions = (0..topic.partition_count())
         .map(|index| {
-            let view = cluster_view::partition(ctx, topic, index);
+            let view = cluster_view::partition(ctx, &image, topic, index);
             MetadataResponsePartition::default()
-                .with_error_code(ErrorCode::NONE.code())
+                .with_error_code(view.error_code().code())
                 .with_partition_index(index)
                 .with_leader_id(BrokerId(view.leader))
                 .with_leader_epoch(view.leader_epoch)
                 .with_replica_nodes(ids(view.replicas))
                 .with_isr_nodes(ids(view.isr))
-                .with_offline_replicas(Vec::new())
+                .with_offline_replicas(ids(view.offline))
         })
         .collect();
     let authorized = if operations {

@@ -197,6 +197,12 @@ struct Shared {
     waiters: HashMap<ProposalId, oneshot::Sender<Outcome>>,
     /// The driver stopped (its log failed): proposals fail at once.
     stopped: bool,
+    /// Ticks since the driver started.
+    ticks: u64,
+    /// Per peer (raft id), the tick its last message arrived on.
+    heard: HashMap<u64, u64>,
+    /// The tick this node last became leader.
+    leader_since: u64,
 }
 
 /// The controller's handle on the quorum (shard 0 only).
@@ -269,6 +275,9 @@ impl Quorum {
             image: Arc::new(image),
             waiters: HashMap::new(),
             stopped: false,
+            ticks: 0,
+            heard: HashMap::new(),
+            leader_since: 0,
         }));
         let closed = Rc::new(Closed::default());
         let transport =
@@ -345,6 +354,28 @@ impl Quorum {
     pub fn leader_id(&self) -> Option<u64> {
         let leader = self.shared.borrow().status.leader_id;
         (leader != 0).then_some(leader)
+    }
+
+    /// Whether this node leads and has led for at least `period`, and
+    /// heard from voter `node_id` (a Kafka node id) within `period`: the
+    /// active controller's view of a broker's liveness. `None` when this
+    /// node is not a settled leader (it cannot judge yet).
+    pub fn peer_alive(&self, node_id: i32, period: Duration) -> Option<bool> {
+        let shared = self.shared.borrow();
+        let status = &shared.status;
+        if status.role != StateRole::Leader || status.leader_id != self.settings.node_id {
+            return None;
+        }
+        let window = (period.as_millis() / self.settings.tick.as_millis().max(1)) as u64;
+        if shared.ticks.saturating_sub(shared.leader_since) < window {
+            return None;
+        }
+        let id = raft_id(node_id);
+        if id == self.settings.node_id {
+            return Some(true);
+        }
+        let heard = shared.heard.get(&id).copied();
+        Some(heard.is_some_and(|tick| shared.ticks.saturating_sub(tick) <= window))
     }
 
     /// Waits until the known leader differs from `seen` (0: none); returns
@@ -521,10 +552,15 @@ impl<S: Storage> Driver<S> {
         while let Some(event) = events.recv().await {
             let handled = match event {
                 Event::Tick => {
+                    self.shared.borrow_mut().ticks += 1;
                     self.node.tick();
                     Ok(())
                 }
                 Event::Step(message) => {
+                    let mut shared = self.shared.borrow_mut();
+                    let now = shared.ticks;
+                    shared.heard.insert(message.from, now);
+                    drop(shared);
                     if let Err(error) = self.node.step(*message) {
                         tracing::debug!(%error, "raft message refused");
                     }
@@ -599,6 +635,9 @@ impl<S: Storage> Driver<S> {
         if let Some(soft) = ready.ss() {
             let mut shared = self.shared.borrow_mut();
             let changed = shared.status.leader_id != soft.leader_id;
+            if changed && soft.raft_state == StateRole::Leader {
+                shared.leader_since = shared.ticks;
+            }
             shared.status.leader_id = soft.leader_id;
             shared.status.role = soft.raft_state;
             if changed {
