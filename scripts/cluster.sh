@@ -27,6 +27,8 @@
 #                       exists, else target/debug/rafka (under
 #                       $CARGO_TARGET_DIR when set). Never built here unless
 #   CLUSTER_BUILD=1     which runs `cargo build --release --bin rafka` first.
+#   CLUSTER_CONFIG      a server.properties every node reads (its flags
+#                       above win), e.g. broker.session.timeout.ms.
 #   CLUSTER_NO_QUORUM=1 start each node without --controller-quorum-voters:
 #                       three independent single nodes (tests of this script).
 #   CLUSTER_START_TIMEOUT / CLUSTER_STOP_TIMEOUT  seconds, 60 each: how long
@@ -123,6 +125,9 @@ launch() {
     )
     if [[ "${CLUSTER_NO_QUORUM:-0}" != 1 ]]; then
         args+=(--controller-quorum-voters "$(voters)")
+    fi
+    if [[ -n "${CLUSTER_CONFIG:-}" ]]; then
+        args+=(--config "$CLUSTER_CONFIG")
     fi
     echo "=== $(date -u +%FT%TZ) node $n: $bin ${args[*]}" >>"$log"
     nohup "$bin" "${args[@]}" </dev/null >>"$log" 2>&1 &

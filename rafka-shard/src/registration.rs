@@ -84,13 +84,13 @@ pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
                 .brokers()
                 .filter_map(|broker| {
                     let alive = quorum.peer_alive(broker.node_id, session)?;
-                    (alive == broker.fenced).then(|| {
-                        MetadataRecord::BrokerFencing(BrokerFencingRecord {
+                    (alive == broker.fenced).then_some(MetadataRecord::BrokerFencing(
+                        BrokerFencingRecord {
                             node_id: broker.node_id,
                             epoch: broker.epoch,
                             fenced: !alive,
-                        })
-                    })
+                        },
+                    ))
                 })
                 .collect();
             for change in changes {

@@ -180,7 +180,7 @@ pub struct QuorumStatus {
 pub(crate) enum Event {
     Tick,
     Step(Box<Message>),
-    Propose { id: ProposalId, data: Vec<u8> },
+    Propose { id: ProposalId, data: Rc<Vec<u8>> },
     Compact { index: u64, data: Vec<u8> },
     Unreachable { to: u64, snapshot: bool },
     SnapshotSent { to: u64 },
@@ -194,7 +194,9 @@ enum Apply {
 struct Shared {
     status: QuorumStatus,
     image: Arc<MetadataImage>,
-    waiters: HashMap<ProposalId, oneshot::Sender<Outcome>>,
+    /// Proposals of this node not applied yet: their waiter and data (to
+    /// propose again when the leader changes).
+    waiters: HashMap<ProposalId, (oneshot::Sender<Outcome>, Rc<Vec<u8>>)>,
     /// The driver stopped (its log failed): proposals fail at once.
     stopped: bool,
     /// Ticks since the driver started.
@@ -336,7 +338,7 @@ impl Quorum {
         let mut shared = self.shared.borrow_mut();
         shared.stopped = true;
         shared.status.leader_id = 0;
-        for (_, waiter) in shared.waiters.drain() {
+        for (_, (waiter, _)) in shared.waiters.drain() {
             let _ = waiter.send(Err(ProposalError::NoLeader));
         }
     }
@@ -429,9 +431,12 @@ impl Quorum {
             incarnation: self.incarnation,
             sequence,
         };
-        let data = payload::encode(id, records);
+        let data = Rc::new(payload::encode(id, records));
         let (tx, rx) = oneshot::channel();
-        self.shared.borrow_mut().waiters.insert(id, tx);
+        self.shared
+            .borrow_mut()
+            .waiters
+            .insert(id, (tx, Rc::clone(&data)));
         if self.events.try_send(Event::Propose { id, data }).is_err() {
             self.shared.borrow_mut().waiters.remove(&id);
             return Err(ProposalError::NoLeader);
@@ -567,7 +572,7 @@ impl<S: Storage> Driver<S> {
                     Ok(())
                 }
                 Event::Propose { id, data } => {
-                    if self.node.propose(Vec::new(), data).is_err() {
+                    if self.node.propose(Vec::new(), data.to_vec()).is_err() {
                         self.answer(id, Err(ProposalError::NoLeader));
                     }
                     Ok(())
@@ -603,8 +608,26 @@ impl<S: Storage> Driver<S> {
     }
 
     fn answer(&self, id: ProposalId, outcome: Outcome) {
-        if let Some(waiter) = self.shared.borrow_mut().waiters.remove(&id) {
+        if let Some((waiter, _)) = self.shared.borrow_mut().waiters.remove(&id) {
             let _ = waiter.send(outcome);
+        }
+    }
+
+    /// A new leader: proposals not applied yet may have been lost with the
+    /// old one (a follower forwards proposals and forgets them), so they
+    /// are proposed again under the same id. Whichever copy is applied
+    /// first answers the waiter; a later copy no longer applies (the name
+    /// is taken, the epoch is stale) or sets the same values again.
+    fn propose_again(&mut self) {
+        let pending: Vec<Rc<Vec<u8>>> = self
+            .shared
+            .borrow()
+            .waiters
+            .values()
+            .map(|(_, data)| Rc::clone(data))
+            .collect();
+        for data in pending {
+            let _ = self.node.propose(Vec::new(), data.to_vec());
         }
     }
 
@@ -613,7 +636,7 @@ impl<S: Storage> Driver<S> {
         shared.stopped = true;
         shared.status.leader_id = 0;
         self.leader_changed.notify(usize::MAX);
-        for (_, waiter) in shared.waiters.drain() {
+        for (_, (waiter, _)) in shared.waiters.drain() {
             let _ = waiter.send(Err(ProposalError::NoLeader));
         }
     }
@@ -632,6 +655,7 @@ impl<S: Storage> Driver<S> {
 
     async fn on_ready(&mut self) -> Result<(), QuorumError> {
         let mut ready = self.node.ready();
+        let mut repropose = false;
         if let Some(soft) = ready.ss() {
             let mut shared = self.shared.borrow_mut();
             let changed = shared.status.leader_id != soft.leader_id;
@@ -640,6 +664,9 @@ impl<S: Storage> Driver<S> {
             }
             shared.status.leader_id = soft.leader_id;
             shared.status.role = soft.raft_state;
+            if changed && soft.leader_id != 0 {
+                repropose = true;
+            }
             if changed {
                 tracing::info!(
                     leader = soft.leader_id,
@@ -671,6 +698,9 @@ impl<S: Storage> Driver<S> {
         self.send_all(light.take_messages());
         self.hand_to_applier(light.take_committed_entries());
         self.node.advance_apply();
+        if repropose {
+            self.propose_again();
+        }
         Ok(())
     }
 
@@ -794,7 +824,7 @@ impl<P: Publisher> Applier<P> {
     }
 
     fn answer(&self, id: ProposalId, outcome: Outcome) {
-        if let Some(waiter) = self.shared.borrow_mut().waiters.remove(&id) {
+        if let Some((waiter, _)) = self.shared.borrow_mut().waiters.remove(&id) {
             let _ = waiter.send(outcome);
         }
     }

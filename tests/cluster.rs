@@ -1,0 +1,351 @@
+//! A 3-node cluster (scripts/cluster.sh, every node broker + controller on
+//! one raft-rs metadata quorum) with real clients: librdkafka sees three
+//! brokers and one controller, produces to and consumes from partitions led
+//! by different brokers; a broker that does not lead a partition refuses it
+//! with NOT_LEADER_OR_FOLLOWER; topics are created through any broker; the
+//! active controller is killed under topic-creation load and every
+//! acknowledged topic exists afterwards on every broker, the killed one
+//! included once it is back; a killed broker is fenced and its partitions
+//! shown offline until it returns.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rafka_testkit::WireClient;
+
+use support::client::{assert_topic, now_ms, produce, producer, records};
+
+const NODES: [u16; 3] = [1, 2, 3];
+const DEADLINE: Duration = Duration::from_secs(60);
+/// Kafka's NOT_LEADER_OR_FOLLOWER.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    base: u16,
+}
+
+impl Cluster {
+    /// Starts nodes 1-3 with a short broker session (fencing in 3 s).
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("server.properties");
+        std::fs::write(
+            &config,
+            "broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n",
+        )
+        .expect("config");
+        let cluster = Cluster {
+            dir,
+            base: free_base_port(),
+        };
+        let lines = cluster.ok(&["start", "--fresh"]);
+        let last = lines.last().expect("a bootstrap line");
+        assert_eq!(last, &format!("bootstrap={}", cluster.bootstrap()));
+        cluster
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
+        Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("RAFKA_BIN", env!("CARGO_BIN_EXE_rafka"))
+            .env("CLUSTER_DIR", self.cluster_dir())
+            .env("CLUSTER_BASE_PORT", self.base.to_string())
+            .env("CLUSTER_CONFIG", self.dir.path().join("server.properties"))
+            .env("CLUSTER_CORES", "1")
+            .env_remove("CLUSTER_NO_QUORUM")
+            .env_remove("CLUSTER_BUILD")
+            .output()
+            .expect("run scripts/cluster.sh")
+    }
+
+    fn ok(&self, args: &[&str]) -> Vec<String> {
+        let output = self.run(args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "cluster.sh {args:?}: {}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout.lines().map(str::to_string).collect()
+    }
+
+    fn cluster_dir(&self) -> PathBuf {
+        self.dir.path().join("cluster")
+    }
+
+    fn listener(&self, node: u16) -> SocketAddr {
+        format!("127.0.0.1:{}", self.base + node)
+            .parse()
+            .expect("address")
+    }
+
+    fn bootstrap(&self) -> String {
+        NODES
+            .iter()
+            .map(|n| self.listener(*n).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn pid(&self, node: u16) -> Option<u32> {
+        let file = self.cluster_dir().join(format!("node-{node}.pid"));
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
+    fn metadata(&self, node: u16, topics: Option<Vec<&str>>) -> MetadataResponse {
+        let mut client = WireClient::connect(self.listener(node), "cluster").expect("connect");
+        let topics = topics.map(|names| {
+            names
+                .into_iter()
+                .map(|name| {
+                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+                })
+                .collect()
+        });
+        client
+            .call(
+                12,
+                &MetadataRequest::default()
+                    .with_topics(topics)
+                    .with_allow_auto_topic_creation(false),
+            )
+            .expect("Metadata")
+    }
+
+    /// `rafka topic create` through `node`; whether it was acknowledged.
+    fn create_topic(&self, node: u16, name: &str, partitions: u32) -> Result<(), String> {
+        let output = Command::new(env!("CARGO_BIN_EXE_rafka"))
+            .args(["topic", "--bootstrap", &self.listener(node).to_string()])
+            .args(["create", name, "--partitions", &partitions.to_string()])
+            .output()
+            .expect("run rafka topic create");
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Polls Metadata on `node` until `check` holds.
+    fn await_metadata(&self, node: u16, what: &str, check: impl Fn(&MetadataResponse) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut client = WireClient::connect(self.listener(node), "cluster");
+            if let Ok(client) = client.as_mut() {
+                let answer: Result<MetadataResponse, _> = client.call(
+                    12,
+                    &MetadataRequest::default()
+                        .with_topics(None)
+                        .with_allow_auto_topic_creation(false),
+                );
+                if answer.is_ok_and(|m| check(&m)) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "node {node}: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.run(&["stop"]);
+        for node in NODES {
+            if let Some(pid) = self.pid(node) {
+                // SAFETY: kill(2) of this test's broker if it is still up.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+fn free_base_port() -> u16 {
+    loop {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = probe.local_addr().expect("addr").port();
+        drop(probe);
+        let Some(base) = port.checked_sub(1) else {
+            continue;
+        };
+        if !(1024..=65535 - 210).contains(&base) {
+            continue;
+        }
+        let free = (1..=3u16)
+            .flat_map(|n| [base + n, base + 100 + n, base + 200 + n])
+            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
+fn broker_ids(metadata: &MetadataResponse) -> Vec<i32> {
+    metadata.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+fn topic_names(metadata: &MetadataResponse) -> BTreeSet<String> {
+    metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect()
+}
+
+#[test]
+fn three_brokers_serve_partitions_led_across_the_cluster() {
+    let cluster = Cluster::start();
+    // Every node shows the same three brokers, controller and cluster id.
+    let views: Vec<MetadataResponse> = NODES.iter().map(|n| cluster.metadata(*n, None)).collect();
+    for view in &views {
+        assert_eq!(broker_ids(view), vec![1, 2, 3]);
+        assert_eq!(view.controller_id, views[0].controller_id);
+        assert_eq!(view.cluster_id, views[0].cluster_id);
+    }
+    assert!((1..=3).contains(&views[0].controller_id.0));
+
+    // Created through node 2, led by all three.
+    cluster.create_topic(2, "spread", 6).expect("created");
+    let described = cluster.metadata(3, Some(vec!["spread"]));
+    let leaders: BTreeMap<i32, i32> = described.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    assert_eq!(leaders.len(), 6);
+    assert_eq!(
+        leaders.values().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([1, 2, 3]),
+        "{leaders:?}"
+    );
+
+    // librdkafka produces to every partition's leader and reads it all back.
+    let bootstrap = cluster.bootstrap();
+    let expected = records(6, 20, now_ms());
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    let offsets = produce(&producer, "spread", &expected);
+    for partition in &offsets {
+        assert_eq!(partition, &(0..20).collect::<Vec<i64>>());
+    }
+    assert_topic(&bootstrap, "spread", &expected);
+
+    // A broker that does not lead partition 0 refuses it.
+    let leader = leaders[&0];
+    let other = NODES
+        .iter()
+        .copied()
+        .find(|n| i32::from(*n) != leader)
+        .expect("a non-leader");
+    let mut client = WireClient::connect(cluster.listener(other), "cluster").expect("connect");
+    let batch = rafka_testkit::records::value_batch("v");
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("spread")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let answer: ProduceResponse = client.call(9, &request).expect("Produce");
+    assert_eq!(
+        answer.responses[0].partition_responses[0].error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
+}
+
+#[test]
+fn a_new_controller_takes_over_and_every_acknowledged_topic_survives() {
+    let cluster = Arc::new(Cluster::start());
+    let controller = cluster.metadata(1, None).controller_id.0;
+    let controller = u16::try_from(controller).expect("a node id");
+    let creator = NODES
+        .iter()
+        .copied()
+        .find(|n| *n != controller)
+        .expect("another node");
+    // Topic creations through a survivor while the controller dies.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let running = Arc::new(AtomicBool::new(true));
+    let load = {
+        let (cluster, acknowledged, running) = (
+            Arc::clone(&cluster),
+            Arc::clone(&acknowledged),
+            Arc::clone(&running),
+        );
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while running.load(Ordering::Relaxed) {
+                let name = format!("load-{i}");
+                if cluster.create_topic(creator, &name, 1).is_ok() {
+                    acknowledged.lock().expect("lock").push(name);
+                }
+                i += 1;
+            }
+        })
+    };
+    // A few creations land before the kill.
+    let deadline = Instant::now() + DEADLINE;
+    while acknowledged.lock().expect("lock").len() < 5 {
+        assert!(Instant::now() < deadline, "no topic acknowledged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed_at = Instant::now();
+    cluster.ok(&["kill", &controller.to_string()]);
+    let survivors: Vec<u16> = NODES.iter().copied().filter(|n| *n != controller).collect();
+    for node in &survivors {
+        cluster.await_metadata(*node, "a new controller", |m| {
+            m.controller_id.0 > 0 && m.controller_id.0 != i32::from(controller)
+        });
+    }
+    eprintln!(
+        "a new controller answered {} ms after the kill",
+        killed_at.elapsed().as_millis()
+    );
+    // Creations go on through the new controller.
+    let before = acknowledged.lock().expect("lock").len();
+    let deadline = Instant::now() + DEADLINE;
+    while acknowledged.lock().expect("lock").len() < before + 5 {
+        assert!(Instant::now() < deadline, "no creation after the failover");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.store(false, Ordering::Relaxed);
+    load.join().expect("load thread");
+    // The killed node is fenced: survivors stop listing it.
+    for node in &survivors {
+        cluster.await_metadata(*node, "the killed broker fenced", |m| {
+            !broker_ids(m).contains(&i32::from(controller))
+        });
+    }
+    // It comes back on its data dir and catches up.
+    cluster.ok(&["start", &controller.to_string()]);
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    for node in NODES {
+        cluster.await_metadata(node, "every acknowledged topic", |m| {
+            let names = topic_names(m);
+            acknowledged.iter().all(|t| names.contains(t)) && broker_ids(m) == vec![1, 2, 3]
+        });
+    }
+    eprintln!(
+        "{} topics acknowledged, all on every broker",
+        acknowledged.len()
+    );
+}
