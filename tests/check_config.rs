@@ -265,13 +265,13 @@ fn check_config_applies_the_cluster_flags() {
 #[test]
 fn the_broker_takes_the_cluster_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let start = |data_dir: &Path, node_id: &str| {
+    let start = |data_dir: &Path, node_id: &str, voters: &str| {
         rafka()
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "none"])
             .args(["--cores", "1", "--pin", "false"])
-            .args(["--node-id", node_id, "--controller-quorum-voters", VOTERS])
+            .args(["--node-id", node_id, "--controller-quorum-voters", voters])
             .args([
                 "--process-roles",
                 "broker,controller",
@@ -285,7 +285,7 @@ fn the_broker_takes_the_cluster_flags() {
     };
     // Not a voter: refused before any data dir is touched.
     let refused = dir.path().join("refused");
-    let output = start(&refused, "4")
+    let output = start(&refused, "4", VOTERS)
         .wait_with_output()
         .expect("rafka exits");
     assert_eq!(output.status.code(), Some(2));
@@ -301,9 +301,14 @@ fn the_broker_takes_the_cluster_flags() {
         ]
     );
     assert!(!refused.exists());
-    // A voter starts (the quorum itself is not run yet) as node 2.
+    // A voter starts as node 2: alone in its quorum (one voter, on a free
+    // port), it elects itself, registers and announces itself ready.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let data_dir = dir.path().join("node-2");
-    let mut child = start(&data_dir, "2");
+    let mut child = start(&data_dir, "2", &format!("2@127.0.0.1:{port}"));
     let stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
     let logs = std::thread::spawn(move || {

@@ -18,9 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    DescribeQuorumRequest, DescribeQuorumResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_testkit::WireClient;
@@ -58,6 +60,10 @@ impl Cluster {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with_cores(args, 1)
+    }
+
+    fn run_with_cores(&self, args: &[&str], cores: u32) -> Output {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
         Command::new("bash")
             .arg(script)
@@ -66,7 +72,7 @@ impl Cluster {
             .env("CLUSTER_DIR", self.cluster_dir())
             .env("CLUSTER_BASE_PORT", self.base.to_string())
             .env("CLUSTER_CONFIG", self.dir.path().join("server.properties"))
-            .env("CLUSTER_CORES", "1")
+            .env("CLUSTER_CORES", cores.to_string())
             .env_remove("CLUSTER_NO_QUORUM")
             .env_remove("CLUSTER_BUILD")
             .output()
@@ -221,7 +227,33 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
         assert_eq!(view.controller_id, views[0].controller_id);
         assert_eq!(view.cluster_id, views[0].cluster_id);
     }
-    assert!((1..=3).contains(&views[0].controller_id.0));
+    let controller = views[0].controller_id.0;
+    assert!((1..=3).contains(&controller));
+
+    // DescribeQuorum on the active controller: three voters, all caught up
+    // to a high watermark past the three registrations.
+    let node = u16::try_from(controller).expect("node id");
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let quorum: DescribeQuorumResponse = client.call(2, &request).expect("DescribeQuorum");
+    assert_eq!(quorum.error_code, 0);
+    let partition = &quorum.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert_eq!(partition.leader_id.0, controller);
+    assert!(partition.high_watermark >= 3, "{partition:?}");
+    let voters: Vec<i32> = partition
+        .current_voters
+        .iter()
+        .map(|v| v.replica_id.0)
+        .collect();
+    assert_eq!(voters, vec![1, 2, 3]);
+    assert!(partition
+        .current_voters
+        .iter()
+        .all(|v| v.log_end_offset >= 1));
+    assert_eq!(quorum.nodes.len(), 3);
 
     // Created through node 2, led by all three.
     cluster.create_topic(2, "spread", 6).expect("created");
@@ -248,6 +280,19 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
     }
     assert_topic(&bootstrap, "spread", &expected);
 
+    // Shard placement is each node's own: node 3 comes back with two cores
+    // and serves its partitions (now spread over its cores) as before.
+    cluster.ok(&["kill", "3"]);
+    let restarted = cluster.run_with_cores(&["start", "3"], 2);
+    assert!(restarted.status.success(), "{restarted:?}");
+    cluster.await_metadata(1, "node 3 back", |m| broker_ids(m) == vec![1, 2, 3]);
+    assert_topic(&bootstrap, "spread", &expected);
+    let more = records(6, 5, now_ms());
+    let offsets = produce(&producer, "spread", &more);
+    for partition in &offsets {
+        assert_eq!(partition, &(20..25).collect::<Vec<i64>>());
+    }
+
     // A broker that does not lead partition 0 refuses it.
     let leader = leaders[&0];
     let other = NODES
@@ -270,6 +315,19 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
         answer.responses[0].partition_responses[0].error_code,
         NOT_LEADER_OR_FOLLOWER
     );
+    // From v10 the refusal names the leader and where it is (KIP-951).
+    let answer: ProduceResponse = client.call(10, &request).expect("Produce v10");
+    let refused = &answer.responses[0].partition_responses[0];
+    assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(refused.current_leader.leader_id.0, leader);
+    assert_eq!(refused.current_leader.leader_epoch, 0);
+    let endpoints: Vec<(i32, i32)> = answer
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
+    let leader_port = i32::from(cluster.listener(u16::try_from(leader).expect("id")).port());
+    assert_eq!(endpoints, vec![(leader, leader_port)]);
 }
 
 #[test]
@@ -348,4 +406,60 @@ fn a_new_controller_takes_over_and_every_acknowledged_topic_survives() {
         "{} topics acknowledged, all on every broker",
         acknowledged.len()
     );
+}
+
+#[test]
+fn a_paused_controller_is_replaced_and_rejoins_as_a_follower() {
+    let cluster = Cluster::start();
+    let controller = cluster.metadata(1, None).controller_id.0;
+    let paused = u16::try_from(controller).expect("a node id");
+    let pid = cluster.pid(paused).expect("its pid");
+    let survivor = NODES
+        .iter()
+        .copied()
+        .find(|n| *n != paused)
+        .expect("another node");
+    cluster
+        .create_topic(survivor, "before-pause", 1)
+        .expect("created");
+    // SIGSTOP past the election timeout: the others elect a new leader
+    // and go on committing without it.
+    // SAFETY: kill(2) of this test's broker.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGSTOP);
+    }
+    cluster.await_metadata(survivor, "a new controller while paused", |m| {
+        m.controller_id.0 > 0 && m.controller_id.0 != controller
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while cluster.create_topic(survivor, "while-paused", 1).is_err() {
+        assert!(Instant::now() < deadline, "no creation while paused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Resumed, it learns the new term, steps down and catches up.
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGCONT);
+    }
+    let new_controller = cluster.metadata(survivor, None).controller_id.0;
+    cluster.await_metadata(paused, "the paused node caught up", |m| {
+        let names = topic_names(m);
+        m.controller_id.0 == new_controller
+            && names.contains("before-pause")
+            && names.contains("while-paused")
+    });
+    // It takes admin requests again, through the new controller.
+    let deadline = Instant::now() + DEADLINE;
+    while cluster.create_topic(paused, "after-resume", 1).is_err() {
+        assert!(Instant::now() < deadline, "no creation after resume");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for node in NODES {
+        cluster.await_metadata(node, "every topic everywhere", |m| {
+            let names = topic_names(m);
+            ["before-pause", "while-paused", "after-resume"]
+                .iter()
+                .all(|t| names.contains(*t))
+        });
+    }
 }

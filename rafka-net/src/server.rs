@@ -275,6 +275,7 @@ async fn lead(
     if let Some(metrics) = &metrics {
         metrics.shutdown().await;
     }
+    rafka_shard::registration::controlled_shutdown(shard).await;
     tracing::info!("stopping: draining connections");
     shard
         .router

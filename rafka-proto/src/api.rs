@@ -106,6 +106,7 @@ pub const DECODABLE_APIS: &[ApiKey] = &[
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
     ApiKey::DescribeTopicPartitions,
+    ApiKey::DescribeQuorum,
     ApiKey::SaslHandshake,
     ApiKey::SaslAuthenticate,
 ];
@@ -199,6 +200,7 @@ fn api_spec(api_key: ApiKey) -> Option<ApiSpec> {
         ApiKey::DescribeTopicPartitions => {
             spec::<DescribeTopicPartitionsRequest>(&schemas::DESCRIBE_TOPIC_PARTITIONS)
         }
+        ApiKey::DescribeQuorum => spec::<DescribeQuorumRequest>(&schemas::DESCRIBE_QUORUM),
         ApiKey::SaslHandshake => spec::<SaslHandshakeRequest>(&schemas::SASL_HANDSHAKE),
         ApiKey::SaslAuthenticate => spec::<SaslAuthenticateRequest>(&schemas::SASL_AUTHENTICATE),
         _ => return None,

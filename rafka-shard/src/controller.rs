@@ -100,12 +100,6 @@ pub enum ControllerShardError {
     Producer(#[from] rafka_core::producer::ProducerError),
     #[error("metadata quorum: {0}")]
     Quorum(#[from] QuorumError),
-    #[error(
-        "the cluster placed partitions on shard {shard} but this node runs {cores} cores: \
-         start it with --cores {}",
-        shard + 1
-    )]
-    TooFewCores { shard: u32, cores: u32 },
     #[error("creating {topic}: {message}")]
     InternalTopic {
         topic: &'static str,
@@ -178,7 +172,8 @@ struct Inner<S: ShardStorage> {
 /// The controller, over the storage it was given.
 pub struct ControllerShard<S: ShardStorage = BrokerStorage> {
     storage: S,
-    shard_count: u32,
+    /// The quorum, when this node is a voter (never changes after open).
+    quorum: Option<Rc<Quorum>>,
     /// Producer ids of this node start at `node_id << 40` in a cluster
     /// (interim, until blocks are allocated through the quorum).
     producer_id_base: i64,
@@ -195,7 +190,8 @@ impl<S: ShardStorage> ControllerShard<S> {
     ) -> Result<Self, ControllerShardError> {
         let metadata_dir = config.metadata_dir();
         let store = match quorum {
-            Some(settings) => {
+            Some(mut settings) => {
+                settings.shards = shard_count;
                 let dir = metadata_dir.join(rafka_core::quorum::QUORUM_DIR_NAME);
                 Backend::Quorum(Quorum::open(storage.clone(), dir, settings).await?)
             }
@@ -226,9 +222,13 @@ impl<S: ShardStorage> ControllerShard<S> {
             Backend::Local(_) => 0,
             Backend::Quorum(_) => i64::from(config.node_id.max(0)) << 40,
         };
+        let quorum = match &inner.store {
+            Backend::Quorum(quorum) => Some(Rc::clone(quorum)),
+            Backend::Local(_) => None,
+        };
         Ok(ControllerShard {
             storage,
-            shard_count,
+            quorum,
             producer_id_base,
             inner: RwLock::new(inner),
         })
@@ -240,25 +240,15 @@ impl<S: ShardStorage> ControllerShard<S> {
         &self,
     ) -> Result<Arc<MetadataImage>, ControllerShardError> {
         let mut inner = self.lock().await;
-        let image = inner.store.image();
         let Inner {
             store, controller, ..
         } = &mut *inner;
         let store = match store {
             Backend::Local(store) => store,
-            Backend::Quorum(_) => {
-                // In a cluster the log is shared: one node's core count is
-                // not the cluster's business, so nothing moves here.
-                // (Interim: placement on shards is still in the log, so
-                // every node needs the cores the placement uses.)
-                let shards = image.topics().flat_map(|t| t.partitions.iter().copied());
-                if let Some(shard) = shards.filter(|s| *s >= self.shard_count).max() {
-                    return Err(ControllerShardError::TooFewCores {
-                        shard,
-                        cores: self.shard_count,
-                    });
-                }
-                return Ok(image);
+            Backend::Quorum(quorum) => {
+                // In a cluster the shard of a partition is this node's
+                // own business: re-placed in its image, not committed.
+                return Ok(quorum.rebalance_locally());
             }
         };
         let records = controller.replace_for_shard_count(store.image());
@@ -677,13 +667,39 @@ impl<S: ShardStorage> ControllerShard<S> {
         Ok(self.producer_id_base + id)
     }
 
+    /// DescribeQuorum's view: the quorum's, or on a single node a quorum
+    /// of one (this node leads, epoch 1, its log's end as the high
+    /// watermark).
+    pub async fn quorum_view(&self, node_id: i32) -> crate::quorum::QuorumView {
+        if let Some(quorum) = &self.quorum {
+            return quorum.view();
+        }
+        let inner = self
+            .inner
+            .read()
+            .await
+            .expect("the controller lock is never closed");
+        match &inner.store {
+            Backend::Quorum(quorum) => quorum.view(),
+            Backend::Local(store) => {
+                let end = store.next_offset();
+                crate::quorum::QuorumView {
+                    leader_id: node_id,
+                    leader_epoch: 1,
+                    high_watermark: end,
+                    voters: vec![crate::quorum::VoterView {
+                        node_id,
+                        log_end_offset: end,
+                        last_heard_ms_ago: Some(0),
+                    }],
+                }
+            }
+        }
+    }
+
     /// The quorum, when this node is a voter of one.
     pub fn quorum(&self) -> Option<Rc<Quorum>> {
-        // The lock is not needed: the backend never changes after open.
-        match &self.inner.try_read().ok()?.store {
-            Backend::Quorum(quorum) => Some(Rc::clone(quorum)),
-            Backend::Local(_) => None,
-        }
+        self.quorum.clone()
     }
 
     /// Clean shutdown, after the listeners stopped: with no operation in

@@ -194,6 +194,15 @@ impl<S: ShardStorage> ControllerHandle<S> {
         .await
     }
 
+    /// DescribeQuorum's view of the metadata quorum.
+    pub async fn quorum_view(&self) -> Result<crate::quorum::QuorumView, ControllerCallError> {
+        let node_id = self.shard.config.node_id;
+        self.call(None, async move |controller, _publisher| {
+            controller.quorum_view(node_id).await
+        })
+        .await
+    }
+
     /// AlterClientQuotas: an outcome per distinct entity, in first-seen
     /// order (see `rafka_core::metadata::quota_control`).
     pub async fn alter_client_quotas(

@@ -108,3 +108,38 @@ pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
     })
     .detach();
 }
+
+/// How long a stopping broker waits for its own fencing to commit.
+const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+/// Controlled shutdown: a stopping broker fences itself through the
+/// quorum first, so clients stop being sent to it at once rather than
+/// after the session timeout. (With replication, its leaderships will
+/// move to other in-sync replicas here; with one replica there is none to
+/// move to, and its partitions are offline until it returns.) Bounded:
+/// without a quorum majority the stop goes on after a few seconds.
+pub async fn controlled_shutdown<S: ShardStorage>(shard: &Rc<Shard<S>>) {
+    let Some(quorum) = shard.controller().and_then(|c| c.quorum()) else {
+        return;
+    };
+    let node_id = shard.config.node_id;
+    let Some(broker) = quorum.image().broker(node_id).cloned() else {
+        return;
+    };
+    if broker.fenced {
+        return;
+    }
+    let record = MetadataRecord::BrokerFencing(BrokerFencingRecord {
+        node_id,
+        epoch: broker.epoch,
+        fenced: true,
+    });
+    match crate::runtime::within(CONTROLLED_SHUTDOWN_WAIT, quorum.commit(&[record])).await {
+        Some(Ok(_)) => tracing::info!(node_id, "controlled shutdown: fenced"),
+        Some(Err(error)) => tracing::warn!(node_id, %error, "controlled shutdown"),
+        None => tracing::warn!(
+            node_id,
+            "controlled shutdown: no quorum answer, stopping anyway"
+        ),
+    }
+}

@@ -126,19 +126,21 @@ fn split(
         let found = image.topic(name);
         for (p, partition) in topic.partitions.iter().enumerate() {
             let index = partition.partition_index;
-            let owner = found.and_then(|topic| topic.shard_of(index));
+            let owner = found.map_or(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), |topic| {
+                super::cluster_view::leader_shard(ctx, topic, index)
+            });
             match owner {
                 _ if mentions[&(name, index)] > 1 => {
                     answers.set((t, p), Answer::error(ErrorCode::INVALID_REQUEST));
                 }
-                None => answers.set((t, p), Answer::error(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)),
-                Some(owner) => {
+                Err(code) => answers.set((t, p), Answer::error(code)),
+                Ok(owner) => {
                     let deletion = Deletion {
                         topic: name.to_string(),
                         partition: index,
                         offset: partition.offset,
                     };
-                    split.push(owner as usize, (t, p), deletion);
+                    split.push(owner, (t, p), deletion);
                 }
             }
         }

@@ -158,15 +158,18 @@ fn split(
             continue;
         }
         for (p, &index) in topic.partition_indexes.iter().enumerate() {
-            match found.and_then(|topic| topic.shard_of(index)) {
-                Some(owner) => {
+            let owner = found.map_or(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), |topic| {
+                super::cluster_view::leader_shard(ctx, topic, index)
+            });
+            match owner {
+                Ok(owner) => {
                     let lookup = Lookup {
                         topic: name.to_string(),
                         partition: index,
                     };
-                    split.push(owner as usize, (t, p), lookup);
+                    split.push(owner, (t, p), lookup);
                 }
-                None => answers.set((t, p), Answer::error(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)),
+                Err(code) => answers.set((t, p), Answer::error(code)),
             }
         }
     }

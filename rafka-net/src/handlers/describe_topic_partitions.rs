@@ -23,9 +23,10 @@
 //!   a limit reached exactly at a topic's end points the cursor at the
 //!   next topic's partition 0 (Kafka does the same, and that topic need
 //!   not exist).
-//! - Every partition: leader this node, leader epoch 0, replicas and ISR
-//!   `[node]`, eligible leader replicas and last known ELR empty (no
-//!   replication, so no ELR), no offline replicas.
+//! - Every partition: its leader, epoch, replicas, ISR and offline
+//!   replicas as Metadata shows them (`cluster_view`; a single node leads
+//!   everything, epoch 0); eligible leader replicas and last known ELR
+//!   empty (no replication yet, so no ELR).
 
 use std::collections::BTreeSet;
 
@@ -42,7 +43,6 @@ use rafka_core::metadata::TopicImage;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
-use super::list_offsets::LEADER_EPOCH;
 use super::{HandlerError, RequestContext, INTERNAL_TOPICS};
 
 /// Kafka's `max.request.partition.size.limit` default: the most
@@ -150,10 +150,15 @@ impl Page {
         let count = i64::from(topic.partition_count());
         let start = i64::from(start);
         let upper = count.min(start.saturating_add(self.remaining));
-        let node = BrokerId(ctx.node().node_id);
+        let image = ctx.image();
         let partitions: Vec<_> = (start..upper)
             .filter_map(|index| i32::try_from(index).ok())
-            .map(|index| partition_entry(index, node))
+            .map(|index| {
+                partition_entry(
+                    index,
+                    super::cluster_view::partition(ctx, &image, topic, index),
+                )
+            })
             .collect();
         if upper < count {
             self.next_cursor = i32::try_from(upper)
@@ -171,17 +176,21 @@ fn cursor(topic: &str, partition: i32) -> Cursor {
         .with_partition_index(partition)
 }
 
-fn partition_entry(index: i32, node: BrokerId) -> DescribeTopicPartitionsResponsePartition {
+fn partition_entry(
+    index: i32,
+    view: super::cluster_view::PartitionView,
+) -> DescribeTopicPartitionsResponsePartition {
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     DescribeTopicPartitionsResponsePartition::default()
-        .with_error_code(ErrorCode::NONE.code())
+        .with_error_code(view.error_code().code())
         .with_partition_index(index)
-        .with_leader_id(node)
-        .with_leader_epoch(LEADER_EPOCH)
-        .with_replica_nodes(vec![node])
-        .with_isr_nodes(vec![node])
+        .with_leader_id(BrokerId(view.leader))
+        .with_leader_epoch(view.leader_epoch)
+        .with_replica_nodes(ids(view.replicas))
+        .with_isr_nodes(ids(view.isr))
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()))
-        .with_offline_replicas(Vec::new())
+        .with_offline_replicas(ids(view.offline))
 }
 
 fn topic_entry(name: &str, error: ErrorCode, id: Uuid) -> DescribeTopicPartitionsResponseTopic {

@@ -54,6 +54,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
@@ -182,6 +183,7 @@ served_apis! {
     DescribeLogDirs(DescribeLogDirsResponse) => describe_log_dirs::handle, 1..=4;
     DescribeProducers(DescribeProducersResponse) => describe_producers::handle, 0..=0;
     DescribeTopicPartitions(DescribeTopicPartitionsResponse) => describe_topic_partitions::handle, 0..=0;
+    DescribeQuorum => describe_quorum::handle, 0..=2;
     ElectLeaders(ElectLeadersResponse) => elect_leaders::handle, 0..=2;
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse) => alter_partition_reassignments::handle, 0..=1;
     ListPartitionReassignments(ListPartitionReassignmentsResponse) => list_partition_reassignments::handle, 0..=0;

@@ -136,10 +136,15 @@ fn split(
         let found = image.topic(name);
         for (p, partition) in topic.partitions.iter().enumerate() {
             let index = partition.partition;
-            let owner = found.and_then(|topic| topic.shard_of(index));
-            let Some(owner) = owner else {
-                answers.set((t, p), Answer::error(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
-                continue;
+            let owner = found.map_or(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), |topic| {
+                super::cluster_view::leader_shard(ctx, topic, index)
+            });
+            let owner = match owner {
+                Ok(owner) => owner,
+                Err(code) => {
+                    answers.set((t, p), Answer::error(code));
+                    continue;
+                }
             };
             let fenced = epoch_error_code(partition.current_leader_epoch);
             if !fenced.is_none() {
@@ -151,7 +156,7 @@ fn split(
                 partition: index,
                 leader_epoch: partition.leader_epoch,
             };
-            split.push(owner as usize, (t, p), lookup);
+            split.push(owner, (t, p), lookup);
         }
     }
     split

@@ -61,7 +61,8 @@ use bytes::Bytes;
 use futures_util::future::{join, join_all};
 use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use rafka_core::acl::{AclOperation, Resource};
@@ -159,7 +160,56 @@ async fn append_and_answer(
     if acks == Some(Acks::None) {
         return unacknowledged(&rows);
     }
-    Ok(Some(response(&produce, rows, ctx.version())))
+    let mut response = response(&produce, rows, ctx.version());
+    if ctx.version() >= LEADER_HINTS_VERSION_MIN {
+        add_leader_hints(ctx, &mut response);
+    }
+    Ok(Some(response))
+}
+
+/// First version with KIP-951's leader hints.
+const LEADER_HINTS_VERSION_MIN: i16 = 10;
+
+/// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER carries its
+/// current leader and epoch, and the response the endpoints of those
+/// leaders, so the client re-sends without a Metadata round trip.
+fn add_leader_hints(ctx: &RequestContext, response: &mut ProduceResponse) {
+    let image = ctx.image();
+    let mut leaders = std::collections::BTreeSet::new();
+    for topic in &mut response.responses {
+        let found = if topic.topic_id.is_nil() {
+            image.topic(topic.name.as_str())
+        } else {
+            image.topic_by_id(&topic.topic_id)
+        };
+        let Some(found) = found else {
+            continue;
+        };
+        for partition in &mut topic.partition_responses {
+            if partition.error_code != ErrorCode::NOT_LEADER_OR_FOLLOWER.code() {
+                continue;
+            }
+            let view = super::cluster_view::partition(ctx, &image, found, partition.index);
+            if view.leader < 0 {
+                continue;
+            }
+            partition.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(kafka_protocol::messages::BrokerId(view.leader))
+                .with_leader_epoch(view.leader_epoch);
+            leaders.insert(view.leader);
+        }
+    }
+    response.node_endpoints = super::cluster_view::brokers(ctx, &image)
+        .into_iter()
+        .filter(|b| leaders.contains(&b.node_id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(kafka_protocol::messages::BrokerId(b.node_id))
+                .with_host(b.host.into())
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(Into::into))
+        })
+        .collect();
 }
 
 /// acks=0: nothing to send, unless something failed.

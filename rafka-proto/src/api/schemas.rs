@@ -698,6 +698,26 @@ static DESCRIBE_TOPIC_PARTITIONS_CURSOR: Shape = shape(
     ],
 );
 
+pub(crate) static DESCRIBE_QUORUM: Shape = shape(
+    "DescribeQuorumRequest",
+    &[
+        all(StructArray(&DESCRIBE_QUORUM_TOPIC)), // topics
+    ],
+);
+static DESCRIBE_QUORUM_TOPIC: Shape = shape(
+    "TopicData",
+    &[
+        all(Str),                                     // topic_name
+        all(StructArray(&DESCRIBE_QUORUM_PARTITION)), // partitions
+    ],
+);
+static DESCRIBE_QUORUM_PARTITION: Shape = shape(
+    "PartitionData",
+    &[
+        all(I32), // partition_index
+    ],
+);
+
 /// `users` is nullable: null (or empty) describes every user.
 pub(crate) static DESCRIBE_USER_SCRAM_CREDENTIALS: Shape = shape(
     "DescribeUserScramCredentialsRequest",

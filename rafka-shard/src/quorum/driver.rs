@@ -28,8 +28,11 @@ use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpListener;
 use rafka_core::io::Storage;
+use rafka_core::metadata::placement::place_partitions;
 use rafka_core::metadata::snapshot::{encode_snapshot, read_snapshot};
-use rafka_core::metadata::{ApplyError, Committed, MetadataDelta, MetadataImage, MetadataRecord};
+use rafka_core::metadata::{
+    ApplyError, Committed, MetadataDelta, MetadataImage, MetadataRecord, PartitionPlacementRecord,
+};
 use raft::prelude::{Entry, EntryType, Message, Snapshot};
 use raft::{GetEntriesContext, RawNode, SnapshotStatus, StateRole, Storage as _};
 
@@ -59,6 +62,9 @@ pub struct QuorumSettings {
     pub snapshot_interval_entries: u64,
     /// How long a proposal may wait to be applied.
     pub proposal_timeout: Duration,
+    /// This node's shard count: where it places the partitions it holds
+    /// is its own decision (see [`place_locally`]).
+    pub shards: u32,
 }
 
 impl QuorumSettings {
@@ -82,6 +88,7 @@ impl QuorumSettings {
             heartbeat_ticks: 2,
             snapshot_interval_entries: 10_000,
             proposal_timeout: Duration::from_secs(10),
+            shards: 1,
         }
     }
 
@@ -173,8 +180,32 @@ pub struct QuorumStatus {
     pub role: StateRole,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// The last index in this node's log.
+    pub last_index: u64,
     /// Per voter: (id, matched index); known on the leader only.
     pub progress: Vec<(u64, u64)>,
+}
+
+/// The quorum as Kafka's DescribeQuorum reports it, in Kafka node ids and
+/// milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumView {
+    /// -1: no known leader.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    /// The commit index (Kafka's high watermark of the metadata log).
+    pub high_watermark: i64,
+    pub voters: Vec<VoterView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterView {
+    pub node_id: i32,
+    /// -1 where this node does not know it (a follower knows only its own).
+    pub log_end_offset: i64,
+    /// Milliseconds since this node last heard from the voter (0 for
+    /// itself); `None` when unknown.
+    pub last_heard_ms_ago: Option<u64>,
 }
 
 pub(crate) enum Event {
@@ -242,7 +273,7 @@ impl Quorum {
                 "quorum log: a torn, never acknowledged append was cut"
             );
         }
-        let (image, applied) = replay(&log, &mem)?;
+        let (image, applied) = replay(&log, &mem, settings.shards.max(1))?;
         let config = raft::Config {
             id: me,
             election_tick: settings.election_ticks,
@@ -272,6 +303,7 @@ impl Quorum {
                 role: StateRole::Follower,
                 commit_index: applied,
                 applied_index: applied,
+                last_index: applied,
                 progress: Vec::new(),
             },
             image: Arc::new(image),
@@ -358,6 +390,50 @@ impl Quorum {
         (leader != 0).then_some(leader)
     }
 
+    /// DescribeQuorum's view: every voter, with its log end where this
+    /// node knows it (the leader knows every voter's matched index).
+    pub fn view(&self) -> QuorumView {
+        let shared = self.shared.borrow();
+        let status = &shared.status;
+        let tick_ms = self.settings.tick.as_millis() as u64;
+        let voters = self
+            .settings
+            .voters
+            .iter()
+            .map(|(id, _)| {
+                let matched = status
+                    .progress
+                    .iter()
+                    .find(|(p, _)| p == id)
+                    .map(|(_, m)| *m);
+                let log_end = if *id == self.settings.node_id {
+                    Some(status.last_index)
+                } else {
+                    matched
+                };
+                let heard = if *id == self.settings.node_id {
+                    Some(0)
+                } else {
+                    shared
+                        .heard
+                        .get(id)
+                        .map(|tick| shared.ticks.saturating_sub(*tick) * tick_ms)
+                };
+                VoterView {
+                    node_id: node_id_of(*id).unwrap_or(-1),
+                    log_end_offset: log_end.map_or(-1, |i| i as i64),
+                    last_heard_ms_ago: heard,
+                }
+            })
+            .collect();
+        QuorumView {
+            leader_id: node_id_of(status.leader_id).unwrap_or(-1),
+            leader_epoch: i32::try_from(status.term).unwrap_or(i32::MAX),
+            high_watermark: status.commit_index as i64,
+            voters,
+        }
+    }
+
     /// Whether this node leads and has led for at least `period`, and
     /// heard from voter `node_id` (a Kafka node id) within `period`: the
     /// active controller's view of a broker's liveness. `None` when this
@@ -378,6 +454,23 @@ impl Quorum {
         }
         let heard = shared.heard.get(&id).copied();
         Some(heard.is_some_and(|tick| shared.ticks.saturating_sub(tick) <= window))
+    }
+
+    /// Moves partitions off shards this node no longer has (its core count
+    /// changed) and evens its load, in this node's image only: placement
+    /// is local, nothing is committed.
+    pub fn rebalance_locally(&self) -> Arc<MetadataImage> {
+        let shards = self.settings.shards.max(1);
+        let mut shared = self.shared.borrow_mut();
+        let moves = rafka_core::metadata::placement::rebalance(&shared.image, shards);
+        if !moves.is_empty() {
+            let mut next = MetadataImage::clone(&shared.image);
+            for placement in moves {
+                let _ = next.apply(&MetadataRecord::PartitionPlacement(placement));
+            }
+            shared.image = Arc::new(next);
+        }
+        Arc::clone(&shared.image)
     }
 
     /// Waits until the known leader differs from `seen` (0: none); returns
@@ -406,6 +499,7 @@ impl Quorum {
         };
         let closed = Rc::clone(&self.closed);
         let applier = Applier {
+            shards: self.settings.shards.max(1),
             shared: Rc::clone(&self.shared),
             events: Rc::clone(&self.events),
             publisher,
@@ -474,6 +568,7 @@ fn incarnation() -> u64 {
 fn replay<S: Storage>(
     log: &QuorumLog<S>,
     mem: &QuorumStorage,
+    shards: u32,
 ) -> Result<(MetadataImage, u64), QuorumError> {
     let mut image = MetadataImage::new();
     let mut applied = 0;
@@ -492,7 +587,7 @@ fn replay<S: Storage>(
             GetEntriesContext::empty(false),
         )?;
         for entry in &entries {
-            if let Some(Ok((_, (next, _)))) = apply_entry(&image, entry) {
+            if let Some(Ok((_, (next, _)))) = apply_entry(&image, entry, shards) {
                 image = next;
             }
         }
@@ -519,6 +614,7 @@ fn image_from_snapshot(index: u64, data: &[u8]) -> Result<MetadataImage, QuorumE
 fn apply_entry(
     image: &MetadataImage,
     entry: &Entry,
+    shards: u32,
 ) -> Option<Result<(ProposalId, (MetadataImage, Vec<MetadataDelta>)), (ProposalId, ApplyError)>> {
     if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
         return None;
@@ -532,15 +628,70 @@ fn apply_entry(
             return None;
         }
     };
+    let mut records = payload.records;
+    place_locally(image, &mut records, shards);
     let mut next = image.clone();
-    let mut deltas = Vec::with_capacity(payload.records.len());
-    for record in &payload.records {
+    let mut deltas = Vec::with_capacity(records.len());
+    for record in &records {
         match next.apply(record) {
             Ok(delta) => deltas.push(delta),
             Err(error) => return Some(Err((payload.id, error))),
         }
     }
     Some(Ok((payload.id, (next, deltas))))
+}
+
+/// A node's own placement of the partitions it holds on its shards: the
+/// shard a proposer wrote into a Partition record is its own core count's
+/// business, so every node overwrites it with its least-loaded shard
+/// (`rafka_core::metadata::placement`). Whether an entry applies does not
+/// depend on shards, so every node still accepts and refuses the same
+/// entries; only where a partition sits among a node's cores differs, as
+/// it should. PartitionPlacement records (a single node's rebalancing)
+/// are never proposed in a cluster and are dropped here.
+pub(crate) fn place_locally(image: &MetadataImage, records: &mut Vec<MetadataRecord>, shards: u32) {
+    records.retain(|r| !matches!(r, MetadataRecord::PartitionPlacement(_)));
+    let mut loads = image.shard_loads(shards.max(1));
+    for record in records.iter_mut() {
+        if let MetadataRecord::Partition(partition) = record {
+            partition.shard = place_partitions(&mut loads, 1)[0];
+        }
+    }
+}
+
+/// A leader's snapshot placed on this node's shards: partitions this node
+/// already had keep their shard, new ones go to the least-loaded.
+fn place_snapshot(old: &MetadataImage, next: &mut MetadataImage, shards: u32) {
+    let mut loads = vec![0u64; shards.max(1) as usize];
+    let mut moves = Vec::new();
+    let mut fresh = Vec::new();
+    for topic in next.topics() {
+        let known = old.topic_by_id(&topic.id);
+        for index in 0..topic.partition_count() {
+            match known
+                .and_then(|t| t.shard_of(index))
+                .filter(|s| *s < shards)
+            {
+                Some(shard) => {
+                    loads[shard as usize] += 1;
+                    moves.push((topic.id, index, shard));
+                }
+                None => fresh.push((topic.id, index)),
+            }
+        }
+    }
+    for (topic_id, index) in fresh {
+        moves.push((topic_id, index, place_partitions(&mut loads, 1)[0]));
+    }
+    for (topic_id, partition, shard) in moves {
+        let placement = MetadataRecord::PartitionPlacement(PartitionPlacementRecord {
+            topic_id,
+            partition,
+            shard,
+        });
+        // The partition exists in `next`: placement cannot fail.
+        let _ = next.apply(&placement);
+    }
 }
 
 struct Driver<S: Storage> {
@@ -722,6 +873,7 @@ impl<S: Storage> Driver<S> {
         let status = &mut shared.status;
         status.term = raft.term;
         status.commit_index = raft.raft_log.committed;
+        status.last_index = raft.raft_log.last_index();
         status.progress = if raft.state == StateRole::Leader {
             raft.prs()
                 .iter()
@@ -734,6 +886,7 @@ impl<S: Storage> Driver<S> {
 }
 
 struct Applier<P: Publisher> {
+    shards: u32,
     shared: Rc<RefCell<Shared>>,
     events: Rc<LocalSender<Event>>,
     publisher: P,
@@ -764,7 +917,7 @@ impl<P: Publisher> Applier<P> {
             return;
         }
         let image = Arc::clone(&self.shared.borrow().image);
-        match apply_entry(&image, &entry) {
+        match apply_entry(&image, &entry, self.shards) {
             None => {}
             Some(Err((id, error))) => {
                 tracing::debug!(index = entry.index, %error, "quorum entry no longer applies");
@@ -801,14 +954,16 @@ impl<P: Publisher> Applier<P> {
         if index <= self.applied() {
             return;
         }
-        let next = match image_from_snapshot(index, data) {
-            Ok(image) => Arc::new(image),
+        let mut next = match image_from_snapshot(index, data) {
+            Ok(image) => image,
             Err(error) => {
                 tracing::error!(%error, "a leader's snapshot does not load");
                 return;
             }
         };
         let old = Arc::clone(&self.shared.borrow().image);
+        place_snapshot(&old, &mut next, self.shards);
+        let next = Arc::new(next);
         let deltas = old.deltas_to(&next);
         self.shared.borrow_mut().image = Arc::clone(&next);
         let committed = Committed {

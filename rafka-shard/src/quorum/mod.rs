@@ -26,4 +26,6 @@ pub mod logging;
 pub mod payload;
 mod transport;
 
-pub use driver::{ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus};
+pub use driver::{
+    ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus, QuorumView, VoterView,
+};
