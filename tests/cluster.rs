@@ -49,6 +49,10 @@ impl Cluster {
             "broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n",
         )
         .expect("config");
+        // Picking free ports and binding them is not atomic: tests (and
+        // test runs) that start clusters at once take turns, so no two
+        // pick the same ports before either has bound them.
+        let _turn = PortLock::take();
         let cluster = Cluster {
             dir,
             base: free_base_port(),
@@ -182,6 +186,28 @@ impl Drop for Cluster {
                 }
             }
         }
+    }
+}
+
+/// An exclusive `flock` on a file every cluster test shares, released on
+/// drop (or by the kernel if the test dies).
+struct PortLock {
+    _file: std::fs::File,
+}
+
+impl PortLock {
+    fn take() -> PortLock {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("rafka-cluster-ports.lock"))
+            .expect("lock file");
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock(2) on a descriptor this struct owns.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
+        PortLock { _file: file }
     }
 }
 

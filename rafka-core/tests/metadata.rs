@@ -10,7 +10,7 @@ use rafka_core::metadata::{
     AccessControlEntryRecord, ApplyError, BrokerEndpoint, ClientQuotaRecord, ConfigOp,
     ConfigRecord, ConfigResource, Controller, ControllerError, MetadataDelta, MetadataImage,
     MetadataRecord, NewTopic, PartitionLeadershipRecord, PartitionPlacementRecord, PartitionRecord,
-    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    ProposerRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
     RemoveUserScramCredentialRecord, TopicRecord, UserScramCredentialRecord,
 };
 use rafka_core::quota::{EntityName, QuotaEntity, QuotaKey, QuotaValue};
@@ -671,7 +671,53 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
         }),
         arb_client_quota(),
         arb_cluster_record(),
+        (
+            any::<u64>(),
+            any::<i32>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u64>(), 0..5)
+        )
+            .prop_map(|(incarnation, node_id, order, low, seen)| {
+                MetadataRecord::Proposer(ProposerRecord {
+                    incarnation,
+                    node_id,
+                    order,
+                    low,
+                    seen,
+                })
+            }),
     ]
+}
+
+#[test]
+fn proposals_are_noted_once_and_the_window_survives_a_snapshot() {
+    let mut image = MetadataImage::new();
+    assert!(image.note_proposal(1, 7, 0));
+    assert!(image.note_proposal(1, 7, 2));
+    assert!(!image.note_proposal(1, 7, 0), "a copy of sequence 0");
+    assert!(image.note_proposal(1, 7, 1), "1 was never seen");
+    assert!(!image.note_proposal(1, 7, 2));
+    // Another incarnation of the same node has its own window.
+    assert!(image.note_proposal(1, 8, 0));
+    // Past 1,024 remembered sequences the oldest count as seen.
+    for sequence in 3..2000 {
+        assert!(image.note_proposal(1, 7, sequence));
+    }
+    assert!(!image.note_proposal(1, 7, 100));
+    assert!(!image.note_proposal(1, 7, 1999));
+    let mut rebuilt = MetadataImage::new();
+    apply_all(&mut rebuilt, &image.to_records());
+    assert_eq!(rebuilt, image);
+    assert!(!rebuilt.note_proposal(1, 8, 0));
+    assert!(rebuilt.note_proposal(1, 7, 2000));
+    // 64 incarnations are remembered: the oldest goes first.
+    let mut image = MetadataImage::new();
+    for incarnation in 0..65 {
+        assert!(image.note_proposal(2, incarnation, 0));
+    }
+    assert!(image.note_proposal(2, 0, 0), "incarnation 0 was forgotten");
+    assert!(!image.note_proposal(2, 64, 0));
 }
 
 fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {

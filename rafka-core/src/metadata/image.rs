@@ -19,9 +19,9 @@ use uuid::Uuid;
 use super::record::{
     AccessControlEntryRecord, BrokerEndpoint, BrokerFencingRecord, ClientQuotaRecord, ConfigRecord,
     ConfigResource, MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord,
-    PartitionRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId, TopicRecord,
-    UserScramCredentialRecord,
+    PartitionRecord, ProposerRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
+    TopicRecord, UserScramCredentialRecord,
 };
 use crate::acl::AclSet;
 use crate::config::topic_name::{collision_key, has_collision_chars};
@@ -167,6 +167,10 @@ pub enum MetadataDelta {
         node_id: i32,
         epoch: i64,
     },
+    /// A proposer's dedupe window was restored (from a snapshot).
+    ProposerNoted {
+        incarnation: u64,
+    },
     /// A partition's leader, replicas or ISR changed.
     LeadershipChanged {
         topic_id: Uuid,
@@ -279,7 +283,27 @@ pub struct MetadataImage {
     client_quotas: QuotaTable,
     /// Registered brokers by node id.
     brokers: BTreeMap<i32, BrokerImage>,
+    /// Per proposer incarnation, which of its proposals were applied (a
+    /// cluster's quorum entries; see [`MetadataImage::note_proposal`]).
+    proposers: BTreeMap<u64, ProposerWindow>,
+    /// The order the next new proposer window gets.
+    next_proposer_order: u64,
 }
+
+/// Applied sequences of one proposer incarnation: every one below `low`,
+/// and those in `seen`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ProposerWindow {
+    node_id: i32,
+    order: u64,
+    low: u64,
+    seen: BTreeSet<u64>,
+}
+
+/// Applied sequences a window remembers above its `low`.
+const PROPOSER_WINDOW_SEQUENCES: usize = 1024;
+/// Proposer incarnations remembered (the oldest window goes first).
+const PROPOSER_WINDOWS: usize = 64;
 
 impl MetadataImage {
     pub fn new() -> Self {
@@ -404,6 +428,67 @@ impl MetadataImage {
         self.scram_credentials.iter().map(|(u, c)| (u.as_str(), c))
     }
 
+    /// Notes that proposal `sequence` of proposer `incarnation` (on node
+    /// `node_id`) reached the log; false if it already had (a copy proposed
+    /// again after a leader change), which the applier then skips. Kept in
+    /// the image, so every node (and every snapshot) decides alike. A
+    /// window remembers its last 1,024 sequences and 64 incarnations are
+    /// remembered: a copy older than that counts as seen, and its
+    /// proposer gave up on it long before.
+    pub fn note_proposal(&mut self, node_id: i32, incarnation: u64, sequence: u64) -> bool {
+        if !self.proposers.contains_key(&incarnation) {
+            if self.proposers.len() >= PROPOSER_WINDOWS {
+                let oldest = self
+                    .proposers
+                    .iter()
+                    .min_by_key(|(_, w)| w.order)
+                    .map(|(i, _)| *i);
+                if let Some(oldest) = oldest {
+                    self.proposers.remove(&oldest);
+                }
+            }
+            let order = self.next_proposer_order;
+            self.next_proposer_order += 1;
+            self.proposers.insert(
+                incarnation,
+                ProposerWindow {
+                    node_id,
+                    order,
+                    ..ProposerWindow::default()
+                },
+            );
+        }
+        let window = self
+            .proposers
+            .get_mut(&incarnation)
+            .expect("inserted above");
+        if sequence < window.low || !window.seen.insert(sequence) {
+            return false;
+        }
+        while window.seen.len() > PROPOSER_WINDOW_SEQUENCES {
+            if let Some(first) = window.seen.pop_first() {
+                window.low = first + 1;
+            }
+        }
+        true
+    }
+
+    fn apply_proposer(&mut self, r: &ProposerRecord) -> MetadataDelta {
+        self.next_proposer_order = self.next_proposer_order.max(r.order + 1);
+        self.proposers.insert(
+            r.incarnation,
+            ProposerWindow {
+                node_id: r.node_id,
+                order: r.order,
+                low: r.low,
+                seen: r.seen.iter().copied().collect(),
+            },
+        );
+        MetadataDelta::ProposerNoted {
+            incarnation: r.incarnation,
+        }
+    }
+
     /// Registered brokers in node id order.
     pub fn brokers(&self) -> impl Iterator<Item = &BrokerImage> {
         self.brokers.values()
@@ -420,6 +505,15 @@ impl MetadataImage {
     /// TopicRecord, PartitionRecords and ConfigRecords.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        for (incarnation, window) in &self.proposers {
+            out.push(MetadataRecord::Proposer(ProposerRecord {
+                incarnation: *incarnation,
+                node_id: window.node_id,
+                order: window.order,
+                low: window.low,
+                seen: window.seen.iter().copied().collect(),
+            }));
+        }
         for broker in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                 node_id: broker.node_id,
@@ -523,6 +617,7 @@ impl MetadataImage {
             MetadataRecord::RegisterBroker(r) => self.apply_register_broker(r),
             MetadataRecord::PartitionLeadership(r) => self.apply_leadership(r),
             MetadataRecord::BrokerFencing(r) => self.apply_fencing(r),
+            MetadataRecord::Proposer(r) => Ok(self.apply_proposer(r)),
         }
     }
 

@@ -47,9 +47,9 @@ pub use quota_control::{
 pub use record::{
     AccessControlEntryRecord, BrokerEndpoint, BrokerFencingRecord, ClientQuotaRecord, ConfigRecord,
     ConfigResource, MetadataRecord, PartitionLeadershipRecord, PartitionPlacementRecord,
-    PartitionRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemovePartitionsRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId, TopicRecord,
-    UserScramCredentialRecord,
+    PartitionRecord, ProposerRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord,
+    RemovePartitionsRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, ShardId,
+    TopicRecord, UserScramCredentialRecord,
 };
 pub use scram_control::{
     ScramAlterError, ScramAlteration, ScramDeletion, ScramDescribeError, ScramDescription,

@@ -204,6 +204,22 @@ pub struct BrokerFencingRecord {
     pub fenced: bool,
 }
 
+/// Which proposals of one proposer process (a node's incarnation) the
+/// quorum has applied: a snapshot's copy of the image's dedupe window
+/// (see `MetadataImage::note_proposal`). Never proposed, only written to
+/// snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposerRecord {
+    pub incarnation: u64,
+    pub node_id: i32,
+    /// The window's age among all proposers: the oldest is dropped first.
+    pub order: u64,
+    /// Every sequence below it counts as applied.
+    pub low: u64,
+    /// Applied sequences at or above `low`, ascending.
+    pub seen: Vec<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     Topic(TopicRecord),
@@ -220,6 +236,7 @@ pub enum MetadataRecord {
     RegisterBroker(RegisterBrokerRecord),
     PartitionLeadership(PartitionLeadershipRecord),
     BrokerFencing(BrokerFencingRecord),
+    Proposer(ProposerRecord),
 }
 
 /// Record type codes; never reuse a retired one.
@@ -238,6 +255,7 @@ mod code {
     pub const REGISTER_BROKER: u8 = 12;
     pub const PARTITION_LEADERSHIP: u8 = 13;
     pub const BROKER_FENCING: u8 = 14;
+    pub const PROPOSER: u8 = 15;
 
     pub fn is_known(code: u8) -> bool {
         matches!(
@@ -256,6 +274,7 @@ mod code {
                 | REGISTER_BROKER
                 | PARTITION_LEADERSHIP
                 | BROKER_FENCING
+                | PROPOSER
         )
     }
 }
@@ -526,6 +545,7 @@ impl MetadataRecord {
             MetadataRecord::RegisterBroker(_) => code::REGISTER_BROKER,
             MetadataRecord::PartitionLeadership(_) => code::PARTITION_LEADERSHIP,
             MetadataRecord::BrokerFencing(_) => code::BROKER_FENCING,
+            MetadataRecord::Proposer(_) => code::PROPOSER,
         }
     }
 
@@ -623,6 +643,16 @@ impl MetadataRecord {
                 w.i32(r.node_id);
                 w.u64(r.epoch as u64);
                 w.u8(u8::from(r.fenced));
+            }
+            MetadataRecord::Proposer(r) => {
+                w.u64(r.incarnation);
+                w.i32(r.node_id);
+                w.u64(r.order);
+                w.u64(r.low);
+                w.u32(u32::try_from(r.seen.len()).expect("a bounded window"));
+                for sequence in &r.seen {
+                    w.u64(*sequence);
+                }
             }
         }
     }
@@ -754,6 +784,21 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 incarnation_id,
                 rack,
                 endpoints,
+            })
+        }
+        code::PROPOSER => {
+            let incarnation = r.u64()?;
+            let node_id = r.i32()?;
+            let order = r.u64()?;
+            let low = r.u64()?;
+            let count = r.count(8)?;
+            let seen = (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?;
+            MetadataRecord::Proposer(ProposerRecord {
+                incarnation,
+                node_id,
+                order,
+                low,
+                seen,
             })
         }
         code::BROKER_FENCING => MetadataRecord::BrokerFencing(BrokerFencingRecord {

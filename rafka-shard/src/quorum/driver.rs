@@ -587,8 +587,11 @@ fn replay<S: Storage>(
             GetEntriesContext::empty(false),
         )?;
         for entry in &entries {
-            if let Some(Ok((_, (next, _)))) = apply_entry(&image, entry, shards) {
-                image = next;
+            match apply_entry(&image, entry, shards) {
+                Applied::Nothing => {}
+                Applied::Changed { image: next, .. } | Applied::Refused { image: next, .. } => {
+                    image = next
+                }
             }
         }
         applied = commit;
@@ -607,17 +610,31 @@ fn image_from_snapshot(index: u64, data: &[u8]) -> Result<MetadataImage, QuorumE
     Ok(image)
 }
 
-/// What applying `entry` to `image` gives: `None` for an entry without
-/// records (the leader's empty entry, a conf change), else the proposer
-/// and the new image with its deltas, or why the records no longer apply.
-#[allow(clippy::type_complexity)]
-fn apply_entry(
-    image: &MetadataImage,
-    entry: &Entry,
-    shards: u32,
-) -> Option<Result<(ProposalId, (MetadataImage, Vec<MetadataDelta>)), (ProposalId, ApplyError)>> {
+/// What applying a committed entry did.
+enum Applied {
+    /// No records (the leader's empty entry, a conf change), an
+    /// undecodable payload, or a copy of a proposal already in the log
+    /// (proposed again after a leader change): nothing changes.
+    Nothing,
+    /// The records applied: the new image and its deltas.
+    Changed {
+        id: ProposalId,
+        image: MetadataImage,
+        deltas: Vec<MetadataDelta>,
+    },
+    /// The records no longer apply (a concurrent change won); `image` only
+    /// notes the proposal.
+    Refused {
+        id: ProposalId,
+        image: MetadataImage,
+        error: ApplyError,
+    },
+}
+
+/// What applying `entry` to `image` gives, the same on every node.
+fn apply_entry(image: &MetadataImage, entry: &Entry, shards: u32) -> Applied {
     if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
-        return None;
+        return Applied::Nothing;
     }
     let payload = match payload::decode(&entry.data) {
         Ok(payload) => payload,
@@ -625,20 +642,35 @@ fn apply_entry(
             // Every node decodes the same bytes the same way, so every
             // node skips it alike.
             tracing::error!(index = entry.index, %error, "undecodable quorum entry skipped");
-            return None;
+            return Applied::Nothing;
         }
     };
+    let id = payload.id;
+    let mut noted = image.clone();
+    if !noted.note_proposal(id.node_id, id.incarnation, id.sequence) {
+        return Applied::Nothing;
+    }
     let mut records = payload.records;
     place_locally(image, &mut records, shards);
-    let mut next = image.clone();
+    let mut next = noted.clone();
     let mut deltas = Vec::with_capacity(records.len());
     for record in &records {
         match next.apply(record) {
             Ok(delta) => deltas.push(delta),
-            Err(error) => return Some(Err((payload.id, error))),
+            Err(error) => {
+                return Applied::Refused {
+                    id,
+                    image: noted,
+                    error,
+                }
+            }
         }
     }
-    Some(Ok((payload.id, (next, deltas))))
+    Applied::Changed {
+        id,
+        image: next,
+        deltas,
+    }
 }
 
 /// A node's own placement of the partitions it holds on its shards: the
@@ -766,18 +798,20 @@ impl<S: Storage> Driver<S> {
 
     /// A new leader: proposals not applied yet may have been lost with the
     /// old one (a follower forwards proposals and forgets them), so they
-    /// are proposed again under the same id. Whichever copy is applied
-    /// first answers the waiter; a later copy no longer applies (the name
-    /// is taken, the epoch is stale) or sets the same values again.
+    /// are proposed again under the same id, in the order they were first
+    /// proposed. Whichever copy reaches the log first is applied and
+    /// answers the waiter; every later copy is skipped on every node (the
+    /// image notes which proposals it has seen).
     fn propose_again(&mut self) {
-        let pending: Vec<Rc<Vec<u8>>> = self
+        let mut pending: Vec<(u64, Rc<Vec<u8>>)> = self
             .shared
             .borrow()
             .waiters
-            .values()
-            .map(|(_, data)| Rc::clone(data))
+            .iter()
+            .map(|(id, (_, data))| (id.sequence, Rc::clone(data)))
             .collect();
-        for data in pending {
+        pending.sort_by_key(|(sequence, _)| *sequence);
+        for (_, data) in pending {
             let _ = self.node.propose(Vec::new(), data.to_vec());
         }
     }
@@ -918,12 +952,17 @@ impl<P: Publisher> Applier<P> {
         }
         let image = Arc::clone(&self.shared.borrow().image);
         match apply_entry(&image, &entry, self.shards) {
-            None => {}
-            Some(Err((id, error))) => {
+            Applied::Nothing => {}
+            Applied::Refused { id, image, error } => {
                 tracing::debug!(index = entry.index, %error, "quorum entry no longer applies");
+                self.shared.borrow_mut().image = Arc::new(image);
                 self.answer(id, Err(ProposalError::Rejected(error)));
             }
-            Some(Ok((id, (next, deltas)))) => {
+            Applied::Changed {
+                id,
+                image: next,
+                deltas,
+            } => {
                 let next = Arc::new(next);
                 self.shared.borrow_mut().image = Arc::clone(&next);
                 let committed = Committed {
