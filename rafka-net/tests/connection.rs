@@ -203,7 +203,7 @@ fn api_versions_v0_and_v3_list_the_table() {
                 .iter()
                 .map(|key| (key.api_key, key.min_version, key.max_version))
                 .collect();
-            assert_eq!(ranges.len(), 48);
+            assert_eq!(ranges.len(), 49);
             assert!(ranges.contains(&(18, 0, 4)), "{ranges:?}");
             assert!(ranges.contains(&(0, 0, 13)), "{ranges:?}");
             assert!(ranges.contains(&(1, 4, 18)), "{ranges:?}");

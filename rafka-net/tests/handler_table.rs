@@ -66,6 +66,7 @@ fn default_table_serves_the_brief_ranges() {
             (ApiKey::AlterClientQuotas, 0, 1, Some(1)),
             (ApiKey::DescribeUserScramCredentials, 0, 0, Some(0)),
             (ApiKey::AlterUserScramCredentials, 0, 0, Some(0)),
+            (ApiKey::DescribeQuorum, 0, 2, Some(0)),
             (ApiKey::DescribeCluster, 0, 2, Some(0)),
             (ApiKey::DescribeProducers, 0, 0, Some(0)),
             (ApiKey::DescribeTransactions, 0, 0, Some(0)),
@@ -110,7 +111,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(ranges.len(), 48);
+    assert_eq!(ranges.len(), 49);
     assert_eq!(ranges[0], (0, 0, 13)); // Produce: v0 advertised, v3+ served
     assert_eq!(ranges[1], (1, 4, 18)); // Fetch
     assert!(ranges.contains(&(18, 0, 4))); // ApiVersions
@@ -125,6 +126,7 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
     assert!(ranges.contains(&(46, 0, 0))); // ListPartitionReassignments
     assert!(ranges.contains(&(61, 0, 0))); // DescribeProducers
     assert!(ranges.contains(&(75, 0, 0))); // DescribeTopicPartitions
+    assert!(ranges.contains(&(55, 0, 2))); // DescribeQuorum
     assert!(ranges.contains(&(29, 1, 3))); // DescribeAcls
     assert!(ranges.contains(&(30, 1, 3))); // CreateAcls
     assert!(ranges.contains(&(31, 1, 3))); // DeleteAcls
@@ -143,10 +145,10 @@ fn api_versions_v3_response_decodes_back_to_the_table() {
 fn api_versions_v0_response_has_the_v0_layout() {
     let table = broker_table();
     let response = table.encode_api_versions_response(5, 0).unwrap();
-    // correlation id, error 0, 48 entries of (key, min, max), no throttle.
-    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 48]);
+    // correlation id, error 0, 49 entries of (key, min, max), no throttle.
+    assert_eq!(&response[..10], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 49]);
     assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 13]);
-    assert_eq!(response.len(), 4 + 2 + 4 + 48 * 6);
+    assert_eq!(response.len(), 4 + 2 + 4 + 49 * 6);
 }
 
 /// A request of `api_key` at `version` with every field at its default
@@ -244,6 +246,7 @@ fn default_request(api_key: ApiKey, version: i16) -> RequestKind {
         ApiKey::SaslAuthenticate => {
             RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
         }
+        ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
         other => panic!("{other:?} is served: give it a default request here"),
     }
 }
