@@ -34,8 +34,8 @@ mkdir -p "$classes"
 javac --release 17 -d "$classes" -cp "$classpath" "$here/cluster/JavaCluster.java"
 
 fail() {
-    echo "cluster java: FAIL ($*)"
     cluster_logs
+    echo "cluster java: FAIL ($*)"
     exit 1
 }
 
