@@ -5,7 +5,7 @@
 # <client>-roundtrip.sh, <client>-group.sh and <client>-admin.sh (each
 # installs its client), stops the broker with SIGTERM (it must exit 0), and
 # prints one line per run and a final "N passed, N failed" line. The
-# SASL, TLS, ACL and transaction runs bring brokers of their own.
+# SASL, TLS, ACL, transaction and cluster runs bring brokers of their own.
 #
 # usage: scripts/compat/run-all.sh [RUN...]
 #   RUN: confluent-kafka kafka-python kafkajs java kcat (roundtrips),
@@ -18,7 +18,11 @@
 #        refusals: another CA, plaintext on the TLS port;
 #        tls-roundtrip.sh), acl-matrix (users and ACLs over SCRAM across a
 #        kill -9, acl-matrix.sh), confluent-kafka-txn java-txn
-#        (transactions, confluent-kafka-txn.sh, java-txn.sh) (default: all)
+#        (transactions, confluent-kafka-txn.sh, java-txn.sh), java-cluster
+#        confluent-kafka-cluster (a 3-node cluster of their own from
+#        scripts/cluster.sh: brokers, topics led across them, groups; Java
+#        also across a broker's kill and restart, java-cluster.sh,
+#        confluent-kafka-cluster.sh) (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -30,7 +34,7 @@ clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
         confluent-kafka-admin java-admin kafka-python-admin java-quota sasl tls acl-matrix
-        confluent-kafka-txn java-txn)
+        confluent-kafka-txn java-txn java-cluster confluent-kafka-cluster)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
@@ -51,8 +55,8 @@ cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin rafka
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 rafka_bin="$target_dir/release/rafka"
-# sasl-roundtrip.sh, tls-roundtrip.sh, acl-matrix.sh and the *-txn.sh runs
-# start brokers of their own from the same binary.
+# sasl-roundtrip.sh, tls-roundtrip.sh, acl-matrix.sh and the *-txn.sh and
+# *-cluster.sh runs start brokers of their own from the same binary.
 export RAFKA_BIN="$rafka_bin"
 
 # Starts the broker and sets broker_pid and bootstrap from its listening line:
@@ -105,6 +109,7 @@ for client in "${clients[@]}"; do
         *-admin) script="$here/$client.sh" verdict_prefix="admin ${client%-admin}: " ;;
         *-txn) script="$here/$client.sh" verdict_prefix="txn ${client%-txn}: " ;;
         *-quota) script="$here/$client.sh" verdict_prefix="quota ${client%-quota}: " ;;
+        *-cluster) script="$here/$client.sh" verdict_prefix="cluster ${client%-cluster}: " ;;
         tls) script="$here/tls-roundtrip.sh" verdict_prefix="roundtrip tls: " ;;
         acl-matrix) script="$here/acl-matrix.sh" verdict_prefix="acl-matrix confluent-kafka: " ;;
         *) script="$here/$client-roundtrip.sh" verdict_prefix="roundtrip $client: " ;;
