@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    DescribeQuorumRequest, DescribeQuorumResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, TopicName,
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, FetchRequest, FetchResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rafka_testkit::WireClient;
@@ -353,6 +354,28 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
         .map(|e| (e.node_id.0, e.port))
         .collect();
     let leader_port = i32::from(cluster.listener(u16::try_from(leader).expect("id")).port());
+    assert_eq!(endpoints, vec![(leader, leader_port)]);
+    // Fetch v16 from the same broker: refused with the same hints.
+    let topic_id = described.topics[0].topic_id;
+    let fetch = FetchRequest::default()
+        .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(-1)))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let answer: FetchResponse = client.call(16, &fetch).expect("Fetch v16");
+    let refused = &answer.responses[0].partitions[0];
+    assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(refused.current_leader.leader_id.0, leader);
+    let endpoints: Vec<(i32, i32)> = answer
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
     assert_eq!(endpoints, vec![(leader, leader_port)]);
 }
 

@@ -61,7 +61,9 @@ use futures_channel::oneshot;
 use futures_lite::future::or;
 use futures_util::future::{select, select_all};
 use kafka_protocol::messages::fetch_response::AbortedTransaction;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -143,8 +145,63 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
     }));
     let uses_topic_ids = version >= TOPIC_ID_VERSION_MIN;
     let (session_id, shown) = finish_session(ctx, end, uses_topic_ids, &targets, &reads);
-    let (response, records) = build_response(version, &limits, session_id, targets, reads, &shown);
+    let (mut response, records) =
+        build_response(version, &limits, session_id, targets, reads, &shown);
+    if version >= CURRENT_LEADER_VERSION_MIN {
+        add_leader_hints(ctx, &mut response, version);
+    }
     Ok(FetchReply { response, records })
+}
+
+/// First version whose partitions carry the current leader (KIP-951 uses
+/// it from v16, with the leaders' endpoints).
+const CURRENT_LEADER_VERSION_MIN: i16 = 12;
+const NODE_ENDPOINTS_VERSION_MIN: i16 = 16;
+
+/// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER carries its
+/// current leader and epoch, and (v16+) the response the endpoints of
+/// those leaders, so the consumer moves without a Metadata round trip.
+fn add_leader_hints(ctx: &RequestContext, response: &mut FetchResponse, version: i16) {
+    let image = ctx.image();
+    let mut leaders = std::collections::BTreeSet::new();
+    for topic in &mut response.responses {
+        let found = if topic.topic_id.is_nil() {
+            image.topic(topic.topic.as_str())
+        } else {
+            image.topic_by_id(&topic.topic_id)
+        };
+        let Some(found) = found else {
+            continue;
+        };
+        for partition in &mut topic.partitions {
+            if partition.error_code != ErrorCode::NOT_LEADER_OR_FOLLOWER.code() {
+                continue;
+            }
+            let view =
+                super::cluster_view::partition(ctx, &image, found, partition.partition_index);
+            if view.leader < 0 {
+                continue;
+            }
+            partition.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(view.leader))
+                .with_leader_epoch(view.leader_epoch);
+            leaders.insert(view.leader);
+        }
+    }
+    if version < NODE_ENDPOINTS_VERSION_MIN || leaders.is_empty() {
+        return;
+    }
+    response.node_endpoints = super::cluster_view::brokers(ctx, &image)
+        .into_iter()
+        .filter(|b| leaders.contains(&b.node_id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
 }
 
 /// What to do with the session once the response is known.
