@@ -140,6 +140,19 @@ impl Cluster {
             .expect("Metadata")
     }
 
+    /// Node N's /metrics text.
+    fn metrics(&self, node: u16) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.base + 200 + node))
+            .expect("metrics connect");
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .expect("metrics request");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("metrics response");
+        text
+    }
+
     /// `rafka topic create` through `node`; whether it was acknowledged.
     fn create_topic(&self, node: u16, name: &str, partitions: u32) -> Result<(), String> {
         let output = Command::new(env!("CARGO_BIN_EXE_rafka"))
@@ -281,6 +294,22 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
         .iter()
         .all(|v| v.log_end_offset >= 1));
     assert_eq!(quorum.nodes.len(), 3);
+    // Every node's /metrics agrees on the quorum's leader and the brokers.
+    for n in NODES {
+        let text = cluster.metrics(n);
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("node {n}: no {prefix} in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .expect("a value")
+                .to_string()
+        };
+        assert_eq!(line("rafka_quorum_leader{"), controller.to_string());
+        assert_eq!(line("rafka_cluster_brokers{state=\"live\"}"), "3");
+        assert_eq!(line("rafka_cluster_brokers{state=\"fenced\"}"), "0");
+    }
 
     // Created through node 2, led by all three.
     cluster.create_topic(2, "spread", 6).expect("created");

@@ -119,6 +119,23 @@ pub struct ShardSnapshot {
     pub txn: TxnStats,
     /// The client quota sensors this shard owns, with their counters.
     pub quotas: Vec<QuotaStatsEntry>,
+    /// The metadata quorum, on the shard that runs it (shard 0 of a voter).
+    pub quorum: Option<QuorumSnapshot>,
+}
+
+/// The metadata quorum as this node sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuorumSnapshot {
+    /// -1: none known.
+    pub leader_id: i32,
+    pub is_leader: bool,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_index: u64,
+    pub proposals: rafka_shard::quorum::ProposalCounts,
+    pub brokers_live: u64,
+    pub brokers_fenced: u64,
 }
 
 /// Every shard's snapshot, with the broker-wide sums a scrape shows.
@@ -263,6 +280,7 @@ impl Collector for BrokerSnapshot {
         self.encode_partitions(&mut encoder)?;
         self.encode_group_lag(&mut encoder)?;
         self.encode_disk(&mut encoder)?;
+        self.encode_quorum(&mut encoder)?;
         self.encode_quotas(&mut encoder)
     }
 }
@@ -882,6 +900,79 @@ impl BrokerSnapshot {
             MetricType::Counter,
         )?;
         counter.counter(&labels, refused)
+    }
+}
+
+impl BrokerSnapshot {
+    /// The metadata quorum, from the shard that runs it (nothing on a
+    /// single node).
+    fn encode_quorum(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(quorum) = self.shards.iter().find_map(|s| s.quorum.as_ref()) else {
+            return Ok(());
+        };
+        let none: Labels = Vec::new();
+        let gauges: [(&str, &str, i64); 6] = [
+            (
+                "quorum_leader",
+                "The metadata quorum's leader (the active controller) as this node knows it; -1 for none.",
+                i64::from(quorum.leader_id),
+            ),
+            (
+                "quorum_is_leader",
+                "1 while this node leads the metadata quorum, else 0.",
+                i64::from(quorum.is_leader),
+            ),
+            ("quorum_term", "The metadata quorum's term (Kafka's leader epoch).", gauge_value(quorum.term)),
+            (
+                "quorum_commit_index",
+                "The last metadata log index this node knows committed (the high watermark).",
+                gauge_value(quorum.commit_index),
+            ),
+            (
+                "quorum_applied_index",
+                "The last metadata log index this node applied to its image.",
+                gauge_value(quorum.applied_index),
+            ),
+            (
+                "quorum_last_index",
+                "The last index in this node's metadata log.",
+                gauge_value(quorum.last_index),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            family(encoder, name, help, None, MetricType::Gauge)?.gauge(&none, value)?;
+        }
+        let mut proposals = family(
+            encoder,
+            "quorum_proposals",
+            "This node's metadata proposals by outcome: applied, refused (a concurrent change won), no_leader, timed_out.",
+            None,
+            MetricType::Counter,
+        )?;
+        let counts = quorum.proposals;
+        for (outcome, value) in [
+            ("applied", counts.applied),
+            ("refused", counts.refused),
+            ("no_leader", counts.no_leader),
+            ("timed_out", counts.timed_out),
+        ] {
+            proposals.counter(&vec![("outcome", outcome.to_string())], value)?;
+        }
+        let mut brokers = family(
+            encoder,
+            "cluster_brokers",
+            "Registered brokers by state: live, or fenced by the active controller.",
+            None,
+            MetricType::Gauge,
+        )?;
+        brokers.gauge(
+            &vec![("state", "live".to_string())],
+            gauge_value(quorum.brokers_live),
+        )?;
+        brokers.gauge(
+            &vec![("state", "fenced".to_string())],
+            gauge_value(quorum.brokers_fenced),
+        )
     }
 }
 

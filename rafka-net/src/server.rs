@@ -495,6 +495,27 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
         disk: shard.registry().disk().snapshot(),
         txn: shard.txns().stats(),
         quotas: shard.quotas().snapshot(),
+        quorum: shard.quorum().map(|quorum| quorum_snapshot(shard, &quorum)),
+    }
+}
+
+fn quorum_snapshot(
+    shard: &Shard,
+    quorum: &rafka_shard::quorum::Quorum,
+) -> crate::metrics_snapshot::QuorumSnapshot {
+    let status = quorum.status();
+    let image = shard.image();
+    let fenced = image.brokers().filter(|b| b.fenced).count() as u64;
+    crate::metrics_snapshot::QuorumSnapshot {
+        leader_id: rafka_shard::quorum::driver::node_id_of(status.leader_id).unwrap_or(-1),
+        is_leader: status.leader_id != 0 && status.leader_id == status.node_id,
+        term: status.term,
+        commit_index: status.commit_index,
+        applied_index: status.applied_index,
+        last_index: status.last_index,
+        proposals: quorum.proposal_counts(),
+        brokers_live: image.brokers().count() as u64 - fenced,
+        brokers_fenced: fenced,
     }
 }
 

@@ -201,6 +201,11 @@ impl<S: ShardStorage> Shard<S> {
         self.controller.as_ref()
     }
 
+    /// The metadata quorum, on shard 0 of a node that is a voter.
+    pub fn quorum(&self) -> Option<Rc<crate::quorum::Quorum>> {
+        self.controller().and_then(|c| c.quorum())
+    }
+
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
     }

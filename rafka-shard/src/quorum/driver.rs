@@ -236,6 +236,17 @@ struct Shared {
     heard: HashMap<u64, u64>,
     /// The tick this node last became leader.
     leader_since: u64,
+    /// This node's proposals by outcome, for metrics.
+    outcomes: ProposalCounts,
+}
+
+/// This node's proposals by outcome (counters since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProposalCounts {
+    pub applied: u64,
+    pub refused: u64,
+    pub no_leader: u64,
+    pub timed_out: u64,
 }
 
 /// The controller's handle on the quorum (shard 0 only).
@@ -312,6 +323,7 @@ impl Quorum {
             ticks: 0,
             heard: HashMap::new(),
             leader_since: 0,
+            outcomes: ProposalCounts::default(),
         }));
         let closed = Rc::new(Closed::default());
         let transport =
@@ -382,6 +394,11 @@ impl Quorum {
 
     pub fn status(&self) -> QuorumStatus {
         self.shared.borrow().status.clone()
+    }
+
+    /// This node's proposals by outcome since start.
+    pub fn proposal_counts(&self) -> ProposalCounts {
+        self.shared.borrow().outcomes
     }
 
     /// The active controller's node id, if one is known.
@@ -536,14 +553,23 @@ impl Quorum {
             return Err(ProposalError::NoLeader);
         }
         let timeout = self.settings.proposal_timeout;
-        match within(timeout, rx).await {
+        let outcome = match within(timeout, rx).await {
             Some(Ok(outcome)) => outcome,
             Some(Err(_dropped)) => Err(ProposalError::NoLeader),
             None => {
                 self.shared.borrow_mut().waiters.remove(&id);
                 Err(ProposalError::TimedOut(timeout))
             }
+        };
+        let mut shared = self.shared.borrow_mut();
+        let counts = &mut shared.outcomes;
+        match &outcome {
+            Ok(_) => counts.applied += 1,
+            Err(ProposalError::Rejected(_)) => counts.refused += 1,
+            Err(ProposalError::NoLeader) => counts.no_leader += 1,
+            Err(ProposalError::TimedOut(_)) => counts.timed_out += 1,
         }
+        outcome
     }
 }
 

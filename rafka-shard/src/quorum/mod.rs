@@ -27,5 +27,6 @@ pub mod payload;
 mod transport;
 
 pub use driver::{
-    ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus, QuorumView, VoterView,
+    ProposalCounts, ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus, QuorumView,
+    VoterView,
 };
