@@ -336,6 +336,45 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
     }
     assert_topic(&bootstrap, "spread", &expected);
 
+    // Deleted through node 1: gone from every broker, data included.
+    cluster.create_topic(3, "doomed", 3).expect("created");
+    let holders = |partition: i32| -> Vec<u16> {
+        NODES
+            .iter()
+            .copied()
+            .filter(|node| {
+                cluster
+                    .cluster_dir()
+                    .join(format!("node-{node}/doomed-{partition}"))
+                    .is_dir()
+            })
+            .collect()
+    };
+    // Each partition lives on its one replica only.
+    let doomed = cluster.metadata(2, Some(vec!["doomed"]));
+    for p in &doomed.topics[0].partitions {
+        let leader = u16::try_from(p.leader_id.0).expect("a leader");
+        assert_eq!(holders(p.partition_index), vec![leader]);
+    }
+    let deleted = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args(["delete", "doomed"])
+        .output()
+        .expect("rafka topic delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    for node in NODES {
+        cluster.await_metadata(node, "doomed deleted", |m| {
+            !topic_names(m).contains("doomed")
+        });
+    }
+    for partition in 0..3 {
+        assert_eq!(
+            holders(partition),
+            Vec::<u16>::new(),
+            "partition {partition}"
+        );
+    }
+
     // Shard placement is each node's own: node 3 comes back with two cores
     // and serves its partitions (now spread over its cores) as before.
     cluster.ok(&["kill", "3"]);
