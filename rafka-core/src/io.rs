@@ -7,6 +7,7 @@
 //! belongs to one shard and its futures never leave that core.
 
 pub mod cache;
+pub(crate) mod numbered;
 
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};

@@ -97,15 +97,6 @@ fn snapshot_name(end: i64) -> String {
     format!("{end:020}.snapshot")
 }
 
-/// The offset in a `<20 digits><suffix>` file name.
-fn parse_name(name: &str, suffix: &str) -> Option<i64> {
-    let digits = name.strip_suffix(suffix)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 /// Reads a whole file, looping because reads may come back short.
 pub(crate) async fn read_all<F: StorageFile>(file: &F) -> Result<Vec<u8>, IoError> {
     let size = file.size().await?;
@@ -141,24 +132,16 @@ struct Listing {
     temps: Vec<String>,
 }
 
+/// The directory's logs and snapshots by offset (names beyond `i64` are
+/// not this log's).
 async fn list<S: Storage>(storage: &S, dir: &Path) -> Result<Listing, IoError> {
-    let mut listing = Listing {
-        logs: Vec::new(),
-        snapshots: Vec::new(),
-        temps: Vec::new(),
-    };
-    for name in storage.list_dir(dir).await? {
-        if let Some(base) = parse_name(&name, ".log") {
-            listing.logs.push(base);
-        } else if let Some(end) = parse_name(&name, ".snapshot") {
-            listing.snapshots.push(end);
-        } else if name.ends_with(".tmp") {
-            listing.temps.push(name);
-        }
-    }
-    listing.logs.sort_unstable();
-    listing.snapshots.sort_unstable();
-    Ok(listing)
+    let found = crate::io::numbered::list(storage, dir).await?;
+    let offsets = |numbers: Vec<u64>| numbers.into_iter().filter_map(|n| i64::try_from(n).ok());
+    Ok(Listing {
+        logs: offsets(found.logs).collect(),
+        snapshots: offsets(found.snapshots).collect(),
+        temps: found.temps,
+    })
 }
 
 /// Replay state while reading the logs.

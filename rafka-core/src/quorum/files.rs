@@ -25,43 +25,9 @@ pub(super) fn snapshot_name(index: u64) -> String {
     format!("{index:020}.snapshot")
 }
 
-/// The index in a `<20 digits><suffix>` file name.
-fn parse_name(name: &str, suffix: &str) -> Option<u64> {
-    let digits = name.strip_suffix(suffix)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-pub(super) struct Listing {
-    /// Bases of the `.log` files, ascending.
-    pub(super) logs: Vec<u64>,
-    /// Indexes of the `.snapshot` files, ascending.
-    pub(super) snapshots: Vec<u64>,
-    /// Leftovers of an interrupted write.
-    pub(super) temps: Vec<String>,
-}
-
-pub(super) async fn list<S: Storage>(storage: &S, dir: &Path) -> Result<Listing, IoError> {
-    let mut listing = Listing {
-        logs: Vec::new(),
-        snapshots: Vec::new(),
-        temps: Vec::new(),
-    };
-    for name in storage.list_dir(dir).await? {
-        if let Some(base) = parse_name(&name, ".log") {
-            listing.logs.push(base);
-        } else if let Some(index) = parse_name(&name, ".snapshot") {
-            listing.snapshots.push(index);
-        } else if name.ends_with(".tmp") {
-            listing.temps.push(name);
-        }
-    }
-    listing.logs.sort_unstable();
-    listing.snapshots.sort_unstable();
-    Ok(listing)
-}
+pub(super) use crate::io::numbered::list;
+#[cfg(test)]
+use crate::io::numbered::parse_name;
 
 fn encode<M: Message>(message: &M) -> Result<Vec<u8>, QuorumLogError> {
     message.write_to_bytes().map_err(QuorumLogError::Encode)

@@ -139,3 +139,28 @@ pub fn leader_shard(
         _ => Ok(shard),
     }
 }
+
+/// KIP-951: the live leader and its epoch of a partition this broker
+/// refused with NOT_LEADER_OR_FOLLOWER, for the refusal to carry.
+pub fn leader_hint(
+    ctx: &RequestContext,
+    image: &MetadataImage,
+    topic: &TopicImage,
+    partition: i32,
+) -> Option<(i32, i32)> {
+    let view = self::partition(ctx, image, topic, partition);
+    (view.leader >= 0).then_some((view.leader, view.leader_epoch))
+}
+
+/// The brokers of `leaders` as clients of this listener reach them (a
+/// KIP-951 response's node endpoints).
+pub fn endpoints_of(
+    ctx: &RequestContext,
+    image: &MetadataImage,
+    leaders: &std::collections::BTreeSet<i32>,
+) -> Vec<BrokerView> {
+    brokers(ctx, image)
+        .into_iter()
+        .filter(|b| leaders.contains(&b.node_id))
+        .collect()
+}

@@ -177,23 +177,22 @@ fn add_leader_hints(ctx: &RequestContext, response: &mut FetchResponse, version:
             if partition.error_code != ErrorCode::NOT_LEADER_OR_FOLLOWER.code() {
                 continue;
             }
-            let view =
-                super::cluster_view::partition(ctx, &image, found, partition.partition_index);
-            if view.leader < 0 {
-                continue;
+            let index = partition.partition_index;
+            if let Some((leader, epoch)) =
+                super::cluster_view::leader_hint(ctx, &image, found, index)
+            {
+                partition.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
             }
-            partition.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(view.leader))
-                .with_leader_epoch(view.leader_epoch);
-            leaders.insert(view.leader);
         }
     }
     if version < NODE_ENDPOINTS_VERSION_MIN || leaders.is_empty() {
         return;
     }
-    response.node_endpoints = super::cluster_view::brokers(ctx, &image)
+    response.node_endpoints = super::cluster_view::endpoints_of(ctx, &image, &leaders)
         .into_iter()
-        .filter(|b| leaders.contains(&b.node_id))
         .map(|b| {
             NodeEndpoint::default()
                 .with_node_id(BrokerId(b.node_id))

@@ -189,19 +189,17 @@ fn add_leader_hints(ctx: &RequestContext, response: &mut ProduceResponse) {
             if partition.error_code != ErrorCode::NOT_LEADER_OR_FOLLOWER.code() {
                 continue;
             }
-            let view = super::cluster_view::partition(ctx, &image, found, partition.index);
-            if view.leader < 0 {
-                continue;
+            let hint = super::cluster_view::leader_hint(ctx, &image, found, partition.index);
+            if let Some((leader, epoch)) = hint {
+                partition.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(kafka_protocol::messages::BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
             }
-            partition.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(kafka_protocol::messages::BrokerId(view.leader))
-                .with_leader_epoch(view.leader_epoch);
-            leaders.insert(view.leader);
         }
     }
-    response.node_endpoints = super::cluster_view::brokers(ctx, &image)
+    response.node_endpoints = super::cluster_view::endpoints_of(ctx, &image, &leaders)
         .into_iter()
-        .filter(|b| leaders.contains(&b.node_id))
         .map(|b| {
             NodeEndpoint::default()
                 .with_node_id(kafka_protocol::messages::BrokerId(b.node_id))
