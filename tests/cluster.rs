@@ -580,3 +580,169 @@ fn a_paused_controller_is_replaced_and_rejoins_as_a_follower() {
         });
     }
 }
+
+/// Node i reaches node j's controller through `proxies[i][j]`.
+struct CutCluster {
+    nodes: Vec<rafka_testkit::process::BrokerProcess>,
+    proxies: BTreeMap<(u16, u16), rafka_testkit::proxy::FaultProxy>,
+}
+
+impl CutCluster {
+    fn start(dir: &Path) -> CutCluster {
+        let _turn = PortLock::take();
+        let controllers: BTreeMap<u16, SocketAddr> = NODES
+            .iter()
+            .map(|n| {
+                let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+                (*n, probe.local_addr().expect("addr"))
+            })
+            .collect();
+        let mut proxies = BTreeMap::new();
+        for from in NODES {
+            for to in NODES.iter().copied().filter(|to| *to != from) {
+                let proxy = rafka_testkit::proxy::FaultProxy::start(controllers[&to]);
+                proxies.insert((from, to), proxy);
+            }
+        }
+        let starts: Vec<_> = NODES
+            .iter()
+            .map(|node| {
+                let voters: Vec<String> = NODES
+                    .iter()
+                    .map(|peer| {
+                        let addr = if peer == node {
+                            controllers[node]
+                        } else {
+                            proxies[&(*node, *peer)].addr()
+                        };
+                        format!("{peer}@{addr}")
+                    })
+                    .collect();
+                let options =
+                    rafka_testkit::process::BrokerOptions::new(env!("CARGO_BIN_EXE_rafka"), 1)
+                        .data_dir(dir.join(format!("node-{node}")))
+                        .property("broker.session.timeout.ms", "3000")
+                        .property("controller.quorum.request.timeout.ms", "400")
+                        .arg("--node-id")
+                        .arg(&node.to_string())
+                        .arg("--controller-quorum-voters")
+                        .arg(&voters.join(","))
+                        .arg("--cluster-id")
+                        .arg("cut-cluster-test-id-00");
+                std::thread::spawn(move || rafka_testkit::process::BrokerProcess::start(options))
+            })
+            .collect();
+        let nodes = starts
+            .into_iter()
+            .map(|start| start.join().expect("node started"))
+            .collect();
+        CutCluster { nodes, proxies }
+    }
+
+    fn addr(&self, node: u16) -> SocketAddr {
+        self.nodes[usize::from(node) - 1]
+            .bootstrap()
+            .parse()
+            .expect("address")
+    }
+
+    fn metadata(&self, node: u16) -> Option<MetadataResponse> {
+        let mut client = WireClient::connect(self.addr(node), "cut").ok()?;
+        client
+            .call(
+                12,
+                &MetadataRequest::default()
+                    .with_topics(None)
+                    .with_allow_auto_topic_creation(false),
+            )
+            .ok()
+    }
+
+    fn await_metadata(&self, node: u16, what: &str, check: impl Fn(&MetadataResponse) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.metadata(node).is_some_and(|m| check(&m)) {
+            assert!(Instant::now() < deadline, "node {node}: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn create_topic(&self, node: u16, name: &str) -> Result<(), String> {
+        let output = Command::new(env!("CARGO_BIN_EXE_rafka"))
+            .args(["topic", "--bootstrap", &self.addr(node).to_string()])
+            .args(["create", name, "--partitions", "1"])
+            .output()
+            .expect("rafka topic create");
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Cuts (or heals) every link between `node` and the others, both ways.
+    fn isolate(&self, node: u16, cut: bool) {
+        for ((from, to), proxy) in &self.proxies {
+            if *from == node || *to == node {
+                if cut {
+                    proxy.cut();
+                } else {
+                    proxy.heal();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_controller_cut_off_from_the_others_steps_down_and_the_majority_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = CutCluster::start(dir.path());
+    let controller = cluster.metadata(1).expect("metadata").controller_id.0;
+    let isolated = u16::try_from(controller).expect("a node id");
+    let majority: Vec<u16> = NODES.iter().copied().filter(|n| *n != isolated).collect();
+    cluster
+        .create_topic(majority[0], "before-cut")
+        .expect("created");
+    for node in NODES {
+        cluster.await_metadata(node, "before-cut everywhere", |m| {
+            topic_names(m).contains("before-cut")
+        });
+    }
+    // Cut off from the other controllers, not from its clients.
+    cluster.isolate(isolated, true);
+    for node in &majority {
+        cluster.await_metadata(*node, "a new controller in the majority", |m| {
+            m.controller_id.0 > 0 && m.controller_id.0 != controller
+        });
+    }
+    let deadline = Instant::now() + DEADLINE;
+    while cluster.create_topic(majority[1], "majority").is_err() {
+        assert!(Instant::now() < deadline, "the majority commits nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Alone, the old leader steps down (check-quorum): it knows of no
+    // active controller any more.
+    cluster.await_metadata(isolated, "the isolated leader stepped down", |m| {
+        m.controller_id.0 != controller
+    });
+    // The minority of one cannot commit: refused, and never applied.
+    let refused = cluster.create_topic(isolated, "minority");
+    assert!(refused.is_err(), "a lone node committed: {refused:?}");
+    // Healed, it follows the new controller and has exactly what the
+    // majority committed.
+    cluster.isolate(isolated, false);
+    let new_controller = cluster
+        .metadata(majority[0])
+        .expect("metadata")
+        .controller_id
+        .0;
+    cluster.await_metadata(isolated, "the healed node caught up", |m| {
+        let names = topic_names(m);
+        m.controller_id.0 == new_controller && names.contains("majority")
+    });
+    for node in NODES {
+        let names = topic_names(&cluster.metadata(node).expect("metadata"));
+        assert!(names.contains("before-cut") && names.contains("majority"));
+        assert!(!names.contains("minority"), "node {node}: {names:?}");
+    }
+}

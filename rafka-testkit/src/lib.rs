@@ -36,6 +36,7 @@ pub mod broker;
 pub mod clock;
 pub mod process;
 pub mod proto;
+pub mod proxy;
 pub mod records;
 pub mod rng;
 pub mod tls;

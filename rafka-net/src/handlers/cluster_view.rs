@@ -80,13 +80,13 @@ fn registered(broker: &BrokerImage, listener: &str) -> Option<BrokerView> {
     })
 }
 
-/// The active controller: the quorum's leader in a cluster (this node
-/// while none is known), this node alone.
+/// The active controller: the quorum's leader in a cluster (-1 while none
+/// is known, as Kafka answers; clients ask again), this node alone.
 pub fn controller_id(ctx: &RequestContext) -> i32 {
-    ctx.shard()
-        .image_view()
-        .controller()
-        .unwrap_or(ctx.node().node_id)
+    if ctx.config().quorum.voters.is_empty() {
+        return ctx.node().node_id;
+    }
+    ctx.shard().image_view().controller().unwrap_or(-1)
 }
 
 /// Partition `index` of `topic`: its assigned leadership, or this node.
