@@ -23,8 +23,8 @@
 #   CLUSTER_BASE_PORT   19090 (clients 19091-19093, controllers 19191-19193,
 #                       metrics 19291-19293)
 #   CLUSTER_CORES       1 (--cores of each node)
-#   RAFKA_BIN           the binary; default target/release/rafka if it
-#                       exists, else target/debug/rafka (under
+#   RAFKA_BIN           the binary; default the newer of target/release/rafka
+#                       and target/debug/rafka (under
 #                       $CARGO_TARGET_DIR when set). Never built here unless
 #   CLUSTER_BUILD=1     which runs `cargo build --release --bin rafka` first.
 #   CLUSTER_CONFIG      a server.properties every node reads (its flags
@@ -77,10 +77,13 @@ binary() {
     if [[ "${CLUSTER_BUILD:-0}" == 1 ]]; then
         (cd "$repo" && cargo build --release --bin rafka >&2)
     fi
-    if [[ -x "$target/release/rafka" ]]; then
-        echo "$target/release/rafka"
+    # The newer of the two builds: a stale release binary must not win
+    # over the debug one just built (or the other way round).
+    local release=$target/release/rafka debug=$target/debug/rafka
+    if [[ -x "$release" && (! -x "$debug" || "$release" -nt "$debug") ]]; then
+        echo "$release"
     else
-        echo "$target/debug/rafka"
+        echo "$debug"
     fi
 }
 
