@@ -25,6 +25,7 @@ pub mod driver;
 pub mod logging;
 pub mod payload;
 mod transport;
+mod wire_check;
 
 pub use driver::{
     ProposalCounts, ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus, QuorumView,

@@ -286,6 +286,9 @@ async fn receive(
             .read_exact(&mut body)
             .await
             .map_err(|e| e.to_string())?;
+        if !super::wire_check::parseable_message(&body) {
+            return Err("a raft frame that is not a raft message".into());
+        }
         let message = Message::parse_from_bytes(&body).map_err(|e| e.to_string())?;
         if message.from != from || message.to != me {
             return Err(format!(
