@@ -589,6 +589,11 @@ struct CutCluster {
 
 impl CutCluster {
     fn start(dir: &Path) -> CutCluster {
+        CutCluster::start_with_roles(dir, ["broker,controller"; 3])
+    }
+
+    /// Node i + 1 runs with `roles[i]`.
+    fn start_with_roles(dir: &Path, roles: [&str; 3]) -> CutCluster {
         let _turn = PortLock::take();
         let controllers: BTreeMap<u16, SocketAddr> = NODES
             .iter()
@@ -625,6 +630,8 @@ impl CutCluster {
                         .property("controller.quorum.request.timeout.ms", "400")
                         .arg("--node-id")
                         .arg(&node.to_string())
+                        .arg("--process-roles")
+                        .arg(roles[usize::from(*node) - 1])
                         .arg("--controller-quorum-voters")
                         .arg(&voters.join(","))
                         .arg("--cluster-id")
@@ -745,4 +752,57 @@ fn a_controller_cut_off_from_the_others_steps_down_and_the_majority_goes_on() {
         assert!(names.contains("before-cut") && names.contains("majority"));
         assert!(!names.contains("minority"), "node {node}: {names:?}");
     }
+}
+
+#[test]
+fn a_controller_only_node_votes_but_holds_no_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = CutCluster::start_with_roles(
+        dir.path(),
+        ["broker,controller", "broker,controller", "controller"],
+    );
+    // Node 3 is in the quorum but is no broker: nobody lists it.
+    for node in NODES {
+        cluster.await_metadata(node, "brokers 1 and 2", |m| broker_ids(m) == vec![1, 2]);
+    }
+    cluster
+        .create_topic(3, "two-brokers")
+        .expect("created through node 3");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let names = cluster
+            .metadata(1)
+            .map(|m| topic_names(&m))
+            .unwrap_or_default();
+        if names.contains("two-brokers") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two-brokers never reached node 1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.addr(3).to_string()])
+        .args(["create", "wide", "--partitions", "6"])
+        .output()
+        .expect("rafka topic create");
+    assert!(output.status.success(), "{output:?}");
+    let mut client = WireClient::connect(cluster.addr(1), "cut").expect("connect");
+    let wide: MetadataResponse = client
+        .call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("wide")))),
+            ])),
+        )
+        .expect("Metadata");
+    let leaders: BTreeSet<i32> = wide.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2]));
 }

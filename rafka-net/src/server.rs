@@ -325,6 +325,10 @@ async fn seed_scram(
 /// In a cluster, registers this broker's endpoints (bound ports where none
 /// is advertised) with the quorum; returns once committed.
 async fn register(shard: &Rc<Shard>, options: &ServerOptions, bound: &[SocketAddr]) {
+    if !options.config.process_roles.broker {
+        // A controller-only node takes no partitions and is no broker.
+        return;
+    }
     let endpoints = options
         .listeners
         .iter()

@@ -5,7 +5,8 @@
 //! A single node (no quorum) is the whole cluster: itself as the only
 //! broker and the controller, every partition led by it. In a cluster a
 //! broker that has not committed its own registration yet still lists
-//! itself, so a client that reached it can always find it.
+//! itself, so a client that reached it can always find it; a
+//! controller-only node (`process.roles=controller`) never lists itself.
 
 use rafka_core::metadata::{BrokerImage, MetadataImage, TopicImage};
 use rafka_proto::error::ErrorCode;
@@ -55,7 +56,7 @@ pub fn brokers(ctx: &RequestContext, image: &MetadataImage) -> Vec<BrokerView> {
         .filter(|b| !b.fenced)
         .filter_map(|b| registered(b, listener))
         .collect();
-    if !out.iter().any(|b| b.node_id == me) {
+    if ctx.config().process_roles.broker && !out.iter().any(|b| b.node_id == me) {
         let (host, port) = ctx.advertised();
         out.push(BrokerView {
             node_id: me,

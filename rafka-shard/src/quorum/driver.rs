@@ -109,10 +109,10 @@ impl QuorumSettings {
             }
             return Ok(None);
         }
-        if !(config.process_roles.broker && config.process_roles.controller) {
+        if !config.process_roles.controller {
             return Err(QuorumError::Unsupported(
-                "process.roles other than broker,controller in a cluster: every node is \
-                 combined for now",
+                "process.roles=broker (a broker that is not a voter): every node is a \
+                 controller for now (broker,controller or controller)",
             ));
         }
         let voters = quorum
