@@ -806,3 +806,49 @@ fn a_controller_only_node_votes_but_holds_no_partitions() {
         .collect();
     assert_eq!(leaders, BTreeSet::from([1, 2]));
 }
+
+#[test]
+fn a_node_waiting_for_its_quorum_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        })
+        .collect();
+    let voters = format!(
+        "1@127.0.0.1:{},2@127.0.0.1:{},3@127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    );
+    // Node 1 alone: no majority, so it never registers nor gets ready.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+        .args(["--cores", "1", "--pin", "false", "--node-id", "1"])
+        .arg("--data-dir")
+        .arg(dir.path().join("node-1"))
+        .args(["--controller-quorum-voters", &voters])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rafka");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("registering with the cluster"));
+    assert!(waiting, "no registration line");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    // SAFETY: kill(2) of this test's child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status =
+        rafka_testkit::process::stop_child(child, DEADLINE).expect("it exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    drain.join().expect("stderr reader");
+}

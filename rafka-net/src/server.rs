@@ -258,19 +258,37 @@ async fn lead(
         Some(addr) => Some(start_metrics(shard, addr)?),
         None => None,
     };
-    register(shard, options, &bound).await;
-    announce(shard, &options.listeners, &bound, started);
-    if let Some(metrics) = &metrics {
-        // After the ready line, which tools read as the first line.
-        let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
-        tracing::info!("{line}");
-        print_line(&line);
-    }
-    if let Some(stop) = stop {
-        // A dropped sender (the signal thread ended) also means stop.
-        let _ = stop.await;
-    } else {
-        futures_util::future::pending::<()>().await;
+    // A stop while the broker waits for the quorum to register it (no
+    // majority up) ends the wait: the broker stops without having been
+    // ready.
+    let mut stop = stop;
+    let registered = match stop.as_mut() {
+        Some(receiver) => {
+            let registering = std::pin::pin!(register(shard, options, &bound));
+            matches!(
+                futures_util::future::select(registering, receiver).await,
+                futures_util::future::Either::Left(_)
+            )
+        }
+        None => {
+            register(shard, options, &bound).await;
+            true
+        }
+    };
+    if registered {
+        announce(shard, &options.listeners, &bound, started);
+        if let Some(metrics) = &metrics {
+            // After the ready line, which tools read as the first line.
+            let line = format!("rafka metrics on http://{}/metrics", metrics.local_addr());
+            tracing::info!("{line}");
+            print_line(&line);
+        }
+        if let Some(stop) = stop {
+            // A dropped sender (the signal thread ended) also means stop.
+            let _ = stop.await;
+        } else {
+            futures_util::future::pending::<()>().await;
+        }
     }
     if let Some(metrics) = &metrics {
         metrics.shutdown().await;

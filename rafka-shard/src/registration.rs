@@ -40,6 +40,10 @@ pub async fn register<S: ShardStorage>(
     };
     let node_id = shard.config.node_id;
     let incarnation_id = Uuid::new_v4();
+    tracing::info!(
+        node_id,
+        "registering with the cluster (waiting for the quorum)"
+    );
     while !shard.is_stopping() {
         let epoch = quorum.image().broker(node_id).map_or(1, |b| b.epoch + 1);
         let record = MetadataRecord::RegisterBroker(RegisterBrokerRecord {
