@@ -87,6 +87,9 @@ pub struct ClusterArgs {
     /// timeouts; without it, the defaults.
     #[arg(long)]
     cluster_config: Option<PathBuf>,
+    /// Leave the nodes' data dirs and logs (`node-N.log`) in place.
+    #[arg(long)]
+    keep_dir: bool,
     /// Also write the table to this CSV file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -183,6 +186,7 @@ impl ClusterPlan {
                 rafka_bin: args.rafka_bin.clone(),
                 cores: args.cores,
                 config: args.cluster_config.clone(),
+                keep_dir: args.keep_dir,
             },
             kills: args.kills,
             propagation_topics: args.propagation_topics,
@@ -268,8 +272,8 @@ pub fn cluster_rows(plan: &ClusterPlan) -> Result<Vec<Summary>, ClusterError> {
     if plan.propagation_topics > 0 {
         rows.extend(propagation(&cluster, plan.propagation_topics)?);
     }
-    for &creators in &plan.creators {
-        rows.push(creation_rate(&cluster, creators, plan.duration)?);
+    for (run, &creators) in plan.creators.iter().enumerate() {
+        rows.push(creation_rate(&cluster, run, creators, plan.duration)?);
     }
     Ok(rows)
 }
@@ -444,13 +448,15 @@ fn propagation(cluster: &Cluster, topics: u32) -> Result<[Summary; 2], ClusterEr
 }
 
 /// `creators` closed-loop connections (connection k on node k mod 3)
-/// creating 1-partition topics for `duration`.
+/// creating 1-partition topics for `duration`; `run` keeps the names of
+/// runs with the same count apart.
 fn creation_rate(
     cluster: &Cluster,
+    run: usize,
     creators: u32,
     duration: Duration,
 ) -> Result<Summary, ClusterError> {
-    settle(cluster)?;
+    let controller = settle(cluster)?;
     let mut nodes = (0..creators as usize)
         .map(|k| Node::connect(cluster, NODES[k % NODES.len()]))
         .collect::<Result<Vec<_>, _>>()?;
@@ -461,7 +467,7 @@ fn creation_rate(
             .iter_mut()
             .enumerate()
             .map(|(k, node)| {
-                s.spawn(move || create_until(node, &format!("cb-k{creators}-{k}"), end))
+                s.spawn(move || create_until(node, &format!("cb-{run}-k{creators}-{k}"), end))
             })
             .collect();
         handles
@@ -479,8 +485,8 @@ fn creation_rate(
     }
     let rate = latency_us.len() as f64 / seconds;
     let what = format!(
-        "CreateTopics (1 partition), {creators} closed-loop connection(s) over the nodes, \
-         {seconds:.1} s, {retries} retries"
+        "CreateTopics (1 partition), {creators} closed-loop connection(s) over the nodes \
+         (controller: node {controller}), {seconds:.1} s, {retries} retries"
     );
     Ok(Summary::new(
         format!("create-k{creators}"),

@@ -22,6 +22,8 @@ use super::cluster::ClusterError;
 pub const NODES: [u16; 3] = [1, 2, 3];
 /// A process killed by SIGKILL is gone well within this.
 const DEATH_DEADLINE: Duration = Duration::from_secs(10);
+/// How long `cluster.sh stop` may wait for the nodes at the end.
+const TEARDOWN_STOP_SECS: u64 = 15;
 /// The script's ports: client base+N, controller base+100+N, metrics
 /// base+200+N.
 const PORT_SPAN: u16 = 210;
@@ -33,8 +35,10 @@ struct Files {
     rafka_bin: PathBuf,
     /// CLUSTER_DIR, canonical (the script compares it with command lines).
     cluster_dir: PathBuf,
-    /// The temp dir holding `cluster_dir`, removed at the end.
+    /// The temp dir holding `cluster_dir`, removed at the end unless
+    /// `keep_dir`.
     temp: PathBuf,
+    keep_dir: bool,
     base_port: u16,
     cores: u32,
     config: Option<PathBuf>,
@@ -54,6 +58,8 @@ pub struct ClusterSetup {
     pub cores: u32,
     /// A server.properties every node reads (CLUSTER_CONFIG).
     pub config: Option<PathBuf>,
+    /// Leave the data dirs and node logs in place at the end.
+    pub keep_dir: bool,
 }
 
 impl Cluster {
@@ -76,6 +82,7 @@ impl Cluster {
             rafka_bin: setup.rafka_bin.clone(),
             cluster_dir: temp.join("cluster"),
             temp,
+            keep_dir: setup.keep_dir,
             base_port: free_base_port()?,
             cores: setup.cores,
             config: setup.config.clone(),
@@ -230,7 +237,11 @@ impl Files {
     fn teardown(&self) {
         if self.cluster_dir.exists() {
             let stop = ["stop".to_owned()];
-            match self.command(&stop).output() {
+            let mut command = self.command(&stop);
+            // A node still starting (waiting for its quorum) may sit out a
+            // SIGTERM: SIGKILL follows sooner than the script's 60 s.
+            command.env("CLUSTER_STOP_TIMEOUT", TEARDOWN_STOP_SECS.to_string());
+            match command.output() {
                 Ok(output) if output.status.success() => {}
                 Ok(output) => eprintln!(
                     "rafka-bench cluster: cluster.sh stop: {}: {}",
@@ -251,8 +262,15 @@ impl Files {
                 }
             }
         }
-        // Already removed by an earlier call: nothing to do.
-        let _ = std::fs::remove_dir_all(&self.temp);
+        if self.keep_dir {
+            eprintln!(
+                "rafka-bench cluster: data and logs kept in {}",
+                self.cluster_dir.display()
+            );
+        } else {
+            // Already removed by an earlier call: nothing to do.
+            let _ = std::fs::remove_dir_all(&self.temp);
+        }
     }
 }
 
