@@ -18,7 +18,12 @@
 #        shards, default all CPUs), PERF_NO_BUILD=1 (use the binaries in
 #        $CARGO_TARGET_DIR/release, or target/release, as they are),
 #        PERF_CLIENTS=1 (then scripts/perf-clients.sh: librdkafka's own
-#        rdkafka_performance against the sink and the broker, same $OUT).
+#        rdkafka_performance against the sink and the broker, same $OUT),
+#        PERF_CLUSTER=1 (then `rafka-bench cluster`: a 3-node cluster of
+#        this build through scripts/cluster.sh, controller failover,
+#        metadata propagation and topic creations/s; cluster.csv and
+#        cluster.txt in $OUT; PERF_CLUSTER_ARGS adds arguments, e.g.
+#        "--kills 5 --duration-secs 5").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -175,6 +180,15 @@ headline() { # broker.csv sink.csv
     summary "$OUT/e2e.csv" "$WRITE_CEILING" write
 } | tee "$OUT/summary.txt"
 echo "CSV, summary.txt and perf.svg in $OUT" >&2
+
+if [[ ${PERF_CLUSTER:-0} == 1 ]]; then
+    echo "== cluster metadata quorum (rafka-bench cluster)" >&2
+    # CSV to cluster.csv, the per-round lines and the summary (stderr) to
+    # cluster.txt and the terminal.
+    # shellcheck disable=SC2086 # PERF_CLUSTER_ARGS is split into arguments
+    "$BENCH" cluster --rafka-bin "$BROKER" --csv "$OUT/cluster.csv" ${PERF_CLUSTER_ARGS:-} \
+        2>&1 >/dev/null | tee "$OUT/cluster.txt" >&2
+fi
 
 if [[ ${PERF_CLIENTS:-0} == 1 ]]; then
     echo "== real client (scripts/perf-clients.sh)" >&2

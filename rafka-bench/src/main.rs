@@ -21,6 +21,9 @@
 //!   the broker over their quota (produce) or re-read a topic (fetch).
 //! - `log_append`: `log-append`, the log's append + flush throughput next
 //!   to raw buffered writes of the same bytes.
+//! - `cluster`: `cluster`, the metadata quorum's figures (controller
+//!   failover, propagation, creations/s) on a 3-node cluster it starts
+//!   itself through scripts/cluster.sh (`cluster_nodes`).
 //! - `batch`: builds valid v2 record batches of an exact size.
 //! - `cpu`: the process's CPU time, all threads included.
 //! - `size`: `512MiB`-style sizes on the command line.
@@ -30,6 +33,8 @@ mod admin;
 mod batch;
 mod ceiling;
 mod client;
+mod cluster;
+mod cluster_nodes;
 mod cpu;
 mod fetch;
 mod log_append;
@@ -102,6 +107,11 @@ enum Command {
     /// Creates --topic with --partitions unless it exists (CreateTopics),
     /// then prints `TOPIC: N partitions` as the broker has it (Metadata).
     CreateTopic(CreateTopicArgs),
+    /// Starts a 3-node cluster (scripts/cluster.sh) and measures the
+    /// metadata quorum: controller failover over --kills, propagation of
+    /// new topics to the other nodes, topic creations/s per --creators.
+    /// CSV on stdout, a summary on stderr.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Debug, Args)]
@@ -438,6 +448,8 @@ enum MainError {
     Plot(#[from] plot::PlotError),
     #[error(transparent)]
     Sink(#[from] sink::SinkError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -461,6 +473,7 @@ fn main() -> ExitCode {
         Command::PingFloor(args) => ping_floor_main(&args),
         Command::Plot(args) => plot_main(&args),
         Command::CreateTopic(args) => create_topic_main(&args),
+        Command::Cluster(args) => cluster_main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -739,6 +752,13 @@ fn create_topic_main(args: &CreateTopicArgs) -> Result<(), MainError> {
         admin::ensure_topic(&mut wire, &args.topic, partitions as i32).map_err(RunError::from)?;
     println!("{}: {} partitions", args.topic, ids.len());
     Ok(())
+}
+
+fn cluster_main(args: &cluster::ClusterArgs) -> Result<(), MainError> {
+    let plan = cluster::ClusterPlan::from_args(args)?;
+    let rows = cluster::cluster_rows(&plan)?;
+    eprint!("{}", cluster::human(&rows));
+    emit(&cluster::render(&rows), args.csv.as_deref())
 }
 
 fn create_dir(dir: &Path) -> Result<(), MainError> {
