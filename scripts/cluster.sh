@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local 3-node rafka cluster on loopback, for people and for tests:
 # nodes 1, 2 and 3, each a combined broker + controller with its own data
-# dir, kept across restarts.
+# dir, kept across restarts (and CLUSTER_BROKERS more, broker-only).
 #
 #   scripts/cluster.sh start [--fresh]  start nodes 1-3 (--fresh wipes
 #                                       $CLUSTER_DIR first); last line:
@@ -23,6 +23,9 @@
 #   CLUSTER_BASE_PORT   19090 (clients 19091-19093, controllers 19191-19193,
 #                       metrics 19291-19293)
 #   CLUSTER_CORES       1 (--cores of each node)
+#   CLUSTER_BROKERS     0: how many broker-only nodes (process.roles=broker,
+#                       observers of the quorum of nodes 1-3) run beside
+#                       them, as nodes 4, 5, ...
 #   RAFKA_BIN           the binary; default the newer of target/release/rafka
 #                       and target/debug/rafka (under
 #                       $CARGO_TARGET_DIR when set). Never built here unless
@@ -36,7 +39,11 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-NODES=(1 2 3)
+VOTERS=(1 2 3)
+BROKERS=${CLUSTER_BROKERS:-0}
+[[ "$BROKERS" =~ ^[0-9]+$ ]] && ((BROKERS <= 50)) || { echo "cluster.sh: CLUSTER_BROKERS=$BROKERS (0-50)" >&2; exit 2; }
+NODES=("${VOTERS[@]}")
+for ((b = 1; b <= BROKERS; b++)); do NODES+=($((3 + b))); done
 CLUSTER_DIR=$(realpath -m "${CLUSTER_DIR:-./cluster-data}")
 BASE_PORT=${CLUSTER_BASE_PORT:-19090}
 CORES=${CLUSTER_CORES:-1}
@@ -62,7 +69,7 @@ log_file() { echo "$CLUSTER_DIR/node-$1.log"; }
 
 voters() {
     local n out=""
-    for n in "${NODES[@]}"; do
+    for n in "${VOTERS[@]}"; do
         out+="${out:+,}$n@127.0.0.1:$(controller_port "$n")"
     done
     echo "$out"
@@ -117,9 +124,13 @@ launch() {
     mkdir -p "$CLUSTER_DIR"
     log=$(log_file "$n")
     offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    local roles="broker,controller"
+    if ((n > ${#VOTERS[@]})); then
+        roles=broker
+    fi
     local args=(
         --node-id "$n"
-        --process-roles "broker,controller"
+        --process-roles "$roles"
         --listen "127.0.0.1:$(client_port "$n")"
         --data-dir "$(data_dir "$n")"
         --metrics-listen "127.0.0.1:$(metrics_port "$n")"

@@ -403,6 +403,8 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
         name: "rafka".to_string(),
         spin_before_park: std::time::Duration::from_micros(cli.spin_before_park_us),
     };
+    let mut config = config;
+    config.cluster_id = Some(cluster_id.clone());
     let options = ServerOptions {
         config: Arc::new(config),
         runtime,

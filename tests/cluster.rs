@@ -38,11 +38,18 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 struct Cluster {
     dir: tempfile::TempDir,
     base: u16,
+    /// Broker-only nodes beside the three voters (nodes 4, 5, ...).
+    brokers: u16,
 }
 
 impl Cluster {
     /// Starts nodes 1-3 with a short broker session (fencing in 3 s).
     fn start() -> Cluster {
+        Cluster::start_with_brokers(0)
+    }
+
+    /// Nodes 1-3 (voters) and `brokers` broker-only nodes after them.
+    fn start_with_brokers(brokers: u16) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("server.properties");
         std::fs::write(
@@ -57,6 +64,7 @@ impl Cluster {
         let cluster = Cluster {
             dir,
             base: free_base_port(),
+            brokers,
         };
         let lines = cluster.ok(&["start", "--fresh"]);
         let last = lines.last().expect("a bootstrap line");
@@ -78,6 +86,7 @@ impl Cluster {
             .env("CLUSTER_BASE_PORT", self.base.to_string())
             .env("CLUSTER_CONFIG", self.dir.path().join("server.properties"))
             .env("CLUSTER_CORES", cores.to_string())
+            .env("CLUSTER_BROKERS", self.brokers.to_string())
             .env_remove("CLUSTER_NO_QUORUM")
             .env_remove("CLUSTER_BUILD")
             .output()
@@ -106,8 +115,13 @@ impl Cluster {
             .expect("address")
     }
 
+    /// Every node: the voters, then the broker-only nodes.
+    fn nodes(&self) -> Vec<u16> {
+        (1..=3 + self.brokers).collect()
+    }
+
     fn bootstrap(&self) -> String {
-        NODES
+        self.nodes()
             .iter()
             .map(|n| self.listener(*n).to_string())
             .collect::<Vec<_>>()
@@ -192,7 +206,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.run(&["stop"]);
-        for node in NODES {
+        for node in self.nodes() {
             if let Some(pid) = self.pid(node) {
                 // SAFETY: kill(2) of this test's broker if it is still up.
                 unsafe {
@@ -236,7 +250,7 @@ fn free_base_port() -> u16 {
         if !(1024..=65535 - 210).contains(&base) {
             continue;
         }
-        let free = (1..=3u16)
+        let free = (1..=5u16)
             .flat_map(|n| [base + n, base + 100 + n, base + 200 + n])
             .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
         if free {
@@ -851,4 +865,119 @@ fn a_node_waiting_for_its_quorum_stops_on_sigterm() {
         rafka_testkit::process::stop_child(child, DEADLINE).expect("it exits after SIGTERM");
     assert!(status.success(), "{status}");
     drain.join().expect("stderr reader");
+}
+
+/// Kafka's NOT_CONTROLLER, STALE_BROKER_EPOCH, INCONSISTENT_CLUSTER_ID.
+const NOT_CONTROLLER: i16 = 41;
+const STALE_BROKER_EPOCH: i16 = 77;
+const INCONSISTENT_CLUSTER_ID: i16 = 104;
+
+#[test]
+fn broker_only_nodes_follow_the_quorum_and_register_through_kafka_apis() {
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+        BrokerRegistrationRequest, BrokerRegistrationResponse,
+    };
+    // Voters 1-3 and two broker-only nodes, 4 and 5.
+    let cluster = Cluster::start_with_brokers(2);
+    let all = cluster.nodes();
+    assert_eq!(all, vec![1, 2, 3, 4, 5]);
+    for node in &all {
+        cluster.await_metadata(*node, "five brokers", |m| {
+            broker_ids(m) == vec![1, 2, 3, 4, 5] && (1..=3).contains(&m.controller_id.0)
+        });
+    }
+    let controller = cluster.metadata(4, None).controller_id.0;
+    let controller_port = |node: u16| -> SocketAddr {
+        format!("127.0.0.1:{}", cluster.base + 100 + node)
+            .parse()
+            .expect("address")
+    };
+
+    // The controller listener speaks the Kafka protocol to brokers.
+    let leader = u16::try_from(controller).expect("node id");
+    let follower = (1..=3).find(|n| *n != leader).expect("a follower voter");
+    let mut to_leader = WireClient::connect(controller_port(leader), "t").expect("connect");
+    let versions: ApiVersionsResponse = to_leader
+        .call(3, &ApiVersionsRequest::default())
+        .expect("ApiVersions");
+    let keys: Vec<(i16, i16, i16)> = versions
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    assert_eq!(keys, vec![(18, 0, 3), (62, 0, 4), (63, 0, 1)]);
+    let heartbeat = BrokerHeartbeatRequest::default()
+        .with_broker_id(BrokerId(4))
+        .with_broker_epoch(999);
+    let answer: BrokerHeartbeatResponse = to_leader.call(1, &heartbeat).expect("heartbeat");
+    assert_eq!(answer.error_code, STALE_BROKER_EPOCH);
+    let registration = BrokerRegistrationRequest::default()
+        .with_broker_id(BrokerId(9))
+        .with_cluster_id(StrBytes::from_static_str("some-other-cluster"));
+    let answer: BrokerRegistrationResponse =
+        to_leader.call(3, &registration).expect("registration");
+    assert_eq!(answer.error_code, INCONSISTENT_CLUSTER_ID);
+    let mut to_follower = WireClient::connect(controller_port(follower), "t").expect("connect");
+    let answer: BrokerHeartbeatResponse = to_follower.call(1, &heartbeat).expect("heartbeat");
+    assert_eq!(answer.error_code, NOT_CONTROLLER);
+
+    // Created through a broker-only node (its proposal forwarded to the
+    // voters), led by all five.
+    cluster.create_topic(5, "observed", 10).expect("created");
+    let described = cluster.metadata(4, Some(vec!["observed"]));
+    let leaders: BTreeMap<i32, i32> = described.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    assert_eq!(
+        leaders.values().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([1, 2, 3, 4, 5]),
+        "{leaders:?}"
+    );
+    let bootstrap = cluster.bootstrap();
+    let expected = records(10, 10, now_ms());
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    let offsets = produce(&producer, "observed", &expected);
+    for partition in &offsets {
+        assert_eq!(partition, &(0..10).collect::<Vec<i64>>());
+    }
+    assert_topic(&bootstrap, "observed", &expected);
+
+    // SIGTERM: node 5 asks the controller to shut down (a heartbeat) and
+    // is fenced by it before it stops.
+    let node5 = cluster.pid(5).expect("node 5 runs");
+    // SAFETY: kill(2) of this test's broker.
+    unsafe {
+        libc::kill(node5 as libc::pid_t, libc::SIGTERM);
+    }
+    cluster.await_metadata(1, "node 5 fenced", |m| broker_ids(m) == vec![1, 2, 3, 4]);
+    let log = std::fs::read_to_string(cluster.cluster_dir().join(format!("node-{leader}.log")))
+        .expect("the controller's log");
+    assert!(
+        log.contains("broker fenced for its controlled shutdown node_id=5"),
+        "{log}"
+    );
+
+    // SIGKILL: node 4 is fenced once silent, its partitions offline; it
+    // comes back on its data dir, registers again and serves them.
+    cluster.ok(&["kill", "4"]);
+    cluster.await_metadata(1, "node 4 fenced", |m| broker_ids(m) == vec![1, 2, 3]);
+    // Metadata changes while it is down reach it when it is back.
+    cluster.create_topic(1, "while-down", 3).expect("created");
+    let restarted = cluster.run(&["start", "4"]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    let restarted = cluster.run(&["start", "5"]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    for node in &all {
+        cluster.await_metadata(*node, "five brokers again, every topic", |m| {
+            broker_ids(m) == vec![1, 2, 3, 4, 5]
+                && topic_names(m).is_superset(&BTreeSet::from([
+                    "observed".to_string(),
+                    "while-down".to_string(),
+                ]))
+        });
+    }
+    assert_topic(&bootstrap, "observed", &expected);
 }

@@ -126,6 +126,9 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `broker.rack`: reported in Metadata and DescribeCluster.
     pub rack: Option<String>,
+    /// The cluster id (`meta.properties`): set at start, not a config key;
+    /// brokers register with it.
+    pub cluster_id: Option<String>,
     /// `process.roles`: broker, controller or both (the default).
     pub process_roles: ProcessRoles,
     /// `controller.quorum.*`: the voters (none: a single node whose
@@ -245,6 +248,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 0,
             rack: None,
+            cluster_id: None,
             process_roles: ProcessRoles::default(),
             quorum: QuorumConfig::default(),
             controller_listener_names: vec![CONTROLLER_LISTENER_NAME_DEFAULT.to_string()],

@@ -18,11 +18,11 @@
 //! the broker loads the image as of its last commit.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -36,6 +36,7 @@ use rafka_core::metadata::{
 use raft::prelude::{Entry, EntryType, Message, Snapshot};
 use raft::{GetEntriesContext, RawNode, SnapshotStatus, StateRole, Storage as _};
 
+use super::observer::{Fetched, Follower, LeaderInfo};
 use super::payload::{self, ProposalId};
 use super::transport::{self, Closed, Transport};
 use crate::controller::{PublishError, Publisher};
@@ -65,6 +66,11 @@ pub struct QuorumSettings {
     /// This node's shard count: where it places the partitions it holds
     /// is its own decision (see [`place_locally`]).
     pub shards: u32,
+    /// The cluster id brokers must register with.
+    pub cluster_id: String,
+    /// `broker.session.timeout.ms`: a broker not heard from for this long
+    /// is fenced.
+    pub session_timeout: Duration,
 }
 
 impl QuorumSettings {
@@ -89,7 +95,14 @@ impl QuorumSettings {
             snapshot_interval_entries: 10_000,
             proposal_timeout: Duration::from_secs(10),
             shards: 1,
+            cluster_id: String::new(),
+            session_timeout: Duration::from_secs(9),
         }
+    }
+
+    /// A broker-only node: it follows the quorum without a vote.
+    pub fn is_observer(&self) -> bool {
+        !self.voters.iter().any(|(id, _)| *id == self.node_id)
     }
 
     /// The settings `config` asks for: `None` without
@@ -109,12 +122,6 @@ impl QuorumSettings {
             }
             return Ok(None);
         }
-        if !config.process_roles.controller {
-            return Err(QuorumError::Unsupported(
-                "process.roles=broker (a broker that is not a voter): every node is a \
-                 controller for now (broker,controller or controller)",
-            ));
-        }
         let voters = quorum
             .voters
             .iter()
@@ -124,6 +131,9 @@ impl QuorumSettings {
         let mut settings = QuorumSettings::new(raft_id(config.node_id), voters, election);
         settings.proposal_timeout =
             Duration::from_millis(quorum.request_timeout_ms.max(1) as u64 * 5);
+        settings.cluster_id = config.cluster_id.clone().unwrap_or_default();
+        settings.session_timeout =
+            Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
         Ok(Some(settings))
     }
 
@@ -217,23 +227,29 @@ pub(crate) enum Event {
     SnapshotSent { to: u64 },
 }
 
-enum Apply {
+pub(crate) enum Apply {
     Entries(Vec<Entry>),
     Snapshot { index: u64, data: Vec<u8> },
 }
 
-struct Shared {
-    status: QuorumStatus,
+pub(crate) struct Shared {
+    pub(crate) status: QuorumStatus,
     image: Arc<MetadataImage>,
     /// Proposals of this node not applied yet: their waiter and data (to
     /// propose again when the leader changes).
-    waiters: HashMap<ProposalId, (oneshot::Sender<Outcome>, Rc<Vec<u8>>)>,
+    pub(crate) waiters: HashMap<ProposalId, (oneshot::Sender<Outcome>, Rc<Vec<u8>>)>,
     /// The driver stopped (its log failed): proposals fail at once.
     stopped: bool,
     /// Ticks since the driver started.
     ticks: u64,
     /// Per peer (raft id), the tick its last message arrived on.
     heard: HashMap<u64, u64>,
+    /// Per broker-only node (Kafka node id), the tick of its last
+    /// BrokerHeartbeat (or registration) to this node as leader.
+    heartbeats: HashMap<i32, u64>,
+    /// Brokers that asked to shut down (controlled shutdown): fenced, and
+    /// not unfenced by their last heartbeats.
+    shutting_down: HashSet<i32>,
     /// The tick this node last became leader.
     leader_since: u64,
     /// This node's proposals by outcome, for metrics.
@@ -261,6 +277,14 @@ pub struct Quorum {
     incarnation: u64,
     next_sequence: Cell<u64>,
     applier: RefCell<Option<LocalReceiver<Apply>>>,
+    /// Notified when the commit index moves (observers' fetches wait on
+    /// it).
+    commit_advanced: Rc<event_listener::Event>,
+    /// The raft log as raft-rs reads it (voters): observers are served
+    /// from it.
+    log_view: Option<QuorumStorage>,
+    /// A broker-only node's epoch once registered (0 before).
+    broker_epoch: Cell<i64>,
 }
 
 impl Quorum {
@@ -274,8 +298,8 @@ impl Quorum {
     ) -> Result<Rc<Quorum>, QuorumError> {
         let me = settings.node_id;
         let voter_ids = settings.voter_ids();
-        if !voter_ids.contains(&me) {
-            return Err(QuorumError::NotAVoter(me));
+        if settings.is_observer() {
+            return Ok(Quorum::open_observer(storage, dir, settings).await);
         }
         let (log, mem, recovered) = QuorumLog::open(storage, dir, &voter_ids).await?;
         if recovered.truncated_bytes > 0 {
@@ -297,6 +321,7 @@ impl Quorum {
             ..Default::default()
         };
         config.validate()?;
+        let log_view = mem.clone();
         let node = RawNode::new(&config, mem, &super::logging::raft_logger(me))?;
         let listener =
             TcpListener::bind(settings.listen.as_str()).map_err(|source| QuorumError::Bind {
@@ -322,22 +347,18 @@ impl Quorum {
             stopped: false,
             ticks: 0,
             heard: HashMap::new(),
+            heartbeats: HashMap::new(),
+            shutting_down: HashSet::new(),
             leader_since: 0,
             outcomes: ProposalCounts::default(),
         }));
         let closed = Rc::new(Closed::default());
+        let commit_advanced = Rc::new(event_listener::Event::new());
         let transport =
             Transport::start(me, &settings.voters, Rc::clone(&events), Rc::clone(&closed));
-        glommio::spawn_local(transport::serve(
-            listener,
-            me,
-            Rc::new(voter_ids),
-            Rc::clone(&events),
-            Rc::clone(&closed),
-        ))
-        .detach();
         let leader_changed = Rc::new(event_listener::Event::new());
         let driver = Driver {
+            commit_advanced: Rc::clone(&commit_advanced),
             leader_changed: Rc::clone(&leader_changed),
             node,
             log,
@@ -363,16 +384,251 @@ impl Quorum {
             }
         })
         .detach();
-        Ok(Rc::new(Quorum {
+        let quorum = Rc::new(Quorum {
             settings,
-            closed,
+            closed: Rc::clone(&closed),
             leader_changed,
-            events,
+            events: Rc::clone(&events),
             shared,
             incarnation: incarnation(),
             next_sequence: Cell::new(0),
             applier: RefCell::new(Some(apply_rx)),
-        }))
+            commit_advanced,
+            log_view: Some(log_view),
+            broker_epoch: Cell::new(0),
+        });
+        glommio::spawn_local(transport::serve(
+            listener,
+            me,
+            Rc::new(voter_ids),
+            events,
+            closed,
+            Rc::downgrade(&quorum),
+        ))
+        .detach();
+        Ok(quorum)
+    }
+
+    /// A broker-only node's quorum: no raft log, no vote, no listener. It
+    /// starts from the image it last saved in `dir` (Kafka's brokers keep
+    /// a copy of the metadata log; here a snapshot of the image, saved
+    /// every [`OBSERVER_SAVE_ENTRIES`] applied entries) and follows the
+    /// voters' committed log from there ([`Follower`]); its proposals go
+    /// to them.
+    async fn open_observer<S: Storage + Clone + 'static>(
+        storage: S,
+        dir: PathBuf,
+        settings: QuorumSettings,
+    ) -> Rc<Quorum> {
+        let (image, applied) = match super::observer::load_image(&storage, &dir).await {
+            Ok(Some((index, data))) => match image_from_snapshot(index, &data) {
+                Ok(image) => (image, index),
+                Err(error) => {
+                    tracing::warn!(%error, "the saved metadata image does not load: following from the start");
+                    (MetadataImage::new(), 0)
+                }
+            },
+            Ok(None) => (MetadataImage::new(), 0),
+            Err(error) => {
+                tracing::warn!(%error, "reading the saved metadata image: following from the start");
+                (MetadataImage::new(), 0)
+            }
+        };
+        let (events_tx, events_rx) = local_channel::new_unbounded();
+        let (apply_tx, apply_rx) = local_channel::new_unbounded();
+        let shared = Rc::new(RefCell::new(Shared {
+            status: QuorumStatus {
+                node_id: settings.node_id,
+                leader_id: 0,
+                term: 0,
+                role: StateRole::Follower,
+                commit_index: applied,
+                applied_index: applied,
+                last_index: applied,
+                progress: Vec::new(),
+            },
+            image: Arc::new(image),
+            waiters: HashMap::new(),
+            stopped: false,
+            ticks: 0,
+            heard: HashMap::new(),
+            heartbeats: HashMap::new(),
+            shutting_down: HashSet::new(),
+            leader_since: 0,
+            outcomes: ProposalCounts::default(),
+        }));
+        let closed = Rc::new(Closed::default());
+        let leader_changed = Rc::new(event_listener::Event::new());
+        let mut settings = settings;
+        // The applier's snapshots are this node's saved image.
+        settings.snapshot_interval_entries = OBSERVER_SAVE_ENTRIES;
+        let save: super::observer::SaveImage = Rc::new(move |index, data| {
+            let storage = storage.clone();
+            let dir = dir.clone();
+            Box::pin(async move {
+                if let Err(error) = super::observer::save_image(&storage, &dir, index, &data).await
+                {
+                    tracing::warn!(%error, index, "saving the metadata image");
+                }
+            })
+        });
+        Follower {
+            me: node_id_of(settings.node_id).unwrap_or(-1),
+            voters: settings.voters.clone(),
+            shared: Rc::clone(&shared),
+            apply: apply_tx,
+            leader_changed: Rc::clone(&leader_changed),
+            closed: Rc::clone(&closed),
+            save,
+        }
+        .start(events_rx, applied + 1);
+        tracing::info!(
+            node_id = node_id_of(settings.node_id),
+            applied,
+            "following the metadata quorum as an observer (process.roles=broker)"
+        );
+        Rc::new(Quorum {
+            settings,
+            closed,
+            leader_changed,
+            events: Rc::new(events_tx),
+            shared,
+            incarnation: incarnation(),
+            next_sequence: Cell::new(0),
+            applier: RefCell::new(Some(apply_rx)),
+            commit_advanced: Rc::new(event_listener::Event::new()),
+            log_view: None,
+            broker_epoch: Cell::new(0),
+        })
+    }
+
+    /// A broker-only node (no vote, no log).
+    pub fn is_observer(&self) -> bool {
+        self.log_view.is_none()
+    }
+
+    /// This node leads the quorum: it is the active controller.
+    pub fn is_active_controller(&self) -> bool {
+        let shared = self.shared.borrow();
+        shared.status.role == StateRole::Leader
+            && shared.status.leader_id == self.settings.node_id
+            && !shared.stopped
+    }
+
+    pub fn session_timeout(&self) -> Duration {
+        self.settings.session_timeout
+    }
+
+    /// A broker-only node's BrokerHeartbeat (or registration) arrived.
+    pub(crate) fn note_heartbeat(&self, node_id: i32) {
+        let mut shared = self.shared.borrow_mut();
+        let now = shared.ticks;
+        shared.heartbeats.insert(node_id, now);
+    }
+
+    /// Broker `node_id` asked to shut down: it stays fenced.
+    pub(crate) fn note_shutting_down(&self, node_id: i32) {
+        self.shared.borrow_mut().shutting_down.insert(node_id);
+    }
+
+    pub(crate) fn clear_shutting_down(&self, node_id: i32) {
+        self.shared.borrow_mut().shutting_down.remove(&node_id);
+    }
+
+    /// A broker-only node's broker epoch once registered (0 before).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.get()
+    }
+
+    pub(crate) fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.set(epoch);
+    }
+
+    /// Committed entries from `from` (at most `max_bytes` of them, at
+    /// least one), or the snapshot when they were compacted away; waits up
+    /// to `wait` for the commit to reach `from`. (A voter serving an
+    /// observer.)
+    pub(crate) async fn serve_fetch(
+        &self,
+        from: u64,
+        wait: Duration,
+        max_bytes: u32,
+    ) -> (LeaderInfo, Fetched) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let listener = self.commit_advanced.listen();
+            let (info, fetched) = self.fetch_now(from, max_bytes);
+            let empty = matches!(&fetched, Fetched::Entries(entries) if entries.is_empty());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !empty || left.is_zero() {
+                return (info, fetched);
+            }
+            if self
+                .closed
+                .or_closed(within(left, listener))
+                .await
+                .is_none()
+            {
+                return (info, fetched);
+            }
+        }
+    }
+
+    fn fetch_now(&self, from: u64, max_bytes: u32) -> (LeaderInfo, Fetched) {
+        let status = self.status();
+        let info = LeaderInfo {
+            leader: status.leader_id,
+            term: status.term,
+            commit: status.commit_index,
+        };
+        let nothing = Fetched::Entries(Vec::new());
+        let Some(log) = &self.log_view else {
+            return (info, nothing);
+        };
+        let first = log.first_index().unwrap_or(1);
+        if from < first {
+            return match log.snapshot(0, 0) {
+                Ok(snapshot) => {
+                    let index = snapshot.get_metadata().index;
+                    let data = snapshot.get_data().to_vec();
+                    (info, Fetched::Snapshot { index, data })
+                }
+                Err(_) => (info, nothing),
+            };
+        }
+        let last = status.commit_index.min(log.last_index().unwrap_or(0));
+        if from > last {
+            return (info, nothing);
+        }
+        let context = GetEntriesContext::empty(false);
+        let entries = log
+            .entries(from, last + 1, u64::from(max_bytes), context)
+            .unwrap_or_default();
+        let entries = entries
+            .into_iter()
+            .map(|entry| {
+                let data = if entry.get_entry_type() == EntryType::EntryNormal {
+                    entry.data.to_vec()
+                } else {
+                    Vec::new()
+                };
+                (entry.index, data)
+            })
+            .collect();
+        (info, Fetched::Entries(entries))
+    }
+
+    /// An observer's proposal, to propose as this node's raft node would
+    /// its own (the observer keeps the waiter); whether it was queued.
+    pub(crate) fn forward_proposal(&self, data: Vec<u8>) -> bool {
+        let Ok(decoded) = payload::decode(&data) else {
+            return false;
+        };
+        let event = Event::Propose {
+            id: decoded.id,
+            data: Rc::new(data),
+        };
+        !self.shared.borrow().stopped && self.events.try_send(event).is_ok()
     }
 
     /// Leaves the quorum: the driver, the applier, the listener and every
@@ -465,11 +721,18 @@ impl Quorum {
         if shared.ticks.saturating_sub(shared.leader_since) < window {
             return None;
         }
+        if shared.shutting_down.contains(&node_id) {
+            return Some(false);
+        }
         let id = raft_id(node_id);
         if id == self.settings.node_id {
             return Some(true);
         }
-        let heard = shared.heard.get(&id).copied();
+        let heard = if self.settings.voters.iter().any(|(v, _)| *v == id) {
+            shared.heard.get(&id).copied()
+        } else {
+            shared.heartbeats.get(&node_id).copied()
+        };
         Some(heard.is_some_and(|tick| shared.ticks.saturating_sub(tick) <= window))
     }
 
@@ -573,6 +836,9 @@ impl Quorum {
     }
 }
 
+/// Applied entries between the saved images of a broker-only node.
+pub const OBSERVER_SAVE_ENTRIES: u64 = 1_000;
+
 /// The raft id of Kafka node `node_id`.
 pub fn raft_id(node_id: i32) -> u64 {
     u64::try_from(node_id).unwrap_or(0) + 1
@@ -625,7 +891,7 @@ fn replay<S: Storage>(
     Ok((image, applied))
 }
 
-fn image_from_snapshot(index: u64, data: &[u8]) -> Result<MetadataImage, QuorumError> {
+pub(crate) fn image_from_snapshot(index: u64, data: &[u8]) -> Result<MetadataImage, QuorumError> {
     let end = i64::try_from(index).unwrap_or(i64::MAX);
     let failed = |message: String| QuorumError::Snapshot { index, message };
     let records = read_snapshot(data, end).map_err(|e| failed(e.to_string()))?;
@@ -753,6 +1019,7 @@ fn place_snapshot(old: &MetadataImage, next: &mut MetadataImage, shards: u32) {
 }
 
 struct Driver<S: Storage> {
+    commit_advanced: Rc<event_listener::Event>,
     leader_changed: Rc<event_listener::Event>,
     node: RawNode<QuorumStorage>,
     log: QuorumLog<S>,
@@ -932,6 +1199,9 @@ impl<S: Storage> Driver<S> {
         let mut shared = self.shared.borrow_mut();
         let status = &mut shared.status;
         status.term = raft.term;
+        if status.commit_index != raft.raft_log.committed {
+            self.commit_advanced.notify(usize::MAX);
+        }
         status.commit_index = raft.raft_log.committed;
         status.last_index = raft.raft_log.last_index();
         status.progress = if raft.state == StateRole::Leader {

@@ -6,7 +6,12 @@
 //! - `driver`: the `RawNode` loop (ticks, messages, persistence, commits)
 //!   and the applier that turns committed entries into the image every
 //!   shard serves.
-//! - `transport`: raft messages over TCP between voters.
+//! - `transport`: raft messages over TCP between voters, and the
+//!   controller listener that also takes observers and brokers.
+//! - `observer`: broker-only nodes following the committed log and
+//!   forwarding their proposals.
+//! - `broker_rpc`: BrokerRegistration / BrokerHeartbeat in the Kafka
+//!   protocol, the active controller's side and the broker's.
 //! - `payload`: what an entry carries (one commit's records + proposer).
 //! - `logging`: raft-rs's slog lines into `tracing`.
 //!
@@ -21,8 +26,10 @@
 //! outcome when its entry is applied and published to its shards: applied,
 //! or rejected with the error Kafka's controller would have given.
 
+pub(crate) mod broker_rpc;
 pub mod driver;
 pub mod logging;
+mod observer;
 pub mod payload;
 mod transport;
 mod wire_check;

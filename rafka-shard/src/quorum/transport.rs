@@ -17,7 +17,7 @@
 //! Lives on: the controller's shard (shard 0) of every voter.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -42,6 +42,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// dropped and Raft retransmits.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+/// A connection that does not say what it is within this long is closed.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Set once when the quorum closes: every transport task ends and drops
 /// its sockets.
@@ -249,14 +251,17 @@ fn peer_closed(stream: &TcpStream) -> bool {
         && error.kind() != std::io::ErrorKind::Interrupted
 }
 
-/// Accepts the other voters' connections and steps what they send into
-/// the driver.
+/// Accepts connections on the controller listener: the other voters'
+/// raft links (their messages are stepped into the driver), observers
+/// following the log (`observer`), and brokers speaking the Kafka protocol
+/// (`broker_rpc`); the first 8 bytes tell which.
 pub(crate) async fn serve(
     listener: TcpListener,
     me: u64,
     voters: Rc<Vec<u64>>,
     events: Rc<LocalSender<Event>>,
     closed: Rc<Closed>,
+    quorum: Weak<super::driver::Quorum>,
 ) {
     loop {
         let Some(accepted) = closed.or_closed(listener.accept()).await else {
@@ -273,39 +278,73 @@ pub(crate) async fn serve(
         let voters = Rc::clone(&voters);
         let events = Rc::clone(&events);
         let closed = Rc::clone(&closed);
+        let quorum = quorum.clone();
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().ok();
-            let received = closed
-                .or_closed(receive(stream, me, &voters, &events))
+            let served = closed
+                .or_closed(dispatch(stream, me, &voters, &events, quorum))
                 .await;
-            if let Some(Err(error)) = received {
-                tracing::debug!(?peer, %error, "raft connection closed");
+            if let Some(Err(error)) = served {
+                tracing::debug!(?peer, %error, "controller listener connection closed");
             }
         })
         .detach();
     }
 }
 
+/// Tells a connection's kind by its first 8 bytes and serves it.
+async fn dispatch(
+    mut stream: TcpStream,
+    me: u64,
+    voters: &[u64],
+    events: &LocalSender<Event>,
+    quorum: Weak<super::driver::Quorum>,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut head = [0u8; 8];
+    within(HELLO_TIMEOUT, stream.read_exact(&mut head))
+        .await
+        .ok_or("no request within the hello timeout")?
+        .map_err(|e| e.to_string())?;
+    if &head == MAGIC {
+        return receive(stream, me, voters, events).await;
+    }
+    if &head == super::observer::MAGIC {
+        let mut rest = [0u8; super::observer::HELLO_BYTES - 8];
+        stream
+            .read_exact(&mut rest)
+            .await
+            .map_err(|e| e.to_string())?;
+        let version = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(format!("observer protocol version {version} unknown"));
+        }
+        let from = i32::from_be_bytes(rest[4..8].try_into().expect("4 bytes"));
+        if from < 0 || voters.contains(&super::driver::raft_id(from)) {
+            return Err(format!("node {from} is no observer"));
+        }
+        return super::observer::serve(stream, from, quorum).await;
+    }
+    super::broker_rpc::serve(stream, head, quorum).await
+}
+
+/// A raft link from another voter, its magic already read.
 async fn receive(
     mut stream: TcpStream,
     me: u64,
     voters: &[u64],
     events: &LocalSender<Event>,
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
-    let mut hello = [0u8; HELLO_BYTES];
+    let mut hello = [0u8; HELLO_BYTES - 8];
     stream
         .read_exact(&mut hello)
         .await
         .map_err(|e| e.to_string())?;
-    if &hello[..8] != MAGIC {
-        return Err("not a rafka quorum connection".into());
-    }
-    let version = u32::from_be_bytes(hello[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_be_bytes(hello[..4].try_into().expect("4 bytes"));
     if version != VERSION {
         return Err(format!("quorum protocol version {version} unknown"));
     }
-    let from = i32::from_be_bytes(hello[12..16].try_into().expect("4 bytes"));
+    let from = i32::from_be_bytes(hello[4..8].try_into().expect("4 bytes"));
     let from = u64::try_from(from).map_err(|_| format!("node id {from} invalid"))?;
     if !voters.contains(&from) || from == me {
         return Err(format!("node {from} is not another voter"));

@@ -1,0 +1,417 @@
+//! Broker-to-controller traffic in the Kafka protocol, on the controller
+//! listener: BrokerRegistration and BrokerHeartbeat (and ApiVersions), as
+//! KRaft's brokers send them to the active controller.
+//!
+//! The active controller (the quorum's leader) answers them: a
+//! registration commits a RegisterBroker record (epoch one above the
+//! broker's last, its listeners, rack and incarnation id) and answers with
+//! the epoch once applied; a heartbeat keeps the broker alive for
+//! `broker.session.timeout.ms` (the fencing loop in `registration` reads
+//! it), and one asking to shut down fences the broker first (controlled
+//! shutdown) and answers `should_shut_down` once that is committed. Any
+//! other voter answers NOT_CONTROLLER, and the broker looks for the
+//! leader (its metadata fetches name it).
+//!
+//! Combined nodes are voters: their raft traffic is their heartbeat, and
+//! they register through their own quorum handle. The Kafka APIs serve
+//! the broker-only nodes (`observer`).
+//!
+//! Lives on: the controller's shard (shard 0) of every node.
+
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use rafka_core::metadata::{
+    BrokerEndpoint, BrokerFencingRecord, MetadataRecord, RegisterBrokerRecord,
+};
+use uuid::Uuid;
+
+use super::driver::Quorum;
+use crate::runtime::within;
+
+/// Largest request the controller listener reads.
+const REQUEST_BYTES_MAX: usize = 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The versions served: (api, min, max).
+const SERVED: [(ApiKey, i16, i16); 3] = [
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+];
+/// The versions a broker sends.
+const REGISTRATION_VERSION: i16 = 3;
+const HEARTBEAT_VERSION: i16 = 1;
+
+/// The controller's side of one Kafka-protocol connection whose first
+/// `prefix` bytes were already read (they told it from a quorum link).
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    prefix: [u8; 8],
+    quorum: Weak<Quorum>,
+) -> Result<(), String> {
+    let mut pending: Vec<u8> = prefix.to_vec();
+    loop {
+        let mut size = [0u8; 4];
+        let from_prefix = pending.len().min(4);
+        size[..from_prefix].copy_from_slice(&pending[..from_prefix]);
+        if from_prefix < 4 && stream.read_exact(&mut size[from_prefix..]).await.is_err() {
+            return Ok(());
+        }
+        pending.drain(..from_prefix);
+        let size = i32::from_be_bytes(size);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| *s >= 8 && *s <= REQUEST_BYTES_MAX)
+            .ok_or_else(|| format!("a request of {size} bytes"))?;
+        let mut body = vec![0u8; size];
+        let from_pending = pending.len().min(size);
+        body[..from_pending].copy_from_slice(&pending[..from_pending]);
+        pending.drain(..from_pending);
+        stream
+            .read_exact(&mut body[from_pending..])
+            .await
+            .map_err(|e| e.to_string())?;
+        let quorum = quorum.upgrade().ok_or("the quorum stopped")?;
+        let Some(answer) = answer(&quorum, Bytes::from(body)).await? else {
+            return Ok(());
+        };
+        within(ANSWER_TIMEOUT, stream.write_all(&answer))
+            .await
+            .ok_or("writing a response timed out")?
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+/// The framed response to one request; `None` closes the connection
+/// (an API this listener does not serve, as Kafka's controller does).
+async fn answer(quorum: &Rc<Quorum>, mut body: Bytes) -> Result<Option<Vec<u8>>, String> {
+    let api_key = i16::from_be_bytes([body[0], body[1]]);
+    let version = i16::from_be_bytes([body[2], body[3]]);
+    let Ok(api) = ApiKey::try_from(api_key) else {
+        return Ok(None);
+    };
+    let Some((_, min, max)) = SERVED.iter().find(|(a, _, _)| *a == api) else {
+        return Ok(None);
+    };
+    if api != ApiKey::ApiVersions && !(*min..=*max).contains(&version) {
+        return Ok(None);
+    }
+    let header = RequestHeader::decode(&mut body, api.request_header_version(version.max(0)))
+        .map_err(|e| format!("request header: {e}"))?;
+    let correlation_id = header.correlation_id;
+    let out = match api {
+        ApiKey::ApiVersions => {
+            // An unknown version gets v0's answer with UNSUPPORTED_VERSION,
+            // as every Kafka listener does.
+            let (reply_version, error) = if (*min..=*max).contains(&version) {
+                ApiVersionsRequest::decode(&mut body, version).map_err(|e| e.to_string())?;
+                (version, 0)
+            } else {
+                (0, ResponseError::UnsupportedVersion.code())
+            };
+            let response = ApiVersionsResponse::default()
+                .with_error_code(error)
+                .with_api_keys(
+                    SERVED
+                        .iter()
+                        .map(|(api, min, max)| {
+                            ApiVersion::default()
+                                .with_api_key(*api as i16)
+                                .with_min_version(*min)
+                                .with_max_version(*max)
+                        })
+                        .collect(),
+                );
+            encode_response(correlation_id, reply_version, &response)?
+        }
+        ApiKey::BrokerRegistration => {
+            let request =
+                BrokerRegistrationRequest::decode(&mut body, version).map_err(|e| e.to_string())?;
+            let response = register(quorum, request).await;
+            encode_response(correlation_id, version, &response)?
+        }
+        ApiKey::BrokerHeartbeat => {
+            let request =
+                BrokerHeartbeatRequest::decode(&mut body, version).map_err(|e| e.to_string())?;
+            let response = heartbeat(quorum, request).await;
+            encode_response(correlation_id, version, &response)?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(out))
+}
+
+fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    response: &R,
+) -> Result<Vec<u8>, String> {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&[0; 4]);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut out, R::header_version(version))
+        .map_err(|e| e.to_string())?;
+    response
+        .encode(&mut out, version)
+        .map_err(|e| e.to_string())?;
+    let len = i32::try_from(out.len() - 4).map_err(|_| "a response over 2 GiB")?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out.to_vec())
+}
+
+async fn register(
+    quorum: &Rc<Quorum>,
+    request: BrokerRegistrationRequest,
+) -> BrokerRegistrationResponse {
+    let refuse = |error: ResponseError| {
+        BrokerRegistrationResponse::default()
+            .with_error_code(error.code())
+            .with_broker_epoch(-1)
+    };
+    if !quorum.is_active_controller() {
+        return refuse(ResponseError::NotController);
+    }
+    if request.cluster_id.as_str() != quorum.settings().cluster_id {
+        return refuse(ResponseError::InconsistentClusterId);
+    }
+    let node_id = request.broker_id.0;
+    let incarnation_id = request.incarnation_id;
+    let image = quorum.image();
+    let known = image.broker(node_id);
+    if let Some(broker) = known {
+        // Another process holds the id while it is alive: one of the two
+        // is misconfigured, and the live one keeps it.
+        let alive = quorum
+            .peer_alive(node_id, quorum.session_timeout())
+            .unwrap_or(true);
+        if broker.incarnation_id != incarnation_id && !broker.fenced && alive {
+            return refuse(ResponseError::DuplicateBrokerRegistration);
+        }
+        if broker.incarnation_id == incarnation_id {
+            // A retry of a registration that committed.
+            quorum.note_heartbeat(node_id);
+            return BrokerRegistrationResponse::default().with_broker_epoch(broker.epoch);
+        }
+    }
+    let epoch = known.map_or(1, |b| b.epoch + 1);
+    let endpoints = request
+        .listeners
+        .iter()
+        .map(|l| BrokerEndpoint {
+            listener: l.name.to_string(),
+            host: l.host.to_string(),
+            port: l.port,
+            security_protocol: l.security_protocol,
+        })
+        .collect();
+    let record = MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        node_id,
+        epoch,
+        incarnation_id,
+        rack: request.rack.as_ref().map(ToString::to_string),
+        endpoints,
+    });
+    match quorum.commit(&[record]).await {
+        Ok(_) => {
+            quorum.note_heartbeat(node_id);
+            quorum.clear_shutting_down(node_id);
+            tracing::info!(node_id, epoch, "broker registered");
+            BrokerRegistrationResponse::default().with_broker_epoch(epoch)
+        }
+        Err(error) => {
+            tracing::debug!(node_id, %error, "broker registration not committed");
+            refuse(ResponseError::NotController)
+        }
+    }
+}
+
+async fn heartbeat(
+    quorum: &Rc<Quorum>,
+    request: BrokerHeartbeatRequest,
+) -> BrokerHeartbeatResponse {
+    let refuse = |error: ResponseError| {
+        BrokerHeartbeatResponse::default()
+            .with_error_code(error.code())
+            .with_is_fenced(true)
+    };
+    if !quorum.is_active_controller() {
+        return refuse(ResponseError::NotController);
+    }
+    let node_id = request.broker_id.0;
+    let image = quorum.image();
+    let Some(broker) = image
+        .broker(node_id)
+        .filter(|b| b.epoch == request.broker_epoch)
+    else {
+        return refuse(ResponseError::StaleBrokerEpoch);
+    };
+    quorum.note_heartbeat(node_id);
+    let mut fenced = broker.fenced;
+    let mut should_shut_down = false;
+    if request.want_shut_down {
+        quorum.note_shutting_down(node_id);
+        if !fenced {
+            let record = MetadataRecord::BrokerFencing(BrokerFencingRecord {
+                node_id,
+                epoch: broker.epoch,
+                fenced: true,
+            });
+            if let Err(error) = quorum.commit(&[record]).await {
+                tracing::debug!(node_id, %error, "controlled shutdown not committed");
+                return refuse(ResponseError::RequestTimedOut);
+            }
+            tracing::info!(node_id, "broker fenced for its controlled shutdown");
+            fenced = true;
+        }
+        should_shut_down = true;
+    }
+    BrokerHeartbeatResponse::default()
+        .with_is_caught_up(true)
+        .with_is_fenced(fenced)
+        .with_should_shut_down(should_shut_down)
+}
+
+/// A broker's connection to one controller.
+pub(crate) struct ControllerLink {
+    pub voter: u64,
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl ControllerLink {
+    pub(crate) async fn open(voter: u64, address: &str) -> Option<ControllerLink> {
+        match within(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+            Some(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Some(ControllerLink {
+                    voter,
+                    stream,
+                    correlation_id: 0,
+                })
+            }
+            Some(Err(error)) => {
+                tracing::debug!(voter, address, %error, "controller connect");
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, String>
+    where
+        R::Response: Decodable,
+    {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let api = ApiKey::try_from(R::KEY).map_err(|_| "an unknown api")?;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("rafka-broker")));
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&[0; 4]);
+        header
+            .encode(&mut out, api.request_header_version(version))
+            .map_err(|e| e.to_string())?;
+        request
+            .encode(&mut out, version)
+            .map_err(|e| e.to_string())?;
+        let len = i32::try_from(out.len() - 4).map_err(|_| "a request over 2 GiB")?;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        let exchange = async {
+            self.stream
+                .write_all(&out)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut size = [0u8; 4];
+            self.stream
+                .read_exact(&mut size)
+                .await
+                .map_err(|e| e.to_string())?;
+            let size = usize::try_from(i32::from_be_bytes(size))
+                .ok()
+                .filter(|s| *s <= REQUEST_BYTES_MAX)
+                .ok_or("a response of a bad size")?;
+            let mut body = vec![0u8; size];
+            self.stream
+                .read_exact(&mut body)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(Bytes::from(body))
+        };
+        let mut body = within(ANSWER_TIMEOUT, exchange)
+            .await
+            .ok_or("the controller did not answer")??;
+        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
+            .map_err(|e| e.to_string())?;
+        if header.correlation_id != self.correlation_id {
+            return Err("a response to another request".into());
+        }
+        R::Response::decode(&mut body, version).map_err(|e| e.to_string())
+    }
+
+    pub(crate) async fn register(
+        &mut self,
+        node_id: i32,
+        cluster_id: &str,
+        incarnation_id: Uuid,
+        endpoints: &[BrokerEndpoint],
+        rack: Option<&str>,
+        previous_epoch: i64,
+    ) -> Result<Result<i64, ResponseError>, String> {
+        let request = BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(node_id))
+            .with_cluster_id(StrBytes::from_string(cluster_id.to_string()))
+            .with_incarnation_id(incarnation_id)
+            .with_listeners(
+                endpoints
+                    .iter()
+                    .map(|e| {
+                        Listener::default()
+                            .with_name(StrBytes::from_string(e.listener.clone()))
+                            .with_host(StrBytes::from_string(e.host.clone()))
+                            .with_port(e.port)
+                            .with_security_protocol(e.security_protocol)
+                    })
+                    .collect(),
+            )
+            .with_rack(rack.map(|r| StrBytes::from_string(r.to_string())))
+            .with_previous_broker_epoch(previous_epoch);
+        let response = self.call(&request, REGISTRATION_VERSION).await?;
+        Ok(match ResponseError::try_from_code(response.error_code) {
+            None => Ok(response.broker_epoch),
+            Some(error) => Err(error),
+        })
+    }
+
+    pub(crate) async fn heartbeat(
+        &mut self,
+        node_id: i32,
+        epoch: i64,
+        metadata_offset: u64,
+        want_shut_down: bool,
+    ) -> Result<BrokerHeartbeatResponse, String> {
+        let request = BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(node_id))
+            .with_broker_epoch(epoch)
+            .with_current_metadata_offset(i64::try_from(metadata_offset).unwrap_or(i64::MAX))
+            .with_want_fence(false)
+            .with_want_shut_down(want_shut_down);
+        self.call(&request, HEARTBEAT_VERSION).await
+    }
+}
