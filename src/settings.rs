@@ -192,6 +192,12 @@ pub enum SettingsError {
     Resolve(String),
     #[error("--cores must be at least 1")]
     NoCores,
+    #[error(
+        "a broker that finds its controllers through controller.quorum.bootstrap.servers \
+         needs the cluster's id on its first start: --cluster-id ID (`rafka cluster info` \
+         on any node prints it; Kafka's `kafka-storage format -t`)"
+    )]
+    ClusterIdRequired,
     #[error("meta.properties in {}: {message}", dir.display())]
     Meta { dir: PathBuf, message: String },
     #[error(
@@ -380,13 +386,18 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     let listeners = listener_options(&config)?;
     let data_dir = rafka_shard::shard::data_dir(&config);
     // Read-only, before the lock creates anything; checked again under it.
-    read_meta(&data_dir)?;
+    let existing = read_meta(&data_dir)?;
     let locks = lock_dirs(&locked_dirs(&config))?;
     let wanted = cli
         .cluster
         .cluster_id
         .clone()
         .or_else(|| voters_cluster_id(&config));
+    // Without voters there is nothing to derive the id from, and a made-up
+    // one would never register.
+    if wanted.is_none() && existing.is_none() && config.quorum_configured() {
+        return Err(SettingsError::ClusterIdRequired);
+    }
     let cluster_id = ensure_meta(&data_dir, config.node_id, wanted.as_deref())?;
     let shard_count = cli
         .cores

@@ -970,6 +970,28 @@ fn broker_only_nodes_follow_the_quorum_and_register_through_kafka_apis() {
     assert!(restarted.status.success(), "{restarted:?}");
     let restarted = cluster.run(&["start", "5"]);
     assert!(restarted.status.success(), "{restarted:?}");
+    // Node 5 stopped cleanly: it saved its image and starts from it
+    // (node 4, killed, follows the log from its start).
+    let log = |node: u16| {
+        std::fs::read_to_string(cluster.cluster_dir().join(format!("node-{node}.log")))
+            .expect("a node's log")
+    };
+    let saved = log(5)
+        .lines()
+        .find_map(|l| {
+            l.contains("metadata image saved for the next start")
+                .then(|| l.rsplit("index=").next()?.trim().parse::<u64>().ok())
+                .flatten()
+        })
+        .expect("node 5 saved its image");
+    assert!(saved >= 8, "{saved}");
+    assert!(
+        log(5).contains(&format!(
+            "following the metadata quorum as an observer (process.roles=broker) node_id=5 applied={saved}"
+        )),
+        "{}",
+        log(5)
+    );
     for node in &all {
         cluster.await_metadata(*node, "five brokers again, every topic", |m| {
             broker_ids(m) == vec![1, 2, 3, 4, 5]
@@ -980,4 +1002,57 @@ fn broker_only_nodes_follow_the_quorum_and_register_through_kafka_apis() {
         });
     }
     assert_topic(&bootstrap, "observed", &expected);
+
+    // A broker given only controller.quorum.bootstrap.servers (one
+    // follower voter's controller listener) learns the voters from it.
+    let cluster_id = cluster
+        .metadata(1, None)
+        .cluster_id
+        .expect("a cluster id")
+        .to_string();
+    let sixth = || {
+        rafka_testkit::process::BrokerOptions::new(env!("CARGO_BIN_EXE_rafka"), 1)
+            .property("process.roles", "broker")
+            .property("node.id", "6")
+            .property(
+                "controller.quorum.bootstrap.servers",
+                &controller_port(follower).to_string(),
+            )
+            .property("broker.session.timeout.ms", "3000")
+            .property("broker.heartbeat.interval.ms", "500")
+    };
+    // Its first start needs the cluster id: there are no voters to derive
+    // it from.
+    let refused = rafka_testkit::process::BrokerProcess::try_start(sixth())
+        .err()
+        .expect("refused without --cluster-id");
+    assert!(
+        refused
+            .log
+            .contains("needs the cluster's id on its first start"),
+        "{}",
+        refused.log
+    );
+    let six =
+        rafka_testkit::process::BrokerProcess::start(sixth().arg("--cluster-id").arg(&cluster_id));
+    cluster.await_metadata(1, "node 6 registered", |m| {
+        broker_ids(m) == vec![1, 2, 3, 4, 5, 6]
+    });
+    let mut client = WireClient::connect(six.addr, "six").expect("connect");
+    let seen: MetadataResponse = client
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .expect("Metadata");
+    assert_eq!(seen.controller_id.0, controller);
+    assert!(topic_names(&seen).contains("observed"));
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let quorum: DescribeQuorumResponse = client.call(1, &request).expect("DescribeQuorum");
+    let voters: Vec<i32> = quorum.topics[0].partitions[0]
+        .current_voters
+        .iter()
+        .map(|v| v.replica_id.0)
+        .collect();
+    assert_eq!(voters, vec![1, 2, 3]);
+    assert_eq!(quorum.topics[0].partitions[0].leader_id.0, controller);
 }

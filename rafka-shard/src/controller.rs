@@ -715,7 +715,10 @@ impl<S: ShardStorage> ControllerShard<S> {
                     tracing::warn!(%error, "metadata snapshot at shutdown");
                 }
             }
-            Backend::Quorum(quorum) => quorum.close(),
+            Backend::Quorum(quorum) => {
+                quorum.save_observed_image().await;
+                quorum.close()
+            }
         }
         Ok(())
     }

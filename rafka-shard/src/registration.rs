@@ -190,13 +190,22 @@ struct Registration {
 
 /// The voter to ask: the known leader, else the voters in turn.
 fn controller_to_ask(quorum: &Quorum, turn: &mut usize) -> (u64, String) {
-    let voters = &quorum.settings().voters;
+    let mut voters = quorum.voters();
+    if voters.is_empty() {
+        // Not told yet: the bootstrap servers (unknown ids).
+        voters = quorum
+            .settings()
+            .bootstrap
+            .iter()
+            .map(|address| (0, address.clone()))
+            .collect();
+    }
     let leader = quorum.status().leader_id;
-    if let Some((id, address)) = voters.iter().find(|(id, _)| *id == leader) {
+    if let Some((id, address)) = voters.iter().find(|(id, _)| *id == leader && leader != 0) {
         return (*id, address.clone());
     }
     *turn = (*turn + 1) % voters.len().max(1);
-    voters[*turn].clone()
+    voters.get(*turn).cloned().unwrap_or_default()
 }
 
 /// Registers a broker-only node with the active controller

@@ -207,7 +207,7 @@ impl Controller {
         assert!(shard_count > 0, "a broker has at least one shard");
         Controller {
             shard_count,
-            cluster: !broker.quorum.voters.is_empty(),
+            cluster: broker.quorum_configured(),
             delete_topic_enable: broker.delete_topic_enable,
             num_partitions: broker.num_partitions,
             default_replication_factor: broker.default_replication_factor,

@@ -84,7 +84,7 @@ fn registered(broker: &BrokerImage, listener: &str) -> Option<BrokerView> {
 /// The active controller: the quorum's leader in a cluster (-1 while none
 /// is known, as Kafka answers; clients ask again), this node alone.
 pub fn controller_id(ctx: &RequestContext) -> i32 {
-    if ctx.config().quorum.voters.is_empty() {
+    if !ctx.config().quorum_configured() {
         return ctx.node().node_id;
     }
     ctx.shard().image_view().controller().unwrap_or(-1)

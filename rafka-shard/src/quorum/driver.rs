@@ -50,6 +50,10 @@ pub struct QuorumSettings {
     /// Every voter (this node too): id and `host:port` of its controller
     /// listener.
     pub voters: Vec<(u64, String)>,
+    /// `controller.quorum.bootstrap.servers`: where a broker-only node
+    /// without `controller.quorum.voters` finds the voters (it learns
+    /// their ids and addresses from them).
+    pub bootstrap: Vec<String>,
     /// Where this node's controller listener binds.
     pub listen: String,
     /// One raft-rs tick.
@@ -97,6 +101,7 @@ impl QuorumSettings {
             shards: 1,
             cluster_id: String::new(),
             session_timeout: Duration::from_secs(9),
+            bootstrap: Vec::new(),
         }
     }
 
@@ -114,13 +119,16 @@ impl QuorumSettings {
     ) -> Result<Option<Self>, QuorumError> {
         let quorum = &config.quorum;
         if quorum.voters.is_empty() {
-            if config.quorum_configured() {
+            if !config.quorum_configured() {
+                return Ok(None);
+            }
+            if config.process_roles.controller {
                 return Err(QuorumError::Unsupported(
-                    "controller.quorum.bootstrap.servers without controller.quorum.voters \
-                     (a dynamic quorum, KIP-853): set controller.quorum.voters",
+                    "a controller with controller.quorum.bootstrap.servers and no \
+                     controller.quorum.voters (a dynamic quorum, KIP-853): set \
+                     controller.quorum.voters",
                 ));
             }
-            return Ok(None);
         }
         let voters = quorum
             .voters
@@ -132,6 +140,11 @@ impl QuorumSettings {
         settings.proposal_timeout =
             Duration::from_millis(quorum.request_timeout_ms.max(1) as u64 * 5);
         settings.cluster_id = config.cluster_id.clone().unwrap_or_default();
+        settings.bootstrap = quorum
+            .bootstrap_servers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         settings.session_timeout =
             Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
         Ok(Some(settings))
@@ -250,6 +263,10 @@ pub(crate) struct Shared {
     /// Brokers that asked to shut down (controlled shutdown): fenced, and
     /// not unfenced by their last heartbeats.
     shutting_down: HashSet<i32>,
+    /// The voters (raft id, controller listener): from the settings, or
+    /// on an observer that started from bootstrap servers, as the voters
+    /// told it.
+    pub(crate) voters: Vec<(u64, String)>,
     /// The tick this node last became leader.
     leader_since: u64,
     /// This node's proposals by outcome, for metrics.
@@ -285,6 +302,8 @@ pub struct Quorum {
     log_view: Option<QuorumStorage>,
     /// A broker-only node's epoch once registered (0 before).
     broker_epoch: Cell<i64>,
+    /// A broker-only node saves its image with it.
+    save_image: Option<super::observer::SaveImage>,
 }
 
 impl Quorum {
@@ -349,6 +368,7 @@ impl Quorum {
             heard: HashMap::new(),
             heartbeats: HashMap::new(),
             shutting_down: HashSet::new(),
+            voters: settings.voters.clone(),
             leader_since: 0,
             outcomes: ProposalCounts::default(),
         }));
@@ -396,6 +416,7 @@ impl Quorum {
             commit_advanced,
             log_view: Some(log_view),
             broker_epoch: Cell::new(0),
+            save_image: None,
         });
         glommio::spawn_local(transport::serve(
             listener,
@@ -454,6 +475,7 @@ impl Quorum {
             heard: HashMap::new(),
             heartbeats: HashMap::new(),
             shutting_down: HashSet::new(),
+            voters: settings.voters.clone(),
             leader_since: 0,
             outcomes: ProposalCounts::default(),
         }));
@@ -474,12 +496,12 @@ impl Quorum {
         });
         Follower {
             me: node_id_of(settings.node_id).unwrap_or(-1),
-            voters: settings.voters.clone(),
+            bootstrap: settings.bootstrap.clone(),
             shared: Rc::clone(&shared),
             apply: apply_tx,
             leader_changed: Rc::clone(&leader_changed),
             closed: Rc::clone(&closed),
-            save,
+            save: Rc::clone(&save),
         }
         .start(events_rx, applied + 1);
         tracing::info!(
@@ -499,12 +521,39 @@ impl Quorum {
             commit_advanced: Rc::new(event_listener::Event::new()),
             log_view: None,
             broker_epoch: Cell::new(0),
+            save_image: Some(save),
         })
+    }
+
+    /// A broker-only node's clean stop: its image as of the last applied
+    /// entry is saved, so the next start loads it and follows from there.
+    /// (Voters have their log.)
+    pub async fn save_observed_image(&self) {
+        let Some(save) = &self.save_image else {
+            return;
+        };
+        let (index, image) = {
+            let shared = self.shared.borrow();
+            (shared.status.applied_index, Arc::clone(&shared.image))
+        };
+        if index == 0 {
+            return;
+        }
+        let end = i64::try_from(index).unwrap_or(i64::MAX);
+        save(index, encode_snapshot(end, &image.to_records())).await;
+        tracing::info!(index, "metadata image saved for the next start");
     }
 
     /// A broker-only node (no vote, no log).
     pub fn is_observer(&self) -> bool {
         self.log_view.is_none()
+    }
+
+    /// The voters (raft id, controller listener address) as this node
+    /// knows them: an observer that started from bootstrap servers knows
+    /// them once a voter answered it.
+    pub fn voters(&self) -> Vec<(u64, String)> {
+        self.shared.borrow().voters.clone()
     }
 
     /// This node leads the quorum: it is the active controller.
@@ -580,6 +629,7 @@ impl Quorum {
             leader: status.leader_id,
             term: status.term,
             commit: status.commit_index,
+            voters: self.settings.voters.clone(),
         };
         let nothing = Fetched::Entries(Vec::new());
         let Some(log) = &self.log_view else {
@@ -669,8 +719,7 @@ impl Quorum {
         let shared = self.shared.borrow();
         let status = &shared.status;
         let tick_ms = self.settings.tick.as_millis() as u64;
-        let voters = self
-            .settings
+        let voters = shared
             .voters
             .iter()
             .map(|(id, _)| {

@@ -12,11 +12,17 @@
 //!   FETCH    u8 1, u64 from_index, u32 max_wait_ms, u32 max_bytes
 //!   PROPOSE  u8 2, the entry payload (`payload`: proposer id + records)
 //! response  u32 length, then
-//!   ENTRIES  u8 1, u64 leader, u64 term, u64 commit, u32 count,
+//!   ENTRIES  u8 1, quorum, u32 count,
 //!            each: u64 index, u32 length, data (empty: no records)
-//!   SNAPSHOT u8 2, u64 leader, u64 term, u64 commit, u64 index, data
+//!   SNAPSHOT u8 2, quorum, u64 index, data
 //!   PROPOSED u8 3, u8 accepted
+//! quorum    u64 leader, u64 term, u64 commit, u32 voters,
+//!           each: u64 raft id, u16 length, controller listener address
 //! ```
+//!
+//! The voters come with every answer, so a broker given only
+//! `controller.quorum.bootstrap.servers` learns them (ids and addresses)
+//! from the first voter that answers and follows the leader from then on.
 //!
 //! Only committed entries are served, so an observer may fetch from any
 //! voter: committed entries are the same everywhere. It prefers the leader
@@ -82,12 +88,47 @@ pub(crate) enum Fetched {
 }
 
 /// The quorum as a voter sees it, sent with every FETCH answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct LeaderInfo {
     /// Raft id of the leader (0: none known).
     pub leader: u64,
     pub term: u64,
     pub commit: u64,
+    /// Every voter: raft id, controller listener address.
+    pub voters: Vec<(u64, String)>,
+}
+
+fn put_info(out: &mut Vec<u8>, info: &LeaderInfo) {
+    put_u64(out, info.leader);
+    put_u64(out, info.term);
+    put_u64(out, info.commit);
+    put_u32(out, u32::try_from(info.voters.len()).unwrap_or(u32::MAX));
+    for (id, address) in &info.voters {
+        put_u64(out, *id);
+        let bytes = &address.as_bytes()[..address.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+}
+
+fn get_info(r: &mut Reader<'_>) -> Option<LeaderInfo> {
+    let leader = r.u64()?;
+    let term = r.u64()?;
+    let commit = r.u64()?;
+    let count = r.u32()?;
+    let mut voters = Vec::new();
+    for _ in 0..count {
+        let id = r.u64()?;
+        let len = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes"));
+        let address = std::str::from_utf8(r.take(usize::from(len))?).ok()?;
+        voters.push((id, address.to_string()));
+    }
+    Some(LeaderInfo {
+        leader,
+        term,
+        commit,
+        voters,
+    })
 }
 
 fn put_u64(out: &mut Vec<u8>, value: u64) {
@@ -130,14 +171,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn encode_answer(info: LeaderInfo, fetched: &Fetched) -> Vec<u8> {
+fn encode_answer(info: &LeaderInfo, fetched: &Fetched) -> Vec<u8> {
     let mut out = vec![0; 4];
     match fetched {
         Fetched::Entries(entries) => {
             out.push(ENTRIES);
-            put_u64(&mut out, info.leader);
-            put_u64(&mut out, info.term);
-            put_u64(&mut out, info.commit);
+            put_info(&mut out, info);
             put_u32(&mut out, u32::try_from(entries.len()).unwrap_or(u32::MAX));
             for (index, data) in entries {
                 put_u64(&mut out, *index);
@@ -147,9 +186,7 @@ fn encode_answer(info: LeaderInfo, fetched: &Fetched) -> Vec<u8> {
         }
         Fetched::Snapshot { index, data } => {
             out.push(SNAPSHOT);
-            put_u64(&mut out, info.leader);
-            put_u64(&mut out, info.term);
-            put_u64(&mut out, info.commit);
+            put_info(&mut out, info);
             put_u64(&mut out, *index);
             out.extend_from_slice(data);
         }
@@ -167,11 +204,7 @@ fn close_frame(mut out: Vec<u8>) -> Vec<u8> {
 fn decode_answer(body: &[u8]) -> Option<(LeaderInfo, Fetched)> {
     let mut r = Reader(body);
     let kind = r.u8()?;
-    let info = LeaderInfo {
-        leader: r.u64()?,
-        term: r.u64()?,
-        commit: r.u64()?,
-    };
+    let info = get_info(&mut r)?;
     let fetched = match kind {
         ENTRIES => {
             let count = r.u32()?;
@@ -238,7 +271,7 @@ pub(crate) async fn serve(
                 let max_bytes = max_bytes.min(FETCH_BYTES);
                 let quorum = quorum.upgrade().ok_or("the quorum stopped")?;
                 let (info, fetched) = quorum.serve_fetch(from.max(1), wait, max_bytes).await;
-                encode_answer(info, &fetched)
+                encode_answer(&info, &fetched)
             }
             Some(PROPOSE) => {
                 let data = r.rest();
@@ -310,7 +343,8 @@ impl Link {
 /// forwards this node's proposals, until the quorum closes.
 pub(crate) struct Follower {
     pub me: i32,
-    pub voters: Vec<(u64, String)>,
+    /// Where to look for voters before any told their set.
+    pub bootstrap: Vec<String>,
     pub shared: Rc<RefCell<Shared>>,
     pub apply: LocalSender<Apply>,
     pub leader_changed: Rc<event_listener::Event>,
@@ -395,22 +429,32 @@ impl Follower {
         self.shared.borrow().status.leader_id
     }
 
-    fn address_of(&self, voter: u64) -> Option<&str> {
-        self.voters
+    fn address_of(&self, voter: u64) -> Option<String> {
+        if voter == 0 {
+            return None;
+        }
+        self.shared
+            .borrow()
+            .voters
             .iter()
             .find(|(id, _)| *id == voter)
-            .map(|(_, address)| address.as_str())
+            .map(|(_, address)| address.clone())
     }
 
     /// The voter to try next: the leader when known, else the voters in
-    /// turn.
+    /// turn (the bootstrap servers, id unknown, before any voter
+    /// answered).
     fn next_voter(&self, turn: &mut usize) -> (u64, String) {
         let leader = self.leader();
         if let Some(address) = self.address_of(leader) {
-            return (leader, address.to_string());
+            return (leader, address);
         }
-        *turn = (*turn + 1) % self.voters.len().max(1);
-        self.voters[*turn].clone()
+        let mut candidates = self.shared.borrow().voters.clone();
+        if candidates.is_empty() {
+            candidates = self.bootstrap.iter().map(|a| (0, a.clone())).collect();
+        }
+        *turn = (*turn + 1) % candidates.len().max(1);
+        candidates.get(*turn).cloned().unwrap_or_default()
     }
 
     async fn fetch_loop(self: Rc<Self>, mut next: u64) {
@@ -483,8 +527,8 @@ impl Follower {
                 index + 1
             }
         };
-        self.learn(info);
         let leader = info.leader;
+        self.learn(info);
         if leader != 0 && leader != link.voter && self.address_of(leader).is_some() {
             return Ok(None);
         }
@@ -494,6 +538,10 @@ impl Follower {
     /// Takes a voter's view of the quorum as this node's.
     fn learn(&self, info: LeaderInfo) {
         let mut shared = self.shared.borrow_mut();
+        if !info.voters.is_empty() && shared.voters != info.voters {
+            tracing::info!(voters = ?info.voters, "metadata quorum voters (observed)");
+            shared.voters = info.voters;
+        }
         let status = &mut shared.status;
         status.term = status.term.max(info.term);
         status.commit_index = status.commit_index.max(info.commit);
@@ -596,19 +644,20 @@ mod tests {
             leader: 2,
             term: 7,
             commit: 42,
+            voters: vec![(2, "127.0.0.1:9190".into()), (3, "[::1]:9191".into())],
         };
         let entries = Fetched::Entries(vec![(40, b"abc".to_vec()), (41, Vec::new())]);
-        let frame = encode_answer(info, &entries);
+        let frame = encode_answer(&info, &entries);
         assert_eq!(
             u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
             frame.len() - 4
         );
-        assert_eq!(decode_answer(&frame[4..]), Some((info, entries)));
+        assert_eq!(decode_answer(&frame[4..]), Some((info.clone(), entries)));
         let snapshot = Fetched::Snapshot {
             index: 30,
             data: vec![9; 100],
         };
-        let frame = encode_answer(info, &snapshot);
+        let frame = encode_answer(&info, &snapshot);
         assert_eq!(decode_answer(&frame[4..]), Some((info, snapshot)));
     }
 
@@ -669,8 +718,11 @@ mod tests {
 
     #[test]
     fn damaged_answers_are_refused() {
-        let info = LeaderInfo::default();
-        let frame = encode_answer(info, &Fetched::Entries(vec![(1, b"abc".to_vec())]));
+        let info = LeaderInfo {
+            voters: vec![(1, "h:1".into())],
+            ..LeaderInfo::default()
+        };
+        let frame = encode_answer(&info, &Fetched::Entries(vec![(1, b"abc".to_vec())]));
         let body = &frame[4..];
         for cut in 0..body.len() {
             assert_eq!(decode_answer(&body[..cut]), None, "cut at {cut}");
