@@ -56,6 +56,8 @@ pub struct PartitionKey {
 pub struct FetchParams {
     pub fetch_offset: i64,
     pub partition_max_bytes: i32,
+    /// The client's view of the leader epoch (v9+; -1: unchecked).
+    pub current_leader_epoch: i32,
 }
 
 /// What a response says about one partition: what the session compares
@@ -433,6 +435,7 @@ mod tests {
 
     fn params(fetch_offset: i64) -> FetchParams {
         FetchParams {
+            current_leader_epoch: -1,
             fetch_offset,
             partition_max_bytes: 1 << 20,
         }

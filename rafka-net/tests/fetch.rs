@@ -26,6 +26,8 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const UNKNOWN_TOPIC_ID: i16 = 100;
+const FENCED_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
 /// Runs `scenario` over each of `shard_counts`, bounded by [`TEST_TIMEOUT`].
 fn with_brokers<F, Fut>(shard_counts: &[usize], scenario: F)
@@ -278,6 +280,41 @@ fn out_of_range_offsets_and_unknown_topics() {
         assert_eq!(answered[1].0, id.to_string());
         assert_eq!(answered[1].1.error_code, 0);
         assert_eq!(answered[1].1.high_watermark, 2);
+    });
+}
+
+#[test]
+fn the_clients_leader_epoch_is_checked_from_v9() {
+    with_brokers(&SHARD_MATRIX, |broker| async move {
+        broker.create_topic_id("epochs", 1, &[]).await;
+        produce(&broker, "epochs", 0, batch("a")).await;
+        let at = |epoch: i32| part(0, 0, 1024).with_current_leader_epoch(epoch);
+        let body = request(vec![named("epochs", vec![at(-1), at(0), at(1), at(-5)])]);
+        let response = call(&broker, 12, &body).await;
+        let answered: Vec<(i16, usize)> = partitions(&response)
+            .into_iter()
+            .map(|(_, d)| (d.error_code, records(d).len()))
+            .collect();
+        let one = answered[0].1;
+        assert!(one > 0);
+        // -1 skips the check; epoch 0 is the partition's; a newer one was
+        // not applied here, an older one is fenced.
+        assert_eq!(
+            answered,
+            vec![
+                (0, one),
+                (0, one),
+                (UNKNOWN_LEADER_EPOCH, 0),
+                (FENCED_LEADER_EPOCH, 0)
+            ]
+        );
+        // v8 has no epoch: every mention reads.
+        let response = call(&broker, 8, &body).await;
+        let codes: Vec<i16> = partitions(&response)
+            .into_iter()
+            .map(|(_, d)| d.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, 0, 0, 0]);
     });
 }
 

@@ -98,6 +98,16 @@ impl<S: ShardStorage> Shard<S> {
                 MetadataDelta::BrokerConfigChanged { .. } => {
                     broker_defaults_changed = true;
                 }
+                MetadataDelta::LeadershipChanged {
+                    name,
+                    partition,
+                    new,
+                    ..
+                } => {
+                    if let Some(held) = self.partition(name, *partition) {
+                        held.set_leader_epoch(new.leader_epoch);
+                    }
+                }
                 _ => {}
             }
         }

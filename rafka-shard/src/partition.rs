@@ -238,6 +238,10 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     write_caching: bool,
     /// Read without the lock by fetches and their waits; set under it.
     last_stable_offset: Cell<i64>,
+    /// The leader epoch this replica knows (the cluster's leadership
+    /// record; 0 on a single node): stamped into every batch appended
+    /// here as leader.
+    leader_epoch: Cell<i32>,
     clock: Rc<dyn Clock>,
     watermark_moved: Event,
     /// Appends take effect in the order they were called, which the
@@ -298,6 +302,7 @@ impl<S: ShardStorage> Partition<S> {
             deleted: Cell::new(false),
             write_caching,
             last_stable_offset: Cell::new(last_stable_offset),
+            leader_epoch: Cell::new(0),
             clock,
             watermark_moved: Event::new(),
             appends: Turnstile::new(),
@@ -316,6 +321,19 @@ impl<S: ShardStorage> Partition<S> {
 
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset.get()
+    }
+
+    /// The leader epoch this replica knows for the partition.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.get()
+    }
+
+    /// A new leadership of the partition: appends from now on are stamped
+    /// with `epoch`. Epochs only grow; an older one is ignored.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        if epoch > self.leader_epoch.get() {
+            self.leader_epoch.set(epoch);
+        }
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -426,7 +444,7 @@ impl<S: ShardStorage> Partition<S> {
         records: &Bytes,
         headers: &[BatchHeader],
     ) -> Result<Appended, PartitionError> {
-        let info = state.log.append(records, 0).await?;
+        let info = state.log.append(records, self.leader_epoch.get()).await?;
         let mut first_offset = info.first_offset;
         let timestamp = info.log_append_time_ms;
         for header in headers {

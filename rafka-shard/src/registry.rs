@@ -160,6 +160,11 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         if let Ok(report) = partition.recovery_report().await {
             self.log_health.on_recovery(topic, index, &report);
         }
+        let epoch = image
+            .topic(topic)
+            .and_then(|t| t.leadership(index))
+            .map_or(0, |l| l.leader_epoch);
+        partition.set_leader_epoch(epoch);
         self.partitions
             .borrow_mut()
             .entry(topic.to_string())

@@ -122,6 +122,12 @@ pub fn partition(
     }
 }
 
+/// The leader epoch of partition `index` of `topic` (0 without a
+/// leadership record: a single node never changes leader).
+pub fn leader_epoch(topic: &TopicImage, index: i32) -> i32 {
+    topic.leadership(index).map_or(0, |l| l.leader_epoch)
+}
+
 /// The shard of this node that serves partition `index` of `topic` as
 /// its leader: UNKNOWN_TOPIC_OR_PARTITION for no such partition,
 /// NOT_LEADER_OR_FOLLOWER when another broker leads it (the client

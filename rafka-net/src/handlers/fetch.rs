@@ -354,6 +354,7 @@ fn requested_partitions(fetch: &FetchRequest, version: i16) -> Vec<(PartitionKey
             let params = FetchParams {
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: partition.partition_max_bytes,
+                current_leader_epoch: partition.current_leader_epoch,
             };
             requested.push((key, params));
         }
@@ -427,7 +428,22 @@ fn resolve(
             });
             let (topic, owner) = match topic {
                 Ok(topic) => {
-                    let owner = super::cluster_view::leader_shard(ctx, topic, key.partition);
+                    let owner = super::cluster_view::leader_shard(ctx, topic, key.partition)
+                        .and_then(|shard| {
+                            // Kafka checks the client's epoch (v9+) first:
+                            // FENCED_LEADER_EPOCH for an older one,
+                            // UNKNOWN_LEADER_EPOCH for one not applied here.
+                            let epoch = super::cluster_view::leader_epoch(topic, key.partition);
+                            let code = super::list_offsets::epoch_error_code(
+                                params.current_leader_epoch,
+                                epoch,
+                            );
+                            if code.is_none() {
+                                Ok(shard)
+                            } else {
+                                Err(code)
+                            }
+                        });
                     (topic.name.clone(), owner)
                 }
                 Err(code) => (String::new(), Err(code)),

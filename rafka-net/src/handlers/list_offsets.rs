@@ -43,9 +43,6 @@ pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
-/// The leader epoch of every partition: a single broker that never changes
-/// leadership stays in epoch 0 (batches are stamped with it too).
-pub(crate) const LEADER_EPOCH: i32 = 0;
 /// "The client knows no epoch": the epoch check is skipped.
 const NO_LEADER_EPOCH: i32 = -1;
 /// Versions whose partition responses carry the leader epoch (encoding one
@@ -100,12 +97,12 @@ impl Answer {
         }
     }
 
-    fn found(found: Option<TimestampOffset>) -> Self {
+    fn found(found: Option<TimestampOffset>, leader_epoch: i32) -> Self {
         found.map_or(Answer::NOT_FOUND, |found| Answer {
             error_code: ErrorCode::NONE,
             timestamp: found.timestamp,
             offset: found.offset,
-            leader_epoch: LEADER_EPOCH,
+            leader_epoch,
         })
     }
 }
@@ -172,7 +169,8 @@ fn split(
             } else if owner.is_none() {
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             } else {
-                epoch_error_code(partition.current_leader_epoch)
+                let epoch = found.map_or(0, |t| super::cluster_view::leader_epoch(t, index));
+                epoch_error_code(partition.current_leader_epoch, epoch)
             };
             match owner {
                 Some(owner) if error_code.is_none() => {
@@ -206,13 +204,14 @@ fn duplicate_partitions(list: &ListOffsetsRequest) -> HashMap<(&str, i32), u32> 
     seen
 }
 
-/// Kafka's leader epoch check against this broker's epoch 0: an older epoch
-/// is fenced, a newer one is unknown here (the client saw metadata this
-/// broker has not).
-pub(crate) fn epoch_error_code(current_leader_epoch: i32) -> ErrorCode {
-    if current_leader_epoch == NO_LEADER_EPOCH || current_leader_epoch == LEADER_EPOCH {
+/// Kafka's leader epoch check of a client's `current_leader_epoch`
+/// against the partition's `epoch` (the leadership this broker applied;
+/// 0 on a single node): an older epoch is fenced, a newer one is unknown
+/// here (the client saw metadata this broker has not applied yet).
+pub(crate) fn epoch_error_code(current_leader_epoch: i32, epoch: i32) -> ErrorCode {
+    if current_leader_epoch == NO_LEADER_EPOCH || current_leader_epoch == epoch {
         ErrorCode::NONE
-    } else if current_leader_epoch < LEADER_EPOCH {
+    } else if current_leader_epoch < epoch {
         ErrorCode::FENCED_LEADER_EPOCH
     } else {
         ErrorCode::UNKNOWN_LEADER_EPOCH
@@ -261,7 +260,9 @@ async fn find(shard: &Shard, lookup: &Lookup) -> Result<Answer, PartitionError> 
                 .await?
         }
     };
-    Ok(Answer::found(found))
+    // The epoch the offset was found in: the current one (the log's
+    // epoch cache answers per offset once leadership moves).
+    Ok(Answer::found(found, partition.leader_epoch()))
 }
 
 #[cfg(test)]
@@ -269,12 +270,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leader_epochs_are_checked_against_epoch_zero() {
+    fn leader_epochs_are_checked_against_the_partitions() {
         let fenced = ErrorCode::FENCED_LEADER_EPOCH.code();
         let unknown = ErrorCode::UNKNOWN_LEADER_EPOCH.code();
         let cases = [(-1, 0), (0, 0), (1, unknown), (7, unknown), (-2, fenced)];
         for (epoch, code) in cases {
-            assert_eq!(epoch_error_code(epoch).code(), code, "epoch {epoch}");
+            assert_eq!(epoch_error_code(epoch, 0).code(), code, "epoch {epoch}");
+        }
+        let cases = [(-1, 0), (3, 0), (2, fenced), (0, fenced), (4, unknown)];
+        for (epoch, code) in cases {
+            assert_eq!(
+                epoch_error_code(epoch, 3).code(),
+                code,
+                "epoch {epoch} of 3"
+            );
         }
     }
 }

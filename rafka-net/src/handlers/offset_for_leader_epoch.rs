@@ -23,8 +23,9 @@
 //!   had): NONE with leader epoch -1 and end offset -1.
 //! - Requested epoch below -1, older than any entry: that epoch and the
 //!   start offset of epoch 0, which is the log start offset.
-//! - `current_leader_epoch` -1 skips the check; older than 0 is
-//!   FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+//! - `current_leader_epoch` -1 skips the check; older than the
+//!   partition's leader epoch (its leadership record; 0 on a single node)
+//!   is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
 //! - An unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION.
 //! - `replica_id` (v3+) names a follower or is -1 for a consumer; Kafka
 //!   answers both the same (always from the leader), and so does rafka.
@@ -40,7 +41,11 @@ use rafka_proto::error::ErrorCode;
 use rafka_shard::shard::Shard;
 
 use super::fanout::{scatter, Grid, Slot, Split};
-use super::list_offsets::{epoch_error_code, LEADER_EPOCH};
+use super::list_offsets::epoch_error_code;
+
+/// The epoch of a single node's every batch (until the log's epoch cache
+/// answers per epoch).
+const LEADER_EPOCH: i32 = 0;
 use super::{HandlerError, RequestContext};
 
 /// Kafka's `UNDEFINED_EPOCH` and `UNDEFINED_EPOCH_OFFSET`.
@@ -146,7 +151,8 @@ fn split(
                     continue;
                 }
             };
-            let fenced = epoch_error_code(partition.current_leader_epoch);
+            let epoch = found.map_or(0, |t| super::cluster_view::leader_epoch(t, index));
+            let fenced = epoch_error_code(partition.current_leader_epoch, epoch);
             if !fenced.is_none() {
                 answers.set((t, p), Answer::error(fenced));
                 continue;

@@ -131,7 +131,7 @@ impl<S: ShardStorage> Partition<S> {
         let now_ms = self.clock.now_ms();
         let records = encode_end_txn_batch(end, producer_id, producer_epoch, now_ms)?;
         let header = BatchHeader::decode(&records)?;
-        let info = state.log.append(&records, 0).await?;
+        let info = state.log.append(&records, self.leader_epoch()).await?;
         let timestamp = info.log_append_time_ms.unwrap_or(header.max_timestamp);
         let completed =
             state
