@@ -1056,3 +1056,101 @@ fn broker_only_nodes_follow_the_quorum_and_register_through_kafka_apis() {
     assert_eq!(voters, vec![1, 2, 3]);
     assert_eq!(quorum.topics[0].partitions[0].leader_id.0, controller);
 }
+
+#[test]
+fn followers_copy_their_leaders_logs_byte_for_byte_and_catch_up_after_a_restart() {
+    let cluster = Cluster::start();
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "copied",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+        ])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let described = cluster.metadata(1, Some(vec!["copied"]));
+    let leaders: Vec<u16> = described.topics[0]
+        .partitions
+        .iter()
+        .map(|p| u16::try_from(p.leader_id.0).expect("a leader"))
+        .collect();
+    for p in &described.topics[0].partitions {
+        assert_eq!(p.replica_nodes.len(), 3, "{p:?}");
+    }
+    let segment = |node: u16, partition: usize| {
+        cluster.cluster_dir().join(format!(
+            "node-{node}/copied-{partition}/00000000000000000000.log"
+        ))
+    };
+    // Polls until every node's first segment of every partition is the
+    // leader's, byte for byte, and the leader's holds `records` records.
+    let await_copies = |what: &str| {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let copies: Vec<Vec<Option<Vec<u8>>>> = (0..3)
+                .map(|p| {
+                    NODES
+                        .iter()
+                        .map(|n| std::fs::read(segment(*n, p)).ok())
+                        .collect()
+                })
+                .collect();
+            let same = copies.iter().enumerate().all(|(p, nodes)| {
+                let leader = &nodes[usize::from(leaders[p]) - 1];
+                leader.as_ref().is_some_and(|l| !l.is_empty())
+                    && nodes.iter().all(|copy| copy == leader)
+            });
+            if same {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: followers never matched their leaders"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    let first = records(3, 40, now_ms());
+    let offsets = produce(&producer, "copied", &first);
+    for partition in &offsets {
+        assert_eq!(partition, &(0..40).collect::<Vec<i64>>());
+    }
+    await_copies("after the first produce");
+
+    // A follower down while its leaders take more: back on its data dir,
+    // it fetches what it missed from each leader.
+    let down = NODES
+        .iter()
+        .copied()
+        .find(|n| leaders.iter().filter(|l| *l == n).count() < 3)
+        .expect("a node that does not lead everything");
+    cluster.ok(&["kill", &down.to_string()]);
+    let more: Vec<Vec<support::client::Record>> = (0..3)
+        .map(|p| {
+            if leaders[p] == down {
+                Vec::new()
+            } else {
+                records(3, 25, now_ms()).swap_remove(p)
+            }
+        })
+        .collect();
+    let offsets = produce(&producer, "copied", &more);
+    for (p, partition) in offsets.iter().enumerate() {
+        let expected: Vec<i64> = if leaders[p] == down {
+            Vec::new()
+        } else {
+            (40..65).collect()
+        };
+        assert_eq!(partition, &expected, "partition {p}");
+    }
+    let restarted = cluster.run(&["start", &down.to_string()]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    await_copies("after the follower's restart");
+}

@@ -54,6 +54,12 @@ impl ImageView {
         *self.image.borrow_mut() = image;
     }
 
+    /// Completes at the next [`ImageView::notify`] (listen before looking
+    /// at the image, so no change is missed).
+    pub fn changed(&self) -> event_listener::EventListener {
+        self.changed.listen()
+    }
+
     /// Wakes every [`ImageView::wait_for_topic`].
     pub fn notify(&self) {
         self.changed.notify(usize::MAX);

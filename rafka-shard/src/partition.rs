@@ -436,6 +436,27 @@ impl<S: ShardStorage> Partition<S> {
         Ok(appended)
     }
 
+    /// A follower's append: the leader's batches as they are, continuing
+    /// this log (offsets, epochs and timestamps kept; see
+    /// `Log::append_replicated`), recorded in producer state as Kafka's
+    /// followers do (no sequence checks: the leader made them). Returns
+    /// the new log end.
+    pub async fn append_replicated(&self, records: &Bytes) -> Result<i64, PartitionError> {
+        let ticket = self.appends.ticket();
+        self.check_writable()?;
+        ticket.turn().await;
+        let mut state = self.write_state().await?;
+        let headers = headers_of(records)?;
+        state.log.append_replicated(records).await?;
+        for header in &headers {
+            state
+                .producers
+                .record(header, header.base_offset, header.max_timestamp);
+        }
+        self.after_append(&mut state);
+        Ok(state.log.log_end_offset())
+    }
+
     /// Appends `records` (whose batches `headers` describe, in order) and
     /// records them in producer state; publishes the new offsets.
     async fn append_recorded(
@@ -550,6 +571,7 @@ impl<S: ShardStorage> Partition<S> {
         match isolation {
             IsolationLevel::ReadUncommitted => self.high_watermark.get(),
             IsolationLevel::ReadCommitted => self.last_stable_offset.get(),
+            IsolationLevel::LogEnd => self.log_end_offset.get(),
         }
     }
 
@@ -602,7 +624,7 @@ impl<S: ShardStorage> Partition<S> {
         }
         let aborted = match isolation {
             IsolationLevel::ReadCommitted => state.log.aborted_txns(offset, next_offset),
-            IsolationLevel::ReadUncommitted => Vec::new(),
+            IsolationLevel::ReadUncommitted | IsolationLevel::LogEnd => Vec::new(),
         };
         Ok(FetchedRegions {
             high_watermark,

@@ -294,6 +294,24 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         Ok(appended)
     }
 
+    /// A follower's append of batches fetched from the leader (see
+    /// [`Partition::append_replicated`]); returns the new log end once it
+    /// is durable, the offset the follower fetches from next, so the
+    /// leader learns from a follower's fetch offset what it holds on disk.
+    pub async fn replicate(
+        &self,
+        topic: &str,
+        index: i32,
+        records: &Bytes,
+        timeout: Duration,
+    ) -> Result<i64, PartitionError> {
+        let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
+        let end = self.noting_write_errors(partition.append_replicated(records).await)?;
+        self.flusher.enqueue(&partition);
+        partition.wait_durable(end, timeout).await?;
+        Ok(end)
+    }
+
     /// Writes a transaction marker into a partition of this shard (see
     /// [`Partition::write_txn_marker`]) and returns its offset once it is
     /// durable. Markers pass the free-space threshold, as internal topics

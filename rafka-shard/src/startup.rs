@@ -292,6 +292,13 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
     }
     for result in shard
         .router
+        .invoke_on_all(|shard: Rc<Shard<S>>| async move { crate::replication::spawn(&shard) })
+        .await
+    {
+        result?;
+    }
+    for result in shard
+        .router
         .invoke_on_all(|shard: Rc<Shard<S>>| async move { shard.lifecycle().set_ready() })
         .await
     {

@@ -37,6 +37,17 @@ pub struct AppendInfo {
 }
 
 /// What staging learned about the batches of one append.
+/// How an append treats the batches' offsets and epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// The leader's: offsets from the log end, its leader epoch, and the
+    /// log append time when the topic asks for it.
+    Leader { leader_epoch: i32 },
+    /// A follower's: the leader's batches exactly as they are (offsets,
+    /// epochs, timestamps), continuing the log.
+    Replica,
+}
+
 struct Staged {
     offset_span: i64,
     max_timestamp: i64,
@@ -54,17 +65,34 @@ impl<S: Storage + Clone> Log<S> {
         batches: &Bytes,
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
+        self.append_stamped(batches, Stamp::Leader { leader_epoch })
+            .await
+    }
+
+    /// A follower's append of batches fetched from the leader, byte for
+    /// byte: their offsets, leader epochs and timestamps are the leader's,
+    /// so the first must start at this log's end and each continue the
+    /// one before (NotContiguous otherwise, nothing written).
+    pub async fn append_replicated(&mut self, batches: &Bytes) -> Result<AppendInfo, LogError> {
+        self.append_stamped(batches, Stamp::Replica).await
+    }
+
+    async fn append_stamped(
+        &mut self,
+        batches: &Bytes,
+        stamp: Stamp,
+    ) -> Result<AppendInfo, LogError> {
         self.health.check_write()?;
         if self.health.torn_tail.get() {
             self.cut_torn_tail().await?;
         }
         let now_ms = self.clock.now_ms();
-        let append_time_ms = match self.config.message_timestamp_type {
-            TimestampType::LogAppendTime => Some(now_ms),
-            TimestampType::CreateTime => None,
+        let append_time_ms = match (stamp, self.config.message_timestamp_type) {
+            (Stamp::Leader { .. }, TimestampType::LogAppendTime) => Some(now_ms),
+            _ => None,
         };
         let first_offset = self.log_end_offset();
-        let staged = self.stage(batches, first_offset, leader_epoch, append_time_ms)?;
+        let staged = self.stage(batches, first_offset, stamp, append_time_ms)?;
         if self.should_roll(staged.offset_span, now_ms) {
             self.roll(now_ms).await?;
         }
@@ -111,7 +139,7 @@ impl<S: Storage + Clone> Log<S> {
         &mut self,
         batches: &Bytes,
         first_offset: i64,
-        leader_epoch: i32,
+        stamp: Stamp,
         append_time_ms: Option<i64>,
     ) -> Result<Staged, LogError> {
         if batches.is_empty() {
@@ -139,8 +167,19 @@ impl<S: Storage + Clone> Log<S> {
             let size_bytes = header.size_bytes();
             let batch = &mut batch[..size_bytes];
             let base_offset = first_offset + staged.offset_span;
-            set_base_offset(batch, base_offset);
-            set_partition_leader_epoch(batch, leader_epoch);
+            match stamp {
+                Stamp::Leader { leader_epoch } => {
+                    set_base_offset(batch, base_offset);
+                    set_partition_leader_epoch(batch, leader_epoch);
+                }
+                Stamp::Replica if header.base_offset != base_offset => {
+                    return Err(LogError::NotContiguous {
+                        expected: base_offset,
+                        found: header.base_offset,
+                    });
+                }
+                Stamp::Replica => {}
+            }
             let max_timestamp = match append_time_ms {
                 Some(now_ms) => {
                     // Kafka's validator does this too; the CRC is refreshed.

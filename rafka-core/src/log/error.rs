@@ -40,6 +40,10 @@ pub enum LogError {
     BatchTooLarge { size_bytes: usize, limit_bytes: u32 },
     #[error("append holds no batch")]
     EmptyAppend,
+    /// A follower's append does not continue the log: the leader's batch
+    /// starts at `found` where the log ends at `expected`.
+    #[error("replicated batch at offset {found} where the log ends at {expected}")]
+    NotContiguous { expected: i64, found: i64 },
     /// One append spans more offsets than a segment can address.
     #[error("append spans {span} offsets, more than a segment can index")]
     OffsetSpanTooLarge { span: i64 },

@@ -103,6 +103,11 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
     if follower {
         ctx.exempt_from_request_quota();
     }
+    // A broker replicating reads to the log end (Kafka: CLUSTER_ACTION on
+    // the cluster, else every partition is TOPIC_AUTHORIZATION_FAILED).
+    let replica = follower.then(|| replica_id(&fetch, version));
+    let replica_allowed =
+        replica.is_some() && ctx.authorize(AclOperation::ClusterAction, Resource::Cluster);
     let (user, client_id) = (ctx.quota_user(), ctx.client_id());
     let requested = requested_partitions(&fetch, version);
     let (listed, end) = match begin_session(ctx, &fetch, version, &requested) {
@@ -119,12 +124,18 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
             partitions,
         } => (partitions, SessionEnd::Incremental(session_id)),
     };
-    let targets = resolve(ctx, &ctx.image(), listed);
+    let mut targets = resolve(ctx, &ctx.image(), listed);
+    if let Some(replica_id) = replica {
+        check_replica(&ctx.image(), &mut targets, replica_id, replica_allowed);
+    }
     let quota_bytes_max = match follower {
         true => None,
         false => quota::fetch_bytes_bound(ctx.shard(), &user, &client_id),
     };
-    let limits = Limits::of(&fetch, ctx.config(), quota_bytes_max);
+    let mut limits = Limits::of(&fetch, ctx.config(), quota_bytes_max);
+    if follower {
+        limits.isolation = IsolationLevel::LogEnd;
+    }
     let reads = read_until_ready(ctx, &targets, &limits).await;
     if !follower {
         let size_bytes = response_bytes(version, &limits, &targets, &reads);
@@ -674,6 +685,8 @@ async fn wait_for_any(
             let seen = match isolation {
                 IsolationLevel::ReadUncommitted => read.high_watermark,
                 IsolationLevel::ReadCommitted => read.last_stable_offset,
+                // A follower waits for the log end to pass its offset.
+                IsolationLevel::LogEnd => target.params.fetch_offset,
             };
             let group = groups.entry(owner).or_default();
             group.indices.push(index);
@@ -873,11 +886,36 @@ fn partition_data(
 /// Whether a broker sent the fetch (replica id 0 or above; v15+ carry it
 /// in the replica state).
 fn is_follower(fetch: &FetchRequest, version: i16) -> bool {
-    let replica_id = match version {
+    replica_id(fetch, version) >= 0
+}
+
+fn replica_id(fetch: &FetchRequest, version: i16) -> i32 {
+    match version {
         ..=14 => fetch.replica_id.0,
         _ => fetch.replica_state.replica_id.0,
-    };
-    replica_id >= 0
+    }
+}
+
+/// A follower's fetch: it must be allowed to replicate (CLUSTER_ACTION)
+/// and be one of each partition's replicas (REPLICA_NOT_AVAILABLE for a
+/// broker the partition is not assigned to, as Kafka's leader answers).
+fn check_replica(image: &MetadataImage, targets: &mut [Target], replica_id: i32, allowed: bool) {
+    for target in targets.iter_mut() {
+        if target.owner.is_err() {
+            continue;
+        }
+        if !allowed {
+            target.owner = Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+            continue;
+        }
+        let assigned = image
+            .topic(&target.topic)
+            .and_then(|t| t.leadership(target.key.partition))
+            .is_none_or(|l| l.replicas.contains(&replica_id));
+        if !assigned {
+            target.owner = Err(ErrorCode::REPLICA_NOT_AVAILABLE);
+        }
+    }
 }
 
 /// The response's size as the consumer quota counts it (Kafka's

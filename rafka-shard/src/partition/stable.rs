@@ -18,6 +18,9 @@ pub enum IsolationLevel {
     ReadUncommitted,
     /// Only below the last stable offset.
     ReadCommitted,
+    /// Everything up to the log end: a follower replicating the log
+    /// (Kafka's `FetchIsolation.LOG_END`).
+    LogEnd,
 }
 
 impl IsolationLevel {

@@ -39,11 +39,11 @@ use rafka_core::metadata::{
 use uuid::Uuid;
 
 use super::driver::Quorum;
+use crate::kafka_client::KafkaLink;
 use crate::runtime::within;
 
 /// Largest request the controller listener reads.
 const REQUEST_BYTES_MAX: usize = 1024 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The versions served: (api, min, max).
@@ -289,80 +289,17 @@ async fn heartbeat(
 /// A broker's connection to one controller.
 pub(crate) struct ControllerLink {
     pub voter: u64,
-    stream: TcpStream,
-    correlation_id: i32,
+    link: KafkaLink,
 }
 
 impl ControllerLink {
     pub(crate) async fn open(voter: u64, address: &str) -> Option<ControllerLink> {
-        match within(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
-            Some(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                Some(ControllerLink {
-                    voter,
-                    stream,
-                    correlation_id: 0,
-                })
-            }
-            Some(Err(error)) => {
-                tracing::debug!(voter, address, %error, "controller connect");
-                None
-            }
-            None => None,
-        }
+        let link = KafkaLink::open(address, "rafka-broker", REQUEST_BYTES_MAX).await?;
+        Some(ControllerLink { voter, link })
     }
 
-    async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, String>
-    where
-        R::Response: Decodable,
-    {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let api = ApiKey::try_from(R::KEY).map_err(|_| "an unknown api")?;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("rafka-broker")));
-        let mut out = BytesMut::new();
-        out.extend_from_slice(&[0; 4]);
-        header
-            .encode(&mut out, api.request_header_version(version))
-            .map_err(|e| e.to_string())?;
-        request
-            .encode(&mut out, version)
-            .map_err(|e| e.to_string())?;
-        let len = i32::try_from(out.len() - 4).map_err(|_| "a request over 2 GiB")?;
-        out[..4].copy_from_slice(&len.to_be_bytes());
-        let exchange = async {
-            self.stream
-                .write_all(&out)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut size = [0u8; 4];
-            self.stream
-                .read_exact(&mut size)
-                .await
-                .map_err(|e| e.to_string())?;
-            let size = usize::try_from(i32::from_be_bytes(size))
-                .ok()
-                .filter(|s| *s <= REQUEST_BYTES_MAX)
-                .ok_or("a response of a bad size")?;
-            let mut body = vec![0u8; size];
-            self.stream
-                .read_exact(&mut body)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(Bytes::from(body))
-        };
-        let mut body = within(ANSWER_TIMEOUT, exchange)
-            .await
-            .ok_or("the controller did not answer")??;
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-            .map_err(|e| e.to_string())?;
-        if header.correlation_id != self.correlation_id {
-            return Err("a response to another request".into());
-        }
-        R::Response::decode(&mut body, version).map_err(|e| e.to_string())
+    async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, String> {
+        self.link.call(request, version, ANSWER_TIMEOUT).await
     }
 
     pub(crate) async fn register(

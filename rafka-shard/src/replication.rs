@@ -1,0 +1,277 @@
+//! Followers: a broker copies the partitions it is a follower replica of
+//! from their leaders, with Kafka's Fetch API as Kafka's replica fetchers
+//! do (replica id = this node, read to the leader's log end).
+//!
+//! Per shard, one fetcher task per leader broker, for the partitions this
+//! shard holds that the broker leads (Kafka: a fetcher per source broker;
+//! here per source broker and shard, so no partition's bytes cross a
+//! core). A round fetches every such partition from its log end and
+//! appends what came back byte for byte (`Partition::append_replicated`:
+//! offsets, epochs and timestamps are the leader's), then waits for it to
+//! be durable (fsync) before the next fetch: a follower's fetch offset is
+//! what it holds on disk, so the leader can count only fsync'd copies
+//! (issue 15: acknowledged on a quorum of disks).
+//!
+//! The set of followed partitions is the image's: it is read afresh each
+//! round, and the supervisor starts a fetcher when a leader appears
+//! (image changes wake it). A fetcher whose leader leads nothing of this
+//! shard's any more ends.
+//!
+//! Not yet: ISR membership and the high watermark from followers (acks=all
+//! waits for the leader's disk only), truncation of a divergent tail with
+//! OffsetForLeaderEpoch, and transaction state from replicated markers.
+//!
+//! Lives on: every shard of a broker in a cluster.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rafka_core::metadata::MetadataImage;
+use rafka_proto::error::ErrorCode;
+
+use crate::kafka_client::KafkaLink;
+use crate::runtime::within;
+use crate::shard::Shard;
+use crate::storage::ShardStorage;
+
+/// The Fetch version followers send (topic names, replica id field).
+const FETCH_VERSION: i16 = 12;
+/// How long a follower's fetch waits at the leader for new data.
+const FETCH_WAIT_MS: i32 = 500;
+const PARTITION_BYTES_MAX: i32 = 1024 * 1024;
+const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a follower's append may wait to be durable.
+const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// How often the supervisor looks again without an image change.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+
+/// A partition this shard follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Followed {
+    topic: String,
+    partition: i32,
+    leader_epoch: i32,
+}
+
+/// Starts the supervisor of this shard's fetchers (a broker in a cluster
+/// only).
+pub fn spawn<S: ShardStorage>(shard: &Rc<Shard<S>>) {
+    if !shard.config.quorum_configured() || !shard.config.process_roles.broker {
+        return;
+    }
+    let running: Rc<RefCell<HashSet<i32>>> = Rc::default();
+    let weak = Rc::downgrade(shard);
+    glommio::spawn_local(async move {
+        loop {
+            let Some(shard) = weak.upgrade().filter(|s| !s.is_stopping()) else {
+                return;
+            };
+            let changed = shard.image_view().changed();
+            let image = shard.image_view().get();
+            for leader in followed_by_leader(&shard, &image).into_keys() {
+                if running.borrow_mut().insert(leader) {
+                    tracing::info!(shard = shard.id(), leader, "replicating from a leader");
+                    let fetcher = fetch_from(Rc::downgrade(&shard), leader, Rc::clone(&running));
+                    glommio::spawn_local(fetcher).detach();
+                }
+            }
+            drop(shard);
+            within(SUPERVISE_EVERY, changed).await;
+        }
+    })
+    .detach();
+}
+
+/// This shard's followed partitions by leader: the ones it holds whose
+/// leader is another live broker.
+fn followed_by_leader<S: ShardStorage>(
+    shard: &Shard<S>,
+    image: &MetadataImage,
+) -> BTreeMap<i32, Vec<Followed>> {
+    let me = shard.config.node_id;
+    let mut by_leader: BTreeMap<i32, Vec<Followed>> = BTreeMap::new();
+    for partition in shard.registry().all() {
+        let Some(topic) = image.topic(&partition.topic) else {
+            continue;
+        };
+        let Some(leadership) = topic.leadership(partition.index) else {
+            continue;
+        };
+        let live = image.broker(leadership.leader).is_some_and(|b| !b.fenced);
+        if leadership.leader == me || !leadership.replicas.contains(&me) || !live {
+            continue;
+        }
+        by_leader
+            .entry(leadership.leader)
+            .or_default()
+            .push(Followed {
+                topic: partition.topic.to_string(),
+                partition: partition.index,
+                leader_epoch: leadership.leader_epoch,
+            });
+    }
+    by_leader
+}
+
+/// Where this broker reaches `leader`: its first PLAINTEXT listener (the
+/// inter-broker listener; TLS/SASL between brokers comes with the
+/// controller listener's).
+fn address_of(image: &MetadataImage, leader: i32) -> Option<String> {
+    let broker = image.broker(leader)?;
+    let endpoint = broker.endpoints.iter().find(|e| e.security_protocol == 0)?;
+    Some(format!("{}:{}", endpoint.host, endpoint.port))
+}
+
+/// One fetcher: rounds of Fetch to `leader` for the partitions this shard
+/// follows from it, until there are none (or the broker stops).
+async fn fetch_from<S: ShardStorage>(
+    shard: Weak<Shard<S>>,
+    leader: i32,
+    running: Rc<RefCell<HashSet<i32>>>,
+) {
+    let mut link: Option<(String, KafkaLink)> = None;
+    loop {
+        let Some(current) = shard.upgrade().filter(|s| !s.is_stopping()) else {
+            break;
+        };
+        let image = current.image_view().get();
+        let followed = followed_by_leader(&current, &image)
+            .remove(&leader)
+            .unwrap_or_default();
+        if followed.is_empty() {
+            break;
+        }
+        let Some(address) = address_of(&image, leader) else {
+            tracing::warn!(
+                leader,
+                "the leader has no PLAINTEXT listener to replicate from"
+            );
+            drop(current);
+            glommio::timer::sleep(SUPERVISE_EVERY).await;
+            continue;
+        };
+        if link.as_ref().is_none_or(|(a, _)| *a != address) {
+            link = KafkaLink::open(&address, "rafka-replica", FETCH_BYTES_MAX as usize * 2)
+                .await
+                .map(|l| (address.clone(), l));
+        }
+        let Some((_, connection)) = link.as_mut() else {
+            drop(current);
+            glommio::timer::sleep(RETRY_BACKOFF).await;
+            continue;
+        };
+        let request = fetch_request(&current, &followed);
+        drop(current);
+        let answer = connection
+            .call(&request, FETCH_VERSION, ANSWER_TIMEOUT)
+            .await;
+        let Some(current) = shard.upgrade() else {
+            break;
+        };
+        match answer {
+            Ok(response) if response.error_code == 0 => {
+                if !append_fetched(&current, leader, response).await {
+                    drop(current);
+                    glommio::timer::sleep(RETRY_BACKOFF).await;
+                }
+            }
+            Ok(response) => {
+                tracing::debug!(leader, error = response.error_code, "replica fetch refused");
+                drop(current);
+                glommio::timer::sleep(RETRY_BACKOFF).await;
+            }
+            Err(error) => {
+                tracing::debug!(leader, %error, "replica fetch");
+                link = None;
+                drop(current);
+                glommio::timer::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+    running.borrow_mut().remove(&leader);
+}
+
+fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for f in followed {
+        let Some(partition) = shard.partition(&f.topic, f.partition) else {
+            continue;
+        };
+        let fetch = FetchPartition::default()
+            .with_partition(f.partition)
+            .with_current_leader_epoch(f.leader_epoch)
+            .with_fetch_offset(partition.log_end_offset())
+            .with_log_start_offset(partition.log_start_offset())
+            .with_partition_max_bytes(PARTITION_BYTES_MAX);
+        match topics.last_mut() {
+            Some(last) if last.topic.0.as_str() == f.topic => last.partitions.push(fetch),
+            _ => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(f.topic.clone())))
+                    .with_partitions(vec![fetch]),
+            ),
+        }
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(shard.config.node_id))
+        .with_max_wait_ms(FETCH_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_BYTES_MAX)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}
+
+/// Appends what a fetch brought, partition by partition, each durable
+/// before the next fetch; whether the round went without a refusal.
+async fn append_fetched<S: ShardStorage>(
+    shard: &Shard<S>,
+    leader: i32,
+    response: kafka_protocol::messages::FetchResponse,
+) -> bool {
+    let mut clean = true;
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for data in topic.partitions {
+            let index = data.partition_index;
+            if data.error_code != 0 {
+                clean = false;
+                let error = ErrorCode::from_code(data.error_code);
+                tracing::debug!(
+                    leader,
+                    topic = name,
+                    partition = index,
+                    ?error,
+                    "replica fetch"
+                );
+                continue;
+            }
+            let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let replicated = shard
+                .registry()
+                .replicate(&name, index, &records, DURABLE_TIMEOUT)
+                .await;
+            if let Err(error) = replicated {
+                clean = false;
+                tracing::warn!(
+                    leader,
+                    topic = name,
+                    partition = index,
+                    %error,
+                    "appending replicated records"
+                );
+            }
+        }
+    }
+    clean
+}
