@@ -1153,4 +1153,30 @@ fn followers_copy_their_leaders_logs_byte_for_byte_and_catch_up_after_a_restart(
     let restarted = cluster.run(&["start", &down.to_string()]);
     assert!(restarted.status.success(), "{restarted:?}");
     await_copies("after the follower's restart");
+
+    // DeleteRecords on a leader: its followers' logs start there too.
+    let deleted = support::client::delete_records(&bootstrap, "copied", &[(0, 10)]);
+    assert_eq!(deleted, vec![(0, Ok(10))]);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let starts: Vec<i64> = NODES
+            .iter()
+            .map(|n| {
+                let text = cluster.metrics(*n);
+                text.lines()
+                    .find(|l| {
+                        l.starts_with("rafka_partition_log_start_offset{")
+                            && l.contains("topic=\"copied\"")
+                            && l.contains("partition=\"0\"")
+                    })
+                    .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                    .unwrap_or(-1)
+            })
+            .collect();
+        if starts == vec![10, 10, 10] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "log starts {starts:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

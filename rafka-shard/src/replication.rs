@@ -254,22 +254,32 @@ async fn append_fetched<S: ShardStorage>(
                 );
                 continue;
             }
-            let Some(records) = data.records.filter(|r| !r.is_empty()) else {
-                continue;
-            };
-            let replicated = shard
-                .registry()
-                .replicate(&name, index, &records, DURABLE_TIMEOUT)
-                .await;
-            if let Err(error) = replicated {
-                clean = false;
-                tracing::warn!(
-                    leader,
-                    topic = name,
-                    partition = index,
-                    %error,
-                    "appending replicated records"
-                );
+            if let Some(records) = data.records.filter(|r| !r.is_empty()) {
+                let replicated = shard
+                    .registry()
+                    .replicate(&name, index, &records, DURABLE_TIMEOUT)
+                    .await;
+                if let Err(error) = replicated {
+                    clean = false;
+                    tracing::warn!(
+                        leader,
+                        topic = name,
+                        partition = index,
+                        %error,
+                        "appending replicated records"
+                    );
+                    continue;
+                }
+            }
+            // The leader's log start moved (DeleteRecords, retention):
+            // the follower's follows, within what it holds on disk.
+            if let Some(partition) = shard.partition(&name, index) {
+                let start = data.log_start_offset.min(partition.high_watermark());
+                if start > partition.log_start_offset() {
+                    if let Err(error) = partition.delete_records(start).await {
+                        tracing::warn!(topic = name, partition = index, %error, "following the leader's log start");
+                    }
+                }
             }
         }
     }
