@@ -41,10 +41,6 @@ use crate::storage::ShardStorage;
 
 /// The Fetch version followers send (topic names, replica id field).
 const FETCH_VERSION: i16 = 12;
-/// How long a follower's fetch waits at the leader for new data.
-const FETCH_WAIT_MS: i32 = 500;
-const PARTITION_BYTES_MAX: i32 = 1024 * 1024;
-const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a follower's append may wait to be durable.
 const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -158,7 +154,8 @@ async fn fetch_from<S: ShardStorage>(
             continue;
         };
         if link.as_ref().is_none_or(|(a, _)| *a != address) {
-            link = KafkaLink::open(&address, "rafka-replica", FETCH_BYTES_MAX as usize * 2)
+            let response_max = current.config.replica_fetch_response_max_bytes.max(0) as usize;
+            link = KafkaLink::open(&address, "rafka-replica", response_max * 2 + (1 << 20))
                 .await
                 .map(|l| (address.clone(), l));
         }
@@ -168,9 +165,10 @@ async fn fetch_from<S: ShardStorage>(
             continue;
         };
         let request = fetch_request(&current, &followed);
+        let wait = Duration::from_millis(current.config.replica_fetch_wait_max_ms.max(0) as u64);
         drop(current);
         let answer = connection
-            .call(&request, FETCH_VERSION, ANSWER_TIMEOUT)
+            .call(&request, FETCH_VERSION, wait + ANSWER_TIMEOUT)
             .await;
         let Some(current) = shard.upgrade() else {
             break;
@@ -209,7 +207,7 @@ fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> Fe
             .with_current_leader_epoch(f.leader_epoch)
             .with_fetch_offset(partition.log_end_offset())
             .with_log_start_offset(partition.log_start_offset())
-            .with_partition_max_bytes(PARTITION_BYTES_MAX);
+            .with_partition_max_bytes(shard.config.replica_fetch_max_bytes);
         match topics.last_mut() {
             Some(last) if last.topic.0.as_str() == f.topic => last.partitions.push(fetch),
             _ => topics.push(
@@ -221,9 +219,9 @@ fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> Fe
     }
     FetchRequest::default()
         .with_replica_id(BrokerId(shard.config.node_id))
-        .with_max_wait_ms(FETCH_WAIT_MS)
+        .with_max_wait_ms(shard.config.replica_fetch_wait_max_ms)
         .with_min_bytes(1)
-        .with_max_bytes(FETCH_BYTES_MAX)
+        .with_max_bytes(shard.config.replica_fetch_response_max_bytes)
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)

@@ -169,6 +169,15 @@ pub struct BrokerConfig {
     pub log_scrub_bytes_per_second: u64,
     pub socket_request_max_bytes: i32,
     pub fetch_max_bytes: i32,
+    /// `replica.fetch.max.bytes`: what a follower asks per partition in
+    /// one fetch (Kafka: 1 MiB).
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: what a follower asks per fetch
+    /// (Kafka: 10 MiB).
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at
+    /// the leader for new data (Kafka: 500).
+    pub replica_fetch_wait_max_ms: i32,
     /// `rafka.fetch.max.wait.ms`: the longest a Fetch waits for
     /// `min_bytes`, whatever its `max_wait_ms` asks (clients send 500 ms;
     /// a hostile one could ask for 24 days). Kafka has no such bound; the
@@ -269,6 +278,9 @@ impl Default for BrokerConfig {
             log_scrub_bytes_per_second: LOG_SCRUB_BYTES_PER_SECOND_DEFAULT,
             socket_request_max_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
+            replica_fetch_max_bytes: 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            replica_fetch_wait_max_ms: 500,
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
@@ -727,6 +739,13 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
         c.socket_request_max_bytes,
     )?;
     c.fetch_max_bytes = e.i32("fetch.max.bytes", 1024, MAX32, c.fetch_max_bytes)?;
+    let replica_bytes = c.replica_fetch_max_bytes;
+    c.replica_fetch_max_bytes = e.i32("replica.fetch.max.bytes", 0, MAX32, replica_bytes)?;
+    let response_bytes = c.replica_fetch_response_max_bytes;
+    c.replica_fetch_response_max_bytes =
+        e.i32("replica.fetch.response.max.bytes", 0, MAX32, response_bytes)?;
+    let wait_ms = c.replica_fetch_wait_max_ms;
+    c.replica_fetch_wait_max_ms = e.i32("replica.fetch.wait.max.ms", 0, MAX32, wait_ms)?;
     c.fetch_max_wait_ms = e.i32("rafka.fetch.max.wait.ms", 0, MAX32, c.fetch_max_wait_ms)?;
     let idle_ms = c.connections_max_idle_ms;
     c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;

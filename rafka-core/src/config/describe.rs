@@ -477,6 +477,24 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Most bytes one Fetch response carries.",
     },
     BrokerKey {
+        names: &["replica.fetch.max.bytes"],
+        kind: ConfigType::Int,
+        render: |c| some(c.replica_fetch_max_bytes),
+        doc: "Bytes a follower asks per partition in one fetch.",
+    },
+    BrokerKey {
+        names: &["replica.fetch.response.max.bytes"],
+        kind: ConfigType::Int,
+        render: |c| some(c.replica_fetch_response_max_bytes),
+        doc: "Bytes a follower asks per fetch.",
+    },
+    BrokerKey {
+        names: &["replica.fetch.wait.max.ms"],
+        kind: ConfigType::Int,
+        render: |c| some(c.replica_fetch_wait_max_ms),
+        doc: "How long a follower's fetch waits at the leader for new data.",
+    },
+    BrokerKey {
         names: &["group.initial.rebalance.delay.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_initial_rebalance_delay_ms),
