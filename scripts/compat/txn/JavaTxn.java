@@ -31,7 +31,9 @@
 // transactions) ends the run at once.
 //
 // usage: java -cp ... JavaTxn BOOTSTRAP RUN_ID [SCENARIO...]
-//   env: TXN_COUNT (ctp input records, 100000), TXN_SEED (ctp's abort choices)
+//   (no SCENARIO: those in TXN_SCENARIOS, space-separated, else all)
+//   env: TXN_COUNT (ctp input records, 100000), TXN_SEED (ctp's abort choices),
+//        TXN_ABORT_RATIO (ctp's share of aborted transactions, 0.2)
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -643,16 +645,18 @@ public final class JavaTxn {
         Map<Integer, Long> committed = new TreeMap<>();
         int commits = 0;
         int aborts = 0;
+        double abortRatio = Double.parseDouble(System.getenv().getOrDefault("TXN_ABORT_RATIO",
+                String.valueOf(CTP_ABORT_RATIO)));
         long started = System.currentTimeMillis();
         try (KafkaProducer<String, String> producer = txnProducer(name("ctp", "txn"));
                 KafkaConsumer<String, String> consumer = groupConsumer(group, input, 500)) {
             while (committed.values().stream().mapToLong(Long::longValue).sum() < count) {
                 check(System.currentTimeMillis() - started < CTP_DEADLINE_MS,
-                        "seed " + seed + ": " + commits + " commits, " + aborts + " aborts, committed " + committed
-                                + " of " + count + " after " + CTP_DEADLINE_MS + " ms");
+                        commits + " commits, " + aborts + " aborts, committed " + committed + " of " + count
+                                + " after " + CTP_DEADLINE_MS + " ms");
                 List<ConsumerRecord<String, String>> batch = pollBatch(consumer);
                 Map<TopicPartition, OffsetAndMetadata> offsets = transactBatch(producer, consumer, batch, output);
-                if (rng.nextDouble() < CTP_ABORT_RATIO) {
+                if (rng.nextDouble() < abortRatio) {
                     producer.abortTransaction();
                     aborts++;
                     rewind(consumer, committed);
@@ -662,6 +666,12 @@ public final class JavaTxn {
                     committed.putAll(plain(offsets));
                 }
             }
+        } catch (Fail e) {
+            // Any failure of the loop names the seed, so that it replays.
+            throw new Fail("seed " + seed + ": after " + commits + " commits and " + aborts + " aborts: "
+                    + e.getMessage(), e.getCause() != null ? e.getCause() : e);
+        } catch (KafkaException e) {
+            throw new Fail("seed " + seed + ": after " + commits + " commits and " + aborts + " aborts: " + e, e);
         }
         double elapsedS = (System.currentTimeMillis() - started) / 1000.0;
         seal(output, partitions, "end-1");
@@ -710,7 +720,9 @@ public final class JavaTxn {
             scenarios.put("offsets", txn::scenarioOffsets);
             scenarios.put("fencing", txn::scenarioFencing);
             scenarios.put("ctp", txn::scenarioCtp);
+            String fromEnv = System.getenv().getOrDefault("TXN_SCENARIOS", "").trim();
             List<String> names = args.length > 2 ? List.of(args).subList(2, args.length)
+                    : !fromEnv.isEmpty() ? List.of(fromEnv.split("\\s+"))
                     : new ArrayList<>(scenarios.keySet());
             for (String name : names) {
                 if (!scenarios.containsKey(name)) {
