@@ -33,7 +33,8 @@
 // usage: java -cp ... JavaTxn BOOTSTRAP RUN_ID [SCENARIO...]
 //   (no SCENARIO: those in TXN_SCENARIOS, space-separated, else all)
 //   env: TXN_COUNT (ctp input records, 100000), TXN_SEED (ctp's abort choices),
-//        TXN_ABORT_RATIO (ctp's share of aborted transactions, 0.2)
+//        TXN_ABORT_RATIO (ctp's share of aborted transactions, 0.2),
+//        TXN_BATCH_BYTES (transactional producers' batch.size, 16384)
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -143,6 +144,12 @@ public final class JavaTxn {
         config.put(ProducerConfig.CLIENT_ID_CONFIG, "rafka-txn-" + transactionalId);
         config.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
         config.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        // Smaller batches split a partition's records of one transaction
+        // over several pipelined produce requests.
+        String batchBytes = System.getenv("TXN_BATCH_BYTES");
+        if (batchBytes != null) {
+            config.put(ProducerConfig.BATCH_SIZE_CONFIG, batchBytes);
+        }
         // Bounds initTransactions, commit/abort, sendOffsetsToTransaction
         // and a send() waiting for metadata or buffer space.
         config.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(TIMEOUT_S * 1000));

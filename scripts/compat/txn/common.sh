@@ -14,7 +14,7 @@
 #
 # Environment: RAFKA_BIN, CORES (broker shards, 2), RUST_LOG (info),
 # TXN_COUNT and TXN_SEED (passed on to the program; the Java one also
-# reads TXN_ABORT_RATIO and TXN_SCENARIOS), TXN_LOG_DIR (where a failed run's broker and program
+# reads TXN_ABORT_RATIO, TXN_BATCH_BYTES and TXN_SCENARIOS), TXN_LOG_DIR (where a failed run's broker and program
 # logs are kept; by default they go with the run's temp dir).
 
 txn_startup_timeout_s=60
