@@ -515,3 +515,58 @@ fn transactional_produce_needs_the_partition_in_the_transaction() {
         assert_eq!(offsets, vec![0, 1, 2, 3]);
     });
 }
+
+/// A transactional id whose coordinator is on another shard than
+/// `t`-`partition`: its KIP-890 verification is a round trip between
+/// shards, during which other requests run.
+async fn id_coordinated_elsewhere(broker: &Broker, partition: i32) -> String {
+    let owner = broker.shard.owner_of("t", partition).expect("owner");
+    assert_eq!(find_txn_coordinator(broker, "probe").await, NONE);
+    let topic = broker.shard.transaction_topic();
+    (0..64)
+        .map(|i| format!("p{i}"))
+        .find(|id| broker.shard.coordinator_shard(topic, id) != Ok(owner))
+        .expect("an id coordinated on another shard")
+}
+
+/// One producer's pipelined Produce requests to a partition its open
+/// transaction has not written yet: the first waits for the KIP-890
+/// verification at the coordinator on another shard, and the second must
+/// wait behind it, not be judged against the sequence before the first
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER for the batch right after one the client
+/// saw acknowledged is fatal for the Java producer). Again in the next
+/// transaction, whose sequences continue after the marker.
+#[test]
+fn pipelined_produces_keep_their_order_across_the_verification() {
+    broker().run_matrix(&[2, 4], |broker| async move {
+        broker.create_topic_id("t", 1, &[]).await;
+        let id = id_coordinated_elsewhere(&broker, 0).await;
+        let (_, pid, epoch) = init(&broker, &id, None).await;
+        let producer = (pid, epoch);
+        let mut offsets = Vec::new();
+        for (transaction, first_sequence) in [(0, 0), (1, 2)] {
+            let added = add_partitions(&broker, 3, &id, producer, &[("t", &[0])]).await;
+            assert_eq!(added, vec![NONE], "transaction {transaction}");
+            let (first, second) = futures_util::future::join(
+                produce_txn(&broker, &id, 0, txn_batch(producer, first_sequence, "a")),
+                produce_txn(
+                    &broker,
+                    &id,
+                    0,
+                    txn_batch(producer, first_sequence + 1, "b"),
+                ),
+            )
+            .await;
+            assert_eq!(
+                (first.0, second.0),
+                (NONE, NONE),
+                "transaction {transaction}"
+            );
+            offsets.extend([first.1, second.1]);
+            assert_eq!(end_txn(&broker, 3, &id, producer, true).await, NONE);
+            await_state(&broker, &id, "CompleteCommit").await;
+        }
+        // Two records, the marker, two records.
+        assert_eq!(offsets, vec![0, 1, 3, 4]);
+    });
+}

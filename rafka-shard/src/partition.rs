@@ -87,13 +87,25 @@ pub enum PartitionError {
     )]
     DiskFull { dir: PathBuf, min_free_bytes: u64 },
     /// KIP-890: a transactional batch of a producer with no open
-    /// transaction here; the produce handler verifies the transaction
-    /// with its coordinator and retries with `Some(guard)`.
+    /// transaction here; the transaction is verified with its
+    /// coordinator and the append retried with `Some(guard)` (see
+    /// [`Partition::append_verifying`]).
     #[error(
-        "producer {producer_id} has no open transaction on this partition: \
-         verify it with the transaction coordinator (guard {guard})"
+        "producer {producer_id} (epoch {producer_epoch}) has no open transaction on this \
+         partition: verify it with the transaction coordinator (guard {guard})"
     )]
-    TxnVerificationNeeded { producer_id: i64, guard: u64 },
+    TxnVerificationNeeded {
+        producer_id: i64,
+        producer_epoch: i16,
+        guard: u64,
+    },
+    /// KIP-890: the verification did not confirm the partition in the
+    /// producer's open transaction; `error_code` is what the client gets.
+    #[error("the transaction of producer {producer_id} was not verified: {error_code}")]
+    TxnNotVerified {
+        producer_id: i64,
+        error_code: ErrorCode,
+    },
     /// A transaction marker could not be built.
     #[error("building a transaction marker: {0}")]
     Marker(#[from] ControlError),
@@ -118,6 +130,7 @@ impl PartitionError {
             // delivery timeout, which rides out a short full disk.
             PartitionError::DiskFull { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
             PartitionError::TxnVerificationNeeded { .. } => ErrorCode::INVALID_TXN_STATE,
+            PartitionError::TxnNotVerified { error_code, .. } => *error_code,
             PartitionError::Marker(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
@@ -419,6 +432,58 @@ impl<S: ShardStorage> Partition<S> {
         let ticket = self.appends.ticket();
         self.check_writable()?;
         ticket.turn().await;
+        self.append_in_turn(records, verified).await
+    }
+
+    /// [`Partition::append`] of a Produce request: when a transactional
+    /// batch needs the KIP-890 verification, `verify(producer id, epoch)`
+    /// asks the transaction coordinator while this append keeps its place
+    /// in line, and the batch is then appended with its guard.
+    ///
+    /// Why the place is kept: a producer pipelines its batches to a
+    /// partition (up to 5 requests in flight on one connection) and the
+    /// broker runs them concurrently. A later batch that overtook the one
+    /// being verified would be judged against the sequence before it and
+    /// refused with OUT_OF_ORDER_SEQUENCE_NUMBER, which the Java producer
+    /// treats as fatal for the batch right after one it saw acknowledged.
+    /// Kafka never meets this: it reads a connection's next request only
+    /// after answering the previous one. The cost is that other appends
+    /// to this partition wait one coordinator round trip (an in-memory
+    /// check, no IO), once per producer and transaction.
+    pub async fn append_verifying<F, Fut>(
+        &self,
+        records: &Bytes,
+        verify: F,
+    ) -> Result<Appended, PartitionError>
+    where
+        F: FnOnce(i64, i16) -> Fut,
+        Fut: std::future::Future<Output = Result<(), PartitionError>>,
+    {
+        let ticket = self.appends.ticket();
+        self.check_writable()?;
+        ticket.turn().await;
+        let (producer_id, producer_epoch, guard) = match self.append_in_turn(records, None).await {
+            Err(PartitionError::TxnVerificationNeeded {
+                producer_id,
+                producer_epoch,
+                guard,
+            }) => (producer_id, producer_epoch, guard),
+            other => return other,
+        };
+        verify(producer_id, producer_epoch).await?;
+        // Still our turn: no marker or other append got in meanwhile, so
+        // the guard holds unless the partition itself changed.
+        self.check_writable()?;
+        self.append_in_turn(records, Some(guard)).await
+    }
+
+    /// The part of an append that runs in its turn: producer checks,
+    /// guards, the write and the producer state.
+    async fn append_in_turn(
+        &self,
+        records: &Bytes,
+        verified: Option<u64>,
+    ) -> Result<Appended, PartitionError> {
         let mut state = self.write_state().await?;
         let headers = headers_of(records)?;
         if let Some(duplicate) = duplicate_of(&state.producers, &headers)? {

@@ -285,7 +285,42 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
         self.disk.check_produce(topic)?;
         let appended = self.noting_write_errors(partition.append(records, verified).await)?;
-        self.flusher.enqueue(&partition);
+        self.settle(&partition, appended, acks, timeout).await
+    }
+
+    /// [`PartitionRegistry::produce`] of a Produce request, whose
+    /// transactional batch is verified by `verify` in its turn when the
+    /// partition asks for it (see [`Partition::append_verifying`]).
+    pub async fn produce_verifying<F, Fut>(
+        &self,
+        topic: &str,
+        index: i32,
+        records: &Bytes,
+        acks: Acks,
+        timeout: Duration,
+        verify: F,
+    ) -> Result<Appended, PartitionError>
+    where
+        F: FnOnce(i64, i16) -> Fut,
+        Fut: std::future::Future<Output = Result<(), PartitionError>>,
+    {
+        let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
+        self.disk.check_produce(topic)?;
+        let appended = partition.append_verifying(records, verify).await;
+        let appended = self.noting_write_errors(appended)?;
+        self.settle(&partition, appended, acks, timeout).await
+    }
+
+    /// After an append: queues the flush and, with [`Acks::All`], waits
+    /// for it.
+    async fn settle(
+        &self,
+        partition: &Rc<Partition<S>>,
+        appended: Appended,
+        acks: Acks,
+        timeout: Duration,
+    ) -> Result<Appended, PartitionError> {
+        self.flusher.enqueue(partition);
         if acks == Acks::All {
             partition
                 .wait_durable(appended.last_offset + 1, timeout)

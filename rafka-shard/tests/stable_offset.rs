@@ -1,6 +1,7 @@
 //! The partition side of transactions on one partition over simulated
 //! storage: markers and their checks, the last stable offset moving only
-//! once a marker is durable, the KIP-890 verification guard, a
+//! once a marker is durable, the KIP-890 verification guard and the
+//! verifying append's place in line, a
 //! coordinator's transactional batches, read_committed reads and waits,
 //! restarts mid-transaction, and markers passing the free-space gate.
 
@@ -279,6 +280,79 @@ fn the_verification_guard_is_spent_by_the_append_and_by_a_marker() {
             other => panic!("expected a verification request, got {other:?}"),
         }
         assert!(partition.ongoing_transactions().await.unwrap().is_empty());
+    });
+}
+
+/// A producer's next batch, called while its transaction's first batch
+/// here waits for the coordinator's verification, waits behind it rather
+/// than being judged against the sequence before it (which would refuse
+/// it with OUT_OF_ORDER_SEQUENCE_NUMBER); so does any other append.
+#[test]
+fn a_verifying_append_keeps_its_place_in_line() {
+    in_executor(|| async {
+        let fixture = Fixture::new();
+        let partition = fixture.open().await;
+        // A first transaction: producer 4's last sequence is 0.
+        append_verified(&partition, &batch(4, 0, 0, 1, true)).await;
+        partition
+            .write_txn_marker(marker(4, 0, 0, true))
+            .await
+            .expect("commit");
+        let (confirm, confirmed) = futures_channel::oneshot::channel::<()>();
+        let asked = std::cell::Cell::new(None);
+        let first = batch(4, 0, 1, 2, true);
+        let mut first_append = std::pin::pin!(partition.append_verifying(&first, |id, epoch| {
+            asked.set(Some((id, epoch)));
+            async move {
+                confirmed.await.expect("the test confirms");
+                Ok(())
+            }
+        }));
+        assert!((&mut first_append).now_or_never().is_none(), "verifying");
+        assert_eq!(asked.get(), Some((4, 0)));
+        let second = batch(4, 0, 3, 1, true);
+        let mut second_append = std::pin::pin!(partition.append_verifying(&second, |_, _| async {
+            panic!("inside the open transaction: no verification")
+        }));
+        assert!((&mut second_append).now_or_never().is_none(), "in line");
+        let other = plain(1);
+        let mut plain_append = std::pin::pin!(partition.append(&other, None));
+        assert!((&mut plain_append).now_or_never().is_none(), "in line");
+        assert_eq!(partition.log_end_offset(), 2, "nothing written meanwhile");
+        confirm.send(()).expect("the append waits");
+        let (first, second, plain) =
+            futures_util::future::join3(first_append, second_append, plain_append).await;
+        let base_offsets = [first, second, plain].map(|appended| appended.unwrap().base_offset);
+        // The first transaction's record and marker, then in call order.
+        assert_eq!(base_offsets, [2, 4, 5]);
+        assert_eq!(
+            partition.ongoing_transactions().await.unwrap(),
+            vec![(2, 4)]
+        );
+    });
+}
+
+/// A verification that does not confirm the transaction refuses the batch
+/// with the coordinator's code, writes nothing, and passes the turn on.
+#[test]
+fn a_refused_verification_refuses_the_batch_only() {
+    in_executor(|| async {
+        let fixture = Fixture::new();
+        let partition = fixture.open().await;
+        let refused = partition
+            .append_verifying(&batch(4, 0, 0, 1, true), |producer_id, _| async move {
+                Err(PartitionError::TxnNotVerified {
+                    producer_id,
+                    error_code: ErrorCode::INVALID_TXN_STATE,
+                })
+            })
+            .await
+            .expect_err("not in the transaction");
+        assert_eq!(refused.error_code(), ErrorCode::INVALID_TXN_STATE);
+        assert_eq!(partition.log_end_offset(), 0);
+        assert!(partition.ongoing_transactions().await.unwrap().is_empty());
+        let next = partition.append(&plain(1), None).await.expect("plain");
+        assert_eq!(next.base_offset, 0);
     });
 }
 

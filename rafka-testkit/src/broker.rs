@@ -58,7 +58,7 @@ use rafka_proto::acks::Acks;
 use rafka_proto::api::ApiTable;
 use rafka_proto::header::{RequestHeader, ResponseHeaderVersion};
 use rafka_proto::record::Batches;
-use rafka_shard::partition::{PartitionError, TxnMarker};
+use rafka_shard::partition::TxnMarker;
 use rafka_shard::runtime::{run, within, RuntimeConfig, ShardEnv};
 use rafka_shard::shard::Shard;
 use rafka_shard::startup::start_clocked;
@@ -667,9 +667,9 @@ impl Broker {
         let owner = self.shard.owner_of(topic, partition).expect("owner");
         let topic = topic.to_string();
         let work = move |s: Rc<Shard>| async move {
-            let registry = s.registry();
-            let produce = |verified| {
-                registry.produce(
+            let verified = |_, _| async { Ok(()) };
+            s.registry()
+                .produce_verifying(
                     &topic,
                     partition,
                     &records,
@@ -677,14 +677,7 @@ impl Broker {
                     PRODUCE_TIMEOUT,
                     verified,
                 )
-            };
-            let appended = match produce(None).await {
-                Err(PartitionError::TxnVerificationNeeded { guard, .. }) => {
-                    produce(Some(guard)).await
-                }
-                other => other,
-            };
-            appended
+                .await
                 .map(|appended| appended.base_offset)
                 .map_err(|e| e.error_code())
         };

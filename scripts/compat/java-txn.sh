@@ -11,7 +11,11 @@
 # usage: scripts/compat/java-txn.sh [BOOTSTRAP]
 #   env: RAFKA_BIN (default: build the release binary), TXN_CORES (the
 #        shard counts to run on, one broker each: "1 2 4"), TXN_COUNT (consume-transform-produce records, 100000),
-#        TXN_SEED (its abort choices; printed with the result)
+#        TXN_SEED (its abort choices; printed with the result, OK or FAIL),
+#        TXN_ABORT_RATIO (ctp's aborted share, 0.2), TXN_BATCH_BYTES (the
+#        transactional producers' batch.size, 16384), TXN_SCENARIOS (a
+#        space-separated subset, e.g. "ctp"), TXN_LOG_DIR (keeps a failed
+#        run's broker log; RUST_LOG sets its levels)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

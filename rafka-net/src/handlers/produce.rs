@@ -72,8 +72,8 @@ use rafka_core::quota::QuotaKey;
 use rafka_proto::acks::Acks;
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
-    batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, BatchHeader, InvalidBatch,
-    RecordBatch, RecordLimits, TimestampType, MAGIC_V2,
+    batch_size_bytes, validate_for_append, AppendInfo, AppendOrigin, InvalidBatch, RecordBatch,
+    RecordLimits, TimestampType, MAGIC_V2,
 };
 use rafka_shard::partition::{Appended, PartitionError};
 use rafka_shard::shard::Shard;
@@ -691,10 +691,11 @@ async fn append_on_owner(
 
 /// One partition's append. The first transactional batch of a producer in
 /// a partition must be in its open transaction (KIP-890 part 1): the
-/// partition hands out a guard, the transaction coordinator confirms the
-/// partition was added, and the append goes ahead with the guard, which a
-/// marker written meanwhile would have revoked. No hanging transaction can
-/// start from a late or stray batch.
+/// partition asks, the transaction coordinator confirms the partition was
+/// added, and the append goes ahead in the place in line it took first
+/// (see `Partition::append_verifying`), guarded against a marker. No
+/// hanging transaction can start from a late or stray batch, and a
+/// producer's pipelined batches keep their order.
 async fn append_one(
     shard: &Rc<Shard>,
     append: &Append,
@@ -702,36 +703,37 @@ async fn append_one(
     timeout: Duration,
     txn_id: Option<&str>,
 ) -> Result<Appended, ErrorCode> {
-    let registry = shard.registry();
     let (topic, partition, records) = (&append.topic, append.partition, &append.records);
-    let first = registry
-        .produce(topic, partition, records, acks, timeout, None)
-        .await;
-    let guard = match first {
-        Err(PartitionError::TxnVerificationNeeded { guard, .. }) => guard,
-        other => return other.map_err(|error| error_code_logged(&error, append)),
+    let verify = |producer_id, epoch| async move {
+        let code = match txn_id {
+            Some(txn_id) => {
+                verify_in_transaction(shard, txn_id, producer_id, epoch, topic, partition).await
+            }
+            // A transactional batch sent without a transactional id.
+            None => ErrorCode::INVALID_TXN_STATE,
+        };
+        match code {
+            ErrorCode::NONE => Ok(()),
+            error_code => Err(PartitionError::TxnNotVerified {
+                producer_id,
+                error_code,
+            }),
+        }
     };
-    let Some(txn_id) = txn_id else {
-        // A transactional batch sent without a transactional id.
-        return Err(ErrorCode::INVALID_TXN_STATE);
-    };
-    let header = BatchHeader::decode(records).map_err(|_| ErrorCode::CORRUPT_MESSAGE)?;
-    let verified = verify_in_transaction(shard, txn_id, &header, topic, partition).await;
-    if verified != ErrorCode::NONE {
-        return Err(verified);
-    }
-    registry
-        .produce(topic, partition, records, acks, timeout, Some(guard))
+    shard
+        .registry()
+        .produce_verifying(topic, partition, records, acks, timeout, verify)
         .await
         .map_err(|error| error_code_logged(&error, append))
 }
 
 /// Asks the transaction coordinator of `txn_id` whether `topic`-`partition`
-/// is in the open transaction of the batch's producer.
+/// is in the open transaction of the producer.
 async fn verify_in_transaction(
     shard: &Rc<Shard>,
     txn_id: &str,
-    header: &BatchHeader,
+    producer_id: i64,
+    epoch: i16,
     topic: &str,
     partition: i32,
 ) -> ErrorCode {
@@ -739,11 +741,7 @@ async fn verify_in_transaction(
         // No transaction state at all: no transaction can be open.
         return ErrorCode::INVALID_TXN_STATE;
     };
-    let (id, producer_id, epoch) = (
-        txn_id.to_string(),
-        header.producer_id,
-        header.producer_epoch,
-    );
+    let id = txn_id.to_string();
     let partitions = [(topic.to_string(), partition)];
     let verified = shard
         .router

@@ -88,7 +88,11 @@ impl<S: ShardStorage> State<S> {
                     guard
                 }
             };
-            return Err(PartitionError::TxnVerificationNeeded { producer_id, guard });
+            return Err(PartitionError::TxnVerificationNeeded {
+                producer_id,
+                producer_epoch: header.producer_epoch,
+                guard,
+            });
         }
         Ok(verified_producers)
     }

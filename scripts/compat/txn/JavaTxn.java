@@ -31,7 +31,10 @@
 // transactions) ends the run at once.
 //
 // usage: java -cp ... JavaTxn BOOTSTRAP RUN_ID [SCENARIO...]
-//   env: TXN_COUNT (ctp input records, 100000), TXN_SEED (ctp's abort choices)
+//   (no SCENARIO: those in TXN_SCENARIOS, space-separated, else all)
+//   env: TXN_COUNT (ctp input records, 100000), TXN_SEED (ctp's abort choices),
+//        TXN_ABORT_RATIO (ctp's share of aborted transactions, 0.2),
+//        TXN_BATCH_BYTES (transactional producers' batch.size, 16384)
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -141,6 +144,12 @@ public final class JavaTxn {
         config.put(ProducerConfig.CLIENT_ID_CONFIG, "rafka-txn-" + transactionalId);
         config.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
         config.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        // Smaller batches split a partition's records of one transaction
+        // over several pipelined produce requests.
+        String batchBytes = System.getenv("TXN_BATCH_BYTES");
+        if (batchBytes != null) {
+            config.put(ProducerConfig.BATCH_SIZE_CONFIG, batchBytes);
+        }
         // Bounds initTransactions, commit/abort, sendOffsetsToTransaction
         // and a send() waiting for metadata or buffer space.
         config.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(TIMEOUT_S * 1000));
@@ -643,16 +652,18 @@ public final class JavaTxn {
         Map<Integer, Long> committed = new TreeMap<>();
         int commits = 0;
         int aborts = 0;
+        double abortRatio = Double.parseDouble(System.getenv().getOrDefault("TXN_ABORT_RATIO",
+                String.valueOf(CTP_ABORT_RATIO)));
         long started = System.currentTimeMillis();
         try (KafkaProducer<String, String> producer = txnProducer(name("ctp", "txn"));
                 KafkaConsumer<String, String> consumer = groupConsumer(group, input, 500)) {
             while (committed.values().stream().mapToLong(Long::longValue).sum() < count) {
                 check(System.currentTimeMillis() - started < CTP_DEADLINE_MS,
-                        "seed " + seed + ": " + commits + " commits, " + aborts + " aborts, committed " + committed
-                                + " of " + count + " after " + CTP_DEADLINE_MS + " ms");
+                        commits + " commits, " + aborts + " aborts, committed " + committed + " of " + count
+                                + " after " + CTP_DEADLINE_MS + " ms");
                 List<ConsumerRecord<String, String>> batch = pollBatch(consumer);
                 Map<TopicPartition, OffsetAndMetadata> offsets = transactBatch(producer, consumer, batch, output);
-                if (rng.nextDouble() < CTP_ABORT_RATIO) {
+                if (rng.nextDouble() < abortRatio) {
                     producer.abortTransaction();
                     aborts++;
                     rewind(consumer, committed);
@@ -662,6 +673,12 @@ public final class JavaTxn {
                     committed.putAll(plain(offsets));
                 }
             }
+        } catch (Fail e) {
+            // Any failure of the loop names the seed, so that it replays.
+            throw new Fail("seed " + seed + ": after " + commits + " commits and " + aborts + " aborts: "
+                    + e.getMessage(), e.getCause() != null ? e.getCause() : e);
+        } catch (KafkaException e) {
+            throw new Fail("seed " + seed + ": after " + commits + " commits and " + aborts + " aborts: " + e, e);
         }
         double elapsedS = (System.currentTimeMillis() - started) / 1000.0;
         seal(output, partitions, "end-1");
@@ -710,7 +727,9 @@ public final class JavaTxn {
             scenarios.put("offsets", txn::scenarioOffsets);
             scenarios.put("fencing", txn::scenarioFencing);
             scenarios.put("ctp", txn::scenarioCtp);
+            String fromEnv = System.getenv().getOrDefault("TXN_SCENARIOS", "").trim();
             List<String> names = args.length > 2 ? List.of(args).subList(2, args.length)
+                    : !fromEnv.isEmpty() ? List.of(fromEnv.split("\\s+"))
                     : new ArrayList<>(scenarios.keySet());
             for (String name : names) {
                 if (!scenarios.containsKey(name)) {

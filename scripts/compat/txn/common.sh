@@ -13,7 +13,9 @@
 # transactions is checked too.
 #
 # Environment: RAFKA_BIN, CORES (broker shards, 2), RUST_LOG (info),
-# TXN_COUNT and TXN_SEED (passed on to the program).
+# TXN_COUNT and TXN_SEED (passed on to the program; the Java one also
+# reads TXN_ABORT_RATIO, TXN_BATCH_BYTES and TXN_SCENARIOS), TXN_LOG_DIR (where a failed run's broker and program
+# logs are kept; by default they go with the run's temp dir).
 
 txn_startup_timeout_s=60
 txn_shutdown_timeout_s=30
@@ -115,6 +117,12 @@ txn_run() {
             echo "txn: broker log (tail):"
             tail -n 40 "$txn_work/broker.log" | sed 's/^/    /'
             printed_after=1
+            if [[ -n "${TXN_LOG_DIR:-}" ]]; then
+                mkdir -p "$TXN_LOG_DIR"
+                cp "$txn_work/broker.log" "$TXN_LOG_DIR/broker-$run_id.log"
+                cp "$txn_work/program.log" "$TXN_LOG_DIR/program-$run_id.log"
+                echo "txn: broker and program logs kept in $TXN_LOG_DIR (run $run_id)"
+            fi
         fi
     fi
     if [[ $printed_after -eq 1 || "$verdict" != "$(tail -n 1 "$txn_work/program.log")" ]]; then
