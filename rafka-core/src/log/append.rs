@@ -68,6 +68,8 @@ impl<S: Storage + Clone> Log<S> {
         if self.should_roll(staged.offset_span, now_ms) {
             self.roll(now_ms).await?;
         }
+        // A new epoch is on disk before its first batch (`leader_epochs`).
+        self.assign_new_epoch(leader_epoch, first_offset).await?;
         let active = self
             .segments
             .last_mut()
