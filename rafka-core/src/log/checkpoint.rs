@@ -222,9 +222,9 @@ fn parse_entry(line: &str) -> Option<(TopicPartition, i64)> {
 }
 
 pub fn format_offset_checkpoint(offsets: &BTreeMap<TopicPartition, i64>) -> String {
-    let lines = offsets.iter().map(|(partition, offset)| {
-        format!("{} {} {offset}", partition.topic, partition.partition)
-    });
+    let lines = offsets
+        .iter()
+        .map(|(partition, offset)| format!("{} {} {offset}", partition.topic, partition.partition));
     format_checkpoint(offsets.len(), lines)
 }
 

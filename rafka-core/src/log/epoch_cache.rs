@@ -148,7 +148,9 @@ impl EpochCache {
     /// (the last one starting at or below it).
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
         let covering = self.entries.partition_point(|e| e.start_offset <= offset);
-        covering.checked_sub(1).map(|index| self.entries[index].epoch)
+        covering
+            .checked_sub(1)
+            .map(|index| self.entries[index].epoch)
     }
 
     /// Kafka's `truncateFromEnd`: removes the entries starting at or after
@@ -159,7 +161,9 @@ impl EpochCache {
         if end_offset < 0 {
             return false;
         }
-        let kept = self.entries.partition_point(|e| e.start_offset < end_offset);
+        let kept = self
+            .entries
+            .partition_point(|e| e.start_offset < end_offset);
         let changed = kept < self.entries.len();
         self.entries.truncate(kept);
         changed
@@ -170,7 +174,9 @@ impl EpochCache {
     /// now starts at `start_offset` (its epoch still covers the new
     /// start). Returns whether the entries changed.
     pub fn truncate_from_start(&mut self, start_offset: i64) -> bool {
-        let covered = self.entries.partition_point(|e| e.start_offset <= start_offset);
+        let covered = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
         let Some(last_covered) = covered.checked_sub(1) else {
             return false;
         };
@@ -225,13 +231,12 @@ pub async fn read_epoch_checkpoint<S: Storage>(
     let Some(bytes) = read_checkpoint_bytes(storage, &path).await? else {
         return Ok(None);
     };
-    let entries = parse_epoch_checkpoint(&bytes).map_err(|(line, kind)| {
-        CheckpointError::Malformed {
+    let entries =
+        parse_epoch_checkpoint(&bytes).map_err(|(line, kind)| CheckpointError::Malformed {
             path: path.clone(),
             line,
             kind,
-        }
-    })?;
+        })?;
     Ok(Some(entries))
 }
 
@@ -490,7 +495,10 @@ mod tests {
             .into_iter()
             .map(|offset| cache.epoch_for_offset(offset))
             .collect();
-        assert_eq!(found, [Some(0), Some(0), Some(3), Some(3), Some(5), Some(5)]);
+        assert_eq!(
+            found,
+            [Some(0), Some(0), Some(3), Some(3), Some(5), Some(5)]
+        );
         assert_eq!(cache_of(&[(2, 5)]).epoch_for_offset(4), None);
     }
 
@@ -525,7 +533,10 @@ mod tests {
         let entries = [entry(0, 0), entry(3, 1200)];
         let text = format_epoch_checkpoint(&entries);
         assert_eq!(text, "0\n2\n0 0\n3 1200\n");
-        assert_eq!(parse_epoch_checkpoint(text.as_bytes()), Ok(entries.to_vec()));
+        assert_eq!(
+            parse_epoch_checkpoint(text.as_bytes()),
+            Ok(entries.to_vec())
+        );
         assert_eq!(parse_epoch_checkpoint(b"0\n0\n"), Ok(Vec::new()));
         assert_eq!(
             parse_epoch_checkpoint(b"1\n0\n"),

@@ -54,8 +54,7 @@ impl<S: Storage + Clone> Log<S> {
     /// where it ends in this log (Kafka's `UnifiedLog.endOffsetForEpoch`,
     /// see [`EpochCache::end_offset_for`]); (-1, -1) when unknown.
     pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
-        self.epochs
-            .end_offset_for(requested, self.log_end_offset())
+        self.epochs.end_offset_for(requested, self.log_end_offset())
     }
 
     /// The epoch entries, oldest first (what a follower compares).
@@ -86,7 +85,12 @@ impl<S: Storage + Clone> Log<S> {
         epoch: i32,
         start_offset: i64,
     ) -> Result<bool, LogError> {
-        if self.epochs.latest_epoch().is_some_and(|latest| epoch <= latest) || epoch < 0 {
+        if self
+            .epochs
+            .latest_epoch()
+            .is_some_and(|latest| epoch <= latest)
+            || epoch < 0
+        {
             return Ok(false);
         }
         let mut next = self.epochs.clone();
@@ -162,7 +166,8 @@ impl<S: Storage + Clone> Log<S> {
     }
 
     fn epoch_checkpoint_path(&self) -> std::path::PathBuf {
-        self.dir.join(super::epoch_cache::LEADER_EPOCH_CHECKPOINT_FILE)
+        self.dir
+            .join(super::epoch_cache::LEADER_EPOCH_CHECKPOINT_FILE)
     }
 
     /// Cuts `cache` to the log: nothing starts past the log end (an entry
