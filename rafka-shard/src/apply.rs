@@ -105,7 +105,9 @@ impl<S: ShardStorage> Shard<S> {
                     ..
                 } => {
                     if let Some(held) = self.partition(name, *partition) {
-                        held.set_leader_epoch(new.leader_epoch);
+                        self.registry()
+                            .take_leadership(name, *partition, &held, new.leader, new.leader_epoch)
+                            .await;
                     }
                 }
                 _ => {}

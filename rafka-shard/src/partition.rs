@@ -45,7 +45,7 @@ use event_listener::Event;
 use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rafka_core::io::Clock;
 use rafka_core::log::{
-    AbortedTxn, DamagedRange, Log, LogConfig, LogError, RecoveryHints, RecoveryReport,
+    AbortedTxn, DamagedRange, EpochEntry, Log, LogConfig, LogError, RecoveryHints, RecoveryReport,
     ScrubApplied, ScrubChunk, ScrubCursor, ScrubVerdict, TimestampOffset,
 };
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
@@ -224,6 +224,12 @@ pub struct ActiveProducer {
     pub current_txn_start_offset: Option<i64>,
 }
 
+/// The leader epoch a partition takes over with when it opens: every
+/// partition leads epoch 0 while leadership does not come from the
+/// cluster metadata. [`Log::assign_epoch_at_end`] only assigns an epoch
+/// above the latest, so this only starts the cache of a log that has none.
+const OPEN_LEADER_EPOCH: i32 = 0;
+
 /// DeleteRecords' offset meaning "up to the high watermark".
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
@@ -285,6 +291,11 @@ impl<S: ShardStorage> Partition<S> {
             hints,
         )
         .await?;
+        // Every partition leads from open (see `OPEN_LEADER_EPOCH`): a log
+        // that never had an epoch starts this one at its end, as Kafka's
+        // leader does on taking over, so OffsetForLeaderEpoch knows it
+        // before the first batch.
+        log.assign_epoch_at_end(OPEN_LEADER_EPOCH).await?;
         let mut producers = ProducerStateTable::default();
         let log_end = log.log_end_offset();
         let loaded = producers.load_latest(&storage, &dir, log_end).await?;
@@ -720,6 +731,30 @@ impl<S: ShardStorage> Partition<S> {
         self.check_readable()?;
         let state = self.read_state().await?;
         Ok(state.log.max_timestamp().await?)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `requested` and
+    /// where it ends in the log (Kafka's `endOffsetForEpoch`); (-1, -1)
+    /// when the log does not know (see `rafka_core::log::EpochCache`).
+    pub async fn end_offset_for_epoch(&self, requested: i32) -> Result<(i32, i64), PartitionError> {
+        self.check_readable()?;
+        Ok(self.read_state().await?.log.end_offset_for_epoch(requested))
+    }
+
+    /// The leader epoch entries of the log, oldest first.
+    pub async fn epoch_entries(&self) -> Result<Vec<EpochEntry>, PartitionError> {
+        self.check_readable()?;
+        Ok(self.read_state().await?.log.epoch_entries().to_vec())
+    }
+
+    /// This replica takes over as leader with `epoch` (Kafka's
+    /// `makeLeader` -> `maybeAssignEpochStartOffset`): the epoch starts at
+    /// the log end unless it is not above the latest. Returns whether it
+    /// was assigned (one small durable file write).
+    pub async fn assign_leader_epoch(&self, epoch: i32) -> Result<bool, PartitionError> {
+        self.check_writable()?;
+        let mut state = self.write_state().await?;
+        Ok(state.log.assign_epoch_at_end(epoch).await?)
     }
 
     /// Bytes of the log's segments (DescribeLogDirs' partition size).

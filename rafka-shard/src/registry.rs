@@ -160,17 +160,47 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         if let Ok(report) = partition.recovery_report().await {
             self.log_health.on_recovery(topic, index, &report);
         }
-        let epoch = image
+        let (leader, epoch) = image
             .topic(topic)
             .and_then(|t| t.leadership(index))
-            .map_or(0, |l| l.leader_epoch);
-        partition.set_leader_epoch(epoch);
+            .map_or((self.config.node_id, 0), |l| (l.leader, l.leader_epoch));
+        self.take_leadership(topic, index, &partition, leader, epoch)
+            .await;
         self.partitions
             .borrow_mut()
             .entry(topic.to_string())
             .or_default()
             .insert(index, partition);
         Ok(())
+    }
+
+    /// A leadership of `partition` (at open, or a LeadershipChanged
+    /// record): appends from now on carry `epoch`, and when this broker
+    /// is the leader the epoch starts at the log end in the leader-epoch
+    /// cache (Kafka's `makeLeader`), so OffsetForLeaderEpoch answers it
+    /// before the first batch of it. A follower's cache takes the leader's
+    /// epochs from the batches it copies.
+    pub async fn take_leadership(
+        &self,
+        topic: &str,
+        index: i32,
+        partition: &Partition<S>,
+        leader: i32,
+        epoch: i32,
+    ) {
+        partition.set_leader_epoch(epoch);
+        if leader != self.config.node_id {
+            return;
+        }
+        if let Err(error) = partition.assign_leader_epoch(epoch).await {
+            tracing::warn!(
+                topic,
+                partition = index,
+                epoch,
+                %error,
+                "could not start the leader epoch in the epoch cache"
+            );
+        }
     }
 
     /// Opens `partitions`, up to [`OPENS_AT_ONCE`] at a time; one outcome

@@ -96,6 +96,18 @@ impl<S: Storage + Clone> Log<S> {
         if self.should_roll(staged.offset_span, now_ms) {
             self.roll(now_ms).await?;
         }
+        // A new epoch is on disk before its first batch (`leader_epochs`).
+        match stamp {
+            Stamp::Leader { leader_epoch } => {
+                self.assign_new_epoch(leader_epoch, first_offset).await?;
+            }
+            Stamp::Replica => {
+                for i in 0..self.staged_epochs.len() {
+                    let (epoch, start_offset) = self.staged_epochs[i];
+                    self.assign_new_epoch(epoch, start_offset).await?;
+                }
+            }
+        }
         let active = self
             .segments
             .last_mut()
@@ -154,6 +166,8 @@ impl<S: Storage + Clone> Log<S> {
         self.write_buf.clear();
         self.write_buf.extend_from_slice(batches);
         self.staged.clear();
+        self.staged_epochs.clear();
+        let mut latest_epoch = self.epochs.latest_epoch().unwrap_or(-1);
         let mut staged = Staged {
             offset_span: 0,
             max_timestamp: NO_TIMESTAMP,
@@ -178,7 +192,12 @@ impl<S: Storage + Clone> Log<S> {
                         found: header.base_offset,
                     });
                 }
-                Stamp::Replica => {}
+                Stamp::Replica => {
+                    if header.partition_leader_epoch > latest_epoch {
+                        latest_epoch = header.partition_leader_epoch;
+                        self.staged_epochs.push((latest_epoch, base_offset));
+                    }
+                }
             }
             let max_timestamp = match append_time_ms {
                 Some(now_ms) => {

@@ -21,6 +21,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::scan::read_full;
 use crate::io::{IoError, Storage, StorageFile};
 
@@ -83,7 +85,7 @@ pub enum MalformedKind {
     Version,
     #[error("bad entry count")]
     Count,
-    #[error("bad entry (want `topic partition offset`)")]
+    #[error("bad entry")]
     Entry,
     #[error("entry count {declared} but {found} entries")]
     CountMismatch { declared: usize, found: usize },
@@ -118,8 +120,23 @@ pub async fn read_offset_checkpoint<S: Storage>(
     storage: &S,
     path: &Path,
 ) -> Result<BTreeMap<TopicPartition, i64>, CheckpointError> {
-    if !storage.exists(path).await? {
+    let Some(bytes) = read_checkpoint_bytes(storage, path).await? else {
         return Ok(BTreeMap::new());
+    };
+    parse_offset_checkpoint(&bytes).map_err(|(line, kind)| CheckpointError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        kind,
+    })
+}
+
+/// A checkpoint file's bytes; None if it is missing.
+pub(super) async fn read_checkpoint_bytes<S: Storage>(
+    storage: &S,
+    path: &Path,
+) -> Result<Option<Bytes>, CheckpointError> {
+    if !storage.exists(path).await? {
+        return Ok(None);
     }
     let file = storage.open(path).await?;
     let size_bytes = file.size().await?;
@@ -131,17 +148,30 @@ pub async fn read_offset_checkpoint<S: Storage>(
     }
     let bytes = read_full(&file, 0, size_bytes as usize).await?;
     file.close().await?;
-    parse_offset_checkpoint(&bytes).map_err(|(line, kind)| CheckpointError::Malformed {
-        path: path.to_path_buf(),
-        line,
-        kind,
-    })
+    Ok(Some(bytes))
 }
 
 /// Parses checkpoint text; errors carry the 1-based line number.
 pub fn parse_offset_checkpoint(
     bytes: &[u8],
 ) -> Result<BTreeMap<TopicPartition, i64>, (usize, MalformedKind)> {
+    let entries = parse_checkpoint(bytes, parse_entry)?;
+    let declared = entries.len();
+    let offsets: BTreeMap<_, _> = entries.into_iter().collect();
+    if offsets.len() != declared {
+        let found = offsets.len();
+        return Err((2, MalformedKind::CountMismatch { declared, found }));
+    }
+    Ok(offsets)
+}
+
+/// Parses Kafka's checkpoint text (version, count, one entry a line) with
+/// `parse_entry` for each entry line; errors carry the 1-based line
+/// number. Blank lines are skipped.
+pub(super) fn parse_checkpoint<T>(
+    bytes: &[u8],
+    parse_entry: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, (usize, MalformedKind)> {
     let text = std::str::from_utf8(bytes).map_err(|_| (1, MalformedKind::NotUtf8))?;
     let mut lines = text.lines();
     if lines.next().map(str::trim) != Some(CHECKPOINT_VERSION) {
@@ -151,19 +181,29 @@ pub fn parse_offset_checkpoint(
         .next()
         .and_then(|line| line.trim().parse().ok())
         .ok_or((2, MalformedKind::Count))?;
-    let mut offsets = BTreeMap::new();
+    let mut entries = Vec::new();
     for (index, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let (partition, offset) = parse_entry(line).ok_or((index + 3, MalformedKind::Entry))?;
-        offsets.insert(partition, offset);
+        let entry = parse_entry(line).ok_or((index + 3, MalformedKind::Entry))?;
+        entries.push(entry);
     }
-    if offsets.len() != declared {
-        let found = offsets.len();
+    if entries.len() != declared {
+        let found = entries.len();
         return Err((2, MalformedKind::CountMismatch { declared, found }));
     }
-    Ok(offsets)
+    Ok(entries)
+}
+
+/// Kafka's checkpoint text: version, count, then `lines`.
+pub(super) fn format_checkpoint(count: usize, lines: impl Iterator<Item = String>) -> String {
+    let mut text = format!("{CHECKPOINT_VERSION}\n{count}\n");
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
 }
 
 fn parse_entry(line: &str) -> Option<(TopicPartition, i64)> {
@@ -182,14 +222,10 @@ fn parse_entry(line: &str) -> Option<(TopicPartition, i64)> {
 }
 
 pub fn format_offset_checkpoint(offsets: &BTreeMap<TopicPartition, i64>) -> String {
-    let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", offsets.len());
-    for (partition, offset) in offsets {
-        text.push_str(&format!(
-            "{} {} {offset}\n",
-            partition.topic, partition.partition
-        ));
-    }
-    text
+    let lines = offsets
+        .iter()
+        .map(|(partition, offset)| format!("{} {} {offset}", partition.topic, partition.partition));
+    format_checkpoint(offsets.len(), lines)
 }
 
 /// Replaces the checkpoint at `path` atomically and durably.
@@ -198,7 +234,16 @@ pub async fn write_offset_checkpoint<S: Storage>(
     path: &Path,
     offsets: &BTreeMap<TopicPartition, i64>,
 ) -> Result<(), CheckpointError> {
-    let text = format_offset_checkpoint(offsets);
+    write_checkpoint_text(storage, path, &format_offset_checkpoint(offsets)).await
+}
+
+/// Replaces the file at `path` by `text` atomically and durably: a temp
+/// file written and synced, renamed over it, the directory synced.
+pub(super) async fn write_checkpoint_text<S: Storage>(
+    storage: &S,
+    path: &Path,
+    text: &str,
+) -> Result<(), CheckpointError> {
     let temp_path = temp_path_for(path);
     let file = storage.open(&temp_path).await?;
     file.truncate(0).await?;

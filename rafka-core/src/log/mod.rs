@@ -22,6 +22,10 @@
 //!   taken out of service and reads step over them.
 //! - `checkpoint`: Kafka's per-data-dir checkpoint files and the clean
 //!   shutdown marker.
+//! - `epoch_cache`: [`EpochCache`], Kafka's leader-epoch cache and its
+//!   `leader-epoch-checkpoint` file; `leader_epochs`: the log keeping it
+//!   in step (append, truncation, log start, open) and answering
+//!   OffsetForLeaderEpoch from it ([`Log::end_offset_for_epoch`]).
 //! - `compact`: [`Log::compact`] (cleanup.policy=compact) in three phases;
 //!   `compact_filter`: the key map and batch filtering; `compact_aborted`:
 //!   aborted transactions and markers; `compact_swap`: the
@@ -67,8 +71,10 @@ mod compact_aborted;
 mod compact_filter;
 mod compact_swap;
 pub mod config;
+pub mod epoch_cache;
 mod error;
 mod flush;
+mod leader_epochs;
 pub mod offset_index;
 mod read;
 mod recovery;
@@ -87,8 +93,10 @@ pub use append::AppendInfo;
 pub use compact::{Cleaned, CompactOutcome, CompactionPlan};
 pub use compact_filter::KEY_MAP_BYTES_MAX;
 pub use config::{LogConfig, LogConfigError};
+pub use epoch_cache::{EpochCache, EpochEntry};
 pub use error::{CorruptKind, LogError};
 pub use flush::{FlushDone, FlushTicket};
+pub use leader_epochs::EpochRebuild;
 pub use read::{read_regions, ReadResult, Region, TimestampOffset};
 pub use recovery::{Corruption, IndexRebuild, RecoveryHints, RecoveryReport, Truncation};
 pub use retention::{ClosedLog, RetentionOutcome};
@@ -121,10 +129,16 @@ pub struct Log<S: Storage> {
     write_buf: Vec<u8>,
     /// Reused by every append: (position in `write_buf`, batch) pairs.
     staged: Vec<(u64, BatchSummary)>,
+    /// Reused by a follower's append: (epoch, first offset) of each
+    /// replicated batch that starts an epoch above the cache's latest.
+    staged_epochs: Vec<(i32, i64)>,
     recovery_report: RecoveryReport,
     /// Compaction's clean point: offsets below it were compacted since
     /// the log opened (kept in memory only, see `compact.rs`).
     clean_offset: i64,
+    /// Which leader epoch wrote from which offset (`leader_epochs`),
+    /// mirrored in the partition's `leader-epoch-checkpoint`.
+    epochs: EpochCache,
 }
 
 /// How far a log can be trusted after an IO failure (see "Failures" in

@@ -26,8 +26,10 @@ use rafka_proto::record::{batch_size_bytes, validate, LOG_OVERHEAD_BYTES};
 
 use super::checkpoint::read_partition_log_start;
 use super::config::{LogConfig, SEGMENT_BYTES_MAX};
+use super::epoch_cache::EpochCache;
 use super::error::{CorruptKind, LogError};
 use super::flush::DirtyFiles;
+use super::leader_epochs::EpochRebuild;
 use super::offset_index::OffsetIndex;
 use super::scan::{check_header, read_full, HeaderScanner, OffsetRules};
 use super::segment::{
@@ -79,6 +81,9 @@ pub struct RecoveryReport {
     /// Every segment below the recovery point whose indexes were rebuilt
     /// (the rescanned ones are always rebuilt, which is not news).
     pub rebuilt_indexes: Vec<IndexRebuild>,
+    /// Why the leader epoch entries were rebuilt from the batches, if they
+    /// were (`leader_epochs`).
+    pub leader_epochs_rebuilt: Option<EpochRebuild>,
 }
 
 /// One segment cut short by recovery.
@@ -177,8 +182,10 @@ impl<S: Storage + Clone> Log<S> {
             truncations: 0,
             write_buf: Vec::new(),
             staged: Vec::new(),
+            staged_epochs: Vec::new(),
             recovery_report,
             clean_offset: first_base,
+            epochs: EpochCache::default(),
         };
         // DeleteRecords' own file wins over an older dir-wide checkpoint.
         let deleted_below = read_partition_log_start(&log.storage, &log.dir).await?;
@@ -190,6 +197,8 @@ impl<S: Storage + Clone> Log<S> {
         log.apply_log_start_offset(log_start_offset).await?;
         log.load_txn_indexes().await?;
         log.flush().await?;
+        // After the flush: the file describes the log as recovered.
+        log.load_epochs().await?;
         Ok(log)
     }
 }

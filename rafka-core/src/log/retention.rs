@@ -130,7 +130,8 @@ impl<S: Storage + Clone> Log<S> {
         self.delete_oldest(count).await
     }
 
-    /// Removes the first `count` segments (never the active one).
+    /// Removes the first `count` segments (never the active one); the
+    /// leader epochs follow the log start.
     async fn delete_oldest(&mut self, count: usize) -> Result<RetentionOutcome, LogError> {
         assert!(
             count < self.segments.len(),
@@ -142,6 +143,7 @@ impl<S: Storage + Clone> Log<S> {
         for segment in &removed {
             self.delete_segment_files(segment.base_offset).await?;
         }
+        self.epochs_after_start_moved().await?;
         Ok(RetentionOutcome {
             segments_deleted: removed.len() as u32,
             bytes_deleted,
@@ -200,7 +202,8 @@ impl<S: Storage + Clone> Log<S> {
             self.delete_segment_files(segment.base_offset).await?;
         }
         self.cut_txn_index(index, next_offset).await?;
-        self.after_truncation().await
+        self.after_truncation().await?;
+        self.epochs_after_truncation(false).await
     }
 
     /// Deletes every segment and starts an empty one at `offset`, which
@@ -229,7 +232,8 @@ impl<S: Storage + Clone> Log<S> {
             .dir
             .join(segment_file_name(offset, SegmentFileKind::TxnIndex));
         super::compact_swap::remove_if_present(&self.storage, &txn_index).await?;
-        self.after_truncation().await
+        self.after_truncation().await?;
+        self.epochs_after_truncation(true).await
     }
 
     async fn after_truncation(&mut self) -> Result<(), LogError> {

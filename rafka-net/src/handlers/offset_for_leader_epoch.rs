@@ -8,21 +8,26 @@
 //! owning shard -> read the offsets on every owner at once -> gather ->
 //! encode.
 //!
-//! Answers, as a Kafka leader whose epoch cache holds one entry, (epoch 0,
-//! log start offset): a single node never changes leadership, every batch
-//! is stamped with epoch 0 and Kafka assigns the cache entry when a leader
-//! takes over (`UnifiedLog.endOffsetForEpoch` -> `LeaderEpochFileCache
-//! .endOffsetFor`):
+//! Answers from the partition log's leader-epoch cache, as Kafka's leader
+//! does (`UnifiedLog.endOffsetForEpoch` -> `LeaderEpochFileCache
+//! .endOffsetFor`, rafka_core's `log::epoch_cache`). The cache holds
+//! (epoch, first offset) for every epoch that wrote batches, and the epoch
+//! a partition took over with (epoch 0 from open, while every partition
+//! leads epoch 0); a data dir from before the cache existed comes up with
+//! one entry (0, log start offset).
 //! - CLUSTER_ACTION on the cluster (a follower) or DESCRIBE on the topic (a
 //!   consumer) is required: TOPIC_AUTHORIZATION_FAILED otherwise.
-//! - Requested epoch 0 (the current one): leader epoch 0 and the log end
-//!   offset, as Kafka answers its current epoch (not the high watermark:
-//!   a consumer's position is never above the high watermark, so either is
-//!   safe for it, and a follower needs the log end).
-//! - Requested epoch -1 (undefined) or above 0 (one this broker never
-//!   had): NONE with leader epoch -1 and end offset -1.
-//! - Requested epoch below -1, older than any entry: that epoch and the
-//!   start offset of epoch 0, which is the log start offset.
+//! - The latest epoch requested (the current one): that epoch and the log
+//!   end offset, as Kafka answers its current epoch (not the high
+//!   watermark: a consumer's position is never above the high watermark,
+//!   so either is safe for it, and a follower needs the log end).
+//! - An older epoch: the largest epoch at or below it and the start
+//!   offset of the next epoch (where it ended).
+//! - Requested epoch -1 (undefined) or above the latest (one this log
+//!   never had): NONE with leader epoch -1 and end offset -1.
+//! - Requested epoch below the first entry: that epoch and the first
+//!   entry's start offset (the log start offset once retention or
+//!   DeleteRecords moved it).
 //! - `current_leader_epoch` -1 skips the check; older than the
 //!   partition's leader epoch (its leadership record; 0 on a single node)
 //!   is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
@@ -37,20 +42,13 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use rafka_core::acl::{AclOperation, Resource};
+use rafka_core::log::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 use rafka_proto::error::ErrorCode;
 use rafka_shard::shard::Shard;
 
 use super::fanout::{scatter, Grid, Slot, Split};
 use super::list_offsets::epoch_error_code;
-
-/// The epoch of a single node's every batch (until the log's epoch cache
-/// answers per epoch).
-const LEADER_EPOCH: i32 = 0;
 use super::{HandlerError, RequestContext};
-
-/// Kafka's `UNDEFINED_EPOCH` and `UNDEFINED_EPOCH_OFFSET`.
-const UNDEFINED_EPOCH: i32 = -1;
-const UNDEFINED_EPOCH_OFFSET: i64 = -1;
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -168,55 +166,23 @@ fn split(
     split
 }
 
-/// On the owner: its partitions' answers (no IO: the offsets are cells).
+/// On the owner: its partitions' answers, from each log's leader-epoch
+/// cache (no IO: the entries are in memory).
 async fn end_offsets_on_owner(shard: Rc<Shard>, lookups: Vec<Lookup>) -> Vec<Answer> {
-    lookups
-        .iter()
-        .map(
-            |lookup| match shard.partition(&lookup.topic, lookup.partition) {
-                Some(partition) => end_offset_for(
-                    lookup.leader_epoch,
-                    partition.log_start_offset(),
-                    partition.log_end_offset(),
-                ),
-                None => Answer::error(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+    let mut answers = Vec::with_capacity(lookups.len());
+    for lookup in &lookups {
+        let answer = match shard.partition(&lookup.topic, lookup.partition) {
+            Some(partition) => match partition.end_offset_for_epoch(lookup.leader_epoch).await {
+                Ok((leader_epoch, end_offset)) => Answer {
+                    error_code: ErrorCode::NONE,
+                    leader_epoch,
+                    end_offset,
+                },
+                Err(error) => Answer::error(error.error_code()),
             },
-        )
-        .collect()
-}
-
-/// Kafka's `LeaderEpochFileCache.endOffsetFor` over the one entry (epoch
-/// 0 from the log start).
-fn end_offset_for(requested: i32, log_start_offset: i64, log_end_offset: i64) -> Answer {
-    let found = |leader_epoch, end_offset| Answer {
-        error_code: ErrorCode::NONE,
-        leader_epoch,
-        end_offset,
-    };
-    match requested {
-        UNDEFINED_EPOCH => Answer::UNDEFINED,
-        LEADER_EPOCH => found(LEADER_EPOCH, log_end_offset),
-        // Older than the first entry: the requested epoch ends where the
-        // first known one starts.
-        older if older < LEADER_EPOCH => found(older, log_start_offset),
-        _ => Answer::UNDEFINED,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn epochs_end_as_in_kafkas_epoch_cache() {
-        let answer = |requested| {
-            let a = end_offset_for(requested, 4, 10);
-            (a.leader_epoch, a.end_offset)
+            None => Answer::error(ErrorCode::NOT_LEADER_OR_FOLLOWER),
         };
-        assert_eq!(answer(0), (0, 10));
-        assert_eq!(answer(-1), (-1, -1));
-        assert_eq!(answer(1), (-1, -1));
-        assert_eq!(answer(i32::MAX), (-1, -1));
-        assert_eq!(answer(-2), (-2, 4));
+        answers.push(answer);
     }
+    answers
 }
