@@ -17,7 +17,7 @@ use rafka_core::log::RecoveryHints;
 use rafka_core::metadata::{Committed, MetadataDelta, MetadataImage};
 
 use crate::controller::{PublishError, Publisher};
-use crate::registry::OpenError;
+use crate::registry::{assignment_of, OpenError};
 use crate::runtime::Router;
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
@@ -106,7 +106,7 @@ impl<S: ShardStorage> Shard<S> {
                 } => {
                     if let Some(held) = self.partition(name, *partition) {
                         self.registry()
-                            .take_leadership(name, *partition, &held, new.leader, new.leader_epoch)
+                            .take_leadership(name, *partition, &held, assignment_of(new))
                             .await;
                     }
                 }

@@ -33,9 +33,10 @@
 //! (with `write.caching` the log itself stops reads at its recovery
 //! point).
 
+mod replicas;
 mod stable;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -59,7 +60,10 @@ use crate::runtime::within;
 use crate::storage::{BrokerStorage, FileRegion, ShardStorage, ShareRegion};
 use crate::turnstile::Turnstile;
 
+pub use replicas::{Assignment, FollowerState, IsrProposal};
 pub use stable::{IsolationLevel, TxnMarker};
+
+use replicas::ReplicaState;
 
 /// Why a partition operation failed; `error_code` is what the client sees.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,14 @@ pub enum PartitionError {
     /// A transaction marker could not be built.
     #[error("building a transaction marker: {0}")]
     Marker(#[from] ControlError),
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`:
+    /// nothing was appended.
+    #[error("{in_sync} in-sync replicas, below min.insync.replicas={min}")]
+    NotEnoughReplicas { in_sync: usize, min: i32 },
+    /// acks=all: appended and replicated to the ISR, but the ISR shrank
+    /// below `min.insync.replicas` meanwhile.
+    #[error("appended, but {in_sync} in-sync replicas is below min.insync.replicas={min}")]
+    NotEnoughReplicasAfterAppend { in_sync: usize, min: i32 },
 }
 
 impl PartitionError {
@@ -132,6 +144,10 @@ impl PartitionError {
             PartitionError::TxnVerificationNeeded { .. } => ErrorCode::INVALID_TXN_STATE,
             PartitionError::TxnNotVerified { error_code, .. } => *error_code,
             PartitionError::Marker(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
+            PartitionError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+                ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            }
         }
     }
 
@@ -242,6 +258,12 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     storage: S,
     state: RwLock<State<S>>,
     high_watermark: Cell<i64>,
+    /// Everything below is fsync'd here (the log end with
+    /// `write.caching`): the high watermark of a partition led alone.
+    flushed: Cell<i64>,
+    /// Leader or follower, the ISR, and as leader what the followers
+    /// hold: bounds the high watermark (see `replicas`).
+    replicas: RefCell<ReplicaState>,
     log_end_offset: Cell<i64>,
     log_start_offset: Cell<i64>,
     /// Written since the last flush began: queued for a flush, or due for
@@ -263,6 +285,9 @@ pub struct Partition<S: ShardStorage = BrokerStorage> {
     leader_epoch: Cell<i32>,
     clock: Rc<dyn Clock>,
     watermark_moved: Event,
+    /// Fires on every append (and deletion): followers' fetches wait on
+    /// the log end, not the high watermark.
+    log_end_moved: Event,
     /// Appends take effect in the order they were called, which the
     /// state lock alone does not keep (see `turnstile`).
     appends: Turnstile,
@@ -312,6 +337,8 @@ impl<S: ShardStorage> Partition<S> {
             dir,
             storage,
             high_watermark: Cell::new(log.flushed_offset()),
+            flushed: Cell::new(log.flushed_offset()),
+            replicas: RefCell::new(ReplicaState::new(0)),
             log_end_offset: Cell::new(log_end),
             log_start_offset: Cell::new(log.log_start_offset()),
             state: RwLock::new(State {
@@ -329,6 +356,7 @@ impl<S: ShardStorage> Partition<S> {
             leader_epoch: Cell::new(0),
             clock,
             watermark_moved: Event::new(),
+            log_end_moved: Event::new(),
             appends: Turnstile::new(),
         };
         partition.assert_offsets();
@@ -362,6 +390,137 @@ impl<S: ShardStorage> Partition<S> {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.get()
+    }
+
+    /// Everything below is fsync'd on this broker.
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed.get()
+    }
+
+    /// Whether this broker leads the partition (always, outside a
+    /// cluster).
+    pub fn is_leader(&self) -> bool {
+        self.replicas.borrow().is_leader()
+    }
+
+    /// The partition's leadership as this broker last applied it.
+    pub fn assignment(&self) -> Assignment {
+        self.replicas.borrow().assignment().clone()
+    }
+
+    /// As leader: what `replica` reported with its last fetch.
+    pub fn follower_state(&self, replica: i32) -> Option<FollowerState> {
+        self.replicas.borrow().follower(replica).copied()
+    }
+
+    /// `min.insync.replicas` of the topic (acks=all needs that many in
+    /// the ISR).
+    pub fn set_min_insync_replicas(&self, min: i32) {
+        self.replicas.borrow_mut().set_min_insync_replicas(min);
+    }
+
+    /// acks=all: refused before appending while the ISR is smaller than
+    /// `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS).
+    pub fn check_enough_in_sync(&self) -> Result<(), PartitionError> {
+        let replicas = self.replicas.borrow();
+        match replicas.enough_in_sync() {
+            true => Ok(()),
+            false => Err(PartitionError::NotEnoughReplicas {
+                in_sync: replicas.isr().len(),
+                min: replicas.min_insync_replicas(),
+            }),
+        }
+    }
+
+    /// A new leadership or ISR from the metadata (`me` is this broker):
+    /// the high watermark may move at once (a shrunk ISR no longer waits
+    /// for the member that left).
+    pub async fn assign(&self, me: i32, assignment: Assignment) -> Result<(), PartitionError> {
+        self.set_leader_epoch(assignment.leader_epoch);
+        let now_ms = self.clock.now_ms();
+        self.replicas.borrow_mut().assign(me, assignment, now_ms);
+        self.republish().await
+    }
+
+    /// As leader: follower `replica` fetches from `fetch_offset`, so holds
+    /// everything below it on disk. Moves the high watermark when that
+    /// was the last ISR member it waited for.
+    pub async fn follower_fetched(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+    ) -> Result<(), PartitionError> {
+        let now_ms = self.clock.now_ms();
+        let end = self.log_end_offset.get();
+        let recorded =
+            self.replicas
+                .borrow_mut()
+                .follower_fetched(replica, fetch_offset, end, now_ms);
+        if recorded {
+            self.republish().await?;
+        }
+        Ok(())
+    }
+
+    /// As follower: the leader's high watermark from a fetch answer.
+    pub async fn leader_high_watermark(&self, high_watermark: i64) -> Result<(), PartitionError> {
+        self.replicas
+            .borrow_mut()
+            .leader_high_watermark(high_watermark);
+        self.republish().await
+    }
+
+    /// As leader with no ISR change in flight: the change due now, if
+    /// any, with `lag_max_ms` as `replica.lag.time.max.ms`. A replica
+    /// joins once it reached the high watermark and the start of the
+    /// current leader epoch.
+    pub async fn isr_change_due(&self, lag_max_ms: i64) -> Option<IsrProposal> {
+        if !self.is_leader() || self.replicas.borrow().change_in_flight() {
+            return None;
+        }
+        let epoch = self.leader_epoch.get();
+        let epoch_start = match self.read_state().await {
+            Ok(state) => state
+                .log
+                .epoch_entries()
+                .iter()
+                .find(|e| e.epoch == epoch)
+                .map_or(self.log_end_offset.get(), |e| e.start_offset),
+            Err(_) => return None,
+        };
+        self.replicas.borrow().isr_change_due(
+            self.clock.now_ms(),
+            lag_max_ms,
+            self.high_watermark.get(),
+            epoch_start,
+        )
+    }
+
+    /// `proposal` was sent to the controller: the high watermark counts
+    /// the members of both ISRs until it is answered.
+    pub fn begin_isr_change(&self, proposal: IsrProposal) {
+        self.replicas.borrow_mut().begin_change(proposal);
+    }
+
+    /// The ISR change in flight was refused or failed.
+    pub fn end_isr_change(&self) {
+        self.replicas.borrow_mut().end_change();
+    }
+
+    /// Publishes again when the replicas allow a higher high watermark
+    /// than the current one (takes the state lock only then).
+    async fn republish(&self) -> Result<(), PartitionError> {
+        let bound = self
+            .replicas
+            .borrow()
+            .high_watermark_bound(self.flushed.get());
+        if bound <= self.high_watermark.get() || self.read_only.get() {
+            return Ok(());
+        }
+        let mut state = self.write_state().await?;
+        let flushed = self.flushed.get();
+        self.publish(&mut state, flushed);
+        Ok(())
     }
 
     /// log start <= high watermark <= log end, always: a consumer is never
@@ -566,6 +725,7 @@ impl<S: ShardStorage> Partition<S> {
     /// transaction holds it).
     fn after_append(&self, state: &mut State<S>) {
         self.log_end_offset.set(state.log.log_end_offset());
+        self.log_end_moved.notify(usize::MAX);
         self.log_start_offset.set(state.log.log_start_offset());
         let high_watermark = match self.write_caching {
             true => state.log.log_end_offset(),
@@ -574,8 +734,9 @@ impl<S: ShardStorage> Partition<S> {
         self.publish(state, high_watermark);
     }
 
-    /// Waits until every offset below `end_offset` is durable (the flush
-    /// that covers it completed), or `timeout` passes.
+    /// Waits until the high watermark passes `end_offset`: every offset
+    /// below it is fsync'd here and on every ISR member (acks=all), or
+    /// `timeout` passes.
     pub async fn wait_durable(
         &self,
         end_offset: i64,
@@ -608,6 +769,33 @@ impl<S: ShardStorage> Partition<S> {
             .unwrap_or(Err(PartitionError::FlushTimeout { offset: end_offset }))
     }
 
+    /// Waits until every offset below `end_offset` is fsync'd on this
+    /// broker (a follower's appends: the leader learns it from the next
+    /// fetch), or `timeout` passes.
+    pub async fn wait_flushed(
+        &self,
+        end_offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), PartitionError> {
+        self.check_writable()?;
+        let flushed = async {
+            loop {
+                self.check_writable()?;
+                let listener = self.watermark_moved.listen();
+                if self.flushed.get() >= end_offset {
+                    return Ok(());
+                }
+                if self.read_only.get() || self.deleted.get() {
+                    continue;
+                }
+                listener.await;
+            }
+        };
+        within(timeout, flushed)
+            .await
+            .unwrap_or(Err(PartitionError::FlushTimeout { offset: end_offset }))
+    }
+
     /// Waits until the readable end for `isolation` (the high watermark,
     /// or the last stable offset for read_committed) passes `offset` or
     /// `timeout` ends; returns whether it did. Used by long-poll fetches.
@@ -628,7 +816,10 @@ impl<S: ShardStorage> Partition<S> {
         // under an open transaction) waits on rather than answering.
         let reached = async {
             loop {
-                let listener = self.watermark_moved.listen();
+                let listener = match isolation {
+                    IsolationLevel::LogEnd => self.log_end_moved.listen(),
+                    _ => self.watermark_moved.listen(),
+                };
                 if ready() {
                     return;
                 }
@@ -871,7 +1062,8 @@ impl<S: ShardStorage> Partition<S> {
         }
     }
 
-    /// Moves the high watermark up to `high_watermark` (never down), lets
+    /// Records `flushed` as fsync'd here and moves the high watermark up to
+    /// what the replicas allow (never down; see `replicas`), lets
     /// producer state settle the transactions it made durable, recomputes
     /// the last stable offset, and wakes the waiters if either moved.
     /// Under the state lock, so the LSO and the producer state agree.
@@ -879,18 +1071,27 @@ impl<S: ShardStorage> Partition<S> {
     /// A read-only partition's high watermark stays: what it did not make
     /// durable before failing is not vouched for (and an abort whose index
     /// entry could not be written must not become stable).
-    fn publish(&self, state: &mut State<S>, high_watermark: i64) {
+    fn publish(&self, state: &mut State<S>, flushed: i64) {
+        let flushed_moved = flushed > self.flushed.get() && !self.read_only.get();
+        if flushed_moved {
+            self.flushed.set(flushed);
+        }
+        let bound = self
+            .replicas
+            .borrow()
+            .high_watermark_bound(self.flushed.get());
         let high_watermark = match self.read_only.get() {
             true => self.high_watermark.get(),
-            false => high_watermark.max(self.high_watermark.get()),
+            false => bound.max(self.high_watermark.get()),
         };
         state.producers.on_high_watermark(high_watermark);
         let log_start_offset = self.log_start_offset.get();
         let stable = state
             .producers
             .last_stable_offset(high_watermark, log_start_offset);
-        let moved =
-            high_watermark != self.high_watermark.get() || stable != self.last_stable_offset.get();
+        let moved = flushed_moved
+            || high_watermark != self.high_watermark.get()
+            || stable != self.last_stable_offset.get();
         self.high_watermark.set(high_watermark);
         self.last_stable_offset.set(stable);
         self.assert_offsets();
@@ -1017,6 +1218,7 @@ impl<S: ShardStorage> Partition<S> {
     pub async fn delete(self: Rc<Self>) -> Result<(), PartitionError> {
         self.deleted.set(true);
         self.watermark_moved.notify(usize::MAX);
+        self.log_end_moved.notify(usize::MAX);
         let storage = self.storage.clone();
         let dir = self.dir.clone();
         match Rc::try_unwrap(self).ok().map(|p| p.state.into_inner()) {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rafka_core::config::BrokerConfig;
+use rafka_core::config::{BrokerConfig, TopicConfig};
 use rafka_core::io::Clock;
 use rafka_core::log::checkpoint::{partition_dir_name, TopicPartition};
 use rafka_core::log::{LogConfig, RecoveryHints};
@@ -24,7 +24,9 @@ use rafka_proto::acks::Acks;
 use crate::disk::DiskSpace;
 use crate::flusher::Flusher;
 use crate::log_health::LogHealth;
-use crate::partition::{Appended, Fetched, Partition, PartitionError, PartitionSpec, TxnMarker};
+use crate::partition::{
+    Appended, Assignment, Fetched, Partition, PartitionError, PartitionSpec, TxnMarker,
+};
 use crate::storage::{BrokerStorage, ShardStorage};
 
 /// A partition could not be opened.
@@ -160,11 +162,12 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         if let Ok(report) = partition.recovery_report().await {
             self.log_health.on_recovery(topic, index, &report);
         }
-        let (leader, epoch) = image
+        partition.set_min_insync_replicas(self.topic_config(image, topic).min_insync_replicas);
+        let assignment = image
             .topic(topic)
             .and_then(|t| t.leadership(index))
-            .map_or((self.config.node_id, 0), |l| (l.leader, l.leader_epoch));
-        self.take_leadership(topic, index, &partition, leader, epoch)
+            .map_or_else(|| Assignment::alone(self.config.node_id), assignment_of);
+        self.take_leadership(topic, index, &partition, assignment)
             .await;
         self.partitions
             .borrow_mut()
@@ -175,20 +178,23 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     }
 
     /// A leadership of `partition` (at open, or a LeadershipChanged
-    /// record): appends from now on carry `epoch`, and when this broker
-    /// is the leader the epoch starts at the log end in the leader-epoch
-    /// cache (Kafka's `makeLeader`), so OffsetForLeaderEpoch answers it
-    /// before the first batch of it. A follower's cache takes the leader's
-    /// epochs from the batches it copies.
+    /// record): appends from now on carry its epoch, the ISR bounds the
+    /// high watermark, and when this broker is the leader the epoch starts
+    /// at the log end in the leader-epoch cache (Kafka's `makeLeader`), so
+    /// OffsetForLeaderEpoch answers it before the first batch of it. A
+    /// follower's cache takes the leader's epochs from the batches it
+    /// copies.
     pub async fn take_leadership(
         &self,
         topic: &str,
         index: i32,
         partition: &Partition<S>,
-        leader: i32,
-        epoch: i32,
+        assignment: Assignment,
     ) {
-        partition.set_leader_epoch(epoch);
+        let (leader, epoch) = (assignment.leader, assignment.leader_epoch);
+        if let Err(error) = partition.assign(self.config.node_id, assignment).await {
+            tracing::warn!(topic, partition = index, %error, "applying a leadership");
+        }
         if leader != self.config.node_id {
             return;
         }
@@ -237,12 +243,17 @@ impl<S: ShardStorage> PartitionRegistry<S> {
 
     /// The log settings of `topic`: broker defaults plus its overrides.
     pub fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
+        self.topic_config(image, topic).log_config()
+    }
+
+    /// `topic`'s effective config: its overrides over the broker's
+    /// defaults.
+    pub fn topic_config(&self, image: &MetadataImage, topic: &str) -> TopicConfig {
         let defaults = image.topic_defaults(&self.config.topic_defaults, self.config.node_id);
         let overrides = image.topic(topic).map(|t| t.configs.clone());
-        let config = overrides
+        overrides
             .and_then(|o| defaults.validate(&o).ok())
-            .unwrap_or_else(|| defaults.config.clone());
-        config.log_config()
+            .unwrap_or_else(|| defaults.config.clone())
     }
 
     /// Forgets every partition of `name` and deletes their data; returns
@@ -288,8 +299,10 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     }
 
     pub async fn reload_config(&self, image: &MetadataImage, topic: &str) {
-        let config = self.log_config(image, topic);
+        let topic_config = self.topic_config(image, topic);
+        let config = topic_config.log_config();
         for partition in self.of_topic(topic) {
+            partition.set_min_insync_replicas(topic_config.min_insync_replicas);
             if let Err(error) = partition.set_config(config.clone()).await {
                 tracing::error!(topic, %error, "applying topic config");
             }
@@ -314,6 +327,9 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     ) -> Result<Appended, PartitionError> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
         self.disk.check_produce(topic)?;
+        if acks == Acks::All {
+            partition.check_enough_in_sync()?;
+        }
         let appended = self.noting_write_errors(partition.append(records, verified).await)?;
         self.settle(&partition, appended, acks, timeout).await
     }
@@ -336,13 +352,19 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
         self.disk.check_produce(topic)?;
+        if acks == Acks::All {
+            partition.check_enough_in_sync()?;
+        }
         let appended = partition.append_verifying(records, verify).await;
         let appended = self.noting_write_errors(appended)?;
         self.settle(&partition, appended, acks, timeout).await
     }
 
     /// After an append: queues the flush and, with [`Acks::All`], waits
-    /// for it.
+    /// for the high watermark to pass it (fsync'd on the ISR), then checks
+    /// the ISR did not shrink below `min.insync.replicas` meanwhile
+    /// (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND: the records stay, the
+    /// producer's retry is a duplicate it recognises).
     async fn settle(
         &self,
         partition: &Rc<Partition<S>>,
@@ -355,6 +377,11 @@ impl<S: ShardStorage> PartitionRegistry<S> {
             partition
                 .wait_durable(appended.last_offset + 1, timeout)
                 .await?;
+            if let Err(PartitionError::NotEnoughReplicas { in_sync, min }) =
+                partition.check_enough_in_sync()
+            {
+                return Err(PartitionError::NotEnoughReplicasAfterAppend { in_sync, min });
+            }
         }
         Ok(appended)
     }
@@ -373,7 +400,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
         let end = self.noting_write_errors(partition.append_replicated(records).await)?;
         self.flusher.enqueue(&partition);
-        partition.wait_durable(end, timeout).await?;
+        partition.wait_flushed(end, timeout).await?;
         Ok(end)
     }
 
@@ -483,4 +510,15 @@ pub fn data_dir(config: &BrokerConfig) -> PathBuf {
         .first()
         .cloned()
         .unwrap_or_else(|| PathBuf::from("rafka-data"))
+}
+
+/// The partition's leadership record as the partition's replica state.
+pub fn assignment_of(leadership: &rafka_core::metadata::Leadership) -> Assignment {
+    Assignment {
+        leader: leadership.leader,
+        leader_epoch: leadership.leader_epoch,
+        partition_epoch: 0,
+        replicas: leadership.replicas.clone(),
+        isr: leadership.isr.clone(),
+    }
 }

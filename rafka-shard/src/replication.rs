@@ -17,9 +17,11 @@
 //! (image changes wake it). A fetcher whose leader leads nothing of this
 //! shard's any more ends.
 //!
-//! Not yet: ISR membership and the high watermark from followers (acks=all
-//! waits for the leader's disk only), truncation of a divergent tail with
-//! OffsetForLeaderEpoch, and transaction state from replicated markers.
+//! The leader's answer carries its high watermark; the follower's is the
+//! lower of it and its own flushed offset (`partition::replicas`).
+//!
+//! Not yet: truncation of a divergent tail with OffsetForLeaderEpoch, and
+//! transaction state from replicated markers.
 //!
 //! Lives on: every shard of a broker in a cluster.
 
@@ -202,6 +204,12 @@ fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> Fe
         let Some(partition) = shard.partition(&f.topic, f.partition) else {
             continue;
         };
+        // The fetch offset tells the leader what is on disk here: a tail
+        // whose flush has not completed (a failed or timed-out wait) waits
+        // for the flusher first.
+        if partition.flushed_offset() < partition.log_end_offset() {
+            continue;
+        }
         let fetch = FetchPartition::default()
             .with_partition(f.partition)
             .with_current_leader_epoch(f.leader_epoch)
@@ -272,6 +280,9 @@ async fn append_fetched<S: ShardStorage>(
             // The leader's log start moved (DeleteRecords, retention):
             // the follower's follows, within what it holds on disk.
             if let Some(partition) = shard.partition(&name, index) {
+                if let Err(error) = partition.leader_high_watermark(data.high_watermark).await {
+                    tracing::warn!(topic = name, partition = index, %error, "following the leader's high watermark");
+                }
                 let start = data.log_start_offset.min(partition.high_watermark());
                 if start > partition.log_start_offset() {
                     if let Err(error) = partition.delete_records(start).await {

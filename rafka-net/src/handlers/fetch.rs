@@ -135,6 +135,7 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
     let mut limits = Limits::of(&fetch, ctx.config(), quota_bytes_max);
     if follower {
         limits.isolation = IsolationLevel::LogEnd;
+        limits.replica = replica.filter(|_| replica_allowed);
     }
     let reads = read_until_ready(ctx, &targets, &limits).await;
     if !follower {
@@ -229,6 +230,8 @@ struct Limits {
     min_bytes: u64,
     max_bytes: u32,
     isolation: IsolationLevel,
+    /// The broker id of a follower allowed to replicate.
+    replica: Option<i32>,
 }
 
 impl Limits {
@@ -250,6 +253,7 @@ impl Limits {
             min_bytes: u64::try_from(fetch.min_bytes.min(max_bytes)).unwrap_or(0),
             max_bytes: u32::try_from(max_bytes).unwrap_or(0),
             isolation: IsolationLevel::from_i8(fetch.isolation_level),
+            replica: None,
         }
     }
 
@@ -518,6 +522,9 @@ struct ReadSpec {
     partition: i32,
     params: FetchParams,
     isolation: IsolationLevel,
+    /// A follower's fetch: its broker id (its fetch offset is what it
+    /// holds on disk, see `Partition::follower_fetched`).
+    replica: Option<i32>,
 }
 
 /// One read of every target (in parallel across owners), then the
@@ -536,6 +543,7 @@ async fn read_all(ctx: &RequestContext, targets: &[Target], limits: &Limits) -> 
                 partition: target.key.partition,
                 params: target.params,
                 isolation: limits.isolation,
+                replica: limits.replica,
             };
             split.push(owner, index, spec);
         }
@@ -586,6 +594,11 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
     let offset = spec.params.fetch_offset;
     if offset < partition.log_start_offset() || offset > partition.log_end_offset() {
         return PartitionRead::out_of_range(&partition);
+    }
+    if let Some(replica) = spec.replica {
+        if let Err(error) = partition.follower_fetched(replica, offset).await {
+            tracing::warn!(topic = %spec.topic, partition = spec.partition, replica, %error, "recording a follower's fetch");
+        }
     }
     let Some(read_bytes) = budget.read_bytes(spec.params.partition_max_bytes) else {
         return PartitionRead::empty(&partition);
@@ -701,6 +714,7 @@ async fn wait_for_any(
                 partition: target.key.partition,
                 params: target.params,
                 isolation,
+                replica: limits.replica,
             });
         }
     }
