@@ -256,7 +256,7 @@ impl ReplicaState {
         current.sort_unstable();
         let mut proposed = new_isr.clone();
         proposed.sort_unstable();
-        (current != proposed).then(|| IsrProposal {
+        (current != proposed).then_some(IsrProposal {
             leader_epoch: a.leader_epoch,
             partition_epoch: a.partition_epoch,
             new_isr,
