@@ -58,6 +58,10 @@ pub struct FetchParams {
     pub partition_max_bytes: i32,
     /// The client's view of the leader epoch (v9+; -1: unchecked).
     pub current_leader_epoch: i32,
+    /// The epoch of the last batch the fetcher holds (v12+, followers;
+    /// -1: none): the leader answers a diverging epoch when its log
+    /// differs there (KIP-595's truncation through Fetch).
+    pub last_fetched_epoch: i32,
 }
 
 /// What a response says about one partition: what the session compares
@@ -69,6 +73,8 @@ pub struct Observed {
     pub log_start_offset: i64,
     pub records_bytes: usize,
     pub error_code: ErrorCode,
+    /// The answer carries a diverging epoch (the follower must truncate).
+    pub diverging: bool,
 }
 
 /// The session fields of one request.
@@ -202,7 +208,7 @@ impl FetchSession {
         let Some(cached) = self.partitions.get_mut(key) else {
             return false;
         };
-        let mut respond = observed.records_bytes > 0;
+        let mut respond = observed.records_bytes > 0 || observed.diverging;
         if cached.high_watermark != observed.high_watermark {
             cached.high_watermark = observed.high_watermark;
             respond = true;
@@ -436,6 +442,7 @@ mod tests {
     fn params(fetch_offset: i64) -> FetchParams {
         FetchParams {
             current_leader_epoch: -1,
+            last_fetched_epoch: -1,
             fetch_offset,
             partition_max_bytes: 1 << 20,
         }

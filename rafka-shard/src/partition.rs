@@ -52,8 +52,8 @@ use rafka_core::log::{
 use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
-    batch_size_bytes, recompress_batches, BatchError, BatchHeader, ControlError, RecompressError,
-    RecordLimits,
+    batch_size_bytes, recompress_batches, BatchError, BatchHeader, Batches, ControlError,
+    RecompressError, RecordLimits,
 };
 
 use crate::runtime::within;
@@ -673,23 +673,112 @@ impl<S: ShardStorage> Partition<S> {
 
     /// A follower's append: the leader's batches as they are, continuing
     /// this log (offsets, epochs and timestamps kept; see
-    /// `Log::append_replicated`), recorded in producer state as Kafka's
-    /// followers do (no sequence checks: the leader made them). Returns
-    /// the new log end.
+    /// `Log::append_replicated`), replayed into producer state as Kafka's
+    /// followers do (no sequence checks: the leader made them): data
+    /// batches extend their producers' transactions, markers end them and
+    /// an abort adds its aborted-transaction entry, so the follower's last
+    /// stable offset and read_committed answers are the leader's, and it
+    /// can lead with the transactions as they stand. Returns the new log
+    /// end.
     pub async fn append_replicated(&self, records: &Bytes) -> Result<i64, PartitionError> {
         let ticket = self.appends.ticket();
         self.check_writable()?;
         ticket.turn().await;
         let mut state = self.write_state().await?;
-        let headers = headers_of(records)?;
+        let mut batches = Vec::new();
+        for batch in Batches::new(records.clone()) {
+            let batch = batch?;
+            let header = *batch.header();
+            let marker = match header.is_control() {
+                true => batch.end_txn_marker().ok().flatten(),
+                false => None,
+            };
+            batches.push((header, marker));
+        }
         state.log.append_replicated(records).await?;
-        for header in &headers {
-            state
-                .producers
-                .record(header, header.base_offset, header.max_timestamp);
+        let mut aborted = Vec::new();
+        for (header, marker) in &batches {
+            let Some(completed) = state.producers.replay(header, *marker) else {
+                continue;
+            };
+            if completed.aborted {
+                aborted.push(AbortedTxn {
+                    producer_id: completed.producer_id,
+                    first_offset: completed.first_offset,
+                    last_offset: completed.last_offset,
+                    last_stable_offset: state.producers.stable_offset_after(&completed),
+                });
+            }
+        }
+        for entry in aborted {
+            if let Err(error) = state.log.append_aborted_txn(entry).await {
+                // As a leader's marker: the abort must never become
+                // stable without its entry (see `write_txn_marker`).
+                self.fail();
+                self.after_append(&mut state);
+                return Err(error.into());
+            }
         }
         self.after_append(&mut state);
         Ok(state.log.log_end_offset())
+    }
+
+    /// A follower's divergent tail (Kafka's `Partition.truncateTo`, after
+    /// the leader answered a diverging epoch): removes every batch at or
+    /// above `offset` (synced), rebuilds producer state from the newest
+    /// snapshot below the new end, and cuts the high watermark and the
+    /// last stable offset to it if they were above (they should not be:
+    /// what is above the high watermark was never acknowledged). Returns
+    /// the new log end.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, PartitionError> {
+        let ticket = self.appends.ticket();
+        self.check_writable()?;
+        ticket.turn().await;
+        let mut state = self.write_state().await?;
+        if offset >= state.log.log_end_offset() {
+            state.log.truncate_to(offset).await?;
+            return Ok(state.log.log_end_offset());
+        }
+        if offset < self.high_watermark.get() {
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.index,
+                offset,
+                high_watermark = self.high_watermark.get(),
+                "truncating below the high watermark"
+            );
+        }
+        if let Err(error) = state.log.truncate_to(offset).await {
+            self.fail();
+            return Err(error.into());
+        }
+        let end = state.log.log_end_offset();
+        let mut producers = ProducerStateTable::default();
+        let loaded = producers.load_latest(&self.storage, &self.dir, end).await?;
+        let from = loaded
+            .snapshot_offset
+            .unwrap_or(state.log.log_start_offset());
+        state
+            .log
+            .recover_producer_state(&mut producers, from)
+            .await?;
+        state.producers = producers;
+        self.log_end_offset.set(end);
+        self.log_start_offset.set(state.log.log_start_offset());
+        self.flushed.set(self.flushed.get().min(end));
+        self.high_watermark.set(self.high_watermark.get().min(end));
+        self.last_stable_offset
+            .set(self.last_stable_offset.get().min(self.high_watermark.get()));
+        self.publish(&mut state, end);
+        self.log_end_moved.notify(usize::MAX);
+        Ok(end)
+    }
+
+    /// The newest leader epoch of the log's batches (-1: none): a
+    /// follower's last fetched epoch.
+    pub async fn latest_epoch(&self) -> Result<i32, PartitionError> {
+        self.check_readable()?;
+        Ok(self.read_state().await?.log.latest_epoch().unwrap_or(-1))
     }
 
     /// Appends `records` (whose batches `headers` describe, in order) and

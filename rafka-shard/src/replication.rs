@@ -20,8 +20,14 @@
 //! The leader's answer carries its high watermark; the follower's is the
 //! lower of it and its own flushed offset (`partition::replicas`).
 //!
-//! Not yet: truncation of a divergent tail with OffsetForLeaderEpoch, and
-//! transaction state from replicated markers.
+//! Divergence (a former leader's tail the new leader never had): each
+//! fetch carries the epoch of this log's last batch; the leader answers
+//! a diverging epoch (epoch, end offset) when its log ends that epoch
+//! below the fetch offset, and the follower truncates there and fetches
+//! again (KIP-595's truncation through Fetch, which Kafka's followers use
+//! from 2.7 instead of a separate OffsetForLeaderEpoch round trip).
+//!
+//! Not yet: transaction state from replicated markers.
 //!
 //! Lives on: every shard of a broker in a cluster.
 
@@ -166,7 +172,7 @@ async fn fetch_from<S: ShardStorage>(
             glommio::timer::sleep(RETRY_BACKOFF).await;
             continue;
         };
-        let request = fetch_request(&current, &followed);
+        let request = fetch_request(&current, &followed).await;
         let wait = Duration::from_millis(current.config.replica_fetch_wait_max_ms.max(0) as u64);
         drop(current);
         let answer = connection
@@ -198,7 +204,7 @@ async fn fetch_from<S: ShardStorage>(
     running.borrow_mut().remove(&leader);
 }
 
-fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> FetchRequest {
+async fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for f in followed {
         let Some(partition) = shard.partition(&f.topic, f.partition) else {
@@ -210,9 +216,13 @@ fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> Fe
         if partition.flushed_offset() < partition.log_end_offset() {
             continue;
         }
+        let Ok(last_fetched_epoch) = partition.latest_epoch().await else {
+            continue;
+        };
         let fetch = FetchPartition::default()
             .with_partition(f.partition)
             .with_current_leader_epoch(f.leader_epoch)
+            .with_last_fetched_epoch(last_fetched_epoch)
             .with_fetch_offset(partition.log_end_offset())
             .with_log_start_offset(partition.log_start_offset())
             .with_partition_max_bytes(shard.config.replica_fetch_max_bytes);
@@ -260,6 +270,16 @@ async fn append_fetched<S: ShardStorage>(
                 );
                 continue;
             }
+            if data.diverging_epoch.epoch >= 0 {
+                let (epoch, end_offset) =
+                    (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);
+                if let Err(error) = truncate_diverging(shard, &name, index, epoch, end_offset).await
+                {
+                    clean = false;
+                    tracing::warn!(leader, topic = name, partition = index, %error, "truncating a diverging log");
+                }
+                continue;
+            }
             if let Some(records) = data.records.filter(|r| !r.is_empty()) {
                 let replicated = shard
                     .registry()
@@ -293,4 +313,37 @@ async fn append_fetched<S: ShardStorage>(
         }
     }
     clean
+}
+
+/// The leader says this log leaves its history after `end_offset` of
+/// `epoch` (a diverging epoch): truncate to where both logs end that
+/// epoch (Kafka's `truncateOnFetchResponse`). The next fetch carries this
+/// log's new last epoch, checked again, until the logs agree.
+async fn truncate_diverging<S: ShardStorage>(
+    shard: &Shard<S>,
+    topic: &str,
+    index: i32,
+    epoch: i32,
+    end_offset: i64,
+) -> Result<(), crate::partition::PartitionError> {
+    let Some(partition) = shard.partition(topic, index) else {
+        return Ok(());
+    };
+    let (local_epoch, local_end) = partition.end_offset_for_epoch(epoch).await?;
+    let offset = match local_epoch {
+        -1 => end_offset,
+        _ => end_offset.min(local_end),
+    };
+    let before = partition.log_end_offset();
+    let end = partition.truncate_to(offset).await?;
+    tracing::info!(
+        topic,
+        partition = index,
+        epoch,
+        leader_end_offset = end_offset,
+        before,
+        after = end,
+        "truncated to the leader's history"
+    );
+    Ok(())
 }

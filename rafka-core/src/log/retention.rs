@@ -173,11 +173,14 @@ impl<S: Storage + Clone> Log<S> {
 
     /// Removes every batch holding an offset at or above `offset` (a batch
     /// straddling it goes whole, so the log end may land below `offset`).
-    /// The truncation is synced before returning.
+    /// The truncation is synced before returning. At or past the log end
+    /// no batch goes, but a leader-epoch entry starting at the log end
+    /// does (Kafka's `truncateTo`: a former leader's epoch that never got
+    /// a batch conflicts with the new leader's history).
     pub async fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.health.check_write()?;
         if offset >= self.log_end_offset() {
-            return Ok(());
+            return self.epochs_after_truncation(false).await;
         }
         if offset < self.segments[0].base_offset {
             return self.truncate_fully_and_start_at(offset).await;

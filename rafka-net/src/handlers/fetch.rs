@@ -62,7 +62,7 @@ use futures_lite::future::or;
 use futures_util::future::{select, select_all};
 use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -306,6 +306,9 @@ struct PartitionRead {
     /// read_committed: (producer id, first offset) of the aborted
     /// transactions overlapping the records.
     aborted: Vec<(i64, i64)>,
+    /// (epoch, end offset) where the fetcher's log leaves this one's: it
+    /// truncates there before fetching on (no records with it).
+    diverging: Option<(i32, i64)>,
 }
 
 impl PartitionRead {
@@ -318,6 +321,7 @@ impl PartitionRead {
             records: Vec::new(),
             offsets_out: 0,
             aborted: Vec::new(),
+            diverging: None,
         }
     }
 
@@ -330,6 +334,7 @@ impl PartitionRead {
             records: Vec::new(),
             offsets_out: 0,
             aborted: Vec::new(),
+            diverging: None,
         }
     }
 
@@ -351,6 +356,7 @@ impl PartitionRead {
             log_start_offset: self.log_start_offset,
             records_bytes: usize::try_from(self.records_bytes()).unwrap_or(usize::MAX),
             error_code: self.error_code,
+            diverging: self.diverging.is_some(),
         }
     }
 }
@@ -370,6 +376,7 @@ fn requested_partitions(fetch: &FetchRequest, version: i16) -> Vec<(PartitionKey
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: partition.partition_max_bytes,
                 current_leader_epoch: partition.current_leader_epoch,
+                last_fetched_epoch: partition.last_fetched_epoch,
             };
             requested.push((key, params));
         }
@@ -592,6 +599,12 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
         return PartitionRead::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     };
     let offset = spec.params.fetch_offset;
+    if let Some(diverging) = diverging_epoch(&partition, &spec.params).await {
+        return PartitionRead {
+            diverging: Some(diverging),
+            ..PartitionRead::empty(&partition)
+        };
+    }
     if offset < partition.log_start_offset() || offset > partition.log_end_offset() {
         return PartitionRead::out_of_range(&partition);
     }
@@ -644,6 +657,7 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
                 records,
                 offsets_out: u64::try_from(offsets_out).unwrap_or(0),
                 aborted,
+                diverging: None,
             }
         }
         // Retention moved the log start between the check and the read.
@@ -655,6 +669,26 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
             PartitionRead::failed(error.error_code())
         }
     }
+}
+
+/// Kafka's check of a fetch's last fetched epoch (`Partition
+/// .fetchRecords`): where this log's history of that epoch ends; a
+/// fetcher whose epoch is unknown here, or whose offset is past that end,
+/// gets (epoch, end offset) back to truncate to. None: no divergence (or
+/// no epoch sent).
+async fn diverging_epoch(partition: &Partition, params: &FetchParams) -> Option<(i32, i64)> {
+    if params.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = partition
+        .end_offset_for_epoch(params.last_fetched_epoch)
+        .await
+        .ok()?;
+    if epoch < 0 {
+        return None;
+    }
+    (epoch < params.last_fetched_epoch || end_offset < params.fetch_offset)
+        .then_some((epoch, end_offset))
 }
 
 /// What an owner waits on for one partition.
@@ -887,8 +921,16 @@ fn partition_data(
             })
             .collect()
     });
+    let diverging = read
+        .diverging
+        .map_or_else(Default::default, |(epoch, end_offset)| {
+            EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset)
+        });
     PartitionData::default()
         .with_partition_index(partition)
+        .with_diverging_epoch(diverging)
         .with_error_code(read.error_code.code())
         .with_high_watermark(read.high_watermark)
         .with_last_stable_offset(read.last_stable_offset)
