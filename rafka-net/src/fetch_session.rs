@@ -455,6 +455,7 @@ mod tests {
             log_start_offset: 0,
             records_bytes,
             error_code: ErrorCode::NONE,
+            diverging: false,
         }
     }
 
