@@ -178,6 +178,9 @@ pub struct BrokerConfig {
     /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at
     /// the leader for new data (Kafka: 500).
     pub replica_fetch_wait_max_ms: i32,
+    /// `replica.lag.time.max.ms`: a follower not caught up with the
+    /// leader for this long leaves the ISR (Kafka: 30000).
+    pub replica_lag_time_max_ms: i64,
     /// `rafka.fetch.max.wait.ms`: the longest a Fetch waits for
     /// `min_bytes`, whatever its `max_wait_ms` asks (clients send 500 ms;
     /// a hostile one could ask for 24 days). Kafka has no such bound; the
@@ -281,6 +284,7 @@ impl Default for BrokerConfig {
             replica_fetch_max_bytes: 1024 * 1024,
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             replica_fetch_wait_max_ms: 500,
+            replica_lag_time_max_ms: 30_000,
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
@@ -746,6 +750,8 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
         e.i32("replica.fetch.response.max.bytes", 0, MAX32, response_bytes)?;
     let wait_ms = c.replica_fetch_wait_max_ms;
     c.replica_fetch_wait_max_ms = e.i32("replica.fetch.wait.max.ms", 0, MAX32, wait_ms)?;
+    let lag_ms = c.replica_lag_time_max_ms;
+    c.replica_lag_time_max_ms = e.i64("replica.lag.time.max.ms", 1, i64::MAX, lag_ms)?;
     c.fetch_max_wait_ms = e.i32("rafka.fetch.max.wait.ms", 0, MAX32, c.fetch_max_wait_ms)?;
     let idle_ms = c.connections_max_idle_ms;
     c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;

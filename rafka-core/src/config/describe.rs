@@ -495,6 +495,12 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "How long a follower's fetch waits at the leader for new data.",
     },
     BrokerKey {
+        names: &["replica.lag.time.max.ms"],
+        kind: ConfigType::Long,
+        render: |c| some(c.replica_lag_time_max_ms),
+        doc: "A follower not caught up for this long leaves the ISR.",
+    },
+    BrokerKey {
         names: &["group.initial.rebalance.delay.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_initial_rebalance_delay_ms),
