@@ -149,6 +149,11 @@ fn counters_move_by_exactly_the_traffic() {
         partition_labels("rafka_partition_high_watermark"),
         f64::from(RECORDS)
     );
+    // A single node leads alone: one replica, in sync.
+    assert_eq!(partition_labels("rafka_partition_replicas"), 1.0);
+    assert_eq!(partition_labels("rafka_partition_in_sync_replicas"), 1.0);
+    assert_eq!(partition_labels("rafka_partition_under_replicated"), 0.0);
+    assert_eq!(partition_labels("rafka_partition_under_min_isr"), 0.0);
     // acks=all is answered after fdatasync: at least one timed flush.
     let fsyncs: f64 = (0..2)
         .map(|shard| {

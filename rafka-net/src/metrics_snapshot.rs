@@ -72,6 +72,13 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
+    /// Kafka's partition gauges, as it reports them: on the leader, the
+    /// replica count, the ISR size, and whether the ISR misses replicas or
+    /// is below `min.insync.replicas` (0 on a follower).
+    pub replicas: i64,
+    pub in_sync_replicas: i64,
+    pub under_replicated: i64,
+    pub under_min_isr: i64,
 }
 
 /// One committed offset of a consumer group, read on the shard that
@@ -774,7 +781,7 @@ impl BrokerSnapshot {
     }
 
     fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let gauges: [Described<PartitionOffsets, i64>; 3] = [
+        let gauges: [Described<PartitionOffsets, i64>; 7] = [
             (
                 "partition_log_start_offset",
                 "First offset still in the partition's log.",
@@ -787,8 +794,28 @@ impl BrokerSnapshot {
             ),
             (
                 "partition_high_watermark",
-                "Offset below which the partition's records are durable and readable.",
+                "Offset below which the partition's records are durable on every in-sync replica and readable.",
                 |p| p.high_watermark,
+            ),
+            (
+                "partition_replicas",
+                "Replicas of a partition this broker leads (0 on a follower).",
+                |p| p.replicas,
+            ),
+            (
+                "partition_in_sync_replicas",
+                "In-sync replicas of a partition this broker leads (0 on a follower).",
+                |p| p.in_sync_replicas,
+            ),
+            (
+                "partition_under_replicated",
+                "1 when a partition this broker leads has replicas out of its ISR.",
+                |p| p.under_replicated,
+            ),
+            (
+                "partition_under_min_isr",
+                "1 when a partition this broker leads has fewer in-sync replicas than min.insync.replicas.",
+                |p| p.under_min_isr,
             ),
         ];
         for (name, help, value) in gauges {
@@ -1027,6 +1054,10 @@ mod tests {
                 log_start_offset: 0,
                 log_end_offset: 10,
                 high_watermark: 9,
+                replicas: 3,
+                in_sync_replicas: 2,
+                under_replicated: 1,
+                under_min_isr: 0,
             }],
             disk: DiskSnapshot {
                 dir: "/data".to_string(),
@@ -1087,6 +1118,9 @@ mod tests {
             "rafka_log_scrub_damaged_ranges_total{shard=\"0\"} 0",
             "rafka_partition_log_end_offset{topic=\"t\",partition=\"1\",shard=\"1\"} 10",
             "rafka_partition_high_watermark{topic=\"t\",partition=\"0\",shard=\"0\"} 9",
+            "rafka_partition_in_sync_replicas{topic=\"t\",partition=\"0\",shard=\"0\"} 2",
+            "rafka_partition_under_replicated{topic=\"t\",partition=\"1\",shard=\"1\"} 1",
+            "rafka_partition_under_min_isr{topic=\"t\",partition=\"0\",shard=\"0\"} 0",
             "rafka_log_dir_free_bytes{dir=\"/data\"} 1048576",
             "rafka_log_dir_min_free_bytes{dir=\"/data\"} 4194304",
             "rafka_log_dir_produce_refused{dir=\"/data\"} 1",

@@ -489,12 +489,19 @@ fn shard_snapshot(shard: &Shard, own_jobs: u64) -> ShardSnapshot {
     let partitions = shard
         .local_partitions()
         .iter()
-        .map(|partition| PartitionOffsets {
-            topic: partition.topic.to_string(),
-            partition: partition.index,
-            log_start_offset: partition.log_start_offset(),
-            log_end_offset: partition.log_end_offset(),
-            high_watermark: partition.high_watermark(),
+        .map(|partition| {
+            let replication = partition.replication_summary();
+            PartitionOffsets {
+                topic: partition.topic.to_string(),
+                partition: partition.index,
+                log_start_offset: partition.log_start_offset(),
+                log_end_offset: partition.log_end_offset(),
+                high_watermark: partition.high_watermark(),
+                replicas: replication.replicas,
+                in_sync_replicas: replication.in_sync_replicas,
+                under_replicated: i64::from(replication.under_replicated),
+                under_min_isr: i64::from(replication.under_min_isr),
+            }
         })
         .collect();
     ShardSnapshot {

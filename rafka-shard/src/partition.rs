@@ -246,6 +246,18 @@ pub struct ActiveProducer {
 /// above the latest, so this only starts the cache of a log that has none.
 const OPEN_LEADER_EPOCH: i32 = 0;
 
+/// A partition's replication as Kafka's partition gauges report it: on
+/// the leader, its replica count, ISR size, whether replicas are out of
+/// the ISR and whether the ISR is below `min.insync.replicas`; all zero on
+/// a follower.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationSummary {
+    pub replicas: i64,
+    pub in_sync_replicas: i64,
+    pub under_replicated: bool,
+    pub under_min_isr: bool,
+}
+
 /// DeleteRecords' offset meaning "up to the high watermark".
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
@@ -406,6 +418,21 @@ impl<S: ShardStorage> Partition<S> {
     /// The partition's leadership as this broker last applied it.
     pub fn assignment(&self) -> Assignment {
         self.replicas.borrow().assignment().clone()
+    }
+
+    /// Kafka's partition gauges (see [`ReplicationSummary`]).
+    pub fn replication_summary(&self) -> ReplicationSummary {
+        let replicas = self.replicas.borrow();
+        if !replicas.is_leader() {
+            return ReplicationSummary::default();
+        }
+        let assignment = replicas.assignment();
+        ReplicationSummary {
+            replicas: assignment.replicas.len() as i64,
+            in_sync_replicas: assignment.isr.len() as i64,
+            under_replicated: assignment.isr.len() < assignment.replicas.len(),
+            under_min_isr: !replicas.enough_in_sync(),
+        }
     }
 
     /// As leader: what `replica` reported with its last fetch.
