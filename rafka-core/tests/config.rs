@@ -54,6 +54,14 @@ fn empty_file_gives_kafka_defaults() {
     );
     assert_eq!(c.group_max_size, i32::MAX);
     assert_eq!(c.transaction_state_log_num_partitions, 50);
+    assert_eq!(
+        (
+            c.offsets_topic_replication_factor,
+            c.transaction_state_log_replication_factor,
+            c.transaction_state_log_min_isr
+        ),
+        (3, 3, 2)
+    );
     assert!(!c.write_caching);
     assert_eq!(c.flush_interval_ms, 0);
     assert_eq!(c.fetch_max_wait_ms, 30_000);
@@ -373,4 +381,33 @@ fn quota_window_settings() {
     assert_eq!(c.quota_window().window_ms(), 2000);
     let error = load_err("quota.window.num=0\n");
     assert!(error.to_string().contains("quota.window.num"), "{error}");
+}
+
+#[test]
+fn internal_topic_replication_settings() {
+    let (c, warnings) = load(
+        "offsets.topic.replication.factor=2\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n",
+    );
+    // Kafka's keys, rafka's own now: no NotApplicable warning.
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        (
+            c.offsets_topic_replication_factor,
+            c.transaction_state_log_replication_factor,
+            c.transaction_state_log_min_isr
+        ),
+        (2, 1, 1)
+    );
+    for bad in [
+        "offsets.topic.replication.factor=0\n",
+        "offsets.topic.replication.factor=32768\n",
+        "transaction.state.log.replication.factor=-1\n",
+        "transaction.state.log.min.isr=0\n",
+    ] {
+        let key = bad.split('=').next().unwrap_or_default();
+        let error = load_err(bad);
+        assert!(error.to_string().contains(key), "{bad}: {error}");
+    }
 }

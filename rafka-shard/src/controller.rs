@@ -73,6 +73,18 @@ pub struct Charged<T> {
 /// `offsets.topic.segment.bytes` default.
 const INTERNAL_SEGMENT_BYTES: i32 = 104_857_600;
 
+/// The replicas of a new internal topic: its configured factor in a
+/// cluster, at most the unfenced brokers and at least 1; 1 on a single
+/// node.
+fn internal_replication_factor(cluster: bool, image: &MetadataImage, topic: InternalTopic) -> i16 {
+    if !cluster {
+        return 1;
+    }
+    let unfenced = image.brokers().filter(|b| !b.fenced).count();
+    let unfenced = i16::try_from(unfenced).unwrap_or(i16::MAX);
+    topic.replication_factor.min(unfenced).max(1)
+}
+
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFailure {
@@ -621,26 +633,40 @@ impl<S: ShardStorage> ControllerShard<S> {
 
     /// Creates an internal topic (compacted, 100 MiB segments, as Kafka)
     /// unless it exists: `__consumer_offsets` on the first FindCoordinator
-    /// for a group.
+    /// for a group. In a cluster it gets the topic's configured
+    /// replication factor, capped at the unfenced brokers (Kafka refuses
+    /// instead, leaving coordinators unavailable until enough brokers
+    /// live), and its `min.insync.replicas` (`__transaction_state`), at
+    /// most that factor; on a single node one replica, nothing else.
     pub async fn ensure_internal_topic(
         &self,
         publisher: &impl Publisher,
         topic: InternalTopic,
     ) -> Result<(), ControllerShardError> {
-        if self.lock().await.store.image().topic(topic.name).is_some() {
-            return Ok(());
-        }
-        let configs = BTreeMap::from([
+        let (cluster, replication_factor) = {
+            let inner = self.lock().await;
+            let image = inner.store.image();
+            if image.topic(topic.name).is_some() {
+                return Ok(());
+            }
+            let cluster = inner.controller.cluster;
+            (cluster, internal_replication_factor(cluster, &image, topic))
+        };
+        let mut configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
                 INTERNAL_SEGMENT_BYTES.to_string(),
             ),
         ]);
+        if let Some(min) = topic.min_insync_replicas.filter(|_| cluster) {
+            let min = min.min(i32::from(replication_factor));
+            configs.insert("min.insync.replicas".to_string(), min.to_string());
+        }
         let new_topic = NewTopic {
             name: topic.name.to_string(),
             partitions: topic.partitions,
-            replication_factor: -1,
+            replication_factor,
             configs,
         };
         let created = self.create_topics(publisher, vec![new_topic], false).await;

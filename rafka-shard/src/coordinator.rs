@@ -61,6 +61,11 @@ pub struct InternalTopic {
     pub name: &'static str,
     /// `offsets.topic.num.partitions` / `transaction.state.log.num.partitions`.
     pub partitions: i32,
+    /// `offsets.topic.replication.factor` /
+    /// `transaction.state.log.replication.factor` (a cluster's).
+    pub replication_factor: i16,
+    /// `transaction.state.log.min.isr` (None: the topic default).
+    pub min_insync_replicas: Option<i32>,
 }
 
 impl InternalTopic {

@@ -46,6 +46,8 @@ pub fn offsets_topic(config: &BrokerConfig) -> InternalTopic {
     InternalTopic {
         name: GROUP_METADATA_TOPIC,
         partitions: config.offsets_topic_num_partitions.max(1),
+        replication_factor: config.offsets_topic_replication_factor,
+        min_insync_replicas: None,
     }
 }
 

@@ -58,6 +58,8 @@ pub fn transaction_topic(config: &BrokerConfig) -> InternalTopic {
     InternalTopic {
         name: TRANSACTION_STATE_TOPIC,
         partitions: config.transaction_state_log_num_partitions.max(1),
+        replication_factor: config.transaction_state_log_replication_factor,
+        min_insync_replicas: Some(config.transaction_state_log_min_isr),
     }
 }
 

@@ -87,7 +87,7 @@ impl fmt::Display for ConfigWarning {
 }
 
 /// Kafka broker keys accepted silently-but-reported: they configure parts
-/// rafka replaces (thread pools, internal-topic replication, ZooKeeper).
+/// rafka replaces (thread pools, share groups, ZooKeeper).
 const NOT_APPLICABLE_KEYS: &[&str] = &[
     "inter.broker.listener.name",
     "log.cleaner.threads",
@@ -95,13 +95,10 @@ const NOT_APPLICABLE_KEYS: &[&str] = &[
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
-    "offsets.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
-    "transaction.state.log.min.isr",
-    "transaction.state.log.replication.factor",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
 ];
@@ -189,6 +186,10 @@ pub struct BrokerConfig {
     pub fetch_max_wait_ms: i32,
     pub connections_max_idle_ms: i64,
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`: replicas of each
+    /// `__consumer_offsets` partition in a cluster (Kafka: 3), capped at
+    /// the unfenced brokers when the topic is created; 1 on a single node.
+    pub offsets_topic_replication_factor: i16,
     /// `quota.window.num`: samples a client quota's rate is measured over.
     pub quota_window_num: i32,
     /// `quota.window.size.seconds`: the length of one such sample.
@@ -201,6 +202,13 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: i32,
     pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`: as
+    /// `offsets.topic.replication.factor`, for `__transaction_state`.
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: the `min.insync.replicas` of
+    /// `__transaction_state` in a cluster (Kafka: 2), at most its
+    /// replication factor.
+    pub transaction_state_log_min_isr: i32,
     pub transaction_max_timeout_ms: i32,
     /// `transactional.id.expiration.ms`: an idle transactional id is
     /// forgotten after this long (default 7 days).
@@ -288,6 +296,7 @@ impl Default for BrokerConfig {
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             offsets_retention_minutes: 7 * 24 * 60,
@@ -297,6 +306,8 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX,
             transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_interval_ms: 3_600_000,
@@ -355,6 +366,12 @@ impl<'a> Entries<'a> {
     ) -> Result<i32, InvalidValue> {
         self.get(key)
             .map_or(Ok(default), |v| parse_i32(key, v, min, max))
+    }
+
+    /// A replication factor: Kafka's SHORT, at least 1.
+    fn i16(&mut self, key: &'static str, default: i16) -> Result<i16, InvalidValue> {
+        let value = self.i32(key, 1, i16::MAX.into(), default.into())?;
+        Ok(i16::try_from(value).unwrap_or(i16::MAX))
     }
 
     fn i64(
@@ -814,6 +831,7 @@ fn super_users(e: &mut Entries<'_>) -> Result<Vec<String>, ConfigError> {
 fn read_groups(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigError> {
     const MAX32: i32 = i32::MAX;
     c.offsets_topic_num_partitions = e.i32("offsets.topic.num.partitions", 1, MAX32, 50)?;
+    c.offsets_topic_replication_factor = e.i16("offsets.topic.replication.factor", 3)?;
     c.quota_window_num = e.i32("quota.window.num", 1, MAX32, 11)?;
     c.quota_window_size_seconds = e.i32("quota.window.size.seconds", 1, MAX32, 1)?;
     c.offsets_retention_minutes = e.i32("offsets.retention.minutes", 1, MAX32, 7 * 24 * 60)?;
@@ -826,6 +844,9 @@ fn read_groups(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     c.group_max_size = e.i32("group.max.size", 1, MAX32, MAX32)?;
     c.transaction_state_log_num_partitions =
         e.i32("transaction.state.log.num.partitions", 1, MAX32, 50)?;
+    c.transaction_state_log_replication_factor =
+        e.i16("transaction.state.log.replication.factor", 3)?;
+    c.transaction_state_log_min_isr = e.i32("transaction.state.log.min.isr", 1, MAX32, 2)?;
     c.transaction_max_timeout_ms = e.i32("transaction.max.timeout.ms", 1, MAX32, 900_000)?;
     c.transactional_id_expiration_ms =
         e.i64("transactional.id.expiration.ms", 1, i64::MAX, 604_800_000)?;

@@ -21,6 +21,7 @@ pub enum ConfigType {
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
@@ -619,6 +620,12 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Partitions of __consumer_offsets.",
     },
     BrokerKey {
+        names: &["offsets.topic.replication.factor"],
+        kind: ConfigType::Short,
+        render: |c| some(c.offsets_topic_replication_factor),
+        doc: "Replicas of each __consumer_offsets partition in a cluster, at most the live brokers when it is created.",
+    },
+    BrokerKey {
         names: &["process.roles"],
         kind: ConfigType::List,
         render: |c| some(c.process_roles),
@@ -691,10 +698,22 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "How often idle transactional ids are looked for, in ms.",
     },
     BrokerKey {
+        names: &["transaction.state.log.min.isr"],
+        kind: ConfigType::Int,
+        render: |c| some(c.transaction_state_log_min_isr),
+        doc: "min.insync.replicas of __transaction_state in a cluster, at most its replication factor.",
+    },
+    BrokerKey {
         names: &["transaction.state.log.num.partitions"],
         kind: ConfigType::Int,
         render: |c| some(c.transaction_state_log_num_partitions),
         doc: "Partitions of __transaction_state.",
+    },
+    BrokerKey {
+        names: &["transaction.state.log.replication.factor"],
+        kind: ConfigType::Short,
+        render: |c| some(c.transaction_state_log_replication_factor),
+        doc: "Replicas of each __transaction_state partition in a cluster, at most the live brokers when it is created.",
     },
     BrokerKey {
         names: &["transactional.id.expiration.ms"],
@@ -825,6 +844,23 @@ mod tests {
             find("listeners").value.as_deref(),
             Some("PLAINTEXT://127.0.0.1:9092")
         );
+        // Kafka's SHORT replication factors and the txn log's min ISR.
+        for (name, value, kind) in [
+            ("offsets.topic.replication.factor", "3", ConfigType::Short),
+            (
+                "transaction.state.log.replication.factor",
+                "3",
+                ConfigType::Short,
+            ),
+            ("transaction.state.log.min.isr", "2", ConfigType::Int),
+        ] {
+            let d = find(name);
+            assert_eq!(
+                (d.value.as_deref(), d.source, d.kind, d.read_only),
+                (Some(value), ConfigSource::Default, kind, true),
+                "{name}"
+            );
+        }
         let mut names: Vec<&str> = described.iter().map(|d| d.name.as_str()).collect();
         let sorted = {
             let mut s = names.clone();
