@@ -424,3 +424,36 @@ fn group_settings_come_from_server_properties() {
     assert_eq!(defaults.offsets_retention_check_interval_ms, 600_000);
     assert_eq!(defaults.offsets_retention_minutes, 10_080);
 }
+
+#[test]
+fn unloading_a_partition_answers_its_waiting_members_not_coordinator() {
+    let mut m = machine(100);
+    let (leader, follower) = stable_pair(&mut m);
+    let partition = m.partition_of("g");
+    // The leader rejoins (a rebalance starts) and waits for the follower;
+    // a group of another partition stays.
+    assert!(m.join(200, 7, req(&leader, None)).replies.is_empty());
+    let mut other = req("", None);
+    other.group_id = (0..)
+        .map(|i| format!("other-{i}"))
+        .find(|id| m.partition_of(id) != partition)
+        .expect("a group on another partition");
+    let other_id = other.group_id.clone();
+    assert_eq!(
+        join_reply(&m.join(200, 8, other), 8).error_code,
+        MEMBER_ID_REQUIRED
+    );
+    let fx = m.unload_partition(partition);
+    assert!(fx.records.is_empty(), "an unload writes nothing");
+    let answered = join_reply(&fx, 7);
+    assert_eq!(
+        (answered.error_code, answered.member_id.as_str()),
+        (ErrorCode::NOT_COORDINATOR, leader.as_str())
+    );
+    assert_eq!(fx.replies.len(), 1, "only the waiting member: {fx:?}");
+    assert!(m.group("g").is_none());
+    assert!(m.group(&other_id).is_some());
+    assert_eq!(m.heartbeat(300, "g", &follower, None, 1), UNKNOWN_MEMBER_ID);
+    // Nothing of the unloaded group keeps a timer.
+    assert!(m.tick(1_000_000).replies.is_empty());
+}

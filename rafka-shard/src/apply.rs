@@ -5,7 +5,8 @@
 //! immutable, shared) with its deltas; each shard swaps its image and acts
 //! on the deltas that concern it: open the partitions placed on it, delete
 //! removed topics' data, apply changed configs, and tell its coordinators
-//! about their internal partitions. The publish returns once every shard
+//! about their internal partitions (created, deleted, and whether this
+//! broker leads them: coordinators follow leadership). The publish returns once every shard
 //! did, so an answer to CreateTopics means every shard serves the topic.
 //!
 //! Lives on: every shard (apply); the publish runs on shard 0.
@@ -14,7 +15,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use rafka_core::log::RecoveryHints;
-use rafka_core::metadata::{Committed, MetadataDelta, MetadataImage};
+use rafka_core::metadata::{Committed, Leadership, MetadataDelta, MetadataImage};
 
 use crate::controller::{PublishError, Publisher};
 use crate::registry::{assignment_of, OpenError};
@@ -44,7 +45,8 @@ impl<S: ShardStorage> Shard<S> {
         let me = u32::try_from(self.id()).unwrap_or(u32::MAX);
         let offsets_topic = self.offsets_topic().name;
         let txn_topic = self.transaction_topic().name;
-        let mut opened: Vec<String> = Vec::new();
+        // (topic, partition) of every partition this change opened here.
+        let mut opened: Vec<(String, i32)> = Vec::new();
         let mut broker_defaults_changed = false;
         let mut failures = Vec::new();
         // Partitions created on this shard are opened together, before any
@@ -108,6 +110,12 @@ impl<S: ShardStorage> Shard<S> {
                         self.registry()
                             .take_leadership(name, *partition, &held, assignment_of(new))
                             .await;
+                        // A partition opened by this change is loaded
+                        // below, before the publish returns.
+                        let fresh = opened.iter().any(|(t, p)| t == name && p == partition);
+                        if !fresh {
+                            self.coordinators_follow(name, *partition, new);
+                        }
                     }
                 }
                 _ => {}
@@ -118,14 +126,14 @@ impl<S: ShardStorage> Shard<S> {
         if broker_defaults_changed {
             self.registry().reload_all_configs(&image).await;
         }
-        if opened.iter().any(|topic| topic == offsets_topic) {
+        if opened.iter().any(|(topic, _)| topic == offsets_topic) {
             // New partitions are empty: this only marks them loaded, before
             // the controller's publish returns and groups get routed here.
             if let Err(error) = self.groups().load_partitions().await {
                 tracing::error!(%error, "loading new {offsets_topic} partitions");
             }
         }
-        if opened.iter().any(|topic| topic == txn_topic) {
+        if opened.iter().any(|(topic, _)| topic == txn_topic) {
             if let Err(error) = self.txns().load_partitions().await {
                 tracing::error!(%error, "loading new {txn_topic} partitions");
             }
@@ -138,14 +146,27 @@ impl<S: ShardStorage> Shard<S> {
         }
     }
 
-    /// Opens the partitions `created` lists (and empties it): the topic of
-    /// each one opened goes to `opened`, the failures to `failures`, after
-    /// removing what they left.
+    /// A new leadership of `topic`/`partition`, held here: when the topic
+    /// is internal, its coordinator follows it (loads it as its new
+    /// leader, or unloads it; see [`crate::coordinator`]).
+    fn coordinators_follow(&self, topic: &str, partition: i32, leadership: &Leadership) {
+        let leads = leadership.leader == self.config.node_id;
+        let epoch = leadership.leader_epoch;
+        if topic == self.offsets_topic().name {
+            self.groups().follow_leadership(partition, leads, epoch);
+        } else if topic == self.transaction_topic().name {
+            self.txns().follow_leadership(partition, leads, epoch);
+        }
+    }
+
+    /// Opens the partitions `created` lists (and empties it): each one
+    /// opened goes to `opened`, the failures to `failures`, after removing
+    /// what they left.
     async fn open_created(
         &self,
         image: &MetadataImage,
         created: &mut Vec<(&str, i32)>,
-        opened: &mut Vec<String>,
+        opened: &mut Vec<(String, i32)>,
         failures: &mut Vec<OpenError>,
     ) {
         if created.is_empty() {
@@ -158,11 +179,7 @@ impl<S: ShardStorage> Shard<S> {
         let outcomes = self.registry().open_all(image, opens).await;
         for ((name, partition), outcome) in batch.into_iter().zip(outcomes) {
             match outcome {
-                Ok(()) => {
-                    if !opened.iter().any(|topic| topic == name) {
-                        opened.push(name.to_string());
-                    }
-                }
+                Ok(()) => opened.push((name.to_string(), partition)),
                 Err(error) => {
                     tracing::error!(%error, "a new partition could not be opened");
                     self.registry().discard_new_partition(name, partition).await;

@@ -17,7 +17,8 @@
 //! `offsets.retention.check.interval.ms`.
 //!
 //! Until a partition is loaded its groups answer
-//! COORDINATOR_LOAD_IN_PROGRESS.
+//! COORDINATOR_LOAD_IN_PROGRESS; once another broker leads it, they answer
+//! NOT_COORDINATOR and are forgotten here (see [`CoordinatorHost`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -335,9 +336,33 @@ impl<S: ShardStorage> GroupCoordinator<S> {
         Ok(results)
     }
 
-    /// Replays this shard's `__consumer_offsets` partitions not loaded yet.
+    /// Replays the `__consumer_offsets` partitions this shard holds and
+    /// this broker leads that are not loaded yet.
     pub async fn load_partitions(&self) -> Result<usize, LoadError> {
         self.host.load_partitions(self).await
+    }
+
+    /// A leadership of `__consumer_offsets` partition `partition` (see
+    /// [`CoordinatorHost::follow_leadership`]): led elsewhere, its groups
+    /// go (their members, answered NOT_COORDINATOR, find the new
+    /// coordinator); led here in a new epoch, they are loaded afresh by a
+    /// task of this shard, COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+    pub fn follow_leadership(self: &Rc<Self>, partition: i32, leads: bool, leader_epoch: i32) {
+        let Some(generation) = self
+            .host
+            .follow_leadership(partition, leads, leader_epoch, &**self)
+        else {
+            return;
+        };
+        let groups = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let loaded = groups
+                .host
+                .load_generation(partition, generation, &*groups)
+                .await;
+            log_load(GROUP_METADATA_TOPIC, partition, loaded);
+        })
+        .detach();
     }
 
     /// Forgets the groups of a deleted `__consumer_offsets` partition.
@@ -371,6 +396,18 @@ impl<S: ShardStorage> GroupCoordinator<S> {
             tracing::info!(records = records.len(), "expiring committed offsets");
             self.host.persist(&records).await;
         }
+    }
+}
+
+/// How a load run by [`GroupCoordinator::follow_leadership`] (or the
+/// transaction coordinator's) ended.
+pub(crate) fn log_load(topic: &str, partition: i32, loaded: Result<usize, LoadError>) {
+    match loaded {
+        Ok(records) => tracing::info!(topic, partition, records, "coordinator partition loaded"),
+        Err(LoadError::Superseded { .. }) => {
+            tracing::info!(topic, partition, "coordinator load superseded")
+        }
+        Err(error) => tracing::error!(topic, partition, %error, "coordinator load failed"),
     }
 }
 
@@ -423,7 +460,14 @@ impl<S: ShardStorage> Hosted for GroupCoordinator<S> {
     }
 
     fn unload(&self, partition: i32) {
-        self.machine.borrow_mut().unload_partition(partition);
+        // Members parked in JoinGroup / SyncGroup hear NOT_COORDINATOR now;
+        // nothing is written (the partition is not this broker's to write).
+        let fx = self.machine.borrow_mut().unload_partition(partition);
+        for (token, reply) in fx.replies {
+            if let Some(tx) = self.waiting.borrow_mut().remove(&token) {
+                let _ = tx.send(reply);
+            }
+        }
     }
 
     fn next_deadline_ms(&self) -> Option<i64> {

@@ -72,6 +72,14 @@ impl ImageView {
         usize::try_from(shard).ok()
     }
 
+    /// The broker leading `topic`/`partition` in a cluster (`None` on a
+    /// single node, where no leadership is recorded, or for an unknown
+    /// partition).
+    pub fn leader_of(&self, topic: &str, partition: i32) -> Option<i32> {
+        let image = self.image.borrow();
+        Some(image.topic(topic)?.leadership(partition)?.leader)
+    }
+
     fn has_topic(&self, topic: &str) -> bool {
         self.image.borrow().topic(topic).is_some()
     }

@@ -179,6 +179,7 @@ pub async fn start_with<S: ShardStorage>(
     let host = CoordinatorHost::new(
         offsets_topic(&config),
         router.shard_id(),
+        config.node_id,
         Rc::clone(&registry),
         Rc::clone(&image),
         Rc::clone(&clock),
@@ -187,6 +188,7 @@ pub async fn start_with<S: ShardStorage>(
     let txn_host = CoordinatorHost::new(
         transaction_topic(&config),
         router.shard_id(),
+        config.node_id,
         Rc::clone(&registry),
         Rc::clone(&image),
         Rc::clone(&clock),
@@ -331,7 +333,7 @@ async fn follow_controller<S: ShardStorage>(
 
 impl<S: ShardStorage> Shard<S> {
     /// Opens every partition the image places on this shard, then replays
-    /// its coordinators' internal partitions. Returns how many partitions
+    /// its coordinators' internal partitions that this broker leads. Returns how many partitions
     /// it opened.
     async fn load(
         &self,
@@ -358,6 +360,8 @@ impl<S: ShardStorage> Shard<S> {
         }
         // `__consumer_offsets` is created by the first FindCoordinator for
         // a group, as Kafka does: a broker that never saw a group has none.
+        // Only the partitions this broker leads are loaded; the others
+        // follow their leadership (`apply`).
         self.groups().load_partitions().await?;
         self.txns().load_partitions().await?;
         self.image_view().notify();

@@ -26,7 +26,7 @@
 //! coordinator on the same shard.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -35,13 +35,13 @@ use rafka_core::config::BrokerConfig;
 use rafka_core::txn::schema::decode_key;
 use rafka_core::txn::{
     AddStep, EndStep, InitStep, ListFilter, TopicPartition, TxnConfig, TxnCoordinator,
-    TxnDescription, TxnListing, TxnSnapshot, TxnState, COORDINATOR_EPOCH, TRANSACTION_STATE_TOPIC,
+    TxnDescription, TxnListing, TxnSnapshot, TxnState, TRANSACTION_STATE_TOPIC,
 };
 use rafka_proto::error::ErrorCode;
 
 use crate::controller_handle::ControllerHandle;
-use crate::coordinator::{CoordinatorHost, Hosted, InternalTopic, LoadError};
-use crate::group::GROUP_METADATA_TOPIC;
+use crate::coordinator::{Claim, CoordinatorHost, Hosted, InternalTopic, LoadError};
+use crate::group::{log_load, GROUP_METADATA_TOPIC};
 pub use crate::partition::TxnMarker;
 use crate::runtime::within;
 use crate::shard::Shard;
@@ -88,8 +88,10 @@ pub struct TransactionCoordinator<S: ShardStorage = BrokerStorage> {
     /// The shard it lives in (set once the shard exists): the router for
     /// markers, the controller for producer ids.
     shard: OnceCell<Weak<Shard<S>>>,
-    /// Ids whose marker task runs, so that one runs per id.
-    writing_markers: RefCell<BTreeSet<String>>,
+    /// Ids whose marker task runs, with the leadership it runs for, so
+    /// that one runs per id and leadership (a task of a leadership that
+    /// ended is on its way out).
+    writing_markers: RefCell<BTreeMap<String, Claim>>,
     remove_expired_interval_ms: i64,
     /// After a timeout abort could not be written, the timer waits until
     /// then before trying again (a failing disk must not spin the shard).
@@ -103,7 +105,7 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
             host,
             machine: RefCell::new(TxnCoordinator::new(TxnConfig::from_broker(config))),
             shard: OnceCell::new(),
-            writing_markers: RefCell::new(BTreeSet::new()),
+            writing_markers: RefCell::new(BTreeMap::new()),
             remove_expired_interval_ms: config.transaction_remove_expired_interval_ms.max(1),
             retry_timeouts_at_ms: Cell::new(i64::MIN),
             stats: Cell::new(TxnStats::default()),
@@ -313,50 +315,69 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
         self.machine.borrow().list(filter, self.now_ms())
     }
 
-    /// Starts the marker task of `id` unless one runs.
+    /// Starts the marker task of `id` unless one runs for the current
+    /// leadership of its partition (none while it is not loaded).
     fn spawn_markers(&self, id: &str) {
         let Some(shard) = self.shard() else {
             return;
         };
-        if !self.writing_markers.borrow_mut().insert(id.to_string()) {
+        let Some(claim) = self.host.claim(self.host.topic().partition_for(id)) else {
+            return;
+        };
+        let previous = self
+            .writing_markers
+            .borrow_mut()
+            .insert(id.to_string(), claim);
+        if previous == Some(claim) {
             return;
         }
         let id = id.to_string();
         glommio::spawn_local(async move {
             let txns = Rc::clone(shard.txns());
-            txns.complete_transaction(&shard, &id).await;
-            txns.writing_markers.borrow_mut().remove(&id);
+            txns.complete_transaction(&shard, &id, claim).await;
+            let mut writing = txns.writing_markers.borrow_mut();
+            if writing.get(&id) == Some(&claim) {
+                writing.remove(&id);
+            }
         })
         .detach();
     }
 
     /// Writes the markers of `id`'s PrepareCommit/PrepareAbort to every
     /// partition of the transaction, then its CompleteCommit/CompleteAbort.
-    /// Retries until done or the shard stops.
-    async fn complete_transaction(&self, shard: &Rc<Shard<S>>, id: &str) {
+    /// Retries until done, the shard stops or the leadership of the id's
+    /// partition (`claim`) ends: a coordinator that lost it writes no
+    /// more markers; the new one's replay finds the transaction and
+    /// finishes it with its own, newer coordinator epoch.
+    async fn complete_transaction(&self, shard: &Rc<Shard<S>>, id: &str, claim: Claim) {
         // The startup replay runs while other shards may still be opening
         // their partitions: markers wait until every shard has loaded.
         shard.lifecycle().wait_ready().await;
+        if !self.host.holds(&claim) {
+            return;
+        }
         let Some(snapshot) = self.machine.borrow().get(id).map(|m| m.current.clone()) else {
             return;
         };
         if !snapshot.state.is_preparing() {
             return;
         }
+        // Kafka's coordinator epoch: the leader epoch of the id's
+        // `__transaction_state` partition (0 on a single node), so a
+        // partition refuses the markers of a coordinator that lost it.
         let marker = TxnMarker {
             producer_id: snapshot.producer_id,
             producer_epoch: snapshot.producer_epoch,
-            coordinator_epoch: COORDINATOR_EPOCH,
+            coordinator_epoch: claim.leader_epoch,
             commit: snapshot.state == TxnState::PrepareCommit,
         };
-        let writes = snapshot
-            .partitions
-            .iter()
-            .map(|(topic, partition)| write_marker(shard, topic.clone(), *partition, marker));
+        let writes = snapshot.partitions.iter().map(|(topic, partition)| {
+            write_marker(shard, topic.clone(), *partition, marker, claim)
+        });
         let written = join_all(writes).await.into_iter().filter(|w| *w).count();
         self.count(|s| s.markers_written += written as u64);
         let mut backoff = RETRY_BACKOFF_MIN;
-        while !self.host.is_stopping() {
+        while !self.host.is_stopping() && self.host.holds(&claim) {
             let Some(next) = self
                 .machine
                 .borrow_mut()
@@ -382,17 +403,51 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
         }
     }
 
-    /// Replays this shard's `__transaction_state` partitions not loaded
-    /// yet, then finishes every transaction a crash left between Prepare
-    /// and Complete.
+    /// Replays the `__transaction_state` partitions this shard holds and
+    /// this broker leads that are not loaded yet, then finishes every
+    /// transaction a crash left between Prepare and Complete.
     pub async fn load_partitions(&self) -> Result<usize, LoadError> {
         let applied = self.host.load_partitions(self).await?;
+        self.finish_prepared();
+        Ok(applied)
+    }
+
+    /// Starts the marker task of every loaded transaction left between
+    /// Prepare and Complete (by a crash, or by a former coordinator).
+    fn finish_prepared(&self) {
         let awaiting = self.machine.borrow().awaiting_markers();
         for id in awaiting {
-            tracing::info!(transactional_id = %id, "finishing a transaction after restart");
+            tracing::info!(transactional_id = %id, "finishing a prepared transaction");
             self.spawn_markers(&id);
         }
-        Ok(applied)
+    }
+
+    /// A leadership of `__transaction_state` partition `partition` (see
+    /// [`CoordinatorHost::follow_leadership`]): led elsewhere, its ids go
+    /// (their timeouts and marker tasks stop); led here in a new epoch,
+    /// they are loaded afresh by a task of this shard
+    /// (COORDINATOR_LOAD_IN_PROGRESS meanwhile), which then finishes the
+    /// prepared transactions it found.
+    pub fn follow_leadership(self: &Rc<Self>, partition: i32, leads: bool, leader_epoch: i32) {
+        let Some(generation) = self
+            .host
+            .follow_leadership(partition, leads, leader_epoch, &**self)
+        else {
+            return;
+        };
+        let txns = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let loaded = txns
+                .host
+                .load_generation(partition, generation, &*txns)
+                .await;
+            let done = loaded.is_ok();
+            log_load(TRANSACTION_STATE_TOPIC, partition, loaded);
+            if done {
+                txns.finish_prepared();
+            }
+        })
+        .detach();
     }
 
     /// Forgets the ids of a deleted `__transaction_state` partition.
@@ -447,6 +502,13 @@ pub async fn write_marker_on_owner<S: ShardStorage>(
     let outcome = shard
         .router
         .invoke_on(owner, move |owner_shard: Rc<Shard<S>>| async move {
+            // A follower's log takes only its leader's batches.
+            let follower = owner_shard
+                .partition(&name, partition)
+                .is_some_and(|p| !p.is_leader());
+            if follower {
+                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+            }
             let written = owner_shard
                 .registry()
                 .write_txn_marker(&name, partition, marker, MARKER_WRITE_TIMEOUT)
@@ -470,7 +532,8 @@ pub async fn write_marker_on_owner<S: ShardStorage>(
 /// [`write_marker_on_owner`] until it is durable, the partition is gone
 /// from the metadata image, or the marker is stale (a newer one is there);
 /// backs off between attempts, and gives up only when the shard stops (the
-/// replay after the restart writes it then). A partition the image still
+/// replay after the restart writes it then) or the coordinator's
+/// leadership (`claim`) ends (the new coordinator writes it). A partition the image still
 /// has but its owner has not open (being opened, or closed by a clean
 /// stop) is retried: taking it for a deleted one would let the
 /// transaction complete without its marker there, and that partition's
@@ -481,9 +544,13 @@ async fn write_marker<S: ShardStorage>(
     topic: String,
     partition: i32,
     marker: TxnMarker,
+    claim: Claim,
 ) -> bool {
     let mut backoff = RETRY_BACKOFF_MIN;
     loop {
+        if !shard.txns().host().holds(&claim) {
+            return false;
+        }
         match write_marker_on_owner(shard, &topic, partition, marker).await {
             Ok(_) => return true,
             // A deleted topic has nothing to mark, as in Kafka.

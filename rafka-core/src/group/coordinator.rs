@@ -77,11 +77,30 @@ impl Coordinator {
         partition_for_group(group_id, self.config.offsets_partitions)
     }
 
-    /// Forgets the groups of `partition` (it moved to another shard).
-    pub fn unload_partition(&mut self, partition: i32) {
+    /// Forgets the groups of `partition` (deleted, or led by another
+    /// broker now). Members waiting in JoinGroup or SyncGroup are answered
+    /// NOT_COORDINATOR, as Kafka's `onGroupUnloaded` does, so they look for
+    /// the new coordinator and join there; the returned effects hold those
+    /// replies and no record.
+    pub fn unload_partition(&mut self, partition: i32) -> Effects {
         let partitions = self.config.offsets_partitions;
-        self.groups
-            .retain(|id, _| partition_for_group(id, partitions) != partition);
+        let mut fx = Effects::default();
+        self.groups.retain(|id, group| {
+            if partition_for_group(id, partitions) != partition {
+                return true;
+            }
+            for member in group.members.values_mut() {
+                if let Some(token) = member.awaiting_join.take() {
+                    let answer = JoinResult::error(ErrorCode::NOT_COORDINATOR, &member.member_id);
+                    fx.join(token, answer);
+                }
+                if let Some(token) = member.awaiting_sync.take() {
+                    fx.sync(token, SyncResult::error(ErrorCode::NOT_COORDINATOR));
+                }
+            }
+            false
+        });
+        fx
     }
 
     /// The earliest timer of any group, if one is armed.
