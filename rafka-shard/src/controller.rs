@@ -73,16 +73,39 @@ pub struct Charged<T> {
 /// `offsets.topic.segment.bytes` default.
 const INTERNAL_SEGMENT_BYTES: i32 = 104_857_600;
 
-/// The replicas of a new internal topic: its configured factor in a
-/// cluster, at most the unfenced brokers and at least 1; 1 on a single
-/// node.
-fn internal_replication_factor(cluster: bool, image: &MetadataImage, topic: InternalTopic) -> i16 {
-    if !cluster {
-        return 1;
+/// An internal topic as it is created: compacted, 100 MiB segments (as
+/// Kafka). In a cluster (`cluster`) its configured replication factor,
+/// capped at the unfenced brokers of `image` and at least 1 (Kafka refuses
+/// instead, leaving coordinators unavailable until enough brokers live),
+/// and its `min.insync.replicas` (`__transaction_state`), at most that
+/// factor; on a single node one replica and nothing more, as before
+/// clusters.
+pub fn internal_topic_spec(cluster: bool, image: &MetadataImage, topic: InternalTopic) -> NewTopic {
+    let mut configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        (
+            "segment.bytes".to_string(),
+            INTERNAL_SEGMENT_BYTES.to_string(),
+        ),
+    ]);
+    let replication_factor = match cluster {
+        true => {
+            let unfenced = image.brokers().filter(|b| !b.fenced).count();
+            let unfenced = i16::try_from(unfenced).unwrap_or(i16::MAX);
+            topic.replication_factor.min(unfenced).max(1)
+        }
+        false => 1,
+    };
+    if let Some(min) = topic.min_insync_replicas.filter(|_| cluster) {
+        let min = min.min(i32::from(replication_factor));
+        configs.insert("min.insync.replicas".to_string(), min.to_string());
     }
-    let unfenced = image.brokers().filter(|b| !b.fenced).count();
-    let unfenced = i16::try_from(unfenced).unwrap_or(i16::MAX);
-    topic.replication_factor.min(unfenced).max(1)
+    NewTopic {
+        name: topic.name.to_string(),
+        partitions: topic.partitions,
+        replication_factor,
+        configs,
+    }
 }
 
 /// A failed controller operation as the client sees it.
@@ -631,43 +654,21 @@ impl<S: ShardStorage> ControllerShard<S> {
         }
     }
 
-    /// Creates an internal topic (compacted, 100 MiB segments, as Kafka)
-    /// unless it exists: `__consumer_offsets` on the first FindCoordinator
-    /// for a group. In a cluster it gets the topic's configured
-    /// replication factor, capped at the unfenced brokers (Kafka refuses
-    /// instead, leaving coordinators unavailable until enough brokers
-    /// live), and its `min.insync.replicas` (`__transaction_state`), at
-    /// most that factor; on a single node one replica, nothing else.
+    /// Creates an internal topic ([`internal_topic_spec`]) unless it
+    /// exists: `__consumer_offsets` on the first FindCoordinator for a
+    /// group.
     pub async fn ensure_internal_topic(
         &self,
         publisher: &impl Publisher,
         topic: InternalTopic,
     ) -> Result<(), ControllerShardError> {
-        let (cluster, replication_factor) = {
+        let new_topic = {
             let inner = self.lock().await;
             let image = inner.store.image();
             if image.topic(topic.name).is_some() {
                 return Ok(());
             }
-            let cluster = inner.controller.cluster;
-            (cluster, internal_replication_factor(cluster, &image, topic))
-        };
-        let mut configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "segment.bytes".to_string(),
-                INTERNAL_SEGMENT_BYTES.to_string(),
-            ),
-        ]);
-        if let Some(min) = topic.min_insync_replicas.filter(|_| cluster) {
-            let min = min.min(i32::from(replication_factor));
-            configs.insert("min.insync.replicas".to_string(), min.to_string());
-        }
-        let new_topic = NewTopic {
-            name: topic.name.to_string(),
-            partitions: topic.partitions,
-            replication_factor,
-            configs,
+            internal_topic_spec(inner.controller.cluster, &image, topic)
         };
         let created = self.create_topics(publisher, vec![new_topic], false).await;
         match created.into_iter().next() {
@@ -894,4 +895,88 @@ async fn commit_and_publish<S: ShardStorage>(
 /// A refused SCRAM alteration as the client sees it.
 fn scram_failure(error: &ScramAlterError) -> TopicFailure {
     TopicFailure::new(error.error_code(), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use rafka_core::metadata::{BrokerFencingRecord, RegisterBrokerRecord};
+
+    use super::*;
+
+    fn txn_topic(factor: i16) -> InternalTopic {
+        InternalTopic {
+            name: "__transaction_state",
+            partitions: 50,
+            replication_factor: factor,
+            min_insync_replicas: Some(2),
+        }
+    }
+
+    /// An image with brokers 1..=`brokers`, the first `fenced` of them
+    /// fenced.
+    fn cluster_of(brokers: i32, fenced: i32) -> MetadataImage {
+        let mut image = MetadataImage::new();
+        for node_id in 1..=brokers {
+            let registered = MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                node_id,
+                epoch: 1,
+                incarnation_id: Uuid::from_u128(node_id as u128),
+                rack: None,
+                endpoints: Vec::new(),
+            });
+            image.apply(&registered).expect("register");
+            if node_id <= fenced {
+                let fencing = MetadataRecord::BrokerFencing(BrokerFencingRecord {
+                    node_id,
+                    epoch: 1,
+                    fenced: true,
+                });
+                image.apply(&fencing).expect("fence");
+            }
+        }
+        image
+    }
+
+    fn spec(cluster: bool, image: &MetadataImage, topic: InternalTopic) -> (i16, Option<String>) {
+        let spec = internal_topic_spec(cluster, image, topic);
+        assert_eq!(spec.partitions, 50);
+        assert_eq!(spec.configs["cleanup.policy"], "compact");
+        assert_eq!(spec.configs["segment.bytes"], "104857600");
+        let min = spec.configs.get("min.insync.replicas").cloned();
+        (spec.replication_factor, min)
+    }
+
+    #[test]
+    fn internal_topics_get_their_factor_capped_at_the_unfenced_brokers() {
+        let five = cluster_of(5, 0);
+        assert_eq!(spec(true, &five, txn_topic(3)), (3, Some("2".into())));
+        // Two brokers fenced: three live, the factor fits.
+        assert_eq!(
+            spec(true, &cluster_of(5, 2), txn_topic(3)),
+            (3, Some("2".into()))
+        );
+        // One live broker of two: one replica, and min ISR at most that.
+        assert_eq!(
+            spec(true, &cluster_of(2, 1), txn_topic(3)),
+            (1, Some("1".into()))
+        );
+        // No broker registered yet: still one replica, never zero.
+        assert_eq!(
+            spec(true, &cluster_of(0, 0), txn_topic(3)),
+            (1, Some("1".into()))
+        );
+        let offsets = InternalTopic {
+            name: "__consumer_offsets",
+            min_insync_replicas: None,
+            ..txn_topic(2)
+        };
+        assert_eq!(spec(true, &five, offsets), (2, None));
+    }
+
+    #[test]
+    fn a_single_node_creates_them_as_before() {
+        // Whatever the keys say, and whatever the image holds.
+        assert_eq!(spec(false, &cluster_of(3, 0), txn_topic(3)), (1, None));
+        assert_eq!(spec(false, &MetadataImage::new(), txn_topic(1)), (1, None));
+    }
 }
