@@ -150,6 +150,11 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
         }
     }
 
+    /// Transactions whose marker task runs now.
+    pub fn marker_tasks(&self) -> usize {
+        self.writing_markers.borrow().len()
+    }
+
     /// Persists `next` for `id`, then makes it the id's state; a failed
     /// write leaves the state as it was and answers
     /// COORDINATOR_NOT_AVAILABLE (retriable: the client asks again).
