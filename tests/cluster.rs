@@ -1267,6 +1267,7 @@ fn a_dead_leaders_partitions_move_to_in_sync_replicas_and_alter_partition_checks
     // led goes to its first other in-sync replica, one leader epoch on,
     // and it leaves every ISR.
     let dead = replicas[0][0];
+    let killed_at = Instant::now();
     cluster.ok(&["kill", &dead.to_string()]);
     let survivors: Vec<i32> = (1..=3).filter(|n| *n != dead).collect();
     let survivor = u16::try_from(survivors[0]).expect("node id");
@@ -1280,6 +1281,10 @@ fn a_dead_leaders_partitions_move_to_in_sync_replicas_and_alter_partition_checks
             && survivors.contains(&m.controller_id.0)
             && leader.is_some_and(|l| l >= 0 && l != dead)
     });
+    eprintln!(
+        "partition 0 led by a survivor {} ms after the kill (session 3000 ms)",
+        killed_at.elapsed().as_millis()
+    );
     let after = cluster.metadata(survivor, Some(vec!["moved"]));
     for p in &after.topics[0].partitions {
         let index = p.partition_index as usize;
@@ -1426,5 +1431,40 @@ fn a_dead_leaders_partitions_move_to_in_sync_replicas_and_alter_partition_checks
             "{p:?}"
         );
         assert!(p.offline_replicas.is_empty(), "{p:?}");
+    }
+
+    // SIGTERM partition 0's leader: its controlled shutdown moves the
+    // leadership to another in-sync replica before it stops.
+    let pid = cluster
+        .pid(u16::try_from(leader).expect("id"))
+        .expect("the leader runs");
+    // SAFETY: kill(2) of this test's broker.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    let watcher = u16::try_from(
+        survivors
+            .iter()
+            .copied()
+            .find(|n| *n != leader)
+            .expect("another survivor"),
+    )
+    .expect("id");
+    cluster.await_metadata(watcher, "partition 0 handed over", |m| {
+        m.topics
+            .iter()
+            .find(|t| t.topic_id == topic_id)
+            .is_some_and(|t| {
+                let p = &t.partitions[0];
+                p.leader_id.0 >= 0
+                    && p.leader_id.0 != leader
+                    && p.leader_epoch == 2
+                    && !p.isr_nodes.contains(&BrokerId(leader))
+            })
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while !log(leader).contains("controlled shutdown: fenced, leads nothing") {
+        assert!(Instant::now() < deadline, "{}", log(leader));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
