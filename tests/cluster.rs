@@ -51,11 +51,16 @@ impl Cluster {
 
     /// Nodes 1-3 (voters) and `brokers` broker-only nodes after them.
     fn start_with_brokers(brokers: u16) -> Cluster {
+        Cluster::start_configured(brokers, "")
+    }
+
+    /// As [`Cluster::start_with_brokers`], with `extra` properties lines.
+    fn start_configured(brokers: u16, extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("server.properties");
         std::fs::write(
             &config,
-            "broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n",
+            format!("broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n{extra}"),
         )
         .expect("config");
         // Picking free ports and binding them is not atomic: tests (and
@@ -1467,4 +1472,260 @@ fn a_dead_leaders_partitions_move_to_in_sync_replicas_and_alter_partition_checks
         assert!(Instant::now() < deadline, "{}", log(leader));
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Partition `partition` of `topic` as node `node` describes it: (leader,
+/// leader epoch, ISR sorted).
+fn partition_state(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    partition: i32,
+) -> Option<(i32, i32, Vec<i32>)> {
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").ok()?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let answer: MetadataResponse = client.call(12, &request).ok()?;
+    let found = answer
+        .topics
+        .first()?
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)?;
+    let mut isr: Vec<i32> = found.isr_nodes.iter().map(|n| n.0).collect();
+    isr.sort_unstable();
+    Some((found.leader_id.0, found.leader_epoch, isr))
+}
+
+/// Polls node `node` until `check` holds for the partition's state;
+/// returns that state.
+fn await_partition(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    partition: i32,
+    what: &str,
+    check: impl Fn(&(i32, i32, Vec<i32>)) -> bool,
+) -> (i32, i32, Vec<i32>) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let state = partition_state(cluster, node, topic, partition);
+        if let Some(state) = state.as_ref().filter(|s| check(s)) {
+            return state.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {node}, {topic}-{partition}: {what}; last seen {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `signal` to node `node` of the test's own cluster.
+fn signal(cluster: &Cluster, node: u16, signal: libc::c_int) {
+    let pid = cluster.pid(node).expect("its pid");
+    // SAFETY: kill(2) of a broker this test started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+#[test]
+fn acks_all_waits_for_the_isr_and_a_killed_leader_loses_no_acknowledged_record() {
+    let cluster = Cluster::start_configured(0, "replica.lag.time.max.ms=2000\n");
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "durable",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let (leader, epoch, isr) =
+        await_partition(&cluster, 1, "durable", 0, "a leader", |(l, _, _)| *l > 0);
+    assert_eq!(isr, vec![1, 2, 3], "every replica starts in sync");
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(
+        &bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    );
+    let base_ms = now_ms();
+    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
+        vec![(from..from + count)
+            .map(|i| support::client::record(0, i, base_ms))
+            .collect()]
+    };
+    let mut acknowledged = Vec::new();
+    let first = batch(0, 50);
+    assert_eq!(
+        produce(&producer, "durable", &first)[0],
+        (0..50).collect::<Vec<i64>>()
+    );
+    acknowledged.extend(first[0].iter().cloned());
+
+    // A follower paused past replica.lag.time.max.ms (and the broker
+    // session): it leaves the ISR, and acks=all goes on with the other two.
+    let follower = [1u16, 2, 3]
+        .into_iter()
+        .find(|n| i32::from(*n) != leader)
+        .expect("a follower");
+    signal(&cluster, follower, libc::SIGSTOP);
+    let paused_isr = await_partition(
+        &cluster,
+        u16::try_from(leader).unwrap(),
+        "durable",
+        0,
+        "the paused follower out of the ISR",
+        |(_, _, isr)| !isr.contains(&i32::from(follower)),
+    );
+    assert_eq!(paused_isr.2.len(), 2);
+    let second = batch(50, 20);
+    assert_eq!(
+        produce(&producer, "durable", &second)[0],
+        (50..70).collect::<Vec<i64>>()
+    );
+    acknowledged.extend(second[0].iter().cloned());
+
+    // Resumed, it catches up and the leader takes it back into the ISR.
+    signal(&cluster, follower, libc::SIGCONT);
+    await_partition(
+        &cluster,
+        u16::try_from(leader).unwrap(),
+        "durable",
+        0,
+        "the follower back in the ISR",
+        |(_, _, isr)| isr == &vec![1, 2, 3],
+    );
+
+    // kill -9 the leader: the controller elects another ISR member with
+    // the next epoch, and producing goes on there.
+    cluster.ok(&["kill", &leader.to_string()]);
+    let survivor = [1u16, 2, 3]
+        .into_iter()
+        .find(|n| i32::from(*n) != leader)
+        .expect("a survivor");
+    let (new_leader, new_epoch, new_isr) = await_partition(
+        &cluster,
+        survivor,
+        "durable",
+        0,
+        "a new leader",
+        |(l, _, _)| *l > 0 && *l != leader,
+    );
+    assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
+    assert!(!new_isr.contains(&leader), "{new_isr:?}");
+    let third = batch(70, 30);
+    assert_eq!(
+        produce(&producer, "durable", &third)[0],
+        (70..100).collect::<Vec<i64>>()
+    );
+    acknowledged.extend(third[0].iter().cloned());
+
+    // Every acknowledged record, once, in order, from the new leader.
+    assert_topic(&bootstrap, "durable", &[acknowledged.clone()]);
+
+    // The old leader restarts on its disk, follows the new one, and
+    // rejoins the ISR.
+    let restarted = cluster.run(&["start", &leader.to_string()]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    await_partition(
+        &cluster,
+        u16::try_from(new_leader).unwrap(),
+        "durable",
+        0,
+        "the old leader back in the ISR",
+        |(_, _, isr)| isr == &vec![1, 2, 3],
+    );
+    assert_topic(&bootstrap, "durable", &[acknowledged]);
+}
+
+#[test]
+fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas() {
+    let cluster = Cluster::start_configured(0, "replica.lag.time.max.ms=2000\n");
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "strict",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "2",
+        ])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let (leader, _, isr) =
+        await_partition(&cluster, 1, "strict", 0, "a leader", |(l, _, _)| *l > 0);
+    assert_eq!(isr.len(), 2);
+    let follower = isr
+        .iter()
+        .copied()
+        .find(|r| *r != leader)
+        .expect("the follower");
+    let leader_node = u16::try_from(leader).expect("node id");
+    let produce_once = |acks: i16| -> (i16, i64) {
+        let mut client =
+            WireClient::connect(cluster.listener(leader_node), "cluster").expect("connect");
+        let request = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("strict")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(rafka_testkit::records::value_batch("v")))])]);
+        let answer: ProduceResponse = client.call(9, &request).expect("Produce");
+        let partition = &answer.responses[0].partition_responses[0];
+        (partition.error_code, partition.base_offset)
+    };
+    assert_eq!(produce_once(-1), (0, 0));
+    cluster.ok(&["kill", &follower.to_string()]);
+    await_partition(
+        &cluster,
+        leader_node,
+        "strict",
+        0,
+        "the ISR without the killed follower",
+        |(_, _, isr)| isr == &vec![leader],
+    );
+    // Kafka's NOT_ENOUGH_REPLICAS (19): nothing appended.
+    assert_eq!(produce_once(-1).0, 19);
+    // acks=1 does not need the ISR.
+    assert_eq!(produce_once(1), (0, 1));
+    let metrics = cluster.metrics(leader_node);
+    for (gauge, value) in [
+        ("rafka_partition_in_sync_replicas", "1"),
+        ("rafka_partition_under_replicated", "1"),
+        ("rafka_partition_under_min_isr", "1"),
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{gauge}{{topic=\"strict\"")))
+            .unwrap_or_else(|| panic!("{gauge} in {metrics}"));
+        assert!(line.ends_with(&format!(" {value}")), "{line}");
+    }
+    // The follower back: caught up, in the ISR, acks=all accepted again.
+    let restarted = cluster.run(&["start", &follower.to_string()]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    await_partition(
+        &cluster,
+        leader_node,
+        "strict",
+        0,
+        "the follower back in the ISR",
+        |(_, _, isr)| isr.len() == 2,
+    );
+    assert_eq!(produce_once(-1), (0, 2));
 }
