@@ -6,7 +6,8 @@
 //! active controller is killed under topic-creation load and every
 //! acknowledged topic exists afterwards on every broker, the killed one
 //! included once it is back; a killed broker is fenced and its partitions
-//! shown offline until it returns.
+//! shown offline until it returns, or, replicated, led by another in-sync
+//! replica; AlterPartition on the controller listener checks epochs.
 
 mod support;
 
@@ -50,11 +51,16 @@ impl Cluster {
 
     /// Nodes 1-3 (voters) and `brokers` broker-only nodes after them.
     fn start_with_brokers(brokers: u16) -> Cluster {
+        Cluster::start_configured(brokers, "")
+    }
+
+    /// As [`Cluster::start_with_brokers`], with `extra` properties lines.
+    fn start_configured(brokers: u16, extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("server.properties");
         std::fs::write(
             &config,
-            "broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n",
+            format!("broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n{extra}"),
         )
         .expect("config");
         // Picking free ports and binding them is not atomic: tests (and
@@ -429,7 +435,11 @@ fn three_brokers_serve_partitions_led_across_the_cluster() {
     let refused = &answer.responses[0].partition_responses[0];
     assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER);
     assert_eq!(refused.current_leader.leader_id.0, leader);
-    assert_eq!(refused.current_leader.leader_epoch, 0);
+    // 0, or 2 if node 3 led it and was fenced while down (no leader, then
+    // itself again).
+    let now = cluster.metadata(other, Some(vec!["spread"]));
+    let epoch = now.topics[0].partitions[0].leader_epoch;
+    assert_eq!(refused.current_leader.leader_epoch, epoch);
     let endpoints: Vec<(i32, i32)> = answer
         .node_endpoints
         .iter()
@@ -906,7 +916,7 @@ fn broker_only_nodes_follow_the_quorum_and_register_through_kafka_apis() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(keys, vec![(18, 0, 3), (62, 0, 4), (63, 0, 1)]);
+    assert_eq!(keys, vec![(18, 0, 3), (56, 2, 3), (62, 0, 4), (63, 0, 1)]);
     let heartbeat = BrokerHeartbeatRequest::default()
         .with_broker_id(BrokerId(4))
         .with_broker_epoch(999);
@@ -1179,4 +1189,543 @@ fn followers_copy_their_leaders_logs_byte_for_byte_and_catch_up_after_a_restart(
         assert!(Instant::now() < deadline, "log starts {starts:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Node `node`'s broker epoch, from its log's registration line.
+fn broker_epoch(cluster: &Cluster, node: u16) -> i64 {
+    let log = std::fs::read_to_string(cluster.cluster_dir().join(format!("node-{node}.log")))
+        .expect("a node's log");
+    let line = format!("registered with the cluster node_id={node} epoch=");
+    log.lines()
+        .rev()
+        .filter_map(|l| l.split(&line).nth(1))
+        .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("node {node} never registered:\n{log}"))
+}
+
+#[test]
+fn a_dead_leaders_partitions_move_to_in_sync_replicas_and_alter_partition_checks_epochs() {
+    use kafka_protocol::messages::alter_partition_request::{
+        BrokerState, PartitionData as AlterPartitionData, TopicData as AlterTopicData,
+    };
+    use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse};
+    const NOT_CONTROLLER: i16 = 41;
+    const FENCED_LEADER_EPOCH: i16 = 74;
+    const INVALID_UPDATE_VERSION: i16 = 95;
+    const INVALID_REQUEST: i16 = 42;
+
+    let cluster = Cluster::start();
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args(["create", "moved", "--partitions", "3"])
+        .args(["--replication-factor", "3"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    // Every replica starts in sync; the first one leads, epoch 0.
+    let before = cluster.metadata(1, Some(vec!["moved"]));
+    let topic_id = before.topics[0].topic_id;
+    let replicas: Vec<Vec<i32>> = before.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+        .collect();
+    for p in &before.topics[0].partitions {
+        let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+        assert_eq!(isr, replicas[p.partition_index as usize], "{p:?}");
+        assert_eq!(p.leader_id.0, replicas[p.partition_index as usize][0]);
+        assert_eq!(p.leader_epoch, 0);
+    }
+    // Records on every partition, copied by both followers before the kill.
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    let first = records(3, 10, now_ms());
+    let offsets = produce(&producer, "moved", &first);
+    for partition in &offsets {
+        assert_eq!(partition, &(0..10).collect::<Vec<i64>>());
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let copied = (0..3).all(|p| {
+            let copies: Vec<Option<Vec<u8>>> = NODES
+                .iter()
+                .map(|n| {
+                    std::fs::read(
+                        cluster
+                            .cluster_dir()
+                            .join(format!("node-{n}/moved-{p}/00000000000000000000.log")),
+                    )
+                    .ok()
+                })
+                .collect();
+            copies[0].as_ref().is_some_and(|c| !c.is_empty())
+                && copies.iter().all(|c| c == &copies[0])
+        });
+        if copied {
+            break;
+        }
+        assert!(Instant::now() < deadline, "followers never copied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // kill -9 the leader of partition 0: once fenced, each partition it
+    // led goes to its first other in-sync replica, one leader epoch on,
+    // and it leaves every ISR.
+    let dead = replicas[0][0];
+    let killed_at = Instant::now();
+    cluster.ok(&["kill", &dead.to_string()]);
+    let survivors: Vec<i32> = (1..=3).filter(|n| *n != dead).collect();
+    let survivor = u16::try_from(survivors[0]).expect("node id");
+    cluster.await_metadata(survivor, "partition 0 led by a survivor", |m| {
+        let leader = m
+            .topics
+            .iter()
+            .find(|t| t.topic_id == topic_id)
+            .map(|t| t.partitions[0].leader_id.0);
+        broker_ids(m) == survivors
+            && survivors.contains(&m.controller_id.0)
+            && leader.is_some_and(|l| l >= 0 && l != dead)
+    });
+    eprintln!(
+        "partition 0 led by a survivor {} ms after the kill (session 3000 ms)",
+        killed_at.elapsed().as_millis()
+    );
+    let after = cluster.metadata(survivor, Some(vec!["moved"]));
+    for p in &after.topics[0].partitions {
+        let index = p.partition_index as usize;
+        let without: Vec<i32> = replicas[index]
+            .iter()
+            .copied()
+            .filter(|id| *id != dead)
+            .collect();
+        let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+        assert_eq!(isr, without, "{p:?}");
+        let offline: Vec<i32> = p.offline_replicas.iter().map(|b| b.0).collect();
+        assert_eq!(offline, vec![dead], "{p:?}");
+        if replicas[index][0] == dead {
+            assert_eq!(p.leader_id.0, without[0], "{p:?}");
+            assert_eq!(p.leader_epoch, 1, "{p:?}");
+        } else {
+            assert_eq!(p.leader_id.0, replicas[index][0], "{p:?}");
+            assert_eq!(p.leader_epoch, 0, "{p:?}");
+        }
+    }
+    let log = |node: i32| {
+        std::fs::read_to_string(cluster.cluster_dir().join(format!("node-{node}.log")))
+            .expect("a node's log")
+    };
+    let controller = after.controller_id.0;
+    assert!(
+        log(controller).contains(&format!("broker fenced: not heard from node_id={dead}")),
+        "{}",
+        log(controller)
+    );
+
+    // AlterPartition on the controller listener, from partition 0's new
+    // leader: epochs are checked; the ISR it already has is answered as
+    // it is, at partition epoch 1 (the election's).
+    let leader = after.topics[0].partitions[0].leader_id.0;
+    let isr: Vec<i32> = replicas[0]
+        .iter()
+        .copied()
+        .filter(|id| *id != dead)
+        .collect();
+    let epoch = broker_epoch(&cluster, u16::try_from(leader).expect("id"));
+    // v3 names the members with their broker epochs (-1: unchecked), v2
+    // by id only.
+    let alter = |version: i16, leader_epoch: i32, partition_epoch: i32, isr: &[i32]| {
+        let mut partition = AlterPartitionData::default()
+            .with_partition_index(0)
+            .with_leader_epoch(leader_epoch)
+            .with_partition_epoch(partition_epoch);
+        if version >= 3 {
+            partition.new_isr_with_epochs = isr
+                .iter()
+                .map(|id| {
+                    BrokerState::default()
+                        .with_broker_id(BrokerId(*id))
+                        .with_broker_epoch(-1)
+                })
+                .collect();
+        } else {
+            partition.new_isr = isr.iter().map(|id| BrokerId(*id)).collect();
+        }
+        let request = AlterPartitionRequest::default()
+            .with_broker_id(BrokerId(leader))
+            .with_broker_epoch(epoch)
+            .with_topics(vec![AlterTopicData::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![partition])]);
+        (version, request)
+    };
+    let controller_listener = |node: i32| -> SocketAddr {
+        format!("127.0.0.1:{}", cluster.base + 100 + node as u16)
+            .parse()
+            .expect("address")
+    };
+    let follower = survivors
+        .iter()
+        .copied()
+        .find(|n| *n != controller)
+        .expect("a follower voter");
+    let mut to_follower = WireClient::connect(controller_listener(follower), "t").expect("connect");
+    let (version, request) = alter(3, 1, 1, &isr);
+    let answer: AlterPartitionResponse =
+        to_follower.call(version, &request).expect("AlterPartition");
+    assert_eq!(answer.error_code, NOT_CONTROLLER);
+    let mut to_controller =
+        WireClient::connect(controller_listener(controller), "t").expect("connect");
+    let partition_answer =
+        |client: &mut WireClient, (version, request): (i16, AlterPartitionRequest)| {
+            let answer: AlterPartitionResponse =
+                client.call(version, &request).expect("AlterPartition");
+            assert_eq!(answer.error_code, 0, "{answer:?}");
+            answer.topics[0].partitions[0].clone()
+        };
+    let stale = partition_answer(&mut to_controller, alter(3, 1, 0, &isr));
+    assert_eq!(stale.error_code, INVALID_UPDATE_VERSION, "{stale:?}");
+    let fenced = partition_answer(&mut to_controller, alter(2, 0, 1, &isr));
+    assert_eq!(fenced.error_code, FENCED_LEADER_EPOCH, "{fenced:?}");
+    let without_leader: Vec<i32> = isr.iter().copied().filter(|id| *id != leader).collect();
+    let refused = partition_answer(&mut to_controller, alter(3, 1, 1, &without_leader));
+    assert_eq!(refused.error_code, INVALID_REQUEST, "{refused:?}");
+    let same = partition_answer(&mut to_controller, alter(2, 1, 1, &isr));
+    assert_eq!(same.error_code, 0, "{same:?}");
+    assert_eq!(same.leader_id.0, leader);
+    assert_eq!(same.leader_epoch, 1);
+    assert_eq!(same.partition_epoch, 1);
+    let answered: Vec<i32> = same.isr.iter().map(|b| b.0).collect();
+    assert_eq!(answered, isr);
+
+    // Clients follow: more records go to the new leaders, and every
+    // record, old and new, reads back from them.
+    let more = records(3, 5, now_ms());
+    let offsets = produce(&producer, "moved", &more);
+    for partition in &offsets {
+        assert_eq!(partition, &(10..15).collect::<Vec<i64>>());
+    }
+    let all: Vec<Vec<support::client::Record>> = first
+        .iter()
+        .zip(&more)
+        .map(|(a, b)| a.iter().chain(b).cloned().collect())
+        .collect();
+    // (Through the survivors: a consumer reports the dead bootstrap
+    // address as an error.)
+    let live: Vec<String> = survivors
+        .iter()
+        .map(|n| cluster.listener(u16::try_from(*n).expect("id")).to_string())
+        .collect();
+    assert_topic(&live.join(","), "moved", &all);
+
+    // Back on its data dir, the dead node is unfenced and listed again;
+    // leaders stay where they are (the controller moves nothing back).
+    let restarted = cluster.run(&["start", &dead.to_string()]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    cluster.await_metadata(survivor, "the dead node back", |m| {
+        broker_ids(m) == vec![1, 2, 3]
+    });
+    let back = cluster.metadata(survivor, Some(vec!["moved"]));
+    for (p, was) in back.topics[0]
+        .partitions
+        .iter()
+        .zip(&after.topics[0].partitions)
+    {
+        assert_eq!(
+            (p.leader_id, p.leader_epoch),
+            (was.leader_id, was.leader_epoch),
+            "{p:?}"
+        );
+        assert!(p.offline_replicas.is_empty(), "{p:?}");
+    }
+
+    // SIGTERM partition 0's leader: its controlled shutdown moves the
+    // leadership to another in-sync replica before it stops.
+    let pid = cluster
+        .pid(u16::try_from(leader).expect("id"))
+        .expect("the leader runs");
+    // SAFETY: kill(2) of this test's broker.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    let watcher = u16::try_from(
+        survivors
+            .iter()
+            .copied()
+            .find(|n| *n != leader)
+            .expect("another survivor"),
+    )
+    .expect("id");
+    cluster.await_metadata(watcher, "partition 0 handed over", |m| {
+        m.topics
+            .iter()
+            .find(|t| t.topic_id == topic_id)
+            .is_some_and(|t| {
+                let p = &t.partitions[0];
+                p.leader_id.0 >= 0
+                    && p.leader_id.0 != leader
+                    && p.leader_epoch == 2
+                    && !p.isr_nodes.contains(&BrokerId(leader))
+            })
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while !log(leader).contains("controlled shutdown: fenced, leads nothing") {
+        assert!(Instant::now() < deadline, "{}", log(leader));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Partition `partition` of `topic` as node `node` describes it: (leader,
+/// leader epoch, ISR sorted).
+fn partition_state(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    partition: i32,
+) -> Option<(i32, i32, Vec<i32>)> {
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").ok()?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let answer: MetadataResponse = client.call(12, &request).ok()?;
+    let found = answer
+        .topics
+        .first()?
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)?;
+    let mut isr: Vec<i32> = found.isr_nodes.iter().map(|n| n.0).collect();
+    isr.sort_unstable();
+    Some((found.leader_id.0, found.leader_epoch, isr))
+}
+
+/// Polls node `node` until `check` holds for the partition's state;
+/// returns that state.
+fn await_partition(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    partition: i32,
+    what: &str,
+    check: impl Fn(&(i32, i32, Vec<i32>)) -> bool,
+) -> (i32, i32, Vec<i32>) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let state = partition_state(cluster, node, topic, partition);
+        if let Some(state) = state.as_ref().filter(|s| check(s)) {
+            return state.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {node}, {topic}-{partition}: {what}; last seen {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `signal` to node `node` of the test's own cluster.
+fn signal(cluster: &Cluster, node: u16, signal: libc::c_int) {
+    let pid = cluster.pid(node).expect("its pid");
+    // SAFETY: kill(2) of a broker this test started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+#[test]
+fn acks_all_waits_for_the_isr_and_a_killed_leader_loses_no_acknowledged_record() {
+    let cluster = Cluster::start_configured(0, "replica.lag.time.max.ms=2000\n");
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "durable",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let (leader, epoch, isr) =
+        await_partition(&cluster, 1, "durable", 0, "a leader", |(l, _, _)| *l > 0);
+    assert_eq!(isr, vec![1, 2, 3], "every replica starts in sync");
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(
+        &bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    );
+    let base_ms = now_ms();
+    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
+        vec![(from..from + count)
+            .map(|i| support::client::record(0, i, base_ms))
+            .collect()]
+    };
+    let mut acknowledged = Vec::new();
+    let first = batch(0, 50);
+    assert_eq!(
+        produce(&producer, "durable", &first)[0],
+        (0..50).collect::<Vec<i64>>()
+    );
+    acknowledged.extend(first[0].iter().cloned());
+
+    // A follower paused past replica.lag.time.max.ms (and the broker
+    // session): it leaves the ISR, and acks=all goes on with the other two.
+    let follower = [1u16, 2, 3]
+        .into_iter()
+        .find(|n| i32::from(*n) != leader)
+        .expect("a follower");
+    signal(&cluster, follower, libc::SIGSTOP);
+    let paused_isr = await_partition(
+        &cluster,
+        u16::try_from(leader).unwrap(),
+        "durable",
+        0,
+        "the paused follower out of the ISR",
+        |(_, _, isr)| !isr.contains(&i32::from(follower)),
+    );
+    assert_eq!(paused_isr.2.len(), 2);
+    let second = batch(50, 20);
+    assert_eq!(
+        produce(&producer, "durable", &second)[0],
+        (50..70).collect::<Vec<i64>>()
+    );
+    acknowledged.extend(second[0].iter().cloned());
+
+    // Resumed, it catches up and the leader takes it back into the ISR.
+    signal(&cluster, follower, libc::SIGCONT);
+    await_partition(
+        &cluster,
+        u16::try_from(leader).unwrap(),
+        "durable",
+        0,
+        "the follower back in the ISR",
+        |(_, _, isr)| isr == &vec![1, 2, 3],
+    );
+
+    // kill -9 the leader: the controller elects another ISR member with
+    // the next epoch, and producing goes on there.
+    cluster.ok(&["kill", &leader.to_string()]);
+    let survivor = [1u16, 2, 3]
+        .into_iter()
+        .find(|n| i32::from(*n) != leader)
+        .expect("a survivor");
+    let (new_leader, new_epoch, new_isr) = await_partition(
+        &cluster,
+        survivor,
+        "durable",
+        0,
+        "a new leader",
+        |(l, _, _)| *l > 0 && *l != leader,
+    );
+    assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
+    assert!(!new_isr.contains(&leader), "{new_isr:?}");
+    let third = batch(70, 30);
+    assert_eq!(
+        produce(&producer, "durable", &third)[0],
+        (70..100).collect::<Vec<i64>>()
+    );
+    acknowledged.extend(third[0].iter().cloned());
+
+    // Every acknowledged record, once, in order, from the new leader.
+    assert_topic(&bootstrap, "durable", &[acknowledged.clone()]);
+
+    // The old leader restarts on its disk, follows the new one, and
+    // rejoins the ISR.
+    let restarted = cluster.run(&["start", &leader.to_string()]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    await_partition(
+        &cluster,
+        u16::try_from(new_leader).unwrap(),
+        "durable",
+        0,
+        "the old leader back in the ISR",
+        |(_, _, isr)| isr == &vec![1, 2, 3],
+    );
+    assert_topic(&bootstrap, "durable", &[acknowledged]);
+}
+
+#[test]
+fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas() {
+    let cluster = Cluster::start_configured(0, "replica.lag.time.max.ms=2000\n");
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "strict",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "2",
+        ])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let (leader, _, isr) =
+        await_partition(&cluster, 1, "strict", 0, "a leader", |(l, _, _)| *l > 0);
+    assert_eq!(isr.len(), 2);
+    let follower = isr
+        .iter()
+        .copied()
+        .find(|r| *r != leader)
+        .expect("the follower");
+    let leader_node = u16::try_from(leader).expect("node id");
+    let produce_once = |acks: i16| -> (i16, i64) {
+        let mut client =
+            WireClient::connect(cluster.listener(leader_node), "cluster").expect("connect");
+        let request = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("strict")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(rafka_testkit::records::value_batch("v")))])]);
+        let answer: ProduceResponse = client.call(9, &request).expect("Produce");
+        let partition = &answer.responses[0].partition_responses[0];
+        (partition.error_code, partition.base_offset)
+    };
+    assert_eq!(produce_once(-1), (0, 0));
+    cluster.ok(&["kill", &follower.to_string()]);
+    await_partition(
+        &cluster,
+        leader_node,
+        "strict",
+        0,
+        "the ISR without the killed follower",
+        |(_, _, isr)| isr == &vec![leader],
+    );
+    // Kafka's NOT_ENOUGH_REPLICAS (19): nothing appended.
+    assert_eq!(produce_once(-1).0, 19);
+    // acks=1 does not need the ISR.
+    assert_eq!(produce_once(1), (0, 1));
+    let metrics = cluster.metrics(leader_node);
+    for (gauge, value) in [
+        ("rafka_partition_in_sync_replicas", "1"),
+        ("rafka_partition_under_replicated", "1"),
+        ("rafka_partition_under_min_isr", "1"),
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{gauge}{{topic=\"strict\"")))
+            .unwrap_or_else(|| panic!("{gauge} in {metrics}"));
+        assert!(line.ends_with(&format!(" {value}")), "{line}");
+    }
+    // The follower back: caught up, in the ISR, acks=all accepted again.
+    let restarted = cluster.run(&["start", &follower.to_string()]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    await_partition(
+        &cluster,
+        leader_node,
+        "strict",
+        0,
+        "the follower back in the ISR",
+        |(_, _, isr)| isr.len() == 2,
+    );
+    assert_eq!(produce_once(-1), (0, 2));
 }

@@ -754,10 +754,11 @@ fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {
             any::<i32>(),
             any::<i32>(),
             ids.clone(),
-            ids
+            ids,
+            any::<i32>()
         )
             .prop_map(
-                |(topic_id, partition, leader, leader_epoch, replicas, isr)| {
+                |(topic_id, partition, leader, leader_epoch, replicas, isr, partition_epoch)| {
                     MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
                         topic_id,
                         partition,
@@ -765,6 +766,7 @@ fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {
                         leader_epoch,
                         replicas,
                         isr,
+                        partition_epoch,
                     })
                 }
             ),
@@ -788,7 +790,7 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
             }],
         })
     };
-    let lead = |leader, leader_epoch| {
+    let lead = |leader, leader_epoch, partition_epoch| {
         MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
             topic_id,
             partition: 0,
@@ -796,6 +798,7 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
             leader_epoch,
             replicas: vec![2, 3],
             isr: vec![2, 3],
+            partition_epoch,
         })
     };
     let mut image = MetadataImage::new();
@@ -812,8 +815,8 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
                 partition: 0,
                 shard: 0,
             }),
-            lead(2, 0),
-            lead(3, 1),
+            lead(2, 0, 0),
+            lead(3, 1, 1),
         ],
     );
     assert_eq!(
@@ -825,13 +828,24 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
         })
     );
     assert!(matches!(
-        image.apply(&lead(2, 0)),
+        image.apply(&lead(2, 0, 2)),
         Err(ApplyError::StaleLeaderEpoch {
             epoch: 0,
             current: 1,
             ..
         })
     ));
+    // A change computed before another committed: same partition epoch.
+    assert!(matches!(
+        image.apply(&lead(3, 1, 1)),
+        Err(ApplyError::StalePartitionEpoch {
+            epoch: 1,
+            current: 1,
+            ..
+        })
+    ));
+    let leadership = image.topic("t").and_then(|t| t.leadership(0));
+    assert_eq!(leadership.map(|l| l.partition_epoch), Some(1));
     let topic = image.topic("t").expect("topic");
     assert_eq!(topic.leadership(0).map(|l| l.leader), Some(3));
     assert!(topic.is_replica(0, 2) && !topic.is_replica(0, 1));

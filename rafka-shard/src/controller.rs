@@ -13,6 +13,7 @@
 //! gone. The controller knows nothing of shards: the publisher is the
 //! shard layer's ([`crate::apply`]).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -28,8 +29,9 @@ use rafka_core::metadata::quota_control::{
 };
 use rafka_core::metadata::scram_control::{self, ScramAlteration};
 use rafka_core::metadata::{
-    new_topic_id, Committed, ConfigOp, Controller, MetadataImage, MetadataRecord, MetadataStore,
-    NewTopic, ScramAlterError, ScramDeletion, ScramUpsertion,
+    new_topic_id, AlterPartition, Committed, ConfigOp, Controller, IsrMember, Leadership,
+    MetadataImage, MetadataRecord, MetadataStore, NewTopic, ScramAlterError, ScramDeletion,
+    ScramUpsertion,
 };
 use rafka_core::producer::{ProducerIdAllocator, PRODUCER_ID_BLOCK_IDS_DEFAULT};
 use rafka_core::quota::{MutationCharge, MutationQuota, QuotaKey, QuotaSensors};
@@ -37,7 +39,10 @@ use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
+use crate::controller_handle::IsrChange;
 use crate::coordinator::InternalTopic;
+use crate::quorum::broker_rpc::ControllerLink;
+use crate::quorum::partitions;
 use crate::quorum::{ProposalError, Quorum, QuorumError, QuorumSettings};
 use crate::storage::{BrokerStorage, ShardStorage};
 
@@ -213,6 +218,10 @@ pub struct ControllerShard<S: ShardStorage = BrokerStorage> {
     /// (interim, until blocks are allocated through the quorum).
     producer_id_base: i64,
     inner: RwLock<Inner<S>>,
+    /// An idle connection to the active controller for this node's
+    /// AlterPartition calls when another node is the active controller: a
+    /// call takes it (or opens one) and puts it back when done.
+    controller_link: RefCell<Option<ControllerLink>>,
 }
 
 impl<S: ShardStorage> ControllerShard<S> {
@@ -227,6 +236,7 @@ impl<S: ShardStorage> ControllerShard<S> {
         let store = match quorum {
             Some(mut settings) => {
                 settings.shards = shard_count;
+                settings.controller.shard_count = shard_count;
                 let dir = metadata_dir.join(rafka_core::quorum::QUORUM_DIR_NAME);
                 Backend::Quorum(Quorum::open(storage.clone(), dir, settings).await?)
             }
@@ -266,6 +276,7 @@ impl<S: ShardStorage> ControllerShard<S> {
             quorum,
             producer_id_base,
             inner: RwLock::new(inner),
+            controller_link: RefCell::new(None),
         })
     }
 
@@ -720,6 +731,89 @@ impl<S: ShardStorage> ControllerShard<S> {
                         last_heard_ms_ago: Some(0),
                     }],
                 }
+            }
+        }
+    }
+
+    /// AlterPartition for `node_id`, the partition's leader: committed by
+    /// the active controller, here when it is this node, otherwise sent to
+    /// it in the Kafka protocol. The partition's leadership after it
+    /// (`partition_epoch` included), or Kafka's error (NOT_CONTROLLER
+    /// while no active controller answers: retriable). A node without a
+    /// quorum replicates nothing: UNKNOWN_TOPIC_OR_PARTITION.
+    ///
+    /// Members go without their broker epochs (KIP-903's -1): the leader
+    /// knows its followers by id only.
+    pub async fn alter_partition(
+        &self,
+        node_id: i32,
+        change: IsrChange,
+    ) -> Result<Leadership, ErrorCode> {
+        let quorum = self
+            .quorum
+            .as_ref()
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+        let image = quorum.image();
+        let topic = image
+            .topic(&change.topic)
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+        let request = AlterPartition {
+            broker_id: node_id,
+            broker_epoch: image.broker(node_id).map_or(-1, |b| b.epoch),
+            topic_id: topic.id,
+            partition: change.partition,
+            leader_epoch: change.leader_epoch,
+            partition_epoch: change.partition_epoch,
+            new_isr: change
+                .new_isr
+                .iter()
+                .copied()
+                .map(IsrMember::any_epoch)
+                .collect(),
+        };
+        if quorum.is_active_controller() {
+            return partitions::alter_partition(quorum, &request).await;
+        }
+        let mut leadership = self.alter_partition_remotely(quorum, &request).await?;
+        // The answer has no replicas; they change only by reassignment.
+        leadership.replicas = topic
+            .leadership(change.partition)
+            .map(|l| l.replicas.clone())
+            .unwrap_or_default();
+        Ok(leadership)
+    }
+
+    /// AlterPartition sent to the active controller another node is.
+    async fn alter_partition_remotely(
+        &self,
+        quorum: &Quorum,
+        request: &AlterPartition,
+    ) -> Result<Leadership, ErrorCode> {
+        let leader = quorum.leader_id().ok_or(ErrorCode::NOT_CONTROLLER)?;
+        let idle = self.controller_link.borrow_mut().take();
+        let mut link = match idle.filter(|l| l.voter == leader) {
+            Some(link) => link,
+            None => {
+                let voters = quorum.voters();
+                let (_, address) = voters
+                    .iter()
+                    .find(|(id, _)| *id == leader)
+                    .ok_or(ErrorCode::NOT_CONTROLLER)?;
+                ControllerLink::open(leader, address)
+                    .await
+                    .ok_or(ErrorCode::NOT_CONTROLLER)?
+            }
+        };
+        match link.alter_partition(request).await {
+            Ok(answer) => {
+                if answer != Err(ErrorCode::NOT_CONTROLLER) {
+                    self.controller_link.borrow_mut().replace(link);
+                }
+                answer
+            }
+            Err(error) => {
+                tracing::debug!(%error, "AlterPartition to the active controller");
+                Err(ErrorCode::NOT_CONTROLLER)
             }
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::metadata::quota_control::{QuotaAlterationEntry, WireEntity};
-use rafka_core::metadata::{NewTopic, ScramDeletion, ScramUpsertion};
+use rafka_core::metadata::{Leadership, NewTopic, ScramDeletion, ScramUpsertion};
 use rafka_core::quota::MutationQuota;
 use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
@@ -81,6 +81,18 @@ pub fn request_timeout(timeout_ms: i32) -> Option<Duration> {
 pub type CreateOutcomes = Vec<Result<CreatedTopic, TopicFailure>>;
 /// One outcome per topic of a DeleteTopics (the name and id deleted).
 pub type DeleteOutcomes = Vec<Result<(String, Uuid), TopicFailure>>;
+
+/// A partition leader's AlterPartition: the ISR it wants for `partition`
+/// of `topic`, as of the leader and partition epochs it knows. The
+/// calling node is the leader; its broker id and epoch go with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
 
 /// How a shard reaches the controller.
 pub struct ControllerHandle<S: ShardStorage = BrokerStorage> {
@@ -276,6 +288,22 @@ impl<S: ShardStorage> ControllerHandle<S> {
             })
         })
         .await
+    }
+
+    /// AlterPartition for a partition this node leads: the ISR `request`
+    /// asks for, committed by the active controller (this node's, or
+    /// another node's over the controller listener). The partition's
+    /// leadership after it, `partition_epoch` included; the answering
+    /// node's image may apply it a moment later. Errors are Kafka's
+    /// AlterPartition answers (see `rafka_core::metadata::IsrError`);
+    /// NOT_CONTROLLER and REQUEST_TIMED_OUT are worth a retry.
+    pub async fn alter_partition(&self, request: IsrChange) -> Result<Leadership, ErrorCode> {
+        let node_id = self.shard.config.node_id;
+        self.call(None, async move |controller, _publisher| {
+            controller.alter_partition(node_id, request).await
+        })
+        .await
+        .unwrap_or_else(|error| Err(error.error_code()))
     }
 
     /// Runs `work` against the controller on shard 0 in a detached task

@@ -54,6 +54,7 @@ pub mod flusher;
 pub mod group;
 pub mod histogram;
 pub mod image;
+pub mod isr;
 pub mod kafka_client;
 pub mod lifecycle;
 pub mod limits;

@@ -5,27 +5,29 @@
 //! the broker may start before a majority of the quorum is up.
 //!
 //! The active controller fences a broker it has not heard from within
-//! `broker.session.timeout.ms` and unfences it when it is heard again.
+//! `broker.session.timeout.ms` and unfences it when it is heard again,
+//! each time with the leader elections that calls for.
 //! For a voter (a combined node) the quorum's own traffic is the
 //! heartbeat: it answers the leader's heartbeats several times a second.
 //! A broker-only node (an observer of the quorum) registers and heartbeats
 //! as Kafka's brokers do, with BrokerRegistration and BrokerHeartbeat to
-//! the active controller (`quorum::broker_rpc`), and shuts down through a
-//! heartbeat asking to.
+//! the active controller (`quorum::broker_rpc`). Every broker shuts down
+//! through the active controller (a heartbeat asking to, or in place on
+//! it), which moves its leaderships first.
 //!
 //! Lives on: shard 0 (where the controller and its quorum are).
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use rafka_core::metadata::{
-    BrokerEndpoint, BrokerFencingRecord, MetadataRecord, RegisterBrokerRecord,
-};
+use rafka_core::metadata::{BrokerEndpoint, MetadataImage, MetadataRecord, RegisterBrokerRecord};
 use uuid::Uuid;
 
-use crate::quorum::broker_rpc::ControllerLink;
-use crate::quorum::Quorum;
+use crate::quorum::broker_rpc::{self, ControllerLink};
+use crate::quorum::{partitions, Quorum};
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
 
@@ -87,7 +89,10 @@ pub async fn register<S: ShardStorage>(
 /// How often the active controller looks at the brokers' liveness.
 const FENCING_CHECK: Duration = Duration::from_millis(250);
 
-/// On the active controller, fences and unfences brokers by liveness;
+/// On the active controller, fences and unfences brokers by liveness, each
+/// with the elections it calls for (`quorum::partitions`), and commits the
+/// elections still owed whenever the image or the brokers shutting down
+/// changed (a broker registered again, a controller took over mid-way);
 /// does nothing without a quorum.
 pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
     let Some(quorum) = shard.controller().and_then(|c| c.quorum()) else {
@@ -96,86 +101,80 @@ pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
     let session = Duration::from_millis(shard.config.broker_session_timeout_ms.max(1) as u64);
     let weak = Rc::downgrade(shard);
     glommio::spawn_local(async move {
+        // The image and brokers shutting down elections were last made for.
+        let mut settled: Option<(Arc<MetadataImage>, BTreeSet<i32>)> = None;
         loop {
             glommio::timer::sleep(FENCING_CHECK).await;
             if weak.upgrade().is_none_or(|s| s.is_stopping()) {
                 return;
             }
             let image = quorum.image();
-            let changes: Vec<MetadataRecord> = image
+            let changes: Vec<(i32, i64, bool)> = image
                 .brokers()
                 .filter_map(|broker| {
                     let alive = quorum.peer_alive(broker.node_id, session)?;
-                    (alive == broker.fenced).then_some(MetadataRecord::BrokerFencing(
-                        BrokerFencingRecord {
-                            node_id: broker.node_id,
-                            epoch: broker.epoch,
-                            fenced: !alive,
-                        },
-                    ))
+                    (alive == broker.fenced).then_some((broker.node_id, broker.epoch, !alive))
                 })
                 .collect();
-            for change in changes {
-                let MetadataRecord::BrokerFencing(r) = &change else {
-                    continue;
-                };
-                let (node_id, fenced) = (r.node_id, r.fenced);
-                match quorum.commit(std::slice::from_ref(&change)).await {
-                    Ok(_) if fenced => tracing::warn!(node_id, "broker fenced: not heard from"),
-                    Ok(_) => tracing::info!(node_id, "broker unfenced: heard from again"),
+            for (node_id, epoch, fenced) in changes {
+                match partitions::change_fencing(&quorum, node_id, epoch, fenced).await {
+                    Ok(()) if fenced => tracing::warn!(node_id, "broker fenced: not heard from"),
+                    Ok(()) => tracing::info!(node_id, "broker unfenced: heard from again"),
                     Err(error) => tracing::debug!(node_id, %error, "fencing change"),
                 }
+            }
+            if !quorum.is_active_controller() {
+                settled = None;
+                continue;
+            }
+            let (image, shutting_down) = (quorum.image(), quorum.shutting_down());
+            let unchanged = settled
+                .as_ref()
+                .is_some_and(|(i, s)| Arc::ptr_eq(i, &image) && *s == shutting_down);
+            if unchanged {
+                continue;
+            }
+            match partitions::elect(&quorum).await {
+                Ok(_) => settled = Some((quorum.image(), quorum.shutting_down())),
+                Err(error) => tracing::debug!(%error, "elections"),
             }
         }
     })
     .detach();
 }
 
-/// How long a stopping broker waits for its own fencing to commit.
+/// How long a stopping broker waits for its controlled shutdown.
 const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
-/// Controlled shutdown: a stopping broker fences itself through the
-/// quorum first, so clients stop being sent to it at once rather than
-/// after the session timeout. (With replication, its leaderships will
-/// move to other in-sync replicas here; with one replica there is none to
-/// move to, and its partitions are offline until it returns.) Bounded:
-/// without a quorum majority the stop goes on after a few seconds.
+/// Controlled shutdown: a stopping broker asks the active controller to
+/// shut it down (Kafka's BrokerHeartbeat with `want_shut_down`, or the
+/// same step in place on the active controller itself), which fences it
+/// and moves its leaderships to other in-sync replicas, and goes on once
+/// it leads no partition, so clients are sent elsewhere at once rather
+/// than after the session timeout. Bounded: without an answer the stop
+/// goes on after a few seconds.
 pub async fn controlled_shutdown<S: ShardStorage>(shard: &Rc<Shard<S>>) {
     let Some(quorum) = shard.controller().and_then(|c| c.quorum()) else {
         return;
     };
     let node_id = shard.config.node_id;
-    if quorum.is_observer() {
-        let shutdown = crate::runtime::within(
-            CONTROLLED_SHUTDOWN_WAIT,
-            observer_shutdown(&quorum, node_id),
-        );
-        match shutdown.await {
-            Some(()) => tracing::info!(node_id, "controlled shutdown: fenced"),
-            None => tracing::warn!(
-                node_id,
-                "controlled shutdown: no controller answer, stopping anyway"
-            ),
-        }
-        return;
-    }
-    let Some(broker) = quorum.image().broker(node_id).cloned() else {
-        return;
+    let epoch = if quorum.is_observer() {
+        quorum.broker_epoch()
+    } else {
+        quorum.image().broker(node_id).map_or(0, |b| b.epoch)
     };
-    if broker.fenced {
+    if epoch == 0 {
         return;
     }
-    let record = MetadataRecord::BrokerFencing(BrokerFencingRecord {
-        node_id,
-        epoch: broker.epoch,
-        fenced: true,
-    });
-    match crate::runtime::within(CONTROLLED_SHUTDOWN_WAIT, quorum.commit(&[record])).await {
-        Some(Ok(_)) => tracing::info!(node_id, "controlled shutdown: fenced"),
-        Some(Err(error)) => tracing::warn!(node_id, %error, "controlled shutdown"),
+    let shutdown = crate::runtime::within(
+        CONTROLLED_SHUTDOWN_WAIT,
+        shut_down_through_controller(&quorum, node_id, epoch),
+    );
+    match shutdown.await {
+        Some(()) => tracing::info!(node_id, "controlled shutdown: fenced, leads nothing"),
         None => tracing::warn!(
             node_id,
-            "controlled shutdown: no quorum answer, stopping anyway"
+            "controlled shutdown: no controller answer, stopping anyway"
         ),
     }
 }
@@ -338,28 +337,31 @@ fn spawn_heartbeats<S: ShardStorage>(
     .detach();
 }
 
-/// A broker-only node's controlled shutdown: heartbeats asking to shut
-/// down until the controller answers that it may (it fenced the broker).
-async fn observer_shutdown(quorum: &Quorum, node_id: i32) {
-    let epoch = quorum.broker_epoch();
-    if epoch == 0 {
-        return;
-    }
+/// Asks the active controller to shut this broker down until it answers
+/// that it may: in place when this node is the active controller,
+/// otherwise by heartbeats asking to shut down.
+async fn shut_down_through_controller(quorum: &Rc<Quorum>, node_id: i32, epoch: i64) {
     let mut turn = 0;
     loop {
-        let (voter, address) = controller_to_ask(quorum, &mut turn);
-        if let Some(mut link) = ControllerLink::open(voter, &address).await {
-            let applied = quorum.status().applied_index;
-            match link.heartbeat(node_id, epoch, applied, true).await {
-                Ok(answer) if answer.error_code == 0 && answer.should_shut_down => return,
-                Ok(answer) => {
-                    tracing::debug!(
-                        voter,
-                        error = answer.error_code,
-                        "controlled shutdown heartbeat"
-                    )
+        if quorum.is_active_controller() {
+            if let Ok(true) = broker_rpc::controlled_shutdown(quorum, node_id, epoch).await {
+                return;
+            }
+        } else {
+            let (voter, address) = controller_to_ask(quorum, &mut turn);
+            if let Some(mut link) = ControllerLink::open(voter, &address).await {
+                let applied = quorum.status().applied_index;
+                match link.heartbeat(node_id, epoch, applied, true).await {
+                    Ok(answer) if answer.error_code == 0 && answer.should_shut_down => return,
+                    Ok(answer) => {
+                        tracing::debug!(
+                            voter,
+                            error = answer.error_code,
+                            "controlled shutdown heartbeat"
+                        )
+                    }
+                    Err(error) => tracing::debug!(voter, %error, "controlled shutdown heartbeat"),
                 }
-                Err(error) => tracing::debug!(voter, %error, "controlled shutdown heartbeat"),
             }
         }
         glommio::timer::sleep(RETRY_BACKOFF).await;

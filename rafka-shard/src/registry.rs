@@ -517,7 +517,7 @@ pub fn assignment_of(leadership: &rafka_core::metadata::Leadership) -> Assignmen
     Assignment {
         leader: leadership.leader,
         leader_epoch: leadership.leader_epoch,
-        partition_epoch: 0,
+        partition_epoch: leadership.partition_epoch,
         replicas: leadership.replicas.clone(),
         isr: leadership.isr.clone(),
     }

@@ -294,7 +294,10 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
     }
     for result in shard
         .router
-        .invoke_on_all(|shard: Rc<Shard<S>>| async move { crate::replication::spawn(&shard) })
+        .invoke_on_all(|shard: Rc<Shard<S>>| async move {
+            crate::replication::spawn(&shard);
+            crate::isr::spawn(&shard);
+        })
         .await
     {
         result?;

@@ -130,6 +130,10 @@ const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
 /// Settings the controller decides with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Controller {
+    /// The node deciding: its own dynamic broker configs count for the
+    /// topic defaults (`unclean.leader.election.enable`), as Kafka's
+    /// controller reads its own.
+    pub node_id: i32,
     pub shard_count: u32,
     /// Part of a cluster (`controller.quorum.voters` set): new partitions
     /// get replicas among the registered brokers and a leader.
@@ -155,8 +159,9 @@ pub fn new_topic_id() -> Uuid {
 }
 
 /// Replicas and a leader for partitions `first..first + count` of a topic
-/// (Kafka's assignment, started and shifted by the random topic id). The
-/// ISR is the leader alone until followers replicate.
+/// (Kafka's assignment, started and shifted by the random topic id). As in
+/// Kafka, every replica starts in the ISR (all are empty, so all are in
+/// sync) and the first one leads, leader and partition epochs 0.
 fn leadership_records(
     image: &MetadataImage,
     topic_id: Uuid,
@@ -180,8 +185,9 @@ fn leadership_records(
             partition: i32::try_from(first + i).unwrap_or(i32::MAX),
             leader: replicas[0],
             leader_epoch: 0,
-            isr: vec![replicas[0]],
+            isr: replicas.clone(),
             replicas,
+            partition_epoch: 0,
         })
     })
 }
@@ -206,6 +212,7 @@ impl Controller {
     pub fn new(broker: &BrokerConfig, shard_count: u32) -> Controller {
         assert!(shard_count > 0, "a broker has at least one shard");
         Controller {
+            node_id: broker.node_id,
             shard_count,
             cluster: broker.quorum_configured(),
             delete_topic_enable: broker.delete_topic_enable,

@@ -46,10 +46,44 @@ pub struct TopicImage {
 /// Which brokers hold a partition and which one leads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leadership {
+    /// -1 ([`NO_LEADER`]): no live in-sync replica to lead it.
     pub leader: i32,
+    /// Bumped by every change of leader.
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Kafka's partition epoch: bumped by every change of the leader or
+    /// the ISR (AlterPartition names the one it changes).
+    pub partition_epoch: i32,
+}
+
+/// The leader of a partition no live in-sync replica can lead.
+pub const NO_LEADER: i32 = -1;
+
+impl Leadership {
+    /// The record that sets partition `partition` of `topic_id` to this.
+    pub fn to_record(&self, topic_id: Uuid, partition: i32) -> PartitionLeadershipRecord {
+        PartitionLeadershipRecord {
+            topic_id,
+            partition,
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
+    /// The leadership a record sets.
+    pub fn from_record(record: &PartitionLeadershipRecord) -> Leadership {
+        Leadership {
+            leader: record.leader,
+            leader_epoch: record.leader_epoch,
+            replicas: record.replicas.clone(),
+            isr: record.isr.clone(),
+            partition_epoch: record.partition_epoch,
+        }
+    }
 }
 
 /// A registered broker as the image knows it.
@@ -244,6 +278,15 @@ pub enum ApplyError {
         epoch: i32,
         current: i32,
     },
+    #[error(
+        "partition epoch {epoch} of topic {topic_id} partition {partition} is not above {current}"
+    )]
+    StalePartitionEpoch {
+        topic_id: Uuid,
+        partition: i32,
+        epoch: i32,
+        current: i32,
+    },
 }
 
 impl ApplyError {
@@ -261,6 +304,8 @@ impl ApplyError {
             ApplyError::UnknownScramCredential { .. } => ErrorCode::RESOURCE_NOT_FOUND,
             ApplyError::InvalidClientQuotaEntity { .. }
             | ApplyError::ClientQuotaKeyMismatch { .. } => ErrorCode::INVALID_REQUEST,
+            ApplyError::StaleLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
+            ApplyError::StalePartitionEpoch { .. } => ErrorCode::INVALID_UPDATE_VERSION,
             _ => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
@@ -577,15 +622,9 @@ impl MetadataImage {
             }
             for (i, leadership) in t.leadership.iter().enumerate() {
                 if let Some(l) = leadership {
+                    let partition = i32::try_from(i).unwrap_or(i32::MAX);
                     out.push(MetadataRecord::PartitionLeadership(
-                        PartitionLeadershipRecord {
-                            topic_id: t.id,
-                            partition: i32::try_from(i).unwrap_or(i32::MAX),
-                            leader: l.leader,
-                            leader_epoch: l.leader_epoch,
-                            replicas: l.replicas.clone(),
-                            isr: l.isr.clone(),
-                        },
+                        l.to_record(t.id, partition),
                     ));
                 }
             }
@@ -667,6 +706,11 @@ impl MetadataImage {
         })
     }
 
+    /// A partition's new leadership. Every change after the first is
+    /// computed from the image as of some point and must carry a partition
+    /// epoch above the current one: a change computed before another one
+    /// committed (the active controller's AlterPartition racing its own
+    /// election, a controller that lost its leadership) no longer applies.
     fn apply_leadership(
         &mut self,
         r: &PartitionLeadershipRecord,
@@ -688,13 +732,16 @@ impl MetadataImage {
                     current: current.leader_epoch,
                 });
             }
+            if r.partition_epoch <= current.partition_epoch {
+                return Err(ApplyError::StalePartitionEpoch {
+                    topic_id: r.topic_id,
+                    partition: r.partition,
+                    epoch: r.partition_epoch,
+                    current: current.partition_epoch,
+                });
+            }
         }
-        let new = Leadership {
-            leader: r.leader,
-            leader_epoch: r.leader_epoch,
-            replicas: r.replicas.clone(),
-            isr: r.isr.clone(),
-        };
+        let new = Leadership::from_record(r);
         let old = slot.replace(new.clone());
         Ok(MetadataDelta::LeadershipChanged {
             topic_id: r.topic_id,

@@ -7,6 +7,9 @@
 //! - `placement`: least-loaded shard choice and rebalancing.
 //! - `controller`: [`Controller`], admin operations -> records, with
 //!   Kafka error codes.
+//! - `partition_control`: AlterPartition and leader elections from the
+//!   ISR -> records (Kafka's `ReplicationControlManager`,
+//!   `PartitionChangeBuilder`).
 //! - `acl_control`: CreateAcls / DeleteAcls -> records (Kafka's
 //!   `AclControlManager`).
 //! - `scram_control`: AlterUserScramCredentials -> records, and
@@ -29,6 +32,7 @@ pub mod controller;
 pub mod frame;
 pub mod image;
 pub mod log;
+pub mod partition_control;
 pub mod placement;
 pub mod quota_control;
 pub mod record;
@@ -39,8 +43,13 @@ pub mod store;
 
 pub use acl_control::{AclControlError, AclDeletion};
 pub use controller::{new_topic_id, ConfigOp, Controller, ControllerError, NewTopic};
-pub use image::{ApplyError, BrokerImage, Leadership, MetadataDelta, MetadataImage, TopicImage};
+pub use image::{
+    ApplyError, BrokerImage, Leadership, MetadataDelta, MetadataImage, TopicImage, NO_LEADER,
+};
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
+pub use partition_control::{
+    AlterPartition, AlterPartitionOutcome, IneligibleReason, IsrError, IsrMember,
+};
 pub use quota_control::{
     QuotaAlterError, QuotaAlteration, QuotaAlterationEntry, QuotaDescription, QuotaOp,
 };

@@ -10,7 +10,10 @@
 //! client-id, 4 IP) then per name a `u8` (0 the default, 1 named) and the
 //! name; a quota value is an IEEE-754 `f64`'s 8 bytes. Decoding is strict: an unknown type or
 //! version, a short field, bad UTF-8 or trailing bytes are errors, so two
-//! nodes can never read one record differently.
+//! nodes can never read one record differently. A field added to a record
+//! type later is appended to it and read only when its bytes are there
+//! (a PartitionLeadership's partition epoch): older records keep decoding,
+//! with the field's default.
 
 use std::fmt;
 
@@ -182,16 +185,23 @@ pub struct RegisterBrokerRecord {
 }
 
 /// Which brokers hold a partition and which of them leads it (KRaft's
-/// PartitionRecord / PartitionChangeRecord fields). A partition without
-/// one (a single node's log) is led by the node itself.
+/// PartitionRecord / PartitionChangeRecord fields, the whole state each
+/// time). A partition without one (a single node's log) is led by the
+/// node itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLeadershipRecord {
     pub topic_id: Uuid,
     pub partition: i32,
+    /// -1: no leader (no live in-sync replica).
     pub leader: i32,
+    /// Bumped by every leader change.
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Kafka's partition epoch: bumped by every change of the leader or
+    /// the ISR. Written last and optional on disk: a record written
+    /// before it existed decodes with 0.
+    pub partition_epoch: i32,
 }
 
 /// The active controller fences (`true`) or unfences a broker by its
@@ -638,6 +648,7 @@ impl MetadataRecord {
                 w.i32(r.leader_epoch);
                 w.i32_array(&r.replicas);
                 w.i32_array(&r.isr);
+                w.i32(r.partition_epoch);
             }
             MetadataRecord::BrokerFencing(r) => {
                 w.i32(r.node_id);
@@ -821,6 +832,8 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 leader_epoch: r.i32()?,
                 replicas: r.i32_array()?,
                 isr: r.i32_array()?,
+                // Absent from records written before partition epochs.
+                partition_epoch: if r.at == r.buf.len() { 0 } else { r.i32()? },
             })
         }
         _ => return Err(RecordError::UnknownType(record_type)),
@@ -1075,6 +1088,53 @@ mod tests {
         assert_eq!(
             MetadataRecord::decode(&[11, 0, 1, 0, 0, 0, 0, 1, b'x', 0]),
             Err(RecordError::UnknownQuotaKey("x".into()))
+        );
+    }
+
+    #[test]
+    fn partition_leadership_record_bytes_with_and_without_its_partition_epoch() {
+        let record = MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
+            topic_id: ID,
+            partition: 2,
+            leader: 3,
+            leader_epoch: 4,
+            replicas: vec![3, 1],
+            isr: vec![3],
+            partition_epoch: 7,
+        });
+        let mut old = vec![13, 0];
+        old.extend_from_slice(ID.as_bytes());
+        old.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4]);
+        old.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 1]);
+        old.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3]);
+        let mut want = old.clone();
+        want.extend_from_slice(&[0, 0, 0, 7]);
+        assert_eq!(record.to_bytes(), want);
+        assert_eq!(MetadataRecord::decode(&want), Ok(record.clone()));
+        // Written before partition epochs: the epoch is 0.
+        let MetadataRecord::PartitionLeadership(mut before) = record else {
+            unreachable!("built above");
+        };
+        before.partition_epoch = 0;
+        assert_eq!(
+            MetadataRecord::decode(&old),
+            Ok(MetadataRecord::PartitionLeadership(before))
+        );
+        // A partial epoch, or more after it, is refused.
+        let mut partial = old.clone();
+        partial.extend_from_slice(&[0, 7]);
+        assert_eq!(
+            MetadataRecord::decode(&partial),
+            Err(RecordError::Truncated {
+                at: old.len(),
+                needed: 2
+            })
+        );
+        let mut longer = want.clone();
+        longer.push(0);
+        assert_eq!(
+            MetadataRecord::decode(&longer),
+            Err(RecordError::TrailingBytes(1))
         );
     }
 

@@ -101,11 +101,14 @@ pub fn partition(
         Some(l) => {
             let fenced = |id: &i32| image.broker(*id).is_none_or(|b| b.fenced);
             let offline: Vec<i32> = l.replicas.iter().copied().filter(fenced).collect();
+            // The ISR as the controller keeps it, as Kafka shows it: a
+            // fenced broker stays in it only as the last member of a
+            // partition without a leader (the one that must come back).
             PartitionView {
                 leader: if fenced(&l.leader) { -1 } else { l.leader },
                 leader_epoch: l.leader_epoch,
                 replicas: l.replicas.clone(),
-                isr: l.isr.iter().copied().filter(|id| !fenced(id)).collect(),
+                isr: l.isr.clone(),
                 offline,
             }
         }

@@ -1,20 +1,23 @@
 //! Broker-to-controller traffic in the Kafka protocol, on the controller
-//! listener: BrokerRegistration and BrokerHeartbeat (and ApiVersions), as
-//! KRaft's brokers send them to the active controller.
+//! listener: BrokerRegistration, BrokerHeartbeat and AlterPartition (and
+//! ApiVersions), as KRaft's brokers send them to the active controller.
 //!
 //! The active controller (the quorum's leader) answers them: a
 //! registration commits a RegisterBroker record (epoch one above the
 //! broker's last, its listeners, rack and incarnation id) and answers with
 //! the epoch once applied; a heartbeat keeps the broker alive for
 //! `broker.session.timeout.ms` (the fencing loop in `registration` reads
-//! it), and one asking to shut down fences the broker first (controlled
-//! shutdown) and answers `should_shut_down` once that is committed. Any
-//! other voter answers NOT_CONTROLLER, and the broker looks for the
+//! it), and one asking to shut down fences the broker with the elections
+//! that moves its leaderships (controlled shutdown) and answers
+//! `should_shut_down` once it leads no partition. AlterPartition (v2-3,
+//! topic ids) changes a partition's ISR for its leader (`partitions`).
+//! Any other voter answers NOT_CONTROLLER, and the broker looks for the
 //! leader (its metadata fetches name it).
 //!
 //! Combined nodes are voters: their raft traffic is their heartbeat, and
 //! they register through their own quorum handle. The Kafka APIs serve
-//! the broker-only nodes (`observer`).
+//! the broker-only nodes (`observer`), and any node's AlterPartition and
+//! controlled shutdown when another node is the active controller.
 //!
 //! Lives on: the controller's shard (shard 0) of every node.
 
@@ -28,17 +31,21 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest,
-    BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse,
-    RequestHeader, ResponseHeader,
+    alter_partition_request, alter_partition_response, AlterPartitionRequest,
+    AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use rafka_core::metadata::partition_control::leaderships_of;
 use rafka_core::metadata::{
-    BrokerEndpoint, BrokerFencingRecord, MetadataRecord, RegisterBrokerRecord,
+    AlterPartition, BrokerEndpoint, IsrMember, Leadership, MetadataRecord, RegisterBrokerRecord,
 };
+use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 use super::driver::Quorum;
+use super::partitions;
 use crate::kafka_client::KafkaLink;
 use crate::runtime::within;
 
@@ -47,14 +54,16 @@ const REQUEST_BYTES_MAX: usize = 1024 * 1024;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The versions served: (api, min, max).
-const SERVED: [(ApiKey, i16, i16); 3] = [
+const SERVED: [(ApiKey, i16, i16); 4] = [
     (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::AlterPartition, 2, 3),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
 ];
 /// The versions a broker sends.
 const REGISTRATION_VERSION: i16 = 3;
 const HEARTBEAT_VERSION: i16 = 1;
+const ALTER_PARTITION_VERSION: i16 = 3;
 
 /// The controller's side of one Kafka-protocol connection whose first
 /// `prefix` bytes were already read (they told it from a quorum link).
@@ -148,6 +157,12 @@ async fn answer(quorum: &Rc<Quorum>, mut body: Bytes) -> Result<Option<Vec<u8>>,
             let request =
                 BrokerHeartbeatRequest::decode(&mut body, version).map_err(|e| e.to_string())?;
             let response = heartbeat(quorum, request).await;
+            encode_response(correlation_id, version, &response)?
+        }
+        ApiKey::AlterPartition => {
+            let request =
+                AlterPartitionRequest::decode(&mut body, version).map_err(|e| e.to_string())?;
+            let response = alter_partition(quorum, request, version).await;
             encode_response(correlation_id, version, &response)?
         }
         _ => return Ok(None),
@@ -261,29 +276,129 @@ async fn heartbeat(
         return refuse(ResponseError::StaleBrokerEpoch);
     };
     quorum.note_heartbeat(node_id);
-    let mut fenced = broker.fenced;
-    let mut should_shut_down = false;
-    if request.want_shut_down {
-        quorum.note_shutting_down(node_id);
-        if !fenced {
-            let record = MetadataRecord::BrokerFencing(BrokerFencingRecord {
-                node_id,
-                epoch: broker.epoch,
-                fenced: true,
-            });
-            if let Err(error) = quorum.commit(&[record]).await {
-                tracing::debug!(node_id, %error, "controlled shutdown not committed");
-                return refuse(ResponseError::RequestTimedOut);
-            }
-            tracing::info!(node_id, "broker fenced for its controlled shutdown");
-            fenced = true;
+    let (fenced, should_shut_down) = if request.want_shut_down {
+        match controlled_shutdown(quorum, node_id, broker.epoch).await {
+            Ok(should_shut_down) => (true, should_shut_down),
+            Err(()) => return refuse(ResponseError::RequestTimedOut),
         }
-        should_shut_down = true;
-    }
+    } else {
+        (broker.fenced, false)
+    };
     BrokerHeartbeatResponse::default()
         .with_is_caught_up(true)
         .with_is_fenced(fenced)
         .with_should_shut_down(should_shut_down)
+}
+
+/// One step of broker `node_id`'s controlled shutdown on the active
+/// controller: noted as shutting down (it stays fenced, leads nothing,
+/// joins no ISR), fenced with the elections that moves its leaderships,
+/// then the elections still owed. Whether it may stop: Kafka's rule, once
+/// it leads no partition (each went to another in-sync replica, or,
+/// without one, to no leader). Err: the fencing did not commit.
+pub(crate) async fn controlled_shutdown(
+    quorum: &Quorum,
+    node_id: i32,
+    epoch: i64,
+) -> Result<bool, ()> {
+    quorum.note_shutting_down(node_id, epoch);
+    let fenced = quorum.image().broker(node_id).is_some_and(|b| b.fenced);
+    if !fenced {
+        if let Err(error) = partitions::change_fencing(quorum, node_id, epoch, true).await {
+            tracing::debug!(node_id, %error, "controlled shutdown not committed");
+            return Err(());
+        }
+        tracing::info!(node_id, "broker fenced for its controlled shutdown");
+    }
+    if let Err(error) = partitions::elect(quorum).await {
+        tracing::debug!(node_id, %error, "controlled shutdown elections");
+    }
+    Ok(leaderships_of(&quorum.image(), node_id) == 0)
+}
+
+/// AlterPartition: each partition changed (or refused) on its own, as
+/// Kafka answers per partition; a sender not registered at its epoch is
+/// refused whole (STALE_BROKER_EPOCH), as is any request to a node that
+/// is not the active controller (NOT_CONTROLLER).
+async fn alter_partition(
+    quorum: &Rc<Quorum>,
+    request: AlterPartitionRequest,
+    version: i16,
+) -> AlterPartitionResponse {
+    let refuse = |error: ErrorCode| AlterPartitionResponse::default().with_error_code(error.code());
+    if !quorum.is_active_controller() {
+        return refuse(ErrorCode::NOT_CONTROLLER);
+    }
+    let (broker_id, broker_epoch) = (request.broker_id.0, request.broker_epoch);
+    let registered = quorum.image().broker(broker_id).map(|b| b.epoch);
+    if registered != Some(broker_epoch) {
+        return refuse(ErrorCode::STALE_BROKER_EPOCH);
+    }
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for partition in topic.partitions {
+            let change = AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id: topic.topic_id,
+                partition: partition.partition_index,
+                leader_epoch: partition.leader_epoch,
+                partition_epoch: partition.partition_epoch,
+                new_isr: requested_isr(&partition, version),
+            };
+            let answer = partitions::alter_partition(quorum, &change).await;
+            partitions.push(partition_answer(partition.partition_index, answer));
+        }
+        topics.push(
+            alter_partition_response::TopicData::default()
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    AlterPartitionResponse::default().with_topics(topics)
+}
+
+/// The new ISR of one partition: v3 names each member's broker epoch
+/// (KIP-903), v2 only their ids.
+fn requested_isr(
+    partition: &alter_partition_request::PartitionData,
+    version: i16,
+) -> Vec<IsrMember> {
+    if version >= 3 {
+        partition
+            .new_isr_with_epochs
+            .iter()
+            .map(|m| IsrMember {
+                node_id: m.broker_id.0,
+                broker_epoch: m.broker_epoch,
+            })
+            .collect()
+    } else {
+        partition
+            .new_isr
+            .iter()
+            .map(|id| IsrMember::any_epoch(id.0))
+            .collect()
+    }
+}
+
+fn partition_answer(
+    index: i32,
+    answer: Result<Leadership, ErrorCode>,
+) -> alter_partition_response::PartitionData {
+    let data = alter_partition_response::PartitionData::default().with_partition_index(index);
+    match answer {
+        Ok(l) => data
+            .with_leader_id(BrokerId(l.leader))
+            .with_leader_epoch(l.leader_epoch)
+            .with_isr(l.isr.iter().map(|id| BrokerId(*id)).collect())
+            .with_partition_epoch(l.partition_epoch),
+        Err(error) => data
+            .with_error_code(error.code())
+            .with_leader_id(BrokerId(-1))
+            .with_leader_epoch(-1),
+    }
 }
 
 /// A broker's connection to one controller.
@@ -334,6 +449,59 @@ impl ControllerLink {
             None => Ok(response.broker_epoch),
             Some(error) => Err(error),
         })
+    }
+
+    /// One partition's AlterPartition (v3) to the active controller:
+    /// the partition's leadership after it, or the error it answered.
+    pub(crate) async fn alter_partition(
+        &mut self,
+        change: &AlterPartition,
+    ) -> Result<Result<Leadership, ErrorCode>, String> {
+        let partition = alter_partition_request::PartitionData::default()
+            .with_partition_index(change.partition)
+            .with_leader_epoch(change.leader_epoch)
+            .with_partition_epoch(change.partition_epoch)
+            .with_new_isr_with_epochs(
+                change
+                    .new_isr
+                    .iter()
+                    .map(|m| {
+                        alter_partition_request::BrokerState::default()
+                            .with_broker_id(BrokerId(m.node_id))
+                            .with_broker_epoch(m.broker_epoch)
+                    })
+                    .collect(),
+            );
+        let request = AlterPartitionRequest::default()
+            .with_broker_id(BrokerId(change.broker_id))
+            .with_broker_epoch(change.broker_epoch)
+            .with_topics(vec![alter_partition_request::TopicData::default()
+                .with_topic_id(change.topic_id)
+                .with_partitions(vec![partition])]);
+        let response = self.call(&request, ALTER_PARTITION_VERSION).await?;
+        if response.error_code != 0 {
+            return Ok(Err(ErrorCode::from_code(response.error_code)));
+        }
+        let answer = response
+            .topics
+            .into_iter()
+            .find(|t| t.topic_id == change.topic_id)
+            .and_then(|t| {
+                t.partitions
+                    .into_iter()
+                    .find(|p| p.partition_index == change.partition)
+            })
+            .ok_or("an AlterPartition answer without the partition")?;
+        if answer.error_code != 0 {
+            return Ok(Err(ErrorCode::from_code(answer.error_code)));
+        }
+        Ok(Ok(Leadership {
+            leader: answer.leader_id.0,
+            leader_epoch: answer.leader_epoch,
+            replicas: Vec::new(),
+            isr: answer.isr.iter().map(|id| id.0).collect(),
+            partition_epoch: answer.partition_epoch,
+        }))
     }
 
     pub(crate) async fn heartbeat(

@@ -18,7 +18,7 @@
 //! the broker loads the image as of its last commit.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,11 +27,13 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpListener;
+use rafka_core::config::BrokerConfig;
 use rafka_core::io::Storage;
 use rafka_core::metadata::placement::place_partitions;
 use rafka_core::metadata::snapshot::{encode_snapshot, read_snapshot};
 use rafka_core::metadata::{
-    ApplyError, Committed, MetadataDelta, MetadataImage, MetadataRecord, PartitionPlacementRecord,
+    ApplyError, Committed, Controller, MetadataDelta, MetadataImage, MetadataRecord,
+    PartitionPlacementRecord,
 };
 use raft::prelude::{Entry, EntryType, Message, Snapshot};
 use raft::{GetEntriesContext, RawNode, SnapshotStatus, StateRole, Storage as _};
@@ -75,6 +77,11 @@ pub struct QuorumSettings {
     /// `broker.session.timeout.ms`: a broker not heard from for this long
     /// is fenced.
     pub session_timeout: Duration,
+    /// The controller's decisions this node takes as the active
+    /// controller outside admin operations: AlterPartition and leader
+    /// elections (`partitions`). The same settings as its
+    /// `ControllerShard`'s.
+    pub controller: Controller,
 }
 
 impl QuorumSettings {
@@ -102,6 +109,12 @@ impl QuorumSettings {
             cluster_id: String::new(),
             session_timeout: Duration::from_secs(9),
             bootstrap: Vec::new(),
+            controller: {
+                let mut controller = Controller::new(&BrokerConfig::default(), 1);
+                controller.cluster = true;
+                controller.node_id = node_id_of(node_id).unwrap_or(-1);
+                controller
+            },
         }
     }
 
@@ -147,6 +160,7 @@ impl QuorumSettings {
             .collect();
         settings.session_timeout =
             Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
+        settings.controller = Controller::new(config, 1);
         Ok(Some(settings))
     }
 
@@ -260,9 +274,11 @@ pub(crate) struct Shared {
     /// Per broker-only node (Kafka node id), the tick of its last
     /// BrokerHeartbeat (or registration) to this node as leader.
     heartbeats: HashMap<i32, u64>,
-    /// Brokers that asked to shut down (controlled shutdown): fenced, and
-    /// not unfenced by their last heartbeats.
-    shutting_down: HashSet<i32>,
+    /// Brokers that asked to shut down (controlled shutdown), with the
+    /// broker epoch they asked at: fenced, not unfenced by their last
+    /// heartbeats, led by no partition. A new registration (a new epoch)
+    /// ends it.
+    shutting_down: HashMap<i32, i64>,
     /// The voters (raft id, controller listener): from the settings, or
     /// on an observer that started from bootstrap servers, as the voters
     /// told it.
@@ -367,7 +383,7 @@ impl Quorum {
             ticks: 0,
             heard: HashMap::new(),
             heartbeats: HashMap::new(),
-            shutting_down: HashSet::new(),
+            shutting_down: HashMap::new(),
             voters: settings.voters.clone(),
             leader_since: 0,
             outcomes: ProposalCounts::default(),
@@ -474,7 +490,7 @@ impl Quorum {
             ticks: 0,
             heard: HashMap::new(),
             heartbeats: HashMap::new(),
-            shutting_down: HashSet::new(),
+            shutting_down: HashMap::new(),
             voters: settings.voters.clone(),
             leader_since: 0,
             outcomes: ProposalCounts::default(),
@@ -575,13 +591,34 @@ impl Quorum {
         shared.heartbeats.insert(node_id, now);
     }
 
-    /// Broker `node_id` asked to shut down: it stays fenced.
-    pub(crate) fn note_shutting_down(&self, node_id: i32) {
-        self.shared.borrow_mut().shutting_down.insert(node_id);
+    /// Broker `node_id`, registered at `epoch`, asked to shut down: it
+    /// stays fenced and leads nothing until it registers again.
+    pub(crate) fn note_shutting_down(&self, node_id: i32, epoch: i64) {
+        self.shared
+            .borrow_mut()
+            .shutting_down
+            .insert(node_id, epoch);
     }
 
     pub(crate) fn clear_shutting_down(&self, node_id: i32) {
         self.shared.borrow_mut().shutting_down.remove(&node_id);
+    }
+
+    /// The brokers in controlled shutdown: those that asked at the epoch
+    /// they are still registered with.
+    pub fn shutting_down(&self) -> BTreeSet<i32> {
+        let shared = self.shared.borrow();
+        shared
+            .shutting_down
+            .iter()
+            .filter(|(id, epoch)| {
+                shared
+                    .image
+                    .broker(**id)
+                    .is_some_and(|b| b.epoch == **epoch)
+            })
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// A broker-only node's broker epoch once registered (0 before).
@@ -770,7 +807,8 @@ impl Quorum {
         if shared.ticks.saturating_sub(shared.leader_since) < window {
             return None;
         }
-        if shared.shutting_down.contains(&node_id) {
+        let registered = shared.image.broker(node_id).map(|b| b.epoch);
+        if registered.is_some() && shared.shutting_down.get(&node_id).copied() == registered {
             return Some(false);
         }
         let id = raft_id(node_id);

@@ -10,8 +10,10 @@
 //!   controller listener that also takes observers and brokers.
 //! - `observer`: broker-only nodes following the committed log and
 //!   forwarding their proposals.
-//! - `broker_rpc`: BrokerRegistration / BrokerHeartbeat in the Kafka
-//!   protocol, the active controller's side and the broker's.
+//! - `broker_rpc`: BrokerRegistration / BrokerHeartbeat / AlterPartition
+//!   in the Kafka protocol, the active controller's side and the broker's.
+//! - `partitions`: the active controller's partition changes
+//!   (AlterPartition, fencing with its elections, elections still owed).
 //! - `payload`: what an entry carries (one commit's records + proposer).
 //! - `logging`: raft-rs's slog lines into `tracing`.
 //!
@@ -30,6 +32,7 @@ pub(crate) mod broker_rpc;
 pub mod driver;
 pub mod logging;
 mod observer;
+pub(crate) mod partitions;
 pub mod payload;
 mod transport;
 mod wire_check;

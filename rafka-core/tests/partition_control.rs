@@ -1,0 +1,555 @@
+//! The controller's partition changes (`metadata::partition_control`):
+//! AlterPartition with each of Kafka's answers, and the elections from the
+//! ISR that fencing, controlled shutdown and unfencing call for.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rafka_core::config::BrokerConfig;
+use rafka_core::metadata::partition_control::leaderships_of;
+use rafka_core::metadata::{
+    AlterPartition, AlterPartitionOutcome, ApplyError, BrokerFencingRecord, ConfigRecord,
+    ConfigResource, Controller, IneligibleReason, IsrError, IsrMember, Leadership, MetadataImage,
+    MetadataRecord, NewTopic, PartitionLeadershipRecord, PartitionRecord, RegisterBrokerRecord,
+    TopicRecord, NO_LEADER,
+};
+use rafka_proto::error::ErrorCode;
+use uuid::Uuid;
+
+const TOPIC: Uuid = Uuid::from_u128(0x7001);
+
+fn controller() -> Controller {
+    let mut controller = Controller::new(&BrokerConfig::default(), 1);
+    controller.cluster = true;
+    controller
+}
+
+fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
+    for record in records {
+        if let Err(error) = image.apply(record) {
+            panic!("{record:?}: {error}");
+        }
+    }
+}
+
+fn register(node_id: i32, epoch: i64) -> MetadataRecord {
+    MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        node_id,
+        epoch,
+        incarnation_id: Uuid::from_u128(node_id as u128),
+        rack: None,
+        endpoints: Vec::new(),
+    })
+}
+
+fn fencing(node_id: i32, fenced: bool) -> MetadataRecord {
+    MetadataRecord::BrokerFencing(BrokerFencingRecord {
+        node_id,
+        epoch: 1,
+        fenced,
+    })
+}
+
+fn leadership(leader: i32, leader_epoch: i32, replicas: &[i32], isr: &[i32]) -> Leadership {
+    Leadership {
+        leader,
+        leader_epoch,
+        replicas: replicas.to_vec(),
+        isr: isr.to_vec(),
+        partition_epoch: leader_epoch,
+    }
+}
+
+/// Brokers 1-3 (epoch 1) and topic "t" with one partition per entry of
+/// `partitions`, each with that leadership.
+fn cluster(partitions: &[Leadership]) -> MetadataImage {
+    let mut image = MetadataImage::new();
+    apply(
+        &mut image,
+        &[register(1, 1), register(2, 1), register(3, 1)],
+    );
+    apply(
+        &mut image,
+        &[MetadataRecord::Topic(TopicRecord {
+            name: "t".into(),
+            topic_id: TOPIC,
+        })],
+    );
+    for (index, l) in partitions.iter().enumerate() {
+        let partition = index as i32;
+        apply(
+            &mut image,
+            &[
+                MetadataRecord::Partition(PartitionRecord {
+                    topic_id: TOPIC,
+                    partition,
+                    shard: 0,
+                }),
+                MetadataRecord::PartitionLeadership(l.to_record(TOPIC, partition)),
+            ],
+        );
+    }
+    image
+}
+
+fn current(image: &MetadataImage, partition: i32) -> Leadership {
+    image
+        .topic_by_id(&TOPIC)
+        .and_then(|t| t.leadership(partition))
+        .cloned()
+        .expect("a leadership")
+}
+
+/// Leader 1 of partition 0 as of `image`, asking for `isr`.
+fn ask(image: &MetadataImage, isr: &[i32]) -> AlterPartition {
+    let l = current(image, 0);
+    AlterPartition {
+        broker_id: l.leader,
+        broker_epoch: 1,
+        topic_id: TOPIC,
+        partition: 0,
+        leader_epoch: l.leader_epoch,
+        partition_epoch: l.partition_epoch,
+        new_isr: isr.iter().map(|id| IsrMember::any_epoch(*id)).collect(),
+    }
+}
+
+/// Applies the elections `image` calls for (nobody shutting down).
+fn elect(c: &Controller, image: &mut MetadataImage) {
+    let records = c.elections(image, &none(), 100);
+    apply(image, &records);
+}
+
+fn none() -> BTreeSet<i32> {
+    BTreeSet::new()
+}
+
+fn changed(outcome: Result<AlterPartitionOutcome, IsrError>) -> PartitionLeadershipRecord {
+    match outcome {
+        Ok(AlterPartitionOutcome::Changed(record)) => record,
+        other => panic!("not a change: {other:?}"),
+    }
+}
+
+fn refused(outcome: Result<AlterPartitionOutcome, IsrError>) -> (ErrorCode, IsrError) {
+    match outcome {
+        Err(error) => (error.error_code(), error),
+        Ok(outcome) => panic!("accepted: {outcome:?}"),
+    }
+}
+
+#[test]
+fn new_partitions_start_with_every_replica_in_sync() {
+    let mut image = MetadataImage::new();
+    apply(
+        &mut image,
+        &[register(1, 1), register(2, 1), register(3, 1)],
+    );
+    let topic = NewTopic {
+        name: "t".into(),
+        partitions: 4,
+        replication_factor: 3,
+        configs: BTreeMap::new(),
+    };
+    let records = controller()
+        .create_topic(&image, &topic, TOPIC)
+        .expect("created");
+    apply(&mut image, &records);
+    let created = image.topic("t").expect("topic");
+    for partition in 0..4 {
+        let l = created.leadership(partition).expect("a leadership");
+        assert_eq!(l.replicas.len(), 3, "{l:?}");
+        assert_eq!(l.isr, l.replicas, "{l:?}");
+        assert_eq!(l.leader, l.replicas[0]);
+        assert_eq!((l.leader_epoch, l.partition_epoch), (0, 0));
+    }
+    // CreatePartitions too.
+    let records = controller()
+        .create_partitions(&image, "t", 6)
+        .expect("grown");
+    apply(&mut image, &records);
+    let grown = image.topic("t").expect("topic");
+    let l = grown.leadership(5).expect("a leadership");
+    assert_eq!(l.isr, l.replicas);
+}
+
+#[test]
+fn alter_partition_shrinks_and_expands_the_isr_and_bumps_only_the_partition_epoch() {
+    let c = controller();
+    let mut image = cluster(&[leadership(1, 3, &[1, 2, 3], &[1, 2, 3])]);
+    let shrink = changed(c.alter_partition(&image, &none(), &ask(&image, &[1, 3])));
+    assert_eq!(
+        shrink,
+        PartitionLeadershipRecord {
+            topic_id: TOPIC,
+            partition: 0,
+            leader: 1,
+            leader_epoch: 3,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 3],
+            partition_epoch: 4,
+        }
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(shrink)]);
+    let grow = changed(c.alter_partition(&image, &none(), &ask(&image, &[1, 3, 2])));
+    assert_eq!(
+        (grow.isr.clone(), grow.leader_epoch, grow.partition_epoch),
+        (vec![1, 3, 2], 3, 5)
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(grow)]);
+    // The same ISR again: the current state, nothing to write.
+    let again = c.alter_partition(&image, &none(), &ask(&image, &[1, 3, 2]));
+    assert_eq!(
+        again,
+        Ok(AlterPartitionOutcome::Unchanged(current(&image, 0)))
+    );
+    // A member's broker epoch is checked when given (v3).
+    let mut with_epochs = ask(&image, &[1, 2]);
+    with_epochs.new_isr[1].broker_epoch = 1;
+    let record = changed(c.alter_partition(&image, &none(), &with_epochs));
+    assert_eq!(record.isr, vec![1, 2]);
+}
+
+#[test]
+fn alter_partition_refusals_carry_kafkas_codes() {
+    let c = controller();
+    let mut image = cluster(&[leadership(1, 2, &[1, 2, 3, 4], &[1, 2])]);
+    let base = ask(&image, &[1, 2, 3]);
+    let refuse = |request: &AlterPartition, image: &MetadataImage, shutting: &BTreeSet<i32>| {
+        refused(c.alter_partition(image, shutting, request))
+    };
+    let with = |edit: &dyn Fn(&mut AlterPartition)| {
+        let mut request = base.clone();
+        edit(&mut request);
+        request
+    };
+
+    let (code, _) = refuse(&with(&|r| r.broker_epoch = 2), &image, &none());
+    assert_eq!(code, ErrorCode::STALE_BROKER_EPOCH);
+    let (code, _) = refuse(&with(&|r| r.broker_id = 9), &image, &none());
+    assert_eq!(code, ErrorCode::STALE_BROKER_EPOCH);
+    let (code, _) = refuse(&with(&|r| r.topic_id = Uuid::from_u128(5)), &image, &none());
+    assert_eq!(code, ErrorCode::UNKNOWN_TOPIC_ID);
+    let (code, _) = refuse(&with(&|r| r.partition = 1), &image, &none());
+    assert_eq!(code, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+    // Epochs ahead of this controller: it is probably not the active one.
+    let (code, _) = refuse(&with(&|r| r.leader_epoch = 3), &image, &none());
+    assert_eq!(code, ErrorCode::NOT_CONTROLLER);
+    let (code, _) = refuse(&with(&|r| r.partition_epoch = 3), &image, &none());
+    assert_eq!(code, ErrorCode::NOT_CONTROLLER);
+    let (code, error) = refuse(&with(&|r| r.leader_epoch = 1), &image, &none());
+    assert_eq!(code, ErrorCode::FENCED_LEADER_EPOCH);
+    assert_eq!(
+        error,
+        IsrError::FencedLeaderEpoch {
+            requested: 1,
+            current: 2
+        }
+    );
+    let (code, error) = refuse(&with(&|r| r.broker_id = 2), &image, &none());
+    assert_eq!(code, ErrorCode::INVALID_REQUEST);
+    assert_eq!(
+        error,
+        IsrError::NotLeader {
+            broker_id: 2,
+            leader: 1
+        }
+    );
+    let (code, _) = refuse(&with(&|r| r.partition_epoch = 1), &image, &none());
+    assert_eq!(code, ErrorCode::INVALID_UPDATE_VERSION);
+    for isr in [&[1, 2, 5][..], &[1, 2, 2], &[2, 3]] {
+        let request = with(&|r| {
+            r.new_isr = isr.iter().map(|id| IsrMember::any_epoch(*id)).collect();
+        });
+        let (code, _) = refuse(&request, &image, &none());
+        assert_eq!(code, ErrorCode::INVALID_REQUEST, "{isr:?}");
+    }
+    // Ineligible members: not registered (4), shutting down, fenced, or
+    // at another broker epoch.
+    let request = with(&|r| r.new_isr.push(IsrMember::any_epoch(4)));
+    let (code, error) = refuse(&request, &image, &none());
+    assert_eq!(code, ErrorCode::INELIGIBLE_REPLICA);
+    assert_eq!(
+        error,
+        IsrError::IneligibleReplica {
+            node_id: 4,
+            reason: IneligibleReason::NotRegistered
+        }
+    );
+    let (_, error) = refuse(&base, &image, &BTreeSet::from([3]));
+    assert!(matches!(
+        error,
+        IsrError::IneligibleReplica {
+            node_id: 3,
+            reason: IneligibleReason::ShuttingDown
+        }
+    ));
+    let stale_member = with(&|r| r.new_isr[2].broker_epoch = 7);
+    let (code, error) = refuse(&stale_member, &image, &none());
+    assert_eq!(code, ErrorCode::INELIGIBLE_REPLICA);
+    assert!(matches!(
+        error,
+        IsrError::IneligibleReplica {
+            node_id: 3,
+            reason: IneligibleReason::EpochMismatch {
+                requested: 7,
+                current: 1
+            }
+        }
+    ));
+    apply(&mut image, &[fencing(3, true)]);
+    let (code, error) = refuse(&base, &image, &none());
+    assert_eq!(code, ErrorCode::INELIGIBLE_REPLICA);
+    assert!(matches!(
+        error,
+        IsrError::IneligibleReplica {
+            reason: IneligibleReason::Fenced,
+            ..
+        }
+    ));
+    // A shrink that leaves the fenced broker out is fine.
+    let shrink = with(&|r| r.new_isr.truncate(1));
+    assert_eq!(
+        changed(c.alter_partition(&image, &none(), &shrink)).isr,
+        vec![1]
+    );
+}
+
+#[test]
+fn a_fenced_leader_is_replaced_from_the_isr_and_a_fenced_follower_leaves_it() {
+    let c = controller();
+    let mut image = cluster(&[
+        leadership(1, 0, &[1, 2, 3], &[1, 2, 3]),
+        leadership(2, 4, &[2, 1, 3], &[2, 1, 3]),
+        leadership(2, 0, &[2, 3], &[2, 3]),
+        // 3 is the first replica but out of sync: 2 must lead.
+        leadership(1, 0, &[3, 1, 2], &[1, 2]),
+    ]);
+    assert!(c.elections(&image, &none(), 100).is_empty(), "all settled");
+    apply(&mut image, &[fencing(1, true)]);
+    let records = c.elections(&image, &none(), 100);
+    assert_eq!(records.len(), 3, "{records:?}");
+    apply(&mut image, &records);
+    // Led by 1: the first in-sync replica leads, one leader epoch later.
+    assert_eq!(
+        current(&image, 0),
+        Leadership {
+            leader: 2,
+            leader_epoch: 1,
+            replicas: vec![1, 2, 3],
+            isr: vec![2, 3],
+            partition_epoch: 1,
+        }
+    );
+    // 1 followed: out of the ISR, same leader and leader epoch.
+    assert_eq!(
+        current(&image, 1),
+        Leadership {
+            leader: 2,
+            leader_epoch: 4,
+            replicas: vec![2, 1, 3],
+            isr: vec![2, 3],
+            partition_epoch: 5,
+        }
+    );
+    assert_eq!(current(&image, 2), leadership(2, 0, &[2, 3], &[2, 3]));
+    assert_eq!(current(&image, 3).leader, 2);
+    assert_eq!(current(&image, 3).isr, vec![2]);
+    assert_eq!(leaderships_of(&image, 1), 0);
+    assert!(c.elections(&image, &none(), 100).is_empty(), "nothing left");
+
+    // Back: 1 is not put back in any ISR (its leaders do that through
+    // AlterPartition once it caught up), and leads nothing.
+    apply(&mut image, &[fencing(1, false)]);
+    assert!(c.elections(&image, &none(), 100).is_empty());
+    assert_eq!(current(&image, 0).isr, vec![2, 3]);
+}
+
+#[test]
+fn the_last_in_sync_replica_stays_and_leads_again_when_it_returns() {
+    let c = controller();
+    let mut image = cluster(&[
+        leadership(1, 2, &[1], &[1]),
+        leadership(1, 0, &[1, 2], &[1]),
+        leadership(2, 0, &[2, 1], &[2, 1]),
+    ]);
+    apply(&mut image, &[fencing(1, true)]);
+    let records = c.elections(&image, &none(), 100);
+    apply(&mut image, &records);
+    // No other in-sync replica: no leader; the ISR keeps its last member.
+    assert_eq!(
+        current(&image, 0),
+        Leadership {
+            leader: NO_LEADER,
+            leader_epoch: 3,
+            replicas: vec![1],
+            isr: vec![1],
+            partition_epoch: 3,
+        }
+    );
+    // 2 is a live replica but out of sync: no unclean election.
+    assert_eq!(current(&image, 1).leader, NO_LEADER);
+    assert_eq!(current(&image, 1).isr, vec![1]);
+    assert_eq!(current(&image, 2).isr, vec![2]);
+    // Leaderless partitions are settled until a member comes back.
+    assert!(c.elections(&image, &none(), 100).is_empty());
+    apply(&mut image, &[fencing(1, false)]);
+    let records = c.elections(&image, &none(), 100);
+    assert_eq!(records.len(), 2, "{records:?}");
+    apply(&mut image, &records);
+    assert_eq!(
+        current(&image, 0),
+        Leadership {
+            leader: 1,
+            leader_epoch: 4,
+            replicas: vec![1],
+            isr: vec![1],
+            partition_epoch: 4,
+        }
+    );
+    assert_eq!(current(&image, 1).leader, 1);
+    assert_eq!(current(&image, 1).leader_epoch, 2);
+
+    // Both members of an ISR gone at once: the ISR stays whole (either
+    // holds every committed record) and the first to return leads.
+    let mut image = cluster(&[leadership(1, 0, &[1, 2, 3], &[1, 2])]);
+    apply(&mut image, &[fencing(1, true), fencing(2, true)]);
+    elect(&c, &mut image);
+    assert_eq!(current(&image, 0).leader, NO_LEADER);
+    assert_eq!(current(&image, 0).isr, vec![1, 2]);
+    apply(&mut image, &[fencing(2, false)]);
+    elect(&c, &mut image);
+    assert_eq!(current(&image, 0).leader, 2);
+    assert_eq!(current(&image, 0).isr, vec![2]);
+}
+
+#[test]
+fn unclean_leader_election_takes_a_live_replica_when_no_in_sync_one_is_left() {
+    let c = controller();
+    let mut image = cluster(&[
+        leadership(1, 0, &[1, 3, 2], &[1]),
+        leadership(1, 0, &[1, 3, 2], &[1]),
+    ]);
+    // Topic "t" allows it; nothing else does.
+    apply(
+        &mut image,
+        &[MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Topic("t".into()),
+            name: "unclean.leader.election.enable".into(),
+            value: Some("true".into()),
+        })],
+    );
+    apply(&mut image, &[fencing(1, true)]);
+    let shutting = BTreeSet::from([3]);
+    let records = c.elections(&image, &shutting, 100);
+    apply(&mut image, &records);
+    // 3 is shutting down, so 2: the first active replica, alone in the ISR.
+    assert_eq!(
+        current(&image, 0),
+        Leadership {
+            leader: 2,
+            leader_epoch: 1,
+            replicas: vec![1, 3, 2],
+            isr: vec![2],
+            partition_epoch: 1,
+        }
+    );
+
+    // The cluster-wide dynamic default turns it on for every topic.
+    let mut image = cluster(&[leadership(1, 0, &[1, 3, 2], &[1])]);
+    apply(&mut image, &[fencing(1, true)]);
+    elect(&c, &mut image);
+    assert_eq!(current(&image, 0).leader, NO_LEADER);
+    apply(
+        &mut image,
+        &[MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Broker(String::new()),
+            name: "unclean.leader.election.enable".into(),
+            value: Some("true".into()),
+        })],
+    );
+    elect(&c, &mut image);
+    assert_eq!(current(&image, 0).leader, 3);
+    assert_eq!(current(&image, 0).isr, vec![3]);
+    assert_eq!(current(&image, 0).leader_epoch, 2);
+}
+
+#[test]
+fn a_broker_shutting_down_hands_over_its_leaderships_and_leaves_every_isr() {
+    let c = controller();
+    let image = cluster(&[
+        leadership(3, 0, &[3, 1, 2], &[3, 1, 2]),
+        leadership(1, 0, &[1, 3], &[1, 3]),
+        leadership(3, 0, &[3], &[3]),
+    ]);
+    let shutting = BTreeSet::from([3]);
+    assert_eq!(leaderships_of(&image, 3), 2);
+    let mut next = image.clone();
+    apply(&mut next, &c.elections(&image, &shutting, 100));
+    assert_eq!(current(&next, 0).leader, 1);
+    assert_eq!(current(&next, 0).isr, vec![1, 2]);
+    assert_eq!(current(&next, 1).isr, vec![1]);
+    // Its only replica: leaderless (Kafka's controlled shutdown too).
+    assert_eq!(current(&next, 2).leader, NO_LEADER);
+    assert_eq!(leaderships_of(&next, 3), 0);
+    // An AlterPartition adding it back is refused meanwhile.
+    let request = AlterPartition {
+        new_isr: vec![IsrMember::any_epoch(1), IsrMember::any_epoch(3)],
+        ..ask(&next, &[1])
+    };
+    let request = AlterPartition {
+        partition: 1,
+        leader_epoch: current(&next, 1).leader_epoch,
+        partition_epoch: current(&next, 1).partition_epoch,
+        ..request
+    };
+    assert_eq!(
+        refused(c.alter_partition(&next, &shutting, &request)).0,
+        ErrorCode::INELIGIBLE_REPLICA
+    );
+}
+
+#[test]
+fn elections_come_in_bounded_batches_and_a_stale_change_no_longer_applies() {
+    let c = controller();
+    let partitions: Vec<Leadership> = (0..10)
+        .map(|_| leadership(1, 0, &[1, 2, 3], &[1, 2, 3]))
+        .collect();
+    let mut image = cluster(&partitions);
+    apply(&mut image, &[fencing(1, true)]);
+    let mut batches = Vec::new();
+    loop {
+        let records = c.elections(&image, &none(), 4);
+        if records.is_empty() {
+            break;
+        }
+        batches.push(records.len());
+        apply(&mut image, &records);
+    }
+    assert_eq!(batches, vec![4, 4, 2]);
+    assert_eq!(leaderships_of(&image, 2), 10);
+
+    // An AlterPartition and an election computed from the same image:
+    // whichever commits second carries a partition epoch that is no
+    // longer above the current one, and is refused.
+    let mut image = cluster(&[leadership(1, 0, &[1, 2, 3], &[1, 2, 3])]);
+    let shrink = changed(c.alter_partition(&image, &none(), &ask(&image, &[1, 2])));
+    let mut fenced = image.clone();
+    apply(&mut fenced, &[fencing(3, true)]);
+    let election = c.elections(&fenced, &none(), 100);
+    apply(&mut image, &[fencing(3, true)]);
+    apply(&mut image, &election);
+    assert_eq!(
+        image.apply(&MetadataRecord::PartitionLeadership(shrink)),
+        Err(ApplyError::StalePartitionEpoch {
+            topic_id: TOPIC,
+            partition: 0,
+            epoch: 1,
+            current: 1
+        })
+    );
+    // Snapshots keep partition epochs.
+    let mut rebuilt = MetadataImage::new();
+    apply(&mut rebuilt, &image.to_records());
+    assert_eq!(rebuilt, image);
+    assert_eq!(current(&rebuilt, 0).partition_epoch, 1);
+}
