@@ -102,12 +102,16 @@ where
 /// metadata log would bring it.
 async fn lead(shard: &Shard<SimStorage>, topic: &str, leader: i32, epoch: i32, isr: &[i32]) {
     let mut image = (*shard.image()).clone();
-    let topic_id = image.topic(topic).expect("topic").id;
+    let current = image.topic(topic).expect("topic");
+    let topic_id = current.id;
+    // Every change raises the partition epoch.
+    let partition_epoch = current.leadership(0).map_or(0, |l| l.partition_epoch + 1);
     let record = MetadataRecord::PartitionLeadership(PartitionLeadershipRecord {
         topic_id,
         partition: 0,
         leader,
         leader_epoch: epoch,
+        partition_epoch,
         replicas: vec![ME, OTHER],
         isr: isr.to_vec(),
     });
