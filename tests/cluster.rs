@@ -1729,3 +1729,248 @@ fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas() {
     );
     assert_eq!(produce_once(-1), (0, 2));
 }
+
+/// FindCoordinator v3 of `key` (`key_type` 0: group, 1: transactional id)
+/// asked of `node`: the coordinator's node id, or the error code (-1: no
+/// answer).
+fn find_coordinator(cluster: &Cluster, node: u16, key_type: i8, key: &str) -> Result<i32, i16> {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").map_err(|_| -1i16)?;
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(key.to_string()))
+        .with_key_type(key_type);
+    let answer: FindCoordinatorResponse = client.call(3, &request).map_err(|_| -1i16)?;
+    match answer.error_code {
+        0 => Ok(answer.node_id.0),
+        code => Err(code),
+    }
+}
+
+/// OffsetFetch v7 of `group`'s offsets of `topic`'s partitions
+/// `0..partitions`, asked of `node`: the committed offsets, or the error
+/// code (-1: no answer).
+fn offset_fetch(
+    cluster: &Cluster,
+    node: u16,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<i64>, i16> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").map_err(|_| -1i16)?;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_indexes((0..partitions).collect())]));
+    let answer: OffsetFetchResponse = client.call(7, &request).map_err(|_| -1i16)?;
+    if answer.error_code != 0 {
+        return Err(answer.error_code);
+    }
+    let mut offsets = vec![-1; usize::try_from(partitions).unwrap_or(0)];
+    for p in answer.topics.iter().flat_map(|t| t.partitions.iter()) {
+        if p.error_code != 0 {
+            return Err(p.error_code);
+        }
+        offsets[usize::try_from(p.partition_index).expect("index")] = p.committed_offset;
+    }
+    Ok(offsets)
+}
+
+/// Asks the live `nodes` who coordinates `group` until one names a
+/// coordinator among them that serves `expected` as the group's committed
+/// offsets; returns that coordinator. Loading, a move and a dead broker
+/// are retried until the deadline.
+fn await_committed(
+    cluster: &Cluster,
+    nodes: &[u16],
+    group: &str,
+    topic: &str,
+    expected: &[i64],
+) -> u16 {
+    let partitions = i32::try_from(expected.len()).expect("partitions");
+    let deadline = Instant::now() + DEADLINE;
+    let mut last = None;
+    loop {
+        for &node in nodes {
+            let coordinator = find_coordinator(cluster, node, 0, group)
+                .ok()
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| nodes.contains(c));
+            let Some(coordinator) = coordinator else {
+                continue;
+            };
+            let fetched = offset_fetch(cluster, coordinator, group, topic, partitions);
+            if fetched.as_deref() == Ok(expected) {
+                return coordinator;
+            }
+            last = Some((coordinator, fetched));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group}: never {expected:?} from a live coordinator; last {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A member of `group` subscribed to `topic`, committing by hand.
+fn group_member(bootstrap: &str, group: &str, topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let mut config = support::client::config(bootstrap);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "200")
+        .set("topic.metadata.refresh.interval.ms", "500");
+    let member: rdkafka::consumer::BaseConsumer = config.create().expect("group consumer");
+    member.subscribe(&[topic]).expect("subscribe");
+    member
+}
+
+/// Polls `member` until it has read every partition of `topic` up to
+/// `until`: `next[p]` is the offset it reads next in partition p. Each
+/// record must come at `next[p]`, with the key the producer wrote there;
+/// one below it is a record read again after a rebalance, which only a
+/// member that already read (`rereads`) may meet. Panics at the deadline.
+fn read_until(
+    member: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    next: &mut [i64],
+    until: i64,
+    rereads: bool,
+) {
+    use rdkafka::message::Message;
+    let deadline = Instant::now() + DEADLINE;
+    while next.iter().any(|n| *n < until) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: read up to {next:?} of {until}"
+        );
+        let Some(message) = member.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let Ok(message) = message else {
+            // A leader moving away answers retriable errors meanwhile.
+            continue;
+        };
+        let partition = message.partition();
+        let slot = &mut next[usize::try_from(partition).expect("partition")];
+        let offset = message.offset();
+        assert!(
+            offset <= *slot && (offset == *slot || rereads),
+            "{topic}-{partition}: read {offset} when {slot} was next"
+        );
+        if offset < *slot {
+            continue;
+        }
+        let key = format!("key-{partition}-{offset}");
+        assert_eq!(message.key(), Some(key.as_bytes()), "{topic}-{partition}");
+        *slot += 1;
+    }
+}
+
+/// Commits offset `offset` of every partition of `topic` for `member`,
+/// synchronously, retrying (and polling) until the coordinator takes it.
+fn commit_all(member: &rdkafka::consumer::BaseConsumer, topic: &str, partitions: i32, offset: i64) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+            .expect("offset entry");
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match member.commit(&list, CommitMode::Sync) {
+            Ok(()) => return,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "commit {offset}: {error}");
+                member.poll(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_groups_committed_offsets_survive_the_kill_of_its_coordinator() {
+    const TOPIC: &str = "events";
+    const GROUP: &str = "moving";
+    const PARTITIONS: i32 = 2;
+    let cluster = Cluster::start_configured(
+        0,
+        "group.initial.rebalance.delay.ms=0\n\
+         offsets.topic.num.partitions=3\n\
+         transaction.state.log.num.partitions=3\n",
+    );
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args(["create", TOPIC, "--partitions", &PARTITIONS.to_string()])
+        .args(["--replication-factor", "3"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    let written = produce(&producer, TOPIC, &records(PARTITIONS, 20, now_ms()));
+    assert_eq!(written, vec![(0..20).collect::<Vec<i64>>(); 2]);
+
+    // A member reads ten records of each partition and commits there.
+    let first = group_member(&bootstrap, GROUP, TOPIC);
+    let mut next = vec![0; 2];
+    read_until(&first, TOPIC, &mut next, 10, true);
+    commit_all(&first, TOPIC, PARTITIONS, 10);
+    let coordinator = await_committed(&cluster, &NODES, GROUP, TOPIC, &[10, 10]);
+
+    // The internal topics have three replicas each (the brokers' default
+    // offsets.topic.replication.factor / transaction.state.log.*), and
+    // __transaction_state Kafka's min.insync.replicas.
+    let deadline = Instant::now() + DEADLINE;
+    while find_coordinator(&cluster, 1, 1, "a-transaction").is_err() {
+        assert!(Instant::now() < deadline, "no transaction coordinator");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for internal in ["__consumer_offsets", "__transaction_state"] {
+        cluster.await_metadata(1, internal, |m| {
+            m.topics.iter().any(|t| {
+                t.name.as_deref().map(|n| n.as_str()) == Some(internal)
+                    && t.partitions.len() == 3
+                    && t.partitions.iter().all(|p| p.replica_nodes.len() == 3)
+            })
+        });
+    }
+    let configs = support::client::describe_configs(
+        &bootstrap,
+        rdkafka::admin::ResourceSpecifier::Topic("__transaction_state"),
+    )
+    .expect("DescribeConfigs");
+    assert_eq!(configs["min.insync.replicas"].0.as_deref(), Some("2"));
+
+    // kill -9 the coordinator: the controller elects another in-sync
+    // replica of the group's partition, whose load finds the commits.
+    cluster.ok(&["kill", &coordinator.to_string()]);
+    let killed_at = Instant::now();
+    let survivors: Vec<u16> = NODES.into_iter().filter(|n| *n != coordinator).collect();
+    let moved_to = await_committed(&cluster, &survivors, GROUP, TOPIC, &[10, 10]);
+    eprintln!(
+        "{GROUP}'s offsets served by node {moved_to} {} ms after node {coordinator}'s kill",
+        killed_at.elapsed().as_millis()
+    );
+
+    // The live member goes on with the new coordinator: it reads on to
+    // fifteen records of each partition and commits them there.
+    read_until(&first, TOPIC, &mut next, 15, true);
+    commit_all(&first, TOPIC, PARTITIONS, 15);
+    await_committed(&cluster, &survivors, GROUP, TOPIC, &[15, 15]);
+    drop(first);
+
+    // A new member of the group resumes where the commits left off: its
+    // first record of each partition is the fifteenth.
+    let second = group_member(&bootstrap, GROUP, TOPIC);
+    let mut resumed = vec![15; 2];
+    read_until(&second, TOPIC, &mut resumed, 20, false);
+}
