@@ -7,7 +7,9 @@
 //! acknowledged topic exists afterwards on every broker, the killed one
 //! included once it is back; a killed broker is fenced and its partitions
 //! shown offline until it returns, or, replicated, led by another in-sync
-//! replica; AlterPartition on the controller listener checks epochs.
+//! replica; AlterPartition on the controller listener checks epochs; a
+//! consumer group's coordinator killed, its committed offsets served by
+//! the internal partition's new leader.
 
 mod support;
 
