@@ -6,8 +6,9 @@
 //! on the deltas that concern it: open the partitions placed on it, delete
 //! removed topics' data, apply changed configs, and tell its coordinators
 //! about their internal partitions (created, deleted, and whether this
-//! broker leads them: coordinators follow leadership). The publish returns once every shard
-//! did, so an answer to CreateTopics means every shard serves the topic.
+//! broker leads them: coordinators follow leadership). The publish returns
+//! once every shard did, so an answer to CreateTopics means every shard
+//! serves the topic.
 //!
 //! Lives on: every shard (apply); the publish runs on shard 0.
 
@@ -81,6 +82,12 @@ impl<S: ShardStorage> Shard<S> {
                     for (index, shard) in (*first..).zip(shards) {
                         if *shard == me {
                             self.registry().remove_partition(name, index).await;
+                            if name == offsets_topic {
+                                self.groups().unload_partition(index);
+                            }
+                            if name == txn_topic {
+                                self.txns().unload_partition(index);
+                            }
                         }
                     }
                 }

@@ -1,5 +1,6 @@
 //! [`GroupCoordinator`]: the group coordinator of one shard, for the groups
-//! of the `__consumer_offsets` partitions the shard owns.
+//! of the `__consumer_offsets` partitions the shard owns and its broker
+//! leads.
 //!
 //! Lives on: every shard, one each. A handler on any shard finds the owner
 //! with [`crate::shard::Shard::coordinator_shard`] and runs the call there

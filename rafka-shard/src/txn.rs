@@ -1,6 +1,6 @@
 //! [`TransactionCoordinator`]: the transaction coordinator of one shard,
 //! for the transactional ids of the `__transaction_state` partitions the
-//! shard owns.
+//! shard owns and its broker leads.
 //!
 //! Lives on: every shard, one each. A handler on any shard finds the owner
 //! of a transactional id with [`crate::shard::Shard::coordinator_shard`]
@@ -24,6 +24,12 @@
 //! A marker that reaches a `__consumer_offsets` partition also completes
 //! the pending TxnOffsetCommit offsets of that producer in the group
 //! coordinator on the same shard.
+//!
+//! Leadership (see [`crate::coordinator`]): markers carry the leader epoch
+//! the id's partition was loaded in as their coordinator epoch, go only
+//! to partitions this broker leads, and the marker task of a partition
+//! that moves away stops; its new leader's load finds the Prepare* record
+//! and finishes the transaction.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
