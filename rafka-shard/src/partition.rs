@@ -725,16 +725,11 @@ impl<S: ShardStorage> Partition<S> {
         state.log.append_replicated(records).await?;
         let mut aborted = Vec::new();
         for (header, marker) in &batches {
-            let Some(completed) = state.producers.replay(header, *marker) else {
-                continue;
-            };
-            if completed.aborted {
-                aborted.push(AbortedTxn {
-                    producer_id: completed.producer_id,
-                    first_offset: completed.first_offset,
-                    last_offset: completed.last_offset,
-                    last_stable_offset: state.producers.stable_offset_after(&completed),
-                });
+            let completed = state.producers.replay(header, *marker);
+            if let Some(entry) =
+                completed.and_then(|c| AbortedTxn::of_completed(&c, &state.producers))
+            {
+                aborted.push(entry);
             }
         }
         for entry in aborted {

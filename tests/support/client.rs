@@ -399,7 +399,14 @@ pub fn consume(bootstrap: &str, topic: &str, counts: &[usize]) -> Vec<Vec<Consum
         let Some(message) = consumer.poll(left.min(Duration::from_secs(1))) else {
             continue;
         };
-        let message = message.unwrap_or_else(|error| panic!("consume {topic}: {error}"));
+        let message = match message {
+            // A broker of the bootstrap list down (a cluster test killed
+            // it): librdkafka reports it and goes on with the others.
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure)) => {
+                continue
+            }
+            other => other.unwrap_or_else(|error| panic!("consume {topic}: {error}")),
+        };
         let partition = usize::try_from(message.partition()).expect("partition >= 0");
         if consumed[partition].len() < counts[partition] {
             consumed[partition].push(Consumed {

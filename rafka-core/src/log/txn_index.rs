@@ -39,7 +39,7 @@ use super::scan::read_full;
 use super::segment::SegmentFileKind;
 use super::Log;
 use crate::io::{Storage, StorageFile};
-use crate::producer::ProducerStateTable;
+use crate::producer::{CompletedTxn, ProducerStateTable};
 
 /// Bytes of one entry.
 pub const TXN_INDEX_ENTRY_BYTES: usize = 2 + 8 + 8 + 8 + 8;
@@ -59,6 +59,17 @@ pub struct AbortedTxn {
 }
 
 impl AbortedTxn {
+    /// The entry of an aborted transaction `completed`, whose marker
+    /// `producers` just replayed or recorded; None for a commit.
+    pub fn of_completed(completed: &CompletedTxn, producers: &ProducerStateTable) -> Option<Self> {
+        completed.aborted.then(|| AbortedTxn {
+            producer_id: completed.producer_id,
+            first_offset: completed.first_offset,
+            last_offset: completed.last_offset,
+            last_stable_offset: producers.stable_offset_after(completed),
+        })
+    }
+
     pub fn encode(&self) -> [u8; TXN_INDEX_ENTRY_BYTES] {
         let mut out = [0u8; TXN_INDEX_ENTRY_BYTES];
         out[..2].copy_from_slice(&TXN_INDEX_VERSION.to_be_bytes());
@@ -264,16 +275,10 @@ impl<S: Storage + Clone> Log<S> {
                     true => batch.end_txn_marker().ok().flatten(),
                     false => None,
                 };
-                let Some(completed) = producers.replay(&header, marker) else {
-                    continue;
-                };
-                if completed.aborted {
-                    aborted.push(AbortedTxn {
-                        producer_id: completed.producer_id,
-                        first_offset: completed.first_offset,
-                        last_offset: completed.last_offset,
-                        last_stable_offset: producers.stable_offset_after(&completed),
-                    });
+                let completed = producers.replay(&header, marker);
+                if let Some(entry) = completed.and_then(|c| AbortedTxn::of_completed(&c, producers))
+                {
+                    aborted.push(entry);
                 }
             }
             for entry in aborted {

@@ -145,13 +145,8 @@ impl<S: ShardStorage> Partition<S> {
                 .producers
                 .record_marker(&header, Some(end), info.first_offset, timestamp);
         state.guards.remove(&producer_id);
-        if let Some(completed) = completed.filter(|completed| completed.aborted) {
-            let entry = AbortedTxn {
-                producer_id,
-                first_offset: completed.first_offset,
-                last_offset: completed.last_offset,
-                last_stable_offset: state.producers.stable_offset_after(&completed),
-            };
+        let entry = completed.and_then(|c| AbortedTxn::of_completed(&c, &state.producers));
+        if let Some(entry) = entry {
             if let Err(error) = state.log.append_aborted_txn(entry).await {
                 // Without its entry the abort must never become stable:
                 // no more writes, and the high watermark stays below the
