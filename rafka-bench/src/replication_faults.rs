@@ -9,11 +9,16 @@
 //!   times (a) until the producer's Metadata names another leader and (b)
 //!   until that leader acknowledges an acks=all batch. The killed node is
 //!   restarted and the round ends when Metadata shows it in the ISR again
-//!   (timed from its ready line).
+//!   (timed from the restart's launch: a node prints its ready line only
+//!   once registered, and copies before that). Kills that took the active
+//!   controller with the leader (combined nodes) are also counted apart:
+//!   a controller election comes before the fencing.
 //! - Catch-up: a follower is killed, `catch_up_bytes` of batches go to the
 //!   leader (acks=1, pipelined: the fill's own speed is not the figure),
 //!   the follower is restarted and its `rafka_partition_log_end_offset`
-//!   polled every [`CATCH_UP_POLL`] until it reaches the leader's.
+//!   polled every [`CATCH_UP_POLL`] from the launch on: the copy rate is
+//!   timed from the first records it copied to its log end at the
+//!   leader's.
 //!
 //! A leader's death is fenced by the controller only after
 //! `broker.session.timeout.ms` without heartbeats, so the failover time is
@@ -88,24 +93,26 @@ pub fn failover(
         let with_controller = lookup.metadata(&[])?.controller_id.0 == i32::from(old);
         let taken = kill_under_load(cluster, plan, old)?;
         let (seen, acked) = (taken.seen - taken.dead_at, taken.acked - taken.dead_at);
+        let launched = Instant::now();
         cluster.restart(old)?;
-        let ready = Instant::now();
+        let ready = launched.elapsed();
         let after = await_in_sync(&mut lookup, Some(old))?;
-        let rejoined = ready.elapsed();
+        let rejoined = launched.elapsed();
         tally.record(seen, acked, rejoined, with_controller);
+        let also = if with_controller {
+            " (the active controller too)"
+        } else {
+            ""
+        };
         eprintln!(
-            "kill {round}/{kills}: leader {old}{} killed; Metadata names {} after {:.0} ms, \
-             acks=all acknowledged by it after {:.0} ms (retries: {}); restarted node {old} \
-             back in the ISR {:?} {:.0} ms after its ready line",
-            if with_controller {
-                " (the active controller too)"
-            } else {
-                ""
-            },
+            "kill {round}/{kills}: leader {old}{also} killed; Metadata names {} after {:.0} ms, \
+             acks=all acknowledged by it after {:.0} ms (retries since the kill: {}); \
+             node {old} restarted: ready line after {:.0} ms, back in the ISR {:?} after {:.0} ms",
             taken.leader,
             ms(seen),
             ms(acked),
             taken.retries,
+            ms(ready),
             after.isr,
             ms(rejoined),
         );
@@ -174,7 +181,7 @@ impl FailoverTally {
             ),
             row(
                 "failover-rejoin",
-                "killed leader restarted (ready) -> back in the ISR",
+                "killed leader's restart launched -> back in the ISR",
                 &self.rejoin_us,
             ),
         ]
@@ -309,6 +316,9 @@ fn produce_across(
             Attempt::Acked { leader } if leader == old => {
                 if !acked_by_old {
                     acked_by_old = true;
+                    // Count what the failover made the producer retry,
+                    // not its start.
+                    retries = Retries::default();
                     // The receiver is gone only if the round already
                     // failed, which it reports itself.
                     let _ = first_ack.send(());
