@@ -98,6 +98,11 @@ impl Cluster {
         format!("127.0.0.1:{}", self.files.base_port + node)
     }
 
+    /// Node `node`'s /metrics listener.
+    pub fn metrics_addr(&self, node: u16) -> String {
+        format!("127.0.0.1:{}", self.files.base_port + 200 + node)
+    }
+
     pub fn cluster_dir(&self) -> &Path {
         &self.files.cluster_dir
     }

@@ -24,6 +24,11 @@
 //! - `cluster`: `cluster`, the metadata quorum's figures (controller
 //!   failover, propagation, creations/s) on a 3-node cluster it starts
 //!   itself through scripts/cluster.sh (`cluster_nodes`).
+//! - `replication`: `replication`, what replicating partitions costs
+//!   (rf3 next to rf1 throughput and latency), failover after a leader's
+//!   kill and a follower's catch-up, on such a cluster; `replication_client`
+//!   (leaders from Metadata, a leader-following producer, /metrics
+//!   gauges), `replication_faults` (the kill and catch-up rounds).
 //! - `batch`: builds valid v2 record batches of an exact size.
 //! - `cpu`: the process's CPU time, all threads included.
 //! - `size`: `512MiB`-style sizes on the command line.
@@ -41,6 +46,9 @@ mod log_append;
 mod ping;
 mod plot;
 mod produce;
+mod replication;
+mod replication_client;
+mod replication_faults;
 mod report;
 mod run;
 mod sink;
@@ -112,6 +120,11 @@ enum Command {
     /// new topics to the other nodes, topic creations/s per --creators.
     /// CSV on stdout, a summary on stderr.
     Cluster(cluster::ClusterArgs),
+    /// Starts a 3-node cluster (scripts/cluster.sh) and measures
+    /// replication: rf3 next to rf1 produce throughput and latency, the
+    /// time to produce again after a leader's kill over --kills, a
+    /// follower's catch-up rate. CSV on stdout, a summary on stderr.
+    Replication(replication::ReplicationArgs),
 }
 
 #[derive(Debug, Args)]
@@ -450,6 +463,8 @@ enum MainError {
     Sink(#[from] sink::SinkError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Replication(#[from] replication::ReplicationError),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -474,6 +489,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => plot_main(&args),
         Command::CreateTopic(args) => create_topic_main(&args),
         Command::Cluster(args) => cluster_main(&args),
+        Command::Replication(args) => replication_main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -759,6 +775,13 @@ fn cluster_main(args: &cluster::ClusterArgs) -> Result<(), MainError> {
     let rows = cluster::cluster_rows(&plan)?;
     eprint!("{}", cluster::human(&rows));
     emit(&cluster::render(&rows), args.csv.as_deref())
+}
+
+fn replication_main(args: &replication::ReplicationArgs) -> Result<(), MainError> {
+    let plan = replication::ReplicationPlan::from_args(args)?;
+    let rows = replication::replication_rows(&plan)?;
+    eprint!("{}", replication::human(&plan, &rows));
+    emit(&replication::render(&rows), args.csv.as_deref())
 }
 
 fn create_dir(dir: &Path) -> Result<(), MainError> {
