@@ -268,7 +268,10 @@ impl Limits {
             if target.owner.is_err() {
                 continue;
             }
-            if read.error_code.is_err() {
+            // An error or a diverging epoch answers at once: waiting would
+            // only read the same answer again (and a log end already past
+            // the fetch offset wakes the wait at once, every time).
+            if read.error_code.is_err() || read.diverging.is_some() {
                 return true;
             }
             readable = true;
@@ -1023,4 +1026,61 @@ fn session_error(error_code: ErrorCode) -> FetchResponse {
     FetchResponse::default()
         .with_error_code(error_code.code())
         .with_session_id(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            key: PartitionKey {
+                topic: TopicKey::Name("t".to_string()),
+                partition: 0,
+            },
+            params: FetchParams {
+                fetch_offset: 7,
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch: 1,
+                last_fetched_epoch: 0,
+            },
+            topic: "t".to_string(),
+            owner: Ok(0),
+        }
+    }
+
+    fn empty_read() -> PartitionRead {
+        PartitionRead {
+            error_code: ErrorCode::NONE,
+            high_watermark: 10,
+            last_stable_offset: 10,
+            log_start_offset: 0,
+            records: Vec::new(),
+            offsets_out: 0,
+            aborted: Vec::new(),
+            diverging: None,
+        }
+    }
+
+    #[test]
+    fn a_diverging_epoch_answers_without_waiting() {
+        let limits = Limits {
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation: IsolationLevel::LogEnd,
+            replica: Some(2),
+        };
+        let targets = [target()];
+        // Nothing to send and no error: a follower's fetch waits.
+        assert!(!limits.answers_now(&targets, &[empty_read()]));
+        // A diverging epoch is the answer: re-reading would give it again
+        // (and the leader's log end past the fetch offset would end every
+        // wait at once: the node spun).
+        let diverging = PartitionRead {
+            diverging: Some((0, 5)),
+            ..empty_read()
+        };
+        assert!(limits.answers_now(&targets, &[diverging]));
+    }
 }
