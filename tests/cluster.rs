@@ -14,7 +14,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +32,7 @@ use kafka_protocol::protocol::StrBytes;
 use rafka_testkit::WireClient;
 
 use support::client::{assert_topic, now_ms, produce, producer, records};
+use support::ports::{free_base_port, PortLock};
 
 const NODES: [u16; 3] = [1, 2, 3];
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -71,7 +72,7 @@ impl Cluster {
         let _turn = PortLock::take();
         let cluster = Cluster {
             dir,
-            base: free_base_port(),
+            base: free_base_port(5),
             brokers,
         };
         let lines = cluster.ok(&["start", "--fresh"]);
@@ -221,48 +222,6 @@ impl Drop for Cluster {
                     libc::kill(pid as libc::pid_t, libc::SIGKILL);
                 }
             }
-        }
-    }
-}
-
-/// An exclusive `flock` on a file every cluster test shares, released on
-/// drop (or by the kernel if the test dies).
-struct PortLock {
-    _file: std::fs::File,
-}
-
-impl PortLock {
-    fn take() -> PortLock {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("rafka-cluster-ports.lock"))
-            .expect("lock file");
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock(2) on a descriptor this struct owns.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
-        PortLock { _file: file }
-    }
-}
-
-fn free_base_port() -> u16 {
-    loop {
-        let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = probe.local_addr().expect("addr").port();
-        drop(probe);
-        let Some(base) = port.checked_sub(1) else {
-            continue;
-        };
-        if !(1024..=65535 - 210).contains(&base) {
-            continue;
-        }
-        let free = (1..=5u16)
-            .flat_map(|n| [base + n, base + 100 + n, base + 200 + n])
-            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return base;
         }
     }
 }
@@ -621,12 +580,10 @@ impl CutCluster {
     /// Node i + 1 runs with `roles[i]`.
     fn start_with_roles(dir: &Path, roles: [&str; 3]) -> CutCluster {
         let _turn = PortLock::take();
+        let base = free_base_port(3);
         let controllers: BTreeMap<u16, SocketAddr> = NODES
             .iter()
-            .map(|n| {
-                let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
-                (*n, probe.local_addr().expect("addr"))
-            })
+            .map(|n| (*n, SocketAddr::from(([127, 0, 0, 1], base + 100 + n))))
             .collect();
         let mut proxies = BTreeMap::new();
         for from in NODES {
@@ -837,14 +794,11 @@ fn a_controller_only_node_votes_but_holds_no_partitions() {
 fn a_node_waiting_for_its_quorum_stops_on_sigterm() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port()
-        })
-        .collect();
+    let ports: Vec<u16> = {
+        let _turn = PortLock::take();
+        let base = free_base_port(3);
+        NODES.iter().map(|n| base + 100 + n).collect()
+    };
     let voters = format!(
         "1@127.0.0.1:{},2@127.0.0.1:{},3@127.0.0.1:{}",
         ports[0], ports[1], ports[2]

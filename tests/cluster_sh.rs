@@ -5,12 +5,16 @@
 //! a killed or stopped node's process is gone; nothing is left running
 //! (the guard SIGKILLs whatever a failed run leaves).
 
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use rafka_testkit::WireClient;
+
+use support::ports::{free_base_port, PortLock};
 
 const NODES: [u16; 3] = [1, 2, 3];
 
@@ -24,7 +28,10 @@ impl Cluster {
     fn new() -> Cluster {
         Cluster {
             dir: tempfile::tempdir().expect("tempdir"),
-            base: free_base_port(),
+            base: {
+                let _turn = PortLock::take();
+                free_base_port(3)
+            },
         }
     }
 
@@ -117,34 +124,6 @@ impl Drop for Cluster {
             }
         }
     }
-}
-
-/// A base port B with B+1..3, B+101..103 and B+201..203 free now.
-fn free_base_port() -> u16 {
-    let seed = std::process::id() as u64
-        ^ u64::from(
-            std::time::UNIX_EPOCH
-                .elapsed()
-                .map_or(0, |d| d.subsec_nanos()),
-        );
-    let mut state = seed;
-    for _ in 0..200 {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let base = 20_000 + (state >> 33) as u16 % 40_000;
-        let ports = NODES
-            .iter()
-            .flat_map(|n| [base + n, base + 100 + n, base + 200 + n]);
-        let free = ports
-            .map(|port| TcpListener::bind(("127.0.0.1", port)))
-            .collect::<Result<Vec<_>, _>>()
-            .is_ok();
-        if free {
-            return base;
-        }
-    }
-    panic!("no free port range");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! - `cli.rs`: running the binary as the operator CLI against a broker.
 //! - `client.rs`: librdkafka helpers (admin, producer, consumer) and the
 //!   deterministic [`client::Record`] generator the tests check against.
+//! - `ports.rs`: port ranges for test clusters, outside the ephemeral range.
 //! - `seed.rs`: the randomized tests' seed and the note that replays it.
 
 // Each integration test crate compiles this module and uses a different
@@ -16,6 +17,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod ports;
 pub mod seed;
 
 use rafka_testkit::BrokerOptions;
