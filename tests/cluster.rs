@@ -1949,3 +1949,140 @@ fn a_groups_committed_offsets_survive_the_kill_of_its_coordinator() {
     let mut resumed = vec![15; 2];
     read_until(&second, TOPIC, &mut resumed, 20, false);
 }
+
+/// One Produce of a one-record batch of `value` to node `node` with
+/// `acks` and `timeout_ms`: (error code, base offset).
+fn produce_raw(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    value: &str,
+    acks: i16,
+    timeout_ms: i32,
+) -> (i16, i64) {
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(rafka_testkit::records::value_batch(value)))])]);
+    let answer: ProduceResponse = client.call(9, &request).expect("Produce");
+    let partition = &answer.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+#[test]
+fn a_leader_restarted_within_its_session_leads_nothing_until_let_in_then_follows_the_new_leader() {
+    let cluster = Cluster::start();
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args(["create", "restart", "--partitions", "1"])
+        .args(["--replication-factor", "3"])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let (leader, epoch, _) = await_partition(&cluster, 1, "restart", 0, "all in sync", |s| {
+        s.0 > 0 && s.2 == vec![1, 2, 3]
+    });
+    let old = u16::try_from(leader).expect("node id");
+    let followers: Vec<u16> = NODES.iter().copied().filter(|n| *n != old).collect();
+    // Every segment of the partition on `node`, in offset order, as one
+    // byte string (a restarted replica may have rolled a new segment).
+    let segment = |node: u16| {
+        let dir = cluster.cluster_dir().join(format!("node-{node}/restart-0"));
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| Some(e.ok()?.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .flat_map(|p| std::fs::read(p).unwrap_or_default())
+            .collect::<Vec<u8>>()
+    };
+    let await_same_logs = |leader: u16, what: &str| {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let logs: Vec<Vec<u8>> = NODES.iter().map(|n| segment(*n)).collect();
+            let lead = &logs[usize::from(leader) - 1];
+            if !lead.is_empty() && logs.iter().all(|l| l == lead) {
+                return lead.clone();
+            }
+            if Instant::now() >= deadline {
+                let lens: Vec<usize> = logs.iter().map(Vec::len).collect();
+                panic!("{what}: logs differ: lengths {lens:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Acknowledged by the whole ISR: on every disk.
+    let deadline = Instant::now() + DEADLINE;
+    let first = loop {
+        match produce_raw(&cluster, old, "restart", "a", -1, 10_000) {
+            // Not applied on the leader yet: retriable, as clients retry.
+            (3, _) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            answer => break answer,
+        }
+    };
+    assert_eq!(first, (0, 0));
+    let acknowledged = await_same_logs(old, "the first record copied");
+
+    // Both followers paused: the leader appends the next record but
+    // cannot acknowledge it (REQUEST_TIMED_OUT, 7). Then it dies, the
+    // followers resume, and it is back on its disk within its session.
+    for follower in &followers {
+        signal(&cluster, *follower, libc::SIGSTOP);
+    }
+    assert_eq!(
+        produce_raw(&cluster, old, "restart", "b", -1, 300).0,
+        7,
+        "not acknowledged without the ISR"
+    );
+    assert!(
+        segment(old).len() > acknowledged.len(),
+        "appended on the leader"
+    );
+    cluster.ok(&["kill", &old.to_string()]);
+    for follower in &followers {
+        signal(&cluster, *follower, libc::SIGCONT);
+    }
+    cluster.ok(&["start", &old.to_string()]);
+
+    // Ready means let in again: by then its leadership moved to an
+    // in-sync replica with the next epoch, and it refuses to lead
+    // (NOT_LEADER_OR_FOLLOWER) rather than serve its unreplicated tail.
+    let (new_leader, new_epoch, _) = partition_state(&cluster, old, "restart", 0).expect("state");
+    assert!(
+        followers.contains(&u16::try_from(new_leader).unwrap_or(0)),
+        "led by {new_leader} after the restart of {old}"
+    );
+    assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
+    assert_eq!(produce_raw(&cluster, old, "restart", "x", -1, 1_000).0, 6);
+
+    // The new leader goes on from its own log: with the record it never
+    // acknowledged (offset 1) if a follower's fetch took it just before
+    // the pause, else without it; either way the restarted replica's log
+    // becomes the new leader's, byte for byte.
+    let new_leader = u16::try_from(new_leader).expect("node id");
+    let (code, next) = produce_raw(&cluster, new_leader, "restart", "c", -1, 10_000);
+    assert_eq!(code, 0);
+    assert!(next == 1 || next == 2, "next offset {next}");
+    let copied = await_same_logs(new_leader, "the restarted replica truncated and caught up");
+    assert!(copied.starts_with(&acknowledged));
+    await_partition(
+        &cluster,
+        new_leader,
+        "restart",
+        0,
+        "the ISR whole again",
+        |s| s.2 == vec![1, 2, 3],
+    );
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use event_listener::Event;
 use rafka_core::metadata::MetadataImage;
+use uuid::Uuid;
 
 use crate::runtime::within;
 
@@ -23,14 +24,28 @@ pub struct ImageView {
     /// The active controller's node id in a cluster (`None`: a single
     /// node, or none known).
     controller: Cell<Option<i32>>,
+    /// The incarnation this process registered with, once it started to
+    /// (`None`: not yet, or a single node that never registers).
+    incarnation: Cell<Option<Uuid>>,
+    /// Whether this process registers with a quorum before it serves (a
+    /// broker of a cluster); a single node serves what its image leads.
+    registers: bool,
 }
 
 impl ImageView {
     pub fn new() -> Self {
+        Self::registering(false)
+    }
+
+    /// A view for a broker that serves only once it is registered (and
+    /// unfenced) with this process's incarnation when `registers`.
+    pub fn registering(registers: bool) -> Self {
         ImageView {
             image: RefCell::new(Arc::new(MetadataImage::new())),
             changed: Event::new(),
             controller: Cell::new(None),
+            incarnation: Cell::new(None),
+            registers,
         }
     }
 
@@ -41,6 +56,23 @@ impl ImageView {
 
     pub fn set_controller(&self, controller: Option<i32>) {
         self.controller.set(controller);
+    }
+
+    pub fn set_incarnation(&self, incarnation: Uuid) {
+        self.incarnation.set(Some(incarnation));
+    }
+
+    /// Whether this broker (`node_id`) may serve as a partition leader
+    /// by `image`: registered by this process (not an earlier one that ran
+    /// on the same disk, which the image may still show) and unfenced. A
+    /// restarted broker serves nothing before the controller has moved its
+    /// old leaderships and let it in again; until then clients and
+    /// followers get NOT_LEADER_OR_FOLLOWER.
+    pub fn serving(&self, image: &MetadataImage, node_id: i32) -> bool {
+        !self.registers
+            || image.broker(node_id).is_some_and(|broker| {
+                !broker.fenced && Some(broker.incarnation_id) == self.incarnation.get()
+            })
     }
 
     /// The current image.

@@ -49,8 +49,10 @@ pub fn spawn<S: ShardStorage>(shard: &Rc<Shard<S>>) {
             let Some(shard) = weak.upgrade().filter(|s| !s.is_stopping()) else {
                 return;
             };
+            let image = shard.image_view().get();
+            let may_join = |node_id: i32| image.broker(node_id).is_some_and(|b| !b.fenced);
             for partition in shard.registry().all() {
-                if let Some(proposal) = partition.isr_change_due(lag_ms).await {
+                if let Some(proposal) = partition.isr_change_due(lag_ms, may_join).await {
                     partition.begin_isr_change(proposal.clone());
                     let change = propose(Weak::clone(&weak), partition, proposal);
                     glommio::spawn_local(change).detach();

@@ -121,6 +121,28 @@ pub enum PartitionError {
     /// below `min.insync.replicas` meanwhile.
     #[error("appended, but {in_sync} in-sync replicas is below min.insync.replicas={min}")]
     NotEnoughReplicasAfterAppend { in_sync: usize, min: i32 },
+    /// A fetch answer for a question that no longer holds: the replica
+    /// leads now, follows another epoch, or its log end moved.
+    #[error(
+        "stale fetch answer (asked at epoch {} offset {}; now epoch {leader_epoch}, \
+         leader {leader}, log end {log_end}): dropped",
+        asked.leader_epoch,
+        asked.fetch_offset
+    )]
+    StaleFetch {
+        asked: FetchedAt,
+        leader_epoch: i32,
+        leader: bool,
+        log_end: i64,
+    },
+}
+
+/// What a follower's fetch asked: at which leader epoch, from which
+/// offset (its log end then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchedAt {
+    pub leader_epoch: i32,
+    pub fetch_offset: i64,
 }
 
 impl PartitionError {
@@ -148,6 +170,7 @@ impl PartitionError {
             PartitionError::NotEnoughReplicasAfterAppend { .. } => {
                 ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
             }
+            PartitionError::StaleFetch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
         }
     }
 
@@ -500,8 +523,14 @@ impl<S: ShardStorage> Partition<S> {
     /// As leader with no ISR change in flight: the change due now, if
     /// any, with `lag_max_ms` as `replica.lag.time.max.ms`. A replica
     /// joins once it reached the high watermark and the start of the
-    /// current leader epoch.
-    pub async fn isr_change_due(&self, lag_max_ms: i64) -> Option<IsrProposal> {
+    /// current leader epoch, and only if `may_join` says so (Kafka's
+    /// `isReplicaIsrEligible`: not a fenced or unknown broker, which the
+    /// controller would refuse with INELIGIBLE_REPLICA, again and again).
+    pub async fn isr_change_due(
+        &self,
+        lag_max_ms: i64,
+        may_join: impl Fn(i32) -> bool,
+    ) -> Option<IsrProposal> {
         if !self.is_leader() || self.replicas.borrow().change_in_flight() {
             return None;
         }
@@ -515,12 +544,22 @@ impl<S: ShardStorage> Partition<S> {
                 .map_or(self.log_end_offset.get(), |e| e.start_offset),
             Err(_) => return None,
         };
-        self.replicas.borrow().isr_change_due(
+        let replicas = self.replicas.borrow();
+        let due = replicas.isr_change_due(
             self.clock.now_ms(),
             lag_max_ms,
             self.high_watermark.get(),
             epoch_start,
-        )
+        )?;
+        let isr = &replicas.assignment().isr;
+        let new_isr: Vec<i32> = due
+            .new_isr
+            .iter()
+            .copied()
+            .filter(|r| isr.contains(r) || may_join(*r))
+            .collect();
+        let changes = new_isr.len() != isr.len() || new_isr.iter().any(|r| !isr.contains(r));
+        changes.then_some(IsrProposal { new_isr, ..due })
     }
 
     /// `proposal` was sent to the controller: the high watermark counts
@@ -708,10 +747,36 @@ impl<S: ShardStorage> Partition<S> {
     /// can lead with the transactions as they stand. Returns the new log
     /// end.
     pub async fn append_replicated(&self, records: &Bytes) -> Result<i64, PartitionError> {
+        self.append_fetched(records, None).await
+    }
+
+    /// [`Partition::append_replicated`] of a fetch answer for `asked`:
+    /// appended only if, in its turn, this replica still follows at the
+    /// asked leader epoch and its log still ends at the asked offset. An
+    /// answer that outlived its question (a leadership changed, a
+    /// truncation ran meanwhile) is dropped, never appended: a replica
+    /// that became leader must not take its old leader's records.
+    pub async fn append_fetched(
+        &self,
+        records: &Bytes,
+        asked: Option<FetchedAt>,
+    ) -> Result<i64, PartitionError> {
         let ticket = self.appends.ticket();
         self.check_writable()?;
         ticket.turn().await;
         let mut state = self.write_state().await?;
+        if let Some(asked) = asked {
+            let log_end = state.log.log_end_offset();
+            let epoch = self.leader_epoch();
+            if self.is_leader() || epoch != asked.leader_epoch || log_end != asked.fetch_offset {
+                return Err(PartitionError::StaleFetch {
+                    asked,
+                    leader_epoch: epoch,
+                    leader: self.is_leader(),
+                    log_end,
+                });
+            }
+        }
         let mut batches = Vec::new();
         for batch in Batches::new(records.clone()) {
             let batch = batch?;

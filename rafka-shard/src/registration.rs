@@ -48,6 +48,12 @@ pub async fn register<S: ShardStorage>(
     };
     let node_id = shard.config.node_id;
     let incarnation_id = Uuid::new_v4();
+    shard
+        .router
+        .invoke_on_all(move |s: Rc<Shard<S>>| async move {
+            s.image_view().set_incarnation(incarnation_id)
+        })
+        .await;
     if quorum.is_observer() {
         let registration = Registration {
             node_id,
@@ -57,6 +63,7 @@ pub async fn register<S: ShardStorage>(
         };
         if register_observer(shard, &quorum, &registration).await {
             spawn_heartbeats(shard, quorum, registration);
+            wait_let_in(shard).await;
         }
         return;
     }
@@ -76,6 +83,7 @@ pub async fn register<S: ShardStorage>(
         match quorum.commit(&[record]).await {
             Ok((index, _published)) => {
                 tracing::info!(node_id, epoch, index, "registered with the cluster");
+                wait_let_in(shard).await;
                 return;
             }
             Err(error) => {
@@ -83,6 +91,35 @@ pub async fn register<S: ShardStorage>(
                 glommio::timer::sleep(RETRY_BACKOFF).await;
             }
         }
+    }
+}
+
+/// Waits until this broker is unfenced at the registration it just made
+/// (or the broker stops): a broker that registered again starts fenced
+/// and the active controller lets it in once it has moved the old
+/// process's leaderships (`spawn_fencing`). Every shard has applied that
+/// image when this returns, so the broker is ready to serve.
+async fn wait_let_in<S: ShardStorage>(shard: &Rc<Shard<S>>) {
+    let node_id = shard.config.node_id;
+    let view = shard.image_view();
+    let mut logged = false;
+    while !shard.is_stopping() {
+        let changed = view.changed();
+        if view.serving(&view.get(), node_id) {
+            if logged {
+                tracing::info!(node_id, "unfenced: serving");
+            }
+            return;
+        }
+        if !logged {
+            tracing::info!(
+                node_id,
+                "registered again: fenced until the controller moves what this node led"
+            );
+            logged = true;
+        }
+        // The image changes on every commit; the timer bounds a missed one.
+        crate::runtime::within(RETRY_BACKOFF, changed).await;
     }
 }
 
@@ -117,6 +154,14 @@ pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
                 })
                 .collect();
             for (node_id, epoch, fenced) in changes {
+                if !fenced {
+                    // A broker registered again comes back fenced: what it
+                    // led moves and it leaves the ISRs before it is let in.
+                    if let Err(error) = partitions::elect(&quorum).await {
+                        tracing::debug!(node_id, %error, "elections before unfencing");
+                        continue;
+                    }
+                }
                 match partitions::change_fencing(&quorum, node_id, epoch, fenced).await {
                     Ok(()) if fenced => tracing::warn!(node_id, "broker fenced: not heard from"),
                     Ok(()) => tracing::info!(node_id, "broker unfenced: heard from again"),

@@ -25,7 +25,7 @@ use crate::disk::DiskSpace;
 use crate::flusher::Flusher;
 use crate::log_health::LogHealth;
 use crate::partition::{
-    Appended, Assignment, Fetched, Partition, PartitionError, PartitionSpec, TxnMarker,
+    Appended, Assignment, Fetched, FetchedAt, Partition, PartitionError, PartitionSpec, TxnMarker,
 };
 use crate::storage::{BrokerStorage, ShardStorage};
 
@@ -387,7 +387,8 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     }
 
     /// A follower's append of batches fetched from the leader (see
-    /// [`Partition::append_replicated`]); returns the new log end once it
+    /// [`Partition::append_fetched`]; `asked`: what the fetch asked, the
+    /// answer dropped if that no longer holds); returns the new log end once it
     /// is durable, the offset the follower fetches from next, so the
     /// leader learns from a follower's fetch offset what it holds on disk.
     pub async fn replicate(
@@ -395,10 +396,11 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         topic: &str,
         index: i32,
         records: &Bytes,
+        asked: Option<FetchedAt>,
         timeout: Duration,
     ) -> Result<i64, PartitionError> {
         let partition = self.get(topic, index).ok_or(PartitionError::Closed)?;
-        let end = self.noting_write_errors(partition.append_replicated(records).await)?;
+        let end = self.noting_write_errors(partition.append_fetched(records, asked).await)?;
         self.flusher.enqueue(&partition);
         partition.wait_flushed(end, timeout).await?;
         Ok(end)

@@ -32,7 +32,7 @@
 //! Lives on: every shard of a broker in a cluster.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
 
 use crate::kafka_client::KafkaLink;
+use crate::partition::{FetchedAt, PartitionError};
 use crate::runtime::within;
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
@@ -172,7 +173,7 @@ async fn fetch_from<S: ShardStorage>(
             glommio::timer::sleep(RETRY_BACKOFF).await;
             continue;
         };
-        let request = fetch_request(&current, &followed).await;
+        let (request, asked) = fetch_request(&current, &followed).await;
         let wait = Duration::from_millis(current.config.replica_fetch_wait_max_ms.max(0) as u64);
         drop(current);
         let answer = connection
@@ -183,7 +184,7 @@ async fn fetch_from<S: ShardStorage>(
         };
         match answer {
             Ok(response) if response.error_code == 0 => {
-                if !append_fetched(&current, leader, response).await {
+                if !append_fetched(&current, leader, &asked, response).await {
                     drop(current);
                     glommio::timer::sleep(RETRY_BACKOFF).await;
                 }
@@ -204,8 +205,16 @@ async fn fetch_from<S: ShardStorage>(
     running.borrow_mut().remove(&leader);
 }
 
-async fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed]) -> FetchRequest {
+/// What one fetch asked, by (topic, partition).
+type Asked = HashMap<(String, i32), FetchedAt>;
+
+/// The fetch for `followed`, and what it asks of each partition.
+async fn fetch_request<S: ShardStorage>(
+    shard: &Shard<S>,
+    followed: &[Followed],
+) -> (FetchRequest, Asked) {
     let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut asked = Asked::new();
     for f in followed {
         let Some(partition) = shard.partition(&f.topic, f.partition) else {
             continue;
@@ -219,11 +228,19 @@ async fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed])
         let Ok(last_fetched_epoch) = partition.latest_epoch().await else {
             continue;
         };
+        let fetch_offset = partition.log_end_offset();
+        asked.insert(
+            (f.topic.clone(), f.partition),
+            FetchedAt {
+                leader_epoch: f.leader_epoch,
+                fetch_offset,
+            },
+        );
         let fetch = FetchPartition::default()
             .with_partition(f.partition)
             .with_current_leader_epoch(f.leader_epoch)
             .with_last_fetched_epoch(last_fetched_epoch)
-            .with_fetch_offset(partition.log_end_offset())
+            .with_fetch_offset(fetch_offset)
             .with_log_start_offset(partition.log_start_offset())
             .with_partition_max_bytes(shard.config.replica_fetch_max_bytes);
         match topics.last_mut() {
@@ -235,7 +252,7 @@ async fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed])
             ),
         }
     }
-    FetchRequest::default()
+    let request = FetchRequest::default()
         .with_replica_id(BrokerId(shard.config.node_id))
         .with_max_wait_ms(shard.config.replica_fetch_wait_max_ms)
         .with_min_bytes(1)
@@ -243,14 +260,19 @@ async fn fetch_request<S: ShardStorage>(shard: &Shard<S>, followed: &[Followed])
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(topics)
+        .with_topics(topics);
+    (request, asked)
 }
 
 /// Appends what a fetch brought, partition by partition, each durable
-/// before the next fetch; whether the round went without a refusal.
+/// before the next fetch; whether the round went without a refusal. A
+/// partition whose leadership changed while the fetch was out (it leads
+/// now, or follows at another epoch) takes nothing from the answer: not
+/// its records, nor its truncation, nor its high watermark.
 async fn append_fetched<S: ShardStorage>(
     shard: &Shard<S>,
     leader: i32,
+    asked: &Asked,
     response: kafka_protocol::messages::FetchResponse,
 ) -> bool {
     let mut clean = true;
@@ -258,6 +280,22 @@ async fn append_fetched<S: ShardStorage>(
         let name = topic.topic.0.to_string();
         for data in topic.partitions {
             let index = data.partition_index;
+            let Some(at) = asked.get(&(name.clone(), index)).copied() else {
+                continue;
+            };
+            let current = shard
+                .partition(&name, index)
+                .is_some_and(|p| !p.is_leader() && p.leader_epoch() == at.leader_epoch);
+            if !current {
+                tracing::debug!(
+                    leader,
+                    topic = name,
+                    partition = index,
+                    asked_epoch = at.leader_epoch,
+                    "fetch answer outlived its leadership: dropped"
+                );
+                continue;
+            }
             if data.error_code != 0 {
                 clean = false;
                 let error = ErrorCode::from_code(data.error_code);
@@ -283,8 +321,12 @@ async fn append_fetched<S: ShardStorage>(
             if let Some(records) = data.records.filter(|r| !r.is_empty()) {
                 let replicated = shard
                     .registry()
-                    .replicate(&name, index, &records, DURABLE_TIMEOUT)
+                    .replicate(&name, index, &records, Some(at), DURABLE_TIMEOUT)
                     .await;
+                if let Err(error @ PartitionError::StaleFetch { .. }) = &replicated {
+                    tracing::debug!(leader, topic = name, partition = index, %error, "replica fetch");
+                    continue;
+                }
                 if let Err(error) = replicated {
                     clean = false;
                     tracing::warn!(

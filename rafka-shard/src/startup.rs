@@ -175,7 +175,11 @@ pub async fn start_with<S: ShardStorage>(
         Arc::clone(&config),
         Flusher::new(flush_delay),
     ));
-    let image = Rc::new(ImageView::new());
+    // A cluster's broker serves nothing before its own registration is let
+    // in (a restart may find the old process's leaderships in the image).
+    let image = Rc::new(ImageView::registering(
+        config.quorum_configured() && config.process_roles.broker,
+    ));
     let host = CoordinatorHost::new(
         offsets_topic(&config),
         router.shard_id(),

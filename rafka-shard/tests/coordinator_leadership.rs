@@ -247,7 +247,7 @@ fn groups_follow_the_leadership_of_their_partition() {
         let batch = leaders_commit_batch(9, end, 1);
         let registry = shard.registry();
         let copied = registry
-            .replicate(GROUP_METADATA_TOPIC, 0, &batch, TIMEOUT)
+            .replicate(GROUP_METADATA_TOPIC, 0, &batch, None, TIMEOUT)
             .await;
         assert_eq!(copied.expect("replicated"), end + 1);
         assert!(

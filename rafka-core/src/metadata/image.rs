@@ -673,6 +673,13 @@ impl MetadataImage {
                 });
             }
         }
+        // A broker registering again is a new process on the old disk: it
+        // starts fenced, so the active controller first moves what it led
+        // and takes it out of the ISRs (it may restart with a log tail no
+        // other replica has and a high watermark it cannot vouch for), then
+        // unfences it as a follower that catches up. A first registration
+        // holds nothing yet.
+        let fenced = self.brokers.contains_key(&r.node_id);
         self.brokers.insert(
             r.node_id,
             BrokerImage {
@@ -681,7 +688,7 @@ impl MetadataImage {
                 incarnation_id: r.incarnation_id,
                 rack: r.rack.clone(),
                 endpoints: r.endpoints.clone(),
-                fenced: false,
+                fenced,
             },
         );
         Ok(MetadataDelta::BrokerRegistered {

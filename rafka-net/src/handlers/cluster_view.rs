@@ -134,7 +134,8 @@ pub fn leader_epoch(topic: &TopicImage, index: i32) -> i32 {
 /// The shard of this node that serves partition `index` of `topic` as
 /// its leader: UNKNOWN_TOPIC_OR_PARTITION for no such partition,
 /// NOT_LEADER_OR_FOLLOWER when another broker leads it (the client
-/// refreshes its metadata and goes there).
+/// refreshes its metadata and goes there), or when this broker is not let
+/// in yet (see [`rafka_shard::image::ImageView::serving`]).
 pub fn leader_shard(
     ctx: &RequestContext,
     topic: &TopicImage,
@@ -146,6 +147,16 @@ pub fn leader_shard(
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     match topic.leadership(index) {
         Some(l) if l.leader != ctx.node().node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        // Led here by the image, but by an earlier process on this disk
+        // or while fenced: not before the controller lets this one in.
+        Some(_)
+            if !ctx
+                .shard()
+                .image_view()
+                .serving(&ctx.image(), ctx.node().node_id) =>
+        {
+            Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+        }
         _ => Ok(shard),
     }
 }

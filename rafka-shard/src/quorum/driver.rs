@@ -793,10 +793,11 @@ impl Quorum {
         }
     }
 
-    /// Whether this node leads and has led for at least `period`, and
-    /// heard from voter `node_id` (a Kafka node id) within `period`: the
-    /// active controller's view of a broker's liveness. `None` when this
-    /// node is not a settled leader (it cannot judge yet).
+    /// Whether this node leads and heard from broker `node_id` (a Kafka
+    /// node id) within `period`: the active controller's view of a
+    /// broker's liveness. `None` when this node does not lead, or has led
+    /// for less than `period` and not heard from the broker (it cannot
+    /// judge silence yet).
     pub fn peer_alive(&self, node_id: i32, period: Duration) -> Option<bool> {
         let shared = self.shared.borrow();
         let status = &shared.status;
@@ -804,9 +805,6 @@ impl Quorum {
             return None;
         }
         let window = (period.as_millis() / self.settings.tick.as_millis().max(1)) as u64;
-        if shared.ticks.saturating_sub(shared.leader_since) < window {
-            return None;
-        }
         let registered = shared.image.broker(node_id).map(|b| b.epoch);
         if registered.is_some() && shared.shutting_down.get(&node_id).copied() == registered {
             return Some(false);
@@ -820,7 +818,16 @@ impl Quorum {
         } else {
             shared.heartbeats.get(&node_id).copied()
         };
-        Some(heard.is_some_and(|tick| shared.ticks.saturating_sub(tick) <= window))
+        if heard.is_some_and(|tick| shared.ticks.saturating_sub(tick) <= window) {
+            return Some(true);
+        }
+        // A new leader has not had a whole session to hear from everyone:
+        // silence is not news yet (but being heard is: a broker that
+        // registered again is let in without waiting).
+        if shared.ticks.saturating_sub(shared.leader_since) < window {
+            return None;
+        }
+        Some(false)
     }
 
     /// Moves partitions off shards this node no longer has (its core count
