@@ -215,6 +215,15 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.run(&["stop"]);
+        // RAFKA_CLUSTER_LOGS=DIR keeps the nodes' logs for a look after.
+        if let Some(keep) = std::env::var_os("RAFKA_CLUSTER_LOGS") {
+            let keep = PathBuf::from(keep);
+            let _ = std::fs::create_dir_all(&keep);
+            for node in self.nodes() {
+                let name = format!("node-{node}.log");
+                let _ = std::fs::copy(self.cluster_dir().join(&name), keep.join(name));
+            }
+        }
         for node in self.nodes() {
             if let Some(pid) = self.pid(node) {
                 // SAFETY: kill(2) of this test's broker if it is still up.
@@ -1021,6 +1030,26 @@ fn broker_only_nodes_follow_the_quorum_and_register_through_kafka_apis() {
         .collect();
     assert_eq!(voters, vec![1, 2, 3]);
     assert_eq!(quorum.topics[0].partitions[0].leader_id.0, controller);
+    // An idempotent producer may ask any broker for its id: a broker-only
+    // node (no metadata log dir of its own) hands out ids of its range.
+    let init: kafka_protocol::messages::InitProducerIdResponse = client
+        .call(
+            4,
+            &kafka_protocol::messages::InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .expect("InitProducerId");
+    assert_eq!(init.error_code, 0);
+    assert_eq!(
+        init.producer_id.0 >> 40,
+        6,
+        "node 6's range: {:?}",
+        init.producer_id
+    );
+    assert_eq!(init.producer_epoch, 0);
 }
 
 #[test]
@@ -2085,4 +2114,204 @@ fn a_leader_restarted_within_its_session_leads_nothing_until_let_in_then_follows
         "the ISR whole again",
         |s| s.2 == vec![1, 2, 3],
     );
+}
+
+/// ElectLeaders to `node` for partition 0 of each of `topics`: the
+/// top-level error and each partition's.
+fn elect_leaders(cluster: &Cluster, node: u16, election: i8, topics: &[&str]) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = ElectLeadersRequest::default()
+        .with_election_type(election)
+        .with_timeout_ms(30_000)
+        .with_topic_partitions(Some(
+            topics
+                .iter()
+                .map(|name| {
+                    TopicPartitions::default()
+                        .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                        .with_partitions(vec![0])
+                })
+                .collect(),
+        ));
+    let answer: ElectLeadersResponse = client.call(2, &request).expect("ElectLeaders");
+    let codes = answer
+        .replica_election_results
+        .iter()
+        .flat_map(|t| t.partition_result.iter().map(|p| p.error_code))
+        .collect();
+    (answer.error_code, codes)
+}
+
+/// The replicas of partition 0 of `topic`, in assignment order, as `node`
+/// describes them.
+fn replicas_of(cluster: &Cluster, node: u16, topic: &str) -> Vec<i32> {
+    let metadata = cluster.metadata(node, Some(vec![topic]));
+    metadata.topics[0].partitions[0]
+        .replica_nodes
+        .iter()
+        .map(|n| n.0)
+        .collect()
+}
+
+#[test]
+fn elect_leaders_moves_leadership_back_to_the_preferred_replica_and_revives_a_leaderless_partition()
+{
+    const PREFERRED: i8 = 0;
+    const UNCLEAN: i8 = 1;
+    const NONE: i16 = 0;
+    const NOT_CONTROLLER: i16 = 41;
+    const ELECTION_NOT_NEEDED: i16 = 84;
+    // Broker-only nodes 4 and 5 hold the partition the unclean election
+    // revives, so losing both of its replicas leaves the quorum whole.
+    let cluster = Cluster::start_configured(2, "replica.lag.time.max.ms=2000\n");
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "pref",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let replicas = replicas_of(&cluster, 1, "pref");
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    let preferred = replicas[0];
+    let (_, first_epoch, _) =
+        await_partition(&cluster, 1, "pref", 0, "led by its first replica", |s| {
+            s.0 == preferred && s.2.len() == 3
+        });
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(
+        &bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    );
+    let base_ms = now_ms();
+    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
+        vec![(from..from + count)
+            .map(|i| support::client::record(0, i, base_ms))
+            .collect()]
+    };
+    let mut acknowledged = batch(0, 20);
+    assert_eq!(
+        produce(&producer, "pref", &acknowledged)[0],
+        (0..20).collect::<Vec<i64>>()
+    );
+
+    // The preferred replica restarts: another in-sync replica leads, and
+    // leadership does not come back by itself.
+    cluster.ok(&["kill", &preferred.to_string()]);
+    // Any node but the killed one describes the partition.
+    let other = NODES
+        .into_iter()
+        .find(|n| i32::from(*n) != preferred)
+        .expect("another voter");
+    await_partition(&cluster, other, "pref", 0, "another leader", |s| {
+        s.0 > 0 && s.0 != preferred
+    });
+    cluster.ok(&["start", &preferred.to_string()]);
+    let (moved_to, moved_epoch, _) = await_partition(
+        &cluster,
+        other,
+        "pref",
+        0,
+        "the preferred replica in sync again",
+        |s| s.2.len() == 3,
+    );
+    assert_ne!(moved_to, preferred);
+    assert!(moved_epoch > first_epoch);
+
+    // Only the active controller elects; another node says NOT_CONTROLLER.
+    let controller = u16::try_from(cluster.metadata(1, Some(vec![])).controller_id.0).unwrap();
+    let bystander = NODES.into_iter().find(|n| *n != controller).unwrap();
+    assert_eq!(
+        elect_leaders(&cluster, bystander, PREFERRED, &["pref"]),
+        (NOT_CONTROLLER, vec![NOT_CONTROLLER])
+    );
+    assert_eq!(
+        elect_leaders(&cluster, controller, PREFERRED, &["pref"]),
+        (NONE, vec![NONE])
+    );
+    let (leader, epoch, isr) =
+        await_partition(&cluster, other, "pref", 0, "the preferred leader", |s| {
+            s.0 == preferred
+        });
+    assert_eq!((leader, epoch, isr.len()), (preferred, moved_epoch + 1, 3));
+    assert_eq!(
+        elect_leaders(&cluster, controller, PREFERRED, &["pref"]),
+        (NONE, vec![ELECTION_NOT_NEEDED])
+    );
+    assert_eq!(
+        elect_leaders(&cluster, controller, UNCLEAN, &["pref"]),
+        (NONE, vec![ELECTION_NOT_NEEDED]),
+        "a partition with a leader needs no unclean election"
+    );
+    // The producer follows the move; every acknowledged record is there once.
+    let more = batch(20, 20);
+    assert_eq!(
+        produce(&producer, "pref", &more)[0],
+        (20..40).collect::<Vec<i64>>()
+    );
+    acknowledged[0].extend(more[0].iter().cloned());
+    assert_topic(&bootstrap, "pref", &acknowledged);
+    drop(producer);
+
+    // A partition on brokers 4 and 5: 5 paused out of the ISR, then 4
+    // killed, leaves it without a leader; once 5 is back, an unclean
+    // election makes it the leader, alone in its ISR.
+    create_assigned(&cluster, controller, "lonely", &[4, 5]);
+    await_partition(&cluster, 1, "lonely", 0, "led by 4", |s| {
+        s.0 == 4 && s.2 == vec![4, 5]
+    });
+    signal(&cluster, 5, libc::SIGSTOP);
+    await_partition(&cluster, 1, "lonely", 0, "5 out of the ISR", |s| {
+        s.2 == vec![4]
+    });
+    cluster.ok(&["kill", "4"]);
+    let (_, orphan_epoch, _) = await_partition(&cluster, 1, "lonely", 0, "no leader", |s| {
+        s.0 == -1 && s.2 == vec![4]
+    });
+    signal(&cluster, 5, libc::SIGCONT);
+    // Until 5 is unfenced, no replica can lead.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (top, codes) = elect_leaders(&cluster, controller, UNCLEAN, &["lonely"]);
+        assert_eq!(top, NONE);
+        if codes == vec![NONE] {
+            break;
+        }
+        // ELIGIBLE_LEADERS_NOT_AVAILABLE while 5 is still fenced.
+        assert_eq!(codes, vec![83]);
+        assert!(Instant::now() < deadline, "5 never eligible");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (leader, epoch, isr) = await_partition(&cluster, 1, "lonely", 0, "led by 5", |s| s.0 == 5);
+    assert_eq!((leader, epoch, isr), (5, orphan_epoch + 1, vec![5]));
+}
+
+/// CreateTopics through `node` with partition 0 on `replicas`, in order.
+fn create_assigned(cluster: &Cluster, node: u16, name: &str, replicas: &[i32]) {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(
+                    replicas.iter().map(|id| BrokerId(*id)).collect(),
+                )])]);
+    let answer: CreateTopicsResponse = client.call(7, &request).expect("CreateTopics");
+    assert_eq!(answer.topics[0].error_code, 0, "{answer:?}");
 }

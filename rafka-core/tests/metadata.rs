@@ -36,6 +36,7 @@ fn new_topic(name: &str, partitions: i32) -> NewTopic {
         partitions,
         replication_factor: -1,
         configs: BTreeMap::new(),
+        assignments: Vec::new(),
     }
 }
 

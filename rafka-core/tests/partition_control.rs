@@ -8,9 +8,9 @@ use rafka_core::config::BrokerConfig;
 use rafka_core::metadata::partition_control::leaderships_of;
 use rafka_core::metadata::{
     AlterPartition, AlterPartitionOutcome, ApplyError, BrokerFencingRecord, ConfigRecord,
-    ConfigResource, Controller, IneligibleReason, IsrError, IsrMember, Leadership, MetadataImage,
-    MetadataRecord, NewTopic, PartitionLeadershipRecord, PartitionRecord, RegisterBrokerRecord,
-    TopicRecord, NO_LEADER,
+    ConfigResource, Controller, ElectionRefusal, ElectionType, IneligibleReason, IsrError,
+    IsrMember, Leadership, MetadataImage, MetadataRecord, NewTopic, PartitionLeadershipRecord,
+    PartitionRecord, RegisterBrokerRecord, TopicRecord, NO_LEADER,
 };
 use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
@@ -149,6 +149,7 @@ fn new_partitions_start_with_every_replica_in_sync() {
         partitions: 4,
         replication_factor: 3,
         configs: BTreeMap::new(),
+        assignments: Vec::new(),
     };
     let records = controller()
         .create_topic(&image, &topic, TOPIC)
@@ -170,6 +171,96 @@ fn new_partitions_start_with_every_replica_in_sync() {
     let grown = image.topic("t").expect("topic");
     let l = grown.leadership(5).expect("a leadership");
     assert_eq!(l.isr, l.replicas);
+}
+
+#[test]
+fn a_manual_assignment_places_each_partition_on_its_brokers_with_kafkas_checks() {
+    let mut image = MetadataImage::new();
+    apply(
+        &mut image,
+        &[
+            register(1, 1),
+            register(2, 1),
+            register(3, 1),
+            fencing(3, true),
+        ],
+    );
+    let assigned = |assignments: Vec<Vec<i32>>| NewTopic {
+        name: format!("m{}", assignments.len()),
+        partitions: -1,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+        assignments,
+    };
+    let c = controller();
+    let records = c
+        .create_topic(&image, &assigned(vec![vec![2, 1], vec![3, 2]]), TOPIC)
+        .expect("created");
+    apply(&mut image, &records);
+    let created = image.topic("m2").expect("topic");
+    assert_eq!(created.partition_count(), 2);
+    let first = created.leadership(0).expect("partition 0");
+    assert_eq!(
+        (first.leader, &first.replicas, &first.isr),
+        (2, &vec![2, 1], &vec![2, 1])
+    );
+    // Fenced broker 3 is a replica out of the ISR; 2 leads.
+    let second = created.leadership(1).expect("partition 1");
+    assert_eq!(
+        (second.leader, &second.replicas, &second.isr),
+        (2, &vec![3, 2], &vec![2])
+    );
+
+    let refused = |assignments: Vec<Vec<i32>>| {
+        let error = c
+            .create_topic(&image, &assigned(assignments), Uuid::from_u128(9))
+            .expect_err("refused");
+        assert_eq!(
+            error.error_code(),
+            ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+            "{error}"
+        );
+        error.to_string()
+    };
+    assert_eq!(
+        refused(vec![vec![1, 2], vec![1], vec![2, 1]]),
+        "The manual partition assignment includes a partition with 1 replica(s), but this is \
+         not consistent with previous partitions, which have 2 replica(s)."
+    );
+    assert_eq!(
+        refused(vec![vec![1, 1]]),
+        "The manual partition assignment specifies the same node id more than once."
+    );
+    assert_eq!(
+        refused(vec![vec![1, 7]]),
+        "The manual partition assignment includes broker 7, but no such broker is registered."
+    );
+    assert_eq!(
+        refused(vec![vec![3]]),
+        "All brokers specified in the manual partition assignment for partition 0 are fenced or \
+         in controlled shutdown."
+    );
+    assert_eq!(
+        refused(vec![vec![]]),
+        "partition 0 has an empty replica list"
+    );
+
+    // A single node takes only assignments to itself.
+    let single = Controller::new(&BrokerConfig::default(), 1);
+    let node = BrokerConfig::default().node_id;
+    let alone = MetadataImage::new();
+    let records = single
+        .create_topic(&alone, &assigned(vec![vec![node], vec![node]]), TOPIC)
+        .expect("created on this node");
+    assert_eq!(
+        records.len(),
+        3,
+        "the topic and two partitions: {records:?}"
+    );
+    let error = single
+        .create_topic(&alone, &assigned(vec![vec![node + 1]]), TOPIC)
+        .expect_err("another broker");
+    assert_eq!(error.error_code(), ErrorCode::INVALID_REPLICA_ASSIGNMENT);
 }
 
 #[test]
@@ -552,4 +643,96 @@ fn elections_come_in_bounded_batches_and_a_stale_change_no_longer_applies() {
     apply(&mut rebuilt, &image.to_records());
     assert_eq!(rebuilt, image);
     assert_eq!(current(&rebuilt, 0).partition_epoch, 1);
+}
+
+#[test]
+fn elect_leaders_moves_to_the_preferred_replica_or_a_leaderless_partition_to_any_live_one() {
+    let c = controller();
+    // 0: led by 2, preferred 1 in sync. 1: preferred 1 leads. 2: preferred
+    // 3 out of the ISR. 3: no leader, ISR [2] (fenced below), replica 3
+    // alive. 4: led by 2, preferred 3 in sync but fenced below.
+    let mut image = cluster(&[
+        leadership(2, 4, &[1, 2, 3], &[1, 2, 3]),
+        leadership(1, 0, &[1, 2, 3], &[1, 2, 3]),
+        leadership(1, 2, &[3, 1, 2], &[1, 2]),
+        leadership(NO_LEADER, 5, &[2, 3], &[2]),
+        leadership(2, 1, &[3, 2], &[2, 3]),
+    ]);
+    let preferred = |image: &MetadataImage, partition| {
+        c.elect_leader(image, &none(), ElectionType::Preferred, "t", partition)
+    };
+    let moved = preferred(&image, 0).expect("an election");
+    assert_eq!(
+        (moved.leader, moved.leader_epoch, moved.partition_epoch),
+        (1, 5, 5)
+    );
+    assert_eq!(moved.isr, vec![1, 2, 3]);
+    assert_eq!(moved.replicas, vec![1, 2, 3]);
+    assert_eq!(preferred(&image, 1), Err(ElectionRefusal::NotNeeded));
+    assert_eq!(
+        preferred(&image, 1).unwrap_err().error_code(),
+        ErrorCode::ELECTION_NOT_NEEDED
+    );
+    let unavailable = preferred(&image, 2).unwrap_err();
+    assert_eq!(
+        unavailable.error_code(),
+        ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE
+    );
+    assert_eq!(
+        unavailable.to_string(),
+        "Failed to elect leader for partition t-2 under strategy PREFERRED"
+    );
+    assert_eq!(
+        preferred(&image, 9),
+        Err(ElectionRefusal::UnknownPartition("t".into(), 9))
+    );
+    assert_eq!(
+        c.elect_leader(&image, &none(), ElectionType::Preferred, "nope", 0)
+            .unwrap_err()
+            .error_code(),
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    // A preferred replica shutting down is not available either.
+    let shutting: BTreeSet<i32> = [1].into_iter().collect();
+    assert_eq!(
+        c.elect_leader(&image, &shutting, ElectionType::Preferred, "t", 0)
+            .unwrap_err()
+            .error_code(),
+        ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(moved)]);
+    assert_eq!(current(&image, 0).leader, 1);
+    // The same election again is not needed.
+    assert_eq!(preferred(&image, 0), Err(ElectionRefusal::NotNeeded));
+
+    apply(&mut image, &[fencing(2, true)]);
+    let unclean = |image: &MetadataImage, partition| {
+        c.elect_leader(image, &none(), ElectionType::Unclean, "t", partition)
+    };
+    // A partition with a leader needs no unclean election.
+    assert_eq!(unclean(&image, 1), Err(ElectionRefusal::NotNeeded));
+    let took = unclean(&image, 3).expect("an unclean election");
+    assert_eq!((took.leader, took.leader_epoch), (3, 6));
+    assert_eq!(took.isr, vec![3], "an unclean leader starts alone");
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(took)]);
+    // With every replica fenced, nobody can lead.
+    apply(&mut image, &[fencing(3, true)]);
+    let none_left = unclean(&image, 3);
+    assert_eq!(
+        none_left,
+        Err(ElectionRefusal::NotNeeded),
+        "3 still leads in the image"
+    );
+    let mut orphan = cluster(&[leadership(NO_LEADER, 1, &[2, 3], &[2])]);
+    apply(&mut orphan, &[fencing(2, true), fencing(3, true)]);
+    let refused = unclean(&orphan, 0).unwrap_err();
+    assert_eq!(
+        refused.error_code(),
+        ErrorCode::ELIGIBLE_LEADERS_NOT_AVAILABLE
+    );
+    // Preferred replica 3 is in sync but fenced.
+    assert_eq!(
+        preferred(&image, 4).unwrap_err().error_code(),
+        ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE
+    );
 }

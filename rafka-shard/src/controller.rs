@@ -28,6 +28,7 @@ use rafka_core::metadata::quota_control::{
     self, QuotaAlteration, QuotaAlterationEntry, WireEntity,
 };
 use rafka_core::metadata::scram_control::{self, ScramAlteration};
+use rafka_core::metadata::ElectionType;
 use rafka_core::metadata::{
     new_topic_id, AlterPartition, Committed, ConfigOp, Controller, IsrMember, Leadership,
     MetadataImage, MetadataRecord, MetadataStore, NewTopic, ScramAlterError, ScramDeletion,
@@ -110,6 +111,7 @@ pub fn internal_topic_spec(cluster: bool, image: &MetadataImage, topic: Internal
         partitions: topic.partitions,
         replication_factor,
         configs,
+        assignments: Vec::new(),
     }
 }
 
@@ -781,6 +783,18 @@ impl<S: ShardStorage> ControllerShard<S> {
             .map(|l| l.replicas.clone())
             .unwrap_or_default();
         Ok(leadership)
+    }
+
+    /// ElectLeaders (see [`partitions::elect_leaders`]); `None` on a node
+    /// that is no voter of a quorum (a single node, where every partition
+    /// is led by its only, preferred replica, or a broker-only node).
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Option<Result<Vec<partitions::ElectionAnswer>, ErrorCode>> {
+        let quorum = self.quorum.as_ref()?;
+        Some(partitions::elect_leaders(quorum, election, partitions).await)
     }
 
     /// AlterPartition sent to the active controller another node is.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rafka_core::acl::{AclBinding, AclBindingFilter};
 use rafka_core::metadata::quota_control::{QuotaAlterationEntry, WireEntity};
-use rafka_core::metadata::{Leadership, NewTopic, ScramDeletion, ScramUpsertion};
+use rafka_core::metadata::{ElectionType, Leadership, NewTopic, ScramDeletion, ScramUpsertion};
 use rafka_core::quota::MutationQuota;
 use rafka_core::sasl::ScramCredential;
 use rafka_proto::error::ErrorCode;
@@ -29,6 +29,7 @@ use crate::controller::{
     Charged, ConfigChange, ConfigTarget, ControllerShard, CreatedTopic, TopicFailure, TopicRef,
 };
 use crate::coordinator::InternalTopic;
+use crate::quorum::partitions::ElectionAnswer;
 use crate::runtime::{within, Router};
 use crate::shard::Shard;
 use crate::storage::{BrokerStorage, ShardStorage};
@@ -304,6 +305,21 @@ impl<S: ShardStorage> ControllerHandle<S> {
         })
         .await
         .unwrap_or_else(|error| Err(error.error_code()))
+    }
+
+    /// ElectLeaders, decided and committed by the active controller:
+    /// `Ok(None)` on a node that is no voter (see
+    /// [`ControllerShard::elect_leaders`]).
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Result<Vec<ElectionAnswer>, ErrorCode>>, ControllerCallError> {
+        self.call(timeout, async move |controller, _publisher| {
+            controller.elect_leaders(election, partitions).await
+        })
+        .await
     }
 
     /// Runs `work` against the controller on shard 0 in a detached task

@@ -82,6 +82,7 @@ where
                 partitions: 1,
                 replication_factor: -1,
                 configs: Default::default(),
+                assignments: Vec::new(),
             };
             let created = controller.create_topics(vec![topic], false, None).await;
             assert!(created.expect("controller").iter().all(Result::is_ok));

@@ -154,6 +154,7 @@ async fn scenario(shard: &Rc<Shard<SimStorage>>, storage: &SimStorage) {
         partitions: 1,
         replication_factor: -1,
         configs: Default::default(),
+        assignments: Vec::new(),
     });
     let created = controller.create_topics(topics.to_vec(), false, None).await;
     assert!(created.expect("controller").iter().all(Result::is_ok));
@@ -246,6 +247,7 @@ where
                 partitions: 1,
                 replication_factor: -1,
                 configs: Default::default(),
+                assignments: Vec::new(),
             };
             let created = controller.create_topics(vec![orders], false, None).await;
             assert!(created.expect("controller").iter().all(Result::is_ok));

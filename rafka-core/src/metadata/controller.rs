@@ -5,11 +5,11 @@
 //! two operations between validation and commit.
 
 use rafka_proto::error::ErrorCode;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::image::MetadataImage;
+use super::image::{Leadership, MetadataImage};
 use super::placement::{place_partitions, rebalance};
 use super::record::{
     ConfigRecord, ConfigResource, MetadataRecord, PartitionLeadershipRecord, PartitionRecord,
@@ -55,6 +55,10 @@ pub enum ControllerError {
     DuplicateConfigKey(String),
     #[error("{0} is not a list config; APPEND and SUBTRACT do not apply")]
     NotAListConfig(String),
+    /// A manual replica assignment Kafka's controller refuses, with its
+    /// message.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
     #[error("unknown topic id {0}")]
@@ -83,6 +87,7 @@ impl ControllerError {
             ControllerError::InvalidConfig(e) => e.error_code(),
             ControllerError::NotAListConfig(_) => ErrorCode::INVALID_CONFIG,
             ControllerError::DuplicateConfigKey(_) => ErrorCode::INVALID_REQUEST,
+            ControllerError::InvalidReplicaAssignment(_) => ErrorCode::INVALID_REPLICA_ASSIGNMENT,
             ControllerError::UnknownTopic(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             ControllerError::UnknownTopicId(_) => ErrorCode::UNKNOWN_TOPIC_ID,
             ControllerError::TopicDeletionDisabled => ErrorCode::TOPIC_DELETION_DISABLED,
@@ -102,6 +107,10 @@ pub struct NewTopic {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// A manual assignment: partition i's replicas, in preference order
+    /// (empty: placed by the controller, `partitions` and
+    /// `replication_factor` say how many).
+    pub assignments: Vec<Vec<i32>>,
 }
 
 /// One IncrementalAlterConfigs operation (Kafka's op codes 0-3).
@@ -240,12 +249,21 @@ impl Controller {
             }
             .into());
         }
+        let manual = (!topic.assignments.is_empty())
+            .then(|| self.check_assignments(image, &topic.assignments))
+            .transpose()?;
         let partitions = match topic.partitions {
+            _ if !topic.assignments.is_empty() => {
+                i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX)
+            }
             -1 => self.num_partitions,
             n if n < 1 => return Err(ControllerError::PartitionsBelowOne(n)),
             n => n,
         };
-        let factor = self.check_replication_factor(image, topic.replication_factor)?;
+        let factor = match manual {
+            Some(_) => 1,
+            None => self.check_replication_factor(image, topic.replication_factor)?,
+        };
         self.topic_defaults.validate(&topic.configs)?;
         let count = partitions as usize;
         let leaderships = if self.cluster { count } else { 0 };
@@ -259,13 +277,95 @@ impl Controller {
         })];
         let shards = place_partitions(&mut image.shard_loads(self.shard_count), count);
         records.extend(partition_records(topic_id, 0, &shards));
-        if self.cluster {
-            records.extend(leadership_records(image, topic_id, 0, count, factor));
+        match manual {
+            Some(leaderships) if self.cluster => {
+                records.extend(leaderships.into_iter().enumerate().map(|(i, l)| {
+                    let partition = i32::try_from(i).unwrap_or(i32::MAX);
+                    MetadataRecord::PartitionLeadership(l.to_record(topic_id, partition))
+                }))
+            }
+            None if self.cluster => {
+                records.extend(leadership_records(image, topic_id, 0, count, factor))
+            }
+            _ => {}
         }
         for (key, value) in &topic.configs {
             records.push(config_record(&topic.name, key, Some(value)));
         }
         Ok(records)
+    }
+
+    /// A manual replica assignment, checked as Kafka's controller does
+    /// (`ReplicationControlManager.createTopic`): every partition with the
+    /// same number of distinct, registered brokers, at least one of them
+    /// active; on a single node, every partition on this node alone. Each
+    /// partition's first leadership: its active replicas in sync, the
+    /// first of them leading.
+    fn check_assignments(
+        &self,
+        image: &MetadataImage,
+        assignments: &[Vec<i32>],
+    ) -> Result<Vec<Leadership>, ControllerError> {
+        let refuse = |message: String| Err(ControllerError::InvalidReplicaAssignment(message));
+        let width = assignments[0].len();
+        let mut leaderships = Vec::with_capacity(assignments.len());
+        for (partition, replicas) in assignments.iter().enumerate() {
+            if replicas.is_empty() {
+                return refuse(format!("partition {partition} has an empty replica list"));
+            }
+            if !self.cluster {
+                if replicas.as_slice() != [self.node_id] {
+                    return refuse(format!(
+                        "partition {partition} is assigned to brokers {replicas:?}; this \
+                         cluster is the single broker {}",
+                        self.node_id
+                    ));
+                }
+                continue;
+            }
+            if replicas.len() != width {
+                return refuse(format!(
+                    "The manual partition assignment includes a partition with {} \
+                     replica(s), but this is not consistent with previous partitions, which \
+                     have {width} replica(s).",
+                    replicas.len()
+                ));
+            }
+            let distinct: BTreeSet<i32> = replicas.iter().copied().collect();
+            if distinct.len() != replicas.len() {
+                return refuse(
+                    "The manual partition assignment specifies the same node id more than once."
+                        .to_string(),
+                );
+            }
+            let mut isr = Vec::new();
+            for &id in replicas {
+                match image.broker(id) {
+                    None => {
+                        return refuse(format!(
+                            "The manual partition assignment includes broker {id}, but no such \
+                             broker is registered."
+                        ))
+                    }
+                    Some(broker) if !broker.fenced => isr.push(id),
+                    Some(_) => {}
+                }
+            }
+            let Some(&leader) = isr.first() else {
+                return refuse(format!(
+                    "All brokers specified in the manual partition assignment for partition \
+                     {partition} are fenced or in controlled shutdown."
+                ));
+            };
+            leaderships.push(Leadership {
+                leader,
+                leader_epoch: 0,
+                replicas: replicas.clone(),
+                isr,
+                partition_epoch: 0,
+            });
+        }
+        Ok(leaderships)
     }
 
     /// The replication factor a new topic gets: 1 on a single node; in a

@@ -48,7 +48,8 @@ pub use image::{
 };
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
 pub use partition_control::{
-    AlterPartition, AlterPartitionOutcome, IneligibleReason, IsrError, IsrMember,
+    AlterPartition, AlterPartitionOutcome, ElectionRefusal, ElectionType, IneligibleReason,
+    IsrError, IsrMember,
 };
 pub use quota_control::{
     QuotaAlterError, QuotaAlteration, QuotaAlterationEntry, QuotaDescription, QuotaOp,

@@ -226,7 +226,121 @@ fn partition_change(
     })
 }
 
+/// The election ElectLeaders asks for (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// Move leadership to the first replica, if it is in sync and active.
+    Preferred,
+    /// Give a leaderless partition a leader: an in-sync replica if one is
+    /// active, else any active replica (whatever the others had is lost).
+    Unclean,
+}
+
+/// Why ElectLeaders elected nothing for a partition; `error_code` gives
+/// Kafka's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElectionRefusal {
+    #[error("No such topic as {0}")]
+    UnknownTopic(String),
+    #[error("No such partition as {0}-{1}")]
+    UnknownPartition(String, i32),
+    /// PREFERRED with the preferred replica leading, or UNCLEAN with a
+    /// leader.
+    #[error("Leader election not needed for topic partition.")]
+    NotNeeded,
+    #[error("Failed to elect leader for partition {0}-{1} under strategy PREFERRED")]
+    PreferredNotAvailable(String, i32),
+    #[error("Failed to elect leader for partition {0}-{1} under strategy UNCLEAN")]
+    EligibleNotAvailable(String, i32),
+}
+
+impl ElectionRefusal {
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            ElectionRefusal::UnknownTopic(_) | ElectionRefusal::UnknownPartition(..) => {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            }
+            ElectionRefusal::NotNeeded => ErrorCode::ELECTION_NOT_NEEDED,
+            ElectionRefusal::PreferredNotAvailable(..) => ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE,
+            ElectionRefusal::EligibleNotAvailable(..) => ErrorCode::ELIGIBLE_LEADERS_NOT_AVAILABLE,
+        }
+    }
+}
+
 impl Controller {
+    /// ElectLeaders for one partition (Kafka's `ReplicationControlManager
+    /// .electLeader`): the record that moves its leadership, or why none
+    /// does. PREFERRED is not needed when the first replica leads and
+    /// fails unless that replica is in the ISR and active; UNCLEAN is not
+    /// needed when the partition has a leader, elects an active in-sync
+    /// replica first and otherwise any active replica with an ISR of
+    /// itself, whatever `unclean.leader.election.enable` says (the
+    /// operator asked for it).
+    pub fn elect_leader(
+        &self,
+        image: &MetadataImage,
+        shutting_down: &BTreeSet<i32>,
+        election: ElectionType,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionLeadershipRecord, ElectionRefusal> {
+        let found = image
+            .topic(topic)
+            .ok_or_else(|| ElectionRefusal::UnknownTopic(topic.to_string()))?;
+        let current = found
+            .leadership(partition)
+            .ok_or_else(|| ElectionRefusal::UnknownPartition(topic.to_string(), partition))?;
+        let brokers = Brokers::new(image, shutting_down);
+        let next = match election {
+            ElectionType::Preferred => {
+                let preferred = current.replicas.first().copied().unwrap_or(NO_LEADER);
+                if current.leader == preferred {
+                    return Err(ElectionRefusal::NotNeeded);
+                }
+                if !current.isr.contains(&preferred) || !brokers.is_active(preferred) {
+                    return Err(ElectionRefusal::PreferredNotAvailable(
+                        topic.to_string(),
+                        partition,
+                    ));
+                }
+                // The ISR keeps its members that are still active.
+                let mut isr: Vec<i32> = current
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|id| brokers.is_active(*id))
+                    .collect();
+                if isr.is_empty() {
+                    isr.push(preferred);
+                }
+                Leadership {
+                    leader: preferred,
+                    leader_epoch: current.leader_epoch.saturating_add(1),
+                    replicas: current.replicas.clone(),
+                    isr,
+                    partition_epoch: current.partition_epoch.saturating_add(1),
+                }
+            }
+            ElectionType::Unclean => {
+                if current.leader != NO_LEADER {
+                    return Err(ElectionRefusal::NotNeeded);
+                }
+                let target = current
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|id| brokers.is_active(*id))
+                    .collect();
+                partition_change(current, target, true, &brokers)
+                    .filter(|next| next.leader != NO_LEADER)
+                    .ok_or_else(|| {
+                        ElectionRefusal::EligibleNotAvailable(topic.to_string(), partition)
+                    })?
+            }
+        };
+        Ok(next.to_record(found.id, partition))
+    }
+
     /// AlterPartition (Kafka's `ReplicationControlManager.alterPartition`
     /// for one partition): the leader asks for a new ISR. Checks, in
     /// Kafka's order: the sender's broker epoch, the topic and partition,

@@ -164,6 +164,9 @@ impl ProducerIdAllocator {
         }
         let reserved_end_id = self.next_reservation()?;
         let bytes = Self::encode_block_file(reserved_end_id);
+        // A broker-only node of a cluster keeps no metadata log of its own:
+        // its first block makes the directory.
+        storage.create_dir_all(dir).await?;
         write_atomic(storage, dir, PRODUCER_ID_BLOCK_FILE, &bytes).await?;
         self.extend_reservation(reserved_end_id);
         self.try_allocate()

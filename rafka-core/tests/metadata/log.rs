@@ -49,6 +49,7 @@ fn create_records(image: &MetadataImage, name: &str, n: u128) -> Vec<MetadataRec
         partitions: 2,
         replication_factor: 1,
         configs: Default::default(),
+        assignments: Vec::new(),
     };
     match controller().create_topic(image, &topic, Uuid::from_u128(n)) {
         Ok(records) => records,

@@ -6,9 +6,12 @@
 //! Decisions a client can notice, following Kafka's KRaft controller:
 //! - A name given twice is answered once, after the others, with
 //!   INVALID_REQUEST, and not created.
-//! - A manual assignment must name partitions 0..n once each, each on
-//!   exactly this node (INVALID_REPLICA_ASSIGNMENT otherwise), and comes
-//!   without num_partitions/replication_factor (INVALID_REQUEST).
+//! - A manual assignment must name partitions 0..n once each, each with
+//!   the same number of distinct registered brokers, one of them unfenced
+//!   (on a single node: exactly this node), INVALID_REPLICA_ASSIGNMENT
+//!   otherwise with Kafka's messages; it comes without
+//!   num_partitions/replication_factor (INVALID_REQUEST). Its unfenced
+//!   replicas start in sync, the first of them leading.
 //! - `validate_only` answers as a creation would, with a nil topic id: the
 //!   id the controller drew is never stored, and a client keeping it would
 //!   hold an id that names nothing.
@@ -97,7 +100,6 @@ pub async fn handle(
 /// Each name given once, in request order, with the topic to create or
 /// why it is refused already; and the names given more than once.
 fn plan(ctx: &RequestContext, topics: &[CreatableTopic]) -> (Vec<Planned>, Vec<String>) {
-    let node_id = ctx.node().node_id;
     // Kafka: CREATE on the cluster, or else on each topic.
     let cluster_create = ctx.authorize(AclOperation::Create, Resource::Cluster);
     let mut seen = HashSet::new();
@@ -115,7 +117,7 @@ fn plan(ctx: &RequestContext, topics: &[CreatableTopic]) -> (Vec<Planned>, Vec<S
             let name = t.name.as_str();
             let planned =
                 if cluster_create || ctx.authorize(AclOperation::Create, Resource::Topic(name)) {
-                    new_topic(t, node_id)
+                    new_topic(t)
                 } else {
                     Err(TopicFailure::new(
                         ErrorCode::TOPIC_AUTHORIZATION_FAILED,
@@ -128,10 +130,10 @@ fn plan(ctx: &RequestContext, topics: &[CreatableTopic]) -> (Vec<Planned>, Vec<S
     (entries, duplicates)
 }
 
-fn new_topic(topic: &CreatableTopic, node_id: i32) -> Result<NewTopic, TopicFailure> {
+fn new_topic(topic: &CreatableTopic) -> Result<NewTopic, TopicFailure> {
     let configs = configs(topic)?;
-    let (partitions, replication_factor) = if topic.assignments.is_empty() {
-        (topic.num_partitions, topic.replication_factor)
+    let (partitions, replication_factor, assignments) = if topic.assignments.is_empty() {
+        (topic.num_partitions, topic.replication_factor, Vec::new())
     } else if topic.num_partitions != -1 || topic.replication_factor != -1 {
         return Err(TopicFailure::new(
             ErrorCode::INVALID_REQUEST,
@@ -139,56 +141,47 @@ fn new_topic(topic: &CreatableTopic, node_id: i32) -> Result<NewTopic, TopicFail
              Both cannot be used at the same time.",
         ));
     } else {
-        (assigned_partitions(topic, node_id)?, 1)
+        (-1, -1, assigned_replicas(topic)?)
     };
     Ok(NewTopic {
         name: topic.name.as_str().to_string(),
         partitions,
         replication_factor,
         configs,
+        assignments,
     })
 }
 
-/// The partition count of a manual assignment that a single node can
-/// honour: partitions 0..n, each with the replica list `[node_id]`.
-fn assigned_partitions(topic: &CreatableTopic, node_id: i32) -> Result<i32, TopicFailure> {
+/// A manual assignment's replica lists in partition order, once its
+/// partitions are 0..n; the controller checks the brokers
+/// (`Controller::create_topic`).
+fn assigned_replicas(topic: &CreatableTopic) -> Result<Vec<Vec<i32>>, TopicFailure> {
     let refuse =
         |message: String| TopicFailure::new(ErrorCode::INVALID_REPLICA_ASSIGNMENT, message);
-    let mut indexes: Vec<i32> = topic
+    let mut assignments: Vec<(i32, Vec<i32>)> = topic
         .assignments
         .iter()
-        .map(|a| a.partition_index)
+        .map(|a| {
+            (
+                a.partition_index,
+                a.broker_ids.iter().map(|b| b.0).collect(),
+            )
+        })
         .collect();
-    indexes.sort_unstable();
-    let consecutive = indexes
+    assignments.sort_by_key(|(index, _)| *index);
+    let consecutive = assignments
         .iter()
         .zip(0..)
-        .all(|(index, expected): (&i32, i32)| *index == expected);
+        .all(|((index, _), expected): (&(i32, Vec<i32>), i32)| *index == expected);
     if !consecutive {
         return Err(refuse(
             "partitions should be a consecutive 0-based integer sequence".to_string(),
         ));
     }
-    for assignment in &topic.assignments {
-        let brokers: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
-        match brokers.as_slice() {
-            [only] if *only == node_id => {}
-            [] => {
-                return Err(refuse(format!(
-                    "partition {} has an empty replica list",
-                    assignment.partition_index
-                )))
-            }
-            _ => {
-                return Err(refuse(format!(
-                    "partition {} is assigned to brokers {brokers:?}; this cluster is the single \
-                     broker {node_id}",
-                    assignment.partition_index
-                )))
-            }
-        }
-    }
-    i32::try_from(indexes.len()).map_err(|_| refuse("too many partitions".to_string()))
+    Ok(assignments
+        .into_iter()
+        .map(|(_, replicas)| replicas)
+        .collect())
 }
 
 /// The topic's config overrides; a null value or a key given twice is

@@ -209,6 +209,7 @@ async fn auto_create(ctx: &RequestContext, names: Vec<String>) -> BTreeMap<Strin
             partitions: -1,
             replication_factor: -1,
             configs: BTreeMap::new(),
+            assignments: Vec::new(),
         })
         .collect();
     let outcomes = ctx

@@ -41,3 +41,4 @@ pub use driver::{
     ProposalCounts, ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus, QuorumView,
     VoterView,
 };
+pub use partitions::{ElectionAnswer, ElectionOutcome};

@@ -13,8 +13,11 @@
 //! Lives on: the controller's shard (shard 0) of the active controller.
 
 use rafka_core::metadata::controller::RECORDS_PER_OPERATION_MAX;
+use std::collections::BTreeMap;
+
 use rafka_core::metadata::{
-    AlterPartition, AlterPartitionOutcome, BrokerFencingRecord, Leadership, MetadataRecord,
+    AlterPartition, AlterPartitionOutcome, BrokerFencingRecord, ElectionRefusal, ElectionType,
+    Leadership, MetadataRecord,
 };
 use rafka_proto::error::ErrorCode;
 
@@ -77,6 +80,114 @@ pub(crate) async fn alter_partition(
         }
     }
     Err(ErrorCode::NOT_CONTROLLER)
+}
+
+/// One partition's ElectLeaders outcome: elected, or Kafka's error code
+/// and message.
+pub type ElectionOutcome = Result<(), (ErrorCode, String)>;
+
+/// A partition named by topic and index, with its ElectLeaders outcome.
+pub type ElectionAnswer = ((String, i32), ElectionOutcome);
+
+/// ElectLeaders on the active controller (Kafka's `ReplicationControl
+/// Manager.electLeaders`): each of `partitions` (`None`: every partition,
+/// answering only those that needed an election) elected by
+/// `election`, the changes committed in bounded entries; a change that
+/// lost a race to another is validated again. NOT_CONTROLLER when this
+/// node is not the active controller.
+pub(crate) async fn elect_leaders(
+    quorum: &Quorum,
+    election: ElectionType,
+    partitions: Option<Vec<(String, i32)>>,
+) -> Result<Vec<ElectionAnswer>, ErrorCode> {
+    let every = partitions.is_none();
+    let wanted = partitions.unwrap_or_else(|| {
+        let image = quorum.image();
+        image
+            .topics()
+            .flat_map(|topic| {
+                (0..topic.partition_count()).map(|index| (topic.name.to_string(), index))
+            })
+            .collect()
+    });
+    let mut outcomes: BTreeMap<usize, ElectionOutcome> = BTreeMap::new();
+    let mut pending: Vec<usize> = (0..wanted.len()).collect();
+    for _ in 0..ATTEMPTS_MAX {
+        if pending.is_empty() {
+            break;
+        }
+        if !quorum.is_active_controller() {
+            return Err(ErrorCode::NOT_CONTROLLER);
+        }
+        let image = quorum.image();
+        let shutting_down = quorum.shutting_down();
+        let controller = &quorum.settings().controller;
+        let mut records = Vec::new();
+        let mut elected = Vec::new();
+        for i in std::mem::take(&mut pending) {
+            let (topic, index) = &wanted[i];
+            match controller.elect_leader(&image, &shutting_down, election, topic, *index) {
+                Ok(record) => {
+                    records.push(MetadataRecord::PartitionLeadership(record));
+                    elected.push(i);
+                }
+                Err(refusal) => {
+                    outcomes.insert(i, Err(refused(&refusal)));
+                }
+            }
+        }
+        let chunks = records
+            .chunks(RECORDS_PER_OPERATION_MAX)
+            .zip(elected.chunks(RECORDS_PER_OPERATION_MAX));
+        for (entry, which) in chunks {
+            let failed = match quorum.commit(entry).await {
+                Ok(_) => None,
+                // Another change of one of them won: validate again.
+                Err(ProposalError::Rejected(_)) => {
+                    pending.extend_from_slice(which);
+                    continue;
+                }
+                Err(ProposalError::NoLeader) => Some(ErrorCode::NOT_CONTROLLER),
+                Err(ProposalError::TimedOut(_)) => Some(ErrorCode::REQUEST_TIMED_OUT),
+            };
+            for &i in which {
+                let outcome = match failed {
+                    None => Ok(()),
+                    Some(code) => Err((code, code.message())),
+                };
+                outcomes.insert(i, outcome);
+            }
+        }
+        if !elected.is_empty() {
+            tracing::info!(
+                ?election,
+                partitions = elected.len() - pending.len(),
+                "ElectLeaders: leaders changed"
+            );
+        }
+    }
+    for i in pending {
+        let code = ErrorCode::NOT_CONTROLLER;
+        outcomes.insert(i, Err((code, code.message())));
+    }
+    Ok(wanted
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, partition)| {
+            let outcome = outcomes.remove(&i)?;
+            let not_needed =
+                matches!(&outcome, Err((code, _)) if *code == ErrorCode::ELECTION_NOT_NEEDED);
+            (!(every && not_needed)).then_some((partition, outcome))
+        })
+        .collect())
+}
+
+fn refused(refusal: &ElectionRefusal) -> (ErrorCode, String) {
+    let code = refusal.error_code();
+    match refusal {
+        ElectionRefusal::NotNeeded => (code, code.message()),
+        _ => (code, refusal.to_string()),
+    }
 }
 
 /// Fences (`fenced`) or unfences broker `node_id` at `epoch`, in one entry
