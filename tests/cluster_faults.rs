@@ -17,11 +17,17 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rafka_testkit::Rng;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+
 use support::checker::{make_id, Checker, Position, Violation};
+use support::client::{now_ms, produce, producer, records};
 use support::cluster::{Cluster, PartitionState, DEADLINE, NODES};
 use support::load::{read_all, Load};
 
@@ -261,4 +267,307 @@ fn the_checker_finds_each_violation() {
     let pass = twice.begin_pass();
     twice.read(pass, "t", 0, 0, &b);
     assert_eq!(twice.verify(true).tally(), (1, 0, 1, 0));
+}
+
+/// A member of `group` subscribed to `topic`, committing by hand.
+fn group_member(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
+    let mut config = support::client::config(bootstrap);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "200")
+        .set("topic.metadata.refresh.interval.ms", "500");
+    let member: BaseConsumer = config.create().expect("group member");
+    member.subscribe(&[topic]).expect("subscribe");
+    member
+}
+
+/// Polls `member` until it has processed every partition up to `until`;
+/// `next[p]` is the offset it processes next in partition p, `first[p]`
+/// the first offset it read there. Records must be the producer's, in
+/// order; a record below `next` (read again after a rebalance) is skipped.
+fn process_until(member: &BaseConsumer, next: &mut [i64], first: &mut [Option<i64>], until: i64) {
+    let deadline = Instant::now() + DEADLINE;
+    while next.iter().any(|n| *n < until) {
+        assert!(
+            Instant::now() < deadline,
+            "processed up to {next:?} of {until}"
+        );
+        let Some(Ok(message)) = member.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let partition = usize::try_from(message.partition()).expect("partition");
+        let offset = message.offset();
+        first[partition].get_or_insert(offset);
+        assert!(
+            offset <= next[partition],
+            "partition {partition}: read {offset}, a gap after {}",
+            next[partition]
+        );
+        if offset < next[partition] {
+            continue;
+        }
+        let key = format!("key-{partition}-{offset}");
+        assert_eq!(message.key(), Some(key.as_bytes()), "partition {partition}");
+        next[partition] += 1;
+    }
+}
+
+/// Commits `next` (what `member` processed) synchronously, retrying while
+/// the coordinator moves.
+fn commit(member: &BaseConsumer, topic: &str, next: &[i64]) {
+    let mut list = rdkafka::TopicPartitionList::new();
+    for (partition, offset) in next.iter().enumerate() {
+        let partition = i32::try_from(partition).expect("partition");
+        list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(*offset))
+            .expect("offset entry");
+    }
+    let deadline = Instant::now() + DEADLINE;
+    while let Err(error) = member.commit(&list, CommitMode::Sync) {
+        assert!(Instant::now() < deadline, "commit {next:?}: {error}");
+        member.poll(Duration::from_millis(100));
+    }
+}
+
+/// Polls the `live` nodes until the group's coordinator among them serves
+/// `expected`; every answer seen on the way must be at or below it and at
+/// or above what `seen` last held (commits never go backwards). Returns
+/// the coordinator.
+fn await_committed(
+    cluster: &Cluster,
+    live: &[u16],
+    group: &str,
+    topic: &str,
+    seen: &mut Vec<i64>,
+    expected: &[i64],
+) -> u16 {
+    let partitions = i32::try_from(expected.len()).expect("partitions");
+    let deadline = Instant::now() + DEADLINE;
+    let mut last = None;
+    loop {
+        for &node in live {
+            let Some(coordinator) = cluster
+                .find_coordinator(node, group)
+                .ok()
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| live.contains(c))
+            else {
+                continue;
+            };
+            let fetched = cluster.offset_fetch(coordinator, group, topic, partitions);
+            if let Ok(offsets) = &fetched {
+                for (p, offset) in offsets.iter().enumerate() {
+                    assert!(
+                        *offset >= seen[p] && *offset <= expected[p],
+                        "{group}: node {coordinator} serves {offsets:?} after {seen:?} \
+                         was served and {expected:?} committed"
+                    );
+                }
+                seen.clone_from(offsets);
+                if offsets == expected {
+                    return coordinator;
+                }
+            }
+            last = Some((coordinator, fetched));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group}: never {expected:?} from a live coordinator; last {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_groups_commits_survive_its_coordinator_killed_and_restarted() {
+    const GROUP: &str = "survivors";
+    const COUNT: u32 = 60;
+    let cluster = Cluster::start_configured(
+        "a_groups_commits_survive_its_coordinator_killed_and_restarted",
+        &format!(
+            "{CONFIG}group.initial.rebalance.delay.ms=0\n\
+             offsets.topic.num.partitions=3\n\
+             transaction.state.log.num.partitions=3\n"
+        ),
+    );
+    create_topic(&cluster);
+    let bootstrap = cluster.bootstrap();
+    // Records 20 at a time, so that a member can read no further than the
+    // test wants it to have processed.
+    let producer = producer(&bootstrap, &[("enable.idempotence", "true")]);
+    let all = records(PARTITIONS, COUNT, now_ms());
+    let produce_round = |round: usize| {
+        let slice: Vec<Vec<_>> = all.iter().map(|p| p[round * 20..][..20].to_vec()).collect();
+        let written = produce(&producer, TOPIC, &slice);
+        let from = i64::try_from(round * 20).expect("offset");
+        assert_eq!(written, vec![(from..from + 20).collect::<Vec<_>>(); 3]);
+    };
+    produce_round(0);
+
+    // The first member processes 20 records of each partition, commits.
+    let first = group_member(&bootstrap, GROUP, TOPIC);
+    let mut next = vec![0i64; 3];
+    let mut first_read = vec![None; 3];
+    let mut seen = vec![-1i64; 3];
+    process_until(&first, &mut next, &mut first_read, 20);
+    commit(&first, TOPIC, &next);
+    let coordinator = await_committed(&cluster, &NODES, GROUP, TOPIC, &mut seen, &next);
+
+    // kill -9 of the coordinator: the commits are served by the new
+    // leader of the group's __consumer_offsets partition, the member goes
+    // on there to 40 and commits again.
+    cluster.kill(coordinator);
+    let survivors = others(coordinator);
+    let moved = await_committed(&cluster, &survivors, GROUP, TOPIC, &mut seen, &[20; 3]);
+    eprintln!("{GROUP}: coordinator {coordinator} killed, node {moved} serves its commits");
+    produce_round(1);
+    process_until(&first, &mut next, &mut first_read, 40);
+    commit(&first, TOPIC, &next);
+    await_committed(&cluster, &survivors, GROUP, TOPIC, &mut seen, &[40; 3]);
+    drop(first);
+
+    // A new member resumes at the commits, with no gap: its first record
+    // of each partition is the 40th.
+    produce_round(2);
+    let second = group_member(&bootstrap, GROUP, TOPIC);
+    let mut resumed = vec![40i64; 3];
+    let mut resumed_first = vec![None; 3];
+    process_until(&second, &mut resumed, &mut resumed_first, i64::from(COUNT));
+    assert_eq!(
+        resumed_first,
+        vec![Some(40); 3],
+        "where the new member began"
+    );
+    commit(&second, TOPIC, &resumed);
+
+    // The killed node comes back on its disk; whoever coordinates now
+    // serves the last commits.
+    cluster.restart(coordinator);
+    await_full_isr(&cluster);
+    let last = [i64::from(COUNT); 3];
+    await_committed(&cluster, &NODES, GROUP, TOPIC, &mut seen, &last);
+    drop(second);
+}
+
+/// The faults the randomized test draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillLeader,
+    KillFollower,
+    PauseLeaderPastSession,
+    RestartDownNode,
+}
+
+/// `name` from the environment, parsed, if set.
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value}")),
+    )
+}
+
+/// Names the seed again if the test panics, so the run can be replayed.
+struct SeedNote(u64);
+
+impl Drop for SeedNote {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("replay with RAFKA_FAULT_SEED={}", self.0);
+        }
+    }
+}
+
+/// Applies `fault` to a random partition's leader or follower; `down` is
+/// the node killed and not yet restarted (at most one: a majority stays).
+fn inject(cluster: &Cluster, rng: &mut Rng, fault: Fault, down: &mut Option<u16>) {
+    let partition = i32::try_from(rng.index(3)).expect("partition");
+    match fault {
+        Fault::KillLeader => {
+            let leader = cluster.leader(&NODES, TOPIC, partition);
+            cluster.kill(leader);
+            *down = Some(leader);
+        }
+        Fault::KillFollower => {
+            let leader = cluster.leader(&NODES, TOPIC, partition);
+            let follower = *rng.choose(&others(leader));
+            cluster.kill(follower);
+            *down = Some(follower);
+        }
+        Fault::PauseLeaderPastSession => {
+            let leader = cluster.leader(&NODES, TOPIC, partition);
+            cluster.pause(leader);
+            // Past the 3 s broker session: fenced, its partitions move.
+            std::thread::sleep(Duration::from_millis(3_000 + rng.below(2_000)));
+            cluster.resume(leader);
+        }
+        Fault::RestartDownNode => {
+            cluster.restart(down.take().expect("a node down"));
+        }
+    }
+}
+
+#[test]
+#[ignore = "minutes: RAFKA_FAULT_COUNT (100) faults drawn from RAFKA_FAULT_SEED"]
+fn random_faults_lose_no_acknowledged_record() {
+    let seed = env_number("RAFKA_FAULT_SEED").unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+        u64::try_from(now.as_nanos() & u128::from(u64::MAX)).expect("masked")
+    });
+    let count = env_number("RAFKA_FAULT_COUNT").unwrap_or(100);
+    eprintln!("RAFKA_FAULT_SEED={seed} RAFKA_FAULT_COUNT={count}");
+    let _note = SeedNote(seed);
+    let started = Instant::now();
+    let cluster = Cluster::start_configured("random_faults_lose_no_acknowledged_record", CONFIG);
+    create_topic(&cluster);
+    let checker = Arc::new(Checker::new());
+    let bootstrap = cluster.bootstrap();
+    let load = Load::start(&bootstrap, TOPIC, PARTITIONS, 1, Arc::clone(&checker));
+    let mut rng = Rng::new(seed);
+    let mut down = None;
+    let mut faults: BTreeMap<Fault, u64> = BTreeMap::new();
+    for step in 0..count {
+        let fault = if down.is_some() {
+            Fault::RestartDownNode
+        } else {
+            *rng.choose(&[
+                Fault::KillLeader,
+                Fault::KillFollower,
+                Fault::PauseLeaderPastSession,
+            ])
+        };
+        eprintln!(
+            "fault {step}: {fault:?} ({} s)",
+            started.elapsed().as_secs()
+        );
+        checker.set_phase(&format!("{fault:?}"));
+        inject(&cluster, &mut rng, fault, &mut down);
+        *faults.entry(fault).or_default() += 1;
+        if rng.ratio(1, 10) {
+            read_all(&bootstrap, TOPIC, PARTITIONS, &checker);
+        }
+        std::thread::sleep(Duration::from_millis(200 + rng.below(2_300)));
+    }
+    if let Some(node) = down.take() {
+        cluster.restart(node);
+    }
+    checker.set_phase("healed");
+    await_full_isr(&cluster);
+    await_acks(&checker, "healed");
+    let sent = load.stop();
+    read_all(&bootstrap, TOPIC, PARTITIONS, &checker);
+    let verdict = checker.verify(true);
+    eprintln!(
+        "seed {seed}: faults {faults:?}; {sent} sent in {} s; {verdict}",
+        started.elapsed().as_secs()
+    );
+    verdict.assert_clean();
 }
