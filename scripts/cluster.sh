@@ -7,7 +7,7 @@
 #                                       $CLUSTER_DIR first); last line:
 #                                       bootstrap=127.0.0.1:P1,...,127.0.0.1:P3
 #   scripts/cluster.sh start N          start node N alone, on its data dir
-#   scripts/cluster.sh kill N           SIGKILL node N
+#   scripts/cluster.sh kill N           SIGKILL node N, wait for its exit
 #   scripts/cluster.sh stop             SIGTERM every node, wait for exits
 #   scripts/cluster.sh status           one line per node: id, pid or
 #                                       `down`, client listener
