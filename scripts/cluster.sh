@@ -7,7 +7,7 @@
 #                                       $CLUSTER_DIR first); last line:
 #                                       bootstrap=127.0.0.1:P1,...,127.0.0.1:P3
 #   scripts/cluster.sh start N          start node N alone, on its data dir
-#   scripts/cluster.sh kill N           SIGKILL node N
+#   scripts/cluster.sh kill N           SIGKILL node N, wait for its exit
 #   scripts/cluster.sh stop             SIGTERM every node, wait for exits
 #   scripts/cluster.sh status           one line per node: id, pid or
 #                                       `down`, client listener
@@ -94,19 +94,58 @@ binary() {
     fi
 }
 
-# The pid of node N if it is running, else nothing. A pid counts only if
-# its process has node N's data dir on its command line: a stale pid file
-# whose pid was reused, or a zombie (empty command line), is down.
+# Whether process PID has exited entirely: gone, or a zombie none of whose
+# threads still runs. Not `kill -0` alone: this machine's init may never
+# reap a zombie. Not an empty command line either: the main thread of a
+# killed node drops its memory (and so its command line) while its other
+# threads still hold the node's sockets, and an immediate restart then met
+# "address in use".
+exited() {
+    local stat state
+    kill -0 "$1" 2>/dev/null || return 0
+    for stat in /proc/"$1"/task/*/stat; do
+        { read -r state <"$stat"; } 2>/dev/null || continue
+        state=${state##*) }
+        [[ "${state:0:1}" == [ZX] ]] || return 1
+    done
+    return 0
+}
+
+# Whether PID's main thread is a zombie (its other threads may still run).
+main_thread_exited() {
+    local state
+    { read -r state <"/proc/$1/stat"; } 2>/dev/null || return 1
+    state=${state##*) }
+    [[ "${state:0:1}" == Z ]]
+}
+
+# The pid of node N if it is running (or still exiting), else nothing. A
+# pid counts only if its process has node N's data dir on its command line,
+# or is a main thread already exited whose other threads have not: a stale
+# pid file whose pid was reused, or a reaped or dead zombie, is down.
 running_pid() {
     local file pid cmdline
     file=$(pid_file "$1")
     [[ -f "$file" ]] || return 0
     pid=$(<"$file")
     [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+    exited "$pid" && return 0
     cmdline=$({ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
-    if grep -qxF -- "$(data_dir "$1")" <<<"$cmdline"; then
+    if grep -qxF -- "$(data_dir "$1")" <<<"$cmdline" || main_thread_exited "$pid"; then
         echo "$pid"
     fi
+}
+
+# Waits until nothing listens on node N's ports any more (the kernel may
+# close a dead process's io_uring-held sockets a little after it exited).
+await_ports_closed() {
+    local deadline=$((SECONDS + STOP_TIMEOUT)) port
+    for port in $(client_port "$1") $(controller_port "$1") $(metrics_port "$1"); do
+        while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+            ((SECONDS < deadline)) || return 1
+            sleep 0.05
+        done
+    done
 }
 
 check_node() {
@@ -243,6 +282,7 @@ cmd_kill() {
     [[ -n "$pid" ]] || die "node $n is not running"
     kill -KILL "$pid"
     await_down "$STOP_TIMEOUT" "$n" >/dev/null || die "node $n (pid $pid) survived SIGKILL"
+    await_ports_closed "$n" || die "node $n (pid $pid) killed, its ports still open"
     rm -f "$(pid_file "$n")"
     echo "node $n pid $pid killed"
 }

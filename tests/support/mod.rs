@@ -5,9 +5,16 @@
 //!
 //! # Layout
 //! - `mod.rs`: [`rafka`], the options that start this crate's binary.
+//! - `checker.rs`: the fault tests' history (records attempted,
+//!   acknowledged, read) and its verdict: lost, phantom, offset reused,
+//!   duplicated.
 //! - `cli.rs`: running the binary as the operator CLI against a broker.
 //! - `client.rs`: librdkafka helpers (admin, producer, consumer) and the
 //!   deterministic [`client::Record`] generator the tests check against.
+//! - `cluster.rs`: a 3-node cluster (scripts/cluster.sh) for fault tests:
+//!   kill -9, SIGSTOP / SIGCONT, restart, partition and coordinator state.
+//! - `load.rs`: an idempotent acks=all producer thread and a whole-topic
+//!   reader, both noting what they see in the checker.
 //! - `ports.rs`: port ranges for test clusters, outside the ephemeral range.
 //! - `seed.rs`: the randomized tests' seed and the note that replays it.
 
@@ -15,8 +22,11 @@
 // subset of it; what one crate leaves unused is not dead.
 #![allow(dead_code)]
 
+pub mod checker;
 pub mod cli;
 pub mod client;
+pub mod cluster;
+pub mod load;
 pub mod ports;
 pub mod seed;
 
