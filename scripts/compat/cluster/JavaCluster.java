@@ -24,6 +24,13 @@
 //            led; each group's committed offsets are still the end offsets
 //            left by setup (COUNT records in all); COUNT new keyed records
 //            produced; a new consumer in each group reads exactly those.
+//            Then TOPIC-rf3 (3 partitions, replication factor 3, made by
+//            setup and led by each partition's first replica): the kill
+//            moved the killed broker's leaderships away; once the ISRs are
+//            whole again, Admin.electLeaders(PREFERRED) for every
+//            partition elects those (and only those) back, describeTopics
+//            shows every partition led by its first replica, and the
+//            idempotent producer writes COUNT records to it.
 //
 // usage: java -cp ... JavaCluster PHASE ARGS...
 
@@ -117,6 +124,20 @@ public final class JavaCluster {
             leaders.put(partition.partition(), leader == null || leader.isEmpty() ? -1 : leader.id());
         }
         return leaders;
+    }
+
+    /** Partition -> "preferred" or "moved", "/isr=N", from describeTopics. */
+    private static Map<Integer, String> preferredLeadership(Admin admin, String topic) throws Exception {
+        TopicDescription description = admin.describeTopics(List.of(topic)).allTopicNames()
+                .get(CALL_TIMEOUT_S, TimeUnit.SECONDS).get(topic);
+        Map<Integer, String> seen = new TreeMap<>();
+        for (TopicPartitionInfo partition : description.partitions()) {
+            Node leader = partition.leader();
+            boolean preferred = leader != null && !leader.isEmpty()
+                    && leader.id() == partition.replicas().get(0).id();
+            seen.put(partition.partition(), (preferred ? "preferred" : "moved") + "/isr=" + partition.isr().size());
+        }
+        return seen;
     }
 
     private interface Probe<T> {
@@ -293,6 +314,16 @@ public final class JavaCluster {
             admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all()
                     .get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
             ok("createTopics " + topic + " (" + PARTITIONS + " partitions) through " + one + " alone");
+            admin.createTopics(List.of(new NewTopic(topic + "-rf3", 3, (short) 3))).all()
+                    .get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+        }
+        try (Admin admin = admin(all)) {
+            Map<Integer, String> led = await(topic + "-rf3 led by each first replica", last -> {
+                Map<Integer, String> seen = preferredLeadership(admin, topic + "-rf3");
+                last.append(seen);
+                return seen.values().stream().allMatch(v -> v.startsWith("preferred")) ? seen : null;
+            });
+            ok("createTopics " + topic + "-rf3 (replication factor 3): " + led);
         }
         try (Admin admin = admin(all)) {
             Map<Integer, Integer> leaders = await("every partition led by the three brokers", last -> {
@@ -386,6 +417,40 @@ public final class JavaCluster {
                 check(offsets.equals(newEnds), group + ": committed " + offsets + ", end offsets " + newEnds);
                 ok("a new member of " + group + " read exactly the " + count + " new records");
             }
+            String replicated = topic + "-rf3";
+            Map<Integer, String> before = await(replicated + "'s ISRs whole again", last -> {
+                Map<Integer, String> seen = preferredLeadership(admin, replicated);
+                last.append(seen);
+                return seen.values().stream().allMatch(v -> v.endsWith("/isr=3")) ? seen : null;
+            });
+            Set<TopicPartition> moved = new TreeSet<>(java.util.Comparator.comparingInt(TopicPartition::partition));
+            before.forEach((partition, state) -> {
+                if (state.startsWith("moved")) {
+                    moved.add(new TopicPartition(replicated, partition));
+                }
+            });
+            check(!moved.isEmpty(), replicated + ": the kill moved no leadership: " + before);
+            Map<TopicPartition, java.util.Optional<Throwable>> elected = admin
+                    .electLeaders(org.apache.kafka.common.ElectionType.PREFERRED, null)
+                    .partitions().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+            Map<TopicPartition, java.util.Optional<Throwable>> ours = new TreeMap<>(
+                    java.util.Comparator.comparing(TopicPartition::toString));
+            elected.forEach((tp, outcome) -> {
+                if (tp.topic().equals(replicated)) {
+                    ours.put(tp, outcome);
+                }
+            });
+            check(ours.keySet().equals(moved), "electLeaders(PREFERRED) answered " + ours + ", moved " + moved);
+            check(ours.values().stream().allMatch(java.util.Optional::isEmpty), "electLeaders failed: " + ours);
+            Map<Integer, String> after = await(replicated + " led by each first replica again", last -> {
+                Map<Integer, String> seen = preferredLeadership(admin, replicated);
+                last.append(seen);
+                return seen.values().stream().allMatch(v -> v.equals("preferred/isr=3")) ? seen : null;
+            });
+            ok("electLeaders(PREFERRED) moved " + moved + " back: " + before + " -> " + after);
+            Map<Integer, Integer> written = produce(all, replicated, records(3, count));
+            ok("produced " + count + " keyed records to " + replicated + ", all acknowledged, per partition "
+                    + written);
         }
     }
 
