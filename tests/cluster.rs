@@ -2315,3 +2315,123 @@ fn create_assigned(cluster: &Cluster, node: u16, name: &str, replicas: &[i32]) {
     let answer: CreateTopicsResponse = client.call(7, &request).expect("CreateTopics");
     assert_eq!(answer.topics[0].error_code, 0, "{answer:?}");
 }
+
+#[test]
+fn a_transaction_over_partitions_led_by_every_broker_commits_and_aborts_everywhere() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    const PARTITIONS: i32 = 3;
+    let cluster = Cluster::start();
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args([
+            "create",
+            "txn",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+        ])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let leaders: BTreeSet<i32> = (0..PARTITIONS)
+        .map(|p| await_partition(&cluster, 1, "txn", p, "a leader", |s| s.0 > 0).0)
+        .collect();
+    assert_eq!(
+        leaders,
+        BTreeSet::from([1, 2, 3]),
+        "one partition led by each broker"
+    );
+    let bootstrap = cluster.bootstrap();
+    let timeout = Duration::from_secs(30);
+    let producer: ThreadedProducer<DefaultProducerContext> = support::client::config(&bootstrap)
+        .set("transactional.id", "cluster-txn")
+        .set("transaction.timeout.ms", "30000")
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(timeout)
+        .expect("init_transactions");
+    // Markers go from the coordinator to the two brokers it is not.
+    let coordinator = find_coordinator(&cluster, 1, 1, "cluster-txn").expect("a coordinator");
+    assert!(leaders.contains(&coordinator));
+    let transaction = |name: &str, count: u32, commit: bool| {
+        producer.begin_transaction().expect("begin_transaction");
+        for i in 0..count {
+            for partition in 0..PARTITIONS {
+                let value = format!("{name}-{partition}-{i}");
+                producer
+                    .send(
+                        BaseRecord::<str, str>::to("txn")
+                            .partition(partition)
+                            .payload(&value),
+                    )
+                    .expect("enqueue");
+            }
+        }
+        // Written before the abort (an abort drops what is still queued).
+        producer.flush(timeout).expect("flush");
+        match commit {
+            true => producer.commit_transaction(timeout).expect("commit"),
+            false => producer.abort_transaction(timeout).expect("abort"),
+        }
+    };
+    transaction("first", 10, true);
+    transaction("aborted", 5, false);
+    transaction("second", 10, true);
+
+    // Each partition: 25 records and 3 markers; every transaction is
+    // finished on every leader, so the last stable offset is the end.
+    let committed: BaseConsumer = support::client::config(&bootstrap)
+        .set("group.id", "rafka-cluster-txn-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("read_committed consumer");
+    let deadline = Instant::now() + DEADLINE;
+    for partition in 0..PARTITIONS {
+        loop {
+            let (_, stable) = committed
+                .fetch_watermarks("txn", partition, timeout)
+                .expect("read_committed watermarks");
+            if stable == 28 {
+                break;
+            }
+            let (_, high) = support::client::watermarks(&bootstrap, "txn", partition);
+            assert!(
+                Instant::now() < deadline,
+                "txn-{partition}: last stable offset {stable}, not 28 (high watermark {high})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset("txn", partition, rdkafka::Offset::Beginning)
+            .expect("assignment");
+    }
+    committed.assign(&assignment).expect("assign");
+    let mut read: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    while read.values().map(Vec::len).sum::<usize>() < 60 {
+        assert!(Instant::now() < deadline, "read only {read:?}");
+        if let Some(message) = committed.poll(Duration::from_millis(500)) {
+            let message = message.expect("a record");
+            let value = String::from_utf8(message.payload().expect("a value").to_vec()).unwrap();
+            read.entry(message.partition()).or_default().push(value);
+        }
+    }
+    for partition in 0..PARTITIONS {
+        let expected: Vec<String> = ["first", "second"]
+            .iter()
+            .flat_map(|name| (0..10).map(move |i| format!("{name}-{partition}-{i}")))
+            .collect();
+        assert_eq!(read.get(&partition), Some(&expected), "txn-{partition}");
+    }
+    // Nothing more: the aborted records stay hidden.
+    assert!(committed.poll(Duration::from_millis(500)).is_none());
+}

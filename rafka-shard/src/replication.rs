@@ -128,7 +128,7 @@ fn followed_by_leader<S: ShardStorage>(
 /// Where this broker reaches `leader`: its first PLAINTEXT listener (the
 /// inter-broker listener; TLS/SASL between brokers comes with the
 /// controller listener's).
-fn address_of(image: &MetadataImage, leader: i32) -> Option<String> {
+pub(crate) fn address_of(image: &MetadataImage, leader: i32) -> Option<String> {
     let broker = image.broker(leader)?;
     let endpoint = broker.endpoints.iter().find(|e| e.security_protocol == 0)?;
     Some(format!("{}:{}", endpoint.host, endpoint.port))

@@ -55,6 +55,9 @@ use crate::storage::{BrokerStorage, ShardStorage};
 
 /// How long one marker write may wait for its flush before it is retried.
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The wait for another broker's transaction coordinator to verify a
+/// partition.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Backoff between attempts at a marker (or a Complete record) that failed.
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -540,6 +543,142 @@ pub async fn write_marker_on_owner<S: ShardStorage>(
     }
 }
 
+/// Writes `marker` where `topic`/`partition` is led: on this node's
+/// owning shard, or, in a cluster, with Kafka's WriteTxnMarkers (v1) on
+/// the broker that leads it (as Kafka's coordinator does through its
+/// `TransactionMarkerChannelManager`). NOT_LEADER_OR_FOLLOWER (retriable)
+/// while the partition has no leader or the leader cannot be reached.
+async fn write_marker_on_leader<S: ShardStorage>(
+    shard: &Rc<Shard<S>>,
+    topic: &str,
+    partition: i32,
+    marker: TxnMarker,
+) -> Result<(), ErrorCode> {
+    let image = shard.image_view().get();
+    let leader = image
+        .topic(topic)
+        .and_then(|t| t.leadership(partition))
+        .map(|l| l.leader);
+    match leader {
+        Some(leader) if leader != shard.config.node_id => {
+            write_marker_remotely(&image, leader, topic, partition, marker).await
+        }
+        _ => write_marker_on_owner(shard, topic, partition, marker)
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// WriteTxnMarkers for one partition to broker `leader`, over its
+/// inter-broker listener.
+async fn write_marker_remotely(
+    image: &rafka_core::metadata::MetadataImage,
+    leader: i32,
+    topic: &str,
+    partition: i32,
+    marker: TxnMarker,
+) -> Result<(), ErrorCode> {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+    use kafka_protocol::protocol::StrBytes;
+
+    let address =
+        crate::replication::address_of(image, leader).ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
+    let mut link = crate::kafka_client::KafkaLink::open(&address, "rafka-txn-markers", 1 << 20)
+        .await
+        .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(marker.producer_id))
+            .with_producer_epoch(marker.producer_epoch)
+            .with_transaction_result(marker.commit)
+            .with_coordinator_epoch(marker.coordinator_epoch)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_indexes(vec![partition])])]);
+    let answer = link
+        .call(&request, 1, MARKER_WRITE_TIMEOUT + Duration::from_secs(5))
+        .await
+        .map_err(|error| {
+            tracing::debug!(leader, topic, partition, %error, "WriteTxnMarkers");
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        })?;
+    let code = answer
+        .markers
+        .first()
+        .and_then(|m| m.topics.first())
+        .and_then(|t| t.partitions.first())
+        .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |p| p.error_code);
+    match ErrorCode::from_code(code) {
+        ErrorCode::NONE => Ok(()),
+        error => Err(error),
+    }
+}
+
+/// KIP-890 part 1 across brokers: asks broker `coordinator` (the leader
+/// of `txn_id`'s `__transaction_state` partition) whether
+/// `topic`-`partition` is in the producer's open transaction, with
+/// AddPartitionsToTxn v4 `verify_only`, as Kafka's partition leaders do
+/// (`AddPartitionsToTxnManager`). NOT_LEADER_OR_FOLLOWER (retriable) when
+/// the coordinator cannot be reached.
+pub async fn verify_on_coordinator_broker(
+    image: &rafka_core::metadata::MetadataImage,
+    coordinator: i32,
+    txn_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    topic: &str,
+    partition: i32,
+) -> ErrorCode {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let Some(address) = crate::replication::address_of(image, coordinator) else {
+        return ErrorCode::NOT_LEADER_OR_FOLLOWER;
+    };
+    let Some(mut link) =
+        crate::kafka_client::KafkaLink::open(&address, "rafka-txn-verify", 1 << 20).await
+    else {
+        return ErrorCode::NOT_LEADER_OR_FOLLOWER;
+    };
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![partition])]),
+    ]);
+    let answer = match link.call(&request, 4, VERIFY_TIMEOUT).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::debug!(coordinator, txn_id, %error, "AddPartitionsToTxn verify_only");
+            return ErrorCode::NOT_LEADER_OR_FOLLOWER;
+        }
+    };
+    if answer.error_code != 0 {
+        return ErrorCode::from_code(answer.error_code);
+    }
+    let code = answer
+        .results_by_transaction
+        .first()
+        .and_then(|t| t.topic_results.first())
+        .and_then(|t| t.results_by_partition.first())
+        .map_or(ErrorCode::INVALID_TXN_STATE.code(), |p| {
+            p.partition_error_code
+        });
+    ErrorCode::from_code(code)
+}
+
 /// [`write_marker_on_owner`] until it is durable, the partition is gone
 /// from the metadata image, or the marker is stale (a newer one is there);
 /// backs off between attempts, and gives up only when the shard stops (the
@@ -562,11 +701,11 @@ async fn write_marker<S: ShardStorage>(
         if !shard.txns().host().holds(&claim) {
             return false;
         }
-        match write_marker_on_owner(shard, &topic, partition, marker).await {
-            Ok(_) => return true,
+        match write_marker_on_leader(shard, &topic, partition, marker).await {
+            Ok(()) => return true,
             // A deleted topic has nothing to mark, as in Kafka.
             Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
-                if shard.owner_of(&topic, partition).is_none() =>
+                if shard.image_view().get().topic(&topic).is_none() =>
             {
                 return false
             }

@@ -737,6 +737,30 @@ async fn verify_in_transaction(
     topic: &str,
     partition: i32,
 ) -> ErrorCode {
+    // The coordinator on another broker of the cluster is asked there.
+    if let Some(leader) = shard.coordinator_leader(shard.transaction_topic(), txn_id) {
+        if leader != shard.config.node_id {
+            let image = shard.image();
+            let code = rafka_shard::txn::verify_on_coordinator_broker(
+                &image,
+                leader,
+                txn_id,
+                producer_id,
+                epoch,
+                topic,
+                partition,
+            )
+            .await;
+            return match code {
+                ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
+                // The coordinator moved meanwhile: the client retries.
+                ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => {
+                    ErrorCode::NOT_LEADER_OR_FOLLOWER
+                }
+                code => code,
+            };
+        }
+    }
     let Ok(coordinator) = shard.coordinator_shard(shard.transaction_topic(), txn_id) else {
         // No transaction state at all: no transaction can be open.
         return ErrorCode::INVALID_TXN_STATE;
