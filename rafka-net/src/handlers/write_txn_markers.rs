@@ -1,9 +1,9 @@
 //! WriteTxnMarkers (key 27), v1: a transaction coordinator asks the
 //! partitions' leader to write COMMIT/ABORT markers. rafka's own
-//! coordinator writes its markers over the shard mesh (rafka-shard's
-//! `txn`), through the same function this handler calls; the API is
-//! served for tools and for coordinators elsewhere. Each marker is
-//! answered once it is durable.
+//! coordinator writes the markers of partitions led on its node over the
+//! shard mesh (rafka-shard's `txn`), through the same function this
+//! handler calls, and sends this API to the leaders on other brokers of
+//! a cluster. Each marker is answered once it is durable.
 //!
 //! Authorization as Kafka: CLUSTER_ACTION on the cluster (brokers only),
 //! else every partition answers CLUSTER_AUTHORIZATION_FAILED.
