@@ -2316,27 +2316,143 @@ fn create_assigned(cluster: &Cluster, node: u16, name: &str, replicas: &[i32]) {
     assert_eq!(answer.topics[0].error_code, 0, "{answer:?}");
 }
 
-#[test]
-fn a_transaction_over_partitions_led_by_every_broker_commits_and_aborts_everywhere() {
+type TxnProducer = rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>;
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn txn_producer(bootstrap: &str, id: &str) -> TxnProducer {
+    use rdkafka::producer::Producer;
+    let producer: TxnProducer = support::client::config(bootstrap)
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", "30000")
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .expect("init_transactions");
+    producer
+}
+
+/// One transaction of `count` records `NAME-PARTITION-I` on each of
+/// `partitions` of `topic`, written (flushed) and then committed or
+/// aborted.
+fn run_transaction(
+    producer: &TxnProducer,
+    topic: &str,
+    partitions: i32,
+    name: &str,
+    count: u32,
+    commit: bool,
+) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    producer.begin_transaction().expect("begin_transaction");
+    for i in 0..count {
+        for partition in 0..partitions {
+            let value = format!("{name}-{partition}-{i}");
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(partition)
+                        .payload(&value),
+                )
+                .expect("enqueue");
+        }
+    }
+    // Written before the abort (an abort drops what is still queued).
+    producer.flush(TXN_TIMEOUT).expect("flush");
+    match commit {
+        true => producer
+            .commit_transaction(TXN_TIMEOUT)
+            .unwrap_or_else(|e| panic!("commit {name}: {e}")),
+        false => producer
+            .abort_transaction(TXN_TIMEOUT)
+            .unwrap_or_else(|e| panic!("abort {name}: {e}")),
+    }
+}
+
+/// Waits until every partition's last stable offset is `end` (every
+/// transaction finished on every leader), then reads the topic
+/// read_committed from the beginning: each partition's values, once
+/// `expected` of them came.
+fn read_committed(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    end: i64,
+    expected: usize,
+) -> BTreeMap<i32, Vec<String>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let committed: BaseConsumer = support::client::config(bootstrap)
+        .set("group.id", "rafka-cluster-txn-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("read_committed consumer");
+    let deadline = Instant::now() + DEADLINE;
+    for partition in 0..partitions {
+        loop {
+            let stable = committed
+                .fetch_watermarks(topic, partition, TXN_TIMEOUT)
+                .map(|(_, stable)| stable);
+            if stable.as_ref().is_ok_and(|s| *s == end) {
+                break;
+            }
+            let (_, high) = support::client::watermarks(bootstrap, topic, partition);
+            assert!(
+                Instant::now() < deadline,
+                "{topic}-{partition}: last stable offset {stable:?}, not {end} (high watermark \
+                 {high})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .expect("assignment");
+    }
+    committed.assign(&assignment).expect("assign");
+    let mut read: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    while read.values().map(Vec::len).sum::<usize>() < expected {
+        assert!(Instant::now() < deadline, "read only {read:?}");
+        if let Some(message) = committed.poll(Duration::from_millis(500)) {
+            let message = message.expect("a record");
+            let value = String::from_utf8(message.payload().expect("a value").to_vec()).unwrap();
+            read.entry(message.partition()).or_default().push(value);
+        }
+    }
+    // Nothing more: aborted records stay hidden.
+    assert!(committed.poll(Duration::from_millis(500)).is_none());
+    read
+}
 
-    const PARTITIONS: i32 = 3;
-    let cluster = Cluster::start();
+/// What `read_committed` must find in each partition: `count` records of
+/// each committed transaction, in order.
+fn committed_values(names: &[&str], partition: i32, count: u32) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|name| (0..count).map(move |i| format!("{name}-{partition}-{i}")))
+        .collect()
+}
+
+fn create_replicated(cluster: &Cluster, topic: &str, partitions: u32) {
     let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
         .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
-        .args([
-            "create",
-            "txn",
-            "--partitions",
-            "3",
-            "--replication-factor",
-            "3",
-        ])
+        .args(["create", topic, "--partitions", &partitions.to_string()])
+        .args(["--replication-factor", "3"])
         .output()
         .expect("rafka topic create");
     assert!(created.status.success(), "{created:?}");
+}
+
+#[test]
+fn a_transaction_over_partitions_led_by_every_broker_commits_and_aborts_everywhere() {
+    const PARTITIONS: i32 = 3;
+    let cluster = Cluster::start();
+    create_replicated(&cluster, "txn", 3);
     let leaders: BTreeSet<i32> = (0..PARTITIONS)
         .map(|p| await_partition(&cluster, 1, "txn", p, "a leader", |s| s.0 > 0).0)
         .collect();
@@ -2346,92 +2462,59 @@ fn a_transaction_over_partitions_led_by_every_broker_commits_and_aborts_everywhe
         "one partition led by each broker"
     );
     let bootstrap = cluster.bootstrap();
-    let timeout = Duration::from_secs(30);
-    let producer: ThreadedProducer<DefaultProducerContext> = support::client::config(&bootstrap)
-        .set("transactional.id", "cluster-txn")
-        .set("transaction.timeout.ms", "30000")
-        .create()
-        .expect("transactional producer");
-    producer
-        .init_transactions(timeout)
-        .expect("init_transactions");
+    let producer = txn_producer(&bootstrap, "cluster-txn");
     // Markers go from the coordinator to the two brokers it is not.
     let coordinator = find_coordinator(&cluster, 1, 1, "cluster-txn").expect("a coordinator");
     assert!(leaders.contains(&coordinator));
-    let transaction = |name: &str, count: u32, commit: bool| {
-        producer.begin_transaction().expect("begin_transaction");
-        for i in 0..count {
-            for partition in 0..PARTITIONS {
-                let value = format!("{name}-{partition}-{i}");
-                producer
-                    .send(
-                        BaseRecord::<str, str>::to("txn")
-                            .partition(partition)
-                            .payload(&value),
-                    )
-                    .expect("enqueue");
-            }
-        }
-        // Written before the abort (an abort drops what is still queued).
-        producer.flush(timeout).expect("flush");
-        match commit {
-            true => producer.commit_transaction(timeout).expect("commit"),
-            false => producer.abort_transaction(timeout).expect("abort"),
-        }
-    };
-    transaction("first", 10, true);
-    transaction("aborted", 5, false);
-    transaction("second", 10, true);
-
-    // Each partition: 25 records and 3 markers; every transaction is
-    // finished on every leader, so the last stable offset is the end.
-    let committed: BaseConsumer = support::client::config(&bootstrap)
-        .set("group.id", "rafka-cluster-txn-reader")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .expect("read_committed consumer");
-    let deadline = Instant::now() + DEADLINE;
+    run_transaction(&producer, "txn", PARTITIONS, "first", 10, true);
+    run_transaction(&producer, "txn", PARTITIONS, "aborted", 5, false);
+    run_transaction(&producer, "txn", PARTITIONS, "second", 10, true);
+    // Each partition: 25 records and 3 markers.
+    let read = read_committed(&bootstrap, "txn", PARTITIONS, 28, 60);
     for partition in 0..PARTITIONS {
-        loop {
-            let (_, stable) = committed
-                .fetch_watermarks("txn", partition, timeout)
-                .expect("read_committed watermarks");
-            if stable == 28 {
-                break;
-            }
-            let (_, high) = support::client::watermarks(&bootstrap, "txn", partition);
-            assert!(
-                Instant::now() < deadline,
-                "txn-{partition}: last stable offset {stable}, not 28 (high watermark {high})"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        assignment
-            .add_partition_offset("txn", partition, rdkafka::Offset::Beginning)
-            .expect("assignment");
-    }
-    committed.assign(&assignment).expect("assign");
-    let mut read: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    while read.values().map(Vec::len).sum::<usize>() < 60 {
-        assert!(Instant::now() < deadline, "read only {read:?}");
-        if let Some(message) = committed.poll(Duration::from_millis(500)) {
-            let message = message.expect("a record");
-            let value = String::from_utf8(message.payload().expect("a value").to_vec()).unwrap();
-            read.entry(message.partition()).or_default().push(value);
-        }
-    }
-    for partition in 0..PARTITIONS {
-        let expected: Vec<String> = ["first", "second"]
-            .iter()
-            .flat_map(|name| (0..10).map(move |i| format!("{name}-{partition}-{i}")))
-            .collect();
+        let expected = committed_values(&["first", "second"], partition, 10);
         assert_eq!(read.get(&partition), Some(&expected), "txn-{partition}");
     }
-    // Nothing more: the aborted records stay hidden.
-    assert!(committed.poll(Duration::from_millis(500)).is_none());
+}
+
+#[test]
+fn transactions_go_on_after_their_coordinators_broker_is_killed_and_none_is_lost() {
+    const PARTITIONS: i32 = 3;
+    let cluster = Cluster::start_configured(0, "replica.lag.time.max.ms=2000\n");
+    create_replicated(&cluster, "eos", 3);
+    for partition in 0..PARTITIONS {
+        await_partition(&cluster, 1, "eos", partition, "a full ISR", |s| {
+            s.0 > 0 && s.2.len() == 3
+        });
+    }
+    let bootstrap = cluster.bootstrap();
+    let producer = txn_producer(&bootstrap, "cluster-eos");
+    run_transaction(&producer, "eos", PARTITIONS, "before", 10, true);
+    // The coordinator's broker dies between transactions: its
+    // __transaction_state partition moves to an in-sync replica, which
+    // loads the id, and the producer finds it there.
+    let coordinator = find_coordinator(&cluster, 1, 1, "cluster-eos").expect("a coordinator");
+    let killed = u16::try_from(coordinator).unwrap();
+    cluster.ok(&["kill", &killed.to_string()]);
+    let survivor = NODES.into_iter().find(|n| *n != killed).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let moved_to = loop {
+        match find_coordinator(&cluster, survivor, 1, "cluster-eos") {
+            Ok(node) if node != coordinator => break node,
+            other => assert!(Instant::now() < deadline, "the coordinator still {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(moved_to, coordinator);
+    run_transaction(&producer, "eos", PARTITIONS, "after", 10, true);
+    run_transaction(&producer, "eos", PARTITIONS, "aborted", 5, false);
+    // The killed broker comes back on its disk and follows.
+    cluster.ok(&["start", &killed.to_string()]);
+    run_transaction(&producer, "eos", PARTITIONS, "back", 10, true);
+    // Each partition: 35 records and 4 markers.
+    let read = read_committed(&bootstrap, "eos", PARTITIONS, 39, 90);
+    for partition in 0..PARTITIONS {
+        let expected = committed_values(&["before", "after", "back"], partition, 10);
+        assert_eq!(read.get(&partition), Some(&expected), "eos-{partition}");
+    }
 }
