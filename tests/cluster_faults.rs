@@ -7,7 +7,11 @@
 //! checker (tests/support/checker.rs), which proves that no acknowledged
 //! record is lost or moved, no record appears that was never sent, no
 //! offset ever holds two different records (whichever leader served it),
-//! and no acknowledged record is written twice. A consumer group's
+//! and no acknowledged record is written twice. A leader cut off from
+//! the other brokers and the quorum but not from its clients (fault
+//! proxies in front of the inter-broker and controller listeners)
+//! acknowledges nothing it alone holds: the others elect a new leader,
+//! and once healed it cuts its tail and follows. A consumer group's
 //! committed offsets survive the kill of its coordinator: a new member
 //! resumes exactly there, and no commit goes backwards.
 //!
@@ -570,4 +574,231 @@ fn random_faults_lose_no_acknowledged_record() {
         started.elapsed().as_secs()
     );
     verdict.assert_clean();
+}
+
+/// Three nodes whose brokers reach one another only through fault
+/// proxies, while clients reach them directly: each node's first
+/// listener, INTERNAL (the one followers fetch from), is advertised at
+/// the address of a proxy in front of it, and its EXTERNAL listener is
+/// where clients go; controller traffic between nodes goes through a
+/// proxy per pair of nodes. Cutting a node's proxies cuts it off from
+/// the other brokers and the quorum, not from its clients.
+struct CutOffCluster {
+    nodes: Vec<rafka_testkit::process::BrokerProcess>,
+    /// Node N's INTERNAL listener, as the other brokers reach it.
+    internal: BTreeMap<u16, rafka_testkit::proxy::FaultProxy>,
+    /// Node i reaches node j's controller through `controller[(i, j)]`.
+    controller: BTreeMap<(u16, u16), rafka_testkit::proxy::FaultProxy>,
+}
+
+impl CutOffCluster {
+    fn start(dir: &std::path::Path) -> CutOffCluster {
+        use std::net::SocketAddr;
+        let _turn = support::ports::PortLock::take();
+        let base = support::ports::free_base_port(3);
+        let address = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let internal: BTreeMap<u16, _> = NODES
+            .iter()
+            .map(|n| {
+                let proxy = rafka_testkit::proxy::FaultProxy::start(address(base + 50 + n));
+                (*n, proxy)
+            })
+            .collect();
+        let mut controller = BTreeMap::new();
+        for from in NODES {
+            for to in NODES.into_iter().filter(|to| *to != from) {
+                let proxy = rafka_testkit::proxy::FaultProxy::start(address(base + 100 + to));
+                controller.insert((from, to), proxy);
+            }
+        }
+        let starts: Vec<_> = NODES
+            .iter()
+            .map(|&node| {
+                let voters: Vec<String> = NODES
+                    .iter()
+                    .map(|&peer| match peer == node {
+                        true => format!("{peer}@{}", address(base + 100 + node)),
+                        false => format!("{peer}@{}", controller[&(node, peer)].addr()),
+                    })
+                    .collect();
+                let listeners = format!(
+                    "INTERNAL://127.0.0.1:{},EXTERNAL://127.0.0.1:{}",
+                    base + 50 + node,
+                    base + node
+                );
+                let advertised = format!(
+                    "INTERNAL://{},EXTERNAL://127.0.0.1:{}",
+                    internal[&node].addr(),
+                    base + node
+                );
+                let options =
+                    rafka_testkit::process::BrokerOptions::new(env!("CARGO_BIN_EXE_rafka"), 1)
+                        .data_dir(dir.join(format!("node-{node}")))
+                        .property("listeners", &listeners)
+                        .property("advertised.listeners", &advertised)
+                        .property(
+                            "listener.security.protocol.map",
+                            "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                        )
+                        .property("broker.session.timeout.ms", "3000")
+                        .property("broker.heartbeat.interval.ms", "500")
+                        .property("replica.lag.time.max.ms", "2000")
+                        .property("controller.quorum.request.timeout.ms", "400")
+                        .property("rafka.log.dir.min.free.bytes", "0")
+                        .arg("--node-id")
+                        .arg(&node.to_string())
+                        .arg("--controller-quorum-voters")
+                        .arg(&voters.join(","))
+                        .arg("--cluster-id")
+                        .arg("cut-off-cluster-test-id");
+                std::thread::spawn(move || rafka_testkit::process::BrokerProcess::start(options))
+            })
+            .collect();
+        let nodes = starts
+            .into_iter()
+            .map(|start| start.join().expect("node started"))
+            .collect();
+        CutOffCluster {
+            nodes,
+            internal,
+            controller,
+        }
+    }
+
+    /// Where clients reach node N.
+    fn external(&self, node: u16) -> std::net::SocketAddr {
+        self.nodes[usize::from(node) - 1]
+            .listener_addr("EXTERNAL")
+            .expect("an EXTERNAL listener")
+    }
+
+    fn bootstrap(&self) -> String {
+        NODES
+            .iter()
+            .map(|n| self.external(*n).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Partition 0 of `topic` as node N describes it to a client.
+    fn state(&self, node: u16, topic: &str) -> Option<PartitionState> {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let mut client = rafka_testkit::WireClient::connect(self.external(node), "cut").ok()?;
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                TopicName(StrBytes::from_string(topic.to_string())),
+            ))]))
+            .with_allow_auto_topic_creation(false);
+        let answer: MetadataResponse = client.call(12, &request).ok()?;
+        let found = answer.topics.first()?.partitions.first()?;
+        let mut isr: Vec<i32> = found.isr_nodes.iter().map(|n| n.0).collect();
+        isr.sort_unstable();
+        Some(PartitionState {
+            leader: found.leader_id.0,
+            epoch: found.leader_epoch,
+            isr,
+        })
+    }
+
+    fn await_state(
+        &self,
+        nodes: &[u16],
+        topic: &str,
+        what: &str,
+        check: impl Fn(&PartitionState) -> bool,
+    ) -> PartitionState {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            for &node in nodes {
+                if let Some(state) = self.state(node, topic).filter(|s| check(s)) {
+                    return state;
+                }
+            }
+            assert!(Instant::now() < deadline, "{topic}-0: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Cuts (or heals) every link between node N and the other brokers:
+    /// their fetches from it, and the controller traffic both ways.
+    fn cut_off(&self, node: u16, cut: bool) {
+        let mut proxies = vec![&self.internal[&node]];
+        proxies.extend(
+            self.controller
+                .iter()
+                .filter(|((from, to), _)| *from == node || *to == node)
+                .map(|(_, proxy)| proxy),
+        );
+        for proxy in proxies {
+            match cut {
+                true => proxy.cut(),
+                false => proxy.heal(),
+            }
+        }
+    }
+}
+
+#[test]
+fn acknowledged_records_survive_a_leader_cut_off_from_the_brokers_but_not_from_clients() {
+    const CUT: &str = "cut";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = CutOffCluster::start(dir.path());
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.external(1).to_string()])
+        .args([
+            "create",
+            CUT,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let first = cluster.await_state(&NODES, CUT, "a full ISR", |s| {
+        s.leader > 0 && s.isr == [1, 2, 3]
+    });
+    let leader = u16::try_from(first.leader).expect("node id");
+    let checker = Arc::new(Checker::new());
+    let bootstrap = cluster.bootstrap();
+    checker.set_phase("1 steady");
+    let load = Load::start(&bootstrap, CUT, 1, 1, Arc::clone(&checker));
+    await_acks(&checker, "1 steady");
+
+    // The leader loses the other brokers and the quorum, not its clients:
+    // what it takes can reach no other replica, so nothing it holds alone
+    // is acknowledged; the others elect a new leader, and the producer,
+    // refused or timed out there, finds it.
+    checker.set_phase("2 leader cut off");
+    cluster.cut_off(leader, true);
+    let survivors = others(leader);
+    let moved = cluster.await_state(&survivors, CUT, "a new leader", |s| {
+        s.leader > 0 && s.leader != i32::from(leader) && s.epoch > first.epoch
+    });
+    eprintln!("node {leader} cut off, node {} leads", moved.leader);
+    await_acks(&checker, "2 leader cut off");
+
+    // Healed: the old leader learns the new epoch, cuts what it took
+    // alone and follows; the ISR is whole again.
+    checker.set_phase("3 healed");
+    cluster.cut_off(leader, false);
+    cluster.await_state(&NODES, CUT, "the old leader back in the ISR", |s| {
+        s.leader == moved.leader && s.isr == [1, 2, 3]
+    });
+    await_acks(&checker, "3 healed");
+    load.stop();
+    read_all(&bootstrap, CUT, 1, &checker);
+    let counts = checker.counts();
+    eprintln!("{counts:?}");
+    checker.verify(true).assert_clean();
+    for phase in ["1 steady", "2 leader cut off", "3 healed"] {
+        assert!(
+            counts.acked_by_phase.get(phase).copied().unwrap_or(0) >= ACKS_PER_PHASE,
+            "{phase}: {counts:?}"
+        );
+    }
 }
