@@ -194,7 +194,7 @@ fn create_partitions_grows_only() {
     let mut image = MetadataImage::new();
     create(&c, &mut image, "t", 2, 1);
     create(&c, &mut image, "u", 1, 2);
-    let records = c.create_partitions(&image, "t", 5);
+    let records = c.create_partitions(&image, "t", 5, None);
     let expected: Vec<MetadataRecord> = [(2, 0), (3, 1), (4, 2)]
         .into_iter()
         .map(|(partition, shard)| {
@@ -208,9 +208,9 @@ fn create_partitions_grows_only() {
     assert_eq!(records, Ok(expected.clone()));
     apply_all(&mut image, &expected);
     assert_eq!(image.topic("t").map(|t| t.partition_count()), Some(5));
-    assert_eq!(code(c.create_partitions(&image, "t", 5)), 37);
-    assert_eq!(code(c.create_partitions(&image, "t", 4)), 37);
-    assert_eq!(code(c.create_partitions(&image, "x", 9)), 3);
+    assert_eq!(code(c.create_partitions(&image, "t", 5, None)), 37);
+    assert_eq!(code(c.create_partitions(&image, "t", 4, None)), 37);
+    assert_eq!(code(c.create_partitions(&image, "x", 9, None)), 3);
 }
 
 fn set(k: &str, v: &str) -> ConfigOp {
@@ -577,7 +577,7 @@ fn random_history(rng: &mut Rng, ops: usize) -> Vec<MetadataRecord> {
                 id(n as u128 + 1),
             ),
             1 => c.delete_topic(&image, &name),
-            2 => c.create_partitions(&image, &name, 2 + rng.below(6) as i32),
+            2 => c.create_partitions(&image, &name, 2 + rng.below(6) as i32, None),
             _ => c.alter_topic_config(
                 &image,
                 &name,

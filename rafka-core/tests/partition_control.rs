@@ -165,7 +165,7 @@ fn new_partitions_start_with_every_replica_in_sync() {
     }
     // CreatePartitions too.
     let records = controller()
-        .create_partitions(&image, "t", 6)
+        .create_partitions(&image, "t", 6, None)
         .expect("grown");
     apply(&mut image, &records);
     let grown = image.topic("t").expect("topic");
@@ -243,6 +243,53 @@ fn a_manual_assignment_places_each_partition_on_its_brokers_with_kafkas_checks()
     assert_eq!(
         refused(vec![vec![]]),
         "partition 0 has an empty replica list"
+    );
+
+    // CreatePartitions: one list per new partition, as wide as the
+    // topic's partitions.
+    let records = c
+        .create_partitions(&image, "m2", 4, Some(&[vec![1, 3], vec![3, 1]]))
+        .expect("grown");
+    apply(&mut image, &records);
+    let grown = image.topic("m2").expect("topic");
+    assert_eq!(grown.partition_count(), 4);
+    for (partition, replicas) in [(2, vec![1, 3]), (3, vec![3, 1])] {
+        let l = grown.leadership(partition).expect("a new partition");
+        assert_eq!((l.leader, &l.replicas, &l.isr), (1, &replicas, &vec![1]));
+    }
+    let grow_refused = |image: &MetadataImage, total: i32, assignments: &[Vec<i32>]| {
+        let error = c
+            .create_partitions(image, "m2", total, Some(assignments))
+            .expect_err("refused");
+        assert_eq!(
+            error.error_code(),
+            ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+            "{error}"
+        );
+        error.to_string()
+    };
+    assert_eq!(
+        grow_refused(&image, 6, &[vec![1, 2]]),
+        "Attempted to add 2 additional partitions, but only 1 assignments were supplied."
+    );
+    assert_eq!(
+        grow_refused(&image, 5, &[vec![1]]),
+        "The manual partition assignment includes a partition with 1 replica(s), but this is \
+         not consistent with previous partitions, which have 2 replica(s)."
+    );
+    assert_eq!(
+        grow_refused(&image, 6, &[vec![1, 2], vec![3, 3]]),
+        "The manual partition assignment specifies the same node id more than once."
+    );
+    assert_eq!(
+        grow_refused(&image, 5, &[vec![3, 9]]),
+        "The manual partition assignment includes broker 9, but no such broker is registered."
+    );
+    apply(&mut image, &[fencing(2, true)]);
+    assert_eq!(
+        grow_refused(&image, 5, &[vec![3, 2]]),
+        "All brokers specified in the manual partition assignment for partition 4 are fenced or \
+         in controlled shutdown."
     );
 
     // A single node takes only assignments to itself.

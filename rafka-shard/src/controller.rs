@@ -115,6 +115,15 @@ pub fn internal_topic_spec(cluster: bool, image: &MetadataImage, topic: Internal
     }
 }
 
+/// One topic of a CreatePartitions: its new partition count and, when
+/// given, each new partition's replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrowTopic {
+    pub name: String,
+    pub total: i32,
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
 /// A failed controller operation as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFailure {
@@ -396,16 +405,26 @@ impl<S: ShardStorage> ControllerShard<S> {
     pub async fn create_partitions(
         &self,
         publisher: &impl Publisher,
-        topics: Vec<(String, i32)>,
+        topics: Vec<GrowTopic>,
         validate_only: bool,
         quota: Option<MutationQuota>,
     ) -> Charged<Vec<Result<(), TopicFailure>>> {
         let mut inner = self.lock().await;
         let mut charge = mutation_charge(&inner, quota.as_ref());
         let mut outcomes = Vec::with_capacity(topics.len());
-        for (name, total) in &topics {
+        for GrowTopic {
+            name,
+            total,
+            assignments,
+        } in &topics
+        {
             let image = inner.store.image();
-            let records = match inner.controller.create_partitions(&image, name, *total) {
+            let records = match inner.controller.create_partitions(
+                &image,
+                name,
+                *total,
+                assignments.as_deref(),
+            ) {
                 Ok(records) => records,
                 Err(error) => {
                     outcomes.push(Err(TopicFailure::new(

@@ -26,7 +26,8 @@ use rafka_proto::error::ErrorCode;
 use uuid::Uuid;
 
 use crate::controller::{
-    Charged, ConfigChange, ConfigTarget, ControllerShard, CreatedTopic, TopicFailure, TopicRef,
+    Charged, ConfigChange, ConfigTarget, ControllerShard, CreatedTopic, GrowTopic, TopicFailure,
+    TopicRef,
 };
 use crate::coordinator::InternalTopic;
 use crate::quorum::partitions::ElectionAnswer;
@@ -143,7 +144,7 @@ impl<S: ShardStorage> ControllerHandle<S> {
     /// The partitions added count against `quota` (KIP-599).
     pub async fn create_partitions(
         &self,
-        topics: Vec<(String, i32)>,
+        topics: Vec<GrowTopic>,
         validate_only: bool,
         timeout: Option<Duration>,
         quota: Option<MutationQuota>,

@@ -250,7 +250,7 @@ impl Controller {
             .into());
         }
         let manual = (!topic.assignments.is_empty())
-            .then(|| self.check_assignments(image, &topic.assignments))
+            .then(|| self.check_assignments(image, 0, &topic.assignments))
             .transpose()?;
         let partitions = match topic.partitions {
             _ if !topic.assignments.is_empty() => {
@@ -300,16 +300,17 @@ impl Controller {
     /// same number of distinct, registered brokers, at least one of them
     /// active; on a single node, every partition on this node alone. Each
     /// partition's first leadership: its active replicas in sync, the
-    /// first of them leading.
+    /// first of them leading. `assignments[0]` is partition `first`.
     fn check_assignments(
         &self,
         image: &MetadataImage,
+        first: usize,
         assignments: &[Vec<i32>],
     ) -> Result<Vec<Leadership>, ControllerError> {
         let refuse = |message: String| Err(ControllerError::InvalidReplicaAssignment(message));
         let width = assignments[0].len();
         let mut leaderships = Vec::with_capacity(assignments.len());
-        for (partition, replicas) in assignments.iter().enumerate() {
+        for (partition, replicas) in (first..).zip(assignments) {
             if replicas.is_empty() {
                 return refuse(format!("partition {partition} has an empty replica list"));
             }
@@ -459,12 +460,17 @@ impl Controller {
         )])
     }
 
-    /// Grows `name` to `total` partitions (CreatePartitions).
+    /// Grows `name` to `total` partitions (CreatePartitions), placed by
+    /// the controller or, with `assignments`, on the replicas given for
+    /// each new partition (checked as Kafka's `createPartitions`: one list
+    /// per new partition, each as wide as the topic's partitions, of
+    /// distinct registered brokers, one of them active).
     pub fn create_partitions(
         &self,
         image: &MetadataImage,
         name: &str,
         total: i32,
+        assignments: Option<&[Vec<i32>]>,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
         let topic = image
             .topic(name)
@@ -481,10 +487,43 @@ impl Controller {
         if added > RECORDS_PER_OPERATION_MAX {
             return Err(ControllerError::TooManyRecords(added));
         }
+        let manual = match assignments {
+            None => None,
+            Some(lists) if lists.len() != added => {
+                return Err(ControllerError::InvalidReplicaAssignment(format!(
+                    "Attempted to add {added} additional partitions, but only {} assignments \
+                     were supplied.",
+                    lists.len()
+                )))
+            }
+            Some(lists) => {
+                let width = topic.leadership(0).map(|l| l.replicas.len());
+                match (self.cluster, width) {
+                    (true, Some(width)) if lists[0].len() != width => {
+                        return Err(ControllerError::InvalidReplicaAssignment(format!(
+                            "The manual partition assignment includes a partition with {} \
+                             replica(s), but this is not consistent with previous \
+                             partitions, which have {width} replica(s).",
+                            lists[0].len()
+                        )))
+                    }
+                    _ => Some(self.check_assignments(image, current as usize, lists)?),
+                }
+            }
+        };
         let shards = place_partitions(&mut image.shard_loads(self.shard_count), added);
         let mut records: Vec<MetadataRecord> =
             partition_records(topic.id, current, &shards).collect();
-        if self.cluster {
+        if let (true, Some(leaderships)) = (self.cluster, manual) {
+            records.extend(
+                leaderships
+                    .into_iter()
+                    .zip(current..)
+                    .map(|(l, partition)| {
+                        MetadataRecord::PartitionLeadership(l.to_record(topic.id, partition))
+                    }),
+            );
+        } else if self.cluster {
             // New partitions keep the topic's replication factor.
             let alive = image.brokers().filter(|b| !b.fenced).count();
             let factor = topic

@@ -9,8 +9,10 @@
 //! - ALTER on the topic is required (TOPIC_AUTHORIZATION_FAILED).
 //! - Only increases: a count at or below the current one is
 //!   INVALID_PARTITIONS; an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
-//! - Manual assignments, when given, must be one per new partition and each
-//!   exactly this node (INVALID_REPLICA_ASSIGNMENT otherwise).
+//! - Manual assignments, when given, must be one per new partition, each
+//!   as wide as the topic's partitions, of distinct registered brokers with
+//!   one of them active; on a single node each is exactly this node
+//!   (INVALID_REPLICA_ASSIGNMENT otherwise, checked by the controller).
 //! - `validate_only` runs every check and changes nothing.
 //! - All or nothing per topic: if a shard cannot open a new partition, the
 //!   topic keeps its old count and the answer is KAFKA_STORAGE_ERROR.
@@ -28,7 +30,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_proto::error::ErrorCode;
-use rafka_shard::controller::TopicFailure;
+use rafka_shard::controller::{GrowTopic, TopicFailure};
 use rafka_shard::controller_handle::request_timeout;
 
 use super::{HandlerError, RequestContext};
@@ -48,7 +50,7 @@ pub async fn handle(
         *counts.entry(topic.name.as_str()).or_default() += 1;
     }
     let mut duplicates: Vec<&str> = Vec::new();
-    let mut planned: Vec<(&str, Result<i32, TopicFailure>)> = Vec::new();
+    let mut planned: Vec<(&str, Result<GrowTopic, TopicFailure>)> = Vec::new();
     for topic in &request.topics {
         let name = topic.name.as_str();
         if counts[name] > 1 {
@@ -59,9 +61,9 @@ pub async fn handle(
         }
         planned.push((name, check(ctx, topic)));
     }
-    let grow: Vec<(String, i32)> = planned
+    let grow: Vec<GrowTopic> = planned
         .iter()
-        .filter_map(|(name, checked)| checked.as_ref().ok().map(|c| (name.to_string(), *c)))
+        .filter_map(|(_, checked)| checked.as_ref().ok().cloned())
         .collect();
     let mut grown = create(ctx, grow, request.validate_only, request.timeout_ms)
         .await
@@ -86,9 +88,9 @@ pub async fn handle(
     Ok(CreatePartitionsResponse::default().with_results(results))
 }
 
-/// What only the request and the image can show: authorization and the
-/// manual assignment. Returns the new total.
-fn check(ctx: &RequestContext, topic: &CreatePartitionsTopic) -> Result<i32, TopicFailure> {
+/// Authorization, the one check the controller cannot make; the new
+/// total and the manual assignment, if any, for the controller.
+fn check(ctx: &RequestContext, topic: &CreatePartitionsTopic) -> Result<GrowTopic, TopicFailure> {
     let name = topic.name.as_str();
     if !ctx.authorize(AclOperation::Alter, Resource::Topic(name)) {
         return Err(TopicFailure::new(
@@ -96,48 +98,23 @@ fn check(ctx: &RequestContext, topic: &CreatePartitionsTopic) -> Result<i32, Top
             "Authorization failed.",
         ));
     }
-    let Some(assignments) = &topic.assignments else {
-        return Ok(topic.count);
-    };
-    // Without the topic the controller answers UNKNOWN_TOPIC_OR_PARTITION,
-    // and a count that does not grow INVALID_PARTITIONS, before any
-    // assignment is looked at.
-    let Some(current) = ctx.image().topic(name).map(|t| t.partition_count()) else {
-        return Ok(topic.count);
-    };
-    if topic.count <= current {
-        return Ok(topic.count);
-    }
-    let added = i64::from(topic.count) - i64::from(current);
-    if assignments.len() as i64 != added {
-        return Err(invalid_assignment(format!(
-            "Attempted to add {added} additional partitions, but only {} assignments were \
-             supplied.",
-            assignments.len()
-        )));
-    }
-    let node = ctx.node().node_id;
-    for (index, assignment) in assignments.iter().enumerate() {
-        let brokers: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
-        if brokers != [node] {
-            return Err(invalid_assignment(format!(
-                "The manual partition assignment for new partition {} names brokers {brokers:?}; \
-                 this single-node cluster has only broker {node}.",
-                i64::from(current) + index as i64
-            )));
-        }
-    }
-    Ok(topic.count)
-}
-
-fn invalid_assignment(message: String) -> TopicFailure {
-    TopicFailure::new(ErrorCode::INVALID_REPLICA_ASSIGNMENT, message)
+    let assignments = topic.assignments.as_ref().map(|lists| {
+        lists
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect()
+    });
+    Ok(GrowTopic {
+        name: name.to_string(),
+        total: topic.count,
+        assignments,
+    })
 }
 
 /// The controller's outcome for each topic to grow, in order.
 async fn create(
     ctx: &RequestContext,
-    topics: Vec<(String, i32)>,
+    topics: Vec<GrowTopic>,
     validate_only: bool,
     timeout_ms: i32,
 ) -> Vec<Outcome> {
