@@ -768,6 +768,8 @@ fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {
                         replicas,
                         isr,
                         partition_epoch,
+                        adding: Vec::new(),
+                        removing: Vec::new(),
                     })
                 }
             ),
@@ -800,6 +802,8 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
             replicas: vec![2, 3],
             isr: vec![2, 3],
             partition_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
         })
     };
     let mut image = MetadataImage::new();

@@ -56,6 +56,8 @@ fn leadership(leader: i32, leader_epoch: i32, replicas: &[i32], isr: &[i32]) -> 
         replicas: replicas.to_vec(),
         isr: isr.to_vec(),
         partition_epoch: leader_epoch,
+        adding: Vec::new(),
+        removing: Vec::new(),
     }
 }
 
@@ -325,6 +327,8 @@ fn alter_partition_shrinks_and_expands_the_isr_and_bumps_only_the_partition_epoc
             replicas: vec![1, 2, 3],
             isr: vec![1, 3],
             partition_epoch: 4,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
     apply(&mut image, &[MetadataRecord::PartitionLeadership(shrink)]);
@@ -476,6 +480,8 @@ fn a_fenced_leader_is_replaced_from_the_isr_and_a_fenced_follower_leaves_it() {
             replicas: vec![1, 2, 3],
             isr: vec![2, 3],
             partition_epoch: 1,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
     // 1 followed: out of the ISR, same leader and leader epoch.
@@ -487,6 +493,8 @@ fn a_fenced_leader_is_replaced_from_the_isr_and_a_fenced_follower_leaves_it() {
             replicas: vec![2, 1, 3],
             isr: vec![2, 3],
             partition_epoch: 5,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
     assert_eq!(current(&image, 2), leadership(2, 0, &[2, 3], &[2, 3]));
@@ -522,6 +530,8 @@ fn the_last_in_sync_replica_stays_and_leads_again_when_it_returns() {
             replicas: vec![1],
             isr: vec![1],
             partition_epoch: 3,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
     // 2 is a live replica but out of sync: no unclean election.
@@ -542,6 +552,8 @@ fn the_last_in_sync_replica_stays_and_leads_again_when_it_returns() {
             replicas: vec![1],
             isr: vec![1],
             partition_epoch: 4,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
     assert_eq!(current(&image, 1).leader, 1);
@@ -589,6 +601,8 @@ fn unclean_leader_election_takes_a_live_replica_when_no_in_sync_one_is_left() {
             replicas: vec![1, 3, 2],
             isr: vec![2],
             partition_epoch: 1,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
 
@@ -781,5 +795,196 @@ fn elect_leaders_moves_to_the_preferred_replica_or_a_leaderless_partition_to_any
     assert_eq!(
         preferred(&image, 4).unwrap_err().error_code(),
         ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE
+    );
+}
+
+#[test]
+fn a_reassignment_adds_replicas_then_completes_when_they_are_in_sync_or_is_cancelled() {
+    use rafka_core::metadata::{reassignments, Reassignment, ReassignmentRefusal};
+    let mut image = cluster(&[leadership(1, 0, &[1, 2, 3], &[1, 2, 3])]);
+    apply(&mut image, &[register(4, 1)]);
+    let c = controller();
+    let reassign = |image: &MetadataImage, target: Option<&[i32]>, allow: bool| {
+        c.reassign(image, &none(), "t", 0, target, allow)
+    };
+    let code = |refusal: ReassignmentRefusal| (refusal.error_code(), refusal.to_string());
+
+    // Moving 1 to 4: 4 is added out of the ISR, 1 stays until 4 caught up.
+    let record = reassign(&image, Some(&[4, 2, 3]), false)
+        .expect("accepted")
+        .expect("a change");
+    assert_eq!(
+        (record.leader, record.leader_epoch, record.partition_epoch),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        (
+            &record.replicas,
+            &record.isr,
+            &record.adding,
+            &record.removing
+        ),
+        (&vec![4, 2, 3, 1], &vec![1, 2, 3], &vec![4], &vec![1])
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(record)]);
+    assert_eq!(
+        reassignments(&image, None),
+        vec![Reassignment {
+            topic: "t".into(),
+            partition: 0,
+            replicas: vec![4, 2, 3, 1],
+            adding: vec![4],
+            removing: vec![1],
+        }]
+    );
+    assert_eq!(
+        reassignments(&image, Some(&[("t".into(), 1), ("nope".into(), 0)])),
+        Vec::new()
+    );
+    // The same target again changes nothing.
+    assert_eq!(reassign(&image, Some(&[4, 2, 3]), false), Ok(None));
+
+    // The leader brings 4 into the ISR: that completes it, 1 leaves and
+    // the first in-sync replica of the target leads.
+    let done = changed(c.alter_partition(&image, &none(), &ask(&image, &[1, 2, 3, 4])));
+    assert_eq!(
+        (done.leader, done.leader_epoch, done.partition_epoch),
+        (4, 1, 2)
+    );
+    assert_eq!(
+        (
+            &done.replicas,
+            &done.isr,
+            done.adding.len(),
+            done.removing.len()
+        ),
+        (&vec![4, 2, 3], &vec![2, 3, 4], 0, 0)
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(done)]);
+    assert_eq!(reassignments(&image, None), Vec::new());
+
+    // Only dropping replicas completes at once; v1 may forbid the new
+    // replication factor.
+    assert_eq!(
+        reassign(&image, Some(&[2, 3]), false).map_err(code),
+        Err((
+            ErrorCode::INVALID_REPLICATION_FACTOR,
+            "The replication factor is changed from 3 to 2".into()
+        ))
+    );
+    let shrunk = reassign(&image, Some(&[2, 3]), true)
+        .expect("accepted")
+        .expect("a change");
+    assert_eq!(
+        (
+            shrunk.leader,
+            shrunk.leader_epoch,
+            &shrunk.replicas,
+            &shrunk.isr
+        ),
+        (2, 2, &vec![2, 3], &vec![2, 3])
+    );
+    assert!(shrunk.adding.is_empty() && shrunk.removing.is_empty());
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(shrunk)]);
+
+    // Nothing to cancel.
+    let nothing = reassign(&image, None, false).expect_err("refused");
+    assert_eq!(nothing.error_code(), ErrorCode::NO_REASSIGNMENT_IN_PROGRESS);
+
+    // A cancel takes the added replicas out again and keeps the others.
+    let started = reassign(&image, Some(&[1, 3]), false)
+        .expect("accepted")
+        .expect("a change");
+    assert_eq!(
+        (&started.replicas, &started.adding, &started.removing),
+        (&vec![1, 3, 2], &vec![1], &vec![2])
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(started)]);
+    let reverted = reassign(&image, None, false)
+        .expect("accepted")
+        .expect("a change");
+    assert_eq!(
+        (reverted.leader, &reverted.replicas, &reverted.isr),
+        (2, &vec![3, 2], &vec![2, 3])
+    );
+    assert!(reverted.adding.is_empty() && reverted.removing.is_empty());
+    // Replica 1 left the replica set: its epoch is fenced.
+    assert_eq!(reverted.leader_epoch, 3);
+
+    // Kafka's checks and messages.
+    let refusal = |target: &[i32]| code(reassign(&image, Some(target), true).expect_err("refused"));
+    let invalid = ErrorCode::INVALID_REPLICA_ASSIGNMENT;
+    assert_eq!(
+        refusal(&[]),
+        (
+            invalid,
+            "The manual partition assignment includes an empty replica list.".into()
+        )
+    );
+    assert_eq!(
+        refusal(&[3, 2, 3]),
+        (
+            invalid,
+            "The manual partition assignment includes the broker 3 more than once.".into()
+        )
+    );
+    assert_eq!(
+        refusal(&[9, 2, 7]),
+        (
+            invalid,
+            "The manual partition assignment includes broker 7, but no such broker is \
+             registered."
+                .into()
+        )
+    );
+    let unknown = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+    assert_eq!(
+        code(
+            c.reassign(&image, &none(), "nope", 0, Some(&[1]), true)
+                .expect_err("refused")
+        ),
+        (unknown, "Unable to find a topic named nope.".into())
+    );
+    assert_eq!(
+        code(
+            c.reassign(&image, &none(), "t", 5, Some(&[1]), true)
+                .expect_err("refused")
+        ),
+        (unknown, "Unable to find partition t:5.".into())
+    );
+}
+
+#[test]
+fn a_replica_being_removed_that_is_fenced_lets_the_reassignment_complete() {
+    let mut image = cluster(&[leadership(1, 0, &[1, 2], &[1, 2])]);
+    let c = controller();
+    // Replace 2 by 3; 3 catches up, so only 2's leaving is owed.
+    let record = c
+        .reassign(&image, &none(), "t", 0, Some(&[1, 3]), false)
+        .expect("accepted")
+        .expect("a change");
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(record)]);
+    let joined = changed(c.alter_partition(&image, &none(), &ask(&image, &[1, 2, 3])));
+    // Every kept replica is in sync: completed, 2 out, 1 keeps leading.
+    assert_eq!(
+        (joined.leader, &joined.replicas, &joined.isr),
+        (1, &vec![1, 3], &vec![1, 3])
+    );
+    assert_eq!(joined.leader_epoch, 1, "2 left the replicas: epoch bumped");
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(joined)]);
+
+    // Another one: 1 and 3 to 3 and 2 while 1 (the leader) gets fenced.
+    let record = c
+        .reassign(&image, &none(), "t", 0, Some(&[3, 2]), false)
+        .expect("accepted")
+        .expect("a change");
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(record)]);
+    apply(&mut image, &[fencing(1, true)]);
+    elect(&c, &mut image);
+    let l = current(&image, 0);
+    // 1 left the ISR and 3 leads; 2 is not in sync yet, so still moving.
+    assert_eq!(
+        (l.leader, &l.isr, &l.adding, &l.removing),
+        (3, &vec![3], &vec![2], &vec![1])
     );
 }

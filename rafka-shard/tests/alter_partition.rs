@@ -52,6 +52,8 @@ fn setup() -> Vec<MetadataRecord> {
             replicas: vec![NODE_ID, 1, 2],
             isr: vec![NODE_ID, 1, 2],
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }),
     ]
 }
@@ -119,6 +121,8 @@ fn alter_partition_from_any_shard_commits_through_the_local_active_controller() 
                 replicas: vec![NODE_ID, 1, 2],
                 isr: vec![NODE_ID, 2],
                 partition_epoch: 1,
+                adding: Vec::new(),
+                removing: Vec::new(),
             };
             assert_eq!(shrunk, Ok(want.clone()));
             let seen = shard

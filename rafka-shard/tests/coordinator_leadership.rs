@@ -115,6 +115,8 @@ async fn lead(shard: &Shard<SimStorage>, topic: &str, leader: i32, epoch: i32, i
         partition_epoch,
         replicas: vec![ME, OTHER],
         isr: isr.to_vec(),
+        adding: Vec::new(),
+        removing: Vec::new(),
     });
     let delta = image.apply(&record).expect("leadership applies");
     shard

@@ -197,6 +197,8 @@ fn leadership_records(
             isr: replicas.clone(),
             replicas,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         })
     })
 }
@@ -364,6 +366,8 @@ impl Controller {
                 replicas: replicas.clone(),
                 isr,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             });
         }
         Ok(leaderships)

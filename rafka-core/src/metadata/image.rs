@@ -55,6 +55,11 @@ pub struct Leadership {
     /// Kafka's partition epoch: bumped by every change of the leader or
     /// the ISR (AlterPartition names the one it changes).
     pub partition_epoch: i32,
+    /// A reassignment in progress: the replicas it adds (out of the ISR
+    /// until they caught up) and those it removes once they have. Both
+    /// are in `replicas`; both empty when none is in progress.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 /// The leader of a partition no live in-sync replica can lead.
@@ -71,6 +76,8 @@ impl Leadership {
             replicas: self.replicas.clone(),
             isr: self.isr.clone(),
             partition_epoch: self.partition_epoch,
+            adding: self.adding.clone(),
+            removing: self.removing.clone(),
         }
     }
 
@@ -82,7 +89,14 @@ impl Leadership {
             replicas: record.replicas.clone(),
             isr: record.isr.clone(),
             partition_epoch: record.partition_epoch,
+            adding: record.adding.clone(),
+            removing: record.removing.clone(),
         }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
     }
 }
 

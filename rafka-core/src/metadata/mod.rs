@@ -48,8 +48,8 @@ pub use image::{
 };
 pub use log::{MetadataLog, MetadataLogError, Replayed, METADATA_DIR_NAME};
 pub use partition_control::{
-    AlterPartition, AlterPartitionOutcome, ElectionRefusal, ElectionType, IneligibleReason,
-    IsrError, IsrMember,
+    reassignments, AlterPartition, AlterPartitionOutcome, ElectionRefusal, ElectionType,
+    IneligibleReason, IsrError, IsrMember, Reassignment, ReassignmentRefusal,
 };
 pub use quota_control::{
     QuotaAlterError, QuotaAlteration, QuotaAlterationEntry, QuotaDescription, QuotaOp,

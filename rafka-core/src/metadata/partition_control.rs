@@ -4,7 +4,7 @@
 //! are fenced, shut down or come back. Pure, like the rest of the
 //! controller: it reads the image and returns records.
 //!
-//! The rules (Kafka's, without eligible leader replicas or reassignments):
+//! The rules (Kafka's, without eligible leader replicas):
 //! - A broker is *active* when it is registered, not fenced and not
 //!   shutting down. Only active brokers lead or join an ISR.
 //! - Every change bumps the partition epoch; a change of leader also bumps
@@ -174,29 +174,84 @@ impl<'a> Brokers<'a> {
     }
 }
 
+/// What a change aims a partition's replica sets at, before its leader
+/// is elected (the targets of Kafka's `PartitionChangeBuilder`).
+#[derive(Debug, Clone)]
+struct Target {
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    adding: Vec<i32>,
+    removing: Vec<i32>,
+}
+
+impl Target {
+    /// The partition's sets as they are, with the ISR `isr`.
+    fn isr(current: &Leadership, isr: Vec<i32>) -> Target {
+        Target {
+            replicas: current.replicas.clone(),
+            isr,
+            adding: current.adding.clone(),
+            removing: current.removing.clone(),
+        }
+    }
+
+    /// Kafka's `completeReassignmentIfNeeded`: once every replica the
+    /// reassignment keeps is in the ISR (less the replicas it removes,
+    /// and not empty), the removed replicas go and the reassignment ends.
+    fn complete_reassignment(&mut self) {
+        if self.adding.is_empty() && self.removing.is_empty() {
+            return;
+        }
+        let removing = &self.removing;
+        let isr: Vec<i32> = self
+            .isr
+            .iter()
+            .copied()
+            .filter(|id| !removing.contains(id))
+            .collect();
+        let replicas: Vec<i32> = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|id| !removing.contains(id))
+            .collect();
+        if isr.is_empty() || !replicas.iter().all(|id| isr.contains(id)) {
+            return;
+        }
+        self.replicas = replicas;
+        self.isr = isr;
+        self.adding.clear();
+        self.removing.clear();
+    }
+}
+
 /// Kafka's `PartitionChangeBuilder` for an ONLINE (or, with `unclean`,
-/// UNCLEAN) election towards `target_isr`: the partition's next state, or
-/// `None` when nothing changes.
+/// UNCLEAN) election towards `target`: the partition's next state, or
+/// `None` when nothing changes. A reassignment the target ISR completes
+/// ends here (its removed replicas leave, a removed leader is replaced),
+/// and a replica leaving the replica set bumps the leader epoch as a
+/// leader change does, so the removed replica is fenced (Kafka's
+/// `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`).
 fn partition_change(
     current: &Leadership,
-    target_isr: Vec<i32>,
+    mut target: Target,
     unclean: bool,
     brokers: &Brokers<'_>,
 ) -> Option<Leadership> {
-    let in_sync = |id: i32| target_isr.contains(&id) && brokers.is_active(id);
-    let mut isr = target_isr.clone();
+    target.complete_reassignment();
+    let Target {
+        replicas,
+        mut isr,
+        adding,
+        removing,
+    } = target;
+    let in_sync = |id: i32| isr.contains(&id) && replicas.contains(&id) && brokers.is_active(id);
     let leader = if in_sync(current.leader) {
         current.leader
-    } else if let Some(id) = current.replicas.iter().copied().find(|id| in_sync(*id)) {
+    } else if let Some(id) = replicas.iter().copied().find(|id| in_sync(*id)) {
         id
     } else if let Some(id) = unclean
-        .then(|| {
-            current
-                .replicas
-                .iter()
-                .copied()
-                .find(|id| brokers.is_active(*id))
-        })
+        .then(|| replicas.iter().copied().find(|id| brokers.is_active(*id)))
         .flatten()
     {
         // Unclean: whatever the others had beyond its log is lost.
@@ -209,10 +264,16 @@ fn partition_change(
         // Never an empty ISR: its last member stays.
         isr = current.isr.clone();
     }
-    if leader == current.leader && isr == current.isr {
+    let unchanged = leader == current.leader
+        && isr == current.isr
+        && replicas == current.replicas
+        && adding == current.adding
+        && removing == current.removing;
+    if unchanged {
         return None;
     }
-    let leader_epoch = if leader == current.leader {
+    let replica_removed = current.replicas.iter().any(|id| !replicas.contains(id));
+    let leader_epoch = if leader == current.leader && !replica_removed {
         current.leader_epoch
     } else {
         current.leader_epoch.saturating_add(1)
@@ -220,9 +281,11 @@ fn partition_change(
     Some(Leadership {
         leader,
         leader_epoch,
-        replicas: current.replicas.clone(),
+        replicas,
         isr,
         partition_epoch: current.partition_epoch.saturating_add(1),
+        adding,
+        removing,
     })
 }
 
@@ -265,6 +328,112 @@ impl ElectionRefusal {
             ElectionRefusal::EligibleNotAvailable(..) => ErrorCode::ELIGIBLE_LEADERS_NOT_AVAILABLE,
         }
     }
+}
+
+/// Why AlterPartitionReassignments changes nothing for a partition;
+/// `error_code` gives Kafka's answer, the message is Kafka's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReassignmentRefusal {
+    #[error("Unable to find a topic named {0}.")]
+    UnknownTopic(String),
+    #[error("Unable to find partition {0}:{1}.")]
+    UnknownPartition(String, i32),
+    /// A cancel (null replicas) with nothing to cancel.
+    #[error("No partition reassignment is in progress for the topic {0}:{1}.")]
+    NotInProgress(String, i32),
+    /// Kafka's `validateManualPartitionAssignment`.
+    #[error("{0}")]
+    InvalidAssignment(String),
+    /// `allow_replication_factor_change` false (v1) and a target of
+    /// another width.
+    #[error("The replication factor is changed from {from} to {to}")]
+    ReplicationFactorChanged { from: usize, to: usize },
+    #[error(
+        "Unable to revert partition assignment for {0}:{1} because it would require an \
+         unclean leader election."
+    )]
+    RevertNeedsUncleanElection(String, i32),
+}
+
+impl ReassignmentRefusal {
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            ReassignmentRefusal::UnknownTopic(_) | ReassignmentRefusal::UnknownPartition(..) => {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            }
+            ReassignmentRefusal::NotInProgress(..) => ErrorCode::NO_REASSIGNMENT_IN_PROGRESS,
+            ReassignmentRefusal::InvalidAssignment(_)
+            | ReassignmentRefusal::RevertNeedsUncleanElection(..) => {
+                ErrorCode::INVALID_REPLICA_ASSIGNMENT
+            }
+            ReassignmentRefusal::ReplicationFactorChanged { .. } => {
+                ErrorCode::INVALID_REPLICATION_FACTOR
+            }
+        }
+    }
+}
+
+/// A partition being reassigned, as ListPartitionReassignments shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// Every replica: the target's, then those being removed.
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+/// The reassignments in progress in `image`, in topic name and partition
+/// order; only of `wanted` partitions when given (unknown ones are left
+/// out, as Kafka does).
+pub fn reassignments(image: &MetadataImage, wanted: Option<&[(String, i32)]>) -> Vec<Reassignment> {
+    let of = |topic: &TopicImage, partition: i32| {
+        let l = topic.leadership(partition).filter(|l| l.reassigning())?;
+        Some(Reassignment {
+            topic: topic.name.clone(),
+            partition,
+            replicas: l.replicas.clone(),
+            adding: l.adding.clone(),
+            removing: l.removing.clone(),
+        })
+    };
+    match wanted {
+        Some(wanted) => wanted
+            .iter()
+            .filter_map(|(name, partition)| of(image.topic(name)?, *partition))
+            .collect(),
+        None => image
+            .topics()
+            .flat_map(|topic| (0..topic.partition_count()).filter_map(move |p| of(topic, p)))
+            .collect(),
+    }
+}
+
+/// Kafka's `validateManualPartitionAssignment` for a reassignment target:
+/// not empty, registered brokers (lowest unknown id named), none twice.
+fn validate_target(image: &MetadataImage, target: &[i32]) -> Result<(), ReassignmentRefusal> {
+    let invalid = |message: String| Err(ReassignmentRefusal::InvalidAssignment(message));
+    if target.is_empty() {
+        return invalid("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut sorted = target.to_vec();
+    sorted.sort_unstable();
+    for pair in sorted.windows(2) {
+        if pair[0] == pair[1] {
+            return invalid(format!(
+                "The manual partition assignment includes the broker {} more than once.",
+                pair[0]
+            ));
+        }
+    }
+    if let Some(id) = sorted.iter().find(|id| image.broker(**id).is_none()) {
+        return invalid(format!(
+            "The manual partition assignment includes broker {id}, but no such broker is \
+             registered."
+        ));
+    }
+    Ok(())
 }
 
 impl Controller {
@@ -316,9 +485,9 @@ impl Controller {
                 Leadership {
                     leader: preferred,
                     leader_epoch: current.leader_epoch.saturating_add(1),
-                    replicas: current.replicas.clone(),
                     isr,
                     partition_epoch: current.partition_epoch.saturating_add(1),
+                    ..current.clone()
                 }
             }
             ElectionType::Unclean => {
@@ -331,7 +500,7 @@ impl Controller {
                     .copied()
                     .filter(|id| brokers.is_active(*id))
                     .collect();
-                partition_change(current, target, true, &brokers)
+                partition_change(current, Target::isr(current, target), true, &brokers)
                     .filter(|next| next.leader != NO_LEADER)
                     .ok_or_else(|| {
                         ElectionRefusal::EligibleNotAvailable(topic.to_string(), partition)
@@ -339,6 +508,109 @@ impl Controller {
             }
         };
         Ok(next.to_record(found.id, partition))
+    }
+
+    /// AlterPartitionReassignments for one partition (Kafka's
+    /// `ReplicationControlManager.alterPartitionReassignment`): the record
+    /// that starts, replaces, completes or (`target` `None`) cancels its
+    /// reassignment, or `None` when the partition already is as asked.
+    ///
+    /// A target starts as Kafka's: the replicas become the target's
+    /// followed by those it drops, the ones it brings are `adding` and
+    /// the ones it drops `removing`, the ISR is unchanged; the leader
+    /// brings the new replicas into the ISR as they catch up, and the
+    /// AlterPartition that has them all completes it (or this record, when
+    /// the ISR already has them: a reassignment that only drops replicas
+    /// or reorders them). A cancel goes back to the replicas without the
+    /// ones being added, refused when that would leave no in-sync replica
+    /// and the topic does not allow unclean elections.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reassign(
+        &self,
+        image: &MetadataImage,
+        shutting_down: &BTreeSet<i32>,
+        topic: &str,
+        partition: i32,
+        target: Option<&[i32]>,
+        allow_replication_factor_change: bool,
+    ) -> Result<Option<PartitionLeadershipRecord>, ReassignmentRefusal> {
+        let found = image
+            .topic(topic)
+            .ok_or_else(|| ReassignmentRefusal::UnknownTopic(topic.to_string()))?;
+        let current = found
+            .leadership(partition)
+            .ok_or_else(|| ReassignmentRefusal::UnknownPartition(topic.to_string(), partition))?;
+        let brokers = Brokers::new(image, shutting_down);
+        let next = match target {
+            None => {
+                if !current.reassigning() {
+                    return Err(ReassignmentRefusal::NotInProgress(
+                        topic.to_string(),
+                        partition,
+                    ));
+                }
+                let kept = |ids: &[i32]| -> Vec<i32> {
+                    ids.iter()
+                        .copied()
+                        .filter(|id| !current.adding.contains(id))
+                        .collect()
+                };
+                let replicas = kept(&current.replicas);
+                let mut isr = kept(&current.isr);
+                if isr.is_empty() {
+                    if !self.unclean_leader_election(image, found) {
+                        return Err(ReassignmentRefusal::RevertNeedsUncleanElection(
+                            topic.to_string(),
+                            partition,
+                        ));
+                    }
+                    isr = replicas.first().copied().into_iter().collect();
+                }
+                let target = Target {
+                    replicas,
+                    isr,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
+                };
+                partition_change(current, target, false, &brokers)
+            }
+            Some(target) => {
+                validate_target(image, target)?;
+                if !allow_replication_factor_change {
+                    let from = current.replicas.len() - current.removing.len();
+                    if from != target.len() {
+                        return Err(ReassignmentRefusal::ReplicationFactorChanged {
+                            from,
+                            to: target.len(),
+                        });
+                    }
+                }
+                let dropped: Vec<i32> = current
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|id| !target.contains(id))
+                    .collect();
+                // Added: what the replicas had before any reassignment in
+                // progress lacks (so replacing one keeps counting its
+                // replicas still catching up as added).
+                let adding = target
+                    .iter()
+                    .copied()
+                    .filter(|id| !current.replicas.contains(id) || current.adding.contains(id))
+                    .collect();
+                let mut replicas = target.to_vec();
+                replicas.extend_from_slice(&dropped);
+                let target = Target {
+                    replicas,
+                    isr: current.isr.clone(),
+                    adding,
+                    removing: dropped,
+                };
+                partition_change(current, target, false, &brokers)
+            }
+        };
+        Ok(next.map(|next| next.to_record(found.id, partition)))
     }
 
     /// AlterPartition (Kafka's `ReplicationControlManager.alterPartition`
@@ -392,13 +664,13 @@ impl Controller {
             }
         }
         let unclean = self.unclean_leader_election(image, topic);
-        let Some(next) = partition_change(current, isr, unclean, &brokers) else {
+        let target = Target::isr(current, isr);
+        let Some(next) = partition_change(current, target, unclean, &brokers) else {
             return Ok(AlterPartitionOutcome::Unchanged(current.clone()));
         };
-        // Every member, the leader too, is active: it keeps leading. (Kafka
-        // moves the leader here only when the change completes a
-        // reassignment, answering NEW_LEADER_ELECTED; rafka has none.)
-        assert_eq!(next.leader, current.leader, "AlterPartition moved a leader");
+        // Every member, the leader too, is active: it keeps leading unless
+        // the change completes a reassignment that removes it (the caller
+        // answers NEW_LEADER_ELECTED then, as Kafka).
         Ok(AlterPartitionOutcome::Changed(
             next.to_record(request.topic_id, request.partition),
         ))
@@ -442,6 +714,7 @@ impl Controller {
                     .copied()
                     .filter(|id| brokers.is_active(*id))
                     .collect();
+                let target = Target::isr(current, target);
                 if let Some(next) = partition_change(current, target, unclean, &brokers) {
                     let partition = i32::try_from(index).unwrap_or(i32::MAX);
                     records.push(MetadataRecord::PartitionLeadership(

@@ -202,6 +202,11 @@ pub struct PartitionLeadershipRecord {
     /// the ISR. Written last and optional on disk: a record written
     /// before it existed decodes with 0.
     pub partition_epoch: i32,
+    /// During a reassignment (Kafka's addingReplicas / removingReplicas):
+    /// the replicas it adds and those it removes, all in `replicas`.
+    /// Written after the partition epoch only when either is not empty.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 /// The active controller fences (`true`) or unfences a broker by its
@@ -649,6 +654,10 @@ impl MetadataRecord {
                 w.i32_array(&r.replicas);
                 w.i32_array(&r.isr);
                 w.i32(r.partition_epoch);
+                if !r.adding.is_empty() || !r.removing.is_empty() {
+                    w.i32_array(&r.adding);
+                    w.i32_array(&r.removing);
+                }
             }
             MetadataRecord::BrokerFencing(r) => {
                 w.i32(r.node_id);
@@ -834,6 +843,17 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 isr: r.i32_array()?,
                 // Absent from records written before partition epochs.
                 partition_epoch: if r.at == r.buf.len() { 0 } else { r.i32()? },
+                // Absent unless a reassignment is in progress.
+                adding: if r.at == r.buf.len() {
+                    Vec::new()
+                } else {
+                    r.i32_array()?
+                },
+                removing: if r.at == r.buf.len() {
+                    Vec::new()
+                } else {
+                    r.i32_array()?
+                },
             })
         }
         _ => return Err(RecordError::UnknownType(record_type)),
@@ -1101,6 +1121,8 @@ mod tests {
             replicas: vec![3, 1],
             isr: vec![3],
             partition_epoch: 7,
+            adding: Vec::new(),
+            removing: Vec::new(),
         });
         let mut old = vec![13, 0];
         old.extend_from_slice(ID.as_bytes());
@@ -1111,6 +1133,17 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 7]);
         assert_eq!(record.to_bytes(), want);
         assert_eq!(MetadataRecord::decode(&want), Ok(record.clone()));
+        // A reassignment in progress adds its two lists after the epoch.
+        let MetadataRecord::PartitionLeadership(mut moving) = record.clone() else {
+            unreachable!("built above");
+        };
+        moving.adding = vec![5];
+        moving.removing = vec![1];
+        let moving = MetadataRecord::PartitionLeadership(moving);
+        let mut with_lists = want.clone();
+        with_lists.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(moving.to_bytes(), with_lists);
+        assert_eq!(MetadataRecord::decode(&with_lists), Ok(moving));
         // Written before partition epochs: the epoch is 0.
         let MetadataRecord::PartitionLeadership(mut before) = record else {
             unreachable!("built above");
@@ -1130,7 +1163,7 @@ mod tests {
                 needed: 2
             })
         );
-        let mut longer = want.clone();
+        let mut longer = with_lists.clone();
         longer.push(0);
         assert_eq!(
             MetadataRecord::decode(&longer),

@@ -501,6 +501,8 @@ impl ControllerLink {
             replicas: Vec::new(),
             isr: answer.isr.iter().map(|id| id.0).collect(),
             partition_epoch: answer.partition_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }))
     }
 

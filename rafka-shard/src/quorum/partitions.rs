@@ -331,6 +331,8 @@ mod tests {
                 replicas: vec![1, 2, 3],
                 isr: vec![1, 2, 3],
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             }),
         ]
     }
