@@ -2518,3 +2518,297 @@ fn transactions_go_on_after_their_coordinators_broker_is_killed_and_none_is_lost
         assert_eq!(read.get(&partition), Some(&expected), "eos-{partition}");
     }
 }
+
+/// AlterPartitionReassignments of `topic`-`partition` through `node`:
+/// `target` replicas, or `None` to cancel; the top-level and the
+/// partition's error codes.
+fn reassign(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    partition: i32,
+    target: Option<&[i32]>,
+) -> (i16, i16) {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    };
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(partition)
+                .with_replicas(
+                    target.map(|ids| ids.iter().map(|id| BrokerId(*id)).collect()),
+                )])]);
+    let answer: AlterPartitionReassignmentsResponse = client
+        .call(0, &request)
+        .expect("AlterPartitionReassignments");
+    let code = answer.responses[0].partitions[0].error_code;
+    (answer.error_code, code)
+}
+
+/// A reassignment in progress: topic, partition, replicas, adding,
+/// removing.
+type Moving = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// ListPartitionReassignments (every partition) through `node`.
+fn reassignments(cluster: &Cluster, node: u16) -> Vec<Moving> {
+    use kafka_protocol::messages::{
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    };
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(None);
+    let answer: ListPartitionReassignmentsResponse = client
+        .call(0, &request)
+        .expect("ListPartitionReassignments");
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let ids = |ids: &[BrokerId]| ids.iter().map(|id| id.0).collect::<Vec<i32>>();
+    answer
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()
+}
+
+/// CreatePartitions through `node`: `topic` grown by one partition per
+/// entry of `assignments`, each on those replicas; the topic's error code.
+fn grow_assigned(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    total: i32,
+    assignments: &[&[i32]],
+) -> i16 {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = CreatePartitionsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_count(total)
+            .with_assignments(Some(
+                assignments
+                    .iter()
+                    .map(|ids| {
+                        CreatePartitionsAssignment::default()
+                            .with_broker_ids(ids.iter().map(|id| BrokerId(*id)).collect())
+                    })
+                    .collect(),
+            ))]);
+    let answer: CreatePartitionsResponse = client.call(3, &request).expect("CreatePartitions");
+    answer.results[0].error_code
+}
+
+/// The replicas of `topic`-`partition` as `node`'s Metadata shows them.
+fn replicas_of_partition(cluster: &Cluster, node: u16, topic: &str, partition: i32) -> Vec<i32> {
+    let metadata = cluster.metadata(node, Some(vec![topic]));
+    metadata.topics[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .map(|p| p.replica_nodes.iter().map(|n| n.0).collect())
+        .unwrap_or_default()
+}
+
+/// Polls until `check` holds for what `read` returns; returns it.
+fn await_value<T: std::fmt::Debug>(
+    what: &str,
+    read: impl Fn() -> T,
+    check: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let value = read();
+        if check(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}; last seen {value:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_be_cancelled() {
+    const NONE: i16 = 0;
+    const NOT_CONTROLLER: i16 = 41;
+    const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    // Broker-only node 4 holds nothing of the topic at first.
+    let cluster = Cluster::start_configured(1, "replica.lag.time.max.ms=2000\n");
+    let controller = u16::try_from(cluster.metadata(1, Some(vec![])).controller_id.0).unwrap();
+    let bystander = NODES.into_iter().find(|n| *n != controller).unwrap();
+    create_assigned(&cluster, controller, "moving", &[1, 2, 3]);
+    await_partition(&cluster, 4, "moving", 0, "led by 1, all in sync", |s| {
+        s.0 == 1 && s.2 == vec![1, 2, 3]
+    });
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(
+        &bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    );
+    let base_ms = now_ms();
+    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
+        vec![(from..from + count)
+            .map(|i| support::client::record(0, i, base_ms))
+            .collect()]
+    };
+    let mut acknowledged = batch(0, 300);
+    assert_eq!(
+        produce(&producer, "moving", &acknowledged)[0],
+        (0..300).collect::<Vec<i64>>()
+    );
+
+    // Only the active controller reassigns.
+    assert_eq!(
+        reassign(&cluster, bystander, "moving", 0, Some(&[4, 2, 3])),
+        (NOT_CONTROLLER, NOT_CONTROLLER)
+    );
+    // With 4 paused the move cannot finish: 4 is being added, 1 removed.
+    signal(&cluster, 4, libc::SIGSTOP);
+    assert_eq!(
+        reassign(&cluster, controller, "moving", 0, Some(&[4, 2, 3])),
+        (NONE, NONE)
+    );
+    let moving = vec![("moving".to_string(), 0, vec![4, 2, 3, 1], vec![4], vec![1])];
+    assert_eq!(reassignments(&cluster, controller), moving);
+    assert_eq!(reassignments(&cluster, bystander), moving);
+    assert_eq!(
+        reassign(&cluster, controller, "moving", 0, Some(&[4, 4])),
+        (NONE, INVALID_REPLICA_ASSIGNMENT)
+    );
+    signal(&cluster, 4, libc::SIGCONT);
+
+    // 4 catches up and joins the ISR, which completes the move: 1 leaves,
+    // and 4, the first in-sync replica of the target, leads.
+    let (leader, _, isr) = await_partition(&cluster, 2, "moving", 0, "moved to 4, 2, 3", |s| {
+        s.0 == 4 && s.2 == vec![2, 3, 4]
+    });
+    assert_eq!((leader, isr), (4, vec![2, 3, 4]));
+    assert_eq!(
+        replicas_of_partition(&cluster, 2, "moving", 0),
+        vec![4, 2, 3]
+    );
+    assert_eq!(reassignments(&cluster, controller), Vec::<Moving>::new());
+    let dir_on = |node: u16| {
+        cluster
+            .cluster_dir()
+            .join(format!("node-{node}"))
+            .join("moving-0")
+    };
+    await_value(
+        "1 deleted its copy",
+        || dir_on(1).exists(),
+        |exists| !exists,
+    );
+    assert!(dir_on(4).exists());
+    // The producer follows the move; every record is there once, read
+    // from the new leader.
+    let more = batch(300, 100);
+    assert_eq!(
+        produce(&producer, "moving", &more)[0],
+        (300..400).collect::<Vec<i64>>()
+    );
+    acknowledged[0].extend(more[0].iter().cloned());
+    assert_topic(&bootstrap, "moving", &acknowledged);
+
+    // Nothing to cancel; then a move back onto 1 that 1 (paused) cannot
+    // finish, cancelled: 4, 2, 3 again, and 1 keeps no copy. Pausing 1 may
+    // pause the active controller: the move goes to whichever voter is.
+    assert_eq!(
+        reassign(&cluster, controller, "moving", 0, None),
+        (NONE, NO_REASSIGNMENT_IN_PROGRESS)
+    );
+    signal(&cluster, 1, libc::SIGSTOP);
+    let active = await_value(
+        "a controller other than paused node 1 starts the move",
+        || {
+            let seen = cluster.metadata(2, Some(vec![])).controller_id.0;
+            let active = u16::try_from(seen).ok().filter(|c| *c != 1 && *c != 0)?;
+            let answer = reassign(&cluster, active, "moving", 0, Some(&[4, 2, 3, 1]));
+            (answer == (NONE, NONE)).then_some(active)
+        },
+        Option::is_some,
+    )
+    .expect("an active controller");
+    assert_eq!(
+        reassignments(&cluster, active),
+        vec![(
+            "moving".to_string(),
+            0,
+            vec![4, 2, 3, 1],
+            vec![1],
+            Vec::new()
+        )]
+    );
+    assert_eq!(reassign(&cluster, active, "moving", 0, None), (NONE, NONE));
+    assert_eq!(reassignments(&cluster, active), Vec::<Moving>::new());
+    assert_eq!(
+        replicas_of_partition(&cluster, active, "moving", 0),
+        vec![4, 2, 3]
+    );
+    signal(&cluster, 1, libc::SIGCONT);
+    await_value("1 keeps no copy", || dir_on(1).exists(), |exists| !exists);
+    let controller = await_value(
+        "a known controller",
+        || cluster.metadata(2, Some(vec![])).controller_id.0,
+        |id| *id > 0,
+    );
+    let controller = u16::try_from(controller).expect("a node id");
+
+    // CreatePartitions on chosen brokers, as wide as the topic.
+    assert_eq!(
+        grow_assigned(&cluster, controller, "moving", 2, &[&[3, 3, 1]]),
+        INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        grow_assigned(&cluster, controller, "moving", 2, &[&[3, 1]]),
+        INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        grow_assigned(&cluster, controller, "moving", 2, &[&[3, 4, 1]]),
+        NONE
+    );
+    await_partition(&cluster, 2, "moving", 1, "led by 3", |s| {
+        s.0 == 3 && s.2 == vec![1, 3, 4]
+    });
+    assert_eq!(
+        replicas_of_partition(&cluster, 2, "moving", 1),
+        vec![3, 4, 1]
+    );
+    let on_one: Vec<support::client::Record> = (0..50)
+        .map(|i| support::client::record(1, i, base_ms))
+        .collect();
+    let sent = vec![Vec::new(), on_one.clone()];
+    // A new producer: the first one's metadata has one partition.
+    drop(producer);
+    let producer = support::client::producer(
+        &bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    );
+    assert_eq!(
+        produce(&producer, "moving", &sent)[1],
+        (0..50).collect::<Vec<i64>>()
+    );
+    acknowledged.push(on_one);
+    assert_topic(&bootstrap, "moving", &acknowledged);
+}

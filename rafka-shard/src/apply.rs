@@ -113,16 +113,45 @@ impl<S: ShardStorage> Shard<S> {
                     new,
                     ..
                 } => {
-                    if let Some(held) = self.partition(name, *partition) {
-                        self.registry()
-                            .take_leadership(name, *partition, &held, assignment_of(new))
-                            .await;
-                        // A partition opened by this change is loaded
-                        // below, before the publish returns.
-                        let fresh = opened.iter().any(|(t, p)| t == name && p == partition);
-                        if !fresh {
-                            self.coordinators_follow(name, *partition, new);
+                    let replica = new.replicas.contains(&self.config.node_id);
+                    match self.partition(name, *partition) {
+                        // A reassignment dropped this broker: its copy
+                        // goes (Kafka's StopReplica with delete).
+                        Some(_) if !replica => {
+                            self.registry().remove_partition(name, *partition).await;
+                            if name == offsets_topic {
+                                self.groups().unload_partition(*partition);
+                            }
+                            if name == txn_topic {
+                                self.txns().unload_partition(*partition);
+                            }
+                            tracing::info!(
+                                topic = name,
+                                partition,
+                                "no longer a replica: partition deleted"
+                            );
                         }
+                        Some(held) => {
+                            self.registry()
+                                .take_leadership(name, *partition, &held, assignment_of(new))
+                                .await;
+                            // A partition opened by this change is loaded
+                            // below, before the publish returns.
+                            let fresh = opened.iter().any(|(t, p)| t == name && p == partition);
+                            if !fresh {
+                                self.coordinators_follow(name, *partition, new);
+                            }
+                        }
+                        // A reassignment added this broker: the owning
+                        // shard opens the partition (empty, or what an
+                        // earlier copy left) and follows the leader.
+                        None if replica => {
+                            let owner = image.topic(name).and_then(|t| t.shard_of(*partition));
+                            if owner == Some(me) {
+                                created.push((name.as_str(), *partition));
+                            }
+                        }
+                        None => {}
                     }
                 }
                 _ => {}

@@ -816,6 +816,21 @@ impl<S: ShardStorage> ControllerShard<S> {
         Some(partitions::elect_leaders(quorum, election, partitions).await)
     }
 
+    /// AlterPartitionReassignments (see
+    /// [`partitions::alter_reassignments`]); `None` on a node that is no
+    /// voter of a quorum.
+    pub async fn alter_reassignments(
+        &self,
+        requests: Vec<partitions::ReassignmentRequest>,
+        allow_replication_factor_change: bool,
+    ) -> Option<Result<Vec<partitions::ElectionOutcome>, ErrorCode>> {
+        let quorum = self.quorum.as_ref()?;
+        Some(
+            partitions::alter_reassignments(quorum, requests, allow_replication_factor_change)
+                .await,
+        )
+    }
+
     /// AlterPartition sent to the active controller another node is.
     async fn alter_partition_remotely(
         &self,

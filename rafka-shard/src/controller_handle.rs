@@ -30,7 +30,7 @@ use crate::controller::{
     TopicRef,
 };
 use crate::coordinator::InternalTopic;
-use crate::quorum::partitions::ElectionAnswer;
+use crate::quorum::partitions::{ElectionAnswer, ElectionOutcome, ReassignmentRequest};
 use crate::runtime::{within, Router};
 use crate::shard::Shard;
 use crate::storage::{BrokerStorage, ShardStorage};
@@ -319,6 +319,22 @@ impl<S: ShardStorage> ControllerHandle<S> {
     ) -> Result<Option<Result<Vec<ElectionAnswer>, ErrorCode>>, ControllerCallError> {
         self.call(timeout, async move |controller, _publisher| {
             controller.elect_leaders(election, partitions).await
+        })
+        .await
+    }
+
+    /// AlterPartitionReassignments, decided and committed by the active
+    /// controller: `Ok(None)` on a node that is no voter.
+    pub async fn alter_reassignments(
+        &self,
+        requests: Vec<ReassignmentRequest>,
+        allow_replication_factor_change: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Result<Vec<ElectionOutcome>, ErrorCode>>, ControllerCallError> {
+        self.call(timeout, async move |controller, _publisher| {
+            controller
+                .alter_reassignments(requests, allow_replication_factor_change)
+                .await
         })
         .await
     }

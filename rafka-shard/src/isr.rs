@@ -22,6 +22,8 @@
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use rafka_proto::error::ErrorCode;
+
 use crate::controller_handle::{ControllerHandle, IsrChange};
 use crate::partition::{IsrProposal, Partition};
 use crate::registry::assignment_of;
@@ -105,6 +107,17 @@ async fn propose<S: ShardStorage>(
                 .await;
             // A committed change whose partition epoch the image already
             // had leaves nothing in flight either way.
+            partition.end_isr_change();
+        }
+        Err(ErrorCode::NEW_LEADER_ELECTED) => {
+            // Committed: the new ISR completed a reassignment that moved
+            // the leadership away; the metadata brings the rest.
+            tracing::info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                isr = ?proposal.new_isr,
+                "ISR change completed a reassignment; leadership moved"
+            );
             partition.end_isr_change();
         }
         Err(error) => {

@@ -1,28 +1,34 @@
 //! AlterPartitionReassignments (key 45), v0-v1: moves partitions to other
-//! replicas, or cancels a move. A single node has nowhere to move to: the
-//! only valid target is this node, where every partition already is, so
-//! nothing changes and no reassignment is ever in progress.
+//! replicas, or cancels a move.
 //!
-//! Top-down: decode -> authorize -> answer each partition from the shard's
-//! image -> encode.
+//! Top-down: decode -> authorize -> the active controller decides and
+//! commits each partition's change (Kafka's `ReplicationControlManager
+//! .alterPartitionReassignments`, see `Controller::reassign` in
+//! `rafka_core::metadata::partition_control`) -> encode. The move itself
+//! happens after the answer, as in Kafka: the new replicas open the
+//! partition and fetch it from the leader, the leader brings them into the
+//! ISR once caught up, and that ISR change completes the reassignment (the
+//! dropped replicas leave and delete their copy; a dropped leader hands
+//! over to the first in-sync replica of the target).
 //!
-//! Answers, as Kafka's KRaft controller (`ReplicationControlManager
-//! .alterPartitionReassignments`):
+//! Answers, as Kafka's KRaft controller:
 //! - ALTER on the cluster is required: CLUSTER_AUTHORIZATION_FAILED at the
 //!   top and on every partition.
 //! - An unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION.
-//! - `replicas` null (cancel) is NO_REASSIGNMENT_IN_PROGRESS.
-//! - `replicas` [this node] is NONE: the partition is already there.
-//! - Any other list is INVALID_REPLICA_ASSIGNMENT with Kafka's message
-//!   (`validateManualPartitionAssignment`, sorted ids): an empty list, a
-//!   broker that is not registered (any id but this node's), or this node
-//!   named twice. The replication factor check of v1
-//!   (`allow_replication_factor_change` false) can never fail after that:
-//!   the only valid list has this node once, the factor every partition
-//!   has.
-//! - The top-level error is NONE otherwise; v1 echoes
-//!   `allow_replication_factor_change`. `timeout_ms` bounds the
-//!   controller's work, which is none.
+//! - `replicas` null (cancel) without a reassignment in progress is
+//!   NO_REASSIGNMENT_IN_PROGRESS; a cancel that would leave no in-sync
+//!   replica is INVALID_REPLICA_ASSIGNMENT unless the topic allows unclean
+//!   elections.
+//! - A target that is empty, names a broker twice or one not registered is
+//!   INVALID_REPLICA_ASSIGNMENT with Kafka's message (sorted ids).
+//! - v1 with `allow_replication_factor_change` false: a target of another
+//!   width is INVALID_REPLICATION_FACTOR.
+//! - A node that is not the active controller answers NOT_CONTROLLER at the
+//!   top and on every partition (admin clients then find the controller
+//!   in Metadata and retry); `timeout_ms` bounds the wait for it.
+//! - A single node (no quorum) has nowhere to move to: the only valid
+//!   target is this node, where every partition already is, so nothing
+//!   changes and no reassignment is ever in progress.
 
 use kafka_protocol::messages::alter_partition_reassignments_request::ReassignablePartition;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -35,6 +41,8 @@ use kafka_protocol::protocol::StrBytes;
 use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
+use rafka_shard::controller_handle::request_timeout;
+use rafka_shard::quorum::ReassignmentRequest;
 
 use super::{HandlerError, RequestContext};
 
@@ -56,12 +64,60 @@ pub async fn handle(
             .with_error_message(Some(StrBytes::from_string(code.message())))
             .with_responses(responses(&request, |_, _| refused.clone())));
     }
-    let image = ctx.image();
-    let node_id = ctx.node().node_id;
-    let answered = responses(&request, |topic, partition| {
-        reassign(&image, node_id, topic, partition)
-    });
-    Ok(response.with_responses(answered))
+    let wanted: Vec<ReassignmentRequest> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|p| {
+                let target = p
+                    .replicas
+                    .as_ref()
+                    .map(|ids| ids.iter().map(|id| id.0).collect());
+                (topic.name.to_string(), p.partition_index, target)
+            })
+        })
+        .collect();
+    let timeout = request_timeout(request.timeout_ms);
+    let allow = request.allow_replication_factor_change;
+    let failed = |code: ErrorCode, message: String| {
+        let outcome = Err((code, message.clone()));
+        response
+            .clone()
+            .with_error_code(code.code())
+            .with_error_message(Some(StrBytes::from_string(message)))
+            .with_responses(responses(&request, |_, _| outcome.clone()))
+    };
+    match ctx
+        .controller()
+        .alter_reassignments(wanted, allow, timeout)
+        .await
+    {
+        Ok(Some(Ok(outcomes))) => {
+            let mut outcomes = outcomes.into_iter();
+            let answered = responses(&request, |_, _| {
+                outcomes.next().unwrap_or_else(|| {
+                    let code = ErrorCode::UNKNOWN_SERVER_ERROR;
+                    Err((code, "the controller gave no outcome".to_string()))
+                })
+            });
+            Ok(response.with_responses(answered))
+        }
+        Ok(Some(Err(code))) => Ok(failed(code, code.message())),
+        Ok(None) if !ctx.config().quorum_configured() => {
+            let image = ctx.image();
+            let node_id = ctx.node().node_id;
+            let answered = responses(&request, |topic, partition| {
+                reassign(&image, node_id, topic, partition)
+            });
+            Ok(response.with_responses(answered))
+        }
+        // A broker-only node: the controller is elsewhere.
+        Ok(None) => {
+            let code = ErrorCode::NOT_CONTROLLER;
+            Ok(failed(code, code.message()))
+        }
+        Err(error) => Ok(failed(error.error_code(), error.to_string())),
+    }
 }
 
 /// One response per partition of the request, in its order.
@@ -94,7 +150,8 @@ fn responses(
         .collect()
 }
 
-/// Kafka's `alterPartitionReassignment` for one partition on a single node.
+/// Kafka's `alterPartitionReassignment` for one partition on a single
+/// node (no quorum).
 fn reassign(
     image: &MetadataImage,
     node_id: i32,

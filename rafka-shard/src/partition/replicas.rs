@@ -136,18 +136,18 @@ impl ReplicaState {
             || assignment.leader_epoch != self.assignment.leader_epoch;
         if new_leadership {
             self.followers.clear();
-            if assignment.leader == self.me {
-                for &replica in assignment.replicas.iter().filter(|&&r| r != self.me) {
-                    self.followers.insert(
-                        replica,
-                        FollowerState {
-                            fetch_offset: -1,
-                            last_fetch_ms: now_ms,
-                            leader_end_at_last_fetch: -1,
-                            last_caught_up_ms: now_ms,
-                        },
-                    );
-                }
+        }
+        if assignment.leader == self.me {
+            // Every follower is tracked from now (unknown offset) when
+            // this broker takes over, and so is a replica a reassignment
+            // adds, out of the ISR until it caught up.
+            for &replica in assignment.replicas.iter().filter(|&&r| r != self.me) {
+                self.followers.entry(replica).or_insert(FollowerState {
+                    fetch_offset: -1,
+                    last_fetch_ms: now_ms,
+                    leader_end_at_last_fetch: -1,
+                    last_caught_up_ms: now_ms,
+                });
             }
         }
         if self
@@ -398,6 +398,23 @@ mod tests {
         // Falling behind its previous end: no credit.
         state.follower_fetched(2, 140, 200, 4000);
         assert_eq!(state.follower(2).unwrap().last_caught_up_ms, 2000);
+    }
+
+    #[test]
+    fn a_replica_added_under_the_same_leadership_is_tracked_and_may_join() {
+        let mut state = ReplicaState::new(1);
+        let mut two = led(&[1, 2]);
+        two.replicas = vec![1, 2];
+        state.assign(1, two, 0);
+        assert_eq!(state.follower(3), None);
+        let mut grown = led(&[1, 2]);
+        grown.partition_epoch += 1;
+        state.assign(1, grown, 10);
+        assert_eq!(state.follower(3).map(|f| f.fetch_offset), Some(-1));
+        assert!(state.follower_fetched(2, 5, 5, 20));
+        assert!(state.follower_fetched(3, 5, 5, 20));
+        let proposal = state.isr_change_due(20, 1_000, 5, 0).expect("3 joins");
+        assert_eq!(proposal.new_isr, vec![1, 2, 3]);
     }
 
     #[test]

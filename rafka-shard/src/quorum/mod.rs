@@ -41,4 +41,4 @@ pub use driver::{
     ProposalCounts, ProposalError, Quorum, QuorumError, QuorumSettings, QuorumStatus, QuorumView,
     VoterView,
 };
-pub use partitions::{ElectionAnswer, ElectionOutcome};
+pub use partitions::{ElectionAnswer, ElectionOutcome, ReassignmentRequest};

@@ -12,12 +12,12 @@
 //!
 //! Lives on: the controller's shard (shard 0) of the active controller.
 
-use rafka_core::metadata::controller::RECORDS_PER_OPERATION_MAX;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use rafka_core::metadata::controller::RECORDS_PER_OPERATION_MAX;
 use rafka_core::metadata::{
     AlterPartition, AlterPartitionOutcome, BrokerFencingRecord, ElectionRefusal, ElectionType,
-    Leadership, MetadataRecord,
+    Leadership, MetadataImage, MetadataRecord, PartitionLeadershipRecord, ReassignmentRefusal,
 };
 use rafka_proto::error::ErrorCode;
 
@@ -71,6 +71,12 @@ pub(crate) async fn alter_partition(
                     partition_epoch = leadership.partition_epoch,
                     "ISR changed"
                 );
+                if leadership.leader != request.broker_id {
+                    // The ISR completed a reassignment that removed the
+                    // leader: committed, and the sender must learn its
+                    // new state from the metadata (Kafka's answer).
+                    return Err(ErrorCode::NEW_LEADER_ELECTED);
+                }
                 return Ok(leadership);
             }
             // Another change of the partition won: validate again.
@@ -110,8 +116,95 @@ pub(crate) async fn elect_leaders(
             })
             .collect()
     });
+    let outcomes = commit_changes(quorum, wanted.len(), |image, shutting_down, i| {
+        let (topic, index) = &wanted[i];
+        let controller = &quorum.settings().controller;
+        match controller.elect_leader(image, shutting_down, election, topic, *index) {
+            Ok(record) => Ok(Some(record)),
+            Err(refusal) => Err(refused(&refusal)),
+        }
+    })
+    .await?;
+    let elected = outcomes.iter().filter(|o| o.is_ok()).count();
+    if elected > 0 {
+        tracing::info!(
+            ?election,
+            partitions = elected,
+            "ElectLeaders: leaders changed"
+        );
+    }
+    Ok(wanted
+        .into_iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| {
+            let not_needed =
+                matches!(outcome, Err((code, _)) if *code == ErrorCode::ELECTION_NOT_NEEDED);
+            !(every && not_needed)
+        })
+        .collect())
+}
+
+/// One partition of an AlterPartitionReassignments: topic, index, and the
+/// target replicas (`None`: cancel the reassignment in progress).
+pub type ReassignmentRequest = (String, i32, Option<Vec<i32>>);
+
+/// AlterPartitionReassignments on the active controller (Kafka's
+/// `ReplicationControlManager.alterPartitionReassignments`): each
+/// partition's reassignment started, replaced, completed or cancelled
+/// (`Controller::reassign`), committed as ElectLeaders' changes are.
+/// One outcome per request, in order; NOT_CONTROLLER when this node is
+/// not the active controller.
+pub(crate) async fn alter_reassignments(
+    quorum: &Quorum,
+    requests: Vec<ReassignmentRequest>,
+    allow_replication_factor_change: bool,
+) -> Result<Vec<ElectionOutcome>, ErrorCode> {
+    let outcomes = commit_changes(quorum, requests.len(), |image, shutting_down, i| {
+        let (topic, index, target) = &requests[i];
+        let controller = &quorum.settings().controller;
+        controller
+            .reassign(
+                image,
+                shutting_down,
+                topic,
+                *index,
+                target.as_deref(),
+                allow_replication_factor_change,
+            )
+            .map_err(|refusal| {
+                let code = refusal.error_code();
+                match refusal {
+                    ReassignmentRefusal::NotInProgress(..) => (code, code.message()),
+                    _ => (code, refusal.to_string()),
+                }
+            })
+    })
+    .await?;
+    for ((topic, index, target), outcome) in requests.iter().zip(&outcomes) {
+        if outcome.is_ok() {
+            tracing::info!(topic, partition = index, ?target, "partition reassignment");
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Decides and commits a change for each of `count` partitions: `decide`
+/// gives partition `i`'s record against the applied image (`None`:
+/// nothing to change, answered NONE) or its refusal. Records go in
+/// bounded entries; one that lost a race to another change is decided
+/// again against the newer image, up to [`ATTEMPTS_MAX`] times. One
+/// outcome per partition, in order.
+async fn commit_changes(
+    quorum: &Quorum,
+    count: usize,
+    decide: impl Fn(
+        &MetadataImage,
+        &BTreeSet<i32>,
+        usize,
+    ) -> Result<Option<PartitionLeadershipRecord>, (ErrorCode, String)>,
+) -> Result<Vec<ElectionOutcome>, ErrorCode> {
     let mut outcomes: BTreeMap<usize, ElectionOutcome> = BTreeMap::new();
-    let mut pending: Vec<usize> = (0..wanted.len()).collect();
+    let mut pending: Vec<usize> = (0..count).collect();
     for _ in 0..ATTEMPTS_MAX {
         if pending.is_empty() {
             break;
@@ -121,28 +214,29 @@ pub(crate) async fn elect_leaders(
         }
         let image = quorum.image();
         let shutting_down = quorum.shutting_down();
-        let controller = &quorum.settings().controller;
         let mut records = Vec::new();
-        let mut elected = Vec::new();
+        let mut changed = Vec::new();
         for i in std::mem::take(&mut pending) {
-            let (topic, index) = &wanted[i];
-            match controller.elect_leader(&image, &shutting_down, election, topic, *index) {
-                Ok(record) => {
+            match decide(&image, &shutting_down, i) {
+                Ok(Some(record)) => {
                     records.push(MetadataRecord::PartitionLeadership(record));
-                    elected.push(i);
+                    changed.push(i);
+                }
+                Ok(None) => {
+                    outcomes.insert(i, Ok(()));
                 }
                 Err(refusal) => {
-                    outcomes.insert(i, Err(refused(&refusal)));
+                    outcomes.insert(i, Err(refusal));
                 }
             }
         }
         let chunks = records
             .chunks(RECORDS_PER_OPERATION_MAX)
-            .zip(elected.chunks(RECORDS_PER_OPERATION_MAX));
+            .zip(changed.chunks(RECORDS_PER_OPERATION_MAX));
         for (entry, which) in chunks {
             let failed = match quorum.commit(entry).await {
                 Ok(_) => None,
-                // Another change of one of them won: validate again.
+                // Another change of one of them won: decide again.
                 Err(ProposalError::Rejected(_)) => {
                     pending.extend_from_slice(which);
                     continue;
@@ -158,28 +252,12 @@ pub(crate) async fn elect_leaders(
                 outcomes.insert(i, outcome);
             }
         }
-        if !elected.is_empty() {
-            tracing::info!(
-                ?election,
-                partitions = elected.len() - pending.len(),
-                "ElectLeaders: leaders changed"
-            );
-        }
     }
     for i in pending {
         let code = ErrorCode::NOT_CONTROLLER;
         outcomes.insert(i, Err((code, code.message())));
     }
-    Ok(wanted
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, partition)| {
-            let outcome = outcomes.remove(&i)?;
-            let not_needed =
-                matches!(&outcome, Err((code, _)) if *code == ErrorCode::ELECTION_NOT_NEEDED);
-            (!(every && not_needed)).then_some((partition, outcome))
-        })
-        .collect())
+    Ok(outcomes.into_values().collect())
 }
 
 fn refused(refusal: &ElectionRefusal) -> (ErrorCode, String) {
