@@ -2812,3 +2812,52 @@ fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_
     acknowledged.push(on_one);
     assert_topic(&bootstrap, "moving", &acknowledged);
 }
+
+#[test]
+fn leadership_moves_back_to_the_preferred_replica_by_itself_once_it_is_in_sync() {
+    // auto.leader.rebalance.enable is on by default; look every second.
+    let cluster = Cluster::start_configured(
+        0,
+        "leader.imbalance.check.interval.seconds=1\nreplica.lag.time.max.ms=2000\n",
+    );
+    let controller = u16::try_from(cluster.metadata(1, Some(vec![])).controller_id.0).unwrap();
+    // The preferred replica is a node other than the controller, so that
+    // killing it leaves the controller in place.
+    let preferred = NODES.into_iter().find(|n| *n != controller).unwrap();
+    let others: Vec<i32> = NODES
+        .into_iter()
+        .filter(|n| *n != preferred)
+        .map(i32::from)
+        .collect();
+    let replicas = [i32::from(preferred), others[0], others[1]];
+    create_assigned(&cluster, controller, "balanced", &replicas);
+    let (_, first_epoch, _) = await_partition(
+        &cluster,
+        controller,
+        "balanced",
+        0,
+        "led by its first replica",
+        |s| s.0 == replicas[0] && s.2.len() == 3,
+    );
+    cluster.ok(&["kill", &preferred.to_string()]);
+    let (moved_to, _, _) =
+        await_partition(&cluster, controller, "balanced", 0, "another leader", |s| {
+            s.0 > 0 && s.0 != replicas[0]
+        });
+    assert!(others.contains(&moved_to));
+    cluster.ok(&["start", &preferred.to_string()]);
+    // No ElectLeaders: the controller moves it back once it is in sync.
+    let (leader, epoch, isr) = await_partition(
+        &cluster,
+        controller,
+        "balanced",
+        0,
+        "the preferred leader again",
+        |s| s.0 == replicas[0],
+    );
+    assert_eq!((leader, isr.len()), (replicas[0], 3));
+    assert!(
+        epoch >= first_epoch + 2,
+        "two leader changes: {first_epoch} -> {epoch}"
+    );
+}

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use rafka_core::metadata::{BrokerEndpoint, MetadataImage, MetadataRecord, RegisterBrokerRecord};
@@ -130,16 +130,24 @@ const FENCING_CHECK: Duration = Duration::from_millis(250);
 /// with the elections it calls for (`quorum::partitions`), and commits the
 /// elections still owed whenever the image or the brokers shutting down
 /// changed (a broker registered again, a controller took over mid-way);
-/// does nothing without a quorum.
+/// with `auto.leader.rebalance.enable`, every
+/// `leader.imbalance.check.interval.seconds` it also moves leadership back
+/// to preferred replicas that are in sync again. Does nothing without a
+/// quorum.
 pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
     let Some(quorum) = shard.controller().and_then(|c| c.quorum()) else {
         return;
     };
     let session = Duration::from_millis(shard.config.broker_session_timeout_ms.max(1) as u64);
+    let rebalance = shard.config.auto_leader_rebalance_enable.then(|| {
+        let seconds = shard.config.leader_imbalance_check_interval_seconds.max(1);
+        Duration::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX))
+    });
     let weak = Rc::downgrade(shard);
     glommio::spawn_local(async move {
         // The image and brokers shutting down elections were last made for.
         let mut settled: Option<(Arc<MetadataImage>, BTreeSet<i32>)> = None;
+        let mut balanced_at = Instant::now();
         loop {
             glommio::timer::sleep(FENCING_CHECK).await;
             if weak.upgrade().is_none_or(|s| s.is_stopping()) {
@@ -171,6 +179,12 @@ pub fn spawn_fencing<S: ShardStorage>(shard: &Rc<Shard<S>>) {
             if !quorum.is_active_controller() {
                 settled = None;
                 continue;
+            }
+            if rebalance.is_some_and(|every| balanced_at.elapsed() >= every) {
+                balanced_at = Instant::now();
+                if let Err(code) = partitions::balance_leaders(&quorum).await {
+                    tracing::debug!(?code, "preferred leader elections");
+                }
             }
             let (image, shutting_down) = (quorum.image(), quorum.shutting_down());
             let unchanged = settled

@@ -178,6 +178,13 @@ pub struct BrokerConfig {
     /// `replica.lag.time.max.ms`: a follower not caught up with the
     /// leader for this long leaves the ISR (Kafka: 30000).
     pub replica_lag_time_max_ms: i64,
+    /// `auto.leader.rebalance.enable`: the active controller moves
+    /// leadership back to each partition's preferred replica (the first)
+    /// once it is in sync again (Kafka: true).
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks
+    /// (Kafka: 300).
+    pub leader_imbalance_check_interval_seconds: i64,
     /// `rafka.fetch.max.wait.ms`: the longest a Fetch waits for
     /// `min_bytes`, whatever its `max_wait_ms` asks (clients send 500 ms;
     /// a hostile one could ask for 24 days). Kafka has no such bound; the
@@ -293,6 +300,8 @@ impl Default for BrokerConfig {
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             replica_fetch_wait_max_ms: 500,
             replica_lag_time_max_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
@@ -769,6 +778,14 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     c.replica_fetch_wait_max_ms = e.i32("replica.fetch.wait.max.ms", 0, MAX32, wait_ms)?;
     let lag_ms = c.replica_lag_time_max_ms;
     c.replica_lag_time_max_ms = e.i64("replica.lag.time.max.ms", 1, i64::MAX, lag_ms)?;
+    c.auto_leader_rebalance_enable = e.bool("auto.leader.rebalance.enable", true)?;
+    let imbalance_s = c.leader_imbalance_check_interval_seconds;
+    c.leader_imbalance_check_interval_seconds = e.i64(
+        "leader.imbalance.check.interval.seconds",
+        1,
+        i64::MAX,
+        imbalance_s,
+    )?;
     c.fetch_max_wait_ms = e.i32("rafka.fetch.max.wait.ms", 0, MAX32, c.fetch_max_wait_ms)?;
     let idle_ms = c.connections_max_idle_ms;
     c.connections_max_idle_ms = e.i64("connections.max.idle.ms", -1, i64::MAX, idle_ms)?;

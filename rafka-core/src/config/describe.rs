@@ -502,6 +502,18 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "A follower not caught up for this long leaves the ISR.",
     },
     BrokerKey {
+        names: &["auto.leader.rebalance.enable"],
+        kind: ConfigType::Boolean,
+        render: |c| some(c.auto_leader_rebalance_enable),
+        doc: "The active controller moves leadership back to preferred replicas in sync.",
+    },
+    BrokerKey {
+        names: &["leader.imbalance.check.interval.seconds"],
+        kind: ConfigType::Long,
+        render: |c| some(c.leader_imbalance_check_interval_seconds),
+        doc: "How often the active controller looks for leaders off their preferred replica.",
+    },
+    BrokerKey {
         names: &["group.initial.rebalance.delay.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_initial_rebalance_delay_ms),

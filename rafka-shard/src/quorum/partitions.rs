@@ -144,6 +144,25 @@ pub(crate) async fn elect_leaders(
         .collect())
 }
 
+/// Automatic leader balancing (Kafka's `auto.leader.rebalance.enable`; in
+/// KRaft the controller's `maybeBalancePartitionLeaders`): a preferred
+/// election for every partition whose first replica is in sync and alive
+/// but does not lead. How many leaders moved.
+pub(crate) async fn balance_leaders(quorum: &Quorum) -> Result<usize, ErrorCode> {
+    let answers = elect_leaders(quorum, ElectionType::Preferred, None).await?;
+    let moved = answers
+        .iter()
+        .filter(|(_, outcome)| outcome.is_ok())
+        .count();
+    if moved > 0 {
+        tracing::info!(
+            partitions = moved,
+            "leaders moved back to preferred replicas"
+        );
+    }
+    Ok(moved)
+}
+
 /// One partition of an AlterPartitionReassignments: topic, index, and the
 /// target replicas (`None`: cancel the reassignment in progress).
 pub type ReassignmentRequest = (String, i32, Option<Vec<i32>>);

@@ -30,7 +30,11 @@
 //            whole again, Admin.electLeaders(PREFERRED) for every
 //            partition elects those (and only those) back, describeTopics
 //            shows every partition led by its first replica, and the
-//            idempotent producer writes COUNT records to it.
+//            idempotent producer writes COUNT records to it. Last,
+//            Admin.alterPartitionReassignments moves TOPIC's partition 0
+//            to another broker; once listPartitionReassignments is empty
+//            and describeTopics shows it led there, a new group reads
+//            every record of TOPIC.
 //
 // usage: java -cp ... JavaCluster PHASE ARGS...
 
@@ -51,8 +55,10 @@ import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.PartitionReassignment;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -451,6 +457,25 @@ public final class JavaCluster {
             Map<Integer, Integer> written = produce(all, replicated, records(3, count));
             ok("produced " + count + " keyed records to " + replicated + ", all acknowledged, per partition "
                     + written);
+
+            TopicPartition zero = new TopicPartition(topic, 0);
+            int from = leaders(admin, topic).get(0);
+            int to = BROKERS.stream().filter(b -> b != from).min(Integer::compare).orElseThrow();
+            admin.alterPartitionReassignments(Map.of(zero,
+                    java.util.Optional.of(new NewPartitionReassignment(List.of(to)))))
+                    .all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+            Map<Integer, Integer> moved0 = await(zero + " moved from broker " + from + " to " + to, last -> {
+                Map<TopicPartition, PartitionReassignment> moving = admin.listPartitionReassignments()
+                        .reassignments().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+                Map<Integer, Integer> seen = leaders(admin, topic);
+                last.append(moving).append(' ').append(seen);
+                return moving.isEmpty() && seen.get(0) == to ? seen : null;
+            });
+            Map<String, String> everything = new TreeMap<>(records(1, count));
+            everything.putAll(round);
+            consume(all, topic, "moved-" + topic, everything);
+            ok("alterPartitionReassignments moved " + zero + " from broker " + from + " to " + to
+                    + " (leaders now " + moved0 + "); a new group read all " + everything.size() + " records");
         }
     }
 
