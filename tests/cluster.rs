@@ -2552,6 +2552,26 @@ fn reassign(
     (answer.error_code, code)
 }
 
+/// DeleteRecords of partition 0 of `topic` below `offset`, through
+/// `node` (its leader): the error code and the new log start.
+fn delete_records(cluster: &Cluster, node: u16, topic: &str, offset: i64) -> (i16, i64) {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let request = DeleteRecordsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(offset)])]);
+    let answer: DeleteRecordsResponse = client.call(2, &request).expect("DeleteRecords");
+    let partition = &answer.topics[0].partitions[0];
+    (partition.error_code, partition.low_watermark)
+}
+
 /// A reassignment in progress: topic, partition, replicas, adding,
 /// removing.
 type Moving = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
@@ -2811,6 +2831,34 @@ fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_
     );
     acknowledged.push(on_one);
     assert_topic(&bootstrap, "moving", &acknowledged);
+
+    // A move onto a broker once the log no longer starts at 0: the new
+    // replica starts its log at the leader's log start and catches up.
+    create_assigned(&cluster, controller, "trimmed", &[2, 3]);
+    await_partition(&cluster, 2, "trimmed", 0, "led by 2, both in sync", |s| {
+        s.0 == 2 && s.2 == vec![2, 3]
+    });
+    let trimmed: Vec<support::client::Record> = (0..100)
+        .map(|i| support::client::record(0, i, base_ms))
+        .collect();
+    assert_eq!(
+        produce(&producer, "trimmed", std::slice::from_ref(&trimmed))[0],
+        (0..100).collect::<Vec<i64>>()
+    );
+    assert_eq!(delete_records(&cluster, 2, "trimmed", 60), (NONE, 60));
+    assert_eq!(
+        reassign(&cluster, controller, "trimmed", 0, Some(&[4])),
+        (NONE, NONE)
+    );
+    await_partition(&cluster, 2, "trimmed", 0, "moved to 4 alone", |s| {
+        s.0 == 4 && s.2 == vec![4]
+    });
+    let consumed = support::client::consume(&bootstrap, "trimmed", &[40]);
+    let offsets: Vec<i64> = consumed[0].iter().map(|c| c.offset).collect();
+    assert_eq!(offsets, (60..100).collect::<Vec<i64>>());
+    for (got, want) in consumed[0].iter().zip(&trimmed[60..]) {
+        assert_eq!(&got.record, want, "trimmed offset {}", got.offset);
+    }
 }
 
 #[test]

@@ -49,7 +49,7 @@ use rafka_core::log::{
     AbortedTxn, DamagedRange, EpochEntry, Log, LogConfig, LogError, RecoveryHints, RecoveryReport,
     ScrubApplied, ScrubChunk, ScrubCursor, ScrubVerdict, TimestampOffset,
 };
-use rafka_core::producer::{Check, ProducerError, ProducerStateTable};
+use rafka_core::producer::{remove_snapshots_below, Check, ProducerError, ProducerStateTable};
 use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{
     batch_size_bytes, recompress_batches, BatchError, BatchHeader, Batches, ControlError,
@@ -856,6 +856,42 @@ impl<S: ShardStorage> Partition<S> {
         self.high_watermark.set(self.high_watermark.get().min(end));
         self.last_stable_offset
             .set(self.last_stable_offset.get().min(self.high_watermark.get()));
+        self.publish(&mut state, end);
+        self.log_end_moved.notify(usize::MAX);
+        Ok(end)
+    }
+
+    /// As follower: the log restarts empty at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`), with no producer state and its
+    /// snapshots gone: when the leader's log starts past everything this
+    /// log holds (a replica a reassignment added to a partition whose
+    /// start moved, a follower away longer than retention), or when this
+    /// log is empty and the leader's first batch starts below its start
+    /// (the leader's start fell inside that batch; the leader's log start
+    /// then follows from the fetch answers). Otherwise nothing changes.
+    /// Returns the new log end.
+    pub async fn restart_at(&self, offset: i64) -> Result<i64, PartitionError> {
+        let ticket = self.appends.ticket();
+        self.check_writable()?;
+        ticket.turn().await;
+        let mut state = self.write_state().await?;
+        let (start, end) = (state.log.log_start_offset(), state.log.log_end_offset());
+        if offset == end || (offset < end && start != end) {
+            return Ok(end);
+        }
+        if let Err(error) = state.log.restart_at(offset).await {
+            self.fail();
+            return Err(error.into());
+        }
+        remove_snapshots_below(&self.storage, &self.dir, i64::MAX).await?;
+        state.producers = ProducerStateTable::default();
+        let end = state.log.log_end_offset();
+        self.log_end_offset.set(end);
+        self.log_start_offset.set(state.log.log_start_offset());
+        // Synced by the restart: an empty log at `end`.
+        self.flushed.set(end);
+        self.high_watermark.set(end);
+        self.last_stable_offset.set(end);
         self.publish(&mut state, end);
         self.log_end_moved.notify(usize::MAX);
         Ok(end)

@@ -43,6 +43,8 @@ use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
 
 use crate::kafka_client::KafkaLink;
+use rafka_core::log::LogError;
+
 use crate::partition::{FetchedAt, PartitionError};
 use crate::runtime::within;
 use crate::shard::Shard;
@@ -296,6 +298,29 @@ async fn append_fetched<S: ShardStorage>(
                 );
                 continue;
             }
+            if data.error_code == ErrorCode::OFFSET_OUT_OF_RANGE.code() {
+                // The leader's log starts past all this log holds: start
+                // over there (the leader's answer carries its log start).
+                if let Some(partition) = shard.partition(&name, index) {
+                    let start = data.log_start_offset;
+                    if start > partition.log_end_offset() {
+                        match partition.restart_at(start).await {
+                            Ok(_) => tracing::info!(
+                                leader,
+                                topic = name,
+                                partition = index,
+                                log_start_offset = start,
+                                "the leader's log starts past this one's end: restarted there"
+                            ),
+                            Err(error) => {
+                                clean = false;
+                                tracing::warn!(leader, topic = name, partition = index, %error, "restarting at the leader's log start");
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
             if data.error_code != 0 {
                 clean = false;
                 let error = ErrorCode::from_code(data.error_code);
@@ -319,10 +344,36 @@ async fn append_fetched<S: ShardStorage>(
                 continue;
             }
             if let Some(records) = data.records.filter(|r| !r.is_empty()) {
-                let replicated = shard
+                let mut replicated = shard
                     .registry()
                     .replicate(&name, index, &records, Some(at), DURABLE_TIMEOUT)
                     .await;
+                if let Err(PartitionError::Log(LogError::NotContiguous { expected, found })) =
+                    &replicated
+                {
+                    // An empty log (just restarted at the leader's log
+                    // start) gets a first batch that starts below it: the
+                    // start fell inside that batch. Start at the batch.
+                    let (expected, found) = (*expected, *found);
+                    let empty = shard
+                        .partition(&name, index)
+                        .is_some_and(|p| p.log_start_offset() == p.log_end_offset());
+                    if empty && found < expected {
+                        if let Some(partition) = shard.partition(&name, index) {
+                            if let Ok(end) = partition.restart_at(found).await {
+                                // Asked at the start this log now has.
+                                let at = FetchedAt {
+                                    fetch_offset: end,
+                                    ..at
+                                };
+                                replicated = shard
+                                    .registry()
+                                    .replicate(&name, index, &records, Some(at), DURABLE_TIMEOUT)
+                                    .await;
+                            }
+                        }
+                    }
+                }
                 if let Err(error @ PartitionError::StaleFetch { .. }) = &replicated {
                     tracing::debug!(leader, topic = name, partition = index, %error, "replica fetch");
                     continue;

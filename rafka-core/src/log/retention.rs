@@ -107,6 +107,23 @@ impl<S: Storage + Clone> Log<S> {
         self.apply_log_start_offset(offset).await
     }
 
+    /// Empties the log and starts it at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose leader's log starts
+    /// beyond everything it holds, or an empty log whose first batch from
+    /// the leader starts below its start (the leader's log start fell
+    /// inside that batch). Durable on return, the new log start too. Any
+    /// other `offset` (at or below the end of a log holding records)
+    /// changes nothing.
+    pub async fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.health.check_write()?;
+        let empty = self.log_start_offset == self.log_end_offset();
+        if offset == self.log_end_offset() || (offset < self.log_end_offset() && !empty) {
+            return Ok(());
+        }
+        write_partition_log_start(&self.storage, &self.dir, offset).await?;
+        self.truncate_fully_and_start_at(offset).await
+    }
+
     /// Sets the log start offset to at least `offset`; past the log end
     /// (a checkpoint ahead of a lost tail) the log restarts empty there.
     pub(super) async fn apply_log_start_offset(
