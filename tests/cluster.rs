@@ -2711,7 +2711,12 @@ fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_
     );
     let moving = vec![("moving".to_string(), 0, vec![4, 2, 3, 1], vec![4], vec![1])];
     assert_eq!(reassignments(&cluster, controller), moving);
-    assert_eq!(reassignments(&cluster, bystander), moving);
+    // Another node lists it once it applied the change.
+    await_value(
+        "the move listed by another node",
+        || reassignments(&cluster, bystander),
+        |listed| *listed == moving,
+    );
     assert_eq!(
         reassign(&cluster, controller, "moving", 0, Some(&[4, 4])),
         (NONE, INVALID_REPLICA_ASSIGNMENT)
