@@ -32,6 +32,8 @@
 #   CLUSTER_BUILD=1     which runs `cargo build --release --bin rafka` first.
 #   CLUSTER_CONFIG      a server.properties every node reads (its flags
 #                       above win), e.g. broker.session.timeout.ms.
+#   CLUSTER_RACKS       racks of nodes 1, 2, ... in order, space-separated
+#                       (--broker-rack), e.g. "a b c"; none by default.
 #   CLUSTER_NO_QUORUM=1 start each node without --controller-quorum-voters:
 #                       three independent single nodes (tests of this script).
 #   CLUSTER_START_TIMEOUT / CLUSTER_STOP_TIMEOUT  seconds, 60 each: how long
@@ -181,6 +183,11 @@ launch() {
     fi
     if [[ -n "${CLUSTER_CONFIG:-}" ]]; then
         args+=(--config "$CLUSTER_CONFIG")
+    fi
+    local racks
+    read -r -a racks <<<"${CLUSTER_RACKS:-}"
+    if [[ -n "${racks[$((n - 1))]:-}" ]]; then
+        args+=(--broker-rack "${racks[$((n - 1))]}")
     fi
     echo "=== $(date -u +%FT%TZ) node $n: $bin ${args[*]}" >>"$log"
     nohup "$bin" "${args[@]}" </dev/null >>"$log" 2>&1 &

@@ -44,6 +44,8 @@ struct Cluster {
     base: u16,
     /// Broker-only nodes beside the three voters (nodes 4, 5, ...).
     brokers: u16,
+    /// Each node's rack, in node order (`CLUSTER_RACKS`); empty: none.
+    racks: String,
 }
 
 impl Cluster {
@@ -59,6 +61,12 @@ impl Cluster {
 
     /// As [`Cluster::start_with_brokers`], with `extra` properties lines.
     fn start_configured(brokers: u16, extra: &str) -> Cluster {
+        Cluster::start_in_racks(brokers, extra, "")
+    }
+
+    /// As [`Cluster::start_configured`], node N in the Nth of `racks`
+    /// (space-separated).
+    fn start_in_racks(brokers: u16, extra: &str, racks: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("server.properties");
         std::fs::write(
@@ -74,6 +82,7 @@ impl Cluster {
             dir,
             base: free_base_port(5),
             brokers,
+            racks: racks.to_string(),
         };
         let lines = cluster.ok(&["start", "--fresh"]);
         let last = lines.last().expect("a bootstrap line");
@@ -96,6 +105,7 @@ impl Cluster {
             .env("CLUSTER_CONFIG", self.dir.path().join("server.properties"))
             .env("CLUSTER_CORES", cores.to_string())
             .env("CLUSTER_BROKERS", self.brokers.to_string())
+            .env("CLUSTER_RACKS", &self.racks)
             .env_remove("CLUSTER_NO_QUORUM")
             .env_remove("CLUSTER_BUILD")
             .output()
@@ -2912,5 +2922,150 @@ fn leadership_moves_back_to_the_preferred_replica_by_itself_once_it_is_in_sync()
     assert!(
         epoch >= first_epoch + 2,
         "two leader changes: {first_epoch} -> {epoch}"
+    );
+}
+
+/// A consumer's Fetch (v12, by topic name) of partition 0 of `topic` from
+/// `offset` through `node`, in `rack` (empty: none), read_uncommitted
+/// unless `read_committed`: error code, preferred read replica, high
+/// watermark and the records' bytes.
+fn consumer_fetch(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+    rack: &str,
+    offset: i64,
+    read_committed: bool,
+) -> (i16, i32, i64, usize) {
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").expect("connect");
+    let epoch = cluster.metadata(node, Some(vec![topic])).topics[0].partitions[0].leader_epoch;
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(i8::from(read_committed))
+        .with_rack_id(StrBytes::from_string(rack.to_string()))
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(epoch)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let answer: FetchResponse = client.call(12, &request).expect("Fetch v12");
+    let partition = &answer.responses[0].partitions[0];
+    (
+        partition.error_code,
+        partition.preferred_read_replica.0,
+        partition.high_watermark,
+        partition.records.as_ref().map_or(0, |r| r.len()),
+    )
+}
+
+/// `rafka_topic_records_out_total` of `topic` in node `node`'s /metrics.
+fn records_out(cluster: &Cluster, node: u16, topic: &str) -> u64 {
+    let prefix = format!("rafka_topic_records_out_total{{topic=\"{topic}\"}} ");
+    cluster
+        .metrics(node)
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_consumer_that_names_its_rack_reads_from_the_in_sync_replica_there() {
+    const NONE: i16 = 0;
+    // Nodes 1, 2 and 3 in racks a, b and c, Kafka's rack-aware selector.
+    let cluster = Cluster::start_in_racks(
+        0,
+        "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector\n",
+        "a b c",
+    );
+    let controller = u16::try_from(cluster.metadata(1, Some(vec![])).controller_id.0).unwrap();
+    create_assigned(&cluster, controller, "racked", &[1, 2, 3]);
+    await_partition(&cluster, 1, "racked", 0, "led by 1, all in sync", |s| {
+        s.0 == 1 && s.2 == vec![1, 2, 3]
+    });
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    let base_ms = now_ms();
+    let sent: Vec<support::client::Record> = (0..200)
+        .map(|i| support::client::record(0, i, base_ms))
+        .collect();
+    assert_eq!(
+        produce(&producer, "racked", std::slice::from_ref(&sent))[0],
+        (0..200).collect::<Vec<i64>>()
+    );
+    drop(producer);
+
+    // The leader sends a consumer of rack b to 2 (no records), keeps one
+    // of its own rack or of none.
+    let (code, preferred, _, bytes) = consumer_fetch(&cluster, 1, "racked", "b", 0, false);
+    assert_eq!((code, preferred, bytes), (NONE, 2, 0));
+    let (code, preferred, high_watermark, bytes) =
+        consumer_fetch(&cluster, 1, "racked", "a", 0, false);
+    assert_eq!((code, preferred, high_watermark), (NONE, -1, 200));
+    assert!(bytes > 0);
+    let (code, preferred, _, bytes) = consumer_fetch(&cluster, 1, "racked", "", 0, false);
+    assert_eq!((code, preferred), (NONE, -1));
+    assert!(bytes > 0);
+    // A rack with no replica stays on the leader; read_committed goes too.
+    assert_eq!(consumer_fetch(&cluster, 1, "racked", "z", 0, false).1, -1);
+    assert_eq!(consumer_fetch(&cluster, 1, "racked", "b", 0, true).1, 2);
+
+    // Follower 2 serves it, up to the high watermark it heard from 1, once
+    // its copy caught up; read_committed up to its last stable offset.
+    let (code, preferred, high_watermark, bytes) = await_value(
+        "2 serves the consumer every record",
+        || consumer_fetch(&cluster, 2, "racked", "b", 0, false),
+        |answer| answer.2 == 200,
+    );
+    assert_eq!((code, preferred, high_watermark), (NONE, -1, 200));
+    assert!(bytes > 0);
+    let (code, _, high_watermark, bytes) = consumer_fetch(&cluster, 2, "racked", "b", 0, true);
+    assert_eq!((code, high_watermark), (NONE, 200));
+    assert!(bytes > 0);
+
+    // librdkafka (read_committed by default) with client.rack=c reads
+    // every record, from 3.
+    let consumer: rdkafka::consumer::BaseConsumer = support::client::config(&bootstrap)
+        .set("client.rack", "c")
+        .set("group.id", "racked-readers")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    use rdkafka::consumer::Consumer;
+    use rdkafka::Message;
+    consumer.subscribe(&["racked"]).expect("subscribe");
+    let mut read: Vec<(i64, Vec<u8>)> = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while read.len() < sent.len() {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {}",
+            read.len(),
+            sent.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("a record");
+            read.push((
+                message.offset(),
+                message.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    let offsets: Vec<i64> = read.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(offsets, (0..200).collect::<Vec<i64>>());
+    for ((_, payload), want) in read.iter().zip(&sent) {
+        assert_eq!(
+            payload.as_slice(),
+            want.value.as_deref().unwrap_or_default()
+        );
+    }
+    assert!(
+        records_out(&cluster, 3, "racked") >= 200,
+        "node 3 served the rack-c consumer: {:?}",
+        [1, 2, 3].map(|n| records_out(&cluster, n, "racked"))
     );
 }

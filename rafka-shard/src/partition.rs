@@ -512,6 +512,22 @@ impl<S: ShardStorage> Partition<S> {
         Ok(())
     }
 
+    /// As leader: the in-sync followers that hold `offset` (their fetch
+    /// offset, what they hold on disk, is past it), with that fetch
+    /// offset; empty when this broker does not lead.
+    pub fn in_sync_followers_holding(&self, offset: i64) -> Vec<(i32, i64)> {
+        let replicas = self.replicas.borrow();
+        if !replicas.is_leader() {
+            return Vec::new();
+        }
+        replicas
+            .isr()
+            .iter()
+            .filter_map(|&id| replicas.follower(id).map(|f| (id, f.fetch_offset)))
+            .filter(|&(_, held)| held >= offset)
+            .collect()
+    }
+
     /// As follower: the leader's high watermark from a fetch answer.
     pub async fn leader_high_watermark(&self, high_watermark: i64) -> Result<(), PartitionError> {
         self.replicas
@@ -1051,6 +1067,14 @@ impl<S: ShardStorage> Partition<S> {
             IsolationLevel::ReadUncommitted => self.high_watermark.get(),
             IsolationLevel::ReadCommitted => self.last_stable_offset.get(),
             IsolationLevel::LogEnd => self.log_end_offset.get(),
+            IsolationLevel::FollowerRead { committed } => {
+                let heard = self.replicas.borrow().heard_high_watermark();
+                let end = match committed {
+                    true => self.last_stable_offset.get(),
+                    false => self.high_watermark.get(),
+                };
+                end.min(heard)
+            }
         }
     }
 
@@ -1088,9 +1112,15 @@ impl<S: ShardStorage> Partition<S> {
     ) -> Result<FetchedRegions, PartitionError> {
         self.check_readable()?;
         let state = self.read_state().await?;
-        let high_watermark = self.high_watermark.get();
-        let last_stable_offset = self.last_stable_offset.get();
         let bound = self.readable_end(isolation);
+        let mut high_watermark = self.high_watermark.get();
+        let mut last_stable_offset = self.last_stable_offset.get();
+        if let IsolationLevel::FollowerRead { .. } = isolation {
+            // What a consumer is told stays within what the leader said.
+            let heard = self.replicas.borrow().heard_high_watermark();
+            high_watermark = high_watermark.min(heard);
+            last_stable_offset = last_stable_offset.min(heard);
+        }
         let mut regions = Vec::new();
         let mut next_offset = offset;
         if offset < bound || offset > state.log.log_end_offset() {
@@ -1102,8 +1132,12 @@ impl<S: ShardStorage> Partition<S> {
             }
         }
         let aborted = match isolation {
-            IsolationLevel::ReadCommitted => state.log.aborted_txns(offset, next_offset),
-            IsolationLevel::ReadUncommitted | IsolationLevel::LogEnd => Vec::new(),
+            IsolationLevel::ReadCommitted | IsolationLevel::FollowerRead { committed: true } => {
+                state.log.aborted_txns(offset, next_offset)
+            }
+            IsolationLevel::ReadUncommitted
+            | IsolationLevel::LogEnd
+            | IsolationLevel::FollowerRead { committed: false } => Vec::new(),
         };
         Ok(FetchedRegions {
             high_watermark,

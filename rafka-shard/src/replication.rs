@@ -27,7 +27,11 @@
 //! again (KIP-595's truncation through Fetch, which Kafka's followers use
 //! from 2.7 instead of a separate OffsetForLeaderEpoch round trip).
 //!
-//! Not yet: transaction state from replicated markers.
+//! A follower whose leader's log starts past everything it holds (a new
+//! replica, one away longer than retention) gets OFFSET_OUT_OF_RANGE with
+//! the leader's log start and restarts its log there; when that start
+//! falls inside a batch, the empty log restarts at the batch (Kafka's
+//! `truncateFullyAndStartAt` in both cases).
 //!
 //! Lives on: every shard of a broker in a cluster.
 

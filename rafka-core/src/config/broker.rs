@@ -23,7 +23,9 @@ use super::quorum::{
 use super::sasl::{read_sasl, SaslConfigError, SaslSettings};
 use super::tls::{read_listener_tls, TlsConfig, TlsConfigError};
 use super::topic::{TopicConfigError, TopicDefaults, BROKER_SYNONYMS};
-use super::value::{parse_bool, parse_i32, parse_i64, split_list, Expected, InvalidValue};
+use super::value::{
+    parse_bool, parse_i32, parse_i64, parse_one_of, split_list, Expected, InvalidValue,
+};
 
 /// Why a broker config cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -117,6 +119,13 @@ pub const LOG_SCRUB_BYTES_PER_SECOND_DEFAULT: u64 = 16 << 20;
 
 /// Every broker setting, typed. Topic-level defaults (`log.segment.bytes`,
 /// `log.retention.*`, `message.max.bytes`, ...) live in `topic_defaults`.
+/// The `replica.selector.class` values rafka implements: Kafka's leader-only
+/// default and its rack-aware selector.
+pub const REPLICA_SELECTORS: &[&str] = &[
+    "org.apache.kafka.common.replica.LeaderSelector",
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
     /// `node.id` (or its older name `broker.id`).
@@ -185,6 +194,11 @@ pub struct BrokerConfig {
     /// `leader.imbalance.check.interval.seconds`: how often it looks
     /// (Kafka: 300).
     pub leader_imbalance_check_interval_seconds: i64,
+    /// `replica.selector.class`: Kafka's `RackAwareReplicaSelector` (true)
+    /// sends a consumer that names its rack to an in-sync replica in that
+    /// rack (KIP-392); unset, or Kafka's `LeaderSelector`, reads from
+    /// leaders only.
+    pub replica_selector_rack_aware: bool,
     /// `rafka.fetch.max.wait.ms`: the longest a Fetch waits for
     /// `min_bytes`, whatever its `max_wait_ms` asks (clients send 500 ms;
     /// a hostile one could ask for 24 days). Kafka has no such bound; the
@@ -302,6 +316,7 @@ impl Default for BrokerConfig {
             replica_lag_time_max_ms: 30_000,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
+            replica_selector_rack_aware: false,
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
             offsets_topic_num_partitions: 50,
@@ -779,6 +794,13 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
     let lag_ms = c.replica_lag_time_max_ms;
     c.replica_lag_time_max_ms = e.i64("replica.lag.time.max.ms", 1, i64::MAX, lag_ms)?;
     c.auto_leader_rebalance_enable = e.bool("auto.leader.rebalance.enable", true)?;
+    if let Some(selector) = e
+        .get("replica.selector.class")
+        .filter(|v| !v.trim().is_empty())
+    {
+        let index = parse_one_of("replica.selector.class", selector, REPLICA_SELECTORS)?;
+        c.replica_selector_rack_aware = index == 1;
+    }
     let imbalance_s = c.leader_imbalance_check_interval_seconds;
     c.leader_imbalance_check_interval_seconds = e.i64(
         "leader.imbalance.check.interval.seconds",

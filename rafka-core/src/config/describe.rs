@@ -514,6 +514,15 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "How often the active controller looks for leaders off their preferred replica.",
     },
     BrokerKey {
+        names: &["replica.selector.class"],
+        kind: ConfigType::String,
+        render: |c| {
+            c.replica_selector_rack_aware
+                .then(|| super::broker::REPLICA_SELECTORS[1].to_string())
+        },
+        doc: "How a consumer's fetch picks its replica: the leader (unset) or an in-sync one in its rack.",
+    },
+    BrokerKey {
         names: &["group.initial.rebalance.delay.ms"],
         kind: ConfigType::Int,
         render: |c| some(c.group_initial_rebalance_delay_ms),

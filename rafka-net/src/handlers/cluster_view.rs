@@ -161,6 +161,23 @@ pub fn leader_shard(
     }
 }
 
+/// The shard of this node that holds partition `index` of `topic` as a
+/// replica (KIP-392: a follower serves consumers that may read from it),
+/// once this process is let in; `None` when this broker holds no replica.
+pub fn replica_shard(ctx: &RequestContext, topic: &TopicImage, index: i32) -> Option<usize> {
+    let me = ctx.node().node_id;
+    let replica = topic
+        .leadership(index)
+        .is_some_and(|l| l.replicas.contains(&me));
+    let serving = ctx.shard().image_view().serving(&ctx.image(), me);
+    if !replica || !serving {
+        return None;
+    }
+    topic
+        .shard_of(index)
+        .and_then(|shard| usize::try_from(shard).ok())
+}
+
 /// KIP-951: the live leader and its epoch of a partition this broker
 /// refused with NOT_LEADER_OR_FOLLOWER, for the refusal to carry.
 pub fn leader_hint(

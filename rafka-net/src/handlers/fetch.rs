@@ -55,6 +55,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
@@ -124,10 +125,6 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
             partitions,
         } => (partitions, SessionEnd::Incremental(session_id)),
     };
-    let mut targets = resolve(ctx, &ctx.image(), listed);
-    if let Some(replica_id) = replica {
-        check_replica(&ctx.image(), &mut targets, replica_id, replica_allowed);
-    }
     let quota_bytes_max = match follower {
         true => None,
         false => quota::fetch_bytes_bound(ctx.shard(), &user, &client_id),
@@ -136,6 +133,16 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
     if follower {
         limits.isolation = IsolationLevel::LogEnd;
         limits.replica = replica.filter(|_| replica_allowed);
+    } else if version >= FOLLOWER_READS_VERSION_MIN {
+        limits.follower_reads = true;
+        let rack = fetch.rack_id.as_str();
+        if ctx.config().replica_selector_rack_aware && !rack.is_empty() {
+            limits.client_rack = Some(Arc::from(rack));
+        }
+    }
+    let mut targets = resolve(ctx, &ctx.image(), listed, limits.follower_reads);
+    if let Some(replica_id) = replica {
+        check_replica(&ctx.image(), &mut targets, replica_id, replica_allowed);
     }
     let reads = read_until_ready(ctx, &targets, &limits).await;
     if !follower {
@@ -164,6 +171,10 @@ pub async fn handle(ctx: &RequestContext, fetch: FetchRequest) -> Result<FetchRe
     }
     Ok(FetchReply { response, records })
 }
+
+/// First version a follower serves consumers on, with the consumer's rack
+/// and the preferred read replica (KIP-392).
+const FOLLOWER_READS_VERSION_MIN: i16 = 11;
 
 /// First version whose partitions carry the current leader (KIP-951 uses
 /// it from v16, with the leaders' endpoints).
@@ -224,7 +235,7 @@ enum SessionEnd {
 }
 
 /// The request's limits, in the units the read path uses.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Limits {
     max_wait: Duration,
     min_bytes: u64,
@@ -232,6 +243,13 @@ struct Limits {
     isolation: IsolationLevel,
     /// The broker id of a follower allowed to replicate.
     replica: Option<i32>,
+    /// KIP-392: the consumer's rack, when the broker's
+    /// `replica.selector.class` is rack aware (v11+): leaders send it to
+    /// an in-sync replica there.
+    client_rack: Option<Arc<str>>,
+    /// KIP-392: a consumer (v11+) that this broker may serve as a
+    /// follower.
+    follower_reads: bool,
 }
 
 impl Limits {
@@ -254,6 +272,8 @@ impl Limits {
             max_bytes: u32::try_from(max_bytes).unwrap_or(0),
             isolation: IsolationLevel::from_i8(fetch.isolation_level),
             replica: None,
+            client_rack: None,
+            follower_reads: false,
         }
     }
 
@@ -271,7 +291,10 @@ impl Limits {
             // An error or a diverging epoch answers at once: waiting would
             // only read the same answer again (and a log end already past
             // the fetch offset wakes the wait at once, every time).
-            if read.error_code.is_err() || read.diverging.is_some() {
+            if read.error_code.is_err()
+                || read.diverging.is_some()
+                || read.preferred_read_replica >= 0
+            {
                 return true;
             }
             readable = true;
@@ -291,12 +314,30 @@ struct Target {
     topic: String,
     /// The owning shard, or the error this partition answers with.
     owner: Result<usize, ErrorCode>,
+    /// Served by this broker as a follower (KIP-392).
+    from_follower: bool,
+}
+
+impl Target {
+    /// How this partition is read for a request at `isolation`.
+    fn isolation(&self, isolation: IsolationLevel) -> IsolationLevel {
+        if self.from_follower {
+            IsolationLevel::FollowerRead {
+                committed: isolation == IsolationLevel::ReadCommitted,
+            }
+        } else {
+            isolation
+        }
+    }
 }
 
 /// One partition's answer, as read on its owner.
 #[derive(Debug, Clone)]
 struct PartitionRead {
     error_code: ErrorCode,
+    /// KIP-392: the replica the consumer should read from instead (no
+    /// records then); -1 for none.
+    preferred_read_replica: i32,
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
@@ -318,6 +359,7 @@ impl PartitionRead {
     fn failed(error_code: ErrorCode) -> Self {
         PartitionRead {
             error_code,
+            preferred_read_replica: -1,
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
@@ -331,6 +373,7 @@ impl PartitionRead {
     fn empty(partition: &Partition) -> Self {
         PartitionRead {
             error_code: ErrorCode::NONE,
+            preferred_read_replica: -1,
             high_watermark: partition.high_watermark(),
             last_stable_offset: partition.last_stable_offset(),
             log_start_offset: partition.log_start_offset(),
@@ -434,6 +477,7 @@ fn resolve(
     ctx: &RequestContext,
     image: &MetadataImage,
     listed: Vec<(PartitionKey, FetchParams)>,
+    follower_reads: bool,
 ) -> Vec<Target> {
     listed
         .into_iter()
@@ -451,9 +495,23 @@ fn resolve(
                     Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
                 }
             });
+            let mut from_follower = false;
             let (topic, owner) = match topic {
                 Ok(topic) => {
                     let owner = super::cluster_view::leader_shard(ctx, topic, key.partition)
+                        .or_else(|code| {
+                            // KIP-392: a replica serves a consumer that
+                            // may read from followers.
+                            let replica =
+                                super::cluster_view::replica_shard(ctx, topic, key.partition);
+                            match replica {
+                                Some(shard) if follower_reads => {
+                                    from_follower = true;
+                                    Ok(shard)
+                                }
+                                _ => Err(code),
+                            }
+                        })
                         .and_then(|shard| {
                             // Kafka checks the client's epoch (v9+) first:
                             // FENCED_LEADER_EPOCH for an older one,
@@ -478,6 +536,7 @@ fn resolve(
                 params,
                 topic,
                 owner,
+                from_follower,
             }
         })
         .collect()
@@ -535,6 +594,8 @@ struct ReadSpec {
     /// A follower's fetch: its broker id (its fetch offset is what it
     /// holds on disk, see `Partition::follower_fetched`).
     replica: Option<i32>,
+    /// A consumer's rack, for the leader to name a replica there.
+    client_rack: Option<Arc<str>>,
 }
 
 /// One read of every target (in parallel across owners), then the
@@ -552,8 +613,9 @@ async fn read_all(ctx: &RequestContext, targets: &[Target], limits: &Limits) -> 
                 topic: target.topic.clone(),
                 partition: target.key.partition,
                 params: target.params,
-                isolation: limits.isolation,
+                isolation: target.isolation(limits.isolation),
                 replica: limits.replica,
+                client_rack: limits.client_rack.clone(),
             };
             split.push(owner, index, spec);
         }
@@ -611,6 +673,14 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
     if offset < partition.log_start_offset() || offset > partition.log_end_offset() {
         return PartitionRead::out_of_range(&partition);
     }
+    if let Some(rack) = &spec.client_rack {
+        if let Some(preferred) = preferred_read_replica(shard, &partition, rack, offset) {
+            return PartitionRead {
+                preferred_read_replica: preferred,
+                ..PartitionRead::empty(&partition)
+            };
+        }
+    }
     if let Some(replica) = spec.replica {
         if let Err(error) = partition.follower_fetched(replica, offset).await {
             tracing::warn!(topic = %spec.topic, partition = spec.partition, replica, %error, "recording a follower's fetch");
@@ -654,6 +724,7 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
                 .collect();
             PartitionRead {
                 error_code: ErrorCode::NONE,
+                preferred_read_replica: -1,
                 high_watermark: fetched.high_watermark,
                 last_stable_offset: fetched.last_stable_offset,
                 log_start_offset: fetched.log_start_offset,
@@ -672,6 +743,34 @@ async fn read_partition(shard: &Shard, spec: &ReadSpec, budget: &mut Budget) -> 
             PartitionRead::failed(error.error_code())
         }
     }
+}
+
+/// KIP-392 with Kafka's `RackAwareReplicaSelector`, on the leader: none
+/// when the leader is in the consumer's rack or no replica there will do,
+/// else of the in-sync replicas in that rack on live brokers that hold
+/// the consumer's `offset`, the one furthest ahead (the lowest id of
+/// those level).
+fn preferred_read_replica(
+    shard: &Shard,
+    partition: &Partition,
+    rack: &str,
+    offset: i64,
+) -> Option<i32> {
+    if shard.config.rack.as_deref() == Some(rack) {
+        return None;
+    }
+    let image = shard.image();
+    let in_rack = |id: i32| {
+        image
+            .broker(id)
+            .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(rack))
+    };
+    partition
+        .in_sync_followers_holding(offset)
+        .into_iter()
+        .filter(|&(id, _)| in_rack(id))
+        .max_by_key(|&(id, held)| (held, std::cmp::Reverse(id)))
+        .map(|(id, _)| id)
 }
 
 /// Kafka's check of a fetch's last fetched epoch (`Partition
@@ -728,13 +827,15 @@ async fn wait_for_any(
     reads: &[PartitionRead],
     limits: &Limits,
 ) -> Woken {
-    let isolation = limits.isolation;
     let mut groups: BTreeMap<usize, OwnerWait> = BTreeMap::new();
     for (index, (target, read)) in targets.iter().zip(reads).enumerate() {
         if let Ok(owner) = target.owner {
+            let isolation = target.isolation(limits.isolation);
             let seen = match isolation {
-                IsolationLevel::ReadUncommitted => read.high_watermark,
-                IsolationLevel::ReadCommitted => read.last_stable_offset,
+                IsolationLevel::ReadUncommitted
+                | IsolationLevel::FollowerRead { committed: false } => read.high_watermark,
+                IsolationLevel::ReadCommitted
+                | IsolationLevel::FollowerRead { committed: true } => read.last_stable_offset,
                 // A follower waits for the log end to pass its offset.
                 IsolationLevel::LogEnd => target.params.fetch_offset,
             };
@@ -752,6 +853,7 @@ async fn wait_for_any(
                 params: target.params,
                 isolation,
                 replica: limits.replica,
+                client_rack: limits.client_rack.clone(),
             });
         }
     }
@@ -939,7 +1041,7 @@ fn partition_data(
         .with_last_stable_offset(read.last_stable_offset)
         .with_log_start_offset(read.log_start_offset)
         .with_aborted_transactions(aborted_transactions)
-        .with_preferred_read_replica(BrokerId(-1))
+        .with_preferred_read_replica(BrokerId(read.preferred_read_replica))
 }
 
 /// Whether a broker sent the fetch (replica id 0 or above; v15+ carry it
@@ -1046,12 +1148,14 @@ mod tests {
             },
             topic: "t".to_string(),
             owner: Ok(0),
+            from_follower: false,
         }
     }
 
     fn empty_read() -> PartitionRead {
         PartitionRead {
             error_code: ErrorCode::NONE,
+            preferred_read_replica: -1,
             high_watermark: 10,
             last_stable_offset: 10,
             log_start_offset: 0,
@@ -1070,6 +1174,8 @@ mod tests {
             max_bytes: 1 << 20,
             isolation: IsolationLevel::LogEnd,
             replica: Some(2),
+            client_rack: None,
+            follower_reads: false,
         };
         let targets = [target()];
         // Nothing to send and no error: a follower's fetch waits.
@@ -1082,5 +1188,11 @@ mod tests {
             ..empty_read()
         };
         assert!(limits.answers_now(&targets, &[diverging]));
+        // So is a preferred read replica (KIP-392).
+        let elsewhere = PartitionRead {
+            preferred_read_replica: 3,
+            ..empty_read()
+        };
+        assert!(limits.answers_now(&targets, &[elsewhere]));
     }
 }

@@ -162,6 +162,16 @@ impl ReplicaState {
         self.assignment = assignment;
     }
 
+    /// As follower, the leader's high watermark from its last answer to
+    /// this process (0 before any); as leader, unbounded.
+    pub fn heard_high_watermark(&self) -> i64 {
+        if self.is_leader() {
+            i64::MAX
+        } else {
+            self.leader_high_watermark
+        }
+    }
+
     /// As follower: the leader's high watermark from a fetch answer.
     pub fn leader_high_watermark(&mut self, high_watermark: i64) {
         self.leader_high_watermark = high_watermark;

@@ -21,6 +21,13 @@ pub enum IsolationLevel {
     /// Everything up to the log end: a follower replicating the log
     /// (Kafka's `FetchIsolation.LOG_END`).
     LogEnd,
+    /// A consumer reading from this broker as a follower (KIP-392): below
+    /// the high watermark (`committed`: the last stable offset, which a
+    /// follower keeps as its leader does), and below the leader's high
+    /// watermark as this process last heard it, so a follower whose own
+    /// high watermark is ahead of what it can vouch for (restarted on its
+    /// old log) never serves a record the leader has not committed.
+    FollowerRead { committed: bool },
 }
 
 impl IsolationLevel {
