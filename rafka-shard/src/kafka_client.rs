@@ -1,9 +1,13 @@
 //! A broker's own Kafka-protocol client for broker-to-broker and
 //! broker-to-controller calls: one connection, one request at a time,
-//! kafka-protocol's structs on the wire.
+//! kafka-protocol's structs on the wire; and [`LinkPool`], the idle links
+//! a shard keeps to other brokers for one-off calls.
 //!
-//! Lives on: any shard (each call site owns its link).
+//! Lives on: any shard (each call site owns its link; a pool is one
+//! shard's).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -106,5 +110,65 @@ impl KafkaLink {
             return Err("a response to another request".into());
         }
         R::Response::decode(&mut body, version).map_err(|e| e.to_string())
+    }
+}
+
+/// Idle links a shard keeps to other brokers for one-off calls
+/// (transaction markers to partition leaders, transaction verification
+/// with coordinators): a call takes an idle link to the broker or opens
+/// one, and puts it back once answered, so the produce path does not pay
+/// a TCP connect per call. A failed call drops its link; one that failed
+/// on a link kept idle (the peer may have restarted and closed it) is
+/// sent once more on a new connection.
+#[derive(Default)]
+pub struct LinkPool {
+    idle: RefCell<HashMap<(i32, String), Vec<KafkaLink>>>,
+}
+
+/// Idle links kept per broker: about the calls a shard has in flight to
+/// one broker at once.
+const IDLE_PER_BROKER_MAX: usize = 4;
+/// Largest answer a pooled call accepts.
+const POOLED_RESPONSE_BYTES_MAX: usize = 1 << 20;
+
+impl LinkPool {
+    /// `request` at `version` to broker `broker` at `address`, within
+    /// `timeout` per attempt.
+    pub async fn call<R: Request>(
+        &self,
+        broker: i32,
+        address: &str,
+        client_id: &'static str,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, String> {
+        let key = (broker, address.to_string());
+        let idle = self.idle.borrow_mut().get_mut(&key).and_then(Vec::pop);
+        let reused = idle.is_some();
+        let mut link = match idle {
+            Some(link) => link,
+            None => self.open(address, client_id).await?,
+        };
+        let answer = match link.call(request, version, timeout).await {
+            Ok(answer) => answer,
+            Err(error) if !reused => return Err(error),
+            Err(_) => {
+                link = self.open(address, client_id).await?;
+                link.call(request, version, timeout).await?
+            }
+        };
+        let mut idle = self.idle.borrow_mut();
+        let links = idle.entry(key).or_default();
+        if links.len() < IDLE_PER_BROKER_MAX {
+            links.push(link);
+        }
+        Ok(answer)
+    }
+
+    async fn open(&self, address: &str, client_id: &'static str) -> Result<KafkaLink, String> {
+        KafkaLink::open(address, client_id, POOLED_RESPONSE_BYTES_MAX)
+            .await
+            .ok_or_else(|| format!("no connection to {address}"))
     }
 }

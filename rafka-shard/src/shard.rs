@@ -31,6 +31,7 @@ use crate::coordinator::InternalTopic;
 use crate::flusher::Flusher;
 use crate::group::{offsets_topic, GroupCoordinator};
 use crate::image::ImageView;
+use crate::kafka_client::LinkPool;
 use crate::lifecycle::Lifecycle;
 use crate::partition::Partition;
 use crate::quota::ShardQuotas;
@@ -58,6 +59,8 @@ pub struct Shard<S: ShardStorage = BrokerStorage> {
     /// The client quota sensors this shard owns.
     quotas: ShardQuotas,
     lifecycle: Lifecycle,
+    /// Idle links to other brokers for one-off calls.
+    links: LinkPool,
 }
 
 /// The parts a shard is built from (see [`crate::startup`]).
@@ -86,7 +89,13 @@ impl<S: ShardStorage> Shard<S> {
             controller: parts.controller,
             quotas,
             lifecycle: Lifecycle::new(),
+            links: LinkPool::default(),
         }
+    }
+
+    /// Idle links to other brokers (transaction markers, verification).
+    pub fn links(&self) -> &LinkPool {
+        &self.links
     }
 
     pub fn id(&self) -> usize {

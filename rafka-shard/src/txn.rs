@@ -561,7 +561,7 @@ async fn write_marker_on_leader<S: ShardStorage>(
         .map(|l| l.leader);
     match leader {
         Some(leader) if leader != shard.config.node_id => {
-            write_marker_remotely(&image, leader, topic, partition, marker).await
+            write_marker_remotely(shard, &image, leader, topic, partition, marker).await
         }
         _ => write_marker_on_owner(shard, topic, partition, marker)
             .await
@@ -570,8 +570,9 @@ async fn write_marker_on_leader<S: ShardStorage>(
 }
 
 /// WriteTxnMarkers for one partition to broker `leader`, over its
-/// inter-broker listener.
-async fn write_marker_remotely(
+/// inter-broker listener (a link of the shard's pool).
+async fn write_marker_remotely<S: ShardStorage>(
+    shard: &Shard<S>,
     image: &rafka_core::metadata::MetadataImage,
     leader: i32,
     topic: &str,
@@ -586,9 +587,6 @@ async fn write_marker_remotely(
 
     let address =
         crate::replication::address_of(image, leader).ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
-    let mut link = crate::kafka_client::KafkaLink::open(&address, "rafka-txn-markers", 1 << 20)
-        .await
-        .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
     let request =
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
             .with_producer_id(ProducerId(marker.producer_id))
@@ -598,8 +596,10 @@ async fn write_marker_remotely(
             .with_topics(vec![WritableTxnMarkerTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partition_indexes(vec![partition])])]);
-    let answer = link
-        .call(&request, 1, MARKER_WRITE_TIMEOUT + Duration::from_secs(5))
+    let timeout = MARKER_WRITE_TIMEOUT + Duration::from_secs(5);
+    let answer = shard
+        .links()
+        .call(leader, &address, "rafka-txn-markers", &request, 1, timeout)
         .await
         .map_err(|error| {
             tracing::debug!(leader, topic, partition, %error, "WriteTxnMarkers");
@@ -617,14 +617,65 @@ async fn write_marker_remotely(
     }
 }
 
-/// KIP-890 part 1 across brokers: asks broker `coordinator` (the leader
-/// of `txn_id`'s `__transaction_state` partition) whether
-/// `topic`-`partition` is in the producer's open transaction, with
-/// AddPartitionsToTxn v4 `verify_only`, as Kafka's partition leaders do
-/// (`AddPartitionsToTxnManager`). NOT_LEADER_OR_FOLLOWER (retriable) when
-/// the coordinator cannot be reached.
-pub async fn verify_on_coordinator_broker(
-    image: &rafka_core::metadata::MetadataImage,
+/// KIP-890 part 1: whether `topic`-`partition` is in the open transaction
+/// of `producer_id` at `epoch` for `txn_id`, asked of its transaction
+/// coordinator wherever it is: this node's coordinator shard, or, in a
+/// cluster, the broker leading the id's `__transaction_state` partition
+/// with AddPartitionsToTxn v4 `verify_only`, as Kafka's partition leaders
+/// do (`AddPartitionsToTxnManager`), over a link of the shard's pool.
+///
+/// `Ok` carries the coordinator's answer (NONE, INVALID_TXN_STATE,
+/// PRODUCER_FENCED, ...; INVALID_TXN_STATE when no transaction state
+/// exists at all, so none can be open); `Err` says it could not answer
+/// now (moved, loading, stopping or unreachable): retriable.
+pub async fn verify_in_transaction<S: ShardStorage>(
+    shard: &Rc<Shard<S>>,
+    txn_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    topic: &str,
+    partition: i32,
+) -> Result<ErrorCode, ErrorCode> {
+    let coordinator = shard.coordinator_leader(shard.transaction_topic(), txn_id);
+    if let Some(leader) = coordinator.filter(|l| *l != shard.config.node_id) {
+        let code =
+            verify_on_broker(shard, leader, txn_id, producer_id, epoch, topic, partition).await;
+        return match code {
+            ErrorCode::NOT_COORDINATOR
+            | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            | ErrorCode::COORDINATOR_NOT_AVAILABLE
+            | ErrorCode::NOT_LEADER_OR_FOLLOWER => Err(code),
+            code => Ok(code),
+        };
+    }
+    let Ok(owner) = shard.coordinator_shard(shard.transaction_topic(), txn_id) else {
+        // No transaction state at all: no transaction can be open.
+        return Ok(ErrorCode::INVALID_TXN_STATE);
+    };
+    let id = txn_id.to_string();
+    let partitions = [(topic.to_string(), partition)];
+    let verified = shard
+        .router
+        .invoke_on(owner, move |s: Rc<Shard<S>>| async move {
+            s.txns()
+                .verify_partitions(&id, producer_id, epoch, &partitions)
+        })
+        .await;
+    match verified {
+        Ok(codes) => Ok(codes
+            .first()
+            .copied()
+            .unwrap_or(ErrorCode::INVALID_TXN_STATE)),
+        // The coordinator's shard is stopping.
+        Err(_) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+    }
+}
+
+/// AddPartitionsToTxn v4 `verify_only` for one partition to broker
+/// `coordinator`: its answer for the partition (or the whole request),
+/// NOT_LEADER_OR_FOLLOWER when it cannot be reached.
+async fn verify_on_broker<S: ShardStorage>(
+    shard: &Shard<S>,
     coordinator: i32,
     txn_id: &str,
     producer_id: i64,
@@ -640,12 +691,7 @@ pub async fn verify_on_coordinator_broker(
     };
     use kafka_protocol::protocol::StrBytes;
 
-    let Some(address) = crate::replication::address_of(image, coordinator) else {
-        return ErrorCode::NOT_LEADER_OR_FOLLOWER;
-    };
-    let Some(mut link) =
-        crate::kafka_client::KafkaLink::open(&address, "rafka-txn-verify", 1 << 20).await
-    else {
+    let Some(address) = crate::replication::address_of(&shard.image(), coordinator) else {
         return ErrorCode::NOT_LEADER_OR_FOLLOWER;
     };
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
@@ -658,7 +704,18 @@ pub async fn verify_on_coordinator_broker(
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partitions(vec![partition])]),
     ]);
-    let answer = match link.call(&request, 4, VERIFY_TIMEOUT).await {
+    let answer = shard
+        .links()
+        .call(
+            coordinator,
+            &address,
+            "rafka-txn-verify",
+            &request,
+            4,
+            VERIFY_TIMEOUT,
+        )
+        .await;
+    let answer = match answer {
         Ok(answer) => answer,
         Err(error) => {
             tracing::debug!(coordinator, txn_id, %error, "AddPartitionsToTxn verify_only");

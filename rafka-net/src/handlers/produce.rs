@@ -728,7 +728,10 @@ async fn append_one(
 }
 
 /// Asks the transaction coordinator of `txn_id` whether `topic`-`partition`
-/// is in the open transaction of the producer.
+/// is in the open transaction of the producer (see
+/// [`rafka_shard::txn::verify_in_transaction`]): a fenced producer is
+/// INVALID_PRODUCER_EPOCH to a producer; a coordinator that cannot answer
+/// now makes the client retry, as a moving leader does.
 async fn verify_in_transaction(
     shard: &Rc<Shard>,
     txn_id: &str,
@@ -737,53 +740,18 @@ async fn verify_in_transaction(
     topic: &str,
     partition: i32,
 ) -> ErrorCode {
-    // The coordinator on another broker of the cluster is asked there.
-    if let Some(leader) = shard.coordinator_leader(shard.transaction_topic(), txn_id) {
-        if leader != shard.config.node_id {
-            let image = shard.image();
-            let code = rafka_shard::txn::verify_on_coordinator_broker(
-                &image,
-                leader,
-                txn_id,
-                producer_id,
-                epoch,
-                topic,
-                partition,
-            )
-            .await;
-            return match code {
-                ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
-                // The coordinator moved meanwhile: the client retries.
-                ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => {
-                    ErrorCode::NOT_LEADER_OR_FOLLOWER
-                }
-                code => code,
-            };
-        }
-    }
-    let Ok(coordinator) = shard.coordinator_shard(shard.transaction_topic(), txn_id) else {
-        // No transaction state at all: no transaction can be open.
-        return ErrorCode::INVALID_TXN_STATE;
-    };
-    let id = txn_id.to_string();
-    let partitions = [(topic.to_string(), partition)];
-    let verified = shard
-        .router
-        .invoke_on(coordinator, move |s: Rc<Shard>| async move {
-            s.txns()
-                .verify_partitions(&id, producer_id, epoch, &partitions)
-        })
-        .await;
+    let verified = rafka_shard::txn::verify_in_transaction(
+        shard,
+        txn_id,
+        producer_id,
+        epoch,
+        topic,
+        partition,
+    )
+    .await;
     match verified {
-        Ok(codes) => match codes
-            .first()
-            .copied()
-            .unwrap_or(ErrorCode::INVALID_TXN_STATE)
-        {
-            ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
-            code => code,
-        },
-        // The coordinator's shard is stopping: retriable, as a moving leader.
+        Ok(ErrorCode::PRODUCER_FENCED) => ErrorCode::INVALID_PRODUCER_EPOCH,
+        Ok(code) => code,
         Err(_) => ErrorCode::NOT_LEADER_OR_FOLLOWER,
     }
 }

@@ -24,7 +24,7 @@ use rafka_core::acl::{AclOperation, Resource};
 use rafka_core::group::{CommitPartition, CommitRequest, GROUP_METADATA_TOPIC};
 use rafka_proto::error::ErrorCode;
 
-use super::coordinator_call::{on_group_coordinator, on_txn_coordinator};
+use super::coordinator_call::on_group_coordinator;
 use super::fanout::{Grid, Slot};
 use super::offset_commit::{place_answers, split_commit};
 use super::{txn_errors, HandlerError, RequestContext};
@@ -60,48 +60,25 @@ pub async fn handle(
 }
 
 /// Whether the group's `__consumer_offsets` partition is in the producer's
-/// open transaction.
+/// open transaction, asked of its transaction coordinator wherever it is
+/// ([`rafka_shard::txn::verify_in_transaction`]). While that cannot
+/// answer, the client retries here (COORDINATOR_LOAD_IN_PROGRESS: this
+/// group coordinator is the right one).
 async fn verify(ctx: &RequestContext, request: &TxnOffsetCommitRequest) -> ErrorCode {
     let id = request.transactional_id.to_string();
-    let partition = ctx.shard().offsets_topic().partition_for(&request.group_id);
-    let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
-    // The transaction coordinator on another broker of the cluster is
-    // asked there (AddPartitionsToTxn v4 verify_only); while it cannot
-    // answer, the client retries here.
     let shard = ctx.shard();
-    if let Some(leader) = shard.coordinator_leader(shard.transaction_topic(), &id) {
-        if leader != shard.config.node_id {
-            let code = rafka_shard::txn::verify_on_coordinator_broker(
-                &shard.image(),
-                leader,
-                &id,
-                producer_id,
-                epoch,
-                GROUP_METADATA_TOPIC,
-                partition,
-            )
-            .await;
-            let code = match code {
-                ErrorCode::NOT_LEADER_OR_FOLLOWER
-                | ErrorCode::NOT_COORDINATOR
-                | ErrorCode::COORDINATOR_NOT_AVAILABLE => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
-                code => code,
-            };
-            return txn_errors::for_version(code, ctx.version(), i16::MAX);
-        }
-    }
-    let key = id.clone();
-    let verified = on_txn_coordinator(ctx, &id, move |shard| async move {
-        let partitions = [(GROUP_METADATA_TOPIC.to_string(), partition)];
-        shard
-            .txns()
-            .verify_partitions(&key, producer_id, epoch, &partitions)
-    })
+    let partition = shard.offsets_topic().partition_for(&request.group_id);
+    let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
+    let verified = rafka_shard::txn::verify_in_transaction(
+        shard,
+        &id,
+        producer_id,
+        epoch,
+        GROUP_METADATA_TOPIC,
+        partition,
+    )
     .await;
-    let code = match verified {
-        Ok(codes) => codes.into_iter().next().unwrap_or(ErrorCode::NONE),
-        Err(code) => code,
-    };
+    let code = verified.unwrap_or(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
     txn_errors::for_version(code, ctx.version(), i16::MAX)
 }
 
