@@ -1560,16 +1560,9 @@ fn acks_all_waits_for_the_isr_and_a_killed_leader_loses_no_acknowledged_record()
         await_partition(&cluster, 1, "durable", 0, "a leader", |(l, _, _)| *l > 0);
     assert_eq!(isr, vec![1, 2, 3], "every replica starts in sync");
     let bootstrap = cluster.bootstrap();
-    let producer = producer(
-        &bootstrap,
-        &[("acks", "all"), ("enable.idempotence", "true")],
-    );
+    let producer = idempotent_producer(&bootstrap);
     let base_ms = now_ms();
-    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
-        vec![(from..from + count)
-            .map(|i| support::client::record(0, i, base_ms))
-            .collect()]
-    };
+    let batch = |from: u32, count: u32| vec![numbered(0, from, count, base_ms)];
     let mut acknowledged = Vec::new();
     let first = batch(0, 50);
     assert_eq!(
@@ -2197,16 +2190,9 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replica_and_revives_a_le
             s.0 == preferred && s.2.len() == 3
         });
     let bootstrap = cluster.bootstrap();
-    let producer = producer(
-        &bootstrap,
-        &[("acks", "all"), ("enable.idempotence", "true")],
-    );
+    let producer = idempotent_producer(&bootstrap);
     let base_ms = now_ms();
-    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
-        vec![(from..from + count)
-            .map(|i| support::client::record(0, i, base_ms))
-            .collect()]
-    };
+    let batch = |from: u32, count: u32| vec![numbered(0, from, count, base_ms)];
     let mut acknowledged = batch(0, 20);
     assert_eq!(
         produce(&producer, "pref", &acknowledged)[0],
@@ -2302,6 +2288,22 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replica_and_revives_a_le
     }
     let (leader, epoch, isr) = await_partition(&cluster, 1, "lonely", 0, "led by 5", |s| s.0 == 5);
     assert_eq!((leader, epoch, isr), (5, orphan_epoch + 1, vec![5]));
+}
+
+/// Records `from..from + count` of partition `partition`
+/// ([`support::client::record`]).
+fn numbered(partition: i32, from: u32, count: u32, base_ms: i64) -> Vec<support::client::Record> {
+    (from..from + count)
+        .map(|i| support::client::record(partition, i, base_ms))
+        .collect()
+}
+
+/// An idempotent acks=all producer.
+fn idempotent_producer(bootstrap: &str) -> rdkafka::producer::FutureProducer {
+    producer(
+        bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    )
 }
 
 /// CreateTopics through `node` with partition 0 on `replicas`, in order.
@@ -2692,16 +2694,9 @@ fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_
         s.0 == 1 && s.2 == vec![1, 2, 3]
     });
     let bootstrap = cluster.bootstrap();
-    let producer = producer(
-        &bootstrap,
-        &[("acks", "all"), ("enable.idempotence", "true")],
-    );
+    let producer = idempotent_producer(&bootstrap);
     let base_ms = now_ms();
-    let batch = |from: u32, count: u32| -> Vec<Vec<support::client::Record>> {
-        vec![(from..from + count)
-            .map(|i| support::client::record(0, i, base_ms))
-            .collect()]
-    };
+    let batch = |from: u32, count: u32| vec![numbered(0, from, count, base_ms)];
     let mut acknowledged = batch(0, 300);
     assert_eq!(
         produce(&producer, "moving", &acknowledged)[0],
@@ -2830,16 +2825,11 @@ fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_
         replicas_of_partition(&cluster, 2, "moving", 1),
         vec![3, 4, 1]
     );
-    let on_one: Vec<support::client::Record> = (0..50)
-        .map(|i| support::client::record(1, i, base_ms))
-        .collect();
+    let on_one = numbered(1, 0, 50, base_ms);
     let sent = vec![Vec::new(), on_one.clone()];
     // A new producer: the first one's metadata has one partition.
     drop(producer);
-    let producer = support::client::producer(
-        &bootstrap,
-        &[("acks", "all"), ("enable.idempotence", "true")],
-    );
+    let producer = idempotent_producer(&bootstrap);
     assert_eq!(
         produce(&producer, "moving", &sent)[1],
         (0..50).collect::<Vec<i64>>()
@@ -2853,9 +2843,7 @@ fn a_reassignment_moves_a_partition_to_another_broker_with_every_record_and_can_
     await_partition(&cluster, 2, "trimmed", 0, "led by 2, both in sync", |s| {
         s.0 == 2 && s.2 == vec![2, 3]
     });
-    let trimmed: Vec<support::client::Record> = (0..100)
-        .map(|i| support::client::record(0, i, base_ms))
-        .collect();
+    let trimmed = numbered(0, 0, 100, base_ms);
     assert_eq!(
         produce(&producer, "trimmed", std::slice::from_ref(&trimmed))[0],
         (0..100).collect::<Vec<i64>>()
@@ -2989,9 +2977,7 @@ fn a_consumer_that_names_its_rack_reads_from_the_in_sync_replica_there() {
     let bootstrap = cluster.bootstrap();
     let producer = producer(&bootstrap, &[("acks", "all")]);
     let base_ms = now_ms();
-    let sent: Vec<support::client::Record> = (0..200)
-        .map(|i| support::client::record(0, i, base_ms))
-        .collect();
+    let sent = numbered(0, 0, 200, base_ms);
     assert_eq!(
         produce(&producer, "racked", std::slice::from_ref(&sent))[0],
         (0..200).collect::<Vec<i64>>()

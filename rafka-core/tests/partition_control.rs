@@ -175,6 +175,19 @@ fn new_partitions_start_with_every_replica_in_sync() {
     assert_eq!(l.isr, l.replicas);
 }
 
+/// The message of a refusal that must be INVALID_REPLICA_ASSIGNMENT.
+fn invalid_assignment(
+    outcome: Result<Vec<MetadataRecord>, rafka_core::metadata::ControllerError>,
+) -> String {
+    let error = outcome.expect_err("refused");
+    assert_eq!(
+        error.error_code(),
+        ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+        "{error}"
+    );
+    error.to_string()
+}
+
 #[test]
 fn a_manual_assignment_places_each_partition_on_its_brokers_with_kafkas_checks() {
     let mut image = MetadataImage::new();
@@ -214,15 +227,7 @@ fn a_manual_assignment_places_each_partition_on_its_brokers_with_kafkas_checks()
     );
 
     let refused = |assignments: Vec<Vec<i32>>| {
-        let error = c
-            .create_topic(&image, &assigned(assignments), Uuid::from_u128(9))
-            .expect_err("refused");
-        assert_eq!(
-            error.error_code(),
-            ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-            "{error}"
-        );
-        error.to_string()
+        invalid_assignment(c.create_topic(&image, &assigned(assignments), Uuid::from_u128(9)))
     };
     assert_eq!(
         refused(vec![vec![1, 2], vec![1], vec![2, 1]]),
@@ -260,15 +265,7 @@ fn a_manual_assignment_places_each_partition_on_its_brokers_with_kafkas_checks()
         assert_eq!((l.leader, &l.replicas, &l.isr), (1, &replicas, &vec![1]));
     }
     let grow_refused = |image: &MetadataImage, total: i32, assignments: &[Vec<i32>]| {
-        let error = c
-            .create_partitions(image, "m2", total, Some(assignments))
-            .expect_err("refused");
-        assert_eq!(
-            error.error_code(),
-            ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-            "{error}"
-        );
-        error.to_string()
+        invalid_assignment(c.create_partitions(image, "m2", total, Some(assignments)))
     };
     assert_eq!(
         grow_refused(&image, 6, &[vec![1, 2]]),
