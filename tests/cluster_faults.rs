@@ -15,8 +15,7 @@
 //! consume-transform-produce loop (read_committed input, output and
 //! offsets in one transaction) goes on through the kill of its
 //! transaction coordinator's broker and its restart, each input record
-//! in the output exactly once (ignored for now: it sometimes stalls after
-//! the kill). A consumer group's
+//! in the output exactly once. A consumer group's
 //! committed offsets survive the kill of its coordinator: a new member
 //! resumes exactly there, and no commit goes backwards.
 //!
@@ -28,6 +27,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -869,11 +869,44 @@ fn assign_at_committed(consumer: &BaseConsumer, topic: &str, partitions: i32) {
     consumer.assign(&assignment).expect("assign");
 }
 
-// Passes 4 runs in 5 here; about 1 in 5, the loop stops making progress
-// after the kill (no transaction ends, no error surfaces) and is not yet
-// diagnosed, so it is left out of the default suite until it is.
+/// The coordinator of `key` (`key_type` 0: a group, 1: a transactional
+/// id) as a live node other than `killed` names it, once it is on such a
+/// node.
+fn await_coordinator_moved(cluster: &Cluster, key_type: i8, key: &str, killed: u16) -> u16 {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let seen = NODES
+            .iter()
+            .filter(|n| **n != killed)
+            .find_map(|n| cluster.find_coordinator_of(*n, key_type, key).ok())
+            .and_then(|id| u16::try_from(id).ok());
+        if let Some(node) = seen.filter(|n| *n != killed) {
+            return node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} still coordinated by {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The broker coordinating the transactional id (and perhaps the group)
+/// is killed after the 3rd commit; it comes back on its disk once both
+/// coordinators moved and, unless the group's was on it too, 5 more
+/// transactions committed without it.
+///
+/// Why the restart does not wait for commits when the group coordinator
+/// was on the killed broker: librdkafka's send_offsets_to_transaction
+/// then waits, past its timeout, for that broker to come back
+/// (confluentinc/librdkafka#5456: the coordinator request's timeout is
+/// never checked; #5511: a broker left out of Metadata, as a fenced one
+/// is, never changes state again to wake it). Kafka's brokers leave a
+/// dead broker out of Metadata the same way; the broker side is not
+/// involved: AddOffsetsToTxn is answered by the new coordinator, and the
+/// client sends no TxnOffsetCommit until the old broker is back in the
+/// Metadata it refreshes (every second here).
 #[test]
-#[ignore = "hangs about 1 run in 5 after the coordinator's kill; being diagnosed"]
 fn a_transactional_consume_transform_produce_loop_is_exactly_once_through_its_coordinators_kill() {
     use rdkafka::producer::{BaseRecord, Producer};
     const INPUT: &str = "ctp-in";
@@ -908,6 +941,10 @@ fn a_transactional_consume_transform_produce_loop_is_exactly_once_through_its_co
     let producer: TxnProducer = support::client::config(&bootstrap)
         .set("transactional.id", "ctp-loop")
         .set("transaction.timeout.ms", "60000")
+        // Learns soon that a restarted broker is back in Metadata, which
+        // is what wakes a send_offsets_to_transaction waiting on it
+        // (librdkafka#5511, see above).
+        .set("topic.metadata.refresh.interval.ms", "1000")
         .create()
         .expect("transactional producer");
     producer
@@ -923,87 +960,109 @@ fn a_transactional_consume_transform_produce_loop_is_exactly_once_through_its_co
     assign_at_committed(&consumer, INPUT, PARTITIONS);
 
     // Transactions of up to 10 records; after the 3rd commit the broker
-    // coordinating the transactional id is killed, after the 8th it comes
-    // back on its disk.
-    let mut committed_transactions = 0;
+    // coordinating the transactional id is killed (see the doc above for
+    // when it comes back).
+    let committed_transactions = AtomicUsize::new(0);
+    let restarted = AtomicBool::new(false);
     let mut aborted = 0;
-    let mut killed: Vec<u16> = Vec::new();
+    let mut killed: Option<u16> = None;
     let mut done = vec![0i64; PARTITIONS as usize];
     let total = i64::from(PER_PARTITION);
     let deadline = Instant::now() + Duration::from_secs(180);
-    while done.iter().any(|d| *d < total) {
-        assert!(Instant::now() < deadline, "processed only {done:?}");
-        let mut batch = Vec::new();
-        while batch.len() < 10 {
-            match consumer.poll(Duration::from_millis(300)) {
-                Some(Ok(message)) => batch.push((
-                    message.partition(),
-                    message.offset(),
-                    message.key().expect("a key").to_vec(),
-                )),
-                Some(Err(error)) => eprintln!("consumer: {error}"),
-                None => break,
+    std::thread::scope(|scope| {
+        while done.iter().any(|d| *d < total) {
+            assert!(Instant::now() < deadline, "processed only {done:?}");
+            let mut batch = Vec::new();
+            while batch.len() < 10 {
+                match consumer.poll(Duration::from_millis(300)) {
+                    Some(Ok(message)) => batch.push((
+                        message.partition(),
+                        message.offset(),
+                        message.key().expect("a key").to_vec(),
+                    )),
+                    Some(Err(error)) => eprintln!("consumer: {error}"),
+                    None => break,
+                }
             }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        producer.begin_transaction().expect("begin_transaction");
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for (partition, offset, key) in &batch {
-            let mut out = b"out-".to_vec();
-            out.extend_from_slice(key);
-            producer
-                .send(
-                    BaseRecord::<[u8], [u8]>::to(OUTPUT)
-                        .partition(*partition)
-                        .payload(&out),
-                )
-                .expect("enqueue");
-            next.insert(*partition, offset + 1);
-        }
-        let mut offsets = rdkafka::TopicPartitionList::new();
-        for (partition, offset) in &next {
-            offsets
-                .add_partition_offset(INPUT, *partition, rdkafka::Offset::Offset(*offset))
-                .expect("offsets");
-        }
-        let metadata = consumer.group_metadata().expect("group metadata");
-        let sent = producer.flush(Duration::from_secs(30)).is_ok()
-            && producer
-                .send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(30))
-                .inspect_err(|error| eprintln!("send_offsets_to_transaction: {error}"))
-                .is_ok();
-        if end_transaction(&producer, sent) {
-            committed_transactions += 1;
-            for (partition, offset) in next {
-                done[partition as usize] = offset;
+            if batch.is_empty() {
+                continue;
             }
-        } else {
-            // Aborted: read again from what the group committed.
-            aborted += 1;
-            assign_at_committed(&consumer, INPUT, PARTITIONS);
-        }
-        match (committed_transactions, killed.len()) {
-            (3, 0) => {
-                let node = cluster
-                    .find_coordinator_of(1, 1, "ctp-loop")
-                    .or_else(|_| cluster.find_coordinator_of(2, 1, "ctp-loop"))
-                    .expect("the transaction coordinator");
-                let node = u16::try_from(node).expect("node id");
-                eprintln!("killing node {node}, the transaction coordinator");
+            producer.begin_transaction().expect("begin_transaction");
+            let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+            for (partition, offset, key) in &batch {
+                let mut out = b"out-".to_vec();
+                out.extend_from_slice(key);
+                producer
+                    .send(
+                        BaseRecord::<[u8], [u8]>::to(OUTPUT)
+                            .partition(*partition)
+                            .payload(&out),
+                    )
+                    .expect("enqueue");
+                next.insert(*partition, offset + 1);
+            }
+            let mut offsets = rdkafka::TopicPartitionList::new();
+            for (partition, offset) in &next {
+                offsets
+                    .add_partition_offset(INPUT, *partition, rdkafka::Offset::Offset(*offset))
+                    .expect("offsets");
+            }
+            let metadata = consumer.group_metadata().expect("group metadata");
+            let sent = producer.flush(Duration::from_secs(30)).is_ok()
+                && producer
+                    .send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(30))
+                    .inspect_err(|error| eprintln!("send_offsets_to_transaction: {error}"))
+                    .is_ok();
+            if end_transaction(&producer, sent) {
+                committed_transactions.fetch_add(1, Ordering::SeqCst);
+                for (partition, offset) in next {
+                    done[partition as usize] = offset;
+                }
+            } else {
+                // Aborted: read again from what the group committed.
+                aborted += 1;
+                assign_at_committed(&consumer, INPUT, PARTITIONS);
+            }
+            if killed.is_none() && committed_transactions.load(Ordering::SeqCst) == 3 {
+                let coordinator = |key_type: i8, key: &str| {
+                    cluster
+                        .find_coordinator_of(1, key_type, key)
+                        .or_else(|_| cluster.find_coordinator_of(2, key_type, key))
+                        .ok()
+                        .and_then(|id| u16::try_from(id).ok())
+                };
+                let node = coordinator(1, "ctp-loop").expect("the transaction coordinator");
+                let group_there = coordinator(0, GROUP) == Some(node);
+                eprintln!(
+                    "killing node {node}, the transaction coordinator{}",
+                    if group_there { " and the group's" } else { "" }
+                );
                 cluster.kill(node);
-                killed.push(node);
+                killed = Some(node);
+                let (cluster, committed, restarted) =
+                    (&cluster, &committed_transactions, &restarted);
+                scope.spawn(move || {
+                    let txn = await_coordinator_moved(cluster, 1, "ctp-loop", node);
+                    let group = await_coordinator_moved(cluster, 0, GROUP, node);
+                    eprintln!("coordinators moved: transactions to {txn}, the group to {group}");
+                    if !group_there {
+                        let until = Instant::now() + DEADLINE;
+                        while committed.load(Ordering::SeqCst) < 8 {
+                            assert!(Instant::now() < until, "no commit without node {node}");
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                    cluster.restart(node);
+                    eprintln!("node {node} restarted");
+                    restarted.store(true, Ordering::SeqCst);
+                });
             }
-            (8, 1) => {
-                cluster.restart(killed[0]);
-                killed.push(0);
-            }
-            _ => {}
         }
-    }
+    });
+    let committed_transactions = committed_transactions.into_inner();
     eprintln!("{committed_transactions} transactions committed, {aborted} aborted");
-    assert_eq!(killed.len(), 2, "the coordinator killed and restarted");
+    assert!(killed.is_some(), "the coordinator was killed");
+    assert!(restarted.into_inner(), "and restarted");
 
     // Every input record transformed exactly once, in order, and the
     // group's committed offsets at the end of the input.

@@ -43,12 +43,11 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use rafka_core::log::LogError;
 use rafka_core::metadata::MetadataImage;
 use rafka_proto::error::ErrorCode;
 
 use crate::kafka_client::KafkaLink;
-use rafka_core::log::LogError;
-
 use crate::partition::{FetchedAt, PartitionError};
 use crate::runtime::within;
 use crate::shard::Shard;

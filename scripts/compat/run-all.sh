@@ -22,7 +22,10 @@
 #        confluent-kafka-cluster (a 3-node cluster of their own from
 #        scripts/cluster.sh: brokers, topics led across them, groups; Java
 #        also across a broker's kill and restart, java-cluster.sh,
-#        confluent-kafka-cluster.sh) (default: all)
+#        confluent-kafka-cluster.sh), java-faults-cluster (the Java
+#        producer through leader and follower kills and a paused leader,
+#        every acknowledged record checked, java-faults-cluster.sh)
+#        (default: all)
 #   env: COUNT, CODECS (passed to the roundtrips), GROUP_COUNT (to the group
 #        runs), CORES (broker shards, 2)
 set -euo pipefail
@@ -34,7 +37,7 @@ clients=("$@")
 if [[ ${#clients[@]} -eq 0 ]]; then
     clients=(confluent-kafka kafka-python kafkajs java kcat kafka-python-group kafkajs-group java-group
         confluent-kafka-admin java-admin kafka-python-admin java-quota sasl tls acl-matrix
-        confluent-kafka-txn java-txn java-cluster confluent-kafka-cluster)
+        confluent-kafka-txn java-txn java-cluster confluent-kafka-cluster java-faults-cluster)
 fi
 startup_timeout_s=60
 shutdown_timeout_s=30
