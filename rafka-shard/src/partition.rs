@@ -80,6 +80,12 @@ pub enum PartitionError {
     Recompress(#[from] RecompressError),
     #[error("timed out waiting for the flush covering offset {offset}")]
     FlushTimeout { offset: i64 },
+    /// An acks=all wait outlived the leadership its append was made in
+    /// (this broker follows now, or leads in another epoch): the records
+    /// may have been cut and their offsets taken by the new leader's, so
+    /// the producer is told to retry, never that they were written.
+    #[error("the leadership of epoch {epoch} ended before offset {offset} was replicated")]
+    LeadershipLost { epoch: i32, offset: i64 },
     #[error("partition is closed")]
     Closed,
     /// The data dir is below `rafka.log.dir.min.free.bytes` (see
@@ -158,6 +164,7 @@ impl PartitionError {
             PartitionError::Corrupt(_) => ErrorCode::CORRUPT_MESSAGE,
             PartitionError::Recompress(error) => error.error_code(),
             PartitionError::FlushTimeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
+            PartitionError::LeadershipLost { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             PartitionError::Closed => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             // Retriable for clients (Kafka's KafkaStorageException is an
             // InvalidMetadataException): producers retry until their
@@ -489,6 +496,8 @@ impl<S: ShardStorage> Partition<S> {
         self.set_leader_epoch(assignment.leader_epoch);
         let now_ms = self.clock.now_ms();
         self.replicas.borrow_mut().assign(me, assignment, now_ms);
+        // acks=all waits check whether their leadership still holds.
+        self.watermark_moved.notify(usize::MAX);
         self.republish().await
     }
 
@@ -964,13 +973,34 @@ impl<S: ShardStorage> Partition<S> {
 
     /// Waits until the high watermark passes `end_offset`: every offset
     /// below it is fsync'd here and on every ISR member (acks=all), or
-    /// `timeout` passes.
+    /// `timeout` passes. Called right after this broker appended as
+    /// leader: if it stops leading, or leads in another epoch, or its log
+    /// no longer reaches `end_offset`, before that, the wait fails with
+    /// [`PartitionError::LeadershipLost`] (Kafka's delayed produce
+    /// answers NOT_LEADER_OR_FOLLOWER then). A deposed leader follows a
+    /// new one whose log may hold other records at those offsets, and its
+    /// high watermark, now the new leader's, passes them all the same.
     pub async fn wait_durable(
         &self,
         end_offset: i64,
         timeout: std::time::Duration,
     ) -> Result<(), PartitionError> {
         self.check_writable()?;
+        let epoch = self.leader_epoch();
+        let still_led = || {
+            if self.is_leader()
+                && self.leader_epoch() == epoch
+                && self.log_end_offset.get() >= end_offset
+            {
+                Ok(())
+            } else {
+                Err(PartitionError::LeadershipLost {
+                    epoch,
+                    offset: end_offset,
+                })
+            }
+        };
+        still_led()?;
         // Already durable (write caching, or a flush that beat the call):
         // no timer to arm.
         if self.high_watermark.get() >= end_offset {
@@ -979,6 +1009,7 @@ impl<S: ShardStorage> Partition<S> {
         let durable = async {
             loop {
                 self.check_writable()?;
+                still_led()?;
                 if self.high_watermark.get() >= end_offset {
                     return Ok(());
                 }

@@ -90,6 +90,43 @@ fn led_by(leader: i32, isr: &[i32]) -> Assignment {
 }
 
 #[test]
+fn an_acks_all_wait_fails_once_its_leadership_ends_even_if_the_high_watermark_passes() {
+    in_executor(|| async {
+        let fixture = Fixture::new();
+        let deposed = fixture.open("/sim/data/d/t-0").await;
+        deposed.assign(1, led_by(1, &[1, 2, 3])).await.unwrap();
+        deposed.append(&plain(3), None).await.unwrap();
+        deposed.flush().await.unwrap();
+        let mut acked = Box::pin(deposed.wait_durable(3, Duration::from_secs(30)));
+        assert!((&mut acked).now_or_never().is_none());
+        // Another broker leads now (the next epoch); this one follows and
+        // its high watermark, the new leader's, passes the offsets its
+        // own append took, whatever the new leader holds there.
+        let mut next = led_by(2, &[1, 2, 3]);
+        next.leader_epoch = 2;
+        next.partition_epoch = 2;
+        deposed.assign(1, next).await.unwrap();
+        deposed.leader_high_watermark(3).await.unwrap();
+        assert_eq!(deposed.high_watermark(), 3);
+        let lost = acked.await.expect_err("never acknowledged");
+        assert!(
+            matches!(
+                lost,
+                PartitionError::LeadershipLost {
+                    epoch: 1,
+                    offset: 3
+                }
+            ),
+            "{lost:?}"
+        );
+        assert_eq!(lost.error_code(), ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        // A wait that starts after the leadership ended fails at once.
+        let late = deposed.wait_durable(3, Duration::from_secs(30)).await;
+        assert!(matches!(late, Err(PartitionError::LeadershipLost { .. })));
+    });
+}
+
+#[test]
 fn the_high_watermark_waits_for_the_isrs_fetch_offsets() {
     in_executor(|| async {
         let fixture = Fixture::new();
