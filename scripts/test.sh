@@ -5,6 +5,9 @@
 # itself). Long stress tests are #[ignore]d; see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The fault tests in tests/cluster_faults.rs run the Java client beside
+# librdkafka: install it first (idempotent, cached in scripts/compat/.cache).
+bash scripts/compat/setup-java.sh
 cargo test --workspace --all-targets
 # Doc tests are not covered by --all-targets.
 cargo test --workspace --doc

@@ -1,6 +1,8 @@
 //! Replication under faults: a 3-node cluster (scripts/cluster.sh), a topic
-//! of 3 partitions with 3 replicas and min.insync.replicas=2, an idempotent
-//! acks=all producer running throughout, and faults one at a time: kill -9
+//! of 3 partitions with 3 replicas and min.insync.replicas=2, idempotent
+//! acks=all producers running throughout (librdkafka in this process, the
+//! Java client in a process of its own: `support::load`, which needs
+//! `scripts/compat/setup-java.sh` run once), and faults one at a time: kill -9
 //! of a partition leader (restarted later on its disk), SIGSTOP of a leader
 //! past the broker session (then SIGCONT), kill -9 and restart of a
 //! follower. Whole-topic reads between faults and once at the end feed a
@@ -38,7 +40,7 @@ use rdkafka::message::Message;
 use support::checker::{make_id, Checker, Position, Violation};
 use support::client::{now_ms, produce, producer, records};
 use support::cluster::{Cluster, PartitionState, DEADLINE, NODES};
-use support::load::{read_all, Load};
+use support::load::{read_all, JavaLoad, Load};
 
 const TOPIC: &str = "faults";
 const PARTITIONS: i32 = 3;
@@ -114,6 +116,7 @@ fn acknowledged_records_survive_leader_kills_pauses_and_follower_restarts() {
     let bootstrap = cluster.bootstrap();
     checker.set_phase("1 steady");
     let load = Load::start(&bootstrap, TOPIC, PARTITIONS, 1, Arc::clone(&checker));
+    let java = JavaLoad::start(&bootstrap, TOPIC, PARTITIONS, 2, Arc::clone(&checker));
     await_acks(&checker, "1 steady");
 
     // kill -9 of partition 0's leader: another in-sync replica leads it,
@@ -163,13 +166,16 @@ fn acknowledged_records_survive_leader_kills_pauses_and_follower_restarts() {
     await_acks(&checker, "7 follower restarted");
 
     let sent = load.stop();
+    let (java_acked, java_failed) = java.stop();
     read_all(&bootstrap, TOPIC, PARTITIONS, &checker);
     let verdict = checker.verify(true);
     eprintln!(
-        "{sent} sent in {} s; {verdict}",
+        "{sent} sent by librdkafka, {java_acked} acknowledged to and {java_failed} failed for \
+         the Java producer, in {} s; {verdict}",
         started.elapsed().as_secs()
     );
     verdict.assert_clean();
+    assert!(java_acked > 0, "the Java producer got no acknowledgement");
     for phase in [
         "1 steady",
         "2 leader killed",
@@ -772,6 +778,7 @@ fn acknowledged_records_survive_a_leader_cut_off_from_the_brokers_but_not_from_c
     let bootstrap = cluster.bootstrap();
     checker.set_phase("1 steady");
     let load = Load::start(&bootstrap, CUT, 1, 1, Arc::clone(&checker));
+    let java = JavaLoad::start(&bootstrap, CUT, 1, 2, Arc::clone(&checker));
     await_acks(&checker, "1 steady");
 
     // The leader loses the other brokers and the quorum, not its clients:
@@ -796,10 +803,12 @@ fn acknowledged_records_survive_a_leader_cut_off_from_the_brokers_but_not_from_c
     });
     await_acks(&checker, "3 healed");
     load.stop();
+    let (java_acked, java_failed) = java.stop();
     read_all(&bootstrap, CUT, 1, &checker);
     let counts = checker.counts();
-    eprintln!("{counts:?}");
+    eprintln!("{counts:?}; the Java producer: {java_acked} acknowledged, {java_failed} failed");
     checker.verify(true).assert_clean();
+    assert!(java_acked > 0, "the Java producer got no acknowledgement");
     for phase in ["1 steady", "2 leader cut off", "3 healed"] {
         assert!(
             counts.acked_by_phase.get(phase).copied().unwrap_or(0) >= ACKS_PER_PHASE,

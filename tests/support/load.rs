@@ -1,6 +1,7 @@
 //! Load for fault tests, noted in a [`Checker`]: [`Load`] produces on its
 //! own thread (librdkafka, acks=all, idempotent) until stopped, each
-//! acknowledgement noted from its delivery report; [`read_all`] reads a
+//! acknowledgement noted from its delivery report; [`JavaLoad`] does the
+//! same with the Java client in a process of its own; [`read_all`] reads a
 //! whole topic from the beginning up to its high watermarks with a fresh
 //! consumer (assign, no group).
 
@@ -225,5 +226,130 @@ fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32, deadline
             ),
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How long a stopped [`JavaLoad`] may take to flush and exit: its
+/// delivery timeout, and then some.
+const JAVA_STOP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The Java client's idempotent acks=all producer (kafka-clients 3.9.1,
+/// `scripts/compat/cluster/JavaFaults.java produce`) beside a [`Load`]:
+/// its values are the checker's ids of producer `producer`, and each
+/// delivery it reports (acknowledged with its offset, or failed) is noted
+/// in the checker as it comes. Needs the Java client installed
+/// (`scripts/compat/setup-java.sh`, which `scripts/test.sh` runs first).
+pub struct JavaLoad {
+    child: std::process::Child,
+    stop: std::path::PathBuf,
+    reader: Option<JoinHandle<(u64, u64)>>,
+    _dir: tempfile::TempDir,
+}
+
+impl JavaLoad {
+    /// Compiles the program and starts it on `topic` (partitions
+    /// `0..partitions`).
+    pub fn start(
+        bootstrap: &str,
+        topic: &str,
+        partitions: i32,
+        producer: u32,
+        checker: Arc<Checker>,
+    ) -> JavaLoad {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let compat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat");
+        let classpath = std::fs::read_to_string(compat.join(".cache/java/classpath"))
+            .unwrap_or_else(|_| {
+                panic!("the Java client is not installed: run scripts/compat/setup-java.sh")
+            });
+        let classpath = classpath.trim();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let classes = dir.path().join("classes");
+        let compiled = Command::new("javac")
+            .args(["--release", "17", "-d"])
+            .arg(&classes)
+            .args(["-cp", classpath])
+            .arg(compat.join("cluster/JavaFaults.java"))
+            .status()
+            .expect("run javac");
+        assert!(compiled.success(), "javac JavaFaults.java: {compiled}");
+        let stop = dir.path().join("stop");
+        let mut child = Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}:{classpath}", classes.display()))
+            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+            .args(["JavaFaults", "produce", bootstrap, topic])
+            .arg(partitions.to_string())
+            .arg("-")
+            .arg(&stop)
+            .arg(producer.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run java");
+        let stdout = child.stdout.take().expect("its stdout");
+        let topic = topic.to_string();
+        let reader = std::thread::spawn(move || {
+            let (mut acked, mut failed) = (0, 0);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let fields: Vec<&str> = line.split(' ').collect();
+                match fields.as_slice() {
+                    ["ack", partition, offset, id] => {
+                        checker.attempted(id);
+                        let (Ok(partition), Ok(offset)) = (partition.parse(), offset.parse())
+                        else {
+                            panic!("a Java note: {line}");
+                        };
+                        checker.acked(&topic, partition, offset, id);
+                        acked += 1;
+                    }
+                    ["fail", id, error @ ..] => {
+                        checker.attempted(id);
+                        checker.failed(id, &format!("java: {}", error.join(" ")));
+                        failed += 1;
+                    }
+                    _ => {}
+                }
+            }
+            (acked, failed)
+        });
+        JavaLoad {
+            child,
+            stop,
+            reader: Some(reader),
+            _dir: dir,
+        }
+    }
+
+    /// Stops sending and waits until every delivery was reported and the
+    /// program exited; returns (acknowledged, failed).
+    pub fn stop(mut self) -> (u64, u64) {
+        std::fs::write(&self.stop, b"").expect("the stop file");
+        let deadline = Instant::now() + JAVA_STOP_TIMEOUT;
+        loop {
+            match self.child.try_wait().expect("the Java producer") {
+                Some(status) => {
+                    assert!(status.success(), "the Java producer: {status}");
+                    break;
+                }
+                None => {
+                    assert!(Instant::now() < deadline, "the Java producer did not stop");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        let reader = self.reader.take().expect("running");
+        reader.join().expect("the notes reader")
+    }
+}
+
+impl Drop for JavaLoad {
+    fn drop(&mut self) {
+        // Stopped by its pid, whatever happened to the test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

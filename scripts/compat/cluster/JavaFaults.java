@@ -5,14 +5,17 @@
 //   leader   BOOTSTRAP TOPIC PARTITION
 //            prints the partition's leader id (AdminClient.describeTopics),
 //            -1 while it has none.
-//   produce  BOOTSTRAP TOPIC PARTITIONS NOTES STOP
+//   produce  BOOTSTRAP TOPIC PARTITIONS NOTES STOP [PRODUCER]
 //            a KafkaProducer with idempotence and acks=all (Kafka 3.x's
-//            defaults, spelled out) sends value "java-<seq>" with key
-//            "k<seq>" to partition seq % PARTITIONS, a few hundred a
-//            second, until the file STOP exists; then flushes and closes.
-//            Every send is noted in NOTES when its callback runs: "ack P O
-//            VALUE" (acknowledged at partition P, offset O) or "fail VALUE
-//            ERROR" (never acknowledged). Prints "acked=N failed=M".
+//            defaults, spelled out) sends value "java-<seq>" (with
+//            PRODUCER, the cargo fault tests' checker id
+//            "p<PRODUCER>-s<seq, 9 digits>") with key "k<seq>" to
+//            partition seq % PARTITIONS, a few hundred a second, until
+//            the file STOP exists; then flushes and closes. Every send is
+//            noted in NOTES ("-": standard output) when its callback
+//            runs: "ack P O VALUE" (acknowledged at partition P, offset O)
+//            or "fail VALUE ERROR" (never acknowledged). Prints "acked=N
+//            failed=M" (last in NOTES when that is standard output).
 //   verify   BOOTSTRAP TOPIC PARTITIONS NOTES GROUP
 //            reads every partition from its start to its end offset
 //            (assign, read_uncommitted) and checks the notes against it:
@@ -28,7 +31,10 @@
 // usage: java -cp ... JavaFaults MODE ARGS...
 
 import java.io.BufferedWriter;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.OutputStreamWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -95,8 +101,8 @@ public final class JavaFaults {
         }
     }
 
-    private static void produce(String bootstrap, String topic, int partitions, Path notes, Path stop)
-            throws Exception {
+    private static void produce(String bootstrap, String topic, int partitions, String notes, Path stop,
+            Integer idProducer) throws Exception {
         Properties config = new Properties();
         config.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         config.put(ProducerConfig.CLIENT_ID_CONFIG, "rafka-faults-producer");
@@ -107,13 +113,18 @@ public final class JavaFaults {
         config.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
         AtomicLong acked = new AtomicLong();
         AtomicLong failed = new AtomicLong();
-        try (BufferedWriter out = Files.newBufferedWriter(notes, StandardCharsets.UTF_8,
-                StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
-                KafkaProducer<String, String> producer =
-                        new KafkaProducer<>(config, new StringSerializer(), new StringSerializer())) {
+        BufferedWriter out = notes.equals("-")
+                ? new BufferedWriter(new OutputStreamWriter(new FileOutputStream(FileDescriptor.out),
+                        StandardCharsets.UTF_8))
+                : Files.newBufferedWriter(Path.of(notes), StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                        StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
+        try (KafkaProducer<String, String> producer =
+                new KafkaProducer<>(config, new StringSerializer(), new StringSerializer())) {
             long seq = 0;
             while (!Files.exists(stop)) {
-                String value = "java-" + seq;
+                String value = idProducer == null
+                        ? "java-" + seq
+                        : String.format("p%d-s%09d", idProducer, seq);
                 int partition = (int) (seq % partitions);
                 producer.send(new ProducerRecord<>(topic, partition, "k" + seq, value), (metadata, error) -> {
                     String line;
@@ -125,22 +136,32 @@ public final class JavaFaults {
                         String why = error == null ? "no offset" : error.getClass().getSimpleName();
                         line = "fail " + value + " " + why;
                     }
-                    synchronized (out) {
-                        try {
-                            out.write(line);
-                            out.newLine();
-                            out.flush();
-                        } catch (IOException e) {
-                            throw new java.io.UncheckedIOException(e);
-                        }
-                    }
+                    note(out, line);
                 });
                 seq++;
                 Thread.sleep(2);
             }
             producer.flush();
         }
-        System.out.println("acked=" + acked.get() + " failed=" + failed.get());
+        String summary = "acked=" + acked.get() + " failed=" + failed.get();
+        if (notes.equals("-")) {
+            note(out, summary);
+        } else {
+            System.out.println(summary);
+        }
+        out.close();
+    }
+
+    private static void note(BufferedWriter out, String line) {
+        synchronized (out) {
+            try {
+                out.write(line);
+                out.newLine();
+                out.flush();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
     }
 
     /** partition -> offset -> value, acknowledged; and every value sent. */
@@ -305,8 +326,8 @@ public final class JavaFaults {
         try {
             switch (args.length > 0 ? args[0] : "") {
                 case "leader" -> leader(args[1], args[2], Integer.parseInt(args[3]));
-                case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]), Path.of(args[4]),
-                        Path.of(args[5]));
+                case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]), args[4], Path.of(args[5]),
+                        args.length > 6 ? Integer.valueOf(args[6]) : null);
                 case "verify" -> verify(args[1], args[2], Integer.parseInt(args[3]), Path.of(args[4]), args[5]);
                 default -> throw new Failure("usage: JavaFaults leader|produce|verify ARGS...");
             }
