@@ -80,6 +80,11 @@ pub enum PartitionError {
     Recompress(#[from] RecompressError),
     #[error("timed out waiting for the flush covering offset {offset}")]
     FlushTimeout { offset: i64 },
+    /// A leader-only append (a client's records, a marker, a
+    /// coordinator's batch) reached its turn after this broker stopped
+    /// leading: a follower's log takes only its leader's batches.
+    #[error("this broker no longer leads the partition")]
+    NotLeader,
     /// An acks=all wait outlived the leadership its append was made in
     /// (this broker follows now, or leads in another epoch): the records
     /// may have been cut and their offsets taken by the new leader's, so
@@ -164,7 +169,9 @@ impl PartitionError {
             PartitionError::Corrupt(_) => ErrorCode::CORRUPT_MESSAGE,
             PartitionError::Recompress(error) => error.error_code(),
             PartitionError::FlushTimeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
-            PartitionError::LeadershipLost { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            PartitionError::LeadershipLost { .. } | PartitionError::NotLeader => {
+                ErrorCode::NOT_LEADER_OR_FOLLOWER
+            }
             PartitionError::Closed => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             // Retriable for clients (Kafka's KafkaStorageException is an
             // InvalidMetadataException): producers retry until their
@@ -738,6 +745,20 @@ impl<S: ShardStorage> Partition<S> {
         self.append_in_turn(records, Some(guard)).await
     }
 
+    /// A leader-only append goes on only while this broker leads: the
+    /// leadership may have moved while it waited for its turn (a leader
+    /// paused and resumed serves what queued up in its sockets), and a
+    /// client batch in a follower's log would carry the new leader's
+    /// epoch without being the new leader's batch, a divergence no epoch
+    /// check could see.
+    pub(crate) fn check_leading(&self) -> Result<(), PartitionError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(PartitionError::NotLeader)
+        }
+    }
+
     /// The part of an append that runs in its turn: producer checks,
     /// guards, the write and the producer state.
     async fn append_in_turn(
@@ -746,6 +767,7 @@ impl<S: ShardStorage> Partition<S> {
         verified: Option<u64>,
     ) -> Result<Appended, PartitionError> {
         let mut state = self.write_state().await?;
+        self.check_leading()?;
         let headers = headers_of(records)?;
         if let Some(duplicate) = duplicate_of(&state.producers, &headers)? {
             return Ok(Appended {

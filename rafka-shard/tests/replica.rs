@@ -90,7 +90,7 @@ fn led_by(leader: i32, isr: &[i32]) -> Assignment {
 }
 
 #[test]
-fn an_acks_all_wait_fails_once_its_leadership_ends_even_if_the_high_watermark_passes() {
+fn a_deposed_leader_acknowledges_and_appends_nothing_more_even_if_the_high_watermark_passes() {
     in_executor(|| async {
         let fixture = Fixture::new();
         let deposed = fixture.open("/sim/data/d/t-0").await;
@@ -123,6 +123,15 @@ fn an_acks_all_wait_fails_once_its_leadership_ends_even_if_the_high_watermark_pa
         // A wait that starts after the leadership ended fails at once.
         let late = deposed.wait_durable(3, Duration::from_secs(30)).await;
         assert!(matches!(late, Err(PartitionError::LeadershipLost { .. })));
+        // And a client's append that reaches its turn now is refused: a
+        // follower's log takes only its leader's batches.
+        let refused = deposed
+            .append(&plain(2), None)
+            .await
+            .expect_err("a follower");
+        assert!(matches!(refused, PartitionError::NotLeader), "{refused:?}");
+        assert_eq!(refused.error_code(), ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        assert_eq!(deposed.log_end_offset(), 3);
     });
 }
 

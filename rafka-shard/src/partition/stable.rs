@@ -126,6 +126,7 @@ impl<S: ShardStorage> Partition<S> {
         self.check_writable()?;
         ticket.turn().await;
         let mut state = self.write_state().await?;
+        self.check_leading()?;
         let TxnMarker {
             producer_id,
             producer_epoch,
@@ -177,6 +178,7 @@ impl<S: ShardStorage> Partition<S> {
         self.check_writable()?;
         ticket.turn().await;
         let mut state = self.write_state().await?;
+        self.check_leading()?;
         let headers = headers_of(records)?;
         for header in &headers {
             state.producers.check_coordinator(header)?;
