@@ -154,3 +154,54 @@ fn idempotent_producer_continues_across_restart() {
     );
     client::assert_topic(&bootstrap, TOPIC, &expected);
 }
+
+/// `replication-offset-checkpoint` is written while the broker runs (every
+/// `replica.high.watermark.checkpoint.interval.ms`), not only by a clean
+/// stop; after a kill -9 the broker starts each high watermark there, and
+/// a partition whose only in-sync replica is this broker vouches for its
+/// whole log again at once: every record is readable and the end offsets
+/// are the log ends.
+#[test]
+fn high_watermarks_are_checkpointed_while_running_and_a_crash_restarts_from_them() {
+    let mut broker = BrokerProcess::start(
+        rafka(2).property("replica.high.watermark.checkpoint.interval.ms", "100"),
+    );
+    let bootstrap = broker.bootstrap();
+    client::create_topic(&bootstrap, TOPIC, 2);
+    let expected = client::records(2, 500, client::now_ms());
+    let producer = client::producer(&bootstrap, &[("acks", "all")]);
+    assert_eq!(
+        client::produce(&producer, TOPIC, &expected),
+        vec![(0..500).collect::<Vec<i64>>(); 2]
+    );
+    let checkpoint = broker.data_dir().join("replication-offset-checkpoint");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let written = loop {
+        let text = std::fs::read_to_string(&checkpoint).unwrap_or_default();
+        if text.contains(&format!("{TOPIC} 0 500\n")) && text.contains(&format!("{TOPIC} 1 500\n"))
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never held both high watermarks: {text:?}",
+            checkpoint.display()
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        written.starts_with("0\n"),
+        "Kafka's version line: {written:?}"
+    );
+
+    broker.kill9();
+    broker.restart();
+    for partition in 0..2 {
+        assert_eq!(
+            client::watermarks(&broker.bootstrap(), TOPIC, partition),
+            (0, 500),
+            "{TOPIC}/{partition} earliest/latest after the crash"
+        );
+    }
+    client::assert_topic(&broker.bootstrap(), TOPIC, &expected);
+}

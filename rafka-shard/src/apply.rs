@@ -15,14 +15,27 @@
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
-use rafka_core::log::RecoveryHints;
 use rafka_core::metadata::{Committed, Leadership, MetadataDelta, MetadataImage};
 
 use crate::controller::{PublishError, Publisher};
-use crate::registry::{assignment_of, OpenError};
+use crate::registry::{assignment_of, OpenError, OpenHints};
 use crate::runtime::Router;
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
+use rafka_core::log::RecoveryHints;
+
+/// A partition this broker opens on a metadata change (a new topic or
+/// partition, or a reassignment adding this broker): nothing of what its
+/// directory may hold from an earlier copy is vouched for, so its high
+/// watermark starts at its log start.
+const NEW_REPLICA: OpenHints = OpenHints {
+    recovery: RecoveryHints {
+        recovery_point: None,
+        log_start_offset: None,
+        clean_shutdown: false,
+    },
+    high_watermark: Some(0),
+};
 
 /// The partitions a shard could not open for a committed change (the
 /// rest of the change was applied).
@@ -211,7 +224,7 @@ impl<S: ShardStorage> Shard<S> {
         let batch = std::mem::take(created);
         let opens = batch
             .iter()
-            .map(|(name, partition)| (*name, *partition, RecoveryHints::default()));
+            .map(|(name, partition)| (*name, *partition, NEW_REPLICA));
         let outcomes = self.registry().open_all(image, opens).await;
         for ((name, partition), outcome) in batch.into_iter().zip(outcomes) {
             match outcome {

@@ -433,10 +433,29 @@ impl<S: ShardStorage> CoordinatorHost<S> {
         written
     }
 
+    /// The partitions of the topic this shard holds and this broker leads
+    /// that the host has not taken up yet and whose high watermark is
+    /// below their log end, with their leader epochs: at startup, a
+    /// partition whose records past the checkpointed high watermark wait
+    /// for the followers (or for news that this broker no longer leads).
+    /// Their loads run in tasks of their own
+    /// ([`CoordinatorHost::follow_leadership`]), so that startup does not
+    /// wait on other brokers.
+    pub fn led_behind(&self) -> Vec<(i32, i32)> {
+        self.registry
+            .of_topic(self.topic.name)
+            .into_iter()
+            .filter(|p| p.is_leader() && !self.slots.borrow().contains_key(&p.index))
+            .filter(|p| p.high_watermark() < p.log_end_offset())
+            .map(|p| (p.index, p.assignment().leader_epoch))
+            .collect()
+    }
+
     /// Replays every partition of the topic this shard holds, this broker
     /// leads and the host has not taken up yet into `coordinator`, before
-    /// returning (startup, new partitions: nothing to wait for). Returns
-    /// how many records it applied.
+    /// returning (startup, new partitions: nothing to wait for; see
+    /// [`CoordinatorHost::led_behind`] for those that would). Returns how
+    /// many records it applied.
     pub async fn load_partitions(&self, coordinator: &impl Hosted) -> Result<usize, LoadError> {
         let mut led: Vec<Rc<Partition<S>>> = self
             .registry

@@ -338,9 +338,13 @@ impl<S: ShardStorage> GroupCoordinator<S> {
     }
 
     /// Replays the `__consumer_offsets` partitions this shard holds and
-    /// this broker leads that are not loaded yet.
-    pub async fn load_partitions(&self) -> Result<usize, LoadError> {
-        self.host.load_partitions(self).await
+    /// this broker leads that are not loaded yet; those whose high
+    /// watermark has to catch up first load in a task of their own.
+    pub async fn load_partitions(self: &Rc<Self>) -> Result<usize, LoadError> {
+        for (partition, leader_epoch) in self.host.led_behind() {
+            self.follow_leadership(partition, true, leader_epoch);
+        }
+        self.host.load_partitions(&**self).await
     }
 
     /// A leadership of `__consumer_offsets` partition `partition` (see

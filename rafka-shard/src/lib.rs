@@ -53,6 +53,7 @@ pub mod disk;
 pub mod flusher;
 pub mod group;
 pub mod histogram;
+pub mod hw_checkpoint;
 pub mod image;
 pub mod isr;
 pub mod kafka_client;

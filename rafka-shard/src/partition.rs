@@ -261,6 +261,12 @@ pub struct PartitionSpec {
     /// `write.caching`: the high watermark is the log end, not the flushed
     /// offset, and acks=all does not wait for fsync.
     pub write_caching: bool,
+    /// The high watermark to start from (`replication-offset-checkpoint`),
+    /// kept between the log start and the log end. None: the log end, for
+    /// a log whose data dir never had the checkpoint. Once this broker
+    /// knows the partition's ISR, the high watermark rises as usual: at
+    /// once when it alone is the ISR, else as the followers fetch.
+    pub high_watermark: Option<i64>,
 }
 
 /// One producer id's state on a partition, as DescribeProducers reports
@@ -356,6 +362,7 @@ impl<S: ShardStorage> Partition<S> {
             config,
             hints,
             write_caching,
+            high_watermark,
         } = spec;
         let mut log = Log::open(
             storage.clone(),
@@ -375,17 +382,25 @@ impl<S: ShardStorage> Partition<S> {
         let loaded = producers.load_latest(&storage, &dir, log_end).await?;
         let from = loaded.snapshot_offset.unwrap_or(log.log_start_offset());
         log.recover_producer_state(&mut producers, from).await?;
-        // Everything replayed is durable (open flushed it): only open
-        // transactions hold the last stable offset back.
-        producers.on_high_watermark(log.flushed_offset());
+        // Everything replayed is durable (open flushed it), but what is
+        // past the checkpointed high watermark may not be on the other
+        // replicas: a restarted replica does not vouch for it (Kafka's
+        // `replication-offset-checkpoint`). Open transactions hold the last
+        // stable offset further back.
+        let high_watermark = high_watermark.map_or(log.flushed_offset(), |checkpointed| {
+            checkpointed
+                .min(log.flushed_offset())
+                .max(log.log_start_offset())
+        });
+        producers.on_high_watermark(high_watermark);
         let last_stable_offset =
-            producers.last_stable_offset(log.flushed_offset(), log.log_start_offset());
+            producers.last_stable_offset(high_watermark, log.log_start_offset());
         let partition = Partition {
             topic,
             index,
             dir,
             storage,
-            high_watermark: Cell::new(log.flushed_offset()),
+            high_watermark: Cell::new(high_watermark),
             flushed: Cell::new(log.flushed_offset()),
             replicas: RefCell::new(ReplicaState::new(0)),
             log_end_offset: Cell::new(log_end),

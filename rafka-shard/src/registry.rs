@@ -49,12 +49,21 @@ const CLOSES_AT_ONCE: usize = 16;
 /// wait for each in turn (`tests/scale.rs`).
 const OPENS_AT_ONCE: usize = 16;
 
+/// What the data dir's checkpoints say about a partition being opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenHints {
+    pub recovery: RecoveryHints,
+    /// See [`PartitionSpec::high_watermark`].
+    pub high_watermark: Option<i64>,
+}
+
 /// What a clean close of a partition leaves for the checkpoint files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedPartition {
     pub partition: TopicPartition,
     pub recovery_point: i64,
     pub log_start_offset: i64,
+    pub high_watermark: i64,
 }
 
 /// topic name -> partition index -> partition.
@@ -142,15 +151,16 @@ impl<S: ShardStorage> PartitionRegistry<S> {
         image: &MetadataImage,
         topic: &str,
         index: i32,
-        hints: RecoveryHints,
+        hints: OpenHints,
     ) -> Result<(), OpenError> {
         let spec = PartitionSpec {
             topic: Rc::from(topic),
             index,
             dir: self.data_dir().join(partition_dir_name(topic, index)),
             config: self.log_config(image, topic),
-            hints,
+            hints: hints.recovery,
             write_caching: self.config.write_caching,
+            high_watermark: hints.high_watermark,
         };
         let partition = Partition::open(self.storage.clone(), Rc::clone(&self.clock), spec)
             .await
@@ -215,7 +225,7 @@ impl<S: ShardStorage> PartitionRegistry<S> {
     pub async fn open_all<'a>(
         &self,
         image: &MetadataImage,
-        partitions: impl IntoIterator<Item = (&'a str, i32, RecoveryHints)>,
+        partitions: impl IntoIterator<Item = (&'a str, i32, OpenHints)>,
     ) -> Vec<Result<(), OpenError>> {
         futures_util::stream::iter(partitions)
             .map(|(topic, index, hints)| self.open(image, topic, index, hints))
@@ -485,18 +495,22 @@ impl<S: ShardStorage> PartitionRegistry<S> {
                     topic: partition.topic.to_string(),
                     partition: partition.index,
                 };
-                (tp, partition.close().await)
+                // Nothing appends during the close: the high watermark
+                // stays where it is now.
+                let high_watermark = partition.high_watermark();
+                (tp, high_watermark, partition.close().await)
             })
             .buffer_unordered(CLOSES_AT_ONCE)
             .collect::<Vec<_>>()
             .await;
         let mut closed = Vec::with_capacity(closes.len());
-        for (tp, outcome) in closes {
+        for (tp, high_watermark, outcome) in closes {
             match outcome {
                 Ok((recovery_point, log_start_offset)) => closed.push(ClosedPartition {
                     partition: tp,
                     recovery_point,
                     log_start_offset,
+                    high_watermark,
                 }),
                 Err(error) => tracing::error!(%error, topic = %tp.topic, "closing partition"),
             }

@@ -30,6 +30,7 @@ use crate::controller::ControllerShard;
 use crate::coordinator::InternalTopic;
 use crate::flusher::Flusher;
 use crate::group::{offsets_topic, GroupCoordinator};
+use crate::hw_checkpoint::CheckpointGate;
 use crate::image::ImageView;
 use crate::kafka_client::LinkPool;
 use crate::lifecycle::Lifecycle;
@@ -61,6 +62,8 @@ pub struct Shard<S: ShardStorage = BrokerStorage> {
     lifecycle: Lifecycle,
     /// Idle links to other brokers for one-off calls.
     links: LinkPool,
+    /// Shard 0: the high watermark checkpoint's writers.
+    hw_checkpoint: Rc<CheckpointGate>,
 }
 
 /// The parts a shard is built from (see [`crate::startup`]).
@@ -90,7 +93,14 @@ impl<S: ShardStorage> Shard<S> {
             quotas,
             lifecycle: Lifecycle::new(),
             links: LinkPool::default(),
+            hw_checkpoint: Rc::default(),
         }
+    }
+
+    /// Shard 0: who writes `replication-offset-checkpoint`, and whether
+    /// the clean stop's final write happened.
+    pub fn hw_checkpoint(&self) -> &Rc<CheckpointGate> {
+        &self.hw_checkpoint
     }
 
     /// Idle links to other brokers (transaction markers, verification).

@@ -28,6 +28,7 @@ use rafka_core::log::checkpoint::{
     clean_shutdown_marker_exists, read_offset_checkpoint, remove_clean_shutdown_marker,
     write_clean_shutdown_marker, write_offset_checkpoint, TopicPartition,
     LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+    REPLICATION_OFFSET_CHECKPOINT_FILE,
 };
 use rafka_core::log::RecoveryHints;
 use rafka_core::metadata::MetadataImage;
@@ -38,7 +39,7 @@ use crate::flusher::Flusher;
 use crate::group::{offsets_topic, GroupCoordinator};
 use crate::image::ImageView;
 use crate::quorum::QuorumSettings;
-use crate::registry::{ClosedPartition, OpenError, PartitionRegistry};
+use crate::registry::{ClosedPartition, OpenError, OpenHints, PartitionRegistry};
 use crate::runtime::{RouteError, ShardEnv};
 use crate::shard::{Shard, ShardParts};
 use crate::storage::{GlommioStorage, ShardStorage};
@@ -73,15 +74,28 @@ pub enum ShardError {
 pub struct LoadHints {
     pub recovery_points: BTreeMap<TopicPartition, i64>,
     pub log_start_offsets: BTreeMap<TopicPartition, i64>,
+    /// `replication-offset-checkpoint`; None when the data dir has none
+    /// (written by a version before it).
+    pub high_watermarks: Option<BTreeMap<TopicPartition, i64>>,
     pub clean_shutdown: bool,
 }
 
 impl LoadHints {
-    fn for_partition(&self, tp: &TopicPartition) -> RecoveryHints {
-        RecoveryHints {
+    fn for_partition(&self, tp: &TopicPartition) -> OpenHints {
+        let recovery = RecoveryHints {
             recovery_point: self.recovery_points.get(tp).copied(),
             log_start_offset: self.log_start_offsets.get(tp).copied(),
             clean_shutdown: self.clean_shutdown,
+        };
+        // A partition the checkpoint does not name was created after its
+        // last write: nothing of it is vouched for.
+        let high_watermark = self
+            .high_watermarks
+            .as_ref()
+            .map(|checkpointed| checkpointed.get(tp).copied().unwrap_or(0));
+        OpenHints {
+            recovery,
+            high_watermark,
         }
     }
 }
@@ -267,6 +281,16 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
             &dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
         )
         .await?,
+        high_watermarks: match storage
+            .exists(&dir.join(REPLICATION_OFFSET_CHECKPOINT_FILE))
+            .await?
+        {
+            true => Some(
+                read_offset_checkpoint(&storage, &dir.join(REPLICATION_OFFSET_CHECKPOINT_FILE))
+                    .await?,
+            ),
+            false => None,
+        },
         clean_shutdown: clean_shutdown_marker_exists(&storage, &dir).await?,
     });
     let loads = shard
@@ -291,6 +315,7 @@ async fn load_broker<S: ShardStorage>(shard: &Rc<Shard<S>>) -> Result<usize, Sha
         }
     }
     remove_clean_shutdown_marker(&storage, &dir).await?;
+    crate::hw_checkpoint::spawn(shard);
     if let Some(quorum) = controller.quorum() {
         quorum.start_applying(crate::apply::ShardPublisher::new(shard));
         glommio::spawn_local(follow_controller(Rc::downgrade(shard), quorum)).detach();
@@ -381,21 +406,27 @@ impl<S: ShardStorage> Shard<S> {
     /// operation in flight.
     pub async fn shutdown(self: &Rc<Self>) -> Result<(), ShardError> {
         let controller = self.controller().ok_or(ShardError::StartupAborted)?;
+        let gate = Rc::clone(self.hw_checkpoint());
         controller
             .shutdown(async || {
-                let closed = self
-                    .router
-                    .invoke_on_all(|shard: Rc<Shard<S>>| async move {
-                        shard.registry().close_all().await
-                    })
-                    .await;
-                let mut all = Vec::new();
-                for shard_closed in closed {
-                    all.extend(shard_closed?);
-                }
-                self.write_checkpoints(&all).await
+                gate.close_with(async || self.close_and_checkpoint().await)
+                    .await
             })
             .await
+    }
+
+    /// Every shard flushes and closes its partitions; then the checkpoint
+    /// files and the clean-shutdown marker are written.
+    async fn close_and_checkpoint(&self) -> Result<(), ShardError> {
+        let closed = self
+            .router
+            .invoke_on_all(|shard: Rc<Shard<S>>| async move { shard.registry().close_all().await })
+            .await;
+        let mut all = Vec::new();
+        for shard_closed in closed {
+            all.extend(shard_closed?);
+        }
+        self.write_checkpoints(&all).await
     }
 
     async fn write_checkpoints(&self, closed: &[ClosedPartition]) -> Result<(), ShardError> {
@@ -413,6 +444,12 @@ impl<S: ShardStorage> Shard<S> {
         write_offset_checkpoint(storage, &recovery, &recovery_points).await?;
         let starts = dir.join(LOG_START_OFFSET_CHECKPOINT_FILE);
         write_offset_checkpoint(storage, &starts, &log_starts).await?;
+        let high_watermarks: BTreeMap<TopicPartition, i64> = closed
+            .iter()
+            .map(|c| (c.partition.clone(), c.high_watermark))
+            .collect();
+        let replication = dir.join(REPLICATION_OFFSET_CHECKPOINT_FILE);
+        write_offset_checkpoint(storage, &replication, &high_watermarks).await?;
         write_clean_shutdown_marker(storage, &dir).await?;
         Ok(())
     }

@@ -418,10 +418,15 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
     }
 
     /// Replays the `__transaction_state` partitions this shard holds and
-    /// this broker leads that are not loaded yet, then finishes every
+    /// this broker leads that are not loaded yet (those whose high
+    /// watermark has to catch up first in a task of their own), then
+    /// finishes every
     /// transaction a crash left between Prepare and Complete.
-    pub async fn load_partitions(&self) -> Result<usize, LoadError> {
-        let applied = self.host.load_partitions(self).await?;
+    pub async fn load_partitions(self: &Rc<Self>) -> Result<usize, LoadError> {
+        for (partition, leader_epoch) in self.host.led_behind() {
+            self.follow_leadership(partition, true, leader_epoch);
+        }
+        let applied = self.host.load_partitions(&**self).await?;
         self.finish_prepared();
         Ok(applied)
     }

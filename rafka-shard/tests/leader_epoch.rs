@@ -38,6 +38,7 @@ fn appends_are_stamped_with_the_known_leader_epoch() {
             config: LogConfig::default(),
             hints: RecoveryHints::default(),
             write_caching: false,
+            high_watermark: None,
         };
         let partition = Partition::open(GlommioStorage::new(), clock, spec)
             .await

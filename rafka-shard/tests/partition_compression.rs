@@ -49,6 +49,7 @@ fn spec(dir: &Path, config: LogConfig) -> PartitionSpec {
         config,
         hints: RecoveryHints::default(),
         write_caching: false,
+        high_watermark: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn spec(dir: &Path) -> PartitionSpec {
         config: LogConfig::default(),
         hints: RecoveryHints::default(),
         write_caching: false,
+        high_watermark: None,
     }
 }
 

@@ -65,6 +65,11 @@ impl Fixture {
     }
 
     async fn open(&self, dir: &str) -> Rc<Partition<SimStorage>> {
+        self.open_at(dir, None).await
+    }
+
+    /// Opens with `high_watermark` from a checkpoint.
+    async fn open_at(&self, dir: &str, high_watermark: Option<i64>) -> Rc<Partition<SimStorage>> {
         let spec = PartitionSpec {
             topic: Rc::from("t"),
             index: 0,
@@ -72,6 +77,7 @@ impl Fixture {
             config: LogConfig::default(),
             hints: RecoveryHints::default(),
             write_caching: false,
+            high_watermark,
         };
         Partition::open(self.storage.clone(), Rc::clone(&self.clock), spec)
             .await
@@ -132,6 +138,61 @@ fn a_deposed_leader_acknowledges_and_appends_nothing_more_even_if_the_high_water
         assert!(matches!(refused, PartitionError::NotLeader), "{refused:?}");
         assert_eq!(refused.error_code(), ErrorCode::NOT_LEADER_OR_FOLLOWER);
         assert_eq!(deposed.log_end_offset(), 3);
+    });
+}
+
+/// Kafka's `replication-offset-checkpoint`: a reopened replica does not
+/// vouch for what is past the high watermark it checkpointed (the other
+/// replicas may not hold it) until the ISR does again.
+#[test]
+fn a_reopened_replica_starts_at_its_checkpointed_high_watermark_until_the_isr_vouches_again() {
+    in_executor(|| async {
+        let fixture = Fixture::new();
+        let dir = "/sim/data/c/t-0";
+        let first = fixture.open(dir).await;
+        first.assign(1, led_by(1, &[1])).await.unwrap();
+        first.append(&plain(2), None).await.unwrap();
+        first.append(&plain(3), None).await.unwrap();
+        first.flush().await.unwrap();
+        assert_eq!(first.high_watermark(), 5);
+        first.close().await.unwrap();
+
+        let reopened = fixture.open_at(dir, Some(2)).await;
+        assert_eq!(
+            (reopened.high_watermark(), reopened.log_end_offset()),
+            (2, 5)
+        );
+        let read = reopened.fetch(0, 1 << 20).await.unwrap();
+        assert_eq!(read.high_watermark, 2);
+        assert_eq!(read.records.len(), plain(2).len(), "only the first batch");
+        // Leading with followers in the ISR: it rises as they fetch.
+        reopened.assign(1, led_by(1, &[1, 2, 3])).await.unwrap();
+        assert_eq!(reopened.high_watermark(), 2);
+        reopened.follower_fetched(2, 5).await.unwrap();
+        reopened.follower_fetched(3, 2).await.unwrap();
+        assert_eq!(reopened.high_watermark(), 2);
+        reopened.follower_fetched(3, 5).await.unwrap();
+        assert_eq!(reopened.high_watermark(), 5);
+        reopened.close().await.unwrap();
+
+        // A checkpoint past the log end (a tail lost with its page cache)
+        // is cut to it; below the log start, raised to it.
+        let past = fixture.open_at(dir, Some(99)).await;
+        assert_eq!(past.high_watermark(), 5);
+        past.close().await.unwrap();
+        let low = fixture.open_at(dir, Some(-7)).await;
+        assert_eq!(low.high_watermark(), 0);
+        // Alone in the ISR, its own log vouches for everything at once.
+        low.assign(1, led_by(1, &[1])).await.unwrap();
+        assert_eq!(low.high_watermark(), 5);
+        low.close().await.unwrap();
+
+        // As follower it takes the leader's high watermark, within its log.
+        let follower = fixture.open_at(dir, Some(0)).await;
+        follower.assign(1, led_by(2, &[1, 2])).await.unwrap();
+        assert_eq!(follower.high_watermark(), 0);
+        follower.leader_high_watermark(9).await.unwrap();
+        assert_eq!(follower.high_watermark(), 5);
     });
 }
 

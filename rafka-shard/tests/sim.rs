@@ -70,6 +70,7 @@ fn spec(dir: &Path) -> PartitionSpec {
         config: LogConfig::default(),
         hints: RecoveryHints::default(),
         write_caching: false,
+        high_watermark: None,
     }
 }
 
@@ -142,6 +143,14 @@ fn the_shard_layer_runs_over_simulated_storage() {
             assert!(checkpoint.contains("orders 0 2\n"), "{checkpoint}");
             // The partition whose fsync failed cannot vouch for anything.
             assert!(!checkpoint.contains("flaky"), "{checkpoint}");
+            let high_watermarks = storage
+                .file_contents(Path::new("/sim/data/replication-offset-checkpoint"))
+                .expect("high watermarks written");
+            let high_watermarks = String::from_utf8(high_watermarks).expect("text");
+            assert!(
+                high_watermarks.contains("orders 0 2\n"),
+                "{high_watermarks}"
+            );
         }
     };
     run(&RuntimeConfig::for_tests(1), main).expect("runtime");

@@ -23,7 +23,7 @@ use rafka_proto::error::ErrorCode;
 use rafka_proto::record::{BatchBuilder, Compression};
 use rafka_shard::flusher::Flusher;
 use rafka_shard::partition::{IsolationLevel, Partition, PartitionError, PartitionSpec, TxnMarker};
-use rafka_shard::registry::PartitionRegistry;
+use rafka_shard::registry::{OpenHints, PartitionRegistry};
 
 const START_MS: i64 = 1_700_000_000_000;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,6 +94,7 @@ impl Fixture {
             config: LogConfig::default(),
             hints: RecoveryHints::default(),
             write_caching: false,
+            high_watermark: None,
         };
         Partition::open(self.storage.clone(), Rc::clone(&self.clock), spec)
             .await
@@ -491,7 +492,7 @@ fn markers_pass_the_free_space_gate_and_wait_until_durable() {
         glommio::spawn_local(Rc::clone(&flusher).run()).detach();
         let image = MetadataImage::default();
         registry
-            .open(&image, "t", 0, RecoveryHints::default())
+            .open(&image, "t", 0, OpenHints::default())
             .await
             .expect("open");
         let partition = registry.get("t", 0).expect("partition");

@@ -194,6 +194,11 @@ pub struct BrokerConfig {
     /// `leader.imbalance.check.interval.seconds`: how often it looks
     /// (Kafka: 300).
     pub leader_imbalance_check_interval_seconds: i64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often every
+    /// partition's high watermark is written to the data dir's
+    /// `replication-offset-checkpoint` (Kafka: 5000). A restarted broker
+    /// starts each partition's high watermark there, not at its log end.
+    pub replica_high_watermark_checkpoint_interval_ms: i64,
     /// `replica.selector.class`: Kafka's `RackAwareReplicaSelector` (true)
     /// sends a consumer that names its rack to an in-sync replica in that
     /// rack (KIP-392); unset, or Kafka's `LeaderSelector`, reads from
@@ -316,6 +321,7 @@ impl Default for BrokerConfig {
             replica_lag_time_max_ms: 30_000,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
             replica_selector_rack_aware: false,
             fetch_max_wait_ms: 30_000,
             connections_max_idle_ms: 600_000,
@@ -807,6 +813,13 @@ fn read_limits(e: &mut Entries<'_>, c: &mut BrokerConfig) -> Result<(), ConfigEr
         1,
         i64::MAX,
         imbalance_s,
+    )?;
+    let checkpoint_ms = c.replica_high_watermark_checkpoint_interval_ms;
+    c.replica_high_watermark_checkpoint_interval_ms = e.i64(
+        "replica.high.watermark.checkpoint.interval.ms",
+        1,
+        i64::MAX,
+        checkpoint_ms,
     )?;
     c.fetch_max_wait_ms = e.i32("rafka.fetch.max.wait.ms", 0, MAX32, c.fetch_max_wait_ms)?;
     let idle_ms = c.connections_max_idle_ms;

@@ -514,6 +514,12 @@ const BROKER_KEYS: &[BrokerKey] = &[
         doc: "How often the active controller looks for leaders off their preferred replica.",
     },
     BrokerKey {
+        names: &["replica.high.watermark.checkpoint.interval.ms"],
+        kind: ConfigType::Long,
+        render: |c| some(c.replica_high_watermark_checkpoint_interval_ms),
+        doc: "How often the high watermarks are checkpointed to disk.",
+    },
+    BrokerKey {
         names: &["replica.selector.class"],
         kind: ConfigType::String,
         render: |c| {

@@ -1,7 +1,7 @@
 //! Kafka's per-data-dir checkpoint files and clean shutdown marker.
 //!
-//! `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`
-//! hold one offset per partition in Kafka's text format:
+//! `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+//! `replication-offset-checkpoint` hold one offset per partition in Kafka's text format:
 //!
 //! ```text
 //! 0                  <- version
@@ -28,6 +28,9 @@ use crate::io::{IoError, Storage, StorageFile};
 
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
+/// Every partition's high watermark, written periodically and at a clean
+/// stop (Kafka's `replication-offset-checkpoint`).
+pub const REPLICATION_OFFSET_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// In a partition's own directory: the log start offset DeleteRecords set,
 /// in the same format with the partition's one entry. Written and synced
