@@ -1982,6 +1982,97 @@ fn a_groups_committed_offsets_survive_the_kill_of_its_coordinator() {
     read_until(&second, TOPIC, &mut resumed, 20, false);
 }
 
+/// A power loss of the whole cluster: every node killed at once, with
+/// high watermark checkpoints an hour old (the last clean stop's), so
+/// each replica of every partition, `__consumer_offsets` included,
+/// restarts with a high watermark below its log end. Nothing restarted
+/// vouches for its tail by itself: the leaders' high watermarks and the
+/// coordinators' loads wait for the followers' fetches, then every
+/// acknowledged record and every committed offset is there.
+#[test]
+fn a_whole_cluster_killed_at_once_restarts_behind_its_checkpoints_and_loses_nothing() {
+    const TOPIC: &str = "power";
+    const GROUP: &str = "outage";
+    const PARTITIONS: i32 = 2;
+    let cluster = Cluster::start_configured(
+        0,
+        "group.initial.rebalance.delay.ms=0\n\
+         offsets.topic.num.partitions=2\n\
+         replica.high.watermark.checkpoint.interval.ms=3600000\n",
+    );
+    let created = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args(["create", TOPIC, "--partitions", &PARTITIONS.to_string()])
+        .args(["--replication-factor", "3"])
+        .args(["--config", "min.insync.replicas=2"])
+        .output()
+        .expect("rafka topic create");
+    assert!(created.status.success(), "{created:?}");
+    let base_ms = now_ms();
+    let expected = records(PARTITIONS, 40, base_ms);
+    let (before, after): (Vec<_>, Vec<_>) = expected
+        .iter()
+        .map(|list| (list[..20].to_vec(), list[20..].to_vec()))
+        .unzip();
+    {
+        let producer = producer(&cluster.bootstrap(), &[("acks", "all")]);
+        let written = produce(&producer, TOPIC, &before);
+        assert_eq!(written, vec![(0..20).collect::<Vec<i64>>(); 2]);
+        let member = group_member(&cluster.bootstrap(), GROUP, TOPIC);
+        let mut next = vec![0; 2];
+        read_until(&member, TOPIC, &mut next, 10, true);
+        commit_all(&member, TOPIC, PARTITIONS, 10);
+        await_committed(&cluster, &NODES, GROUP, TOPIC, &[10, 10]);
+    }
+
+    // A clean stop writes every high watermark; the next writes would
+    // come an hour later.
+    cluster.ok(&["stop"]);
+    let checkpoint = |node: u16| {
+        let path = cluster
+            .cluster_dir()
+            .join(format!("node-{node}/replication-offset-checkpoint"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    for node in NODES {
+        let text = checkpoint(node);
+        for partition in 0..PARTITIONS {
+            assert!(
+                text.contains(&format!("{TOPIC} {partition} 20\n")),
+                "{node}: {text}"
+            );
+        }
+        assert!(text.contains("__consumer_offsets 0 "), "{node}: {text}");
+    }
+    cluster.ok(&["start"]);
+    {
+        let producer = producer(&cluster.bootstrap(), &[("acks", "all")]);
+        let written = produce(&producer, TOPIC, &after);
+        assert_eq!(written, vec![(20..40).collect::<Vec<i64>>(); 2]);
+        let member = group_member(&cluster.bootstrap(), GROUP, TOPIC);
+        let mut next = vec![10; 2];
+        read_until(&member, TOPIC, &mut next, 30, true);
+        commit_all(&member, TOPIC, PARTITIONS, 30);
+        await_committed(&cluster, &NODES, GROUP, TOPIC, &[30, 30]);
+    }
+
+    // Power loss: all three at once. Their checkpoints still say 20.
+    for node in NODES {
+        cluster.ok(&["kill", &node.to_string()]);
+    }
+    for node in NODES {
+        let text = checkpoint(node);
+        assert!(text.contains(&format!("{TOPIC} 0 20\n")), "{node}: {text}");
+    }
+    cluster.ok(&["start"]);
+    await_committed(&cluster, &NODES, GROUP, TOPIC, &[30, 30]);
+    assert_topic(&cluster.bootstrap(), TOPIC, &expected);
+    // A new member of the group resumes at the commits.
+    let member = group_member(&cluster.bootstrap(), GROUP, TOPIC);
+    let mut resumed = vec![30; 2];
+    read_until(&member, TOPIC, &mut resumed, 40, false);
+}
+
 /// One Produce of a one-record batch of `value` to node `node` with
 /// `acks` and `timeout_ms`: (error code, base offset).
 fn produce_raw(
