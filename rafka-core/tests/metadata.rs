@@ -770,6 +770,7 @@ fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {
                         partition_epoch,
                         adding: Vec::new(),
                         removing: Vec::new(),
+                        elr: Vec::new(),
                     })
                 }
             ),
@@ -804,6 +805,7 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
             partition_epoch,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         })
     };
     let mut image = MetadataImage::new();

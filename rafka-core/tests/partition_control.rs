@@ -58,6 +58,7 @@ fn leadership(leader: i32, leader_epoch: i32, replicas: &[i32], isr: &[i32]) -> 
         partition_epoch: leader_epoch,
         adding: Vec::new(),
         removing: Vec::new(),
+        elr: Vec::new(),
     }
 }
 
@@ -103,7 +104,14 @@ fn current(image: &MetadataImage, partition: i32) -> Leadership {
 
 /// Leader 1 of partition 0 as of `image`, asking for `isr`.
 fn ask(image: &MetadataImage, isr: &[i32]) -> AlterPartition {
+    ask_as(image, 1, isr)
+}
+
+/// `leader` of partition 0 as of `image` (at broker epoch 1), asking for
+/// `isr`.
+fn ask_as(image: &MetadataImage, leader: i32, isr: &[i32]) -> AlterPartition {
     let l = current(image, 0);
+    assert_eq!(l.leader, leader, "the partition's leader");
     AlterPartition {
         broker_id: l.leader,
         broker_epoch: 1,
@@ -326,6 +334,7 @@ fn alter_partition_shrinks_and_expands_the_isr_and_bumps_only_the_partition_epoc
             partition_epoch: 4,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     );
     apply(&mut image, &[MetadataRecord::PartitionLeadership(shrink)]);
@@ -479,6 +488,7 @@ fn a_fenced_leader_is_replaced_from_the_isr_and_a_fenced_follower_leaves_it() {
             partition_epoch: 1,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     );
     // 1 followed: out of the ISR, same leader and leader epoch.
@@ -492,6 +502,7 @@ fn a_fenced_leader_is_replaced_from_the_isr_and_a_fenced_follower_leaves_it() {
             partition_epoch: 5,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     );
     assert_eq!(current(&image, 2), leadership(2, 0, &[2, 3], &[2, 3]));
@@ -507,8 +518,28 @@ fn a_fenced_leader_is_replaced_from_the_isr_and_a_fenced_follower_leaves_it() {
     assert_eq!(current(&image, 0).isr, vec![2, 3]);
 }
 
+fn eligible(l: Leadership, elr: &[i32]) -> Leadership {
+    Leadership {
+        elr: elr.to_vec(),
+        ..l
+    }
+}
+
+fn min_isr(image: &mut MetadataImage, min: &str) {
+    apply(
+        image,
+        &[MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Topic("t".into()),
+            name: "min.insync.replicas".into(),
+            value: Some(min.into()),
+        })],
+    );
+}
+
+/// KIP-966: the last ISR member leaves the ISR when fenced and becomes an
+/// eligible leader replica, which leads again when it returns.
 #[test]
-fn the_last_in_sync_replica_stays_and_leads_again_when_it_returns() {
+fn the_last_in_sync_replica_becomes_eligible_and_leads_again_when_it_returns() {
     let c = controller();
     let mut image = cluster(&[
         leadership(1, 2, &[1], &[1]),
@@ -518,55 +549,103 @@ fn the_last_in_sync_replica_stays_and_leads_again_when_it_returns() {
     apply(&mut image, &[fencing(1, true)]);
     let records = c.elections(&image, &none(), 100);
     apply(&mut image, &records);
-    // No other in-sync replica: no leader; the ISR keeps its last member.
+    // No other in-sync replica: no leader, an empty ISR, 1 eligible.
     assert_eq!(
         current(&image, 0),
+        eligible(leadership(NO_LEADER, 3, &[1], &[]), &[1])
+    );
+    // 2 is a live replica but neither in sync nor eligible: no leader.
+    assert_eq!(
+        current(&image, 1),
         Leadership {
-            leader: NO_LEADER,
-            leader_epoch: 3,
-            replicas: vec![1],
-            isr: vec![1],
-            partition_epoch: 3,
-            adding: Vec::new(),
-            removing: Vec::new(),
+            partition_epoch: 1,
+            ..eligible(leadership(NO_LEADER, 1, &[1, 2], &[]), &[1])
         }
     );
-    // 2 is a live replica but out of sync: no unclean election.
-    assert_eq!(current(&image, 1).leader, NO_LEADER);
-    assert_eq!(current(&image, 1).isr, vec![1]);
+    // 2 alone is at min.insync.replicas (1): nobody is eligible.
     assert_eq!(current(&image, 2).isr, vec![2]);
-    // Leaderless partitions are settled until a member comes back.
+    assert_eq!(current(&image, 2).elr, Vec::<i32>::new());
+    // Leaderless partitions are settled until an eligible one comes back.
     assert!(c.elections(&image, &none(), 100).is_empty());
     apply(&mut image, &[fencing(1, false)]);
     let records = c.elections(&image, &none(), 100);
     assert_eq!(records.len(), 2, "{records:?}");
     apply(&mut image, &records);
-    assert_eq!(
-        current(&image, 0),
-        Leadership {
-            leader: 1,
-            leader_epoch: 4,
-            replicas: vec![1],
-            isr: vec![1],
-            partition_epoch: 4,
-            adding: Vec::new(),
-            removing: Vec::new(),
-        }
-    );
+    assert_eq!(current(&image, 0), leadership(1, 4, &[1], &[1]));
     assert_eq!(current(&image, 1).leader, 1);
     assert_eq!(current(&image, 1).leader_epoch, 2);
+    assert_eq!(current(&image, 1).isr, vec![1]);
+    assert_eq!(current(&image, 1).elr, Vec::<i32>::new());
 
-    // Both members of an ISR gone at once: the ISR stays whole (either
-    // holds every committed record) and the first to return leads.
+    // Both members of an ISR gone at once: both eligible (either holds
+    // every committed record), and the first to return leads.
     let mut image = cluster(&[leadership(1, 0, &[1, 2, 3], &[1, 2])]);
     apply(&mut image, &[fencing(1, true), fencing(2, true)]);
     elect(&c, &mut image);
     assert_eq!(current(&image, 0).leader, NO_LEADER);
-    assert_eq!(current(&image, 0).isr, vec![1, 2]);
+    assert_eq!(current(&image, 0).isr, Vec::<i32>::new());
+    assert_eq!(current(&image, 0).elr, vec![1, 2]);
     apply(&mut image, &[fencing(2, false)]);
     elect(&c, &mut image);
     assert_eq!(current(&image, 0).leader, 2);
     assert_eq!(current(&image, 0).isr, vec![2]);
+    assert_eq!(current(&image, 0).elr, Vec::<i32>::new());
+}
+
+/// KIP-966 with min.insync.replicas=2: who leaves an ISR below it stays
+/// eligible (the high watermark stopped with it); who left while the ISR
+/// was at or above it does not, and never leads cleanly.
+#[test]
+fn replicas_that_leave_an_isr_below_min_insync_replicas_stay_eligible_to_lead() {
+    let c = controller();
+    let mut image = cluster(&[leadership(1, 0, &[1, 2, 3], &[1, 2, 3])]);
+    min_isr(&mut image, "2");
+    // 3 leaves while two stay: not eligible.
+    let record = changed(c.alter_partition(&image, &none(), &ask(&image, &[1, 2])));
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(record)]);
+    assert_eq!(current(&image, 0).elr, Vec::<i32>::new());
+    // 2 leaves: the ISR is below 2, 2 holds everything committed.
+    let record = changed(c.alter_partition(&image, &none(), &ask(&image, &[1])));
+    assert_eq!(record.isr, vec![1]);
+    assert_eq!(record.elr, vec![2]);
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(record)]);
+    // The leader dies: 2, eligible and live, leads with an ISR of itself;
+    // 1 is eligible now. 3, live too, is not.
+    apply(&mut image, &[fencing(1, true)]);
+    elect(&c, &mut image);
+    let after = current(&image, 0);
+    assert_eq!(
+        (after.leader, after.isr.clone(), after.elr.clone()),
+        (2, vec![2], vec![1])
+    );
+    assert_eq!(after.leader_epoch, 1);
+    // 3 catches up and joins: the ISR is at min.insync.replicas again and
+    // nobody is eligible any more (1 misses what commits from now on).
+    let record = changed(c.alter_partition(&image, &none(), &ask_as(&image, 2, &[2, 3])));
+    assert_eq!(
+        (record.isr.clone(), record.elr.clone()),
+        (vec![2, 3], vec![])
+    );
+    apply(&mut image, &[MetadataRecord::PartitionLeadership(record)]);
+
+    // Without any eligible replica a live out-of-sync one does not lead;
+    // an unclean election (asked for) makes it leader and forgets the
+    // eligible replicas.
+    let mut image = cluster(&[eligible(leadership(1, 0, &[1, 2, 3], &[1]), &[2])]);
+    min_isr(&mut image, "2");
+    apply(&mut image, &[fencing(1, true), fencing(2, true)]);
+    elect(&c, &mut image);
+    assert_eq!(
+        (current(&image, 0).leader, current(&image, 0).elr.clone()),
+        (NO_LEADER, vec![1, 2])
+    );
+    let record = c
+        .elect_leader(&image, &none(), ElectionType::Unclean, "t", 0)
+        .expect("an unclean election");
+    assert_eq!(
+        (record.leader, record.isr.clone(), record.elr.clone()),
+        (3, vec![3], vec![])
+    );
 }
 
 #[test]
@@ -600,6 +679,7 @@ fn unclean_leader_election_takes_a_live_replica_when_no_in_sync_one_is_left() {
             partition_epoch: 1,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     );
 
@@ -984,4 +1064,54 @@ fn a_replica_being_removed_that_is_fenced_lets_the_reassignment_complete() {
         (l.leader, &l.isr, &l.adding, &l.removing),
         (3, &vec![3], &vec![2], &vec![1])
     );
+}
+
+/// A change of a topic's min.insync.replicas (its own, or the cluster's
+/// default it follows) drops the eligible leader replicas it made: under
+/// the new value the high watermark may have moved without them.
+#[test]
+fn a_min_insync_replicas_change_drops_the_eligible_leader_replicas() {
+    let c = controller();
+    let mut image = cluster(&[
+        eligible(leadership(1, 0, &[1, 2, 3], &[1]), &[2]),
+        leadership(1, 0, &[1, 2, 3], &[1, 2, 3]),
+    ]);
+    min_isr(&mut image, "2");
+    let config = |resource: ConfigResource, value: &str| {
+        MetadataRecord::Config(ConfigRecord {
+            resource,
+            name: "min.insync.replicas".into(),
+            value: Some(value.into()),
+        })
+    };
+    let lowered = [config(ConfigResource::Topic("t".into()), "1")];
+    let cleared = c.elr_cleared_by_configs(&image, &lowered);
+    assert_eq!(
+        cleared,
+        vec![MetadataRecord::PartitionLeadership(
+            Leadership {
+                partition_epoch: 1,
+                ..leadership(1, 0, &[1, 2, 3], &[1])
+            }
+            .to_record(TOPIC, 0)
+        )]
+    );
+    // The same value, another config, or the cluster default the topic
+    // overrides: nothing.
+    let same = [config(ConfigResource::Topic("t".into()), "2")];
+    assert!(c.elr_cleared_by_configs(&image, &same).is_empty());
+    let other = [MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::Topic("t".into()),
+        name: "retention.ms".into(),
+        value: Some("1000".into()),
+    })];
+    assert!(c.elr_cleared_by_configs(&image, &other).is_empty());
+    let default = [config(ConfigResource::Broker(String::new()), "3")];
+    assert!(c.elr_cleared_by_configs(&image, &default).is_empty());
+    // Without the override, the cluster default is the topic's value.
+    let mut image = cluster(&[eligible(leadership(1, 0, &[1, 2, 3], &[]), &[1, 2])]);
+    let raised = [config(ConfigResource::Broker(String::new()), "2")];
+    assert_eq!(c.elr_cleared_by_configs(&image, &raised).len(), 1);
+    apply(&mut image, &raised);
+    assert_eq!(current(&image, 0).elr, vec![1, 2]);
 }

@@ -487,7 +487,7 @@ impl<S: ShardStorage> ControllerShard<S> {
                     controller.replace_broker_config(&image, name, configs)
                 }
             };
-            let records = match records {
+            let mut records = match records {
                 Ok(records) => records,
                 Err(error) => {
                     let failure = TopicFailure::new(error.error_code(), error.to_string());
@@ -495,6 +495,8 @@ impl<S: ShardStorage> ControllerShard<S> {
                     continue;
                 }
             };
+            let cleared = controller.elr_cleared_by_configs(&image, &records);
+            records.extend(cleared);
             if validate_only || records.is_empty() {
                 outcomes.push(Ok(()));
                 continue;

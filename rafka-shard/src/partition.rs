@@ -1017,6 +1017,9 @@ impl<S: ShardStorage> Partition<S> {
     /// answers NOT_LEADER_OR_FOLLOWER then). A deposed leader follows a
     /// new one whose log may hold other records at those offsets, and its
     /// high watermark, now the new leader's, passes them all the same.
+    /// An ISR below `min.insync.replicas` holds the high watermark (see
+    /// `replicas::ReplicaState::high_watermark_held`): the wait fails
+    /// with [`PartitionError::NotEnoughReplicasAfterAppend`] then.
     pub async fn wait_durable(
         &self,
         end_offset: i64,
@@ -1049,6 +1052,18 @@ impl<S: ShardStorage> Partition<S> {
                 still_led()?;
                 if self.high_watermark.get() >= end_offset {
                     return Ok(());
+                }
+                // The ISR fell below min.insync.replicas: the high
+                // watermark is held until it is back, so answer now, as
+                // Kafka would once the records replicated.
+                let held = {
+                    let replicas = self.replicas.borrow();
+                    replicas
+                        .high_watermark_held()
+                        .then(|| (replicas.isr().len(), replicas.min_insync_replicas()))
+                };
+                if let Some((in_sync, min)) = held {
+                    return Err(PartitionError::NotEnoughReplicasAfterAppend { in_sync, min });
                 }
                 let listener = self.watermark_moved.listen();
                 if self.high_watermark.get() >= end_offset

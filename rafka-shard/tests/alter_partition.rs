@@ -54,6 +54,7 @@ fn setup() -> Vec<MetadataRecord> {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }),
     ]
 }
@@ -123,6 +124,7 @@ fn alter_partition_from_any_shard_commits_through_the_local_active_controller() 
                 partition_epoch: 1,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
             };
             assert_eq!(shrunk, Ok(want.clone()));
             let seen = shard

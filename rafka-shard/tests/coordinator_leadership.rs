@@ -117,6 +117,7 @@ async fn lead(shard: &Shard<SimStorage>, topic: &str, leader: i32, epoch: i32, i
         isr: isr.to_vec(),
         adding: Vec::new(),
         removing: Vec::new(),
+        elr: Vec::new(),
     });
     let delta = image.apply(&record).expect("leadership applies");
     shard

@@ -246,6 +246,74 @@ fn the_high_watermark_waits_for_the_isrs_fetch_offsets() {
     });
 }
 
+/// KIP-966's strict min ISR: below `min.insync.replicas` the leader of a
+/// replicated partition holds its high watermark, so the replicas that
+/// left hold everything below it; acks=all waits end with
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND. A partition of one replica is never
+/// held.
+#[test]
+fn an_isr_below_min_insync_replicas_holds_the_high_watermark() {
+    in_executor(|| async {
+        let fixture = Fixture::new();
+        let leader = fixture.open("/sim/data/h/t-0").await;
+        leader.set_min_insync_replicas(2);
+        leader.assign(1, led_by(1, &[1, 2])).await.unwrap();
+        leader.append(&plain(3), None).await.unwrap();
+        leader.flush().await.unwrap();
+        leader.follower_fetched(2, 3).await.unwrap();
+        assert_eq!(leader.high_watermark(), 3);
+        let mut alone = led_by(1, &[1]);
+        alone.partition_epoch = 2;
+        leader.assign(1, alone).await.unwrap();
+        // acks=1 appends, flushed, stay above the high watermark.
+        leader.append(&plain(2), None).await.unwrap();
+        leader.flush().await.unwrap();
+        assert_eq!((leader.flushed_offset(), leader.high_watermark()), (5, 3));
+        let read = leader.fetch(0, 1 << 20).await.unwrap();
+        assert_eq!(read.records.len(), plain(3).len(), "the first batch only");
+        let held = leader
+            .wait_durable(5, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                held,
+                PartitionError::NotEnoughReplicasAfterAppend { in_sync: 1, min: 2 }
+            ),
+            "{held:?}"
+        );
+        assert_eq!(
+            held.error_code(),
+            ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        );
+        // 2 is back in the ISR and fetched everything: it moves again.
+        let mut back = led_by(1, &[1, 2]);
+        back.partition_epoch = 3;
+        leader.assign(1, back).await.unwrap();
+        assert_eq!(leader.high_watermark(), 3, "2 has not fetched past 3");
+        leader.follower_fetched(2, 5).await.unwrap();
+        assert_eq!(leader.high_watermark(), 5);
+        leader.close().await.unwrap();
+
+        // One replica: nobody else could be elected, nothing is held.
+        let single = fixture.open("/sim/data/s/t-0").await;
+        single.set_min_insync_replicas(2);
+        single
+            .assign(
+                1,
+                Assignment {
+                    replicas: vec![1],
+                    ..led_by(1, &[1])
+                },
+            )
+            .await
+            .unwrap();
+        single.append(&plain(2), None).await.unwrap();
+        single.flush().await.unwrap();
+        assert_eq!(single.high_watermark(), 2);
+    });
+}
+
 #[test]
 fn a_follower_takes_the_leaders_high_watermark_within_its_own_flush() {
     in_executor(|| async {

@@ -199,6 +199,7 @@ fn leadership_records(
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         })
     })
 }
@@ -368,6 +369,7 @@ impl Controller {
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
             });
         }
         Ok(leaderships)

@@ -60,6 +60,9 @@ pub struct Leadership {
     /// are in `replicas`; both empty when none is in progress.
     pub adding: Vec<i32>,
     pub removing: Vec<i32>,
+    /// KIP-966's eligible leader replicas (see
+    /// [`crate::metadata::partition_control`]); empty outside a cluster.
+    pub elr: Vec<i32>,
 }
 
 /// The leader of a partition no live in-sync replica can lead.
@@ -78,6 +81,7 @@ impl Leadership {
             partition_epoch: self.partition_epoch,
             adding: self.adding.clone(),
             removing: self.removing.clone(),
+            elr: self.elr.clone(),
         }
     }
 
@@ -91,6 +95,7 @@ impl Leadership {
             partition_epoch: record.partition_epoch,
             adding: record.adding.clone(),
             removing: record.removing.clone(),
+            elr: record.elr.clone(),
         }
     }
 

@@ -4,16 +4,26 @@
 //! are fenced, shut down or come back. Pure, like the rest of the
 //! controller: it reads the image and returns records.
 //!
-//! The rules (Kafka's, without eligible leader replicas):
+//! The rules (Kafka's, with KIP-966's eligible leader replicas in a
+//! cluster):
 //! - A broker is *active* when it is registered, not fenced and not
 //!   shutting down. Only active brokers lead or join an ISR.
 //! - Every change bumps the partition epoch; a change of leader also bumps
 //!   the leader epoch. An ISR change keeps the leader epoch (Kafka 3.6+).
-//! - An ISR member that is not active leaves the ISR, unless it is the last
-//!   one: the ISR never becomes empty, so the last member keeps the
-//!   partition's data as the only clean choice when it returns.
+//! - An ISR member that is not active leaves the ISR. Outside a cluster
+//!   the last one stays: the ISR never becomes empty, so the last member
+//!   keeps the partition's data as the only clean choice when it returns.
+//! - In a cluster, a replica that leaves an ISR smaller than the topic's
+//!   `min.insync.replicas` (or was in it when it fell below) becomes an
+//!   *eligible leader replica* (ELR). Leaders do not move the high
+//!   watermark while their ISR is below `min.insync.replicas` (KIP-966's
+//!   strict min ISR, `crate::partition` in rafka-shard), so an ELR member
+//!   holds everything below it; the ISR may become empty, and then an
+//!   active ELR member leads with an ISR of itself. The ELR is empty
+//!   whenever the ISR is at `min.insync.replicas` or above.
 //! - A leader that is not active (or no leader, -1) is replaced by the
-//!   first replica, in replica order, that is in the ISR and active. With
+//!   first replica, in replica order, that is in the ISR and active (or,
+//!   with an empty ISR, eligible and active). With
 //!   `unclean.leader.election.enable` and no such replica, the first active
 //!   replica leads with an ISR of itself alone (data may be lost, as Kafka
 //!   warns). Without any, the partition has no leader (-1).
@@ -225,17 +235,59 @@ impl Target {
     }
 }
 
-/// Kafka's `PartitionChangeBuilder` for an ONLINE (or, with `unclean`,
-/// UNCLEAN) election towards `target`: the partition's next state, or
-/// `None` when nothing changes. A reassignment the target ISR completes
-/// ends here (its removed replicas leave, a removed leader is replaced),
-/// and a replica leaving the replica set bumps the leader epoch as a
-/// leader change does, so the removed replica is fenced (Kafka's
-/// `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`).
+/// How a topic's partitions change, from its configs as the deciding
+/// controller reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Policy {
+    /// `unclean.leader.election.enable`.
+    unclean: bool,
+    /// `min.insync.replicas` when the controller keeps eligible leader
+    /// replicas (KIP-966: in a cluster); `None` outside one, where the last
+    /// ISR member stays in the ISR.
+    min_isr: Option<usize>,
+}
+
+/// KIP-966: the eligible leader replicas once the ISR is `isr`. At or
+/// above `min_isr` none (the high watermark moves with the ISR alone);
+/// below it, every replica that was in the ISR or eligible and is not in
+/// the new ISR. The high watermark does not move while the ISR is below
+/// `min.insync.replicas`, so a replica that left then holds everything
+/// below it.
+fn next_elr(
+    current: &Leadership,
+    replicas: &[i32],
+    isr: &[i32],
+    min_isr: Option<usize>,
+) -> Vec<i32> {
+    match min_isr {
+        Some(min) if isr.len() < min => replicas
+            .iter()
+            .copied()
+            .filter(|id| current.isr.contains(id) || current.elr.contains(id))
+            .filter(|id| !isr.contains(id))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Kafka's `PartitionChangeBuilder` for an ONLINE (or, with
+/// `policy.unclean`, UNCLEAN) election towards `target`: the partition's
+/// next state, or `None` when nothing changes. A reassignment the target
+/// ISR completes ends here (its removed replicas leave, a removed leader
+/// is replaced), and a replica leaving the replica set bumps the leader
+/// epoch as a leader change does, so the removed replica is fenced
+/// (Kafka's `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`).
+///
+/// With eligible leader replicas (`policy.min_isr`), the ISR may become
+/// empty: its last member joins the eligible ones, and once the ISR is
+/// empty an active eligible replica leads with an ISR of itself. Unlike
+/// Kafka, the eligible replicas are dropped as soon as the ISR is back at
+/// `min.insync.replicas`, the election included: a member left behind by
+/// that election would miss what the high watermark covers next.
 fn partition_change(
     current: &Leadership,
     mut target: Target,
-    unclean: bool,
+    policy: Policy,
     brokers: &Brokers<'_>,
 ) -> Option<Leadership> {
     target.complete_reassignment();
@@ -245,22 +297,41 @@ fn partition_change(
         adding,
         removing,
     } = target;
-    let in_sync = |id: i32| isr.contains(&id) && replicas.contains(&id) && brokers.is_active(id);
-    let leader = if in_sync(current.leader) {
+    let mut elr = next_elr(current, &replicas, &isr, policy.min_isr);
+    let eligible = |id: i32, isr: &[i32], elr: &[i32]| {
+        (isr.contains(&id) || (isr.is_empty() && elr.contains(&id)))
+            && replicas.contains(&id)
+            && brokers.is_active(id)
+    };
+    let leader = if eligible(current.leader, &isr, &elr) {
         current.leader
-    } else if let Some(id) = replicas.iter().copied().find(|id| in_sync(*id)) {
+    } else if let Some(id) = replicas
+        .iter()
+        .copied()
+        .find(|id| eligible(*id, &isr, &elr))
+    {
         id
-    } else if let Some(id) = unclean
+    } else if let Some(id) = policy
+        .unclean
         .then(|| replicas.iter().copied().find(|id| brokers.is_active(*id)))
         .flatten()
     {
         // Unclean: whatever the others had beyond its log is lost.
         isr = vec![id];
+        elr.clear();
         id
     } else {
         NO_LEADER
     };
-    if isr.is_empty() {
+    if isr.is_empty() && leader != NO_LEADER {
+        // Elected from the eligible replicas.
+        isr = vec![leader];
+        elr.retain(|id| *id != leader);
+        if policy.min_isr.is_some_and(|min| isr.len() >= min) {
+            elr.clear();
+        }
+    }
+    if isr.is_empty() && policy.min_isr.is_none() {
         // Never an empty ISR: its last member stays.
         isr = current.isr.clone();
     }
@@ -268,7 +339,8 @@ fn partition_change(
         && isr == current.isr
         && replicas == current.replicas
         && adding == current.adding
-        && removing == current.removing;
+        && removing == current.removing
+        && elr == current.elr;
     if unchanged {
         return None;
     }
@@ -286,6 +358,7 @@ fn partition_change(
         partition_epoch: current.partition_epoch.saturating_add(1),
         adding,
         removing,
+        elr,
     })
 }
 
@@ -482,9 +555,11 @@ impl Controller {
                 if isr.is_empty() {
                     isr.push(preferred);
                 }
+                let min_isr = self.policy(image, found).min_isr;
                 Leadership {
                     leader: preferred,
                     leader_epoch: current.leader_epoch.saturating_add(1),
+                    elr: next_elr(current, &current.replicas, &isr, min_isr),
                     isr,
                     partition_epoch: current.partition_epoch.saturating_add(1),
                     ..current.clone()
@@ -500,7 +575,11 @@ impl Controller {
                     .copied()
                     .filter(|id| brokers.is_active(*id))
                     .collect();
-                partition_change(current, Target::isr(current, target), true, &brokers)
+                let policy = Policy {
+                    unclean: true,
+                    ..self.policy(image, found)
+                };
+                partition_change(current, Target::isr(current, target), policy, &brokers)
                     .filter(|next| next.leader != NO_LEADER)
                     .ok_or_else(|| {
                         ElectionRefusal::EligibleNotAvailable(topic.to_string(), partition)
@@ -541,6 +620,10 @@ impl Controller {
             .leadership(partition)
             .ok_or_else(|| ReassignmentRefusal::UnknownPartition(topic.to_string(), partition))?;
         let brokers = Brokers::new(image, shutting_down);
+        let clean = Policy {
+            unclean: false,
+            ..self.policy(image, found)
+        };
         let next = match target {
             None => {
                 if !current.reassigning() {
@@ -558,7 +641,7 @@ impl Controller {
                 let replicas = kept(&current.replicas);
                 let mut isr = kept(&current.isr);
                 if isr.is_empty() {
-                    if !self.unclean_leader_election(image, found) {
+                    if !self.policy(image, found).unclean {
                         return Err(ReassignmentRefusal::RevertNeedsUncleanElection(
                             topic.to_string(),
                             partition,
@@ -572,7 +655,7 @@ impl Controller {
                     adding: Vec::new(),
                     removing: Vec::new(),
                 };
-                partition_change(current, target, false, &brokers)
+                partition_change(current, target, clean, &brokers)
             }
             Some(target) => {
                 validate_target(image, target)?;
@@ -607,7 +690,7 @@ impl Controller {
                     adding,
                     removing: dropped,
                 };
-                partition_change(current, target, false, &brokers)
+                partition_change(current, target, clean, &brokers)
             }
         };
         Ok(next.map(|next| next.to_record(found.id, partition)))
@@ -663,9 +746,9 @@ impl Controller {
                 });
             }
         }
-        let unclean = self.unclean_leader_election(image, topic);
+        let policy = self.policy(image, topic);
         let target = Target::isr(current, isr);
-        let Some(next) = partition_change(current, target, unclean, &brokers) else {
+        let Some(next) = partition_change(current, target, policy, &brokers) else {
             return Ok(AlterPartitionOutcome::Unchanged(current.clone()));
         };
         // Every member, the leader too, is active: it keeps leading unless
@@ -693,7 +776,7 @@ impl Controller {
         let mut records = Vec::new();
         for topic in image.topics() {
             // Resolved once per topic, only where something changes.
-            let mut unclean = None;
+            let mut policy = None;
             for (index, leadership) in topic.leadership.iter().enumerate() {
                 if records.len() >= limit {
                     return records;
@@ -706,8 +789,7 @@ impl Controller {
                 if settled {
                     continue;
                 }
-                let unclean =
-                    *unclean.get_or_insert_with(|| self.unclean_leader_election(image, topic));
+                let policy = *policy.get_or_insert_with(|| self.policy(image, topic));
                 let target: Vec<i32> = current
                     .isr
                     .iter()
@@ -715,7 +797,7 @@ impl Controller {
                     .filter(|id| brokers.is_active(*id))
                     .collect();
                 let target = Target::isr(current, target);
-                if let Some(next) = partition_change(current, target, unclean, &brokers) {
+                if let Some(next) = partition_change(current, target, policy, &brokers) {
                     let partition = i32::try_from(index).unwrap_or(i32::MAX);
                     records.push(MetadataRecord::PartitionLeadership(
                         next.to_record(topic.id, partition),
@@ -726,13 +808,75 @@ impl Controller {
         records
     }
 
-    /// `unclean.leader.election.enable` for `topic`: its override, else
-    /// this controller's default (static, then dynamic broker configs).
-    fn unclean_leader_election(&self, image: &MetadataImage, topic: &TopicImage) -> bool {
-        image
+    /// KIP-966: the eligible leader replicas a change of
+    /// `min.insync.replicas` makes stale. Committed with `configs` (the
+    /// config records of one change, not yet in `image`): every partition
+    /// with eligible replicas whose topic's value changes loses them, as
+    /// Kafka's controller does. They were eligible because the high
+    /// watermark stopped below the old value; under a lower one it moves
+    /// without them.
+    pub fn elr_cleared_by_configs(
+        &self,
+        image: &MetadataImage,
+        configs: &[MetadataRecord],
+    ) -> Vec<MetadataRecord> {
+        let touches = configs
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::Config(c) if c.name == "min.insync.replicas"));
+        let has_elr =
+            |topic: &TopicImage| topic.leadership.iter().flatten().any(|l| !l.elr.is_empty());
+        if !self.cluster || !touches || !image.topics().any(has_elr) {
+            return Vec::new();
+        }
+        let mut after = image.clone();
+        for record in configs {
+            // Made from `image` by this controller: they apply (one that
+            // did not would fail its commit anyway).
+            let _ = after.apply(record);
+        }
+        let mut records = Vec::new();
+        for topic in image.topics().filter(|t| has_elr(t)) {
+            let changed = after
+                .topic(&topic.name)
+                .is_some_and(|now| self.policy(&after, now) != self.policy(image, topic));
+            if !changed {
+                continue;
+            }
+            for (index, leadership) in topic.leadership.iter().enumerate() {
+                let Some(current) = leadership.as_ref().filter(|l| !l.elr.is_empty()) else {
+                    continue;
+                };
+                let cleared = Leadership {
+                    elr: Vec::new(),
+                    partition_epoch: current.partition_epoch.saturating_add(1),
+                    ..current.clone()
+                };
+                let partition = i32::try_from(index).unwrap_or(i32::MAX);
+                records.push(MetadataRecord::PartitionLeadership(
+                    cleared.to_record(topic.id, partition),
+                ));
+            }
+        }
+        records
+    }
+
+    /// `unclean.leader.election.enable` and, in a cluster,
+    /// `min.insync.replicas` for `topic`: its overrides, else this
+    /// controller's defaults (static, then dynamic broker configs).
+    fn policy(&self, image: &MetadataImage, topic: &TopicImage) -> Policy {
+        let config = image
             .topic_defaults(&self.topic_defaults, self.node_id)
-            .validate(&topic.configs)
-            .is_ok_and(|config| config.unclean_leader_election_enable)
+            .validate(&topic.configs);
+        Policy {
+            unclean: config
+                .as_ref()
+                .is_ok_and(|config| config.unclean_leader_election_enable),
+            min_isr: self.cluster.then(|| {
+                config.as_ref().map_or(1, |config| {
+                    usize::try_from(config.min_insync_replicas.max(1)).unwrap_or(1)
+                })
+            }),
+        }
     }
 }
 

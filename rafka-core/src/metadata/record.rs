@@ -207,6 +207,12 @@ pub struct PartitionLeadershipRecord {
     /// Written after the partition epoch only when either is not empty.
     pub adding: Vec<i32>,
     pub removing: Vec<i32>,
+    /// KIP-966's eligible leader replicas: replicas out of the ISR that
+    /// hold everything below the high watermark (they left the ISR while
+    /// it was below `min.insync.replicas`, which stops the high watermark).
+    /// Written after the reassignment lists (empty ones then) only when
+    /// not empty.
+    pub elr: Vec<i32>,
 }
 
 /// The active controller fences (`true`) or unfences a broker by its
@@ -654,9 +660,12 @@ impl MetadataRecord {
                 w.i32_array(&r.replicas);
                 w.i32_array(&r.isr);
                 w.i32(r.partition_epoch);
-                if !r.adding.is_empty() || !r.removing.is_empty() {
+                if !r.adding.is_empty() || !r.removing.is_empty() || !r.elr.is_empty() {
                     w.i32_array(&r.adding);
                     w.i32_array(&r.removing);
+                }
+                if !r.elr.is_empty() {
+                    w.i32_array(&r.elr);
                 }
             }
             MetadataRecord::BrokerFencing(r) => {
@@ -850,6 +859,12 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                     r.i32_array()?
                 },
                 removing: if r.at == r.buf.len() {
+                    Vec::new()
+                } else {
+                    r.i32_array()?
+                },
+                // Absent unless the partition has eligible leader replicas.
+                elr: if r.at == r.buf.len() {
                     Vec::new()
                 } else {
                     r.i32_array()?
@@ -1123,6 +1138,7 @@ mod tests {
             partition_epoch: 7,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         });
         let mut old = vec![13, 0];
         old.extend_from_slice(ID.as_bytes());
@@ -1144,6 +1160,16 @@ mod tests {
         with_lists.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 1]);
         assert_eq!(moving.to_bytes(), with_lists);
         assert_eq!(MetadataRecord::decode(&with_lists), Ok(moving));
+        // Eligible leader replicas come after the (here empty) lists.
+        let MetadataRecord::PartitionLeadership(mut eligible) = record.clone() else {
+            unreachable!("built above");
+        };
+        eligible.elr = vec![1];
+        let eligible = MetadataRecord::PartitionLeadership(eligible);
+        let mut with_elr = want.clone();
+        with_elr.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(eligible.to_bytes(), with_elr);
+        assert_eq!(MetadataRecord::decode(&with_elr), Ok(eligible));
         // Written before partition epochs: the epoch is 0.
         let MetadataRecord::PartitionLeadership(mut before) = record else {
             unreachable!("built above");
@@ -1163,7 +1189,7 @@ mod tests {
                 needed: 2
             })
         );
-        let mut longer = with_lists.clone();
+        let mut longer = with_elr.clone();
         longer.push(0);
         assert_eq!(
             MetadataRecord::decode(&longer),

@@ -32,6 +32,8 @@ pub struct PartitionView {
     pub isr: Vec<i32>,
     /// Replicas on fenced brokers.
     pub offline: Vec<i32>,
+    /// KIP-966's eligible leader replicas.
+    pub elr: Vec<i32>,
 }
 
 impl PartitionView {
@@ -101,15 +103,15 @@ pub fn partition(
         Some(l) => {
             let fenced = |id: &i32| image.broker(*id).is_none_or(|b| b.fenced);
             let offline: Vec<i32> = l.replicas.iter().copied().filter(fenced).collect();
-            // The ISR as the controller keeps it, as Kafka shows it: a
-            // fenced broker stays in it only as the last member of a
-            // partition without a leader (the one that must come back).
+            // The ISR and eligible replicas as the controller keeps them,
+            // as Kafka shows them.
             PartitionView {
                 leader: if fenced(&l.leader) { -1 } else { l.leader },
                 leader_epoch: l.leader_epoch,
                 replicas: l.replicas.clone(),
                 isr: l.isr.clone(),
                 offline,
+                elr: l.elr.clone(),
             }
         }
         None => {
@@ -120,6 +122,7 @@ pub fn partition(
                 replicas: vec![me],
                 isr: vec![me],
                 offline: Vec::new(),
+                elr: Vec::new(),
             }
         }
     }

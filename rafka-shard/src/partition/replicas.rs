@@ -12,6 +12,10 @@
 //!   only in their page caches as Kafka's. An ISR member that never
 //!   fetched since this broker took over holds the high watermark where
 //!   it is.
+//! - It does not move while the ISR of a replicated partition is below
+//!   `min.insync.replicas` (KIP-966's strict min ISR; see
+//!   `rafka_core::metadata::partition_control` for the eligible leader
+//!   replicas this makes safe to elect).
 //! - As follower: the minimum of its flushed offset and the leader's high
 //!   watermark from the last fetch response.
 //! - Caught-up time (Kafka's `lastCaughtUpTimeMs`): a fetch at the
@@ -118,6 +122,16 @@ impl ReplicaState {
         self.assignment.isr.len() >= self.min_insync_replicas as usize
     }
 
+    /// KIP-966's strict min ISR: as leader of a replicated partition whose
+    /// ISR is below `min.insync.replicas`, the high watermark stays where
+    /// it is. The replicas that left the ISR then hold everything below
+    /// it, which is what lets the controller elect them (eligible leader
+    /// replicas) once the ISR is empty. A partition of one replica (a
+    /// single node) has nobody else to elect and is never held.
+    pub fn high_watermark_held(&self) -> bool {
+        self.is_leader() && self.assignment.replicas.len() > 1 && !self.enough_in_sync()
+    }
+
     pub fn follower(&self, replica: i32) -> Option<&FollowerState> {
         self.followers.get(&replica)
     }
@@ -211,6 +225,9 @@ impl ReplicaState {
     pub fn high_watermark_bound(&self, flushed: i64) -> i64 {
         if !self.is_leader() {
             return flushed.min(self.leader_high_watermark);
+        }
+        if self.high_watermark_held() {
+            return -1;
         }
         let pending = self.in_flight.iter().flat_map(|p| p.new_isr.iter());
         self.assignment

@@ -503,6 +503,7 @@ impl ControllerLink {
             partition_epoch: answer.partition_epoch,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }))
     }
 

@@ -430,6 +430,7 @@ mod tests {
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
             }),
         ]
     }
@@ -535,12 +536,13 @@ mod tests {
             assert!(image.broker(2).is_some_and(|b| b.fenced));
             let l = leadership(&image);
             assert_eq!((l.leader, l.leader_epoch, l.isr.clone()), (3, 2, vec![3]));
-            // 3 too: nobody left in sync, no leader; 3 stays the ISR.
+            // 3 too: nobody left in sync, no leader, an empty ISR; 3 is
+            // an eligible leader replica (KIP-966).
             change_fencing(&quorum, 3, 1, true).await.expect("fenced");
             let l = leadership(&quorum.image());
             assert_eq!(
-                (l.leader, l.leader_epoch, l.isr.clone()),
-                (NO_LEADER, 3, vec![3])
+                (l.leader, l.leader_epoch, l.isr.clone(), l.elr.clone()),
+                (NO_LEADER, 3, vec![], vec![3])
             );
             // 2 back changes nothing (out of sync); 3 back leads again.
             change_fencing(&quorum, 2, 1, false)
