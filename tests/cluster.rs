@@ -2073,6 +2073,130 @@ fn a_whole_cluster_killed_at_once_restarts_behind_its_checkpoints_and_loses_noth
     read_until(&member, TOPIC, &mut resumed, 40, false);
 }
 
+/// (leader, ISR, eligible leader replicas) of `topic` partition 0 from
+/// node `node`'s DescribeTopicPartitions (KIP-966's fields).
+fn eligible_leaders(
+    cluster: &Cluster,
+    node: u16,
+    topic: &str,
+) -> Option<(i32, Vec<i32>, Vec<i32>)> {
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::messages::{
+        DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+    };
+    let mut client = WireClient::connect(cluster.listener(node), "cluster").ok()?;
+    let request = DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![
+            TopicRequest::default().with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        ])
+        .with_response_partition_limit(10);
+    let answer: DescribeTopicPartitionsResponse = client.call(0, &request).ok()?;
+    let partition = answer.topics.first()?.partitions.first()?;
+    let ids = |ids: &[BrokerId]| ids.iter().map(|id| id.0).collect::<Vec<i32>>();
+    Some((
+        partition.leader_id.0,
+        ids(&partition.isr_nodes),
+        ids(partition
+            .eligible_leader_replicas
+            .as_deref()
+            .unwrap_or_default()),
+    ))
+}
+
+/// Polls node 1 until `topic`'s (leader, ISR, ELR) is `want`.
+fn await_eligible(cluster: &Cluster, topic: &str, want: (i32, Vec<i32>, Vec<i32>)) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let seen = eligible_leaders(cluster, 1, topic);
+        if seen.as_ref() == Some(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: never (leader, isr, elr) {want:?}; last {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// KIP-966 on a 3-replica partition with min.insync.replicas=2 (replicas
+/// on nodes 4, 5, 3; voters 1 and 2 keep the quorum): a follower that
+/// leaves an ISR already at the minimum is not eligible to lead; one that
+/// leaves it below the minimum is, and the leader holds its high
+/// watermark from then on (acks=1 records stay unreadable). Once the
+/// leader dies too, the eligible replica leads as soon as it is back,
+/// with every acknowledged record, and the replica that missed records
+/// never does.
+#[test]
+fn an_eligible_leader_replica_takes_over_when_the_isr_is_gone_and_loses_no_acknowledged_record() {
+    const TOPIC: &str = "eligible";
+    let cluster = Cluster::start_in_racks(
+        2,
+        "replica.lag.time.max.ms=2000\nmin.insync.replicas=2\n",
+        "",
+    );
+    create_assigned(&cluster, 1, TOPIC, &[4, 5, 3]);
+    await_eligible(&cluster, TOPIC, (4, vec![4, 5, 3], vec![]));
+    let bootstrap = cluster.bootstrap();
+    let base_ms = now_ms();
+    let expected = records(1, 50, base_ms);
+    let (first, second): (Vec<_>, Vec<_>) = expected
+        .iter()
+        .map(|list| (list[..30].to_vec(), list[30..].to_vec()))
+        .unzip();
+    let producer = producer(&bootstrap, &[("acks", "all")]);
+    assert_eq!(
+        produce(&producer, TOPIC, &first),
+        vec![(0..30).collect::<Vec<i64>>()]
+    );
+
+    // 3 stops: the ISR is still at the minimum, 3 is not eligible.
+    signal(&cluster, 3, libc::SIGSTOP);
+    await_eligible(&cluster, TOPIC, (4, vec![4, 5], vec![]));
+    assert_eq!(
+        produce(&producer, TOPIC, &second),
+        vec![(30..50).collect::<Vec<i64>>()]
+    );
+    // 5 stops: below the minimum, 5 (which holds all 50) is eligible.
+    signal(&cluster, 5, libc::SIGSTOP);
+    await_eligible(&cluster, TOPIC, (4, vec![4], vec![5]));
+    assert_eq!(
+        produce_raw(&cluster, 4, TOPIC, "refused", -1, 5_000),
+        (19, -1),
+        "acks=all: NOT_ENOUGH_REPLICAS"
+    );
+    assert_eq!(
+        produce_raw(&cluster, 4, TOPIC, "unreplicated", 1, 5_000),
+        (0, 50)
+    );
+    assert_eq!(
+        support::client::watermarks(&cluster.listener(4).to_string(), TOPIC, 0),
+        (0, 50),
+        "the acks=1 record is above the held high watermark"
+    );
+
+    // The leader dies: nobody in sync, 4 and 5 eligible, no leader.
+    cluster.ok(&["kill", "4"]);
+    await_eligible(&cluster, TOPIC, (-1, vec![], vec![4, 5]));
+    // 3 is back first: it misses records 30-49 and may not lead.
+    signal(&cluster, 3, libc::SIGCONT);
+    await_value(
+        "3 unfenced",
+        || broker_ids(&cluster.metadata(1, None)),
+        |ids| ids.contains(&3),
+    );
+    assert_eq!(
+        eligible_leaders(&cluster, 1, TOPIC),
+        Some((-1, vec![], vec![4, 5]))
+    );
+    // 5 is back: it leads, alone in the ISR, with all 50 acknowledged
+    // records; 3 catches up from it and joins, and nobody is eligible
+    // any more.
+    signal(&cluster, 5, libc::SIGCONT);
+    await_eligible(&cluster, TOPIC, (5, vec![5, 3], vec![]));
+    assert_topic(&bootstrap, TOPIC, &expected);
+}
+
 /// One Produce of a one-record batch of `value` to node `node` with
 /// `acks` and `timeout_ms`: (error code, base offset).
 fn produce_raw(
