@@ -2473,7 +2473,9 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replica_and_revives_a_le
     drop(producer);
 
     // A partition on brokers 4 and 5: 5 paused out of the ISR, then 4
-    // killed, leaves it without a leader; once 5 is back, an unclean
+    // killed, leaves it without a leader and with an empty ISR (4 is its
+    // eligible leader replica, KIP-966; 5 left an ISR at
+    // min.insync.replicas and is not); once 5 is back, an unclean
     // election makes it the leader, alone in its ISR.
     create_assigned(&cluster, controller, "lonely", &[4, 5]);
     await_partition(&cluster, 1, "lonely", 0, "led by 4", |s| {
@@ -2485,8 +2487,12 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replica_and_revives_a_le
     });
     cluster.ok(&["kill", "4"]);
     let (_, orphan_epoch, _) = await_partition(&cluster, 1, "lonely", 0, "no leader", |s| {
-        s.0 == -1 && s.2 == vec![4]
+        s.0 == -1 && s.2.is_empty()
     });
+    assert_eq!(
+        eligible_leaders(&cluster, 1, "lonely"),
+        Some((-1, vec![], vec![4]))
+    );
     signal(&cluster, 5, libc::SIGCONT);
     // Until 5 is unfenced, no replica can lead.
     let deadline = Instant::now() + DEADLINE;
