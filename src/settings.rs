@@ -416,6 +416,7 @@ pub fn server_options(cli: &ServeArgs) -> Result<(ServerOptions, DirLocks), Sett
     };
     let mut config = config;
     config.cluster_id = Some(cluster_id.clone());
+    config.data_dir_new = existing.is_none();
     let options = ServerOptions {
         config: Arc::new(config),
         runtime,

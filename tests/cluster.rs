@@ -2120,23 +2120,24 @@ fn await_eligible(cluster: &Cluster, topic: &str, want: (i32, Vec<i32>, Vec<i32>
 }
 
 /// KIP-966 on a 3-replica partition with min.insync.replicas=2 (replicas
-/// on nodes 4, 5, 3; voters 1 and 2 keep the quorum): a follower that
+/// on the broker-only nodes 4, 5 and 6, so the quorum of 1-3 is never
+/// touched): a follower that
 /// leaves an ISR already at the minimum is not eligible to lead; one that
 /// leaves it below the minimum is, and the leader holds its high
 /// watermark from then on (acks=1 records stay unreadable). Once the
 /// leader dies too, the eligible replica leads as soon as it is back,
-/// with every acknowledged record, and the replica that missed records
-/// never does.
+/// with every acknowledged record; neither the replica that missed
+/// records nor the old leader back on a new disk ever does.
 #[test]
 fn an_eligible_leader_replica_takes_over_when_the_isr_is_gone_and_loses_no_acknowledged_record() {
     const TOPIC: &str = "eligible";
     let cluster = Cluster::start_in_racks(
-        2,
+        3,
         "replica.lag.time.max.ms=2000\nmin.insync.replicas=2\n",
         "",
     );
-    create_assigned(&cluster, 1, TOPIC, &[4, 5, 3]);
-    await_eligible(&cluster, TOPIC, (4, vec![4, 5, 3], vec![]));
+    create_assigned(&cluster, 1, TOPIC, &[4, 5, 6]);
+    await_eligible(&cluster, TOPIC, (4, vec![4, 5, 6], vec![]));
     let bootstrap = cluster.bootstrap();
     let base_ms = now_ms();
     let expected = records(1, 50, base_ms);
@@ -2150,8 +2151,8 @@ fn an_eligible_leader_replica_takes_over_when_the_isr_is_gone_and_loses_no_ackno
         vec![(0..30).collect::<Vec<i64>>()]
     );
 
-    // 3 stops: the ISR is still at the minimum, 3 is not eligible.
-    signal(&cluster, 3, libc::SIGSTOP);
+    // 6 stops: the ISR is still at the minimum, 6 is not eligible.
+    signal(&cluster, 6, libc::SIGSTOP);
     await_eligible(&cluster, TOPIC, (4, vec![4, 5], vec![]));
     assert_eq!(
         produce(&producer, TOPIC, &second),
@@ -2178,23 +2179,50 @@ fn an_eligible_leader_replica_takes_over_when_the_isr_is_gone_and_loses_no_ackno
     // The leader dies: nobody in sync, 4 and 5 eligible, no leader.
     cluster.ok(&["kill", "4"]);
     await_eligible(&cluster, TOPIC, (-1, vec![], vec![4, 5]));
-    // 3 is back first: it misses records 30-49 and may not lead.
-    signal(&cluster, 3, libc::SIGCONT);
+    // 6 is back first: it misses records 30-49 and may not lead.
+    signal(&cluster, 6, libc::SIGCONT);
     await_value(
-        "3 unfenced",
+        "6 unfenced",
         || broker_ids(&cluster.metadata(1, None)),
-        |ids| ids.contains(&3),
+        |ids| ids.contains(&6),
     );
     assert_eq!(
         eligible_leaders(&cluster, 1, TOPIC),
         Some((-1, vec![], vec![4, 5]))
     );
-    // 5 is back: it leads, alone in the ISR, with all 50 acknowledged
-    // records; 3 catches up from it and joins, and nobody is eligible
-    // any more.
+    // 4 comes back on a new, empty disk: what made it eligible is gone
+    // (KIP-966's unclean shutdown), so it is eligible no more, and it may
+    // not lead either.
+    let disk = cluster.cluster_dir().join("node-4");
+    for entry in std::fs::read_dir(&disk).expect("node 4's data dir") {
+        let path = entry.expect("an entry").path();
+        match path.is_dir() {
+            true => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
+        }
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    cluster.ok(&["start", "4"]);
+    await_value(
+        "4 unfenced",
+        || broker_ids(&cluster.metadata(1, None)),
+        |ids| ids.contains(&4),
+    );
+    assert_eq!(
+        eligible_leaders(&cluster, 1, TOPIC),
+        Some((-1, vec![], vec![5]))
+    );
+    // 5 is back: it leads, alone in the ISR at first, with all 50
+    // acknowledged records; 4 and 6 copy them and join, and nobody is
+    // eligible any more.
     signal(&cluster, 5, libc::SIGCONT);
-    await_eligible(&cluster, TOPIC, (5, vec![5, 3], vec![]));
+    await_eligible(&cluster, TOPIC, (5, vec![4, 5, 6], vec![]));
     assert_topic(&bootstrap, TOPIC, &expected);
+    assert_eq!(
+        support::client::watermarks(&bootstrap, TOPIC, 0),
+        (0, 50),
+        "the acks=1 record died with 4's disk"
+    );
 }
 
 /// One Produce of a one-record batch of `value` to node `node` with

@@ -747,6 +747,7 @@ fn arb_cluster_record() -> impl Strategy<Value = MetadataRecord> {
                     incarnation_id,
                     rack,
                     endpoints,
+                    fresh_data_dir: false,
                 })
             }),
         (
@@ -792,6 +793,7 @@ fn brokers_and_leaderships_survive_a_snapshot_and_refuse_stale_epochs() {
                 port: 19092,
                 security_protocol: 0,
             }],
+            fresh_data_dir: false,
         })
     };
     let lead = |leader, leader_epoch, partition_epoch| {

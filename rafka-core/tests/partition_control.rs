@@ -38,6 +38,7 @@ fn register(node_id: i32, epoch: i64) -> MetadataRecord {
         incarnation_id: Uuid::from_u128(node_id as u128),
         rack: None,
         endpoints: Vec::new(),
+        fresh_data_dir: false,
     })
 }
 
@@ -1114,4 +1115,49 @@ fn a_min_insync_replicas_change_drops_the_eligible_leader_replicas() {
     assert_eq!(c.elr_cleared_by_configs(&image, &raised).len(), 1);
     apply(&mut image, &raised);
     assert_eq!(current(&image, 0).elr, vec![1, 2]);
+}
+
+/// A broker registered again on a new disk (KIP-966's unclean shutdown)
+/// is taken out of every eligible leader replica set, and its record says
+/// so until it is let in; the flag survives the record's bytes.
+#[test]
+fn a_broker_back_on_a_new_disk_is_eligible_for_nothing() {
+    let c = controller();
+    let mut image = cluster(&[
+        eligible(leadership(NO_LEADER, 1, &[1, 2, 3], &[]), &[1, 2]),
+        eligible(leadership(3, 1, &[1, 2, 3], &[3]), &[2]),
+        leadership(3, 1, &[1, 2, 3], &[3, 1, 2]),
+    ]);
+    let again = MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        node_id: 2,
+        epoch: 2,
+        incarnation_id: Uuid::from_u128(22),
+        rack: None,
+        endpoints: Vec::new(),
+        fresh_data_dir: true,
+    });
+    assert_eq!(MetadataRecord::decode(&again.to_bytes()), Ok(again.clone()));
+    apply(&mut image, &[again]);
+    let broker = image.broker(2).expect("registered");
+    assert!(broker.fenced && broker.fresh_data_dir);
+    let forgotten = c.forget_eligible(&image, 2);
+    assert_eq!(forgotten.len(), 2, "{forgotten:?}");
+    apply(&mut image, &forgotten);
+    assert_eq!(current(&image, 0).elr, vec![1]);
+    assert_eq!(current(&image, 0).partition_epoch, 2);
+    assert_eq!(current(&image, 1).elr, Vec::<i32>::new());
+    assert_eq!(
+        current(&image, 2).isr,
+        vec![3, 1, 2],
+        "ISRs are elections' business"
+    );
+    apply(
+        &mut image,
+        &[MetadataRecord::BrokerFencing(BrokerFencingRecord {
+            node_id: 2,
+            epoch: 2,
+            fenced: false,
+        })],
+    );
+    assert!(!image.broker(2).expect("registered").fresh_data_dir);
 }

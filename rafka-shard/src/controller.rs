@@ -1067,6 +1067,7 @@ mod tests {
                 incarnation_id: Uuid::from_u128(node_id as u128),
                 rack: None,
                 endpoints: Vec::new(),
+                fresh_data_dir: false,
             });
             image.apply(&registered).expect("register");
             if node_id <= fenced {

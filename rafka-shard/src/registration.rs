@@ -79,6 +79,8 @@ pub async fn register<S: ShardStorage>(
             incarnation_id,
             rack: rack.clone(),
             endpoints: endpoints.clone(),
+            // Registered before: this start's new data dir is a lost disk.
+            fresh_data_dir: shard.config.data_dir_new && quorum.image().broker(node_id).is_some(),
         });
         match quorum.commit(&[record]).await {
             Ok((index, _published)) => {
@@ -291,7 +293,13 @@ async fn register_observer<S: ShardStorage>(
             glommio::timer::sleep(RETRY_BACKOFF).await;
             continue;
         };
-        let previous = quorum.image().broker(node_id).map_or(-1, |b| b.epoch);
+        // -1 (Kafka: an unclean shutdown) only for a data dir created at
+        // this start: the controller then takes it for one that lost its
+        // logs. Any other start kept everything it acknowledged.
+        let previous = match shard.config.data_dir_new {
+            true => -1,
+            false => quorum.image().broker(node_id).map_or(0, |b| b.epoch),
+        };
         let answer = current
             .register(
                 node_id,

@@ -29,6 +29,7 @@ fn setup() -> Vec<MetadataRecord> {
             incarnation_id: Uuid::from_u128(node_id as u128),
             rack: None,
             endpoints: Vec::new(),
+            fresh_data_dir: false,
         })
     };
     vec![

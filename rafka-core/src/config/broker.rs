@@ -135,6 +135,11 @@ pub struct BrokerConfig {
     /// The cluster id (`meta.properties`): set at start, not a config key;
     /// brokers register with it.
     pub cluster_id: Option<String>,
+    /// Set at start, not a config key: the data dir had no
+    /// `meta.properties` (a first start, or a disk lost and replaced). A
+    /// broker registers so, and is then no eligible leader replica of what
+    /// it held before (KIP-966).
+    pub data_dir_new: bool,
     /// `process.roles`: broker, controller or both (the default).
     pub process_roles: ProcessRoles,
     /// `controller.quorum.*`: the voters (none: a single node whose
@@ -295,6 +300,7 @@ impl Default for BrokerConfig {
             node_id: 0,
             rack: None,
             cluster_id: None,
+            data_dir_new: false,
             process_roles: ProcessRoles::default(),
             quorum: QuorumConfig::default(),
             controller_listener_names: vec![CONTROLLER_LISTENER_NAME_DEFAULT.to_string()],

@@ -116,6 +116,10 @@ pub struct BrokerImage {
     /// Fenced by the active controller (not alive): gets no new
     /// partitions, is not shown to clients, leads nothing.
     pub fenced: bool,
+    /// Registered again on a new disk ([`RegisterBrokerRecord::
+    /// fresh_data_dir`]) and not let in since: the active controller takes
+    /// it out of every eligible leader replica set as it unfences it.
+    pub fresh_data_dir: bool,
 }
 
 impl TopicImage {
@@ -585,6 +589,7 @@ impl MetadataImage {
                 incarnation_id: broker.incarnation_id,
                 rack: broker.rack.clone(),
                 endpoints: broker.endpoints.clone(),
+                fresh_data_dir: broker.fresh_data_dir,
             }));
             if broker.fenced {
                 out.push(MetadataRecord::BrokerFencing(BrokerFencingRecord {
@@ -708,6 +713,7 @@ impl MetadataImage {
                 rack: r.rack.clone(),
                 endpoints: r.endpoints.clone(),
                 fenced,
+                fresh_data_dir: r.fresh_data_dir,
             },
         );
         Ok(MetadataDelta::BrokerRegistered {
@@ -726,6 +732,11 @@ impl MetadataImage {
                 epoch: r.epoch,
             })?;
         broker.fenced = r.fenced;
+        if !r.fenced {
+            // Let in: what its new disk cost was settled before (the
+            // active controller commits that with the unfencing).
+            broker.fresh_data_dir = false;
+        }
         Ok(MetadataDelta::BrokerRegistered {
             node_id: r.node_id,
             epoch: r.epoch,

@@ -808,6 +808,39 @@ impl Controller {
         records
     }
 
+    /// KIP-966's unclean shutdown, for a broker whose registration says its
+    /// data dir is new (it lost what it held): the records that take it
+    /// out of every partition's eligible leader replicas, for the active
+    /// controller to commit before it unfences the broker (it is fenced,
+    /// and out of every ISR, until then). Kafka counts any unclean
+    /// shutdown; here a kill -9 keeps everything acknowledged (fsync'd
+    /// before the high watermark passes it), so only a lost disk counts.
+    pub fn forget_eligible(&self, image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for topic in image.topics() {
+            for (index, leadership) in topic.leadership.iter().enumerate() {
+                let Some(current) = leadership.as_ref().filter(|l| l.elr.contains(&node_id)) else {
+                    continue;
+                };
+                let forgotten = Leadership {
+                    elr: current
+                        .elr
+                        .iter()
+                        .copied()
+                        .filter(|id| *id != node_id)
+                        .collect(),
+                    partition_epoch: current.partition_epoch.saturating_add(1),
+                    ..current.clone()
+                };
+                let partition = i32::try_from(index).unwrap_or(i32::MAX);
+                records.push(MetadataRecord::PartitionLeadership(
+                    forgotten.to_record(topic.id, partition),
+                ));
+            }
+        }
+        records
+    }
+
     /// KIP-966: the eligible leader replicas a change of
     /// `min.insync.replicas` makes stale. Committed with `configs` (the
     /// config records of one change, not yet in `image`): every partition

@@ -182,6 +182,12 @@ pub struct RegisterBrokerRecord {
     pub incarnation_id: Uuid,
     pub rack: Option<String>,
     pub endpoints: Vec<BrokerEndpoint>,
+    /// A broker the cluster knew registers again on a data dir it had
+    /// just created (a lost disk): whatever it held before is gone, so it
+    /// is no eligible leader replica (KIP-966's unclean shutdown; a kill -9
+    /// loses nothing acknowledged here). False for a first registration.
+    /// Written last, only when true.
+    pub fresh_data_dir: bool,
 }
 
 /// Which brokers hold a partition and which of them leads it (KRaft's
@@ -651,6 +657,9 @@ impl MetadataRecord {
                     w.u32(u32::from(endpoint.port));
                     w.i32(i32::from(endpoint.security_protocol));
                 }
+                if r.fresh_data_dir {
+                    w.u8(1);
+                }
             }
             MetadataRecord::PartitionLeadership(r) => {
                 w.uuid(&r.topic_id);
@@ -813,6 +822,17 @@ fn decode_body(record_type: u8, r: &mut Reader<'_>) -> Result<MetadataRecord, Re
                 incarnation_id,
                 rack,
                 endpoints,
+                // Absent unless set (and from records written before it).
+                fresh_data_dir: if r.at == r.buf.len() {
+                    false
+                } else {
+                    let at = r.at;
+                    match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        flag => return Err(RecordError::BadFlag { at, flag }),
+                    }
+                },
             })
         }
         code::PROPOSER => {

@@ -240,6 +240,9 @@ async fn register(
         incarnation_id,
         rack: request.rack.as_ref().map(ToString::to_string),
         endpoints,
+        // A broker known before that lost its data dir (-1 is
+        // what it sends for a data dir created at this start).
+        fresh_data_dir: request.previous_broker_epoch < 0 && known.is_some(),
     });
     match quorum.commit(&[record]).await {
         Ok(_) => {

@@ -681,6 +681,7 @@ mod tests {
                     incarnation_id: uuid::Uuid::from_u128(7),
                     rack: None,
                     endpoints: Vec::new(),
+                    fresh_data_dir: false,
                 })
             };
             let first = encode_snapshot(1000, &[broker(1)]);

@@ -306,16 +306,32 @@ pub(crate) async fn change_fencing(
     let mut last = Err(ProposalError::NoLeader);
     for _ in 0..ATTEMPTS_MAX {
         let mut next = quorum.image().as_ref().clone();
+        // Read before the unfencing applies: that clears it.
+        let new_disk = next.broker(node_id).is_some_and(|b| b.fresh_data_dir);
         if let Err(error) = next.apply(&fencing) {
             // Registered again meanwhile: nothing to fence.
             return Err(ProposalError::Rejected(error));
         }
         let mut records = vec![fencing.clone()];
-        records.extend(quorum.settings().controller.elections(
-            &next,
-            &quorum.shutting_down(),
-            RECORDS_PER_OPERATION_MAX - 1,
-        ));
+        let controller = &quorum.settings().controller;
+        if !fenced && new_disk {
+            // Its disk is new: eligible for nothing it held before, and
+            // the elections below must not pick it.
+            for record in controller.forget_eligible(&next, node_id) {
+                if next.apply(&record).is_ok() {
+                    records.push(record);
+                }
+            }
+        }
+        records.extend(
+            controller.elections(
+                &next,
+                &quorum.shutting_down(),
+                RECORDS_PER_OPERATION_MAX
+                    .saturating_sub(records.len())
+                    .max(1),
+            ),
+        );
         let moved = records.len() - 1;
         last = quorum.commit(&records).await.map(|_| ());
         match &last {
@@ -405,6 +421,7 @@ mod tests {
                 incarnation_id: Uuid::from_u128(node_id as u128),
                 rack: None,
                 endpoints: Vec::new(),
+                fresh_data_dir: false,
             })
         };
         vec![
