@@ -228,13 +228,14 @@ pub enum MetadataDelta {
     ProposerNoted {
         incarnation: u64,
     },
-    /// A partition's leader, replicas or ISR changed.
+    /// A partition's leader, replicas or ISR changed (boxed: by far the
+    /// largest change).
     LeadershipChanged {
         topic_id: Uuid,
         name: String,
         partition: i32,
-        old: Option<Leadership>,
-        new: Leadership,
+        old: Option<Box<Leadership>>,
+        new: Box<Leadership>,
     },
 }
 
@@ -784,8 +785,8 @@ impl MetadataImage {
             topic_id: r.topic_id,
             name: topic.name.clone(),
             partition: r.partition,
-            old,
-            new,
+            old: old.map(Box::new),
+            new: Box::new(new),
         })
     }
 
@@ -1131,8 +1132,8 @@ impl MetadataImage {
                             topic_id: *id,
                             name: new.name.clone(),
                             partition: i32::try_from(index).unwrap_or(i32::MAX),
-                            old: before,
-                            new: after.clone(),
+                            old: before.map(Box::new),
+                            new: Box::new(after.clone()),
                         });
                     }
                 }
