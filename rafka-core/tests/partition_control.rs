@@ -1161,3 +1161,37 @@ fn a_broker_back_on_a_new_disk_is_eligible_for_nothing() {
     );
     assert!(!image.broker(2).expect("registered").fresh_data_dir);
 }
+
+/// With eligible leader replicas the controller and every leader must
+/// agree on min.insync.replicas: a cluster takes it per topic or as the
+/// cluster default, not per broker (Kafka's rule with ELR on).
+#[test]
+fn min_insync_replicas_is_not_set_for_one_broker_in_a_cluster() {
+    use rafka_core::metadata::ConfigOp;
+    let c = controller();
+    let image = cluster(&[]);
+    let set = |value: &str| vec![ConfigOp::Set("min.insync.replicas".into(), value.into())];
+    let refused = c
+        .alter_broker_config(&image, "2", &set("2"))
+        .expect_err("per broker");
+    assert_eq!(refused.error_code(), ErrorCode::INVALID_CONFIG);
+    assert_eq!(
+        c.alter_broker_config(&image, "", &set("2"))
+            .map(|r| r.len()),
+        Ok(1)
+    );
+    let retention = vec![ConfigOp::Set("log.retention.ms".into(), "1000".into())];
+    assert_eq!(
+        c.alter_broker_config(&image, "2", &retention)
+            .map(|r| r.len()),
+        Ok(1)
+    );
+    // A single node has no eligible replicas: anything goes.
+    let single = Controller::new(&BrokerConfig::default(), 1);
+    assert_eq!(
+        single
+            .alter_broker_config(&image, "2", &set("2"))
+            .map(|r| r.len()),
+        Ok(1)
+    );
+}

@@ -69,6 +69,14 @@ pub enum ControllerError {
     TooManyRecords(usize),
     #[error("invalid broker name {0:?}: expected a node id or \"\" for the cluster default")]
     InvalidBrokerName(String),
+    /// KIP-966: the controller and every leader must agree on a topic's
+    /// min.insync.replicas, so a cluster takes it per topic or as the
+    /// cluster-wide default, not per broker (Kafka's rule with ELR on).
+    #[error(
+        "broker-level min.insync.replicas cannot be altered in a cluster (eligible leader \
+         replicas are on): set it per topic or as the cluster default"
+    )]
+    PerBrokerMinInsyncReplicas,
     #[error("unknown broker config: {0}")]
     UnknownBrokerConfig(String),
     #[error("cannot update these configs dynamically: {0}")]
@@ -93,6 +101,7 @@ impl ControllerError {
             ControllerError::TopicDeletionDisabled => ErrorCode::TOPIC_DELETION_DISABLED,
             ControllerError::TooManyRecords(_) => ErrorCode::POLICY_VIOLATION,
             ControllerError::InvalidBrokerName(_) => ErrorCode::INVALID_REQUEST,
+            ControllerError::PerBrokerMinInsyncReplicas => ErrorCode::INVALID_CONFIG,
             ControllerError::UnknownBrokerConfig(_) | ControllerError::NotDynamic(_) => {
                 ErrorCode::INVALID_CONFIG
             }
@@ -730,6 +739,10 @@ impl Controller {
         }
         config.with_overrides(&BTreeMap::new())?;
         let current = image.broker_configs(broker);
+        let min_isr = "min.insync.replicas";
+        if self.cluster && !broker.is_empty() && next.get(min_isr) != current.get(min_isr) {
+            return Err(ControllerError::PerBrokerMinInsyncReplicas);
+        }
         let resource = || ConfigResource::Broker(broker.to_string());
         let mut records = Vec::new();
         for (key, value) in &next {
