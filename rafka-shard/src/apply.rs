@@ -15,6 +15,7 @@
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
+use rafka_core::log::RecoveryHints;
 use rafka_core::metadata::{Committed, Leadership, MetadataDelta, MetadataImage};
 
 use crate::controller::{PublishError, Publisher};
@@ -22,7 +23,6 @@ use crate::registry::{assignment_of, OpenError, OpenHints};
 use crate::runtime::Router;
 use crate::shard::Shard;
 use crate::storage::ShardStorage;
-use rafka_core::log::RecoveryHints;
 
 /// A partition this broker opens on a metadata change (a new topic or
 /// partition, or a reassignment adding this broker): nothing of what its

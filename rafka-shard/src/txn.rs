@@ -420,8 +420,8 @@ impl<S: ShardStorage> TransactionCoordinator<S> {
     /// Replays the `__transaction_state` partitions this shard holds and
     /// this broker leads that are not loaded yet (those whose high
     /// watermark has to catch up first in a task of their own), then
-    /// finishes every
-    /// transaction a crash left between Prepare and Complete.
+    /// finishes every transaction a crash left between Prepare and
+    /// Complete.
     pub async fn load_partitions(self: &Rc<Self>) -> Result<usize, LoadError> {
         for (partition, leader_epoch) in self.host.led_behind() {
             self.follow_leadership(partition, true, leader_epoch);
