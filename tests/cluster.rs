@@ -3313,3 +3313,100 @@ fn a_consumer_that_names_its_rack_reads_from_the_in_sync_replica_there() {
         [1, 2, 3].map(|n| records_out(&cluster, n, "racked"))
     );
 }
+
+/// A replica moved away while its broker was down: the broker deletes
+/// its copy once it is back (Kafka's stray logs), and keeps the others.
+#[test]
+fn a_replica_moved_away_while_its_broker_was_down_is_deleted_when_it_returns() {
+    let cluster = Cluster::start_with_brokers(1);
+    create_assigned(&cluster, 1, "stray", &[4, 1, 2]);
+    create_assigned(&cluster, 1, "kept", &[4, 2, 3]);
+    await_partition(&cluster, 1, "stray", 0, "led by 4", |s| {
+        s.0 == 4 && s.2 == vec![1, 2, 4]
+    });
+    let dir = |topic: &str| cluster.cluster_dir().join(format!("node-4/{topic}-0"));
+    await_value(
+        "4 holds both",
+        || dir("stray").exists() && dir("kept").exists(),
+        |both| *both,
+    );
+    cluster.ok(&["kill", "4"]);
+    let controller = await_value(
+        "a known controller",
+        || cluster.metadata(1, Some(vec![])).controller_id.0,
+        |id| *id > 0,
+    );
+    let controller = u16::try_from(controller).expect("a node id");
+    assert_eq!(
+        reassign(&cluster, controller, "stray", 0, Some(&[1, 2, 3])),
+        (0, 0)
+    );
+    await_value(
+        "the move done without 4",
+        || replicas_of_partition(&cluster, 1, "stray", 0),
+        |replicas| replicas == &vec![1, 2, 3],
+    );
+    cluster.ok(&["start", "4"]);
+    await_value("4's stray copy deleted", || dir("stray").exists(), |e| !e);
+    assert!(dir("kept").exists());
+}
+
+/// A topic deleted and created again under the same name while one of its
+/// brokers was down: back, that broker drops the old topic's records and
+/// copies the new one's; led by it, the topic reads the new records only.
+#[test]
+fn a_topic_recreated_while_a_broker_was_down_holds_only_the_new_records_there() {
+    let cluster = Cluster::start_with_brokers(1);
+    let bootstrap = cluster.bootstrap();
+    create_assigned(&cluster, 1, "again", &[4, 1, 2]);
+    await_partition(&cluster, 1, "again", 0, "led by 4", |s| {
+        s.0 == 4 && s.2 == vec![1, 2, 4]
+    });
+    let base_ms = now_ms();
+    let old = records(1, 30, base_ms);
+    let first = producer(&bootstrap, &[("acks", "all")]);
+    assert_eq!(
+        produce(&first, "again", &old),
+        vec![(0..30).collect::<Vec<i64>>()]
+    );
+    drop(first);
+    cluster.ok(&["kill", "4"]);
+    let deleted = Command::new(env!("CARGO_BIN_EXE_rafka"))
+        .args(["topic", "--bootstrap", &cluster.listener(1).to_string()])
+        .args(["delete", "again"])
+        .output()
+        .expect("rafka topic delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    await_value(
+        "the old topic gone",
+        || cluster.metadata(1, Some(vec!["again"])).topics[0].error_code,
+        |code| *code != 0,
+    );
+    create_assigned(&cluster, 1, "again", &[4, 1, 2]);
+    await_partition(&cluster, 1, "again", 0, "led by 1", |s| s.0 == 1);
+    let new = records(1, 10, base_ms + 100_000);
+    let second = producer(&bootstrap, &[("acks", "all")]);
+    assert_eq!(
+        produce(&second, "again", &new),
+        vec![(0..10).collect::<Vec<i64>>()]
+    );
+    drop(second);
+
+    cluster.ok(&["start", "4"]);
+    await_partition(&cluster, 1, "again", 0, "4 back in the ISR", |s| {
+        s.2 == vec![1, 2, 4]
+    });
+    let controller = await_value(
+        "a known controller",
+        || cluster.metadata(1, Some(vec![])).controller_id.0,
+        |id| *id > 0,
+    );
+    let controller = u16::try_from(controller).expect("a node id");
+    assert_eq!(
+        elect_leaders(&cluster, controller, 0, &["again"]),
+        (0, vec![0])
+    );
+    await_partition(&cluster, 1, "again", 0, "led by 4", |s| s.0 == 4);
+    assert_eq!(support::client::watermarks(&bootstrap, "again", 0), (0, 10));
+    assert_topic(&bootstrap, "again", &new);
+}
