@@ -270,6 +270,18 @@ fn next_elr(
     }
 }
 
+/// The record that gives partition `index` of `topic_id`, now `current`,
+/// the eligible leader replicas `elr`, one partition epoch on.
+fn with_elr(current: &Leadership, elr: Vec<i32>, topic_id: Uuid, index: usize) -> MetadataRecord {
+    let next = Leadership {
+        elr,
+        partition_epoch: current.partition_epoch.saturating_add(1),
+        ..current.clone()
+    };
+    let partition = i32::try_from(index).unwrap_or(i32::MAX);
+    MetadataRecord::PartitionLeadership(next.to_record(topic_id, partition))
+}
+
 /// Kafka's `PartitionChangeBuilder` for an ONLINE (or, with
 /// `policy.unclean`, UNCLEAN) election towards `target`: the partition's
 /// next state, or `None` when nothing changes. A reassignment the target
@@ -822,20 +834,8 @@ impl Controller {
                 let Some(current) = leadership.as_ref().filter(|l| l.elr.contains(&node_id)) else {
                     continue;
                 };
-                let forgotten = Leadership {
-                    elr: current
-                        .elr
-                        .iter()
-                        .copied()
-                        .filter(|id| *id != node_id)
-                        .collect(),
-                    partition_epoch: current.partition_epoch.saturating_add(1),
-                    ..current.clone()
-                };
-                let partition = i32::try_from(index).unwrap_or(i32::MAX);
-                records.push(MetadataRecord::PartitionLeadership(
-                    forgotten.to_record(topic.id, partition),
-                ));
+                let elr = current.elr.iter().copied().filter(|id| *id != node_id);
+                records.push(with_elr(current, elr.collect(), topic.id, index));
             }
         }
         records
@@ -879,15 +879,7 @@ impl Controller {
                 let Some(current) = leadership.as_ref().filter(|l| !l.elr.is_empty()) else {
                     continue;
                 };
-                let cleared = Leadership {
-                    elr: Vec::new(),
-                    partition_epoch: current.partition_epoch.saturating_add(1),
-                    ..current.clone()
-                };
-                let partition = i32::try_from(index).unwrap_or(i32::MAX);
-                records.push(MetadataRecord::PartitionLeadership(
-                    cleared.to_record(topic.id, partition),
-                ));
+                records.push(with_elr(current, Vec::new(), topic.id, index));
             }
         }
         records
